@@ -1,0 +1,39 @@
+# A thin front door over CMake. Packagers: use CMake directly.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build test asan format demo bench clean
+
+all: build
+
+deps:
+	@bash tests/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKANARIA_SANITIZE="address;undefined" $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+demo:
+	@echo "make demo arrives with the quickstart; for now see README.md: kanaria validate examples/"
+	@exit 2
+
+bench:
+	@echo "make bench arrives with the benchmark harness"
+	@exit 2
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages kanaria needs to build, test and run its demo, when missing.
+# Prints what it installs; does nothing (and needs no network) when everything is present.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config git
+    libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libuv1-dev
+    libcmocka-dev libsqlite3-dev libh2o-dev libssl-dev
+    haproxy prometheus curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
