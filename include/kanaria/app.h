@@ -1,0 +1,151 @@
+/*
+ * kanaria — applications: `app.kanaria.yaml`, the manifests it lists, and where they are read
+ * from.
+ *
+ * A struct kn_source reads files of one repository snapshot by path relative to its top: a
+ * folder on disk now, a commit's tree (without checkout) with the git source. Paths are checked
+ * before anything is read: absolute paths, `..` that leaves the repository and symlinks that
+ * point outside it are refused with KN_EPATH.
+ *
+ * kn_app_load parses an app's config and manifests, validates everything (schema, cross-field
+ * checks of the pipeline, capabilities of its platform, names declared in the controller config
+ * when one is given), and returns the app with every located problem in app->diags.
+ */
+#ifndef KANARIA_APP_H
+#define KANARIA_APP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/config.h"
+#include "kanaria/manifest.h"
+#include "kanaria/schema.h"
+#include "kanaria/stage.h"
+
+#define KN_APP_CONFIG_FILE "app.kanaria.yaml"
+#define KN_APP_MAX_FILE_BYTES (1024 * 1024)
+
+/* ---- sources ----------------------------------------------------------------------------- */
+
+struct kn_source;
+
+/* Called for each regular file of the snapshot; non-zero return stops the walk and is
+ * returned by walk. */
+typedef int (*kn_source_walk_cb)(const char *relpath, void *data);
+
+struct kn_source_ops {
+    /* Read relpath (already normalized, relative, no `..`) into out (bounded by out->max).
+     * 0, KN_ENOENT, KN_EPATH (a symlink leaving the repository), KN_ETOOBIG, KN_EIO; err says
+     * which path and why. */
+    int (*read)(struct kn_source *src, const char *relpath, struct kn_buf *out,
+                struct kn_error *err);
+    int (*walk)(struct kn_source *src, kn_source_walk_cb cb, void *data);
+    void (*free)(struct kn_source *src);
+};
+
+struct kn_source {
+    const struct kn_source_ops *ops;
+    char *name; /* for messages: the folder, or "repo@commit" */
+};
+
+/* A source over a folder on disk. The walk skips `.git` and does not follow symlinked folders.
+ * Returns KN_ENOENT when dir is not a folder (err says so). */
+int kn_source_dir_new(struct kn_source **out, const char *dir, struct kn_error *err);
+
+void kn_source_free(struct kn_source *src);
+
+/*
+ * Resolve `rel` against folder `base` (both relative to the repository top) into a normalized
+ * relative path (caller frees). KN_EPATH when rel is absolute or climbs above the top.
+ */
+int kn_path_resolve(char **out, const char *base, const char *rel);
+
+/* Shell-style glob match with `**` spanning folders: "docs/**", "*.yaml", "**". */
+int kn_glob_match(const char *pattern, const char *path);
+
+/* ---- the application ---------------------------------------------------------------------- */
+
+struct kn_app_metadata {
+    uint64_t set;
+    char *name;
+    struct kn_strmap labels;
+    struct kn_strmap annotations;
+};
+
+struct kn_trigger_config {
+    uint64_t set;
+    struct kn_strlist paths;
+    struct kn_strlist ignore;
+    int on_out_of_sync;
+};
+
+struct kn_planner_config {
+    uint64_t set;
+    int always_use_pipeline;
+};
+
+struct kn_app_spec {
+    uint64_t set;
+    char *platform;
+    struct kn_strlist manifests;
+    struct kn_trigger_config trigger;
+    struct kn_planner_config planner;
+    int auto_rollback;
+    long long timeout_ms;
+    struct kn_list pipeline; /* struct kn_stage_config */
+};
+
+struct kn_app_config {
+    uint64_t set;
+    char *api_version;
+    char *kind;
+    struct kn_app_metadata metadata;
+    struct kn_app_spec spec;
+};
+
+extern const struct kn_schema kn_app_config_schema;
+
+/* One document of a manifest file. */
+struct kn_manifest_doc {
+    char *file;     /* path relative to the repository top */
+    struct kn_loc loc;
+    char *kind;
+    char *name;
+    json_t *json;   /* canonical form (owned reference) */
+    char hash[65];
+};
+
+struct kn_app {
+    char *dir;         /* the app's folder relative to the repository top ("" for the top) */
+    char *config_path; /* dir + "/app.kanaria.yaml" */
+    char *name;        /* metadata.name, or the folder's name when that is missing */
+    struct kn_app_config cfg;
+    struct kn_manifest_doc *docs;
+    size_t ndocs;
+    json_t *manifests; /* array of the docs' canonical JSON (owned) */
+    char hash[65];     /* of the whole manifest set */
+    struct kn_diags diags; /* every problem, located; count 0 means valid */
+    struct kn_yaml **files; /* owned: parsed files that locations point into */
+    size_t nfiles;
+};
+
+/*
+ * Load the app whose config is at `config_path` in `src`. `controller` may be NULL (then names
+ * of platforms and metrics providers are checked only against the built-in types). Always
+ * returns a new app in *out (kn_app_free) unless an argument is invalid; whether it is valid is
+ * app->diags.count == 0.
+ */
+int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_path,
+                const struct kn_config *controller);
+
+void kn_app_free(struct kn_app *app);
+
+/* Number of stages in the app's pipeline (0 for a quick-sync-only app). */
+size_t kn_app_stage_count(const struct kn_app *app);
+
+/* Find every app.kanaria.yaml in src; *paths is a sorted array of *count relative paths (free
+ * each and the array). */
+int kn_app_discover(struct kn_source *src, char ***paths, size_t *count);
+
+#endif /* KANARIA_APP_H */

@@ -1,0 +1,156 @@
+/*
+ * kanaria — the controller configuration (`kanaria.yaml`).
+ *
+ * Parsed and validated through the schema tables in controller/config.c; every key is in the
+ * reference `examples/kanaria.yaml` and in `kanaria help config`.
+ */
+#ifndef KANARIA_CONFIG_H
+#define KANARIA_CONFIG_H
+
+#include <stdint.h>
+
+#include "kanaria/schema.h"
+
+struct kn_platform_type;
+
+struct kn_repo_credentials {
+    uint64_t set;
+    char *username;
+    char *token_file;
+    char *ssh_key_file;
+};
+
+struct kn_repo_webhook {
+    uint64_t set;
+    char *secret_file;
+};
+
+struct kn_repo_config {
+    uint64_t set;
+    char *name;
+    char *url;
+    char *branch;
+    long long poll_interval_ms;
+    struct kn_repo_credentials credentials;
+    struct kn_repo_webhook webhook;
+};
+
+struct kn_haproxy_config {
+    uint64_t set;
+    int managed;
+    char *socket;
+    char *binary;
+    char *metrics_bind;
+};
+
+struct kn_port_range {
+    uint64_t set;
+    long long min;
+    long long max;
+};
+
+struct kn_platform_config {
+    uint64_t set;
+    char *name;
+    int type; /* index into kn_platform_types */
+    struct kn_haproxy_config haproxy;
+    struct kn_port_range ports;
+    const struct kn_platform_type *ptype; /* resolved from type */
+};
+
+enum kn_metrics_provider_type {
+    KN_METRICS_PROMETHEUS = 0,
+};
+
+struct kn_basic_auth {
+    uint64_t set;
+    char *username;
+    char *password_file;
+};
+
+struct kn_metrics_provider_config {
+    uint64_t set;
+    char *name;
+    int type; /* enum kn_metrics_provider_type */
+    char *address;
+    long long timeout_ms;
+    struct kn_basic_auth basic_auth;
+    char *bearer_token_file;
+};
+
+enum kn_role {
+    KN_ROLE_VIEWER = 0,
+    KN_ROLE_APPROVER,
+    KN_ROLE_OPERATOR,
+    KN_ROLE_ADMIN,
+};
+
+struct kn_user_config {
+    uint64_t set;
+    char *name;
+    int role; /* enum kn_role */
+    char *token_sha256;
+};
+
+enum kn_notification_type {
+    KN_NOTIFY_WEBHOOK = 0,
+    KN_NOTIFY_SLACK,
+};
+
+struct kn_notification_config {
+    uint64_t set;
+    char *name;
+    int type; /* enum kn_notification_type */
+    char *url;
+    char *secret_file;
+    struct kn_strlist events;
+    struct kn_strlist apps;
+};
+
+struct kn_tls_config {
+    uint64_t set;
+    char *cert_file;
+    char *key_file;
+};
+
+struct kn_log_config {
+    uint64_t set;
+    int level;  /* enum kn_log_level */
+    int format; /* enum kn_log_format */
+};
+
+struct kn_config {
+    uint64_t set;
+    char *data_dir;
+    char *listen;
+    struct kn_tls_config tls;
+    struct kn_list repositories;      /* struct kn_repo_config */
+    struct kn_list platforms;         /* struct kn_platform_config */
+    struct kn_list metrics_providers; /* struct kn_metrics_provider_config */
+    struct kn_list users;             /* struct kn_user_config */
+    struct kn_list notifications;     /* struct kn_notification_config */
+    struct kn_log_config log;
+    struct kn_yaml *yaml; /* owned: the parsed file, for locations */
+};
+
+extern const struct kn_schema kn_config_schema;
+
+/* The names of events notifications can filter on, NULL-terminated. */
+extern const char *const kn_event_names[];
+
+/*
+ * Load and validate `path`. On success *out is a new config (kn_config_free). On failure *out is
+ * NULL, every problem is in diags (located), and the return is KN_ESCHEMA (or the loader's error:
+ * KN_ENOENT, KN_EPARSE, KN_ETOOBIG, KN_ELIMIT, also added to diags).
+ */
+int kn_config_load(struct kn_config **out, const char *path, struct kn_diags *diags);
+
+void kn_config_free(struct kn_config *cfg);
+
+/* Lookups by name; NULL when absent. */
+const struct kn_platform_config *kn_config_platform(const struct kn_config *cfg,
+                                                    const char *name);
+const struct kn_metrics_provider_config *kn_config_metrics_provider(const struct kn_config *cfg,
+                                                                    const char *name);
+
+#endif /* KANARIA_CONFIG_H */

@@ -1,0 +1,85 @@
+/*
+ * kanaria — stage kinds.
+ *
+ * A stage kind is a const descriptor registered in one table (stages/registry.c): its name, the
+ * schema of its `with:` options, the platform capabilities it needs, its default timeout, and
+ * how it changes the variants and traffic of a pipeline (`simulate`), which is how validation
+ * finds a CANARY_CLEAN that would remove a canary still taking traffic. The engine operations
+ * (start, resume, cancel, release) join this descriptor with the pipeline engine.
+ */
+#ifndef KANARIA_STAGE_H
+#define KANARIA_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kanaria/schema.h"
+
+struct kn_config;
+
+#define KN_STAGE_IMPLICIT 0x1u /* added by kanaria, never listed in a pipeline (ROLLBACK) */
+
+enum kn_variant {
+    KN_VARIANT_PRIMARY = 0,
+    KN_VARIANT_CANARY,
+    KN_VARIANT_BASELINE,
+    KN_VARIANT_COUNT,
+};
+
+const char *kn_variant_name(enum kn_variant v);
+
+/* `skipOn:` of any stage. */
+struct kn_skip_on {
+    uint64_t set;
+    struct kn_strlist commit_message_prefixes;
+    struct kn_strlist paths;
+};
+
+/* One entry of an app's `pipeline:`. */
+struct kn_stage_config {
+    uint64_t set;
+    char *name;
+    char *id;                  /* optional; defaults to the name */
+    long long timeout_ms;      /* 0: the kind's default */
+    struct kn_skip_on skip_on;
+    const struct kn_node *with_node; /* borrowed from the app's parsed file */
+    const struct kn_stage_kind *kind; /* resolved from name; NULL when unknown */
+    void *with;                /* kind->with->size bytes, parsed; owned */
+    struct kn_loc loc;         /* of the entry; loc.file borrowed */
+};
+
+/* What validation knows of the pipeline as it walks it, stage by stage. */
+struct kn_pipeline_sim {
+    int running[KN_VARIANT_COUNT];  /* variant exists at this point */
+    double weight[KN_VARIANT_COUNT]; /* percent of traffic */
+    int traffic_shifted;       /* some TRAFFIC_ROUTING moved traffic off the primary */
+    int primary_replaced;      /* PRIMARY_ROLLOUT ran */
+    const struct kn_config *controller; /* may be NULL: names of providers are not checked */
+};
+
+struct kn_stage_kind {
+    const char *name;
+    const struct kn_schema *with; /* NULL: the stage takes no options */
+    unsigned caps;                /* KN_PLATFORM_* it needs */
+    long long default_timeout_ms;
+    unsigned flags;               /* KN_STAGE_* */
+    const char *help;
+    /* Check this stage against the pipeline so far and apply its effect to `sim`. */
+    void (*simulate)(struct kn_pipeline_sim *sim, const struct kn_stage_config *stage,
+                     struct kn_schema_ctx *ctx);
+};
+
+/* The registered kinds, NULL-terminated, in the order of the reference docs. */
+extern const struct kn_stage_kind *const kn_stage_kinds[];
+
+/* A kind by name ("TRAFFIC_ROUTING"), or NULL. */
+const struct kn_stage_kind *kn_stage_kind_find(const char *name);
+
+/* The schema of one pipeline entry (name, id, timeout, skipOn, with); its check hook resolves the
+ * kind and parses `with:` into stage->with. */
+extern const struct kn_schema kn_stage_config_schema;
+
+/* The effective timeout of a stage: its own, or its kind's default. */
+long long kn_stage_timeout_ms(const struct kn_stage_config *stage);
+
+#endif /* KANARIA_STAGE_H */
