@@ -163,6 +163,48 @@ int kn_percent_parse(const char *s, double *out)
     return 0;
 }
 
+int kn_hostport_parse(const char *s, char *host, size_t host_size, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+    char *end;
+    long p;
+
+    if (!s || !*s) {
+        return KN_EINVAL;
+    }
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') {
+            return KN_EINVAL;
+        }
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s))) {
+            return KN_EINVAL;
+        }
+        hlen = (size_t)(colon - s);
+    }
+    for (size_t i = 0; i < hlen; i++) {
+        if (isspace((unsigned char)h[i]) || h[i] == '/') {
+            return KN_EINVAL;
+        }
+    }
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || errno || p < 1 || p > 65535 || hlen >= host_size) {
+        return KN_EINVAL;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static void *at(void *obj, size_t offset)
@@ -178,10 +220,12 @@ static int is_null(const struct kn_node *n)
 /* Writes "path.key" (or "key") into buf. */
 static const char *join_path(char *buf, size_t size, const char *path, const char *key)
 {
-    if (path && path[0]) {
-        snprintf(buf, size, "%s.%s", path, key);
-    } else {
-        snprintf(buf, size, "%s", key);
+    int n = path && path[0] ? snprintf(buf, size, "%s.%s", path, key)
+                            : snprintf(buf, size, "%s", key);
+
+    /* names only appear in messages: a cut one still reads */
+    if (n < 0 || (size_t)n >= size) {
+        buf[size - 1] = '\0';
     }
     return buf;
 }
@@ -586,11 +630,12 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
 {
     const struct kn_node *values[KN_SCHEMA_MAX_FIELDS] = {0};
     uint64_t *set = at(obj, schema->set_offset);
-    char name[320];
+    char name[sizeof(ctx->path)];
 
     if (node && node->type != KN_NODE_MAP && !is_null(node)) {
         kn_schema_error(ctx, node, "'%s' must be a map, got %s",
                         ctx->path[0] ? ctx->path : "document", kn_node_describe(node));
+        where = &node->loc;
         node = NULL;
     }
     if (node && node->type == KN_NODE_MAP) {

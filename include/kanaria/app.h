@@ -61,7 +61,7 @@ void kn_source_free(struct kn_source *src);
  */
 int kn_path_resolve(char **out, const char *base, const char *rel);
 
-/* Shell-style glob match with `**` spanning folders: "docs/**", "*.yaml", "**". */
+/* Shell-style glob match; a `**` segment spans folders ("docs/ **" without the space). */
 int kn_glob_match(const char *pattern, const char *path);
 
 /* ---- the application ---------------------------------------------------------------------- */

@@ -142,6 +142,10 @@ const char *kn_duration_format(long long ms, char *buf, size_t size);
 /* "20", "20%", "12.5%". 0 or KN_EINVAL. */
 int kn_percent_parse(const char *s, double *out);
 
+/* "127.0.0.1:8080", "localhost:80", "[::1]:7070", ":8080" (all addresses). Host into host
+ * (without brackets; "" for all), port 1-65535. 0 or KN_EINVAL. */
+int kn_hostport_parse(const char *s, char *host, size_t host_size, int *port);
+
 /* Reference text of a schema (Markdown table rows, nested structs expanded under `prefix`),
  * appended to buf. */
 void kn_schema_describe(const struct kn_schema *schema, const char *prefix, struct kn_buf *buf);

@@ -64,7 +64,8 @@ struct kn_stage_kind {
     long long default_timeout_ms;
     unsigned flags;               /* KN_STAGE_* */
     const char *help;
-    /* Check this stage against the pipeline so far and apply its effect to `sim`. */
+    /* Check this stage against the pipeline so far and apply its effect to `sim` (NULL: the
+     * stage changes no variant and no traffic). */
     void (*simulate)(struct kn_pipeline_sim *sim, const struct kn_stage_config *stage,
                      struct kn_schema_ctx *ctx);
 };

@@ -1,0 +1,133 @@
+/*
+ * Subcommand dispatch, `version` and `help` (including the configuration reference, generated
+ * from the schema tables so it cannot drift from what kanaria accepts).
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/app.h"
+#include "kanaria/config.h"
+#include "kanaria/local_service.h"
+#include "kanaria/stage.h"
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const struct kn_cli_command commands[] = {
+    {"validate", "kanaria validate [DIR] [-c kanaria.yaml] [--json]",
+     "check every app under DIR (default .) and the manifests it lists", kn_cmd_validate},
+    {"version", "kanaria version", "print the version", cmd_version},
+    {"help", "kanaria help [COMMAND | config | app | stages | localservice]",
+     "show help, or the configuration reference", cmd_help},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kanaria COMMAND [ARGS]\n\n"
+               "kanaria is a GitOps deployment controller with canary rollout.\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    }
+    fprintf(f, "\n'kanaria help COMMAND' shows a command's usage.\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: kanaria version\n");
+        return KN_EXIT_USAGE;
+    }
+    printf("kanaria %s\n", KANARIA_VERSION);
+    return KN_EXIT_OK;
+}
+
+static void print_reference(const char *title, const struct kn_schema *schema, const char *prefix)
+{
+    struct kn_buf buf;
+
+    kn_buf_init(&buf, KN_BUF_UNBOUNDED);
+    kn_schema_describe(schema, prefix, &buf);
+    printf("## %s\n\n| key | type | default | meaning |\n| --- | --- | --- | --- |\n%s\n", title,
+           buf.data ? buf.data : "");
+    kn_buf_release(&buf);
+}
+
+static void print_stages(void)
+{
+    printf("## stages (`spec.pipeline[]`)\n\n");
+    print_reference("any stage", &kn_stage_config_schema, "");
+    for (size_t i = 0; kn_stage_kinds[i]; i++) {
+        const struct kn_stage_kind *k = kn_stage_kinds[i];
+        char title[128];
+        printf("### %s\n\n%s.\n\n", k->name, k->help);
+        if (k->with) {
+            snprintf(title, sizeof(title), "%s options (`with:`)", k->name);
+            print_reference(title, k->with, "");
+        }
+    }
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    const char *topic = argc > 1 ? argv[1] : NULL;
+
+    if (!topic) {
+        usage(stdout);
+        return KN_EXIT_OK;
+    }
+    if (strcmp(topic, "config") == 0) {
+        print_reference("kanaria.yaml", &kn_config_schema, "");
+        return KN_EXIT_OK;
+    }
+    if (strcmp(topic, "app") == 0) {
+        print_reference("app.kanaria.yaml", &kn_app_config_schema, "");
+        return KN_EXIT_OK;
+    }
+    if (strcmp(topic, "stages") == 0) {
+        print_stages();
+        return KN_EXIT_OK;
+    }
+    if (strcmp(topic, "localservice") == 0) {
+        print_reference("LocalService", &kn_local_service_schema, "");
+        return KN_EXIT_OK;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, topic) == 0) {
+            printf("usage: %s\n\n%s\n", commands[i].usage, commands[i].summary);
+            return KN_EXIT_OK;
+        }
+    }
+    fprintf(stderr, "kanaria: no help on '%s'\n", topic);
+    return KN_EXIT_USAGE;
+}
+
+int kn_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return KN_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return KN_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        return cmd_version(1, argv + 1);
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, argv[1]) == 0) {
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "kanaria: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return KN_EXIT_USAGE;
+}

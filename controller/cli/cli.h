@@ -1,0 +1,25 @@
+/*
+ * The `kanaria` command line: one function per subcommand, dispatched from one table.
+ * Exit codes: 0 ok, 1 the thing asked for failed or was refused, 2 usage error.
+ */
+#ifndef KANARIA_CLI_H
+#define KANARIA_CLI_H
+
+#define KN_EXIT_OK 0
+#define KN_EXIT_FAILED 1
+#define KN_EXIT_USAGE 2
+
+struct kn_cli_command {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* Dispatch argv[1]; returns the process exit code. */
+int kn_cli_main(int argc, char **argv);
+
+/* `kanaria validate [DIR] [-c FILE] [--json]` */
+int kn_cmd_validate(int argc, char **argv);
+
+#endif /* KANARIA_CLI_H */

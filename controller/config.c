@@ -1,0 +1,1010 @@
+/*
+ * kanaria — the controller configuration, `kanaria.yaml`.
+ *
+ * One schema table per section: the tables drive parsing, `kanaria validate` and
+ * `kanaria help config`. What a table cannot say is in the check hooks below them: the forms a
+ * url or a HOST:PORT may take, keys that go together or exclude each other, unique names. A
+ * hook names the struct it checks as the subject of its messages:
+ *
+ *     kanaria.yaml:12:7: repositories[1]: 'name' must be unique, 'deploy' is already used at line 4
+ *
+ * Sections that are lists (repositories, platforms, metricsProviders, users, notifications)
+ * are empty when absent. In particular a config without `platforms` declares no platform and
+ * this file adds none: the app side treats an empty list specially (an app's spec.platform then
+ * names a platform type, which runs with its defaults), so it must stay empty.
+ */
+#include "kanaria/config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/error.h"
+#include "kanaria/log.h"
+#include "kanaria/manifest.h"
+#include "kanaria/platform.h"
+#include "kanaria/schema.h"
+
+#define KN_CONFIG_URL_FORMS                                                                        \
+    "a local path (/srv/git/deploy.git), file://, http://, https://, ssh:// or user@host:path"
+#define KN_CONFIG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define KN_CONFIG_HOST_PORT  "HOST:PORT with a port from 1 to 65535 (IPv6 as [::1]:7070)"
+
+const char *const kn_event_names[] = {
+    "TRIGGERED",        "PLANNED",   "STAGE_STARTED", "STAGE_FINISHED",
+    "WAITING_APPROVAL", "APPROVED",  "REJECTED",      "ROLLING_BACK",
+    "ROLLED_BACK",      "SUCCEEDED", "FAILED",        "CANCELLED",
+    "DRIFT_DETECTED",   NULL,
+};
+
+/* The names of kn_platform_types, in the same order (the `type` enum stores an index into it).
+ * A static initializer cannot read the names out of the descriptors, so they are listed again;
+ * tests/unit/controller/test_config.c checks that both lists agree. */
+static const char *const kn_config_platform_type_names[] = {"local", NULL};
+
+/* In the order of enum kn_metrics_provider_type, enum kn_role, enum kn_notification_type,
+ * enum kn_log_level and enum kn_log_format. */
+static const char *const kn_config_metrics_types[] = {"prometheus", NULL};
+static const char *const kn_config_roles[] = {"viewer", "approver", "operator", "admin", NULL};
+static const char *const kn_config_notify_types[] = {"webhook", "slack", NULL};
+static const char *const kn_config_log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const kn_config_log_formats[] = {"logfmt", "json", NULL};
+
+/* ---- helpers for the check hooks ------------------------------------------------------------ */
+
+/* Report a problem with `subject` (usually ctx->path, "repositories[1]") as the message's
+ * subject, after the context's own prefix when there is one. */
+static void kn_config_error(struct kn_schema_ctx *ctx, const char *subject,
+                            const struct kn_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void kn_config_error(struct kn_schema_ctx *ctx, const char *subject,
+                            const struct kn_node *node, const char *fmt, ...)
+{
+    const char *saved = ctx->prefix;
+    char *prefix = NULL;
+    char *msg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = kn_vasprintf(fmt, ap);
+    va_end(ap);
+    if (subject && subject[0]) {
+        if (saved && saved[0]) {
+            prefix = kn_asprintf("%s: %s", saved, subject);
+        } else {
+            prefix = kn_strdup(subject);
+        }
+        ctx->prefix = prefix;
+    }
+    kn_schema_error(ctx, node, "%s", msg);
+    ctx->prefix = saved;
+    free(prefix);
+    free(msg);
+}
+
+/* The value node at a dotted path below map ("credentials.tokenFile"), or NULL. */
+static const struct kn_node *kn_config_node(const struct kn_node *map, const char *path)
+{
+    char key[64];
+    const char *dot;
+    const struct kn_node *n = map;
+
+    while (n && *path) {
+        size_t len;
+        dot = strchr(path, '.');
+        len = dot ? (size_t)(dot - path) : strlen(path);
+        if (len >= sizeof(key)) {
+            n = NULL;
+            goto out;
+        }
+        memcpy(key, path, len);
+        key[len] = '\0';
+        n = kn_node_get(n, key);
+        path += len + (dot ? 1 : 0);
+    }
+out:
+    return n;
+}
+
+static int kn_config_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* http:// or https:// followed by a host. */
+static int kn_config_is_http_url(const char *s)
+{
+    const char *rest = NULL;
+
+    if (kn_config_has_prefix(s, "http://")) {
+        rest = s + strlen("http://");
+    } else if (kn_config_has_prefix(s, "https://")) {
+        rest = s + strlen("https://");
+    }
+    return rest && *rest && *rest != '/' && !strpbrk(rest, " \t\r\n");
+}
+
+enum kn_config_url_kind {
+    KN_CONFIG_URL_BAD = 0,
+    KN_CONFIG_URL_LOCAL, /* a path, or file:// */
+    KN_CONFIG_URL_HTTP,  /* http:// or https:// */
+    KN_CONFIG_URL_SSH,   /* ssh:// or user@host:path */
+};
+
+/* user@host:path, as git and scp write it: no '/' before the ':' and each part non-empty. */
+static int kn_config_is_scp_url(const char *s)
+{
+    const char *at = strchr(s, '@');
+    const char *colon = NULL;
+    int ok = 0;
+
+    if (!at || at == s || memchr(s, '/', (size_t)(at - s)) || memchr(s, ':', (size_t)(at - s))) {
+        goto out;
+    }
+    colon = strchr(at + 1, ':');
+    if (!colon || colon == at + 1 || memchr(at + 1, '/', (size_t)(colon - at - 1))) {
+        goto out;
+    }
+    ok = colon[1] != '\0';
+out:
+    return ok;
+}
+
+static enum kn_config_url_kind kn_config_url_kind(const char *s)
+{
+    enum kn_config_url_kind kind = KN_CONFIG_URL_BAD;
+
+    if (kn_config_is_http_url(s)) {
+        kind = KN_CONFIG_URL_HTTP;
+    } else if (kn_config_has_prefix(s, "ssh://")) {
+        kind = s[strlen("ssh://")] && s[strlen("ssh://")] != '/' ? KN_CONFIG_URL_SSH
+                                                                 : KN_CONFIG_URL_BAD;
+    } else if (kn_config_has_prefix(s, "file://")) {
+        /* only local files: file:///srv/git/deploy.git */
+        kind = s[strlen("file://")] == '/' ? KN_CONFIG_URL_LOCAL : KN_CONFIG_URL_BAD;
+    } else if (strstr(s, "://")) {
+        kind = KN_CONFIG_URL_BAD;
+    } else if (s[0] == '/' || kn_config_has_prefix(s, "./") || kn_config_has_prefix(s, "../")) {
+        kind = KN_CONFIG_URL_LOCAL;
+    } else if (kn_config_is_scp_url(s)) {
+        kind = KN_CONFIG_URL_SSH;
+    }
+    return kind;
+}
+
+/* HOST:PORT as everything in kanaria reads it (kn_hostport_parse): IPv6 in brackets, an empty
+ * host for all addresses. */
+static int kn_config_is_host_port(const char *s)
+{
+    char host[256];
+    int port;
+
+    return kn_hostport_parse(s, host, sizeof(host), &port) == 0;
+}
+
+/* ---- tls ------------------------------------------------------------------------------------ */
+
+static void kn_config_check_tls(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_tls_config *tls = obj;
+
+    if (!!tls->cert_file != !!tls->key_file) {
+        kn_config_error(ctx, ctx->path, node,
+                        "'certFile' and 'keyFile' go together, '%s' is missing",
+                        tls->cert_file ? "keyFile" : "certFile");
+    }
+}
+
+static const struct kn_field kn_config_tls_fields[] = {
+    {.key = "certFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_tls_config, cert_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "PEM certificate chain for `listen`; with keyFile the API is served over HTTPS"},
+    {.key = "keyFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_tls_config, key_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "PEM private key of certFile; both or neither"},
+};
+
+static const struct kn_schema kn_config_tls_schema = {
+    .name = "tls",
+    KN_SCHEMA_FIELDS(kn_config_tls_fields),
+    .size = sizeof(struct kn_tls_config),
+    .set_offset = offsetof(struct kn_tls_config, set),
+    .check = kn_config_check_tls,
+};
+
+/* ---- repositories --------------------------------------------------------------------------- */
+
+static void kn_config_check_credentials(void *obj, const struct kn_node *node,
+                                        struct kn_schema_ctx *ctx)
+{
+    const struct kn_repo_credentials *c = obj;
+
+    if (c->token_file && c->ssh_key_file) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "sshKeyFile"),
+                        "'tokenFile' and 'sshKeyFile' cannot both be set");
+    }
+}
+
+static const struct kn_field kn_config_credentials_fields[] = {
+    {.key = "username",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_credentials, username),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "user name for HTTP(S) authentication, or the SSH user when the url names none"},
+    {.key = "tokenFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_credentials, token_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "file holding an access token used as the HTTP(S) password; http(s) urls only"},
+    {.key = "sshKeyFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_credentials, ssh_key_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "private SSH key file; ssh:// and user@host:path urls only, not with tokenFile"},
+};
+
+static const struct kn_schema kn_config_credentials_schema = {
+    .name = "repository credentials",
+    KN_SCHEMA_FIELDS(kn_config_credentials_fields),
+    .size = sizeof(struct kn_repo_credentials),
+    .set_offset = offsetof(struct kn_repo_credentials, set),
+    .check = kn_config_check_credentials,
+};
+
+static const struct kn_field kn_config_webhook_fields[] = {
+    {.key = "secretFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_webhook, secret_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "file holding the shared secret that signs this repository's push webhooks"},
+};
+
+static const struct kn_schema kn_config_webhook_schema = {
+    .name = "repository webhook",
+    KN_SCHEMA_FIELDS(kn_config_webhook_fields),
+    .size = sizeof(struct kn_repo_webhook),
+    .set_offset = offsetof(struct kn_repo_webhook, set),
+};
+
+static void kn_config_check_repo(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_repo_config *repo = obj;
+    const struct kn_repo_credentials *c = &repo->credentials;
+    enum kn_config_url_kind kind = KN_CONFIG_URL_BAD;
+
+    if (repo->name && repo->name[0]) {
+        if (strspn(repo->name, KN_CONFIG_NAME_CHARS) != strlen(repo->name)) {
+            kn_config_error(ctx, ctx->path, kn_node_get(node, "name"),
+                            "'name' may hold only letters, digits, '.', '_' and '-', got '%s'",
+                            repo->name);
+        } else if (strcmp(repo->name, ".") == 0 || strcmp(repo->name, "..") == 0) {
+            kn_config_error(ctx, ctx->path, kn_node_get(node, "name"), "'name' must not be '%s'",
+                            repo->name);
+        }
+    }
+    if (repo->poll_interval_ms > 0 && repo->poll_interval_ms < 1000) {
+        const struct kn_node *n = kn_node_get(node, "pollInterval");
+        kn_config_error(ctx, ctx->path, n,
+                        "'pollInterval' must be 0 (webhooks only) or at least 1s, got '%s'",
+                        n ? n->scalar : "");
+    }
+    if (!repo->url) {
+        goto out;
+    }
+    kind = kn_config_url_kind(repo->url);
+    if (kind == KN_CONFIG_URL_BAD) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "url"),
+                        "'url' must be " KN_CONFIG_URL_FORMS ", got '%s'", repo->url);
+        goto out;
+    }
+    if (c->token_file && c->ssh_key_file) {
+        goto out; /* reported by the credentials check */
+    }
+    if (c->token_file && kind != KN_CONFIG_URL_HTTP) {
+        kn_config_error(ctx, ctx->path, kn_config_node(node, "credentials.tokenFile"),
+                        "'credentials.tokenFile' is only for http:// and https:// urls, "
+                        "'url' is '%s'",
+                        repo->url);
+    }
+    if (c->ssh_key_file && kind != KN_CONFIG_URL_SSH) {
+        kn_config_error(ctx, ctx->path, kn_config_node(node, "credentials.sshKeyFile"),
+                        "'credentials.sshKeyFile' is only for ssh:// and user@host:path urls, "
+                        "'url' is '%s'",
+                        repo->url);
+    }
+out:
+    return;
+}
+
+static const struct kn_field kn_config_repo_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_config, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "unique name of the repository ([A-Za-z0-9._-]+), used in logs, the API and the "
+             "mirror's folder under dataDir"},
+    {.key = "url",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_config, url),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "Git remote: " KN_CONFIG_URL_FORMS},
+    {.key = "branch",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_config, branch),
+     .flags = KN_FIELD_NONEMPTY,
+     .def = "main",
+     .help = "branch whose head is the desired state"},
+    {.key = "pollInterval",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_repo_config, poll_interval_ms),
+     .def = "30s",
+     .help = "how often to fetch (jittered); 0 = webhooks only, otherwise at least 1s"},
+    {.key = "credentials",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_repo_config, credentials),
+     .sub = &kn_config_credentials_schema,
+     .help = "how to authenticate to the remote; none for public or local repositories"},
+    {.key = "webhook",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_repo_config, webhook),
+     .sub = &kn_config_webhook_schema,
+     .help = "push webhooks (POST /api/v1/webhooks/git) that trigger a fetch at once"},
+};
+
+static const struct kn_schema kn_config_repo_schema = {
+    .name = "repository",
+    KN_SCHEMA_FIELDS(kn_config_repo_fields),
+    .size = sizeof(struct kn_repo_config),
+    .set_offset = offsetof(struct kn_repo_config, set),
+    .check = kn_config_check_repo,
+};
+
+/* ---- platforms ------------------------------------------------------------------------------ */
+
+static void kn_config_check_haproxy(void *obj, const struct kn_node *node,
+                                    struct kn_schema_ctx *ctx)
+{
+    const struct kn_haproxy_config *h = obj;
+    const struct kn_node *managed;
+
+    if (!node) {
+        goto out; /* absent: the defaults are valid */
+    }
+    managed = kn_node_get(node, "managed");
+    /* only when managed is a valid false: a bad value was reported by the table */
+    if (!h->managed && !h->socket && managed && kn_node_scalar_kind(managed) == KN_SCALAR_BOOL) {
+        kn_config_error(ctx, ctx->path, managed, "'socket' is required when 'managed' is false");
+    }
+    if (h->metrics_bind && kn_node_get(node, "metricsBind") &&
+        !kn_config_is_host_port(h->metrics_bind)) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "metricsBind"),
+                        "'metricsBind' must be " KN_CONFIG_HOST_PORT ", got '%s'", h->metrics_bind);
+    }
+out:
+    return;
+}
+
+static const struct kn_field kn_config_haproxy_fields[] = {
+    {.key = "managed",
+     .type = KN_TYPE_BOOL,
+     .offset = offsetof(struct kn_haproxy_config, managed),
+     .def = "true",
+     .help = "true: kanaria runs HAProxy itself; false: it drives an existing one through socket"},
+    {.key = "socket",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_haproxy_config, socket),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "HAProxy runtime API socket (level admin); required when managed is false, "
+             "under dataDir by default"},
+    {.key = "binary",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_haproxy_config, binary),
+     .flags = KN_FIELD_NONEMPTY,
+     .def = "haproxy",
+     .help = "HAProxy executable a managed HAProxy runs (looked up in PATH)"},
+    {.key = "metricsBind",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_haproxy_config, metrics_bind),
+     .flags = KN_FIELD_NONEMPTY,
+     .def = "127.0.0.1:8404",
+     .help = "HOST:PORT where a managed HAProxy serves its Prometheus exporter (/metrics)"},
+};
+
+static const struct kn_schema kn_config_haproxy_schema = {
+    .name = "haproxy",
+    KN_SCHEMA_FIELDS(kn_config_haproxy_fields),
+    .size = sizeof(struct kn_haproxy_config),
+    .set_offset = offsetof(struct kn_haproxy_config, set),
+    .check = kn_config_check_haproxy,
+};
+
+static void kn_config_check_ports(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_port_range *r = obj;
+
+    /* out-of-range values were reported by the table already */
+    if (r->min >= 1024 && r->max <= 65535 && r->min > r->max) {
+        kn_config_error(ctx, ctx->path, node, "'min' (%lld) must not be greater than 'max' (%lld)",
+                        r->min, r->max);
+    }
+}
+
+static const struct kn_field kn_config_ports_fields[] = {
+    {.key = "min",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_port_range, min),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "20000",
+     .min = 1024,
+     .max = 65535,
+     .help = "lowest loopback port given to an app instance"},
+    {.key = "max",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_port_range, max),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "29999",
+     .min = 1024,
+     .max = 65535,
+     .help = "highest loopback port given to an app instance (at least min)"},
+};
+
+static const struct kn_schema kn_config_ports_schema = {
+    .name = "ports",
+    KN_SCHEMA_FIELDS(kn_config_ports_fields),
+    .size = sizeof(struct kn_port_range),
+    .set_offset = offsetof(struct kn_port_range, set),
+    .check = kn_config_check_ports,
+};
+
+static const struct kn_field kn_config_platform_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_platform_config, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "unique name that apps give as spec.platform"},
+    {.key = "type",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_platform_config, type),
+     .flags = KN_FIELD_REQUIRED,
+     .enums = kn_config_platform_type_names,
+     .help = "platform type; local runs processes on this host behind HAProxy"},
+    {.key = "haproxy",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_platform_config, haproxy),
+     .sub = &kn_config_haproxy_schema,
+     .help = "local: the HAProxy in front of the app instances"},
+    {.key = "ports",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_platform_config, ports),
+     .sub = &kn_config_ports_schema,
+     .help = "local: the range of ports app instances listen on"},
+};
+
+static const struct kn_schema kn_config_platform_schema = {
+    .name = "platform",
+    KN_SCHEMA_FIELDS(kn_config_platform_fields),
+    .size = sizeof(struct kn_platform_config),
+    .set_offset = offsetof(struct kn_platform_config, set),
+};
+
+/* ---- metrics providers ---------------------------------------------------------------------- */
+
+static void kn_config_check_basic_auth(void *obj, const struct kn_node *node,
+                                       struct kn_schema_ctx *ctx)
+{
+    const struct kn_basic_auth *a = obj;
+
+    if (node && !!a->username != !!a->password_file) {
+        kn_config_error(ctx, ctx->path, node,
+                        "'username' and 'passwordFile' go together, '%s' is missing",
+                        a->username ? "passwordFile" : "username");
+    }
+}
+
+static const struct kn_field kn_config_basic_auth_fields[] = {
+    {.key = "username",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_basic_auth, username),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "HTTP basic auth user; with passwordFile"},
+    {.key = "passwordFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_basic_auth, password_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "file holding the HTTP basic auth password; with username"},
+};
+
+static const struct kn_schema kn_config_basic_auth_schema = {
+    .name = "basicAuth",
+    KN_SCHEMA_FIELDS(kn_config_basic_auth_fields),
+    .size = sizeof(struct kn_basic_auth),
+    .set_offset = offsetof(struct kn_basic_auth, set),
+    .check = kn_config_check_basic_auth,
+};
+
+static void kn_config_check_metrics_provider(void *obj, const struct kn_node *node,
+                                             struct kn_schema_ctx *ctx)
+{
+    const struct kn_metrics_provider_config *p = obj;
+
+    if (p->address && !kn_config_is_http_url(p->address)) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "address"),
+                        "'address' must be an http:// or https:// url, got '%s'", p->address);
+    }
+    if (p->bearer_token_file && kn_node_get(node, "basicAuth")) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "bearerTokenFile"),
+                        "'bearerTokenFile' and 'basicAuth' cannot both be set");
+    }
+}
+
+static const struct kn_field kn_config_metrics_provider_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_metrics_provider_config, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "unique name that ANALYSIS metrics give as provider"},
+    {.key = "type",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_metrics_provider_config, type),
+     .flags = KN_FIELD_REQUIRED,
+     .enums = kn_config_metrics_types,
+     .help = "provider type; prometheus runs range queries through /api/v1/query_range"},
+    {.key = "address",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_metrics_provider_config, address),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "base url of the server, http:// or https://"},
+    {.key = "timeout",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_metrics_provider_config, timeout_ms),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "10s",
+     .min = 1000,
+     .max = 300000,
+     .help = "limit on one query, 1s to 5m; a query that takes longer is inconclusive"},
+    {.key = "basicAuth",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_metrics_provider_config, basic_auth),
+     .sub = &kn_config_basic_auth_schema,
+     .help = "HTTP basic auth; not with bearerTokenFile"},
+    {.key = "bearerTokenFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_metrics_provider_config, bearer_token_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "file holding a token sent as `Authorization: Bearer`; not with basicAuth"},
+};
+
+static const struct kn_schema kn_config_metrics_provider_schema = {
+    .name = "metrics provider",
+    KN_SCHEMA_FIELDS(kn_config_metrics_provider_fields),
+    .size = sizeof(struct kn_metrics_provider_config),
+    .set_offset = offsetof(struct kn_metrics_provider_config, set),
+    .check = kn_config_check_metrics_provider,
+};
+
+/* ---- users ---------------------------------------------------------------------------------- */
+
+static int kn_config_is_sha256(const char *s)
+{
+    return s && strlen(s) == 64 && strspn(s, "0123456789abcdefABCDEF") == 64;
+}
+
+static void kn_config_check_user(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_user_config *u = obj;
+    size_t len;
+
+    if (!u->token_sha256) {
+        goto out;
+    }
+    len = strlen(u->token_sha256);
+    if (!kn_config_is_sha256(u->token_sha256)) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "tokenSha256"),
+                        "'tokenSha256' must be the 64 hex digits of a SHA-256, got %zu "
+                        "character%s (generate with: printf %%s TOKEN | sha256sum)",
+                        len, len == 1 ? "" : "s");
+        goto out;
+    }
+    /* compared with the hash of a presented token in lower case */
+    for (char *p = u->token_sha256; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+out:
+    return;
+}
+
+static const struct kn_field kn_config_user_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_user_config, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "unique user name, recorded in the audit log and matched by WAIT_APPROVAL approvers"},
+    {.key = "role",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_user_config, role),
+     .flags = KN_FIELD_REQUIRED,
+     .enums = kn_config_roles,
+     .help = "what the user may do; each role can do everything the ones before it can"},
+    {.key = "tokenSha256",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_user_config, token_sha256),
+     .flags = KN_FIELD_REQUIRED,
+     .help = "SHA-256 (64 hex digits) of the user's API token: printf %s TOKEN | sha256sum"},
+};
+
+static const struct kn_schema kn_config_user_schema = {
+    .name = "user",
+    KN_SCHEMA_FIELDS(kn_config_user_fields),
+    .size = sizeof(struct kn_user_config),
+    .set_offset = offsetof(struct kn_user_config, set),
+    .check = kn_config_check_user,
+};
+
+/* ---- notifications -------------------------------------------------------------------------- */
+
+static int kn_config_is_event(const char *s)
+{
+    int found = 0;
+
+    for (size_t i = 0; kn_event_names[i] && !found; i++) {
+        found = strcmp(kn_event_names[i], s) == 0;
+    }
+    return found;
+}
+
+static void kn_config_check_notification(void *obj, const struct kn_node *node,
+                                         struct kn_schema_ctx *ctx)
+{
+    const struct kn_notification_config *n = obj;
+    const struct kn_node *events = kn_node_get(node, "events");
+
+    if (n->url && !kn_config_is_http_url(n->url)) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "url"),
+                        "'url' must be an http:// or https:// url, got '%s'", n->url);
+    }
+    if (!events || events->type != KN_NODE_SEQ) {
+        goto out;
+    }
+    /* walk the nodes, not n->events: items that were not strings are missing from the list */
+    for (size_t i = 0; i < events->len; i++) {
+        const struct kn_node *item = events->items[i];
+        struct kn_buf allowed;
+        if (item->type != KN_NODE_SCALAR || kn_node_scalar_kind(item) == KN_SCALAR_NULL ||
+            kn_config_is_event(item->scalar)) {
+            continue;
+        }
+        kn_buf_init(&allowed, KN_BUF_UNBOUNDED);
+        for (size_t j = 0; kn_event_names[j]; j++) {
+            kn_buf_addf(&allowed, "%s%s", j ? ", " : "", kn_event_names[j]);
+        }
+        kn_config_error(ctx, ctx->path, item, "'events[%zu]' must be one of %s, got '%s'", i,
+                        allowed.data, item->scalar);
+        kn_buf_release(&allowed);
+    }
+out:
+    return;
+}
+
+static const struct kn_field kn_config_notification_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_notification_config, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "unique name of the notification, used in logs"},
+    {.key = "type",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_notification_config, type),
+     .def = "webhook",
+     .enums = kn_config_notify_types,
+     .help = "webhook: the event as JSON; slack: a Slack incoming-webhook message"},
+    {.key = "url",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_notification_config, url),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "where events are POSTed, http:// or https://"},
+    {.key = "secretFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_notification_config, secret_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "file holding the key that signs each body with HMAC-SHA256; absent = unsigned"},
+    {.key = "events",
+     .type = KN_TYPE_STRING_LIST,
+     .offset = offsetof(struct kn_notification_config, events),
+     .help = "events to send (TRIGGERED, PLANNED, ... DRIFT_DETECTED); empty or absent = all"},
+    {.key = "apps",
+     .type = KN_TYPE_STRING_LIST,
+     .offset = offsetof(struct kn_notification_config, apps),
+     .help = "apps whose events to send, by name; empty or absent = all"},
+};
+
+static const struct kn_schema kn_config_notification_schema = {
+    .name = "notification",
+    KN_SCHEMA_FIELDS(kn_config_notification_fields),
+    .size = sizeof(struct kn_notification_config),
+    .set_offset = offsetof(struct kn_notification_config, set),
+    .check = kn_config_check_notification,
+};
+
+/* ---- log ------------------------------------------------------------------------------------ */
+
+static const struct kn_field kn_config_log_fields[] = {
+    {.key = "level",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_log_config, level),
+     .def = "info",
+     .enums = kn_config_log_levels,
+     .help = "lowest level written to stderr"},
+    {.key = "format",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_log_config, format),
+     .def = "logfmt",
+     .enums = kn_config_log_formats,
+     .help = "logfmt (key=value) or json (one object per line)"},
+};
+
+static const struct kn_schema kn_config_log_schema = {
+    .name = "log",
+    KN_SCHEMA_FIELDS(kn_config_log_fields),
+    .size = sizeof(struct kn_log_config),
+    .set_offset = offsetof(struct kn_log_config, set),
+};
+
+/* ---- the whole file ------------------------------------------------------------------------- */
+
+/* `name` of each item of the list `key` is unique: the second use is located and names the
+ * line of the first. */
+static void kn_config_check_unique(struct kn_schema_ctx *ctx, const struct kn_node *root,
+                                   const char *key, const struct kn_list *list, size_t size,
+                                   size_t name_offset)
+{
+    const struct kn_node *seq = kn_node_get(root, key);
+    char subject[64];
+
+    if (!seq || seq->type != KN_NODE_SEQ || seq->len != list->count) {
+        goto out;
+    }
+    for (size_t i = 1; i < list->count; i++) {
+        const char *name = *(char *const *)((const char *)list->items + i * size + name_offset);
+        if (!name) {
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            const char *other =
+                *(char *const *)((const char *)list->items + j * size + name_offset);
+            const struct kn_node *first = kn_node_get(seq->items[j], "name");
+            if (!other || strcmp(name, other) != 0) {
+                continue;
+            }
+            snprintf(subject, sizeof(subject), "%s[%zu]", key, i);
+            kn_config_error(ctx, subject, kn_node_get(seq->items[i], "name"),
+                            "'name' must be unique, '%s' is already used at line %u", name,
+                            first ? first->loc.line : 0);
+            break;
+        }
+    }
+out:
+    return;
+}
+
+/* One token, one person: otherwise the audit log could not say who approved. */
+static void kn_config_check_tokens(struct kn_schema_ctx *ctx, const struct kn_node *root,
+                                   const struct kn_list *users)
+{
+    const struct kn_node *seq = kn_node_get(root, "users");
+    const struct kn_user_config *u = users->items;
+    char subject[64];
+
+    if (!seq || seq->type != KN_NODE_SEQ || seq->len != users->count) {
+        goto out;
+    }
+    for (size_t i = 1; i < users->count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            /* malformed hashes were reported by the user check */
+            if (!kn_config_is_sha256(u[i].token_sha256) ||
+                !kn_config_is_sha256(u[j].token_sha256) ||
+                strcmp(u[i].token_sha256, u[j].token_sha256) != 0) {
+                continue;
+            }
+            snprintf(subject, sizeof(subject), "users[%zu]", i);
+            kn_config_error(ctx, subject, kn_node_get(seq->items[i], "tokenSha256"),
+                            "'tokenSha256' is already the token of '%s' at line %u, every user "
+                            "needs their own token",
+                            u[j].name ? u[j].name : "?",
+                            kn_node_get(seq->items[j], "tokenSha256")->loc.line);
+            break;
+        }
+    }
+out:
+    return;
+}
+
+static void kn_config_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_config *cfg = obj;
+
+    if (cfg->listen && kn_node_get(node, "listen") && !kn_config_is_host_port(cfg->listen)) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "listen"),
+                        "'listen' must be " KN_CONFIG_HOST_PORT ", got '%s'", cfg->listen);
+    }
+    kn_config_check_unique(ctx, node, "repositories", &cfg->repositories,
+                           sizeof(struct kn_repo_config), offsetof(struct kn_repo_config, name));
+    kn_config_check_unique(ctx, node, "platforms", &cfg->platforms,
+                           sizeof(struct kn_platform_config),
+                           offsetof(struct kn_platform_config, name));
+    kn_config_check_unique(ctx, node, "metricsProviders", &cfg->metrics_providers,
+                           sizeof(struct kn_metrics_provider_config),
+                           offsetof(struct kn_metrics_provider_config, name));
+    kn_config_check_unique(ctx, node, "users", &cfg->users, sizeof(struct kn_user_config),
+                           offsetof(struct kn_user_config, name));
+    kn_config_check_unique(ctx, node, "notifications", &cfg->notifications,
+                           sizeof(struct kn_notification_config),
+                           offsetof(struct kn_notification_config, name));
+    kn_config_check_tokens(ctx, node, &cfg->users);
+}
+
+static const struct kn_field kn_config_fields[] = {
+    {.key = "dataDir",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_config, data_dir),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "folder for the SQLite database, Git mirrors and process state"},
+    {.key = "listen",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_config, listen),
+     .flags = KN_FIELD_NONEMPTY,
+     .def = "127.0.0.1:7070",
+     .help = "HOST:PORT of the API, webhooks, web UI and /metrics (IPv6 as [::1]:7070, "
+             "all addresses as :7070)"},
+    {.key = "tls",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_config, tls),
+     .sub = &kn_config_tls_schema,
+     .help = "serve `listen` over HTTPS; absent = plain HTTP"},
+    {.key = "repositories",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_config, repositories),
+     .sub = &kn_config_repo_schema,
+     .help = "Git repositories to watch; apps are found in them by their app.kanaria.yaml"},
+    {.key = "platforms",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_config, platforms),
+     .sub = &kn_config_platform_schema,
+     .help = "named deployment targets that apps choose with spec.platform"},
+    {.key = "metricsProviders",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_config, metrics_providers),
+     .sub = &kn_config_metrics_provider_schema,
+     .help = "metric sources that ANALYSIS stages query"},
+    {.key = "users",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_config, users),
+     .sub = &kn_config_user_schema,
+     .help = "API users and their roles (viewer < approver < operator < admin)"},
+    {.key = "notifications",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_config, notifications),
+     .sub = &kn_config_notification_schema,
+     .help = "where to send deployment events"},
+    {.key = "log",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_config, log),
+     .sub = &kn_config_log_schema,
+     .help = "the controller's own log on stderr"},
+};
+
+const struct kn_schema kn_config_schema = {
+    .name = "kanaria.yaml",
+    KN_SCHEMA_FIELDS(kn_config_fields),
+    .size = sizeof(struct kn_config),
+    .set_offset = offsetof(struct kn_config, set),
+    .check = kn_config_check,
+};
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+static int kn_config_is_empty_doc(const struct kn_node *root)
+{
+    return !root || (root->type == KN_NODE_SCALAR && kn_node_scalar_kind(root) == KN_SCALAR_NULL);
+}
+
+static void kn_config_resolve_platforms(struct kn_config *cfg)
+{
+    struct kn_platform_config *p = cfg->platforms.items;
+
+    for (size_t i = 0; i < cfg->platforms.count; i++) {
+        if (kn_schema_isset(&kn_config_platform_schema, &p[i], "type")) {
+            p[i].ptype = kn_platform_type_find(kn_config_platform_type_names[p[i].type]);
+        }
+    }
+}
+
+int kn_config_load(struct kn_config **out, const char *path, struct kn_diags *diags)
+{
+    struct kn_config *cfg = NULL;
+    struct kn_yaml *yaml = NULL;
+    struct kn_schema_ctx ctx;
+    struct kn_error err;
+    size_t before = kn_diags_total(diags);
+    int rc = 0;
+
+    *out = NULL;
+    kn_error_clear(&err);
+    rc = kn_yaml_load_file(&yaml, path, path, NULL, &err);
+    if (rc < 0) {
+        struct kn_loc loc = {err.file_buf[0] ? err.file_buf : path, err.line, err.col};
+        kn_diags_add(diags, &loc, "%s", err.msg[0] ? err.msg : kn_strerror(rc));
+        goto out;
+    }
+    cfg = kn_calloc(1, sizeof(*cfg));
+    cfg->yaml = yaml;
+    if (yaml->ndocs == 0 || (yaml->ndocs == 1 && kn_config_is_empty_doc(yaml->docs[0]))) {
+        struct kn_loc loc = {yaml->file, 0, 0};
+        kn_diags_add(diags, &loc, "empty config");
+        rc = KN_ESCHEMA;
+        goto out;
+    }
+    if (yaml->ndocs > 1) {
+        kn_diags_add(diags, &yaml->docs[1]->loc, "expected one YAML document, found %zu",
+                     yaml->ndocs);
+    }
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.diags = diags;
+    ctx.data = cfg;
+    kn_schema_parse(&kn_config_schema, yaml->docs[0], &yaml->docs[0]->loc, cfg, &ctx);
+    if (kn_diags_total(diags) > before) {
+        rc = KN_ESCHEMA;
+        goto out;
+    }
+    kn_config_resolve_platforms(cfg);
+    *out = cfg;
+    cfg = NULL;
+out:
+    kn_config_free(cfg);
+    return rc;
+}
+
+void kn_config_free(struct kn_config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    kn_schema_release(&kn_config_schema, cfg);
+    kn_yaml_free(cfg->yaml);
+    free(cfg);
+}
+
+const struct kn_platform_config *kn_config_platform(const struct kn_config *cfg, const char *name)
+{
+    const struct kn_platform_config *p = cfg ? cfg->platforms.items : NULL;
+    const struct kn_platform_config *found = NULL;
+
+    for (size_t i = 0; p && name && i < cfg->platforms.count && !found; i++) {
+        if (p[i].name && strcmp(p[i].name, name) == 0) {
+            found = &p[i];
+        }
+    }
+    return found;
+}
+
+const struct kn_metrics_provider_config *kn_config_metrics_provider(const struct kn_config *cfg,
+                                                                    const char *name)
+{
+    const struct kn_metrics_provider_config *p = cfg ? cfg->metrics_providers.items : NULL;
+    const struct kn_metrics_provider_config *found = NULL;
+
+    for (size_t i = 0; p && name && i < cfg->metrics_providers.count && !found; i++) {
+        if (p[i].name && strcmp(p[i].name, name) == 0) {
+            found = &p[i];
+        }
+    }
+    return found;
+}

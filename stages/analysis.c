@@ -1,0 +1,450 @@
+/*
+ * ANALYSIS: the options of the metric and HTTP checks and their validation. Query templates may
+ * use {{app}}, {{variant}}, {{window}}, {{commit}} and {{args.NAME}} for each NAME in `args`;
+ * anything else between braces is an error before a rollout starts.
+ */
+#include <regex.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/config.h"
+#include "stages.h"
+
+static const char *const strategies[] = {"threshold", "canary-primary", "canary-baseline",
+                                         "previous", NULL};
+static const char *const deviations[] = {"either", "high", "low", NULL};
+static const char *const no_data_policies[] = {"inconclusive", "fail", "skip", NULL};
+static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", NULL};
+
+static const struct kn_field expected_fields[] = {
+    {.key = "min",
+     .type = KN_TYPE_DOUBLE,
+     .offset = offsetof(struct kn_metric_expected, min),
+     .help = "lowest acceptable value"},
+    {.key = "max",
+     .type = KN_TYPE_DOUBLE,
+     .offset = offsetof(struct kn_metric_expected, max),
+     .help = "highest acceptable value"},
+};
+
+static void expected_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_metric_expected *e = obj;
+
+    if ((e->set & 3u) == 3u && e->min > e->max) {
+        kn_schema_error(ctx, node, "'%s.min' (%g) is greater than '%s.max' (%g)", ctx->path,
+                        e->min, ctx->path, e->max);
+    }
+}
+
+static const struct kn_schema expected_schema = {
+    .name = "expected",
+    KN_SCHEMA_FIELDS(expected_fields),
+    .size = sizeof(struct kn_metric_expected),
+    .set_offset = offsetof(struct kn_metric_expected, set),
+    .check = expected_check,
+};
+
+/* Report each {{placeholder}} of `text` that is not one of the known ones or an arg. */
+static void check_placeholders(const char *text, const struct kn_strmap *args, const char *what,
+                               const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    static const char *const known[] = {"app", "variant", "window", "commit", NULL};
+    const char *p = text;
+
+    while ((p = strstr(p, "{{")) != NULL) {
+        const char *end = strstr(p + 2, "}}");
+        const char *s = p + 2, *e;
+        char name[128];
+        int ok = 0;
+
+        if (!end) {
+            kn_schema_error(ctx, node, "'%s' has '{{' without a closing '}}'", what);
+            return;
+        }
+        while (s < end && *s == ' ') {
+            s++;
+        }
+        e = end;
+        while (e > s && e[-1] == ' ') {
+            e--;
+        }
+        snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
+        for (size_t i = 0; known[i]; i++) {
+            ok |= strcmp(name, known[i]) == 0;
+        }
+        if (strncmp(name, "args.", 5) == 0) {
+            for (size_t i = 0; args && i < args->count; i++) {
+                ok |= strcmp(name + 5, args->keys[i]) == 0;
+            }
+        }
+        if (!ok) {
+            kn_schema_error(ctx, node,
+                            "'%s' uses unknown placeholder '{{%s}}' (known: {{app}}, "
+                            "{{variant}}, {{window}}, {{commit}}, {{args.NAME}} for each key of "
+                            "'args')",
+                            what, name);
+        }
+        p = end + 2;
+    }
+}
+
+static void metric_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_analysis_metric *m = obj;
+    char what[300];
+    int has_expected = (m->expected.set & 3u) != 0;
+
+    if (m->query) {
+        snprintf(what, sizeof(what), "%s.query", ctx->path);
+        check_placeholders(m->query, &m->args, what, kn_node_get(node, "query"), ctx);
+    }
+    if (m->strategy == KN_STRATEGY_THRESHOLD && !has_expected) {
+        kn_schema_error(ctx, node, "'%s': the threshold strategy needs 'expected.min' or "
+                        "'expected.max'", ctx->path);
+    } else if (m->strategy != KN_STRATEGY_THRESHOLD && has_expected) {
+        kn_schema_error(ctx, kn_node_get(node, "expected"),
+                        "'%s.expected' is used by the threshold strategy only, not by '%s'",
+                        ctx->path, strategies[m->strategy]);
+    }
+}
+
+static const struct kn_field metric_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_metric, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "the check's name, unique in the stage; reasons and records use it"},
+    {.key = "provider",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_metric, provider),
+     .flags = KN_FIELD_REQUIRED,
+     .help = "a metricsProviders name of kanaria.yaml"},
+    {.key = "query",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_metric, query),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "query template; {{app}}, {{variant}}, {{window}}, {{commit}}, {{args.NAME}}"},
+    {.key = "interval",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_analysis_metric, interval_ms),
+     .flags = KN_FIELD_MIN,
+     .def = "1m",
+     .min = 1000,
+     .help = "time between evaluations; also the {{window}}"},
+    {.key = "strategy",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_analysis_metric, strategy),
+     .def = "threshold",
+     .enums = strategies,
+     .help = "how a value is judged"},
+    {.key = "expected",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_analysis_metric, expected),
+     .sub = &expected_schema,
+     .help = "threshold bounds"},
+    {.key = "deviation",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_analysis_metric, deviation),
+     .def = "either",
+     .enums = deviations,
+     .help = "which direction of difference fails a comparison (high: canary higher is bad)"},
+    {.key = "alpha",
+     .type = KN_TYPE_DOUBLE,
+     .offset = offsetof(struct kn_analysis_metric, alpha),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "0.05",
+     .min = 0.0001,
+     .max = 0.5,
+     .help = "significance level of the Mann-Whitney U test"},
+    {.key = "minSamples",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_analysis_metric, min_samples),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "5",
+     .min = 1,
+     .max = 10000,
+     .help = "fewer samples per side make the evaluation INCONCLUSIVE"},
+    {.key = "minEffect",
+     .type = KN_TYPE_DOUBLE,
+     .offset = offsetof(struct kn_analysis_metric, min_effect),
+     .flags = KN_FIELD_MIN,
+     .def = "0",
+     .min = 0,
+     .help = "relative difference of medians below which a significant difference passes"},
+    {.key = "failureLimit",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_analysis_metric, failure_limit),
+     .flags = KN_FIELD_MIN,
+     .def = "0",
+     .min = 0,
+     .help = "FAIL evaluations tolerated; one more fails the check"},
+    {.key = "inconclusiveLimit",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_analysis_metric, inconclusive_limit),
+     .flags = KN_FIELD_MIN,
+     .def = "1",
+     .min = 0,
+     .help = "INCONCLUSIVE evaluations tolerated; one more fails the check"},
+    {.key = "noData",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_analysis_metric, no_data),
+     .def = "inconclusive",
+     .enums = no_data_policies,
+     .help = "what an empty result counts as"},
+    {.key = "args",
+     .type = KN_TYPE_STRING_MAP,
+     .offset = offsetof(struct kn_analysis_metric, args),
+     .help = "values for {{args.NAME}} in the query"},
+};
+
+static const struct kn_schema metric_schema = {
+    .name = "metric",
+    KN_SCHEMA_FIELDS(metric_fields),
+    .size = sizeof(struct kn_analysis_metric),
+    .set_offset = offsetof(struct kn_analysis_metric, set),
+    .check = metric_check,
+};
+
+static void http_check_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_http_check *h = obj;
+    const struct kn_node *statuses = kn_node_get(node, "expectedStatus");
+    char what[300];
+
+    if (h->url) {
+        if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0) {
+            kn_schema_error(ctx, kn_node_get(node, "url"),
+                            "'%s.url' must start with http:// or https://, got '%s'", ctx->path,
+                            h->url);
+        }
+        snprintf(what, sizeof(what), "%s.url", ctx->path);
+        check_placeholders(h->url, NULL, what, kn_node_get(node, "url"), ctx);
+    }
+    for (size_t i = 0; i < h->expected_status.count; i++) {
+        const char *s = h->expected_status.items[i];
+        char *end;
+        long code = strtol(s, &end, 10);
+        if (*end || end == s || code < 100 || code > 599) {
+            kn_schema_error(ctx, statuses && i < statuses->len ? statuses->items[i] : node,
+                            "'%s.expectedStatus[%zu]' must be an HTTP status from 100 to 599, "
+                            "got '%s'", ctx->path, i, s);
+        }
+    }
+    if (h->body_regex) {
+        regex_t re;
+        int rc = regcomp(&re, h->body_regex, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char msg[128];
+            regerror(rc, &re, msg, sizeof(msg));
+            kn_schema_error(ctx, kn_node_get(node, "bodyRegex"),
+                            "'%s.bodyRegex' is not a valid regular expression: %s", ctx->path,
+                            msg);
+        } else {
+            regfree(&re);
+        }
+    }
+    if (h->max_latency_ms > 0 && h->max_latency_ms > h->timeout_ms) {
+        kn_schema_error(ctx, kn_node_get(node, "maxLatency"),
+                        "'%s.maxLatency' must not be longer than its 'timeout'", ctx->path);
+    }
+}
+
+static const struct kn_field http_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_http_check, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "the check's name, unique in the stage"},
+    {.key = "url",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_http_check, url),
+     .flags = KN_FIELD_REQUIRED,
+     .help = "URL to probe; {{app}}, {{variant}} and {{commit}} are substituted"},
+    {.key = "method",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_http_check, method),
+     .def = "GET",
+     .enums = methods,
+     .help = "HTTP method"},
+    {.key = "headers",
+     .type = KN_TYPE_STRING_MAP,
+     .offset = offsetof(struct kn_http_check, headers),
+     .help = "request headers"},
+    {.key = "expectedStatus",
+     .type = KN_TYPE_STRING_LIST,
+     .offset = offsetof(struct kn_http_check, expected_status),
+     .def = "200",
+     .help = "status codes that pass"},
+    {.key = "bodyRegex",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_http_check, body_regex),
+     .help = "extended regular expression the body must match"},
+    {.key = "maxLatency",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_http_check, max_latency_ms),
+     .help = "slower answers fail"},
+    {.key = "timeout",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_http_check, timeout_ms),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "5s",
+     .min = 100,
+     .max = 60 * 1000,
+     .help = "no answer within this is INCONCLUSIVE"},
+    {.key = "interval",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_http_check, interval_ms),
+     .flags = KN_FIELD_MIN,
+     .def = "30s",
+     .min = 1000,
+     .help = "time between probes"},
+    {.key = "failureLimit",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_http_check, failure_limit),
+     .flags = KN_FIELD_MIN,
+     .def = "0",
+     .min = 0,
+     .help = "FAIL probes tolerated"},
+    {.key = "inconclusiveLimit",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_http_check, inconclusive_limit),
+     .flags = KN_FIELD_MIN,
+     .def = "1",
+     .min = 0,
+     .help = "INCONCLUSIVE probes tolerated"},
+};
+
+static const struct kn_schema http_schema = {
+    .name = "http check",
+    KN_SCHEMA_FIELDS(http_fields),
+    .size = sizeof(struct kn_http_check),
+    .set_offset = offsetof(struct kn_http_check, set),
+    .check = http_check_check,
+};
+
+static const struct kn_node *list_item(const struct kn_node *node, const char *key, size_t i)
+{
+    const struct kn_node *list = kn_node_get(node, key);
+    return list && list->type == KN_NODE_SEQ && i < list->len ? list->items[i] : node;
+}
+
+static void analysis_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_analysis_options *a = obj;
+    const struct kn_analysis_metric *metrics = a->metrics.items;
+    const struct kn_http_check *https = a->http.items;
+    size_t total = a->metrics.count + a->http.count;
+    char d1[32], d2[32];
+
+    if (total == 0) {
+        kn_schema_error(ctx, node, "set at least one check in 'metrics' or 'http'");
+    }
+    for (size_t i = 0; i < total; i++) {
+        const char *name = i < a->metrics.count ? metrics[i].name
+                                                : https[i - a->metrics.count].name;
+        long long interval = i < a->metrics.count ? metrics[i].interval_ms
+                                                  : https[i - a->metrics.count].interval_ms;
+        const struct kn_node *at = i < a->metrics.count
+                                       ? list_item(node, "metrics", i)
+                                       : list_item(node, "http", i - a->metrics.count);
+        if (!name) {
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            const char *other = j < a->metrics.count ? metrics[j].name
+                                                     : https[j - a->metrics.count].name;
+            if (other && strcmp(name, other) == 0) {
+                kn_schema_error(ctx, at, "check name '%s' is used twice", name);
+                break;
+            }
+        }
+        if (a->duration_ms > 0 && interval > a->duration_ms) {
+            kn_schema_error(ctx, at,
+                            "check '%s': 'interval' (%s) is longer than 'duration' (%s), so it "
+                            "would never be evaluated",
+                            name, kn_duration_format(interval, d1, sizeof(d1)),
+                            kn_duration_format(a->duration_ms, d2, sizeof(d2)));
+        }
+    }
+}
+
+static const struct kn_field analysis_fields[] = {
+    {.key = "duration",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_analysis_options, duration_ms),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_MIN | KN_FIELD_MAX,
+     .min = 1000,
+     .max = 24 * 3600 * 1000.0,
+     .help = "how long to analyse; the stage passes when it ends with no check failed"},
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, metrics),
+     .sub = &metric_schema,
+     .help = "metric checks (Prometheus queries)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, http),
+     .sub = &http_schema,
+     .help = "HTTP probes"},
+};
+
+static const struct kn_schema analysis_schema = {
+    .name = "ANALYSIS",
+    KN_SCHEMA_FIELDS(analysis_fields),
+    .size = sizeof(struct kn_analysis_options),
+    .set_offset = offsetof(struct kn_analysis_options, set),
+    .check = analysis_check,
+};
+
+static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_config *stage,
+                              struct kn_schema_ctx *ctx)
+{
+    const struct kn_analysis_options *a = stage->with;
+    const struct kn_analysis_metric *metrics;
+    char d1[32], d2[32];
+
+    if (!a) {
+        return;
+    }
+    metrics = a->metrics.items;
+    if (stage->timeout_ms > 0 && stage->timeout_ms <= a->duration_ms) {
+        kn_schema_error_at(ctx, &stage->loc,
+                           "stage 'ANALYSIS': 'timeout' (%s) must be longer than 'duration' (%s)",
+                           kn_duration_format(stage->timeout_ms, d1, sizeof(d1)),
+                           kn_duration_format(a->duration_ms, d2, sizeof(d2)));
+    }
+    for (size_t i = 0; i < a->metrics.count; i++) {
+        const struct kn_analysis_metric *m = &metrics[i];
+        int needs_canary = m->strategy == KN_STRATEGY_CANARY_PRIMARY ||
+                           m->strategy == KN_STRATEGY_CANARY_BASELINE;
+        if (needs_canary && !sim->running[KN_VARIANT_CANARY]) {
+            kn_schema_error_at(ctx, &stage->loc,
+                               "stage 'ANALYSIS': metric '%s' compares the canary, but no canary "
+                               "runs at this point (add CANARY_ROLLOUT before it)", m->name);
+        }
+        if (m->strategy == KN_STRATEGY_CANARY_BASELINE && !sim->running[KN_VARIANT_BASELINE]) {
+            kn_schema_error_at(ctx, &stage->loc,
+                               "stage 'ANALYSIS': metric '%s' compares with the baseline, but no "
+                               "baseline runs at this point (add BASELINE_ROLLOUT before it)",
+                               m->name);
+        }
+        if (sim->controller && m->provider &&
+            !kn_config_metrics_provider(sim->controller, m->provider)) {
+            kn_schema_error_at(ctx, &stage->loc,
+                               "stage 'ANALYSIS': metric '%s' uses provider '%s', which "
+                               "kanaria.yaml does not declare in 'metricsProviders'",
+                               m->name ? m->name : "?", m->provider);
+        }
+    }
+}
+
+const struct kn_stage_kind kn_stage_analysis = {
+    .name = "ANALYSIS",
+    .with = &analysis_schema,
+    .default_timeout_ms = 0, /* duration + 5m, computed by the engine */
+    .help = "evaluate metric and HTTP checks for a duration; fail at the first failed check",
+    .simulate = analysis_simulate,
+};

@@ -1,0 +1,64 @@
+/*
+ * WAIT_APPROVAL: wait until enough distinct approvers have approved; time out into failure.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "stages.h"
+
+static const struct kn_field approval_fields[] = {
+    {.key = "approvers",
+     .type = KN_TYPE_STRING_LIST,
+     .offset = offsetof(struct kn_approval_options, approvers),
+     .help = "user names allowed to approve (default: anyone with the approver role)"},
+    {.key = "minApprovers",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_approval_options, min_approvers),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "1",
+     .min = 1,
+     .max = 100,
+     .help = "distinct people who must approve"},
+    {.key = "timeout",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_approval_options, timeout_ms),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .min = 1000,
+     .max = 7 * 24 * 3600 * 1000.0,
+     .help = "fail (and roll back) when not approved in time; same as the stage's timeout"},
+};
+
+static void approval_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_approval_options *a = obj;
+
+    for (size_t i = 0; i < a->approvers.count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(a->approvers.items[i], a->approvers.items[j]) == 0) {
+                const struct kn_node *list = kn_node_get(node, "approvers");
+                kn_schema_error(ctx, list && i < list->len ? list->items[i] : node,
+                                "'approvers' lists '%s' twice", a->approvers.items[i]);
+            }
+        }
+    }
+    if (a->approvers.count > 0 && (size_t)a->min_approvers > a->approvers.count) {
+        kn_schema_error(ctx, kn_node_get(node, "minApprovers"),
+                        "'minApprovers' is %lld but only %zu approvers are listed",
+                        a->min_approvers, a->approvers.count);
+    }
+}
+
+static const struct kn_schema approval_schema = {
+    .name = "WAIT_APPROVAL",
+    KN_SCHEMA_FIELDS(approval_fields),
+    .size = sizeof(struct kn_approval_options),
+    .set_offset = offsetof(struct kn_approval_options, set),
+    .check = approval_check,
+};
+
+const struct kn_stage_kind kn_stage_wait_approval = {
+    .name = "WAIT_APPROVAL",
+    .with = &approval_schema,
+    .default_timeout_ms = 6LL * 3600 * 1000,
+    .help = "wait for approvals from distinct people; time out into failure",
+};

@@ -1,0 +1,126 @@
+/*
+ * Options of the stage kinds (`with:`), private to stages/ and the engine. Each struct starts
+ * with the presence bitmask that the schema engine fills.
+ */
+#ifndef KANARIA_STAGES_H
+#define KANARIA_STAGES_H
+
+#include <stdint.h>
+
+#include "kanaria/stage.h"
+
+/* CANARY_ROLLOUT, BASELINE_ROLLOUT */
+struct kn_rollout_options {
+    uint64_t set;
+    struct kn_scale replicas;
+};
+
+/* TRAFFIC_ROUTING: percents, or everything to one variant */
+struct kn_traffic_options {
+    uint64_t set;
+    double percent[KN_VARIANT_COUNT];
+    int all; /* enum kn_variant, when set */
+};
+
+/* WAIT */
+struct kn_wait_options {
+    uint64_t set;
+    long long duration_ms;
+};
+
+/* WAIT_APPROVAL */
+struct kn_approval_options {
+    uint64_t set;
+    struct kn_strlist approvers;
+    long long min_approvers;
+    long long timeout_ms;
+};
+
+/* SCRIPT_RUN */
+struct kn_script_options {
+    uint64_t set;
+    char *run;
+    struct kn_strmap env;
+    char *on_rollback;
+};
+
+/* ANALYSIS */
+enum kn_analysis_strategy {
+    KN_STRATEGY_THRESHOLD = 0,
+    KN_STRATEGY_CANARY_PRIMARY,
+    KN_STRATEGY_CANARY_BASELINE,
+    KN_STRATEGY_PREVIOUS,
+};
+
+enum kn_deviation {
+    KN_DEVIATION_EITHER = 0,
+    KN_DEVIATION_HIGH,
+    KN_DEVIATION_LOW,
+};
+
+enum kn_no_data {
+    KN_NODATA_INCONCLUSIVE = 0,
+    KN_NODATA_FAIL,
+    KN_NODATA_SKIP,
+};
+
+struct kn_metric_expected {
+    uint64_t set;
+    double min;
+    double max;
+};
+
+struct kn_analysis_metric {
+    uint64_t set;
+    char *name;
+    char *provider;
+    char *query;
+    long long interval_ms;
+    int strategy;  /* enum kn_analysis_strategy */
+    struct kn_metric_expected expected;
+    int deviation; /* enum kn_deviation */
+    double alpha;
+    long long min_samples;
+    double min_effect;
+    long long failure_limit;
+    long long inconclusive_limit;
+    int no_data;   /* enum kn_no_data */
+    struct kn_strmap args;
+};
+
+struct kn_http_check {
+    uint64_t set;
+    char *name;
+    char *url;
+    int method;
+    struct kn_strmap headers;
+    struct kn_strlist expected_status;
+    char *body_regex;
+    long long max_latency_ms;
+    long long timeout_ms;
+    long long interval_ms;
+    long long failure_limit;
+    long long inconclusive_limit;
+};
+
+struct kn_analysis_options {
+    uint64_t set;
+    long long duration_ms;
+    struct kn_list metrics; /* struct kn_analysis_metric */
+    struct kn_list http;    /* struct kn_http_check */
+};
+
+extern const struct kn_stage_kind kn_stage_sync;
+extern const struct kn_stage_kind kn_stage_canary_rollout;
+extern const struct kn_stage_kind kn_stage_baseline_rollout;
+extern const struct kn_stage_kind kn_stage_primary_rollout;
+extern const struct kn_stage_kind kn_stage_traffic_routing;
+extern const struct kn_stage_kind kn_stage_analysis;
+extern const struct kn_stage_kind kn_stage_wait;
+extern const struct kn_stage_kind kn_stage_wait_approval;
+extern const struct kn_stage_kind kn_stage_canary_clean;
+extern const struct kn_stage_kind kn_stage_baseline_clean;
+extern const struct kn_stage_kind kn_stage_script_run;
+extern const struct kn_stage_kind kn_stage_rollback;
+
+#endif /* KANARIA_STAGES_H */
