@@ -79,12 +79,16 @@ int kn_duration_parse(const char *s, long long *ms)
         double v;
         size_t i;
 
-        if (!isdigit((unsigned char)*p) && *p != '.') {
+        size_t digits = strspn(p, "0123456789");
+        size_t frac = p[digits] == '.' ? strspn(p + digits + 1, "0123456789") : 0;
+
+        /* digits with an optional .digits: no sign, exponent or hex that strtod would take */
+        if (digits == 0 || (p[digits] == '.' && frac == 0)) {
             return KN_EINVAL;
         }
         errno = 0;
         v = strtod(p, &end);
-        if (end == p || errno || v < 0) {
+        if (errno || end != p + digits + (frac ? frac + 1 : 0)) {
             return KN_EINVAL;
         }
         p = end;
@@ -181,6 +185,9 @@ int kn_hostport_parse(const char *s, char *host, size_t host_size, int *port)
         }
         h = s + 1;
         hlen = (size_t)(close - h);
+        if (hlen == 0) {
+            return KN_EINVAL;
+        }
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
@@ -194,9 +201,12 @@ int kn_hostport_parse(const char *s, char *host, size_t host_size, int *port)
             return KN_EINVAL;
         }
     }
+    if (colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        return KN_EINVAL;
+    }
     errno = 0;
     p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || errno || p < 1 || p > 65535 || hlen >= host_size) {
+    if (*end || errno || p < 1 || p > 65535 || hlen >= host_size) {
         return KN_EINVAL;
     }
     memcpy(host, h, hlen);
@@ -631,8 +641,10 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
     const struct kn_node *values[KN_SCHEMA_MAX_FIELDS] = {0};
     uint64_t *set = at(obj, schema->set_offset);
     char name[sizeof(ctx->path)];
+    int wrong_type = 0;
 
     if (node && node->type != KN_NODE_MAP && !is_null(node)) {
+        wrong_type = 1;
         kn_schema_error(ctx, node, "'%s' must be a map, got %s",
                         ctx->path[0] ? ctx->path : "document", kn_node_describe(node));
         where = &node->loc;
@@ -654,6 +666,9 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
         join_path(name, sizeof(name), ctx->path, f->key);
         if (is_null(values[i])) {
             if (f->flags & KN_FIELD_REQUIRED) {
+                if (wrong_type) {
+                    continue; /* one error for the whole struct is enough */
+                }
                 kn_schema_error_at(ctx, values[i] ? &values[i]->loc : node ? &node->loc : where,
                                    "'%s' is required", name);
             } else {

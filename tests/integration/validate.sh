@@ -70,11 +70,13 @@ check "two folders is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
 check "an unknown option is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
 "$bin" frobnicate >/dev/null 2>&1
 check "an unknown command is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
-"$bin" version | grep -q "^kanaria "
+ver=$("$bin" version)
+grep -q "^kanaria " <<<"$ver"
 check "version prints" $?
 "$bin" validate "$tmp/nowhere" >/dev/null 2>&1
 check "a missing folder exits 1" $(( $? == 1 ? 0 : 1 ))
-"$bin" help config | grep -q '`dataDir`'
+ref=$("$bin" help config)
+grep -q '`dataDir`' <<<"$ref"
 check "help config prints the reference" $?
 
 echo "validate: $passed passed, $failures failed"

@@ -151,8 +151,7 @@ static void test_not_a_map(void **state)
     struct outer o;
     char *msgs = parse("- a\n", &o);
     (void)state;
-    assert_string_equal(msgs, "t.yaml:1:1: 'document' must be a map, got a list\n"
-                              "t.yaml:1:1: 'name' is required");
+    assert_string_equal(msgs, "t.yaml:1:1: 'document' must be a map, got a list");
     free(msgs);
     kn_schema_release(&outer_schema, &o);
 }
@@ -164,7 +163,8 @@ static void test_durations(void **state)
         long long ms;
     } ok[] = {{"0", 0}, {"30", 30000}, {"500ms", 500}, {"30s", 30000}, {"2m", 120000},
               {"1h30m", 5400000}, {"1d", 86400000}, {"1.5s", 1500}, {"1m30s", 90000}};
-    static const char *const bad[] = {"", "s", "10x", "-5s", "1h-", "abc", "1 m", "10mss"};
+    static const char *const bad[] = {"", "s", "10x", "-5s", "1h-", "abc", "1 m", "10mss",
+                                      "0x10s", "1e3s", "1.s", ".5s", "+5s"};
     char buf[32];
     long long ms;
     (void)state;
@@ -207,6 +207,9 @@ static void test_percents_and_hostports(void **state)
     assert_int_equal(kn_hostport_parse("h:0", host, sizeof(host), &port), KN_EINVAL);
     assert_int_equal(kn_hostport_parse("h:70000", host, sizeof(host), &port), KN_EINVAL);
     assert_int_equal(kn_hostport_parse("::1:80", host, sizeof(host), &port), KN_EINVAL);
+    assert_int_equal(kn_hostport_parse("h: 80", host, sizeof(host), &port), KN_EINVAL);
+    assert_int_equal(kn_hostport_parse("h:+80", host, sizeof(host), &port), KN_EINVAL);
+    assert_int_equal(kn_hostport_parse("[]:80", host, sizeof(host), &port), KN_EINVAL);
 }
 
 int main(void)
