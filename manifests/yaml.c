@@ -311,12 +311,21 @@ static int kn_ykey_equal(const struct kn_node *a, const struct kn_node *b)
     return a->len == b->len && memcmp(a->scalar, b->scalar, a->len) == 0;
 }
 
+/* The key as it goes into a message: at most 100 bytes, control characters (and NULs) as '?'
+ * so that a message stays one line. */
 static int kn_ydup_error(struct kn_yparser *p, const struct kn_node *key,
                          const struct kn_node *first)
 {
-    int shown = key->len > 100 ? 100 : (int)key->len;
+    char shown[101];
+    size_t n = key->len < sizeof(shown) - 1 ? key->len : sizeof(shown) - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key->scalar[i];
+        shown[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    shown[n] = '\0';
     return kn_yerr(p, KN_EPARSE, key->loc.line, key->loc.col,
-                   "duplicate key '%.*s' (first at line %u)", shown, key->scalar, first->loc.line);
+                   "duplicate key '%s' (first at line %u)", shown, first->loc.line);
 }
 
 /* Keys are compared by their text, so `1` and "1" collide: they are the same key in JSON. */

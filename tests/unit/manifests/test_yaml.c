@@ -477,6 +477,8 @@ static void test_duplicate_keys(void **state)
                         "t.yaml:3:3: duplicate key 'x' (first at line 2)");
     assert_string_equal(parse_fail("{1: a, '1': b}\n", NULL, KN_EPARSE, &err),
                         "t.yaml:1:8: duplicate key '1' (first at line 1)");
+    assert_string_equal(parse_fail("\"a\\nb\": 1\n\"a\\nb\": 2\n", NULL, KN_EPARSE, &err),
+                        "t.yaml:2:1: duplicate key 'a?b' (first at line 1)");
 
     /* Large maps take the hashed path; the report is the same. */
     struct kn_buf b;
