@@ -212,8 +212,10 @@ static void diag_error(struct kn_app *app, const struct kn_error *err)
     kn_diags_add(&app->diags, &loc, "%s", err->msg);
 }
 
-/* Read and parse one file of the app; NULL (and a diagnostic) when that fails. */
-static struct kn_yaml *load_file(struct kn_app *app, struct kn_source *src, const char *relpath)
+/* Read and parse one file of the app; NULL (and a diagnostic) when that fails. A file that
+ * cannot be read is reported at `listed` (where it was named), when given. */
+static struct kn_yaml *load_file(struct kn_app *app, struct kn_source *src, const char *relpath,
+                                 const struct kn_loc *listed)
 {
     struct kn_buf buf;
     struct kn_error err;
@@ -222,6 +224,10 @@ static struct kn_yaml *load_file(struct kn_app *app, struct kn_source *src, cons
     kn_error_clear(&err);
     kn_buf_init(&buf, KN_APP_MAX_FILE_BYTES);
     if (src->ops->read(src, relpath, &buf, &err) < 0) {
+        if (listed) {
+            kn_diags_add(&app->diags, listed, "%s", err.msg);
+            goto out;
+        }
         if (!err.file_buf[0]) {
             snprintf(err.file_buf, sizeof(err.file_buf), "%s", relpath);
         }
@@ -302,10 +308,14 @@ static void load_manifests(struct kn_app *app, struct kn_source *src, const stru
                             list->items[i]);
             continue;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(list->items[j], list->items[i]) == 0) {
-                kn_schema_error(ctx, at, "manifest '%s' is listed twice", list->items[i]);
-            }
+        int twice = 0;
+        for (size_t j = 0; j < i && !twice; j++) {
+            twice = strcmp(list->items[j], list->items[i]) == 0;
+        }
+        if (twice) {
+            kn_schema_error(ctx, at, "manifest '%s' is listed twice", list->items[i]);
+            free(path);
+            continue;
         }
         if (strcmp(path, app->config_path) == 0) {
             kn_schema_error(ctx, at, "'%s' is the app's own config, not a manifest",
@@ -313,7 +323,7 @@ static void load_manifests(struct kn_app *app, struct kn_source *src, const stru
             free(path);
             continue;
         }
-        y = load_file(app, src, path);
+        y = load_file(app, src, path, &at->loc);
         if (y && y->ndocs == 0) {
             struct kn_loc loc = {.file = y->file, .line = 0, .col = 0};
             kn_schema_error_at(ctx, &loc, "the manifest file is empty");
@@ -357,9 +367,17 @@ static const struct kn_platform_type *resolve_platform(const struct kn_app *app,
             for (size_t i = 0; i < controller->platforms.count; i++) {
                 kn_buf_addf(&names, "%s%s", i ? ", " : "", all[i].name);
             }
-            kn_schema_error(ctx, at ? at : root,
-                            "platform '%s' is not declared in kanaria.yaml (declared: %s)", name,
-                            names.data);
+            if (at) {
+                kn_schema_error(ctx, at,
+                                "platform '%s' is not declared in kanaria.yaml (declared: %s)",
+                                name, names.data);
+            } else {
+                const struct kn_node *spec = kn_node_get(root, "spec");
+                kn_schema_error(ctx, spec ? spec : root,
+                                "the default platform '%s' is not declared in kanaria.yaml "
+                                "(declared: %s): set 'spec.platform'",
+                                name, names.data);
+            }
             kn_buf_release(&names);
             return NULL;
         }
@@ -376,6 +394,7 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
     const struct kn_stage_config *stages = pipeline->items;
     struct kn_pipeline_sim sim;
     int touches_primary = 0;
+    int all_known = 1;
 
     memset(&sim, 0, sizeof(sim));
     sim.running[KN_VARIANT_PRIMARY] = 1;
@@ -386,6 +405,7 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
         unsigned missing;
 
         if (!st->kind) {
+            all_known = 0;
             continue;
         }
         missing = ptype ? st->kind->caps & ~ptype->caps : 0;
@@ -401,8 +421,8 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
         }
         touches_primary |= sim.primary_replaced;
     }
-    if (pipeline->count == 0) {
-        return;
+    if (pipeline->count == 0 || !all_known) {
+        return; /* a stage that is not understood would make these guesses */
     }
     if (!touches_primary) {
         kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "pipeline"),
@@ -457,6 +477,7 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     struct kn_schema_ctx ctx;
     const struct kn_node *root;
     const struct kn_platform_type *ptype;
+    size_t before;
 
     if (!out || !src || !config_path) {
         return KN_EINVAL;
@@ -470,7 +491,7 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     ctx.diags = &app->diags;
     ctx.data = (void *)(uintptr_t)controller;
 
-    y = load_file(app, src, config_path);
+    y = load_file(app, src, config_path, NULL);
     if (!y) {
         goto out;
     }
@@ -492,9 +513,15 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     }
     ptype = resolve_platform(app, root, controller, &ctx);
     check_pipeline(app, ptype, app->cfg.spec.platform, root, controller, &ctx);
+    before = app->diags.count + app->diags.dropped;
     load_manifests(app, src, root, &ctx);
-    check_workload(app, ptype, app->cfg.spec.platform, root, &ctx);
-    qsort(app->docs, app->ndocs, sizeof(*app->docs), doc_cmp);
+    if (app->cfg.spec.manifests.count > 0 && app->diags.count + app->diags.dropped == before) {
+        /* "found 0" after a manifest failed to load would only repeat that failure */
+        check_workload(app, ptype, app->cfg.spec.platform, root, &ctx);
+    }
+    if (app->ndocs > 1) {
+        qsort(app->docs, app->ndocs, sizeof(*app->docs), doc_cmp);
+    }
     for (size_t i = 0; i < app->ndocs; i++) {
         json_array_append(app->manifests, app->docs[i].json);
     }

@@ -38,7 +38,7 @@ void kn_schema_error(struct kn_schema_ctx *ctx, const struct kn_node *node, cons
 {
     va_list ap;
     va_start(ap, fmt);
-    add_diag(ctx, node ? &node->loc : NULL, fmt, ap);
+    add_diag(ctx, node ? &node->loc : ctx->where, fmt, ap);
     va_end(ap);
 }
 
@@ -681,7 +681,10 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
         parse_value(f, values[i], name, obj, ctx);
     }
     if (schema->check) {
+        const struct kn_loc *saved = ctx->where;
+        ctx->where = node ? &node->loc : where;
         schema->check(obj, node, ctx);
+        ctx->where = saved;
     }
 }
 

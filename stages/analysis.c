@@ -101,6 +101,10 @@ static void metric_check(void *obj, const struct kn_node *node, struct kn_schema
         snprintf(what, sizeof(what), "%s.query", ctx->path);
         check_placeholders(m->query, &m->args, what, kn_node_get(node, "query"), ctx);
     }
+    const struct kn_node *given = kn_node_get(node, "strategy");
+    if (given && (given->type != KN_NODE_SCALAR || strcmp(given->scalar, strategies[m->strategy]))) {
+        return; /* an unknown strategy is reported; what it needs is unknown */
+    }
     if (m->strategy == KN_STRATEGY_THRESHOLD && !has_expected) {
         kn_schema_error(ctx, node, "'%s': the threshold strategy needs 'expected.min' or "
                         "'expected.max'", ctx->path);

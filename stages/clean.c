@@ -17,6 +17,8 @@ static void clean_simulate(struct kn_pipeline_sim *sim, enum kn_variant v,
                            "stage '%s': the %s still takes %g%% of the traffic; route it away "
                            "with TRAFFIC_ROUTING first",
                            stage->name, kn_variant_name(v), sim->weight[v]);
+        sim->weight[KN_VARIANT_PRIMARY] += sim->weight[v]; /* reported once is enough */
+        sim->weight[v] = 0;
     }
     sim->running[v] = 0;
 }

@@ -153,8 +153,13 @@ static void stage_check(void *obj, const struct kn_node *node, struct kn_schema_
                             kn_node_describe(st->with_node));
         }
     } else {
+        const struct kn_node *with = st->with_node;
+        if (with && with->type != KN_NODE_MAP && kn_node_scalar_kind(with) != KN_SCALAR_NULL) {
+            kn_schema_error(ctx, with, "'with' must be a map, got %s", kn_node_describe(with));
+            with = NULL;
+        }
         st->with = kn_calloc(1, st->kind->with->size);
-        kn_schema_parse(st->kind->with, st->with_node, &st->loc, st->with, ctx);
+        kn_schema_parse(st->kind->with, with, with ? &with->loc : &st->loc, st->with, ctx);
         take_with_timeout(st, ctx);
     }
     memcpy(ctx->path, saved_path, sizeof(saved_path));

@@ -19,7 +19,8 @@ struct kn_rollout_options {
 struct kn_traffic_options {
     uint64_t set;
     double percent[KN_VARIANT_COUNT];
-    int all; /* enum kn_variant, when set */
+    int all;   /* enum kn_variant, when set */
+    int valid; /* set by the check: the weights above are usable */
 };
 
 /* WAIT */

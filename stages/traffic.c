@@ -62,6 +62,7 @@ static void traffic_check(void *obj, const struct kn_node *node, struct kn_schem
         for (int v = 0; v < KN_VARIANT_COUNT; v++) {
             t->percent[v] = v == t->all ? 100 : 0;
         }
+        t->valid = 1;
         return;
     }
     if (!given) {
@@ -72,12 +73,15 @@ static void traffic_check(void *obj, const struct kn_node *node, struct kn_schem
         if (sum < 99.999 || sum > 100.001) {
             kn_schema_error(ctx, node, "'primary', 'canary' and 'baseline' must add up to 100, "
                             "got %g", sum);
+            return;
         }
     } else if (sum > 100.001) {
         kn_schema_error(ctx, node, "'canary' and 'baseline' add up to %g, more than 100", sum);
+        return;
     } else {
         t->percent[KN_VARIANT_PRIMARY] = 100 - sum;
     }
+    t->valid = 1;
 }
 
 static const struct kn_schema traffic_schema = {
@@ -93,8 +97,8 @@ static void traffic_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_
 {
     const struct kn_traffic_options *t = stage->with;
 
-    if (!t) {
-        return;
+    if (!t || !t->valid) {
+        return; /* already reported; guessing weights would only add errors */
     }
     for (int v = KN_VARIANT_CANARY; v < KN_VARIANT_COUNT; v++) {
         if (t->percent[v] > 0 && !sim->running[v]) {

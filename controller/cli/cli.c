@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <git2.h>
+
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
@@ -15,11 +17,15 @@
 #include "kanaria/stage.h"
 
 static int cmd_version(int argc, char **argv);
+static int dispatch(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const struct kn_cli_command commands[] = {
     {"validate", "kanaria validate [DIR] [-c kanaria.yaml] [--json]",
      "check every app under DIR (default .) and the manifests it lists", kn_cmd_validate},
+    {"plan", "kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]",
+     "preview what a change would deploy: per app, quick sync or pipeline, and the diff",
+     kn_cmd_plan},
     {"version", "kanaria version", "print the version", cmd_version},
     {"help", "kanaria help [COMMAND | config | app | stages | localservice]",
      "show help, or the configuration reference", cmd_help},
@@ -110,6 +116,16 @@ static int cmd_help(int argc, char **argv)
 }
 
 int kn_cli_main(int argc, char **argv)
+{
+    int rc;
+
+    git_libgit2_init();
+    rc = dispatch(argc, argv);
+    git_libgit2_shutdown();
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);

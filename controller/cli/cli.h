@@ -22,4 +22,7 @@ int kn_cli_main(int argc, char **argv);
 /* `kanaria validate [DIR] [-c FILE] [--json]` */
 int kn_cmd_validate(int argc, char **argv);
 
+/* `kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]` */
+int kn_cmd_plan(int argc, char **argv);
+
 #endif /* KANARIA_CLI_H */

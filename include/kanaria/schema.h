@@ -105,6 +105,8 @@ struct kn_schema_ctx {
     struct kn_diags *diags;
     const char *prefix; /* e.g. "stage 'TRAFFIC_ROUTING'"; NULL for none */
     char path[256];     /* key path of the current struct, e.g. "spec.healthCheck" */
+    const struct kn_loc *where; /* where the current struct is (or would be): the location of
+                                   errors about a node that is absent */
     void *data;         /* for the caller's hooks (e.g. the controller config) */
 };
 

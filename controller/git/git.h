@@ -1,0 +1,52 @@
+/*
+ * Reading a Git repository without a checkout: a struct kn_source over one commit's tree,
+ * revision lookup, commit details, and the paths that changed between two commits. Everything
+ * here blocks on disk I/O: the controller calls it from the libuv thread pool, never on the loop.
+ * Call git_libgit2_init() once before any of it (kn_cli_main does).
+ */
+#ifndef KANARIA_GIT_H
+#define KANARIA_GIT_H
+
+#include <git2.h>
+
+#include "kanaria/app.h"
+#include "kanaria/error.h"
+#include "kanaria/schema.h"
+
+struct kn_git_commit_info {
+    char oid[GIT_OID_HEXSZ + 1];
+    char *summary;  /* first line of the message (owned) */
+    char *message;  /* whole message (owned) */
+    char *author;   /* "Name <email>" (owned) */
+    long long time; /* author time, seconds since the epoch */
+};
+
+/* Open the repository at path (a work tree or a bare repository). */
+int kn_git_open(git_repository **out, const char *path, struct kn_error *err);
+
+/* Resolve a revision ("main", "HEAD~1", a tag, a full or short id) to a commit. KN_ENOTFOUND
+ * with a message naming the revision when there is none. */
+int kn_git_resolve(git_repository *repo, const char *rev, git_oid *out, struct kn_error *err);
+
+int kn_git_commit_info(git_repository *repo, const git_oid *commit,
+                       struct kn_git_commit_info *out, struct kn_error *err);
+void kn_git_commit_info_release(struct kn_git_commit_info *info);
+
+/*
+ * A source over the tree of `commit`. Reads blobs by path; a symlink entry is followed when its
+ * target stays in the repository (KN_EPATH otherwise); submodules and folders are not files.
+ * The source keeps its own reference to what it needs; `repo` must outlive it. Free with
+ * kn_source_free.
+ */
+int kn_git_tree_source_new(struct kn_source **out, git_repository *repo, const git_oid *commit,
+                           struct kn_error *err);
+
+/* Paths (files, relative to the top) added, removed, modified or renamed (both sides) between
+ * the trees of `from` and `to`, sorted and unique. `from` NULL means every file of `to`. */
+int kn_git_changed_paths(git_repository *repo, const git_oid *from, const git_oid *to,
+                         struct kn_strlist *out, struct kn_error *err);
+
+/* Whether `ancestor` is `commit` or one of its ancestors (for force-push detection). */
+int kn_git_is_ancestor(git_repository *repo, const git_oid *ancestor, const git_oid *commit);
+
+#endif /* KANARIA_GIT_H */
