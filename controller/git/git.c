@@ -134,15 +134,14 @@ static int kn_git_commit_lookup(git_commit **out, git_repository *repo, const gi
         if (grc == GIT_ENOTFOUND) {
             rc = kn_error_set(err, KN_ENOTFOUND, NULL, "commit %s not found", hex);
         } else {
-            rc = kn_error_set(err, KN_EIO, NULL, "cannot read commit %s: %s", hex,
-                              kn_git_errmsg());
+            rc = kn_error_set(err, KN_EIO, NULL, "cannot read commit %s: %s", hex, kn_git_errmsg());
         }
     }
     return rc;
 }
 
-int kn_git_commit_info(git_repository *repo, const git_oid *commit,
-                       struct kn_git_commit_info *out, struct kn_error *err)
+int kn_git_commit_info(git_repository *repo, const git_oid *commit, struct kn_git_commit_info *out,
+                       struct kn_error *err)
 {
     int rc = 0;
     git_commit *c = NULL;
@@ -208,8 +207,8 @@ out:
 
 /* Load the blob of a symlink entry and resolve its target against `dir` (the link's folder)
  * into *out (caller frees). KN_EPATH when the target leaves the repository. */
-static int kn_git_link_target(struct kn_git_source *g, const git_tree_entry *entry,
-                              const char *dir, const char *shown, char **out, struct kn_error *err)
+static int kn_git_link_target(struct kn_git_source *g, const git_tree_entry *entry, const char *dir,
+                              const char *shown, char **out, struct kn_error *err)
 {
     int rc = 0;
     git_blob *blob = NULL;
@@ -218,8 +217,8 @@ static int kn_git_link_target(struct kn_git_source *g, const git_tree_entry *ent
 
     *out = NULL;
     if (git_blob_lookup(&blob, g->repo, git_tree_entry_id(entry)) < 0) {
-        rc = kn_error_set(err, KN_EIO, NULL, "cannot read symlink '%s': %s", shown,
-                          kn_git_errmsg());
+        rc =
+            kn_error_set(err, KN_EIO, NULL, "cannot read symlink '%s': %s", shown, kn_git_errmsg());
         goto out;
     }
     size = git_blob_rawsize(blob);
@@ -329,8 +328,8 @@ static int kn_git_lookup(struct kn_git_source *g, const char *path, const char *
         }
         if (*rest == '\0') {
             if (git_tree_entry_dup(entry, e) < 0) {
-                rc = kn_error_set(err, KN_EIO, NULL, "cannot read '%s': %s", shown,
-                                  kn_git_errmsg());
+                rc =
+                    kn_error_set(err, KN_EIO, NULL, "cannot read '%s': %s", shown, kn_git_errmsg());
             }
             goto out;
         }
@@ -596,8 +595,8 @@ int kn_git_tree_source_new(struct kn_source **out, git_repository *repo, const g
         goto out;
     }
     if (git_repository_odb(&odb, repo) < 0) {
-        rc = kn_error_set(err, KN_EIO, NULL, "cannot open the object database: %s",
-                          kn_git_errmsg());
+        rc =
+            kn_error_set(err, KN_EIO, NULL, "cannot open the object database: %s", kn_git_errmsg());
         goto out;
     }
     /* "repo@commit": the work tree, or the git folder of a bare repository */

@@ -390,6 +390,18 @@ static void test_read_errors(void **state)
     assert_read_fails(src, "../outside/secret", 100, KN_EPATH, "climbs out of the repository");
     assert_read_fails(src, "a.txt", 9, KN_ETOOBIG, "'a.txt' is larger than 9 bytes");
 
+    /* a source over a commit the repository does not have */
+    {
+        git_oid missing;
+        struct kn_source *none = NULL;
+        struct kn_error err;
+        assert_int_equal(git_oid_fromstr(&missing, "0123456789012345678901234567890123456789"), 0);
+        kn_error_clear(&err);
+        assert_int_equal(kn_git_tree_source_new(&none, f->repo, &missing, &err), KN_ENOTFOUND);
+        assert_null(none);
+        assert_string_equal(err.msg, "commit 0123456789012345678901234567890123456789 not found");
+    }
+
     /* exactly at the bound is fine */
     {
         struct kn_buf buf;
@@ -519,6 +531,8 @@ static void test_walk(void **state)
     assert_int_equal(src->ops->walk(src, collect_cb, &c), 0);
     assert_paths(&c, want1, sizeof(want1) / sizeof(want1[0]));
     collect_release(&c);
+    /* the submodule is there, only not a file */
+    assert_read_fails(src, "sub", 100, KN_EIO, "'sub' is not a regular file");
 
     src = source_at(f, &c2);
     assert_int_equal(src->ops->walk(src, collect_cb, &c), 0);
@@ -530,6 +544,51 @@ static void test_walk(void **state)
     assert_int_equal(src->ops->walk(src, collect_cb, &c), 42);
     assert_int_equal(c.count, 2);
     collect_release(&c);
+}
+
+static int count_cb(const char *relpath, void *data)
+{
+    (void)relpath;
+    (*(size_t *)data)++;
+    return 0;
+}
+
+static void test_walk_depth(void **state)
+{
+    struct fixture *f = *state;
+    git_oid c1;
+    git_oid c2;
+    struct kn_source *src;
+    struct kn_buf path;
+    size_t count = 0;
+
+    /* 128 nested folders walk; 129 are refused, as the folder source does */
+    init_repo(f);
+    kn_buf_init(&path, KN_BUF_UNBOUNDED);
+    for (int i = 0; i < 128; i++) {
+        kn_buf_adds(&path, "d/");
+    }
+    kn_buf_adds(&path, "f.txt");
+    kn_test_write(f->repo_dir, path.data, "deep\n");
+    commit_all(f, "deep", &c1);
+    src = source_at(f, &c1);
+    assert_int_equal(src->ops->walk(src, count_cb, &count), 0);
+    assert_int_equal(count, 2);
+
+    kn_buf_reset(&path);
+    for (int i = 0; i < 129; i++) {
+        kn_buf_adds(&path, "e/");
+    }
+    kn_buf_adds(&path, "f.txt");
+    kn_test_write(f->repo_dir, path.data, "deeper\n");
+    commit_all(f, "deeper", &c2);
+    src = source_at(f, &c2);
+    count = 0;
+    assert_int_equal(src->ops->walk(src, count_cb, &count), KN_ELIMIT);
+    assert_int_equal(count, 0);
+    /* reading by path is not limited */
+    assert_reads(src, path.data, "deeper\n");
+    kn_buf_release(&path);
 }
 
 static const char mini_app[] = "apiVersion: kanaria.dev/v1\n"
@@ -775,6 +834,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_symlinks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_discover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_paths, setup, teardown),
