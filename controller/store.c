@@ -1,0 +1,1155 @@
+/*
+ * The state store (include/kanaria/store.h): one SQLite database in WAL mode.
+ *
+ * Every value reaches SQL through a bound parameter: statements are prepared with `bind()`, whose
+ * type string says how to bind each argument ('s' text with NULL as "", 't' text with NULL as
+ * SQL NULL, 'l' long long, 'i' int), numbered ?1, ?2, ... in that order.
+ *
+ * Lists are read completely before the first callback runs, so a function that fails never also
+ * calls its callback and a callback may itself write to the store.
+ */
+#include "kanaria/store.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/log.h"
+
+/* How long a statement waits for another connection's write lock once the store is open. */
+#define KN_STORE_BUSY_MS 500
+
+#define KN_STORE_NOT_STARTED "('PENDING', 'PLANNED')"
+#define KN_STORE_NOT_FINAL   "('PENDING', 'PLANNED', 'RUNNING', 'ROLLING_BACK')"
+
+struct kn_store {
+    sqlite3 *db;
+    char *path;
+};
+
+/* Migration i brings user_version from i to i + 1, in one transaction with the bump. Never edit
+ * one that has shipped: add another. */
+static const char *const kn_store_migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE repositories ("
+    "  name TEXT PRIMARY KEY,"
+    "  head TEXT NOT NULL DEFAULT '',"
+    "  fetched_at INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  failing_since INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE apps ("
+    "  repo TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  path TEXT NOT NULL DEFAULT '',"
+    "  last_good TEXT NOT NULL DEFAULT '',"
+    "  last_seen TEXT NOT NULL DEFAULT '',"
+    "  current_deployment INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  rolled_back_from TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (repo, name)"
+    ");"
+    "CREATE TABLE deployments ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  repo TEXT NOT NULL,"
+    "  app TEXT NOT NULL,"
+    "  commit_id TEXT NOT NULL,"
+    "  author TEXT NOT NULL DEFAULT '',"
+    "  message TEXT NOT NULL DEFAULT '',"
+    "  strategy TEXT NOT NULL DEFAULT '',"
+    "  summary TEXT NOT NULL DEFAULT '',"
+    "  plan_json TEXT,"
+    "  status TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL DEFAULT 0,"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  finished_at INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (repo, app, commit_id)"
+    ");"
+    "CREATE INDEX deployments_by_app ON deployments (repo, app, id);"
+    "CREATE INDEX deployments_by_status ON deployments (status, id);"
+    "CREATE TABLE stages ("
+    "  deployment INTEGER NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL DEFAULT '',"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  finished_at INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (deployment, idx)"
+    ");"
+    "CREATE TABLE stage_meta ("
+    "  deployment INTEGER NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (deployment, idx, key)"
+    ");"
+    /* The audit log outlives what it talks about: no foreign key. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  repo TEXT NOT NULL DEFAULT '',"
+    "  app TEXT NOT NULL DEFAULT '',"
+    "  deployment INTEGER NOT NULL DEFAULT 0,"
+    "  actor TEXT NOT NULL DEFAULT '',"
+    "  message TEXT NOT NULL DEFAULT ''"
+    ");"
+    "CREATE INDEX events_by_deployment ON events (deployment, id);"
+    "CREATE INDEX events_by_app ON events (repo, app, id);"
+    "CREATE TABLE approvals ("
+    "  deployment INTEGER NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,"
+    "  stage INTEGER NOT NULL,"
+    "  who TEXT NOT NULL,"
+    "  decision TEXT NOT NULL,"
+    "  at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX approvals_by_stage ON approvals (deployment, stage);"
+    "CREATE TABLE analysis_records ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  deployment INTEGER NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,"
+    "  stage INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  check_name TEXT NOT NULL DEFAULT '',"
+    "  query TEXT NOT NULL DEFAULT '',"
+    "  values_json TEXT NOT NULL DEFAULT '',"
+    "  bound TEXT NOT NULL DEFAULT '',"
+    "  verdict TEXT NOT NULL DEFAULT ''"
+    ");"
+    "CREATE INDEX analysis_by_stage ON analysis_records (deployment, stage, id);",
+};
+
+#define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
+
+static const char *const kn_deploy_status_names[] = {
+    [KN_DEPLOY_PENDING] = "PENDING",     [KN_DEPLOY_PLANNED] = "PLANNED",
+    [KN_DEPLOY_RUNNING] = "RUNNING",     [KN_DEPLOY_ROLLING_BACK] = "ROLLING_BACK",
+    [KN_DEPLOY_SUCCESS] = "SUCCESS",     [KN_DEPLOY_FAILURE] = "FAILURE",
+    [KN_DEPLOY_CANCELLED] = "CANCELLED", [KN_DEPLOY_SUPERSEDED] = "SUPERSEDED",
+};
+
+#define KN_DEPLOY_NSTATUS                                                                          \
+    ((int)(sizeof(kn_deploy_status_names) / sizeof(kn_deploy_status_names[0])))
+
+const char *kn_deploy_status_name(enum kn_deploy_status s)
+{
+    if ((int)s < 0 || (int)s >= KN_DEPLOY_NSTATUS) {
+        return "?";
+    }
+    return kn_deploy_status_names[s];
+}
+
+int kn_deploy_status_parse(const char *s, enum kn_deploy_status *out)
+{
+    int rc = KN_EINVAL;
+
+    if (!s) {
+        goto out;
+    }
+    for (int i = 0; i < KN_DEPLOY_NSTATUS; i++) {
+        if (strcmp(s, kn_deploy_status_names[i]) == 0) {
+            *out = (enum kn_deploy_status)i;
+            rc = 0;
+            break;
+        }
+    }
+out:
+    return rc;
+}
+
+int kn_deploy_status_is_final(enum kn_deploy_status s)
+{
+    return s == KN_DEPLOY_SUCCESS || s == KN_DEPLOY_FAILURE || s == KN_DEPLOY_CANCELLED ||
+           s == KN_DEPLOY_SUPERSEDED;
+}
+
+int kn_store_schema_version(void)
+{
+    return KN_STORE_NMIGRATIONS;
+}
+
+/* ---- SQLite at the boundary ---------------------------------------------------------------- */
+
+/* Translate an SQLite result code (extended codes are on) to a KN_E* code. Expected outcomes
+ * (a duplicate, a missing parent row) are the caller's to report; anything else is logged here
+ * with SQLite's message, which is the only place it is kept. */
+static int sql_fail(struct kn_store *st, int src, const char *what)
+{
+    int rc;
+
+    switch (src) {
+    case SQLITE_NOMEM:
+        rc = KN_ENOMEM;
+        break;
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        rc = KN_EEXISTS;
+        break;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        rc = KN_ENOTFOUND;
+        break;
+    case SQLITE_TOOBIG:
+        rc = KN_ETOOBIG;
+        break;
+    case SQLITE_MISUSE:
+    case SQLITE_RANGE:
+        rc = KN_EINVAL;
+        break;
+    default:
+        rc = (src & 0xff) == SQLITE_CONSTRAINT ? KN_EINVAL : KN_EIO;
+        break;
+    }
+    if (rc != KN_EEXISTS && rc != KN_ENOTFOUND) {
+        kn_log_error("store", "%s: %s (%s)", what, sqlite3_errmsg(st->db), sqlite3_errstr(src));
+    }
+    return rc;
+}
+
+static int bindv(struct kn_store *st, sqlite3_stmt *s, const char *types, va_list ap)
+{
+    int src = SQLITE_OK;
+    const char *text;
+
+    for (int i = 0; types[i] && src == SQLITE_OK; i++) {
+        switch (types[i]) {
+        case 's':
+            text = va_arg(ap, const char *);
+            src = sqlite3_bind_text(s, i + 1, text ? text : "", -1, SQLITE_TRANSIENT);
+            break;
+        case 't':
+            text = va_arg(ap, const char *);
+            src = text ? sqlite3_bind_text(s, i + 1, text, -1, SQLITE_TRANSIENT)
+                       : sqlite3_bind_null(s, i + 1);
+            break;
+        case 'l':
+            src = sqlite3_bind_int64(s, i + 1, va_arg(ap, long long));
+            break;
+        case 'i':
+            src = sqlite3_bind_int(s, i + 1, va_arg(ap, int));
+            break;
+        default:
+            src = SQLITE_MISUSE;
+            break;
+        }
+    }
+    return src == SQLITE_OK ? 0 : sql_fail(st, src, "bind");
+}
+
+/* Prepare sql and bind the arguments described by types; *out is NULL on failure. */
+static int prepare(struct kn_store *st, sqlite3_stmt **out, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    int src;
+    int rc = 0;
+
+    *out = NULL;
+    src = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, src, "prepare");
+        goto out;
+    }
+    va_start(ap, types);
+    rc = bindv(st, *out, types, ap);
+    va_end(ap);
+out:
+    if (rc < 0) {
+        sqlite3_finalize(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* 1 for a row, 0 when done, or a KN_E* code. */
+static int step(struct kn_store *st, sqlite3_stmt *s)
+{
+    int src = sqlite3_step(s);
+
+    if (src == SQLITE_ROW) {
+        return 1;
+    }
+    if (src == SQLITE_DONE) {
+        return 0;
+    }
+    return sql_fail(st, src, "step");
+}
+
+/* Run a statement that returns no rows we want. */
+static int run(struct kn_store *st, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *s = NULL;
+    va_list ap;
+    int src;
+    int rc = 0;
+
+    src = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (src != SQLITE_OK) {
+        rc = sql_fail(st, src, "prepare");
+        goto out;
+    }
+    va_start(ap, types);
+    rc = bindv(st, s, types, ap);
+    va_end(ap);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        rc = 0;
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static void col_copy(char *dst, size_t size, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+/* A copy of a text column (caller frees), NULL for SQL NULL. */
+static char *col_dup(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+
+    return t ? kn_strdup((const char *)t) : NULL;
+}
+
+static int tx_begin(struct kn_store *st)
+{
+    return run(st, "BEGIN IMMEDIATE", "");
+}
+
+/* Commit when rc is 0, else roll back; returns rc, or the commit's failure. */
+static int tx_end(struct kn_store *st, int rc)
+{
+    if (rc >= 0) {
+        rc = run(st, "COMMIT", "");
+    }
+    if (rc < 0 && !sqlite3_get_autocommit(st->db)) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+/* ---- open, check, migrate ------------------------------------------------------------------ */
+
+/* The message for a failure while opening, after what SQLite said. */
+static int open_fail(struct kn_store *st, int src, const char *what, struct kn_error *err)
+{
+    const char *msg = sqlite3_errmsg(st->db);
+
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return kn_error_set(err, KN_EIO, NULL, "'%s' is locked by another process", st->path);
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return kn_error_set(err, KN_EIO, NULL,
+                            "'%s' is not a kanaria database or is corrupt: %s (move it away to "
+                            "start afresh; nothing was changed)",
+                            st->path, msg);
+    case SQLITE_NOMEM:
+        return kn_error_set(err, KN_ENOMEM, NULL, "'%s': %s", st->path, msg);
+    default:
+        return kn_error_set(err, KN_EIO, NULL, "'%s': %s: %s", st->path, what, msg);
+    }
+}
+
+/* Run a one-row query at open; *text (when not NULL) gets a copy of the first column, *num its
+ * integer value. */
+static int open_query(struct kn_store *st, const char *sql, char **text, int *num,
+                      struct kn_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int src;
+    int rc = 0;
+
+    src = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(s);
+    }
+    if (src != SQLITE_ROW) {
+        rc = open_fail(st, src, sql, err);
+        goto out;
+    }
+    if (text) {
+        *text = col_dup(s, 0);
+    }
+    if (num) {
+        *num = sqlite3_column_int(s, 0);
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int open_exec(struct kn_store *st, const char *sql, struct kn_error *err)
+{
+    int src = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+
+    return src == SQLITE_OK ? 0 : open_fail(st, src, sql, err);
+}
+
+/* Everything that may refuse the file, before anything writes to it. */
+static int open_check(struct kn_store *st, int existing, int *version, struct kn_error *err)
+{
+    char *check = NULL;
+    int objects = 0;
+    int rc = 0;
+
+    if (existing) {
+        if ((rc = open_query(st, "PRAGMA quick_check", &check, NULL, err)) < 0) {
+            goto out;
+        }
+        if (!check || strcmp(check, "ok") != 0) {
+            /* The report spans lines ("*** in database main ***\nTree 2 page 2: ..."). */
+            for (char *p = check; p && *p; p++) {
+                *p = *p == '\n' ? ' ' : *p;
+            }
+            rc = kn_error_set(err, KN_EIO, NULL,
+                              "'%s' is not a kanaria database or is corrupt: %.160s (move it "
+                              "away to start afresh; nothing was changed)",
+                              st->path, check ? check : "integrity check failed");
+            goto out;
+        }
+    }
+    if ((rc = open_query(st, "PRAGMA user_version", NULL, version, err)) < 0) {
+        goto out;
+    }
+    if (*version > kn_store_schema_version()) {
+        rc = kn_error_set(err, KN_EUNSUPPORTED, NULL,
+                          "'%s' was written by a newer kanaria (schema %d, this one knows %d)",
+                          st->path, *version, kn_store_schema_version());
+        goto out;
+    }
+    /* Version 0 with tables in it is some other program's database: migrations are atomic, so
+     * kanaria never leaves one like that. */
+    if (*version == 0) {
+        if ((rc = open_query(st, "SELECT count(*) FROM sqlite_master", NULL, &objects, err)) < 0) {
+            goto out;
+        }
+        if (objects > 0) {
+            rc = kn_error_set(err, KN_EIO, NULL,
+                              "'%s' is not a kanaria database or is corrupt: it holds tables but "
+                              "no kanaria schema version (move it away to start afresh; nothing "
+                              "was changed)",
+                              st->path);
+            goto out;
+        }
+    }
+    /* Without a busy timeout this fails at once when another connection is writing. */
+    if ((rc = open_exec(st, "BEGIN IMMEDIATE", err)) < 0) {
+        goto out;
+    }
+    rc = open_exec(st, "ROLLBACK", err);
+out:
+    free(check);
+    return rc;
+}
+
+static int open_setup(struct kn_store *st, struct kn_error *err)
+{
+    char *mode = NULL;
+    int rc = 0;
+
+    if ((rc = open_query(st, "PRAGMA journal_mode=WAL", &mode, NULL, err)) < 0) {
+        goto out;
+    }
+    if (!mode || strcmp(mode, "wal") != 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "'%s': cannot use WAL mode (journal mode is %s)",
+                          st->path, mode ? mode : "unknown");
+        goto out;
+    }
+    if ((rc = open_exec(st, "PRAGMA foreign_keys=ON", err)) < 0) {
+        goto out;
+    }
+    rc = open_exec(st, "PRAGMA synchronous=NORMAL", err);
+out:
+    free(mode);
+    return rc;
+}
+
+static int open_migrate(struct kn_store *st, int version, struct kn_error *err)
+{
+    char bump[64];
+    int src;
+    int rc = 0;
+
+    for (int i = version; i < KN_STORE_NMIGRATIONS && rc == 0; i++) {
+        /* The version is our own loop counter, not outside input. */
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", i + 1);
+        if ((rc = open_exec(st, "BEGIN IMMEDIATE", err)) < 0) {
+            break;
+        }
+        src = sqlite3_exec(st->db, kn_store_migrations[i], NULL, NULL, NULL);
+        if (src == SQLITE_OK) {
+            src = sqlite3_exec(st->db, bump, NULL, NULL, NULL);
+        }
+        if (src == SQLITE_OK) {
+            src = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+        }
+        if (src != SQLITE_OK) {
+            rc = kn_error_set(err, (src & 0xff) == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
+                              "'%s': migration to schema %d failed: %s", st->path, i + 1,
+                              sqlite3_errmsg(st->db));
+            if (!sqlite3_get_autocommit(st->db)) {
+                sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            }
+        }
+    }
+    return rc;
+}
+
+int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
+{
+    struct kn_store *st = NULL;
+    struct stat sb;
+    int existing;
+    int version = 0;
+    int src;
+    int rc = 0;
+
+    *out = NULL;
+    if (!path || !*path) {
+        rc = kn_error_set(err, KN_EINVAL, NULL, "no database path");
+        goto out;
+    }
+    existing = stat(path, &sb) == 0 && sb.st_size > 0;
+    st = kn_calloc(1, sizeof(*st));
+    st->path = kn_strdup(path);
+    src = sqlite3_open_v2(path, &st->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
+                          "cannot open '%s': %s", path,
+                          st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(src));
+        goto out;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, 0);
+    if ((rc = open_check(st, existing, &version, err)) < 0) {
+        goto out;
+    }
+    sqlite3_busy_timeout(st->db, KN_STORE_BUSY_MS);
+    if ((rc = open_setup(st, err)) < 0) {
+        goto out;
+    }
+    if ((rc = open_migrate(st, version, err)) < 0) {
+        goto out;
+    }
+    *out = st;
+    st = NULL;
+out:
+    kn_store_close(st);
+    return rc;
+}
+
+void kn_store_close(struct kn_store *st)
+{
+    if (!st) {
+        return;
+    }
+    sqlite3_close_v2(st->db);
+    free(st->path);
+    free(st);
+}
+
+/* ---- events -------------------------------------------------------------------------------- */
+
+static int event_insert(struct kn_store *st, const char *type, const char *repo, const char *app,
+                        long long deployment, const char *actor, const char *message,
+                        long long now_ms)
+{
+    return run(st,
+               "INSERT INTO events (at, type, repo, app, deployment, actor, message)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+               "lssslss", now_ms, type, repo, app, deployment, actor, message);
+}
+
+int kn_store_event_add(struct kn_store *st, const char *type, const char *repo, const char *app,
+                       long long deployment, const char *actor, const char *message,
+                       long long now_ms)
+{
+    if (!st || !type || !*type) {
+        return KN_EINVAL;
+    }
+    return event_insert(st, type, repo, app, deployment, actor, message, now_ms);
+}
+
+static void read_event(sqlite3_stmt *s, struct kn_event *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->id = sqlite3_column_int64(s, 0);
+    e->at = sqlite3_column_int64(s, 1);
+    col_copy(e->type, sizeof(e->type), s, 2);
+    col_copy(e->repo, sizeof(e->repo), s, 3);
+    col_copy(e->app, sizeof(e->app), s, 4);
+    e->deployment = sqlite3_column_int64(s, 5);
+    col_copy(e->actor, sizeof(e->actor), s, 6);
+    col_copy(e->message, sizeof(e->message), s, 7);
+}
+
+int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store_event_cb cb,
+                    void *data)
+{
+    sqlite3_stmt *s = NULL;
+    struct kn_event *items = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb || limit < 0) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT id, at, type, repo, app, deployment, actor, message FROM events"
+                 " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                 "li", after_id, limit > 0 ? limit : -1);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        read_event(s, &items[n++]);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    free(items);
+    return rc;
+}
+
+/* ---- repositories -------------------------------------------------------------------------- */
+
+int kn_store_repo_fetched(struct kn_store *st, const char *repo, const char *head, long long now_ms)
+{
+    if (!st || !repo || !head) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO repositories (name, head, fetched_at, error, failing_since)"
+               " VALUES (?1, ?2, ?3, '', 0)"
+               " ON CONFLICT (name) DO UPDATE SET head = excluded.head,"
+               " fetched_at = excluded.fetched_at, error = '', failing_since = 0",
+               "ssl", repo, head, now_ms);
+}
+
+int kn_store_repo_failed(struct kn_store *st, const char *repo, const char *error, long long now_ms)
+{
+    if (!st || !repo) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO repositories (name, head, fetched_at, error, failing_since)"
+               " VALUES (?1, '', 0, ?2, ?3)"
+               " ON CONFLICT (name) DO UPDATE SET error = excluded.error,"
+               " failing_since = CASE WHEN failing_since = 0 THEN excluded.failing_since"
+               " ELSE failing_since END",
+               "ssl", repo, error && *error ? error : "fetch failed", now_ms);
+}
+
+int kn_store_repo_get(struct kn_store *st, const char *repo, struct kn_repo_state *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !repo || !out) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT name, head, fetched_at, error, failing_since FROM repositories"
+                 " WHERE name = ?1",
+                 "s", repo);
+    if (rc < 0 || (rc = step(st, s)) < 0) {
+        goto out;
+    }
+    if (rc == 0) {
+        rc = KN_ENOTFOUND;
+        goto out;
+    }
+    rc = 0;
+    memset(out, 0, sizeof(*out));
+    col_copy(out->name, sizeof(out->name), s, 0);
+    col_copy(out->head, sizeof(out->head), s, 1);
+    out->fetched_at = sqlite3_column_int64(s, 2);
+    col_copy(out->error, sizeof(out->error), s, 3);
+    out->failing_since = sqlite3_column_int64(s, 4);
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* ---- apps ---------------------------------------------------------------------------------- */
+
+#define KN_APP_COLS                                                                                \
+    "repo, name, path, last_good, last_seen, current_deployment, error, rolled_back_from"
+
+static void read_app(sqlite3_stmt *s, struct kn_app_state *a)
+{
+    memset(a, 0, sizeof(*a));
+    col_copy(a->repo, sizeof(a->repo), s, 0);
+    col_copy(a->name, sizeof(a->name), s, 1);
+    col_copy(a->path, sizeof(a->path), s, 2);
+    col_copy(a->last_good, sizeof(a->last_good), s, 3);
+    col_copy(a->last_seen, sizeof(a->last_seen), s, 4);
+    a->current_deployment = sqlite3_column_int64(s, 5);
+    col_copy(a->error, sizeof(a->error), s, 6);
+    col_copy(a->rolled_back_from, sizeof(a->rolled_back_from), s, 7);
+}
+
+int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, const char *path,
+                      const char *commit, const char *error)
+{
+    if (!st || !repo || !app) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO apps (repo, name, path, last_seen, error) VALUES (?1, ?2, ?3, ?4, ?5)"
+               " ON CONFLICT (repo, name) DO UPDATE SET path = excluded.path,"
+               " last_seen = excluded.last_seen, error = excluded.error",
+               "sssss", repo, app, path, commit, error);
+}
+
+int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,
+                     struct kn_app_state *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !repo || !app || !out) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s, "SELECT " KN_APP_COLS " FROM apps WHERE repo = ?1 AND name = ?2", "ss",
+                 repo, app);
+    if (rc < 0 || (rc = step(st, s)) < 0) {
+        goto out;
+    }
+    if (rc == 0) {
+        rc = KN_ENOTFOUND;
+        goto out;
+    }
+    rc = 0;
+    read_app(s, out);
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int kn_store_apps(struct kn_store *st, const char *repo, kn_store_app_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    struct kn_app_state *items = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT " KN_APP_COLS " FROM apps WHERE ?1 IS NULL OR repo = ?1"
+                 " ORDER BY repo, name",
+                 "t", repo);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        read_app(s, &items[n++]);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    free(items);
+    return rc;
+}
+
+/* The app's current deployment is the one running (or rolling back), else the newest that waits
+ * to start, else none. Called inside the transaction of every status change. */
+static int app_refresh_current(struct kn_store *st, const char *repo, const char *app)
+{
+    return run(st,
+               "UPDATE apps SET current_deployment = COALESCE("
+               " (SELECT id FROM deployments WHERE repo = ?1 AND app = ?2"
+               "  AND status IN ('RUNNING', 'ROLLING_BACK') ORDER BY id LIMIT 1),"
+               " (SELECT id FROM deployments WHERE repo = ?1 AND app = ?2"
+               "  AND status IN " KN_STORE_NOT_STARTED " ORDER BY id DESC LIMIT 1),"
+               " 0) WHERE repo = ?1 AND name = ?2",
+               "ss", repo, app);
+}
+
+/* ---- deployments --------------------------------------------------------------------------- */
+
+#define KN_DEPLOY_COLS                                                                             \
+    "id, repo, app, commit_id, author, message, strategy, summary, status, reason, created_at,"    \
+    " updated_at, started_at, finished_at"
+
+static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
+{
+    const unsigned char *status = sqlite3_column_text(s, 8);
+    int rc;
+
+    memset(d, 0, sizeof(*d));
+    d->id = sqlite3_column_int64(s, 0);
+    col_copy(d->repo, sizeof(d->repo), s, 1);
+    col_copy(d->app, sizeof(d->app), s, 2);
+    col_copy(d->commit, sizeof(d->commit), s, 3);
+    col_copy(d->author, sizeof(d->author), s, 4);
+    col_copy(d->message, sizeof(d->message), s, 5);
+    col_copy(d->strategy, sizeof(d->strategy), s, 6);
+    col_copy(d->summary, sizeof(d->summary), s, 7);
+    col_copy(d->reason, sizeof(d->reason), s, 9);
+    d->created_at = sqlite3_column_int64(s, 10);
+    d->updated_at = sqlite3_column_int64(s, 11);
+    d->started_at = sqlite3_column_int64(s, 12);
+    d->finished_at = sqlite3_column_int64(s, 13);
+    rc = kn_deploy_status_parse((const char *)status, &d->status);
+    if (rc < 0) {
+        kn_log_error("store", "deployment %lld has an unknown status '%s'", d->id,
+                     status ? (const char *)status : "");
+        rc = KN_EIO;
+    }
+    return rc;
+}
+
+/* Read every row of s (finalized here), then call cb for each. */
+static int deployments_each(struct kn_store *st, sqlite3_stmt *s, kn_store_deployment_cb cb,
+                            void *data)
+{
+    struct kn_deployment *items = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    while ((rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        if ((rc = read_deployment(s, &items[n++])) < 0) {
+            break;
+        }
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+    free(items);
+    return rc;
+}
+
+int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new *d,
+                            long long now_ms, long long *id)
+{
+    char *reason = NULL;
+    char *message = NULL;
+    long long new_id = 0;
+    int rc;
+
+    if (!st || !d || !d->repo || !d->app || !d->commit || !*d->commit) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    if ((rc = tx_begin(st)) < 0) {
+        goto out;
+    }
+    rc = run(st,
+             "INSERT INTO deployments (repo, app, commit_id, author, message, strategy, summary,"
+             " plan_json, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+             " 'PLANNED', ?9, ?9)",
+             "ssssssstl", d->repo, d->app, d->commit, d->author, d->message, d->strategy,
+             d->summary, d->plan_json, now_ms);
+    if (rc < 0) {
+        goto out;
+    }
+    new_id = sqlite3_last_insert_rowid(st->db);
+
+    /* Newest wins among the deployments that have not started. */
+    reason = kn_asprintf("superseded by %.7s", d->commit);
+    rc = run(st,
+             "INSERT INTO events (at, type, repo, app, deployment, actor, message)"
+             " SELECT ?1, 'SUPERSEDED', repo, app, id, 'kanaria', ?2 FROM deployments"
+             " WHERE repo = ?3 AND app = ?4 AND id != ?5 AND status IN " KN_STORE_NOT_STARTED
+             " ORDER BY id",
+             "lsssl", now_ms, reason, d->repo, d->app, new_id);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = run(st,
+             "UPDATE deployments SET status = 'SUPERSEDED', reason = ?1, updated_at = ?2,"
+             " finished_at = ?2 WHERE repo = ?3 AND app = ?4 AND id != ?5"
+             " AND status IN " KN_STORE_NOT_STARTED,
+             "slssl", reason, now_ms, d->repo, d->app, new_id);
+    if (rc < 0) {
+        goto out;
+    }
+
+    /* The app normally exists (the planner saw it); make sure there is a row to point at us. */
+    rc = run(st, "INSERT INTO apps (repo, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING", "ss",
+             d->repo, d->app);
+    if (rc < 0 || (rc = app_refresh_current(st, d->repo, d->app)) < 0) {
+        goto out;
+    }
+    message = kn_asprintf("%s at %.7s: %s", d->strategy && *d->strategy ? d->strategy : "plan",
+                          d->commit, d->summary ? d->summary : "");
+    rc = event_insert(st, "PLANNED", d->repo, d->app, new_id, "kanaria", message, now_ms);
+out:
+    if (st) {
+        rc = tx_end(st, rc);
+    }
+    if (rc == 0 && id) {
+        *id = new_id;
+    }
+    free(reason);
+    free(message);
+    return rc;
+}
+
+int kn_store_deployment_set_status(struct kn_store *st, long long id, enum kn_deploy_status status,
+                                   const char *reason, long long now_ms)
+{
+    sqlite3_stmt *s = NULL;
+    const char *name = kn_deploy_status_name(status);
+    struct kn_deployment d;
+    int final = kn_deploy_status_is_final(status);
+    int rc;
+
+    if (!st || strcmp(name, "?") == 0) {
+        return KN_EINVAL; /* before the transaction: nothing to undo */
+    }
+    if ((rc = tx_begin(st)) < 0) {
+        goto out;
+    }
+    rc = prepare(st, &s, "SELECT " KN_DEPLOY_COLS " FROM deployments WHERE id = ?1", "l", id);
+    if (rc < 0 || (rc = step(st, s)) < 0) {
+        goto out;
+    }
+    if (rc == 0) {
+        rc = KN_ENOTFOUND;
+        goto out;
+    }
+    if ((rc = read_deployment(s, &d)) < 0) {
+        goto out;
+    }
+    if (kn_deploy_status_is_final(d.status)) {
+        rc = KN_EINVAL;
+        kn_log_warn("store", "deployment %lld is %s already; not moving it to %s", id,
+                    kn_deploy_status_name(d.status), name);
+        goto out;
+    }
+    rc = run(st,
+             "UPDATE deployments SET status = ?1, reason = ?2, updated_at = ?3,"
+             " started_at = CASE WHEN ?1 = 'RUNNING' AND started_at = 0 THEN ?3"
+             " ELSE started_at END,"
+             " finished_at = CASE WHEN ?4 THEN ?3 ELSE finished_at END WHERE id = ?5",
+             "sslil", name, reason, now_ms, final, id);
+    if (rc < 0) {
+        goto out;
+    }
+    if (status == KN_DEPLOY_SUCCESS) {
+        rc = run(st,
+                 "UPDATE apps SET last_good = ?1, rolled_back_from = '' WHERE repo = ?2"
+                 " AND name = ?3",
+                 "sss", d.commit, d.repo, d.app);
+    } else if ((status == KN_DEPLOY_FAILURE || status == KN_DEPLOY_CANCELLED) &&
+               d.status == KN_DEPLOY_ROLLING_BACK) {
+        rc = run(st, "UPDATE apps SET rolled_back_from = ?1 WHERE repo = ?2 AND name = ?3", "sss",
+                 d.commit, d.repo, d.app);
+    }
+    if (rc < 0 || (rc = app_refresh_current(st, d.repo, d.app)) < 0) {
+        goto out;
+    }
+    rc = event_insert(st, name, d.repo, d.app, id, "kanaria", reason, now_ms);
+out:
+    sqlite3_finalize(s);
+    return tx_end(st, rc);
+}
+
+int kn_store_deployment_get(struct kn_store *st, long long id, struct kn_deployment *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !out) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s, "SELECT " KN_DEPLOY_COLS " FROM deployments WHERE id = ?1", "l", id);
+    if (rc < 0 || (rc = step(st, s)) < 0) {
+        goto out;
+    }
+    if (rc == 0) {
+        rc = KN_ENOTFOUND;
+        goto out;
+    }
+    rc = read_deployment(s, out);
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+char *kn_store_deployment_plan(struct kn_store *st, long long id)
+{
+    sqlite3_stmt *s = NULL;
+    char *plan = NULL;
+
+    if (!st) {
+        goto out;
+    }
+    if (prepare(st, &s, "SELECT plan_json FROM deployments WHERE id = ?1", "l", id) < 0) {
+        goto out;
+    }
+    if (step(st, s) == 1) {
+        plan = col_dup(s, 0);
+    }
+out:
+    sqlite3_finalize(s);
+    return plan;
+}
+
+int kn_store_deployments(struct kn_store *st, const char *repo, const char *app, int limit,
+                         kn_store_deployment_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !repo || !app || !cb || limit < 0) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT " KN_DEPLOY_COLS " FROM deployments WHERE repo = ?1 AND app = ?2"
+                 " ORDER BY id DESC LIMIT ?3",
+                 "ssi", repo, app, limit > 0 ? limit : -1);
+    if (rc == 0) {
+        rc = deployments_each(st, s, cb, data);
+    }
+out:
+    return rc;
+}
+
+int kn_store_deployments_open(struct kn_store *st, kn_store_deployment_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !cb) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT " KN_DEPLOY_COLS " FROM deployments WHERE status IN " KN_STORE_NOT_FINAL
+                 " ORDER BY id",
+                 "");
+    if (rc == 0) {
+        rc = deployments_each(st, s, cb, data);
+    }
+out:
+    return rc;
+}
+
+/* ---- stages -------------------------------------------------------------------------------- */
+
+int kn_store_stage_set(struct kn_store *st, long long deployment, int index, const char *name,
+                       const char *status, long long now_ms)
+{
+    if (!st || !status || index < 0) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO stages (deployment, idx, name, status, started_at, finished_at)"
+               " VALUES (?1, ?2, ?3, ?4,"
+               " CASE WHEN ?4 = 'NOT_STARTED' THEN 0 ELSE ?5 END,"
+               " CASE WHEN ?4 IN ('SUCCESS', 'FAILURE', 'CANCELLED', 'SKIPPED') THEN ?5 ELSE 0"
+               " END)"
+               " ON CONFLICT (deployment, idx) DO UPDATE SET"
+               " name = CASE WHEN ?3 = '' THEN name ELSE ?3 END, status = ?4,"
+               " started_at = CASE WHEN started_at = 0 AND ?4 != 'NOT_STARTED' THEN ?5"
+               " ELSE started_at END,"
+               " finished_at = CASE WHEN ?4 IN ('SUCCESS', 'FAILURE', 'CANCELLED', 'SKIPPED')"
+               " THEN ?5 ELSE finished_at END",
+               "lissl", deployment, index, name, status, now_ms);
+}
+
+int kn_store_stage_meta_set(struct kn_store *st, long long deployment, int index, const char *key,
+                            const char *value)
+{
+    if (!st || !key || index < 0) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO stage_meta (deployment, idx, key, value) VALUES (?1, ?2, ?3, ?4)"
+               " ON CONFLICT (deployment, idx, key) DO UPDATE SET value = excluded.value",
+               "liss", deployment, index, key, value);
+}
+
+char *kn_store_stage_meta_get(struct kn_store *st, long long deployment, int index, const char *key)
+{
+    sqlite3_stmt *s = NULL;
+    char *value = NULL;
+
+    if (!st || !key) {
+        goto out;
+    }
+    if (prepare(st, &s,
+                "SELECT value FROM stage_meta WHERE deployment = ?1 AND idx = ?2 AND key = ?3",
+                "lis", deployment, index, key) < 0) {
+        goto out;
+    }
+    if (step(st, s) == 1) {
+        value = col_dup(s, 0);
+    }
+out:
+    sqlite3_finalize(s);
+    return value;
+}
+
+/* ---- approvals and analysis records -------------------------------------------------------- */
+
+int kn_store_approval_add(struct kn_store *st, long long deployment, int stage, const char *who,
+                          const char *decision, long long now_ms)
+{
+    if (!st || !who || !*who || !decision || !*decision) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO approvals (deployment, stage, who, decision, at)"
+               " VALUES (?1, ?2, ?3, ?4, ?5)",
+               "lissl", deployment, stage, who, decision, now_ms);
+}
+
+int kn_store_approval_count(struct kn_store *st, long long deployment, int stage)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT count(DISTINCT who) FROM approvals WHERE deployment = ?1 AND stage = ?2"
+                 " AND decision = 'APPROVE'",
+                 "li", deployment, stage);
+    if (rc < 0 || (rc = step(st, s)) < 0) {
+        goto out;
+    }
+    rc = rc == 1 ? sqlite3_column_int(s, 0) : 0;
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int kn_store_analysis_add(struct kn_store *st, long long deployment, int stage, const char *check,
+                          const char *query, const char *values_json, const char *bound,
+                          const char *verdict, long long now_ms)
+{
+    if (!st || !check || !verdict) {
+        return KN_EINVAL;
+    }
+    return run(st,
+               "INSERT INTO analysis_records (deployment, stage, at, check_name, query,"
+               " values_json, bound, verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               "lilsssss", deployment, stage, now_ms, check, query, values_json, bound, verdict);
+}

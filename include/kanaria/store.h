@@ -1,0 +1,194 @@
+/*
+ * kanaria — the state store: SQLite in WAL mode under dataDir, so that nothing is lost across
+ * restarts. Schema changes are versioned migrations (PRAGMA user_version); a database from a
+ * newer kanaria, a corrupt file or one that another process holds locked is refused at open with
+ * a clear message, never overwritten. Every status change is one transaction that also appends
+ * its event (the audit log).
+ *
+ * Not thread-safe: one struct kn_store belongs to the loop thread.
+ */
+#ifndef KANARIA_STORE_H
+#define KANARIA_STORE_H
+
+#include <stdint.h>
+
+#include "kanaria/error.h"
+
+struct kn_store;
+
+enum kn_deploy_status {
+    KN_DEPLOY_PENDING = 0,
+    KN_DEPLOY_PLANNED,
+    KN_DEPLOY_RUNNING,
+    KN_DEPLOY_ROLLING_BACK,
+    KN_DEPLOY_SUCCESS,
+    KN_DEPLOY_FAILURE,
+    KN_DEPLOY_CANCELLED,
+    KN_DEPLOY_SUPERSEDED, /* a newer commit arrived before this one started */
+};
+
+/* "PLANNED", ...; and back (KN_EINVAL for an unknown name). */
+const char *kn_deploy_status_name(enum kn_deploy_status s);
+int kn_deploy_status_parse(const char *s, enum kn_deploy_status *out);
+/* SUCCESS, FAILURE, CANCELLED, SUPERSEDED */
+int kn_deploy_status_is_final(enum kn_deploy_status s);
+
+/* Open (creating when absent) the database at path and migrate it. KN_EIO for a corrupt file or
+ * one that is locked, KN_EUNSUPPORTED for a newer schema; err says which and what to do. */
+int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err);
+void kn_store_close(struct kn_store *st);
+
+/* The schema version this build writes. */
+int kn_store_schema_version(void);
+
+/* ---- repositories -------------------------------------------------------------------------- */
+
+struct kn_repo_state {
+    char name[128];
+    char head[41];       /* last fetched commit of the branch, "" before the first fetch */
+    long long fetched_at; /* ms since the epoch of the last successful fetch, 0 never */
+    char error[512];     /* last fetch error, "" when the last fetch worked */
+    long long failing_since; /* ms since the epoch, 0 when not failing */
+};
+
+/* Record a successful fetch (clears the error) or a failed one (keeps head, sets error and,
+ * when it was not failing yet, failing_since). */
+int kn_store_repo_fetched(struct kn_store *st, const char *repo, const char *head,
+                          long long now_ms);
+int kn_store_repo_failed(struct kn_store *st, const char *repo, const char *error,
+                         long long now_ms);
+/* KN_ENOTFOUND when never recorded. */
+int kn_store_repo_get(struct kn_store *st, const char *repo, struct kn_repo_state *out);
+
+/* ---- apps -------------------------------------------------------------------------------- */
+
+struct kn_app_state {
+    char repo[128];
+    char name[128];
+    char path[512];          /* config path in the repository */
+    char last_good[41];      /* commit of the last successful deployment, "" none */
+    char last_seen[41];      /* last head the app was evaluated at, "" none */
+    long long current_deployment; /* id of the deployment that is not final, 0 none */
+    char error[2048];        /* validation errors at last_seen, "" when valid */
+    char rolled_back_from[41]; /* set after a rollback until a later deployment succeeds */
+};
+
+/* Create or update the app's row (path, last_seen, error); keeps the rest. */
+int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, const char *path,
+                      const char *commit, const char *error);
+int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,
+                     struct kn_app_state *out);
+
+/* Calls cb for each app of repo (NULL: all), ordered by repo then name; a non-zero return stops
+ * and is returned. */
+typedef int (*kn_store_app_cb)(const struct kn_app_state *app, void *data);
+int kn_store_apps(struct kn_store *st, const char *repo, kn_store_app_cb cb, void *data);
+
+/* ---- deployments --------------------------------------------------------------------------- */
+
+struct kn_deployment {
+    long long id;
+    char repo[128];
+    char app[128];
+    char commit[41];
+    char author[256];
+    char message[1024];      /* the commit's summary line */
+    char strategy[16];       /* QUICK_SYNC, PIPELINE */
+    char summary[512];
+    enum kn_deploy_status status;
+    char reason[1024];
+    long long created_at;    /* ms since the epoch */
+    long long updated_at;
+    long long started_at;    /* 0 until RUNNING */
+    long long finished_at;   /* 0 until final */
+};
+
+/* What the planner hands over for one app at one commit. */
+struct kn_deployment_new {
+    const char *repo;
+    const char *app;
+    const char *commit;
+    const char *author;
+    const char *message;
+    const char *strategy;
+    const char *summary;
+    const char *plan_json;   /* the diff and anything else worth keeping; may be NULL */
+};
+
+/*
+ * Record a PLANNED deployment, in one transaction with its event. Newest wins: any deployment
+ * of the same app that is PENDING or PLANNED (not yet started) becomes SUPERSEDED with a reason
+ * naming the new commit. A deployment already RUNNING is left alone; the new one waits behind it.
+ * KN_EEXISTS (and nothing written) when this app already has a deployment for this commit.
+ */
+int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new *d,
+                            long long now_ms, long long *id);
+
+/* Move a deployment to `status` with `reason` (may be NULL), in one transaction with its event.
+ * Sets started_at/finished_at as the status implies; a final status clears the app's
+ * current_deployment and, for SUCCESS, sets the app's last_good to its commit. KN_EINVAL for a
+ * move out of a final status. */
+int kn_store_deployment_set_status(struct kn_store *st, long long id,
+                                   enum kn_deploy_status status, const char *reason,
+                                   long long now_ms);
+
+int kn_store_deployment_get(struct kn_store *st, long long id, struct kn_deployment *out);
+
+/* The plan_json of a deployment (caller frees), or NULL. */
+char *kn_store_deployment_plan(struct kn_store *st, long long id);
+
+/* Deployments of an app, newest first, at most `limit` (0: all). */
+typedef int (*kn_store_deployment_cb)(const struct kn_deployment *d, void *data);
+int kn_store_deployments(struct kn_store *st, const char *repo, const char *app, int limit,
+                         kn_store_deployment_cb cb, void *data);
+
+/* Deployments that are not final (PENDING, PLANNED, RUNNING, ROLLING_BACK), oldest first: what a
+ * restart must resume. */
+int kn_store_deployments_open(struct kn_store *st, kn_store_deployment_cb cb, void *data);
+
+/* ---- stages ------------------------------------------------------------------------------- */
+
+/* Per-stage status and key/value metadata for resumption, written by the pipeline engine. */
+int kn_store_stage_set(struct kn_store *st, long long deployment, int index, const char *name,
+                       const char *status, long long now_ms);
+int kn_store_stage_meta_set(struct kn_store *st, long long deployment, int index,
+                            const char *key, const char *value);
+/* The value (caller frees) or NULL. */
+char *kn_store_stage_meta_get(struct kn_store *st, long long deployment, int index,
+                              const char *key);
+
+/* ---- events (the audit log) -------------------------------------------------------------- */
+
+struct kn_event {
+    long long id;
+    long long at;          /* ms since the epoch */
+    char type[32];         /* TRIGGERED, PLANNED, STAGE_STARTED, ..., SUPERSEDED, INVALID_APP */
+    char repo[128];
+    char app[128];
+    long long deployment;  /* 0 when none */
+    char actor[128];       /* "kanaria" or the person */
+    char message[2048];
+};
+
+int kn_store_event_add(struct kn_store *st, const char *type, const char *repo, const char *app,
+                       long long deployment, const char *actor, const char *message,
+                       long long now_ms);
+
+/* Events with id > after_id (0: from the start), oldest first, at most limit (0: all). */
+typedef int (*kn_store_event_cb)(const struct kn_event *e, void *data);
+int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store_event_cb cb,
+                    void *data);
+
+/* ---- approvals and analysis records (written by later stages; the tables exist now) ------ */
+
+/* decision is "APPROVE" or "REJECT". */
+int kn_store_approval_add(struct kn_store *st, long long deployment, int stage,
+                          const char *who, const char *decision, long long now_ms);
+/* Number of distinct people who approved this stage (decision "APPROVE"), or a KN_E* code. */
+int kn_store_approval_count(struct kn_store *st, long long deployment, int stage);
+
+int kn_store_analysis_add(struct kn_store *st, long long deployment, int stage,
+                          const char *check, const char *query, const char *values_json,
+                          const char *bound, const char *verdict, long long now_ms);
+
+#endif /* KANARIA_STORE_H */

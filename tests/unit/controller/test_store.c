@@ -1,0 +1,961 @@
+/* Unit tests for controller/store.c: open and refusal, migrations, status changes, lists. */
+#include "testutil.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/store.h"
+
+/* 2026-11-25T19:40:01.123Z */
+#define T_NOW_MS 1795635601123LL
+
+#define C1 "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define C2 "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define C3 "3333333ccccccccccccccccccccccccccccccccc"
+
+struct fixture {
+    char *dir;
+    char *path;
+    struct kn_store *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = kn_calloc(1, sizeof(*f));
+    struct kn_error err;
+
+    f->dir = kn_test_tmpdir();
+    f->path = kn_asprintf("%s/kanaria.db", f->dir);
+    kn_error_clear(&err);
+    if (kn_store_open(&f->st, f->path, &err) != 0) {
+        fail_msg("open: %s", err.msg);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    kn_store_close(f->st);
+    kn_test_rmtree(f->dir);
+    free(f->dir);
+    free(f->path);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    char *data;
+    long n;
+
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    data = kn_malloc((size_t)n + 1);
+    assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return data;
+}
+
+static void assert_same_bytes(const char *path, const char *before, size_t before_len)
+{
+    size_t len;
+    char *now = slurp(path, &len);
+
+    assert_int_equal(len, before_len);
+    assert_memory_equal(now, before, len);
+    free(now);
+}
+
+/* Run sql on a separate connection. */
+static void sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+}
+
+/* The first column of the first row of sql, on a separate connection. */
+static long long sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    long long v;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    }
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static struct kn_deployment_new new_deploy(const char *app, const char *commit)
+{
+    struct kn_deployment_new d = {
+        .repo = "demo",
+        .app = app,
+        .commit = commit,
+        .author = "Ada <ada@example.com>",
+        .message = "bump the greeting",
+        .strategy = "PIPELINE",
+        .summary = "image changes from v1 to v2",
+        .plan_json = NULL,
+    };
+    return d;
+}
+
+static long long add(struct kn_store *st, const char *app, const char *commit, long long now)
+{
+    struct kn_deployment_new d = new_deploy(app, commit);
+    long long id = 0;
+
+    assert_int_equal(kn_store_deployment_add(st, &d, now, &id), 0);
+    assert_true(id > 0);
+    return id;
+}
+
+static enum kn_deploy_status status_of(struct kn_store *st, long long id)
+{
+    struct kn_deployment d;
+
+    assert_int_equal(kn_store_deployment_get(st, id, &d), 0);
+    return d.status;
+}
+
+static long long current_of(struct kn_store *st, const char *app)
+{
+    struct kn_app_state a;
+
+    assert_int_equal(kn_store_app_get(st, "demo", app, &a), 0);
+    return a.current_deployment;
+}
+
+#define MAX_SEEN 32
+
+struct seen_events {
+    struct kn_event e[MAX_SEEN];
+    int n;
+};
+
+static int collect_event(const struct kn_event *e, void *data)
+{
+    struct seen_events *s = data;
+
+    assert_true(s->n < MAX_SEEN);
+    s->e[s->n++] = *e;
+    return 0;
+}
+
+static void events_all(struct kn_store *st, struct seen_events *s)
+{
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(kn_store_events(st, 0, 0, collect_event, s), 0);
+}
+
+struct seen_deployments {
+    long long id[MAX_SEEN];
+    enum kn_deploy_status status[MAX_SEEN];
+    int n;
+    int stop_after; /* 0: never */
+};
+
+static int collect_deployment(const struct kn_deployment *d, void *data)
+{
+    struct seen_deployments *s = data;
+
+    assert_true(s->n < MAX_SEEN);
+    s->id[s->n] = d->id;
+    s->status[s->n] = d->status;
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after ? 7 : 0;
+}
+
+/* ---- open, migrations, refusal ------------------------------------------------------------- */
+
+static void test_status_names(void **state)
+{
+    enum kn_deploy_status s;
+
+    (void)state;
+    for (int i = KN_DEPLOY_PENDING; i <= KN_DEPLOY_SUPERSEDED; i++) {
+        assert_int_equal(kn_deploy_status_parse(kn_deploy_status_name(i), &s), 0);
+        assert_int_equal(s, i);
+    }
+    assert_string_equal(kn_deploy_status_name(KN_DEPLOY_ROLLING_BACK), "ROLLING_BACK");
+    assert_int_equal(kn_deploy_status_parse("running", &s), KN_EINVAL);
+    assert_int_equal(kn_deploy_status_parse(NULL, &s), KN_EINVAL);
+    assert_false(kn_deploy_status_is_final(KN_DEPLOY_PLANNED));
+    assert_false(kn_deploy_status_is_final(KN_DEPLOY_ROLLING_BACK));
+    assert_true(kn_deploy_status_is_final(KN_DEPLOY_SUCCESS));
+    assert_true(kn_deploy_status_is_final(KN_DEPLOY_SUPERSEDED));
+}
+
+static void test_create_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_repo_state r;
+    struct kn_error err;
+
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), kn_store_schema_version());
+    assert_int_equal(kn_store_repo_fetched(f->st, "demo", C1, T_NOW_MS), 0);
+    kn_store_close(f->st);
+    f->st = NULL;
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
+    assert_int_equal(kn_store_repo_get(f->st, "demo", &r), 0);
+    assert_string_equal(r.head, C1);
+    assert_int_equal(r.fetched_at, T_NOW_MS);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM pragma_journal_mode"
+                                      " WHERE journal_mode = 'wal'"),
+                     1);
+}
+
+static void test_migrations_from_zero(void **state)
+{
+    static const char *const tables[] = {
+        "repositories", "apps",   "deployments", "stages",
+        "stage_meta",   "events", "approvals",   "analysis_records",
+    };
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/empty.db", dir);
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char sql[128];
+
+    (void)state;
+    /* An existing, empty file: schema 0, nothing in it. */
+    kn_test_write(dir, "empty.db", "");
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), 0);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, path, &err), 0);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
+    assert_true(kn_store_schema_version() >= 1);
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
+                 tables[i]);
+        assert_int_equal(sql_int(path, sql), 1);
+    }
+    assert_true(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'") >= 5);
+    kn_store_close(st);
+
+    /* Reopening at the current version migrates nothing and keeps going. */
+    assert_int_equal(kn_store_open(&st, path, &err), 0);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
+    kn_store_close(st);
+
+    kn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char sql[64];
+    char want[64];
+    char *before;
+    size_t len;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", kn_store_schema_version() + 1);
+    sql_exec(f->path, sql);
+    before = slurp(f->path, &len);
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EUNSUPPORTED);
+    assert_null(st);
+    assert_int_equal(err.code, KN_EUNSUPPORTED);
+    assert_non_null(strstr(err.msg, "was written by a newer kanaria"));
+    snprintf(want, sizeof(want), "(schema %d, this one knows %d)", kn_store_schema_version() + 1,
+             kn_store_schema_version());
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, f->path));
+    assert_same_bytes(f->path, before, len);
+    free(before);
+}
+
+static void test_corrupt_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *garbage_path = kn_asprintf("%s/garbage.db", f->dir);
+    char *foreign_path = kn_asprintf("%s/foreign.db", f->dir);
+    unsigned char bytes[8192];
+    unsigned seed = 12345;
+    char *before;
+    size_t len;
+    FILE *fp;
+
+    /* Random bytes. */
+    for (size_t i = 0; i < sizeof(bytes); i++) {
+        seed = seed * 1103515245u + 12345u;
+        bytes[i] = (unsigned char)(seed >> 16);
+    }
+    fp = fopen(garbage_path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, sizeof(bytes), fp), sizeof(bytes));
+    fclose(fp);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, garbage_path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is not a kanaria database or is corrupt"));
+    assert_non_null(strstr(err.msg, "nothing was changed"));
+    assert_same_bytes(garbage_path, (const char *)bytes, sizeof(bytes));
+
+    /* A real kanaria database with a b-tree page overwritten. */
+    assert_int_equal(kn_store_repo_fetched(f->st, "demo", C1, T_NOW_MS), 0);
+    kn_store_close(f->st);
+    f->st = NULL;
+    before = slurp(f->path, &len);
+    assert_true(len >= 3 * 4096);
+    memset(before + 4096, 0x5a, 4096);
+    fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(before, 1, len, fp), len);
+    fclose(fp);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is not a kanaria database or is corrupt"));
+    assert_same_bytes(f->path, before, len);
+    free(before);
+
+    /* Some other program's database. */
+    sql_exec(foreign_path, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi')");
+    before = slurp(foreign_path, &len);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, foreign_path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is not a kanaria database"));
+    assert_same_bytes(foreign_path, before, len);
+    free(before);
+
+    free(garbage_path);
+    free(foreign_path);
+}
+
+static void test_locked_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    sqlite3 *other = NULL;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is locked by another process"));
+
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
+    sqlite3_close(other);
+}
+
+static void test_bad_path(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *path = kn_asprintf("%s/no/such/dir/kanaria.db", f->dir);
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "cannot open"));
+    free(path);
+}
+
+/* Crash without closing: the child writes and _exits with the WAL not checkpointed. */
+static void test_crash_keeps_data(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment d;
+    struct kn_error err;
+    int status = 0;
+    pid_t pid;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct kn_store *st = NULL;
+        struct kn_deployment_new n = new_deploy("web", C1);
+        long long id = 0;
+
+        if (kn_store_open(&st, f->path, NULL) != 0 ||
+            kn_store_deployment_add(st, &n, T_NOW_MS, &id) != 0 || id != 1) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, 1, &d), 0);
+    assert_string_equal(d.commit, C1);
+    assert_int_equal(d.status, KN_DEPLOY_PLANNED);
+    assert_int_equal(current_of(f->st, "web"), 1);
+}
+
+/* ---- repositories and apps ----------------------------------------------------------------- */
+
+static void test_repo_states(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_repo_state r;
+
+    assert_int_equal(kn_store_repo_get(f->st, "demo", &r), KN_ENOTFOUND);
+
+    /* Failing before the first fetch. */
+    assert_int_equal(kn_store_repo_failed(f->st, "demo", "connection refused", 1000), 0);
+    assert_int_equal(kn_store_repo_get(f->st, "demo", &r), 0);
+    assert_string_equal(r.name, "demo");
+    assert_string_equal(r.head, "");
+    assert_int_equal(r.fetched_at, 0);
+    assert_string_equal(r.error, "connection refused");
+    assert_int_equal(r.failing_since, 1000);
+
+    assert_int_equal(kn_store_repo_fetched(f->st, "demo", C1, 2000), 0);
+    assert_int_equal(kn_store_repo_get(f->st, "demo", &r), 0);
+    assert_string_equal(r.head, C1);
+    assert_int_equal(r.fetched_at, 2000);
+    assert_string_equal(r.error, "");
+    assert_int_equal(r.failing_since, 0);
+
+    /* A failure keeps head; failing_since is when it started failing. */
+    assert_int_equal(kn_store_repo_failed(f->st, "demo", "timeout", 3000), 0);
+    assert_int_equal(kn_store_repo_failed(f->st, "demo", "auth failed", 4000), 0);
+    assert_int_equal(kn_store_repo_get(f->st, "demo", &r), 0);
+    assert_string_equal(r.head, C1);
+    assert_int_equal(r.fetched_at, 2000);
+    assert_string_equal(r.error, "auth failed");
+    assert_int_equal(r.failing_since, 3000);
+
+    assert_int_equal(kn_store_repo_fetched(f->st, "demo", C2, 5000), 0);
+    assert_int_equal(kn_store_repo_get(f->st, "demo", &r), 0);
+    assert_string_equal(r.head, C2);
+    assert_int_equal(r.failing_since, 0);
+    assert_string_equal(r.error, "");
+}
+
+struct seen_apps {
+    char names[8][260];
+    int n;
+};
+
+static int collect_app(const struct kn_app_state *a, void *data)
+{
+    struct seen_apps *s = data;
+
+    assert_true(s->n < 8);
+    snprintf(s->names[s->n++], sizeof(s->names[0]), "%s/%s", a->repo, a->name);
+    return 0;
+}
+
+static void test_app_seen_upsert(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_app_state a;
+    struct seen_apps seen;
+    char long_error[4000];
+
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), KN_ENOTFOUND);
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web", C1, NULL), 0);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.path, "apps/web");
+    assert_string_equal(a.last_seen, C1);
+    assert_string_equal(a.error, "");
+    assert_string_equal(a.last_good, "");
+    assert_int_equal(a.current_deployment, 0);
+
+    /* An update keeps what app_seen does not own. */
+    long long id = add(f->st, "web", C1, T_NOW_MS);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id, KN_DEPLOY_RUNNING, NULL, T_NOW_MS),
+                     0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id, KN_DEPLOY_SUCCESS, NULL, T_NOW_MS),
+                     0);
+    memset(long_error, 'x', sizeof(long_error) - 1);
+    long_error[sizeof(long_error) - 1] = '\0';
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/www", C2, long_error), 0);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.path, "apps/www");
+    assert_string_equal(a.last_seen, C2);
+    assert_string_equal(a.last_good, C1);
+    assert_int_equal(strlen(a.error), sizeof(a.error) - 1); /* truncated, terminated */
+
+    assert_int_equal(kn_store_app_seen(f->st, "other", "api", "api", C1, NULL), 0);
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "api", "api", C1, NULL), 0);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_apps(f->st, NULL, collect_app, &seen), 0);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.names[0], "demo/api");
+    assert_string_equal(seen.names[1], "demo/web");
+    assert_string_equal(seen.names[2], "other/api");
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_apps(f->st, "other", collect_app, &seen), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.names[0], "other/api");
+}
+
+/* ---- deployments --------------------------------------------------------------------------- */
+
+static void test_deployment_add_planned(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment d;
+    struct seen_events ev;
+    long long id;
+
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web", C1, NULL), 0);
+    id = add(f->st, "web", C1, T_NOW_MS);
+    assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
+    assert_int_equal(d.id, id);
+    assert_string_equal(d.repo, "demo");
+    assert_string_equal(d.app, "web");
+    assert_string_equal(d.commit, C1);
+    assert_string_equal(d.author, "Ada <ada@example.com>");
+    assert_string_equal(d.message, "bump the greeting");
+    assert_string_equal(d.strategy, "PIPELINE");
+    assert_string_equal(d.summary, "image changes from v1 to v2");
+    assert_int_equal(d.status, KN_DEPLOY_PLANNED);
+    assert_string_equal(d.reason, "");
+    assert_int_equal(d.created_at, T_NOW_MS);
+    assert_int_equal(d.updated_at, T_NOW_MS);
+    assert_int_equal(d.started_at, 0);
+    assert_int_equal(d.finished_at, 0);
+    assert_int_equal(current_of(f->st, "web"), id);
+
+    events_all(f->st, &ev);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.e[0].type, "PLANNED");
+    assert_string_equal(ev.e[0].repo, "demo");
+    assert_string_equal(ev.e[0].app, "web");
+    assert_int_equal(ev.e[0].deployment, id);
+    assert_string_equal(ev.e[0].actor, "kanaria");
+    assert_int_equal(ev.e[0].at, T_NOW_MS);
+    assert_non_null(strstr(ev.e[0].message, "1111111"));
+
+    assert_int_equal(kn_store_deployment_get(f->st, id + 100, &d), KN_ENOTFOUND);
+}
+
+static void test_newest_wins(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment_new again = new_deploy("web", C1);
+    struct kn_deployment d;
+    struct seen_events ev;
+    long long id1, id2, id = 0;
+
+    id1 = add(f->st, "web", C1, 1000);
+    id2 = add(f->st, "web", C2, 2000);
+    assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
+    assert_int_equal(d.status, KN_DEPLOY_SUPERSEDED);
+    assert_string_equal(d.reason, "superseded by 2222222");
+    assert_int_equal(d.finished_at, 2000);
+    assert_int_equal(status_of(f->st, id2), KN_DEPLOY_PLANNED);
+    assert_int_equal(current_of(f->st, "web"), id2);
+
+    events_all(f->st, &ev);
+    assert_int_equal(ev.n, 3);
+    assert_string_equal(ev.e[0].type, "PLANNED");
+    assert_string_equal(ev.e[1].type, "SUPERSEDED");
+    assert_int_equal(ev.e[1].deployment, id1);
+    assert_string_equal(ev.e[1].message, "superseded by 2222222");
+    assert_string_equal(ev.e[2].type, "PLANNED");
+    assert_int_equal(ev.e[2].deployment, id2);
+
+    /* Same commit again: refused, nothing written. */
+    assert_int_equal(kn_store_deployment_add(f->st, &again, 3000, &id), KN_EEXISTS);
+    assert_int_equal(id, 0);
+    events_all(f->st, &ev);
+    assert_int_equal(ev.n, 3);
+    assert_int_equal(status_of(f->st, id2), KN_DEPLOY_PLANNED);
+    assert_int_equal(current_of(f->st, "web"), id2);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM deployments"), 2);
+
+    /* Another app is not touched. */
+    id = add(f->st, "api", C3, 4000);
+    assert_int_equal(status_of(f->st, id2), KN_DEPLOY_PLANNED);
+    assert_int_equal(current_of(f->st, "api"), id);
+}
+
+static void test_running_not_superseded(void **state)
+{
+    struct fixture *f = *state;
+    long long id1, id2, id3;
+
+    id1 = add(f->st, "web", C1, 1000);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_RUNNING, NULL, 1100), 0);
+    id2 = add(f->st, "web", C2, 2000);
+    assert_int_equal(status_of(f->st, id1), KN_DEPLOY_RUNNING);
+    assert_int_equal(status_of(f->st, id2), KN_DEPLOY_PLANNED);
+    assert_int_equal(current_of(f->st, "web"), id1);
+
+    /* A third waits too and replaces the second. */
+    id3 = add(f->st, "web", C3, 3000);
+    assert_int_equal(status_of(f->st, id2), KN_DEPLOY_SUPERSEDED);
+    assert_int_equal(status_of(f->st, id1), KN_DEPLOY_RUNNING);
+    assert_int_equal(current_of(f->st, "web"), id1);
+
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_SUCCESS, "done", 4000),
+                     0);
+    assert_int_equal(current_of(f->st, "web"), id3);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id3, KN_DEPLOY_RUNNING, NULL, 5000), 0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id3, KN_DEPLOY_CANCELLED, "stop", 6000),
+                     0);
+    assert_int_equal(current_of(f->st, "web"), 0);
+}
+
+static void test_set_status_transitions(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment d;
+    struct kn_app_state a;
+    struct seen_events ev;
+    long long id1, id2, id3;
+
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web", C1, NULL), 0);
+    id1 = add(f->st, "web", C1, 1000);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_RUNNING, NULL, 1100), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
+    assert_int_equal(d.status, KN_DEPLOY_RUNNING);
+    assert_int_equal(d.started_at, 1100);
+    assert_int_equal(d.finished_at, 0);
+    assert_int_equal(d.updated_at, 1100);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_SUCCESS, NULL, 1200), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
+    assert_int_equal(d.status, KN_DEPLOY_SUCCESS);
+    assert_int_equal(d.started_at, 1100);
+    assert_int_equal(d.finished_at, 1200);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.last_good, C1);
+    assert_int_equal(a.current_deployment, 0);
+
+    /* Out of a final status: refused, nothing changed, no event. */
+    events_all(f->st, &ev);
+    int before = ev.n;
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_RUNNING, NULL, 1300),
+                     KN_EINVAL);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_FAILURE, NULL, 1300),
+                     KN_EINVAL);
+    assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
+    assert_int_equal(d.status, KN_DEPLOY_SUCCESS);
+    assert_int_equal(d.finished_at, 1200);
+    events_all(f->st, &ev);
+    assert_int_equal(ev.n, before);
+
+    /* A rollback: FAILURE after ROLLING_BACK marks the app. */
+    id2 = add(f->st, "web", C2, 2000);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id2, KN_DEPLOY_RUNNING, NULL, 2100), 0);
+    assert_int_equal(
+        kn_store_deployment_set_status(f->st, id2, KN_DEPLOY_ROLLING_BACK, "error rate", 2200), 0);
+    assert_int_equal(current_of(f->st, "web"), id2);
+    assert_int_equal(
+        kn_store_deployment_set_status(f->st, id2, KN_DEPLOY_FAILURE, "rolled back", 2300), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, id2, &d), 0);
+    assert_int_equal(d.status, KN_DEPLOY_FAILURE);
+    assert_string_equal(d.reason, "rolled back");
+    assert_int_equal(d.finished_at, 2300);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.rolled_back_from, C2);
+    assert_string_equal(a.last_good, C1);
+    assert_int_equal(a.current_deployment, 0);
+    events_all(f->st, &ev);
+    assert_string_equal(ev.e[ev.n - 1].type, "FAILURE");
+    assert_string_equal(ev.e[ev.n - 1].message, "rolled back");
+    assert_string_equal(ev.e[ev.n - 2].type, "ROLLING_BACK");
+    assert_string_equal(ev.e[ev.n - 2].message, "error rate");
+
+    /* A next success clears it. */
+    id3 = add(f->st, "web", C3, 3000);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id3, KN_DEPLOY_RUNNING, NULL, 3100), 0);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.rolled_back_from, C2);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id3, KN_DEPLOY_SUCCESS, NULL, 3200), 0);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.rolled_back_from, "");
+    assert_string_equal(a.last_good, C3);
+
+    /* A failure without a rollback does not mark the app. */
+    id1 = add(f->st, "web", "4444444", 4000);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_RUNNING, NULL, 4100), 0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_FAILURE, NULL, 4200), 0);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.rolled_back_from, "");
+    assert_string_equal(a.last_good, C3);
+
+    assert_int_equal(kn_store_deployment_set_status(f->st, 999, KN_DEPLOY_RUNNING, NULL, 1),
+                     KN_ENOTFOUND);
+}
+
+static void test_deployments_list(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const commits[] = {"c1", "c2", "c3", "c4", "c5"};
+    struct seen_deployments seen;
+    long long ids[5];
+
+    for (int i = 0; i < 5; i++) {
+        ids[i] = add(f->st, "web", commits[i], 1000 * (i + 1));
+    }
+    add(f->st, "api", "c1", 9000);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_deployments(f->st, "demo", "web", 3, collect_deployment, &seen), 0);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.id[0], ids[4]);
+    assert_int_equal(seen.id[1], ids[3]);
+    assert_int_equal(seen.id[2], ids[2]);
+    assert_int_equal(seen.status[0], KN_DEPLOY_PLANNED);
+    assert_int_equal(seen.status[1], KN_DEPLOY_SUPERSEDED);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_deployments(f->st, "demo", "web", 0, collect_deployment, &seen), 0);
+    assert_int_equal(seen.n, 5);
+    assert_int_equal(seen.id[4], ids[0]);
+
+    /* A non-zero return stops and is returned. */
+    memset(&seen, 0, sizeof(seen));
+    seen.stop_after = 2;
+    assert_int_equal(kn_store_deployments(f->st, "demo", "web", 0, collect_deployment, &seen), 7);
+    assert_int_equal(seen.n, 2);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_deployments(f->st, "demo", "none", 0, collect_deployment, &seen), 0);
+    assert_int_equal(seen.n, 0);
+}
+
+static void test_deployments_open(void **state)
+{
+    struct fixture *f = *state;
+    struct seen_deployments seen;
+    long long web1, web2, api1, db1;
+
+    web1 = add(f->st, "web", C1, 1000);
+    api1 = add(f->st, "api", C1, 1100);
+    db1 = add(f->st, "db", C1, 1200);
+    assert_int_equal(kn_store_deployment_set_status(f->st, web1, KN_DEPLOY_RUNNING, NULL, 1300), 0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, api1, KN_DEPLOY_RUNNING, NULL, 1300), 0);
+    assert_int_equal(
+        kn_store_deployment_set_status(f->st, api1, KN_DEPLOY_ROLLING_BACK, NULL, 1400), 0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, db1, KN_DEPLOY_RUNNING, NULL, 1300), 0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, db1, KN_DEPLOY_SUCCESS, NULL, 1500), 0);
+    web2 = add(f->st, "web", C2, 1600);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_deployments_open(f->st, collect_deployment, &seen), 0);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.id[0], web1);
+    assert_int_equal(seen.status[0], KN_DEPLOY_RUNNING);
+    assert_int_equal(seen.id[1], api1);
+    assert_int_equal(seen.status[1], KN_DEPLOY_ROLLING_BACK);
+    assert_int_equal(seen.id[2], web2);
+    assert_int_equal(seen.status[2], KN_DEPLOY_PLANNED);
+}
+
+/* A callback may write to the store: lists are read before the first call. */
+static int finish_each(const struct kn_deployment *d, void *data)
+{
+    struct kn_store *st = data;
+
+    assert_int_equal(
+        kn_store_deployment_set_status(st, d->id, KN_DEPLOY_CANCELLED, "shutdown", 5000), 0);
+    return 0;
+}
+
+static void test_callback_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct seen_deployments seen;
+
+    add(f->st, "web", C1, 1000);
+    add(f->st, "api", C1, 1000);
+    assert_int_equal(kn_store_deployments_open(f->st, finish_each, f->st), 0);
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(kn_store_deployments_open(f->st, collect_deployment, &seen), 0);
+    assert_int_equal(seen.n, 0);
+}
+
+static void test_plan_json(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment_new d = new_deploy("web", C1);
+    const char *plan = "{\"diff\":[{\"path\":\"spec.image\",\"from\":\"v1\",\"to\":\"v2 'q'\"}],"
+                       "\"note\":\"ünïcode; DROP TABLE deployments;--\"}";
+    long long id = 0;
+    char *got;
+
+    d.plan_json = plan;
+    assert_int_equal(kn_store_deployment_add(f->st, &d, T_NOW_MS, &id), 0);
+    got = kn_store_deployment_plan(f->st, id);
+    assert_non_null(got);
+    assert_string_equal(got, plan);
+    free(got);
+
+    id = add(f->st, "api", C1, T_NOW_MS);
+    assert_null(kn_store_deployment_plan(f->st, id));
+    assert_null(kn_store_deployment_plan(f->st, 12345));
+}
+
+/* ---- stages, events, approvals, analysis --------------------------------------------------- */
+
+static void test_stages(void **state)
+{
+    struct fixture *f = *state;
+    long long id = add(f->st, "web", C1, 1000);
+    char *v;
+
+    assert_int_equal(kn_store_stage_set(f->st, id, 0, "CANARY_ROLLOUT", "NOT_STARTED", 1000), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 0, "CANARY_ROLLOUT", "RUNNING", 1100), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 0, "CANARY_ROLLOUT", "SUCCESS", 1200), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 1, "ANALYSIS", "RUNNING", 1300), 0);
+    assert_int_equal(sql_int(f->path, "SELECT started_at FROM stages WHERE idx = 0"), 1100);
+    assert_int_equal(sql_int(f->path, "SELECT finished_at FROM stages WHERE idx = 0"), 1200);
+    assert_int_equal(sql_int(f->path, "SELECT finished_at FROM stages WHERE idx = 1"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM stages WHERE status = 'SUCCESS'"
+                                      " AND name = 'CANARY_ROLLOUT'"),
+                     1);
+
+    assert_null(kn_store_stage_meta_get(f->st, id, 1, "started"));
+    assert_int_equal(kn_store_stage_meta_set(f->st, id, 1, "started", "1300"), 0);
+    assert_int_equal(kn_store_stage_meta_set(f->st, id, 2, "started", "other stage"), 0);
+    v = kn_store_stage_meta_get(f->st, id, 1, "started");
+    assert_string_equal(v, "1300");
+    free(v);
+    assert_int_equal(kn_store_stage_meta_set(f->st, id, 1, "started", "1400"), 0);
+    v = kn_store_stage_meta_get(f->st, id, 1, "started");
+    assert_string_equal(v, "1400");
+    free(v);
+    v = kn_store_stage_meta_get(f->st, id, 2, "started");
+    assert_string_equal(v, "other stage");
+    free(v);
+
+    /* Foreign keys are on. */
+    assert_int_equal(kn_store_stage_set(f->st, id + 50, 0, "X", "RUNNING", 1), KN_ENOTFOUND);
+    assert_int_equal(kn_store_stage_meta_set(f->st, id + 50, 0, "k", "v"), KN_ENOTFOUND);
+}
+
+static void test_events_paging(void **state)
+{
+    struct fixture *f = *state;
+    struct seen_events ev;
+    char msg[32];
+
+    for (int i = 0; i < 10; i++) {
+        snprintf(msg, sizeof(msg), "event %d", i);
+        assert_int_equal(
+            kn_store_event_add(f->st, "TRIGGERED", "demo", "web", 0, "alice", msg, 1000 + i), 0);
+    }
+    assert_int_equal(kn_store_event_add(f->st, NULL, "demo", "web", 0, "alice", "x", 1), KN_EINVAL);
+
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(kn_store_events(f->st, 0, 4, collect_event, &ev), 0);
+    assert_int_equal(ev.n, 4);
+    assert_string_equal(ev.e[0].message, "event 0");
+    assert_string_equal(ev.e[3].message, "event 3");
+    assert_string_equal(ev.e[0].actor, "alice");
+    assert_int_equal(ev.e[0].deployment, 0);
+    assert_int_equal(ev.e[2].at, 1002);
+
+    long long last = ev.e[3].id;
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(kn_store_events(f->st, last, 4, collect_event, &ev), 0);
+    assert_int_equal(ev.n, 4);
+    assert_string_equal(ev.e[0].message, "event 4");
+    assert_true(ev.e[0].id > last);
+
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(kn_store_events(f->st, last, 0, collect_event, &ev), 0);
+    assert_int_equal(ev.n, 6);
+    assert_string_equal(ev.e[5].message, "event 9");
+}
+
+static void test_approvals(void **state)
+{
+    struct fixture *f = *state;
+    long long id = add(f->st, "web", C1, 1000);
+
+    assert_int_equal(kn_store_approval_count(f->st, id, 2), 0);
+    assert_int_equal(kn_store_approval_add(f->st, id, 2, "alice", "APPROVE", 1100), 0);
+    assert_int_equal(kn_store_approval_add(f->st, id, 2, "alice", "APPROVE", 1200), 0);
+    assert_int_equal(kn_store_approval_count(f->st, id, 2), 1);
+    assert_int_equal(kn_store_approval_add(f->st, id, 2, "bob", "APPROVE", 1300), 0);
+    assert_int_equal(kn_store_approval_add(f->st, id, 2, "carol", "REJECT", 1300), 0);
+    assert_int_equal(kn_store_approval_add(f->st, id, 3, "dave", "APPROVE", 1300), 0);
+    assert_int_equal(kn_store_approval_count(f->st, id, 2), 2);
+    assert_int_equal(kn_store_approval_count(f->st, id, 3), 1);
+    assert_int_equal(kn_store_approval_add(f->st, id, 2, "", "APPROVE", 1), KN_EINVAL);
+
+    assert_int_equal(kn_store_analysis_add(f->st, id, 1, "error-rate", "sum(rate(x[1m]))",
+                                           "[0.01,0.02]", "< 0.05", "PASS", 1400),
+                     0);
+    assert_int_equal(sql_int(f->path,
+                             "SELECT count(*) FROM analysis_records WHERE check_name = 'error-rate'"
+                             " AND verdict = 'PASS' AND at = 1400"),
+                     1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_names),
+        cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
+        cmocka_unit_test(test_migrations_from_zero),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repo_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_seen_upsert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deployment_add_planned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newest_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_running_not_superseded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_status_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deployments_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deployments_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approvals, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
