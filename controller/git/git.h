@@ -49,4 +49,26 @@ int kn_git_changed_paths(git_repository *repo, const git_oid *from, const git_oi
 /* Whether `ancestor` is `commit` or one of its ancestors (for force-push detection). */
 int kn_git_is_ancestor(git_repository *repo, const git_oid *ancestor, const git_oid *commit);
 
+/* ---- mirrors ------------------------------------------------------------------------------ */
+
+/* Credentials for a remote, read from files at each fetch. Any may be NULL. */
+struct kn_git_auth {
+    const char *username;     /* for https (default "x-access-token") and ssh (default "git") */
+    const char *token_file;   /* https: the token is the password */
+    const char *ssh_key_file; /* ssh: a private key without passphrase */
+};
+
+/*
+ * Bring the bare mirror at `mirror_path` (created when absent) up to date with `branch` of `url`
+ * (a local path, file://, http(s):// or ssh:// URL) and return the branch's head in *head.
+ * Fetches with a forced refspec, so a force-pushed branch is taken as it now is. Blocking (disk
+ * and network): call it from the thread pool. KN_EIO when the remote cannot be reached or has no
+ * such branch; err's message never contains credentials (URLs have user info stripped).
+ */
+int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *branch,
+                        const struct kn_git_auth *auth, git_oid *head, struct kn_error *err);
+
+/* `url` with any user:password@ removed, for logs and messages (caller frees). */
+char *kn_git_redact_url(const char *url);
+
 #endif /* KANARIA_GIT_H */
