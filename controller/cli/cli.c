@@ -21,6 +21,8 @@ static int dispatch(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const struct kn_cli_command commands[] = {
+    {"serve", "kanaria serve -c kanaria.yaml",
+     "run the controller: watch the repositories, plan and deploy", kn_cmd_serve},
     {"validate", "kanaria validate [DIR] [-c kanaria.yaml] [--json]",
      "check every app under DIR (default .) and the manifests it lists", kn_cmd_validate},
     {"plan", "kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]",

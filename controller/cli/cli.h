@@ -25,4 +25,7 @@ int kn_cmd_validate(int argc, char **argv);
 /* `kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]` */
 int kn_cmd_plan(int argc, char **argv);
 
+/* `kanaria serve -c kanaria.yaml` */
+int kn_cmd_serve(int argc, char **argv);
+
 #endif /* KANARIA_CLI_H */

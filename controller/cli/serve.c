@@ -1,0 +1,227 @@
+/*
+ * `kanaria serve -c kanaria.yaml`: the controller. One libuv loop: the reconcile loop fetches and
+ * plans; signals stop it (SIGTERM, SIGINT: finish the step in flight, persist, exit 0) or reload
+ * the config (SIGHUP: keep the old one when the new one is invalid, and say why). One instance
+ * per dataDir, held by a lock file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli/cli.h"
+#include "kanaria/alloc.h"
+#include "kanaria/config.h"
+#include "kanaria/log.h"
+#include "kanaria/store.h"
+#include "reconcile.h"
+
+#define WHO "serve"
+
+struct serve {
+    const char *config_path;
+    uv_loop_t loop;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_signal_t sighup;
+    struct kn_store *store;
+    struct kn_reconcile *reconcile;
+    int lock_fd;
+};
+
+static void print_diags(const struct kn_diags *d)
+{
+    char line[2048];
+
+    for (size_t i = 0; i < d->count; i++) {
+        kn_log_error(WHO, "%s", kn_diag_format(&d->items[i], line, sizeof(line)));
+    }
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char *p = kn_strdup(path);
+    int rc = 0;
+
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+                rc = -errno;
+            }
+            *s = '/';
+        }
+    }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+        rc = -errno;
+    }
+    free(p);
+    return rc;
+}
+
+/* Hold dataDir/kanaria.lock for the life of the process; a second instance is refused. */
+static int take_lock(struct serve *s, const char *data_dir)
+{
+    char *path = kn_asprintf("%s/kanaria.lock", data_dir);
+    char pid[32];
+    int rc = 0;
+
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        kn_log_error(WHO, "cannot open %s: %s", path, strerror(errno));
+        rc = KN_EIO;
+        goto out;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        ssize_t n = read(s->lock_fd, pid, sizeof(pid) - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        kn_log_error(WHO, "another kanaria serve is running on %s (pid %s)", data_dir,
+                     pid[0] ? pid : "unknown");
+        rc = KN_EEXISTS;
+        goto out;
+    }
+    snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) < 0 || write(s->lock_fd, pid, strlen(pid)) < 0) {
+        kn_log_warn(WHO, "cannot write the pid into %s", path);
+    }
+out:
+    free(path);
+    return rc;
+}
+
+static void apply_log_config(const struct kn_config *cfg)
+{
+    kn_log_setup((enum kn_log_level)cfg->log.level, (enum kn_log_format)cfg->log.format);
+}
+
+static void on_stop(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+
+    kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
+                signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    kn_reconcile_stop(s->reconcile);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sighup, NULL);
+}
+
+static void on_reload(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+    struct kn_diags diags;
+    struct kn_config *cfg = NULL;
+
+    (void)signum;
+    kn_diags_init(&diags, 0);
+    if (kn_config_load(&cfg, s->config_path, &diags) < 0) {
+        kn_log_error(WHO, "SIGHUP: %s is invalid, keeping the running config:",
+                     s->config_path);
+        print_diags(&diags);
+    } else {
+        kn_log_info(WHO, "SIGHUP: reloaded %s", s->config_path);
+        apply_log_config(cfg);
+        kn_reconcile_set_config(s->reconcile, cfg);
+    }
+    kn_diags_release(&diags);
+}
+
+static int parse_args(struct serve *s, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            s->config_path = optarg;
+            break;
+        case 'h':
+            printf("usage: kanaria serve -c kanaria.yaml\n");
+            exit(KN_EXIT_OK);
+        default:
+            return KN_EUSAGE;
+        }
+    }
+    if (!s->config_path || optind < argc) {
+        return KN_EUSAGE;
+    }
+    return 0;
+}
+
+int kn_cmd_serve(int argc, char **argv)
+{
+    struct serve s;
+    struct kn_diags diags;
+    struct kn_config *cfg = NULL;
+    struct kn_error err;
+    char *db = NULL;
+    int rc = KN_EXIT_FAILED;
+
+    memset(&s, 0, sizeof(s));
+    s.lock_fd = -1;
+    kn_diags_init(&diags, 0);
+    if (parse_args(&s, argc, argv) < 0) {
+        fprintf(stderr, "usage: kanaria serve -c kanaria.yaml\n");
+        rc = KN_EXIT_USAGE;
+        goto out;
+    }
+    if (kn_config_load(&cfg, s.config_path, &diags) < 0) {
+        print_diags(&diags);
+        goto out;
+    }
+    apply_log_config(cfg);
+    if (make_dirs(cfg->data_dir) < 0) {
+        kn_log_error(WHO, "cannot create dataDir %s: %s", cfg->data_dir, strerror(errno));
+        goto out;
+    }
+    if (take_lock(&s, cfg->data_dir) < 0) {
+        goto out;
+    }
+    db = kn_asprintf("%s/kanaria.db", cfg->data_dir);
+    if (kn_store_open(&s.store, db, &err) < 0) {
+        kn_log_error(WHO, "%s", err.msg);
+        goto out;
+    }
+    uv_loop_init(&s.loop);
+    uv_signal_init(&s.loop, &s.sigterm);
+    uv_signal_init(&s.loop, &s.sigint);
+    uv_signal_init(&s.loop, &s.sighup);
+    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
+    uv_signal_start(&s.sigterm, on_stop, SIGTERM);
+    uv_signal_start(&s.sigint, on_stop, SIGINT);
+    uv_signal_start(&s.sighup, on_reload, SIGHUP);
+    kn_log_info(WHO, "kanaria %s serving %zu repositories, state in %s", KANARIA_VERSION,
+                cfg->repositories.count, cfg->data_dir);
+    kn_reconcile_new(&s.reconcile, &s.loop, s.store, cfg);
+    cfg = NULL; /* owned by the reconcile loop */
+    kn_reconcile_start(s.reconcile);
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    kn_reconcile_free(s.reconcile);
+    uv_loop_close(&s.loop);
+    kn_log_info(WHO, "stopped");
+    rc = KN_EXIT_OK;
+out:
+    kn_store_close(s.store);
+    if (s.lock_fd >= 0) {
+        close(s.lock_fd);
+    }
+    free(db);
+    kn_config_free(cfg);
+    kn_diags_release(&diags);
+    return rc;
+}

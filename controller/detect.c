@@ -1,0 +1,224 @@
+/*
+ * Detection: discover the apps at the new head, decide which the change touches (a tree diff
+ * from each app's baseline commit through its trigger globs), and plan those against what was
+ * last deployed.
+ */
+#include "detect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+
+/* Changed paths from one baseline, shared by the apps that have it. */
+struct changes_cache {
+    git_oid from;
+    struct kn_strlist paths;
+    int failed;
+};
+
+struct detect_ctx {
+    const struct kn_detect_input *in;
+    struct kn_source *head_src;
+    const char *message; /* the head's commit message: the planner reads its overrides */
+    struct changes_cache *cache;
+    size_t ncache;
+};
+
+static void strlist_free(struct kn_strlist *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->items[i]);
+    }
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+static const struct kn_detect_known *known_app(const struct kn_detect_input *in,
+                                               const char *name)
+{
+    for (size_t i = 0; i < in->nknown; i++) {
+        if (strcmp(in->known[i].name, name) == 0) {
+            return &in->known[i];
+        }
+    }
+    return NULL;
+}
+
+/* The paths changed since `baseline`; NULL when that cannot be told (touch everything). */
+static const struct kn_strlist *changes_since(struct detect_ctx *dc, const char *baseline)
+{
+    git_oid from;
+    struct changes_cache *c;
+    struct kn_error err;
+
+    if (git_oid_fromstr(&from, baseline) != 0) {
+        return NULL;
+    }
+    for (size_t i = 0; i < dc->ncache; i++) {
+        if (git_oid_equal(&dc->cache[i].from, &from)) {
+            return dc->cache[i].failed ? NULL : &dc->cache[i].paths;
+        }
+    }
+    dc->cache = kn_reallocarray(dc->cache, dc->ncache + 1, sizeof(*dc->cache));
+    c = &dc->cache[dc->ncache++];
+    memset(c, 0, sizeof(*c));
+    git_oid_cpy(&c->from, &from);
+    /* a baseline gone from the repository (garbage-collected after a force-push) */
+    c->failed = kn_git_changed_paths(dc->in->repo, &from, &dc->in->head, &c->paths, &err) < 0;
+    return c->failed ? NULL : &c->paths;
+}
+
+static char *join_diags(const struct kn_diags *d)
+{
+    struct kn_buf b;
+    char line[2048];
+
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    for (size_t i = 0; i < d->count; i++) {
+        kn_buf_addf(&b, "%s%s", i ? "\n" : "", kn_diag_format(&d->items[i], line, sizeof(line)));
+    }
+    if (d->dropped) {
+        kn_buf_addf(&b, "\n... and %zu more", d->dropped);
+    }
+    return kn_buf_detach(&b, NULL);
+}
+
+/* The manifests of the app at its last successful commit, or NULL. *keep holds them. */
+static const json_t *deployed_manifests(struct detect_ctx *dc, const char *commit,
+                                        const char *path, struct kn_app **keep)
+{
+    git_oid oid;
+    struct kn_source *src = NULL;
+    struct kn_error err;
+
+    *keep = NULL;
+    if (!commit || git_oid_fromstr(&oid, commit) != 0 ||
+        kn_git_tree_source_new(&src, dc->in->repo, &oid, &err) < 0) {
+        return NULL;
+    }
+    kn_app_load(keep, src, path, dc->in->config);
+    kn_source_free(src);
+    if ((*keep)->diags.count > 0) {
+        kn_app_free(*keep);
+        *keep = NULL;
+        return NULL;
+    }
+    return (*keep)->manifests;
+}
+
+static void detect_app(struct detect_ctx *dc, const char *path, struct kn_detect_app *out)
+{
+    const struct kn_detect_input *in = dc->in;
+    struct kn_app *app = NULL;
+    struct kn_app *old = NULL;
+    const struct kn_detect_known *known;
+    char head_hex[GIT_OID_HEXSZ + 1];
+
+    memset(out, 0, sizeof(*out));
+    out->path = kn_strdup(path);
+    kn_app_load(&app, dc->head_src, path, in->config);
+    out->name = kn_strdup(app->name);
+    if (app->diags.count > 0) {
+        out->errors = join_diags(&app->diags);
+        goto out;
+    }
+    git_oid_tostr(head_hex, sizeof(head_hex), &in->head);
+    known = known_app(in, app->name);
+    if (!known || !known->baseline) {
+        out->touched = 1;
+    } else if (strcmp(known->baseline, head_hex) == 0) {
+        out->touched = 0;
+    } else {
+        out->touched = kn_app_touched(app, changes_since(dc, known->baseline));
+    }
+    if (out->touched) {
+        struct kn_plan_input pin = {
+            .app = app,
+            .deployed = deployed_manifests(dc, known ? known->deployed : NULL, path, &old),
+            .commit_message = dc->message,
+        };
+        json_t *j;
+        out->planned = 1;
+        kn_plan_app(&out->plan, &pin);
+        j = json_pack("{s:s, s:s, s:o, s:s}", "strategy",
+                      kn_plan_strategy_name(out->plan.strategy), "summary", out->plan.summary,
+                      "diff", kn_diff_to_json(&out->plan.diff), "manifestsHash", app->hash);
+        out->plan_json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(j);
+    }
+out:
+    kn_app_free(old);
+    kn_app_free(app);
+}
+
+int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struct kn_error *err)
+{
+    struct detect_ctx dc;
+    char **paths = NULL;
+    size_t npaths = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    memset(&dc, 0, sizeof(dc));
+    dc.in = in;
+    if ((rc = kn_git_commit_info(in->repo, &in->head, &out->info, err)) < 0 ||
+        (rc = kn_git_tree_source_new(&dc.head_src, in->repo, &in->head, err)) < 0) {
+        goto out;
+    }
+    dc.message = out->info.message;
+    if (in->prev_head) {
+        git_oid prev;
+        out->forced = git_oid_fromstr(&prev, in->prev_head) == 0 &&
+                      kn_git_is_ancestor(in->repo, &prev, &in->head) != 1;
+    }
+    for (size_t i = 0; i < in->nopen; i++) {
+        git_oid c;
+        if (git_oid_fromstr(&c, in->open_commits[i]) == 0 &&
+            kn_git_is_ancestor(in->repo, &c, &in->head) != 1) {
+            out->stale = kn_reallocarray(out->stale, out->nstale + 1, sizeof(*out->stale));
+            out->stale[out->nstale++] = kn_strdup(in->open_commits[i]);
+        }
+    }
+    if ((rc = kn_app_discover(dc.head_src, &paths, &npaths)) < 0) {
+        kn_error_set(err, rc, NULL, "listing the apps at %s: %s", out->info.oid,
+                     kn_strerror(rc));
+        goto out;
+    }
+    out->apps = kn_calloc(npaths ? npaths : 1, sizeof(*out->apps));
+    for (size_t i = 0; i < npaths; i++) {
+        detect_app(&dc, paths[i], &out->apps[out->napps++]);
+    }
+out:
+    for (size_t i = 0; i < npaths; i++) {
+        free(paths[i]);
+    }
+    free(paths);
+    for (size_t i = 0; i < dc.ncache; i++) {
+        strlist_free(&dc.cache[i].paths);
+    }
+    free(dc.cache);
+    kn_source_free(dc.head_src);
+    return rc;
+}
+
+void kn_detect_release(struct kn_detect *d)
+{
+    for (size_t i = 0; i < d->napps; i++) {
+        struct kn_detect_app *a = &d->apps[i];
+        free(a->name);
+        free(a->path);
+        free(a->errors);
+        free(a->plan_json);
+        if (a->planned) {
+            kn_plan_release(&a->plan);
+        }
+    }
+    free(d->apps);
+    for (size_t i = 0; i < d->nstale; i++) {
+        free(d->stale[i]);
+    }
+    free(d->stale);
+    kn_git_commit_info_release(&d->info);
+    memset(d, 0, sizeof(*d));
+}

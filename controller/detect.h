@@ -1,0 +1,58 @@
+/*
+ * Detection: from a new head of a repository to the plans of the apps the change touches. Pure
+ * Git reading and planning, no store and no loop: the reconcile loop runs it on the thread pool
+ * with a snapshot of what the store knows, then records the result on the loop.
+ */
+#ifndef KANARIA_DETECT_H
+#define KANARIA_DETECT_H
+
+#include <git2.h>
+
+#include "git/git.h"
+#include "kanaria/config.h"
+#include "planner.h"
+
+/* What the store knows of one app, by name. */
+struct kn_detect_known {
+    char *name;
+    char *baseline; /* commit of its newest deployment (any status), NULL: never planned */
+    char *deployed; /* commit of its last successful deployment, NULL: none */
+};
+
+struct kn_detect_input {
+    git_repository *repo;          /* borrowed */
+    git_oid head;
+    const char *prev_head;         /* hex of the head seen before, NULL: none */
+    const struct kn_config *config; /* borrowed; may be NULL */
+    const struct kn_detect_known *known;
+    size_t nknown;
+    const char *const *open_commits; /* commits of deployments not yet started */
+    size_t nopen;
+};
+
+struct kn_detect_app {
+    char *name;
+    char *path;      /* config path in the repository */
+    char *errors;    /* located errors, one per line; NULL when valid */
+    int touched;
+    int planned;     /* plan below is set (touched and valid) */
+    struct kn_plan plan;
+    char *plan_json; /* {"strategy","summary","diff"} (owned) */
+};
+
+struct kn_detect {
+    struct kn_git_commit_info info; /* of the head */
+    int forced;      /* prev_head is not an ancestor of head: the branch was rewritten */
+    struct kn_detect_app *apps;
+    size_t napps;
+    char **stale;    /* open_commits that are no longer on the branch */
+    size_t nstale;
+};
+
+/* Caller-owned out; release with kn_detect_release (also after a failure). KN_EIO and err when
+ * the head cannot be read; problems of single apps are in their `errors`, not a failure. */
+int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struct kn_error *err);
+
+void kn_detect_release(struct kn_detect *d);
+
+#endif /* KANARIA_DETECT_H */

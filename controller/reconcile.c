@@ -1,0 +1,507 @@
+/*
+ * The reconcile loop. Each repository has a watch: a timer, and at most one fetch on the thread
+ * pool at a time (a trigger during a fetch runs one more right after it). The worker does all the
+ * blocking work (fetch, Git reading, planning) on a snapshot taken from the store; the loop
+ * thread records the result.
+ */
+#include "reconcile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "detect.h"
+#include "git/git.h"
+#include "kanaria/alloc.h"
+#include "kanaria/log.h"
+
+#define BACKOFF_START_MS 1000LL
+#define BACKOFF_MAX_MS (5 * 60 * 1000LL)
+
+/* A config shared by the loop and the fetches in flight. */
+struct cfg_ref {
+    int refs;
+    struct kn_config *cfg;
+};
+
+struct watch {
+    struct kn_reconcile *rc;
+    struct cfg_ref *cfg;
+    const struct kn_repo_config *repo; /* in cfg */
+    char *mirror;
+    char who[192];
+    uv_timer_t timer;
+    uv_work_t work;
+    int busy;    /* a fetch is on the thread pool */
+    int again;   /* triggered while busy */
+    int retired; /* the config changed or the loop stops: free when idle */
+    int failures;
+    /* snapshot for the worker, taken on the loop */
+    char *prev_head;
+    struct kn_detect_known *known;
+    size_t nknown;
+    char **open_commits;
+    size_t nopen;
+    /* the worker's result */
+    int rc_fetch;
+    struct kn_error err;
+    git_oid head;
+    int detected;
+    struct kn_detect detect;
+};
+
+struct kn_reconcile {
+    uv_loop_t *loop;
+    struct kn_store *store;
+    struct cfg_ref *cfg;
+    struct watch **watches;
+    size_t nwatches;
+    int stopping;
+};
+
+static long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+long long kn_reconcile_backoff_ms(int failures)
+{
+    long long ms = BACKOFF_START_MS;
+
+    for (int i = 1; i < failures && ms < BACKOFF_MAX_MS; i++) {
+        ms *= 2;
+    }
+    return ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS;
+}
+
+long long kn_reconcile_jitter_ms(long long interval, double r)
+{
+    return interval + (long long)((double)interval * 0.2 * (r - 0.5));
+}
+
+static void cfg_unref(struct cfg_ref *ref)
+{
+    if (ref && --ref->refs == 0) {
+        kn_config_free(ref->cfg);
+        free(ref);
+    }
+}
+
+/* ---- snapshot ------------------------------------------------------------------------------ */
+
+struct snap_ctx {
+    struct watch *w;
+};
+
+static int newest_deployment(const struct kn_deployment *d, void *data)
+{
+    char **commit = data;
+    *commit = kn_strdup(d->commit);
+    return 1; /* newest first: one is enough */
+}
+
+static int snap_app(const struct kn_app_state *a, void *data)
+{
+    struct watch *w = data;
+    struct kn_detect_known *k;
+
+    w->known = kn_reallocarray(w->known, w->nknown + 1, sizeof(*w->known));
+    k = &w->known[w->nknown++];
+    memset(k, 0, sizeof(*k));
+    k->name = kn_strdup(a->name);
+    k->deployed = a->last_good[0] ? kn_strdup(a->last_good) : NULL;
+    kn_store_deployments(w->rc->store, a->repo, a->name, 1, newest_deployment, &k->baseline);
+    return 0;
+}
+
+static int snap_open(const struct kn_deployment *d, void *data)
+{
+    struct watch *w = data;
+
+    if (strcmp(d->repo, w->repo->name) == 0 &&
+        (d->status == KN_DEPLOY_PENDING || d->status == KN_DEPLOY_PLANNED)) {
+        w->open_commits = kn_reallocarray(w->open_commits, w->nopen + 1, sizeof(char *));
+        w->open_commits[w->nopen++] = kn_strdup(d->commit);
+    }
+    return 0;
+}
+
+static void snapshot_release(struct watch *w)
+{
+    for (size_t i = 0; i < w->nknown; i++) {
+        free(w->known[i].name);
+        free(w->known[i].baseline);
+        free(w->known[i].deployed);
+    }
+    free(w->known);
+    w->known = NULL;
+    w->nknown = 0;
+    for (size_t i = 0; i < w->nopen; i++) {
+        free(w->open_commits[i]);
+    }
+    free(w->open_commits);
+    w->open_commits = NULL;
+    w->nopen = 0;
+    free(w->prev_head);
+    w->prev_head = NULL;
+}
+
+static void snapshot_take(struct watch *w)
+{
+    struct kn_repo_state rs;
+
+    if (kn_store_repo_get(w->rc->store, w->repo->name, &rs) == 0 && rs.head[0]) {
+        w->prev_head = kn_strdup(rs.head);
+    }
+    kn_store_apps(w->rc->store, w->repo->name, snap_app, w);
+    kn_store_deployments_open(w->rc->store, snap_open, w);
+}
+
+/* ---- the worker (thread pool) ------------------------------------------------------------- */
+
+static void fetch_work(uv_work_t *req)
+{
+    struct watch *w = req->data;
+    const struct kn_repo_config *r = w->repo;
+    struct kn_git_auth auth = {
+        .username = r->credentials.username,
+        .token_file = r->credentials.token_file,
+        .ssh_key_file = r->credentials.ssh_key_file,
+    };
+    git_repository *repo = NULL;
+    char head_hex[GIT_OID_HEXSZ + 1];
+    struct kn_detect_input in;
+
+    kn_error_clear(&w->err);
+    w->detected = 0;
+    w->rc_fetch = kn_git_mirror_fetch(w->mirror, r->url, r->branch, &auth, &w->head, &w->err);
+    if (w->rc_fetch < 0) {
+        return;
+    }
+    git_oid_tostr(head_hex, sizeof(head_hex), &w->head);
+    if (w->prev_head && strcmp(w->prev_head, head_hex) == 0) {
+        return; /* nothing new */
+    }
+    if ((w->rc_fetch = kn_git_open(&repo, w->mirror, &w->err)) < 0) {
+        return;
+    }
+    memset(&in, 0, sizeof(in));
+    in.repo = repo;
+    git_oid_cpy(&in.head, &w->head);
+    in.prev_head = w->prev_head;
+    in.config = w->cfg->cfg;
+    in.known = w->known;
+    in.nknown = w->nknown;
+    in.open_commits = (const char *const *)w->open_commits;
+    in.nopen = w->nopen;
+    w->rc_fetch = kn_detect_run(&w->detect, &in, &w->err);
+    w->detected = 1;
+    git_repository_free(repo);
+}
+
+/* ---- recording (loop) --------------------------------------------------------------------- */
+
+static void schedule(struct watch *w, long long delay_ms);
+static void watch_closed(uv_handle_t *h);
+
+static void record_app(struct watch *w, const struct kn_detect_app *a, const char *head)
+{
+    struct kn_store *st = w->rc->store;
+    const struct kn_detect *d = &w->detect;
+    struct kn_app_state before;
+    char who[320];
+    long long id = 0;
+    int had = kn_store_app_get(st, w->repo->name, a->name, &before) == 0;
+    int rc;
+
+    snprintf(who, sizeof(who), "%s app=%s commit=%.7s", w->who, a->name, head);
+    kn_store_app_seen(st, w->repo->name, a->name, a->path, head, a->errors);
+    if (a->errors) {
+        /* once per commit: a poll that finds the same head says nothing new */
+        if (!had || strcmp(before.last_seen, head) != 0 || strcmp(before.error, a->errors) != 0) {
+            kn_log_error(who, "invalid at this commit, not deployed:\n%s", a->errors);
+            kn_store_event_add(st, "INVALID_APP", w->repo->name, a->name, 0, "kanaria",
+                               a->errors, now_ms());
+        }
+        return;
+    }
+    if (!a->touched) {
+        kn_log_debug(who, "not touched by the change");
+        return;
+    }
+    if (a->plan.strategy == KN_PLAN_NONE) {
+        kn_log_info(who, "not deployed: %s", a->plan.summary);
+        return;
+    }
+    {
+        struct kn_deployment_new nd = {
+            .repo = w->repo->name,
+            .app = a->name,
+            .commit = head,
+            .author = d->info.author,
+            .message = d->info.summary,
+            .strategy = kn_plan_strategy_name(a->plan.strategy),
+            .summary = a->plan.summary,
+            .plan_json = a->plan_json,
+        };
+        rc = kn_store_deployment_add(st, &nd, now_ms(), &id);
+    }
+    if (rc == KN_EEXISTS) {
+        return;
+    }
+    if (rc < 0) {
+        kn_log_error(who, "could not record the deployment: %s", kn_strerror(rc));
+        return;
+    }
+    snprintf(who, sizeof(who), "%s app=%s commit=%.7s deployment=%lld", w->who, a->name, head,
+             id);
+    kn_log_info(who, "planned %s: %s", kn_plan_strategy_name(a->plan.strategy), a->plan.summary);
+}
+
+struct stale_ctx {
+    struct watch *w;
+    long long *ids;
+    size_t n;
+};
+
+static int find_stale(const struct kn_deployment *d, void *data)
+{
+    struct stale_ctx *sc = data;
+
+    if (strcmp(d->repo, sc->w->repo->name) != 0 ||
+        (d->status != KN_DEPLOY_PENDING && d->status != KN_DEPLOY_PLANNED)) {
+        return 0;
+    }
+    for (size_t i = 0; i < sc->w->detect.nstale; i++) {
+        if (strcmp(d->commit, sc->w->detect.stale[i]) == 0) {
+            sc->ids = kn_reallocarray(sc->ids, sc->n + 1, sizeof(*sc->ids));
+            sc->ids[sc->n++] = d->id;
+        }
+    }
+    return 0;
+}
+
+/* Deployments not yet started whose commit left the branch are never run. */
+static void record_stale(struct watch *w)
+{
+    struct stale_ctx sc = {.w = w};
+    char who[256];
+
+    if (w->detect.nstale == 0) {
+        return;
+    }
+    kn_store_deployments_open(w->rc->store, find_stale, &sc);
+    for (size_t i = 0; i < sc.n; i++) {
+        snprintf(who, sizeof(who), "%s deployment=%lld", w->who, sc.ids[i]);
+        kn_log_warn(who, "dropped: its commit is no longer on the branch");
+        kn_store_deployment_set_status(w->rc->store, sc.ids[i], KN_DEPLOY_SUPERSEDED,
+                                       "its commit is no longer on the branch (force-push)",
+                                       now_ms());
+    }
+    free(sc.ids);
+}
+
+static void fetch_done(uv_work_t *req, int status)
+{
+    struct watch *w = req->data;
+    struct kn_store *st = w->rc->store;
+    char head_hex[GIT_OID_HEXSZ + 1];
+    long long next;
+
+    w->busy = 0;
+    if (status == UV_ECANCELED) {
+        goto out;
+    }
+    if (w->rc_fetch < 0) {
+        w->failures++;
+        next = kn_reconcile_backoff_ms(w->failures);
+        kn_store_repo_failed(st, w->repo->name, w->err.msg, now_ms());
+        kn_log_warn(w->who, "fetch failed (attempt %d, retrying in %llds): %s", w->failures,
+                    next / 1000, w->err.msg);
+        schedule(w, next);
+        goto out;
+    }
+    w->failures = 0;
+    git_oid_tostr(head_hex, sizeof(head_hex), &w->head);
+    if (w->detected) {
+        if (w->detect.forced) {
+            kn_log_warn(w->who, "branch '%s' was rewritten (force-push): planning from the new "
+                        "head %.7s", w->repo->branch, head_hex);
+            kn_store_event_add(st, "FORCE_PUSHED", w->repo->name, "", 0, "kanaria",
+                               "the branch was rewritten; planning from the new head", now_ms());
+        }
+        record_stale(w);
+        for (size_t i = 0; i < w->detect.napps; i++) {
+            record_app(w, &w->detect.apps[i], head_hex);
+        }
+        kn_detect_release(&w->detect);
+        w->detected = 0;
+    }
+    /* last: a crash before this line fetches and detects again, and adding a deployment twice
+     * is refused by the store */
+    kn_store_repo_fetched(st, w->repo->name, head_hex, now_ms());
+    if (w->again) {
+        w->again = 0;
+        schedule(w, 0);
+    } else if (w->repo->poll_interval_ms > 0) {
+        schedule(w, kn_reconcile_jitter_ms(w->repo->poll_interval_ms, rand() / (RAND_MAX + 1.0)));
+    }
+out:
+    snapshot_release(w);
+    if (w->retired) {
+        uv_close((uv_handle_t *)&w->timer, watch_closed);
+    }
+}
+
+/* ---- scheduling ------------------------------------------------------------------------------ */
+
+static void start_fetch(struct watch *w)
+{
+    if (w->busy) {
+        w->again = 1;
+        return;
+    }
+    if (w->retired || w->rc->stopping) {
+        return;
+    }
+    w->busy = 1;
+    snapshot_take(w);
+    w->work.data = w;
+    kn_log_debug(w->who, "fetching");
+    if (uv_queue_work(w->rc->loop, &w->work, fetch_work, fetch_done) != 0) {
+        w->busy = 0;
+        snapshot_release(w);
+        kn_log_error(w->who, "could not queue a fetch");
+        schedule(w, kn_reconcile_backoff_ms(++w->failures));
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    start_fetch(t->data);
+}
+
+static void schedule(struct watch *w, long long delay_ms)
+{
+    if (w->retired || w->rc->stopping) {
+        return;
+    }
+    uv_timer_start(&w->timer, on_timer, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    struct watch *w = h->data;
+
+    cfg_unref(w->cfg);
+    free(w->mirror);
+    free(w);
+}
+
+/* Stop a watch; its memory goes when the timer is closed, after any fetch in flight. */
+static void watch_retire(struct watch *w)
+{
+    w->retired = 1;
+    uv_timer_stop(&w->timer);
+    if (!w->busy) {
+        uv_close((uv_handle_t *)&w->timer, watch_closed);
+    }
+}
+
+static void create_watches(struct kn_reconcile *rc)
+{
+    const struct kn_config *cfg = rc->cfg->cfg;
+    const struct kn_repo_config *repos = cfg->repositories.items;
+
+    rc->watches = kn_calloc(cfg->repositories.count ? cfg->repositories.count : 1,
+                            sizeof(*rc->watches));
+    rc->nwatches = cfg->repositories.count;
+    for (size_t i = 0; i < cfg->repositories.count; i++) {
+        struct watch *w = kn_calloc(1, sizeof(*w));
+        w->rc = rc;
+        w->cfg = rc->cfg;
+        rc->cfg->refs++;
+        w->repo = &repos[i];
+        w->mirror = kn_asprintf("%s/repos/%s.git", cfg->data_dir, repos[i].name);
+        snprintf(w->who, sizeof(w->who), "reconcile repo=%s", repos[i].name);
+        uv_timer_init(rc->loop, &w->timer);
+        w->timer.data = w;
+        rc->watches[i] = w;
+    }
+}
+
+static void retire_watches(struct kn_reconcile *rc)
+{
+    for (size_t i = 0; i < rc->nwatches; i++) {
+        watch_retire(rc->watches[i]);
+    }
+    free(rc->watches);
+    rc->watches = NULL;
+    rc->nwatches = 0;
+}
+
+int kn_reconcile_new(struct kn_reconcile **out, uv_loop_t *loop, struct kn_store *store,
+                     struct kn_config *cfg)
+{
+    struct kn_reconcile *rc = kn_calloc(1, sizeof(*rc));
+
+    rc->loop = loop;
+    rc->store = store;
+    rc->cfg = kn_calloc(1, sizeof(*rc->cfg));
+    rc->cfg->refs = 1;
+    rc->cfg->cfg = cfg;
+    srand((unsigned)(now_ms() ^ (long long)getpid()));
+    create_watches(rc);
+    *out = rc;
+    return 0;
+}
+
+void kn_reconcile_start(struct kn_reconcile *rc)
+{
+    for (size_t i = 0; i < rc->nwatches; i++) {
+        start_fetch(rc->watches[i]);
+    }
+}
+
+int kn_reconcile_trigger(struct kn_reconcile *rc, const char *repo)
+{
+    for (size_t i = 0; i < rc->nwatches; i++) {
+        if (strcmp(rc->watches[i]->repo->name, repo) == 0) {
+            uv_timer_stop(&rc->watches[i]->timer);
+            start_fetch(rc->watches[i]);
+            return 0;
+        }
+    }
+    return KN_ENOTFOUND;
+}
+
+void kn_reconcile_set_config(struct kn_reconcile *rc, struct kn_config *cfg)
+{
+    retire_watches(rc);
+    cfg_unref(rc->cfg);
+    rc->cfg = kn_calloc(1, sizeof(*rc->cfg));
+    rc->cfg->refs = 1;
+    rc->cfg->cfg = cfg;
+    create_watches(rc);
+    kn_reconcile_start(rc);
+}
+
+void kn_reconcile_stop(struct kn_reconcile *rc)
+{
+    rc->stopping = 1;
+    retire_watches(rc);
+}
+
+void kn_reconcile_free(struct kn_reconcile *rc)
+{
+    if (!rc) {
+        return;
+    }
+    free(rc->watches);
+    cfg_unref(rc->cfg);
+    free(rc);
+}

@@ -1,0 +1,44 @@
+/*
+ * The reconcile loop: for every repository of kanaria.yaml, fetch its branch into a bare mirror
+ * under dataDir on the libuv thread pool (every pollInterval, with jitter; failures retried with
+ * capped exponential backoff while everything else keeps running), detect which apps the new
+ * head touches, plan them, and record PLANNED deployments and events in the store.
+ *
+ * All functions run on the loop thread.
+ */
+#ifndef KANARIA_RECONCILE_H
+#define KANARIA_RECONCILE_H
+
+#include <uv.h>
+
+#include "kanaria/config.h"
+#include "kanaria/store.h"
+
+struct kn_reconcile;
+
+/* Takes ownership of cfg. The store and the loop are borrowed and must outlive it. */
+int kn_reconcile_new(struct kn_reconcile **out, uv_loop_t *loop, struct kn_store *store,
+                     struct kn_config *cfg);
+
+/* Fetch every repository now, then on its schedule. */
+void kn_reconcile_start(struct kn_reconcile *rc);
+
+/* Fetch `repo` now (a webhook); coalesced with a fetch in flight. KN_ENOTFOUND when unknown. */
+int kn_reconcile_trigger(struct kn_reconcile *rc, const char *repo);
+
+/* Use a new config (SIGHUP): takes ownership of cfg; repositories are re-created and fetched. */
+void kn_reconcile_set_config(struct kn_reconcile *rc, struct kn_config *cfg);
+
+/* Stop scheduling; fetches in flight finish and are recorded. The loop then runs out of work on
+ * its own, and kn_reconcile_free may be called after uv_run returns. */
+void kn_reconcile_stop(struct kn_reconcile *rc);
+
+void kn_reconcile_free(struct kn_reconcile *rc);
+
+/* Backoff before retry number `failures` (1, 2, ...): 1s doubling, capped at 5 minutes. */
+long long kn_reconcile_backoff_ms(int failures);
+
+/* `interval` moved by up to ±10% with `r` in [0, 1). */
+long long kn_reconcile_jitter_ms(long long interval, double r);
+
+#endif /* KANARIA_RECONCILE_H */
