@@ -113,6 +113,7 @@ static void detect_app(struct detect_ctx *dc, const char *path, struct kn_detect
     struct kn_app *app = NULL;
     struct kn_app *old = NULL;
     const struct kn_detect_known *known;
+    const char *baseline, *deployed;
     char head_hex[GIT_OID_HEXSZ + 1];
 
     memset(out, 0, sizeof(*out));
@@ -125,17 +126,19 @@ static void detect_app(struct detect_ctx *dc, const char *path, struct kn_detect
     }
     git_oid_tostr(head_hex, sizeof(head_hex), &in->head);
     known = known_app(in, app->name);
-    if (!known || !known->baseline) {
+    baseline = known ? known->baseline : in->fallback_baseline;
+    deployed = known ? known->deployed : in->fallback_deployed;
+    if (!baseline) {
         out->touched = 1;
-    } else if (strcmp(known->baseline, head_hex) == 0) {
+    } else if (strcmp(baseline, head_hex) == 0) {
         out->touched = 0;
     } else {
-        out->touched = kn_app_touched(app, changes_since(dc, known->baseline));
+        out->touched = kn_app_touched(app, changes_since(dc, baseline));
     }
     if (out->touched) {
         struct kn_plan_input pin = {
             .app = app,
-            .deployed = deployed_manifests(dc, known ? known->deployed : NULL, path, &old),
+            .deployed = deployed_manifests(dc, deployed, path, &old),
             .commit_message = dc->message,
         };
         json_t *j;

@@ -26,6 +26,10 @@ struct kn_detect_input {
     const struct kn_config *config; /* borrowed; may be NULL */
     const struct kn_detect_known *known;
     size_t nknown;
+    /* for apps not in `known`: the commit to diff from and the one deployed (both NULL: the app
+     * is new, every change touches it and it is a first deployment) */
+    const char *fallback_baseline;
+    const char *fallback_deployed;
     const char *const *open_commits; /* commits of deployments not yet started */
     size_t nopen;
 };

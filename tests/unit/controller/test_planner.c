@@ -9,16 +9,16 @@
 #include "planner.h"
 #include "testutil.h"
 
-static const char *const pipeline_app =
-    "apiVersion: kanaria.dev/v1\nkind: Application\nmetadata: {name: hello}\n"
-    "spec:\n  manifests: [service.yaml]\n%s"
-    "  trigger: {ignore: [\"docs/**\"]}\n"
-    "  pipeline:\n"
-    "    - name: CANARY_ROLLOUT\n"
-    "    - name: TRAFFIC_ROUTING\n      with: {canary: 10}\n"
-    "    - name: PRIMARY_ROLLOUT\n"
-    "    - name: TRAFFIC_ROUTING\n      with: {primary: 100}\n"
-    "    - name: CANARY_CLEAN\n";
+/* An app with a canary pipeline; `extra` goes into its spec. */
+#define PIPELINE_APP(extra)                                                                        \
+    "apiVersion: kanaria.dev/v1\nkind: Application\nmetadata: {name: hello}\n"                    \
+    "spec:\n  manifests: [service.yaml]\n" extra "  trigger: {ignore: [\"docs/**\"]}\n"            \
+    "  pipeline:\n"                                                                               \
+    "    - name: CANARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n      with: {canary: 10}\n"                                     \
+    "    - name: PRIMARY_ROLLOUT\n"                                                               \
+    "    - name: TRAFFIC_ROUTING\n      with: {primary: 100}\n"                                   \
+    "    - name: CANARY_CLEAN\n"
 
 static const char *const sync_app =
     "apiVersion: kanaria.dev/v1\nkind: Application\nmetadata: {name: hello}\n"
@@ -56,11 +56,6 @@ static struct kn_app *load(const char *config, const char *version, int replicas
     return app;
 }
 
-static char *with_planner(const char *extra)
-{
-    return kn_asprintf(pipeline_app, extra);
-}
-
 /* Plan `to` against what `from` deployed (NULL: first deployment). */
 static void expect_plan(const struct kn_app *from, const struct kn_app *to, const char *message,
                         enum kn_plan_strategy strategy, const char *summary)
@@ -77,8 +72,8 @@ static void expect_plan(const struct kn_app *from, const struct kn_app *to, cons
 
 static void test_decisions(void **state)
 {
-    char *cfg = with_planner("");
-    char *always = with_planner("  planner: {alwaysUsePipeline: true}\n");
+    char *cfg = kn_strdup(PIPELINE_APP(""));
+    char *always = kn_strdup(PIPELINE_APP("  planner: {alwaysUsePipeline: true}\n"));
     struct kn_app *v1 = load(cfg, "1.4.1", 2);
     struct kn_app *v2 = load(cfg, "1.4.2", 2);
     struct kn_app *v1x3 = load(cfg, "1.4.1", 3);
@@ -112,7 +107,7 @@ static void test_decisions(void **state)
 
 static void test_plan_carries_diff(void **state)
 {
-    char *cfg = with_planner("");
+    char *cfg = kn_strdup(PIPELINE_APP(""));
     struct kn_app *v1 = load(cfg, "1.4.1", 2);
     struct kn_app *v2 = load(cfg, "1.4.2", 2);
     struct kn_plan plan;
@@ -131,7 +126,7 @@ static void test_plan_carries_diff(void **state)
 
 static void test_touched(void **state)
 {
-    char *cfg = with_planner("");
+    char *cfg = kn_strdup(PIPELINE_APP(""));
     struct kn_app *app = load(cfg, "1.4.1", 2);
     struct kn_strlist changed = {0};
     char inside0[] = "apps/hello/service.yaml";
