@@ -1105,6 +1105,36 @@ out:
     return value;
 }
 
+int kn_store_stage_get(struct kn_store *st, long long deployment, int index, char *status,
+                       size_t size, long long *started_at)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !status || size == 0) {
+        return KN_EINVAL;
+    }
+    status[0] = '\0';
+    if ((rc = prepare(st, &s,
+                      "SELECT status, started_at FROM stages WHERE deployment = ?1 AND idx = ?2",
+                      "li", deployment, index)) < 0) {
+        goto out;
+    }
+    rc = step(st, s);
+    if (rc == 1) {
+        snprintf(status, size, "%s", (const char *)sqlite3_column_text(s, 0));
+        if (started_at) {
+            *started_at = sqlite3_column_int64(s, 1);
+        }
+        rc = 0;
+    } else if (rc == 0) {
+        rc = KN_ENOTFOUND;
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* ---- approvals and analysis records -------------------------------------------------------- */
 
 int kn_store_approval_add(struct kn_store *st, long long deployment, int stage, const char *who,

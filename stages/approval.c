@@ -4,7 +4,11 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "kanaria/engine.h"
+#include "kanaria/store.h"
 #include "stages.h"
+
+#define APPROVAL_POLL_MS 500
 
 static const struct kn_field approval_fields[] = {
     {.key = "approvers",
@@ -56,9 +60,43 @@ static const struct kn_schema approval_schema = {
     .check = approval_check,
 };
 
+/* Approvals arrive as records in the store (from the API or the CLI); count distinct people. */
+static void approval_poll(struct kn_stage_run *run)
+{
+    const struct kn_approval_options *a = kn_stage_run_config(run)->with;
+    int n = kn_store_approval_count(kn_stage_run_store(run),
+                                    kn_stage_run_deployment(run)->id, kn_stage_run_index(run));
+
+    if (n >= a->min_approvers) {
+        kn_stage_run_log(run, "approved by %d %s", n, n == 1 ? "person" : "people");
+        kn_stage_run_finish(run, 1, NULL);
+        return;
+    }
+    kn_stage_timer_start(run, kn_stage_run_state(run), APPROVAL_POLL_MS, approval_poll);
+}
+
+static void approval_start(struct kn_stage_run *run)
+{
+    const struct kn_approval_options *a = kn_stage_run_config(run)->with;
+    const struct kn_deployment *d = kn_stage_run_deployment(run);
+
+    kn_stage_run_log(run, "waiting for %lld approval%s", a->min_approvers,
+                     a->min_approvers == 1 ? "" : "s");
+    kn_store_event_add(kn_stage_run_store(run), "WAITING_APPROVAL", d->repo, d->app, d->id,
+                       "kanaria", "waiting for approval", kn_stage_run_now(run));
+    approval_poll(run);
+}
+
+static void approval_cancel(struct kn_stage_run *run)
+{
+    kn_stage_timer_cancel(kn_stage_run_state(run));
+}
+
 const struct kn_stage_kind kn_stage_wait_approval = {
     .name = "WAIT_APPROVAL",
     .with = &approval_schema,
     .default_timeout_ms = 6LL * 3600 * 1000,
     .help = "wait for approvals from distinct people; time out into failure",
+    .start = approval_start,
+    .cancel = approval_cancel,
 };

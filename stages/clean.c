@@ -1,6 +1,7 @@
 /*
  * CANARY_CLEAN and BASELINE_CLEAN: remove a variant once no traffic reaches it.
  */
+#include "kanaria/engine.h"
 #include "kanaria/platform.h"
 #include "stages.h"
 
@@ -36,12 +37,44 @@ static void baseline_clean_simulate(struct kn_pipeline_sim *sim,
     clean_simulate(sim, KN_VARIANT_BASELINE, stage, ctx);
 }
 
+static int remove_canary(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                         void *data)
+{
+    struct kn_platform *p = kn_stage_run_platform(run);
+    return p->ops->remove(p, kn_stage_run_deployment(run)->app, KN_VARIANT_CANARY, cb, data);
+}
+
+static int remove_baseline(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                           void *data)
+{
+    struct kn_platform *p = kn_stage_run_platform(run);
+    return p->ops->remove(p, kn_stage_run_deployment(run)->app, KN_VARIANT_BASELINE, cb, data);
+}
+
+static void canary_clean_start(struct kn_stage_run *run)
+{
+    kn_stage_op_run(run, kn_stage_run_state(run), remove_canary, NULL, "removing the canary");
+}
+
+static void baseline_clean_start(struct kn_stage_run *run)
+{
+    kn_stage_op_run(run, kn_stage_run_state(run), remove_baseline, NULL,
+                    "removing the baseline");
+}
+
+static void clean_cancel(struct kn_stage_run *run)
+{
+    kn_stage_op_cancel(kn_stage_run_state(run));
+}
+
 const struct kn_stage_kind kn_stage_canary_clean = {
     .name = "CANARY_CLEAN",
     .caps = KN_PLATFORM_CANARY,
     .default_timeout_ms = 5 * 60 * 1000,
     .help = "remove the canary (traffic must already be off it)",
     .simulate = canary_clean_simulate,
+    .start = canary_clean_start,
+    .cancel = clean_cancel,
 };
 
 const struct kn_stage_kind kn_stage_baseline_clean = {
@@ -50,4 +83,6 @@ const struct kn_stage_kind kn_stage_baseline_clean = {
     .default_timeout_ms = 5 * 60 * 1000,
     .help = "remove the baseline (traffic must already be off it)",
     .simulate = baseline_clean_simulate,
+    .start = baseline_clean_start,
+    .cancel = clean_cancel,
 };

@@ -1,13 +1,139 @@
 /*
  * ROLLBACK: implicit. Appended by kanaria when autoRollback is true and run only on failure,
- * timeout, cancel or reject: traffic back to the last good primary first, then re-apply the last
- * good commit if the primary had changed, then remove canary and baseline.
+ * timeout, cancel or reject: traffic back to the primary first, then re-apply the last good
+ * commit if the primary had changed, then remove canary and baseline. Each step is retried with
+ * backoff until the stage's own timeout; the step reached is kept in the store, so a restart
+ * continues from it.
  */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/engine.h"
+#include "kanaria/platform.h"
 #include "stages.h"
+
+#define RETRY_MAX_MS (30 * 1000LL)
+
+enum rollback_step {
+    STEP_TRAFFIC = 0,
+    STEP_PRIMARY,
+    STEP_CANARY,
+    STEP_BASELINE,
+    STEP_DONE,
+};
+
+struct rollback {
+    void *op;
+    void *timer;
+    int step;
+    int attempts;
+};
+
+static void next_step(struct kn_stage_run *run);
+
+static int do_step(struct kn_stage_run *run, void (*cb)(int, const char *, void *), void *data)
+{
+    struct rollback *rb = *kn_stage_run_state(run);
+    struct kn_platform *p = kn_stage_run_platform(run);
+    const char *app = kn_stage_run_deployment(run)->app;
+
+    switch (rb->step) {
+    case STEP_TRAFFIC: {
+        static const double all_primary[KN_VARIANT_COUNT] = {100, 0, 0};
+        return p->ops->set_weights(p, app, all_primary, cb, data);
+    }
+    case STEP_PRIMARY: {
+        const struct kn_app *good = kn_stage_run_last_good(run);
+        struct kn_variant_spec spec = {
+            .app = app,
+            .variant = KN_VARIANT_PRIMARY,
+            .commit = kn_stage_run_last_good_commit(run),
+            .manifests = good->manifests,
+        };
+        return p->ops->apply(p, &spec, cb, data);
+    }
+    case STEP_CANARY:
+        return p->ops->remove(p, app, KN_VARIANT_CANARY, cb, data);
+    default:
+        return p->ops->remove(p, app, KN_VARIANT_BASELINE, cb, data);
+    }
+}
+
+static void retry(struct kn_stage_run *run)
+{
+    next_step(run);
+}
+
+static void step_done(struct kn_stage_run *run, int status, const char *message)
+{
+    struct rollback *rb = *kn_stage_run_state(run);
+    char buf[16];
+
+    if (status != 0) {
+        long long delay = 1000LL << (rb->attempts < 5 ? rb->attempts : 5);
+        rb->attempts++;
+        kn_stage_run_log(run, "rollback step %d failed (attempt %d), retrying in %llds: %s",
+                         rb->step, rb->attempts, (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS) / 1000,
+                         message ? message : kn_strerror(status));
+        kn_stage_timer_start(run, &rb->timer, delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS, retry);
+        return;
+    }
+    rb->attempts = 0;
+    rb->step++;
+    snprintf(buf, sizeof(buf), "%d", rb->step);
+    kn_stage_run_meta_set(run, "step", buf);
+    next_step(run);
+}
+
+static void next_step(struct kn_stage_run *run)
+{
+    struct rollback *rb = *kn_stage_run_state(run);
+    static const char *const what[] = {
+        "traffic back to the primary", "re-applying the last good commit as the primary",
+        "removing the canary", "removing the baseline"};
+
+    if (rb->step == STEP_PRIMARY &&
+        (!kn_stage_run_primary_touched(run) || !kn_stage_run_last_good(run))) {
+        rb->step = STEP_CANARY; /* the primary still runs the last good commit */
+    }
+    if (rb->step >= STEP_DONE) {
+        *kn_stage_run_state(run) = NULL;
+        free(rb);
+        kn_stage_run_finish(run, 1, NULL);
+        return;
+    }
+    kn_stage_op_run(run, &rb->op, do_step, step_done, what[rb->step]);
+}
+
+static void rollback_start(struct kn_stage_run *run)
+{
+    struct rollback *rb = kn_calloc(1, sizeof(*rb));
+    char *stored = kn_stage_run_meta_get(run, "step");
+
+    rb->step = stored ? atoi(stored) : STEP_TRAFFIC;
+    free(stored);
+    *kn_stage_run_state(run) = rb;
+    next_step(run);
+}
+
+static void rollback_cancel(struct kn_stage_run *run)
+{
+    struct rollback *rb = *kn_stage_run_state(run);
+
+    if (rb) {
+        kn_stage_op_cancel(&rb->op);
+        kn_stage_timer_cancel(&rb->timer);
+        free(rb);
+        *kn_stage_run_state(run) = NULL;
+    }
+}
 
 const struct kn_stage_kind kn_stage_rollback = {
     .name = "ROLLBACK",
     .flags = KN_STAGE_IMPLICIT,
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "implicit: restore the last good primary and remove canary and baseline",
+    .start = rollback_start,
+    .cancel = rollback_cancel,
 };

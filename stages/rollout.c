@@ -2,7 +2,9 @@
  * SYNC, CANARY_ROLLOUT, BASELINE_ROLLOUT and PRIMARY_ROLLOUT: the stages that start a variant.
  */
 #include <stddef.h>
+#include <stdio.h>
 
+#include "kanaria/engine.h"
 #include "kanaria/platform.h"
 #include "stages.h"
 
@@ -68,12 +70,93 @@ static void primary_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_
     sim->primary_replaced = 1;
 }
 
+/* ---- running ------------------------------------------------------------------------------- */
+
+/* Apply `variant` with the manifests of the new commit (or, for the baseline, the last good
+ * one) at the replicas of the stage's options. */
+static int apply_variant(struct kn_stage_run *run, enum kn_variant variant,
+                         void (*cb)(int, const char *, void *), void *data)
+{
+    const struct kn_stage_config *cfg = kn_stage_run_config(run);
+    const struct kn_rollout_options *opt = cfg->with;
+    const struct kn_app *app = variant == KN_VARIANT_BASELINE ? kn_stage_run_last_good(run)
+                                                              : kn_stage_run_app(run);
+    struct kn_platform *p = kn_stage_run_platform(run);
+    struct kn_variant_spec spec = {
+        .app = kn_stage_run_deployment(run)->app,
+        .variant = variant,
+        .commit = variant == KN_VARIANT_BASELINE ? kn_stage_run_last_good_commit(run)
+                                                 : kn_stage_run_deployment(run)->commit,
+        .manifests = app ? app->manifests : NULL,
+    };
+
+    if (!app) {
+        return KN_ENOTFOUND;
+    }
+    if (opt) {
+        spec.replicas = opt->replicas;
+    }
+    return p->ops->apply(p, &spec, cb, data);
+}
+
+static int apply_primary(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                         void *data)
+{
+    return apply_variant(run, KN_VARIANT_PRIMARY, cb, data);
+}
+
+static int apply_canary(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                        void *data)
+{
+    return apply_variant(run, KN_VARIANT_CANARY, cb, data);
+}
+
+static int apply_baseline(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                          void *data)
+{
+    return apply_variant(run, KN_VARIANT_BASELINE, cb, data);
+}
+
+static void sync_start(struct kn_stage_run *run)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "applying %.7s as the primary",
+             kn_stage_run_deployment(run)->commit);
+    kn_stage_op_run(run, kn_stage_run_state(run), apply_primary, NULL, what);
+}
+
+static void canary_start(struct kn_stage_run *run)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "starting %.7s as the canary",
+             kn_stage_run_deployment(run)->commit);
+    kn_stage_op_run(run, kn_stage_run_state(run), apply_canary, NULL, what);
+}
+
+static void baseline_start(struct kn_stage_run *run)
+{
+    if (!kn_stage_run_last_good(run)) {
+        kn_stage_run_finish(run, 0, "there is no earlier successful deployment to run as the "
+                            "baseline");
+        return;
+    }
+    kn_stage_op_run(run, kn_stage_run_state(run), apply_baseline, NULL,
+                    "starting the running version as the baseline");
+}
+
+static void op_cancel(struct kn_stage_run *run)
+{
+    kn_stage_op_cancel(kn_stage_run_state(run));
+}
+
 const struct kn_stage_kind kn_stage_sync = {
     .name = "SYNC",
     .caps = KN_PLATFORM_APPLY,
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "apply every manifest as the primary at once and wait until it is healthy",
     .simulate = sync_simulate,
+    .start = sync_start,
+    .cancel = op_cancel,
 };
 
 const struct kn_stage_kind kn_stage_canary_rollout = {
@@ -83,6 +166,8 @@ const struct kn_stage_kind kn_stage_canary_rollout = {
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "start the new version as the canary, with no traffic yet, and wait until healthy",
     .simulate = canary_simulate,
+    .start = canary_start,
+    .cancel = op_cancel,
 };
 
 const struct kn_stage_kind kn_stage_baseline_rollout = {
@@ -92,6 +177,8 @@ const struct kn_stage_kind kn_stage_baseline_rollout = {
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "start the running version at canary size, to compare like with like",
     .simulate = baseline_simulate,
+    .start = baseline_start,
+    .cancel = op_cancel,
 };
 
 const struct kn_stage_kind kn_stage_primary_rollout = {
@@ -100,4 +187,6 @@ const struct kn_stage_kind kn_stage_primary_rollout = {
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "replace the primary with the new version and wait until it is healthy",
     .simulate = primary_simulate,
+    .start = sync_start,
+    .cancel = op_cancel,
 };

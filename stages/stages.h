@@ -111,6 +111,26 @@ struct kn_analysis_options {
     struct kn_list http;    /* struct kn_http_check */
 };
 
+/*
+ * Running one platform operation for a stage (stages/platform_op.c): `fn` starts it with the
+ * callback and data it is given; when it completes, `done` runs with its status and message
+ * (NULL done: finish the stage with that result). `slot` keeps the operation while it is in
+ * flight (kn_stage_run_state(run) for most kinds); kn_stage_op_cancel(slot), from a kind's
+ * cancel, makes a completion that arrives later do nothing.
+ */
+struct kn_platform;
+typedef int (*kn_stage_op_fn)(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                              void *data);
+typedef void (*kn_stage_op_done)(struct kn_stage_run *run, int status, const char *message);
+void kn_stage_op_run(struct kn_stage_run *run, void **slot, kn_stage_op_fn fn,
+                     kn_stage_op_done done, const char *what);
+void kn_stage_op_cancel(void **slot);
+
+/* A one-shot timer for a stage, kept in `slot`; cancel makes it never fire. */
+void kn_stage_timer_start(struct kn_stage_run *run, void **slot, long long ms,
+                          void (*cb)(struct kn_stage_run *run));
+void kn_stage_timer_cancel(void **slot);
+
 extern const struct kn_stage_kind kn_stage_sync;
 extern const struct kn_stage_kind kn_stage_canary_rollout;
 extern const struct kn_stage_kind kn_stage_baseline_rollout;

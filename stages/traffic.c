@@ -2,7 +2,9 @@
  * TRAFFIC_ROUTING: set the share of traffic each variant takes.
  */
 #include <stddef.h>
+#include <stdio.h>
 
+#include "kanaria/engine.h"
 #include "kanaria/platform.h"
 #include "stages.h"
 
@@ -117,6 +119,31 @@ static void traffic_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_
     }
 }
 
+static int set_weights(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
+                       void *data)
+{
+    const struct kn_traffic_options *t = kn_stage_run_config(run)->with;
+    struct kn_platform *p = kn_stage_run_platform(run);
+
+    return p->ops->set_weights(p, kn_stage_run_deployment(run)->app, t->percent, cb, data);
+}
+
+static void traffic_start(struct kn_stage_run *run)
+{
+    const struct kn_traffic_options *t = kn_stage_run_config(run)->with;
+    char what[128];
+
+    snprintf(what, sizeof(what), "routing traffic: primary %g%%, canary %g%%, baseline %g%%",
+             t->percent[KN_VARIANT_PRIMARY], t->percent[KN_VARIANT_CANARY],
+             t->percent[KN_VARIANT_BASELINE]);
+    kn_stage_op_run(run, kn_stage_run_state(run), set_weights, NULL, what);
+}
+
+static void traffic_cancel(struct kn_stage_run *run)
+{
+    kn_stage_op_cancel(kn_stage_run_state(run));
+}
+
 const struct kn_stage_kind kn_stage_traffic_routing = {
     .name = "TRAFFIC_ROUTING",
     .with = &traffic_schema,
@@ -124,4 +151,6 @@ const struct kn_stage_kind kn_stage_traffic_routing = {
     .default_timeout_ms = 2 * 60 * 1000,
     .help = "set the percent of traffic each variant takes",
     .simulate = traffic_simulate,
+    .start = traffic_start,
+    .cancel = traffic_cancel,
 };

@@ -3,7 +3,10 @@
  * is left.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
+#include "kanaria/engine.h"
 #include "stages.h"
 
 static const struct kn_field wait_fields[] = {
@@ -38,10 +41,43 @@ static void wait_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_con
     }
 }
 
+static void wait_over(struct kn_stage_run *run)
+{
+    kn_stage_run_finish(run, 1, NULL);
+}
+
+/* The deadline is kept in the store: a restart waits only for what is left. */
+static void wait_start(struct kn_stage_run *run)
+{
+    const struct kn_wait_options *w = kn_stage_run_config(run)->with;
+    char *stored = kn_stage_run_meta_get(run, "deadline");
+    long long now = kn_stage_run_now(run);
+    long long deadline;
+    char buf[32];
+
+    if (stored) {
+        deadline = atoll(stored);
+        free(stored);
+    } else {
+        deadline = now + w->duration_ms;
+        snprintf(buf, sizeof(buf), "%lld", deadline);
+        kn_stage_run_meta_set(run, "deadline", buf);
+    }
+    kn_stage_run_log(run, "waiting %s", kn_duration_format(deadline - now, buf, sizeof(buf)));
+    kn_stage_timer_start(run, kn_stage_run_state(run), deadline - now, wait_over);
+}
+
+static void wait_cancel(struct kn_stage_run *run)
+{
+    kn_stage_timer_cancel(kn_stage_run_state(run));
+}
+
 const struct kn_stage_kind kn_stage_wait = {
     .name = "WAIT",
     .with = &wait_schema,
     .default_timeout_ms = 0, /* duration + 1m, computed by the engine */
     .help = "wait for a duration; a restart continues with the time that is left",
     .simulate = wait_simulate,
+    .start = wait_start,
+    .cancel = wait_cancel,
 };

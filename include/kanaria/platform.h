@@ -10,9 +10,11 @@
 #ifndef KANARIA_PLATFORM_H
 #define KANARIA_PLATFORM_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "kanaria/schema.h"
+#include "kanaria/stage.h"
 
 #define KN_PLATFORM_APPLY 0x01u         /* apply manifests as the primary */
 #define KN_PLATFORM_CANARY 0x02u        /* run a canary variant beside the primary */
@@ -35,5 +37,61 @@ extern const struct kn_platform_type *const kn_platform_types[];
 
 /* A registered type by name, or NULL. */
 const struct kn_platform_type *kn_platform_type_find(const char *name);
+
+/* ---- operations ---------------------------------------------------------------------------- */
+
+/* What one variant of an app runs: the manifests of a commit. */
+struct kn_variant_spec {
+    const char *app;
+    enum kn_variant variant;
+    const char *commit;
+    const json_t *manifests;  /* canonical manifests (array) of that commit; borrowed */
+    struct kn_scale replicas; /* canary and baseline: a count or a percent of the primary's;
+                                 primary: value 0 means the manifest's own replicas */
+};
+
+/* What runs now, read back from the platform (not only what kanaria remembers writing). */
+struct kn_live_variant {
+    int instances;     /* running */
+    int healthy;
+    double weight;     /* percent of the app's traffic */
+    char commit[41];   /* the commit it was applied from, "" unknown */
+};
+
+struct kn_live_state {
+    struct kn_live_variant variant[KN_VARIANT_COUNT];
+};
+
+/* Completion of an asynchronous operation: status 0 or a KN_E* code, and a message that says
+ * what failed in the platform's own words (NULL on success). Runs once, on the loop. */
+typedef void (*kn_platform_cb)(int status, const char *message, void *data);
+
+struct kn_platform;
+
+/*
+ * The operations of a platform instance. Every operation is idempotent (applying what already
+ * runs, removing what is gone, setting the weights it has), so the engine can repeat one after a
+ * restart. An operation that returns an error never calls its callback.
+ */
+struct kn_platform_ops {
+    /* Start (or replace) the variant with spec's manifests and call cb once it is healthy. */
+    int (*apply)(struct kn_platform *p, const struct kn_variant_spec *spec, kn_platform_cb cb,
+                 void *data);
+    /* Stop the variant and remove it from the traffic. */
+    int (*remove)(struct kn_platform *p, const char *app, enum kn_variant v, kn_platform_cb cb,
+                  void *data);
+    /* Split the app's traffic: percents of primary, canary, baseline adding up to 100. */
+    int (*set_weights)(struct kn_platform *p, const char *app,
+                       const double percent[KN_VARIANT_COUNT], kn_platform_cb cb, void *data);
+    /* What runs now. Synchronous: from the platform's last reading. */
+    int (*live)(struct kn_platform *p, const char *app, struct kn_live_state *out);
+    void (*free)(struct kn_platform *p);
+};
+
+struct kn_platform {
+    const struct kn_platform_ops *ops;
+    const struct kn_platform_type *type;
+    char *name; /* owned by the implementation */
+};
 
 #endif /* KANARIA_PLATFORM_H */

@@ -57,6 +57,10 @@ struct kn_pipeline_sim {
     const struct kn_config *controller; /* may be NULL: names of providers are not checked */
 };
 
+/* A stage being run by the engine (stages/engine.c); the kind reaches everything through the
+ * kn_stage_run_* functions of engine.h. */
+struct kn_stage_run;
+
 struct kn_stage_kind {
     const char *name;
     const struct kn_schema *with; /* NULL: the stage takes no options */
@@ -68,6 +72,13 @@ struct kn_stage_kind {
      * stage changes no variant and no traffic). */
     void (*simulate)(struct kn_pipeline_sim *sim, const struct kn_stage_config *stage,
                      struct kn_schema_ctx *ctx);
+    /* Start the stage, or resume it after a restart from its stored metadata: a kind is written
+     * so that starting it again is safe. It ends by calling kn_stage_run_finish exactly once
+     * (possibly before start returns). */
+    void (*start)(struct kn_stage_run *run);
+    /* Stop timers and ignore work in flight: the stage timed out or the deployment stops. No
+     * kn_stage_run_finish after this. NULL when start leaves nothing behind. */
+    void (*cancel)(struct kn_stage_run *run);
 };
 
 /* The registered kinds, NULL-terminated, in the order of the reference docs. */

@@ -153,6 +153,10 @@ int kn_store_stage_set(struct kn_store *st, long long deployment, int index, con
                        const char *status, long long now_ms);
 int kn_store_stage_meta_set(struct kn_store *st, long long deployment, int index,
                             const char *key, const char *value);
+/* A stage's status ("RUNNING", ...) into status and when it started (ms; may be NULL).
+ * KN_ENOTFOUND when the stage was never recorded. */
+int kn_store_stage_get(struct kn_store *st, long long deployment, int index, char *status,
+                       size_t size, long long *started_at);
 /* The value (caller frees) or NULL. */
 char *kn_store_stage_meta_get(struct kn_store *st, long long deployment, int index,
                               const char *key);

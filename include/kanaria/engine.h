@@ -1,0 +1,95 @@
+/*
+ * kanaria — the pipeline engine: runs each deployment's stages in order on the loop, persisting
+ * every transition (and each stage's metadata) in the store before acting on it, so that after a
+ * restart a finished stage is not run again and an interrupted one is started again from its
+ * metadata. Every stage has a timeout, and so has the deployment; a failure, a timeout, a cancel
+ * or a rejection runs ROLLBACK when the app has autoRollback (its own timeout, each step retried
+ * with backoff); a rollback that cannot finish leaves the deployment FAILURE with the reason.
+ *
+ * All functions run on the loop thread, except the `load` dependency, which runs on the thread
+ * pool.
+ */
+#ifndef KANARIA_ENGINE_H
+#define KANARIA_ENGINE_H
+
+#include <stdarg.h>
+#include <uv.h>
+
+#include "kanaria/app.h"
+#include "kanaria/platform.h"
+#include "kanaria/stage.h"
+#include "kanaria/store.h"
+
+/* What the engine needs to run a deployment, read on the thread pool. */
+struct kn_engine_load {
+    struct kn_app *app;       /* the app at the deployment's commit (owned) */
+    struct kn_app *last_good; /* the app at its last successful commit, NULL: none (owned) */
+    struct kn_strlist changed; /* paths changed since last_good (for skipOn.paths), owned */
+    char error[512];          /* when app is NULL: why it could not be loaded */
+};
+
+struct kn_engine_deps {
+    uv_loop_t *loop;
+    struct kn_store *store;
+    /* The platform named `name` (borrowed), or NULL. */
+    struct kn_platform *(*platform)(void *data, const char *name);
+    /* Fill `out` for deployment d (blocking; on the thread pool). */
+    void (*load)(void *data, const struct kn_deployment *d, const char *last_good,
+                 struct kn_engine_load *out);
+    /* Wall-clock time in ms; NULL: the system clock. Tests pass a fake one. */
+    long long (*now_ms)(void *data);
+    void *data;
+};
+
+struct kn_engine;
+
+int kn_engine_new(struct kn_engine **out, const struct kn_engine_deps *deps);
+
+/* Look in the store for deployments to start or resume (at start, and after a new plan). */
+void kn_engine_kick(struct kn_engine *e);
+
+/* Stop: running stages are cancelled without a status change, so that a restart resumes them.
+ * The loop then runs out of the engine's work; free after uv_run returns. */
+void kn_engine_stop(struct kn_engine *e);
+void kn_engine_free(struct kn_engine *e);
+
+/* Releases what a load filled in (also a partial one). */
+void kn_engine_load_release(struct kn_engine_load *l);
+
+/* Number of deployments being run now. */
+size_t kn_engine_active(const struct kn_engine *e);
+
+/* ---- for stage kinds -------------------------------------------------------------------- */
+
+const struct kn_stage_config *kn_stage_run_config(const struct kn_stage_run *run);
+const struct kn_app *kn_stage_run_app(const struct kn_stage_run *run);
+/* The app at its last successful commit, and that commit; NULL when there is none. */
+const struct kn_app *kn_stage_run_last_good(const struct kn_stage_run *run);
+const char *kn_stage_run_last_good_commit(const struct kn_stage_run *run);
+const struct kn_deployment *kn_stage_run_deployment(const struct kn_stage_run *run);
+struct kn_platform *kn_stage_run_platform(const struct kn_stage_run *run);
+uv_loop_t *kn_stage_run_loop(const struct kn_stage_run *run);
+struct kn_store *kn_stage_run_store(const struct kn_stage_run *run);
+int kn_stage_run_index(const struct kn_stage_run *run);
+long long kn_stage_run_now(const struct kn_stage_run *run);
+/* Whether a stage that replaces the primary (SYNC, PRIMARY_ROLLOUT) started in this deployment:
+ * ROLLBACK then re-applies the last good commit. */
+int kn_stage_run_primary_touched(const struct kn_stage_run *run);
+
+/* Per-stage metadata kept in the store for resumption (value caller frees; NULL when unset). */
+char *kn_stage_run_meta_get(struct kn_stage_run *run, const char *key);
+void kn_stage_run_meta_set(struct kn_stage_run *run, const char *key, const char *value);
+
+/* A line in the stage's log (stored as an event and logged with the deployment's names). */
+void kn_stage_run_log(struct kn_stage_run *run, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A place for the kind's own state while the stage runs (freed by the kind's cancel or before
+ * finishing). */
+void **kn_stage_run_state(struct kn_stage_run *run);
+
+/* End the stage: ok 1 (SUCCESS) or 0 (FAILURE with the reason). Exactly once per start. */
+void kn_stage_run_finish(struct kn_stage_run *run, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* KANARIA_ENGINE_H */

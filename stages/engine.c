@@ -1,0 +1,643 @@
+/*
+ * The pipeline engine. A deployment is run by a struct deploy: loaded on the thread pool (the
+ * app at its commit and at the last good one), then its stages one after the other, each behind
+ * a timeout timer, with the deployment's own timeout above them. Every transition is written to
+ * the store before the next step acts, so a restart finds each deployment where it was.
+ */
+#include "kanaria/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/log.h"
+#include "stages.h"
+
+#define ROLLBACK_TIMEOUT_MS (10 * 60 * 1000LL)
+
+struct deploy;
+
+struct kn_stage_run {
+    struct deploy *dp;
+    int index;
+    const struct kn_stage_config *cfg;
+    void *state;
+    int finished;
+};
+
+struct deploy {
+    struct kn_engine *e;
+    struct kn_deployment d;
+    char last_good[41];
+    struct kn_engine_load load;
+    uv_work_t work;
+    int loading;              /* work is on the thread pool */
+    struct kn_platform *platform;
+    const struct kn_stage_config **plan;
+    size_t nplan;
+    struct kn_stage_config sync_cfg;
+    struct kn_stage_config rollback_cfg;
+    struct kn_stage_run run;  /* the stage running now */
+    int running;              /* run is started and not finished */
+    int rolling_back;
+    char reason[1024];
+    uv_timer_t stage_timer;
+    uv_timer_t deploy_timer;
+    int open_handles;
+    char who[384];
+};
+
+struct kn_engine {
+    struct kn_engine_deps deps;
+    struct deploy **active;
+    size_t nactive;
+    int stopping;
+};
+
+static long long wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static long long engine_now(const struct kn_engine *e)
+{
+    return e->deps.now_ms ? e->deps.now_ms(e->deps.data) : wall_ms();
+}
+
+void kn_engine_load_release(struct kn_engine_load *l)
+{
+    kn_app_free(l->app);
+    kn_app_free(l->last_good);
+    for (size_t i = 0; i < l->changed.count; i++) {
+        free(l->changed.items[i]);
+    }
+    free(l->changed.items);
+    memset(l, 0, sizeof(*l));
+}
+
+/* ---- the run's accessors ---------------------------------------------------------------- */
+
+const struct kn_stage_config *kn_stage_run_config(const struct kn_stage_run *run)
+{
+    return run->cfg;
+}
+
+const struct kn_app *kn_stage_run_app(const struct kn_stage_run *run)
+{
+    return run->dp->load.app;
+}
+
+const struct kn_app *kn_stage_run_last_good(const struct kn_stage_run *run)
+{
+    return run->dp->load.last_good;
+}
+
+const char *kn_stage_run_last_good_commit(const struct kn_stage_run *run)
+{
+    return run->dp->last_good[0] ? run->dp->last_good : NULL;
+}
+
+const struct kn_deployment *kn_stage_run_deployment(const struct kn_stage_run *run)
+{
+    return &run->dp->d;
+}
+
+struct kn_platform *kn_stage_run_platform(const struct kn_stage_run *run)
+{
+    return run->dp->platform;
+}
+
+uv_loop_t *kn_stage_run_loop(const struct kn_stage_run *run)
+{
+    return run->dp->e->deps.loop;
+}
+
+struct kn_store *kn_stage_run_store(const struct kn_stage_run *run)
+{
+    return run->dp->e->deps.store;
+}
+
+int kn_stage_run_index(const struct kn_stage_run *run)
+{
+    return run->index;
+}
+
+long long kn_stage_run_now(const struct kn_stage_run *run)
+{
+    return engine_now(run->dp->e);
+}
+
+void **kn_stage_run_state(struct kn_stage_run *run)
+{
+    return &run->state;
+}
+
+char *kn_stage_run_meta_get(struct kn_stage_run *run, const char *key)
+{
+    return kn_store_stage_meta_get(run->dp->e->deps.store, run->dp->d.id, run->index, key);
+}
+
+void kn_stage_run_meta_set(struct kn_stage_run *run, const char *key, const char *value)
+{
+    kn_store_stage_meta_set(run->dp->e->deps.store, run->dp->d.id, run->index, key, value);
+}
+
+int kn_stage_run_primary_touched(const struct kn_stage_run *run)
+{
+    const struct deploy *dp = run->dp;
+    char status[32];
+
+    for (size_t i = 0; i < dp->nplan; i++) {
+        const struct kn_stage_kind *k = dp->plan[i]->kind;
+        if ((k == &kn_stage_sync || k == &kn_stage_primary_rollout) &&
+            kn_store_stage_get(dp->e->deps.store, dp->d.id, (int)i, status, sizeof(status),
+                               NULL) == 0 &&
+            strcmp(status, "SKIPPED") != 0 && strcmp(status, "NOT_STARTED") != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void kn_stage_run_log(struct kn_stage_run *run, const char *fmt, ...)
+{
+    struct deploy *dp = run->dp;
+    char who[448];
+    char *msg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = kn_vasprintf(fmt, ap);
+    va_end(ap);
+    snprintf(who, sizeof(who), "%s stage=%s", dp->who, run->cfg->name);
+    kn_log_info(who, "%s", msg);
+    kn_store_event_add(dp->e->deps.store, "STAGE_LOG", dp->d.repo, dp->d.app, dp->d.id,
+                       "kanaria", msg, engine_now(dp->e));
+    free(msg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static void run_stage(struct deploy *dp, size_t i);
+static void deploy_fail(struct deploy *dp, const char *reason);
+
+static void deploy_closed(uv_handle_t *h)
+{
+    struct deploy *dp = h->data;
+
+    if (--dp->open_handles > 0) {
+        return;
+    }
+    kn_engine_load_release(&dp->load);
+    free(dp->plan);
+    free(dp);
+}
+
+/* Forget the deployment (finished, or the engine stops) and free it once its timers close. */
+static void deploy_end(struct deploy *dp)
+{
+    struct kn_engine *e = dp->e;
+
+    for (size_t i = 0; i < e->nactive; i++) {
+        if (e->active[i] == dp) {
+            e->active[i] = e->active[--e->nactive];
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&dp->stage_timer, deploy_closed);
+    uv_close((uv_handle_t *)&dp->deploy_timer, deploy_closed);
+    if (!e->stopping) {
+        kn_engine_kick(e); /* the next deployment of this app may wait */
+    }
+}
+
+static void set_status(struct deploy *dp, enum kn_deploy_status status, const char *reason)
+{
+    long long now = engine_now(dp->e);
+
+    if (kn_store_deployment_set_status(dp->e->deps.store, dp->d.id, status, reason, now) < 0) {
+        kn_log_error(dp->who, "could not record %s", kn_deploy_status_name(status));
+    }
+    dp->d.status = status;
+    if (status == KN_DEPLOY_RUNNING && !dp->d.started_at) {
+        dp->d.started_at = now;
+    }
+    if (reason) {
+        kn_log_info(dp->who, "%s: %s", kn_deploy_status_name(status), reason);
+    } else {
+        kn_log_info(dp->who, "%s", kn_deploy_status_name(status));
+    }
+}
+
+/* Stage i of the plan; index nplan is the ROLLBACK that follows a failure. */
+static const struct kn_stage_config *stage_at(const struct deploy *dp, size_t i)
+{
+    return i < dp->nplan ? dp->plan[i] : &dp->rollback_cfg;
+}
+
+static void stage_status(struct deploy *dp, size_t i, const char *status)
+{
+    const char *type = strcmp(status, "RUNNING") == 0 ? "STAGE_STARTED" : "STAGE_FINISHED";
+    char msg[128];
+
+    kn_store_stage_set(dp->e->deps.store, dp->d.id, (int)i, stage_at(dp, i)->name, status,
+                       engine_now(dp->e));
+    snprintf(msg, sizeof(msg), "stage %zu %s: %s", i, stage_at(dp, i)->name, status);
+    kn_store_event_add(dp->e->deps.store, type, dp->d.repo, dp->d.app, dp->d.id, "kanaria", msg,
+                       engine_now(dp->e));
+}
+
+/* The stage's timeout: its own, its kind's, or for the kinds whose length is an option, that
+ * length and a margin. */
+static long long stage_timeout(const struct kn_stage_config *cfg)
+{
+    long long t = kn_stage_timeout_ms(cfg);
+
+    if (t > 0) {
+        return t;
+    }
+    if (cfg->kind == &kn_stage_wait && cfg->with) {
+        return ((const struct kn_wait_options *)cfg->with)->duration_ms + 60 * 1000;
+    }
+    if (cfg->kind == &kn_stage_analysis && cfg->with) {
+        return ((const struct kn_analysis_options *)cfg->with)->duration_ms + 5 * 60 * 1000;
+    }
+    return 10 * 60 * 1000;
+}
+
+static void finish_deploy(struct deploy *dp, enum kn_deploy_status status, const char *reason)
+{
+    uv_timer_stop(&dp->stage_timer);
+    uv_timer_stop(&dp->deploy_timer);
+    set_status(dp, status, reason);
+    deploy_end(dp);
+}
+
+/* ---- stages ----------------------------------------------------------------------------- */
+
+static void cancel_running(struct deploy *dp)
+{
+    if (dp->running) {
+        dp->running = 0;
+        uv_timer_stop(&dp->stage_timer);
+        if (dp->run.cfg->kind->cancel) {
+            dp->run.cfg->kind->cancel(&dp->run);
+        }
+    }
+}
+
+static void stage_timed_out(uv_timer_t *t)
+{
+    struct deploy *dp = t->data;
+    char reason[512], d[32];
+
+    if (!dp->running) {
+        return;
+    }
+    cancel_running(dp);
+    snprintf(reason, sizeof(reason), "stage %s timed out after %s", dp->run.cfg->name,
+             kn_duration_format(stage_timeout(dp->run.cfg), d, sizeof(d)));
+    stage_status(dp, (size_t)dp->run.index, "FAILURE");
+    deploy_fail(dp, reason);
+}
+
+void kn_stage_run_finish(struct kn_stage_run *run, int ok, const char *fmt, ...)
+{
+    struct deploy *dp = run->dp;
+    char reason[1024] = "";
+    size_t i = (size_t)run->index;
+
+    if (!dp->running || run->finished) {
+        return; /* cancelled, or finished already */
+    }
+    run->finished = 1;
+    dp->running = 0;
+    uv_timer_stop(&dp->stage_timer);
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+    }
+    stage_status(dp, i, ok ? "SUCCESS" : "FAILURE");
+    if (i == dp->nplan) {
+        char final[1100];
+        if (ok) {
+            snprintf(final, sizeof(final), "%s (rolled back)", dp->reason);
+        } else {
+            snprintf(final, sizeof(final), "%s; rollback failed: %s", dp->reason, reason);
+        }
+        finish_deploy(dp, KN_DEPLOY_FAILURE, final);
+        return;
+    }
+    if (!ok) {
+        char full[1100];
+        snprintf(full, sizeof(full), "stage %s failed: %s", run->cfg->name, reason);
+        deploy_fail(dp, full);
+        return;
+    }
+    run_stage(dp, i + 1);
+}
+
+/* skipOn: the commit message starts with a prefix, or every changed file matches a glob. */
+static int skipped(const struct deploy *dp, const struct kn_stage_config *cfg)
+{
+    const struct kn_skip_on *s = &cfg->skip_on;
+    size_t matched = 0;
+
+    for (size_t i = 0; i < s->commit_message_prefixes.count; i++) {
+        const char *p = s->commit_message_prefixes.items[i];
+        if (strncmp(dp->d.message, p, strlen(p)) == 0) {
+            return 1;
+        }
+    }
+    if (s->paths.count == 0 || dp->load.changed.count == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < dp->load.changed.count; i++) {
+        for (size_t j = 0; j < s->paths.count; j++) {
+            if (kn_glob_match(s->paths.items[j], dp->load.changed.items[i])) {
+                matched++;
+                break;
+            }
+        }
+    }
+    return matched == dp->load.changed.count;
+}
+
+static void start_run(struct deploy *dp, size_t i, long long started_at)
+{
+    struct kn_stage_run *run = &dp->run;
+    long long left = stage_timeout(stage_at(dp, i)) - (engine_now(dp->e) - started_at);
+
+    memset(run, 0, sizeof(*run));
+    run->dp = dp;
+    run->index = (int)i;
+    run->cfg = stage_at(dp, i);
+    dp->running = 1;
+    uv_timer_start(&dp->stage_timer, stage_timed_out, (uint64_t)(left > 0 ? left : 0), 0);
+    if (!run->cfg->kind->start) {
+        kn_stage_run_finish(run, 0, "stage %s cannot run in this version of kanaria",
+                            run->cfg->name);
+        return;
+    }
+    run->cfg->kind->start(run);
+}
+
+static void run_stage(struct deploy *dp, size_t i)
+{
+    char status[32];
+    long long started_at = 0;
+
+    for (; i < dp->nplan; i++) {
+        const struct kn_stage_config *cfg = dp->plan[i];
+        if (kn_store_stage_get(dp->e->deps.store, dp->d.id, (int)i, status, sizeof(status),
+                               &started_at) == 0) {
+            if (strcmp(status, "SUCCESS") == 0 || strcmp(status, "SKIPPED") == 0) {
+                continue; /* done before a restart */
+            }
+            if (strcmp(status, "RUNNING") == 0) {
+                kn_log_info(dp->who, "resuming stage %zu %s", i, cfg->name);
+                start_run(dp, i, started_at);
+                return;
+            }
+        }
+        if (skipped(dp, cfg)) {
+            stage_status(dp, i, "SKIPPED");
+            continue;
+        }
+        stage_status(dp, i, "RUNNING");
+        start_run(dp, i, engine_now(dp->e));
+        return;
+    }
+    finish_deploy(dp, KN_DEPLOY_SUCCESS, NULL);
+}
+
+static void run_rollback(struct deploy *dp)
+{
+    char status[32];
+    long long started_at = 0;
+
+    dp->rolling_back = 1;
+    if (kn_store_stage_get(dp->e->deps.store, dp->d.id, (int)dp->nplan, status, sizeof(status),
+                           &started_at) != 0 ||
+        strcmp(status, "RUNNING") != 0) {
+        started_at = engine_now(dp->e);
+        stage_status(dp, dp->nplan, "RUNNING");
+    }
+    start_run(dp, dp->nplan, started_at);
+}
+
+static void deploy_fail(struct deploy *dp, const char *reason)
+{
+    const struct kn_app *app = dp->load.app;
+
+    if (dp->rolling_back) {
+        char final[1100];
+        snprintf(final, sizeof(final), "%s; rollback failed: %s", dp->reason, reason);
+        finish_deploy(dp, KN_DEPLOY_FAILURE, final);
+        return;
+    }
+    snprintf(dp->reason, sizeof(dp->reason), "%s", reason);
+    if (!app || !app->cfg.spec.auto_rollback) {
+        finish_deploy(dp, KN_DEPLOY_FAILURE, reason);
+        return;
+    }
+    set_status(dp, KN_DEPLOY_ROLLING_BACK, reason);
+    run_rollback(dp);
+}
+
+static void deploy_timed_out(uv_timer_t *t)
+{
+    struct deploy *dp = t->data;
+    char reason[256], d[32];
+
+    if (dp->rolling_back) {
+        return; /* the rollback has its own timeout */
+    }
+    snprintf(reason, sizeof(reason), "the deployment timed out after %s",
+             kn_duration_format(dp->load.app->cfg.spec.timeout_ms, d, sizeof(d)));
+    if (dp->running) {
+        cancel_running(dp);
+        stage_status(dp, (size_t)dp->run.index, "FAILURE");
+    }
+    deploy_fail(dp, reason);
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static void load_work(uv_work_t *req)
+{
+    struct deploy *dp = req->data;
+
+    dp->e->deps.load(dp->e->deps.data, &dp->d, dp->last_good[0] ? dp->last_good : NULL,
+                     &dp->load);
+}
+
+static void build_plan(struct deploy *dp)
+{
+    const struct kn_list *pipeline = &dp->load.app->cfg.spec.pipeline;
+
+    dp->sync_cfg.name = (char *)(uintptr_t) "SYNC";
+    dp->sync_cfg.kind = &kn_stage_sync;
+    dp->rollback_cfg.name = (char *)(uintptr_t) "ROLLBACK";
+    dp->rollback_cfg.kind = &kn_stage_rollback;
+    dp->rollback_cfg.timeout_ms = ROLLBACK_TIMEOUT_MS;
+    if (strcmp(dp->d.strategy, "PIPELINE") == 0 && pipeline->count > 0) {
+        dp->plan = kn_calloc(pipeline->count, sizeof(*dp->plan));
+        for (size_t i = 0; i < pipeline->count; i++) {
+            dp->plan[i] = &((const struct kn_stage_config *)pipeline->items)[i];
+        }
+        dp->nplan = pipeline->count;
+    } else {
+        dp->plan = kn_calloc(1, sizeof(*dp->plan));
+        dp->plan[0] = &dp->sync_cfg;
+        dp->nplan = 1;
+    }
+}
+
+static void load_done(uv_work_t *req, int status)
+{
+    struct deploy *dp = req->data;
+    struct kn_engine *e = dp->e;
+    long long left;
+
+    dp->loading = 0;
+    if (status == UV_ECANCELED || e->stopping) {
+        deploy_end(dp);
+        return;
+    }
+    if (!dp->load.app || dp->load.app->diags.count > 0) {
+        char reason[700];
+        snprintf(reason, sizeof(reason), "cannot load the app at %.7s: %s", dp->d.commit,
+                 dp->load.error[0] ? dp->load.error : "it is invalid at this commit");
+        finish_deploy(dp, KN_DEPLOY_FAILURE, reason);
+        return;
+    }
+    dp->platform = e->deps.platform(e->deps.data, dp->load.app->cfg.spec.platform);
+    if (!dp->platform) {
+        char reason[300];
+        snprintf(reason, sizeof(reason), "platform '%s' is not configured",
+                 dp->load.app->cfg.spec.platform);
+        finish_deploy(dp, KN_DEPLOY_FAILURE, reason);
+        return;
+    }
+    build_plan(dp);
+    if (dp->d.status == KN_DEPLOY_PENDING || dp->d.status == KN_DEPLOY_PLANNED) {
+        set_status(dp, KN_DEPLOY_RUNNING, NULL);
+    }
+    left = dp->load.app->cfg.spec.timeout_ms - (engine_now(e) - dp->d.started_at);
+    uv_timer_start(&dp->deploy_timer, deploy_timed_out, (uint64_t)(left > 0 ? left : 0), 0);
+    if (dp->d.status == KN_DEPLOY_ROLLING_BACK) {
+        snprintf(dp->reason, sizeof(dp->reason), "%s", dp->d.reason);
+        kn_log_info(dp->who, "resuming the rollback");
+        run_rollback(dp);
+        return;
+    }
+    run_stage(dp, 0);
+}
+
+/* ---- the engine --------------------------------------------------------------------------- */
+
+int kn_engine_new(struct kn_engine **out, const struct kn_engine_deps *deps)
+{
+    struct kn_engine *e;
+
+    if (!out || !deps || !deps->loop || !deps->store || !deps->platform || !deps->load) {
+        return KN_EINVAL;
+    }
+    e = kn_calloc(1, sizeof(*e));
+    e->deps = *deps;
+    *out = e;
+    return 0;
+}
+
+/* One deployment per app at a time. */
+static int app_active(const struct kn_engine *e, const struct kn_deployment *d)
+{
+    for (size_t i = 0; i < e->nactive; i++) {
+        const struct kn_deployment *a = &e->active[i]->d;
+        if (a->id == d->id || (strcmp(a->repo, d->repo) == 0 && strcmp(a->app, d->app) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void deploy_start(struct kn_engine *e, const struct kn_deployment *d)
+{
+    struct deploy *dp = kn_calloc(1, sizeof(*dp));
+    struct kn_app_state as;
+
+    dp->e = e;
+    dp->d = *d;
+    snprintf(dp->who, sizeof(dp->who), "engine repo=%s app=%s commit=%.7s deployment=%lld",
+             d->repo, d->app, d->commit, d->id);
+    if (kn_store_app_get(e->deps.store, d->repo, d->app, &as) == 0) {
+        snprintf(dp->last_good, sizeof(dp->last_good), "%s", as.last_good);
+    }
+    uv_timer_init(e->deps.loop, &dp->stage_timer);
+    uv_timer_init(e->deps.loop, &dp->deploy_timer);
+    dp->stage_timer.data = dp;
+    dp->deploy_timer.data = dp;
+    dp->open_handles = 2;
+    e->active = kn_reallocarray(e->active, e->nactive + 1, sizeof(*e->active));
+    e->active[e->nactive++] = dp;
+    dp->work.data = dp;
+    dp->loading = 1;
+    if (uv_queue_work(e->deps.loop, &dp->work, load_work, load_done) != 0) {
+        dp->loading = 0;
+        finish_deploy(dp, KN_DEPLOY_FAILURE, "could not queue the loading of the app");
+    }
+}
+
+static int pick(const struct kn_deployment *d, void *data)
+{
+    struct kn_engine *e = data;
+
+    /* oldest first: an app's RUNNING or ROLLING_BACK deployment comes before its PLANNED one */
+    if (!e->stopping && !app_active(e, d)) {
+        deploy_start(e, d);
+    }
+    return 0;
+}
+
+void kn_engine_kick(struct kn_engine *e)
+{
+    if (!e->stopping) {
+        kn_store_deployments_open(e->deps.store, pick, e);
+    }
+}
+
+void kn_engine_stop(struct kn_engine *e)
+{
+    e->stopping = 1;
+    while (e->nactive > 0) {
+        struct deploy *dp = e->active[e->nactive - 1];
+        cancel_running(dp);
+        uv_timer_stop(&dp->deploy_timer);
+        if (dp->loading) {
+            e->nactive--; /* load_done ends it */
+            continue;
+        }
+        deploy_end(dp);
+    }
+}
+
+void kn_engine_free(struct kn_engine *e)
+{
+    if (!e) {
+        return;
+    }
+    free(e->active);
+    free(e);
+}
+
+size_t kn_engine_active(const struct kn_engine *e)
+{
+    return e->nactive;
+}
