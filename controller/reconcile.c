@@ -59,6 +59,8 @@ struct kn_reconcile {
     struct watch **watches;
     size_t nwatches;
     int stopping;
+    kn_reconcile_planned_cb on_planned;
+    void *on_planned_data;
 };
 
 static long long now_ms(void)
@@ -208,7 +210,7 @@ static void fetch_work(uv_work_t *req)
 static void schedule(struct watch *w, long long delay_ms);
 static void watch_closed(uv_handle_t *h);
 
-static void record_app(struct watch *w, const struct kn_detect_app *a, const char *head)
+static int record_app(struct watch *w, const struct kn_detect_app *a, const char *head)
 {
     struct kn_store *st = w->rc->store;
     const struct kn_detect *d = &w->detect;
@@ -227,15 +229,15 @@ static void record_app(struct watch *w, const struct kn_detect_app *a, const cha
             kn_store_event_add(st, "INVALID_APP", w->repo->name, a->name, 0, "kanaria",
                                a->errors, now_ms());
         }
-        return;
+        return 0;
     }
     if (!a->touched) {
         kn_log_debug(who, "not touched by the change");
-        return;
+        return 0;
     }
     if (a->plan.strategy == KN_PLAN_NONE) {
         kn_log_info(who, "not deployed: %s", a->plan.summary);
-        return;
+        return 0;
     }
     {
         struct kn_deployment_new nd = {
@@ -251,15 +253,16 @@ static void record_app(struct watch *w, const struct kn_detect_app *a, const cha
         rc = kn_store_deployment_add(st, &nd, now_ms(), &id);
     }
     if (rc == KN_EEXISTS) {
-        return;
+        return 0;
     }
     if (rc < 0) {
         kn_log_error(who, "could not record the deployment: %s", kn_strerror(rc));
-        return;
+        return 0;
     }
     snprintf(who, sizeof(who), "%s app=%s commit=%.7s deployment=%lld", w->who, a->name, head,
              id);
     kn_log_info(who, "planned %s: %s", kn_plan_strategy_name(a->plan.strategy), a->plan.summary);
+    return 1;
 }
 
 struct stale_ctx {
@@ -311,6 +314,7 @@ static void fetch_done(uv_work_t *req, int status)
     struct kn_store *st = w->rc->store;
     char head_hex[GIT_OID_HEXSZ + 1];
     long long next;
+    int planned = 0;
 
     w->busy = 0;
     if (status == UV_ECANCELED) {
@@ -336,7 +340,7 @@ static void fetch_done(uv_work_t *req, int status)
         }
         record_stale(w);
         for (size_t i = 0; i < w->detect.napps; i++) {
-            record_app(w, &w->detect.apps[i], head_hex);
+            planned += record_app(w, &w->detect.apps[i], head_hex);
         }
         kn_detect_release(&w->detect);
         w->detected = 0;
@@ -344,6 +348,9 @@ static void fetch_done(uv_work_t *req, int status)
     /* last: a crash before this line fetches and detects again, and adding a deployment twice
      * is refused by the store */
     kn_store_repo_fetched(st, w->repo->name, head_hex, now_ms());
+    if (planned && w->rc->on_planned) {
+        w->rc->on_planned(w->rc->on_planned_data);
+    }
     if (w->again) {
         w->again = 0;
         schedule(w, 0);
@@ -458,6 +465,12 @@ int kn_reconcile_new(struct kn_reconcile **out, uv_loop_t *loop, struct kn_store
     create_watches(rc);
     *out = rc;
     return 0;
+}
+
+void kn_reconcile_on_planned(struct kn_reconcile *rc, kn_reconcile_planned_cb cb, void *data)
+{
+    rc->on_planned = cb;
+    rc->on_planned_data = data;
 }
 
 void kn_reconcile_start(struct kn_reconcile *rc)

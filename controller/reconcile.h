@@ -20,6 +20,10 @@ struct kn_reconcile;
 int kn_reconcile_new(struct kn_reconcile **out, uv_loop_t *loop, struct kn_store *store,
                      struct kn_config *cfg);
 
+/* Called on the loop after a fetch recorded new deployments (the engine picks them up). */
+typedef void (*kn_reconcile_planned_cb)(void *data);
+void kn_reconcile_on_planned(struct kn_reconcile *rc, kn_reconcile_planned_cb cb, void *data);
+
 /* Fetch every repository now, then on its schedule. */
 void kn_reconcile_start(struct kn_reconcile *rc);
 

@@ -31,6 +31,7 @@ struct deploy {
     struct kn_engine *e;
     struct kn_deployment d;
     char last_good[41];
+    char path[512];
     struct kn_engine_load load;
     uv_work_t work;
     int loading;              /* work is on the thread pool */
@@ -474,8 +475,8 @@ static void load_work(uv_work_t *req)
 {
     struct deploy *dp = req->data;
 
-    dp->e->deps.load(dp->e->deps.data, &dp->d, dp->last_good[0] ? dp->last_good : NULL,
-                     &dp->load);
+    dp->e->deps.load(dp->e->deps.data, &dp->d, dp->path,
+                     dp->last_good[0] ? dp->last_good : NULL, &dp->load);
 }
 
 static void build_plan(struct deploy *dp)
@@ -579,6 +580,7 @@ static void deploy_start(struct kn_engine *e, const struct kn_deployment *d)
              d->repo, d->app, d->commit, d->id);
     if (kn_store_app_get(e->deps.store, d->repo, d->app, &as) == 0) {
         snprintf(dp->last_good, sizeof(dp->last_good), "%s", as.last_good);
+        snprintf(dp->path, sizeof(dp->path), "%s", as.path);
     }
     uv_timer_init(e->deps.loop, &dp->stage_timer);
     uv_timer_init(e->deps.loop, &dp->deploy_timer);

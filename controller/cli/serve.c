@@ -17,11 +17,15 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "git/git.h"
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "kanaria/engine.h"
 #include "kanaria/log.h"
 #include "kanaria/store.h"
+#include "platforms/local/local.h"
 #include "reconcile.h"
+#include "util/http_client.h"
 
 #define WHO "serve"
 
@@ -33,8 +37,69 @@ struct serve {
     uv_signal_t sighup;
     struct kn_store *store;
     struct kn_reconcile *reconcile;
+    struct kn_engine *engine;
+    struct kn_http_client *http;
+    struct kn_platform **platforms;
+    size_t nplatforms;
+    char *data_dir;
     int lock_fd;
 };
+
+/* ---- what the engine needs ---------------------------------------------------------------- */
+
+static struct kn_platform *find_platform(void *data, const char *name)
+{
+    struct serve *s = data;
+
+    for (size_t i = 0; i < s->nplatforms; i++) {
+        if (strcmp(s->platforms[i]->name, name) == 0) {
+            return s->platforms[i];
+        }
+    }
+    return NULL;
+}
+
+/* The app at the deployment's commit and at the last good one, read from the repository's
+ * mirror (thread pool). */
+static void load_deployment(void *data, const struct kn_deployment *d, const char *app_path,
+                            const char *last_good, struct kn_engine_load *out)
+{
+    struct serve *s = data;
+    char *mirror = kn_asprintf("%s/repos/%s.git", s->data_dir, d->repo);
+    git_repository *repo = NULL;
+    struct kn_source *src = NULL;
+    struct kn_error err;
+    git_oid commit, good;
+    char *path = NULL;
+
+    kn_error_clear(&err);
+    memset(out, 0, sizeof(*out));
+    if (kn_git_open(&repo, mirror, &err) < 0 || git_oid_fromstr(&commit, d->commit) != 0 ||
+        kn_git_tree_source_new(&src, repo, &commit, &err) < 0) {
+        snprintf(out->error, sizeof(out->error), "%s", err.msg[0] ? err.msg : "bad commit");
+        goto out;
+    }
+    path = kn_strdup(app_path);
+    kn_app_load(&out->app, src, path, NULL);
+    kn_source_free(src);
+    src = NULL;
+    if (last_good && git_oid_fromstr(&good, last_good) == 0) {
+        if (kn_git_tree_source_new(&src, repo, &good, &err) == 0) {
+            kn_app_load(&out->last_good, src, path, NULL);
+            if (out->last_good->diags.count > 0) {
+                kn_app_free(out->last_good);
+                out->last_good = NULL;
+            }
+        }
+        kn_git_changed_paths(repo, &good, &commit, &out->changed, &err);
+    }
+out:
+    kn_source_free(src);
+    git_repository_free(repo);
+    free(path);
+    free(mirror);
+}
+
 
 static void print_diags(const struct kn_diags *d)
 {
@@ -103,13 +168,69 @@ static void apply_log_config(const struct kn_config *cfg)
     kn_log_setup((enum kn_log_level)cfg->log.level, (enum kn_log_format)cfg->log.format);
 }
 
+static void kick_engine(void *data)
+{
+    struct serve *s = data;
+    kn_engine_kick(s->engine);
+}
+
+/* Platforms keep their apps running; this only lets go of them. */
+static void stop_platforms(struct serve *s)
+{
+    for (size_t i = 0; i < s->nplatforms; i++) {
+        s->platforms[i]->ops->free(s->platforms[i]);
+    }
+    s->nplatforms = 0;
+    if (s->http) {
+        kn_http_client_close(s->http);
+        s->http = NULL;
+    }
+}
+
+static int start_platforms(struct serve *s, const struct kn_config *cfg)
+{
+    const struct kn_platform_config *pc = cfg->platforms.items;
+    struct kn_error err;
+
+    /* with no `platforms`, the embedded default: `local` with a managed HAProxy */
+    static const struct kn_platform_config local_default = {
+        .name = (char *)(uintptr_t) "local",
+        .haproxy = {.managed = 1, .metrics_bind = (char *)(uintptr_t) "127.0.0.1:8404"},
+        .ports = {.min = 20000, .max = 29999},
+        .ptype = &kn_platform_local,
+    };
+    size_t count = cfg->platforms.count;
+
+    if (count == 0) {
+        pc = &local_default;
+        count = 1;
+    }
+    kn_http_client_new(&s->http, &s->loop);
+    s->platforms = kn_calloc(count + 1, sizeof(*s->platforms));
+    for (size_t i = 0; i < count; i++) {
+        kn_error_clear(&err);
+        if (pc[i].ptype != &kn_platform_local) {
+            continue;
+        }
+        if (kn_local_platform_new(&s->platforms[s->nplatforms], &s->loop, &pc[i], cfg->data_dir,
+                                  s->http, &err) < 0) {
+            kn_log_error(WHO, "platform '%s': %s", pc[i].name, err.msg);
+            return KN_EIO;
+        }
+        s->nplatforms++;
+    }
+    return 0;
+}
+
 static void on_stop(uv_signal_t *h, int signum)
 {
     struct serve *s = h->data;
 
     kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
                 signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    kn_engine_stop(s->engine);
     kn_reconcile_stop(s->reconcile);
+    stop_platforms(s);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
@@ -207,10 +328,33 @@ int kn_cmd_serve(int argc, char **argv)
     uv_signal_start(&s.sighup, on_reload, SIGHUP);
     kn_log_info(WHO, "kanaria %s serving %zu repositories, state in %s", KANARIA_VERSION,
                 cfg->repositories.count, cfg->data_dir);
+    s.data_dir = kn_strdup(cfg->data_dir);
+    if (start_platforms(&s, cfg) < 0) {
+        stop_platforms(&s);
+        uv_close((uv_handle_t *)&s.sigterm, NULL);
+        uv_close((uv_handle_t *)&s.sigint, NULL);
+        uv_close((uv_handle_t *)&s.sighup, NULL);
+        uv_run(&s.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&s.loop);
+        goto out;
+    }
+    {
+        struct kn_engine_deps deps = {
+            .loop = &s.loop,
+            .store = s.store,
+            .platform = find_platform,
+            .load = load_deployment,
+            .data = &s,
+        };
+        kn_engine_new(&s.engine, &deps);
+    }
     kn_reconcile_new(&s.reconcile, &s.loop, s.store, cfg);
     cfg = NULL; /* owned by the reconcile loop */
+    kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
+    kn_engine_kick(s.engine); /* deployments a previous run left */
     kn_reconcile_start(s.reconcile);
     uv_run(&s.loop, UV_RUN_DEFAULT);
+    kn_engine_free(s.engine);
     kn_reconcile_free(s.reconcile);
     uv_loop_close(&s.loop);
     kn_log_info(WHO, "stopped");
@@ -221,6 +365,8 @@ out:
         close(s.lock_fd);
     }
     free(db);
+    free(s.platforms);
+    free(s.data_dir);
     kn_config_free(cfg);
     kn_diags_release(&diags);
     return rc;

@@ -33,9 +33,10 @@ struct kn_engine_deps {
     struct kn_store *store;
     /* The platform named `name` (borrowed), or NULL. */
     struct kn_platform *(*platform)(void *data, const char *name);
-    /* Fill `out` for deployment d (blocking; on the thread pool). */
-    void (*load)(void *data, const struct kn_deployment *d, const char *last_good,
-                 struct kn_engine_load *out);
+    /* Fill `out` for deployment d of the app whose config is at `path` in the repository
+     * (blocking; on the thread pool). */
+    void (*load)(void *data, const struct kn_deployment *d, const char *path,
+                 const char *last_good, struct kn_engine_load *out);
     /* Wall-clock time in ms; NULL: the system clock. Tests pass a fake one. */
     long long (*now_ms)(void *data);
     void *data;

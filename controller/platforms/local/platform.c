@@ -1,0 +1,1094 @@
+/*
+ * The local platform's operations. Each app is an HAProxy backend (named after the app) behind a
+ * frontend on the LocalService's `frontend.bind`; each variant a set of instances started by the
+ * process supervisor and registered as servers VARIANT-N. Operations on one platform run one at
+ * a time, in the order they were asked, which keeps the HAProxy state and ours in step.
+ *
+ * Replacing a variant never drops traffic: the new instances start on new ports and are healthy
+ * and in HAProxy before the old ones are drained and removed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/config.h"
+#include "kanaria/log.h"
+#include "kanaria/schema.h"
+#include "platforms/local/haproxy.h"
+#include "platforms/local/local.h"
+#include "platforms/local/process.h"
+
+#define CMD_TIMEOUT_MS 5000
+#define RELOAD_WAIT_MS 10000
+
+struct inst {
+    char name[80];
+    enum kn_variant variant;
+    unsigned index;
+    int port;
+    char commit[41];
+};
+
+struct lapp {
+    char *name;
+    char *bind;
+    struct inst *insts;
+    size_t ninsts;
+    double percent[KN_VARIANT_COUNT];
+    unsigned next_index;
+};
+
+struct op;
+
+struct local {
+    struct kn_platform base;
+    uv_loop_t *loop;
+    struct kn_http_client *http;
+    struct kn_proc_supervisor *sup;
+    char *dir;
+    char *socket;
+    char *binary;
+    char *cfg_path;
+    char *pid_path;
+    char *metrics_bind;
+    int managed;
+    struct lapp **apps;
+    size_t napps;
+    struct op *queue;   /* the operation running now, then those waiting */
+    char who[160];
+};
+
+/* What an operation knows of the service it applies (from the LocalService manifest). */
+struct service {
+    char **argv;
+    size_t argc;
+    char **env_keys;
+    char **env_values;
+    size_t envc;
+    char *health_path;
+    long long health_interval_ms;
+    long long health_timeout_ms;
+    long long healthy_threshold;
+    char *bind;
+    long long replicas;
+};
+
+enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS };
+
+struct op {
+    struct op *next;
+    struct local *lp;
+    enum op_kind kind;
+    char *app;
+    enum kn_variant variant;
+    char commit[41];
+    struct service svc;
+    struct kn_scale scale;
+    double percent[KN_VARIANT_COUNT];
+    kn_platform_cb cb;
+    void *data;
+    /* progress */
+    int step;
+    struct inst *fresh; /* instances started by this apply */
+    size_t nfresh;
+    size_t pending;     /* starts or stops in flight */
+    int failed;
+    char error[512];
+    char **cmds;        /* runtime-API commands to send, in order */
+    size_t ncmds;
+    size_t cmd_at;
+    int tolerate;       /* command errors allowed (removing what is already gone) */
+    uv_timer_t *wait;   /* reload wait */
+    long long waited;
+};
+
+static void op_next(struct op *op);
+static void queue_run(struct local *lp);
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static struct lapp *find_app(struct local *lp, const char *name)
+{
+    for (size_t i = 0; i < lp->napps; i++) {
+        if (strcmp(lp->apps[i]->name, name) == 0) {
+            return lp->apps[i];
+        }
+    }
+    return NULL;
+}
+
+static struct lapp *add_app(struct local *lp, const char *name, const char *bind)
+{
+    struct lapp *a = kn_calloc(1, sizeof(*a));
+
+    a->name = kn_strdup(name);
+    a->bind = kn_strdup(bind ? bind : "");
+    a->percent[KN_VARIANT_PRIMARY] = 100;
+    a->next_index = 1;
+    lp->apps = kn_reallocarray(lp->apps, lp->napps + 1, sizeof(*lp->apps));
+    lp->apps[lp->napps++] = a;
+    return a;
+}
+
+static int count_of(const struct lapp *a, enum kn_variant v)
+{
+    int n = 0;
+    for (size_t i = 0; i < a->ninsts; i++) {
+        n += a->insts[i].variant == v;
+    }
+    return n;
+}
+
+static void service_release(struct service *s)
+{
+    for (size_t i = 0; i < s->argc; i++) {
+        free(s->argv[i]);
+    }
+    free(s->argv);
+    for (size_t i = 0; i < s->envc; i++) {
+        free(s->env_keys[i]);
+        free(s->env_values[i]);
+    }
+    free(s->env_keys);
+    free(s->env_values);
+    free(s->health_path);
+    free(s->bind);
+    memset(s, 0, sizeof(*s));
+}
+
+static long long json_duration(const json_t *obj, const char *key, long long def)
+{
+    const json_t *v = json_object_get(obj, key);
+    long long ms;
+
+    if (json_is_string(v) && kn_duration_parse(json_string_value(v), &ms) == 0) {
+        return ms;
+    }
+    if (json_is_integer(v)) {
+        return json_integer_value(v) * 1000;
+    }
+    return def;
+}
+
+/* The LocalService of a manifest set, validated when the app was loaded. */
+static int service_from(struct service *s, const json_t *manifests, char *error, size_t size)
+{
+    const json_t *doc = NULL, *spec, *cmd, *env, *hc, *v;
+    size_t i;
+    const char *key;
+    json_t *val;
+
+    memset(s, 0, sizeof(*s));
+    json_array_foreach(manifests, i, val) {
+        const json_t *kind = json_object_get(val, "kind");
+        if (json_is_string(kind) && strcmp(json_string_value(kind), "LocalService") == 0) {
+            doc = val;
+        }
+    }
+    spec = json_object_get(doc, "spec");
+    cmd = json_object_get(spec, "command");
+    if (!doc || !json_is_array(cmd) || json_array_size(cmd) == 0) {
+        snprintf(error, size, "no LocalService with a command in the manifests");
+        return KN_EINVAL;
+    }
+    s->argc = json_array_size(cmd);
+    s->argv = kn_calloc(s->argc, sizeof(char *));
+    json_array_foreach(cmd, i, val) {
+        s->argv[i] = kn_strdup(json_is_string(val) ? json_string_value(val) : "");
+    }
+    env = json_object_get(spec, "env");
+    s->env_keys = kn_calloc(json_object_size(env) + 1, sizeof(char *));
+    s->env_values = kn_calloc(json_object_size(env) + 1, sizeof(char *));
+    json_object_foreach((json_t *)(uintptr_t)env, key, val) {
+        char *text = json_is_string(val) ? kn_strdup(json_string_value(val))
+                                         : json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+        s->env_keys[s->envc] = kn_strdup(key);
+        s->env_values[s->envc++] = text;
+    }
+    hc = json_object_get(spec, "healthCheck");
+    v = json_object_get(hc, "path");
+    s->health_path = kn_strdup(json_is_string(v) ? json_string_value(v) : "/healthz");
+    s->health_interval_ms = json_duration(hc, "interval", 1000);
+    s->health_timeout_ms = json_duration(hc, "timeout", 1000);
+    v = json_object_get(hc, "healthyThreshold");
+    s->healthy_threshold = json_is_integer(v) ? json_integer_value(v) : 1;
+    v = json_object_get(json_object_get(spec, "frontend"), "bind");
+    s->bind = kn_strdup(json_is_string(v) ? json_string_value(v) : "");
+    v = json_object_get(spec, "replicas");
+    s->replicas = json_is_integer(v) ? json_integer_value(v) : 1;
+    return 0;
+}
+
+/* ---- state file: the apps this platform serves --------------------------------------------- */
+
+static void save_state(struct local *lp)
+{
+    json_t *root = json_object();
+    char *tmp = kn_asprintf("%s/apps.json.tmp", lp->dir);
+    char *path = kn_asprintf("%s/apps.json", lp->dir);
+
+    for (size_t i = 0; i < lp->napps; i++) {
+        const struct lapp *a = lp->apps[i];
+        json_t *insts = json_array();
+        for (size_t j = 0; j < a->ninsts; j++) {
+            json_array_append_new(insts, json_pack("{s:s, s:i, s:i, s:i, s:s}", "name",
+                                                   a->insts[j].name, "variant",
+                                                   a->insts[j].variant, "index",
+                                                   (int)a->insts[j].index, "port",
+                                                   a->insts[j].port, "commit",
+                                                   a->insts[j].commit));
+        }
+        json_object_set_new(root, a->name,
+                            json_pack("{s:s, s:[f,f,f], s:i, s:o}", "bind", a->bind, "percent",
+                                      a->percent[0], a->percent[1], a->percent[2], "next",
+                                      (int)a->next_index, "instances", insts));
+    }
+    if (json_dump_file(root, tmp, JSON_INDENT(2)) == 0) {
+        rename(tmp, path);
+    } else {
+        kn_log_error(lp->who, "cannot write %s", tmp);
+    }
+    json_decref(root);
+    free(tmp);
+    free(path);
+}
+
+static void load_state(struct local *lp)
+{
+    char *path = kn_asprintf("%s/apps.json", lp->dir);
+    json_t *root = json_load_file(path, 0, NULL);
+    const char *name;
+    json_t *a;
+
+    json_object_foreach(root, name, a) {
+        struct lapp *app = add_app(lp, name, json_string_value(json_object_get(a, "bind")));
+        const json_t *pct = json_object_get(a, "percent");
+        size_t i;
+        json_t *inst;
+        for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+            app->percent[v] = json_number_value(json_array_get(pct, (size_t)v));
+        }
+        app->next_index = (unsigned)json_integer_value(json_object_get(a, "next"));
+        json_array_foreach(json_object_get(a, "instances"), i, inst) {
+            struct inst *in;
+            app->insts = kn_reallocarray(app->insts, app->ninsts + 1, sizeof(*app->insts));
+            in = &app->insts[app->ninsts++];
+            memset(in, 0, sizeof(*in));
+            snprintf(in->name, sizeof(in->name), "%s",
+                     json_string_value(json_object_get(inst, "name")));
+            in->variant = (enum kn_variant)json_integer_value(json_object_get(inst, "variant"));
+            in->index = (unsigned)json_integer_value(json_object_get(inst, "index"));
+            in->port = (int)json_integer_value(json_object_get(inst, "port"));
+            snprintf(in->commit, sizeof(in->commit), "%s",
+                     json_string_value(json_object_get(inst, "commit")));
+        }
+    }
+    json_decref(root);
+    free(path);
+}
+
+/* ---- HAProxy ------------------------------------------------------------------------------ */
+
+/* The weight of each server of app for its current percents. */
+static void weights_of(const struct lapp *a, int weight[KN_VARIANT_COUNT])
+{
+    int count[KN_VARIANT_COUNT];
+
+    for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+        count[v] = count_of(a, (enum kn_variant)v);
+    }
+    kn_haproxy_weights(a->percent, count, weight);
+}
+
+static int render_config(struct local *lp, struct kn_error *err)
+{
+    struct kn_haproxy_cfg cfg = {
+        .stats_socket = lp->socket,
+        .pid_file = lp->pid_path,
+        .prometheus_bind = lp->metrics_bind,
+    };
+    struct kn_haproxy_cfg_app *apps = kn_calloc(lp->napps + 1, sizeof(*apps));
+    struct kn_haproxy_cfg_server **servers = kn_calloc(lp->napps + 1, sizeof(*servers));
+    char *text = NULL;
+    int rc;
+
+    for (size_t i = 0; i < lp->napps; i++) {
+        const struct lapp *a = lp->apps[i];
+        int w[KN_VARIANT_COUNT];
+        weights_of(a, w);
+        servers[i] = kn_calloc(a->ninsts + 1, sizeof(**servers));
+        for (size_t j = 0; j < a->ninsts; j++) {
+            servers[i][j].name = a->insts[j].name;
+            servers[i][j].addr = "127.0.0.1";
+            servers[i][j].port = a->insts[j].port;
+            servers[i][j].weight = w[a->insts[j].variant];
+        }
+        apps[i].name = a->name;
+        apps[i].bind = a->bind;
+        apps[i].servers = servers[i];
+        apps[i].server_count = a->ninsts;
+    }
+    cfg.apps = apps;
+    cfg.app_count = lp->napps;
+    rc = kn_haproxy_config_render(&text, &cfg, err);
+    if (rc == 0) {
+        char *tmp = kn_asprintf("%s.tmp", lp->cfg_path);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fputs(text, f) < 0 || fclose(f) != 0 || rename(tmp, lp->cfg_path) != 0) {
+            rc = kn_error_set(err, KN_EIO, NULL, "cannot write %s: %s", lp->cfg_path,
+                              strerror(errno));
+        }
+        free(tmp);
+    }
+    free(text);
+    for (size_t i = 0; i < lp->napps; i++) {
+        free(servers[i]);
+    }
+    free(servers);
+    free(apps);
+    return rc;
+}
+
+/* Start the managed HAProxy, or reload it so it serves every app we know. */
+static int haproxy_refresh(struct local *lp, struct kn_error *err)
+{
+    struct kn_error probe;
+    int rc;
+
+    if (!lp->managed) {
+        return 0;
+    }
+    if ((rc = render_config(lp, err)) < 0) {
+        return rc;
+    }
+    if (kn_haproxy_running(lp->pid_path, &probe) == 1) {
+        return kn_haproxy_reload(lp->pid_path, err);
+    } else {
+        struct kn_haproxy_proc *proc = NULL;
+        char *log = kn_asprintf("%s/haproxy.log", lp->dir);
+        struct kn_haproxy_launch launch = {
+            .binary = lp->binary,
+            .cfg_path = lp->cfg_path,
+            .pid_path = lp->pid_path,
+            .log_path = log,
+        };
+        unlink(lp->socket);
+        rc = kn_haproxy_start(&proc, lp->loop, &launch, err);
+        kn_haproxy_proc_free(proc); /* it runs on its own, in its own session */
+        free(log);
+        return rc;
+    }
+}
+
+/* ---- the operation queue ------------------------------------------------------------------- */
+
+static void op_free(struct op *op)
+{
+    for (size_t i = 0; i < op->ncmds; i++) {
+        free(op->cmds[i]);
+    }
+    free(op->cmds);
+    free(op->fresh);
+    free(op->app);
+    service_release(&op->svc);
+    free(op);
+}
+
+static void op_end(struct op *op, int status, const char *message)
+{
+    struct local *lp = op->lp;
+
+    lp->queue = op->next;
+    save_state(lp);
+    if (status != 0) {
+        kn_log_warn(lp->who, "app=%s %s", op->app, message);
+    }
+    op->cb(status, status ? message : NULL, op->data);
+    op_free(op);
+    queue_run(lp);
+}
+
+static void op_fail(struct op *op, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void op_fail(struct op *op, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(op->error, sizeof(op->error), fmt, ap);
+    va_end(ap);
+    op_end(op, status, op->error);
+}
+
+static void queue_add(struct local *lp, struct op *op)
+{
+    struct op **tail = &lp->queue;
+    int idle = lp->queue == NULL;
+
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = op;
+    if (idle) {
+        queue_run(lp);
+    }
+}
+
+static void queue_run(struct local *lp)
+{
+    if (lp->queue) {
+        op_next(lp->queue);
+    }
+}
+
+static void add_cmd(struct op *op, char *cmd)
+{
+    if (!cmd) {
+        return;
+    }
+    op->cmds = kn_reallocarray(op->cmds, op->ncmds + 1, sizeof(*op->cmds));
+    op->cmds[op->ncmds++] = cmd;
+}
+
+static void cmds_reset(struct op *op)
+{
+    for (size_t i = 0; i < op->ncmds; i++) {
+        free(op->cmds[i]);
+    }
+    free(op->cmds);
+    op->cmds = NULL;
+    op->ncmds = 0;
+    op->cmd_at = 0;
+    op->tolerate = 0;
+}
+
+static void send_next_cmd(struct op *op);
+
+static void cmd_done(int status, const char *text, void *data)
+{
+    struct op *op = data;
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    if (status == 0) {
+        status = kn_haproxy_reply_check(op->cmds[op->cmd_at], text, &err);
+    } else {
+        kn_error_set(&err, status, NULL, "%s", text ? text : kn_strerror(status));
+    }
+    if (status < 0 && !op->tolerate) {
+        op_fail(op, KN_EIO, "haproxy refused '%s': %s", op->cmds[op->cmd_at], err.msg);
+        return;
+    }
+    op->cmd_at++;
+    send_next_cmd(op);
+}
+
+/* Send op->cmds one after the other, then go on with the next step. */
+static void send_next_cmd(struct op *op)
+{
+    int rc;
+
+    if (op->cmd_at >= op->ncmds) {
+        cmds_reset(op);
+        op->step++;
+        op_next(op);
+        return;
+    }
+    rc = kn_haproxy_command(op->lp->loop, op->lp->socket, op->cmds[op->cmd_at], CMD_TIMEOUT_MS,
+                            cmd_done, op);
+    if (rc < 0) {
+        op_fail(op, KN_EIO, "haproxy is not reachable at %s", op->lp->socket);
+    }
+}
+
+/* `set weight` for every server of the app, from its percents. */
+static void queue_weights(struct op *op, struct lapp *a)
+{
+    int w[KN_VARIANT_COUNT];
+    struct kn_error err;
+
+    weights_of(a, w);
+    for (size_t i = 0; i < a->ninsts; i++) {
+        char *cmd = NULL;
+        kn_haproxy_cmd_set_weight(&cmd, a->name, a->insts[i].name, w[a->insts[i].variant], &err);
+        add_cmd(op, cmd);
+    }
+}
+
+/* Take the instances of `variant` out of HAProxy, except those of this op. */
+static void queue_removal(struct op *op, struct lapp *a, enum kn_variant variant)
+{
+    struct kn_error err;
+
+    op->tolerate = 1; /* what is gone already is fine */
+    for (size_t i = 0; i < a->ninsts; i++) {
+        const struct inst *in = &a->insts[i];
+        char *cmd = NULL;
+        int fresh = 0;
+        for (size_t j = 0; j < op->nfresh; j++) {
+            fresh |= strcmp(op->fresh[j].name, in->name) == 0;
+        }
+        if (in->variant != variant || fresh) {
+            continue;
+        }
+        kn_haproxy_cmd_set_state(&cmd, a->name, in->name, KN_HAPROXY_MAINT, &err);
+        add_cmd(op, cmd);
+        cmd = NULL;
+        kn_haproxy_cmd_del_server(&cmd, a->name, in->name, &err);
+        add_cmd(op, cmd);
+    }
+}
+
+static void stopped_one(int status, void *data)
+{
+    struct op *op = data;
+
+    (void)status; /* an instance that is gone already is what we want */
+    if (--op->pending == 0) {
+        op->step++;
+        op_next(op);
+    }
+}
+
+/* Stop the old instances of the variant (not this op's) and forget them. */
+static void stop_old(struct op *op, struct lapp *a, enum kn_variant variant)
+{
+    size_t kept = 0;
+
+    op->pending = 1;
+    for (size_t i = 0; i < a->ninsts; i++) {
+        struct inst in = a->insts[i];
+        int fresh = 0;
+        for (size_t j = 0; j < op->nfresh; j++) {
+            fresh |= strcmp(op->fresh[j].name, in.name) == 0;
+        }
+        if (in.variant != variant || fresh) {
+            a->insts[kept++] = in;
+            continue;
+        }
+        op->pending++;
+        if (kn_proc_stop(op->lp->sup, a->name, kn_variant_name(variant), in.index, stopped_one,
+                         op) < 0) {
+            op->pending--;
+        }
+    }
+    a->ninsts = kept;
+    stopped_one(0, op);
+}
+
+static void started_one(int status, const struct kn_instance_info *info, const char *error,
+                        void *data)
+{
+    struct op *op = data;
+
+    if (status != 0) {
+        if (!op->failed) {
+            snprintf(op->error, sizeof(op->error), "%s", error ? error : kn_strerror(status));
+        }
+        op->failed = 1;
+    } else {
+        for (size_t i = 0; i < op->nfresh; i++) {
+            if (op->fresh[i].index == info->index) {
+                op->fresh[i].port = info->port;
+            }
+        }
+    }
+    if (--op->pending == 0) {
+        op->step++;
+        op_next(op);
+    }
+}
+
+static void start_instances(struct op *op, struct lapp *a, int n)
+{
+    struct local *lp = op->lp;
+    char *apps = kn_asprintf("%s/apps", lp->dir);
+    char *wd = kn_asprintf("%s/%s", apps, a->name);
+
+    /* the instances' working folder: kanaria's state folder for the app */
+    mkdir(apps, 0755);
+    mkdir(wd, 0755);
+    free(apps);
+    op->fresh = kn_calloc((size_t)n, sizeof(*op->fresh));
+    op->nfresh = (size_t)n;
+    op->pending = 1;
+    for (int i = 0; i < n; i++) {
+        struct inst *in = &op->fresh[i];
+        struct kn_instance_spec spec = {
+            .app = a->name,
+            .variant = kn_variant_name(op->variant),
+            .index = a->next_index++,
+            .argv = (const char *const *)op->svc.argv,
+            .argc = op->svc.argc,
+            .env_keys = (const char *const *)op->svc.env_keys,
+            .env_values = (const char *const *)op->svc.env_values,
+            .env_count = op->svc.envc,
+            .working_dir = wd,
+            .health_path = op->svc.health_path,
+            .health_interval_ms = op->svc.health_interval_ms,
+            .health_timeout_ms = op->svc.health_timeout_ms,
+            .healthy_threshold = op->svc.healthy_threshold,
+        };
+        in->variant = op->variant;
+        in->index = spec.index;
+        snprintf(in->name, sizeof(in->name), "%s-%u", kn_variant_name(op->variant), in->index);
+        snprintf(in->commit, sizeof(in->commit), "%s", op->commit);
+        op->pending++;
+        if (kn_proc_start(lp->sup, &spec, started_one, op) < 0) {
+            op->pending--;
+            op->failed = 1;
+            snprintf(op->error, sizeof(op->error), "cannot start instance %s", in->name);
+        }
+    }
+    free(wd);
+    started_one(0, &(struct kn_instance_info){.index = 0}, NULL, op);
+}
+
+/* Instances to run for a variant: the primary's own count, a canary's or baseline's count or
+ * percent of the primary's. */
+static int replicas_for(const struct op *op, const struct lapp *a)
+{
+    const struct kn_scale *s = &op->scale;
+    double n;
+
+    if (op->variant == KN_VARIANT_PRIMARY) {
+        return (int)op->svc.replicas;
+    }
+    if (s->value <= 0) {
+        return 1;
+    }
+    if (!s->percent) {
+        return (int)s->value;
+    }
+    n = ceil((double)count_of(a, KN_VARIANT_PRIMARY) * s->value / 100.0);
+    return n < 1 ? 1 : (int)n;
+}
+
+static void reload_poll(uv_timer_t *t);
+
+static void wait_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void reload_probe_done(int status, const char *text, void *data)
+{
+    struct op *op = data;
+    struct kn_error err;
+
+    /* an unknown backend is an error reply; a known one answers even without servers */
+    if (status == 0 && kn_haproxy_reply_check("show servers state", text, &err) == 0) {
+        uv_close((uv_handle_t *)op->wait, wait_closed);
+        op->wait = NULL;
+        op->step++;
+        op_next(op);
+        return;
+    }
+    if (op->waited >= RELOAD_WAIT_MS) {
+        uv_close((uv_handle_t *)op->wait, wait_closed);
+        op->wait = NULL;
+        op_fail(op, KN_EIO, "haproxy did not serve app '%s' within %llds after a reload", op->app,
+                (long long)RELOAD_WAIT_MS / 1000);
+        return;
+    }
+    uv_timer_start(op->wait, reload_poll, 200, 0);
+}
+
+static void reload_poll(uv_timer_t *t)
+{
+    struct op *op = t->data;
+    char *cmd = NULL;
+    struct kn_error err;
+
+    op->waited += 200;
+    kn_haproxy_cmd_show_servers_state(&cmd, op->app, &err);
+    if (kn_haproxy_command(op->lp->loop, op->lp->socket, cmd, CMD_TIMEOUT_MS, reload_probe_done,
+                           op) < 0) {
+        reload_probe_done(KN_EIO, "", op);
+    }
+    free(cmd);
+}
+
+/* ---- the operations as steps -------------------------------------------------------------- */
+
+static void send_cmds(struct op *op)
+{
+    op->cmd_at = 0;
+    send_next_cmd(op);
+}
+
+static void aborted_one(int status, void *data)
+{
+    struct op *op = data;
+
+    (void)status;
+    if (--op->pending == 0) {
+        op_end(op, KN_EIO, op->error);
+    }
+}
+
+/* A start failed: stop the instances this op started, then fail with the first error. */
+static void abort_fresh(struct op *op, struct lapp *a)
+{
+    op->pending = 1;
+    for (size_t i = 0; i < op->nfresh; i++) {
+        op->pending++;
+        if (kn_proc_stop(op->lp->sup, a->name, kn_variant_name(op->variant), op->fresh[i].index,
+                         aborted_one, op) < 0) {
+            op->pending--;
+        }
+    }
+    aborted_one(0, op);
+}
+
+static void apply_next(struct op *op)
+{
+    struct local *lp = op->lp;
+    struct lapp *a = find_app(lp, op->app);
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    switch (op->step) {
+    case 0: /* HAProxy serves the app (a reload when it is new) */
+        if (a && strcmp(a->bind, op->svc.bind) == 0 &&
+            (!lp->managed || kn_haproxy_running(lp->pid_path, &err) == 1)) {
+            op->step = 2;
+            apply_next(op);
+            return;
+        }
+        if (!a) {
+            a = add_app(lp, op->app, op->svc.bind);
+        } else {
+            free(a->bind);
+            a->bind = kn_strdup(op->svc.bind);
+        }
+        if (haproxy_refresh(lp, &err) < 0) {
+            op_fail(op, KN_EIO, "%s", err.msg);
+            return;
+        }
+        op->step = 1;
+        op->wait = kn_calloc(1, sizeof(*op->wait));
+        uv_timer_init(lp->loop, op->wait);
+        op->wait->data = op;
+        uv_timer_start(op->wait, reload_poll, 100, 0);
+        return;
+    case 2: /* new instances, healthy */
+        start_instances(op, a, replicas_for(op, a));
+        return;
+    case 3: /* into HAProxy, without traffic yet */
+        if (op->failed) {
+            abort_fresh(op, a);
+            return;
+        }
+        a->insts = kn_reallocarray(a->insts, a->ninsts + op->nfresh, sizeof(*a->insts));
+        for (size_t i = 0; i < op->nfresh; i++) {
+            char *cmd = NULL;
+            a->insts[a->ninsts++] = op->fresh[i];
+            kn_haproxy_cmd_add_server(&cmd, a->name, op->fresh[i].name, "127.0.0.1",
+                                      op->fresh[i].port, 0, &err);
+            add_cmd(op, cmd);
+            cmd = NULL;
+            kn_haproxy_cmd_enable_server(&cmd, a->name, op->fresh[i].name, &err);
+            add_cmd(op, cmd);
+        }
+        send_cmds(op);
+        return;
+    case 4: /* weights with old and new side by side */
+        queue_weights(op, a);
+        send_cmds(op);
+        return;
+    case 5: /* the old instances of the variant out of HAProxy */
+        queue_removal(op, a, op->variant);
+        send_cmds(op);
+        return;
+    case 6:
+        stop_old(op, a, op->variant);
+        return;
+    case 7: /* weights for the new counts */
+        queue_weights(op, a);
+        send_cmds(op);
+        return;
+    default:
+        kn_log_info(lp->who, "app=%s %s runs %.7s on %zu instance%s", a->name,
+                    kn_variant_name(op->variant), op->commit, op->nfresh,
+                    op->nfresh == 1 ? "" : "s");
+        op_end(op, 0, NULL);
+        return;
+    }
+}
+
+static void remove_next(struct op *op)
+{
+    struct lapp *a = find_app(op->lp, op->app);
+
+    if (!a) {
+        op_end(op, 0, NULL); /* nothing of it runs here */
+        return;
+    }
+    switch (op->step) {
+    case 0:
+        queue_removal(op, a, op->variant);
+        send_cmds(op);
+        return;
+    case 1:
+        stop_old(op, a, op->variant);
+        return;
+    case 2:
+        queue_weights(op, a);
+        send_cmds(op);
+        return;
+    default:
+        op_end(op, 0, NULL);
+        return;
+    }
+}
+
+static void weights_next(struct op *op)
+{
+    struct lapp *a = find_app(op->lp, op->app);
+
+    if (!a && op->percent[KN_VARIANT_PRIMARY] >= 100) {
+        op_end(op, 0, NULL); /* nothing runs: all of nothing is on the primary */
+        return;
+    }
+    if (!a) {
+        op_fail(op, KN_ENOTFOUND, "app '%s' does not run on this platform", op->app);
+        return;
+    }
+    if (op->step == 0) {
+        /* all to a primary that has no instance (a first deployment that failed) is nothing
+         * to do; traffic to a canary or baseline that does not run is an error */
+        for (int v = KN_VARIANT_CANARY; v < KN_VARIANT_COUNT; v++) {
+            if (op->percent[v] > 0 && count_of(a, (enum kn_variant)v) == 0) {
+                op_fail(op, KN_EINVAL, "no %s instance runs to take %g%% of the traffic",
+                        kn_variant_name((enum kn_variant)v), op->percent[v]);
+                return;
+            }
+        }
+        memcpy(a->percent, op->percent, sizeof(a->percent));
+        queue_weights(op, a);
+        send_cmds(op);
+        return;
+    }
+    op_end(op, 0, NULL);
+}
+
+static void op_next(struct op *op)
+{
+    switch (op->kind) {
+    case OP_APPLY:
+        apply_next(op);
+        break;
+    case OP_REMOVE:
+        remove_next(op);
+        break;
+    case OP_WEIGHTS:
+        weights_next(op);
+        break;
+    }
+}
+
+/* ---- the platform contract ---------------------------------------------------------------- */
+
+static struct op *op_new(struct local *lp, enum op_kind kind, const char *app, kn_platform_cb cb,
+                         void *data)
+{
+    struct op *op = kn_calloc(1, sizeof(*op));
+
+    op->lp = lp;
+    op->kind = kind;
+    op->app = kn_strdup(app);
+    op->cb = cb;
+    op->data = data;
+    return op;
+}
+
+static int local_apply(struct kn_platform *p, const struct kn_variant_spec *spec,
+                       kn_platform_cb cb, void *data)
+{
+    struct local *lp = (struct local *)p;
+    struct op *op;
+    char error[256];
+    struct service svc;
+
+    if (!kn_haproxy_name_valid(spec->app) || !spec->manifests) {
+        return KN_EINVAL;
+    }
+    if (service_from(&svc, spec->manifests, error, sizeof(error)) < 0) {
+        kn_log_error(lp->who, "app=%s %s", spec->app, error);
+        return KN_EINVAL;
+    }
+    op = op_new(lp, OP_APPLY, spec->app, cb, data);
+    op->variant = spec->variant;
+    op->svc = svc;
+    op->scale = spec->replicas;
+    snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
+    queue_add(lp, op);
+    return 0;
+}
+
+static int local_remove(struct kn_platform *p, const char *app, enum kn_variant v,
+                        kn_platform_cb cb, void *data)
+{
+    struct local *lp = (struct local *)p;
+    struct op *op = op_new(lp, OP_REMOVE, app, cb, data);
+
+    op->variant = v;
+    queue_add(lp, op);
+    return 0;
+}
+
+static int local_set_weights(struct kn_platform *p, const char *app,
+                             const double percent[KN_VARIANT_COUNT], kn_platform_cb cb,
+                             void *data)
+{
+    struct local *lp = (struct local *)p;
+    struct op *op = op_new(lp, OP_WEIGHTS, app, cb, data);
+
+    memcpy(op->percent, percent, sizeof(op->percent));
+    queue_add(lp, op);
+    return 0;
+}
+
+static int local_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
+{
+    struct local *lp = (struct local *)p;
+    struct lapp *a = find_app(lp, app);
+    struct kn_instance_info *infos = NULL;
+    size_t n = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!a) {
+        return KN_ENOTFOUND;
+    }
+    kn_proc_list(lp->sup, app, &infos, &n);
+    for (size_t i = 0; i < n; i++) {
+        enum kn_variant v = strcmp(infos[i].variant, "canary") == 0     ? KN_VARIANT_CANARY
+                            : strcmp(infos[i].variant, "baseline") == 0 ? KN_VARIANT_BASELINE
+                                                                        : KN_VARIANT_PRIMARY;
+        out->variant[v].instances += infos[i].pid > 0;
+        out->variant[v].healthy += infos[i].healthy;
+    }
+    kn_proc_list_free(infos, n);
+    for (size_t i = 0; i < a->ninsts; i++) {
+        snprintf(out->variant[a->insts[i].variant].commit,
+                 sizeof(out->variant[0].commit), "%s", a->insts[i].commit);
+    }
+    for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+        out->variant[v].weight = a->percent[v];
+    }
+    return 0;
+}
+
+static void local_free(struct kn_platform *p)
+{
+    struct local *lp = (struct local *)p;
+
+    if (!lp) {
+        return;
+    }
+    while (lp->queue) {
+        struct op *op = lp->queue;
+        lp->queue = op->next;
+        op->cb(KN_EIO, "kanaria is stopping", op->data);
+        op_free(op);
+    }
+    kn_proc_supervisor_close(lp->sup);
+    for (size_t i = 0; i < lp->napps; i++) {
+        free(lp->apps[i]->name);
+        free(lp->apps[i]->bind);
+        free(lp->apps[i]->insts);
+        free(lp->apps[i]);
+    }
+    free(lp->apps);
+    free(lp->base.name);
+    free(lp->dir);
+    free(lp->socket);
+    free(lp->binary);
+    free(lp->cfg_path);
+    free(lp->pid_path);
+    free(lp->metrics_bind);
+    free(lp);
+}
+
+static const struct kn_platform_ops local_ops = {
+    .apply = local_apply,
+    .remove = local_remove,
+    .set_weights = local_set_weights,
+    .live = local_live,
+    .free = local_free,
+};
+
+static int make_dir(const char *path)
+{
+    char *p = kn_strdup(path);
+    int rc = 0;
+
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+        rc = KN_EIO;
+    }
+    free(p);
+    return rc;
+}
+
+int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
+                          const struct kn_platform_config *cfg, const char *data_dir,
+                          struct kn_http_client *http, struct kn_error *err)
+{
+    struct local *lp = kn_calloc(1, sizeof(*lp));
+    size_t adopted = 0;
+    int rc;
+
+    lp->base.ops = &local_ops;
+    lp->base.type = &kn_platform_local;
+    lp->base.name = kn_strdup(cfg->name);
+    lp->loop = loop;
+    lp->http = http;
+    lp->dir = kn_asprintf("%s/local/%s", data_dir, cfg->name);
+    lp->managed = cfg->haproxy.managed;
+    lp->socket = cfg->haproxy.socket ? kn_strdup(cfg->haproxy.socket)
+                                     : kn_asprintf("%s/haproxy.sock", lp->dir);
+    lp->binary = kn_strdup(cfg->haproxy.binary ? cfg->haproxy.binary : KN_HAPROXY_BINARY);
+    lp->cfg_path = kn_asprintf("%s/haproxy.cfg", lp->dir);
+    lp->pid_path = kn_asprintf("%s/haproxy.pid", lp->dir);
+    lp->metrics_bind = cfg->haproxy.metrics_bind ? kn_strdup(cfg->haproxy.metrics_bind) : NULL;
+    snprintf(lp->who, sizeof(lp->who), "platform=%s", cfg->name);
+    if (make_dir(lp->dir) < 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot create %s: %s", lp->dir, strerror(errno));
+        goto fail;
+    }
+    if ((rc = kn_proc_supervisor_new(&lp->sup, loop, lp->dir, (int)cfg->ports.min,
+                                     (int)cfg->ports.max, http)) < 0) {
+        kn_error_set(err, rc, NULL, "cannot supervise processes in %s", lp->dir);
+        goto fail;
+    }
+    load_state(lp);
+    kn_proc_adopt_all(lp->sup, &adopted);
+    if (lp->managed && lp->napps > 0 && kn_haproxy_running(lp->pid_path, err) != 1) {
+        /* HAProxy is gone (a reboot): start it with what still runs */
+        if ((rc = haproxy_refresh(lp, err)) < 0) {
+            goto fail;
+        }
+    }
+    kn_log_info(lp->who, "local platform in %s: %zu apps, %zu instances adopted", lp->dir,
+                lp->napps, adopted);
+    *out = &lp->base;
+    return 0;
+fail:
+    local_free(&lp->base);
+    return rc;
+}

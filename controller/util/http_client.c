@@ -1,0 +1,491 @@
+/*
+ * The asynchronous HTTP client: curl's multi-socket API on the libuv loop (the pattern of curl's
+ * docs/examples/multi-uv.c). curl says which sockets to watch through the socket callback (one
+ * uv_poll_t per socket) and when to call it back through the timer callback (one uv_timer_t);
+ * both lead to curl_multi_socket_action, after which curl_multi_info_read hands back finished
+ * transfers.
+ *
+ * Re-entrancy: curl_multi_add_handle only asks for a timeout through the timer callback, which
+ * merely arms the uv_timer; every transfer is driven from loop callbacks, so no request can
+ * complete inside kn_http_request. User callbacks run only outside curl calls (from the
+ * info_read loop or from kn_http_client_close), so they may start requests or close the client;
+ * closing from a callback defers curl_multi_cleanup until the info_read loop has returned.
+ */
+#include "util/http_client.h"
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/error.h"
+
+#define KN_HTTP_DEFAULT_TIMEOUT_MS 10000L
+#define KN_HTTP_DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
+
+/* One socket curl asked us to watch. Freed in its close callback, never earlier. */
+struct kn_http_sock {
+    uv_poll_t poll;
+    struct kn_http_client *c;
+    curl_socket_t fd;
+    struct kn_http_sock *prev;
+    struct kn_http_sock *next;
+};
+
+/* One accepted request, from kn_http_request until its callback has run. */
+struct kn_http_xfer {
+    struct kn_http_client *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;           /* our copy; curl reads it during the transfer (CURLOPT_POSTFIELDS) */
+    struct kn_buf resp;   /* bounded by max_response */
+    int too_big;          /* the write callback refused more bytes */
+    long timeout_ms;
+    size_t max_response;
+    uint64_t start_ns;
+    kn_http_cb cb;
+    void *data;
+    struct kn_http_xfer *prev;
+    struct kn_http_xfer *next;
+};
+
+struct kn_http_client {
+    uv_loop_t *loop;
+    CURLM *multi;        /* NULL once cleaned up */
+    uv_timer_t timer;
+    struct kn_http_xfer *xfers;  /* in flight */
+    struct kn_http_sock *socks;  /* polls not yet closing */
+    unsigned open_handles;       /* timer and polls whose close callback has not run */
+    unsigned busy;               /* depth of kn_http_drive: defer the multi cleanup */
+    int closing;
+};
+
+/* curl_global_init is not thread-safe in every libcurl build, so it runs once, lazily, from the
+ * loop thread in kn_http_client_new: the controller creates its client on the loop thread before
+ * any worker thread (libgit2 on uv_queue_work) could use curl. */
+static int kn_http_global_done;
+
+static void kn_http_check_done(struct kn_http_client *c);
+static void kn_http_finish_close(struct kn_http_client *c);
+
+static void kn_http_maybe_free(struct kn_http_client *c)
+{
+    if (c->closing && c->multi == NULL && c->open_handles == 0) {
+        free(c);
+    }
+}
+
+/* ---- the loop side: polls and the timer -------------------------------------------------- */
+
+/* Let curl act on fd (or on its timeouts), then complete what finished. */
+static void kn_http_drive(struct kn_http_client *c, curl_socket_t fd, int flags)
+{
+    int running = 0;
+
+    c->busy++;
+    curl_multi_socket_action(c->multi, fd, flags, &running); if (getenv("KNDBG")) fprintf(stderr, "action fd=%d running=%d\n", (int)fd, running);
+    kn_http_check_done(c);
+    c->busy--;
+    if (c->closing && c->busy == 0 && c->multi != NULL) {
+        kn_http_finish_close(c);
+    }
+}
+
+static void kn_http_on_poll(uv_poll_t *handle, int status, int events)
+{
+    struct kn_http_sock *s = handle->data;
+    struct kn_http_client *c = s->c;
+    int flags = 0;
+
+    /* Read everything before curl runs: its socket callback may close this poll. */
+    if (status < 0) {
+        flags |= CURL_CSELECT_ERR;
+    }
+    if (events & UV_READABLE) {
+        flags |= CURL_CSELECT_IN;
+    }
+    if (events & UV_WRITABLE) {
+        flags |= CURL_CSELECT_OUT;
+    }
+    kn_http_drive(c, s->fd, flags);
+}
+
+static void kn_http_on_timer(uv_timer_t *handle)
+{
+    struct kn_http_client *c = handle->data;
+
+    kn_http_drive(c, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void kn_http_on_sock_close(uv_handle_t *handle)
+{
+    struct kn_http_sock *s = handle->data;
+    struct kn_http_client *c = s->c;
+
+    free(s);
+    c->open_handles--;
+    kn_http_maybe_free(c);
+}
+
+static void kn_http_on_timer_close(uv_handle_t *handle)
+{
+    struct kn_http_client *c = handle->data;
+
+    c->open_handles--;
+    kn_http_maybe_free(c);
+}
+
+/* Stop watching and close; the memory goes in kn_http_on_sock_close. uv_close stops the poll at
+ * once, so curl may close (and the kernel reuse) the descriptor right after this returns. */
+static void kn_http_sock_close(struct kn_http_sock *s)
+{
+    struct kn_http_client *c = s->c;
+
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        c->socks = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, kn_http_on_sock_close);
+}
+
+/* CURLMOPT_SOCKETFUNCTION. Returns -1 (curl then fails the transfer) when libuv cannot poll. */
+static int kn_http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct kn_http_client *c = userp;
+    struct kn_http_sock *s = socketp;
+    int events = 0;
+    int rc = 0;
+
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            /* During curl_multi_cleanup the socket hash is going away: leave it alone. */
+            if (!c->closing) {
+                curl_multi_assign(c->multi, fd, NULL);
+            }
+            kn_http_sock_close(s);
+        }
+        goto out;
+    }
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) {
+        events |= UV_READABLE;
+    }
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
+        events |= UV_WRITABLE;
+    }
+    if (!s) {
+        s = kn_calloc(1, sizeof(*s));
+        s->c = c;
+        s->fd = fd;
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) < 0) {
+            free(s);
+            rc = -1;
+            goto out;
+        }
+        s->poll.data = s;
+        c->open_handles++;
+        s->next = c->socks;
+        if (c->socks) {
+            c->socks->prev = s;
+        }
+        c->socks = s;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    if (uv_poll_start(&s->poll, events, kn_http_on_poll) < 0) {
+        curl_multi_assign(c->multi, fd, NULL);
+        kn_http_sock_close(s);
+        rc = -1;
+    }
+out:
+    return rc;
+}
+
+/* CURLMOPT_TIMERFUNCTION: only arm or stop the timer; curl must not be called back from here. */
+static int kn_http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct kn_http_client *c = userp;
+
+    (void)multi;
+    if (getenv("KNDBG")) fprintf(stderr, "curl timer %ld\n", timeout_ms);
+    if (timeout_ms < 0) {
+        uv_timer_stop(&c->timer);
+    } else {
+        uv_timer_start(&c->timer, kn_http_on_timer, (uint64_t)timeout_ms, 0);
+    }
+    return 0;
+}
+
+/* ---- transfers ---------------------------------------------------------------------------- */
+
+static size_t kn_http_on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct kn_http_xfer *x = userdata;
+    size_t n = size * nmemb;
+
+    if (kn_buf_add(&x->resp, ptr, n) < 0) {
+        x->too_big = 1;
+        n = 0; /* anything short of n makes curl abort with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+static void kn_http_xfer_free(struct kn_http_xfer *x)
+{
+    if (x->easy) {
+        curl_easy_cleanup(x->easy);
+    }
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    kn_buf_release(&x->resp);
+    free(x);
+}
+
+/* Take x off the multi and the in-flight list, run its callback once, free it. `cancelled`
+ * overrides result. */
+static void kn_http_xfer_finish(struct kn_http_xfer *x, CURLcode result, int cancelled)
+{
+    struct kn_http_client *c = x->c;
+    struct kn_http_response res = {0};
+    char msg[64];
+    long status = 0;
+
+    curl_multi_remove_handle(c->multi, x->easy);
+    if (x->prev) {
+        x->prev->next = x->next;
+    } else {
+        c->xfers = x->next;
+    }
+    if (x->next) {
+        x->next->prev = x->prev;
+    }
+
+    res.total_ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
+    res.body = "";
+    if (cancelled) {
+        res.error = "cancelled";
+    } else if (x->too_big || result == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(msg, sizeof(msg), "response larger than %zu bytes", x->max_response);
+        res.error = msg;
+    } else if (result == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(msg, sizeof(msg), "timed out after %ld ms", x->timeout_ms);
+        res.error = msg;
+    } else if (result == CURLE_COULDNT_CONNECT) {
+        res.error = "connection refused";
+    } else if (result != CURLE_OK) {
+        res.error = curl_easy_strerror(result);
+    } else {
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        res.status = (int)status;
+        if (x->resp.data) {
+            res.body = x->resp.data;
+            res.body_len = x->resp.len;
+        }
+    }
+    if (getenv("KNDBG")) fprintf(stderr, "cb %p err=%s\n", x->data, res.error ? res.error : "-");
+    x->cb(&res, x->data);
+    kn_http_xfer_free(x);
+}
+
+static void kn_http_check_done(struct kn_http_client *c)
+{
+    CURLMsg *m;
+    int pending = 0;
+
+    while (!c->closing && (m = curl_multi_info_read(c->multi, &pending)) != NULL) {
+        if (m->msg == CURLMSG_DONE) {
+            struct kn_http_xfer *x = NULL;
+            CURLcode result = m->data.result; /* m is invalid once the handle is removed */
+
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            if (getenv("KNDBG")) fprintf(stderr, "done %p %d\n", (void *)x, result);
+            kn_http_xfer_finish(x, result, 0);
+        }
+    }
+}
+
+/* Everything kn_http_request asks of curl; 0 or KN_EIO. */
+static int kn_http_xfer_setup(struct kn_http_xfer *x, const struct kn_http_request *req)
+{
+    const char *method = req->method ? req->method : "GET";
+    CURL *e = x->easy;
+    int rc = 0;
+    CURLcode cr = CURLE_OK;
+
+#define KN_SETOPT(opt, val)                                                                        \
+    do {                                                                                           \
+        if ((cr = curl_easy_setopt(e, opt, val)) != CURLE_OK) {                                    \
+            rc = KN_EIO;                                                                           \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+    KN_SETOPT(CURLOPT_URL, req->url);
+    KN_SETOPT(CURLOPT_PRIVATE, (void *)x);
+    KN_SETOPT(CURLOPT_NOSIGNAL, 1L);
+    KN_SETOPT(CURLOPT_TIMEOUT_MS, x->timeout_ms);
+    KN_SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    KN_SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    KN_SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    KN_SETOPT(CURLOPT_WRITEFUNCTION, kn_http_on_write);
+    KN_SETOPT(CURLOPT_WRITEDATA, (void *)x);
+    /* Refuse early when Content-Length already says too much; the write callback catches the
+     * rest (chunked or close-delimited bodies). */
+    KN_SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_response);
+
+    if (req->body || strcmp(method, "POST") == 0) {
+        x->body = kn_malloc(req->body_len + 1);
+        if (req->body_len) {
+            memcpy(x->body, req->body, req->body_len);
+        }
+        x->body[req->body_len] = '\0';
+        KN_SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        KN_SETOPT(CURLOPT_POSTFIELDS, x->body);
+        if (strcmp(method, "POST") != 0) {
+            KN_SETOPT(CURLOPT_CUSTOMREQUEST, method);
+        }
+    } else if (strcmp(method, "HEAD") == 0) {
+        KN_SETOPT(CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0) {
+        KN_SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+
+    for (const char *const *h = req->headers; h && *h; h++) {
+        struct curl_slist *l = curl_slist_append(x->headers, *h);
+        if (!l) {
+            rc = KN_EIO;
+            goto out;
+        }
+        x->headers = l;
+    }
+    if (x->headers) {
+        KN_SETOPT(CURLOPT_HTTPHEADER, x->headers);
+    }
+#undef KN_SETOPT
+out:
+    (void)cr;
+    return rc;
+}
+
+/* ---- the public functions ----------------------------------------------------------------- */
+
+int kn_http_client_new(struct kn_http_client **out, uv_loop_t *loop)
+{
+    struct kn_http_client *c = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (!loop) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    if (!kn_http_global_done) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            rc = KN_EIO;
+            goto out;
+        }
+        kn_http_global_done = 1;
+    }
+    c = kn_calloc(1, sizeof(*c));
+    c->loop = loop;
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        rc = KN_EIO;
+        goto out;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, kn_http_on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, kn_http_on_curl_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 1;
+    *out = c;
+    c = NULL;
+out:
+    if (c) {
+        free(c);
+    }
+    return rc;
+}
+
+int kn_http_request(struct kn_http_client *c, const struct kn_http_request *req, kn_http_cb cb,
+                    void *data)
+{
+    struct kn_http_xfer *x = NULL;
+    int rc = 0;
+
+    if (!c || !req || !req->url || !cb || c->closing) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    x = kn_calloc(1, sizeof(*x));
+    x->c = c;
+    x->cb = cb;
+    x->data = data;
+    x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : KN_HTTP_DEFAULT_TIMEOUT_MS;
+    x->max_response = req->max_response ? req->max_response : KN_HTTP_DEFAULT_MAX_RESPONSE;
+    kn_buf_init(&x->resp, x->max_response);
+    x->easy = curl_easy_init();
+    if (!x->easy) {
+        rc = KN_EIO;
+        goto out;
+    }
+    if ((rc = kn_http_xfer_setup(x, req)) < 0) {
+        goto out;
+    }
+    x->start_ns = uv_hrtime();
+    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
+        rc = KN_EIO;
+        goto out;
+    }
+    x->next = c->xfers;
+    if (c->xfers) {
+        c->xfers->prev = x;
+    }
+    c->xfers = x;
+    x = NULL;
+out:
+    if (x) {
+        kn_http_xfer_free(x);
+    }
+    return rc;
+}
+
+/* The last step of closing, outside any curl call: clean up the multi (which may still report
+ * sockets to remove), close what polls remain and the timer. */
+static void kn_http_finish_close(struct kn_http_client *c)
+{
+    curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    while (c->socks) {
+        kn_http_sock_close(c->socks);
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, kn_http_on_timer_close);
+}
+
+void kn_http_client_close(struct kn_http_client *c)
+{
+    if (!c || c->closing) {
+        goto out;
+    }
+    c->closing = 1;
+    while (c->xfers) {
+        kn_http_xfer_finish(c->xfers, CURLE_OK, 1);
+    }
+    if (c->busy == 0) {
+        kn_http_finish_close(c);
+    }
+out:
+    return;
+}

@@ -1,0 +1,1253 @@
+/*
+ * Component tests of the pipeline engine (stages/engine.c and the stage kinds it runs), in
+ * process: a real store in a temporary folder, apps loaded from YAML written per commit, a fake
+ * platform that records every operation and completes it on a timer (or fails it, or never
+ * completes it, as a test asks), and a fake clock the test can move forward.
+ *
+ * Every run of the loop is bounded (RUN_BOUND_MS): a bound that fails the test when the expected
+ * end state never arrives, not a speed assertion.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/app.h"
+#include "kanaria/engine.h"
+#include "kanaria/platform.h"
+#include "kanaria/store.h"
+
+/* 2026-11-25T19:40:01.123Z */
+#define T_EPOCH_MS 1795635601123LL
+#define RUN_BOUND_MS 20000
+#define REPO "deploy"
+
+#define C1 "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define C2 "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+#define NO_SERVER "haproxy: No such server."
+
+#define CANARY_PIPELINE                                                                            \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "      with: {replicas: 1}\n"                                                                  \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* The five operations of CANARY_PIPELINE for C2 (v2) over C1. */
+#define OP_CANARY "apply canary 2222222 v2"
+#define OP_TEN "weights 90/10/0"
+#define OP_PRIMARY "apply primary 2222222 v2"
+#define OP_ALL "weights 100/0/0"
+#define OP_CLEAN "remove canary"
+
+struct fixture;
+
+/* ---- the fake platform ---------------------------------------------------------------------- */
+
+enum op_kind {
+    OP_APPLY = 0,
+    OP_REMOVE,
+    OP_WEIGHTS,
+    OP_KINDS,
+};
+
+/* How the fake answers the calls of one kind: script[n] for the n-th call ('o' succeed, 'f' fail
+ * with `message`, 'h' hang: never complete), then `then` for every later call ('o' when 0). */
+struct fake_rule {
+    const char *script;
+    char then;
+    const char *message;
+    int delay_ms; /* 0: 1 ms */
+};
+
+struct fake_op {
+    uv_timer_t timer;
+    struct fake_platform *fp;
+    kn_platform_cb cb;
+    void *data;
+    int status;
+    const char *message;
+    struct fake_op *next; /* on the hung list */
+};
+
+struct fake_platform {
+    struct kn_platform base;
+    struct fixture *f;
+    struct fake_rule rule[OP_KINDS];
+    int calls[OP_KINDS];
+    int failures;  /* failed completions delivered */
+    int completed; /* successful completions delivered */
+    int stop_after; /* > 0: kn_engine_stop after this many successful completions */
+    struct fake_op *hung;
+};
+
+struct oprec {
+    char app[64];
+    char line[128];
+};
+
+struct fixture {
+    const void *param;
+    char *dir;
+    uv_loop_t loop;
+    struct kn_store *store;
+    struct fake_platform *plat;
+    struct kn_engine *engine;
+    uint64_t hr0;
+    long long offset; /* added to the fake clock */
+    struct oprec ops[256];
+    size_t nops;
+    uv_timer_t deadline;
+    uv_timer_t ticker;
+    int timed_out;
+    void (*tick)(struct fixture *f); /* called every few ms while the loop runs */
+    /* scratch for the cases' ticks */
+    long long ids[4];
+    int step;
+    uint64_t t0;
+    int flag;
+    size_t max_active;
+};
+
+static long long fake_now(void *data)
+{
+    struct fixture *f = data;
+
+    return T_EPOCH_MS + (long long)((uv_hrtime() - f->hr0) / 1000000) + f->offset;
+}
+
+static void fake_op_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void fake_op_fire(uv_timer_t *t)
+{
+    struct fake_op *op = t->data;
+    struct fake_platform *fp = op->fp;
+    struct fixture *f = fp->f;
+
+    uv_close((uv_handle_t *)&op->timer, fake_op_closed);
+    if (op->status != 0) {
+        fp->failures++;
+    }
+    op->cb(op->status, op->status != 0 ? op->message : NULL, op->data);
+    if (op->status == 0) {
+        fp->completed++;
+        if (fp->stop_after > 0 && fp->completed == fp->stop_after && f->engine) {
+            kn_engine_stop(f->engine); /* a crash right after the completion was recorded */
+        }
+    }
+}
+
+static int fake_call(struct fake_platform *fp, enum op_kind kind, const char *app,
+                     const char *line, kn_platform_cb cb, void *data)
+{
+    struct fixture *f = fp->f;
+    const struct fake_rule *r = &fp->rule[kind];
+    size_t n = (size_t)fp->calls[kind]++;
+    char how = r->script && n < strlen(r->script) ? r->script[n] : (r->then ? r->then : 'o');
+    struct fake_op *op = kn_calloc(1, sizeof(*op));
+
+    if (f->nops < sizeof(f->ops) / sizeof(f->ops[0])) {
+        snprintf(f->ops[f->nops].app, sizeof(f->ops[f->nops].app), "%s", app);
+        snprintf(f->ops[f->nops].line, sizeof(f->ops[f->nops].line), "%s", line);
+        f->nops++;
+    }
+    op->fp = fp;
+    op->cb = cb;
+    op->data = data;
+    if (how == 'h') {
+        op->next = fp->hung;
+        fp->hung = op;
+        return 0;
+    }
+    op->status = how == 'f' ? KN_EIO : 0;
+    op->message = r->message ? r->message : "fake failure";
+    uv_timer_init(&f->loop, &op->timer);
+    op->timer.data = op;
+    uv_timer_start(&op->timer, fake_op_fire, (uint64_t)(r->delay_ms > 0 ? r->delay_ms : 1), 0);
+    return 0;
+}
+
+/* "v2" from the command "/opt/hello/v2/run" of the manifests, to tell which commit's manifests
+ * an apply was given. */
+static const char *manifest_version(const json_t *manifests, char *buf, size_t size)
+{
+    const json_t *doc = json_array_get(manifests, 0);
+    const char *cmd = json_string_value(
+        json_array_get(json_object_get(json_object_get(doc, "spec"), "command"), 0));
+    const char *start, *end;
+
+    snprintf(buf, size, "?");
+    if (cmd && (start = strchr(cmd + 5, '/')) && (end = strchr(start + 1, '/'))) {
+        snprintf(buf, size, "%.*s", (int)(end - start - 1), start + 1);
+    }
+    return buf;
+}
+
+static int fake_apply(struct kn_platform *p, const struct kn_variant_spec *spec,
+                      kn_platform_cb cb, void *data)
+{
+    char line[128], v[32];
+
+    snprintf(line, sizeof(line), "apply %s %.7s %s", kn_variant_name(spec->variant),
+             spec->commit ? spec->commit : "(none)",
+             manifest_version(spec->manifests, v, sizeof(v)));
+    return fake_call((struct fake_platform *)p, OP_APPLY, spec->app, line, cb, data);
+}
+
+static int fake_remove(struct kn_platform *p, const char *app, enum kn_variant v,
+                       kn_platform_cb cb, void *data)
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "remove %s", kn_variant_name(v));
+    return fake_call((struct fake_platform *)p, OP_REMOVE, app, line, cb, data);
+}
+
+static int fake_set_weights(struct kn_platform *p, const char *app,
+                            const double percent[KN_VARIANT_COUNT], kn_platform_cb cb,
+                            void *data)
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "weights %g/%g/%g", percent[0], percent[1], percent[2]);
+    return fake_call((struct fake_platform *)p, OP_WEIGHTS, app, line, cb, data);
+}
+
+static int fake_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
+{
+    (void)p;
+    (void)app;
+    memset(out, 0, sizeof(*out));
+    return 0;
+}
+
+/* Operations that never completed are completed with an error now (a platform that goes away
+ * answers what it was asked), so that their callers' records are freed. */
+static void fake_free(struct kn_platform *p)
+{
+    struct fake_platform *fp = (struct fake_platform *)p;
+
+    while (fp->hung) {
+        struct fake_op *op = fp->hung;
+        fp->hung = op->next;
+        op->cb(KN_EIO, "the platform is closing", op->data);
+        free(op);
+    }
+    free(fp->base.name);
+    free(fp);
+}
+
+static const struct kn_platform_ops fake_ops = {
+    .apply = fake_apply,
+    .remove = fake_remove,
+    .set_weights = fake_set_weights,
+    .live = fake_live,
+    .free = fake_free,
+};
+
+static struct kn_platform *fake_platform_find(void *data, const char *name)
+{
+    struct fixture *f = data;
+
+    return strcmp(name, "local") == 0 ? &f->plat->base : NULL;
+}
+
+/* ---- the fake loader: apps from YAML written per commit ---------------------------------- */
+
+/* Write the app `app` at `commit` into dir/src/<commit>/<app>/: its version shows in the
+ * command; `spec_extra` are more lines under spec:, `pipeline` the entries under pipeline:. */
+static void add_commit(struct fixture *f, const char *app, const char *commit,
+                       const char *version, const char *spec_extra, const char *pipeline)
+{
+    char *path = kn_asprintf("src/%s/%s/app.kanaria.yaml", commit, app);
+    char *text = kn_asprintf("apiVersion: kanaria.dev/v1\n"
+                             "kind: Application\n"
+                             "metadata: {name: %s}\n"
+                             "spec:\n"
+                             "  platform: local\n"
+                             "  manifests: [service.yaml]\n"
+                             "%s%s%s",
+                             app, spec_extra ? spec_extra : "",
+                             pipeline ? "  pipeline:\n" : "", pipeline ? pipeline : "");
+
+    kn_test_write(f->dir, path, text);
+    free(path);
+    free(text);
+    path = kn_asprintf("src/%s/%s/service.yaml", commit, app);
+    text = kn_asprintf("apiVersion: kanaria.dev/v1\n"
+                       "kind: LocalService\n"
+                       "metadata: {name: %s}\n"
+                       "spec:\n"
+                       "  command: [\"/opt/%s/%s/run\", \"--port\", \"{{port}}\"]\n"
+                       "  replicas: 2\n"
+                       "  healthCheck: {path: /healthz, interval: 1s, timeout: 1s}\n"
+                       "  frontend: {bind: 127.0.0.1:%d}\n",
+                       app, app, version, 18000 + (int)strlen(app));
+    kn_test_write(f->dir, path, text);
+    free(path);
+    free(text);
+}
+
+static void load_at(const struct fixture *f, const char *commit, const char *path,
+                    struct kn_app **app, char *error, size_t size)
+{
+    char *dir = kn_asprintf("%s/src/%s", f->dir, commit);
+    struct kn_source *src = NULL;
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    if (kn_source_dir_new(&src, dir, &err) < 0) {
+        if (error) {
+            snprintf(error, size, "%s", err.msg);
+        }
+        goto out;
+    }
+    kn_app_load(app, src, path, NULL);
+    if (*app && (*app)->diags.count > 0 && error) {
+        kn_diag_format(&(*app)->diags.items[0], error, size);
+    }
+out:
+    kn_source_free(src);
+    free(dir);
+}
+
+/* deps.load, on the thread pool: reads only what the test wrote before the loop ran. */
+static void fake_load(void *data, const struct kn_deployment *d, const char *path,
+                      const char *last_good, struct kn_engine_load *out)
+{
+    const struct fixture *f = data;
+
+    load_at(f, d->commit, path, &out->app, out->error, sizeof(out->error));
+    if (last_good) {
+        load_at(f, last_good, path, &out->last_good, NULL, 0);
+        if (out->last_good && out->last_good->diags.count > 0) {
+            kn_app_free(out->last_good);
+            out->last_good = NULL;
+        }
+    }
+}
+
+/* ---- fixture --------------------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    struct fixture *f = kn_calloc(1, sizeof(*f));
+    struct kn_error err;
+    char *db;
+
+    f->param = *state;
+    f->dir = kn_test_tmpdir();
+    db = kn_asprintf("%s/kanaria.db", f->dir);
+    kn_error_clear(&err);
+    if (kn_store_open(&f->store, db, &err) != 0) {
+        fail_msg("open: %s", err.msg);
+    }
+    free(db);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->deadline);
+    uv_timer_init(&f->loop, &f->ticker);
+    f->deadline.data = f;
+    f->ticker.data = f;
+    uv_unref((uv_handle_t *)&f->deadline);
+    uv_unref((uv_handle_t *)&f->ticker);
+    f->hr0 = uv_hrtime();
+    f->plat = kn_calloc(1, sizeof(*f->plat));
+    f->plat->base.ops = &fake_ops;
+    f->plat->base.type = kn_platform_type_find("local");
+    f->plat->base.name = kn_strdup("local");
+    f->plat->f = f;
+    *state = f;
+    return 0;
+}
+
+static void print_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "left open: %s handle %p (active %d)\n", uv_handle_type_name(h->type),
+            (void *)h, uv_is_active(h));
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    int rc;
+
+    if (f->engine) {
+        kn_engine_stop(f->engine);
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+        kn_engine_free(f->engine);
+    }
+    uv_close((uv_handle_t *)&f->deadline, NULL);
+    uv_close((uv_handle_t *)&f->ticker, NULL);
+    f->plat->base.ops->free(&f->plat->base);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&f->loop);
+    if (rc != 0) {
+        uv_walk(&f->loop, print_handle, NULL); /* report only: a leak is a bug to fix */
+    }
+    kn_store_close(f->store);
+    kn_test_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ---- running ------------------------------------------------------------------------------- */
+
+static void deadline_hit(uv_timer_t *t)
+{
+    struct fixture *f = t->data;
+
+    f->timed_out = 1;
+    if (f->engine) {
+        kn_engine_stop(f->engine);
+    }
+    uv_stop(t->loop);
+}
+
+static void ticked(uv_timer_t *t)
+{
+    struct fixture *f = t->data;
+
+    if (f->tick) {
+        f->tick(f);
+    }
+}
+
+static void engine_start(struct fixture *f)
+{
+    struct kn_engine_deps deps = {
+        .loop = &f->loop,
+        .store = f->store,
+        .platform = fake_platform_find,
+        .load = fake_load,
+        .now_ms = fake_now,
+        .data = f,
+    };
+
+    assert_null(f->engine);
+    assert_int_equal(kn_engine_new(&f->engine, &deps), 0);
+    kn_engine_kick(f->engine);
+}
+
+/* Run the loop until the engine has nothing left to do (the deadline and the ticker do not keep
+ * the loop alive). */
+static void run_loop(struct fixture *f)
+{
+    uv_timer_start(&f->deadline, deadline_hit, RUN_BOUND_MS, 0);
+    uv_timer_start(&f->ticker, ticked, 5, 5);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&f->deadline);
+    uv_timer_stop(&f->ticker);
+    if (f->timed_out) {
+        fail_msg("the engine did not reach its end state within %d ms", RUN_BOUND_MS);
+    }
+    assert_int_equal(kn_engine_active(f->engine), 0);
+}
+
+/* After the engine was stopped (and the loop ran out of its work): free it. */
+static void engine_free(struct fixture *f)
+{
+    assert_int_equal(kn_engine_active(f->engine), 0);
+    kn_engine_free(f->engine);
+    f->engine = NULL;
+}
+
+/* A clean shutdown: stop, let the loop run out of the engine's work, free. */
+static void engine_shutdown(struct fixture *f)
+{
+    kn_engine_stop(f->engine);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    engine_free(f);
+}
+
+/* ---- the store ---------------------------------------------------------------------------- */
+
+static long long plan(struct fixture *f, const char *app, const char *commit,
+                      const char *strategy, const char *message)
+{
+    struct kn_deployment_new d = {
+        .repo = REPO,
+        .app = app,
+        .commit = commit,
+        .author = "Dev <dev@example.com>",
+        .message = message ? message : "change the service",
+        .strategy = strategy,
+        .summary = "test plan",
+    };
+    char *path = kn_asprintf("%s/app.kanaria.yaml", app);
+    long long id = 0;
+
+    assert_int_equal(kn_store_app_seen(f->store, REPO, app, path, commit, ""), 0);
+    assert_int_equal(kn_store_deployment_add(f->store, &d, fake_now(f), &id), 0);
+    free(path);
+    return id;
+}
+
+/* Make `commit` the app's last good one, as if a deployment of it had succeeded. */
+static void seed_good(struct fixture *f, const char *app, const char *commit)
+{
+    long long id = plan(f, app, commit, "QUICK_SYNC", "first");
+
+    assert_int_equal(kn_store_deployment_set_status(f->store, id, KN_DEPLOY_RUNNING, NULL,
+                                                    fake_now(f)),
+                     0);
+    assert_int_equal(kn_store_deployment_set_status(f->store, id, KN_DEPLOY_SUCCESS, NULL,
+                                                    fake_now(f)),
+                     0);
+}
+
+static struct kn_deployment get_deploy(struct fixture *f, long long id)
+{
+    struct kn_deployment d;
+
+    assert_int_equal(kn_store_deployment_get(f->store, id, &d), 0);
+    return d;
+}
+
+static const char *status_of(struct fixture *f, long long id)
+{
+    struct kn_deployment d;
+
+    if (kn_store_deployment_get(f->store, id, &d) != 0) {
+        return "?";
+    }
+    return kn_deploy_status_name(d.status);
+}
+
+static int stage_is(struct fixture *f, long long id, int index, const char *status)
+{
+    char s[32];
+
+    return kn_store_stage_get(f->store, id, index, s, sizeof(s), NULL) == 0 &&
+           strcmp(s, status) == 0;
+}
+
+/* The stages table as "SUCCESS,SKIPPED,-" for indexes 0..n-1 ("-": never recorded). */
+static void assert_stages(struct fixture *f, long long id, const char *expected)
+{
+    char got[512] = "", s[32];
+    int n = 1;
+
+    for (const char *p = expected; *p; p++) {
+        n += *p == ',';
+    }
+    for (int i = 0; i < n; i++) {
+        if (kn_store_stage_get(f->store, id, i, s, sizeof(s), NULL) != 0) {
+            snprintf(s, sizeof(s), "-");
+        }
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "," : "", s);
+    }
+    assert_string_equal(got, expected);
+}
+
+static void assert_app(struct fixture *f, const char *app, const char *last_good,
+                       const char *rolled_back_from)
+{
+    struct kn_app_state as;
+
+    assert_int_equal(kn_store_app_get(f->store, REPO, app, &as), 0);
+    assert_string_equal(as.last_good, last_good);
+    assert_string_equal(as.rolled_back_from, rolled_back_from);
+    assert_int_equal(as.current_deployment, 0);
+}
+
+struct event_scan {
+    long long deployment;
+    char types[2048];
+    const char *needle; /* count STAGE_LOG lines containing it */
+    int found;
+    char last_match[2048];
+};
+
+static int scan_event(const struct kn_event *e, void *data)
+{
+    struct event_scan *s = data;
+
+    if (e->deployment != s->deployment) {
+        return 0;
+    }
+    if (strcmp(e->type, "STAGE_LOG") == 0) {
+        if (s->needle && strstr(e->message, s->needle)) {
+            s->found++;
+            snprintf(s->last_match, sizeof(s->last_match), "%s", e->message);
+        }
+        return 0;
+    }
+    snprintf(s->types + strlen(s->types), sizeof(s->types) - strlen(s->types), "%s%s",
+             s->types[0] ? "," : "", e->type);
+    return 0;
+}
+
+/* The deployment's events, STAGE_LOG lines left out, as "PLANNED,RUNNING,...". */
+static void assert_events(struct fixture *f, long long id, const char *expected)
+{
+    struct event_scan s = {.deployment = id};
+
+    assert_int_equal(kn_store_events(f->store, 0, 0, scan_event, &s), 0);
+    assert_string_equal(s.types, expected);
+}
+
+/* How many of the deployment's stage log lines contain `needle`. */
+static int count_logs(struct fixture *f, long long id, const char *needle, char *last,
+                      size_t size)
+{
+    struct event_scan s = {.deployment = id, .needle = needle};
+
+    assert_int_equal(kn_store_events(f->store, 0, 0, scan_event, &s), 0);
+    if (last) {
+        snprintf(last, size, "%s", s.last_match);
+    }
+    return s.found;
+}
+
+/* The op log (of one app, or all when app is NULL) against a NULL-terminated list. */
+static void assert_ops(struct fixture *f, const char *app, const char *const *expected)
+{
+    struct kn_buf got, want;
+
+    kn_buf_init(&got, 1 << 16);
+    kn_buf_init(&want, 1 << 16);
+    for (size_t i = 0; i < f->nops; i++) {
+        if (!app || strcmp(f->ops[i].app, app) == 0) {
+            kn_buf_addf(&got, "%s\n", f->ops[i].line);
+        }
+    }
+    for (size_t i = 0; expected[i]; i++) {
+        kn_buf_addf(&want, "%s\n", expected[i]);
+    }
+    assert_string_equal(got.data ? got.data : "", want.data ? want.data : "");
+    kn_buf_release(&got);
+    kn_buf_release(&want);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* C1 (v1) is the last good commit of "hello"; C2 (v2) is planned as a pipeline. */
+static long long canary_setup(struct fixture *f, const char *spec_extra, const char *pipeline,
+                              const char *message)
+{
+    add_commit(f, "hello", C1, "v1", spec_extra, pipeline);
+    add_commit(f, "hello", C2, "v2", spec_extra, pipeline);
+    seed_good(f, "hello", C1);
+    return plan(f, "hello", C2, "PIPELINE", message);
+}
+
+/* ---- 1, 2: the happy paths ----------------------------------------------------------------- */
+
+static void test_quick_sync(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {"apply primary 1111111 v1", NULL};
+    long long id;
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    id = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_string_equal(get_deploy(f, id).reason, "");
+    assert_true(get_deploy(f, id).started_at > 0);
+    assert_true(get_deploy(f, id).finished_at >= get_deploy(f, id).started_at);
+    assert_stages(f, id, "SUCCESS,-");
+    assert_app(f, "hello", C1, "");
+    assert_events(f, id, "PLANNED,RUNNING,STAGE_STARTED,STAGE_FINISHED,SUCCESS");
+    assert_int_equal(count_logs(f, id, "applying 1111111 as the primary", NULL, 0), 1);
+}
+
+static void test_canary_pipeline(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+    assert_events(f, id,
+                  "PLANNED,RUNNING,"
+                  "STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,"
+                  "STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,"
+                  "STAGE_STARTED,STAGE_FINISHED,SUCCESS");
+}
+
+/* ---- 3-7: failures and rollback ---------------------------------------------------------- */
+
+/* SYNC replaced the primary: the rollback re-applies the last good commit. */
+static void test_quick_sync_fails_reapplies_last_good(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {"apply primary 2222222 v2", "weights 100/0/0",
+                                      "apply primary 1111111 v1", "remove canary",
+                                      "remove baseline", NULL};
+    long long id;
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    add_commit(f, "hello", C2, "v2", NULL, NULL);
+    seed_good(f, "hello", C1);
+    id = plan(f, "hello", C2, "QUICK_SYNC", NULL);
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "f", .message = NO_SERVER};
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason, "stage SYNC failed: applying 2222222 as the "
+                                                  "primary: " NO_SERVER " (rolled back)");
+    assert_stages(f, id, "FAILURE,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
+static void test_canary_fails_rolls_back(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, "weights 100/0/0", "remove canary",
+                                      "remove baseline", NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+    struct kn_deployment d;
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "f", .message = NO_SERVER};
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* the primary was not touched: no re-apply */
+    d = get_deploy(f, id);
+    assert_string_equal(kn_deploy_status_name(d.status), "FAILURE");
+    assert_true(starts_with(d.reason, "stage CANARY_ROLLOUT failed:"));
+    assert_non_null(strstr(d.reason, NO_SERVER));
+    assert_true(ends_with(d.reason, "(rolled back)"));
+    assert_string_equal(d.reason, "stage CANARY_ROLLOUT failed: starting 2222222 as the canary: "
+                                  NO_SERVER " (rolled back)");
+    assert_stages(f, id, "FAILURE,-,-,-,-,SUCCESS,-");
+    assert_app(f, "hello", C1, C2);
+    assert_events(f, id,
+                  "PLANNED,RUNNING,STAGE_STARTED,STAGE_FINISHED,ROLLING_BACK,"
+                  "STAGE_STARTED,STAGE_FINISHED,FAILURE");
+}
+
+static void test_failure_after_primary_reapplies_last_good(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {
+        OP_CANARY,          OP_TEN,          OP_PRIMARY,
+        OP_ALL,             /* fails */
+        "weights 100/0/0",  "apply primary 1111111 v1",
+        "remove canary",    "remove baseline",
+        NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+    struct kn_deployment d;
+
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.script = "of", .message = NO_SERVER};
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    d = get_deploy(f, id);
+    assert_string_equal(kn_deploy_status_name(d.status), "FAILURE");
+    assert_true(starts_with(d.reason, "stage TRAFFIC_ROUTING failed:"));
+    assert_non_null(strstr(d.reason, NO_SERVER));
+    assert_true(ends_with(d.reason, "(rolled back)"));
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,FAILURE,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
+static void test_stage_timeout(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, /* hangs */
+                                      "weights 100/0/0", "remove canary", "remove baseline",
+                                      NULL};
+    long long id = canary_setup(f, NULL,
+                                "    - name: CANARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      timeout: 1s\n"
+                                "      with: {canary: 10}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n",
+                                NULL);
+
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.script = "h"};
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage TRAFFIC_ROUTING timed out after 1s (rolled back)");
+    assert_stages(f, id, "SUCCESS,FAILURE,-,-,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
+static void test_rollback_step_retried(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY,         "weights 100/0/0", "weights 100/0/0",
+                                      "weights 100/0/0", "remove canary",   "remove baseline",
+                                      NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "f", .message = NO_SERVER};
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.script = "ff", .message = "haproxy: busy"};
+    engine_start(f);
+    run_loop(f); /* backoff 1 s, then 2 s */
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_true(ends_with(get_deploy(f, id).reason, NO_SERVER " (rolled back)"));
+    assert_stages(f, id, "FAILURE,-,-,-,-,SUCCESS");
+    assert_int_equal(count_logs(f, id, "rollback step 0 failed (attempt 1)", NULL, 0), 1);
+    assert_int_equal(count_logs(f, id, "rollback step 0 failed (attempt 2)", NULL, 0), 1);
+    assert_int_equal(count_logs(f, id, "haproxy: busy", NULL, 0), 2);
+    assert_app(f, "hello", C1, C2);
+}
+
+static void stop_after_rollback_failed(struct fixture *f)
+{
+    /* the canary apply and the first rollback step have failed */
+    if (f->plat->failures >= 2) {
+        kn_engine_stop(f->engine);
+        f->tick = NULL;
+    }
+}
+
+/* The rollback's own timeout (10 min) is not configurable: instead of waiting for it, stop the
+ * engine while the rollback keeps failing, move the clock 10 min on and restart, so that the
+ * resumed rollback has no time left. */
+static void test_rollback_never_succeeds(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, "weights 100/0/0",
+                                      "weights 100/0/0", /* the resumed rollback */
+                                      NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+    struct kn_deployment d;
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "f", .message = NO_SERVER};
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.then = 'f', .message = "haproxy: busy"};
+    f->tick = stop_after_rollback_failed;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "ROLLING_BACK");
+    assert_stages(f, id, "FAILURE,-,-,-,-,RUNNING");
+
+    f->offset += 10 * 60 * 1000;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    d = get_deploy(f, id);
+    assert_string_equal(kn_deploy_status_name(d.status), "FAILURE");
+    assert_true(starts_with(d.reason, "stage CANARY_ROLLOUT failed:"));
+    assert_non_null(strstr(d.reason, NO_SERVER));
+    assert_true(ends_with(d.reason, "; rollback failed: stage ROLLBACK timed out after 10m"));
+    assert_stages(f, id, "FAILURE,-,-,-,-,FAILURE");
+    assert_string_equal(d.reason, "stage CANARY_ROLLOUT failed: starting 2222222 as the canary: "
+                                  NO_SERVER "; rollback failed: stage ROLLBACK timed out after "
+                                  "10m");
+}
+
+static void test_no_auto_rollback(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, NULL};
+    long long id = canary_setup(f, "  autoRollback: false\n", CANARY_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "f", .message = NO_SERVER};
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage CANARY_ROLLOUT failed: starting 2222222 as the canary: " NO_SERVER);
+    assert_stages(f, id, "FAILURE,-,-,-,-,-");
+    assert_app(f, "hello", C1, "");
+    assert_events(f, id, "PLANNED,RUNNING,STAGE_STARTED,STAGE_FINISHED,FAILURE");
+}
+
+/* ---- 8: skipOn --------------------------------------------------------------------------- */
+
+static void test_skip_on_commit_message(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL,
+                                "    - name: CANARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      skipOn: {commitMessagePrefixes: [\"hotfix:\", \"[fast]\"]}\n"
+                                "      with: {canary: 10}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n",
+                                "[fast] raise the limit");
+
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+}
+
+/* ---- 9, 10: restarts -------------------------------------------------------------------- */
+
+#define WAIT_PIPELINE                                                                              \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT\n"                                                                           \
+    "      with: {duration: 3s}\n"                                                                 \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+static void stop_during_wait(struct fixture *f)
+{
+    if (stage_is(f, f->ids[0], 2, "RUNNING")) {
+        kn_engine_stop(f->engine);
+        f->tick = NULL;
+    }
+}
+
+static void test_wait_resumes_remaining_time(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, WAIT_PIPELINE, NULL);
+    char last[2048];
+    long long left = -1;
+
+    f->ids[0] = id;
+    f->tick = stop_during_wait;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+    assert_stages(f, id, "SUCCESS,SUCCESS,RUNNING,-");
+
+    f->offset += 2500;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* nothing finished before the restart ran again */
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_int_equal(count_logs(f, id, "waiting 3s", NULL, 0), 1);
+    /* the second start waited for what was left: under 0.5 s ("480ms", or "0s" when over) */
+    assert_int_equal(count_logs(f, id, "waiting ", last, sizeof(last)), 2);
+    if (strcmp(last, "waiting 0s") != 0) {
+        assert_int_equal(sscanf(last, "waiting %lldms", &left), 1);
+        assert_true(left > 0 && left <= 500);
+    }
+}
+
+static void test_resume_at_each_boundary(void **state)
+{
+    struct fixture *f = *state;
+    const int k = *(const int *)f->param;
+    static const char *const all[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN};
+    const char *expected[16];
+    size_t n = 0;
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    f->plat->stop_after = k;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    f->plat->stop_after = 0;
+    if (k < 5) {
+        assert_string_equal(status_of(f, id), "RUNNING");
+        for (int i = 0; i < k; i++) {
+            assert_true(stage_is(f, id, i, "SUCCESS"));
+        }
+        assert_true(stage_is(f, id, k, "RUNNING"));
+    }
+
+    engine_start(f);
+    run_loop(f);
+
+    /* what ran before the crash: the k finished stages' operations and the next one's, which
+     * was in flight; after: the interrupted stage again and the rest */
+    for (int i = 0; i <= k && i < 5; i++) {
+        expected[n++] = all[i];
+    }
+    for (int i = k; i < 5; i++) {
+        expected[n++] = all[i];
+    }
+    expected[n] = NULL;
+    assert_ops(f, NULL, expected);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+}
+
+/* ---- 11: approval ----------------------------------------------------------------------- */
+
+#define APPROVAL_PIPELINE(with)                                                                    \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT_APPROVAL\n" with "    - name: PRIMARY_ROLLOUT\n"                            \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+static void approve_in_steps(struct fixture *f)
+{
+    long long id = f->ids[0];
+    uint64_t now = uv_now(&f->loop);
+
+    if (f->step == 0 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "alice", "APPROVE", fake_now(f)),
+                         0);
+        kn_store_approval_add(f->store, id, 2, "alice", "APPROVE", fake_now(f));
+        f->t0 = now;
+        f->step = 1;
+    } else if (f->step == 1 && now - f->t0 >= 1200) {
+        /* the stage polled twice since: one person twice is not two approvers */
+        f->flag = stage_is(f, id, 2, "RUNNING") && strcmp(status_of(f, id), "RUNNING") == 0;
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "bob", "APPROVE", fake_now(f)),
+                         0);
+        f->step = 2;
+        f->tick = NULL;
+    }
+}
+
+static void test_approval_distinct_people(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL,
+                                APPROVAL_PIPELINE("      with: {approvers: [alice, bob, carol], "
+                                                  "minApprovers: 2}\n"),
+                                NULL);
+
+    f->ids[0] = id;
+    f->tick = approve_in_steps;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 2);
+    assert_true(f->flag);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_int_equal(count_logs(f, id, "approved by 2 people", NULL, 0), 1);
+}
+
+static void approval_times_out(struct fixture *f, const char *stage_yaml)
+{
+    static const char *const ops[] = {OP_CANARY, OP_TEN, "weights 100/0/0", "remove canary",
+                                      "remove baseline", NULL};
+    long long id = canary_setup(f, NULL, stage_yaml, NULL);
+
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage WAIT_APPROVAL timed out after 1s (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,FAILURE,-,-,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
+static void test_approval_stage_timeout(void **state)
+{
+    approval_times_out(*state, APPROVAL_PIPELINE("      timeout: 1s\n"
+                                                 "      with: {minApprovers: 2}\n"));
+}
+
+/* `with: {timeout: ...}` of WAIT_APPROVAL is "the same as the stage's timeout". */
+static void test_approval_with_timeout(void **state)
+{
+    approval_times_out(*state, APPROVAL_PIPELINE("      with: {minApprovers: 2, timeout: 1s}\n"));
+}
+
+/* ---- 12: concurrency ------------------------------------------------------------------- */
+
+static void watch_concurrency(struct fixture *f)
+{
+    size_t active = kn_engine_active(f->engine);
+
+    if (active > f->max_active) {
+        f->max_active = active;
+    }
+    if (!f->ids[2] && strcmp(status_of(f, f->ids[0]), "RUNNING") == 0) {
+        f->ids[2] = plan(f, "hello", C2, "QUICK_SYNC", NULL);
+        kn_engine_kick(f->engine);
+    }
+    if (f->ids[2] && !kn_deploy_status_is_final(get_deploy(f, f->ids[0]).status) &&
+        strcmp(status_of(f, f->ids[2]), "PLANNED") != 0) {
+        f->flag = 1; /* the second deployment of hello started while the first ran */
+    }
+}
+
+static void test_concurrent_apps(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const hello[] = {"apply primary 1111111 v1", "apply primary 2222222 v2",
+                                        NULL};
+    static const char *const world[] = {"apply primary 1111111 v1", NULL};
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    add_commit(f, "hello", C2, "v2", NULL, NULL);
+    add_commit(f, "world", C1, "v1", NULL, NULL);
+    f->plat->rule[OP_APPLY].delay_ms = 300;
+    f->ids[0] = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    f->ids[1] = plan(f, "world", C1, "QUICK_SYNC", NULL);
+    f->tick = watch_concurrency;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_not_equal(f->ids[2], 0);
+    assert_int_equal(f->max_active, 2);
+    assert_false(f->flag);
+    assert_ops(f, "hello", hello);
+    assert_ops(f, "world", world);
+    assert_true(f->nops == 3);
+    assert_string_equal(f->ops[2].line, "apply primary 2222222 v2");
+    assert_string_equal(status_of(f, f->ids[0]), "SUCCESS");
+    assert_string_equal(status_of(f, f->ids[1]), "SUCCESS");
+    assert_string_equal(status_of(f, f->ids[2]), "SUCCESS");
+    assert_app(f, "hello", C2, "");
+    assert_app(f, "world", C1, "");
+}
+
+/* ---- stop while loading ------------------------------------------------------------------- */
+
+static void test_stop_while_loading(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const none[] = {NULL};
+    long long id;
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    id = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    engine_start(f);
+    engine_shutdown(f); /* the load is on the thread pool */
+    assert_ops(f, NULL, none);
+    assert_string_equal(status_of(f, id), "PLANNED");
+
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+}
+
+int main(void)
+{
+    if (getenv("X_SCRATCH")) {
+        return x_main();
+    }
+    return y_main();
+}
+static int y_main(void)
+{
+    static int k[] = {1, 2, 3, 4, 5};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canary_pipeline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canary_fails_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_after_primary_reapplies_last_good, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quick_sync_fails_reapplies_last_good, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stage_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_step_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_never_succeeds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_auto_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_on_commit_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_resumes_remaining_time, setup, teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
+                                                 &k[0]),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
+                                                 &k[1]),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
+                                                 &k[2]),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
+                                                 &k[3]),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
+                                                 &k[4]),
+        cmocka_unit_test_setup_teardown(test_approval_distinct_people, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval_stage_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval_with_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_apps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_while_loading, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+static int y_main(void);
+/* SCRATCH */
+static void x_reject(void **state)
+{
+    struct fixture *f = *state;
+    long long id = canary_setup(f, NULL, APPROVAL_PIPELINE("      timeout: 3s\n      with: {minApprovers: 1}\n"), NULL);
+    f->ids[0] = id;
+    engine_start(f);
+    /* record a REJECT right away for stage 2 */
+    kn_store_approval_add(f->store, id, 2, "alice", "REJECT", fake_now(f));
+    run_loop(f);
+    fprintf(stderr, "REJECT -> %s: %s\n", status_of(f, id), get_deploy(f, id).reason);
+}
+static void x_outsider(void **state)
+{
+    struct fixture *f = *state;
+    long long id = canary_setup(f, NULL, APPROVAL_PIPELINE("      timeout: 3s\n      with: {approvers: [alice], minApprovers: 1}\n"), NULL);
+    engine_start(f);
+    kn_store_approval_add(f->store, id, 2, "mallory", "APPROVE", fake_now(f));
+    run_loop(f);
+    fprintf(stderr, "OUTSIDER -> %s: %s\n", status_of(f, id), get_deploy(f, id).reason);
+}
+static void x_failed_stage_restart(void **state)
+{
+    struct fixture *f = *state;
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+    kn_store_deployment_set_status(f->store, id, KN_DEPLOY_RUNNING, NULL, fake_now(f));
+    kn_store_stage_set(f->store, id, 0, "CANARY_ROLLOUT", "FAILURE", fake_now(f));
+    engine_start(f);
+    run_loop(f);
+    for (size_t i = 0; i < f->nops; i++) fprintf(stderr, "  op %s\n", f->ops[i].line);
+    fprintf(stderr, "FAILED-STAGE -> %s: %s\n", status_of(f, id), get_deploy(f, id).reason);
+}
+int x_main(void);
+int x_main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(x_reject, setup, teardown),
+        cmocka_unit_test_setup_teardown(x_outsider, setup, teardown),
+        cmocka_unit_test_setup_teardown(x_failed_stage_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
