@@ -22,7 +22,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
 
-#define KN_HTTP_DEFAULT_TIMEOUT_MS 10000L
+#define KN_HTTP_DEFAULT_TIMEOUT_MS   10000L
 #define KN_HTTP_DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
 
 /* One socket curl asked us to watch. Freed in its close callback, never earlier. */
@@ -39,9 +39,9 @@ struct kn_http_xfer {
     struct kn_http_client *c;
     CURL *easy;
     struct curl_slist *headers;
-    char *body;           /* our copy; curl reads it during the transfer (CURLOPT_POSTFIELDS) */
-    struct kn_buf resp;   /* bounded by max_response */
-    int too_big;          /* the write callback refused more bytes */
+    char *body;         /* our copy; curl reads it during the transfer (CURLOPT_POSTFIELDS) */
+    struct kn_buf resp; /* bounded by max_response */
+    int too_big;        /* the write callback refused more bytes */
     long timeout_ms;
     size_t max_response;
     uint64_t start_ns;
@@ -53,12 +53,12 @@ struct kn_http_xfer {
 
 struct kn_http_client {
     uv_loop_t *loop;
-    CURLM *multi;        /* NULL once cleaned up */
+    CURLM *multi; /* NULL once cleaned up */
     uv_timer_t timer;
-    struct kn_http_xfer *xfers;  /* in flight */
-    struct kn_http_sock *socks;  /* polls not yet closing */
-    unsigned open_handles;       /* timer and polls whose close callback has not run */
-    unsigned busy;               /* depth of kn_http_drive: defer the multi cleanup */
+    struct kn_http_xfer *xfers; /* in flight */
+    struct kn_http_sock *socks; /* polls not yet closing */
+    unsigned open_handles;      /* timer and polls whose close callback has not run */
+    unsigned busy;              /* depth of kn_http_drive: defer the multi cleanup */
     int closing;
 };
 
@@ -85,7 +85,7 @@ static void kn_http_drive(struct kn_http_client *c, curl_socket_t fd, int flags)
     int running = 0;
 
     c->busy++;
-    curl_multi_socket_action(c->multi, fd, flags, &running); if (getenv("KNDBG")) fprintf(stderr, "action fd=%d running=%d\n", (int)fd, running);
+    curl_multi_socket_action(c->multi, fd, flags, &running);
     kn_http_check_done(c);
     c->busy--;
     if (c->closing && c->busy == 0 && c->multi != NULL) {
@@ -213,7 +213,6 @@ static int kn_http_on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     struct kn_http_client *c = userp;
 
     (void)multi;
-    if (getenv("KNDBG")) fprintf(stderr, "curl timer %ld\n", timeout_ms);
     if (timeout_ms < 0) {
         uv_timer_stop(&c->timer);
     } else {
@@ -288,7 +287,6 @@ static void kn_http_xfer_finish(struct kn_http_xfer *x, CURLcode result, int can
             res.body_len = x->resp.len;
         }
     }
-    if (getenv("KNDBG")) fprintf(stderr, "cb %p err=%s\n", x->data, res.error ? res.error : "-");
     x->cb(&res, x->data);
     kn_http_xfer_free(x);
 }
@@ -300,12 +298,11 @@ static void kn_http_check_done(struct kn_http_client *c)
 
     while (!c->closing && (m = curl_multi_info_read(c->multi, &pending)) != NULL) {
         if (m->msg == CURLMSG_DONE) {
-            struct kn_http_xfer *x = NULL;
+            char *priv = NULL;
             CURLcode result = m->data.result; /* m is invalid once the handle is removed */
 
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            if (getenv("KNDBG")) fprintf(stderr, "done %p %d\n", (void *)x, result);
-            kn_http_xfer_finish(x, result, 0);
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+            kn_http_xfer_finish((struct kn_http_xfer *)(void *)priv, result, 0);
         }
     }
 }
@@ -316,11 +313,10 @@ static int kn_http_xfer_setup(struct kn_http_xfer *x, const struct kn_http_reque
     const char *method = req->method ? req->method : "GET";
     CURL *e = x->easy;
     int rc = 0;
-    CURLcode cr = CURLE_OK;
 
 #define KN_SETOPT(opt, val)                                                                        \
     do {                                                                                           \
-        if ((cr = curl_easy_setopt(e, opt, val)) != CURLE_OK) {                                    \
+        if (curl_easy_setopt(e, opt, val) != CURLE_OK) {                                           \
             rc = KN_EIO;                                                                           \
             goto out;                                                                              \
         }                                                                                          \
@@ -372,7 +368,6 @@ static int kn_http_xfer_setup(struct kn_http_xfer *x, const struct kn_http_reque
     }
 #undef KN_SETOPT
 out:
-    (void)cr;
     return rc;
 }
 
@@ -412,9 +407,7 @@ int kn_http_client_new(struct kn_http_client **out, uv_loop_t *loop)
     *out = c;
     c = NULL;
 out:
-    if (c) {
-        free(c);
-    }
+    free(c);
     return rc;
 }
 

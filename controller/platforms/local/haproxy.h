@@ -280,7 +280,10 @@ void kn_haproxy_proc_free(struct kn_haproxy_proc *proc);
  * kn_haproxy_running: 1 running, 0 not (no pid file, or the process is gone), KN_EPARSE for a
  * pid file without a pid, KN_EIO when it cannot be read.
  * kn_haproxy_reload: SIGUSR2 to the master, which re-reads the config and replaces its workers
- * (servers added at runtime are dropped). 0, or KN_ENOENT when HAProxy is not running.
+ * (servers added at runtime are dropped). 0, or KN_ENOENT when HAProxy is not running. 0 means
+ * sent, not done: HAProxy 2.6's master re-executes itself in wait mode just after it starts
+ * (the second "haproxy version is" line of its log) and a SIGUSR2 arriving meanwhile is lost,
+ * so callers confirm a reload by its effect (`show servers state`) and send it again if needed.
  * kn_haproxy_stop: SIGTERM to the master, which stops its workers and exits. 0 also when it was
  * not running (stopping is idempotent), else KN_EPARSE / KN_EIO as above.
  */

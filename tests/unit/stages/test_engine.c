@@ -972,6 +972,33 @@ static void test_wait_resumes_remaining_time(void **state)
     }
 }
 
+/* The deployment's own timeout (6h by default) counts across a restart: stopped during WAIT and
+ * restarted 6 h later, it fails at once and rolls back. */
+static void test_deployment_timeout_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, "weights 100/0/0", "remove canary",
+                                      "remove baseline", NULL};
+    long long id = canary_setup(f, NULL, WAIT_PIPELINE, NULL);
+
+    f->ids[0] = id;
+    f->tick = stop_during_wait;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+
+    f->offset += 6 * 3600 * 1000LL;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "the deployment timed out after 6h (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,FAILURE,-,-,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
 static void test_resume_at_each_boundary(void **state)
 {
     struct fixture *f = *state;
@@ -1136,7 +1163,7 @@ static void test_concurrent_apps(void **state)
     assert_false(f->flag);
     assert_ops(f, "hello", hello);
     assert_ops(f, "world", world);
-    assert_true(f->nops == 3);
+    assert_int_equal(f->nops, 3);
     assert_string_equal(f->ops[2].line, "apply primary 2222222 v2");
     assert_string_equal(status_of(f, f->ids[0]), "SUCCESS");
     assert_string_equal(status_of(f, f->ids[1]), "SUCCESS");
@@ -1167,13 +1194,6 @@ static void test_stop_while_loading(void **state)
 
 int main(void)
 {
-    if (getenv("X_SCRATCH")) {
-        return x_main();
-    }
-    return y_main();
-}
-static int y_main(void)
-{
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
@@ -1189,6 +1209,7 @@ static int y_main(void)
         cmocka_unit_test_setup_teardown(test_no_auto_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_on_commit_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_resumes_remaining_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deployment_timeout_after_restart, setup, teardown),
         cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
                                                  &k[0]),
         cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
@@ -1206,48 +1227,5 @@ static int y_main(void)
         cmocka_unit_test_setup_teardown(test_stop_while_loading, setup, teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
-static int y_main(void);
-/* SCRATCH */
-static void x_reject(void **state)
-{
-    struct fixture *f = *state;
-    long long id = canary_setup(f, NULL, APPROVAL_PIPELINE("      timeout: 3s\n      with: {minApprovers: 1}\n"), NULL);
-    f->ids[0] = id;
-    engine_start(f);
-    /* record a REJECT right away for stage 2 */
-    kn_store_approval_add(f->store, id, 2, "alice", "REJECT", fake_now(f));
-    run_loop(f);
-    fprintf(stderr, "REJECT -> %s: %s\n", status_of(f, id), get_deploy(f, id).reason);
-}
-static void x_outsider(void **state)
-{
-    struct fixture *f = *state;
-    long long id = canary_setup(f, NULL, APPROVAL_PIPELINE("      timeout: 3s\n      with: {approvers: [alice], minApprovers: 1}\n"), NULL);
-    engine_start(f);
-    kn_store_approval_add(f->store, id, 2, "mallory", "APPROVE", fake_now(f));
-    run_loop(f);
-    fprintf(stderr, "OUTSIDER -> %s: %s\n", status_of(f, id), get_deploy(f, id).reason);
-}
-static void x_failed_stage_restart(void **state)
-{
-    struct fixture *f = *state;
-    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
-    kn_store_deployment_set_status(f->store, id, KN_DEPLOY_RUNNING, NULL, fake_now(f));
-    kn_store_stage_set(f->store, id, 0, "CANARY_ROLLOUT", "FAILURE", fake_now(f));
-    engine_start(f);
-    run_loop(f);
-    for (size_t i = 0; i < f->nops; i++) fprintf(stderr, "  op %s\n", f->ops[i].line);
-    fprintf(stderr, "FAILED-STAGE -> %s: %s\n", status_of(f, id), get_deploy(f, id).reason);
-}
-int x_main(void);
-int x_main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(x_reject, setup, teardown),
-        cmocka_unit_test_setup_teardown(x_outsider, setup, teardown),
-        cmocka_unit_test_setup_teardown(x_failed_stage_restart, setup, teardown),
-    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
