@@ -326,7 +326,7 @@ void kn_stage_run_finish(struct kn_stage_run *run, int ok, const char *fmt, ...)
     }
     stage_status(dp, i, ok ? "SUCCESS" : "FAILURE");
     if (i == dp->nplan) {
-        char final[1100];
+        char final[2100];
         if (ok) {
             snprintf(final, sizeof(final), "%s (rolled back)", dp->reason);
         } else {
@@ -336,7 +336,7 @@ void kn_stage_run_finish(struct kn_stage_run *run, int ok, const char *fmt, ...)
         return;
     }
     if (!ok) {
-        char full[1100];
+        char full[1200];
         snprintf(full, sizeof(full), "stage %s failed: %s", run->cfg->name, reason);
         deploy_fail(dp, full);
         return;
@@ -438,7 +438,7 @@ static void deploy_fail(struct deploy *dp, const char *reason)
     const struct kn_app *app = dp->load.app;
 
     if (dp->rolling_back) {
-        char final[1100];
+        char final[2100];
         snprintf(final, sizeof(final), "%s; rollback failed: %s", dp->reason, reason);
         finish_deploy(dp, KN_DEPLOY_FAILURE, final);
         return;

@@ -978,8 +978,12 @@ static void kn_haproxy_req_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b
         goto out;
     }
     if (nread != UV_EOF) {
-        kn_haproxy_req_fail(r, KN_EIO, "reading from haproxy at %s: %s", r->socket_path,
-                            uv_strerror((int)nread));
+        /* Reset before any answer: HAProxy is stopping (a dying process still held the
+         * listening socket), which callers treat like no HAProxy at all. */
+        kn_haproxy_req_fail(r, KN_EIO, "%s %s: %s",
+                            r->reply.len ? "reading from haproxy at"
+                                         : "haproxy is not reachable at",
+                            r->socket_path, uv_strerror((int)nread));
         goto out;
     }
     /* HAProxy closed the connection: the reply is complete. Classify it against the command
@@ -1001,7 +1005,7 @@ static void kn_haproxy_req_written(uv_write_t *w, int status)
     struct kn_haproxy_req *r = w->data;
 
     if (!r->done && status < 0) {
-        kn_haproxy_req_fail(r, KN_EIO, "cannot send to haproxy at %s: %s", r->socket_path,
+        kn_haproxy_req_fail(r, KN_EIO, "haproxy is not reachable at %s: %s", r->socket_path,
                             uv_strerror(status));
     }
 }

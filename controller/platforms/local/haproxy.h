@@ -210,7 +210,8 @@ typedef void (*kn_haproxy_cb)(int status, const char *text, void *data);
  * command), then classify the reply with kn_haproxy_reply_check. cb runs once with:
  *   0 and the reply;
  *   KN_EIO "haproxy refused 'COMMAND': ..." when HAProxy answered with an error;
- *   KN_EIO "haproxy is not reachable at PATH: ..." (no socket, nobody listening);
+ *   KN_EIO "haproxy is not reachable at PATH: ..." (no socket, nobody listening, or the
+ *          connection reset before any answer, as while HAProxy stops);
  *   KN_EIO "haproxy did not answer within N ms" (timeout_ms, 0 means 5000);
  *   KN_ETOOBIG when the reply passes KN_HAPROXY_REPLY_MAX.
  * Returns 0, or KN_EINVAL (and cb never runs) for a command holding a newline, '\r' or ';', an

@@ -94,6 +94,7 @@ struct op {
     kn_platform_cb cb;
     void *data;
     /* progress */
+    int started;
     int step;
     struct inst *fresh; /* instances started by this apply */
     size_t nfresh;
@@ -310,7 +311,7 @@ static int render_config(struct local *lp, struct kn_error *err)
 {
     struct kn_haproxy_cfg cfg = {
         .stats_socket = lp->socket,
-        .pid_file = lp->pid_path,
+        .pid_file = NULL, /* given with -p when kanaria starts it */
         .prometheus_bind = lp->metrics_bind,
     };
     struct kn_haproxy_cfg_app *apps = kn_calloc(lp->napps + 1, sizeof(*apps));
@@ -430,20 +431,20 @@ static void op_fail(struct op *op, int status, const char *fmt, ...)
 static void queue_add(struct local *lp, struct op *op)
 {
     struct op **tail = &lp->queue;
-    int idle = lp->queue == NULL;
 
     while (*tail) {
         tail = &(*tail)->next;
     }
     *tail = op;
-    if (idle) {
-        queue_run(lp);
-    }
+    queue_run(lp);
 }
 
+/* Start the operation at the head of the queue, unless it runs already (a callback of the one
+ * before may have queued and started it). */
 static void queue_run(struct local *lp)
 {
-    if (lp->queue) {
+    if (lp->queue && !lp->queue->started) {
+        lp->queue->started = 1;
         op_next(lp->queue);
     }
 }
@@ -690,6 +691,10 @@ static void reload_probe_done(int status, const char *text, void *data)
         op->step++;
         op_next(op);
         return;
+    }
+    if (op->waited % 2000 == 0) {
+        /* a reload that reached HAProxy while its master re-executed itself is lost: again */
+        kn_haproxy_reload(op->lp->pid_path, &err);
     }
     if (op->waited >= RELOAD_WAIT_MS) {
         uv_close((uv_handle_t *)op->wait, wait_closed);
