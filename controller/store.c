@@ -1171,6 +1171,29 @@ out:
     return rc;
 }
 
+int kn_store_approvals(struct kn_store *st, long long deployment, int stage,
+                       kn_store_approval_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT who, decision FROM approvals WHERE deployment = ?1 AND stage = ?2"
+                 " ORDER BY rowid",
+                 "li", deployment, stage);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        char who[128], decision[16];
+        col_copy(who, sizeof(who), s, 0);
+        col_copy(decision, sizeof(decision), s, 1);
+        rc = cb(who, decision, data);
+    }
+    sqlite3_finalize(s);
+    return rc < 0 ? rc : 0;
+}
+
 int kn_store_analysis_add(struct kn_store *st, long long deployment, int stage, const char *check,
                           const char *query, const char *values_json, const char *bound,
                           const char *verdict, long long now_ms)

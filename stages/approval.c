@@ -2,6 +2,7 @@
  * WAIT_APPROVAL: wait until enough distinct approvers have approved; time out into failure.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kanaria/engine.h"
@@ -60,15 +61,66 @@ static const struct kn_schema approval_schema = {
     .check = approval_check,
 };
 
-/* Approvals arrive as records in the store (from the API or the CLI); count distinct people. */
+struct tally {
+    const struct kn_approval_options *opt;
+    char approved[16][128]; /* distinct people from the list who approved */
+    int napproved;
+    char rejected_by[128];
+};
+
+static int listed(const struct kn_approval_options *a, const char *who)
+{
+    if (a->approvers.count == 0) {
+        return 1; /* anyone the API lets approve */
+    }
+    for (size_t i = 0; i < a->approvers.count; i++) {
+        if (strcmp(a->approvers.items[i], who) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int count_one(const char *who, const char *decision, void *data)
+{
+    struct tally *t = data;
+
+    if (!listed(t->opt, who)) {
+        return 0; /* not an approver of this stage: does not count */
+    }
+    if (strcmp(decision, "REJECT") == 0) {
+        snprintf(t->rejected_by, sizeof(t->rejected_by), "%s", who);
+        return 1;
+    }
+    for (int i = 0; i < t->napproved; i++) {
+        if (strcmp(t->approved[i], who) == 0) {
+            return 0;
+        }
+    }
+    if (t->napproved < 16) {
+        snprintf(t->approved[t->napproved++], sizeof(t->approved[0]), "%s", who);
+    }
+    return 0;
+}
+
+/* Approvals arrive as records in the store (from the API or the CLI): count the distinct people
+ * of the `approvers` list; one rejection from one of them fails the stage at once. */
 static void approval_poll(struct kn_stage_run *run)
 {
     const struct kn_approval_options *a = kn_stage_run_config(run)->with;
-    int n = kn_store_approval_count(kn_stage_run_store(run),
-                                    kn_stage_run_deployment(run)->id, kn_stage_run_index(run));
+    struct tally t;
 
-    if (n >= a->min_approvers) {
-        kn_stage_run_log(run, "approved by %d %s", n, n == 1 ? "person" : "people");
+    memset(&t, 0, sizeof(t));
+    t.opt = a;
+    kn_store_approvals(kn_stage_run_store(run), kn_stage_run_deployment(run)->id,
+                       kn_stage_run_index(run), count_one, &t);
+    if (t.rejected_by[0]) {
+        kn_stage_run_finish(run, 0, "rejected by %s", t.rejected_by);
+        return;
+    }
+    if (t.napproved >= a->min_approvers) {
+        kn_stage_run_log(run, "approved by %d %s", t.napproved,
+                         t.napproved == 1 ? "person" : "people");
         kn_stage_run_finish(run, 1, NULL);
         return;
     }

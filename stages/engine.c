@@ -406,6 +406,14 @@ static void run_stage(struct deploy *dp, size_t i)
                 start_run(dp, i, started_at);
                 return;
             }
+            if (strcmp(status, "FAILURE") == 0) {
+                /* it failed before a restart, between recording that and acting on it */
+                char reason[300];
+                snprintf(reason, sizeof(reason), "stage %s failed (before kanaria restarted)",
+                         cfg->name);
+                deploy_fail(dp, reason);
+                return;
+            }
         }
         if (skipped(dp, cfg)) {
             stage_status(dp, i, "SKIPPED");

@@ -191,6 +191,11 @@ int kn_store_approval_add(struct kn_store *st, long long deployment, int stage,
 /* Number of distinct people who approved this stage (decision "APPROVE"), or a KN_E* code. */
 int kn_store_approval_count(struct kn_store *st, long long deployment, int stage);
 
+/* Each approval record of a stage, oldest first; a non-zero return of cb stops. */
+typedef int (*kn_store_approval_cb)(const char *who, const char *decision, void *data);
+int kn_store_approvals(struct kn_store *st, long long deployment, int stage,
+                       kn_store_approval_cb cb, void *data);
+
 int kn_store_analysis_add(struct kn_store *st, long long deployment, int stage,
                           const char *check, const char *query, const char *values_json,
                           const char *bound, const char *verdict, long long now_ms);
