@@ -63,7 +63,7 @@ static const struct kn_schema approval_schema = {
 
 struct tally {
     const struct kn_approval_options *opt;
-    char approved[16][128]; /* distinct people from the list who approved */
+    char approved[100][128]; /* distinct people who approved; minApprovers is at most 100 */
     int napproved;
     char rejected_by[128];
 };
@@ -97,7 +97,7 @@ static int count_one(const char *who, const char *decision, void *data)
             return 0;
         }
     }
-    if (t->napproved < 16) {
+    if (t->napproved < 100) {
         snprintf(t->approved[t->napproved++], sizeof(t->approved[0]), "%s", who);
     }
     return 0;

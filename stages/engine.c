@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
@@ -69,8 +72,38 @@ static long long engine_now(const struct kn_engine *e)
     return e->deps.now_ms ? e->deps.now_ms(e->deps.data) : wall_ms();
 }
 
+/* rm -r, for the work folders kanaria made itself */
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        char *child;
+        struct stat st;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        child = kn_asprintf("%s/%s", path, e->d_name);
+        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode)) {
+            remove_tree(child);
+        } else {
+            unlink(child);
+        }
+        free(child);
+    }
+    if (d) {
+        closedir(d);
+    }
+    rmdir(path);
+}
+
 void kn_engine_load_release(struct kn_engine_load *l)
 {
+    if (l->workdir) {
+        remove_tree(l->workdir);
+        free(l->workdir);
+    }
     kn_app_free(l->app);
     kn_app_free(l->last_good);
     for (size_t i = 0; i < l->changed.count; i++) {
@@ -127,6 +160,26 @@ int kn_stage_run_index(const struct kn_stage_run *run)
     return run->index;
 }
 
+const char *kn_stage_run_workdir(const struct kn_stage_run *run)
+{
+    return run->dp->load.workdir;
+}
+
+size_t kn_stage_run_plan(const struct kn_stage_run *run, const struct kn_stage_config *const **out)
+{
+    *out = run->dp->plan;
+    return run->dp->nplan;
+}
+
+int kn_stage_run_started(const struct kn_stage_run *run, size_t i)
+{
+    char status[32];
+
+    return kn_store_stage_get(run->dp->e->deps.store, run->dp->d.id, (int)i, status,
+                              sizeof(status), NULL) == 0 &&
+           strcmp(status, "SKIPPED") != 0 && strcmp(status, "NOT_STARTED") != 0;
+}
+
 long long kn_stage_run_now(const struct kn_stage_run *run)
 {
     return engine_now(run->dp->e);
@@ -150,14 +203,11 @@ void kn_stage_run_meta_set(struct kn_stage_run *run, const char *key, const char
 int kn_stage_run_primary_touched(const struct kn_stage_run *run)
 {
     const struct deploy *dp = run->dp;
-    char status[32];
 
     for (size_t i = 0; i < dp->nplan; i++) {
         const struct kn_stage_kind *k = dp->plan[i]->kind;
         if ((k == &kn_stage_sync || k == &kn_stage_primary_rollout) &&
-            kn_store_stage_get(dp->e->deps.store, dp->d.id, (int)i, status, sizeof(status),
-                               NULL) == 0 &&
-            strcmp(status, "SKIPPED") != 0 && strcmp(status, "NOT_STARTED") != 0) {
+            kn_stage_run_started(run, i)) {
             return 1;
         }
     }

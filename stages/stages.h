@@ -131,6 +131,14 @@ void kn_stage_timer_start(struct kn_stage_run *run, void **slot, long long ms,
                           void (*cb)(struct kn_stage_run *run));
 void kn_stage_timer_cancel(void **slot);
 
+/* Run `command` with /bin/sh -c in the deployment's work folder, with env added to kanaria's
+ * and KANARIA_APP, KANARIA_COMMIT, KANARIA_DEPLOYMENT; `done` gets the exit status (128+signal
+ * when killed) and the output (stdout and stderr, capped; NULL when none). stages/script.c. */
+typedef void (*kn_script_done)(struct kn_stage_run *run, int status, const char *output);
+int kn_script_start(struct kn_stage_run *run, void **slot, const char *command,
+                    const struct kn_strmap *env, kn_script_done done);
+void kn_script_cancel(void **slot);
+
 extern const struct kn_stage_kind kn_stage_sync;
 extern const struct kn_stage_kind kn_stage_canary_rollout;
 extern const struct kn_stage_kind kn_stage_baseline_rollout;

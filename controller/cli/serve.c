@@ -59,6 +59,75 @@ static struct kn_platform *find_platform(void *data, const char *name)
     return NULL;
 }
 
+struct extract {
+    struct kn_source *src;
+    const char *prefix; /* the app's folder + "/" ("" for the top) */
+    const char *dest;
+    int failed;
+};
+
+/* Write one file of the app's folder under the work folder. */
+static int extract_file(const char *relpath, void *data)
+{
+    struct extract *x = data;
+    size_t n = strlen(x->prefix);
+    struct kn_buf buf;
+    struct kn_error err;
+    char *path;
+    FILE *f;
+
+    if (strncmp(relpath, x->prefix, n) != 0) {
+        return 0;
+    }
+    path = kn_asprintf("%s/%s", x->dest, relpath + n);
+    for (char *p = path + strlen(x->dest) + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    kn_buf_init(&buf, 64 * 1024 * 1024);
+    if (x->src->ops->read(x->src, relpath, &buf, &err) < 0 || !(f = fopen(path, "w"))) {
+        x->failed = 1;
+    } else {
+        if (buf.len && fwrite(buf.data, 1, buf.len, f) != buf.len) {
+            x->failed = 1;
+        }
+        fclose(f);
+    }
+    kn_buf_release(&buf);
+    free(path);
+    return 0;
+}
+
+/* A checkout of the app's folder for SCRIPT_RUN: dataDir/work/deployment-ID. */
+static char *extract_app(struct serve *s, struct kn_source *src, const struct kn_app *app,
+                         long long id)
+{
+    const struct kn_stage_config *stages = app->cfg.spec.pipeline.items;
+    char *work = kn_asprintf("%s/work", s->data_dir);
+    char *prefix = app->dir[0] ? kn_asprintf("%s/", app->dir) : kn_strdup("");
+    struct extract x = {.src = src, .prefix = prefix};
+    int scripts = 0;
+
+    for (size_t i = 0; i < app->cfg.spec.pipeline.count; i++) {
+        scripts |= strcmp(stages[i].name, "SCRIPT_RUN") == 0;
+    }
+    if (!scripts) {
+        free(work);
+        free(prefix);
+        return NULL;
+    }
+    x.dest = kn_asprintf("%s/deployment-%lld", work, id);
+    mkdir(work, 0755);
+    mkdir(x.dest, 0700);
+    src->ops->walk(src, extract_file, &x);
+    free(work);
+    free(prefix);
+    return (char *)(uintptr_t)x.dest;
+}
+
 /* The app at the deployment's commit and at the last good one, read from the repository's
  * mirror (thread pool). */
 static void load_deployment(void *data, const struct kn_deployment *d, const char *app_path,
@@ -81,6 +150,9 @@ static void load_deployment(void *data, const struct kn_deployment *d, const cha
     }
     path = kn_strdup(app_path);
     kn_app_load(&out->app, src, path, NULL);
+    if (out->app->diags.count == 0) {
+        out->workdir = extract_app(s, src, out->app, d->id);
+    }
     kn_source_free(src);
     src = NULL;
     if (last_good && git_oid_fromstr(&good, last_good) == 0) {

@@ -25,6 +25,8 @@ struct kn_engine_load {
     struct kn_app *app;       /* the app at the deployment's commit (owned) */
     struct kn_app *last_good; /* the app at its last successful commit, NULL: none (owned) */
     struct kn_strlist changed; /* paths changed since last_good (for skipOn.paths), owned */
+    char *workdir;            /* the app's folder at the commit, on disk, for SCRIPT_RUN; NULL
+                                 when the pipeline runs no script (owned; removed on release) */
     char error[512];          /* when app is NULL: why it could not be loaded */
 };
 
@@ -72,6 +74,11 @@ struct kn_platform *kn_stage_run_platform(const struct kn_stage_run *run);
 uv_loop_t *kn_stage_run_loop(const struct kn_stage_run *run);
 struct kn_store *kn_stage_run_store(const struct kn_stage_run *run);
 int kn_stage_run_index(const struct kn_stage_run *run);
+/* The app's folder at the deployment's commit on disk (NULL when none was made). */
+const char *kn_stage_run_workdir(const struct kn_stage_run *run);
+/* The stage configs of the deployment's plan, and whether stage i started (for onRollback). */
+size_t kn_stage_run_plan(const struct kn_stage_run *run, const struct kn_stage_config *const **out);
+int kn_stage_run_started(const struct kn_stage_run *run, size_t i);
 long long kn_stage_run_now(const struct kn_stage_run *run);
 /* Whether a stage that replaces the primary (SYNC, PRIMARY_ROLLOUT) started in this deployment:
  * ROLLBACK then re-applies the last good commit. */

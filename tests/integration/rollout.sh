@@ -14,6 +14,7 @@ pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     stop_local_platform "$tmp/data"
+    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-rollout-failed.log"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -76,6 +77,11 @@ metadata: {name: hello}
 spec:
   manifests: [service.yaml]
   pipeline:
+    - name: SCRIPT_RUN
+      with:
+        run: test -f service.yaml && echo "\$KANARIA_COMMIT \$GREETING" >>$tmp/script.log
+        env: {GREETING: hello}
+        onRollback: echo "\$KANARIA_COMMIT" >>$tmp/rollback.log
     - name: CANARY_ROLLOUT
       with: {replicas: 1}
     - name: TRAFFIC_ROUTING
@@ -106,7 +112,8 @@ git add -A && git commit -qm "hello v1"
 # 1. the first commit deploys v1 (quick sync)
 start
 wait_for "v1 deployed" "select strategy, status from deployments" "QUICK_SYNC|SUCCESS"
-check "the first commit is a quick sync that succeeds" $?
+rc=$?
+check "the first commit is a quick sync that succeeds $(sql "select reason from deployments")" $rc
 out=$(count 20)
 [ "$out" = "v1 20" ]
 check "v1 serves every request through HAProxy ($out)" $?
@@ -135,18 +142,20 @@ start
 sleep 2
 wait_for "still waiting" "select status from deployments where id = 2" "RUNNING"
 check "the restarted kanaria resumes the deployment" $?
-grep -q "resuming stage 2 WAIT_APPROVAL" "$tmp/log"
+grep -q "resuming stage 3 WAIT_APPROVAL" "$tmp/log"
 check "it resumes the stage it was in" $?
 
 # 4. approval promotes v2
-sql "insert into approvals (deployment, stage, who, decision, at) values (2, 2, 'alice', 'APPROVE', 0)"
+sql "insert into approvals (deployment, stage, who, decision, at) values (2, 3, 'alice', 'APPROVE', 0)"
 wait_for "v2 promoted" "select status from deployments where id = 2" "SUCCESS"
 check "an approval promotes v2" $?
 out=$(count 50)
 [ "$out" = "v2 50" ]
 check "v2 serves everything after the promotion ($out)" $?
-[ "$(sql "select count(*) from stages where deployment = 2 and status = 'SUCCESS'")" = 6 ]
+[ "$(sql "select count(*) from stages where deployment = 2 and status = 'SUCCESS'")" = 7 ]
 check "every stage of the pipeline succeeded once" $?
+[ "$(cat "$tmp/script.log")" = "$(git rev-parse HEAD) hello" ]
+check "SCRIPT_RUN ran in the app's folder with its env" $?
 
 # 5. a canary that never gets healthy is rolled back; traffic stays on the primary
 service v3 ', UNHEALTHY: "1"'
@@ -161,6 +170,8 @@ out=$(count 50)
 check "traffic is all on the primary after the rollback ($out)" $?
 [ "$(sql "select rolled_back_from != '' from apps where name = 'hello'")" = 1 ]
 check "the app shows it was rolled back" $?
+[ "$(cat "$tmp/rollback.log")" = "$(git rev-parse HEAD)" ]
+check "the rollback ran the script's onRollback command" $?
 sleep 3
 [ "$(sql "select count(*) from deployments")" = 3 ]
 check "the failed commit is not deployed again by the next poll" $?

@@ -1039,6 +1039,34 @@ static void test_resume_at_each_boundary(void **state)
     assert_app(f, "hello", C2, "");
 }
 
+/* A crash between recording a stage's FAILURE and acting on it leaves the stage FAILURE and the
+ * deployment RUNNING: the restart fails the deployment without running the stage again, and
+ * rolls back. */
+static void test_resume_stored_failure(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {"weights 100/0/0", "remove canary", "remove baseline",
+                                      NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    assert_int_equal(kn_store_deployment_set_status(f->store, id, KN_DEPLOY_RUNNING, NULL,
+                                                    fake_now(f)),
+                     0);
+    assert_int_equal(kn_store_stage_set(f->store, id, 0, "CANARY_ROLLOUT", "FAILURE",
+                                        fake_now(f)),
+                     0);
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* no apply: the failed stage did not run again */
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage CANARY_ROLLOUT failed (before kanaria restarted) (rolled back)");
+    assert_stages(f, id, "FAILURE,-,-,-,-,SUCCESS,-");
+    assert_app(f, "hello", C1, C2);
+    assert_events(f, id, "PLANNED,RUNNING,ROLLING_BACK,STAGE_STARTED,STAGE_FINISHED,FAILURE");
+}
+
 /* ---- 11: approval ----------------------------------------------------------------------- */
 
 #define APPROVAL_PIPELINE(with)                                                                    \
@@ -1120,6 +1148,155 @@ static void test_approval_stage_timeout(void **state)
 static void test_approval_with_timeout(void **state)
 {
     approval_times_out(*state, APPROVAL_PIPELINE("      with: {minApprovers: 2, timeout: 1s}\n"));
+}
+
+/* An approval from someone not in `approvers` does not count: the stage keeps polling (four
+ * times in 2 s) until a listed person approves. */
+static void approve_unlisted_then_listed(struct fixture *f)
+{
+    long long id = f->ids[0];
+    uint64_t now = uv_now(&f->loop);
+
+    if (f->step == 0 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(
+            kn_store_approval_add(f->store, id, 2, "mallory", "APPROVE", fake_now(f)), 0);
+        f->t0 = now;
+        f->step = 1;
+    } else if (f->step == 1 && now - f->t0 >= 2000) {
+        f->flag = stage_is(f, id, 2, "RUNNING") && strcmp(status_of(f, id), "RUNNING") == 0 &&
+                  count_logs(f, id, "approved by", NULL, 0) == 0;
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "alice", "APPROVE", fake_now(f)),
+                         0);
+        f->step = 2;
+        f->tick = NULL;
+    }
+}
+
+static void test_approval_unlisted_does_not_count(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL,
+                                APPROVAL_PIPELINE("      with: {approvers: [alice, bob], "
+                                                  "minApprovers: 1}\n"),
+                                NULL);
+
+    f->ids[0] = id;
+    f->tick = approve_unlisted_then_listed;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 2);
+    assert_true(f->flag);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_string_equal(get_deploy(f, id).reason, "");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+    assert_events(f, id,
+                  "PLANNED,RUNNING,"
+                  "STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,"
+                  "STAGE_STARTED,WAITING_APPROVAL,STAGE_FINISHED,"
+                  "STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,"
+                  "STAGE_STARTED,STAGE_FINISHED,SUCCESS");
+    assert_int_equal(count_logs(f, id, "approved by 1 person", NULL, 0), 1);
+    assert_int_equal(count_logs(f, id, "approved by", NULL, 0), 1);
+}
+
+/* A rejection from someone not listed is ignored; one from a listed approver fails the stage at
+ * its next poll, and the deployment rolls back. */
+static void reject_unlisted_then_listed(struct fixture *f)
+{
+    long long id = f->ids[0];
+    uint64_t now = uv_now(&f->loop);
+
+    if (f->step == 0 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(
+            kn_store_approval_add(f->store, id, 2, "mallory", "REJECT", fake_now(f)), 0);
+        f->t0 = now;
+        f->step = 1;
+    } else if (f->step == 1 && now - f->t0 >= 1200) {
+        f->flag = stage_is(f, id, 2, "RUNNING") && strcmp(status_of(f, id), "RUNNING") == 0;
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "bob", "REJECT", fake_now(f)), 0);
+        f->step = 2;
+        f->tick = NULL;
+    }
+}
+
+static void test_approval_rejected_by_listed(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, "weights 100/0/0", "remove canary",
+                                      "remove baseline", NULL};
+    long long id = canary_setup(f, NULL,
+                                APPROVAL_PIPELINE("      with: {approvers: [alice, bob], "
+                                                  "minApprovers: 2}\n"),
+                                NULL);
+
+    f->ids[0] = id;
+    f->tick = reject_unlisted_then_listed;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 2);
+    assert_true(f->flag);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage WAIT_APPROVAL failed: rejected by bob (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,FAILURE,-,-,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+    assert_events(f, id,
+                  "PLANNED,RUNNING,"
+                  "STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,"
+                  "STAGE_STARTED,WAITING_APPROVAL,STAGE_FINISHED,ROLLING_BACK,"
+                  "STAGE_STARTED,STAGE_FINISHED,FAILURE");
+    assert_int_equal(count_logs(f, id, "approved by", NULL, 0), 0);
+}
+
+/* With no `approvers` list anyone counts, but still as distinct people: carol twice is one. */
+static void approve_anyone(struct fixture *f)
+{
+    long long id = f->ids[0];
+    uint64_t now = uv_now(&f->loop);
+
+    if (f->step == 0 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "carol", "APPROVE", fake_now(f)),
+                         0);
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "carol", "APPROVE", fake_now(f)),
+                         0);
+        f->t0 = now;
+        f->step = 1;
+    } else if (f->step == 1 && now - f->t0 >= 1200) {
+        f->flag = stage_is(f, id, 2, "RUNNING") && strcmp(status_of(f, id), "RUNNING") == 0;
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "dave", "APPROVE", fake_now(f)),
+                         0);
+        f->step = 2;
+        f->tick = NULL;
+    }
+}
+
+static void test_approval_empty_list_anyone(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, APPROVAL_PIPELINE("      with: {minApprovers: 2}\n"),
+                                NULL);
+
+    f->ids[0] = id;
+    f->tick = approve_anyone;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 2);
+    assert_true(f->flag);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_string_equal(get_deploy(f, id).reason, "");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+    assert_int_equal(count_logs(f, id, "approved by 2 people", NULL, 0), 1);
+    assert_int_equal(count_logs(f, id, "approved by", NULL, 0), 1);
 }
 
 /* ---- 12: concurrency ------------------------------------------------------------------- */
@@ -1220,9 +1397,13 @@ int main(void)
                                                  &k[3]),
         cmocka_unit_test_prestate_setup_teardown(test_resume_at_each_boundary, setup, teardown,
                                                  &k[4]),
+        cmocka_unit_test_setup_teardown(test_resume_stored_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_distinct_people, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_stage_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_with_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval_unlisted_does_not_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval_rejected_by_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_approval_empty_list_anyone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_apps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_loading, setup, teardown),
     };
