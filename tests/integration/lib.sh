@@ -31,3 +31,38 @@ stop_local_platform() { # DATA_DIR
     done
     return 0
 }
+
+# The helpers below work on the test's folder "$tmp": an upstream repository in
+# "$tmp/upstream", a config in "$tmp/kanaria.yaml", kanaria's dataDir in "$tmp/data" and its log
+# in "$tmp/log". `bin` is the kanaria binary; `pid` the running `kanaria serve`.
+
+# Git in the upstream repository, committing as a developer would.
+git() {
+    command git -C "$tmp/upstream" -c user.name=dev -c user.email=dev@example.com \
+        -c commit.gpgsign=false "$@"
+}
+
+# Run SQL on kanaria's state store (Python's sqlite3; rows as a|b|c lines).
+sql() {
+    python3 -c 'import sqlite3,sys
+c = sqlite3.connect(sys.argv[1], timeout=5)
+for row in c.execute(sys.argv[2]): print("|".join("" if v is None else str(v) for v in row))
+c.commit()' "$tmp/data/kanaria.db" "$1"
+}
+
+# wait_for DESCRIPTION SQL EXPECTED [SECONDS]: poll the store until the query gives EXPECTED.
+wait_for() {
+    local got
+    for _ in $(seq 1 $((${4:-30} * 5))); do
+        got=$(sql "$2" 2>/dev/null)
+        [ "$got" = "$3" ] && return 0
+        sleep 0.2
+    done
+    echo "  waited for $1: expected [$3], got [$got]"
+    return 1
+}
+
+start() {
+    "$bin" serve -c "$tmp/kanaria.yaml" >>"$tmp/log" 2>&1 &
+    pid=$!
+}

@@ -19,22 +19,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-git() { command git -C "$tmp/upstream" -c user.name=dev -c user.email=dev@example.com \
-    -c commit.gpgsign=false "$@"; }
-sql() { python3 -c 'import sqlite3,sys
-c = sqlite3.connect(sys.argv[1], timeout=5)
-for row in c.execute(sys.argv[2]): print("|".join("" if v is None else str(v) for v in row))
-c.commit()' "$tmp/data/kanaria.db" "$1"; }
-wait_for() { # DESCRIPTION SQL EXPECTED [SECONDS]
-    local got
-    for _ in $(seq 1 $((${4:-60} * 5))); do
-        got=$(sql "$2" 2>/dev/null)
-        [ "$got" = "$3" ] && return 0
-        sleep 0.2
-    done
-    echo "  waited for $1: expected [$3], got [$got]"
-    return 1
-}
 # count N: N requests through HAProxy; prints "BODY COUNT" lines and "failed COUNT"
 count() {
     python3 - "http://127.0.0.1:$bind/" "$1" <<'PY'
@@ -50,10 +34,6 @@ for _ in range(n):
 for k, v in sorted(seen.items()):
     print(k, v)
 PY
-}
-start() {
-    "$bin" serve -c "$tmp/kanaria.yaml" >>"$tmp/log" 2>&1 &
-    pid=$!
 }
 
 bind=$(free_port)

@@ -18,27 +18,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-git() { command git -C "$tmp/upstream" -c user.name=dev -c user.email=dev@example.com \
-    -c commit.gpgsign=false "$@"; }
-sql() { python3 -c 'import sqlite3,sys
-c = sqlite3.connect(sys.argv[1], timeout=5)
-for row in c.execute(sys.argv[2]): print("|".join("" if v is None else str(v) for v in row))' \
-    "$tmp/data/kanaria.db" "$1"; }
-# wait_for DESCRIPTION SQL EXPECTED: poll the store for up to 30 s
-wait_for() {
-    local got
-    for _ in $(seq 1 150); do
-        got=$(sql "$2" 2>/dev/null)
-        [ "$got" = "$3" ] && return 0
-        sleep 0.2
-    done
-    echo "  waited for $1: expected [$3], got [$got]"
-    return 1
-}
-start() {
-    "$bin" serve -c "$tmp/kanaria.yaml" >>"$tmp/log" 2>&1 &
-    pid=$!
-}
 stop() {
     kill -TERM "$pid"
     wait "$pid"
