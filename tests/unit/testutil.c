@@ -33,6 +33,25 @@ void kn_test_rmtree(const char *dir)
     free(cmd);
 }
 
+void kn_test_git(const char *dir, const char *fmt, ...)
+{
+    va_list ap;
+    char *args;
+    char *cmd;
+
+    va_start(ap, fmt);
+    args = kn_vasprintf(fmt, ap);
+    va_end(ap);
+    cmd = kn_asprintf("git -c user.name=t -c user.email=t@e -c commit.gpgsign=false "
+                      "-c core.symlinks=true -C '%s' %s >/dev/null 2>&1",
+                      dir, args);
+    if (system(cmd) != 0) {
+        fail_msg("failed: %s", cmd);
+    }
+    free(cmd);
+    free(args);
+}
+
 void kn_test_write(const char *dir, const char *relpath, const char *content)
 {
     char *path = kn_asprintf("%s/%s", dir, relpath);

@@ -18,4 +18,8 @@ void kn_test_rmtree(const char *dir);
 /* Write `content` to dir/relpath, creating parent folders. */
 void kn_test_write(const char *dir, const char *relpath, const char *content);
 
+/* Run `git -C dir ARGS` (printf-style) as a fixed test identity, output discarded; fail the test
+ * when git fails. */
+void kn_test_git(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -54,26 +54,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Run `git -C dir ARGS` (printf-style), quiet on stdout; fail the test when it fails. */
-static void git_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void git_in(const char *dir, const char *fmt, ...)
-{
-    va_list ap;
-    char *args;
-    char *cmd;
-
-    va_start(ap, fmt);
-    args = kn_vasprintf(fmt, ap);
-    va_end(ap);
-    cmd = kn_asprintf(GIT_CMD " -C '%s' %s >/dev/null", dir, args);
-    if (system(cmd) != 0) {
-        fail_msg("failed: %s", cmd);
-    }
-    free(cmd);
-    free(args);
-}
-
 /* The full id `git rev-parse` gives for rev, independent of the code under test. */
 static void rev_parse(const char *dir, const char *rev, char hex[GIT_OID_HEXSZ + 1])
 {
@@ -92,7 +72,7 @@ static void rev_parse(const char *dir, const char *rev, char hex[GIT_OID_HEXSZ +
 
 static void init_repo(struct fixture *f)
 {
-    git_in(f->repo_dir, "init -q -b main");
+    kn_test_git(f->repo_dir, "init -q -b main");
 }
 
 /* Commit the index with a fixed date; *oid is the new commit. */
@@ -118,14 +98,14 @@ static void commit_staged(struct fixture *f, const char *msg, git_oid *oid)
 /* Commit everything in the work tree. */
 static void commit_all(struct fixture *f, const char *msg, git_oid *oid)
 {
-    git_in(f->repo_dir, "add -A");
+    kn_test_git(f->repo_dir, "add -A");
     commit_staged(f, msg, oid);
 }
 
 /* Stage a gitlink (a submodule entry) at relpath, without any submodule behind it. */
 static void add_gitlink(struct fixture *f, const char *relpath)
 {
-    git_in(f->repo_dir, "update-index --add --cacheinfo 160000,%s,%s",
+    kn_test_git(f->repo_dir, "update-index --add --cacheinfo 160000,%s,%s",
            "0123456789012345678901234567890123456789", relpath);
 }
 
@@ -255,7 +235,7 @@ static void test_resolve(void **state)
     init_repo(f);
     kn_test_write(f->repo_dir, "a.txt", "one\n");
     commit_all(f, "first", &c1);
-    git_in(f->repo_dir, "tag -a -m release v1");
+    kn_test_git(f->repo_dir, "tag -a -m release v1");
     kn_test_write(f->repo_dir, "a.txt", "two\n");
     commit_all(f, "second", &c2);
     open_repo(f);
@@ -309,7 +289,7 @@ static void test_commit_info(void **state)
 
     init_repo(f);
     kn_test_write(f->repo_dir, "a.txt", "one\n");
-    git_in(f->repo_dir, "add -A");
+    kn_test_git(f->repo_dir, "add -A");
     cmd = kn_asprintf("GIT_AUTHOR_DATE='@1700000123 +0200' " GIT_CMD
                       " -C '%s' commit -q --author='Ann Author <ann@example.com>'"
                       " -m 'deploy: web 1.2' -m 'the body' >/dev/null",
@@ -349,7 +329,7 @@ static void test_read_at_commit(void **state)
     init_repo(f);
     kn_test_write(f->repo_dir, "apps/web/a.yaml", "one\n");
     kn_test_write(f->repo_dir, "empty", "");
-    git_in(f->repo_dir, "add -A");
+    kn_test_git(f->repo_dir, "add -A");
     commit_all(f, "first", &c1);
     kn_test_write(f->repo_dir, "apps/web/a.yaml", "two\n");
     commit_all(f, "second", &c2);
@@ -516,12 +496,12 @@ static void test_walk(void **state)
     assert_int_equal(chmod(path, 0755), 0);
     free(path);
     make_symlink(f, "dir", "link");
-    git_in(f->repo_dir, "add -A");
+    kn_test_git(f->repo_dir, "add -A");
     add_gitlink(f, "sub");
     commit_staged(f, "first", &c1);
-    git_in(f->repo_dir, "rm -q a.txt");
+    kn_test_git(f->repo_dir, "rm -q a.txt");
     kn_test_write(f->repo_dir, "new.txt", "n\n");
-    git_in(f->repo_dir, "add new.txt");
+    kn_test_git(f->repo_dir, "add new.txt");
     commit_staged(f, "second", &c2);
     /* in the work tree only */
     kn_test_write(f->repo_dir, "untracked.txt", "u\n");
@@ -720,7 +700,7 @@ static void test_changed_paths(void **state)
     path = kn_asprintf("%s/sub", f->repo_dir);
     assert_int_equal(mkdir(path, 0755), 0);
     free(path);
-    git_in(f->repo_dir, "mv c.txt sub/moved.txt");
+    kn_test_git(f->repo_dir, "mv c.txt sub/moved.txt");
     commit_all(f, "second", &c2);
     open_repo(f);
 
@@ -768,7 +748,7 @@ static void test_is_ancestor(void **state)
     commit_all(f, "three", &c3);
     /* a force-push: main goes back to c2 and on in another direction */
     git_oid_tostr(hex, sizeof(hex), &c2);
-    git_in(f->repo_dir, "reset -q --hard %s", hex);
+    kn_test_git(f->repo_dir, "reset -q --hard %s", hex);
     kn_test_write(f->repo_dir, "a.txt", "4\n");
     commit_all(f, "four", &c4);
     open_repo(f);
@@ -801,7 +781,7 @@ static void test_bare_clone(void **state)
     init_repo(f);
     kn_test_write(f->repo_dir, "apps/web/app.kanaria.yaml", mini_app);
     commit_all(f, "first", &c1);
-    git_in(f->root, "clone -q --bare repo bare.git");
+    kn_test_git(f->root, "clone -q --bare repo bare.git");
 
     kn_error_clear(&err);
     assert_int_equal(kn_git_open(&bare, bare_dir, &err), 0);

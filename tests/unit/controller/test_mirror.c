@@ -56,26 +56,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Run `git -C dir ARGS` (printf-style), quiet; fail the test when it fails. */
-static void git_in(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void git_in(const char *dir, const char *fmt, ...)
-{
-    va_list ap;
-    char *args;
-    char *cmd;
-
-    va_start(ap, fmt);
-    args = kn_vasprintf(fmt, ap);
-    va_end(ap);
-    cmd = kn_asprintf(GIT_CMD " -C '%s' %s >/dev/null 2>&1", dir, args);
-    if (system(cmd) != 0) {
-        fail_msg("failed: %s", cmd);
-    }
-    free(cmd);
-    free(args);
-}
-
 /* The id `git rev-parse` gives for rev, independent of the code under test. */
 static void rev_parse(const char *dir, const char *rev, git_oid *oid)
 {
@@ -112,8 +92,8 @@ static void commit(struct fixture *f, const char *msg, git_oid *oid)
 static void make_upstream(struct fixture *f, git_oid *oid)
 {
     kn_test_write(f->root, "upstream/app.yaml", "name: web\n");
-    git_in(f->upstream, "init -q -b main");
-    git_in(f->upstream, "add -A");
+    kn_test_git(f->upstream, "init -q -b main");
+    kn_test_git(f->upstream, "add -A");
     commit(f, "first", oid);
 }
 
@@ -213,9 +193,9 @@ static void test_unknown_branch(void **state)
     assert_non_null(strstr(err.msg, "branch 'nope' not found"));
 
     /* a branch deleted upstream is not served from what the mirror kept */
-    git_in(f->upstream, "branch gone");
+    kn_test_git(f->upstream, "branch gone");
     assert_int_equal(kn_git_mirror_fetch(f->mirror, f->upstream, "gone", NULL, &got, &err), 0);
-    git_in(f->upstream, "branch -D gone");
+    kn_test_git(f->upstream, "branch -D gone");
     kn_error_clear(&err);
     assert_int_equal(kn_git_mirror_fetch(f->mirror, f->upstream, "gone", NULL, &got, &err), KN_EIO);
     assert_non_null(strstr(err.msg, "branch 'gone' not found"));
@@ -266,7 +246,7 @@ static void test_force_push(void **state)
     assert_int_equal(kn_git_mirror_fetch(f->mirror, f->upstream, "main", NULL, &got, &err), 0);
     assert_oid_equal(&got, &c2);
 
-    git_in(f->upstream, "reset -q --hard HEAD~1");
+    kn_test_git(f->upstream, "reset -q --hard HEAD~1");
     commit(f, "rewritten", &c3);
     assert_int_equal(kn_git_mirror_fetch(f->mirror, f->upstream, "main", NULL, &got, &err), 0);
     assert_oid_equal(&got, &c3);
