@@ -61,6 +61,7 @@ struct local {
     struct lapp **apps;
     size_t napps;
     struct op *queue;   /* the operation running now, then those waiting */
+    int closing;        /* kanaria stops: the running operation ends at its next step */
     char who[160];
 };
 
@@ -111,6 +112,7 @@ struct op {
 
 static void op_next(struct op *op);
 static void queue_run(struct local *lp);
+static void local_release(struct local *lp);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -412,6 +414,12 @@ static void op_end(struct op *op, int status, const char *message)
     }
     op->cb(status, status ? message : NULL, op->data);
     op_free(op);
+    if (lp->closing) {
+        if (!lp->queue) {
+            local_release(lp);
+        }
+        return;
+    }
     queue_run(lp);
 }
 
@@ -684,6 +692,12 @@ static void reload_probe_done(int status, const char *text, void *data)
     struct op *op = data;
     struct kn_error err;
 
+    if (op->lp->closing) {
+        uv_close((uv_handle_t *)op->wait, wait_closed);
+        op->wait = NULL;
+        op_end(op, KN_EIO, "kanaria is stopping");
+        return;
+    }
     /* an unknown backend is an error reply; a known one answers even without servers */
     if (status == 0 && kn_haproxy_reply_check("show servers state", text, &err) == 0) {
         uv_close((uv_handle_t *)op->wait, wait_closed);
@@ -887,6 +901,11 @@ static void weights_next(struct op *op)
 
 static void op_next(struct op *op)
 {
+    if (op->lp->closing) {
+        /* a step in flight has come back: go no further */
+        op_end(op, KN_EIO, "kanaria is stopping");
+        return;
+    }
     switch (op->kind) {
     case OP_APPLY:
         apply_next(op);
@@ -992,20 +1011,11 @@ static int local_live(struct kn_platform *p, const char *app, struct kn_live_sta
     return 0;
 }
 
-static void local_free(struct kn_platform *p)
+static void local_release(struct local *lp)
 {
-    struct local *lp = (struct local *)p;
-
-    if (!lp) {
-        return;
+    if (lp->sup) {
+        kn_proc_supervisor_close(lp->sup);
     }
-    while (lp->queue) {
-        struct op *op = lp->queue;
-        lp->queue = op->next;
-        op->cb(KN_EIO, "kanaria is stopping", op->data);
-        op_free(op);
-    }
-    kn_proc_supervisor_close(lp->sup);
     for (size_t i = 0; i < lp->napps; i++) {
         free(lp->apps[i]->name);
         free(lp->apps[i]->bind);
@@ -1021,6 +1031,38 @@ static void local_free(struct kn_platform *p)
     free(lp->pid_path);
     free(lp->metrics_bind);
     free(lp);
+}
+
+/*
+ * Let go of the platform (the apps keep running). Operations that have not started are ended at
+ * once; the one running ends when its step in flight comes back (a start in progress comes back
+ * at once: closing the supervisor ends it), and the platform is freed after it.
+ */
+static void local_free(struct kn_platform *p)
+{
+    struct local *lp = (struct local *)p;
+    struct kn_proc_supervisor *sup;
+
+    if (!lp) {
+        return;
+    }
+    lp->closing = 1;
+    while (lp->queue && (!lp->queue->started || lp->queue->next)) {
+        struct op **at = lp->queue->started ? &lp->queue->next : &lp->queue;
+        struct op *op = *at;
+        *at = op->next;
+        op->cb(KN_EIO, "kanaria is stopping", op->data);
+        op_free(op);
+    }
+    sup = lp->sup;
+    lp->sup = NULL;
+    if (!lp->queue) {
+        lp->sup = sup;
+        local_release(lp);
+        return;
+    }
+    /* its pending callbacks end the running operation, which frees the platform */
+    kn_proc_supervisor_close(sup);
 }
 
 static const struct kn_platform_ops local_ops = {
