@@ -1149,28 +1149,6 @@ int kn_store_approval_add(struct kn_store *st, long long deployment, int stage, 
                "lissl", deployment, stage, who, decision, now_ms);
 }
 
-int kn_store_approval_count(struct kn_store *st, long long deployment, int stage)
-{
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!st) {
-        rc = KN_EINVAL;
-        goto out;
-    }
-    rc = prepare(st, &s,
-                 "SELECT count(DISTINCT who) FROM approvals WHERE deployment = ?1 AND stage = ?2"
-                 " AND decision = 'APPROVE'",
-                 "li", deployment, stage);
-    if (rc < 0 || (rc = step(st, s)) < 0) {
-        goto out;
-    }
-    rc = rc == 1 ? sqlite3_column_int(s, 0) : 0;
-out:
-    sqlite3_finalize(s);
-    return rc;
-}
-
 int kn_store_approvals(struct kn_store *st, long long deployment, int stage,
                        kn_store_approval_cb cb, void *data)
 {

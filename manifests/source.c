@@ -84,6 +84,21 @@ out:
     return rc;
 }
 
+int kn_source_check_path(const char *relpath, char **norm, struct kn_error *err)
+{
+    *norm = NULL;
+    if (!relpath) {
+        return kn_error_set(err, KN_EINVAL, NULL, "no path to read");
+    }
+    if (relpath[0] == '/') {
+        return kn_error_set(err, KN_EPATH, NULL, "'%s' is an absolute path", relpath);
+    }
+    if (kn_path_resolve(norm, "", relpath) < 0) {
+        return kn_error_set(err, KN_EPATH, NULL, "'%s' climbs out of the repository", relpath);
+    }
+    return 0;
+}
+
 int kn_path_resolve(char **out, const char *base, const char *rel)
 {
     int rc = 0;
@@ -380,16 +395,7 @@ static int kn_source_dir_read(struct kn_source *src, const char *relpath, struct
     struct stat st;
 
     kn_buf_reset(out);
-    if (!relpath) {
-        rc = kn_error_set(err, KN_EINVAL, NULL, "no path to read");
-        goto out;
-    }
-    if (relpath[0] == '/') {
-        rc = kn_error_set(err, KN_EPATH, NULL, "'%s' is an absolute path", relpath);
-        goto out;
-    }
-    if (kn_path_resolve(&norm, "", relpath) < 0) {
-        rc = kn_error_set(err, KN_EPATH, NULL, "'%s' climbs out of the repository", relpath);
+    if ((rc = kn_source_check_path(relpath, &norm, err)) < 0) {
         goto out;
     }
     full = *norm ? kn_asprintf("%s/%s", d->top, norm) : kn_strdup(d->top);

@@ -366,16 +366,7 @@ static int kn_git_source_read(struct kn_source *src, const char *relpath, struct
     const char *shown = relpath && *relpath ? relpath : ".";
 
     kn_buf_reset(out);
-    if (!relpath) {
-        rc = kn_error_set(err, KN_EINVAL, NULL, "no path to read");
-        goto out;
-    }
-    if (relpath[0] == '/') {
-        rc = kn_error_set(err, KN_EPATH, NULL, "'%s' is an absolute path", relpath);
-        goto out;
-    }
-    if (kn_path_resolve(&path, "", relpath) < 0) {
-        rc = kn_error_set(err, KN_EPATH, NULL, "'%s' climbs out of the repository", relpath);
+    if ((rc = kn_source_check_path(relpath, &path, err)) < 0) {
         goto out;
     }
     for (int links = 0;; links++) {

@@ -55,6 +55,10 @@ int kn_source_dir_new(struct kn_source **out, const char *dir, struct kn_error *
 
 void kn_source_free(struct kn_source *src);
 
+/* The checks every source makes before reading relpath: not NULL, not absolute, not climbing
+ * out of the repository. On success *norm is the normalized path (caller frees). */
+int kn_source_check_path(const char *relpath, char **norm, struct kn_error *err);
+
 /*
  * Resolve `rel` against folder `base` (both relative to the repository top) into a normalized
  * relative path (caller frees). KN_EPATH when rel is absolute or climbs above the top.

@@ -188,8 +188,6 @@ int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store
 /* decision is "APPROVE" or "REJECT". */
 int kn_store_approval_add(struct kn_store *st, long long deployment, int stage,
                           const char *who, const char *decision, long long now_ms);
-/* Number of distinct people who approved this stage (decision "APPROVE"), or a KN_E* code. */
-int kn_store_approval_count(struct kn_store *st, long long deployment, int stage);
 
 /* Each approval record of a stage, oldest first; a non-zero return of cb stops. */
 typedef int (*kn_store_approval_cb)(const char *who, const char *decision, void *data);

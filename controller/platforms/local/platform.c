@@ -592,6 +592,15 @@ static void stop_old(struct op *op, struct lapp *a, enum kn_variant variant)
     stopped_one(0, op);
 }
 
+/* One start (or the setup that held the count at 1) is done; the last one moves on. */
+static void start_settled(struct op *op)
+{
+    if (--op->pending == 0) {
+        op->step++;
+        op_next(op);
+    }
+}
+
 static void started_one(int status, const struct kn_instance_info *info, const char *error,
                         void *data)
 {
@@ -609,10 +618,7 @@ static void started_one(int status, const struct kn_instance_info *info, const c
             }
         }
     }
-    if (--op->pending == 0) {
-        op->step++;
-        op_next(op);
-    }
+    start_settled(op);
 }
 
 static void start_instances(struct op *op, struct lapp *a, int n)
@@ -657,7 +663,7 @@ static void start_instances(struct op *op, struct lapp *a, int n)
         }
     }
     free(wd);
-    started_one(0, &(struct kn_instance_info){.index = 0}, NULL, op);
+    start_settled(op);
 }
 
 /* Instances to run for a variant: the primary's own count, a canary's or baseline's count or

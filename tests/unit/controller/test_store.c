@@ -907,20 +907,38 @@ static void test_events_paging(void **state)
     assert_string_equal(ev.e[5].message, "event 9");
 }
 
+
+static int join_approval(const char *who, const char *decision, void *data)
+{
+    char *buf = data;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 512 - n, "%s:%s ", who, decision);
+    return 0;
+}
+
+/* The approval records of a stage as "who:DECISION " pairs, oldest first. */
+static const char *approvals_of(struct kn_store *st, long long id, int stage)
+{
+    static char buf[512];
+    buf[0] = '\0';
+    assert_int_equal(kn_store_approvals(st, id, stage, join_approval, buf), 0);
+    return buf;
+}
+
 static void test_approvals(void **state)
 {
     struct fixture *f = *state;
     long long id = add(f->st, "web", C1, 1000);
 
-    assert_int_equal(kn_store_approval_count(f->st, id, 2), 0);
+    assert_string_equal(approvals_of(f->st, id, 2), "");
     assert_int_equal(kn_store_approval_add(f->st, id, 2, "alice", "APPROVE", 1100), 0);
     assert_int_equal(kn_store_approval_add(f->st, id, 2, "alice", "APPROVE", 1200), 0);
-    assert_int_equal(kn_store_approval_count(f->st, id, 2), 1);
     assert_int_equal(kn_store_approval_add(f->st, id, 2, "bob", "APPROVE", 1300), 0);
     assert_int_equal(kn_store_approval_add(f->st, id, 2, "carol", "REJECT", 1300), 0);
     assert_int_equal(kn_store_approval_add(f->st, id, 3, "dave", "APPROVE", 1300), 0);
-    assert_int_equal(kn_store_approval_count(f->st, id, 2), 2);
-    assert_int_equal(kn_store_approval_count(f->st, id, 3), 1);
+    assert_string_equal(approvals_of(f->st, id, 2),
+                        "alice:APPROVE alice:APPROVE bob:APPROVE carol:REJECT ");
+    assert_string_equal(approvals_of(f->st, id, 3), "dave:APPROVE ");
     assert_int_equal(kn_store_approval_add(f->st, id, 2, "", "APPROVE", 1), KN_EINVAL);
 
     assert_int_equal(kn_store_analysis_add(f->st, id, 1, "error-rate", "sum(rate(x[1m]))",
