@@ -95,10 +95,6 @@ static void cfg_unref(struct cfg_ref *ref)
 
 /* ---- snapshot ------------------------------------------------------------------------------ */
 
-struct snap_ctx {
-    struct watch *w;
-};
-
 static int newest_deployment(const struct kn_deployment *d, void *data)
 {
     char **commit = data;
