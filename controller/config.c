@@ -864,6 +864,11 @@ static const struct kn_field kn_config_fields[] = {
      .def = "127.0.0.1:7070",
      .help = "HOST:PORT of the API, webhooks, web UI and /metrics (IPv6 as [::1]:7070, "
              "all addresses as :7070)"},
+    {.key = "driftInterval",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_config, drift_interval_ms),
+     .def = "10s",
+     .help = "how often each app's live state is compared with its last good commit; 0 = never"},
     {.key = "tls",
      .type = KN_TYPE_OBJECT,
      .offset = offsetof(struct kn_config, tls),

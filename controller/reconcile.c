@@ -95,9 +95,15 @@ static void cfg_unref(struct cfg_ref *ref)
 
 /* ---- snapshot ------------------------------------------------------------------------------ */
 
+/* The newest commit deployed because it was new: a self-heal, a sync or a rollback deploys an
+ * older one again, which must not make the changes after it look new. */
 static int newest_deployment(const struct kn_deployment *d, void *data)
 {
     char **commit = data;
+
+    if (strcmp(d->trigger, "commit") != 0) {
+        return 0;
+    }
     *commit = kn_strdup(d->commit);
     return 1; /* newest first: one is enough */
 }
@@ -112,7 +118,7 @@ static int snap_app(const struct kn_app_state *a, void *data)
     memset(k, 0, sizeof(*k));
     k->name = kn_strdup(a->name);
     k->deployed = a->last_good[0] ? kn_strdup(a->last_good) : NULL;
-    kn_store_deployments(w->rc->store, a->repo, a->name, 1, newest_deployment, &k->baseline);
+    kn_store_deployments(w->rc->store, a->repo, a->name, 0, newest_deployment, &k->baseline);
     return 0;
 }
 

@@ -122,6 +122,41 @@ static const char *const kn_store_migrations[] = {
     "  verdict TEXT NOT NULL DEFAULT ''"
     ");"
     "CREATE INDEX analysis_by_stage ON analysis_records (deployment, stage, id);",
+
+    /* 1 -> 2: a commit may be deployed again (self-heal, sync, a rollback to it), so the
+     * deployments table loses its unique (repo, app, commit) and says what triggered each; apps
+     * keep their drift and whether they heal it. Run with foreign keys off (open_migrate). */
+    "CREATE TABLE deployments_v2 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  repo TEXT NOT NULL,"
+    "  app TEXT NOT NULL,"
+    "  commit_id TEXT NOT NULL,"
+    "  author TEXT NOT NULL DEFAULT '',"
+    "  message TEXT NOT NULL DEFAULT '',"
+    "  strategy TEXT NOT NULL DEFAULT '',"
+    "  summary TEXT NOT NULL DEFAULT '',"
+    "  plan_json TEXT,"
+    "  status TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER NOT NULL DEFAULT 0,"
+    "  started_at INTEGER NOT NULL DEFAULT 0,"
+    "  finished_at INTEGER NOT NULL DEFAULT 0,"
+    "  trigger TEXT NOT NULL DEFAULT 'commit'"
+    ");"
+    "INSERT INTO deployments_v2 (id, repo, app, commit_id, author, message, strategy, summary,"
+    "  plan_json, status, reason, created_at, updated_at, started_at, finished_at)"
+    "  SELECT id, repo, app, commit_id, author, message, strategy, summary, plan_json, status,"
+    "  reason, created_at, updated_at, started_at, finished_at FROM deployments;"
+    "DROP TABLE deployments;"
+    "ALTER TABLE deployments_v2 RENAME TO deployments;"
+    "CREATE INDEX deployments_by_app ON deployments (repo, app, id);"
+    "CREATE INDEX deployments_by_status ON deployments (status, id);"
+    "CREATE INDEX deployments_by_commit ON deployments (repo, app, commit_id);"
+    "ALTER TABLE apps ADD COLUMN drift TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE apps ADD COLUMN drift_since INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE apps ADD COLUMN self_heal INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE apps ADD COLUMN healed_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
@@ -478,6 +513,11 @@ static int open_migrate(struct kn_store *st, int version, struct kn_error *err)
     int src;
     int rc = 0;
 
+    /* A migration may rebuild a table: its rows must not cascade away meanwhile. The pragma
+     * does nothing inside a transaction, so it is set around them. */
+    if (version < KN_STORE_NMIGRATIONS && (rc = open_exec(st, "PRAGMA foreign_keys=OFF", err)) < 0) {
+        return rc;
+    }
     for (int i = version; i < KN_STORE_NMIGRATIONS && rc == 0; i++) {
         /* The version is our own loop counter, not outside input. */
         snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", i + 1);
@@ -499,6 +539,9 @@ static int open_migrate(struct kn_store *st, int version, struct kn_error *err)
                 sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             }
         }
+    }
+    if (rc == 0) {
+        rc = open_exec(st, "PRAGMA foreign_keys=ON", err);
     }
     return rc;
 }
@@ -686,7 +729,8 @@ out:
 /* ---- apps ---------------------------------------------------------------------------------- */
 
 #define KN_APP_COLS                                                                                \
-    "repo, name, path, last_good, last_seen, current_deployment, error, rolled_back_from"
+    "repo, name, path, last_good, last_seen, current_deployment, error, rolled_back_from, drift,"  \
+    " drift_since, self_heal, healed_at"
 
 static void read_app(sqlite3_stmt *s, struct kn_app_state *a)
 {
@@ -699,6 +743,10 @@ static void read_app(sqlite3_stmt *s, struct kn_app_state *a)
     a->current_deployment = sqlite3_column_int64(s, 5);
     col_copy(a->error, sizeof(a->error), s, 6);
     col_copy(a->rolled_back_from, sizeof(a->rolled_back_from), s, 7);
+    col_copy(a->drift, sizeof(a->drift), s, 8);
+    a->drift_since = sqlite3_column_int64(s, 9);
+    a->self_heal = sqlite3_column_int(s, 10);
+    a->healed_at = sqlite3_column_int64(s, 11);
 }
 
 int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, const char *path,
@@ -712,6 +760,53 @@ int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, co
                " ON CONFLICT (repo, name) DO UPDATE SET path = excluded.path,"
                " last_seen = excluded.last_seen, error = excluded.error",
                "sssss", repo, app, path, commit, error);
+}
+
+int kn_store_app_drift(struct kn_store *st, const char *repo, const char *app, const char *drift,
+                       long long now_ms)
+{
+    struct kn_app_state a;
+    int rc;
+
+    if (!st || !repo || !app || !drift) {
+        return KN_EINVAL;
+    }
+    if ((rc = tx_begin(st)) < 0) {
+        goto out;
+    }
+    if ((rc = kn_store_app_get(st, repo, app, &a)) < 0 || strcmp(a.drift, drift) == 0) {
+        goto out;
+    }
+    rc = run(st,
+             "UPDATE apps SET drift = ?1, drift_since = CASE WHEN ?1 = '' THEN 0"
+             " WHEN drift_since = 0 THEN ?2 ELSE drift_since END WHERE repo = ?3 AND name = ?4",
+             "slss", drift, now_ms, repo, app);
+    if (rc == 0 && *drift && !a.drift[0]) {
+        rc = event_insert(st, "DRIFT_DETECTED", repo, app, 0, "kanaria", drift, now_ms);
+    } else if (rc == 0 && !*drift) {
+        rc = event_insert(st, "DRIFT_RESOLVED", repo, app, 0, "kanaria",
+                          "live state matches the last good commit again", now_ms);
+    }
+out:
+    return tx_end(st, rc);
+}
+
+int kn_store_app_set_self_heal(struct kn_store *st, const char *repo, const char *app, int on)
+{
+    if (!st || !repo || !app) {
+        return KN_EINVAL;
+    }
+    return run(st, "UPDATE apps SET self_heal = ?1 WHERE repo = ?2 AND name = ?3", "iss", on,
+               repo, app);
+}
+
+int kn_store_app_healed(struct kn_store *st, const char *repo, const char *app, long long now_ms)
+{
+    if (!st || !repo || !app) {
+        return KN_EINVAL;
+    }
+    return run(st, "UPDATE apps SET healed_at = ?1 WHERE repo = ?2 AND name = ?3", "lss", now_ms,
+               repo, app);
 }
 
 int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,
@@ -787,7 +882,7 @@ static int app_refresh_current(struct kn_store *st, const char *repo, const char
 
 #define KN_DEPLOY_COLS                                                                             \
     "id, repo, app, commit_id, author, message, strategy, summary, status, reason, created_at,"    \
-    " updated_at, started_at, finished_at"
+    " updated_at, started_at, finished_at, trigger"
 
 static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
 {
@@ -808,6 +903,7 @@ static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
     d->updated_at = sqlite3_column_int64(s, 11);
     d->started_at = sqlite3_column_int64(s, 12);
     d->finished_at = sqlite3_column_int64(s, 13);
+    col_copy(d->trigger, sizeof(d->trigger), s, 14);
     rc = kn_deploy_status_parse((const char *)status, &d->status);
     if (rc < 0) {
         kn_log_error("store", "deployment %lld has an unknown status '%s'", d->id,
@@ -854,12 +950,26 @@ int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new 
     if ((rc = tx_begin(st)) < 0) {
         goto out;
     }
+    if (!d->trigger || strcmp(d->trigger, "commit") == 0) {
+        /* a new commit is deployed once; asking for it again is another trigger */
+        sqlite3_stmt *s = NULL;
+        rc = prepare(st, &s,
+                     "SELECT 1 FROM deployments WHERE repo = ?1 AND app = ?2 AND commit_id = ?3",
+                     "sss", d->repo, d->app, d->commit);
+        if (rc == 0 && (rc = step(st, s)) == 1) {
+            rc = KN_EEXISTS;
+        }
+        sqlite3_finalize(s);
+        if (rc < 0) {
+            goto out;
+        }
+    }
     rc = run(st,
              "INSERT INTO deployments (repo, app, commit_id, author, message, strategy, summary,"
-             " plan_json, status, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-             " 'PLANNED', ?9, ?9)",
-             "ssssssstl", d->repo, d->app, d->commit, d->author, d->message, d->strategy,
-             d->summary, d->plan_json, now_ms);
+             " plan_json, status, created_at, updated_at, trigger) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+             " ?7, ?8, 'PLANNED', ?9, ?9, ?10)",
+             "ssssssstls", d->repo, d->app, d->commit, d->author, d->message, d->strategy,
+             d->summary, d->plan_json, now_ms, d->trigger ? d->trigger : "commit");
     if (rc < 0) {
         goto out;
     }

@@ -473,6 +473,8 @@ static void run_stage(struct deploy *dp, size_t i)
         start_run(dp, i, engine_now(dp->e));
         return;
     }
+    kn_store_app_set_self_heal(dp->e->deps.store, dp->d.repo, dp->d.app,
+                               dp->load.app->cfg.spec.trigger.on_out_of_sync);
     finish_deploy(dp, KN_DEPLOY_SUCCESS, NULL);
 }
 

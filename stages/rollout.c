@@ -3,6 +3,10 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/error.h"
 
 #include "kanaria/engine.h"
 #include "kanaria/platform.h"
@@ -117,7 +121,79 @@ static int apply_baseline(struct kn_stage_run *run, void (*cb)(int, const char *
     return apply_variant(run, KN_VARIANT_BASELINE, cb, data);
 }
 
+/*
+ * SYNC (a quick sync, and what self-heal runs): the primary at the commit, then all traffic on
+ * it and no canary or baseline left. Every step is idempotent, so a resumed SYNC starts over.
+ */
+struct sync {
+    void *op;
+    int step;
+    char doing[128];
+};
+
+static int sync_step(struct kn_stage_run *run, void (*cb)(int, const char *, void *), void *data)
+{
+    static const double all_primary[KN_VARIANT_COUNT] = {100, 0, 0};
+    struct sync *sy = *kn_stage_run_state(run);
+    struct kn_platform *p = kn_stage_run_platform(run);
+    const char *app = kn_stage_run_deployment(run)->app;
+
+    switch (sy->step) {
+    case 0:
+        return apply_primary(run, cb, data);
+    case 1:
+        return p->ops->set_weights(p, app, all_primary, cb, data);
+    case 2:
+        return p->ops->remove(p, app, KN_VARIANT_CANARY, cb, data);
+    default:
+        return p->ops->remove(p, app, KN_VARIANT_BASELINE, cb, data);
+    }
+}
+
+static void sync_next(struct kn_stage_run *run, int status, const char *message)
+{
+    static const char *const what[] = {"all traffic to the primary", "removing any canary",
+                                       "removing any baseline"};
+    struct sync *sy = *kn_stage_run_state(run);
+
+    if (status != 0) {
+        *kn_stage_run_state(run) = NULL;
+        kn_stage_run_finish(run, 0, "%s: %s", sy->doing, message ? message : kn_strerror(status));
+        free(sy);
+        return;
+    }
+    if (sy->step == 3) {
+        free(sy);
+        *kn_stage_run_state(run) = NULL;
+        kn_stage_run_finish(run, 1, NULL);
+        return;
+    }
+    snprintf(sy->doing, sizeof(sy->doing), "%s", what[sy->step++]);
+    kn_stage_op_run(run, &sy->op, sync_step, sync_next, sy->doing);
+}
+
 static void sync_start(struct kn_stage_run *run)
+{
+    struct sync *sy = kn_calloc(1, sizeof(*sy));
+
+    *kn_stage_run_state(run) = sy;
+    snprintf(sy->doing, sizeof(sy->doing), "applying %.7s as the primary",
+             kn_stage_run_deployment(run)->commit);
+    kn_stage_op_run(run, &sy->op, sync_step, sync_next, sy->doing);
+}
+
+static void sync_cancel(struct kn_stage_run *run)
+{
+    struct sync *sy = *kn_stage_run_state(run);
+
+    if (sy) {
+        kn_stage_op_cancel(&sy->op);
+        free(sy);
+        *kn_stage_run_state(run) = NULL;
+    }
+}
+
+static void primary_start(struct kn_stage_run *run)
 {
     char what[128];
     snprintf(what, sizeof(what), "applying %.7s as the primary",
@@ -153,10 +229,11 @@ const struct kn_stage_kind kn_stage_sync = {
     .name = "SYNC",
     .caps = KN_PLATFORM_APPLY,
     .default_timeout_ms = 10 * 60 * 1000,
-    .help = "apply every manifest as the primary at once and wait until it is healthy",
+    .help = "apply every manifest as the primary at once, wait until it is healthy, and put all "
+            "traffic on it (removing any canary or baseline)",
     .simulate = sync_simulate,
     .start = sync_start,
-    .cancel = op_cancel,
+    .cancel = sync_cancel,
 };
 
 const struct kn_stage_kind kn_stage_canary_rollout = {
@@ -187,6 +264,6 @@ const struct kn_stage_kind kn_stage_primary_rollout = {
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "replace the primary with the new version and wait until it is healthy",
     .simulate = primary_simulate,
-    .start = sync_start,
+    .start = primary_start,
     .cancel = op_cancel,
 };

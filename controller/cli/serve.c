@@ -24,6 +24,7 @@
 #include "kanaria/log.h"
 #include "kanaria/store.h"
 #include "platforms/local/local.h"
+#include "drift.h"
 #include "reconcile.h"
 #include "util/http_client.h"
 
@@ -38,6 +39,7 @@ struct serve {
     struct kn_store *store;
     struct kn_reconcile *reconcile;
     struct kn_engine *engine;
+    struct kn_drift *drift;
     struct kn_http_client *http;
     struct kn_platform **platforms;
     size_t nplatforms;
@@ -57,6 +59,19 @@ static struct kn_platform *find_platform(void *data, const char *name)
         }
     }
     return NULL;
+}
+
+/* The live state of `app` from the first platform that runs it. */
+static int app_live(void *data, const char *app, struct kn_live_state *out)
+{
+    struct serve *s = data;
+
+    for (size_t i = 0; i < s->nplatforms; i++) {
+        if (s->platforms[i]->ops->live(s->platforms[i], app, out) == 0) {
+            return 0;
+        }
+    }
+    return KN_ENOTFOUND;
 }
 
 struct extract {
@@ -301,6 +316,7 @@ static void on_stop(uv_signal_t *h, int signum)
     kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
                 signum == SIGTERM ? "SIGTERM" : "SIGINT");
     kn_engine_stop(s->engine);
+    kn_drift_stop(s->drift);
     kn_reconcile_stop(s->reconcile);
     stop_platforms(s);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -420,6 +436,17 @@ int kn_cmd_serve(int argc, char **argv)
         };
         kn_engine_new(&s.engine, &deps);
     }
+    if (cfg->drift_interval_ms > 0) {
+        struct kn_drift_deps deps = {
+            .loop = &s.loop,
+            .store = s.store,
+            .interval_ms = cfg->drift_interval_ms,
+            .live = app_live,
+            .planned = kick_engine,
+            .data = &s,
+        };
+        kn_drift_new(&s.drift, &deps);
+    }
     kn_reconcile_new(&s.reconcile, &s.loop, s.store, cfg);
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
@@ -427,6 +454,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_reconcile_start(s.reconcile);
     uv_run(&s.loop, UV_RUN_DEFAULT);
     kn_engine_free(s.engine);
+    kn_drift_free(s.drift);
     kn_reconcile_free(s.reconcile);
     uv_loop_close(&s.loop);
     kn_log_info(WHO, "stopped");

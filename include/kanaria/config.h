@@ -123,6 +123,7 @@ struct kn_config {
     uint64_t set;
     char *data_dir;
     char *listen;
+    long long drift_interval_ms;
     struct kn_tls_config tls;
     struct kn_list repositories;      /* struct kn_repo_config */
     struct kn_list platforms;         /* struct kn_platform_config */

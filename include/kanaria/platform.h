@@ -60,6 +60,7 @@ struct kn_live_variant {
 
 struct kn_live_state {
     struct kn_live_variant variant[KN_VARIANT_COUNT];
+    char error[256];   /* why the platform could not be read back, "" when it could */
 };
 
 /* Completion of an asynchronous operation: status 0 or a KN_E* code, and a message that says

@@ -71,6 +71,10 @@ struct kn_app_state {
     long long current_deployment; /* id of the deployment that is not final, 0 none */
     char error[2048];        /* validation errors at last_seen, "" when valid */
     char rolled_back_from[41]; /* set after a rollback until a later deployment succeeds */
+    char drift[512];         /* how the live state differs from last_good, "" in sync */
+    long long drift_since;   /* ms since the epoch, 0 when in sync */
+    int self_heal;           /* the last good commit asks for trigger.onOutOfSync */
+    long long healed_at;     /* ms since the epoch of the last self-heal, 0 never */
 };
 
 /* Create or update the app's row (path, last_seen, error); keeps the rest. */
@@ -78,6 +82,18 @@ int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, co
                       const char *commit, const char *error);
 int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,
                      struct kn_app_state *out);
+
+/* Record the app's drift ("" when in sync). A change from in sync to drifting appends a
+ * DRIFT_DETECTED event with the text, the way back a DRIFT_RESOLVED one; the same drift again
+ * writes nothing. */
+int kn_store_app_drift(struct kn_store *st, const char *repo, const char *app, const char *drift,
+                       long long now_ms);
+
+/* Whether the app heals drift (from the config of its last successful commit). */
+int kn_store_app_set_self_heal(struct kn_store *st, const char *repo, const char *app, int on);
+
+/* Record a self-heal started now (for its rate limit). */
+int kn_store_app_healed(struct kn_store *st, const char *repo, const char *app, long long now_ms);
 
 /* Calls cb for each app of repo (NULL: all), ordered by repo then name; a non-zero return stops
  * and is returned. */
@@ -101,6 +117,7 @@ struct kn_deployment {
     long long updated_at;
     long long started_at;    /* 0 until RUNNING */
     long long finished_at;   /* 0 until final */
+    char trigger[64];        /* "commit", "self-heal", "sync by NAME", "rollback by NAME" */
 };
 
 /* What the planner hands over for one app at one commit. */
@@ -113,13 +130,16 @@ struct kn_deployment_new {
     const char *strategy;
     const char *summary;
     const char *plan_json;   /* the diff and anything else worth keeping; may be NULL */
+    const char *trigger;     /* NULL or "commit": a new commit, deployed once; anything else
+                                (see struct kn_deployment) deploys a commit again */
 };
 
 /*
  * Record a PLANNED deployment, in one transaction with its event. Newest wins: any deployment
  * of the same app that is PENDING or PLANNED (not yet started) becomes SUPERSEDED with a reason
  * naming the new commit. A deployment already RUNNING is left alone; the new one waits behind it.
- * KN_EEXISTS (and nothing written) when this app already has a deployment for this commit.
+ * KN_EEXISTS (and nothing written) when the trigger is a commit and this app already has a
+ * deployment for this commit.
  */
 int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new *d,
                             long long now_ms, long long *id);

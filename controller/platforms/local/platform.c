@@ -26,6 +26,7 @@
 
 #define CMD_TIMEOUT_MS 5000
 #define RELOAD_WAIT_MS 10000
+#define OBSERVE_MS 2000 /* how often HAProxy's weights are read back while nothing else runs */
 
 struct inst {
     char name[80];
@@ -42,6 +43,11 @@ struct lapp {
     size_t ninsts;
     double percent[KN_VARIANT_COUNT];
     unsigned next_index;
+    /* read back from HAProxy (`show servers state`), valid while observed is 1: an operation
+     * on the app makes it 0 until the next reading */
+    int observed;
+    double seen[KN_VARIANT_COUNT];
+    char seen_error[256]; /* why the last reading failed, "" when it worked */
 };
 
 struct op;
@@ -62,6 +68,7 @@ struct local {
     size_t napps;
     struct op *queue;   /* the operation running now, then those waiting */
     int closing;        /* kanaria stops: the running operation ends at its next step */
+    uv_timer_t *observe; /* queues an OP_OBSERVE every OBSERVE_MS while the queue is empty */
     char who[160];
 };
 
@@ -80,7 +87,7 @@ struct service {
     long long replicas;
 };
 
-enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS };
+enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS, OP_OBSERVE };
 
 struct op {
     struct op *next;
@@ -408,7 +415,13 @@ static void op_end(struct op *op, int status, const char *message)
     struct local *lp = op->lp;
 
     lp->queue = op->next;
-    save_state(lp);
+    if (op->kind != OP_OBSERVE) {
+        struct lapp *a = find_app(lp, op->app);
+        if (a) {
+            a->observed = 0; /* what HAProxy says now is read again */
+        }
+        save_state(lp);
+    }
     if (status != 0) {
         kn_log_warn(lp->who, "app=%s %s", op->app, message);
     }
@@ -517,7 +530,9 @@ static void send_next_cmd(struct op *op)
     }
 }
 
-/* `set weight` for every server of the app, from its percents. */
+/* `set weight` for every server of the app, from its percents. Between operations every
+ * server kanaria registered is in service, so one put in maintenance or drained by hand is put
+ * back in service too (what a self-heal relies on). */
 static void queue_weights(struct op *op, struct lapp *a)
 {
     int w[KN_VARIANT_COUNT];
@@ -528,6 +543,11 @@ static void queue_weights(struct op *op, struct lapp *a)
         char *cmd = NULL;
         kn_haproxy_cmd_set_weight(&cmd, a->name, a->insts[i].name, w[a->insts[i].variant], &err);
         add_cmd(op, cmd);
+        if (op->kind == OP_WEIGHTS) {
+            cmd = NULL;
+            kn_haproxy_cmd_set_state(&cmd, a->name, a->insts[i].name, KN_HAPROXY_READY, &err);
+            add_cmd(op, cmd);
+        }
     }
 }
 
@@ -905,6 +925,99 @@ static void weights_next(struct op *op)
     op_end(op, 0, NULL);
 }
 
+/* ---- reading HAProxy back ------------------------------------------------------------------ */
+
+static void observe_next(struct op *op);
+
+/* Each variant's share of the traffic from HAProxy's servers of the app: their user weights,
+ * counting only servers in service (not in maintenance or drained). */
+static void observe_shares(struct lapp *a, const struct kn_haproxy_server_state *st, size_t n)
+{
+    double sum[KN_VARIANT_COUNT] = {0}, total = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+            const char *name = kn_variant_name((enum kn_variant)v);
+            size_t len = strlen(name);
+            if (strncmp(st[i].name, name, len) == 0 && st[i].name[len] == '-' &&
+                st[i].admin == KN_HAPROXY_READY) {
+                sum[v] += st[i].weight;
+                total += st[i].weight;
+            }
+        }
+    }
+    for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+        a->seen[v] = total > 0 ? 100.0 * sum[v] / total : 0;
+    }
+}
+
+static void observe_done(int status, const char *text, void *data)
+{
+    struct op *op = data;
+    struct lapp *a = op->step < (int)op->lp->napps ? op->lp->apps[op->step] : NULL;
+    struct kn_haproxy_server_state *st = NULL;
+    size_t n = 0;
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    if (a && strcmp(a->name, op->app) == 0) {
+        if (status != 0) {
+            snprintf(a->seen_error, sizeof(a->seen_error), "haproxy is not reachable at %s",
+                     op->lp->socket);
+            a->observed = 0;
+        } else if (kn_haproxy_parse_servers_state(&st, &n, text, &err) < 0) {
+            snprintf(a->seen_error, sizeof(a->seen_error), "haproxy: %.200s", err.msg);
+            a->observed = 0;
+        } else {
+            observe_shares(a, st, n);
+            a->seen_error[0] = '\0';
+            a->observed = 1;
+        }
+    }
+    kn_haproxy_servers_state_free(st, n);
+    op->step++;
+    op_next(op);
+}
+
+/* One app after the other; op->app names the app being read. */
+static void observe_next(struct op *op)
+{
+    struct local *lp = op->lp;
+    char *cmd = NULL;
+    struct kn_error err;
+
+    if (op->step >= (int)lp->napps) {
+        op_end(op, 0, NULL);
+        return;
+    }
+    free(op->app);
+    op->app = kn_strdup(lp->apps[op->step]->name);
+    if (kn_haproxy_cmd_show_servers_state(&cmd, op->app, &err) < 0 ||
+        kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, observe_done, op) < 0) {
+        observe_done(KN_EIO, "", op);
+    }
+    free(cmd);
+}
+
+static void observe_ended(int status, const char *message, void *data)
+{
+    (void)status;
+    (void)message;
+    (void)data;
+}
+
+static struct op *op_new(struct local *lp, enum op_kind kind, const char *app, kn_platform_cb cb,
+                         void *data);
+
+static void observe_tick(uv_timer_t *t)
+{
+    struct local *lp = t->data;
+
+    if (!lp->queue && lp->napps > 0 && !lp->closing) {
+        queue_add(lp, op_new(lp, OP_OBSERVE, "", observe_ended, NULL));
+    }
+}
+
 static void op_next(struct op *op)
 {
     if (op->lp->closing) {
@@ -921,6 +1034,9 @@ static void op_next(struct op *op)
         break;
     case OP_WEIGHTS:
         weights_next(op);
+        break;
+    case OP_OBSERVE:
+        observe_next(op);
         break;
     }
 }
@@ -1012,8 +1128,9 @@ static int local_live(struct kn_platform *p, const char *app, struct kn_live_sta
                  sizeof(out->variant[0].commit), "%s", a->insts[i].commit);
     }
     for (int v = 0; v < KN_VARIANT_COUNT; v++) {
-        out->variant[v].weight = a->percent[v];
+        out->variant[v].weight = a->observed ? a->seen[v] : a->percent[v];
     }
+    snprintf(out->error, sizeof(out->error), "%s", a->seen_error);
     return 0;
 }
 
@@ -1053,6 +1170,10 @@ static void local_free(struct kn_platform *p)
         return;
     }
     lp->closing = 1;
+    if (lp->observe) {
+        uv_close((uv_handle_t *)lp->observe, wait_closed);
+        lp->observe = NULL;
+    }
     while (lp->queue && (!lp->queue->started || lp->queue->next)) {
         struct op **at = lp->queue->started ? &lp->queue->next : &lp->queue;
         struct op *op = *at;
@@ -1137,6 +1258,11 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
             goto fail;
         }
     }
+    lp->observe = kn_calloc(1, sizeof(*lp->observe));
+    uv_timer_init(loop, lp->observe);
+    lp->observe->data = lp;
+    uv_timer_start(lp->observe, observe_tick, OBSERVE_MS, OBSERVE_MS);
+    uv_unref((uv_handle_t *)lp->observe);
     kn_log_info(lp->who, "local platform in %s: %zu apps, %zu instances adopted", lp->dir,
                 lp->napps, adopted);
     *out = &lp->base;

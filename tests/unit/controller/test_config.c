@@ -290,7 +290,7 @@ static void test_valid_forms(void **state)
 static void test_unknown_key(void **state)
 {
     EXPECT_ERRORS(BASE "frobnicate: 1\n",
-                  "kanaria.yaml:2:1: unknown key 'frobnicate' (allowed: dataDir, listen, tls, "
+                  "kanaria.yaml:2:1: unknown key 'frobnicate' (allowed: dataDir, listen, driftInterval, tls, "
                   "repositories, platforms, metricsProviders, users, notifications, log)");
     EXPECT_ERRORS(BASE "repositories:\n"
                        "  - name: deploy\n"

@@ -925,6 +925,60 @@ static const char *approvals_of(struct kn_store *st, long long id, int stage)
     return buf;
 }
 
+/* A commit is deployed once when new; a self-heal (or a person) deploys it again. */
+static void test_redeploy_and_drift(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment_new n = {.repo = "deploy", .app = "hello", .commit = C1,
+                                  .strategy = "QUICK_SYNC"};
+    struct kn_deployment d;
+    struct kn_app_state a;
+    struct seen_events ev;
+    long long id = 0, again = 0;
+
+    assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "hello/app.kanaria.yaml", C1, ""),
+                     0);
+    assert_int_equal(kn_store_deployment_add(f->st, &n, T_NOW_MS, &id), 0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id, KN_DEPLOY_RUNNING, NULL, T_NOW_MS),
+                     0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id, KN_DEPLOY_SUCCESS, NULL, T_NOW_MS),
+                     0);
+    assert_int_equal(kn_store_deployment_add(f->st, &n, T_NOW_MS, &again), KN_EEXISTS);
+    n.trigger = "self-heal";
+    assert_int_equal(kn_store_deployment_add(f->st, &n, T_NOW_MS + 1, &again), 0);
+    assert_true(again > id);
+    assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
+    assert_string_equal(d.trigger, "commit");
+    assert_int_equal(kn_store_deployment_get(f->st, again, &d), 0);
+    assert_string_equal(d.trigger, "self-heal");
+    assert_string_equal(d.commit, C1);
+
+    /* drift: an event on the way in and on the way out, none for the same drift again */
+    assert_int_equal(kn_store_app_drift(f->st, "deploy", "hello", "no primary instance runs",
+                                        T_NOW_MS + 10), 0);
+    assert_int_equal(kn_store_app_drift(f->st, "deploy", "hello", "no primary instance runs",
+                                        T_NOW_MS + 20), 0);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_string_equal(a.drift, "no primary instance runs");
+    assert_int_equal(a.drift_since, T_NOW_MS + 10);
+    assert_int_equal(kn_store_app_drift(f->st, "deploy", "hello", "", T_NOW_MS + 30), 0);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_string_equal(a.drift, "");
+    assert_int_equal(a.drift_since, 0);
+    events_all(f->st, &ev);
+    assert_string_equal(ev.e[ev.n - 2].type, "DRIFT_DETECTED");
+    assert_string_equal(ev.e[ev.n - 2].message, "no primary instance runs");
+    assert_string_equal(ev.e[ev.n - 1].type, "DRIFT_RESOLVED");
+    assert_int_equal(kn_store_app_drift(f->st, "deploy", "nobody", "x", T_NOW_MS), KN_ENOTFOUND);
+
+    assert_int_equal(a.self_heal, 0);
+    assert_int_equal(kn_store_app_set_self_heal(f->st, "deploy", "hello", 1), 0);
+    assert_int_equal(kn_store_app_healed(f->st, "deploy", "hello", T_NOW_MS + 40), 0);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_int_equal(a.self_heal, 1);
+    assert_int_equal(a.healed_at, T_NOW_MS + 40);
+}
+
 static void test_approvals(void **state)
 {
     struct fixture *f = *state;
@@ -974,6 +1028,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approvals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redeploy_and_drift, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,54 @@
+/*
+ * Drift: every driftInterval, each app that has a last good commit and no deployment in progress
+ * has its live state (read back from its platform: instances, their commit and health, and the
+ * traffic weights HAProxy really has) compared with what that commit means — the primary alone,
+ * healthy, at that commit, with all the traffic. A difference is recorded on the app (a
+ * DRIFT_DETECTED event, and `drift` in its status); the way back, DRIFT_RESOLVED.
+ *
+ * Self-heal is opt-in per app (`trigger.onOutOfSync: true` in its last good commit): a drifting
+ * app gets a QUICK_SYNC deployment of its last good commit (trigger "self-heal"), at most once
+ * per KN_DRIFT_HEAL_MIN_MS.
+ *
+ * All functions run on the loop thread.
+ */
+#ifndef KANARIA_DRIFT_H
+#define KANARIA_DRIFT_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "kanaria/platform.h"
+#include "kanaria/store.h"
+
+#define KN_DRIFT_HEAL_MIN_MS (60 * 1000)
+
+struct kn_drift_deps {
+    uv_loop_t *loop;
+    struct kn_store *store;
+    long long interval_ms; /* > 0 */
+    /* The live state of `app` from the platform that runs it: 0, or KN_ENOTFOUND when none
+     * does. */
+    int (*live)(void *data, const char *app, struct kn_live_state *out);
+    /* A self-heal deployment was recorded (the engine should look at the store). */
+    void (*planned)(void *data);
+    long long (*now_ms)(void *data); /* NULL: the system clock */
+    void *data;
+};
+
+struct kn_drift;
+
+int kn_drift_new(struct kn_drift **out, const struct kn_drift_deps *deps);
+
+/* Check every app now (also done every interval). */
+void kn_drift_check(struct kn_drift *d);
+
+/* Stop the timer; the loop then runs out of the drift's work; free after uv_run returns. */
+void kn_drift_stop(struct kn_drift *d);
+void kn_drift_free(struct kn_drift *d);
+
+/* How `live` differs from an idle app whose last good commit is `last_good`, as one line in
+ * out ("" when it does not). Returns 1 when it differs. */
+int kn_drift_describe(char *out, size_t size, const struct kn_live_state *live,
+                      const char *last_good);
+
+#endif /* KANARIA_DRIFT_H */

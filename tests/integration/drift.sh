@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Drift and self-heal on the local platform, with real HAProxy: two quick-sync apps; someone sets
+# the weights of one by hand through HAProxy's socket → DRIFT_DETECTED, shown on the app, nothing
+# deployed; weights back → DRIFT_RESOLVED. The other has trigger.onOutOfSync: its servers put in
+# maintenance by hand → drift → a self-heal deployment of its last good commit puts them back in
+# service. Then an external HAProxy (haproxy.managed: false) serves an app kanaria deploys, and
+# when that HAProxy is gone a stage fails with its words and the rollback retries.
+set -uo pipefail
+bin=$1
+server=$2
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+pid=
+ext_pid=
+cleanup() {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    [ -n "$ext_pid" ] && kill -TERM "$ext_pid" 2>/dev/null
+    stop_local_platform "$tmp/data"
+    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-drift-failed.log"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# haproxy SOCKET COMMAND: one runtime-API command, its reply on stdout
+haproxy_cmd() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+print(out.decode(), end="")
+PY
+}
+
+# get PORT: the body of one request through HAProxy, or "failed"
+get() {
+    python3 -c 'import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode().strip())
+except Exception:
+    print("failed")' "http://127.0.0.1:$1/"
+}
+
+declare -A bind
+bind[steady]=$(free_port)
+bind[healer]=$(free_port)
+bind[ext]=$(free_port)
+metrics=$(free_port)
+ports=$((30000 + RANDOM % 20000))
+sock="$tmp/data/local/local/haproxy.sock"
+
+app() { # name onOutOfSync
+    mkdir -p "$tmp/upstream/$1"
+    cat >"$tmp/upstream/$1/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: $1}
+spec:
+  platform: ${3:-local}
+  manifests: [service.yaml]
+  trigger: {onOutOfSync: $2}
+YAML
+}
+service() { # name version
+    cat >"$tmp/upstream/$1/service.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: LocalService
+metadata: {name: $1}
+spec:
+  command: [$server, --port, "{{port}}"]
+  env: {VERSION: "$2"}
+  replicas: 2
+  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
+  frontend: {bind: "127.0.0.1:${bind[$1]}"}
+YAML
+}
+cat >"$tmp/kanaria.yaml" <<YAML
+dataDir: $tmp/data
+driftInterval: 1s
+platforms:
+  - name: local
+    type: local
+    haproxy: {metricsBind: "127.0.0.1:$metrics"}
+    ports: {min: $ports, max: $((ports + 50))}
+  - name: outside
+    type: local
+    haproxy: {managed: false, socket: "$tmp/ext.sock"}
+    ports: {min: $((ports + 51)), max: $((ports + 99))}
+repositories:
+  - {name: deploy, url: "file://$tmp/upstream", branch: main, pollInterval: 1s}
+YAML
+mkdir -p "$tmp/upstream"
+git init -q -b main
+app steady false
+service steady v1
+app healer true
+service healer v1
+git add -A && git commit -qm "steady and healer v1"
+
+start
+wait_for "both deployed" "select count(*) from deployments where status = 'SUCCESS'" 2
+check "both apps deploy ($(sql "select app, status, reason from deployments" | tr '\n' ' '))" $?
+sleep 3
+[ "$(sql "select drift from apps order by name")" = "$(printf '\n')" ]
+check "right after deploying, neither app drifts ($(sql "select name, drift from apps" | tr '\n' ' '))" $?
+
+# 1. weights changed by hand: drift, shown on the app, nothing deployed
+for s in primary-1 primary-2 primary-3 primary-4; do
+    haproxy_cmd "$sock" "set weight steady/$s 0" >/dev/null
+done
+wait_for "steady drifts" "select count(*) from events where type = 'DRIFT_DETECTED' and app = 'steady'" 1
+check "a weight set by hand in HAProxy is drift" $?
+drift=$(sql "select drift from apps where name = 'steady'")
+grep -q "traffic is primary 0%" <<<"$drift"
+check "the app shows how it drifted ($drift)" $?
+sleep 2
+[ "$(sql "select count(*) from deployments where app = 'steady'")" = 1 ]
+check "drift without onOutOfSync deploys nothing" $?
+for s in primary-1 primary-2 primary-3 primary-4; do
+    haproxy_cmd "$sock" "set weight steady/$s 100" >/dev/null
+done
+wait_for "steady back" "select count(*) from events where type = 'DRIFT_RESOLVED' and app = 'steady'" 1
+check "weights put back resolve the drift" $?
+
+# 2. servers put in maintenance by hand: self-heal re-applies the last good commit
+[ "$(get "${bind[healer]}")" = v1 ]
+check "healer serves v1" $?
+for s in primary-1 primary-2 primary-3 primary-4; do
+    haproxy_cmd "$sock" "disable server healer/$s" >/dev/null
+done
+wait_for "self-heal" "select trigger, strategy, status from deployments where app = 'healer' order by id desc limit 1" \
+    "self-heal|QUICK_SYNC|SUCCESS"
+check "drift of an app with onOutOfSync starts a self-heal that succeeds" $?
+wait_for "healer in sync" "select drift from apps where name = 'healer'" ""
+check "after the self-heal the app is in sync ($(sql "select drift from apps where name = 'healer'"))" $?
+[ "$(get "${bind[healer]}")" = v1 ]
+check "healer serves v1 again" $?
+sleep 2
+[ "$(sql "select count(*) from deployments where app = 'healer'")" = 2 ]
+check "one self-heal, not one per check" $?
+
+# 3. an external HAProxy (managed: false) that kanaria drives through its socket
+cat >"$tmp/ext.cfg" <<CFG
+global
+    stats socket $tmp/ext.sock mode 600 level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend ext
+    bind 127.0.0.1:${bind[ext]}
+    default_backend ext
+backend ext
+    balance roundrobin
+CFG
+haproxy -D -f "$tmp/ext.cfg" -p "$tmp/ext.pid" >>"$tmp/log" 2>&1
+ext_pid=$(cat "$tmp/ext.pid")
+app ext false outside
+service ext v1
+git add -A && git commit -qm "ext v1"
+wait_for "ext deployed" "select status from deployments where app = 'ext'" SUCCESS
+check "an app deploys through an external HAProxy ($(sql "select reason from deployments where app = 'ext'"))" $?
+[ "$(get "${bind[ext]}")" = v1 ]
+check "the external HAProxy serves it" $?
+
+# 4. that HAProxy gone: the stage fails with its words and the rollback retries
+kill -TERM "$ext_pid"
+ext_pid=
+sleep 1
+service ext v2
+git commit -qam "ext v2"
+wait_for "ext v2 rolling back" "select status from deployments where app = 'ext' order by id desc limit 1" ROLLING_BACK
+check "a stage that cannot reach HAProxy fails and rolls back" $?
+reason=$(sql "select reason from deployments where app = 'ext' order by id desc limit 1")
+grep -q "haproxy is not reachable at $tmp/ext.sock" <<<"$reason"
+check "the reason is HAProxy's side of it ($reason)" $?
+for _ in $(seq 1 50); do
+    grep -q "rollback step .* failed (attempt 2)" "$tmp/log" && break
+    sleep 0.2
+done
+grep -q "rollback step .* failed (attempt 2)" "$tmp/log"
+check "the rollback retries its step" $?
+
+kill -TERM "$pid"
+wait "$pid"
+check "kanaria exits 0 on SIGTERM" $?
+pid=
+echo "drift: $passed passed, $failures failed"
+[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
+[ $failures -eq 0 ]
