@@ -1,0 +1,833 @@
+/*
+ * Unit tests for controller/metrics/prometheus and the metrics registry: the URL of a query, the
+ * parsing of Prometheus's replies, and whole queries against a tiny HTTP server on the test's
+ * own libuv loop (127.0.0.1, ephemeral port) that serves canned Prometheus replies by query.
+ */
+#include "testutil.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/config.h"
+#include "kanaria/error.h"
+#include "kanaria/metrics.h"
+#include "metrics/prometheus/prometheus.h"
+#include "util/http_client.h"
+
+/* ---- the pure parts ------------------------------------------------------------------------ */
+
+static void test_step(void **state)
+{
+    struct kn_metrics_query q = {.query = "up", .start_ms = 0, .end_ms = 600000};
+
+    (void)state;
+    assert_int_equal(kn_prometheus_step_ms(&q), 10000); /* 10 min in 60 points */
+    q.end_ms = 30000;
+    assert_int_equal(kn_prometheus_step_ms(&q), 1000); /* never below 1 s */
+    q.end_ms = 100000;
+    assert_int_equal(kn_prometheus_step_ms(&q), 2000); /* 1.67 s rounded up to whole seconds */
+    q.step_ms = 250;
+    assert_int_equal(kn_prometheus_step_ms(&q), 250); /* the caller's choice wins */
+}
+
+static void test_url(void **state)
+{
+    struct kn_metrics_query q = {
+        .query = "sum(rate(http_requests_total{code=~\"5..\",app=\"hello\"}[1m])) / 2",
+        .start_ms = 1700000000000LL,
+        .end_ms = 1700000300500LL,
+    };
+    struct kn_error err;
+    char *url;
+
+    (void)state;
+    kn_error_clear(&err);
+    /* Range query; the query percent-encoded as curl_easy_escape does (unreserved kept). */
+    assert_int_equal(kn_prometheus_url(&url, "http://prom:9090", &q, &err), 0);
+    assert_string_equal(url, "http://prom:9090/api/v1/query_range?query="
+                             "sum%28rate%28http_requests_total%7Bcode%3D~%225..%22%2Capp%3D%22"
+                             "hello%22%7D%5B1m%5D%29%29%20%2F%202"
+                             "&start=1700000000.000&end=1700000300.500&step=6.000");
+    free(url);
+
+    /* A trailing slash and a path prefix. */
+    q.query = "up";
+    q.step_ms = 15000;
+    assert_int_equal(kn_prometheus_url(&url, "https://example.org/prometheus//", &q, &err), 0);
+    assert_string_equal(url, "https://example.org/prometheus/api/v1/query_range?query=up"
+                             "&start=1700000000.000&end=1700000300.500&step=15.000");
+    free(url);
+
+    /* start == end: an instant query. */
+    q.start_ms = 1700000000042LL;
+    q.end_ms = 1700000000042LL;
+    assert_int_equal(kn_prometheus_url(&url, "http://prom:9090/", &q, &err), 0);
+    assert_string_equal(url, "http://prom:9090/api/v1/query?query=up&time=1700000000.042");
+    free(url);
+
+    /* Refused: no query, a window that runs backwards. */
+    q.query = "";
+    assert_int_equal(kn_prometheus_url(&url, "http://prom:9090", &q, &err), KN_EINVAL);
+    assert_null(url);
+    assert_string_equal(err.msg, "prometheus: no query");
+    q.query = "up";
+    q.end_ms = q.start_ms - 1;
+    assert_int_equal(kn_prometheus_url(&url, "http://prom:9090", &q, &err), KN_EINVAL);
+    assert_null(url);
+    assert_non_null(strstr(err.msg, "bad window"));
+}
+
+static void parse(struct kn_metrics_result *r, int status, const char *body)
+{
+    kn_prometheus_parse(r, status, body, body ? strlen(body) : 0);
+}
+
+static void test_parse_matrix(void **state)
+{
+    struct kn_metrics_result r;
+
+    (void)state;
+    parse(&r, 200,
+          "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":["
+          "{\"metric\":{\"variant\":\"canary\",\"__name__\":\"errors\",\"app\":\"hello\"},"
+          " \"values\":[[1700000000,\"0.5\"],[1700000015.25,\"NaN\"],[1700000030,\"+Inf\"],"
+          "             [1700000045,\"-Inf\"],[1700000060,\"1e-3\"]]},"
+          "{\"metric\":{},\"values\":[[1700000000,\"42\"]]}"
+          "]},\"warnings\":[\"ignored\"]}");
+    assert_int_equal(r.ok, 1);
+    assert_int_equal(r.nseries, 2);
+    assert_string_equal(r.series[0].labels,
+                        "{__name__=\"errors\",app=\"hello\",variant=\"canary\"}");
+    assert_int_equal(r.series[0].count, 5);
+    assert_true(r.series[0].values[0] == 0.5);
+    assert_true(isnan(r.series[0].values[1]));
+    assert_true(isinf(r.series[0].values[2]) && r.series[0].values[2] > 0);
+    assert_true(isinf(r.series[0].values[3]) && r.series[0].values[3] < 0);
+    assert_true(r.series[0].values[4] == 1e-3);
+    assert_true(r.series[0].times_ms[0] == 1700000000000LL);
+    assert_true(r.series[0].times_ms[1] == 1700000015250LL);
+    assert_string_equal(r.series[1].labels, "{}");
+    assert_int_equal(r.series[1].count, 1);
+    assert_true(r.series[1].values[0] == 42.0);
+    kn_metrics_result_release(&r);
+    assert_int_equal(r.nseries, 0);
+    assert_null(r.series);
+}
+
+static void test_parse_vector_and_scalar(void **state)
+{
+    struct kn_metrics_result r;
+
+    (void)state;
+    parse(&r, 200,
+          "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
+          "{\"metric\":{\"b\":\"quote\\\" and \\\\ and\\nline\",\"a\":\"1\"},"
+          " \"value\":[1700000000.5,\"3.25\"]}]}}");
+    assert_int_equal(r.ok, 1);
+    assert_int_equal(r.nseries, 1);
+    assert_string_equal(r.series[0].labels, "{a=\"1\",b=\"quote\\\" and \\\\ and\\nline\"}");
+    assert_int_equal(r.series[0].count, 1);
+    assert_true(r.series[0].values[0] == 3.25);
+    assert_true(r.series[0].times_ms[0] == 1700000000500LL);
+    kn_metrics_result_release(&r);
+
+    parse(&r, 200,
+          "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\","
+          "\"result\":[1700000000,\"NaN\"]}}");
+    assert_int_equal(r.ok, 1);
+    assert_int_equal(r.nseries, 1);
+    assert_string_equal(r.series[0].labels, "{}");
+    assert_int_equal(r.series[0].count, 1);
+    assert_true(isnan(r.series[0].values[0]));
+    kn_metrics_result_release(&r);
+}
+
+static void test_parse_empty_result(void **state)
+{
+    struct kn_metrics_result r;
+
+    (void)state;
+    parse(&r, 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}");
+    assert_int_equal(r.ok, 1);
+    assert_int_equal(r.nseries, 0);
+    kn_metrics_result_release(&r);
+
+    parse(&r, 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}");
+    assert_int_equal(r.ok, 1);
+    assert_int_equal(r.nseries, 0);
+    kn_metrics_result_release(&r);
+}
+
+static void test_parse_error_body(void **state)
+{
+    struct kn_metrics_result r;
+
+    (void)state;
+    parse(&r, 400,
+          "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid parameter "
+          "\\\"query\\\": 1:4: parse error: unexpected <EOF>\"}");
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.nseries, 0);
+    assert_string_equal(r.error, "prometheus: bad_data: invalid parameter \"query\": 1:4: parse "
+                                 "error: unexpected <EOF>");
+
+    parse(&r, 422,
+          "{\"status\":\"error\",\"errorType\":\"execution\",\"error\":\"too many "
+          "samples\"}");
+    assert_string_equal(r.error, "prometheus: execution: too many samples");
+
+    parse(&r, 503, "{\"status\":\"error\"}");
+    assert_string_equal(r.error, "prometheus: error: (no message)");
+}
+
+static void test_parse_garbage(void **state)
+{
+    struct kn_metrics_result r;
+
+    (void)state;
+    parse(&r, 503, NULL);
+    assert_int_equal(r.ok, 0);
+    assert_string_equal(r.error, "prometheus: http status 503 with an empty body");
+
+    parse(&r, 502, "<html>bad\ngateway</html>\n");
+    assert_string_equal(r.error, "prometheus: http status 502: <html>bad gateway</html>");
+
+    parse(&r, 200, "hello");
+    assert_int_equal(r.ok, 0);
+    assert_non_null(strstr(r.error, "prometheus: reply is not json ("));
+    assert_non_null(strstr(r.error, "): hello"));
+
+    parse(&r, 200, "[1,2]");
+    assert_string_equal(r.error, "prometheus: reply is not a json object: [1,2]");
+
+    parse(&r, 500, "{\"status\":\"success\"}");
+    assert_string_equal(r.error, "prometheus: http status 500");
+
+    parse(&r, 200, "{\"data\":{}}");
+    assert_string_equal(r.error, "prometheus: reply has no status \"success\"");
+
+    parse(&r, 200, "{\"status\":\"success\"}");
+    assert_string_equal(r.error, "prometheus: reply has no data object");
+
+    parse(&r, 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\"}}");
+    assert_string_equal(r.error, "prometheus: reply has no data.resultType or data.result");
+
+    parse(&r, 200,
+          "{\"status\":\"success\",\"data\":{\"resultType\":\"string\",\"result\":[1,\"x\"]}}");
+    assert_string_equal(r.error, "prometheus: result type 'string' holds no numbers");
+
+    parse(&r, 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":{}}}");
+    assert_string_equal(r.error, "prometheus: data.result of a matrix is not an array");
+
+    /* A bad value in a later series drops the whole result. */
+    parse(&r, 200,
+          "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":["
+          "{\"metric\":{},\"values\":[[1,\"1\"]]},"
+          "{\"metric\":{},\"values\":[[1,\"1\"],[2,\"abc\"]]}]}}");
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.nseries, 0);
+    assert_null(r.series);
+    assert_string_equal(r.error, "prometheus: bad series 1 in the matrix reply");
+
+    parse(&r, 200,
+          "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
+          "{\"metric\":{},\"value\":[\"1\",\"1\"]}]}}");
+    assert_string_equal(r.error, "prometheus: bad series 0 in the vector reply");
+
+    parse(&r, 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1]}}");
+    assert_string_equal(r.error, "prometheus: bad scalar in the reply");
+}
+
+static void test_parse_too_many_samples(void **state)
+{
+    struct kn_metrics_result r;
+    struct kn_buf b;
+
+    (void)state;
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    kn_buf_adds(&b, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[");
+    for (int s = 0; s < 3; s++) {
+        kn_buf_addf(&b, "%s{\"metric\":{\"s\":\"%d\"},\"values\":[", s ? "," : "", s);
+        for (int i = 0; i < 3334; i++) {
+            kn_buf_addf(&b, "%s[%d,\"1\"]", i ? "," : "", i);
+        }
+        kn_buf_adds(&b, "]}");
+    }
+    kn_buf_adds(&b, "]}}");
+    kn_prometheus_parse(&r, 200, b.data, b.len);
+    assert_int_equal(r.ok, 0);
+    assert_int_equal(r.nseries, 0);
+    assert_string_equal(r.error, "prometheus: reply holds 10002 samples in 3 series, more than "
+                                 "10000; narrow the query or raise the step");
+    kn_buf_release(&b);
+}
+
+/* ---- the test server ------------------------------------------------------------------------ */
+
+struct srv;
+
+struct srv_conn {
+    uv_tcp_t tcp;
+    uv_timer_t delay; /* query=slow */
+    struct srv *srv;
+    struct kn_buf in;
+    char *reply;
+    size_t reply_len;
+    int answered;
+    int closing;
+    int pending_close;
+    struct srv_conn *prev;
+    struct srv_conn *next;
+};
+
+struct srv {
+    uv_tcp_t listener;
+    int port;
+    struct srv_conn *conns;
+    char *last_target;        /* request target of the last request (owned) */
+    char *last_authorization; /* its Authorization header, "" when none (owned) */
+    char *last_accept;
+};
+
+static const char ok_body[] =
+    "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":["
+    "{\"metric\":{\"variant\":\"canary\"},\"values\":[[1700000000,\"1.5\"],[1700000060,\"2.5\"]]}"
+    "]}}";
+static const char bad_body[] =
+    "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"1:1: parse error\"}";
+
+static void srv_conn_on_close(uv_handle_t *h)
+{
+    struct srv_conn *sc = h->data;
+
+    if (--sc->pending_close == 0) {
+        kn_buf_release(&sc->in);
+        free(sc->reply);
+        free(sc);
+    }
+}
+
+static void srv_conn_close(struct srv_conn *sc)
+{
+    if (sc->closing) {
+        return;
+    }
+    sc->closing = 1;
+    if (sc->prev) {
+        sc->prev->next = sc->next;
+    } else {
+        sc->srv->conns = sc->next;
+    }
+    if (sc->next) {
+        sc->next->prev = sc->prev;
+    }
+    sc->pending_close = 2;
+    uv_close((uv_handle_t *)&sc->delay, srv_conn_on_close);
+    uv_close((uv_handle_t *)&sc->tcp, srv_conn_on_close);
+}
+
+static void srv_on_written(uv_write_t *w, int status)
+{
+    struct srv_conn *sc = w->data;
+
+    (void)status;
+    free(w);
+    srv_conn_close(sc);
+}
+
+static void srv_send(struct srv_conn *sc)
+{
+    uv_write_t *w = kn_calloc(1, sizeof(*w));
+    uv_buf_t b = uv_buf_init(sc->reply, (unsigned)sc->reply_len);
+
+    w->data = sc;
+    if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, srv_on_written) < 0) {
+        free(w);
+        srv_conn_close(sc);
+    }
+}
+
+static void srv_on_delay(uv_timer_t *t)
+{
+    srv_send(t->data);
+}
+
+static char *srv_header(const char *head, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
+        const char *line = p + 2;
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ') {
+                v++;
+            }
+            return kn_strndup(v, strcspn(v, "\r\n"));
+        }
+    }
+    return kn_strdup("");
+}
+
+static void srv_reply(struct srv_conn *sc, int status, const char *body)
+{
+    sc->reply = kn_asprintf("HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: "
+                            "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                            status, strlen(body), body);
+    sc->reply_len = strlen(sc->reply);
+}
+
+/* Answer by the query: ok, bad (400 with an error body), down (503, no body), slow (ok after
+ * 2 s). Only paths under /prom/api/v1/ exist. */
+static int srv_handle(struct srv_conn *sc)
+{
+    char *end = strstr(sc->in.data, "\r\n\r\n");
+    char target[1024] = "";
+    struct srv *s = sc->srv;
+
+    if (!end) {
+        return 0;
+    }
+    *end = '\0';
+    sscanf(sc->in.data, "%*15s %1023s", target);
+    free(s->last_target);
+    free(s->last_authorization);
+    free(s->last_accept);
+    s->last_target = kn_strdup(target);
+    s->last_authorization = srv_header(sc->in.data, "Authorization");
+    s->last_accept = srv_header(sc->in.data, "Accept");
+
+    if (strncmp(target, "/prom/api/v1/", 13) != 0) {
+        srv_reply(sc, 404, "");
+    } else if (strstr(target, "query=bad&")) {
+        srv_reply(sc, 400, bad_body);
+    } else if (strstr(target, "query=down&")) {
+        srv_reply(sc, 503, "");
+    } else {
+        srv_reply(sc, 200, ok_body);
+    }
+    if (strstr(target, "query=slow&")) {
+        uv_timer_start(&sc->delay, srv_on_delay, 2000, 0);
+    } else {
+        srv_send(sc);
+    }
+    return 1;
+}
+
+static void srv_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = kn_malloc(suggested);
+    buf->len = suggested;
+}
+
+static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct srv_conn *sc = stream->data;
+
+    if (nread < 0) {
+        srv_conn_close(sc);
+    } else if (nread > 0 && !sc->answered) {
+        if (kn_buf_add(&sc->in, buf->base, (size_t)nread) < 0) {
+            srv_conn_close(sc);
+        } else if (srv_handle(sc)) {
+            sc->answered = 1;
+        }
+    }
+    free(buf->base);
+}
+
+static void srv_on_connection(uv_stream_t *listener, int status)
+{
+    struct srv *s = listener->data;
+    struct srv_conn *sc;
+
+    if (status < 0) {
+        return;
+    }
+    sc = kn_calloc(1, sizeof(*sc));
+    sc->srv = s;
+    kn_buf_init(&sc->in, 1 << 20);
+    uv_tcp_init(listener->loop, &sc->tcp);
+    uv_timer_init(listener->loop, &sc->delay);
+    sc->tcp.data = sc;
+    sc->delay.data = sc;
+    sc->next = s->conns;
+    if (s->conns) {
+        s->conns->prev = sc;
+    }
+    s->conns = sc;
+    if (uv_accept(listener, (uv_stream_t *)&sc->tcp) < 0 ||
+        uv_read_start((uv_stream_t *)&sc->tcp, srv_on_alloc, srv_on_read) < 0) {
+        srv_conn_close(sc);
+    }
+}
+
+static void srv_start(struct srv *s, uv_loop_t *loop)
+{
+    struct sockaddr_in addr;
+    struct sockaddr_storage name;
+    int namelen = sizeof(name);
+
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_tcp_init(loop, &s->listener), 0);
+    s->listener.data = s;
+    assert_int_equal(uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 128, srv_on_connection), 0);
+    assert_int_equal(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &namelen), 0);
+    s->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
+}
+
+static void srv_stop(struct srv *s)
+{
+    while (s->conns) {
+        srv_conn_close(s->conns);
+    }
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    free(s->last_target);
+    free(s->last_authorization);
+    free(s->last_accept);
+}
+
+/* ---- fixture -------------------------------------------------------------------------------- */
+
+struct fx {
+    uv_loop_t loop;
+    struct srv srv;
+    struct kn_http_client *http;
+    char *dir;     /* for password and token files (owned) */
+    char *address; /* the server's base URL with the /prom prefix (owned) */
+};
+
+static uv_loop_t *test_loop;
+
+/* What one callback saw. */
+struct got {
+    int calls;
+    int ok;
+    char error[1024];
+    struct kn_metrics_result copy; /* the series, copied out of the borrowed result */
+};
+
+static int setup(void **state)
+{
+    struct fx *f = kn_calloc(1, sizeof(*f));
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    srv_start(&f->srv, &f->loop);
+    assert_int_equal(kn_http_client_new(&f->http, &f->loop), 0);
+    f->dir = kn_test_tmpdir();
+    f->address = kn_asprintf("http://127.0.0.1:%d/prom/", f->srv.port);
+    test_loop = &f->loop;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    kn_http_client_close(f->http);
+    srv_stop(&f->srv);
+    while (uv_run(&f->loop, UV_RUN_DEFAULT) != 0) {
+    }
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    kn_test_rmtree(f->dir);
+    free(f->dir);
+    free(f->address);
+    free(f);
+    return 0;
+}
+
+static void on_result(const struct kn_metrics_result *r, void *data)
+{
+    struct got *g = data;
+
+    uv_stop(test_loop);
+    g->calls++;
+    g->ok = r->ok;
+    snprintf(g->error, sizeof(g->error), "%s", r->error);
+    g->copy.nseries = r->nseries;
+    g->copy.series = kn_calloc(r->nseries + 1, sizeof(*g->copy.series));
+    for (size_t i = 0; i < r->nseries; i++) {
+        const struct kn_metrics_series *s = &r->series[i];
+        struct kn_metrics_series *c = &g->copy.series[i];
+        c->labels = kn_strdup(s->labels);
+        c->count = s->count;
+        c->values = kn_reallocarray(NULL, s->count + 1, sizeof(*c->values));
+        c->times_ms = kn_reallocarray(NULL, s->count + 1, sizeof(*c->times_ms));
+        memcpy(c->values, s->values, s->count * sizeof(*c->values));
+        memcpy(c->times_ms, s->times_ms, s->count * sizeof(*c->times_ms));
+    }
+}
+
+/* Run one query and wait for its callback. */
+static void run_query(struct fx *f, struct kn_metrics *m, const char *query, long timeout_ms,
+                      struct got *g)
+{
+    struct kn_metrics_query q = {
+        .query = query,
+        .start_ms = 1700000000000LL,
+        .end_ms = 1700000600000LL,
+        .timeout_ms = timeout_ms,
+    };
+
+    memset(g, 0, sizeof(*g));
+    assert_int_equal(kn_metrics_query(m, &q, on_result, g), 0);
+    assert_int_equal(g->calls, 0);
+    while (g->calls < 1) {
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+    }
+    assert_int_equal(g->calls, 1);
+}
+
+/* The config strings are not const in struct kn_metrics_provider_config. */
+static char cfg_name[] = "main";
+static char cfg_admin[] = "admin";
+
+static struct kn_metrics_provider_config config(struct fx *f)
+{
+    struct kn_metrics_provider_config cfg = {
+        .name = cfg_name,
+        .type = KN_METRICS_PROMETHEUS,
+        .address = f->address,
+        .timeout_ms = 5000,
+    };
+    return cfg;
+}
+
+static void test_query_ok_with_basic_auth(void **state)
+{
+    struct fx *f = *state;
+    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_metrics *m;
+    struct kn_error err;
+    struct got g;
+    char *pw = kn_asprintf("%s/password", f->dir);
+
+    kn_test_write(f->dir, "password", "s3cret\n");
+    cfg.basic_auth.username = cfg_admin;
+    cfg.basic_auth.password_file = pw;
+    kn_error_clear(&err);
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+    assert_string_equal(m->name, "main");
+    assert_string_equal(m->type->name, "prometheus");
+
+    run_query(f, m, "rate(errors{app=\"hello\"}[1m])", 0, &g);
+    assert_int_equal(g.ok, 1);
+    assert_int_equal(g.copy.nseries, 1);
+    assert_string_equal(g.copy.series[0].labels, "{variant=\"canary\"}");
+    assert_int_equal(g.copy.series[0].count, 2);
+    assert_true(g.copy.series[0].values[1] == 2.5);
+    assert_true(g.copy.series[0].times_ms[1] == 1700000060000LL);
+    /* base64("admin:s3cret"): the newline at the end of the file is not part of the password. */
+    assert_string_equal(f->srv.last_authorization, "Basic YWRtaW46czNjcmV0");
+    assert_string_equal(f->srv.last_accept, "application/json");
+    assert_string_equal(f->srv.last_target,
+                        "/prom/api/v1/query_range?query=rate%28errors%7Bapp%3D%22hello%22%7D%5B1m"
+                        "%5D%29&start=1700000000.000&end=1700000600.000&step=10.000");
+    kn_metrics_result_release(&g.copy);
+
+    kn_metrics_free(m);
+    free(pw);
+}
+
+static void test_query_bearer_token(void **state)
+{
+    struct fx *f = *state;
+    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_metrics *m;
+    struct kn_error err;
+    struct got g;
+    char *token = kn_asprintf("%s/token", f->dir);
+
+    kn_test_write(f->dir, "token", "abc.def.ghi\r\n");
+    cfg.bearer_token_file = token;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+    run_query(f, m, "up", 0, &g);
+    assert_int_equal(g.ok, 1);
+    assert_string_equal(f->srv.last_authorization, "Bearer abc.def.ghi");
+    kn_metrics_result_release(&g.copy);
+    kn_metrics_free(m);
+
+    /* No credentials: no Authorization header. */
+    cfg.bearer_token_file = NULL;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+    run_query(f, m, "up", 0, &g);
+    assert_int_equal(g.ok, 1);
+    assert_string_equal(f->srv.last_authorization, "");
+    kn_metrics_result_release(&g.copy);
+    kn_metrics_free(m);
+    free(token);
+}
+
+static void test_query_errors(void **state)
+{
+    struct fx *f = *state;
+    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_metrics *m;
+    struct kn_error err;
+    struct got g;
+
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+
+    run_query(f, m, "bad", 0, &g);
+    assert_int_equal(g.ok, 0);
+    assert_int_equal(g.copy.nseries, 0);
+    assert_string_equal(g.error, "prometheus: bad_data: 1:1: parse error");
+    kn_metrics_result_release(&g.copy);
+
+    run_query(f, m, "down", 0, &g);
+    assert_int_equal(g.ok, 0);
+    assert_string_equal(g.error, "prometheus: http status 503 with an empty body");
+    kn_metrics_result_release(&g.copy);
+
+    /* The query's own timeout wins over the provider's 5 s. */
+    run_query(f, m, "slow", 300, &g);
+    assert_int_equal(g.ok, 0);
+    assert_string_equal(g.error, "prometheus: timed out after 300 ms");
+    kn_metrics_result_release(&g.copy);
+
+    kn_metrics_free(m);
+
+    /* And the provider's timeout when the query gives none. */
+    cfg.timeout_ms = 200;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+    run_query(f, m, "slow", 0, &g);
+    assert_string_equal(g.error, "prometheus: timed out after 200 ms");
+    kn_metrics_result_release(&g.copy);
+    kn_metrics_free(m);
+}
+
+static void test_query_connection_refused(void **state)
+{
+    struct fx *f = *state;
+    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_metrics *m;
+    struct kn_error err;
+    struct got g;
+    struct sockaddr_in addr = {0};
+    socklen_t len = sizeof(addr);
+    char *address;
+
+    /* Bound but not listening: connections are refused. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    address = kn_asprintf("http://127.0.0.1:%d", ntohs(addr.sin_port));
+    cfg.address = address;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+    run_query(f, m, "up", 0, &g);
+    assert_int_equal(g.ok, 0);
+    assert_string_equal(g.error, "prometheus: connection refused");
+    kn_metrics_result_release(&g.copy);
+    kn_metrics_free(m);
+    free(address);
+    close(fd);
+}
+
+static void on_result_never(const struct kn_metrics_result *r, void *data)
+{
+    (void)r;
+    (void)data;
+    fail_msg("callback of a refused query");
+}
+
+static void test_refused_queries_and_configs(void **state)
+{
+    struct fx *f = *state;
+    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_metrics_query q = {.query = "", .start_ms = 1000, .end_ms = 2000};
+    struct kn_metrics *m;
+    struct kn_error err;
+    char *missing = kn_asprintf("%s/missing", f->dir);
+    char *empty = kn_asprintf("%s/empty", f->dir);
+
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
+    assert_int_equal(kn_metrics_query(m, &q, on_result_never, NULL), KN_EINVAL);
+    q.query = "up";
+    q.end_ms = 500;
+    assert_int_equal(kn_metrics_query(m, &q, on_result_never, NULL), KN_EINVAL);
+    assert_int_equal(kn_metrics_query(m, NULL, on_result_never, NULL), KN_EINVAL);
+    assert_int_equal(kn_metrics_query(m, &q, NULL, NULL), KN_EINVAL);
+    assert_int_equal(kn_metrics_query(NULL, &q, on_result_never, NULL), KN_EINVAL);
+    kn_metrics_free(m);
+    kn_metrics_free(NULL);
+
+    /* An unknown type. */
+    cfg.type = 7;
+    kn_error_clear(&err);
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EINVAL);
+    assert_null(m);
+    assert_string_equal(err.msg, "metrics provider 'main': unknown type 7");
+    cfg.type = KN_METRICS_PROMETHEUS;
+
+    /* Credentials that cannot be read. */
+    cfg.bearer_token_file = missing;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EIO);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "metrics provider 'main': cannot read bearerTokenFile '"));
+    kn_test_write(f->dir, "empty", "\n");
+    cfg.bearer_token_file = empty;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EINVAL);
+    assert_non_null(strstr(err.msg, "must hold one non-empty line"));
+    cfg.bearer_token_file = NULL;
+    cfg.basic_auth.username = cfg_admin;
+    cfg.basic_auth.password_file = missing;
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EIO);
+    assert_non_null(strstr(err.msg, "cannot read basicAuth.passwordFile"));
+
+    free(missing);
+    free(empty);
+}
+
+static void test_registry(void **state)
+{
+    (void)state;
+    assert_non_null(kn_metrics_types[KN_METRICS_PROMETHEUS]);
+    assert_string_equal(kn_metrics_types[KN_METRICS_PROMETHEUS]->name, "prometheus");
+    assert_null(kn_metrics_types[KN_METRICS_PROMETHEUS + 1]);
+    kn_metrics_result_release(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_step),
+        cmocka_unit_test(test_url),
+        cmocka_unit_test(test_parse_matrix),
+        cmocka_unit_test(test_parse_vector_and_scalar),
+        cmocka_unit_test(test_parse_empty_result),
+        cmocka_unit_test(test_parse_error_body),
+        cmocka_unit_test(test_parse_garbage),
+        cmocka_unit_test(test_parse_too_many_samples),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test_setup_teardown(test_query_ok_with_basic_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_bearer_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_queries_and_configs, setup, teardown),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    setenv("no_proxy", "127.0.0.1", 1);
+    setenv("NO_PROXY", "127.0.0.1", 1);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
