@@ -1294,3 +1294,150 @@ int kn_store_analysis_add(struct kn_store *st, long long deployment, int stage, 
                " values_json, bound, verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                "lilsssss", deployment, stage, now_ms, check, query, values_json, bound, verdict);
 }
+
+/* ---- readers for the API ------------------------------------------------------------------- */
+
+/* Rows are read in full before any callback runs, so that a callback may write to the store. */
+
+int kn_store_stages(struct kn_store *st, long long deployment, kn_store_stage_cb cb, void *data)
+{
+    struct kn_stage_state *items = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT idx, name, status, started_at, finished_at FROM stages"
+                 " WHERE deployment = ?1 ORDER BY idx",
+                 "l", deployment);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        struct kn_stage_state *it;
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        it = &items[n++];
+        memset(it, 0, sizeof(*it));
+        it->index = sqlite3_column_int(s, 0);
+        col_copy(it->name, sizeof(it->name), s, 1);
+        col_copy(it->status, sizeof(it->status), s, 2);
+        it->started_at = sqlite3_column_int64(s, 3);
+        it->finished_at = sqlite3_column_int64(s, 4);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    free(items);
+    return rc;
+}
+
+int kn_store_deployment_events(struct kn_store *st, long long deployment, int limit,
+                               kn_store_event_cb cb, void *data)
+{
+    struct kn_event *items = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb || limit < 0) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    /* the newest `limit`, handed over oldest first */
+    rc = prepare(st, &s,
+                 "SELECT * FROM (SELECT id, at, type, repo, app, deployment, actor, message"
+                 " FROM events WHERE deployment = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+                 "li", deployment, limit > 0 ? limit : -1);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        read_event(s, &items[n++]);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    free(items);
+    return rc;
+}
+
+int kn_store_approval_list(struct kn_store *st, long long deployment,
+                           kn_store_approval_record_cb cb, void *data)
+{
+    struct kn_approval_record *items = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT stage, who, decision, at FROM approvals WHERE deployment = ?1"
+                 " ORDER BY rowid",
+                 "l", deployment);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        struct kn_approval_record *it;
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        it = &items[n++];
+        memset(it, 0, sizeof(*it));
+        it->stage = sqlite3_column_int(s, 0);
+        col_copy(it->who, sizeof(it->who), s, 1);
+        col_copy(it->decision, sizeof(it->decision), s, 2);
+        it->at = sqlite3_column_int64(s, 3);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    free(items);
+    return rc;
+}
+
+int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_analysis_cb cb,
+                           void *data)
+{
+    struct kn_analysis_record *items = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT id, stage, at, check_name, query, values_json, bound, verdict"
+                 " FROM analysis_records WHERE deployment = ?1 ORDER BY id",
+                 "l", deployment);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        struct kn_analysis_record *it;
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        it = &items[n++];
+        memset(it, 0, sizeof(*it));
+        it->id = sqlite3_column_int64(s, 0);
+        it->stage = sqlite3_column_int(s, 1);
+        it->at = sqlite3_column_int64(s, 2);
+        col_copy(it->check, sizeof(it->check), s, 3);
+        col_copy(it->query, sizeof(it->query), s, 4);
+        col_copy(it->values_json, sizeof(it->values_json), s, 5);
+        col_copy(it->bound, sizeof(it->bound), s, 6);
+        col_copy(it->verdict, sizeof(it->verdict), s, 7);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    free(items);
+    return rc;
+}

@@ -28,6 +28,16 @@ static const struct kn_cli_command commands[] = {
     {"plan", "kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]",
      "preview what a change would deploy: per app, quick sync or pipeline, and the diff",
      kn_cmd_plan},
+    {"status", "kanaria status [APP] [--repo NAME] [--json]",
+     "show every app (or one app and its recent deployments) of a running kanaria serve",
+     kn_cmd_status},
+    {"history", "kanaria history APP [--repo NAME] [--json]", "list the deployments of an app",
+     kn_cmd_history},
+    {"approve", "kanaria approve APP [--repo NAME] [--json]",
+     "approve the app's deployment that waits at WAIT_APPROVAL", kn_cmd_approve},
+    {"reject", "kanaria reject APP [--reason TEXT] [--repo NAME] [--json]",
+     "reject the app's deployment that waits at WAIT_APPROVAL: it fails and rolls back",
+     kn_cmd_reject},
     {"version", "kanaria version", "print the version", cmd_version},
     {"help", "kanaria help [COMMAND | config | app | stages | localservice]",
      "show help, or the configuration reference", cmd_help},
@@ -43,7 +53,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < NCOMMANDS; i++) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
-    fprintf(f, "\n'kanaria help COMMAND' shows a command's usage.\n");
+    fprintf(f,
+            "\n'kanaria help COMMAND' shows a command's usage. Client commands (status, history,\n"
+            "approve, reject) reach KANARIA_ADDR (default http://127.0.0.1:7070) with the\n"
+            "token in KANARIA_TOKEN.\n");
 }
 
 static int cmd_version(int argc, char **argv)

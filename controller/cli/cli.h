@@ -28,4 +28,11 @@ int kn_cmd_plan(int argc, char **argv);
 /* `kanaria serve -c kanaria.yaml` */
 int kn_cmd_serve(int argc, char **argv);
 
+/* Client commands (client.c): they call a running `kanaria serve` at KANARIA_ADDR with
+ * KANARIA_TOKEN. `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`. */
+int kn_cmd_status(int argc, char **argv);
+int kn_cmd_history(int argc, char **argv);
+int kn_cmd_approve(int argc, char **argv);
+int kn_cmd_reject(int argc, char **argv);
+
 #endif /* KANARIA_CLI_H */

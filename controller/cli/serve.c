@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
 #include "git/git.h"
 #include "kanaria/alloc.h"
@@ -39,6 +40,7 @@ struct serve {
     struct kn_store *store;
     struct kn_reconcile *reconcile;
     struct kn_engine *engine;
+    struct kn_api *api;
     struct kn_drift *drift;
     struct kn_http_client *http;
     struct kn_platform **platforms;
@@ -261,6 +263,13 @@ static void kick_engine(void *data)
     kn_engine_kick(s->engine);
 }
 
+/* A verified push webhook: fetch the repository now. */
+static int trigger_repo(void *data, const char *repo)
+{
+    struct serve *s = data;
+    return kn_reconcile_trigger(s->reconcile, repo);
+}
+
 /* Platforms keep their apps running; this only lets go of them. */
 static void stop_platforms(struct serve *s)
 {
@@ -315,6 +324,7 @@ static void on_stop(uv_signal_t *h, int signum)
 
     kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
                 signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    kn_api_stop(s->api);
     kn_engine_stop(s->engine);
     kn_drift_stop(s->drift);
     kn_reconcile_stop(s->reconcile);
@@ -340,6 +350,7 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_log_info(WHO, "SIGHUP: reloaded %s", s->config_path);
         apply_log_config(cfg);
         kn_reconcile_set_config(s->reconcile, cfg);
+        kn_api_set_config(s->api, cfg); /* owned by the reconcile loop, like the first one */
     }
     kn_diags_release(&diags);
 }
@@ -448,11 +459,26 @@ int kn_cmd_serve(int argc, char **argv)
         kn_drift_new(&s.drift, &deps);
     }
     kn_reconcile_new(&s.reconcile, &s.loop, s.store, cfg);
+    {
+        struct kn_api_deps deps = {
+            .loop = &s.loop,
+            .config = cfg,
+            .store = s.store,
+            .kick = kick_engine,
+            .trigger = trigger_repo,
+            .data = &s,
+        };
+        kn_error_clear(&err);
+        if (kn_api_new(&s.api, &deps, &err) < 0) {
+            kn_log_error(WHO, "api: %s", err.msg);
+        }
+    }
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_engine_kick(s.engine); /* deployments a previous run left */
     kn_reconcile_start(s.reconcile);
     uv_run(&s.loop, UV_RUN_DEFAULT);
+    kn_api_free(s.api);
     kn_engine_free(s.engine);
     kn_drift_free(s.drift);
     kn_reconcile_free(s.reconcile);

@@ -218,4 +218,52 @@ int kn_store_analysis_add(struct kn_store *st, long long deployment, int stage,
                           const char *check, const char *query, const char *values_json,
                           const char *bound, const char *verdict, long long now_ms);
 
+/* ---- readers for the API ----------------------------------------------------------------- */
+
+struct kn_stage_state {
+    int index;
+    char name[64];
+    char status[16];       /* NOT_STARTED, RUNNING, SUCCESS, FAILURE, CANCELLED, SKIPPED */
+    long long started_at;  /* ms since the epoch, 0 not started */
+    long long finished_at; /* 0 until final */
+};
+
+/* Each recorded stage of a deployment, by index; a non-zero return of cb stops and is
+ * returned. cb may write to the store. */
+typedef int (*kn_store_stage_cb)(const struct kn_stage_state *s, void *data);
+int kn_store_stages(struct kn_store *st, long long deployment, kn_store_stage_cb cb, void *data);
+
+/* Events of one deployment (its stage log lines among them), oldest first, at most limit (0: all),
+ * the newest ones when there are more. */
+int kn_store_deployment_events(struct kn_store *st, long long deployment, int limit,
+                               kn_store_event_cb cb, void *data);
+
+struct kn_approval_record {
+    int stage;
+    char who[128];
+    char decision[16]; /* APPROVE, REJECT */
+    long long at;      /* ms since the epoch */
+};
+
+/* Every approval record of a deployment, oldest first. */
+typedef int (*kn_store_approval_record_cb)(const struct kn_approval_record *a, void *data);
+int kn_store_approval_list(struct kn_store *st, long long deployment,
+                           kn_store_approval_record_cb cb, void *data);
+
+struct kn_analysis_record {
+    long long id;
+    int stage;
+    long long at; /* ms since the epoch */
+    char check[128];
+    char query[2048];
+    char values_json[4096];
+    char bound[256];
+    char verdict[32];
+};
+
+/* Every analysis record of a deployment, oldest first. */
+typedef int (*kn_store_analysis_cb)(const struct kn_analysis_record *r, void *data);
+int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_analysis_cb cb,
+                           void *data);
+
 #endif /* KANARIA_STORE_H */

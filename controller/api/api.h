@@ -1,0 +1,60 @@
+/*
+ * The control API: JSON over HTTP/1.1 (libh2o on the controller's libuv loop), optionally over
+ * TLS, on `listen` of kanaria.yaml.
+ *
+ *   GET  /healthz                          no token
+ *   GET  /api/v1/apps                      viewer
+ *   GET  /api/v1/apps/{app}                viewer   (?repo=NAME when names collide)
+ *   GET  /api/v1/apps/{app}/history        viewer
+ *   GET  /api/v1/deployments/{id}          viewer
+ *   POST /api/v1/apps/{app}/approve        approver {"reason": "..."} optional
+ *   POST /api/v1/apps/{app}/reject         approver {"reason": "..."} optional
+ *   POST /api/v1/webhooks/git              the repository's webhook secret (see webhook.h)
+ *
+ * Errors are {"error": "..."} with 400 (malformed JSON), 401 (no or unknown token), 403 (role
+ * too low, not an approver of the stage), 404, 405, 409 (ambiguous app, nothing waiting), 413
+ * (body over 64 KiB). With no users in kanaria.yaml, reads are anonymous when `listen` is a
+ * loopback address, and every action is refused.
+ *
+ * All functions run on the loop thread.
+ */
+#ifndef KANARIA_API_H
+#define KANARIA_API_H
+
+#include <uv.h>
+
+#include "kanaria/config.h"
+#include "kanaria/error.h"
+#include "kanaria/store.h"
+
+/* The largest request body read. */
+#define KN_API_BODY_MAX (64 * 1024)
+
+struct kn_api_deps {
+    uv_loop_t *loop;                /* borrowed; outlives the API */
+    const struct kn_config *config; /* borrowed until kn_api_set_config or kn_api_free */
+    struct kn_store *store;         /* borrowed; outlives the API */
+    /* The engine looks at the store again (after an approval or a rejection). */
+    void (*kick)(void *data);
+    /* Fetch the repository now (a verified webhook); <0 when unknown. */
+    int (*trigger)(void *data, const char *repo);
+    void *data;
+};
+
+struct kn_api;
+
+/* Listen on config->listen (TLS when config->tls has both files). KN_EINVAL for a bad address,
+ * KN_EIO when it cannot listen or load the certificate; err says which. */
+int kn_api_new(struct kn_api **out, const struct kn_api_deps *deps, struct kn_error *err);
+
+/* Use a reloaded config (users, secrets; `listen` and `tls` stay as they were at start). */
+void kn_api_set_config(struct kn_api *api, const struct kn_config *config);
+
+/* Close the listener and ask connections to close: once requests in flight are answered and idle
+ * connections time out (at most 5s), the API holds nothing on the loop. */
+void kn_api_stop(struct kn_api *api);
+
+/* After uv_run returned. NULL is a no-op. */
+void kn_api_free(struct kn_api *api);
+
+#endif /* KANARIA_API_H */

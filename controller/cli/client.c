@@ -1,0 +1,468 @@
+/*
+ * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`. They
+ * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
+ * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
+ * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
+ * --json.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "kanaria/alloc.h"
+#include "kanaria/error.h"
+
+#define KN_CLIENT_DEFAULT_ADDR "http://127.0.0.1:7070"
+#define KN_CLIENT_MAX_ANSWER   (16 * 1024 * 1024)
+#define KN_CLIENT_TIMEOUT_S    30
+
+struct kn_client_opts {
+    int json;
+    const char *repo;
+    const char *reason;
+    const char *app;
+};
+
+struct kn_client_answer {
+    long status;
+    struct kn_buf body;
+};
+
+static size_t kn_client_write(char *ptr, size_t size, size_t n, void *data)
+{
+    struct kn_buf *b = data;
+
+    return kn_buf_add(b, ptr, size * n) < 0 ? 0 : size * n;
+}
+
+/* Percent-encode s for a path segment or a query value (caller frees). */
+static char *kn_client_escape(const char *s)
+{
+    struct kn_buf b;
+
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            kn_buf_addch(&b, (char)*p);
+        } else {
+            kn_buf_addf(&b, "%%%02X", *p);
+        }
+    }
+    kn_buf_addch(&b, '\0');
+    return kn_buf_detach(&b, NULL);
+}
+
+/* One request to the API. 0 with the answer (any status); KN_EIO when the server could not be
+ * reached, with the reason printed. */
+static int kn_client_call(const char *method, const char *path, const char *body,
+                          struct kn_client_answer *ans)
+{
+    const char *addr = getenv("KANARIA_ADDR");
+    const char *token = getenv("KANARIA_TOKEN");
+    const char *cacert = getenv("KANARIA_CACERT");
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    char *url = NULL, *auth = NULL;
+    CURL *curl = NULL;
+    CURLcode cc;
+    size_t alen;
+    int rc = 0;
+
+    if (!addr || !*addr) {
+        addr = KN_CLIENT_DEFAULT_ADDR;
+    }
+    kn_buf_init(&ans->body, KN_CLIENT_MAX_ANSWER);
+    ans->status = 0;
+    alen = strlen(addr);
+    while (alen > 0 && addr[alen - 1] == '/') { /* KANARIA_ADDR written with a trailing slash */
+        alen--;
+    }
+    url = kn_asprintf("%.*s%s", (int)alen, addr, path);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(curl = curl_easy_init())) {
+        fprintf(stderr, "kanaria: cannot start libcurl\n");
+        rc = KN_EIO;
+        goto out;
+    }
+    if (token && *token) {
+        auth = kn_asprintf("Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (body) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, kn_client_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ans->body);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)KN_CLIENT_TIMEOUT_S);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (cacert && *cacert) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, cacert); /* a server with its own certificate */
+    }
+    if ((cc = curl_easy_perform(curl)) != CURLE_OK) {
+        fprintf(stderr, "kanaria: cannot reach %s: %s\n", addr,
+                errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        rc = KN_EIO;
+        goto out;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ans->status);
+    kn_buf_addch(&ans->body, '\0');
+out:
+    curl_slist_free_all(headers);
+    if (curl) {
+        curl_easy_cleanup(curl);
+    }
+    free(auth);
+    free(url);
+    return rc;
+}
+
+/* Print the answer's error (or its status) to stderr and return KN_EXIT_FAILED, or return
+ * KN_EXIT_OK for a 2xx answer. */
+static int kn_client_check(const struct kn_client_answer *ans, json_t **out)
+{
+    json_t *j = json_loads(ans->body.data ? ans->body.data : "", 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+
+    *out = NULL;
+    if (ans->status < 200 || ans->status > 299) {
+        fprintf(stderr, "kanaria: %s (HTTP %ld)\n",
+                msg ? msg : (ans->body.data && ans->body.data[0] ? ans->body.data : "refused"),
+                ans->status);
+        json_decref(j);
+        return KN_EXIT_FAILED;
+    }
+    if (!j) {
+        fprintf(stderr, "kanaria: the server's answer is not JSON\n");
+        return KN_EXIT_FAILED;
+    }
+    *out = j;
+    return KN_EXIT_OK;
+}
+
+static const char *kn_client_str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    return s && *s ? s : "-";
+}
+
+/* "2026-11-25 19:40:01" in local time, or "-" for 0. */
+static const char *kn_client_time(json_int_t ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms <= 0 || !localtime_r(&t, &tm)) {
+        snprintf(buf, size, "-");
+    } else {
+        strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    return buf;
+}
+
+static void kn_client_short(const char *commit, char out[8])
+{
+    snprintf(out, 8, "%.7s", commit && *commit ? commit : "-");
+}
+
+static void kn_client_print_app_row(const json_t *app)
+{
+    const json_t *cur = json_object_get(app, "current");
+    const json_t *latest = json_object_get(app, "latest");
+    const json_t *d = json_is_object(cur) ? cur : latest;
+    const json_t *st = json_is_object(cur) ? json_object_get(cur, "running_stage") : NULL;
+    char commit[8], deploy[32], stage[96];
+
+    kn_client_short(json_is_object(d) ? json_string_value(json_object_get(d, "commit")) : NULL,
+                    commit);
+    snprintf(deploy, sizeof(deploy), "-");
+    if (json_is_object(d)) {
+        snprintf(deploy, sizeof(deploy), "#%lld",
+                 (long long)json_integer_value(json_object_get(d, "id")));
+    }
+    snprintf(stage, sizeof(stage), "-");
+    if (json_is_object(st)) {
+        snprintf(stage, sizeof(stage), "%s", kn_client_str(st, "name"));
+    }
+    printf("%-20s %-12s %-8s %-12s %-7s %-16s %s\n", kn_client_str(app, "name"),
+           kn_client_str(app, "repo"), deploy, json_is_object(d) ? kn_client_str(d, "status") : "-",
+           commit, stage,
+           json_string_value(json_object_get(app, "error")) &&
+                   *json_string_value(json_object_get(app, "error"))
+               ? "invalid"
+               : (json_is_object(d) ? kn_client_str(d, "summary") : "-"));
+}
+
+static void kn_client_print_deployments(const json_t *list)
+{
+    char commit[8], when[32];
+    size_t i;
+    json_t *d;
+
+    printf("%-6s %-12s %-11s %-7s %-19s %s\n", "ID", "STATUS", "STRATEGY", "COMMIT", "CREATED",
+           "SUMMARY / REASON");
+    json_array_foreach(list, i, d)
+    {
+        const char *reason = json_string_value(json_object_get(d, "reason"));
+        kn_client_short(json_string_value(json_object_get(d, "commit")), commit);
+        printf("%-6lld %-12s %-11s %-7s %-19s %s%s%s\n",
+               (long long)json_integer_value(json_object_get(d, "id")), kn_client_str(d, "status"),
+               kn_client_str(d, "strategy"), commit,
+               kn_client_time(json_integer_value(json_object_get(d, "created_at")), when,
+                              sizeof(when)),
+               kn_client_str(d, "summary"), reason && *reason ? " — " : "",
+               reason && *reason ? reason : "");
+    }
+}
+
+static void kn_client_print_app(const json_t *app)
+{
+    const json_t *cur = json_object_get(app, "current");
+    const char *err = json_string_value(json_object_get(app, "error"));
+    char commit[8];
+
+    printf("app:              %s\n", kn_client_str(app, "name"));
+    printf("repository:       %s\n", kn_client_str(app, "repo"));
+    printf("path:             %s\n", kn_client_str(app, "path"));
+    kn_client_short(json_string_value(json_object_get(app, "last_good")), commit);
+    printf("last good:        %s\n", commit);
+    if (json_string_value(json_object_get(app, "rolled_back_from")) &&
+        *json_string_value(json_object_get(app, "rolled_back_from"))) {
+        kn_client_short(json_string_value(json_object_get(app, "rolled_back_from")), commit);
+        printf("rolled back from: %s\n", commit);
+    }
+    if (err && *err) {
+        printf("invalid:          %s\n", err);
+    }
+    if (json_is_object(cur)) {
+        const json_t *st = json_object_get(cur, "running_stage");
+        kn_client_short(json_string_value(json_object_get(cur, "commit")), commit);
+        printf("deploying:        #%lld %s %s %s",
+               (long long)json_integer_value(json_object_get(cur, "id")), commit,
+               kn_client_str(cur, "strategy"), kn_client_str(cur, "status"));
+        if (json_is_object(st)) {
+            printf(", stage %lld %s", (long long)json_integer_value(json_object_get(st, "index")),
+                   kn_client_str(st, "name"));
+            if (strcmp(kn_client_str(st, "name"), "WAIT_APPROVAL") == 0) {
+                printf(" (kanaria approve %s / kanaria reject %s)", kn_client_str(app, "name"),
+                       kn_client_str(app, "name"));
+            }
+        }
+        printf("\n");
+    } else {
+        printf("deploying:        -\n");
+    }
+    printf("\n");
+    kn_client_print_deployments(json_object_get(app, "deployments"));
+}
+
+/* "/api/v1/apps/APP[/suffix]?repo=REPO" (caller frees). */
+static char *kn_client_app_path(const struct kn_client_opts *o, const char *suffix)
+{
+    char *app = kn_client_escape(o->app);
+    char *repo = o->repo ? kn_client_escape(o->repo) : NULL;
+    char *path =
+        kn_asprintf("/api/v1/apps/%s%s%s%s", app, suffix, repo ? "?repo=" : "", repo ? repo : "");
+
+    free(app);
+    free(repo);
+    return path;
+}
+
+/* Parse [--json] [--repo NAME] [--reason TEXT] and the positional APP. */
+static int kn_client_args(int argc, char **argv, const char *usage, int need_app, int reason,
+                          struct kn_client_opts *o)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"repo", required_argument, NULL, 'r'},
+        {"reason", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            o->json = 1;
+            break;
+        case 'r':
+            o->repo = optarg;
+            break;
+        case 'm':
+            if (!reason) {
+                goto usage;
+            }
+            o->reason = optarg;
+            break;
+        case 'h':
+            printf("usage: %s\n", usage);
+            exit(KN_EXIT_OK);
+        default:
+            goto usage;
+        }
+    }
+    if (optind < argc) {
+        o->app = argv[optind++];
+    }
+    if (optind < argc || (need_app && !o->app)) {
+        goto usage;
+    }
+    return 0;
+usage:
+    fprintf(stderr, "usage: %s\n", usage);
+    return KN_EUSAGE;
+}
+
+/* Print the answer as the server wrote it. */
+static void kn_client_print_json(const struct kn_client_answer *ans)
+{
+    fputs(ans->body.data ? ans->body.data : "", stdout);
+}
+
+int kn_cmd_status(int argc, char **argv)
+{
+    static const char usage[] = "kanaria status [APP] [--repo NAME] [--json]";
+    struct kn_client_answer ans = {0};
+    struct kn_client_opts o;
+    json_t *j = NULL, *app;
+    char *path = NULL;
+    size_t i;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 0, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if (o.app) {
+        path = kn_client_app_path(&o, "");
+    } else if (o.repo) {
+        char *repo = kn_client_escape(o.repo);
+        path = kn_asprintf("/api/v1/apps?repo=%s", repo);
+        free(repo);
+    } else {
+        path = kn_strdup("/api/v1/apps");
+    }
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else if (o.app) {
+        kn_client_print_app(j);
+    } else {
+        printf("%-20s %-12s %-8s %-12s %-7s %-16s %s\n", "APP", "REPO", "DEPLOY", "STATUS",
+               "COMMIT", "STAGE", "SUMMARY");
+        json_array_foreach(json_object_get(j, "apps"), i, app)
+        {
+            kn_client_print_app_row(app);
+        }
+    }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(path);
+    return rc;
+}
+
+int kn_cmd_history(int argc, char **argv)
+{
+    static const char usage[] = "kanaria history APP [--repo NAME] [--json]";
+    struct kn_client_answer ans = {0};
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char *path = NULL;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    path = kn_client_app_path(&o, "/history");
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else {
+        kn_client_print_deployments(json_object_get(j, "deployments"));
+    }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(path);
+    return rc;
+}
+
+static int kn_client_decide(int argc, char **argv, int reject)
+{
+    const char *usage = reject ? "kanaria reject APP [--reason TEXT] [--repo NAME] [--json]"
+                               : "kanaria approve APP [--repo NAME] [--json]";
+    struct kn_client_answer ans = {0};
+    struct kn_client_opts o;
+    json_t *j = NULL, *req = NULL;
+    char *path = NULL, *body = NULL;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, reject, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    path = kn_client_app_path(&o, reject ? "/reject" : "/approve");
+    req = o.reason ? json_pack("{s:s}", "reason", o.reason) : json_object();
+    body = json_dumps(req, JSON_COMPACT);
+    if (kn_client_call("POST", path, body, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else {
+        printf("%s deployment #%lld of %s at stage %lld %s as %s\n",
+               reject ? "rejected" : "approved",
+               (long long)json_integer_value(json_object_get(j, "deployment")),
+               kn_client_str(j, "app"), (long long)json_integer_value(json_object_get(j, "stage")),
+               kn_client_str(j, "stage_name"), kn_client_str(j, "by"));
+    }
+out:
+    json_decref(j);
+    json_decref(req);
+    kn_buf_release(&ans.body);
+    free(body);
+    free(path);
+    return rc;
+}
+
+int kn_cmd_approve(int argc, char **argv)
+{
+    return kn_client_decide(argc, argv, 0);
+}
+
+int kn_cmd_reject(int argc, char **argv)
+{
+    return kn_client_decide(argc, argv, 1);
+}

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# The control API and the client commands against a real `kanaria serve` (local platform, real
+# HAProxy, a Git repository polled only once an hour, so that only webhooks bring new commits):
+# tokens and roles, WAIT_APPROVAL with an approvers list (a viewer and an approver who is not
+# listed are refused; the listed one promotes), a rejection that rolls back, bad tokens, bodies
+# too large or malformed, and push webhooks signed GitHub's way and the generic way.
+set -uo pipefail
+bin=$1
+server=$2
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    stop_local_platform "$tmp/data"
+    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-api-failed.log"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+api=$(free_port)
+bind=$(free_port)
+metrics=$(free_port)
+ports=$((30000 + RANDOM % 20000))
+export KANARIA_ADDR="http://127.0.0.1:$api"
+hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+printf '%s\n' "hook-secret-5e1f" >"$tmp/secret"
+mkdir -p "$tmp/upstream/hello"
+cat >"$tmp/kanaria.yaml" <<YAML
+dataDir: $tmp/data
+listen: 127.0.0.1:$api
+platforms:
+  - name: local
+    type: local
+    haproxy: {metricsBind: "127.0.0.1:$metrics"}
+    ports: {min: $ports, max: $((ports + 50))}
+repositories:
+  - name: deploy
+    url: "file://$tmp/upstream"
+    branch: main
+    pollInterval: 1h
+    webhook: {secretFile: $tmp/secret}
+users:
+  - {name: vic, role: viewer, tokenSha256: $(hash tok-vic)}
+  - {name: bob, role: approver, tokenSha256: $(hash tok-bob)}
+  - {name: alice, role: approver, tokenSha256: $(hash tok-alice)}
+YAML
+cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: hello}
+spec:
+  manifests: [service.yaml]
+  pipeline:
+    - name: CANARY_ROLLOUT
+      with: {replicas: 1}
+    - name: TRAFFIC_ROUTING
+      with: {canary: 10}
+    - name: WAIT_APPROVAL
+      with: {approvers: [alice], minApprovers: 1}
+    - name: PRIMARY_ROLLOUT
+    - name: TRAFFIC_ROUTING
+      with: {primary: 100}
+    - name: CANARY_CLEAN
+YAML
+service() { # version
+    cat >"$tmp/upstream/hello/service.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: LocalService
+metadata: {name: hello}
+spec:
+  command: [$server, --port, "{{port}}"]
+  env: {VERSION: "$1"}
+  replicas: 1
+  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
+  frontend: {bind: "127.0.0.1:$bind"}
+YAML
+}
+# code METHOD PATH TOKEN [CURL ARGS...]: the HTTP status of one API call
+code() {
+    local m=$1 p=$2 t=$3
+    shift 3
+    curl -s -o "$tmp/body" -w '%{http_code}' -X "$m" ${t:+-H "Authorization: Bearer $t"} "$@" \
+        "$KANARIA_ADDR$p"
+}
+# hook SIGNATURE_HEADER SECRET: a push webhook signed with SECRET; prints the HTTP status
+hook() {
+    local body sig
+    body="{\"ref\":\"refs/heads/main\",\"after\":\"$(git rev-parse HEAD)\",\"repository\":{\"clone_url\":\"file://$tmp/upstream\"}}"
+    if command -v openssl >/dev/null; then
+        sig=$(printf %s "$body" | openssl dgst -sha256 -hmac "$2" | sed 's/.*= //')
+    else # the openssl command is not among the packages `make deps` installs
+        sig=$(printf %s "$body" | python3 -c 'import hashlib, hmac, sys
+print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' "$2")
+    fi
+    curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H "$1: sha256=$sig" \
+        -H 'Content-Type: application/json' --data-binary "$body" "$KANARIA_ADDR/api/v1/webhooks/git"
+}
+waiting_stage() { # DEPLOYMENT
+    wait_for "deployment $1 waiting" "select s.name from stages s where s.deployment = $1 and
+        s.status = 'RUNNING'" "WAIT_APPROVAL" 60
+}
+
+git init -q -b main
+service v1
+git add -A && git commit -qm "hello v1"
+
+# 1. the first fetch at start deploys v1; reads need a token of any role
+start
+wait_for "v1 deployed" "select status from deployments" "SUCCESS" 60
+check "the first commit deploys v1" $?
+[ "$(code GET /healthz "")" = 200 ]
+check "GET /healthz needs no token" $?
+[ "$(code GET /api/v1/apps "")" = 401 ]
+check "GET /api/v1/apps without a token is 401" $?
+[ "$(code GET /api/v1/apps tok-nobody)" = 401 ] && grep -q "unknown token" "$tmp/body"
+check "an unknown token is 401 ($(cat "$tmp/body"))" $?
+out=$(KANARIA_TOKEN=tok-nobody "$bin" status 2>&1)
+[ $? -eq 1 ] && grep -q "unknown token" <<<"$out"
+check "kanaria status with a bad token exits 1 with the server's message ($out)" $?
+out=$(KANARIA_TOKEN=tok-vic "$bin" status)
+[ $? -eq 0 ] && grep -q "^hello .*SUCCESS" <<<"$out"
+check "kanaria status lists the app ($out)" $?
+[ "$(code GET /api/v1/apps/nope tok-vic)" = 404 ] && [ "$(code GET /api/v1/deployments/99 tok-vic)" = 404 ]
+check "an unknown app or deployment is 404" $?
+[ "$(code DELETE /api/v1/apps tok-vic)" = 405 ] && [ "$(code GET /api/v1/nothing tok-vic)" = 404 ]
+check "a wrong method is 405, an unknown route 404" $?
+
+# 2. webhooks: a bad signature fetches nothing; a good one fetches and deploys v2
+service v2
+git commit -qam "hello v2"
+[ "$(hook X-Hub-Signature-256 wrong-secret)" = 401 ]
+check "a webhook with a bad signature is 401" $?
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$KANARIA_ADDR/api/v1/webhooks/git")" = 401 ]
+check "a webhook without a signature is 401" $?
+sleep 2
+[ "$(sql "select count(*) from deployments")" = 1 ]
+check "nothing was fetched for them" $?
+[ "$(hook X-Hub-Signature-256 hook-secret-5e1f)" = 202 ]
+check "a GitHub webhook with a good signature is 202 ($(cat "$tmp/body"))" $?
+wait_for "v2 planned" "select count(*) from deployments" 2 5
+check "the webhook's fetch plans v2 within seconds (poll interval is 1h)" $?
+waiting_stage 2
+check "v2 waits for approval" $?
+
+# 3. approvals: a viewer, an approver not listed, bad bodies, then alice
+out=$(KANARIA_TOKEN=tok-vic "$bin" approve hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 403" <<<"$out"
+check "a viewer cannot approve: exit 1 and 403 ($out)" $?
+out=$(KANARIA_TOKEN=tok-bob "$bin" approve hello 2>&1)
+[ $? -eq 1 ] && grep -q "not an approver of this stage" <<<"$out" && grep -q "HTTP 403" <<<"$out"
+check "bob is an approver but not in the stage's list: 403 ($out)" $?
+[ "$(code POST /api/v1/apps/hello/approve tok-alice -d '{"reason": ')" = 400 ] &&
+    grep -q "malformed JSON at line 1" "$tmp/body"
+check "a malformed body is 400 with jansson's position ($(cat "$tmp/body"))" $?
+head -c 70000 /dev/zero | tr '\0' x >"$tmp/big"
+[ "$(code POST /api/v1/apps/hello/approve tok-alice --data-binary @"$tmp/big")" = 413 ]
+check "a body over 64 KiB is 413" $?
+[ "$(sql "select count(*) from approvals")" = 0 ]
+check "no refused call recorded an approval" $?
+out=$(KANARIA_TOKEN=tok-alice "$bin" approve hello)
+check "alice approves (exit 0: $out)" $?
+wait_for "v2 promoted" "select status from deployments where id = 2" "SUCCESS" 60
+check "alice's approval promotes v2" $?
+[ "$(sql "select actor from events where type = 'APPROVED' and deployment = 2")" = alice ] &&
+    sql "select message from events where type = 'APPROVED'" | grep -q "from 127.0.0.1:"
+check "the approval is in the audit log with its user and address" $?
+out=$(KANARIA_TOKEN=tok-alice "$bin" approve hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out"
+check "approving when nothing waits is 409 ($out)" $?
+
+# 4. a generic-signed webhook brings v3; alice rejects it and it rolls back
+service v3
+git commit -qam "hello v3"
+[ "$(hook X-Kanaria-Signature-256 hook-secret-5e1f)" = 202 ]
+check "a generic webhook with a good signature is 202" $?
+waiting_stage 3
+check "v3 waits for approval" $?
+out=$(KANARIA_TOKEN=tok-alice "$bin" reject hello --reason "error rate looks high")
+check "alice rejects (exit 0: $out)" $?
+wait_for "v3 rolled back" "select status from deployments where id = 3" "FAILURE" 60
+check "the rejection rolls v3 back" $?
+reason=$(sql "select reason from deployments where id = 3")
+grep -q "rejected by alice" <<<"$reason"
+check "the reason names the rejection ($reason)" $?
+sql "select message from events where type = 'REJECTED'" | grep -q "error rate looks high"
+check "the rejection's reason is in the audit log" $?
+[ "$(sql "select rolled_back_from != '' from apps where name = 'hello'")" = 1 ]
+check "the app shows it was rolled back" $?
+
+# 5. reads: history, one app, one deployment
+out=$(KANARIA_TOKEN=tok-vic "$bin" history hello)
+[ $? -eq 0 ] && [ "$(grep -cE '^[0-9]+ ' <<<"$out")" = 3 ] && grep -q "^3 .*FAILURE" <<<"$out"
+check "kanaria history lists the three deployments ($out)" $?
+KANARIA_TOKEN=tok-vic "$bin" status hello --json | python3 -c '
+import json, sys
+a = json.load(sys.stdin)
+assert a["name"] == "hello" and a["repo"] == "deploy", a
+assert a["rolled_back_from"] and a["last_good"], a
+assert [d["id"] for d in a["deployments"]] == [3, 2, 1], a["deployments"]'
+check "kanaria status APP --json prints the server's JSON" $?
+[ "$(code GET /api/v1/deployments/3 tok-vic)" = 200 ] && python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["status"] == "FAILURE", d["status"]
+st = {s["index"]: s for s in d["stages"]}
+assert st[2]["name"] == "WAIT_APPROVAL" and st[2]["status"] == "FAILURE", st
+assert st[2]["approvals"] == [dict(who="alice", decision="REJECT", at=st[2]["approvals"][0]["at"])]
+assert any(e["type"] == "REJECTED" and e["actor"] == "alice" for e in d["events"]), d["events"]' "$tmp/body"
+check "GET /api/v1/deployments/3 has its stages, approvals and events" $?
+
+# 6. GitLab's token header; a reload brings new users
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'X-Gitlab-Token: wrong' -d '{}' \
+    "$KANARIA_ADDR/api/v1/webhooks/git")" = 401 ]
+check "a GitLab webhook with a wrong token is 401" $?
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'X-Gitlab-Token: hook-secret-5e1f' -d '{}' \
+    "$KANARIA_ADDR/api/v1/webhooks/git")" = 202 ]
+check "a GitLab webhook with the right token is 202" $?
+[ "$(code GET /api/v1/apps tok-carol)" = 401 ]
+check "carol is unknown before the reload" $?
+
+# 7. a second repository with an app of the same name (invalid there, so never deployed)
+mkdir -p "$tmp/other/hello"
+printf 'apiVersion: kanaria.dev/v1\nkind: Application\nmetadata: {name: hello}\nspec:\n  manifests: [missing.yaml]\n' \
+    >"$tmp/other/hello/app.kanaria.yaml"
+command git -C "$tmp/other" init -q -b main
+command git -C "$tmp/other" add -A
+command git -C "$tmp/other" -c user.name=dev -c user.email=dev@example.com commit -qm other
+printf '  - {name: carol, role: viewer, tokenSha256: %s}\n' "$(hash tok-carol)" >>"$tmp/kanaria.yaml"
+sed -i "s|^repositories:|repositories:\n  - {name: other, url: \"file://$tmp/other\", branch: main, pollInterval: 1h}|" \
+    "$tmp/kanaria.yaml"
+kill -HUP "$pid"
+for _ in $(seq 1 50); do [ "$(code GET /api/v1/apps tok-carol)" = 200 ] && break; sleep 0.1; done
+[ "$(code GET /api/v1/apps tok-carol)" = 200 ]
+check "after SIGHUP carol's token works" $?
+wait_for "the other repository read" "select count(*) from apps where name = 'hello'" 2 10
+check "the reload reads the second repository" $?
+[ "$(code GET /api/v1/apps/hello tok-carol)" = 409 ] && grep -q "several repositories" "$tmp/body"
+check "an app name in two repositories is 409 ($(cat "$tmp/body"))" $?
+[ "$(code GET '/api/v1/apps/hello?repo=other' tok-carol)" = 200 ] && grep -q '"error": ".\+' "$tmp/body"
+check "?repo= picks one, with its validation errors" $?
+out=$(KANARIA_TOKEN=tok-carol "$bin" status hello --repo deploy)
+[ $? -eq 0 ] && grep -q "^repository: *deploy" <<<"$out"
+check "kanaria status APP --repo NAME ($out)" $?
+
+kill -TERM "$pid"
+wait "$pid"
+check "kanaria exits 0 on SIGTERM" $?
+pid=
+echo "api: $passed passed, $failures failed"
+[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
+[ $failures -eq 0 ]

@@ -1,0 +1,110 @@
+/* Unit tests for controller/api/webhook.c: GitHub, GitLab and generic signatures, secret files. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/webhook.h"
+#include "kanaria/alloc.h"
+#include "kanaria/error.h"
+
+/* GitHub's documented example: secret and payload, and the X-Hub-Signature-256 they give */
+#define SECRET "It's a Secret to Everybody"
+#define BODY   "Hello, World!"
+#define SIG    "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+
+static int hmac_ok(const char *sig, const char *body, const char *secret)
+{
+    return kn_webhook_hmac_ok(sig, strlen(sig), body, strlen(body), secret, strlen(secret));
+}
+
+static void test_hmac(void **state)
+{
+    char upper[] = SIG;
+
+    (void)state;
+    assert_true(hmac_ok(SIG, BODY, SECRET));
+    for (char *p = upper + 7; *p; p++) {
+        if (*p >= 'a' && *p <= 'f') {
+            *p = (char)(*p - 'a' + 'A');
+        }
+    }
+    assert_true(hmac_ok(upper, BODY, SECRET));
+    assert_false(hmac_ok(SIG, "Hello, World?", SECRET));
+    assert_false(hmac_ok(SIG, BODY, "It's a secret to everybody"));
+    assert_false(hmac_ok(SIG + 7, BODY, SECRET));                     /* no prefix */
+    assert_false(hmac_ok("sha1=757107ea0eb2509fc211", BODY, SECRET)); /* another algorithm */
+    assert_false(hmac_ok("sha256=757107ea", BODY, SECRET));           /* too short */
+    assert_false(hmac_ok(SIG "00", BODY, SECRET));                    /* too long */
+    assert_false(hmac_ok("sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+                         BODY, SECRET));
+    assert_false(hmac_ok(SIG, BODY, "")); /* an empty secret verifies nothing */
+    assert_false(kn_webhook_hmac_ok(NULL, 0, BODY, strlen(BODY), SECRET, strlen(SECRET)));
+}
+
+static void test_token(void **state)
+{
+    (void)state;
+    assert_true(kn_webhook_token_ok("s3cret", 6, "s3cret", 6));
+    assert_false(kn_webhook_token_ok("s3cre", 5, "s3cret", 6));
+    assert_false(kn_webhook_token_ok("s3creT", 6, "s3cret", 6));
+    assert_false(kn_webhook_token_ok("", 0, "", 0));
+    assert_false(kn_webhook_token_ok(NULL, 0, "s3cret", 6));
+}
+
+static void test_verify_kinds(void **state)
+{
+    (void)state;
+    assert_true(kn_webhook_verify(KN_WEBHOOK_GITHUB, SIG, strlen(SIG), BODY, strlen(BODY), SECRET,
+                                  strlen(SECRET)));
+    assert_true(kn_webhook_verify(KN_WEBHOOK_GENERIC, SIG, strlen(SIG), BODY, strlen(BODY), SECRET,
+                                  strlen(SECRET)));
+    /* GitLab sends the secret itself, never a signature */
+    assert_false(kn_webhook_verify(KN_WEBHOOK_GITLAB, SIG, strlen(SIG), BODY, strlen(BODY), SECRET,
+                                   strlen(SECRET)));
+    assert_true(kn_webhook_verify(KN_WEBHOOK_GITLAB, SECRET, strlen(SECRET), BODY, strlen(BODY),
+                                  SECRET, strlen(SECRET)));
+    assert_false(kn_webhook_verify(KN_WEBHOOK_NONE, SECRET, strlen(SECRET), BODY, strlen(BODY),
+                                   SECRET, strlen(SECRET)));
+}
+
+static void test_read_secret(void **state)
+{
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/secret", dir);
+    char *missing = kn_asprintf("%s/missing", dir);
+    char buf[KN_WEBHOOK_SECRET_MAX + 2];
+    char *big = kn_calloc(KN_WEBHOOK_SECRET_MAX + 10, 1);
+    size_t len;
+
+    (void)state;
+    kn_test_write(dir, "secret", "topsecret\n");
+    assert_int_equal(kn_webhook_read_secret(path, buf, sizeof(buf), &len), 0);
+    assert_string_equal(buf, "topsecret");
+    assert_int_equal(len, 9);
+    kn_test_write(dir, "secret", "crlf\r\nsecond line\n");
+    assert_int_equal(kn_webhook_read_secret(path, buf, sizeof(buf), &len), 0);
+    assert_string_equal(buf, "crlf");
+    kn_test_write(dir, "secret", "\n");
+    assert_int_equal(kn_webhook_read_secret(path, buf, sizeof(buf), &len), KN_EINVAL);
+    memset(big, 'x', KN_WEBHOOK_SECRET_MAX + 5);
+    kn_test_write(dir, "secret", big);
+    assert_int_equal(kn_webhook_read_secret(path, buf, sizeof(buf), &len), KN_ETOOBIG);
+    assert_int_equal(kn_webhook_read_secret(missing, buf, sizeof(buf), &len), KN_ENOENT);
+    kn_test_rmtree(dir);
+    free(big);
+    free(missing);
+    free(path);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hmac),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_verify_kinds),
+        cmocka_unit_test(test_read_secret),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
