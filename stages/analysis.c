@@ -451,4 +451,6 @@ const struct kn_stage_kind kn_stage_analysis = {
     .default_timeout_ms = 0, /* duration + 5m, computed by the engine */
     .help = "evaluate metric and HTTP checks for a duration; fail at the first failed check",
     .simulate = analysis_simulate,
+    .start = kn_analysis_start,
+    .cancel = kn_analysis_cancel,
 };

@@ -185,6 +185,17 @@ long long kn_stage_run_now(const struct kn_stage_run *run)
     return engine_now(run->dp->e);
 }
 
+struct kn_metrics *kn_stage_run_metrics(const struct kn_stage_run *run, const char *name)
+{
+    const struct kn_engine_deps *deps = &run->dp->e->deps;
+    return deps->metrics ? deps->metrics(deps->data, name) : NULL;
+}
+
+struct kn_http_client *kn_stage_run_http(const struct kn_stage_run *run)
+{
+    return run->dp->e->deps.http;
+}
+
 void **kn_stage_run_state(struct kn_stage_run *run)
 {
     return &run->state;

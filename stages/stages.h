@@ -139,6 +139,10 @@ int kn_script_start(struct kn_stage_run *run, void **slot, const char *command,
                     const struct kn_strmap *env, kn_script_done done);
 void kn_script_cancel(void **slot);
 
+/* ANALYSIS at run time (stages/analysis_run.c). */
+void kn_analysis_start(struct kn_stage_run *run);
+void kn_analysis_cancel(struct kn_stage_run *run);
+
 extern const struct kn_stage_kind kn_stage_sync;
 extern const struct kn_stage_kind kn_stage_canary_rollout;
 extern const struct kn_stage_kind kn_stage_baseline_rollout;

@@ -23,6 +23,7 @@
 #include "kanaria/config.h"
 #include "kanaria/engine.h"
 #include "kanaria/log.h"
+#include "kanaria/metrics.h"
 #include "kanaria/store.h"
 #include "platforms/local/local.h"
 #include "drift.h"
@@ -45,6 +46,8 @@ struct serve {
     struct kn_http_client *http;
     struct kn_platform **platforms;
     size_t nplatforms;
+    struct kn_metrics **metrics;
+    size_t nmetrics;
     char *data_dir;
     int lock_fd;
 };
@@ -58,6 +61,19 @@ static struct kn_platform *find_platform(void *data, const char *name)
     for (size_t i = 0; i < s->nplatforms; i++) {
         if (strcmp(s->platforms[i]->name, name) == 0) {
             return s->platforms[i];
+        }
+    }
+    return NULL;
+}
+
+/* The metrics provider `name`; NULL: the first one. */
+static struct kn_metrics *find_metrics(void *data, const char *name)
+{
+    struct serve *s = data;
+
+    for (size_t i = 0; i < s->nmetrics; i++) {
+        if (!name || strcmp(s->metrics[i]->name, name) == 0) {
+            return s->metrics[i];
         }
     }
     return NULL;
@@ -277,6 +293,10 @@ static void stop_platforms(struct serve *s)
         s->platforms[i]->ops->free(s->platforms[i]);
     }
     s->nplatforms = 0;
+    for (size_t i = 0; i < s->nmetrics; i++) {
+        kn_metrics_free(s->metrics[i]);
+    }
+    s->nmetrics = 0;
     if (s->http) {
         kn_http_client_close(s->http);
         s->http = NULL;
@@ -302,6 +322,17 @@ static int start_platforms(struct serve *s, const struct kn_config *cfg)
         count = 1;
     }
     kn_http_client_new(&s->http, &s->loop);
+    s->metrics = kn_calloc(cfg->metrics_providers.count + 1, sizeof(*s->metrics));
+    for (size_t i = 0; i < cfg->metrics_providers.count; i++) {
+        const struct kn_metrics_provider_config *mc =
+            &((const struct kn_metrics_provider_config *)cfg->metrics_providers.items)[i];
+        kn_error_clear(&err);
+        if (kn_metrics_new(&s->metrics[s->nmetrics], mc, s->http, &err) < 0) {
+            kn_log_error(WHO, "metrics provider '%s': %s", mc->name, err.msg);
+            return KN_EIO;
+        }
+        s->nmetrics++;
+    }
     s->platforms = kn_calloc(count + 1, sizeof(*s->platforms));
     for (size_t i = 0; i < count; i++) {
         kn_error_clear(&err);
@@ -442,6 +473,8 @@ int kn_cmd_serve(int argc, char **argv)
             .loop = &s.loop,
             .store = s.store,
             .platform = find_platform,
+            .metrics = find_metrics,
+            .http = s.http,
             .load = load_deployment,
             .data = &s,
         };
@@ -492,6 +525,7 @@ out:
     }
     free(db);
     free(s.platforms);
+    free(s.metrics);
     free(s.data_dir);
     kn_config_free(cfg);
     kn_diags_release(&diags);

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "kanaria/app.h"
+#include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/stage.h"
 #include "kanaria/store.h"
@@ -39,6 +40,10 @@ struct kn_engine_deps {
      * (blocking; on the thread pool). */
     void (*load)(void *data, const struct kn_deployment *d, const char *path,
                  const char *last_good, struct kn_engine_load *out);
+    /* The metrics provider named `name` (NULL: the first one), borrowed; NULL when none. */
+    struct kn_metrics *(*metrics)(void *data, const char *name);
+    /* The HTTP client for ANALYSIS probes (borrowed); NULL: probes fail as unreachable. */
+    struct kn_http_client *http;
     /* Wall-clock time in ms; NULL: the system clock. Tests pass a fake one. */
     long long (*now_ms)(void *data);
     void *data;
@@ -80,6 +85,9 @@ const char *kn_stage_run_workdir(const struct kn_stage_run *run);
 size_t kn_stage_run_plan(const struct kn_stage_run *run, const struct kn_stage_config *const **out);
 int kn_stage_run_started(const struct kn_stage_run *run, size_t i);
 long long kn_stage_run_now(const struct kn_stage_run *run);
+/* The metrics provider `name` (NULL: the first), and the HTTP client; NULL when none. */
+struct kn_metrics *kn_stage_run_metrics(const struct kn_stage_run *run, const char *name);
+struct kn_http_client *kn_stage_run_http(const struct kn_stage_run *run);
 /* Whether a stage that replaces the primary (SYNC, PRIMARY_ROLLOUT) started in this deployment:
  * ROLLBACK then re-applies the last good commit. */
 int kn_stage_run_primary_touched(const struct kn_stage_run *run);

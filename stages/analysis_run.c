@@ -1,0 +1,743 @@
+/*
+ * ANALYSIS at run time: every check is evaluated each `interval` over the window that just
+ * ended, until `duration` is over. Each evaluation is PASS, FAIL or INCONCLUSIVE (or SKIPPED when
+ * `noData: skip` meets no data), is stored with the query as sent, the samples and the bound or
+ * p-value, and is counted; a check whose FAILs exceed its failureLimit, or whose INCONCLUSIVEs
+ * exceed its inconclusiveLimit, fails the stage at once with a reason that names the check and
+ * the numbers. The deadline and the counts are kept in the stage's metadata, so a restart
+ * continues with the time that is left and the counts so far.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/engine.h"
+#include "kanaria/metrics.h"
+#include "stages.h"
+#include "stats.h"
+#include "util/http_client.h"
+
+#define MAX_STORED_SAMPLES 200 /* per side in an analysis record */
+
+enum verdict { V_PASS, V_FAIL, V_INCONCLUSIVE, V_SKIPPED };
+
+static const char *const verdict_names[] = {"PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"};
+
+struct check {
+    const char *name;
+    const struct kn_analysis_metric *m; /* one of m and h */
+    const struct kn_http_check *h;
+    long long interval_ms;
+    long long next_at;
+    int passes, fails, inconclusives;
+    struct eval *eval; /* the evaluation in flight, NULL when none */
+};
+
+struct analysis {
+    struct kn_stage_run *run;
+    struct check *checks;
+    size_t n;
+    long long deadline;
+    void *timer;
+    int canary_runs; /* a canary runs at this point of the pipeline */
+    /* tick() is on the stack: an ending found meanwhile waits for it (finishing starts the next
+     * stage, which takes over the run's state) */
+    int in_tick;
+    int concluded;
+    int ok;
+    char reason[900];
+};
+
+/* One evaluation in flight; it outlives a cancelled stage (a is NULL then). */
+struct eval {
+    struct analysis *a;
+    size_t check;
+    int outstanding;
+    int nq;
+    char *query[2];
+    const char *variant[2];
+    struct kn_metrics_result res[2];
+};
+
+static void tick(struct kn_stage_run *run);
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+/* `tmpl` with {{app}}, {{variant}}, {{window}}, {{commit}} and {{args.NAME}} filled in (validation
+ * has refused anything else). Caller frees. */
+static char *fill(const char *tmpl, const struct kn_strmap *args, const char *app,
+                  const char *variant, const char *window, const char *commit)
+{
+    struct kn_buf b;
+    const char *p = tmpl, *open;
+
+    kn_buf_init(&b, 64 * 1024);
+    while ((open = strstr(p, "{{")) != NULL) {
+        const char *end = strstr(open + 2, "}}"), *s = open + 2, *e;
+        char name[128];
+        const char *value = NULL;
+
+        if (!end) {
+            break;
+        }
+        kn_buf_add(&b, p, (size_t)(open - p));
+        while (s < end && *s == ' ') {
+            s++;
+        }
+        e = end;
+        while (e > s && e[-1] == ' ') {
+            e--;
+        }
+        snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
+        if (strcmp(name, "app") == 0) {
+            value = app;
+        } else if (strcmp(name, "variant") == 0) {
+            value = variant;
+        } else if (strcmp(name, "window") == 0) {
+            value = window;
+        } else if (strcmp(name, "commit") == 0) {
+            value = commit;
+        } else if (strncmp(name, "args.", 5) == 0 && args) {
+            for (size_t i = 0; i < args->count; i++) {
+                if (strcmp(args->keys[i], name + 5) == 0) {
+                    value = args->values[i];
+                }
+            }
+        }
+        kn_buf_addf(&b, "%s", value ? value : "");
+        p = end + 2;
+    }
+    kn_buf_adds(&b, p);
+    return kn_buf_detach(&b, NULL);
+}
+
+/* Every value of every series, NaN kept (the statistics drop it). Caller frees. */
+static double *samples_of(const struct kn_metrics_result *r, size_t *n)
+{
+    double *v = NULL;
+
+    *n = 0;
+    for (size_t i = 0; i < r->nseries; i++) {
+        const struct kn_metrics_series *s = &r->series[i];
+        v = kn_reallocarray(v, *n + s->count + 1, sizeof(*v));
+        memcpy(v + *n, s->values, s->count * sizeof(*v));
+        *n += s->count;
+    }
+    return v;
+}
+
+static json_t *samples_json(const double *v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n && json_array_size(a) < MAX_STORED_SAMPLES; i++) {
+        if (isfinite(v[i])) {
+            json_array_append_new(a, json_real(v[i]));
+        }
+    }
+    return a;
+}
+
+static void save_counts(struct kn_stage_run *run, const struct check *c)
+{
+    char key[160], value[64];
+
+    snprintf(key, sizeof(key), "check.%s", c->name);
+    snprintf(value, sizeof(value), "%d %d %d", c->passes, c->fails, c->inconclusives);
+    kn_stage_run_meta_set(run, key, value);
+}
+
+static void load_counts(struct kn_stage_run *run, struct check *c)
+{
+    char key[160];
+    char *value;
+
+    snprintf(key, sizeof(key), "check.%s", c->name);
+    if ((value = kn_stage_run_meta_get(run, key)) != NULL) {
+        sscanf(value, "%d %d %d", &c->passes, &c->fails, &c->inconclusives);
+        free(value);
+    }
+}
+
+/* Let go of the stage's state; evaluations in flight end on their own. */
+static void release(struct kn_stage_run *run)
+{
+    struct analysis *a = *kn_stage_run_state(run);
+
+    if (!a) {
+        return;
+    }
+    kn_stage_timer_cancel(&a->timer);
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->checks[i].eval) {
+            a->checks[i].eval->a = NULL;
+        }
+    }
+    free(a->checks);
+    free(a);
+    *kn_stage_run_state(run) = NULL;
+}
+
+static void eval_free(struct eval *ev)
+{
+    for (int i = 0; i < 2; i++) {
+        free(ev->query[i]);
+        kn_metrics_result_release(&ev->res[i]);
+    }
+    free(ev);
+}
+
+/* ---- verdicts ------------------------------------------------------------------------------- */
+
+/* End the stage now, or when tick() returns if it is running. */
+static void conclude(struct analysis *a, int ok, const char *reason)
+{
+    struct kn_stage_run *run = a->run;
+
+    a->concluded = 1;
+    a->ok = ok;
+    snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
+    if (a->in_tick) {
+        return;
+    }
+    release(run);
+    if (ok) {
+        kn_stage_run_finish(run, 1, NULL);
+    } else {
+        kn_stage_run_finish(run, 0, "%s", reason ? reason : "");
+    }
+}
+
+/* Count a verdict, store it, and fail the stage when the check is over its limits. Returns 1
+ * when the stage has finished. */
+static int record(struct analysis *a, struct check *c, enum verdict v, const char *query,
+                  const char *values, const char *bound, const char *why)
+{
+    struct kn_stage_run *run = a->run;
+    const struct kn_deployment *d = kn_stage_run_deployment(run);
+    long long failure_limit = c->m ? c->m->failure_limit : c->h->failure_limit;
+    long long inconclusive_limit = c->m ? c->m->inconclusive_limit : c->h->inconclusive_limit;
+    char reason[900];
+
+    kn_store_analysis_add(kn_stage_run_store(run), d->id, kn_stage_run_index(run), c->name,
+                          query ? query : "", values ? values : "", bound ? bound : "",
+                          verdict_names[v], kn_stage_run_now(run));
+    c->passes += v == V_PASS;
+    c->fails += v == V_FAIL;
+    c->inconclusives += v == V_INCONCLUSIVE;
+    save_counts(run, c);
+    kn_stage_run_log(run, "check '%s': %s: %s (%d passed, %d failed, %d inconclusive)", c->name,
+                     verdict_names[v], why, c->passes, c->fails, c->inconclusives);
+    if (c->fails > failure_limit) {
+        snprintf(reason, sizeof(reason), "analysis '%s' failed: %s (%d of %d evaluations failed, "
+                 "%lld allowed)", c->name, why, c->fails,
+                 c->passes + c->fails + c->inconclusives, failure_limit);
+    } else if (c->inconclusives > inconclusive_limit) {
+        snprintf(reason, sizeof(reason), "analysis '%s' failed: %d inconclusive evaluations, %lld "
+                 "allowed (last: %s)", c->name, c->inconclusives, inconclusive_limit, why);
+    } else {
+        return 0;
+    }
+    conclude(a, 0, reason);
+    return 1;
+}
+
+/* The stage passes when its time is over and nothing is being evaluated. */
+static void maybe_pass(struct analysis *a)
+{
+    struct kn_stage_run *run = a->run;
+    struct kn_buf b;
+
+    if (a->concluded || kn_stage_run_now(run) < a->deadline) {
+        return;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->checks[i].eval || a->checks[i].next_at <= a->deadline) {
+            return; /* one more evaluation is due at the deadline, or one is in flight */
+        }
+    }
+    kn_buf_init(&b, 4096);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct check *c = &a->checks[i];
+        kn_buf_addf(&b, "%s'%s' %d passed, %d failed, %d inconclusive", i ? "; " : "", c->name,
+                    c->passes, c->fails, c->inconclusives);
+    }
+    kn_stage_run_log(run, "analysis passed: %s", b.data ? b.data : "no evaluation");
+    kn_buf_release(&b);
+    conclude(a, 1, NULL);
+}
+
+static void threshold_verdict(const struct kn_analysis_metric *m, const char *variant,
+                              const double *v, size_t n, enum verdict *out, char *why,
+                              size_t size, char *bound, size_t bsize)
+{
+    const struct kn_metric_expected *e = &m->expected;
+    int has_min = (e->set & 1u) != 0, has_max = (e->set & 2u) != 0;
+    double worst = NAN;
+
+    if (has_min && has_max) {
+        snprintf(bound, bsize, "min %g, max %g", e->min, e->max);
+    } else if (has_max) {
+        snprintf(bound, bsize, "max %g", e->max);
+    } else if (has_min) {
+        snprintf(bound, bsize, "min %g", e->min);
+    } else {
+        snprintf(bound, bsize, "none");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(v[i])) {
+            continue;
+        }
+        if (has_max && v[i] > e->max && (isnan(worst) || v[i] > worst)) {
+            worst = v[i];
+        } else if (has_min && v[i] < e->min && (isnan(worst) || v[i] < worst)) {
+            worst = v[i];
+        }
+    }
+    if (!isnan(worst)) {
+        *out = V_FAIL;
+        if (has_max && worst > e->max) {
+            snprintf(why, size, "%s %.4g > max %g", variant, worst, e->max);
+        } else {
+            snprintf(why, size, "%s %.4g < min %g", variant, worst, e->min);
+        }
+        return;
+    }
+    *out = V_PASS;
+    snprintf(why, size, "%s within %s (min %.4g, max %.4g over %zu samples)", variant, bound,
+             kn_stats_min(v, n), kn_stats_max(v, n), kn_stats_count(v, n));
+}
+
+static void compare_verdict(const struct kn_analysis_metric *m, const char *control,
+                            const double *x, size_t nx, const double *y, size_t ny,
+                            enum verdict *out, char *why, size_t size, char *bound, size_t bsize)
+{
+    static const enum kn_stats_alternative alt[] = {
+        [KN_DEVIATION_EITHER] = KN_STATS_TWO_SIDED,
+        [KN_DEVIATION_HIGH] = KN_STATS_GREATER,
+        [KN_DEVIATION_LOW] = KN_STATS_LESS,
+    };
+    static const char *const dir[] = {"differs from", "is higher than", "is lower than"};
+    struct kn_stats_mwu r;
+    size_t cx = kn_stats_count(x, nx), cy = kn_stats_count(y, ny);
+    double rel;
+
+    snprintf(bound, bsize, "alpha %g, minSamples %lld, minEffect %g", m->alpha, m->min_samples,
+             m->min_effect);
+    if ((long long)cx < m->min_samples || (long long)cy < m->min_samples) {
+        *out = V_INCONCLUSIVE;
+        snprintf(why, size, "too few samples: canary %zu, %s %zu (minSamples %lld)", cx, control,
+                 cy, m->min_samples);
+        return;
+    }
+    kn_stats_mann_whitney(&r, x, nx, y, ny, alt[m->deviation]);
+    rel = r.median_y != 0 ? fabs(r.effect / r.median_y) : (r.effect != 0 ? INFINITY : 0);
+    snprintf(bound, bsize, "U %.1f, p %.4g, alpha %g, effect %.4g (%.1f%%)", r.u, r.p, m->alpha,
+             r.effect, isinf(rel) ? 100.0 : rel * 100);
+    if (r.p < m->alpha && rel >= m->min_effect) {
+        *out = V_FAIL;
+        snprintf(why, size, "canary (median %.4g) %s %s (median %.4g): p %.4g < alpha %g",
+                 r.median_x, dir[m->deviation], control, r.median_y, r.p, m->alpha);
+        return;
+    }
+    *out = V_PASS;
+    snprintf(why, size, "canary (median %.4g) vs %s (median %.4g): p %.4g%s", r.median_x, control,
+             r.median_y, r.p,
+             r.p < m->alpha ? ", a difference below minEffect" : "");
+}
+
+/* ---- metric checks ------------------------------------------------------------------------ */
+
+static void metric_done(struct eval *ev)
+{
+    struct analysis *a = ev->a;
+    struct check *c;
+    const struct kn_analysis_metric *m;
+    double *v[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    char why[700] = "", bound[256] = "", *query = NULL, *values = NULL;
+    enum verdict verdict = V_INCONCLUSIVE;
+    json_t *j = json_object();
+
+    if (!a) {
+        goto out; /* the stage is gone */
+    }
+    c = &a->checks[ev->check];
+    m = c->m;
+    c->eval = NULL;
+    for (int i = 0; i < ev->nq; i++) {
+        v[i] = samples_of(&ev->res[i], &n[i]);
+        json_object_set_new(j, ev->variant[i], samples_json(v[i], n[i]));
+    }
+    query = ev->nq == 2 ? kn_asprintf("%s\n%s", ev->query[0], ev->query[1])
+                        : kn_strdup(ev->query[0]);
+    values = json_dumps(j, JSON_COMPACT);
+    for (int i = 0; i < ev->nq; i++) {
+        if (!ev->res[i].ok) {
+            snprintf(why, sizeof(why), "%s", ev->res[i].error);
+            goto verdict;
+        }
+    }
+    for (int i = 0; i < ev->nq; i++) {
+        if (kn_stats_count(v[i], n[i]) == 0) {
+            snprintf(why, sizeof(why), "no data for the %s", ev->variant[i]);
+            verdict = m->no_data == KN_NODATA_FAIL   ? V_FAIL
+                      : m->no_data == KN_NODATA_SKIP ? V_SKIPPED
+                                                     : V_INCONCLUSIVE;
+            goto verdict;
+        }
+    }
+    if (ev->nq == 1) {
+        threshold_verdict(m, ev->variant[0], v[0], n[0], &verdict, why, sizeof(why), bound,
+                          sizeof(bound));
+    } else {
+        compare_verdict(m, ev->variant[1], v[0], n[0], v[1], n[1], &verdict, why, sizeof(why),
+                        bound, sizeof(bound));
+    }
+verdict:
+    if (!record(a, c, verdict, query, values, bound, why)) {
+        maybe_pass(a);
+    }
+out:
+    json_decref(j);
+    free(values);
+    free(query);
+    free(v[0]);
+    free(v[1]);
+    eval_free(ev);
+}
+
+static void metric_answered(const struct kn_metrics_result *r, void *data, int i)
+{
+    struct eval *ev = data;
+
+    ev->res[i].ok = r->ok;
+    snprintf(ev->res[i].error, sizeof(ev->res[i].error), "%s", r->error);
+    ev->res[i].nseries = r->nseries;
+    ev->res[i].series = kn_calloc(r->nseries + 1, sizeof(*r->series));
+    for (size_t s = 0; s < r->nseries; s++) {
+        const struct kn_metrics_series *from = &r->series[s];
+        struct kn_metrics_series *to = &ev->res[i].series[s];
+        to->labels = kn_strdup(from->labels ? from->labels : "{}");
+        to->count = from->count;
+        to->values = kn_calloc(from->count + 1, sizeof(double));
+        to->times_ms = kn_calloc(from->count + 1, sizeof(long long));
+        memcpy(to->values, from->values, from->count * sizeof(double));
+        memcpy(to->times_ms, from->times_ms, from->count * sizeof(long long));
+    }
+    if (--ev->outstanding == 0) {
+        metric_done(ev);
+    }
+}
+
+static void metric_answered_0(const struct kn_metrics_result *r, void *data)
+{
+    metric_answered(r, data, 0);
+}
+
+static void metric_answered_1(const struct kn_metrics_result *r, void *data)
+{
+    metric_answered(r, data, 1);
+}
+
+/* The variant a query is about when it is not a comparison: the canary while one runs. */
+static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
+{
+    struct kn_stage_run *run = a->run;
+    const struct kn_analysis_metric *m = c->m;
+    const struct kn_deployment *d = kn_stage_run_deployment(run);
+    struct kn_metrics *provider = kn_stage_run_metrics(run, m->provider);
+    long long now = kn_stage_run_now(run);
+    char window[32];
+    kn_metrics_cb cbs[2] = {metric_answered_0, metric_answered_1};
+    int nq;
+
+    snprintf(window, sizeof(window), "%llds", (c->interval_ms + 999) / 1000);
+    ev->variant[0] = a->canary_runs ? "canary" : "primary";
+    ev->nq = 1;
+    if (m->strategy == KN_STRATEGY_CANARY_PRIMARY || m->strategy == KN_STRATEGY_CANARY_BASELINE) {
+        ev->variant[0] = "canary";
+        ev->variant[1] = m->strategy == KN_STRATEGY_CANARY_PRIMARY ? "primary" : "baseline";
+        ev->nq = 2;
+    }
+    for (int i = 0; i < ev->nq; i++) {
+        ev->query[i] = fill(m->query, &m->args, d->app, ev->variant[i], window, d->commit);
+    }
+    ev->outstanding = nq = ev->nq;
+    for (int i = 0; i < nq; i++) { /* the last answer may free ev: nq is a copy */
+        struct kn_metrics_query q = {
+            .query = ev->query[i],
+            .start_ms = now - c->interval_ms,
+            .end_ms = now,
+        };
+        int rc = provider ? kn_metrics_query(provider, &q, cbs[i], ev) : KN_ENOTFOUND;
+        if (rc < 0) {
+            struct kn_metrics_result r = {.ok = 0};
+            if (provider) {
+                snprintf(r.error, sizeof(r.error), "metrics provider '%s' refused the query: %s",
+                         m->provider ? m->provider : "", kn_strerror(rc));
+            } else {
+                snprintf(r.error, sizeof(r.error), "no metrics provider '%s' in kanaria.yaml",
+                         m->provider ? m->provider : "(any)");
+            }
+            cbs[i](&r, ev);
+        }
+    }
+}
+
+/* ---- HTTP checks -------------------------------------------------------------------------- */
+
+static int status_expected(const struct kn_strlist *expected, int status)
+{
+    char code[8];
+
+    snprintf(code, sizeof(code), "%d", status);
+    for (size_t i = 0; i < expected->count; i++) {
+        const char *e = expected->items[i];
+        if (strcmp(e, code) == 0 ||
+            (strlen(e) == 3 && (e[1] == 'x' || e[1] == 'X') && e[0] == code[0])) {
+            return 1;
+        }
+    }
+    return expected->count == 0 && status >= 200 && status < 300;
+}
+
+static void http_answered(const struct kn_http_response *res, void *data)
+{
+    struct eval *ev = data;
+    struct analysis *a = ev->a;
+    struct check *c;
+    const struct kn_http_check *h;
+    enum verdict verdict = V_PASS;
+    char why[700], bound[256];
+    char *values = NULL;
+
+    if (!a) {
+        goto out;
+    }
+    c = &a->checks[ev->check];
+    h = c->h;
+    c->eval = NULL;
+    {
+        struct kn_buf b;
+        kn_buf_init(&b, sizeof(bound) - 1);
+        kn_buf_adds(&b, "status ");
+        for (size_t i = 0; i < h->expected_status.count; i++) {
+            kn_buf_addf(&b, "%s%s", i ? "|" : "", h->expected_status.items[i]);
+        }
+        if (h->expected_status.count == 0) {
+            kn_buf_adds(&b, "2xx");
+        }
+        if (h->max_latency_ms > 0) {
+            kn_buf_addf(&b, ", latency <= %lld ms", h->max_latency_ms);
+        }
+        snprintf(bound, sizeof(bound), "%s", b.data ? b.data : "");
+        kn_buf_release(&b);
+    }
+    values = kn_asprintf("{\"status\":%d,\"latency_ms\":%.1f}", res->status, res->total_ms);
+    if (res->error) {
+        verdict = V_FAIL;
+        snprintf(why, sizeof(why), "%s: %s", ev->query[0], res->error);
+    } else if (!status_expected(&h->expected_status, res->status)) {
+        verdict = V_FAIL;
+        snprintf(why, sizeof(why), "%s answered %d, not an expected status", ev->query[0],
+                 res->status);
+    } else if (h->max_latency_ms > 0 && res->total_ms > (double)h->max_latency_ms) {
+        verdict = V_FAIL;
+        snprintf(why, sizeof(why), "%s took %.0f ms > maxLatency %lld ms", ev->query[0],
+                 res->total_ms, h->max_latency_ms);
+    } else if (h->body_regex) {
+        regex_t re;
+        if (regcomp(&re, h->body_regex, REG_EXTENDED | REG_NOSUB) != 0) {
+            verdict = V_INCONCLUSIVE;
+            snprintf(why, sizeof(why), "bodyRegex does not compile");
+        } else {
+            if (regexec(&re, res->body ? res->body : "", 0, NULL, 0) != 0) {
+                verdict = V_FAIL;
+                snprintf(why, sizeof(why), "%s: the body does not match /%.200s/", ev->query[0],
+                         h->body_regex);
+            }
+            regfree(&re);
+        }
+    }
+    if (verdict == V_PASS) {
+        snprintf(why, sizeof(why), "%s answered %d in %.0f ms", ev->query[0], res->status,
+                 res->total_ms);
+    }
+    if (!record(a, c, verdict, ev->query[0], values, bound, why)) {
+        maybe_pass(a);
+    }
+out:
+    free(values);
+    eval_free(ev);
+}
+
+static void http_start(struct analysis *a, struct check *c, struct eval *ev)
+{
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT"};
+    const struct kn_http_check *h = c->h;
+    struct kn_http_client *http = kn_stage_run_http(a->run);
+    char **headers = kn_calloc(h->headers.count + 1, sizeof(*headers));
+    struct kn_http_request req = {
+        .method = methods[h->method],
+        .url = h->url,
+        .headers = (const char *const *)headers,
+        .timeout_ms = (long)h->timeout_ms,
+        .max_response = 1 << 20,
+    };
+
+    ev->query[0] = kn_asprintf("%s %s", methods[h->method], h->url);
+    for (size_t i = 0; i < h->headers.count; i++) {
+        headers[i] = kn_asprintf("%s: %s", h->headers.keys[i], h->headers.values[i]);
+    }
+    if (!http || kn_http_request(http, &req, http_answered, ev) < 0) {
+        struct kn_http_response res = {.status = 0, .error = "the request could not be made"};
+        http_answered(&res, ev);
+    }
+    for (size_t i = 0; i < h->headers.count; i++) {
+        free(headers[i]);
+    }
+    free(headers);
+}
+
+/* ---- the schedule -------------------------------------------------------------------------- */
+
+static void evaluate(struct analysis *a, size_t i)
+{
+    struct check *c = &a->checks[i];
+    struct eval *ev = kn_calloc(1, sizeof(*ev));
+
+    ev->a = a;
+    ev->check = i;
+    c->eval = ev;
+    if (c->m) {
+        metric_start(a, c, ev);
+    } else {
+        http_start(a, c, ev);
+    }
+}
+
+static void tick(struct kn_stage_run *run)
+{
+    struct analysis *a = *kn_stage_run_state(run);
+    long long now, next;
+
+    if (!a) {
+        return;
+    }
+    now = kn_stage_run_now(run);
+    a->in_tick = 1;
+    for (size_t i = 0; i < a->n && !a->concluded; i++) {
+        struct check *c = &a->checks[i];
+        if (c->next_at <= now && !c->eval) {
+            c->next_at += c->interval_ms;
+            if (c->next_at <= now) {
+                c->next_at = now + c->interval_ms; /* late (a busy loop): no burst */
+            }
+            evaluate(a, i);
+        }
+    }
+    maybe_pass(a);
+    a->in_tick = 0;
+    if (a->concluded) {
+        char reason[900];
+        int ok = a->ok;
+        snprintf(reason, sizeof(reason), "%s", a->reason);
+        release(run);
+        if (ok) {
+            kn_stage_run_finish(run, 1, NULL);
+        } else {
+            kn_stage_run_finish(run, 0, "%s", reason);
+        }
+        return;
+    }
+    next = a->deadline;
+    for (size_t i = 0; i < a->n; i++) {
+        long long at = a->checks[i].next_at;
+        if (a->checks[i].eval && at <= now) {
+            at = now + 100; /* due while the last one is still in flight: look again soon */
+        }
+        if (at < next) {
+            next = at;
+        }
+    }
+    if (next <= now) {
+        /* the deadline has come with evaluations in flight: they end the stage; look again
+         * soon in case one is due meanwhile (never a 0 ms timer, which would spin the loop) */
+        next = now + 100;
+    }
+    kn_stage_timer_start(run, &a->timer, next - now, tick);
+}
+
+/* Whether a canary runs when stage `index` starts: a CANARY_ROLLOUT started before it and no
+ * CANARY_CLEAN since. */
+static int canary_runs_before(struct kn_stage_run *run)
+{
+    const struct kn_stage_config *const *plan;
+    size_t n = kn_stage_run_plan(run, &plan);
+    int runs = 0;
+
+    for (size_t i = 0; i < n && (int)i < kn_stage_run_index(run); i++) {
+        if (plan[i]->kind == &kn_stage_canary_rollout && kn_stage_run_started(run, i)) {
+            runs = 1;
+        } else if (plan[i]->kind == &kn_stage_canary_clean && kn_stage_run_started(run, i)) {
+            runs = 0;
+        }
+    }
+    return runs;
+}
+
+void kn_analysis_start(struct kn_stage_run *run)
+{
+    const struct kn_analysis_options *o = kn_stage_run_config(run)->with;
+    const struct kn_analysis_metric *metrics = o->metrics.items;
+    const struct kn_http_check *https = o->http.items;
+    struct analysis *a = kn_calloc(1, sizeof(*a));
+    long long now = kn_stage_run_now(run);
+    char *stored = kn_stage_run_meta_get(run, "deadline");
+    char buf[64];
+
+    a->run = run;
+    a->n = o->metrics.count + o->http.count;
+    a->checks = kn_calloc(a->n + 1, sizeof(*a->checks));
+    a->canary_runs = canary_runs_before(run);
+    if (stored) {
+        a->deadline = atoll(stored);
+        free(stored);
+    } else {
+        a->deadline = now + o->duration_ms;
+        snprintf(buf, sizeof(buf), "%lld", a->deadline);
+        kn_stage_run_meta_set(run, "deadline", buf);
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        struct check *c = &a->checks[i];
+        if (i < o->metrics.count) {
+            c->m = &metrics[i];
+            c->name = c->m->name;
+            c->interval_ms = c->m->interval_ms;
+        } else {
+            c->h = &https[i - o->metrics.count];
+            c->name = c->h->name;
+            c->interval_ms = c->h->interval_ms;
+        }
+        if (c->interval_ms < 1000) {
+            c->interval_ms = 1000;
+        }
+        c->next_at = now + c->interval_ms; /* the first window is the one after the start */
+        load_counts(run, c);
+    }
+    *kn_stage_run_state(run) = a;
+    kn_stage_run_log(run, "analysing %zu checks until %s from now", a->n,
+                     kn_duration_format(a->deadline > now ? a->deadline - now : 0, buf,
+                                        sizeof(buf)));
+    tick(run);
+}
+
+void kn_analysis_cancel(struct kn_stage_run *run)
+{
+    release(run);
+}

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# ANALYSIS on real data: Prometheus (Debian) scrapes the managed HAProxy's exporter while a load
+# generator sends steady traffic through it to the test HTTP server. A healthy canary passes
+# (threshold and Mann-Whitney checks, an HTTP probe); a canary answering 30% 500s fails within
+# two intervals and is rolled back, with traffic on the primary and the reason stored; Prometheus
+# stopped mid-analysis gives INCONCLUSIVE evaluations and the check's limit fails the stage; an
+# HTTP probe of a failing endpoint fails the stage.
+set -uo pipefail
+bin=$1
+server=$2
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+pid=
+prom_pid=
+load_pid=
+cleanup() {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
+    [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null
+    stop_local_platform "$tmp/data"
+    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-analysis-failed.log"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+bind=$(free_port)
+metrics=$(free_port)
+prom=$(free_port)
+dead=$(free_port)
+ports=$((30000 + RANDOM % 20000))
+
+start_prometheus() {
+    prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+        --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
+    prom_pid=$!
+}
+cat >"$tmp/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: haproxy
+    static_configs: [{targets: ["127.0.0.1:$metrics"]}]
+YAML
+start_prometheus
+
+cat >"$tmp/kanaria.yaml" <<YAML
+dataDir: $tmp/data
+listen: 127.0.0.1:$(free_port)
+platforms:
+  - name: local
+    type: local
+    haproxy: {metricsBind: "127.0.0.1:$metrics"}
+    ports: {min: $ports, max: $((ports + 50))}
+metricsProviders:
+  - {name: prom, type: prometheus, address: "http://127.0.0.1:$prom", timeout: 2s}
+repositories:
+  - {name: deploy, url: "file://$tmp/upstream", branch: main, pollInterval: 1s}
+YAML
+mkdir -p "$tmp/upstream/hello"
+rate='sum(rate(haproxy_server_http_responses_total{proxy="{{app}}",server=~"{{variant}}-.*",code="5xx"}[{{window}}])) / sum(rate(haproxy_server_http_responses_total{proxy="{{app}}",server=~"{{variant}}-.*"}[{{window}}]))'
+per_server='sum by (server) (rate(haproxy_server_http_responses_total{proxy="{{app}}",server=~"{{variant}}-.*",code="5xx"}[{{window}}]))'
+app() { # probe-url
+    cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: hello}
+spec:
+  manifests: [service.yaml]
+  pipeline:
+    - name: CANARY_ROLLOUT
+      with: {replicas: 1}
+    - name: TRAFFIC_ROUTING
+      with: {canary: 50}
+    - name: ANALYSIS
+      with:
+        duration: 12s
+        metrics:
+          - name: error-rate
+            provider: prom
+            query: '$rate'
+            interval: 4s
+            expected: {max: 0.05}
+            failureLimit: 1
+          - name: errors-vs-primary
+            provider: prom
+            query: '$per_server'
+            interval: 4s
+            strategy: canary-primary
+            deviation: high
+            minSamples: 3
+            failureLimit: 1
+        http:
+          - name: probe
+            url: "$1"
+            interval: 4s
+            timeout: 1s
+    - name: PRIMARY_ROLLOUT
+    - name: TRAFFIC_ROUTING
+      with: {primary: 100}
+    - name: CANARY_CLEAN
+YAML
+}
+service() { # version error-rate
+    cat >"$tmp/upstream/hello/service.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: LocalService
+metadata: {name: hello}
+spec:
+  command: [$server, --port, "{{port}}"]
+  env: {VERSION: "$1", ERROR_RATE: "$2"}
+  replicas: 2
+  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
+  frontend: {bind: "127.0.0.1:$bind"}
+YAML
+}
+# steady load: about 50 requests a second through HAProxy; it writes what it saw per version
+python3 - "http://127.0.0.1:$bind/" "$tmp/load" <<'PY' &
+import sys, time, urllib.request, urllib.error
+url, out = sys.argv[1], sys.argv[2]
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            body = r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        body = "error %d" % e.code
+    except Exception:
+        body = "failed"
+    with open(out, "a") as f:
+        f.write(body + "\n")
+    time.sleep(0.02)
+PY
+load_pid=$!
+
+git init -q -b main
+app "http://127.0.0.1:$bind/healthz"
+service v1 0
+git add -A && git commit -qm "hello v1"
+start
+wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS"
+check "v1 deploys ($(sql "select reason from deployments where id = 1"))" $?
+
+# 1. a healthy canary passes the analysis
+service v2 0
+git commit -qam "hello v2"
+wait_for "v2 promoted" "select status from deployments where id = 2" "SUCCESS" 90
+check "a healthy canary passes the analysis and is promoted ($(sql "select reason from deployments where id = 2"))" $?
+passes=$(sql "select count(*) from analysis_records where deployment = 2 and verdict = 'PASS'")
+[ "$passes" -ge 6 ]
+check "its evaluations are stored as PASS ($passes; $(sql "select check_name, verdict, bound from analysis_records where deployment = 2 and verdict != 'PASS'" | tr '\n' ' '))" $?
+q=$(sql "select query from analysis_records where deployment = 2 and check_name = 'error-rate' limit 1")
+grep -q 'server=~"canary-.\*"' <<<"$q" && grep -q '\[4s\]' <<<"$q"
+check "the query is stored as sent, with its template filled in ($q)" $?
+
+# 2. a canary answering 30% 500s fails within two intervals and is rolled back
+service v3 0.3
+git commit -qam "hello v3 (30% errors)"
+wait_for "v3 analysing" "select count(*) from stages where deployment = 3 and idx = 2 and status = 'RUNNING'" 1 60
+check "v3 reaches the analysis" $?
+started=$(date +%s)
+wait_for "v3 rolled back" "select status from deployments where id = 3" "FAILURE" 60
+check "a canary with 30% errors is rolled back" $?
+took=$(( $(date +%s) - started ))
+[ "$took" -le 11 ]
+check "the analysis failed within two intervals, before its duration was over (${took}s)" $?
+reason=$(sql "select reason from deployments where id = 3")
+grep -Eq "analysis '(error-rate|errors-vs-primary)' failed: canary .*(> max 0.05|is higher than primary).*\(rolled back\)" <<<"$reason"
+check "the reason names the check and the numbers ($reason)" $?
+[ "$(sql "select count(*) from analysis_records where deployment = 3 and verdict = 'FAIL'")" -ge 2 ]
+check "the failed evaluations are stored" $?
+: >"$tmp/load"
+sleep 2
+! grep -qv '^v2$' "$tmp/load"
+check "after the rollback every request goes to v2 ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+
+# 3. Prometheus stopped mid-analysis: INCONCLUSIVE, then the inconclusive limit fails the stage
+service v4 0
+git commit -qam "hello v4"
+wait_for "v4 analysing" "select count(*) from stages where deployment = 4 and idx = 2 and status = 'RUNNING'" 1 60
+check "v4 reaches the analysis" $?
+kill "$prom_pid"; wait "$prom_pid" 2>/dev/null; prom_pid=
+wait_for "v4 rolled back" "select status from deployments where id = 4" "FAILURE" 60
+check "with Prometheus gone the analysis fails" $?
+reason=$(sql "select reason from deployments where id = 4")
+grep -q "inconclusive evaluations, 1 allowed (last: prometheus: " <<<"$reason"
+check "the reason says the evaluations were inconclusive and why ($reason)" $?
+start_prometheus
+
+# 4. an HTTP probe of a failing endpoint fails the stage
+app "http://127.0.0.1:$dead/healthz"
+service v5 0
+git commit -qam "hello v5, probing a dead endpoint"
+wait_for "v5 rolled back" "select status from deployments where id = 5" "FAILURE" 90
+check "a failing HTTP probe fails the analysis" $?
+reason=$(sql "select reason from deployments where id = 5")
+grep -q "analysis 'probe' failed: GET http://127.0.0.1:$dead/healthz: " <<<"$reason"
+check "the reason names the probe ($reason)" $?
+
+kill -TERM "$pid"
+wait "$pid"
+check "kanaria exits 0 on SIGTERM" $?
+pid=
+echo "analysis: $passed passed, $failures failed"
+[ $failures -eq 0 ] || { echo "--- log"; grep -v "level=debug" "$tmp/log" | tail -80; }
+[ $failures -eq 0 ]
