@@ -83,6 +83,7 @@ YAML
 }
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
+listen: 127.0.0.1:$(free_port)
 driftInterval: 1s
 platforms:
   - name: local

@@ -42,6 +42,7 @@ ports=$((30000 + RANDOM % 20000))
 mkdir -p "$tmp/upstream/hello"
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
+listen: 127.0.0.1:$(free_port)
 platforms:
   - name: local
     type: local

@@ -66,6 +66,7 @@ YAML
 config() { # extra repository lines
     cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
+listen: 127.0.0.1:$(free_port)
 platforms:
   - name: local
     type: local
