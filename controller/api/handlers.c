@@ -213,13 +213,14 @@ static int kn_api_authorize(struct kn_api *api, h2o_req_t *req, int role, const 
 
 static json_t *kn_api_deployment_json(const struct kn_deployment *d)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}",
+                     "id",
                      (json_int_t)d->id, "repo", d->repo, "app", d->app, "commit", d->commit,
                      "author", d->author, "message", d->message, "strategy", d->strategy, "summary",
                      d->summary, "status", kn_deploy_status_name(d->status), "reason", d->reason,
                      "created_at", (json_int_t)d->created_at, "updated_at",
                      (json_int_t)d->updated_at, "started_at", (json_int_t)d->started_at,
-                     "finished_at", (json_int_t)d->finished_at);
+                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger);
 }
 
 static int kn_api_collect_deployment(const struct kn_deployment *d, void *data)
@@ -255,6 +256,9 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_t *latest = json_array();
     struct kn_deployment d;
 
+    json_object_set_new(j, "drift", json_string(a->drift));
+    json_object_set_new(j, "drift_since", json_integer(a->drift_since));
+    json_object_set_new(j, "self_heal", json_boolean(a->self_heal));
     json_object_set_new(j, "current", json_null());
     if (a->current_deployment &&
         kn_store_deployment_get(api->deps.store, a->current_deployment, &d) == 0) {

@@ -247,6 +247,12 @@ static void kn_client_print_app(const json_t *app)
     if (err && *err) {
         printf("invalid:          %s\n", err);
     }
+    if (*kn_client_str(app, "drift") && strcmp(kn_client_str(app, "drift"), "-") != 0) {
+        printf("drift:            %s%s\n", kn_client_str(app, "drift"),
+               json_is_true(json_object_get(app, "self_heal")) ? " (self-heal on)" : "");
+    } else {
+        printf("drift:            none, live state matches the last good commit\n");
+    }
     if (json_is_object(cur)) {
         const json_t *st = json_object_get(cur, "running_stage");
         kn_client_short(json_string_value(json_object_get(cur, "commit")), commit);

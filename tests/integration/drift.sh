@@ -53,6 +53,7 @@ bind[steady]=$(free_port)
 bind[healer]=$(free_port)
 bind[ext]=$(free_port)
 metrics=$(free_port)
+api=$(free_port)
 ports=$((30000 + RANDOM % 20000))
 sock="$tmp/data/local/local/haproxy.sock"
 
@@ -83,7 +84,7 @@ YAML
 }
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
-listen: 127.0.0.1:$(free_port)
+listen: 127.0.0.1:$api
 driftInterval: 1s
 platforms:
   - name: local
@@ -121,6 +122,9 @@ check "a weight set by hand in HAProxy is drift" $?
 drift=$(sql "select drift from apps where name = 'steady'")
 grep -q "traffic is primary 0%" <<<"$drift"
 check "the app shows how it drifted ($drift)" $?
+out=$(KANARIA_ADDR="http://127.0.0.1:$api" "$bin" status steady)
+grep -q "^drift: *traffic is primary 0%" <<<"$out"
+check "kanaria status shows the drift ($(grep drift <<<"$out"))" $?
 sleep 2
 [ "$(sql "select count(*) from deployments where app = 'steady'")" = 1 ]
 check "drift without onOutOfSync deploys nothing" $?
