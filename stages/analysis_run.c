@@ -21,7 +21,7 @@
 #include "stats.h"
 #include "util/http_client.h"
 
-#define MAX_STORED_SAMPLES 200 /* per side in an analysis record */
+#define MAX_STORED_SAMPLES 80 /* per side in an analysis record (the store keeps 4 KiB of them) */
 
 enum verdict { V_PASS, V_FAIL, V_INCONCLUSIVE, V_SKIPPED };
 
@@ -35,6 +35,11 @@ struct check {
     long long next_at;
     int passes, fails, inconclusives;
     struct eval *eval; /* the evaluation in flight, NULL when none */
+    /* strategy previous: the samples this check measured in the last successful deployment's
+     * analysis (NULL when there is none), and that deployment's commit */
+    double *prev;
+    size_t nprev;
+    char prev_name[32];
 };
 
 struct analysis {
@@ -177,6 +182,9 @@ static void release(struct kn_stage_run *run)
             a->checks[i].eval->a = NULL;
         }
     }
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->checks[i].prev);
+    }
     free(a->checks);
     free(a);
     *kn_stage_run_state(run) = NULL;
@@ -312,7 +320,8 @@ static void threshold_verdict(const struct kn_analysis_metric *m, const char *va
              kn_stats_min(v, n), kn_stats_max(v, n), kn_stats_count(v, n));
 }
 
-static void compare_verdict(const struct kn_analysis_metric *m, const char *control,
+static void compare_verdict(const struct kn_analysis_metric *m, const char *subject,
+                            const char *control,
                             const double *x, size_t nx, const double *y, size_t ny,
                             enum verdict *out, char *why, size_t size, char *bound, size_t bsize)
 {
@@ -330,8 +339,8 @@ static void compare_verdict(const struct kn_analysis_metric *m, const char *cont
              m->min_effect);
     if ((long long)cx < m->min_samples || (long long)cy < m->min_samples) {
         *out = V_INCONCLUSIVE;
-        snprintf(why, size, "too few samples: canary %zu, %s %zu (minSamples %lld)", cx, control,
-                 cy, m->min_samples);
+        snprintf(why, size, "too few samples: %s %zu, %s %zu (minSamples %lld)", subject, cx,
+                 control, cy, m->min_samples);
         return;
     }
     kn_stats_mann_whitney(&r, x, nx, y, ny, alt[m->deviation]);
@@ -340,13 +349,13 @@ static void compare_verdict(const struct kn_analysis_metric *m, const char *cont
              r.effect, isinf(rel) ? 100.0 : rel * 100);
     if (r.p < m->alpha && rel >= m->min_effect) {
         *out = V_FAIL;
-        snprintf(why, size, "canary (median %.4g) %s %s (median %.4g): p %.4g < alpha %g",
+        snprintf(why, size, "%s (median %.4g) %s %s (median %.4g): p %.4g < alpha %g", subject,
                  r.median_x, dir[m->deviation], control, r.median_y, r.p, m->alpha);
         return;
     }
     *out = V_PASS;
-    snprintf(why, size, "canary (median %.4g) vs %s (median %.4g): p %.4g%s", r.median_x, control,
-             r.median_y, r.p,
+    snprintf(why, size, "%s (median %.4g) vs %s (median %.4g): p %.4g%s", subject, r.median_x,
+             control, r.median_y, r.p,
              r.p < m->alpha ? ", a difference below minEffect" : "");
 }
 
@@ -391,12 +400,21 @@ static void metric_done(struct eval *ev)
             goto verdict;
         }
     }
-    if (ev->nq == 1) {
+    if (m->strategy == KN_STRATEGY_PREVIOUS) {
+        if (!c->prev) {
+            verdict = V_INCONCLUSIVE;
+            snprintf(why, sizeof(why), "no earlier successful analysis of '%s' to compare with",
+                     c->name);
+        } else {
+            compare_verdict(m, ev->variant[0], c->prev_name, v[0], n[0], c->prev, c->nprev,
+                            &verdict, why, sizeof(why), bound, sizeof(bound));
+        }
+    } else if (ev->nq == 1) {
         threshold_verdict(m, ev->variant[0], v[0], n[0], &verdict, why, sizeof(why), bound,
                           sizeof(bound));
     } else {
-        compare_verdict(m, ev->variant[1], v[0], n[0], v[1], n[1], &verdict, why, sizeof(why),
-                        bound, sizeof(bound));
+        compare_verdict(m, ev->variant[0], ev->variant[1], v[0], n[0], v[1], n[1], &verdict, why,
+                        sizeof(why), bound, sizeof(bound));
     }
 verdict:
     if (!record(a, c, verdict, query, values, bound, why)) {
@@ -673,6 +691,76 @@ static void tick(struct kn_stage_run *run)
     kn_stage_timer_start(run, &a->timer, next - now, tick);
 }
 
+/* ---- strategy previous --------------------------------------------------------------------- */
+
+struct prev_find {
+    const char *commit;
+    long long id;
+};
+
+static int prev_deployment(const struct kn_deployment *d, void *data)
+{
+    struct prev_find *f = data;
+
+    if (d->status == KN_DEPLOY_SUCCESS && strcmp(d->commit, f->commit) == 0) {
+        f->id = d->id;
+        return 1;
+    }
+    return 0;
+}
+
+struct prev_samples {
+    struct check *c;
+};
+
+/* The values of the first variant of each passed evaluation of the check. */
+static int prev_record(const struct kn_analysis_record *r, void *data)
+{
+    struct check *c = ((struct prev_samples *)data)->c;
+    json_t *j, *values;
+    const char *key;
+    size_t i;
+    json_t *v;
+
+    if (strcmp(r->check, c->name) != 0 || strcmp(r->verdict, "PASS") != 0 ||
+        !(j = json_loads(r->values_json, 0, NULL))) {
+        return 0;
+    }
+    json_object_foreach(j, key, values)
+    {
+        json_array_foreach(values, i, v)
+        {
+            if (json_is_number(v)) {
+                c->prev = kn_reallocarray(c->prev, c->nprev + 1, sizeof(*c->prev));
+                c->prev[c->nprev++] = json_number_value(v);
+            }
+        }
+        break;
+    }
+    json_decref(j);
+    return 0;
+}
+
+static void load_previous(struct kn_stage_run *run, struct check *c)
+{
+    const struct kn_deployment *d = kn_stage_run_deployment(run);
+    struct prev_find f = {.commit = kn_stage_run_last_good_commit(run)};
+    struct prev_samples ps = {.c = c};
+
+    if (!f.commit) {
+        return;
+    }
+    kn_store_deployments(kn_stage_run_store(run), d->repo, d->app, 0, prev_deployment, &f);
+    if (f.id > 0) {
+        kn_store_analysis_list(kn_stage_run_store(run), f.id, prev_record, &ps);
+    }
+    snprintf(c->prev_name, sizeof(c->prev_name), "previous %.7s", f.commit);
+    if (c->nprev == 0) {
+        free(c->prev);
+        c->prev = NULL;
+    }
+}
+
 /* Whether a canary runs when stage `index` starts: a CANARY_ROLLOUT started before it and no
  * CANARY_CLEAN since. */
 static int canary_runs_before(struct kn_stage_run *run)
@@ -729,6 +817,9 @@ void kn_analysis_start(struct kn_stage_run *run)
         }
         c->next_at = now + c->interval_ms; /* the first window is the one after the start */
         load_counts(run, c);
+        if (c->m && c->m->strategy == KN_STRATEGY_PREVIOUS) {
+            load_previous(run, c);
+        }
     }
     *kn_stage_run_state(run) = a;
     kn_stage_run_log(run, "analysing %zu checks until %s from now", a->n,

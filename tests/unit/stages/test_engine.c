@@ -9,6 +9,8 @@
  */
 #include "testutil.h"
 
+#include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/engine.h"
+#include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
 
@@ -424,12 +427,15 @@ static void ticked(uv_timer_t *t)
     }
 }
 
+static struct kn_metrics *fake_metrics_find(void *data, const char *name);
+
 static void engine_start(struct fixture *f)
 {
     struct kn_engine_deps deps = {
         .loop = &f->loop,
         .store = f->store,
         .platform = fake_platform_find,
+        .metrics = fake_metrics_find,
         .load = fake_load,
         .now_ms = fake_now,
         .data = f,
@@ -1372,11 +1378,251 @@ static void test_stop_while_loading(void **state)
     assert_string_equal(status_of(f, id), "SUCCESS");
 }
 
+/* ---- ANALYSIS with a fake metrics provider ------------------------------------------------ */
+
+/* What the fake provider answers: values per variant (found in the query as sent), or an
+ * error. Reset by each case. */
+static struct {
+    double canary[8], primary[8];
+    size_t ncanary, nprimary;
+    const char *error;
+    char last_query[256];
+} fake_metrics_state;
+
+struct fake_answer {
+    uv_timer_t timer;
+    kn_metrics_cb cb;
+    void *data;
+    int canary;
+};
+
+static void fake_answer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void fake_answer_fire(uv_timer_t *t)
+{
+    struct fake_answer *a = t->data;
+    struct kn_metrics_result r;
+    struct kn_metrics_series s = {.labels = (char *)(uintptr_t) "{}"};
+    long long times[8] = {0};
+
+    memset(&r, 0, sizeof(r));
+    r.ok = fake_metrics_state.error == NULL;
+    if (!r.ok) {
+        snprintf(r.error, sizeof(r.error), "%s", fake_metrics_state.error);
+    } else {
+        s.values = a->canary ? fake_metrics_state.canary : fake_metrics_state.primary;
+        s.count = a->canary ? fake_metrics_state.ncanary : fake_metrics_state.nprimary;
+        s.times_ms = times;
+        r.nseries = 1;
+        r.series = &s;
+    }
+    a->cb(&r, a->data);
+    uv_close((uv_handle_t *)&a->timer, fake_answer_closed);
+}
+
+static int fake_metrics_query(void *instance, const struct kn_metrics_query *q, kn_metrics_cb cb,
+                              void *data)
+{
+    struct fake_answer *a = kn_calloc(1, sizeof(*a));
+
+    snprintf(fake_metrics_state.last_query, sizeof(fake_metrics_state.last_query), "%s",
+             q->query);
+    a->cb = cb;
+    a->data = data;
+    a->canary = strstr(q->query, "canary") != NULL;
+    uv_timer_init(instance, &a->timer);
+    a->timer.data = a;
+    uv_timer_start(&a->timer, fake_answer_fire, 1, 0);
+    return 0;
+}
+
+static const struct kn_metrics_type fake_metrics_type = {.name = "fake",
+                                                         .query = fake_metrics_query};
+
+static struct kn_metrics fake_metrics;
+
+static struct kn_metrics *fake_metrics_find(void *data, const char *name)
+{
+    struct fixture *f = data;
+
+    (void)name;
+    fake_metrics.name = (char *)(uintptr_t) "prom";
+    fake_metrics.type = &fake_metrics_type;
+    fake_metrics.instance = &f->loop;
+    return &fake_metrics;
+}
+
+static void fake_metrics_set(const double *canary, size_t nc, const double *primary, size_t np,
+                             const char *error)
+{
+    memset(&fake_metrics_state, 0, sizeof(fake_metrics_state));
+    memcpy(fake_metrics_state.canary, canary, nc * sizeof(double));
+    memcpy(fake_metrics_state.primary, primary, np * sizeof(double));
+    fake_metrics_state.ncanary = nc;
+    fake_metrics_state.nprimary = np;
+    fake_metrics_state.error = error;
+}
+
+#define ANALYSIS_PIPELINE(duration, metric)                                                        \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: ANALYSIS\n"                                                                       \
+    "      with:\n"                                                                                \
+    "        duration: " duration "\n"                                                             \
+    "        metrics:\n"                                                                           \
+    "          - {name: err, provider: prom, query: 'err{v=\"{{variant}}\"}[{{window}}]', "        \
+    "interval: 1s, " metric "}\n"                                                                  \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+static int count_records(struct fixture *f, long long id, const char *verdict)
+{
+    char sql[256];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int n = -1;
+    char *path = kn_asprintf("%s/kanaria.db", f->dir);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM analysis_records WHERE deployment = %lld AND verdict = '%s'",
+             id, verdict);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return n;
+}
+
+static void test_analysis_passes(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01, 0.02, 0.0};
+    long long id;
+
+    fake_metrics_set(good, 3, good, 3, NULL);
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("2s", "expected: {max: 0.05}"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_int_equal(count_records(f, id, "PASS"), 2);
+    assert_string_equal(fake_metrics_state.last_query, "err{v=\"canary\"}[1s]");
+    assert_int_equal(count_logs(f, id, "analysis passed: 'err' 2 passed, 0 failed, 0 inconclusive",
+                                NULL, 0),
+                     1);
+}
+
+/* A failed check ends the stage at its first evaluation, not at the end of `duration`. */
+static void test_analysis_fails_fast(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.01, 0.3};
+    uint64_t t0 = uv_hrtime();
+    long long id;
+
+    fake_metrics_set(bad, 2, bad, 2, NULL);
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("1m", "expected: {max: 0.05}"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage ANALYSIS failed: analysis 'err' failed: canary 0.3 > max 0.05 (1 of "
+                        "1 evaluations failed, 0 allowed) (rolled back)");
+    assert_true(uv_hrtime() - t0 < 30ull * 1000 * 1000 * 1000);
+    assert_int_equal(count_records(f, id, "FAIL"), 1);
+}
+
+static void test_analysis_compares_with_primary(void **state)
+{
+    struct fixture *f = *state;
+    static const double canary[] = {10, 11, 12, 13, 14}, primary[] = {1, 2, 3, 4, 5};
+    long long id;
+
+    fake_metrics_set(canary, 5, primary, 5, NULL);
+    id = canary_setup(f, NULL,
+                      ANALYSIS_PIPELINE("10s", "strategy: canary-primary, deviation: high"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    /* the exact one-sided p of 5 against 5, fully separated: 1 / C(10, 5) = 1/252 */
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage ANALYSIS failed: analysis 'err' failed: canary (median 12) is higher "
+                        "than primary (median 3): p 0.003968 < alpha 0.05 (1 of 1 evaluations "
+                        "failed, 0 allowed) (rolled back)");
+}
+
+static void test_analysis_inconclusive_limit(void **state)
+{
+    struct fixture *f = *state;
+    long long id;
+
+    fake_metrics_set(NULL, 0, NULL, 0, "prometheus: connection refused");
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("10s", "expected: {max: 0.05}"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage ANALYSIS failed: analysis 'err' failed: 2 inconclusive evaluations, "
+                        "1 allowed (last: prometheus: connection refused) (rolled back)");
+    assert_int_equal(count_records(f, id, "INCONCLUSIVE"), 2);
+}
+
+static void stop_after_first_evaluation(struct fixture *f)
+{
+    if (count_records(f, f->ids[0], "FAIL") == 1) {
+        kn_engine_stop(f->engine);
+        f->tick = NULL;
+    }
+}
+
+/* The counts survive a restart: one failure allowed, one before and one after. */
+static void test_analysis_resumes_counts(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("30s", "expected: {max: 0.05}, failureLimit: 1"),
+                      NULL);
+    f->ids[0] = id;
+    f->tick = stop_after_first_evaluation;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage ANALYSIS failed: analysis 'err' failed: canary 0.3 > max 0.05 (2 of "
+                        "2 evaluations failed, 1 allowed) (rolled back)");
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_fails_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_compares_with_primary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_inconclusive_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_resumes_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canary_pipeline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canary_fails_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_after_primary_reapplies_last_good, setup,
