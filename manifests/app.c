@@ -245,6 +245,62 @@ out:
     return y;
 }
 
+/* The repository's file shared by stage kinds (ANALYSIS templates): NULL, silently, when the
+ * repository has none; NULL with a diagnostic when it cannot be read or parsed. */
+static const struct kn_node *load_shared(struct kn_app *app, struct kn_source *src)
+{
+    struct kn_buf buf;
+    struct kn_error err;
+    struct kn_yaml *y = NULL;
+
+    kn_error_clear(&err);
+    kn_buf_init(&buf, KN_APP_MAX_FILE_BYTES);
+    if (src->ops->read(src, KN_ANALYSIS_TEMPLATES_FILE, &buf, &err) < 0) {
+        if (err.code != KN_ENOENT) {
+            if (!err.file_buf[0]) {
+                snprintf(err.file_buf, sizeof(err.file_buf), "%s", KN_ANALYSIS_TEMPLATES_FILE);
+            }
+            diag_error(app, &err);
+        }
+        goto out;
+    }
+    if (kn_yaml_parse(&y, KN_ANALYSIS_TEMPLATES_FILE, buf.data ? buf.data : "", buf.len, NULL,
+                      &err) < 0) {
+        diag_error(app, &err);
+        goto out;
+    }
+    app->files = kn_reallocarray(app->files, app->nfiles + 1, sizeof(*app->files));
+    app->files[app->nfiles++] = y;
+out:
+    kn_buf_release(&buf);
+    return y && y->ndocs > 0 ? y->docs[0] : NULL;
+}
+
+/* Let stage kinds fill in what their options take from the repository's shared file. */
+static void resolve_stages(struct kn_app *app, struct kn_source *src, struct kn_schema_ctx *ctx)
+{
+    struct kn_stage_config *stages = app->cfg.spec.pipeline.items;
+    const struct kn_node *shared = NULL;
+    const char *saved = ctx->prefix;
+    int loaded = 0;
+    char prefix[96];
+
+    for (size_t i = 0; i < app->cfg.spec.pipeline.count; i++) {
+        struct kn_stage_config *st = &stages[i];
+        if (!st->kind || !st->kind->resolve || !st->with) {
+            continue;
+        }
+        if (!loaded) {
+            shared = load_shared(app, src);
+            loaded = 1;
+        }
+        snprintf(prefix, sizeof(prefix), "stage '%s'", st->name);
+        ctx->prefix = prefix;
+        st->kind->resolve(st, shared, ctx);
+        ctx->prefix = saved;
+    }
+}
+
 static const char *scalar_at(const struct kn_node *map, const char *key)
 {
     const struct kn_node *n = kn_node_get(map, key);
@@ -511,6 +567,7 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     if (app->cfg.metadata.name) {
         app->name = kn_strdup(app->cfg.metadata.name);
     }
+    resolve_stages(app, src, &ctx);
     ptype = resolve_platform(app, root, controller, &ctx);
     check_pipeline(app, ptype, app->cfg.spec.platform, root, controller, &ctx);
     before = app->diags.count + app->diags.dropped;

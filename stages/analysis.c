@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kanaria/alloc.h"
 #include "kanaria/config.h"
 #include "stages.h"
 
@@ -91,15 +92,22 @@ static void check_placeholders(const char *text, const struct kn_strmap *args, c
     }
 }
 
-static void metric_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+/* The rules on what a metric gives, once its template (if any) is filled in. */
+static void metric_rules(const struct kn_analysis_metric *m, const struct kn_node *node,
+                         struct kn_schema_ctx *ctx)
 {
-    const struct kn_analysis_metric *m = obj;
     char what[300];
     int has_expected = (m->expected.set & 3u) != 0;
 
-    if (m->query) {
+    if (!m->provider) {
+        kn_schema_error(ctx, node, "'%s.provider' is required", ctx->path);
+    }
+    if (!m->query) {
+        kn_schema_error(ctx, node, "'%s.query' is required", ctx->path);
+    } else {
         snprintf(what, sizeof(what), "%s.query", ctx->path);
-        check_placeholders(m->query, &m->args, what, kn_node_get(node, "query"), ctx);
+        check_placeholders(m->query, &m->args, what,
+                           kn_node_get(node, "query") ? kn_node_get(node, "query") : node, ctx);
     }
     const struct kn_node *given = kn_node_get(node, "strategy");
     if (given && (given->type != KN_NODE_SCALAR || strcmp(given->scalar, strategies[m->strategy]))) {
@@ -109,9 +117,18 @@ static void metric_check(void *obj, const struct kn_node *node, struct kn_schema
         kn_schema_error(ctx, node, "'%s': the threshold strategy needs 'expected.min' or "
                         "'expected.max'", ctx->path);
     } else if (m->strategy != KN_STRATEGY_THRESHOLD && has_expected) {
-        kn_schema_error(ctx, kn_node_get(node, "expected"),
+        kn_schema_error(ctx, kn_node_get(node, "expected") ? kn_node_get(node, "expected") : node,
                         "'%s.expected' is used by the threshold strategy only, not by '%s'",
                         ctx->path, strategies[m->strategy]);
+    }
+}
+
+static void metric_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_analysis_metric *m = obj;
+
+    if (!m->template_name) {
+        metric_rules(m, node, ctx); /* else once the template is filled in (analysis_resolve) */
     }
 }
 
@@ -124,12 +141,11 @@ static const struct kn_field metric_fields[] = {
     {.key = "provider",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_analysis_metric, provider),
-     .flags = KN_FIELD_REQUIRED,
      .help = "a metricsProviders name of kanaria.yaml"},
     {.key = "query",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_analysis_metric, query),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .flags = KN_FIELD_NONEMPTY,
      .help = "query template; {{app}}, {{variant}}, {{window}}, {{commit}}, {{args.NAME}}"},
     {.key = "interval",
      .type = KN_TYPE_DURATION,
@@ -202,6 +218,12 @@ static const struct kn_field metric_fields[] = {
      .type = KN_TYPE_STRING_MAP,
      .offset = offsetof(struct kn_analysis_metric, args),
      .help = "values for {{args.NAME}} in the query"},
+    {.key = "template",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_metric, template_name),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "a metric of " KN_ANALYSIS_TEMPLATES_FILE " to start from; what this entry sets "
+             "wins, and its args are added to the template's"},
 };
 
 static const struct kn_schema metric_schema = {
@@ -329,6 +351,200 @@ static const struct kn_schema http_schema = {
     .check = http_check_check,
 };
 
+/* ---- shared templates ---------------------------------------------------------------------- */
+
+/* A template is a metric without the rules (they apply once an app's entry is filled in). */
+static const struct kn_schema template_metric_schema = {
+    .name = "metric template",
+    KN_SCHEMA_FIELDS(metric_fields),
+    .size = sizeof(struct kn_analysis_metric),
+    .set_offset = offsetof(struct kn_analysis_metric, set),
+};
+
+struct kn_analysis_templates_spec {
+    uint64_t set;
+    struct kn_list metrics; /* struct kn_analysis_metric */
+};
+
+struct kn_analysis_templates {
+    uint64_t set;
+    char *api_version;
+    char *kind;
+    struct kn_analysis_templates_spec spec;
+};
+
+static const struct kn_field templates_spec_fields[] = {
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_templates_spec, metrics),
+     .sub = &template_metric_schema,
+     .flags = KN_FIELD_REQUIRED,
+     .help = "metric checks that apps use by name (`template: NAME`)"},
+};
+
+static const struct kn_schema templates_spec_schema = {
+    .name = "spec",
+    KN_SCHEMA_FIELDS(templates_spec_fields),
+    .size = sizeof(struct kn_analysis_templates_spec),
+    .set_offset = offsetof(struct kn_analysis_templates_spec, set),
+};
+
+static void templates_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_analysis_templates *t = obj;
+
+    if (t->kind && strcmp(t->kind, "AnalysisTemplate") != 0) {
+        kn_schema_error(ctx, kn_node_get(node, "kind"), "'kind' must be AnalysisTemplate, got '%s'",
+                        t->kind);
+    }
+}
+
+static const struct kn_field templates_fields[] = {
+    {.key = "apiVersion",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_templates, api_version),
+     .flags = KN_FIELD_REQUIRED,
+     .help = "kanaria.dev/v1"},
+    {.key = "kind",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_templates, kind),
+     .flags = KN_FIELD_REQUIRED,
+     .help = "AnalysisTemplate"},
+    {.key = "spec",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_analysis_templates, spec),
+     .sub = &templates_spec_schema,
+     .flags = KN_FIELD_REQUIRED,
+     .help = "the templates"},
+};
+
+static const struct kn_schema templates_schema = {
+    .name = "AnalysisTemplate",
+    KN_SCHEMA_FIELDS(templates_fields),
+    .size = sizeof(struct kn_analysis_templates),
+    .set_offset = offsetof(struct kn_analysis_templates, set),
+    .check = templates_check,
+};
+
+static void strmap_put(struct kn_strmap *m, const char *key, const char *value)
+{
+    m->keys = kn_reallocarray(m->keys, m->count + 1, sizeof(*m->keys));
+    m->values = kn_reallocarray(m->values, m->count + 1, sizeof(*m->values));
+    m->keys[m->count] = kn_strdup(key);
+    m->values[m->count++] = kn_strdup(value);
+}
+
+/* Fill what `m` does not set from `t`; m's args are added to t's (m's win). */
+static void merge_template(struct kn_analysis_metric *m, const struct kn_analysis_metric *t)
+{
+    for (size_t i = 0; i < sizeof(metric_fields) / sizeof(metric_fields[0]); i++) {
+        const struct kn_field *f = &metric_fields[i];
+        uint64_t bit = (uint64_t)1 << i;
+        char *dst = (char *)m + f->offset;
+        const char *src = (const char *)t + f->offset;
+
+        if ((m->set & bit) || !(t->set & bit) || f->type == KN_TYPE_STRING_MAP ||
+            strcmp(f->key, "name") == 0 || strcmp(f->key, "template") == 0) {
+            continue;
+        }
+        switch (f->type) {
+        case KN_TYPE_STRING:
+            free(*(char **)dst);
+            *(char **)dst = kn_strdup(*(char *const *)src);
+            break;
+        case KN_TYPE_DURATION:
+        case KN_TYPE_INT:
+            *(long long *)dst = *(const long long *)src;
+            break;
+        case KN_TYPE_DOUBLE:
+            *(double *)dst = *(const double *)src;
+            break;
+        case KN_TYPE_ENUM:
+            *(int *)dst = *(const int *)src;
+            break;
+        case KN_TYPE_OBJECT: /* expected: plain numbers */
+            memcpy(dst, src, f->sub->size);
+            break;
+        default:
+            continue;
+        }
+        m->set |= bit;
+    }
+    for (size_t i = 0; i < t->args.count; i++) {
+        int given = 0;
+        for (size_t j = 0; j < m->args.count; j++) {
+            given |= strcmp(m->args.keys[j], t->args.keys[i]) == 0;
+        }
+        if (!given) {
+            strmap_put(&m->args, t->args.keys[i], t->args.values[i]);
+        }
+    }
+}
+
+static const struct kn_node *list_item(const struct kn_node *node, const char *key, size_t i);
+
+static void analysis_resolve(struct kn_stage_config *st, const struct kn_node *shared,
+                             struct kn_schema_ctx *ctx)
+{
+    struct kn_analysis_options *o = st->with;
+    struct kn_analysis_metric *metrics = o ? o->metrics.items : NULL;
+    struct kn_analysis_templates t;
+    const struct kn_analysis_metric *tm;
+    char saved[sizeof(ctx->path)];
+    int parsed = 0;
+
+    memset(&t, 0, sizeof(t));
+    memcpy(saved, ctx->path, sizeof(saved));
+    for (size_t i = 0; o && i < o->metrics.count; i++) {
+        struct kn_analysis_metric *m = &metrics[i];
+        const struct kn_node *at = list_item(st->with_node, "metrics", i);
+        const struct kn_analysis_metric *found = NULL;
+
+        if (!m->template_name) {
+            continue;
+        }
+        snprintf(ctx->path, sizeof(ctx->path), "metrics[%zu]", i);
+        if (!shared) {
+            kn_schema_error(ctx, kn_node_get(at, "template"),
+                            "'%s.template' names '%s', but the repository has no %s", ctx->path,
+                            m->template_name, KN_ANALYSIS_TEMPLATES_FILE);
+            continue;
+        }
+        if (!parsed) {
+            const char *prefix = ctx->prefix;
+            ctx->prefix = NULL;
+            ctx->path[0] = '\0';
+            kn_schema_parse(&templates_schema, shared, &shared->loc, &t, ctx);
+            ctx->prefix = prefix;
+            snprintf(ctx->path, sizeof(ctx->path), "metrics[%zu]", i);
+            parsed = 1;
+        }
+        tm = t.spec.metrics.items;
+        for (size_t j = 0; j < t.spec.metrics.count; j++) {
+            if (tm[j].name && strcmp(tm[j].name, m->template_name) == 0) {
+                found = &tm[j];
+            }
+        }
+        if (!found) {
+            struct kn_buf names;
+            kn_buf_init(&names, 1024);
+            for (size_t j = 0; j < t.spec.metrics.count; j++) {
+                kn_buf_addf(&names, "%s%s", j ? ", " : "", tm[j].name ? tm[j].name : "?");
+            }
+            kn_schema_error(ctx, kn_node_get(at, "template"),
+                            "'%s.template': no metric '%s' in %s (it has: %s)", ctx->path,
+                            m->template_name, KN_ANALYSIS_TEMPLATES_FILE,
+                            names.data ? names.data : "none");
+            kn_buf_release(&names);
+            continue;
+        }
+        merge_template(m, found);
+        metric_rules(m, at, ctx);
+    }
+    memcpy(ctx->path, saved, sizeof(saved));
+    kn_schema_release(&templates_schema, &t);
+}
+
 static const struct kn_node *list_item(const struct kn_node *node, const char *key, size_t i)
 {
     const struct kn_node *list = kn_node_get(node, key);
@@ -451,6 +667,7 @@ const struct kn_stage_kind kn_stage_analysis = {
     .default_timeout_ms = 0, /* duration + 5m, computed by the engine */
     .help = "evaluate metric and HTTP checks for a duration; fail at the first failed check",
     .simulate = analysis_simulate,
+    .resolve = analysis_resolve,
     .start = kn_analysis_start,
     .cancel = kn_analysis_cancel,
 };

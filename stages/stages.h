@@ -87,6 +87,7 @@ struct kn_analysis_metric {
     long long inconclusive_limit;
     int no_data;   /* enum kn_no_data */
     struct kn_strmap args;
+    char *template_name; /* a metric of KN_ANALYSIS_TEMPLATES_FILE this one starts from */
 };
 
 struct kn_http_check {

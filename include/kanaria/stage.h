@@ -79,7 +79,15 @@ struct kn_stage_kind {
     /* Stop timers and ignore work in flight: the stage timed out or the deployment stops. No
      * kn_stage_run_finish after this. NULL when start leaves nothing behind. */
     void (*cancel)(struct kn_stage_run *run);
+    /* Fill in what the options take from a file shared by the repository's apps, once the app
+     * config is parsed and before the pipeline is checked: `shared` is the root node of
+     * KN_ANALYSIS_TEMPLATES_FILE, NULL when the repository has none. NULL: nothing to fill. */
+    void (*resolve)(struct kn_stage_config *stage, const struct kn_node *shared,
+                    struct kn_schema_ctx *ctx);
 };
+
+/* The repository's shared ANALYSIS metric templates (kind AnalysisTemplate), at its top. */
+#define KN_ANALYSIS_TEMPLATES_FILE ".kanaria/analysis-templates.yaml"
 
 /* The registered kinds, NULL-terminated, in the order of the reference docs. */
 extern const struct kn_stage_kind *const kn_stage_kinds[];

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ANALYSIS on real data: Prometheus (Debian) scrapes the managed HAProxy's exporter while a load
+# ANALYSIS on real data (one check from the repository's shared templates): Prometheus (Debian) scrapes the managed HAProxy's exporter while a load
 # generator sends steady traffic through it to the test HTTP server. A healthy canary passes
 # (threshold and Mann-Whitney checks, an HTTP probe); a canary answering 30% 500s fails within
 # two intervals and is rolled back, with traffic on the primary and the reason stored; Prometheus
@@ -75,10 +75,8 @@ spec:
         duration: 12s
         metrics:
           - name: error-rate
-            provider: prom
-            query: '$rate'
+            template: error-rate
             interval: 4s
-            expected: {max: 0.05}
             failureLimit: 1
           - name: errors-vs-primary
             provider: prom
@@ -99,6 +97,19 @@ spec:
     - name: CANARY_CLEAN
 YAML
 }
+# the error rate is a template shared by the repository's apps
+mkdir -p "$tmp/upstream/.kanaria"
+cat >"$tmp/upstream/.kanaria/analysis-templates.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: AnalysisTemplate
+spec:
+  metrics:
+    - name: error-rate
+      provider: prom
+      query: '$rate'
+      interval: 10s
+      expected: {max: 0.05}
+YAML
 service() { # version error-rate
     cat >"$tmp/upstream/hello/service.yaml" <<YAML
 apiVersion: kanaria.dev/v1
