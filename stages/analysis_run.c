@@ -387,7 +387,7 @@ static void metric_done(struct eval *ev)
     values = json_dumps(j, JSON_COMPACT);
     for (int i = 0; i < ev->nq; i++) {
         if (!ev->res[i].ok) {
-            snprintf(why, sizeof(why), "%s", ev->res[i].error);
+            snprintf(why, sizeof(why), "%.600s", ev->res[i].error);
             goto verdict;
         }
     }
