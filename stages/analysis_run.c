@@ -787,6 +787,7 @@ void kn_analysis_start(struct kn_stage_run *run)
     struct analysis *a = kn_calloc(1, sizeof(*a));
     long long now = kn_stage_run_now(run);
     char *stored = kn_stage_run_meta_get(run, "deadline");
+    int resumed = 0;
     char buf[64];
 
     a->run = run;
@@ -795,6 +796,7 @@ void kn_analysis_start(struct kn_stage_run *run)
     a->canary_runs = canary_runs_before(run);
     if (stored) {
         a->deadline = atoll(stored);
+        resumed = 1;
         free(stored);
     } else {
         a->deadline = now + o->duration_ms;
@@ -815,7 +817,12 @@ void kn_analysis_start(struct kn_stage_run *run)
         if (c->interval_ms < 1000) {
             c->interval_ms = 1000;
         }
-        c->next_at = now + c->interval_ms; /* the first window is the one after the start */
+        /* the first window is the one after the start; after a restart, the time that is left
+         * is evaluated at least once, even when it is shorter than the interval */
+        c->next_at = now + c->interval_ms;
+        if (resumed && c->next_at > a->deadline) {
+            c->next_at = a->deadline > now ? a->deadline : now;
+        }
         load_counts(run, c);
         if (c->m && c->m->strategy == KN_STRATEGY_PREVIOUS) {
             load_previous(run, c);
