@@ -145,6 +145,10 @@ wait_for "self-heal" "select trigger, strategy, status from deployments where ap
 check "drift of an app with onOutOfSync starts a self-heal that succeeds" $?
 wait_for "healer in sync" "select drift from apps where name = 'healer'" ""
 check "after the self-heal the app is in sync ($(sql "select drift from apps where name = 'healer'"))" $?
+for _ in $(seq 1 25); do
+    [ "$(get "${bind[healer]}")" = v1 ] && break
+    sleep 0.2
+done
 [ "$(get "${bind[healer]}")" = v1 ]
 check "healer serves v1 again" $?
 sleep 2
