@@ -34,11 +34,15 @@
 #define KN_CONFIG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 #define KN_CONFIG_HOST_PORT  "HOST:PORT with a port from 1 to 65535 (IPv6 as [::1]:7070)"
 
+/* Every type of event the controller writes, under the names notifications use (the store's
+ * SUCCESS and FAILURE are SUCCEEDED, FAILED or ROLLED_BACK: see controller/notify.h). */
 const char *const kn_event_names[] = {
-    "TRIGGERED",        "PLANNED",   "STAGE_STARTED", "STAGE_FINISHED",
-    "WAITING_APPROVAL", "APPROVED",  "REJECTED",      "ROLLING_BACK",
-    "ROLLED_BACK",      "SUCCEEDED", "FAILED",        "CANCELLED",
-    "DRIFT_DETECTED",   NULL,
+    "TRIGGERED",          "PLANNED",        "STAGE_STARTED",  "STAGE_FINISHED",
+    "WAITING_APPROVAL",   "APPROVED",       "REJECTED",       "ROLLING_BACK",
+    "ROLLED_BACK",        "SUCCEEDED",      "FAILED",         "CANCELLED",
+    "DRIFT_DETECTED",     "RUNNING",        "STAGE_LOG",      "SUPERSEDED",
+    "DRIFT_RESOLVED",     "INVALID_APP",    "FORCE_PUSHED",   "CANCEL_REQUESTED",
+    "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED", NULL,
 };
 
 /* The names of kn_platform_types, in the same order (the `type` enum stores an index into it).
@@ -719,7 +723,8 @@ static const struct kn_field kn_config_notification_fields[] = {
     {.key = "events",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_notification_config, events),
-     .help = "events to send (TRIGGERED, PLANNED, ... DRIFT_DETECTED); empty or absent = all"},
+     .help = "events to send (TRIGGERED, PLANNED, ... DRIFT_DETECTED); empty or absent = "
+             "all but STAGE_LOG"},
     {.key = "apps",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_notification_config, apps),

@@ -1185,7 +1185,7 @@ int kn_store_stage_set(struct kn_store *st, long long deployment, int index, con
 int kn_store_stage_meta_set(struct kn_store *st, long long deployment, int index, const char *key,
                             const char *value)
 {
-    if (!st || !key || index < 0) {
+    if (!st || !key || index < KN_STORE_DEPLOYMENT_META) {
         return KN_EINVAL;
     }
     return run(st,
@@ -1440,4 +1440,118 @@ int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_a
 out:
     free(items);
     return rc;
+}
+
+/* ---- readers for /metrics and the event feed ----------------------------------------------- */
+
+int kn_store_event_last_id(struct kn_store *st, long long *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *out = 0;
+    if (!st) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s, "SELECT coalesce(max(id), 0) FROM events", "");
+    if (rc == 0 && (rc = step(st, s)) == 1) {
+        *out = sqlite3_column_int64(s, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Read every row of s as a tally (columns: repo, app, name, verdict, count, sum), then call cb
+ * for each once the statement is done, so that cb may use the store. */
+static int tally_each(struct kn_store *st, sqlite3_stmt *s, kn_store_tally_cb cb, void *data)
+{
+    struct kn_store_tally *items = NULL;
+    size_t n = 0;
+    int rc;
+
+    while ((rc = step(st, s)) == 1) {
+        struct kn_store_tally *t;
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        t = &items[n++];
+        memset(t, 0, sizeof(*t));
+        col_copy(t->repo, sizeof(t->repo), s, 0);
+        col_copy(t->app, sizeof(t->app), s, 1);
+        col_copy(t->name, sizeof(t->name), s, 2);
+        col_copy(t->verdict, sizeof(t->verdict), s, 3);
+        t->count = sqlite3_column_int64(s, 4);
+        t->sum_seconds = sqlite3_column_double(s, 5);
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+    free(items);
+    return rc;
+}
+
+int kn_store_tally_deployments(struct kn_store *st, kn_store_tally_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT '', app, status, '', count(*), 0 FROM deployments"
+                 " GROUP BY app, status ORDER BY app, status",
+                 "");
+    return rc < 0 ? rc : tally_each(st, s, cb, data);
+}
+
+int kn_store_tally_stages(struct kn_store *st, kn_store_tally_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT '', d.app, s.name, '', count(*),"
+                 " sum(s.finished_at - s.started_at) / 1000.0"
+                 " FROM stages s JOIN deployments d ON d.id = s.deployment"
+                 " WHERE s.started_at > 0 AND s.finished_at >= s.started_at"
+                 " GROUP BY d.app, s.name ORDER BY d.app, s.name",
+                 "");
+    return rc < 0 ? rc : tally_each(st, s, cb, data);
+}
+
+int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT '', d.app, a.check_name, a.verdict, count(*), 0"
+                 " FROM analysis_records a JOIN deployments d ON d.id = a.deployment"
+                 " GROUP BY d.app, a.check_name, a.verdict"
+                 " ORDER BY d.app, a.check_name, a.verdict",
+                 "");
+    return rc < 0 ? rc : tally_each(st, s, cb, data);
+}
+
+int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT " KN_DEPLOY_COLS " FROM deployments"
+                 " WHERE status IN ('SUCCESS', 'FAILURE') AND finished_at > 0"
+                 " ORDER BY app, finished_at, id",
+                 "");
+    return rc < 0 ? rc : deployments_each(st, s, cb, data);
 }

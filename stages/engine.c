@@ -20,6 +20,12 @@
 
 #define ROLLBACK_TIMEOUT_MS (10 * 60 * 1000LL)
 
+/* A cancel is kept as metadata of the deployment (stage index -1) before the engine acts on it,
+ * so that a restart between the two finishes it rather than resuming the pipeline. */
+#define CANCEL_META_INDEX  KN_STORE_DEPLOYMENT_META
+#define CANCEL_META_HOW    "cancel"
+#define CANCEL_META_REASON "cancel_reason"
+
 struct deploy;
 
 struct kn_stage_run {
@@ -46,6 +52,7 @@ struct deploy {
     struct kn_stage_run run;  /* the stage running now */
     int running;              /* run is started and not finished */
     int rolling_back;
+    int cancelled;            /* the rollback under way is a cancel's: it ends CANCELLED */
     char reason[1024];
     uv_timer_t stage_timer;
     uv_timer_t deploy_timer;
@@ -388,6 +395,10 @@ void kn_stage_run_finish(struct kn_stage_run *run, int ok, const char *fmt, ...)
     stage_status(dp, i, ok ? "SUCCESS" : "FAILURE");
     if (i == dp->nplan) {
         char final[2100];
+        if (ok && dp->cancelled) {
+            finish_deploy(dp, KN_DEPLOY_CANCELLED, dp->reason);
+            return;
+        }
         if (ok) {
             snprintf(final, sizeof(final), "%s (rolled back)", dp->reason);
         } else {
@@ -540,6 +551,75 @@ static void deploy_timed_out(uv_timer_t *t)
     deploy_fail(dp, reason);
 }
 
+/* ---- cancel ------------------------------------------------------------------------------- */
+
+enum cancel_how {
+    CANCEL_NONE = 0,
+    CANCEL_KEEP,     /* stop, leave the live state as it is */
+    CANCEL_ROLLBACK, /* stop, then ROLLBACK */
+};
+
+static void cancel_reason(char *out, size_t size, const char *who, const char *reason)
+{
+    int with = reason && *reason;
+
+    snprintf(out, size, "cancelled by %s%s%s", who && *who ? who : "kanaria", with ? ": " : "",
+             with ? reason : "");
+}
+
+/* The cancel recorded for the deployment (reason into why), or CANCEL_NONE. */
+static enum cancel_how cancel_requested(struct deploy *dp, char *why, size_t size)
+{
+    struct kn_store *st = dp->e->deps.store;
+    char *how = kn_store_stage_meta_get(st, dp->d.id, CANCEL_META_INDEX, CANCEL_META_HOW);
+    char *reason = kn_store_stage_meta_get(st, dp->d.id, CANCEL_META_INDEX, CANCEL_META_REASON);
+    enum cancel_how rc = CANCEL_NONE;
+
+    if (how) {
+        rc = strcmp(how, "rollback") == 0 ? CANCEL_ROLLBACK : CANCEL_KEEP;
+        snprintf(why, size, "%s", reason ? reason : "cancelled");
+    }
+    free(how);
+    free(reason);
+    return rc;
+}
+
+/* Stop the running stage (or the one a restart left RUNNING) and record it CANCELLED. */
+static void cancel_stage(struct deploy *dp)
+{
+    char status[32];
+
+    if (dp->running) {
+        size_t i = (size_t)dp->run.index;
+        cancel_running(dp);
+        stage_status(dp, i, "CANCELLED");
+        return;
+    }
+    for (size_t i = 0; i <= dp->nplan; i++) {
+        if (kn_store_stage_get(dp->e->deps.store, dp->d.id, (int)i, status, sizeof(status),
+                               NULL) == 0 &&
+            strcmp(status, "RUNNING") == 0) {
+            stage_status(dp, i, "CANCELLED");
+        }
+    }
+}
+
+/* Act on a cancel of a loaded deployment (recorded in the store already). */
+static void deploy_cancel(struct deploy *dp, int rollback, const char *why)
+{
+    const struct kn_app *app = dp->load.app;
+
+    cancel_stage(dp);
+    if (!rollback || dp->rolling_back || !app || !app->cfg.spec.auto_rollback) {
+        finish_deploy(dp, KN_DEPLOY_CANCELLED, why);
+        return;
+    }
+    dp->cancelled = 1;
+    snprintf(dp->reason, sizeof(dp->reason), "%s", why);
+    set_status(dp, KN_DEPLOY_ROLLING_BACK, why);
+    run_rollback(dp);
+}
+
 /* ---- loading ------------------------------------------------------------------------------ */
 
 static void load_work(uv_work_t *req)
@@ -576,11 +656,13 @@ static void load_done(uv_work_t *req, int status)
 {
     struct deploy *dp = req->data;
     struct kn_engine *e = dp->e;
+    enum cancel_how cancel;
+    char why[1024];
     long long left;
 
     dp->loading = 0;
-    if (status == UV_ECANCELED || e->stopping) {
-        deploy_end(dp);
+    if (status == UV_ECANCELED || e->stopping || kn_deploy_status_is_final(dp->d.status)) {
+        deploy_end(dp); /* stopping, or cancelled while it was loading */
         return;
     }
     if (!dp->load.app || dp->load.app->diags.count > 0) {
@@ -604,10 +686,18 @@ static void load_done(uv_work_t *req, int status)
     }
     left = dp->load.app->cfg.spec.timeout_ms - (engine_now(e) - dp->d.started_at);
     uv_timer_start(&dp->deploy_timer, deploy_timed_out, (uint64_t)(left > 0 ? left : 0), 0);
-    if (dp->d.status == KN_DEPLOY_ROLLING_BACK) {
+    cancel = cancel_requested(dp, why, sizeof(why));
+    if (dp->d.status == KN_DEPLOY_ROLLING_BACK && cancel != CANCEL_KEEP) {
         snprintf(dp->reason, sizeof(dp->reason), "%s", dp->d.reason);
+        dp->cancelled = cancel == CANCEL_ROLLBACK;
         kn_log_info(dp->who, "resuming the rollback");
         run_rollback(dp);
+        return;
+    }
+    if (cancel != CANCEL_NONE) {
+        /* cancelled before a restart, between recording that and acting on it */
+        kn_log_info(dp->who, "finishing the cancel recorded before kanaria restarted");
+        deploy_cancel(dp, cancel == CANCEL_ROLLBACK, why);
         return;
     }
     run_stage(dp, 0);
@@ -684,6 +774,97 @@ void kn_engine_kick(struct kn_engine *e)
     if (!e->stopping) {
         kn_store_deployments_open(e->deps.store, pick, e);
     }
+}
+
+static struct deploy *find_deploy(const struct kn_engine *e, long long id)
+{
+    for (size_t i = 0; i < e->nactive; i++) {
+        if (e->active[i]->d.id == id) {
+            return e->active[i];
+        }
+    }
+    return NULL;
+}
+
+int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char *who,
+                     const char *reason)
+{
+    struct kn_store *st = e->deps.store;
+    struct kn_deployment d;
+    struct deploy *dp;
+    char why[1024], name[64];
+    int rc;
+
+    if ((rc = kn_store_deployment_get(st, id, &d)) < 0) {
+        goto out;
+    }
+    if (kn_deploy_status_is_final(d.status) || (rollback && d.status == KN_DEPLOY_ROLLING_BACK)) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    cancel_reason(why, sizeof(why), who, reason);
+    dp = find_deploy(e, id);
+    snprintf(name, sizeof(name), "engine deployment=%lld", id);
+    if (d.status == KN_DEPLOY_PENDING || d.status == KN_DEPLOY_PLANNED) {
+        /* nothing ran: nothing to stop or roll back (one that is loading is let go once loaded) */
+        rc = kn_store_deployment_set_status(st, id, KN_DEPLOY_CANCELLED, why, engine_now(e));
+        if (rc == 0 && dp) {
+            dp->d.status = KN_DEPLOY_CANCELLED;
+        }
+        kn_log_info(dp ? dp->who : name, "CANCELLED before it started: %s", why);
+        goto out;
+    }
+    /* recorded first: a restart finishes the cancel instead of resuming the pipeline */
+    if ((rc = kn_store_stage_meta_set(st, id, CANCEL_META_INDEX, CANCEL_META_REASON, why)) < 0 ||
+        (rc = kn_store_stage_meta_set(st, id, CANCEL_META_INDEX, CANCEL_META_HOW,
+                                      rollback ? "rollback" : "keep")) < 0) {
+        goto out;
+    }
+    kn_log_info(dp ? dp->who : name, "%s (%s)", why,
+                rollback ? "rolling back" : "leaving the live state as it is");
+    if (!dp) {
+        kn_engine_kick(e); /* picked up, and cancelled as the store says once loaded */
+    } else if (!dp->loading) {
+        deploy_cancel(dp, rollback, why);
+    }
+out:
+    return rc;
+}
+
+int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who)
+{
+    struct deploy *dp = find_deploy(e, id);
+    char status[32];
+    int rc = 0;
+
+    if (!dp || dp->loading || dp->rolling_back || !dp->plan ||
+        kn_deploy_status_is_final(dp->d.status)) {
+        rc = KN_ENOTFOUND;
+        goto out;
+    }
+    if (index < 0 || (size_t)index >= dp->nplan) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    if (dp->running && dp->run.index == index) {
+        cancel_running(dp);
+        stage_status(dp, (size_t)index, "SKIPPED");
+        kn_log_info(dp->who, "stage %d %s skipped by %s while running", index,
+                    dp->plan[index]->name, who ? who : "kanaria");
+        run_stage(dp, (size_t)index + 1);
+        goto out;
+    }
+    if ((dp->running && index < dp->run.index) ||
+        (kn_store_stage_get(e->deps.store, id, index, status, sizeof(status), NULL) == 0 &&
+         strcmp(status, "NOT_STARTED") != 0)) {
+        rc = KN_EEXISTS;
+        goto out;
+    }
+    stage_status(dp, (size_t)index, "SKIPPED");
+    kn_log_info(dp->who, "stage %d %s skipped ahead of time by %s", index, dp->plan[index]->name,
+                who ? who : "kanaria");
+out:
+    return rc;
 }
 
 void kn_engine_stop(struct kn_engine *e)

@@ -9,10 +9,17 @@
  *   GET  /api/v1/deployments/{id}          viewer
  *   POST /api/v1/apps/{app}/approve        approver {"reason": "..."} optional
  *   POST /api/v1/apps/{app}/reject         approver {"reason": "..."} optional
+ *   POST /api/v1/apps/{app}/cancel         operator {"rollback": true|false} (default true)
+ *   POST /api/v1/apps/{app}/rollback       operator {"to": "REV"} optional (default last good)
+ *   POST /api/v1/apps/{app}/sync           operator deploy the repository's head now
+ *   POST /api/v1/apps/{app}/skip           operator {"stage": N}
  *   POST /api/v1/webhooks/git              the repository's webhook secret (see webhook.h)
+ *   GET  /api/v1/events                    viewer   server-sent events (see kn_api_publish)
+ *   GET  /metrics                          viewer   Prometheus text format 0.0.4
  *
  * Errors are {"error": "..."} with 400 (malformed JSON), 401 (no or unknown token), 403 (role
- * too low, not an approver of the stage), 404, 405, 409 (ambiguous app, nothing waiting), 413
+ * too low, not an approver of the stage), 404, 405, 409 (ambiguous app, nothing waiting or in
+ * progress, another deployment running, a stage that has finished), 413
  * (body over 64 KiB). With no users in kanaria.yaml, reads are anonymous when `listen` is a
  * loopback address, and every action is refused.
  *
@@ -25,6 +32,7 @@
 
 #include "kanaria/config.h"
 #include "kanaria/error.h"
+#include "kanaria/platform.h"
 #include "kanaria/store.h"
 
 /* The largest request body read. */
@@ -38,6 +46,14 @@ struct kn_api_deps {
     void (*kick)(void *data);
     /* Fetch the repository now (a verified webhook); <0 when unknown. */
     int (*trigger)(void *data, const char *repo);
+    /* What runs now of an app, for /metrics; may be NULL. <0 when no platform runs it. */
+    int (*live)(void *data, const char *app, struct kn_live_state *out);
+    /* Cancel deployment `id` on behalf of `who` (kn_engine_cancel): 0, KN_ENOTFOUND, KN_EINVAL.
+     * NULL: cancels are refused. */
+    int (*cancel)(void *data, long long id, int rollback, const char *who, const char *reason);
+    /* Skip stage `index` of deployment `id` (kn_engine_skip): 0, KN_ENOTFOUND, KN_EINVAL,
+     * KN_EEXISTS. NULL: skips are refused. */
+    int (*skip)(void *data, long long id, int index, const char *who);
     void *data;
 };
 
@@ -56,5 +72,13 @@ void kn_api_stop(struct kn_api *api);
 
 /* After uv_run returned. NULL is a no-op. */
 void kn_api_free(struct kn_api *api);
+
+/*
+ * Send e to every open GET /api/v1/events stream as `id: ID` and `data: JSON` (the object of
+ * kn_notify_event_json), once each: a stream that already sent e (from Last-Event-ID's backlog)
+ * skips it. Streams get a keep-alive comment every 15 s; a client that reads too slowly to keep
+ * up (1 MiB waiting) is disconnected. Fits kn_feed_cb.
+ */
+void kn_api_publish(const struct kn_event *e, void *data);
 
 #endif /* KANARIA_API_H */

@@ -1,5 +1,6 @@
 /*
- * The API's routes: reads of apps and deployments from the state store, and approvals. Every
+ * The API's routes: reads of apps and deployments from the state store, approvals, and the
+ * operator's actions (cancel, rollback, sync, skip). Every
  * action is authorized by the caller's role and recorded in the audit log with the caller's name
  * and address.
  */
@@ -712,6 +713,381 @@ out:
     json_decref(body);
 }
 
+/* ---- operator actions: cancel, rollback, sync, skip ------------------------------------------ */
+
+/* Record an operator's action in the audit log, with the caller's name and address. */
+static void kn_api_audit(struct kn_api *api, h2o_req_t *req, const char *type,
+                         const struct kn_app_state *app, long long deployment,
+                         const struct kn_api_caller *c, const char *what)
+{
+    char peer[96], msg[1024];
+
+    snprintf(msg, sizeof(msg), "%s from %s", what, kn_api_peer(req, peer, sizeof(peer)));
+    kn_store_event_add(api->deps.store, type, app->repo, app->name, deployment, c->name, msg,
+                       kn_api_now_ms());
+    kn_log_info(WHO, "app=%s deployment=%lld user=%s %s", app->name, deployment, c->name, msg);
+}
+
+/* The app's deployment in progress (RUNNING or ROLLING_BACK) into *d: 1, or 0 when none. */
+static int kn_api_in_progress(struct kn_api *api, const struct kn_app_state *app,
+                              struct kn_deployment *d)
+{
+    return app->current_deployment &&
+           kn_store_deployment_get(api->deps.store, app->current_deployment, d) == 0 &&
+           (d->status == KN_DEPLOY_RUNNING || d->status == KN_DEPLOY_ROLLING_BACK);
+}
+
+/* Answer 409 naming the deployment in progress, if there is one. */
+static int kn_api_refuse_busy(struct kn_api *api, h2o_req_t *req, const struct kn_app_state *app)
+{
+    struct kn_deployment d;
+
+    if (!kn_api_in_progress(api, app, &d)) {
+        return 0;
+    }
+    kn_api_reply_error(req, 409,
+                       "deployment %lld of '%s' (%.7s) is %s: wait for it or cancel it first", d.id,
+                       app->name, d.commit, kn_deploy_status_name(d.status));
+    return KN_EEXISTS;
+}
+
+static void kn_api_cancel(struct kn_api *api, h2o_req_t *req, const struct kn_api_route *r)
+{
+    struct kn_api_caller caller;
+    struct kn_app_state app;
+    struct kn_deployment d;
+    json_t *body = NULL, *reply = NULL, *rb, *reason;
+    const char *why;
+    char what[768];
+    int rollback, rc;
+
+    if (kn_api_authorize(api, req, KN_ROLE_OPERATOR, "cancel", &caller) < 0 ||
+        !(body = kn_api_body_json(req)) || kn_api_find_app(api, req, r, &app) < 0) {
+        goto out;
+    }
+    rb = json_object_get(body, "rollback");
+    reason = json_object_get(body, "reason");
+    if (rb && !json_is_boolean(rb)) {
+        kn_api_reply_error(req, 400, "'rollback' must be true or false");
+        goto out;
+    }
+    if (reason && !json_is_string(reason) && !json_is_null(reason)) {
+        kn_api_reply_error(req, 400, "'reason' must be a string");
+        goto out;
+    }
+    rollback = rb ? json_is_true(rb) : 1;
+    why = json_is_string(reason) ? json_string_value(reason) : "";
+    if (!api->deps.cancel) {
+        kn_api_reply_error(req, 503, "cancelling is not available");
+        goto out;
+    }
+    if (!app.current_deployment ||
+        kn_store_deployment_get(api->deps.store, app.current_deployment, &d) < 0 ||
+        kn_deploy_status_is_final(d.status)) {
+        kn_api_reply_error(req, 409, "no deployment of '%s' is in progress", app.name);
+        goto out;
+    }
+    if (rollback && d.status == KN_DEPLOY_ROLLING_BACK) {
+        kn_api_reply_error(req, 409,
+                           "deployment %lld of '%s' is rolling back already (\"rollback\": false "
+                           "stops the rollback)",
+                           d.id, app.name);
+        goto out;
+    }
+    snprintf(what, sizeof(what), "cancel deployment %lld (%.7s) %s the rollback%s%.500s", d.id,
+             d.commit, rollback ? "with" : "without", *why ? ": " : "", why);
+    kn_api_audit(api, req, "CANCEL_REQUESTED", &app, d.id, &caller, what);
+    if ((rc = api->deps.cancel(api->deps.data, d.id, rollback, caller.name, why)) < 0) {
+        kn_api_reply_error(req, 409, "deployment %lld of '%s' cannot be cancelled: %s", d.id,
+                           app.name, kn_strerror(rc));
+        goto out;
+    }
+    kn_store_deployment_get(api->deps.store, d.id, &d);
+    reply = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s}", "deployment", (json_int_t)d.id, "repo",
+                      d.repo, "app", d.app, "rollback", rollback, "status",
+                      kn_deploy_status_name(d.status), "by", caller.name);
+    kn_api_reply(req, 200, reply);
+out:
+    json_decref(reply);
+    json_decref(body);
+}
+
+struct kn_api_good {
+    const char *prefix; /* lower-case hex */
+    struct kn_deployment found;
+    int count; /* distinct commits that match */
+};
+
+/* Successful deployments whose commit starts with the prefix, newest first. */
+static int kn_api_match_good(const struct kn_deployment *d, void *data)
+{
+    struct kn_api_good *g = data;
+
+    if (d->status != KN_DEPLOY_SUCCESS || strncmp(d->commit, g->prefix, strlen(g->prefix)) != 0) {
+        return 0;
+    }
+    if (g->count == 0 || strcmp(g->found.commit, d->commit) != 0) {
+        if (g->count++ == 0) {
+            g->found = *d;
+        }
+    }
+    return 0;
+}
+
+/* The commit a rollback goes to: `to` (a prefix of 7 to 40 hex digits of a commit this app was
+ * deployed at successfully), or the app's last good one. Otherwise answered 400 or 409. */
+static int kn_api_rollback_target(struct kn_api *api, h2o_req_t *req,
+                                  const struct kn_app_state *app, const char *to,
+                                  struct kn_deployment *out)
+{
+    struct kn_api_good g;
+    char prefix[41];
+    size_t n = to ? strlen(to) : 0;
+
+    memset(&g, 0, sizeof(g));
+    if (!to) {
+        if (!app->last_good[0]) {
+            kn_api_reply_error(req, 409, "'%s' has no successful deployment to roll back to",
+                               app->name);
+            return KN_ENOTFOUND;
+        }
+        snprintf(prefix, sizeof(prefix), "%s", app->last_good);
+    } else {
+        if (n < 7 || n > 40 || strspn(to, "0123456789abcdefABCDEF") != n) {
+            kn_api_reply_error(req, 400, "'to' must be a commit: 7 to 40 hex digits, got '%.64s'",
+                               to);
+            return KN_EINVAL;
+        }
+        for (size_t i = 0; i <= n; i++) {
+            prefix[i] = (char)(to[i] >= 'A' && to[i] <= 'F' ? to[i] - 'A' + 'a' : to[i]);
+        }
+    }
+    g.prefix = prefix;
+    kn_store_deployments(api->deps.store, app->repo, app->name, 0, kn_api_match_good, &g);
+    if (g.count == 0) {
+        kn_api_reply_error(req, 400,
+                           "'%s' was never deployed successfully at %.40s: a rollback goes to a "
+                           "commit the app ran before (see kanaria history %s)",
+                           app->name, prefix, app->name);
+        return KN_ENOTFOUND;
+    }
+    if (g.count > 1) {
+        kn_api_reply_error(req, 400, "'%s' matches several commits of '%s': give more digits",
+                           prefix, app->name);
+        return KN_EINVAL;
+    }
+    *out = g.found;
+    return 0;
+}
+
+/* Record a QUICK_SYNC deployment of `commit` asked by an operator, and wake the engine. */
+static int kn_api_deploy_again(struct kn_api *api, const struct kn_app_state *app,
+                               const struct kn_deployment *src, const char *commit,
+                               const char *verb, const struct kn_api_caller *c, long long *id)
+{
+    char trigger[64], summary[512];
+    struct kn_deployment_new nd = {
+        .repo = app->repo,
+        .app = app->name,
+        .commit = commit,
+        .author = src ? src->author : "",
+        .message = src ? src->message : "",
+        .strategy = "QUICK_SYNC",
+        .summary = summary,
+        .trigger = trigger,
+    };
+    int rc;
+
+    snprintf(trigger, sizeof(trigger), "%s by %.48s", verb, c->name);
+    snprintf(summary, sizeof(summary), "quick sync: %s to %.7s by %s", verb, commit, c->name);
+    if ((rc = kn_store_deployment_add(api->deps.store, &nd, kn_api_now_ms(), id)) == 0 &&
+        api->deps.kick) {
+        api->deps.kick(api->deps.data);
+    }
+    return rc;
+}
+
+static void kn_api_rollback(struct kn_api *api, h2o_req_t *req, const struct kn_api_route *r)
+{
+    struct kn_api_caller caller;
+    struct kn_app_state app;
+    struct kn_deployment target;
+    json_t *body = NULL, *reply = NULL, *to;
+    char what[256];
+    long long id = 0;
+    int rc;
+
+    if (kn_api_authorize(api, req, KN_ROLE_OPERATOR, "roll back", &caller) < 0 ||
+        !(body = kn_api_body_json(req)) || kn_api_find_app(api, req, r, &app) < 0) {
+        goto out;
+    }
+    to = json_object_get(body, "to");
+    if (to && !json_is_string(to) && !json_is_null(to)) {
+        kn_api_reply_error(req, 400, "'to' must be a commit (a string)");
+        goto out;
+    }
+    if (kn_api_refuse_busy(api, req, &app) < 0 ||
+        kn_api_rollback_target(api, req, &app, json_is_string(to) ? json_string_value(to) : NULL,
+                               &target) < 0) {
+        goto out;
+    }
+    if ((rc = kn_api_deploy_again(api, &app, &target, target.commit, "rollback", &caller, &id)) <
+        0) {
+        kn_api_reply_error(req, 500, "cannot record the rollback: %s", kn_strerror(rc));
+        goto out;
+    }
+    snprintf(what, sizeof(what), "roll back to %.7s (deployment %lld)", target.commit, id);
+    kn_api_audit(api, req, "ROLLBACK_REQUESTED", &app, id, &caller, what);
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)id, "repo",
+                      app.repo, "app", app.name, "commit", target.commit, "strategy", "QUICK_SYNC",
+                      "by", caller.name);
+    kn_api_reply(req, 202, reply);
+out:
+    json_decref(reply);
+    json_decref(body);
+}
+
+/* The newest deployment of the app at `commit`, for its author and message. */
+static int kn_api_find_commit(const struct kn_deployment *d, void *data)
+{
+    struct kn_deployment *out = data;
+
+    if (strcmp(d->commit, out->commit) != 0) {
+        return 0;
+    }
+    *out = *d;
+    return 1;
+}
+
+static void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_route *r)
+{
+    struct kn_api_caller caller;
+    struct kn_app_state app;
+    struct kn_repo_state repo;
+    struct kn_deployment known;
+    json_t *reply = NULL;
+    char what[256];
+    long long id = 0;
+    int rc;
+
+    if (kn_api_authorize(api, req, KN_ROLE_OPERATOR, "sync", &caller) < 0 ||
+        kn_api_find_app(api, req, r, &app) < 0 || kn_api_refuse_busy(api, req, &app) < 0) {
+        goto out;
+    }
+    if (kn_store_repo_get(api->deps.store, app.repo, &repo) < 0 || !repo.head[0]) {
+        kn_api_reply_error(req, 409, "repository '%s' has not been fetched yet", app.repo);
+        goto out;
+    }
+    if (strcmp(app.last_seen, repo.head) != 0) {
+        kn_api_reply_error(req, 409, "'%s' is not in the head %.7s of repository '%s'", app.name,
+                           repo.head, app.repo);
+        goto out;
+    }
+    if (app.error[0]) {
+        kn_api_reply_error(req, 409, "'%s' is invalid at %.7s: %.*s", app.name, repo.head,
+                           (int)strcspn(app.error, "\n"), app.error);
+        goto out;
+    }
+    memset(&known, 0, sizeof(known));
+    snprintf(known.commit, sizeof(known.commit), "%s", repo.head);
+    kn_store_deployments(api->deps.store, app.repo, app.name, 0, kn_api_find_commit, &known);
+    if ((rc = kn_api_deploy_again(api, &app, known.id ? &known : NULL, repo.head, "sync", &caller,
+                                  &id)) < 0) {
+        kn_api_reply_error(req, 500, "cannot record the sync: %s", kn_strerror(rc));
+        goto out;
+    }
+    snprintf(what, sizeof(what), "sync to the head %.7s (deployment %lld)", repo.head, id);
+    kn_api_audit(api, req, "SYNC_REQUESTED", &app, id, &caller, what);
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)id, "repo",
+                      app.repo, "app", app.name, "commit", repo.head, "strategy", "QUICK_SYNC",
+                      "by", caller.name);
+    kn_api_reply(req, 202, reply);
+out:
+    json_decref(reply);
+}
+
+struct kn_api_stage_find {
+    int index;
+    struct kn_stage_state found;
+    int ok;
+};
+
+static int kn_api_stage_at(const struct kn_stage_state *s, void *data)
+{
+    struct kn_api_stage_find *f = data;
+
+    if (s->index != f->index) {
+        return 0;
+    }
+    f->found = *s;
+    f->ok = 1;
+    return 1;
+}
+
+static void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_route *r)
+{
+    struct kn_api_caller caller;
+    struct kn_app_state app;
+    struct kn_deployment d;
+    struct kn_api_stage_find f;
+    json_t *body = NULL, *reply = NULL, *stage;
+    char what[256];
+    int rc;
+
+    if (kn_api_authorize(api, req, KN_ROLE_OPERATOR, "skip a stage", &caller) < 0 ||
+        !(body = kn_api_body_json(req)) || kn_api_find_app(api, req, r, &app) < 0) {
+        goto out;
+    }
+    stage = json_object_get(body, "stage");
+    if (!json_is_integer(stage) || json_integer_value(stage) < 0 ||
+        json_integer_value(stage) > 1000) {
+        kn_api_reply_error(req, 400,
+                           "'stage' must be the index of a stage of the pipeline (0, "
+                           "1, ...)");
+        goto out;
+    }
+    if (!api->deps.skip) {
+        kn_api_reply_error(req, 503, "skipping is not available");
+        goto out;
+    }
+    if (!kn_api_in_progress(api, &app, &d) || d.status != KN_DEPLOY_RUNNING) {
+        kn_api_reply_error(req, 409, "no deployment of '%s' is running its pipeline", app.name);
+        goto out;
+    }
+    memset(&f, 0, sizeof(f));
+    f.index = (int)json_integer_value(stage);
+    kn_store_stages(api->deps.store, d.id, kn_api_stage_at, &f);
+    if (f.ok && strcmp(f.found.status, "RUNNING") != 0 &&
+        strcmp(f.found.status, "NOT_STARTED") != 0) {
+        kn_api_reply_error(req, 409, "stage %d %s of deployment %lld has finished (%s)", f.index,
+                           f.found.name, d.id, f.found.status);
+        goto out;
+    }
+    snprintf(what, sizeof(what), "skip stage %d%s%s of deployment %lld", f.index, f.ok ? " " : "",
+             f.ok ? f.found.name : "", d.id);
+    kn_api_audit(api, req, "SKIP_REQUESTED", &app, d.id, &caller, what);
+    rc = api->deps.skip(api->deps.data, d.id, f.index, caller.name);
+    if (rc == KN_EINVAL) {
+        kn_api_reply_error(req, 400, "deployment %lld of '%s' has no stage %d", d.id, app.name,
+                           f.index);
+        goto out;
+    }
+    if (rc < 0) {
+        kn_api_reply_error(
+            req, 409, "stage %d of deployment %lld cannot be skipped: %s", f.index, d.id,
+            rc == KN_EEXISTS ? "it has finished" : "the deployment is not running its pipeline");
+        goto out;
+    }
+    kn_store_stages(api->deps.store, d.id, kn_api_stage_at, &f);
+    reply =
+        json_pack("{s:I, s:s, s:s, s:i, s:s, s:s}", "deployment", (json_int_t)d.id, "repo", d.repo,
+                  "app", d.app, "stage", f.index, "stage_name", f.found.name, "by", caller.name);
+    kn_api_reply(req, 200, reply);
+out:
+    json_decref(reply);
+    json_decref(body);
+}
+
 /* ---- routing --------------------------------------------------------------------------------- */
 
 /* Answer 405 unless the method is `want`. */
@@ -745,9 +1121,27 @@ static void kn_api_route_v1(struct kn_api *api, h2o_req_t *req, const struct kn_
         }
         return;
     }
+    if (n == 3 && strcmp(seg[0], "apps") == 0 &&
+        (strcmp(seg[2], "cancel") == 0 || strcmp(seg[2], "rollback") == 0 ||
+         strcmp(seg[2], "sync") == 0 || strcmp(seg[2], "skip") == 0)) {
+        if (kn_api_want_method(req, "POST") < 0) {
+            return;
+        }
+        if (strcmp(seg[2], "cancel") == 0) {
+            kn_api_cancel(api, req, r);
+        } else if (strcmp(seg[2], "rollback") == 0) {
+            kn_api_rollback(api, req, r);
+        } else if (strcmp(seg[2], "sync") == 0) {
+            kn_api_sync(api, req, r);
+        } else {
+            kn_api_skip(api, req, r);
+        }
+        return;
+    }
     if (!((n == 1 && strcmp(seg[0], "apps") == 0) || (n == 2 && strcmp(seg[0], "apps") == 0) ||
           (n == 3 && strcmp(seg[0], "apps") == 0 && strcmp(seg[2], "history") == 0) ||
-          (n == 2 && strcmp(seg[0], "deployments") == 0))) {
+          (n == 2 && strcmp(seg[0], "deployments") == 0) ||
+          (n == 1 && strcmp(seg[0], "events") == 0))) {
         kn_api_reply_error(req, 404, "no such route: %.*s", (int)req->path_normalized.len,
                            req->path_normalized.base);
         return;
@@ -758,6 +1152,8 @@ static void kn_api_route_v1(struct kn_api *api, h2o_req_t *req, const struct kn_
     }
     if (strcmp(seg[0], "deployments") == 0) {
         kn_api_get_deployment(api, req, seg[1]);
+    } else if (strcmp(seg[0], "events") == 0) {
+        kn_api_events_open(api, req);
     } else if (n == 1) {
         kn_api_get_apps(api, req, r);
     } else {
@@ -777,6 +1173,15 @@ void kn_api_handle(struct kn_api *api, h2o_req_t *req)
             json_t *body = json_pack("{s:s, s:s}", "status", "ok", "version", KANARIA_VERSION);
             kn_api_reply(req, 200, body);
             json_decref(body);
+        }
+        return;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        struct kn_api_caller caller;
+        /* app names and deployment outcomes: readable by viewers, like the rest of the API */
+        if (kn_api_want_method(req, "GET") == 0 &&
+            kn_api_authorize(api, req, KN_ROLE_VIEWER, "read metrics", &caller) == 0) {
+            kn_api_metrics(api, req);
         }
         return;
     }

@@ -328,6 +328,7 @@ void kn_api_stop(struct kn_api *api)
         return;
     }
     api->stopped = 1;
+    kn_api_events_stop(api);
     if (api->listener) {
         uv_close((uv_handle_t *)api->listener, (uv_close_cb)free);
         api->listener = NULL;

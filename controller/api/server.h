@@ -25,6 +25,8 @@ struct kn_api {
     size_t nh2o_handles;
     struct ssl_ctx_st *ssl_ctx;
     size_t pending; /* approvals being checked on the thread pool */
+    struct kn_api_stream *streams; /* open event streams (events.c) */
+    uv_timer_t *keepalive;         /* their keep-alive; NULL until the first stream */
 };
 
 /* Route and answer one request (handlers.c). Always answers, possibly later (approvals). */
@@ -32,6 +34,15 @@ void kn_api_handle(struct kn_api *api, h2o_req_t *req);
 
 /* The webhook endpoint (webhook.c); the method is already checked. */
 void kn_api_webhook(struct kn_api *api, h2o_req_t *req);
+
+/* GET /api/v1/events, the caller authorized (events.c): a server-sent event stream. */
+void kn_api_events_open(struct kn_api *api, h2o_req_t *req);
+
+/* End every event stream (at stop). */
+void kn_api_events_stop(struct kn_api *api);
+
+/* GET /metrics, the caller authorized (metrics.c). */
+void kn_api_metrics(struct kn_api *api, h2o_req_t *req);
 
 /* Answer with `body` as JSON (reference taken). */
 void kn_api_reply(h2o_req_t *req, int status, json_t *body);

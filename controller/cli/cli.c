@@ -28,8 +28,9 @@ static const struct kn_cli_command commands[] = {
     {"plan", "kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]",
      "preview what a change would deploy: per app, quick sync or pipeline, and the diff",
      kn_cmd_plan},
-    {"status", "kanaria status [APP] [--repo NAME] [--json]",
-     "show every app (or one app and its recent deployments) of a running kanaria serve",
+    {"status", "kanaria status [APP] [--repo NAME] [--json] [--watch]",
+     "show every app (or one app and its recent deployments) of a running kanaria serve; "
+     "--watch redraws it every second until Ctrl-C",
      kn_cmd_status},
     {"history", "kanaria history APP [--repo NAME] [--json]", "list the deployments of an app",
      kn_cmd_history},
@@ -38,6 +39,17 @@ static const struct kn_cli_command commands[] = {
     {"reject", "kanaria reject APP [--reason TEXT] [--repo NAME] [--json]",
      "reject the app's deployment that waits at WAIT_APPROVAL: it fails and rolls back",
      kn_cmd_reject},
+    {"cancel", "kanaria cancel APP [--no-rollback] [--reason TEXT] [--repo NAME] [--json]",
+     "cancel the app's deployment in progress: stop its stage, roll back (unless --no-rollback)",
+     kn_cmd_cancel},
+    {"rollback", "kanaria rollback APP [--to REV] [--repo NAME] [--json]",
+     "deploy the app's last good commit again, or REV (7+ hex digits) it once ran successfully",
+     kn_cmd_rollback},
+    {"sync", "kanaria sync APP [--repo NAME] [--json]",
+     "deploy the repository's head for the app now (a quick sync), even if it was rolled back",
+     kn_cmd_sync},
+    {"skip", "kanaria skip APP --stage N [--repo NAME] [--json]",
+     "skip stage N of the app's running deployment (the running one, or a later one)", kn_cmd_skip},
     {"version", "kanaria version", "print the version", cmd_version},
     {"help", "kanaria help [COMMAND | config | app | stages | localservice]",
      "show help, or the configuration reference", cmd_help},
@@ -55,8 +67,8 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n'kanaria help COMMAND' shows a command's usage. Client commands (status, history,\n"
-            "approve, reject) reach KANARIA_ADDR (default http://127.0.0.1:7070) with the\n"
-            "token in KANARIA_TOKEN.\n");
+            "approve, reject, cancel, rollback, sync, skip) reach KANARIA_ADDR (default\n"
+            "http://127.0.0.1:7070) with the token in KANARIA_TOKEN.\n");
 }
 
 static int cmd_version(int argc, char **argv)

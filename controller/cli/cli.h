@@ -34,5 +34,11 @@ int kn_cmd_status(int argc, char **argv);
 int kn_cmd_history(int argc, char **argv);
 int kn_cmd_approve(int argc, char **argv);
 int kn_cmd_reject(int argc, char **argv);
+/* Operator actions: `kanaria cancel APP [--no-rollback]`, `rollback APP [--to REV]`,
+ * `sync APP`, `skip APP --stage N`. */
+int kn_cmd_cancel(int argc, char **argv);
+int kn_cmd_rollback(int argc, char **argv);
+int kn_cmd_sync(int argc, char **argv);
+int kn_cmd_skip(int argc, char **argv);
 
 #endif /* KANARIA_CLI_H */

@@ -1,5 +1,6 @@
 /*
- * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`. They
+ * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
+ * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`. They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -22,11 +24,22 @@
 #define KN_CLIENT_MAX_ANSWER   (16 * 1024 * 1024)
 #define KN_CLIENT_TIMEOUT_S    30
 
+/* Options a command takes besides --json and --repo (kn_client_args). */
+#define KN_CLIENT_REASON      0x1  /* --reason TEXT */
+#define KN_CLIENT_NO_ROLLBACK 0x2  /* --no-rollback */
+#define KN_CLIENT_TO          0x4  /* --to REV */
+#define KN_CLIENT_STAGE       0x8  /* --stage N */
+#define KN_CLIENT_WATCH       0x10 /* --watch */
+
 struct kn_client_opts {
     int json;
     const char *repo;
     const char *reason;
     const char *app;
+    int no_rollback;
+    const char *to;
+    long stage; /* -1: not given */
+    int watch;
 };
 
 struct kn_client_answer {
@@ -288,20 +301,26 @@ static char *kn_client_app_path(const struct kn_client_opts *o, const char *suff
     return path;
 }
 
-/* Parse [--json] [--repo NAME] [--reason TEXT] and the positional APP. */
-static int kn_client_args(int argc, char **argv, const char *usage, int need_app, int reason,
+/* Parse [--json] [--repo NAME], the options of `allowed` (KN_CLIENT_*) and the positional APP. */
+static int kn_client_args(int argc, char **argv, const char *usage, int need_app, int allowed,
                           struct kn_client_opts *o)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
         {"repo", required_argument, NULL, 'r'},
         {"reason", required_argument, NULL, 'm'},
+        {"no-rollback", no_argument, NULL, 'n'},
+        {"to", required_argument, NULL, 't'},
+        {"stage", required_argument, NULL, 's'},
+        {"watch", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    char *end;
     int c;
 
     memset(o, 0, sizeof(*o));
+    o->stage = -1;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -312,10 +331,42 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
             o->repo = optarg;
             break;
         case 'm':
-            if (!reason) {
+            if (!(allowed & KN_CLIENT_REASON)) {
                 goto usage;
             }
             o->reason = optarg;
+            break;
+        case 'n':
+            if (!(allowed & KN_CLIENT_NO_ROLLBACK)) {
+                goto usage;
+            }
+            o->no_rollback = 1;
+            break;
+        case 't':
+            /* a commit or a prefix of it: at least 7 hex digits */
+            if (!(allowed & KN_CLIENT_TO)) {
+                goto usage;
+            }
+            if (strlen(optarg) < 7 || strlen(optarg) > 40 ||
+                strspn(optarg, "0123456789abcdefABCDEF") != strlen(optarg)) {
+                fprintf(stderr, "kanaria: --to wants a commit: 7 to 40 hex digits, got '%s'\n",
+                        optarg);
+                goto usage;
+            }
+            o->to = optarg;
+            break;
+        case 's':
+            o->stage = strtol(optarg, &end, 10);
+            if (!(allowed & KN_CLIENT_STAGE) || !*optarg || *end || o->stage < 0 ||
+                o->stage > 1000) {
+                goto usage;
+            }
+            break;
+        case 'w':
+            if (!(allowed & KN_CLIENT_WATCH)) {
+                goto usage;
+            }
+            o->watch = 1;
             break;
         case 'h':
             printf("usage: %s\n", usage);
@@ -327,7 +378,7 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
     if (optind < argc) {
         o->app = argv[optind++];
     }
-    if (optind < argc || (need_app && !o->app)) {
+    if (optind < argc || (need_app && !o->app) || ((allowed & KN_CLIENT_STAGE) && o->stage < 0)) {
         goto usage;
     }
     return 0;
@@ -342,19 +393,16 @@ static void kn_client_print_json(const struct kn_client_answer *ans)
     fputs(ans->body.data ? ans->body.data : "", stdout);
 }
 
-int kn_cmd_status(int argc, char **argv)
+/* One status: the table of apps or one app's detail. */
+static int kn_client_status(const struct kn_client_opts *op)
 {
-    static const char usage[] = "kanaria status [APP] [--repo NAME] [--json]";
+    struct kn_client_opts o = *op;
     struct kn_client_answer ans = {0};
-    struct kn_client_opts o;
     json_t *j = NULL, *app;
     char *path = NULL;
     size_t i;
     int rc;
 
-    if (kn_client_args(argc, argv, usage, 0, 0, &o) < 0) {
-        return KN_EXIT_USAGE;
-    }
     if (o.app) {
         path = kn_client_app_path(&o, "");
     } else if (o.repo) {
@@ -388,6 +436,42 @@ out:
     kn_buf_release(&ans.body);
     free(path);
     return rc;
+}
+
+/*
+ * `status --watch`: the status again every second, on a cleared screen when stdout is a terminal,
+ * until Ctrl-C (which ends the process). A failed call is shown and tried again.
+ */
+int kn_cmd_status(int argc, char **argv)
+{
+    static const char usage[] = "kanaria status [APP] [--repo NAME] [--json] [--watch]";
+    struct kn_client_opts o;
+    int tty = isatty(STDOUT_FILENO);
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 0, KN_CLIENT_WATCH, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if (!o.watch) {
+        return kn_client_status(&o);
+    }
+    for (;;) {
+        char stamp[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        if (tty) {
+            fputs("\033[H\033[2J", stdout);
+        }
+        strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+        printf("every 1s: kanaria status%s%s    %s\n\n", o.app ? " " : "", o.app ? o.app : "",
+               stamp);
+        rc = kn_client_status(&o);
+        if (rc == KN_EXIT_USAGE) {
+            return rc;
+        }
+        fflush(stdout);
+        sleep(1);
+    }
 }
 
 int kn_cmd_history(int argc, char **argv)
@@ -432,7 +516,7 @@ static int kn_client_decide(int argc, char **argv, int reject)
     char *path = NULL, *body = NULL;
     int rc;
 
-    if (kn_client_args(argc, argv, usage, 1, reject, &o) < 0) {
+    if (kn_client_args(argc, argv, usage, 1, reject ? KN_CLIENT_REASON : 0, &o) < 0) {
         return KN_EXIT_USAGE;
     }
     path = kn_client_app_path(&o, reject ? "/reject" : "/approve");
@@ -471,4 +555,123 @@ int kn_cmd_approve(int argc, char **argv)
 int kn_cmd_reject(int argc, char **argv)
 {
     return kn_client_decide(argc, argv, 1);
+}
+
+/* POST an operator action to /api/v1/apps/APP/SUFFIX with `req` (reference stolen); the answer
+ * in *out when it is 2xx. Prints the server's JSON with --json. Returns the exit code. */
+static int kn_client_action(const struct kn_client_opts *o, const char *suffix, json_t *req,
+                            json_t **out)
+{
+    struct kn_client_answer ans = {0};
+    char *path = kn_client_app_path(o, suffix);
+    char *body = json_dumps(req, JSON_COMPACT);
+    int rc;
+
+    *out = NULL;
+    if (kn_client_call("POST", path, body, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, out)) == KN_EXIT_OK && o->json) {
+        kn_client_print_json(&ans);
+    }
+out:
+    json_decref(req);
+    kn_buf_release(&ans.body);
+    free(body);
+    free(path);
+    return rc;
+}
+
+static long long kn_client_int(const json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+int kn_cmd_cancel(int argc, char **argv)
+{
+    static const char usage[] =
+        "kanaria cancel APP [--no-rollback] [--reason TEXT] [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *req, *j = NULL;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_NO_ROLLBACK | KN_CLIENT_REASON, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    req = json_pack("{s:b}", "rollback", !o.no_rollback);
+    if (o.reason) {
+        json_object_set_new(req, "reason", json_string(o.reason));
+    }
+    if ((rc = kn_client_action(&o, "/cancel", req, &j)) == KN_EXIT_OK && !o.json) {
+        printf("cancelled deployment #%lld of %s as %s: %s\n", kn_client_int(j, "deployment"),
+               kn_client_str(j, "app"), kn_client_str(j, "by"),
+               o.no_rollback ? "the live state is left as it is" : "rolling back");
+    }
+    json_decref(j);
+    return rc;
+}
+
+int kn_cmd_rollback(int argc, char **argv)
+{
+    static const char usage[] = "kanaria rollback APP [--to REV] [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char commit[8];
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_TO, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    rc = kn_client_action(&o, "/rollback", o.to ? json_pack("{s:s}", "to", o.to) : json_object(),
+                          &j);
+    if (rc == KN_EXIT_OK && !o.json) {
+        kn_client_short(json_string_value(json_object_get(j, "commit")), commit);
+        printf("rolling %s back to %s: deployment #%lld (quick sync) as %s\n",
+               kn_client_str(j, "app"), commit, kn_client_int(j, "deployment"),
+               kn_client_str(j, "by"));
+    }
+    json_decref(j);
+    return rc;
+}
+
+int kn_cmd_sync(int argc, char **argv)
+{
+    static const char usage[] = "kanaria sync APP [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char commit[8];
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if ((rc = kn_client_action(&o, "/sync", json_object(), &j)) == KN_EXIT_OK && !o.json) {
+        kn_client_short(json_string_value(json_object_get(j, "commit")), commit);
+        printf("syncing %s to the head %s: deployment #%lld (quick sync) as %s\n",
+               kn_client_str(j, "app"), commit, kn_client_int(j, "deployment"),
+               kn_client_str(j, "by"));
+    }
+    json_decref(j);
+    return rc;
+}
+
+int kn_cmd_skip(int argc, char **argv)
+{
+    static const char usage[] = "kanaria skip APP --stage N [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_STAGE, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    rc = kn_client_action(&o, "/skip", json_pack("{s:I}", "stage", (json_int_t)o.stage), &j);
+    if (rc == KN_EXIT_OK && !o.json) {
+        printf("skipped stage %lld %s of deployment #%lld of %s as %s\n", kn_client_int(j, "stage"),
+               kn_client_str(j, "stage_name"), kn_client_int(j, "deployment"),
+               kn_client_str(j, "app"), kn_client_str(j, "by"));
+    }
+    json_decref(j);
+    return rc;
 }

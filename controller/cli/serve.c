@@ -27,6 +27,8 @@
 #include "kanaria/store.h"
 #include "platforms/local/local.h"
 #include "drift.h"
+#include "feed.h"
+#include "notify.h"
 #include "reconcile.h"
 #include "util/http_client.h"
 
@@ -43,6 +45,8 @@ struct serve {
     struct kn_engine *engine;
     struct kn_api *api;
     struct kn_drift *drift;
+    struct kn_feed *feed; /* new events of the store, to notifications and the API */
+    struct kn_notify *notify;
     struct kn_http_client *http;
     struct kn_platform **platforms;
     size_t nplatforms;
@@ -277,6 +281,7 @@ static void kick_engine(void *data)
 {
     struct serve *s = data;
     kn_engine_kick(s->engine);
+    kn_feed_kick(s->feed);
 }
 
 /* A verified push webhook: fetch the repository now. */
@@ -284,6 +289,21 @@ static int trigger_repo(void *data, const char *repo)
 {
     struct serve *s = data;
     return kn_reconcile_trigger(s->reconcile, repo);
+}
+
+/* An operator's cancel (the API has checked the role and written the audit event). */
+static int cancel_deployment(void *data, long long id, int rollback, const char *who,
+                             const char *reason)
+{
+    struct serve *s = data;
+    return kn_engine_cancel(s->engine, id, rollback, who, reason);
+}
+
+/* An operator's skip of a stage. */
+static int skip_stage(void *data, long long id, int index, const char *who)
+{
+    struct serve *s = data;
+    return kn_engine_skip(s->engine, id, index, who);
 }
 
 /* Platforms keep their apps running; this only lets go of them. */
@@ -355,6 +375,10 @@ static void on_stop(uv_signal_t *h, int signum)
 
     kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
                 signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    kn_feed_close(s->feed);
+    s->feed = NULL;
+    kn_notify_close(s->notify); /* before the HTTP client closes */
+    s->notify = NULL;
     kn_api_stop(s->api);
     kn_engine_stop(s->engine);
     kn_drift_stop(s->drift);
@@ -382,6 +406,7 @@ static void on_reload(uv_signal_t *h, int signum)
         apply_log_config(cfg);
         kn_reconcile_set_config(s->reconcile, cfg);
         kn_api_set_config(s->api, cfg); /* owned by the reconcile loop, like the first one */
+        kn_notify_set_config(s->notify, cfg);
     }
     kn_diags_release(&diags);
 }
@@ -456,6 +481,9 @@ int kn_cmd_serve(int argc, char **argv)
     uv_signal_start(&s.sigterm, on_stop, SIGTERM);
     uv_signal_start(&s.sigint, on_stop, SIGINT);
     uv_signal_start(&s.sighup, on_reload, SIGHUP);
+    /* a client that goes away mid-answer (an event stream, a slow reader) must cost a write
+     * error on its connection, not the process */
+    signal(SIGPIPE, SIG_IGN);
     kn_log_info(WHO, "kanaria %s serving %zu repositories, state in %s", KANARIA_VERSION,
                 cfg->repositories.count, cfg->data_dir);
     s.data_dir = kn_strdup(cfg->data_dir);
@@ -499,6 +527,9 @@ int kn_cmd_serve(int argc, char **argv)
             .store = s.store,
             .kick = kick_engine,
             .trigger = trigger_repo,
+            .live = app_live,
+            .cancel = cancel_deployment,
+            .skip = skip_stage,
             .data = &s,
         };
         kn_error_clear(&err);
@@ -506,6 +537,10 @@ int kn_cmd_serve(int argc, char **argv)
             kn_log_error(WHO, "api: %s", err.msg);
         }
     }
+    kn_feed_new(&s.feed, &s.loop, s.store, 0);
+    kn_notify_new(&s.notify, &s.loop, s.http, cfg);
+    kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
+    kn_feed_subscribe(s.feed, kn_api_publish, s.api);
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_engine_kick(s.engine); /* deployments a previous run left */

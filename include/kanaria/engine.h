@@ -56,6 +56,31 @@ int kn_engine_new(struct kn_engine **out, const struct kn_engine_deps *deps);
 /* Look in the store for deployments to start or resume (at start, and after a new plan). */
 void kn_engine_kick(struct kn_engine *e);
 
+/*
+ * Cancel deployment `id` on behalf of `who` (`reason` may be NULL or ""). The request is written
+ * to the store before the engine acts, so that a restart does not resume the deployment:
+ *  - not started yet (PENDING, PLANNED): it becomes CANCELLED;
+ *  - running, with `rollback` and the app's autoRollback: the running stage is stopped (recorded
+ *    CANCELLED), ROLLBACK runs, and the deployment ends CANCELLED with the reason
+ *    "cancelled by WHO[: REASON]" (FAILURE with both reasons when the rollback cannot finish);
+ *  - running, without `rollback` (or without autoRollback), or already rolling back without
+ *    `rollback`: the running stage is stopped and the deployment ends CANCELLED at once, the live
+ *    state left as it is.
+ * KN_ENOTFOUND when there is no such deployment; KN_EINVAL when it is final, or rolling back
+ * already and `rollback` is asked (the rollback under way finishes).
+ */
+int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char *who,
+                     const char *reason);
+
+/*
+ * Skip stage `index` of deployment `id`, which the engine is running, on behalf of `who`: the
+ * running stage is stopped, recorded SKIPPED, and the pipeline goes on with the next one; a later
+ * stage is recorded SKIPPED now and passed over when its turn comes. KN_ENOTFOUND when the engine
+ * is not running that deployment's pipeline (unknown, final, not loaded yet, rolling back);
+ * KN_EINVAL for an index outside the pipeline; KN_EEXISTS when the stage has finished.
+ */
+int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who);
+
 /* Stop: running stages are cancelled without a status change, so that a restart resumes them.
  * The loop then runs out of the engine's work; free after uv_run returns. */
 void kn_engine_stop(struct kn_engine *e);

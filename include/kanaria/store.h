@@ -171,6 +171,8 @@ int kn_store_deployments_open(struct kn_store *st, kn_store_deployment_cb cb, vo
 /* Per-stage status and key/value metadata for resumption, written by the pipeline engine. */
 int kn_store_stage_set(struct kn_store *st, long long deployment, int index, const char *name,
                        const char *status, long long now_ms);
+/* Metadata of the deployment itself (a cancel asked, ...) is kept under this index. */
+#define KN_STORE_DEPLOYMENT_META (-1)
 int kn_store_stage_meta_set(struct kn_store *st, long long deployment, int index,
                             const char *key, const char *value);
 /* A stage's status ("RUNNING", ...) into status and when it started (ms; may be NULL).
@@ -265,5 +267,35 @@ struct kn_analysis_record {
 typedef int (*kn_store_analysis_cb)(const struct kn_analysis_record *r, void *data);
 int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_analysis_cb cb,
                            void *data);
+
+/* ---- readers for /metrics and the event feed ------------------------------------------------ */
+
+/* The id of the newest event into *out (0 when there is none). */
+int kn_store_event_last_id(struct kn_store *st, long long *out);
+
+/* One group of a counting query, by app name across repositories (what a dashboard shows);
+ * what does not apply is "" or 0. */
+struct kn_store_tally {
+    char repo[128];     /* "" (reserved for a grouping by repository) */
+    char app[128];
+    char name[128];     /* deployments: the status; stages: the stage's name; analysis: check */
+    char verdict[32];   /* analysis: the record's verdict */
+    long long count;
+    double sum_seconds; /* stages: the total time of the finished ones */
+};
+
+/* Each group, ordered by app and name; cb runs after the query is done (it may use the
+ * store) and a non-zero return stops and is returned. */
+typedef int (*kn_store_tally_cb)(const struct kn_store_tally *t, void *data);
+/* Deployments by app and status. */
+int kn_store_tally_deployments(struct kn_store *st, kn_store_tally_cb cb, void *data);
+/* Finished stages (started_at and finished_at set) by app and stage name. */
+int kn_store_tally_stages(struct kn_store *st, kn_store_tally_cb cb, void *data);
+/* Analysis records by app, check and verdict. */
+int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *data);
+
+/* Deployments that ended in SUCCESS or FAILURE, by app, then finished_at (oldest first):
+ * what the DORA metrics are computed from. */
+int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data);
 
 #endif /* KANARIA_STORE_H */

@@ -484,7 +484,9 @@ static void test_unknown_event(void **state)
                        "    events: [FAILED, DEPLOYED]\n",
                   "kanaria.yaml:5:22: notifications[0]: 'events[1]' must be one of TRIGGERED, "
                   "PLANNED, STAGE_STARTED, STAGE_FINISHED, WAITING_APPROVAL, APPROVED, REJECTED, "
-                  "ROLLING_BACK, ROLLED_BACK, SUCCEEDED, FAILED, CANCELLED, DRIFT_DETECTED, got "
+                  "ROLLING_BACK, ROLLED_BACK, SUCCEEDED, FAILED, CANCELLED, DRIFT_DETECTED, RUNNING, "
+                  "STAGE_LOG, SUPERSEDED, DRIFT_RESOLVED, INVALID_APP, FORCE_PUSHED, "
+                  "CANCEL_REQUESTED, ROLLBACK_REQUESTED, SYNC_REQUESTED, SKIP_REQUESTED, got "
                   "'DEPLOYED'");
 }
 
@@ -709,7 +711,7 @@ static void test_event_names(void **state)
     while (kn_event_names[n]) {
         n++;
     }
-    assert_int_equal(n, 13);
+    assert_int_equal(n, 23);
     assert_string_equal(kn_event_names[0], "TRIGGERED");
     assert_string_equal(kn_event_names[12], "DRIFT_DETECTED");
 }

@@ -1459,8 +1459,12 @@ static void fake_metrics_set(const double *canary, size_t nc, const double *prim
                              const char *error)
 {
     memset(&fake_metrics_state, 0, sizeof(fake_metrics_state));
-    memcpy(fake_metrics_state.canary, canary, nc * sizeof(double));
-    memcpy(fake_metrics_state.primary, primary, np * sizeof(double));
+    if (nc > 0) {
+        memcpy(fake_metrics_state.canary, canary, nc * sizeof(double));
+    }
+    if (np > 0) {
+        memcpy(fake_metrics_state.primary, primary, np * sizeof(double));
+    }
     fake_metrics_state.ncanary = nc;
     fake_metrics_state.nprimary = np;
     fake_metrics_state.error = error;
@@ -1613,6 +1617,182 @@ static void test_analysis_resumes_counts(void **state)
                         "2 evaluations failed, 1 allowed) (rolled back)");
 }
 
+/* ---- operator actions: cancel and skip ------------------------------------------------------- */
+
+#define WAITING_PIPELINE APPROVAL_PIPELINE("      with: {minApprovers: 1}\n")
+
+/* Cancel f->ids[0] (rollback: f->flag) once it waits at WAIT_APPROVAL; f->step 2 also stops the
+ * engine right after, as a crash would. */
+static void cancel_at_approval(struct fixture *f)
+{
+    long long id = f->ids[0];
+
+    if (stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(
+            kn_engine_cancel(f->engine, id, f->flag, "alice", f->flag ? NULL : "enough"), 0);
+        if (f->step == 2) {
+            kn_engine_stop(f->engine);
+        }
+        f->tick = NULL;
+    }
+}
+
+static void test_cancel_with_rollback(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY,         OP_TEN, "weights 100/0/0", "remove canary",
+                                      "remove baseline", NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->ids[0] = id;
+    f->flag = 1;
+    f->tick = cancel_at_approval;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_string_equal(get_deploy(f, id).reason, "cancelled by alice");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+    assert_events(f, id,
+                  "PLANNED,RUNNING,STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,"
+                  "STAGE_STARTED,WAITING_APPROVAL,STAGE_FINISHED,ROLLING_BACK,STAGE_STARTED,"
+                  "STAGE_FINISHED,CANCELLED");
+    assert_int_equal(kn_engine_cancel(f->engine, id, 1, "alice", NULL), KN_EINVAL);
+    assert_int_equal(kn_engine_cancel(f->engine, 999, 1, "alice", NULL), KN_ENOTFOUND);
+}
+
+static void test_cancel_without_rollback(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->ids[0] = id;
+    f->flag = 0;
+    f->tick = cancel_at_approval;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* nothing after the cancel: the canary keeps its traffic */
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_string_equal(get_deploy(f, id).reason, "cancelled by alice: enough");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,-");
+    assert_app(f, "hello", C1, "");
+}
+
+/* Cancelled while the engine loads it (PLANNED, nothing ran): CANCELLED, no operation. */
+static void test_cancel_planned(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const none[] = {NULL};
+    long long id;
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    id = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    engine_start(f);
+    assert_int_equal(kn_engine_cancel(f->engine, id, 1, "bob", NULL), 0);
+    run_loop(f);
+
+    assert_ops(f, NULL, none);
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_string_equal(get_deploy(f, id).reason, "cancelled by bob");
+    assert_stages(f, id, "-");
+    assert_int_equal(get_deploy(f, id).started_at, 0);
+}
+
+/* Stopped (a crash) while the cancel's rollback hangs: the restart runs the rollback only, never
+ * the rest of the pipeline, and ends CANCELLED. */
+static void test_cancel_survives_restart(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {
+        OP_CANARY,         OP_TEN, "weights 100/0/0", "weights 100/0/0", "remove canary",
+        "remove baseline", NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.script = "oh"};
+    f->ids[0] = id;
+    f->flag = 1;
+    f->step = 2;
+    f->tick = cancel_at_approval;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "ROLLING_BACK");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,RUNNING");
+
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_string_equal(get_deploy(f, id).reason, "cancelled by alice");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
+static void skip_at_approval(struct fixture *f)
+{
+    long long id = f->ids[0];
+
+    if (stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_skip(f->engine, id, 1, "alice"), KN_EEXISTS);
+        assert_int_equal(kn_engine_skip(f->engine, id, 6, "alice"), KN_EINVAL);
+        assert_int_equal(kn_engine_skip(f->engine, 999, 2, "alice"), KN_ENOTFOUND);
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice"), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_skip_running_stage(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->ids[0] = id;
+    f->tick = skip_at_approval;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+}
+
+/* While the canary starts (slowly), WAIT_APPROVAL is skipped ahead of time. */
+static void skip_ahead(struct fixture *f)
+{
+    long long id = f->ids[0];
+
+    if (stage_is(f, id, 0, "RUNNING")) {
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice"), 0);
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice"), KN_EEXISTS);
+        f->tick = NULL;
+    }
+}
+
+static void test_skip_later_stage(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.delay_ms = 300};
+    f->ids[0] = id;
+    f->tick = skip_ahead;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
@@ -1655,6 +1835,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_approval_empty_list_anyone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_apps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_loading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_with_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_without_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_planned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_running_stage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_later_stage, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,312 @@
+/*
+ * GET /metrics: counts and durations from the state store, the canary weight of each app from
+ * its platform, and the four DORA metrics per app. Everything is computed on each scrape; the
+ * store's queries are grouped counts, and the DORA metrics read the final deployments once.
+ */
+#include "api/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/server.h"
+#include "kanaria/log.h"
+
+#define KN_DAY_MS (24LL * 3600 * 1000)
+
+/* ---- the text format ------------------------------------------------------------------------- */
+
+/* A label value, escaped as the text format wants (backslash, double quote, newline). */
+static void kn_metrics_label(struct kn_buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            kn_buf_addch(out, '\\');
+            kn_buf_addch(out, *s);
+        } else if (*s == '\n') {
+            kn_buf_adds(out, "\\n");
+        } else {
+            kn_buf_addch(out, *s);
+        }
+    }
+}
+
+static void kn_metrics_head(struct kn_buf *out, const char *name, const char *type,
+                            const char *help)
+{
+    kn_buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{k1="v1",...} value; labels is a NULL-terminated list of key, value pairs. */
+static void kn_metrics_sample(struct kn_buf *out, const char *name, const char *const *labels,
+                              double value)
+{
+    kn_buf_adds(out, name);
+    for (size_t i = 0; labels && labels[i]; i += 2) {
+        kn_buf_addf(out, "%s%s=\"", i ? "," : "{", labels[i]);
+        kn_metrics_label(out, labels[i + 1]);
+        kn_buf_addch(out, '"');
+    }
+    if (labels && labels[0]) {
+        kn_buf_addch(out, '}');
+    }
+    kn_buf_addf(out, " %.15g\n", value);
+}
+
+/* ---- DORA ------------------------------------------------------------------------------------ */
+
+static int kn_metrics_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (sorted in place), or -1 when n is 0. */
+static double kn_metrics_median(double *v, size_t n)
+{
+    if (n == 0) {
+        return -1;
+    }
+    qsort(v, n, sizeof(*v), kn_metrics_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void kn_api_dora_compute(const struct kn_deployment *d, size_t n, long long now_ms,
+                         struct kn_api_dora *out)
+{
+    double *lead = kn_calloc(n + 1, sizeof(*lead));
+    double *restore = kn_calloc(n + 1, sizeof(*restore));
+    size_t nlead = 0, nrestore = 0, recent = 0, failures = 0, successes = 0;
+    long long failing_since = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int ok = d[i].status == KN_DEPLOY_SUCCESS;
+        if (d[i].finished_at >= now_ms - KN_DORA_FREQUENCY_DAYS * KN_DAY_MS && ok) {
+            recent++;
+        }
+        if (d[i].finished_at >= now_ms - KN_DORA_FAILURE_DAYS * KN_DAY_MS) {
+            successes += ok;
+            failures += !ok;
+        }
+        if (!ok) {
+            if (!failing_since) {
+                failing_since = d[i].finished_at;
+            }
+            continue;
+        }
+        if (failing_since) {
+            restore[nrestore++] = (double)(d[i].finished_at - failing_since) / 1000.0;
+            failing_since = 0;
+        }
+    }
+    /* the last successes, newest first */
+    for (size_t i = n; i-- > 0 && nlead < KN_DORA_LEAD_TIME_LAST;) {
+        if (d[i].status == KN_DEPLOY_SUCCESS) {
+            lead[nlead++] = (double)(d[i].finished_at - d[i].created_at) / 1000.0;
+        }
+    }
+    out->frequency_per_day = (double)recent / KN_DORA_FREQUENCY_DAYS;
+    out->lead_time_seconds = kn_metrics_median(lead, nlead);
+    out->change_failure_rate =
+        successes + failures ? (double)failures / (double)(successes + failures) : -1;
+    out->time_to_restore_seconds = kn_metrics_median(restore, nrestore);
+    free(lead);
+    free(restore);
+}
+
+/* ---- from the store -------------------------------------------------------------------------- */
+
+struct kn_metrics_tallies {
+    struct kn_store_tally *items;
+    size_t n;
+};
+
+static int kn_metrics_collect_tally(const struct kn_store_tally *t, void *data)
+{
+    struct kn_metrics_tallies *l = data;
+
+    l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
+    l->items[l->n++] = *t;
+    return 0;
+}
+
+struct kn_metrics_outcomes {
+    struct kn_deployment *items;
+    size_t n;
+};
+
+static int kn_metrics_collect_outcome(const struct kn_deployment *d, void *data)
+{
+    struct kn_metrics_outcomes *l = data;
+
+    l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
+    l->items[l->n++] = *d;
+    return 0;
+}
+
+struct kn_metrics_apps {
+    char (*names)[128];
+    size_t n;
+};
+
+/* App names, each once (an app may be in several repositories). */
+static int kn_metrics_collect_app(const struct kn_app_state *a, void *data)
+{
+    struct kn_metrics_apps *l = data;
+
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->names[i], a->name) == 0) {
+            return 0;
+        }
+    }
+    l->names = kn_reallocarray(l->names, l->n + 1, sizeof(*l->names));
+    snprintf(l->names[l->n++], sizeof(*l->names), "%s", a->name);
+    return 0;
+}
+
+static void kn_metrics_dora(struct kn_buf *out, const struct kn_metrics_outcomes *o,
+                            long long now_ms)
+{
+    static const char *const names[] = {
+        "kanaria_dora_deployment_frequency",
+        "kanaria_dora_lead_time_seconds",
+        "kanaria_dora_change_failure_rate",
+        "kanaria_dora_time_to_restore_seconds",
+    };
+    static const char *const helps[] = {
+        "Successful deployments per day over the last 7 days.",
+        "Median time from commit to SUCCESS over the last 20 successful deployments; the commit "
+        "time is not stored, so the deployment's creation (when kanaria saw the commit) stands "
+        "for it.",
+        "Share of final deployments in the last 30 days that ended in FAILURE (FAILURE / "
+        "(SUCCESS + FAILURE)).",
+        "Median time from the first FAILURE of a run of failed deployments to the SUCCESS that "
+        "ended it.",
+    };
+    struct kn_api_dora *dora = kn_calloc(o->n + 1, sizeof(*dora));
+    size_t *first = kn_calloc(o->n + 1, sizeof(*first));
+    size_t napps = 0;
+
+    /* outcomes are ordered by app: one group per app */
+    for (size_t i = 0; i < o->n;) {
+        size_t j = i;
+        while (j < o->n && strcmp(o->items[j].app, o->items[i].app) == 0) {
+            j++;
+        }
+        kn_api_dora_compute(&o->items[i], j - i, now_ms, &dora[napps]);
+        first[napps++] = i;
+        i = j;
+    }
+    for (size_t m = 0; m < 4; m++) {
+        kn_metrics_head(out, names[m], "gauge", helps[m]);
+        for (size_t k = 0; k < napps; k++) {
+            const double v[] = {dora[k].frequency_per_day, dora[k].lead_time_seconds,
+                                dora[k].change_failure_rate, dora[k].time_to_restore_seconds};
+            const char *labels[] = {"app", o->items[first[k]].app, NULL};
+            if (v[m] >= 0) {
+                kn_metrics_sample(out, names[m], labels, v[m]);
+            }
+        }
+    }
+    free(dora);
+    free(first);
+}
+
+int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now_ms,
+                          kn_api_live_cb live, void *data)
+{
+    struct kn_metrics_tallies deploys = {0}, stages = {0}, analysis = {0};
+    struct kn_metrics_outcomes outcomes = {0};
+    struct kn_metrics_apps apps = {0};
+    int rc;
+
+    if ((rc = kn_store_tally_deployments(st, kn_metrics_collect_tally, &deploys)) < 0 ||
+        (rc = kn_store_tally_stages(st, kn_metrics_collect_tally, &stages)) < 0 ||
+        (rc = kn_store_tally_analysis(st, kn_metrics_collect_tally, &analysis)) < 0 ||
+        (rc = kn_store_outcomes(st, kn_metrics_collect_outcome, &outcomes)) < 0 ||
+        (rc = kn_store_apps(st, NULL, kn_metrics_collect_app, &apps)) < 0) {
+        goto out;
+    }
+    kn_metrics_head(out, "kanaria_build_info", "gauge", "The running kanaria's version.");
+    kn_metrics_sample(out, "kanaria_build_info",
+                      (const char *const[]){"version", KANARIA_VERSION, NULL}, 1);
+
+    kn_metrics_head(out, "kanaria_deployments_total", "counter",
+                    "Deployments recorded, by app and status (result); a deployment that is not "
+                    "final yet counts under its current status.");
+    for (size_t i = 0; i < deploys.n; i++) {
+        const struct kn_store_tally *t = &deploys.items[i];
+        kn_metrics_sample(out, "kanaria_deployments_total",
+                          (const char *const[]){"app", t->app, "result", t->name, NULL},
+                          (double)t->count);
+    }
+
+    kn_metrics_head(out, "kanaria_stage_duration_seconds", "summary",
+                    "Time the finished pipeline stages took, by app and stage kind.");
+    for (size_t i = 0; i < stages.n; i++) {
+        const struct kn_store_tally *t = &stages.items[i];
+        const char *const labels[] = {"app", t->app, "stage", t->name, NULL};
+        kn_metrics_sample(out, "kanaria_stage_duration_seconds_sum", labels, t->sum_seconds);
+        kn_metrics_sample(out, "kanaria_stage_duration_seconds_count", labels, (double)t->count);
+    }
+
+    kn_metrics_head(out, "kanaria_analysis_evaluations_total", "counter",
+                    "Analysis checks evaluated, by app, check and verdict.");
+    for (size_t i = 0; i < analysis.n; i++) {
+        const struct kn_store_tally *t = &analysis.items[i];
+        kn_metrics_sample(
+            out, "kanaria_analysis_evaluations_total",
+            (const char *const[]){"app", t->app, "check", t->name, "verdict", t->verdict, NULL},
+            (double)t->count);
+    }
+
+    kn_metrics_head(out, "kanaria_canary_weight_percent", "gauge",
+                    "Percent of the app's traffic on its canary, as its platform reports it now.");
+    for (size_t i = 0; live && i < apps.n; i++) {
+        struct kn_live_state ls;
+        memset(&ls, 0, sizeof(ls));
+        if (live(data, apps.names[i], &ls) == 0 && !ls.error[0]) {
+            kn_metrics_sample(out, "kanaria_canary_weight_percent",
+                              (const char *const[]){"app", apps.names[i], NULL},
+                              ls.variant[KN_VARIANT_CANARY].weight);
+        }
+    }
+
+    kn_metrics_dora(out, &outcomes, now_ms);
+out:
+    free(deploys.items);
+    free(stages.items);
+    free(analysis.items);
+    free(outcomes.items);
+    free(apps.names);
+    return rc;
+}
+
+/* ---- the route ------------------------------------------------------------------------------- */
+
+void kn_api_metrics(struct kn_api *api, h2o_req_t *req)
+{
+    struct kn_buf out;
+    struct timespec ts;
+    long long now;
+    char *text;
+    size_t len;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    kn_buf_init(&out, KN_BUF_UNBOUNDED);
+    if (kn_api_metrics_render(&out, api->deps.store, now, api->deps.live, api->deps.data) < 0) {
+        kn_buf_release(&out);
+        kn_api_reply_error(req, 503, "cannot read the state store");
+        return;
+    }
+    text = kn_buf_detach(&out, &len);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_send_inline(req, text, len); /* copies into the request's pool */
+    free(text);
+}

@@ -1,0 +1,41 @@
+/*
+ * Inside the API: GET /metrics, rendered from the state store (and the platforms' live state)
+ * on each scrape. The pure parts are here for tests.
+ */
+#ifndef KANARIA_API_METRICS_H
+#define KANARIA_API_METRICS_H
+
+#include <stddef.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/platform.h"
+#include "kanaria/store.h"
+
+/* The windows of the DORA metrics. */
+#define KN_DORA_FREQUENCY_DAYS 7
+#define KN_DORA_FAILURE_DAYS   30
+#define KN_DORA_LEAD_TIME_LAST 20
+
+/* One app's DORA metrics; a value below 0 has no data (and is not exported). */
+struct kn_api_dora {
+    double frequency_per_day;       /* successes finished in the last 7 days, per day */
+    double lead_time_seconds;       /* median created_at -> finished_at of the last 20 successes */
+    double change_failure_rate;     /* FAILURE / (SUCCESS + FAILURE) finished in the last 30 days */
+    double time_to_restore_seconds; /* median time from the first FAILURE of a run of failures to
+                                       the SUCCESS that ended it */
+};
+
+/* The DORA metrics of one app from its SUCCESS and FAILURE deployments, oldest finished first
+ * (what kn_store_outcomes gives). */
+void kn_api_dora_compute(const struct kn_deployment *d, size_t n, long long now_ms,
+                         struct kn_api_dora *out);
+
+/* What runs now of an app; <0 when nothing does. */
+typedef int (*kn_api_live_cb)(void *data, const char *app, struct kn_live_state *out);
+
+/* Append the metrics in the Prometheus text format 0.0.4 to out. live may be NULL (no canary
+ * weights). <0 when the store could not be read. */
+int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now_ms,
+                          kn_api_live_cb live, void *data);
+
+#endif /* KANARIA_API_METRICS_H */

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# The operator actions against a real `kanaria serve` (local platform, real HAProxy): cancel of
+# a canary waiting at WAIT_APPROVAL (traffic back on the primary), sync of the head that was
+# rolled back, a manual rollback to an older good commit, skipping WAIT_APPROVAL, and the
+# refusals (a viewer, an unknown app, a deployment in progress, a commit never deployed).
+set -uo pipefail
+bin=$1
+server=$2
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    stop_local_platform "$tmp/data"
+    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-actions-failed.log"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+api=$(free_port)
+bind=$(free_port)
+metrics=$(free_port)
+ports=$((30000 + RANDOM % 20000))
+export KANARIA_ADDR="http://127.0.0.1:$api"
+hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+mkdir -p "$tmp/upstream/hello"
+cat >"$tmp/kanaria.yaml" <<YAML
+dataDir: $tmp/data
+listen: 127.0.0.1:$api
+platforms:
+  - name: local
+    type: local
+    haproxy: {metricsBind: "127.0.0.1:$metrics"}
+    ports: {min: $ports, max: $((ports + 50))}
+repositories:
+  - name: deploy
+    url: "file://$tmp/upstream"
+    branch: main
+    pollInterval: 1s
+users:
+  - {name: vic, role: viewer, tokenSha256: $(hash tok-vic)}
+  - {name: olga, role: operator, tokenSha256: $(hash tok-olga)}
+YAML
+cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: hello}
+spec:
+  manifests: [service.yaml]
+  pipeline:
+    - name: CANARY_ROLLOUT
+      with: {replicas: 1}
+    - name: TRAFFIC_ROUTING
+      with: {canary: 50}
+    - name: WAIT_APPROVAL
+    - name: PRIMARY_ROLLOUT
+    - name: TRAFFIC_ROUTING
+      with: {primary: 100}
+    - name: CANARY_CLEAN
+YAML
+service() { # version
+    cat >"$tmp/upstream/hello/service.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: LocalService
+metadata: {name: hello}
+spec:
+  command: [$server, --port, "{{port}}"]
+  env: {VERSION: "$1"}
+  replicas: 1
+  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
+  frontend: {bind: "127.0.0.1:$bind"}
+YAML
+}
+# count N: N requests through HAProxy, as "VERSION COUNT" lines
+count() {
+    python3 - "http://127.0.0.1:$bind/" "$1" <<'PY'
+import collections, sys, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+seen = collections.Counter()
+for _ in range(n):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            seen[r.read().decode().strip()] += 1
+    except Exception:
+        seen["failed"] += 1
+for k, v in sorted(seen.items()):
+    print(k, v)
+PY
+}
+# code METHOD PATH TOKEN [CURL ARGS...]: the HTTP status of one API call
+code() {
+    local m=$1 p=$2 t=$3
+    shift 3
+    curl -s -o "$tmp/body" -w '%{http_code}' -X "$m" ${t:+-H "Authorization: Bearer $t"} "$@" \
+        "$KANARIA_ADDR$p"
+}
+waiting_stage() { # DEPLOYMENT
+    wait_for "deployment $1 waiting" "select s.name from stages s where s.deployment = $1 and
+        s.status = 'RUNNING'" "WAIT_APPROVAL" 60
+}
+op() { KANARIA_TOKEN=tok-olga "$bin" "$@"; }
+
+git init -q -b main
+service v1
+git add -A && git commit -qm "hello v1"
+v1=$(git rev-parse HEAD)
+start
+wait_for "v1 deployed" "select status from deployments" "SUCCESS" 60
+check "the first commit deploys v1" $?
+
+# 1. v2 waits at WAIT_APPROVAL; refusals; a cancel rolls it back
+service v2
+git commit -qam "hello v2"
+v2=$(git rev-parse HEAD)
+waiting_stage 2
+check "v2 waits for approval" $?
+out=$(KANARIA_TOKEN=tok-vic "$bin" cancel hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "operator" <<<"$out"
+check "a viewer cannot cancel: 403 ($out)" $?
+[ "$(code POST /api/v1/apps/hello/sync tok-vic)" = 403 ] &&
+    [ "$(code POST /api/v1/apps/hello/rollback tok-vic)" = 403 ] &&
+    [ "$(code POST /api/v1/apps/hello/skip tok-vic -d '{"stage": 2}')" = 403 ]
+check "a viewer cannot sync, roll back or skip: 403" $?
+out=$(op cancel nope 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 404" <<<"$out"
+check "cancelling an unknown app is 404 ($out)" $?
+[ "$(code POST /api/v1/apps/nope/rollback tok-olga)" = 404 ] &&
+    [ "$(code POST /api/v1/apps/nope/sync tok-olga)" = 404 ] &&
+    [ "$(code POST /api/v1/apps/nope/skip tok-olga -d '{"stage": 1}')" = 404 ]
+check "rollback, sync and skip of an unknown app are 404" $?
+out=$(op rollback hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out" && grep -q "deployment 2 of 'hello'" <<<"$out"
+check "a rollback while v2 runs is 409 naming it ($out)" $?
+out=$(op sync hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out"
+check "a sync while v2 runs is 409 ($out)" $?
+out=$(op skip hello --stage 0 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out" && grep -q "has finished" <<<"$out"
+check "skipping a finished stage is 409 ($out)" $?
+[ "$(code POST /api/v1/apps/hello/cancel tok-olga -d '{"rollback": "yes"}')" = 400 ]
+check "a 'rollback' that is not a boolean is 400" $?
+out=$(op cancel hello)
+check "olga cancels v2 (exit 0: $out)" $?
+wait_for "v2 cancelled" "select status from deployments where id = 2" "CANCELLED" 60
+check "the cancel ends v2 CANCELLED" $?
+reason=$(sql "select reason from deployments where id = 2")
+[ "$reason" = "cancelled by olga" ]
+check "the reason names the operator ($reason)" $?
+out=$(count 40)
+[ "$out" = "v1 40" ]
+check "traffic is back on the primary, v1 ($out)" $?
+[ "$(sql "select actor from events where type = 'CANCEL_REQUESTED'")" = olga ] &&
+    sql "select message from events where type = 'CANCEL_REQUESTED'" | grep -q "from 127.0.0.1:"
+check "the cancel is in the audit log with its user and address" $?
+sleep 2
+[ "$(sql "select count(*) from deployments")" = 2 ]
+check "the cancelled head is not deployed again by the next poll" $?
+
+# 2. sync deploys the head that was rolled back
+out=$(op sync hello)
+check "olga syncs (exit 0: $out)" $?
+wait_for "v2 synced" "select status, strategy, [trigger], commit_id from deployments where id = 3" \
+    "SUCCESS|QUICK_SYNC|sync by olga|$v2" 60
+check "the sync deploys the head v2 as a quick sync" $?
+out=$(count 20)
+[ "$out" = "v2 20" ]
+check "v2 serves after the sync ($out)" $?
+
+# 3. a manual rollback to v1 (a prefix of its commit)
+out=$(op rollback hello --to 0000000 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 400" <<<"$out" && grep -q "never deployed successfully" <<<"$out"
+check "a rollback to a commit never deployed is 400 ($out)" $?
+out=$(op rollback hello --to "${v1:0:7}")
+check "olga rolls back to ${v1:0:7} (exit 0: $out)" $?
+wait_for "rolled back to v1" "select status, [trigger], commit_id from deployments where id = 4" \
+    "SUCCESS|rollback by olga|$v1" 60
+check "the rollback deploys v1 again" $?
+out=$(count 20)
+[ "$out" = "v1 20" ]
+check "v1 serves after the rollback ($out)" $?
+[ "$(sql "select last_good from apps where name = 'hello'")" = "$v1" ]
+check "v1 is the last good commit again" $?
+
+# 4. v3 skips its WAIT_APPROVAL
+service v3
+git commit -qam "hello v3"
+waiting_stage 5
+check "v3 waits for approval" $?
+out=$(op skip hello --stage 2)
+[ $? -eq 0 ] && grep -q "skipped stage 2 WAIT_APPROVAL" <<<"$out"
+check "olga skips WAIT_APPROVAL ($out)" $?
+wait_for "v3 promoted" "select status from deployments where id = 5" "SUCCESS" 60
+check "the pipeline goes on to the end" $?
+[ "$(sql "select status from stages where deployment = 5 and idx = 2")" = SKIPPED ]
+check "the stage is recorded SKIPPED" $?
+out=$(count 20)
+[ "$out" = "v3 20" ]
+check "v3 serves ($out)" $?
+[ "$(sql "select count(*) from events where actor = 'olga' and type in ('CANCEL_REQUESTED',
+    'SYNC_REQUESTED', 'ROLLBACK_REQUESTED', 'SKIP_REQUESTED')")" = 4 ]
+check "every action is in the audit log" $?
+
+kill -TERM "$pid"
+wait "$pid"
+check "kanaria exits 0 on SIGTERM" $?
+pid=
+echo "actions: $passed passed, $failures failed"
+[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
+[ $failures -eq 0 ]
