@@ -3,6 +3,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Keep the sub-makes that CMake runs from printing every folder they enter.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build test asan format demo bench clean
 
@@ -27,9 +29,12 @@ asan: deps
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-demo:
-	@echo "make demo arrives with the quickstart; for now see README.md: kanaria validate examples/"
-	@exit 2
+# The quickstart: a real canary that succeeds and a bad one rolled back (examples/quickstart/).
+# KEEP=1 leaves it running and prints how to reach it and how to stop it.
+demo: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target kanaria kanaria_hello kanaria_load
+	@bash examples/quickstart/demo.sh --binary-dir $(BUILD) $(if $(filter 1 yes true,$(KEEP)),--keep)
 
 bench:
 	@echo "make bench arrives with the benchmark harness"
