@@ -58,19 +58,7 @@ spec:
       with: {primary: 100}
     - name: CANARY_CLEAN
 YAML
-service() { # version
-    cat >"$tmp/upstream/hello/service.yaml" <<YAML
-apiVersion: kanaria.dev/v1
-kind: LocalService
-metadata: {name: hello}
-spec:
-  command: [$server, --port, "{{port}}"]
-  env: {VERSION: "$1"}
-  replicas: 1
-  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
-  frontend: {bind: "127.0.0.1:$bind"}
-YAML
-}
+service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 1; } # version
 # count N: N requests through HAProxy, as "VERSION COUNT" lines
 count() {
     python3 - "http://127.0.0.1:$bind/" "$1" <<'PY'

@@ -110,36 +110,9 @@ spec:
       interval: 10s
       expected: {max: 0.05}
 YAML
-service() { # version error-rate
-    cat >"$tmp/upstream/hello/service.yaml" <<YAML
-apiVersion: kanaria.dev/v1
-kind: LocalService
-metadata: {name: hello}
-spec:
-  command: [$server, --port, "{{port}}"]
-  env: {VERSION: "$1", ERROR_RATE: "$2"}
-  replicas: 2
-  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
-  frontend: {bind: "127.0.0.1:$bind"}
-YAML
-}
+service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 2 ", ERROR_RATE: \"$2\""; } # version error-rate
 # steady load: about 50 requests a second through HAProxy; it writes what it saw per version
-python3 - "http://127.0.0.1:$bind/" "$tmp/load" <<'PY' &
-import sys, time, urllib.request, urllib.error
-url, out = sys.argv[1], sys.argv[2]
-while True:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            body = r.read().decode().strip()
-    except urllib.error.HTTPError as e:
-        body = "error %d" % e.code
-    except Exception:
-        body = "failed"
-    with open(out, "a") as f:
-        f.write(body + "\n")
-    time.sleep(0.02)
-PY
-load_pid=$!
+start_load "http://127.0.0.1:$bind/" "$tmp/load"
 
 git init -q -b main
 app "http://127.0.0.1:$bind/healthz"

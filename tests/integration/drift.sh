@@ -69,19 +69,7 @@ spec:
   trigger: {onOutOfSync: $2}
 YAML
 }
-service() { # name version
-    cat >"$tmp/upstream/$1/service.yaml" <<YAML
-apiVersion: kanaria.dev/v1
-kind: LocalService
-metadata: {name: $1}
-spec:
-  command: [$server, --port, "{{port}}"]
-  env: {VERSION: "$2"}
-  replicas: 2
-  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
-  frontend: {bind: "127.0.0.1:${bind[$1]}"}
-YAML
-}
+service() { test_service "$tmp/upstream/$1" "$1" "$2" "${bind[$1]}"; } # name version
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
 listen: 127.0.0.1:$api

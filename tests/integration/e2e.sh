@@ -65,34 +65,9 @@ spec:
     - name: CANARY_CLEAN
 YAML
 }
-service() { # version
-    cat >"$tmp/upstream/hello/service.yaml" <<YAML
-apiVersion: kanaria.dev/v1
-kind: LocalService
-metadata: {name: hello}
-spec:
-  command: [$server, --port, "{{port}}"]
-  env: {VERSION: "$1"}
-  replicas: 2
-  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
-  frontend: {bind: "127.0.0.1:$bind"}
-YAML
-}
+service() { test_service "$tmp/upstream/hello" hello "$1" "$bind"; } # version
 # steady load through HAProxy, one line per answer
-python3 - "http://127.0.0.1:$bind/" "$tmp/load" <<'PY' &
-import sys, time, urllib.request
-url, out = sys.argv[1], sys.argv[2]
-while True:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            body = r.read().decode().strip()
-    except Exception as e:
-        body = "failed"
-    with open(out, "a") as f:
-        f.write(body + "\n")
-    time.sleep(0.02)
-PY
-load_pid=$!
+start_load "http://127.0.0.1:$bind/" "$tmp/load"
 
 git init -q -b main
 app "http://127.0.0.1:$bind/healthz"

@@ -66,3 +66,41 @@ start() {
     "$bin" serve -c "$tmp/kanaria.yaml" >>"$tmp/log" 2>&1 &
     pid=$!
 }
+
+# test_service DIR NAME VERSION BIND [REPLICAS] [EXTRA_ENV]: write DIR/service.yaml, a
+# LocalService of the test HTTP server ($server) on 127.0.0.1:BIND. EXTRA_ENV is added to the
+# env map as written, e.g. ', ERROR_RATE: "0.3"'.
+test_service() {
+    cat >"$1/service.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: LocalService
+metadata: {name: $2}
+spec:
+  command: [$server, --port, "{{port}}"]
+  env: {VERSION: "$3"${6:-}}
+  replicas: ${5:-2}
+  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
+  frontend: {bind: "127.0.0.1:$4"}
+YAML
+}
+
+# start_load URL FILE: steady requests (about 50 a second) in the background, one line per
+# answer in FILE: its body, "error CODE" or "failed". Sets load_pid.
+start_load() {
+    python3 - "$1" "$2" <<'PY' &
+import sys, time, urllib.request, urllib.error
+url, out = sys.argv[1], sys.argv[2]
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            body = r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        body = "error %d" % e.code
+    except Exception:
+        body = "failed"
+    with open(out, "a") as f:
+        f.write(body + "\n")
+    time.sleep(0.02)
+PY
+    load_pid=$!
+}

@@ -84,19 +84,7 @@ metadata: {name: hello}
 spec:
   manifests: [service.yaml]
 YAML
-service() { # version
-    cat >"$tmp/upstream/hello/service.yaml" <<YAML
-apiVersion: kanaria.dev/v1
-kind: LocalService
-metadata: {name: hello}
-spec:
-  command: [$server, --port, "{{port}}"]
-  env: {VERSION: "$1"}
-  replicas: 1
-  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
-  frontend: {bind: "127.0.0.1:$bind"}
-YAML
-}
+service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 1; } # version
 # hooked JQ-LIKE-PYTHON-EXPR: evaluate over the receiver's lines (list `r`), print the result
 hooked() {
     python3 -c 'import json,sys

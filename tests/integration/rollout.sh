@@ -73,19 +73,7 @@ spec:
       with: {primary: 100}
     - name: CANARY_CLEAN
 YAML
-service() { # version [extra env]
-    cat >"$tmp/upstream/hello/service.yaml" <<YAML
-apiVersion: kanaria.dev/v1
-kind: LocalService
-metadata: {name: hello}
-spec:
-  command: [$server, --port, "{{port}}"]
-  env: {VERSION: "$1"$2}
-  replicas: 2
-  healthCheck: {path: /healthz, interval: 200ms, timeout: 200ms}
-  frontend: {bind: "127.0.0.1:$bind"}
-YAML
-}
+service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 2 "${2:-}"; } # version [extra env]
 git init -q -b main
 service v1 ""
 git add -A && git commit -qm "hello v1"
