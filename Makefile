@@ -1,6 +1,7 @@
 # A thin front door over CMake. Packagers: use CMake directly.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+BENCH_BUILD ?= build-release
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Keep the sub-makes that CMake runs from printing every folder they enter.
@@ -36,9 +37,14 @@ demo: deps
 	cmake --build $(BUILD) -j $(JOBS) --target kanaria kanaria_hello kanaria_load
 	@bash examples/quickstart/demo.sh --binary-dir $(BUILD) $(if $(filter 1 yes true,$(KEEP)),--keep)
 
-bench:
-	@echo "make bench arrives with the benchmark harness"
-	@exit 2
+# Release build, then tests/bench/run.py: one table on stdout, JSON in $(BUILD)/bench.json.
+# BENCH_QUICK=1 is the smoke size (100 apps, one run each), as ctest's bench_smoke runs it.
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BENCH_BUILD) -j $(JOBS) --target kanaria kanaria_test_server \
+		kanaria_bench_yaml kanaria_bench_fetch
+	python3 tests/bench/run.py --build $(BENCH_BUILD) --json $(BUILD)/bench.json \
+		$(if $(BENCH_QUICK),--quick)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
