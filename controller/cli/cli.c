@@ -15,6 +15,7 @@
 #include "kanaria/config.h"
 #include "kanaria/local_service.h"
 #include "kanaria/stage.h"
+#include "git/git.h"
 
 static int cmd_version(int argc, char **argv);
 static int dispatch(int argc, char **argv);
@@ -146,7 +147,7 @@ int kn_cli_main(int argc, char **argv)
 {
     int rc;
 
-    git_libgit2_init();
+    kn_git_global_init();
     rc = dispatch(argc, argv);
     git_libgit2_shutdown();
     return rc;

@@ -278,6 +278,12 @@ out:
     return rc;
 }
 
+void kn_git_global_init(void)
+{
+    git_libgit2_init();
+    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)64 << 20);
+}
+
 /*
  * Find the normalized path `path` in the tree. When a symlink is met on the way, *next is set to
  * the path to look up instead (the link replaced by its resolved target) and *entry is NULL;

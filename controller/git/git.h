@@ -2,7 +2,7 @@
  * Reading a Git repository without a checkout: a struct kn_source over one commit's tree,
  * revision lookup, commit details, and the paths that changed between two commits. Everything
  * here blocks on disk I/O: the controller calls it from the libuv thread pool, never on the loop.
- * Call git_libgit2_init() once before any of it (kn_cli_main does).
+ * Call kn_git_global_init() once before any of it (kn_cli_main does).
  */
 #ifndef KANARIA_GIT_H
 #define KANARIA_GIT_H
@@ -20,6 +20,12 @@ struct kn_git_commit_info {
     char *author;   /* "Name <email>" (owned) */
     long long time; /* author time, seconds since the epoch */
 };
+
+/* git_libgit2_init, and libgit2's object cache told to keep trees of any size: a monorepo's
+ * folder of thousands of apps is one tree that every app's lookup walks through, and libgit2
+ * keeps no tree over 4 KiB by default, so each lookup would inflate and hash it again. Pair with
+ * git_libgit2_shutdown. */
+void kn_git_global_init(void);
 
 /* Open the repository at path (a work tree or a bare repository). */
 int kn_git_open(git_repository **out, const char *path, struct kn_error *err);
