@@ -144,6 +144,13 @@ static void approval_cancel(struct kn_stage_run *run)
     kn_stage_timer_cancel(kn_stage_run_state(run));
 }
 
+/* An approval or a rejection was just recorded: count now (the poll stays as the fallback). */
+static void approval_poke(struct kn_stage_run *run)
+{
+    kn_stage_timer_cancel(kn_stage_run_state(run));
+    approval_poll(run);
+}
+
 const struct kn_stage_kind kn_stage_wait_approval = {
     .name = "WAIT_APPROVAL",
     .with = &approval_schema,
@@ -151,4 +158,5 @@ const struct kn_stage_kind kn_stage_wait_approval = {
     .help = "wait for approvals from distinct people; time out into failure",
     .start = approval_start,
     .cancel = approval_cancel,
+    .poke = approval_poke,
 };

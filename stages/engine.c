@@ -771,8 +771,17 @@ static int pick(const struct kn_deployment *d, void *data)
 
 void kn_engine_kick(struct kn_engine *e)
 {
-    if (!e->stopping) {
-        kn_store_deployments_open(e->deps.store, pick, e);
+    if (e->stopping) {
+        return;
+    }
+    kn_store_deployments_open(e->deps.store, pick, e);
+    /* a stage waiting on the store (an approval) looks again now; poking may finish it and
+     * start the next stage, which can end a deployment: walk a copy of the list */
+    for (size_t i = 0, n = e->nactive; i < n && i < e->nactive; i++) {
+        struct deploy *dp = e->active[i];
+        if (dp->running && dp->run.cfg->kind->poke) {
+            dp->run.cfg->kind->poke(&dp->run);
+        }
     }
 }
 

@@ -79,6 +79,9 @@ struct kn_stage_kind {
     /* Stop timers and ignore work in flight: the stage timed out or the deployment stops. No
      * kn_stage_run_finish after this. NULL when start leaves nothing behind. */
     void (*cancel)(struct kn_stage_run *run);
+    /* Something the running stage waits for may have changed (a person approved): look again
+     * now rather than at the next poll. NULL: the stage waits for nothing outside. */
+    void (*poke)(struct kn_stage_run *run);
     /* Fill in what the options take from a file shared by the repository's apps, once the app
      * config is parsed and before the pipeline is checked: `shared` is the root node of
      * KN_ANALYSIS_TEMPLATES_FILE, NULL when the repository has none. NULL: nothing to fill. */
