@@ -1490,7 +1490,8 @@ static int tally_each(struct kn_store *st, sqlite3_stmt *s, kn_store_tally_cb cb
     return rc;
 }
 
-int kn_store_tally_deployments(struct kn_store *st, kn_store_tally_cb cb, void *data)
+/* Run one tally query (no parameters) and call cb for each row. */
+static int tally(struct kn_store *st, const char *sql, kn_store_tally_cb cb, void *data)
 {
     sqlite3_stmt *s = NULL;
     int rc;
@@ -1498,46 +1499,37 @@ int kn_store_tally_deployments(struct kn_store *st, kn_store_tally_cb cb, void *
     if (!st || !cb) {
         return KN_EINVAL;
     }
-    rc = prepare(st, &s,
+    rc = prepare(st, &s, sql, "");
+    return rc < 0 ? rc : tally_each(st, s, cb, data);
+}
+
+int kn_store_tally_deployments(struct kn_store *st, kn_store_tally_cb cb, void *data)
+{
+    return tally(st,
                  "SELECT '', app, status, '', count(*), 0 FROM deployments"
                  " GROUP BY app, status ORDER BY app, status",
-                 "");
-    return rc < 0 ? rc : tally_each(st, s, cb, data);
+                 cb, data);
 }
 
 int kn_store_tally_stages(struct kn_store *st, kn_store_tally_cb cb, void *data)
 {
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!st || !cb) {
-        return KN_EINVAL;
-    }
-    rc = prepare(st, &s,
+    return tally(st,
                  "SELECT '', d.app, s.name, '', count(*),"
                  " sum(s.finished_at - s.started_at) / 1000.0"
                  " FROM stages s JOIN deployments d ON d.id = s.deployment"
                  " WHERE s.started_at > 0 AND s.finished_at >= s.started_at"
                  " GROUP BY d.app, s.name ORDER BY d.app, s.name",
-                 "");
-    return rc < 0 ? rc : tally_each(st, s, cb, data);
+                 cb, data);
 }
 
 int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *data)
 {
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!st || !cb) {
-        return KN_EINVAL;
-    }
-    rc = prepare(st, &s,
+    return tally(st,
                  "SELECT '', d.app, a.check_name, a.verdict, count(*), 0"
                  " FROM analysis_records a JOIN deployments d ON d.id = a.deployment"
                  " GROUP BY d.app, a.check_name, a.verdict"
                  " ORDER BY d.app, a.check_name, a.verdict",
-                 "");
-    return rc < 0 ? rc : tally_each(st, s, cb, data);
+                 cb, data);
 }
 
 int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data)
