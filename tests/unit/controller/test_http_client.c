@@ -1,10 +1,9 @@
 /*
- * Unit tests for controller/util/http_client: requests against a tiny HTTP server that runs on
- * the same libuv loop (127.0.0.1, ephemeral port). The server is test scaffolding: it reads up
- * to the blank line (plus Content-Length bytes), looks at the request line and a header or two,
- * answers by path and closes the connection.
+ * Unit tests for controller/util/http_client: requests against the tests' small HTTP server
+ * (testsrv.h) on the same libuv loop, answering by path.
  */
 #include "testutil.h"
+#include "testsrv.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -24,257 +23,57 @@
 
 #define BIG_SIZE ((size_t)2 << 20)
 
-/* ---- the test server ---------------------------------------------------------------------- */
+/* ---- the test server's answers ---------------------------------------------------------- */
 
-struct srv;
-
-struct srv_conn {
-    uv_tcp_t tcp;
-    uv_timer_t delay; /* /slow */
-    struct srv *srv;
-    struct kn_buf in;
-    char *reply; /* the whole response, written once */
-    size_t reply_len;
-    int answered;
-    int closing;
-    int pending_close; /* handles of this connection not yet closed */
-    struct srv_conn *prev;
-    struct srv_conn *next;
-};
-
-struct srv {
-    uv_tcp_t listener;
-    int port;
-    struct srv_conn *conns;
-};
-
-static void srv_conn_on_close(uv_handle_t *h)
+/* By path: /ok, /slow (ok after 2 s), /big, /stream (no Content-Length), /echo (method, the
+ * X-Kanaria-Test header and the body), /status/503, /redirect; anything else 404. */
+static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
+                       void *data)
 {
-    struct srv_conn *sc = h->data;
+    const char *path = req->target;
 
-    if (--sc->pending_close == 0) {
-        kn_buf_release(&sc->in);
-        free(sc->reply);
-        free(sc);
-    }
-}
-
-static void srv_conn_close(struct srv_conn *sc)
-{
-    if (sc->closing) {
-        return;
-    }
-    sc->closing = 1;
-    if (sc->prev) {
-        sc->prev->next = sc->next;
-    } else {
-        sc->srv->conns = sc->next;
-    }
-    if (sc->next) {
-        sc->next->prev = sc->prev;
-    }
-    sc->pending_close = 2;
-    uv_close((uv_handle_t *)&sc->delay, srv_conn_on_close);
-    uv_close((uv_handle_t *)&sc->tcp, srv_conn_on_close);
-}
-
-static void srv_on_written(uv_write_t *w, int status)
-{
-    struct srv_conn *sc = w->data;
-
-    (void)status;
-    free(w);
-    srv_conn_close(sc);
-}
-
-static void srv_send(struct srv_conn *sc)
-{
-    uv_write_t *w = kn_calloc(1, sizeof(*w));
-    uv_buf_t b = uv_buf_init(sc->reply, (unsigned)sc->reply_len);
-
-    w->data = sc;
-    if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, srv_on_written) < 0) {
-        free(w);
-        srv_conn_close(sc);
-    }
-}
-
-static void srv_on_delay(uv_timer_t *t)
-{
-    srv_send(t->data);
-}
-
-/* The value of header `name` in the header block (NUL-terminated at the blank line), or "". */
-static char *srv_header(const char *head, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            const char *v = line + n + 1;
-            while (*v == ' ') {
-                v++;
-            }
-            return kn_strndup(v, strcspn(v, "\r\n"));
-        }
-    }
-    return kn_strdup("");
-}
-
-static void srv_reply(struct srv_conn *sc, int status, const char *extra, const char *body,
-                      size_t body_len)
-{
-    struct kn_buf b;
-
-    kn_buf_init(&b, KN_BUF_UNBOUNDED);
-    kn_buf_addf(&b, "HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: %zu\r\n%s\r\n", status,
-                body_len, extra);
-    kn_buf_add(&b, body, body_len);
-    sc->reply = kn_buf_detach(&b, &sc->reply_len);
-}
-
-/* Answer once the whole request is in; returns 1 when it was. */
-static int srv_handle(struct srv_conn *sc)
-{
-    char *end = strstr(sc->in.data, "\r\n\r\n");
-    char method[16] = "";
-    char path[256] = "";
-
-    if (!end) {
-        return 0;
-    }
-    *end = '\0';
-    size_t head_len = (size_t)(end - sc->in.data) + 4;
-    char *clen = srv_header(sc->in.data, "Content-Length");
-    size_t body_len = (size_t)strtoul(clen, NULL, 10);
-    free(clen);
-    if (sc->in.len - head_len < body_len) {
-        *end = '\r';
-        return 0;
-    }
-    sscanf(sc->in.data, "%15s %255s", method, path);
-    const char *body = sc->in.data + head_len;
-
+    (void)data;
     if (strcmp(path, "/ok") == 0 || strcmp(path, "/slow") == 0) {
-        srv_reply(sc, 200, "", "hello", 5);
+        kn_testsrv_reply(c, 200, "", "hello", 5, strcmp(path, "/slow") == 0 ? 2000 : 0);
     } else if (strcmp(path, "/big") == 0) {
         char *big = kn_malloc(BIG_SIZE);
         memset(big, 'x', BIG_SIZE);
-        srv_reply(sc, 200, "", big, BIG_SIZE);
+        kn_testsrv_reply(c, 200, "", big, BIG_SIZE, 0);
         free(big);
     } else if (strcmp(path, "/stream") == 0) {
         /* No Content-Length: the body runs until the connection closes. */
         struct kn_buf b;
+        size_t len;
         kn_buf_init(&b, KN_BUF_UNBOUNDED);
         kn_buf_adds(&b, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
         for (size_t i = 0; i < BIG_SIZE / 64; i++) {
             kn_buf_adds(&b, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
         }
-        sc->reply = kn_buf_detach(&b, &sc->reply_len);
+        char *bytes = kn_buf_detach(&b, &len);
+        kn_testsrv_reply_raw(c, bytes, len);
     } else if (strcmp(path, "/echo") == 0) {
-        char *hdr = srv_header(sc->in.data, "X-Kanaria-Test");
+        char *hdr = kn_testsrv_header(req->head, "X-Kanaria-Test");
         struct kn_buf out;
         kn_buf_init(&out, KN_BUF_UNBOUNDED);
-        kn_buf_addf(&out, "%s %s\n", method, hdr);
-        kn_buf_add(&out, body, body_len); /* may hold NUL bytes */
-        srv_reply(sc, 200, "", out.data, out.len);
+        kn_buf_addf(&out, "%s %s\n", req->method, hdr);
+        kn_buf_add(&out, req->body, req->body_len); /* may hold NUL bytes */
+        kn_testsrv_reply(c, 200, "", out.data, out.len, 0);
         kn_buf_release(&out);
         free(hdr);
     } else if (strcmp(path, "/status/503") == 0) {
-        srv_reply(sc, 503, "", "unavailable", 11);
+        kn_testsrv_reply(c, 503, "", "unavailable", 11, 0);
     } else if (strcmp(path, "/redirect") == 0) {
-        srv_reply(sc, 302, "Location: /ok\r\n", "", 0);
+        kn_testsrv_reply(c, 302, "Location: /ok\r\n", "", 0, 0);
     } else {
-        srv_reply(sc, 404, "", "", 0);
+        kn_testsrv_reply(c, 404, "", "", 0, 0);
     }
-
-    if (strcmp(path, "/slow") == 0) {
-        uv_timer_start(&sc->delay, srv_on_delay, 2000, 0);
-    } else {
-        srv_send(sc);
-    }
-    return 1;
-}
-
-static void srv_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    buf->base = kn_malloc(suggested);
-    buf->len = suggested;
-}
-
-static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct srv_conn *sc = stream->data;
-
-    if (nread < 0) {
-        srv_conn_close(sc);
-    } else if (nread > 0 && !sc->answered) {
-        if (kn_buf_add(&sc->in, buf->base, (size_t)nread) < 0) {
-            srv_conn_close(sc);
-        } else if (srv_handle(sc)) {
-            sc->answered = 1;
-        }
-    }
-    free(buf->base);
-}
-
-static void srv_on_connection(uv_stream_t *listener, int status)
-{
-    struct srv *s = listener->data;
-    struct srv_conn *sc;
-
-    if (status < 0) {
-        return;
-    }
-    sc = kn_calloc(1, sizeof(*sc));
-    sc->srv = s;
-    kn_buf_init(&sc->in, 1 << 20);
-    uv_tcp_init(listener->loop, &sc->tcp);
-    uv_timer_init(listener->loop, &sc->delay);
-    sc->tcp.data = sc;
-    sc->delay.data = sc;
-    sc->next = s->conns;
-    if (s->conns) {
-        s->conns->prev = sc;
-    }
-    s->conns = sc;
-    if (uv_accept(listener, (uv_stream_t *)&sc->tcp) < 0 ||
-        uv_read_start((uv_stream_t *)&sc->tcp, srv_on_alloc, srv_on_read) < 0) {
-        srv_conn_close(sc);
-    }
-}
-
-static void srv_start(struct srv *s, uv_loop_t *loop)
-{
-    struct sockaddr_in addr;
-    struct sockaddr_storage name;
-    int namelen = sizeof(name);
-
-    memset(s, 0, sizeof(*s));
-    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
-    assert_int_equal(uv_tcp_init(loop, &s->listener), 0);
-    s->listener.data = s;
-    assert_int_equal(uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 128, srv_on_connection), 0);
-    assert_int_equal(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &namelen), 0);
-    s->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
-}
-
-static void srv_stop(struct srv *s)
-{
-    while (s->conns) {
-        srv_conn_close(s->conns);
-    }
-    uv_close((uv_handle_t *)&s->listener, NULL);
 }
 
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 struct fx {
     uv_loop_t loop;
-    struct srv srv;
+    struct kn_testsrv srv;
     struct kn_http_client *client;
 };
 
@@ -304,7 +103,7 @@ static int setup(void **state)
     struct fx *f = kn_calloc(1, sizeof(*f));
 
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    srv_start(&f->srv, &f->loop);
+    kn_testsrv_start(&f->srv, &f->loop, srv_handle, NULL);
     assert_int_equal(kn_http_client_new(&f->client, &f->loop), 0);
     test_loop = &f->loop;
     *state = f;
@@ -316,7 +115,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     kn_http_client_close(f->client);
-    srv_stop(&f->srv);
+    kn_testsrv_stop(&f->srv);
     drain(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     free(f);
@@ -622,13 +421,13 @@ static void test_close_cancels_in_flight(void **state)
         assert_string_equal(g[i].error, "cancelled");
     }
     /* Closing finishes on the loop; nothing is called again. */
-    srv_stop(&f->srv);
+    kn_testsrv_stop(&f->srv);
     drain(&f->loop);
     for (int i = 0; i < IN_FLIGHT; i++) {
         assert_int_equal(g[i].calls, 1);
         got_release(&g[i]);
     }
-    srv_start(&f->srv, &f->loop); /* teardown stops it again */
+    kn_testsrv_start(&f->srv, &f->loop, srv_handle, NULL); /* teardown stops it again */
 }
 
 static void test_close_before_loop_runs(void **state)

@@ -4,6 +4,7 @@
  * own libuv loop (127.0.0.1, ephemeral port) that serves canned Prometheus replies by query.
  */
 #include "testutil.h"
+#include "testsrv.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -274,29 +275,11 @@ static void test_parse_too_many_samples(void **state)
 
 /* ---- the test server ------------------------------------------------------------------------ */
 
-struct srv;
-
-struct srv_conn {
-    uv_tcp_t tcp;
-    uv_timer_t delay; /* query=slow */
-    struct srv *srv;
-    struct kn_buf in;
-    char *reply;
-    size_t reply_len;
-    int answered;
-    int closing;
-    int pending_close;
-    struct srv_conn *prev;
-    struct srv_conn *next;
-};
-
-struct srv {
-    uv_tcp_t listener;
-    int port;
-    struct srv_conn *conns;
-    char *last_target;        /* request target of the last request (owned) */
-    char *last_authorization; /* its Authorization header, "" when none (owned) */
-    char *last_accept;
+/* What the server saw of the last request. */
+struct seen {
+    char *target;        /* request target (owned) */
+    char *authorization; /* its Authorization header, "" when none (owned) */
+    char *accept;
 };
 
 static const char ok_body[] =
@@ -306,205 +289,51 @@ static const char ok_body[] =
 static const char bad_body[] =
     "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"1:1: parse error\"}";
 
-static void srv_conn_on_close(uv_handle_t *h)
+static void json_reply(struct kn_testsrv_conn *c, int status, const char *body, long delay_ms)
 {
-    struct srv_conn *sc = h->data;
-
-    if (--sc->pending_close == 0) {
-        kn_buf_release(&sc->in);
-        free(sc->reply);
-        free(sc);
-    }
-}
-
-static void srv_conn_close(struct srv_conn *sc)
-{
-    if (sc->closing) {
-        return;
-    }
-    sc->closing = 1;
-    if (sc->prev) {
-        sc->prev->next = sc->next;
-    } else {
-        sc->srv->conns = sc->next;
-    }
-    if (sc->next) {
-        sc->next->prev = sc->prev;
-    }
-    sc->pending_close = 2;
-    uv_close((uv_handle_t *)&sc->delay, srv_conn_on_close);
-    uv_close((uv_handle_t *)&sc->tcp, srv_conn_on_close);
-}
-
-static void srv_on_written(uv_write_t *w, int status)
-{
-    struct srv_conn *sc = w->data;
-
-    (void)status;
-    free(w);
-    srv_conn_close(sc);
-}
-
-static void srv_send(struct srv_conn *sc)
-{
-    uv_write_t *w = kn_calloc(1, sizeof(*w));
-    uv_buf_t b = uv_buf_init(sc->reply, (unsigned)sc->reply_len);
-
-    w->data = sc;
-    if (uv_write(w, (uv_stream_t *)&sc->tcp, &b, 1, srv_on_written) < 0) {
-        free(w);
-        srv_conn_close(sc);
-    }
-}
-
-static void srv_on_delay(uv_timer_t *t)
-{
-    srv_send(t->data);
-}
-
-static char *srv_header(const char *head, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
-        const char *line = p + 2;
-        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            const char *v = line + n + 1;
-            while (*v == ' ') {
-                v++;
-            }
-            return kn_strndup(v, strcspn(v, "\r\n"));
-        }
-    }
-    return kn_strdup("");
-}
-
-static void srv_reply(struct srv_conn *sc, int status, const char *body)
-{
-    sc->reply = kn_asprintf("HTTP/1.1 %d X\r\nConnection: close\r\nContent-Type: "
-                            "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                            status, strlen(body), body);
-    sc->reply_len = strlen(sc->reply);
+    kn_testsrv_reply(c, status, "Content-Type: application/json\r\n", body, strlen(body),
+                     delay_ms);
 }
 
 /* Answer by the query: ok, bad (400 with an error body), down (503, no body), slow (ok after
  * 2 s). Only paths under /prom/api/v1/ exist. */
-static int srv_handle(struct srv_conn *sc)
+static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
+                       void *data)
 {
-    char *end = strstr(sc->in.data, "\r\n\r\n");
-    char target[1024] = "";
-    struct srv *s = sc->srv;
+    struct seen *s = data;
+    const char *target = req->target;
 
-    if (!end) {
-        return 0;
-    }
-    *end = '\0';
-    sscanf(sc->in.data, "%*15s %1023s", target);
-    free(s->last_target);
-    free(s->last_authorization);
-    free(s->last_accept);
-    s->last_target = kn_strdup(target);
-    s->last_authorization = srv_header(sc->in.data, "Authorization");
-    s->last_accept = srv_header(sc->in.data, "Accept");
-
+    free(s->target);
+    free(s->authorization);
+    free(s->accept);
+    s->target = kn_strdup(target);
+    s->authorization = kn_testsrv_header(req->head, "Authorization");
+    s->accept = kn_testsrv_header(req->head, "Accept");
     if (strncmp(target, "/prom/api/v1/", 13) != 0) {
-        srv_reply(sc, 404, "");
+        json_reply(c, 404, "", 0);
     } else if (strstr(target, "query=bad&")) {
-        srv_reply(sc, 400, bad_body);
+        json_reply(c, 400, bad_body, 0);
     } else if (strstr(target, "query=down&")) {
-        srv_reply(sc, 503, "");
+        json_reply(c, 503, "", 0);
     } else {
-        srv_reply(sc, 200, ok_body);
-    }
-    if (strstr(target, "query=slow&")) {
-        uv_timer_start(&sc->delay, srv_on_delay, 2000, 0);
-    } else {
-        srv_send(sc);
-    }
-    return 1;
-}
-
-static void srv_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    buf->base = kn_malloc(suggested);
-    buf->len = suggested;
-}
-
-static void srv_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    struct srv_conn *sc = stream->data;
-
-    if (nread < 0) {
-        srv_conn_close(sc);
-    } else if (nread > 0 && !sc->answered) {
-        if (kn_buf_add(&sc->in, buf->base, (size_t)nread) < 0) {
-            srv_conn_close(sc);
-        } else if (srv_handle(sc)) {
-            sc->answered = 1;
-        }
-    }
-    free(buf->base);
-}
-
-static void srv_on_connection(uv_stream_t *listener, int status)
-{
-    struct srv *s = listener->data;
-    struct srv_conn *sc;
-
-    if (status < 0) {
-        return;
-    }
-    sc = kn_calloc(1, sizeof(*sc));
-    sc->srv = s;
-    kn_buf_init(&sc->in, 1 << 20);
-    uv_tcp_init(listener->loop, &sc->tcp);
-    uv_timer_init(listener->loop, &sc->delay);
-    sc->tcp.data = sc;
-    sc->delay.data = sc;
-    sc->next = s->conns;
-    if (s->conns) {
-        s->conns->prev = sc;
-    }
-    s->conns = sc;
-    if (uv_accept(listener, (uv_stream_t *)&sc->tcp) < 0 ||
-        uv_read_start((uv_stream_t *)&sc->tcp, srv_on_alloc, srv_on_read) < 0) {
-        srv_conn_close(sc);
+        json_reply(c, 200, ok_body, strstr(target, "query=slow&") ? 2000 : 0);
     }
 }
 
-static void srv_start(struct srv *s, uv_loop_t *loop)
+static void seen_release(struct seen *s)
 {
-    struct sockaddr_in addr;
-    struct sockaddr_storage name;
-    int namelen = sizeof(name);
-
+    free(s->target);
+    free(s->authorization);
+    free(s->accept);
     memset(s, 0, sizeof(*s));
-    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
-    assert_int_equal(uv_tcp_init(loop, &s->listener), 0);
-    s->listener.data = s;
-    assert_int_equal(uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&s->listener, 128, srv_on_connection), 0);
-    assert_int_equal(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &namelen), 0);
-    s->port = ntohs(((struct sockaddr_in *)&name)->sin_port);
-}
-
-static void srv_stop(struct srv *s)
-{
-    while (s->conns) {
-        srv_conn_close(s->conns);
-    }
-    uv_close((uv_handle_t *)&s->listener, NULL);
-    free(s->last_target);
-    free(s->last_authorization);
-    free(s->last_accept);
 }
 
 /* ---- fixture -------------------------------------------------------------------------------- */
 
 struct fx {
     uv_loop_t loop;
-    struct srv srv;
+    struct kn_testsrv srv;
+    struct seen seen;
     struct kn_http_client *http;
     char *dir;     /* for password and token files (owned) */
     char *address; /* the server's base URL with the /prom prefix (owned) */
@@ -525,7 +354,7 @@ static int setup(void **state)
     struct fx *f = kn_calloc(1, sizeof(*f));
 
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    srv_start(&f->srv, &f->loop);
+    kn_testsrv_start(&f->srv, &f->loop, srv_handle, &f->seen);
     assert_int_equal(kn_http_client_new(&f->http, &f->loop), 0);
     f->dir = kn_test_tmpdir();
     f->address = kn_asprintf("http://127.0.0.1:%d/prom/", f->srv.port);
@@ -539,7 +368,8 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     kn_http_client_close(f->http);
-    srv_stop(&f->srv);
+    kn_testsrv_stop(&f->srv);
+    seen_release(&f->seen);
     while (uv_run(&f->loop, UV_RUN_DEFAULT) != 0) {
     }
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -632,9 +462,9 @@ static void test_query_ok_with_basic_auth(void **state)
     assert_true(g.copy.series[0].values[1] == 2.5);
     assert_true(g.copy.series[0].times_ms[1] == 1700000060000LL);
     /* base64("admin:s3cret"): the newline at the end of the file is not part of the password. */
-    assert_string_equal(f->srv.last_authorization, "Basic YWRtaW46czNjcmV0");
-    assert_string_equal(f->srv.last_accept, "application/json");
-    assert_string_equal(f->srv.last_target,
+    assert_string_equal(f->seen.authorization, "Basic YWRtaW46czNjcmV0");
+    assert_string_equal(f->seen.accept, "application/json");
+    assert_string_equal(f->seen.target,
                         "/prom/api/v1/query_range?query=rate%28errors%7Bapp%3D%22hello%22%7D%5B1m"
                         "%5D%29&start=1700000000.000&end=1700000600.000&step=10.000");
     kn_metrics_result_release(&g.copy);
@@ -657,7 +487,7 @@ static void test_query_bearer_token(void **state)
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     run_query(f, m, "up", 0, &g);
     assert_int_equal(g.ok, 1);
-    assert_string_equal(f->srv.last_authorization, "Bearer abc.def.ghi");
+    assert_string_equal(f->seen.authorization, "Bearer abc.def.ghi");
     kn_metrics_result_release(&g.copy);
     kn_metrics_free(m);
 
@@ -666,7 +496,7 @@ static void test_query_bearer_token(void **state)
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     run_query(f, m, "up", 0, &g);
     assert_int_equal(g.ok, 1);
-    assert_string_equal(f->srv.last_authorization, "");
+    assert_string_equal(f->seen.authorization, "");
     kn_metrics_result_release(&g.copy);
     kn_metrics_free(m);
     free(token);
