@@ -9,12 +9,6 @@ server=$2
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
 pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-actions-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 api=$(free_port)
@@ -188,10 +182,4 @@ check "v3 serves ($out)" $?
     'SYNC_REQUESTED', 'ROLLBACK_REQUESTED', 'SKIP_REQUESTED')")" = 4 ]
 check "every action is in the audit log" $?
 
-kill -TERM "$pid"
-wait "$pid"
-check "kanaria exits 0 on SIGTERM" $?
-pid=
-echo "actions: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
-[ $failures -eq 0 ]
+stop_kanaria

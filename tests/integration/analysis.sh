@@ -13,14 +13,6 @@ tmp=$(mktemp -d)
 pid=
 prom_pid=
 load_pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
-    [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-analysis-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 bind=$(free_port)
@@ -178,10 +170,4 @@ reason=$(sql "select reason from deployments where id = 5")
 grep -q "analysis 'probe' failed: GET http://127.0.0.1:$dead/healthz: " <<<"$reason"
 check "the reason names the probe ($reason)" $?
 
-kill -TERM "$pid"
-wait "$pid"
-check "kanaria exits 0 on SIGTERM" $?
-pid=
-echo "analysis: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; grep -v "level=debug" "$tmp/log" | tail -80; }
-[ $failures -eq 0 ]
+stop_kanaria

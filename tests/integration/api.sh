@@ -10,12 +10,6 @@ server=$2
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
 pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-api-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 api=$(free_port)
@@ -231,10 +225,4 @@ out=$(KANARIA_TOKEN=tok-carol "$bin" status hello --repo deploy)
 [ $? -eq 0 ] && grep -q "^repository: *deploy" <<<"$out"
 check "kanaria status APP --repo NAME ($out)" $?
 
-kill -TERM "$pid"
-wait "$pid"
-check "kanaria exits 0 on SIGTERM" $?
-pid=
-echo "api: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
-[ $failures -eq 0 ]
+stop_kanaria

@@ -12,13 +12,6 @@ server=$2
 tmp=$(mktemp -d)
 pid=
 ext_pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    [ -n "$ext_pid" ] && kill -TERM "$ext_pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-drift-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 # haproxy SOCKET COMMAND: one runtime-API command, its reply on stdout
@@ -186,10 +179,4 @@ done
 grep -q "rollback step .* failed (attempt 2)" "$tmp/log"
 check "the rollback retries its step" $?
 
-kill -TERM "$pid"
-wait "$pid"
-check "kanaria exits 0 on SIGTERM" $?
-pid=
-echo "drift: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
-[ $failures -eq 0 ]
+stop_kanaria

@@ -11,13 +11,6 @@ server=$2
 tmp=$(mktemp -d)
 pid=
 load_pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-e2e-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 bind=$(free_port)
@@ -150,10 +143,4 @@ sleep 1
 ! grep -qv '^v2$' "$tmp/load"
 check "the live app is untouched" $?
 
-kill -TERM "$pid"
-wait "$pid"
-check "kanaria exits 0 on SIGTERM" $?
-pid=
-echo "e2e: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; grep -v "level=debug" "$tmp/log" | tail -60; }
-[ $failures -eq 0 ]
+stop_kanaria

@@ -32,6 +32,22 @@ stop_local_platform() { # DATA_DIR
     return 0
 }
 
+# The end of every test that runs kanaria (trap cleanup EXIT): kanaria ($pid) killed, the
+# background helpers a test keeps in load_pid, prom_pid, ext_pid, rpid or spid stopped, the
+# local platform's HAProxy and instances stopped, kanaria's log kept in $TMPDIR when a check
+# failed, and the test's folder removed.
+cleanup() {
+    local v
+    [ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null
+    for v in load_pid prom_pid ext_pid rpid spid; do
+        [ -n "${!v:-}" ] && kill "${!v}" 2>/dev/null
+    done
+    stop_local_platform "$tmp/data"
+    [ "$failures" -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-$(basename "$0" .sh)-failed.log" 2>/dev/null
+    rm -rf "$tmp"
+    return 0
+}
+
 # The helpers below work on the test's folder "$tmp": an upstream repository in
 # "$tmp/upstream", a config in "$tmp/kanaria.yaml", kanaria's dataDir in "$tmp/data" and its log
 # in "$tmp/log". `bin` is the kanaria binary; `pid` the running `kanaria serve`.
@@ -60,6 +76,22 @@ wait_for() {
     done
     echo "  waited for $1: expected [$3], got [$got]"
     return 1
+}
+
+# summary: the counts, kanaria's log when a check failed, and the test's exit status.
+summary() {
+    echo "$(basename "$0" .sh): $passed passed, $failures failed"
+    [ "$failures" -eq 0 ] || { echo "--- log"; grep -v "level=debug" "$tmp/log" | tail -120; }
+    [ "$failures" -eq 0 ]
+}
+
+# stop_kanaria: SIGTERM to kanaria, which must exit 0; then summary.
+stop_kanaria() {
+    kill -TERM "$pid"
+    wait "$pid"
+    check "kanaria exits 0 on SIGTERM" $?
+    pid=
+    summary
 }
 
 start() {

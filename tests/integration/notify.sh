@@ -12,14 +12,6 @@ tmp=$(mktemp -d)
 pid=
 rpid=
 spid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    [ -n "$rpid" ] && kill "$rpid" 2>/dev/null
-    [ -n "$spid" ] && kill "$spid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-notify-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 api=$(free_port)
@@ -179,6 +171,4 @@ pid=
 wait "$spid"
 spid=
 check "the stream ends when kanaria stops" 0
-echo "notify: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
-[ $failures -eq 0 ]
+summary

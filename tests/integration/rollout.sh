@@ -11,12 +11,6 @@ server=$2
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
 pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    [ $failures -eq 0 ] || cp "$tmp/log" "${TMPDIR:-/tmp}/kanaria-rollout-failed.log"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 # count N: N requests through HAProxy; prints "BODY COUNT" lines and "failed COUNT"
@@ -145,10 +139,4 @@ sleep 3
 [ "$(sql "select count(*) from deployments")" = 3 ]
 check "the failed commit is not deployed again by the next poll" $?
 
-kill -TERM "$pid"
-wait "$pid"
-check "kanaria exits 0 on SIGTERM" $?
-pid=
-echo "rollout: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
-[ $failures -eq 0 ]
+stop_kanaria

@@ -11,11 +11,6 @@ server=$2
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
 pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    stop_local_platform "$tmp/data"
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 stop() {
@@ -188,6 +183,4 @@ check "SIGTERM exits 0 at the end" $?
 ! grep -qi "password\|secret" "$tmp/log"
 check "no credentials in the log" $?
 
-echo "serve: $passed passed, $failures failed"
-[ $failures -eq 0 ] || { echo "--- log"; cat "$tmp/log"; }
-[ $failures -eq 0 ]
+summary
