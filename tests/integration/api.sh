@@ -191,6 +191,55 @@ assert st[2]["approvals"] == [dict(who="alice", decision="REJECT", at=st[2]["app
 assert any(e["type"] == "REJECTED" and e["actor"] == "alice" for e in d["events"]), d["events"]' "$tmp/body"
 check "GET /api/v1/deployments/3 has its stages, approvals and events" $?
 
+# 5b. two distinct approvers needed (the same person twice counts once); nobody approving in
+# time rolls back; an oversized webhook body is refused before anything is fetched
+approval() { # WITH
+    python3 - "$tmp/upstream/hello/app.kanaria.yaml" "$1" <<'PY'
+import re, sys
+path, with_ = sys.argv[1], sys.argv[2]
+s = open(path).read()
+s = re.sub(r"(- name: WAIT_APPROVAL\n      with: ).*\n", lambda m: m.group(1) + with_ + "\n", s)
+open(path, "w").write(s)
+PY
+}
+approval "{approvers: [alice, bob], minApprovers: 2}"
+service v4
+git commit -qam "hello v4, two approvers"
+[ "$(hook X-Kanaria-Signature-256 hook-secret-5e1f)" = 202 ]
+waiting_stage 4
+check "v4 waits for two approvals" $?
+KANARIA_TOKEN=tok-alice "$bin" approve hello >/dev/null && KANARIA_TOKEN=tok-alice "$bin" approve hello >/dev/null
+sleep 1.5
+[ "$(sql "select status from stages where deployment = 4 and idx = 2")" = RUNNING ]
+check "alice approving twice is one approval: still waiting" $?
+KANARIA_TOKEN=tok-bob "$bin" approve hello >/dev/null
+wait_for "v4 promoted" "select status from deployments where id = 4" "SUCCESS" 60
+check "bob's approval is the second person's: v4 is promoted" $?
+
+approval "{approvers: [alice], timeout: 3s}"
+service v5
+git commit -qam "hello v5, nobody approves"
+[ "$(hook X-Kanaria-Signature-256 hook-secret-5e1f)" = 202 ]
+wait_for "v5 timed out" "select status from deployments where id = 5" "FAILURE" 60
+check "nobody approving within the timeout rolls v5 back" $?
+reason=$(sql "select reason from deployments where id = 5")
+grep -q "WAIT_APPROVAL timed out after 3s.*(rolled back)" <<<"$reason"
+check "the reason says the approval timed out ($reason)" $?
+
+python3 - "$tmp/big" "$tmp/bigsig" <<'PY'
+import hashlib, hmac, sys
+body = b'{"ref":"refs/heads/main","pad":"' + b"x" * (70 * 1024) + b'"}'
+open(sys.argv[1], "wb").write(body)
+open(sys.argv[2], "w").write(hmac.new(b"hook-secret-5e1f", body, hashlib.sha256).hexdigest())
+PY
+git commit -q --allow-empty -m "an empty commit that no oversized webhook may fetch"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Hub-Signature-256: sha256=$(cat "$tmp/bigsig")" \
+    --data-binary @"$tmp/big" "$KANARIA_ADDR/api/v1/webhooks/git")" = 413 ]
+check "a signed webhook body over 64 KiB is 413" $?
+sleep 1
+! grep -q "$(git rev-parse --short HEAD)" <<<"$(sql "select head from repositories")"
+check "nothing was fetched for it" $?
+
 # 6. GitLab's token header; a reload brings new users
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'X-Gitlab-Token: wrong' -d '{}' \
     "$KANARIA_ADDR/api/v1/webhooks/git")" = 401 ]
