@@ -836,6 +836,12 @@ static void kn_config_check(void *obj, const struct kn_node *node, struct kn_sch
 {
     const struct kn_config *cfg = obj;
 
+    if (cfg->drift_interval_ms > 0 && cfg->drift_interval_ms < 1000) {
+        const struct kn_node *n = kn_node_get(node, "driftInterval");
+        kn_config_error(ctx, ctx->path, n,
+                        "'driftInterval' must be 0 (never) or at least 1s, got '%s'",
+                        n && n->scalar ? n->scalar : "");
+    }
     if (cfg->listen && kn_node_get(node, "listen") && !kn_config_is_host_port(cfg->listen)) {
         kn_config_error(ctx, ctx->path, kn_node_get(node, "listen"),
                         "'listen' must be " KN_CONFIG_HOST_PORT ", got '%s'", cfg->listen);
@@ -873,7 +879,8 @@ static const struct kn_field kn_config_fields[] = {
      .type = KN_TYPE_DURATION,
      .offset = offsetof(struct kn_config, drift_interval_ms),
      .def = "10s",
-     .help = "how often each app's live state is compared with its last good commit; 0 = never"},
+     .help = "how often each app's live state is compared with its last good commit; 0 = "
+             "never, otherwise at least 1s"},
     {.key = "tls",
      .type = KN_TYPE_OBJECT,
      .offset = offsetof(struct kn_config, tls),

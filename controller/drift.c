@@ -134,6 +134,8 @@ void kn_drift_check(struct kn_drift *d)
         struct kn_live_state live;
         char drift[512];
         int rc = d->deps.live(d->deps.data, a->name, &live);
+        /* a platform that cannot be read is shown, not healed: a sync could not succeed */
+        int known = rc == KN_ENOTFOUND || (rc == 0 && !live.error[0]);
 
         if (rc == KN_ENOTFOUND) {
             snprintf(drift, sizeof(drift), "no platform runs the app");
@@ -150,7 +152,7 @@ void kn_drift_check(struct kn_drift *d)
             }
             kn_store_app_drift(d->deps.store, a->repo, a->name, drift, now);
         }
-        if (drift[0] && a->self_heal &&
+        if (drift[0] && known && a->self_heal &&
             (a->healed_at == 0 || now - a->healed_at >= KN_DRIFT_HEAL_MIN_MS)) {
             heal(d, a, drift, now);
         }

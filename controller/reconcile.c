@@ -95,30 +95,21 @@ static void cfg_unref(struct cfg_ref *ref)
 
 /* ---- snapshot ------------------------------------------------------------------------------ */
 
-/* The newest commit deployed because it was new: a self-heal, a sync or a rollback deploys an
- * older one again, which must not make the changes after it look new. */
-static int newest_deployment(const struct kn_deployment *d, void *data)
-{
-    char **commit = data;
-
-    if (strcmp(d->trigger, "commit") != 0) {
-        return 0;
-    }
-    *commit = kn_strdup(d->commit);
-    return 1; /* newest first: one is enough */
-}
-
 static int snap_app(const struct kn_app_state *a, void *data)
 {
     struct watch *w = data;
     struct kn_detect_known *k;
+    char baseline[41];
 
     w->known = kn_reallocarray(w->known, w->nknown + 1, sizeof(*w->known));
     k = &w->known[w->nknown++];
     memset(k, 0, sizeof(*k));
     k->name = kn_strdup(a->name);
     k->deployed = a->last_good[0] ? kn_strdup(a->last_good) : NULL;
-    kn_store_deployments(w->rc->store, a->repo, a->name, 0, newest_deployment, &k->baseline);
+    /* only a deployment of a new commit moves the baseline: a self-heal, a sync or a rollback
+     * deploys an older one again, which must not make the changes after it look new */
+    kn_store_deployment_baseline(w->rc->store, a->repo, a->name, baseline);
+    k->baseline = baseline[0] ? kn_strdup(baseline) : NULL;
     return 0;
 }
 

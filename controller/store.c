@@ -935,6 +935,28 @@ static int deployments_each(struct kn_store *st, sqlite3_stmt *s, kn_store_deplo
     return rc;
 }
 
+int kn_store_deployment_baseline(struct kn_store *st, const char *repo, const char *app,
+                                 char out[41])
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    out[0] = '\0';
+    if (!st || !repo || !app) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT commit_id FROM deployments WHERE repo = ?1 AND app = ?2"
+                 " AND trigger = 'commit' ORDER BY id DESC LIMIT 1",
+                 "ss", repo, app);
+    if (rc == 0 && (rc = step(st, s)) == 1) {
+        col_copy(out, 41, s, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new *d,
                             long long now_ms, long long *id)
 {

@@ -540,6 +540,14 @@ static void analysis_resolve(struct kn_stage_config *st, const struct kn_node *s
         }
         merge_template(m, found);
         metric_rules(m, at, ctx);
+        if (o->duration_ms > 0 && m->interval_ms > o->duration_ms) {
+            char d1[32], d2[32];
+            kn_schema_error(ctx, at,
+                            "check '%s': 'interval' (%s, from template '%s') is longer than "
+                            "'duration' (%s), so it would never be evaluated",
+                            m->name, kn_duration_format(m->interval_ms, d1, sizeof(d1)),
+                            m->template_name, kn_duration_format(o->duration_ms, d2, sizeof(d2)));
+        }
     }
     memcpy(ctx->path, saved, sizeof(saved));
     kn_schema_release(&templates_schema, &t);
@@ -581,7 +589,8 @@ static void analysis_check(void *obj, const struct kn_node *node, struct kn_sche
                 break;
             }
         }
-        if (a->duration_ms > 0 && interval > a->duration_ms) {
+        if (a->duration_ms > 0 && interval > a->duration_ms &&
+            !(i < a->metrics.count && metrics[i].template_name)) { /* checked once filled in */
             kn_schema_error(ctx, at,
                             "check '%s': 'interval' (%s) is longer than 'duration' (%s), so it "
                             "would never be evaluated",

@@ -34,6 +34,7 @@ struct check {
     long long interval_ms;
     long long next_at;
     int passes, fails, inconclusives;
+    int skipped; /* evaluations SKIPPED by noData: skip */
     struct eval *eval; /* the evaluation in flight, NULL when none */
     /* strategy previous: the samples this check measured in the last successful deployment's
      * analysis (NULL when there is none), and that deployment's commit */
@@ -79,6 +80,7 @@ static char *fill(const char *tmpl, const struct kn_strmap *args, const char *ap
 {
     struct kn_buf b;
     const char *p = tmpl, *open;
+    int over = 0;
 
     kn_buf_init(&b, 64 * 1024);
     while ((open = strstr(p, "{{")) != NULL) {
@@ -89,7 +91,7 @@ static char *fill(const char *tmpl, const struct kn_strmap *args, const char *ap
         if (!end) {
             break;
         }
-        kn_buf_add(&b, p, (size_t)(open - p));
+        over |= kn_buf_add(&b, p, (size_t)(open - p)) < 0;
         while (s < end && *s == ' ') {
             s++;
         }
@@ -113,10 +115,14 @@ static char *fill(const char *tmpl, const struct kn_strmap *args, const char *ap
                 }
             }
         }
-        kn_buf_addf(&b, "%s", value ? value : "");
+        over |= kn_buf_adds(&b, value ? value : "") < 0;
         p = end + 2;
     }
-    kn_buf_adds(&b, p);
+    over |= kn_buf_adds(&b, p) < 0;
+    if (over) {
+        kn_buf_release(&b);
+        return NULL; /* over 64 KiB once filled in */
+    }
     return kn_buf_detach(&b, NULL);
 }
 
@@ -237,6 +243,7 @@ static int record(struct analysis *a, struct check *c, enum verdict v, const cha
     c->passes += v == V_PASS;
     c->fails += v == V_FAIL;
     c->inconclusives += v == V_INCONCLUSIVE;
+    c->skipped += v == V_SKIPPED;
     save_counts(run, c);
     kn_stage_run_log(run, "check '%s': %s: %s (%d passed, %d failed, %d inconclusive)", c->name,
                      verdict_names[v], why, c->passes, c->fails, c->inconclusives);
@@ -266,6 +273,16 @@ static void maybe_pass(struct analysis *a)
     for (size_t i = 0; i < a->n; i++) {
         if (a->checks[i].eval || a->checks[i].next_at <= a->deadline) {
             return; /* one more evaluation is due at the deadline, or one is in flight */
+        }
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        const struct check *c = &a->checks[i];
+        if (c->passes + c->fails + c->inconclusives == 0 && !c->skipped) {
+            char reason[300];
+            snprintf(reason, sizeof(reason), "analysis '%s' was never evaluated before the end "
+                     "of the analysis", c->name);
+            conclude(a, 0, reason);
+            return;
         }
     }
     kn_buf_init(&b, 4096);
@@ -472,7 +489,7 @@ static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
     long long now = kn_stage_run_now(run);
     char window[32];
     kn_metrics_cb cbs[2] = {metric_answered_0, metric_answered_1};
-    int nq;
+    int nq, too_long;
 
     snprintf(window, sizeof(window), "%llds", (c->interval_ms + 999) / 1000);
     ev->variant[0] = a->canary_runs ? "canary" : "primary";
@@ -485,6 +502,12 @@ static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
     for (int i = 0; i < ev->nq; i++) {
         ev->query[i] = fill(m->query, &m->args, d->app, ev->variant[i], window, d->commit);
     }
+    too_long = !ev->query[0] || (ev->nq == 2 && !ev->query[1]);
+    for (int i = 0; i < ev->nq; i++) {
+        if (!ev->query[i]) {
+            ev->query[i] = kn_strdup("");
+        }
+    }
     ev->outstanding = nq = ev->nq;
     for (int i = 0; i < nq; i++) { /* the last answer may free ev: nq is a copy */
         struct kn_metrics_query q = {
@@ -492,10 +515,15 @@ static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
             .start_ms = now - c->interval_ms,
             .end_ms = now,
         };
-        int rc = provider ? kn_metrics_query(provider, &q, cbs[i], ev) : KN_ENOTFOUND;
+        int rc = too_long   ? KN_ETOOBIG
+                 : provider ? kn_metrics_query(provider, &q, cbs[i], ev)
+                            : KN_ENOTFOUND;
         if (rc < 0) {
             struct kn_metrics_result r = {.ok = 0};
-            if (provider) {
+            if (too_long) {
+                snprintf(r.error, sizeof(r.error), "the query is over 64 KiB once its "
+                         "placeholders are filled in");
+            } else if (provider) {
                 snprintf(r.error, sizeof(r.error), "metrics provider '%s' refused the query: %s",
                          m->provider ? m->provider : "", kn_strerror(rc));
             } else {
@@ -693,9 +721,12 @@ static void tick(struct kn_stage_run *run)
 
 /* ---- strategy previous --------------------------------------------------------------------- */
 
+/* The successful deployments at the last good commit, newest first: a self-heal, a sync or a
+ * rollback may have deployed it again since the one that ran the analysis. */
 struct prev_find {
     const char *commit;
-    long long id;
+    long long ids[16];
+    size_t n;
 };
 
 static int prev_deployment(const struct kn_deployment *d, void *data)
@@ -703,10 +734,9 @@ static int prev_deployment(const struct kn_deployment *d, void *data)
     struct prev_find *f = data;
 
     if (d->status == KN_DEPLOY_SUCCESS && strcmp(d->commit, f->commit) == 0) {
-        f->id = d->id;
-        return 1;
+        f->ids[f->n++] = d->id;
     }
-    return 0;
+    return f->n == sizeof(f->ids) / sizeof(f->ids[0]);
 }
 
 struct prev_samples {
@@ -750,9 +780,9 @@ static void load_previous(struct kn_stage_run *run, struct check *c)
     if (!f.commit) {
         return;
     }
-    kn_store_deployments(kn_stage_run_store(run), d->repo, d->app, 0, prev_deployment, &f);
-    if (f.id > 0) {
-        kn_store_analysis_list(kn_stage_run_store(run), f.id, prev_record, &ps);
+    kn_store_deployments(kn_stage_run_store(run), d->repo, d->app, 50, prev_deployment, &f);
+    for (size_t i = 0; i < f.n && c->nprev == 0; i++) {
+        kn_store_analysis_list(kn_stage_run_store(run), f.ids[i], prev_record, &ps);
     }
     snprintf(c->prev_name, sizeof(c->prev_name), "previous %.7s", f.commit);
     if (c->nprev == 0) {

@@ -180,11 +180,23 @@ size_t kn_stage_run_plan(const struct kn_stage_run *run, const struct kn_stage_c
 
 int kn_stage_run_started(const struct kn_stage_run *run, size_t i)
 {
+    struct kn_store *st = run->dp->e->deps.store;
     char status[32];
+    char *ran;
+    int started;
 
-    return kn_store_stage_get(run->dp->e->deps.store, run->dp->d.id, (int)i, status,
-                              sizeof(status), NULL) == 0 &&
-           strcmp(status, "SKIPPED") != 0 && strcmp(status, "NOT_STARTED") != 0;
+    if (kn_store_stage_get(st, run->dp->d.id, (int)i, status, sizeof(status), NULL) < 0 ||
+        strcmp(status, "NOT_STARTED") == 0) {
+        return 0;
+    }
+    if (strcmp(status, "SKIPPED") != 0) {
+        return 1;
+    }
+    /* skipped while it ran: what it did (a primary applied, a script run) stays done */
+    ran = kn_store_stage_meta_get(st, run->dp->d.id, (int)i, "ran");
+    started = ran != NULL;
+    free(ran);
+    return started;
 }
 
 long long kn_stage_run_now(const struct kn_stage_run *run)
@@ -775,8 +787,9 @@ void kn_engine_kick(struct kn_engine *e)
         return;
     }
     kn_store_deployments_open(e->deps.store, pick, e);
-    /* a stage waiting on the store (an approval) looks again now; poking may finish it and
-     * start the next stage, which can end a deployment: walk a copy of the list */
+    /* a stage waiting on the store (an approval) looks again now. Poking may finish it, start
+     * the next stage, even end a deployment (which moves the last entry into its place and kicks
+     * again): each entry is read afresh, and a deploy is freed only in its close callbacks */
     for (size_t i = 0, n = e->nactive; i < n && i < e->nactive; i++) {
         struct deploy *dp = e->active[i];
         if (dp->running && dp->run.cfg->kind->poke) {
@@ -857,6 +870,7 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
     }
     if (dp->running && dp->run.index == index) {
         cancel_running(dp);
+        kn_store_stage_meta_set(dp->e->deps.store, dp->d.id, index, "ran", "1");
         stage_status(dp, (size_t)index, "SKIPPED");
         kn_log_info(dp->who, "stage %d %s skipped by %s while running", index,
                     dp->plan[index]->name, who ? who : "kanaria");

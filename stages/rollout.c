@@ -138,6 +138,13 @@ static int sync_step(struct kn_stage_run *run, void (*cb)(int, const char *, voi
     struct kn_platform *p = kn_stage_run_platform(run);
     const char *app = kn_stage_run_deployment(run)->app;
 
+    static const unsigned needs[] = {KN_PLATFORM_APPLY, KN_PLATFORM_TRAFFIC_SPLIT,
+                                     KN_PLATFORM_CANARY, KN_PLATFORM_BASELINE};
+
+    if (sy->step > 0 && !(p->type->caps & needs[sy->step])) {
+        cb(0, NULL, data); /* the platform has no such thing: nothing to undo */
+        return 0;
+    }
     switch (sy->step) {
     case 0:
         return apply_primary(run, cb, data);

@@ -205,7 +205,7 @@ void kn_api_events_open(struct kn_api *api, h2o_req_t *req)
     s->api = api;
     s->req = req;
     kn_buf_init(&s->pending, KN_API_STREAM_MAX);
-    kn_buf_init(&s->inflight, KN_BUF_UNBOUNDED);
+    kn_buf_init(&s->inflight, KN_API_STREAM_MAX); /* the two are swapped: same bound */
     s->next = api->streams;
     api->streams = s;
     s->linked = 1;

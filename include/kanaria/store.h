@@ -162,6 +162,11 @@ typedef int (*kn_store_deployment_cb)(const struct kn_deployment *d, void *data)
 int kn_store_deployments(struct kn_store *st, const char *repo, const char *app, int limit,
                          kn_store_deployment_cb cb, void *data);
 
+/* The commit of the app's newest deployment triggered by a new commit (not a self-heal, sync or
+ * rollback, which deploy an older one again) into out; "" when there is none. */
+int kn_store_deployment_baseline(struct kn_store *st, const char *repo, const char *app,
+                                 char out[41]);
+
 /* Deployments that are not final (PENDING, PLANNED, RUNNING, ROLLING_BACK), oldest first: what a
  * restart must resume. */
 int kn_store_deployments_open(struct kn_store *st, kn_store_deployment_cb cb, void *data);

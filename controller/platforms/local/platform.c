@@ -69,6 +69,7 @@ struct local {
     struct op *queue;   /* the operation running now, then those waiting */
     int closing;        /* kanaria stops: the running operation ends at its next step */
     uv_timer_t *observe; /* queues an OP_OBSERVE every OBSERVE_MS while the queue is empty */
+    size_t observe_from; /* the app the next OP_OBSERVE starts at (one gave way to an op) */
     char who[160];
 };
 
@@ -976,6 +977,13 @@ static void observe_done(int status, const char *text, void *data)
     }
     kn_haproxy_servers_state_free(st, n);
     op->step++;
+    if (op->next && op->step < (int)op->lp->napps) {
+        /* an operation waits: it goes first, the reading goes on from here next time */
+        op->lp->observe_from = (size_t)op->step;
+        op_end(op, 0, NULL);
+        return;
+    }
+    op->lp->observe_from = 0;
     op_next(op);
 }
 
@@ -1014,7 +1022,9 @@ static void observe_tick(uv_timer_t *t)
     struct local *lp = t->data;
 
     if (!lp->queue && lp->napps > 0 && !lp->closing) {
-        queue_add(lp, op_new(lp, OP_OBSERVE, "", observe_ended, NULL));
+        struct op *op = op_new(lp, OP_OBSERVE, "", observe_ended, NULL);
+        op->step = lp->observe_from < lp->napps ? (int)lp->observe_from : 0;
+        queue_add(lp, op);
     }
 }
 
