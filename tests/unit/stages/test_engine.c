@@ -1763,6 +1763,39 @@ static void test_skip_running_stage(void **state)
     assert_app(f, "hello", C2, "");
 }
 
+/* PRIMARY_ROLLOUT is skipped while it applies: the primary is replaced all the same, so a
+ * failure after it re-applies the last good commit. */
+static void skip_primary_rollout(struct fixture *f)
+{
+    if (stage_is(f, f->ids[0], 2, "RUNNING")) {
+        assert_int_equal(kn_engine_skip(f->engine, f->ids[0], 2, "alice"), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_skip_running_primary_still_rolled_back(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY,         OP_TEN,
+                                      OP_PRIMARY,        OP_ALL, /* fails */
+                                      "weights 100/0/0", "apply primary 1111111 v1",
+                                      "remove canary",   "remove baseline",
+                                      NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.delay_ms = 300};
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.script = "of", .message = NO_SERVER};
+    f->ids[0] = id;
+    f->tick = skip_primary_rollout;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,FAILURE,-,SUCCESS");
+    assert_app(f, "hello", C1, C2);
+}
+
 /* While the canary starts (slowly), WAIT_APPROVAL is skipped ahead of time. */
 static void skip_ahead(struct fixture *f)
 {
@@ -1798,6 +1831,8 @@ int main(void)
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skip_running_primary_still_rolled_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_analysis_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_analysis_fails_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_analysis_compares_with_primary, setup, teardown),
