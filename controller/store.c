@@ -1281,26 +1281,30 @@ int kn_store_approval_add(struct kn_store *st, long long deployment, int stage, 
                "lissl", deployment, stage, who, decision, now_ms);
 }
 
+struct approvals_of_stage {
+    int stage;
+    kn_store_approval_cb cb;
+    void *data;
+};
+
+static int approval_of_stage(const struct kn_approval_record *a, void *data)
+{
+    const struct approvals_of_stage *x = data;
+
+    return a->stage == x->stage ? x->cb(a->who, a->decision, x->data) : 0;
+}
+
+/* The records of one stage, read in full before the callbacks like every list here. */
 int kn_store_approvals(struct kn_store *st, long long deployment, int stage,
                        kn_store_approval_cb cb, void *data)
 {
-    sqlite3_stmt *s = NULL;
+    struct approvals_of_stage x = {.stage = stage, .cb = cb, .data = data};
     int rc;
 
     if (!st || !cb) {
         return KN_EINVAL;
     }
-    rc = prepare(st, &s,
-                 "SELECT who, decision FROM approvals WHERE deployment = ?1 AND stage = ?2"
-                 " ORDER BY rowid",
-                 "li", deployment, stage);
-    while (rc == 0 && (rc = step(st, s)) == 1) {
-        char who[128], decision[16];
-        col_copy(who, sizeof(who), s, 0);
-        col_copy(decision, sizeof(decision), s, 1);
-        rc = cb(who, decision, data);
-    }
-    sqlite3_finalize(s);
+    rc = kn_store_approval_list(st, deployment, approval_of_stage, &x);
     return rc < 0 ? rc : 0;
 }
 
