@@ -16,7 +16,6 @@ bind=$(free_port)
 metrics=$(free_port)
 ports=$((30000 + RANDOM % 20000))
 export KANARIA_ADDR="http://127.0.0.1:$api"
-hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 mkdir -p "$tmp/upstream/hello"
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
@@ -53,33 +52,6 @@ spec:
     - name: CANARY_CLEAN
 YAML
 service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 1; } # version
-# count N: N requests through HAProxy, as "VERSION COUNT" lines
-count() {
-    python3 - "http://127.0.0.1:$bind/" "$1" <<'PY'
-import collections, sys, urllib.request
-url, n = sys.argv[1], int(sys.argv[2])
-seen = collections.Counter()
-for _ in range(n):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            seen[r.read().decode().strip()] += 1
-    except Exception:
-        seen["failed"] += 1
-for k, v in sorted(seen.items()):
-    print(k, v)
-PY
-}
-# code METHOD PATH TOKEN [CURL ARGS...]: the HTTP status of one API call
-code() {
-    local m=$1 p=$2 t=$3
-    shift 3
-    curl -s -o "$tmp/body" -w '%{http_code}' -X "$m" ${t:+-H "Authorization: Bearer $t"} "$@" \
-        "$KANARIA_ADDR$p"
-}
-waiting_stage() { # DEPLOYMENT
-    wait_for "deployment $1 waiting" "select s.name from stages s where s.deployment = $1 and
-        s.status = 'RUNNING'" "WAIT_APPROVAL" 60
-}
 op() { KANARIA_TOKEN=tok-olga "$bin" "$@"; }
 
 git init -q -b main

@@ -17,7 +17,6 @@ bind=$(free_port)
 metrics=$(free_port)
 ports=$((30000 + RANDOM % 20000))
 export KANARIA_ADDR="http://127.0.0.1:$api"
-hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 printf '%s\n' "hook-secret-5e1f" >"$tmp/secret"
 mkdir -p "$tmp/upstream/hello"
 cat >"$tmp/kanaria.yaml" <<YAML
@@ -58,13 +57,6 @@ spec:
     - name: CANARY_CLEAN
 YAML
 service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 1; } # version
-# code METHOD PATH TOKEN [CURL ARGS...]: the HTTP status of one API call
-code() {
-    local m=$1 p=$2 t=$3
-    shift 3
-    curl -s -o "$tmp/body" -w '%{http_code}' -X "$m" ${t:+-H "Authorization: Bearer $t"} "$@" \
-        "$KANARIA_ADDR$p"
-}
 # hook SIGNATURE_HEADER SECRET: a push webhook signed with SECRET; prints the HTTP status
 hook() {
     local body sig
@@ -77,10 +69,6 @@ print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).he
     fi
     curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H "$1: sha256=$sig" \
         -H 'Content-Type: application/json' --data-binary "$body" "$KANARIA_ADDR/api/v1/webhooks/git"
-}
-waiting_stage() { # DEPLOYMENT
-    wait_for "deployment $1 waiting" "select s.name from stages s where s.deployment = $1 and
-        s.status = 'RUNNING'" "WAIT_APPROVAL" 60
 }
 
 git init -q -b main

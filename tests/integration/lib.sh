@@ -136,3 +136,38 @@ while True:
 PY
     load_pid=$!
 }
+
+# The helpers below talk to a running kanaria: its API at $KANARIA_ADDR, HAProxy at $bind.
+
+# hash TOKEN: the SHA-256 kanaria.yaml keeps of a token
+hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+
+# count N: N requests through HAProxy, as "VERSION COUNT" lines
+count() {
+    python3 - "http://127.0.0.1:$bind/" "$1" <<'PY'
+import collections, sys, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+seen = collections.Counter()
+for _ in range(n):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            seen[r.read().decode().strip()] += 1
+    except Exception:
+        seen["failed"] += 1
+for k, v in sorted(seen.items()):
+    print(k, v)
+PY
+}
+
+# code METHOD PATH TOKEN [CURL ARGS...]: the HTTP status of one API call
+code() {
+    local m=$1 p=$2 t=$3
+    shift 3
+    curl -s -o "$tmp/body" -w '%{http_code}' -X "$m" ${t:+-H "Authorization: Bearer $t"} "$@" \
+        "$KANARIA_ADDR$p"
+}
+
+waiting_stage() { # DEPLOYMENT
+    wait_for "deployment $1 waiting" "select s.name from stages s where s.deployment = $1 and
+        s.status = 'RUNNING'" "WAIT_APPROVAL" 60
+}

@@ -13,22 +13,6 @@ tmp=$(mktemp -d)
 pid=
 trap cleanup EXIT
 
-# count N: N requests through HAProxy; prints "BODY COUNT" lines and "failed COUNT"
-count() {
-    python3 - "http://127.0.0.1:$bind/" "$1" <<'PY'
-import collections, sys, urllib.request
-url, n = sys.argv[1], int(sys.argv[2])
-seen = collections.Counter()
-for _ in range(n):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            seen[r.read().decode().strip()] += 1
-    except Exception:
-        seen["failed"] += 1
-for k, v in sorted(seen.items()):
-    print(k, v)
-PY
-}
 
 bind=$(free_port)
 metrics=$(free_port)
