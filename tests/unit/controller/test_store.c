@@ -925,6 +925,64 @@ static const char *approvals_of(struct kn_store *st, long long id, int stage)
     return buf;
 }
 
+/* A schema 1 database with a deployment, its stage and a rejection (the tables migration 2
+ * touches, as schema 1 had them) upgrades without losing a row: the deployments table is rebuilt
+ * with foreign keys off, so the stages that point at it are not cascaded away. */
+static void test_migration_keeps_rows(void **state)
+{
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/kanaria.db", dir);
+    struct kn_deployment_new n = {.repo = "deploy", .app = "hello", .commit = C1,
+                                  .strategy = "QUICK_SYNC", .trigger = "self-heal"};
+    struct kn_store *st = NULL;
+    struct kn_deployment d;
+    struct kn_error err;
+    long long id = 0;
+
+    (void)state;
+    sql_exec(path,
+             "CREATE TABLE apps (repo TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL"
+             " DEFAULT '', last_good TEXT NOT NULL DEFAULT '', last_seen TEXT NOT NULL DEFAULT '',"
+             " current_deployment INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+             " rolled_back_from TEXT NOT NULL DEFAULT '', PRIMARY KEY (repo, name));"
+             "CREATE TABLE deployments (id INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL,"
+             " app TEXT NOT NULL, commit_id TEXT NOT NULL, author TEXT NOT NULL DEFAULT '',"
+             " message TEXT NOT NULL DEFAULT '', strategy TEXT NOT NULL DEFAULT '',"
+             " summary TEXT NOT NULL DEFAULT '', plan_json TEXT, status TEXT NOT NULL,"
+             " reason TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL DEFAULT 0,"
+             " updated_at INTEGER NOT NULL DEFAULT 0, started_at INTEGER NOT NULL DEFAULT 0,"
+             " finished_at INTEGER NOT NULL DEFAULT 0, UNIQUE (repo, app, commit_id));"
+             "CREATE INDEX deployments_by_app ON deployments (repo, app, id);"
+             "CREATE INDEX deployments_by_status ON deployments (status, id);"
+             "CREATE TABLE stages (deployment INTEGER NOT NULL REFERENCES deployments (id)"
+             " ON DELETE CASCADE, idx INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '',"
+             " status TEXT NOT NULL DEFAULT '', started_at INTEGER NOT NULL DEFAULT 0,"
+             " finished_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (deployment, idx));"
+             "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+             " type TEXT NOT NULL, repo TEXT NOT NULL DEFAULT '', app TEXT NOT NULL DEFAULT '',"
+             " deployment INTEGER NOT NULL DEFAULT 0, actor TEXT NOT NULL DEFAULT '',"
+             " message TEXT NOT NULL DEFAULT '');"
+             "INSERT INTO apps (repo, name, last_good) VALUES ('deploy', 'hello', '" C1 "');"
+             "INSERT INTO deployments (repo, app, commit_id, status) VALUES ('deploy', 'hello', '"
+             C1 "', 'SUCCESS');"
+             "INSERT INTO stages (deployment, idx, name, status) VALUES (1, 0, 'SYNC', 'SUCCESS');"
+             "PRAGMA user_version = 1;");
+    kn_error_clear(&err);
+    if (kn_store_open(&st, path, &err) != 0) {
+        fail_msg("open: %s", err.msg);
+    }
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM stages WHERE deployment = 1"), 1);
+    assert_int_equal(kn_store_deployment_get(st, 1, &d), 0);
+    assert_string_equal(d.trigger, "commit");
+    assert_int_equal(kn_store_deployment_add(st, &n, T_NOW_MS, &id), 0);
+    assert_int_equal(id, 2);
+    kn_store_close(st);
+    kn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
 /* A commit is deployed once when new; a self-heal (or a person) deploys it again. */
 static void test_redeploy_and_drift(void **state)
 {
@@ -1010,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_status_names),
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
         cmocka_unit_test(test_migrations_from_zero),
+        cmocka_unit_test(test_migration_keeps_rows),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_refused, setup, teardown),
