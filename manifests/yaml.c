@@ -311,7 +311,7 @@ static int kn_ykey_equal(const struct kn_node *a, const struct kn_node *b)
     return a->len == b->len && memcmp(a->scalar, b->scalar, a->len) == 0;
 }
 
-/* The key as it goes into a message: at most 100 bytes, control characters (and NULs) as '?'
+/* The key as it goes into a message: at most 100 bytes, control characters as '?'
  * so that a message stays one line. */
 static int kn_ydup_error(struct kn_yparser *p, const struct kn_node *key,
                          const struct kn_node *first)
@@ -423,6 +423,13 @@ static int kn_yscalar(struct kn_yparser *p, const yaml_event_t *ev)
     const char *tag = (const char *)ev->data.scalar.tag;
 
     if ((rc = kn_ycount(p, 1, &ev->start_mark)) < 0) {
+        goto out;
+    }
+    /* Every consumer reads a scalar as a C string, so an escaped NUL ("\0", "\x00", "\u0000")
+     * would cut it short without a word. */
+    if (ev->data.scalar.length && memchr(ev->data.scalar.value, '\0', ev->data.scalar.length)) {
+        rc = kn_yerr(p, KN_EPARSE, kn_yline(&ev->start_mark), kn_ycol(&ev->start_mark),
+                     "a string may not contain a NUL character (\"\\0\")");
         goto out;
     }
     struct kn_node *n = kn_ynode(p, KN_NODE_SCALAR, &ev->start_mark);

@@ -47,7 +47,7 @@ struct kn_node {
     enum kn_node_type type;
     struct kn_loc loc;          /* loc.file is borrowed from the owning struct kn_yaml */
     int quoted;                 /* scalar: was quoted, literal or folded (always a string) */
-    char *scalar;               /* SCALAR: NUL-terminated value (may hold NULs; see len) */
+    char *scalar;               /* SCALAR: NUL-terminated value; never holds a NUL */
     size_t len;                 /* SCALAR: bytes in scalar; SEQ: items; MAP: pairs */
     struct kn_node **items;     /* SEQ */
     struct kn_pair *pairs;      /* MAP, in file order; keys are scalars and unique */
@@ -82,7 +82,8 @@ struct kn_yaml {
  * Parse `len` bytes of YAML named `file` (a display name: usually the path relative to the
  * repository). On success *out is a new tree (free with kn_yaml_free). On failure returns
  * KN_EPARSE (syntax; err located at libyaml's problem mark), KN_ETOOBIG, KN_ELIMIT (alias
- * expansion or depth) or KN_EPARSE for a duplicate or non-scalar key, and *out is NULL.
+ * expansion or depth) or KN_EPARSE for a duplicate or non-scalar key or for a scalar holding a
+ * NUL (an escaped "\0"), and *out is NULL.
  */
 int kn_yaml_parse(struct kn_yaml **out, const char *file, const char *data, size_t len,
                   const struct kn_yaml_limits *limits, struct kn_error *err);

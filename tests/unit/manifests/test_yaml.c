@@ -213,13 +213,6 @@ static void test_quoted_vs_plain(void **state)
     assert_int_equal(kn_node_scalar_kind(path(r, "i")), KN_SCALAR_STR);
     assert_string_equal(kn_node_describe(path(r, "i")), "a string");
     kn_yaml_free(y);
-
-    /* A value with a NUL keeps its length. */
-    y = parse_ok("k: \"a\\0b\"\n");
-    const struct kn_node *k = path(y->docs[0], "k");
-    assert_int_equal(k->len, 3);
-    assert_int_equal(k->scalar[1], '\0');
-    kn_yaml_free(y);
 }
 
 static void test_scalar_kinds(void **state)
@@ -515,6 +508,27 @@ static void test_key_errors(void **state)
     kn_yaml_free(y);
 }
 
+/* Every consumer reads a scalar as a C string: a NUL, however it is escaped, would cut it short
+ * without a word, so it is refused where it is written. */
+static void test_nul_refused(void **state)
+{
+    (void)state;
+    struct kn_error err;
+    assert_string_equal(parse_fail("k: \"a\\0b\"\n", NULL, KN_EPARSE, &err),
+                        "t.yaml:1:4: a string may not contain a NUL character (\"\\0\")");
+    assert_string_equal(parse_fail("a: 1\nb:\n  - \"x\\x00\"\n", NULL, KN_EPARSE, &err),
+                        "t.yaml:3:5: a string may not contain a NUL character (\"\\0\")");
+    assert_string_equal(parse_fail("\"\\u0000\": v\n", NULL, KN_EPARSE, &err),
+                        "t.yaml:1:1: a string may not contain a NUL character (\"\\0\")");
+    assert_string_equal(parse_fail("k: \"\\0\"\n", NULL, KN_EPARSE, &err),
+                        "t.yaml:1:4: a string may not contain a NUL character (\"\\0\")");
+    /* The letters of an escape in a single-quoted or plain scalar are no NUL. */
+    struct kn_yaml *y = parse_ok("a: '\\0'\nb: x\\0\n");
+    assert_string_equal(path(y->docs[0], "a")->scalar, "\\0");
+    assert_string_equal(path(y->docs[0], "b")->scalar, "x\\0");
+    kn_yaml_free(y);
+}
+
 /* ---- syntax and files -------------------------------------------------------------------- */
 
 static void test_syntax_errors(void **state)
@@ -592,7 +606,7 @@ int main(void)
         cmocka_unit_test(test_billion_laughs),      cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_size_limit),          cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_key_errors),          cmocka_unit_test(test_syntax_errors),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_file),           cmocka_unit_test(test_nul_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
