@@ -490,7 +490,9 @@ static int kn_yend(struct kn_yparser *p)
     struct kn_yframe f = p->frames[--p->nframes];
     struct kn_node *n = f.node;
     size_t count = p->npending - f.base;
-    struct kn_node **children = p->pending + f.base;
+    /* `pending` is still NULL when no node has been added yet (`[ ]` alone): no arithmetic on it
+     * then, not even + 0. */
+    struct kn_node **children = count ? p->pending + f.base : NULL;
 
     if (n->type == KN_NODE_MAP) {
         n->len = count / 2;

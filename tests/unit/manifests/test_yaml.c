@@ -529,6 +529,46 @@ static void test_nul_refused(void **state)
     kn_yaml_free(y);
 }
 
+/* Empty collections, alone or as the first thing in their parent (found by fuzzing: `[ ]` was
+ * undefined behaviour, which clang's UBSan reports). */
+static void test_empty_collections(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        enum kn_node_type type;
+    } alone[] = {
+        {"[ ]", KN_NODE_SEQ},
+        {"[]\n", KN_NODE_SEQ},
+        {"{}", KN_NODE_MAP},
+        {"{ }\n", KN_NODE_MAP},
+    };
+    for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++) {
+        struct kn_yaml *y = parse_ok(alone[i].text);
+        assert_int_equal(y->ndocs, 1);
+        assert_int_equal(y->docs[0]->type, alone[i].type);
+        assert_int_equal(y->docs[0]->len, 0);
+        assert_null(y->docs[0]->items);
+        assert_null(y->docs[0]->pairs);
+        kn_yaml_free(y);
+    }
+
+    struct kn_yaml *y = parse_ok("- []\n- {}\n");
+    assert_int_equal(y->docs[0]->len, 2);
+    assert_int_equal(y->docs[0]->items[0]->type, KN_NODE_SEQ);
+    assert_int_equal(y->docs[0]->items[0]->len, 0);
+    assert_int_equal(y->docs[0]->items[1]->type, KN_NODE_MAP);
+    assert_int_equal(y->docs[0]->items[1]->len, 0);
+    kn_yaml_free(y);
+
+    y = parse_ok("[[[]]]\n--- {}\n--- &e []\n");
+    assert_int_equal(y->ndocs, 3);
+    assert_int_equal(y->docs[0]->items[0]->items[0]->len, 0);
+    assert_int_equal(y->docs[1]->type, KN_NODE_MAP);
+    assert_int_equal(y->docs[2]->type, KN_NODE_SEQ);
+    kn_yaml_free(y);
+}
+
 /* ---- syntax and files -------------------------------------------------------------------- */
 
 static void test_syntax_errors(void **state)
@@ -607,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_size_limit),          cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_key_errors),          cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_load_file),           cmocka_unit_test(test_nul_refused),
+        cmocka_unit_test(test_empty_collections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
