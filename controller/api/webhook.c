@@ -115,12 +115,21 @@ int kn_webhook_read_secret(const char *path, char *buf, size_t size, size_t *len
         goto out;
     }
     buf[n] = '\0';
-    n = strcspn(buf, "\r\n");
+    size_t line = 0;
+    while (line < n && buf[line] != '\r' && buf[line] != '\n') {
+        line++;
+    }
     /* a line that fills the buffer may go on: too long to be sure of it */
-    if (n == size - 1 || n > KN_WEBHOOK_SECRET_MAX) {
+    if (line == size - 1 || line > KN_WEBHOOK_SECRET_MAX) {
         rc = KN_ETOOBIG;
         goto out;
     }
+    /* a NUL would cut the secret short without a word */
+    if (memchr(buf, '\0', line)) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    n = line;
     buf[n] = '\0';
     if (n == 0) {
         rc = KN_EINVAL;

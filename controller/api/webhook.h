@@ -36,7 +36,7 @@ int kn_webhook_verify(enum kn_webhook_kind kind, const char *value, size_t value
 
 /* Read a secret file: the first line without its line end, at most KN_WEBHOOK_SECRET_MAX bytes
  * and less than size (longer is KN_ETOOBIG), into buf; *len its length. KN_ENOENT / KN_EIO when
- * unreadable, KN_EINVAL when empty. */
+ * unreadable, KN_EINVAL when empty or holding a NUL byte. */
 int kn_webhook_read_secret(const char *path, char *buf, size_t size, size_t *len);
 
 #endif /* KANARIA_API_WEBHOOK_H */
