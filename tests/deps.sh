@@ -8,6 +8,7 @@ packages=(
     libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libuv1-dev
     libcmocka-dev libsqlite3-dev libh2o-dev libssl-dev
     haproxy prometheus curl python3
+    clang libclang-rt-14-dev
 )
 
 missing=()
