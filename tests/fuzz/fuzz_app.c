@@ -1,8 +1,8 @@
 /*
- * libFuzzer target: one app as `kanaria validate` loads it (kn_app_load, no controller config),
- * from a repository held in memory.
+ * libFuzzer target: the apps of a repository held in memory, found and loaded as `kanaria
+ * validate` does (kn_app_discover, then kn_app_load of each, no controller config).
  *
- * The input is the app's app.kanaria.yaml. A line `#file PATH` (a YAML comment, so that seeds
+ * The input is the top app.kanaria.yaml. A line `#file PATH` (a YAML comment, so that seeds
  * stay readable YAML) ends the file before it and starts the file PATH of the repository, e.g.
  *
  *     apiVersion: kanaria.dev/v1
@@ -65,13 +65,19 @@ out:
     return rc;
 }
 
+/* Like a folder's walk, it gives only paths that are already normalized. */
 static int fz_walk(struct kn_source *src, kn_source_walk_cb cb, void *data)
 {
     struct fz_source *s = (struct fz_source *)src;
     int rc = 0;
 
     for (size_t i = 0; i < s->count && rc == 0; i++) {
-        rc = cb(s->files[i].path, data);
+        char *norm = NULL;
+        if (kn_source_check_path(s->files[i].path, &norm, NULL) == 0 &&
+            strcmp(norm, s->files[i].path) == 0) {
+            rc = cb(s->files[i].path, data);
+        }
+        free(norm);
     }
     return rc;
 }
@@ -121,19 +127,12 @@ static void fz_split(struct fz_source *s, const char *data, size_t len)
 
 static char fz_name[] = "fuzz";
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void fz_load(struct fz_source *s, const char *config_path)
 {
-    struct fz_source s;
     struct kn_app *app = NULL;
     char line[2048];
 
-    memset(&s, 0, sizeof(s));
-    s.base.ops = &fz_ops;
-    s.base.name = fz_name;
-    fz_split(&s, (const char *)data, size);
-    if (kn_app_load(&app, &s.base, KN_APP_CONFIG_FILE, NULL) == 0 && app) {
+    if (kn_app_load(&app, &s->base, config_path, NULL) == 0 && app) {
         /* what `kanaria validate` prints */
         for (size_t i = 0; i < app->diags.count; i++) {
             kn_diag_format(&app->diags.items[i], line, sizeof(line));
@@ -141,6 +140,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)kn_app_stage_count(app);
     }
     kn_app_free(app);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fz_source s;
+    char **paths = NULL;
+    size_t count = 0;
+
+    memset(&s, 0, sizeof(s));
+    s.base.ops = &fz_ops;
+    s.base.name = fz_name;
+    fz_split(&s, (const char *)data, size);
+    /* as `kanaria validate` goes: find the apps, then load each */
+    if (kn_app_discover(&s.base, &paths, &count) == 0) {
+        for (size_t i = 0; i < count; i++) {
+            fz_load(&s, paths[i]);
+            free(paths[i]);
+        }
+        free(paths);
+    }
     for (size_t i = 0; i < s.count; i++) {
         free(s.files[i].path);
     }
