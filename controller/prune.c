@@ -67,6 +67,23 @@ static void prune_done(int status, const char *message, void *data)
     free(pr);
 }
 
+struct same_name {
+    const char *repo;
+    const char *app;
+    char other[128]; /* a repository where an app of that name is not orphaned */
+};
+
+static int find_same_name(const struct kn_app_state *a, void *data)
+{
+    struct same_name *sn = data;
+
+    if (strcmp(a->name, sn->app) == 0 && strcmp(a->repo, sn->repo) != 0 && !a->orphaned_at) {
+        snprintf(sn->other, sizeof(sn->other), "%s", a->repo);
+        return 1;
+    }
+    return 0;
+}
+
 int kn_prune_start(struct kn_store *st, struct kn_platform *const *platforms, size_t n,
                    const char *repo, const char *app, const char *actor)
 {
@@ -83,6 +100,17 @@ int kn_prune_start(struct kn_store *st, struct kn_platform *const *platforms, si
     pr->actor = kn_strdup(actor);
     pr->pending = 1; /* held until every platform was asked */
     kn_log_info(WHO, "app=%s repo=%s pruning on behalf of %s", app, repo, actor);
+    {
+        /* platforms know apps by name: what runs may be the other repository's */
+        struct same_name sn = {.repo = repo, .app = app};
+        kn_store_apps(st, NULL, find_same_name, &sn);
+        if (sn.other[0]) {
+            snprintf(pr->error, sizeof(pr->error),
+                     "repository '%s' also declares an app named '%s': what runs may be its own",
+                     sn.other, app);
+            n = 0;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         struct kn_platform *p = platforms[i];
         size_t len = strlen(pr->removed);

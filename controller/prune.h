@@ -18,9 +18,10 @@
 /*
  * Remove `app` of `repo` from each of the n platforms that knows it (its `live` answers), on
  * behalf of `actor` ("kanaria" or the operator's name). Returns at once; the store is written
- * when every platform has answered. The store and the platforms are borrowed and must outlive
- * the operation (a platform that is freed ends its operations first). 0, or KN_EINVAL for
- * missing arguments.
+ * when every platform has answered. Platforms know apps by name, so an app of the same name
+ * that another repository still declares makes the prune fail, touching nothing. The store and
+ * the platforms are borrowed and must outlive the operation (a platform that is freed ends its
+ * operations first). 0, or KN_EINVAL for missing arguments.
  */
 int kn_prune_start(struct kn_store *st, struct kn_platform *const *platforms, size_t n,
                    const char *repo, const char *app, const char *actor);
