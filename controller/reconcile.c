@@ -222,7 +222,9 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
     int rc;
 
     snprintf(who, sizeof(who), "%s app=%s commit=%.7s", w->who, a->name, head);
-    if (had && before.orphaned_at &&
+    /* only a valid folder brings an orphan back: a pruned one is then planned afresh (its
+     * snapshot had no baseline), and an invalid folder taking its name changes nothing */
+    if (had && before.orphaned_at && !a->errors &&
         kn_store_app_restore(st, w->repo->name, a->name, now_ms()) > 0) {
         kn_log_info(who, "in the repository again: no longer orphaned%s",
                     before.pruned_at ? " (it was pruned: deployed afresh)" : "");

@@ -3,7 +3,7 @@
 # second folder that declares a running app's name makes both folders invalid and leaves the
 # running app as it is; a deleted folder leaves its app running, shown as orphaned (status, API,
 # /metrics) until `kanaria prune` removes it (instances, frontend, backend), or at once when its
-# config has `prune: true`; a folder that comes back deploys its app again.
+# config has `prune: true`; a valid folder that comes back deploys its app again.
 set -uo pipefail
 bin=$1
 server=$2
@@ -162,8 +162,15 @@ check "deleting auto's folder (prune: true) prunes it" $?
 [ -n "$auto_pids" ] && ! alive "$auto_pids" && closed "$bind_auto"
 check "auto's processes are gone and its port closed" $?
 
-# 5. a folder that comes back: no longer orphaned, deployed again
-git checkout -q HEAD~3 -- gone && git commit -qm "gone is back"
+# 5. an invalid folder taking gone's name does not bring it back; its valid folder does
+app broken gone "$bind_gone" v9 "  bogus: 1"
+git add -A && git commit -qm "an invalid folder declares gone"
+wait_for "broken seen" "select count(*) from events where app = 'gone' and type = 'INVALID_APP'" 1 30
+sleep 2
+[ "$(events gone APP_RESTORED)" = 0 ] && op status | grep -E "^gone +deploy +#[0-9]+ +PRUNED" >/dev/null
+check "an invalid folder declaring gone leaves it pruned" $?
+git rm -rq broken && git commit -qm "broken removed"
+git checkout -q HEAD~5 -- gone && git commit -qm "gone is back"
 wait_for "gone back" "select count(*) from deployments where app = 'gone' and status = 'SUCCESS'" \
     2 60
 check "gone's folder back: deployed again" $?
