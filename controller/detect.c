@@ -155,6 +155,89 @@ out:
     kn_app_free(app);
 }
 
+/* An app whose folder shares its name with another app's is invalid, both of them, as `kanaria
+ * validate` says: neither is planned, so what runs under that name stays as it is. */
+static void check_unique_names(struct kn_detect *out)
+{
+    struct kn_app_ref *refs = kn_calloc(out->napps ? out->napps : 1, sizeof(*refs));
+    struct kn_diags *diags = kn_calloc(out->napps ? out->napps : 1, sizeof(*diags));
+
+    for (size_t i = 0; i < out->napps; i++) {
+        kn_diags_init(&diags[i], 0);
+        refs[i].name = out->apps[i].name;
+        refs[i].config_path = out->apps[i].path;
+        refs[i].diags = &diags[i];
+    }
+    kn_app_check_unique_names(refs, out->napps);
+    for (size_t i = 0; i < out->napps; i++) {
+        struct kn_detect_app *a = &out->apps[i];
+        char *more, *all;
+        if (diags[i].count == 0) {
+            kn_diags_release(&diags[i]);
+            continue;
+        }
+        more = join_diags(&diags[i]);
+        all = a->errors ? kn_asprintf("%s\n%s", a->errors, more) : kn_strdup(more);
+        free(more);
+        free(a->errors);
+        a->errors = all;
+        if (a->planned) {
+            kn_plan_release(&a->plan);
+            free(a->plan_json);
+            a->plan_json = NULL;
+            a->planned = 0;
+        }
+        kn_diags_release(&diags[i]);
+    }
+    free(diags);
+    free(refs);
+}
+
+static int name_order(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether the config of the app at its last successful commit asks to be pruned. */
+static int wants_prune(struct detect_ctx *dc, const struct kn_detect_known *k)
+{
+    struct kn_app *app = NULL;
+    int prune;
+
+    if (!k->path) {
+        return 0;
+    }
+    deployed_manifests(dc, k->deployed, k->path, &app);
+    prune = app && app->cfg.spec.prune;
+    kn_app_free(app);
+    return prune;
+}
+
+/* Known apps with deployments that no folder of the head declares (valid or not) any more. */
+static void find_gone(struct detect_ctx *dc, struct kn_detect *out)
+{
+    const struct kn_detect_input *in = dc->in;
+    const char **names = kn_calloc(out->napps ? out->napps : 1, sizeof(*names));
+
+    for (size_t i = 0; i < out->napps; i++) {
+        names[i] = out->apps[i].name;
+    }
+    qsort((void *)names, out->napps, sizeof(*names), name_order);
+    for (size_t i = 0; i < in->nknown; i++) {
+        const struct kn_detect_known *k = &in->known[i];
+        struct kn_detect_gone *g;
+        if (k->orphaned || (!k->baseline && !k->deployed) ||
+            bsearch(&k->name, (void *)names, out->napps, sizeof(*names), name_order)) {
+            continue;
+        }
+        out->gone = kn_reallocarray(out->gone, out->ngone + 1, sizeof(*out->gone));
+        g = &out->gone[out->ngone++];
+        g->name = kn_strdup(k->name);
+        g->prune = wants_prune(dc, k);
+    }
+    free((void *)names);
+}
+
 int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struct kn_error *err)
 {
     struct detect_ctx dc;
@@ -192,6 +275,8 @@ int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struc
     for (size_t i = 0; i < npaths; i++) {
         detect_app(&dc, paths[i], &out->apps[out->napps++]);
     }
+    check_unique_names(out);
+    find_gone(&dc, out);
 out:
     for (size_t i = 0; i < npaths; i++) {
         free(paths[i]);
@@ -222,6 +307,10 @@ void kn_detect_release(struct kn_detect *d)
         free(d->stale[i]);
     }
     free(d->stale);
+    for (size_t i = 0; i < d->ngone; i++) {
+        free(d->gone[i].name);
+    }
+    free(d->gone);
     kn_git_commit_info_release(&d->info);
     memset(d, 0, sizeof(*d));
 }

@@ -17,6 +17,8 @@ struct kn_detect_known {
     char *name;
     char *baseline; /* commit of its newest deployment (any status), NULL: never planned */
     char *deployed; /* commit of its last successful deployment, NULL: none */
+    char *path;     /* its config path when last seen, NULL: unknown */
+    int orphaned;   /* marked orphaned already (its folder was gone at an earlier head) */
 };
 
 struct kn_detect_input {
@@ -44,6 +46,12 @@ struct kn_detect_app {
     char *plan_json; /* {"strategy","summary","diff"} (owned) */
 };
 
+/* A known app that has deployments and that no folder of the head declares any more. */
+struct kn_detect_gone {
+    char *name;
+    int prune; /* the config of its last successful commit has spec.prune: true */
+};
+
 struct kn_detect {
     struct kn_git_commit_info info; /* of the head */
     int forced;      /* prev_head is not an ancestor of head: the branch was rewritten */
@@ -51,6 +59,8 @@ struct kn_detect {
     size_t napps;
     char **stale;    /* open_commits that are no longer on the branch */
     size_t nstale;
+    struct kn_detect_gone *gone; /* newly gone: known apps not orphaned already */
+    size_t ngone;
 };
 
 /* Caller-owned out; release with kn_detect_release (also after a failure). KN_EIO and err when

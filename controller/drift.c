@@ -116,7 +116,8 @@ static int collect(const struct kn_app_state *a, void *data)
 {
     struct app_list *l = data;
 
-    if (a->last_good[0] && a->current_deployment == 0) {
+    /* an orphan is no longer what the repository asks for: nothing to heal it back to */
+    if (a->last_good[0] && a->current_deployment == 0 && !a->orphaned_at) {
         l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
         l->items[l->n++] = *a;
     }

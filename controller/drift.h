@@ -1,9 +1,10 @@
 /*
- * Drift: every driftInterval, each app that has a last good commit and no deployment in progress
- * has its live state (read back from its platform: instances, their commit and health, and the
- * traffic weights HAProxy really has) compared with what that commit means — the primary alone,
- * healthy, at that commit, with all the traffic. A difference is recorded on the app (a
- * DRIFT_DETECTED event, and `drift` in its status); the way back, DRIFT_RESOLVED.
+ * Drift: every driftInterval, each app that has a last good commit, no deployment in progress
+ * and a folder in its repository (an orphan is left alone: see kn_store_app_orphan) has its live
+ * state (read back from its platform: instances, their commit and health, and the traffic weights
+ * HAProxy really has) compared with what that commit means — the primary alone, healthy, at that
+ * commit, with all the traffic. A difference is recorded on the app (a DRIFT_DETECTED event, and
+ * `drift` in its status); the way back, DRIFT_RESOLVED.
  *
  * Self-heal is opt-in per app (`trigger.onOutOfSync: true` in its last good commit): a drifting
  * app gets a QUICK_SYNC deployment of its last good commit (trigger "self-heal"), at most once

@@ -61,6 +61,8 @@ struct kn_reconcile {
     int stopping;
     kn_reconcile_planned_cb on_planned;
     void *on_planned_data;
+    kn_reconcile_prune_cb on_prune;
+    void *on_prune_data;
 };
 
 static long long now_ms(void)
@@ -105,6 +107,11 @@ static int snap_app(const struct kn_app_state *a, void *data)
     k = &w->known[w->nknown++];
     memset(k, 0, sizeof(*k));
     k->name = kn_strdup(a->name);
+    k->path = a->path[0] ? kn_strdup(a->path) : NULL;
+    k->orphaned = a->orphaned_at != 0;
+    if (a->pruned_at) {
+        return 0; /* nothing of it runs: back in the repository, it is a first deployment */
+    }
     k->deployed = a->last_good[0] ? kn_strdup(a->last_good) : NULL;
     /* only a deployment of a new commit moves the baseline: a self-heal, a sync or a rollback
      * deploys an older one again, which must not make the changes after it look new */
@@ -131,6 +138,7 @@ static void snapshot_release(struct watch *w)
         free(w->known[i].name);
         free(w->known[i].baseline);
         free(w->known[i].deployed);
+        free(w->known[i].path);
     }
     free(w->known);
     w->known = NULL;
@@ -214,6 +222,13 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
     int rc;
 
     snprintf(who, sizeof(who), "%s app=%s commit=%.7s", w->who, a->name, head);
+    /* only a valid folder brings an orphan back: a pruned one is then planned afresh (its
+     * snapshot had no baseline), and an invalid folder taking its name changes nothing */
+    if (had && before.orphaned_at && !a->errors &&
+        kn_store_app_restore(st, w->repo->name, a->name, now_ms()) > 0) {
+        kn_log_info(who, "in the repository again: no longer orphaned%s",
+                    before.pruned_at ? " (it was pruned: deployed afresh)" : "");
+    }
     kn_store_app_seen(st, w->repo->name, a->name, a->path, head, a->errors);
     if (a->errors) {
         /* once per commit: a poll that finds the same head says nothing new */
@@ -256,6 +271,35 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
              id);
     kn_log_info(who, "planned %s: %s", kn_plan_strategy_name(a->plan.strategy), a->plan.summary);
     return 1;
+}
+
+/* An app whose folder is gone from the head keeps running, orphaned (said once); one whose last
+ * good config has spec.prune is removed from its platform. */
+static void record_gone(struct watch *w, const struct kn_detect_gone *g, const char *head)
+{
+    struct kn_store *st = w->rc->store;
+    struct kn_app_state a;
+    char who[320], msg[1024];
+    int prune = g->prune;
+
+    snprintf(who, sizeof(who), "%s app=%s commit=%.7s", w->who, g->name, head);
+    if (kn_store_app_get(st, w->repo->name, g->name, &a) < 0) {
+        return;
+    }
+    if (prune && (a.current_deployment || !w->rc->on_prune)) {
+        prune = 0; /* a deployment of it is under way: an operator decides (kanaria prune) */
+    }
+    snprintf(msg, sizeof(msg), "no folder of %.7s declares the app any more (it was %s): %s", head,
+             a.path[0] ? a.path : "unknown",
+             prune ? "spec.prune is true, removing it from its platform"
+                   : "it keeps running, orphaned, until `kanaria prune` removes it");
+    if (kn_store_app_orphan(st, w->repo->name, g->name, msg, now_ms()) <= 0) {
+        return;
+    }
+    kn_log_warn(who, "orphaned: %s", msg);
+    if (prune) {
+        w->rc->on_prune(w->rc->on_prune_data, w->repo->name, g->name, "kanaria");
+    }
 }
 
 struct stale_ctx {
@@ -334,6 +378,9 @@ static void fetch_done(uv_work_t *req, int status)
         record_stale(w);
         for (size_t i = 0; i < w->detect.napps; i++) {
             planned += record_app(w, &w->detect.apps[i], head_hex);
+        }
+        for (size_t i = 0; i < w->detect.ngone; i++) {
+            record_gone(w, &w->detect.gone[i], head_hex);
         }
         kn_detect_release(&w->detect);
         w->detected = 0;
@@ -464,6 +511,12 @@ void kn_reconcile_on_planned(struct kn_reconcile *rc, kn_reconcile_planned_cb cb
 {
     rc->on_planned = cb;
     rc->on_planned_data = data;
+}
+
+void kn_reconcile_on_prune(struct kn_reconcile *rc, kn_reconcile_prune_cb cb, void *data)
+{
+    rc->on_prune = cb;
+    rc->on_prune_data = data;
 }
 
 void kn_reconcile_start(struct kn_reconcile *rc)

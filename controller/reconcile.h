@@ -24,6 +24,12 @@ int kn_reconcile_new(struct kn_reconcile **out, uv_loop_t *loop, struct kn_store
 typedef void (*kn_reconcile_planned_cb)(void *data);
 void kn_reconcile_on_planned(struct kn_reconcile *rc, kn_reconcile_planned_cb cb, void *data);
 
+/* Called on the loop when an app whose folder left the repository asks to be pruned
+ * (spec.prune in its last good commit), after it was recorded orphaned. */
+typedef void (*kn_reconcile_prune_cb)(void *data, const char *repo, const char *app,
+                                      const char *actor);
+void kn_reconcile_on_prune(struct kn_reconcile *rc, kn_reconcile_prune_cb cb, void *data);
+
 /* Fetch every repository now, then on its schedule. */
 void kn_reconcile_start(struct kn_reconcile *rc);
 

@@ -157,6 +157,11 @@ static const char *const kn_store_migrations[] = {
     "ALTER TABLE apps ADD COLUMN drift_since INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE apps ADD COLUMN self_heal INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE apps ADD COLUMN healed_at INTEGER NOT NULL DEFAULT 0;",
+
+    /* 2 -> 3: an app whose folder left the repository is orphaned (it keeps running, shown as
+     * such), and pruned once it has been removed from its platform. */
+    "ALTER TABLE apps ADD COLUMN orphaned_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE apps ADD COLUMN pruned_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
@@ -730,7 +735,7 @@ out:
 
 #define KN_APP_COLS                                                                                \
     "repo, name, path, last_good, last_seen, current_deployment, error, rolled_back_from, drift,"  \
-    " drift_since, self_heal, healed_at"
+    " drift_since, self_heal, healed_at, orphaned_at, pruned_at"
 
 static void read_app(sqlite3_stmt *s, struct kn_app_state *a)
 {
@@ -747,6 +752,8 @@ static void read_app(sqlite3_stmt *s, struct kn_app_state *a)
     a->drift_since = sqlite3_column_int64(s, 9);
     a->self_heal = sqlite3_column_int(s, 10);
     a->healed_at = sqlite3_column_int64(s, 11);
+    a->orphaned_at = sqlite3_column_int64(s, 12);
+    a->pruned_at = sqlite3_column_int64(s, 13);
 }
 
 int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, const char *path,
@@ -757,7 +764,10 @@ int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, co
     }
     return run(st,
                "INSERT INTO apps (repo, name, path, last_seen, error) VALUES (?1, ?2, ?3, ?4, ?5)"
-               " ON CONFLICT (repo, name) DO UPDATE SET path = excluded.path,"
+               /* an invalid folder (one that takes the name of a running app, say) does not
+                * move the app away from the folder it runs from */
+               " ON CONFLICT (repo, name) DO UPDATE SET path = CASE WHEN excluded.error = ''"
+               " OR path = '' THEN excluded.path ELSE path END,"
                " last_seen = excluded.last_seen, error = excluded.error",
                "sssss", repo, app, path, commit, error);
 }
@@ -807,6 +817,94 @@ int kn_store_app_healed(struct kn_store *st, const char *repo, const char *app, 
     }
     return run(st, "UPDATE apps SET healed_at = ?1 WHERE repo = ?2 AND name = ?3", "lss", now_ms,
                repo, app);
+}
+
+int kn_store_app_orphan(struct kn_store *st, const char *repo, const char *app, const char *message,
+                        long long now_ms)
+{
+    struct kn_app_state a;
+    int marked = 0;
+    int rc;
+
+    if (!st || !repo || !app || !message) {
+        return KN_EINVAL;
+    }
+    if ((rc = tx_begin(st)) < 0) {
+        goto out;
+    }
+    if ((rc = kn_store_app_get(st, repo, app, &a)) < 0 || a.orphaned_at != 0) {
+        goto out; /* said once */
+    }
+    rc = run(st, "UPDATE apps SET orphaned_at = ?1, pruned_at = 0 WHERE repo = ?2 AND name = ?3",
+             "lss", now_ms, repo, app);
+    if (rc == 0 &&
+        (rc = event_insert(st, "APP_ORPHANED", repo, app, 0, "kanaria", message, now_ms)) == 0) {
+        marked = 1;
+    }
+out:
+    rc = tx_end(st, rc);
+    return rc < 0 ? rc : marked;
+}
+
+int kn_store_app_restore(struct kn_store *st, const char *repo, const char *app, long long now_ms)
+{
+    struct kn_app_state a;
+    int marked = 0;
+    int rc;
+
+    if (!st || !repo || !app) {
+        return KN_EINVAL;
+    }
+    if ((rc = tx_begin(st)) < 0) {
+        goto out;
+    }
+    if ((rc = kn_store_app_get(st, repo, app, &a)) < 0 || a.orphaned_at == 0) {
+        rc = rc == KN_ENOTFOUND ? 0 : rc;
+        goto out;
+    }
+    rc = run(st, "UPDATE apps SET orphaned_at = 0, pruned_at = 0 WHERE repo = ?1 AND name = ?2",
+             "ss", repo, app);
+    if (rc == 0 &&
+        (rc = event_insert(st, "APP_RESTORED", repo, app, 0, "kanaria",
+                           a.pruned_at ? "the app is in the repository again (it was pruned: "
+                                         "it is deployed afresh)"
+                                       : "the app is in the repository again",
+                           now_ms)) == 0) {
+        marked = 1;
+    }
+out:
+    rc = tx_end(st, rc);
+    return rc < 0 ? rc : marked;
+}
+
+int kn_store_app_pruned(struct kn_store *st, const char *repo, const char *app, const char *actor,
+                        const char *message, long long now_ms)
+{
+    struct kn_app_state a;
+    int rc;
+
+    if (!st || !repo || !app || !actor || !message) {
+        return KN_EINVAL;
+    }
+    if ((rc = tx_begin(st)) < 0) {
+        goto out;
+    }
+    if ((rc = kn_store_app_get(st, repo, app, &a)) < 0) {
+        goto out;
+    }
+    if (a.orphaned_at == 0) {
+        rc = KN_EINVAL; /* it came back meanwhile: what runs is its again */
+        goto out;
+    }
+    rc = run(st,
+             "UPDATE apps SET pruned_at = ?1, drift = '', drift_since = 0"
+             " WHERE repo = ?2 AND name = ?3",
+             "lss", now_ms, repo, app);
+    if (rc == 0) {
+        rc = event_insert(st, "APP_PRUNED", repo, app, 0, actor, message, now_ms);
+    }
+out:
+    return tx_end(st, rc);
 }
 
 int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,

@@ -141,6 +141,13 @@ static const struct kn_field spec_fields[] = {
      .min = 1000,
      .max = 7 * 24 * 3600 * 1000.0,
      .help = "the whole deployment fails (and rolls back) after this long"},
+    {.key = "prune",
+     .type = KN_TYPE_BOOL,
+     .offset = offsetof(struct kn_app_spec, prune),
+     .def = "false",
+     .help = "when the app's folder is deleted, remove the app from its platform (instances, "
+             "frontend, backend); false: it keeps running, shown as orphaned, until `kanaria "
+             "prune APP`"},
     {.key = "pipeline",
      .type = KN_TYPE_LIST,
      .offset = offsetof(struct kn_app_spec, pipeline),
@@ -620,4 +627,52 @@ void kn_app_free(struct kn_app *app)
 size_t kn_app_stage_count(const struct kn_app *app)
 {
     return app->cfg.spec.pipeline.count;
+}
+
+/* ---- checks across the apps of a repository --------------------------------------------- */
+
+/* By name, then by place in the refs array (one array, so the addresses order it). */
+static int kn_app_ref_order(const void *a, const void *b)
+{
+    const struct kn_app_ref *x = *(const struct kn_app_ref *const *)a;
+    const struct kn_app_ref *y = *(const struct kn_app_ref *const *)b;
+    int c = strcmp(x->name, y->name);
+
+    return c ? c : (x > y) - (x < y);
+}
+
+void kn_app_check_unique_names(const struct kn_app_ref *refs, size_t n)
+{
+    const struct kn_app_ref **order;
+    size_t start = 0;
+
+    if (n < 2) {
+        return;
+    }
+    order = kn_calloc(n, sizeof(*order));
+    for (size_t i = 0; i < n; i++) {
+        order[i] = &refs[i];
+    }
+    qsort(order, n, sizeof(*order), kn_app_ref_order);
+    while (start < n) {
+        size_t end = start + 1;
+        while (end < n && strcmp(order[end]->name, order[start]->name) == 0) {
+            end++;
+        }
+        for (size_t k = start; end - start > 1 && k < end; k++) {
+            const struct kn_app_ref *me = order[k];
+            const struct kn_app_ref *other = order[k == start ? start + 1 : start];
+            struct kn_loc loc = {.file = me->config_path};
+            size_t more = end - start - 2;
+            if (more > 0) {
+                kn_diags_add(me->diags, &loc, "app name '%s' is also used by %s (and %zu more)",
+                             me->name, other->config_path, more);
+            } else {
+                kn_diags_add(me->diags, &loc, "app name '%s' is also used by %s", me->name,
+                             other->config_path);
+            }
+        }
+        start = end;
+    }
+    free((void *)order);
 }

@@ -13,6 +13,7 @@
  *   POST /api/v1/apps/{app}/rollback       operator {"to": "REV"} optional (default last good)
  *   POST /api/v1/apps/{app}/sync           operator deploy the repository's head now
  *   POST /api/v1/apps/{app}/skip           operator {"stage": N}
+ *   POST /api/v1/apps/{app}/prune          operator remove an orphaned app from its platforms
  *   POST /api/v1/webhooks/git              the repository's webhook secret (see webhook.h)
  *   GET  /api/v1/events                    viewer   server-sent events (see kn_api_publish)
  *   GET  /metrics                          viewer   Prometheus text format 0.0.4
@@ -54,6 +55,9 @@ struct kn_api_deps {
     /* Skip stage `index` of deployment `id` (kn_engine_skip): 0, KN_ENOTFOUND, KN_EINVAL,
      * KN_EEXISTS. NULL: skips are refused. */
     int (*skip)(void *data, long long id, int index, const char *who);
+    /* Remove the orphaned app from its platforms on behalf of `who` (kn_prune_start; the
+     * outcome is an event): 0 when started. NULL: prunes are refused. */
+    int (*prune)(void *data, const char *repo, const char *app, const char *who);
     void *data;
 };
 

@@ -260,6 +260,10 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_object_set_new(j, "drift", json_string(a->drift));
     json_object_set_new(j, "drift_since", json_integer(a->drift_since));
     json_object_set_new(j, "self_heal", json_boolean(a->self_heal));
+    json_object_set_new(j, "orphaned", json_boolean(a->orphaned_at != 0));
+    json_object_set_new(j, "orphaned_since", json_integer(a->orphaned_at));
+    json_object_set_new(j, "pruned", json_boolean(a->pruned_at != 0));
+    json_object_set_new(j, "pruned_at", json_integer(a->pruned_at));
     json_object_set_new(j, "current", json_null());
     if (a->current_deployment &&
         kn_store_deployment_get(api->deps.store, a->current_deployment, &d) == 0) {
@@ -1088,6 +1092,50 @@ out:
     json_decref(body);
 }
 
+/* Remove an app whose folder left the repository from its platforms; the outcome is an event
+ * (APP_PRUNED or PRUNE_FAILED) and shows in the app's status. */
+static void kn_api_prune(struct kn_api *api, h2o_req_t *req, const struct kn_api_route *r)
+{
+    struct kn_api_caller caller;
+    struct kn_app_state app;
+    json_t *reply = NULL;
+    int rc;
+
+    if (kn_api_authorize(api, req, KN_ROLE_OPERATOR, "prune", &caller) < 0 ||
+        kn_api_find_app(api, req, r, &app) < 0) {
+        goto out;
+    }
+    if (!app.orphaned_at) {
+        kn_api_reply_error(req, 409,
+                           "'%s' is not orphaned: a folder of repository '%s' declares it (prune "
+                           "removes only an app whose folder was deleted)",
+                           app.name, app.repo);
+        goto out;
+    }
+    if (app.pruned_at) {
+        kn_api_reply_error(req, 409, "'%s' was pruned already", app.name);
+        goto out;
+    }
+    if (kn_api_refuse_busy(api, req, &app) < 0) {
+        goto out;
+    }
+    if (!api->deps.prune) {
+        kn_api_reply_error(req, 503, "pruning is not available");
+        goto out;
+    }
+    kn_api_audit(api, req, "PRUNE_REQUESTED", &app, 0, &caller,
+                 "prune the orphaned app (instances, frontend and backend)");
+    if ((rc = api->deps.prune(api->deps.data, app.repo, app.name, caller.name)) < 0) {
+        kn_api_reply_error(req, 500, "cannot prune '%s': %s", app.name, kn_strerror(rc));
+        goto out;
+    }
+    reply = json_pack("{s:s, s:s, s:s, s:s}", "repo", app.repo, "app", app.name, "status",
+                      "PRUNING", "by", caller.name);
+    kn_api_reply(req, 202, reply);
+out:
+    json_decref(reply);
+}
+
 /* ---- routing --------------------------------------------------------------------------------- */
 
 /* Answer 405 unless the method is `want`. */
@@ -1118,6 +1166,12 @@ static void kn_api_route_v1(struct kn_api *api, h2o_req_t *req, const struct kn_
         (strcmp(seg[2], "approve") == 0 || strcmp(seg[2], "reject") == 0)) {
         if (kn_api_want_method(req, "POST") == 0) {
             kn_api_decide(api, req, r, strcmp(seg[2], "reject") == 0);
+        }
+        return;
+    }
+    if (n == 3 && strcmp(seg[0], "apps") == 0 && strcmp(seg[2], "prune") == 0) {
+        if (kn_api_want_method(req, "POST") == 0) {
+            kn_api_prune(api, req, r);
         }
         return;
     }

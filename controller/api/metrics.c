@@ -147,6 +147,7 @@ static int kn_metrics_collect_outcome(const struct kn_deployment *d, void *data)
 
 struct kn_metrics_apps {
     char (*names)[128];
+    int *orphaned; /* an app of that name runs orphaned (its folder is gone, not pruned) */
     size_t n;
 };
 
@@ -154,13 +155,17 @@ struct kn_metrics_apps {
 static int kn_metrics_collect_app(const struct kn_app_state *a, void *data)
 {
     struct kn_metrics_apps *l = data;
+    int orphaned = a->orphaned_at != 0 && a->pruned_at == 0;
 
     for (size_t i = 0; i < l->n; i++) {
         if (strcmp(l->names[i], a->name) == 0) {
+            l->orphaned[i] |= orphaned;
             return 0;
         }
     }
     l->names = kn_reallocarray(l->names, l->n + 1, sizeof(*l->names));
+    l->orphaned = kn_reallocarray(l->orphaned, l->n + 1, sizeof(*l->orphaned));
+    l->orphaned[l->n] = orphaned;
     snprintf(l->names[l->n++], sizeof(*l->names), "%s", a->name);
     return 0;
 }
@@ -273,6 +278,15 @@ int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now
         }
     }
 
+    kn_metrics_head(out, "kanaria_app_orphaned", "gauge",
+                    "1 while the app runs orphaned: its folder left the repository and it was not "
+                    "pruned.");
+    for (size_t i = 0; i < apps.n; i++) {
+        kn_metrics_sample(out, "kanaria_app_orphaned",
+                          (const char *const[]){"app", apps.names[i], NULL},
+                          (double)apps.orphaned[i]);
+    }
+
     kn_metrics_dora(out, &outcomes, now_ms);
 out:
     free(deploys.items);
@@ -280,6 +294,7 @@ out:
     free(analysis.items);
     free(outcomes.items);
     free(apps.names);
+    free(apps.orphaned);
     return rc;
 }
 

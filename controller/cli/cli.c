@@ -51,6 +51,9 @@ static const struct kn_cli_command commands[] = {
      kn_cmd_sync},
     {"skip", "kanaria skip APP --stage N [--repo NAME] [--json]",
      "skip stage N of the app's running deployment (the running one, or a later one)", kn_cmd_skip},
+    {"prune", "kanaria prune APP [--repo NAME] [--json]",
+     "remove an orphaned app (its folder was deleted): instances, frontend and backend",
+     kn_cmd_prune},
     {"version", "kanaria version", "print the version", cmd_version},
     {"help", "kanaria help [COMMAND | config | app | stages | localservice]",
      "show help, or the configuration reference", cmd_help},
@@ -68,7 +71,7 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n'kanaria help COMMAND' shows a command's usage. Client commands (status, history,\n"
-            "approve, reject, cancel, rollback, sync, skip) reach KANARIA_ADDR (default\n"
+            "approve, reject, cancel, rollback, sync, skip, prune) reach KANARIA_ADDR (default\n"
             "http://127.0.0.1:7070) with the token in KANARIA_TOKEN.\n");
 }
 

@@ -40,5 +40,7 @@ int kn_cmd_cancel(int argc, char **argv);
 int kn_cmd_rollback(int argc, char **argv);
 int kn_cmd_sync(int argc, char **argv);
 int kn_cmd_skip(int argc, char **argv);
+/* `kanaria prune APP`: remove an orphaned app from its platforms. */
+int kn_cmd_prune(int argc, char **argv);
 
 #endif /* KANARIA_CLI_H */

@@ -1,6 +1,6 @@
 /*
  * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
- * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`. They
+ * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`, `prune APP`. They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
@@ -211,7 +211,11 @@ static void kn_client_print_app_row(const json_t *app)
         snprintf(stage, sizeof(stage), "%s", kn_client_str(st, "name"));
     }
     printf("%-20s %-12s %-8s %-12s %-7s %-16s %s\n", kn_client_str(app, "name"),
-           kn_client_str(app, "repo"), deploy, json_is_object(d) ? kn_client_str(d, "status") : "-",
+           kn_client_str(app, "repo"), deploy,
+           json_is_true(json_object_get(app, "pruned"))     ? "PRUNED"
+           : json_is_true(json_object_get(app, "orphaned")) ? "ORPHANED"
+           : json_is_object(d)                              ? kn_client_str(d, "status")
+                                                            : "-",
            commit, stage,
            json_string_value(json_object_get(app, "error")) &&
                    *json_string_value(json_object_get(app, "error"))
@@ -259,6 +263,18 @@ static void kn_client_print_app(const json_t *app)
     }
     if (err && *err) {
         printf("invalid:          %s\n", err);
+    }
+    if (json_is_true(json_object_get(app, "orphaned"))) {
+        char when[32];
+        kn_client_time(json_integer_value(json_object_get(app, "orphaned_since")), when,
+                       sizeof(when));
+        if (json_is_true(json_object_get(app, "pruned"))) {
+            printf("orphaned:         since %s, pruned (removed from its platform)\n", when);
+        } else {
+            printf("orphaned:         since %s: its folder is gone, it still runs (kanaria "
+                   "prune %s removes it)\n",
+                   when, kn_client_str(app, "name"));
+        }
     }
     if (*kn_client_str(app, "drift") && strcmp(kn_client_str(app, "drift"), "-") != 0) {
         printf("drift:            %s%s\n", kn_client_str(app, "drift"),
@@ -671,6 +687,26 @@ int kn_cmd_skip(int argc, char **argv)
         printf("skipped stage %lld %s of deployment #%lld of %s as %s\n", kn_client_int(j, "stage"),
                kn_client_str(j, "stage_name"), kn_client_int(j, "deployment"),
                kn_client_str(j, "app"), kn_client_str(j, "by"));
+    }
+    json_decref(j);
+    return rc;
+}
+
+int kn_cmd_prune(int argc, char **argv)
+{
+    static const char usage[] = "kanaria prune APP [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if ((rc = kn_client_action(&o, "/prune", json_object(), &j)) == KN_EXIT_OK && !o.json) {
+        printf("pruning %s of repository %s as %s: its instances, frontend and backend are "
+               "removed (kanaria status %s shows PRUNED when done)\n",
+               kn_client_str(j, "app"), kn_client_str(j, "repo"), kn_client_str(j, "by"),
+               kn_client_str(j, "app"));
     }
     json_decref(j);
     return rc;

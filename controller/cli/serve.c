@@ -29,6 +29,7 @@
 #include "drift.h"
 #include "feed.h"
 #include "notify.h"
+#include "prune.h"
 #include "reconcile.h"
 #include "util/http_client.h"
 
@@ -306,6 +307,19 @@ static int skip_stage(void *data, long long id, int index, const char *who)
     return kn_engine_skip(s->engine, id, index, who);
 }
 
+/* Remove an orphaned app from the platforms (spec.prune, or an operator's prune). */
+static void prune_app(void *data, const char *repo, const char *app, const char *actor)
+{
+    struct serve *s = data;
+    kn_prune_start(s->store, s->platforms, s->nplatforms, repo, app, actor);
+}
+
+static int prune_app_api(void *data, const char *repo, const char *app, const char *who)
+{
+    struct serve *s = data;
+    return kn_prune_start(s->store, s->platforms, s->nplatforms, repo, app, who);
+}
+
 /* Platforms keep their apps running; this only lets go of them. */
 static void stop_platforms(struct serve *s)
 {
@@ -530,6 +544,7 @@ int kn_cmd_serve(int argc, char **argv)
             .live = app_live,
             .cancel = cancel_deployment,
             .skip = skip_stage,
+            .prune = prune_app_api,
             .data = &s,
         };
         kn_error_clear(&err);
@@ -543,6 +558,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
+    kn_reconcile_on_prune(s.reconcile, prune_app, &s);
     kn_engine_kick(s.engine); /* deployments a previous run left */
     kn_reconcile_start(s.reconcile);
     uv_run(&s.loop, UV_RUN_DEFAULT);

@@ -122,19 +122,18 @@ static int parse_args(struct validate_opts *o, int argc, char **argv)
     return 0;
 }
 
-/* Two apps with the same name would share a backend and a history: refuse. */
+/* Two apps with the same name would share a backend and a history: refuse both. */
 static void check_unique_names(struct validate_run *run)
 {
+    struct kn_app_ref *refs = kn_calloc(run->napps ? run->napps : 1, sizeof(*refs));
+
     for (size_t i = 0; i < run->napps; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(run->apps[i]->name, run->apps[j]->name) == 0) {
-                struct kn_loc loc = {.file = run->apps[i]->config_path};
-                kn_diags_add(&run->apps[i]->diags, &loc,
-                             "app name '%s' is already used by %s", run->apps[i]->name,
-                             run->apps[j]->config_path);
-            }
-        }
+        refs[i].name = run->apps[i]->name;
+        refs[i].config_path = run->apps[i]->config_path;
+        refs[i].diags = &run->apps[i]->diags;
     }
+    kn_app_check_unique_names(refs, run->napps);
+    free(refs);
 }
 
 static void report_text(const struct validate_run *run)

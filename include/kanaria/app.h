@@ -97,6 +97,7 @@ struct kn_app_spec {
     struct kn_planner_config planner;
     int auto_rollback;
     long long timeout_ms;
+    int prune;               /* removed from its platform once its folder leaves the repository */
     struct kn_list pipeline; /* struct kn_stage_config */
 };
 
@@ -147,6 +148,21 @@ void kn_app_free(struct kn_app *app);
 
 /* Number of stages in the app's pipeline (0 for a quick-sync-only app). */
 size_t kn_app_stage_count(const struct kn_app *app);
+
+/* One app of a repository, for the checks across its apps. Everything is borrowed. */
+struct kn_app_ref {
+    const char *name;
+    const char *config_path;
+    struct kn_diags *diags; /* where the app's problems are added */
+};
+
+/*
+ * Two apps of one repository with the same name would share a backend and a history, so each
+ * app whose name another one also uses gets a located error naming that other app's config:
+ * every app of such a group is invalid, whatever the order of refs. `kanaria validate` and
+ * `kanaria serve` both use this check.
+ */
+void kn_app_check_unique_names(const struct kn_app_ref *refs, size_t n);
 
 /* Find every app.kanaria.yaml in src; *paths is a sorted array of *count relative paths (free
  * each and the array). */

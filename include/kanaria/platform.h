@@ -84,6 +84,11 @@ struct kn_platform_ops {
     /* Split the app's traffic: percents of primary, canary, baseline adding up to 100. */
     int (*set_weights)(struct kn_platform *p, const char *app,
                        const double percent[KN_VARIANT_COUNT], kn_platform_cb cb, void *data);
+    /* Remove the whole app: every instance of every variant, then whatever routes traffic to
+     * it (on the local platform, its HAProxy frontend and backend), and forget it. Removing an
+     * app the platform does not know is done at once. NULL: the platform cannot (an orphaned
+     * app is then left running). */
+    int (*remove_app)(struct kn_platform *p, const char *app, kn_platform_cb cb, void *data);
     /* What runs now. Synchronous: from the platform's last reading. */
     int (*live)(struct kn_platform *p, const char *app, struct kn_live_state *out);
     void (*free)(struct kn_platform *p);

@@ -75,6 +75,8 @@ struct kn_app_state {
     long long drift_since;   /* ms since the epoch, 0 when in sync */
     int self_heal;           /* the last good commit asks for trigger.onOutOfSync */
     long long healed_at;     /* ms since the epoch of the last self-heal, 0 never */
+    long long orphaned_at;   /* ms since the epoch: its folder left the repository; 0 it is there */
+    long long pruned_at;     /* ms since the epoch: removed from its platform as an orphan; 0 not */
 };
 
 /* Create or update the app's row (path, last_seen, error); keeps the rest. */
@@ -94,6 +96,22 @@ int kn_store_app_set_self_heal(struct kn_store *st, const char *repo, const char
 
 /* Record a self-heal started now (for its rate limit). */
 int kn_store_app_healed(struct kn_store *st, const char *repo, const char *app, long long now_ms);
+
+/* The app's folder is gone from the repository's head (message says which and what follows):
+ * mark it orphaned now, in one transaction with an APP_ORPHANED event. Said once: 1 when it was
+ * marked now, 0 when it was orphaned already; KN_ENOTFOUND for an app never seen. */
+int kn_store_app_orphan(struct kn_store *st, const char *repo, const char *app, const char *message,
+                        long long now_ms);
+
+/* The app is in the head again: no longer orphaned nor pruned, with an APP_RESTORED event.
+ * 1 when it was orphaned, 0 when it was not (or is unknown). */
+int kn_store_app_restore(struct kn_store *st, const char *repo, const char *app, long long now_ms);
+
+/* The orphaned app was removed from its platform (instances, frontend, backend): pruned_at is
+ * set and its drift cleared, with an APP_PRUNED event by `actor`. KN_EINVAL when the app is
+ * not orphaned (it came back meanwhile), KN_ENOTFOUND when unknown. */
+int kn_store_app_pruned(struct kn_store *st, const char *repo, const char *app, const char *actor,
+                        const char *message, long long now_ms);
 
 /* Calls cb for each app of repo (NULL: all), ordered by repo then name; a non-zero return stops
  * and is returned. */
@@ -193,7 +211,8 @@ char *kn_store_stage_meta_get(struct kn_store *st, long long deployment, int ind
 struct kn_event {
     long long id;
     long long at;          /* ms since the epoch */
-    char type[32];         /* TRIGGERED, PLANNED, STAGE_STARTED, ..., SUPERSEDED, INVALID_APP */
+    char type[32];         /* TRIGGERED, PLANNED, STAGE_STARTED, ..., SUPERSEDED, INVALID_APP,
+                              APP_ORPHANED, APP_PRUNED, APP_RESTORED */
     char repo[128];
     char app[128];
     long long deployment;  /* 0 when none */

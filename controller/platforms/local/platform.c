@@ -870,10 +870,16 @@ static void apply_next(struct op *op)
     }
 }
 
+static void remove_app_next(struct op *op);
+
 static void remove_next(struct op *op)
 {
     struct lapp *a = find_app(op->lp, op->app);
 
+    if (op->variant == KN_VARIANT_COUNT) {
+        remove_app_next(op); /* the whole app (local_remove_app) */
+        return;
+    }
     if (!a) {
         op_end(op, 0, NULL); /* nothing of it runs here */
         return;
@@ -1202,9 +1208,132 @@ static void local_free(struct kn_platform *p)
     kn_proc_supervisor_close(sup);
 }
 
+/* ---- removing a whole app ------------------------------------------------------------------ */
+
+static void remove_app_poll(uv_timer_t *t);
+
+/* The managed HAProxy was reloaded without the app: done once it no longer knows its backend
+ * (a reload that HAProxy's master lost is sent again every 2s, for at most RELOAD_WAIT_MS). */
+static void remove_app_probe_done(int status, const char *text, void *data)
+{
+    struct op *op = data;
+    struct kn_error err;
+    /* kn_haproxy_command classifies the reply: HAProxy's own words say the backend is gone */
+    int gone = status != 0 && text && strstr(text, "Can't find backend");
+
+    if (op->lp->closing || gone || op->waited >= RELOAD_WAIT_MS) {
+        uv_close((uv_handle_t *)op->wait, wait_closed);
+        op->wait = NULL;
+        if (op->lp->closing) {
+            op_end(op, KN_EIO, "kanaria is stopping");
+        } else if (!gone) {
+            op_fail(op, KN_EIO, "haproxy still serves app '%s' %llds after a reload", op->app,
+                    (long long)RELOAD_WAIT_MS / 1000);
+        } else {
+            kn_log_info(op->lp->who, "app=%s removed: instances, frontend and backend", op->app);
+            op_end(op, 0, NULL);
+        }
+        return;
+    }
+    if (op->waited % 2000 == 0) {
+        kn_haproxy_reload(op->lp->pid_path, &err);
+    }
+    uv_timer_start(op->wait, remove_app_poll, 200, 0);
+}
+
+static void remove_app_poll(uv_timer_t *t)
+{
+    struct op *op = t->data;
+    char *cmd = NULL;
+    struct kn_error err;
+
+    op->waited += 200;
+    kn_haproxy_cmd_show_servers_state(&cmd, op->app, &err);
+    if (kn_haproxy_command(op->lp->loop, op->lp->socket, cmd, CMD_TIMEOUT_MS, remove_app_probe_done,
+                           op) < 0) {
+        remove_app_probe_done(KN_EIO, "", op);
+    }
+    free(cmd);
+}
+
+/* Every server of the app out of HAProxy, every instance stopped, then the app forgotten and the
+ * managed HAProxy reloaded without its frontend and backend. An external HAProxy keeps its own
+ * frontend: kanaria only takes its servers out. */
+static void remove_app_next(struct op *op)
+{
+    struct local *lp = op->lp;
+    struct lapp *a = find_app(lp, op->app);
+    struct kn_error err;
+    size_t i;
+
+    if (!a && op->step < 2) {
+        op_end(op, 0, NULL); /* nothing of it runs here */
+        return;
+    }
+    switch (op->step) {
+    case 0:
+        for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+            queue_removal(op, a, (enum kn_variant)v);
+        }
+        send_cmds(op);
+        return;
+    case 1:
+        op->pending = 1;
+        for (i = 0; i < a->ninsts; i++) {
+            op->pending++;
+            if (kn_proc_stop(lp->sup, a->name, kn_variant_name(a->insts[i].variant),
+                             a->insts[i].index, stopped_one, op) < 0) {
+                op->pending--;
+            }
+        }
+        a->ninsts = 0;
+        stopped_one(0, op);
+        return;
+    case 2:
+        for (i = 0; i < lp->napps && lp->apps[i] != a; i++) {
+        }
+        memmove(&lp->apps[i], &lp->apps[i + 1], (lp->napps - i - 1) * sizeof(*lp->apps));
+        lp->napps--;
+        free(a->name);
+        free(a->bind);
+        free(a->insts);
+        free(a);
+        save_state(lp);
+        kn_error_clear(&err);
+        if (!lp->managed) {
+            op_end(op, 0, NULL);
+            return;
+        }
+        if (haproxy_refresh(lp, &err) < 0) {
+            op_fail(op, KN_EIO, "%s", err.msg);
+            return;
+        }
+        op->step = 3;
+        op->wait = kn_calloc(1, sizeof(*op->wait));
+        uv_timer_init(lp->loop, op->wait);
+        op->wait->data = op;
+        uv_timer_start(op->wait, remove_app_poll, 200, 0);
+        return;
+    default:
+        op_end(op, 0, NULL);
+        return;
+    }
+}
+
+static int local_remove_app(struct kn_platform *p, const char *app, kn_platform_cb cb, void *data)
+{
+    struct local *lp = (struct local *)p;
+    struct op *op = op_new(lp, OP_REMOVE, app, cb, data);
+
+    op->variant = KN_VARIANT_COUNT; /* every variant, and the app itself */
+    queue_add(lp, op);
+    return 0;
+}
+
 static const struct kn_platform_ops local_ops = {
     .apply = local_apply,
     .remove = local_remove,
+    .remove_app = local_remove_app,
     .set_weights = local_set_weights,
     .live = local_live,
     .free = local_free,

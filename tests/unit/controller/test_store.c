@@ -515,7 +515,7 @@ static void test_app_seen_upsert(void **state)
     long_error[sizeof(long_error) - 1] = '\0';
     assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/www", C2, long_error), 0);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
-    assert_string_equal(a.path, "apps/www");
+    assert_string_equal(a.path, "apps/web"); /* an invalid folder does not move the app */
     assert_string_equal(a.last_seen, C2);
     assert_string_equal(a.last_good, C1);
     assert_int_equal(strlen(a.error), sizeof(a.error) - 1); /* truncated, terminated */
@@ -983,6 +983,117 @@ static void test_migration_keeps_rows(void **state)
     free(dir);
 }
 
+/* A schema 2 database (drift columns, deployments with a trigger) upgrades to 3 keeping its app
+ * rows; the app is then not orphaned until kn_store_app_orphan says so. */
+static void test_migration_from_2_keeps_apps(void **state)
+{
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/kanaria.db", dir);
+    struct kn_store *st = NULL;
+    struct kn_app_state a;
+    struct kn_deployment d;
+    struct kn_error err;
+
+    (void)state;
+    sql_exec(path,
+             "CREATE TABLE repositories (name TEXT PRIMARY KEY, head TEXT NOT NULL DEFAULT '',"
+             " fetched_at INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+             " failing_since INTEGER NOT NULL DEFAULT 0);"
+             "CREATE TABLE apps (repo TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL"
+             " DEFAULT '', last_good TEXT NOT NULL DEFAULT '', last_seen TEXT NOT NULL DEFAULT '',"
+             " current_deployment INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+             " rolled_back_from TEXT NOT NULL DEFAULT '', drift TEXT NOT NULL DEFAULT '',"
+             " drift_since INTEGER NOT NULL DEFAULT 0, self_heal INTEGER NOT NULL DEFAULT 0,"
+             " healed_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (repo, name));"
+             "CREATE TABLE deployments (id INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL,"
+             " app TEXT NOT NULL, commit_id TEXT NOT NULL, author TEXT NOT NULL DEFAULT '',"
+             " message TEXT NOT NULL DEFAULT '', strategy TEXT NOT NULL DEFAULT '',"
+             " summary TEXT NOT NULL DEFAULT '', plan_json TEXT, status TEXT NOT NULL,"
+             " reason TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL DEFAULT 0,"
+             " updated_at INTEGER NOT NULL DEFAULT 0, started_at INTEGER NOT NULL DEFAULT 0,"
+             " finished_at INTEGER NOT NULL DEFAULT 0, trigger TEXT NOT NULL DEFAULT 'commit');"
+             "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+             " type TEXT NOT NULL, repo TEXT NOT NULL DEFAULT '', app TEXT NOT NULL DEFAULT '',"
+             " deployment INTEGER NOT NULL DEFAULT 0, actor TEXT NOT NULL DEFAULT '',"
+             " message TEXT NOT NULL DEFAULT '');"
+             "INSERT INTO apps (repo, name, path, last_good, drift, self_heal) VALUES ('deploy',"
+             " 'hello', 'hello/app.kanaria.yaml', '" C1 "', 'no primary instance runs', 1);"
+             "INSERT INTO deployments (repo, app, commit_id, status, trigger) VALUES ('deploy',"
+             " 'hello', '" C1 "', 'SUCCESS', 'self-heal');"
+             "PRAGMA user_version = 2;");
+    kn_error_clear(&err);
+    if (kn_store_open(&st, path, &err) != 0) {
+        fail_msg("open: %s", err.msg);
+    }
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
+    assert_true(kn_store_schema_version() >= 3);
+    assert_int_equal(kn_store_app_get(st, "deploy", "hello", &a), 0);
+    assert_string_equal(a.path, "hello/app.kanaria.yaml");
+    assert_string_equal(a.last_good, C1);
+    assert_string_equal(a.drift, "no primary instance runs");
+    assert_int_equal(a.self_heal, 1);
+    assert_int_equal(a.orphaned_at, 0);
+    assert_int_equal(a.pruned_at, 0);
+    assert_int_equal(kn_store_deployment_get(st, 1, &d), 0);
+    assert_string_equal(d.trigger, "self-heal");
+    assert_int_equal(kn_store_app_orphan(st, "deploy", "hello", "its folder is gone", T_NOW_MS), 1);
+    assert_int_equal(kn_store_app_get(st, "deploy", "hello", &a), 0);
+    assert_int_equal(a.orphaned_at, T_NOW_MS);
+    kn_store_close(st);
+    kn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
+/* Orphaned once (one event), pruned only while orphaned, restored when the folder is back. */
+static void test_orphan_prune_restore(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_app_state a;
+    struct seen_events ev;
+
+    assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "hello/app.kanaria.yaml", C1, ""),
+                     0);
+    assert_int_equal(kn_store_app_pruned(f->st, "deploy", "hello", "olga", "x", T_NOW_MS),
+                     KN_EINVAL);
+    assert_int_equal(kn_store_app_restore(f->st, "deploy", "hello", T_NOW_MS), 0);
+    assert_int_equal(kn_store_app_orphan(f->st, "deploy", "nobody", "gone", T_NOW_MS),
+                     KN_ENOTFOUND);
+    assert_int_equal(kn_store_app_orphan(f->st, "deploy", "hello", "gone", T_NOW_MS + 1), 1);
+    assert_int_equal(kn_store_app_orphan(f->st, "deploy", "hello", "gone", T_NOW_MS + 2), 0);
+    assert_int_equal(
+        kn_store_app_drift(f->st, "deploy", "hello", "no primary instance runs", T_NOW_MS + 3), 0);
+    assert_int_equal(
+        kn_store_app_pruned(f->st, "deploy", "hello", "olga", "pruned by olga", T_NOW_MS + 4), 0);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_int_equal(a.orphaned_at, T_NOW_MS + 1);
+    assert_int_equal(a.pruned_at, T_NOW_MS + 4);
+    assert_string_equal(a.drift, "");
+    assert_int_equal(kn_store_app_restore(f->st, "deploy", "hello", T_NOW_MS + 5), 1);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_int_equal(a.orphaned_at, 0);
+    assert_int_equal(a.pruned_at, 0);
+    events_all(f->st, &ev);
+    assert_int_equal(ev.n, 4);
+    assert_string_equal(ev.e[0].type, "APP_ORPHANED");
+    assert_string_equal(ev.e[0].message, "gone");
+    assert_string_equal(ev.e[1].type, "DRIFT_DETECTED");
+    assert_string_equal(ev.e[2].type, "APP_PRUNED");
+    assert_string_equal(ev.e[2].actor, "olga");
+    assert_string_equal(ev.e[3].type, "APP_RESTORED");
+
+    /* an invalid folder does not move a known app away from the folder it runs from */
+    assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "evil/app.kanaria.yaml", C2,
+                                       "evil/app.kanaria.yaml: app name 'hello' is also used"),
+                     0);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_string_equal(a.path, "hello/app.kanaria.yaml");
+    assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "moved/app.kanaria.yaml", C2, ""),
+                     0);
+    assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
+    assert_string_equal(a.path, "moved/app.kanaria.yaml");
+}
+
 /* A commit is deployed once when new; a self-heal (or a person) deploys it again. */
 static void test_redeploy_and_drift(void **state)
 {
@@ -1069,6 +1180,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
         cmocka_unit_test(test_migrations_from_zero),
         cmocka_unit_test(test_migration_keeps_rows),
+        cmocka_unit_test(test_migration_from_2_keeps_apps),
+        cmocka_unit_test_setup_teardown(test_orphan_prune_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_refused, setup, teardown),
