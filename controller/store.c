@@ -10,12 +10,14 @@
  */
 #include "kanaria/store.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
@@ -428,28 +430,98 @@ static int open_exec(struct kn_store *st, const char *sql, struct kn_error *err)
     return src == SQLITE_OK ? 0 : open_fail(st, src, sql, err);
 }
 
+/* Every table and column that schema `version` has must be in the file: a store that lost a
+ * table would start and then fail every write. The reference is an in-memory database brought to
+ * the same version by the same migrations, so the check follows each new migration by itself. */
+static int open_check_schema(struct kn_store *st, int version, struct kn_error *err)
+{
+    static const char want_sql[] =
+        "SELECT m.name, c.name FROM sqlite_master AS m, pragma_table_info(m.name) AS c "
+        "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, c.cid";
+    static const char got_sql[] =
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1), "
+        "(SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2)";
+    sqlite3 *ref = NULL;
+    sqlite3_stmt *want = NULL;
+    sqlite3_stmt *got = NULL;
+    const char *table;
+    const char *column;
+    int src;
+    int rc = 0;
+
+    if (version == 0) {
+        goto out;
+    }
+    src = sqlite3_open_v2(":memory:", &ref, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    for (int i = 0; i < version && src == SQLITE_OK; i++) {
+        src = sqlite3_exec(ref, kn_store_migrations[i], NULL, NULL, NULL);
+    }
+    if (src == SQLITE_OK) {
+        src = sqlite3_prepare_v2(ref, want_sql, -1, &want, NULL);
+    }
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
+                          "'%s': cannot build schema %d to compare: %s", st->path, version,
+                          ref ? sqlite3_errmsg(ref) : sqlite3_errstr(src));
+        goto out;
+    }
+    if ((src = sqlite3_prepare_v2(st->db, got_sql, -1, &got, NULL)) != SQLITE_OK) {
+        rc = open_fail(st, src, "schema check", err);
+        goto out;
+    }
+    while ((src = sqlite3_step(want)) == SQLITE_ROW) {
+        table = (const char *)sqlite3_column_text(want, 0);
+        column = (const char *)sqlite3_column_text(want, 1);
+        sqlite3_reset(got);
+        sqlite3_bind_text(got, 1, table, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(got, 2, column, -1, SQLITE_TRANSIENT);
+        if ((src = sqlite3_step(got)) != SQLITE_ROW) {
+            rc = open_fail(st, src, "schema check", err);
+            goto out;
+        }
+        if (sqlite3_column_int(got, 0) == 0 || sqlite3_column_int(got, 1) == 0) {
+            rc = kn_error_set(err, KN_EIO, NULL,
+                              "'%s' is not a kanaria database or is corrupt: schema %d has a "
+                              "table '%s'%s%s%s but the file has not (move it away to start "
+                              "afresh; nothing was changed)",
+                              st->path, version, table,
+                              sqlite3_column_int(got, 0) ? " with a column '" : "",
+                              sqlite3_column_int(got, 0) ? column : "",
+                              sqlite3_column_int(got, 0) ? "'" : "");
+            goto out;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = kn_error_set(err, KN_EIO, NULL, "'%s': cannot read schema %d to compare: %s",
+                          st->path, version, sqlite3_errmsg(ref));
+    }
+out:
+    sqlite3_finalize(got);
+    sqlite3_finalize(want);
+    sqlite3_close(ref);
+    return rc;
+}
+
 /* Everything that may refuse the file, before anything writes to it. */
-static int open_check(struct kn_store *st, int existing, int *version, struct kn_error *err)
+static int open_check(struct kn_store *st, int *version, struct kn_error *err)
 {
     char *check = NULL;
     int objects = 0;
     int rc = 0;
 
-    if (existing) {
-        if ((rc = open_query(st, "PRAGMA quick_check", &check, NULL, err)) < 0) {
-            goto out;
+    if ((rc = open_query(st, "PRAGMA quick_check", &check, NULL, err)) < 0) {
+        goto out;
+    }
+    if (!check || strcmp(check, "ok") != 0) {
+        /* The report spans lines ("*** in database main ***\nTree 2 page 2: ..."). */
+        for (char *p = check; p && *p; p++) {
+            *p = *p == '\n' ? ' ' : *p;
         }
-        if (!check || strcmp(check, "ok") != 0) {
-            /* The report spans lines ("*** in database main ***\nTree 2 page 2: ..."). */
-            for (char *p = check; p && *p; p++) {
-                *p = *p == '\n' ? ' ' : *p;
-            }
-            rc = kn_error_set(err, KN_EIO, NULL,
-                              "'%s' is not a kanaria database or is corrupt: %.160s (move it "
-                              "away to start afresh; nothing was changed)",
-                              st->path, check ? check : "integrity check failed");
-            goto out;
-        }
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "'%s' is not a kanaria database or is corrupt: %.160s (move it "
+                          "away to start afresh; nothing was changed)",
+                          st->path, check ? check : "integrity check failed");
+        goto out;
     }
     if ((rc = open_query(st, "PRAGMA user_version", NULL, version, err)) < 0) {
         goto out;
@@ -474,6 +546,9 @@ static int open_check(struct kn_store *st, int existing, int *version, struct kn
                               st->path);
             goto out;
         }
+    }
+    if ((rc = open_check_schema(st, *version, err)) < 0) {
+        goto out;
     }
     /* Without a busy timeout this fails at once when another connection is writing. */
     if ((rc = open_exec(st, "BEGIN IMMEDIATE", err)) < 0) {
@@ -546,11 +621,79 @@ static int open_migrate(struct kn_store *st, int version, struct kn_error *err)
     return rc;
 }
 
+/* Remove path's WAL and shared-memory files, which SQLite names after it. */
+static void remove_wal_files(const char *path)
+{
+    char *wal = kn_asprintf("%s-wal", path);
+    char *shm = kn_asprintf("%s-shm", path);
+
+    unlink(wal);
+    unlink(shm);
+    free(wal);
+    free(shm);
+}
+
+/* A new store is made under a temporary name and renamed into place once migrated, so that a
+ * `path` that exists is always a store kanaria finished creating: an empty or half-made file is
+ * never taken for a new store. The caller has checked that `path` does not exist. */
+static int store_create(const char *path, struct kn_error *err)
+{
+    struct kn_store tmp = {.path = kn_asprintf("%s.new", path)};
+    char *wal = kn_asprintf("%s-wal", path);
+    struct stat sb;
+    int src;
+    int rc = 0;
+
+    /* SQLite would replay a WAL it finds beside the new file into it. */
+    if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "'%s' is there without its database '%s' (move it away, or put the "
+                          "database back; nothing was changed)",
+                          wal, path);
+        goto out;
+    }
+    /* what a creation that was killed half-way left */
+    unlink(tmp.path);
+    remove_wal_files(tmp.path);
+    src = sqlite3_open_v2(tmp.path, &tmp.db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
+                          "cannot open '%s': %s", path,
+                          tmp.db ? sqlite3_errmsg(tmp.db) : sqlite3_errstr(src));
+        goto out;
+    }
+    sqlite3_extended_result_codes(tmp.db, 1);
+    if ((rc = open_setup(&tmp, err)) < 0 || (rc = open_migrate(&tmp, 0, err)) < 0) {
+        goto out;
+    }
+    /* The last connection's close checkpoints the WAL into the file. */
+    src = sqlite3_close(tmp.db);
+    tmp.db = NULL;
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot create '%s': %s", path, sqlite3_errstr(src));
+        goto out;
+    }
+    remove_wal_files(path);
+    if (rename(tmp.path, path) < 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot create '%s': %s", path, strerror(errno));
+        goto out;
+    }
+out:
+    sqlite3_close(tmp.db);
+    if (rc < 0) {
+        unlink(tmp.path);
+    }
+    remove_wal_files(tmp.path);
+    free(tmp.path);
+    free(wal);
+    return rc;
+}
+
 int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
 {
     struct kn_store *st = NULL;
     struct stat sb;
-    int existing;
     int version = 0;
     int src;
     int rc = 0;
@@ -560,11 +703,20 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
         rc = kn_error_set(err, KN_EINVAL, NULL, "no database path");
         goto out;
     }
-    existing = stat(path, &sb) == 0 && sb.st_size > 0;
+    if (stat(path, &sb) < 0 && errno == ENOENT && (rc = store_create(path, err)) < 0) {
+        goto out;
+    }
+    /* Only store_create makes a new store: an empty file is one that lost its contents. */
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "'%s' is empty, not a kanaria database (move it away to start afresh; "
+                          "nothing was changed)",
+                          path);
+        goto out;
+    }
     st = kn_calloc(1, sizeof(*st));
     st->path = kn_strdup(path);
-    src = sqlite3_open_v2(path, &st->db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
                           "cannot open '%s': %s", path,
@@ -573,7 +725,7 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
     }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, 0);
-    if ((rc = open_check(st, existing, &version, err)) < 0) {
+    if ((rc = open_check(st, &version, err)) < 0) {
         goto out;
     }
     sqlite3_busy_timeout(st->db, KN_STORE_BUSY_MS);

@@ -247,9 +247,7 @@ static void test_migrations_from_zero(void **state)
     char sql[128];
 
     (void)state;
-    /* An existing, empty file: schema 0, nothing in it. */
-    kn_test_write(dir, "empty.db", "");
-    assert_int_equal(sql_int(path, "PRAGMA user_version"), 0);
+    /* No file: a new store. */
     kn_error_clear(&err);
     assert_int_equal(kn_store_open(&st, path, &err), 0);
     assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
@@ -382,6 +380,98 @@ static void test_locked_refused(void **state)
     assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
     sqlite3_close(other);
+}
+
+/* An empty kanaria.db lost its contents: it is not a new store (history would be lost and every
+ * app deployed again as a first deployment). */
+static void test_empty_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *wal = kn_asprintf("%s-wal", f->path);
+    struct stat sb;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    unlink(f->path);
+    unlink(wal);
+    kn_test_write(f->dir, "kanaria.db", "");
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is empty, not a kanaria database"));
+    assert_non_null(strstr(err.msg, "nothing was changed"));
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    assert_int_not_equal(stat(wal, &sb), 0);
+    free(wal);
+}
+
+/* A store without a table (or a column) its schema version has is refused at open, unchanged. */
+static void test_missing_table_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *before;
+    size_t len;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    sql_exec(f->path, "DROP TABLE approvals");
+    before = slurp(f->path, &len);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is not a kanaria database or is corrupt"));
+    assert_non_null(strstr(err.msg, "has a table 'approvals' but the file has not"));
+    assert_same_bytes(f->path, before, len);
+    free(before);
+
+    sql_exec(f->path, "CREATE TABLE approvals (deployment INTEGER NOT NULL REFERENCES"
+                      " deployments (id) ON DELETE CASCADE, stage INTEGER NOT NULL,"
+                      " who TEXT NOT NULL, decision TEXT NOT NULL, at INTEGER NOT NULL);"
+                      "ALTER TABLE apps DROP COLUMN healed_at");
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_non_null(strstr(err.msg, "has a table 'apps' with a column 'healed_at' but the file"));
+}
+
+/* A creation killed half-way leaves kanaria.db.new, never kanaria.db: the next start creates the
+ * store again. A WAL left without its database is not replayed into a new one. */
+static void test_create_killed_halfway(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *tmp = kn_asprintf("%s.new", f->path);
+    char *wal = kn_asprintf("%s-wal", f->path);
+    struct stat sb;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    unlink(f->path);
+    unlink(wal);
+    kn_test_write(f->dir, "kanaria.db.new", "");
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
+    assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), kn_store_schema_version());
+    kn_store_close(f->st);
+    f->st = NULL;
+
+    unlink(f->path);
+    kn_test_write(f->dir, "kanaria.db-wal", "not empty");
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is there without its database"));
+    assert_int_not_equal(stat(f->path, &sb), 0);
+    unlink(wal);
+    free(tmp);
+    free(wal);
 }
 
 static void test_bad_path(void **state)
@@ -925,8 +1015,7 @@ static const char *approvals_of(struct kn_store *st, long long id, int stage)
     return buf;
 }
 
-/* A schema 1 database with a deployment, its stage and a rejection (the tables migration 2
- * touches, as schema 1 had them) upgrades without losing a row: the deployments table is rebuilt
+/* A schema 1 database (as migration 1 made it) with a deployment and its stage upgrades without losing a row: the deployments table is rebuilt
  * with foreign keys off, so the stages that point at it are not cascaded away. */
 static void test_migration_keeps_rows(void **state)
 {
@@ -962,6 +1051,20 @@ static void test_migration_keeps_rows(void **state)
              " type TEXT NOT NULL, repo TEXT NOT NULL DEFAULT '', app TEXT NOT NULL DEFAULT '',"
              " deployment INTEGER NOT NULL DEFAULT 0, actor TEXT NOT NULL DEFAULT '',"
              " message TEXT NOT NULL DEFAULT '');"
+             "CREATE TABLE repositories (name TEXT PRIMARY KEY, head TEXT NOT NULL DEFAULT '',"
+             " fetched_at INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+             " failing_since INTEGER NOT NULL DEFAULT 0);"
+             "CREATE TABLE stage_meta (deployment INTEGER NOT NULL REFERENCES deployments (id)"
+             " ON DELETE CASCADE, idx INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL"
+             " DEFAULT '', PRIMARY KEY (deployment, idx, key));"
+             "CREATE TABLE approvals (deployment INTEGER NOT NULL REFERENCES deployments (id)"
+             " ON DELETE CASCADE, stage INTEGER NOT NULL, who TEXT NOT NULL,"
+             " decision TEXT NOT NULL, at INTEGER NOT NULL);"
+             "CREATE TABLE analysis_records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+             " deployment INTEGER NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,"
+             " stage INTEGER NOT NULL, at INTEGER NOT NULL, check_name TEXT NOT NULL DEFAULT '',"
+             " query TEXT NOT NULL DEFAULT '', values_json TEXT NOT NULL DEFAULT '',"
+             " bound TEXT NOT NULL DEFAULT '', verdict TEXT NOT NULL DEFAULT '');"
              "INSERT INTO apps (repo, name, last_good) VALUES ('deploy', 'hello', '" C1 "');"
              "INSERT INTO deployments (repo, app, commit_id, status) VALUES ('deploy', 'hello', '"
              C1 "', 'SUCCESS');"
@@ -1072,6 +1175,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_table_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_killed_halfway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repo_states, setup, teardown),
