@@ -24,6 +24,11 @@
 
 /* How long a statement waits for another connection's write lock once the store is open. */
 #define KN_STORE_BUSY_MS 500
+/* How long opening waits for a lock another process holds on the database. kanaria.lock already
+ * says that no other kanaria serves this dataDir, so the holder is brief: a reader of the store
+ * (the sqlite3 shell, a backup, a script) whose close checkpoints the WAL, or one that recovers
+ * the WAL a `kill -9` left. Refusing at once made a restart fail now and then. */
+#define KN_STORE_OPEN_WAIT_MS 5000
 
 #define KN_STORE_NOT_STARTED "('PENDING', 'PLANNED')"
 #define KN_STORE_NOT_FINAL   "('PENDING', 'PLANNED', 'RUNNING', 'ROLLING_BACK')"
@@ -381,7 +386,8 @@ static int open_fail(struct kn_store *st, int src, const char *what, struct kn_e
     switch (src & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        return kn_error_set(err, KN_EIO, NULL, "'%s' is locked by another process", st->path);
+        return kn_error_set(err, KN_EIO, NULL, "'%s' is locked by another process (waited %d s)",
+                            st->path, KN_STORE_OPEN_WAIT_MS / 1000);
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
         return kn_error_set(err, KN_EIO, NULL,
@@ -550,7 +556,7 @@ static int open_check(struct kn_store *st, int *version, struct kn_error *err)
     if ((rc = open_check_schema(st, *version, err)) < 0) {
         goto out;
     }
-    /* Without a busy timeout this fails at once when another connection is writing. */
+    /* Takes the write lock, so a lock held past the busy timeout is refused here. */
     if ((rc = open_exec(st, "BEGIN IMMEDIATE", err)) < 0) {
         goto out;
     }
@@ -664,6 +670,7 @@ static int store_create(const char *path, struct kn_error *err)
         goto out;
     }
     sqlite3_extended_result_codes(tmp.db, 1);
+    sqlite3_busy_timeout(tmp.db, KN_STORE_OPEN_WAIT_MS);
     if ((rc = open_setup(&tmp, err)) < 0 || (rc = open_migrate(&tmp, 0, err)) < 0) {
         goto out;
     }
@@ -724,7 +731,7 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
         goto out;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, 0);
+    sqlite3_busy_timeout(st->db, KN_STORE_OPEN_WAIT_MS);
     if ((rc = open_check(st, &version, err)) < 0) {
         goto out;
     }

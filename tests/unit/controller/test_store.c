@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kanaria/alloc.h"
@@ -472,6 +473,45 @@ static void test_create_killed_halfway(void **state)
     unlink(wal);
     free(tmp);
     free(wal);
+}
+
+/* A lock on the database that its holder lets go of soon (a process exiting after kill -9, a
+ * reader closing) is waited for: kanaria.lock already says no other kanaria serves the store. */
+static void test_lock_released_waited(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_error err;
+    int ready[2];
+    int status = 0;
+    char c;
+    pid_t pid;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(pipe(ready), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sqlite3 *db = NULL;
+
+        if (sqlite3_open(f->path, &db) != SQLITE_OK ||
+            sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK ||
+            write(ready[1], "x", 1) != 1) {
+            _exit(1);
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 500 * 1000 * 1000}, NULL);
+        _exit(0); /* the lock goes with the process, as after kill -9 */
+    }
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+
+    kn_error_clear(&err);
+    if (kn_store_open(&f->st, f->path, &err) != 0) {
+        fail_msg("open: %s", err.msg);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_bad_path(void **state)
@@ -1175,6 +1215,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_released_waited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_table_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_killed_halfway, setup, teardown),
