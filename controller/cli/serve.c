@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -241,11 +242,16 @@ static int make_dirs(const char *path)
     return rc;
 }
 
+/* How long a start waits for kanaria.lock: `kill -9` returns before the process is gone, and a
+ * restart right after it must not find the lock still held by the one that is exiting. */
+#define KN_SERVE_LOCK_WAIT_MS 5000
+
 /* Hold dataDir/kanaria.lock for the life of the process; a second instance is refused. */
 static int take_lock(struct serve *s, const char *data_dir)
 {
     char *path = kn_asprintf("%s/kanaria.lock", data_dir);
     char pid[32];
+    int waited = 0;
     int rc = 0;
 
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -254,17 +260,21 @@ static int take_lock(struct serve *s, const char *data_dir)
         rc = KN_EIO;
         goto out;
     }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        ssize_t n = read(s->lock_fd, pid, sizeof(pid) - 1);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        kn_log_error(WHO, "another kanaria serve is running on %s (pid %s)", data_dir,
-                     pid[0] ? pid : "unknown");
-        rc = KN_EEXISTS;
-        goto out;
+    while (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (waited >= KN_SERVE_LOCK_WAIT_MS) {
+            ssize_t n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            kn_log_error(WHO, "another kanaria serve is running on %s (pid %s), still after %d s",
+                         data_dir, pid[0] ? pid : "unknown", KN_SERVE_LOCK_WAIT_MS / 1000);
+            rc = KN_EEXISTS;
+            goto out;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        waited += 100;
     }
     snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(s->lock_fd, 0) < 0 || write(s->lock_fd, pid, strlen(pid)) < 0) {
+    if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, strlen(pid), 0) < 0) {
         kn_log_warn(WHO, "cannot write the pid into %s", path);
     }
 out:
