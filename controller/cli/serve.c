@@ -54,6 +54,7 @@ struct serve {
     struct kn_metrics **metrics;
     size_t nmetrics;
     char *data_dir;
+    const struct kn_config *config; /* the running one, borrowed from the reconcile loop */
     int lock_fd;
 };
 
@@ -404,6 +405,7 @@ static void on_reload(uv_signal_t *h, int signum)
     struct serve *s = h->data;
     struct kn_diags diags;
     struct kn_config *cfg = NULL;
+    char key[128];
 
     (void)signum;
     kn_diags_init(&diags, 0);
@@ -411,12 +413,21 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_log_error(WHO, "SIGHUP: %s is invalid, keeping the running config:",
                      s->config_path);
         print_diags(&diags);
+    } else if (kn_config_restart_key(s->config, cfg, key, sizeof(key))) {
+        /* The platforms, the API listener and the store were made from the running config:
+         * applying the rest would leave them behind it. */
+        kn_log_error(WHO,
+                     "SIGHUP: %s: '%s' changed, which takes a restart of kanaria; keeping the "
+                     "running config",
+                     s->config_path, key);
+        kn_config_free(cfg);
     } else {
         kn_log_info(WHO, "SIGHUP: reloaded %s", s->config_path);
         apply_log_config(cfg);
         kn_reconcile_set_config(s->reconcile, cfg);
         kn_api_set_config(s->api, cfg); /* owned by the reconcile loop, like the first one */
         kn_notify_set_config(s->notify, cfg);
+        s->config = cfg;
     }
     kn_diags_release(&diags);
 }
@@ -551,6 +562,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_notify_new(&s.notify, &s.loop, s.http, cfg);
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
+    s.config = cfg;
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_engine_kick(s.engine); /* deployments a previous run left */
