@@ -36,6 +36,8 @@
 struct kn_store {
     sqlite3 *db;
     char *path;
+    char storage_error[256]; /* why the last write failed for want of space or I/O, "" */
+    long long write_errors;  /* writes that failed so, since open */
 };
 
 /* Migration i brings user_version from i to i + 1, in one transaction with the bump. Never edit
@@ -246,6 +248,12 @@ static int sql_fail(struct kn_store *st, int src, const char *what)
         rc = (src & 0xff) == SQLITE_CONSTRAINT ? KN_EINVAL : KN_EIO;
         break;
     }
+    /* A full disk (or one that fails) under dataDir: shown until a write works again. */
+    if ((src & 0xff) == SQLITE_FULL || (src & 0xff) == SQLITE_IOERR) {
+        snprintf(st->storage_error, sizeof(st->storage_error), "cannot write '%s': %s",
+                 st->path, sqlite3_errstr(src));
+        st->write_errors++;
+    }
     if (rc != KN_EEXISTS && rc != KN_ENOTFOUND) {
         kn_log_error("store", "%s: %s (%s)", what, sqlite3_errmsg(st->db), sqlite3_errstr(src));
     }
@@ -315,6 +323,10 @@ static int step(struct kn_store *st, sqlite3_stmt *s)
         return 1;
     }
     if (src == SQLITE_DONE) {
+        /* a write that is committed (no transaction left open) */
+        if (!sqlite3_stmt_readonly(s) && sqlite3_get_autocommit(st->db)) {
+            st->storage_error[0] = '\0';
+        }
         return 0;
     }
     return sql_fail(st, src, "step");
@@ -367,8 +379,8 @@ static int tx_begin(struct kn_store *st)
 /* Commit when rc is 0, else roll back; returns rc, or the commit's failure. */
 static int tx_end(struct kn_store *st, int rc)
 {
-    if (rc >= 0) {
-        rc = run(st, "COMMIT", "");
+    if (rc >= 0 && (rc = run(st, "COMMIT", "")) == 0) {
+        st->storage_error[0] = '\0'; /* COMMIT counts as read-only for step() */
     }
     if (rc < 0 && !sqlite3_get_autocommit(st->db)) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -747,6 +759,14 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
 out:
     kn_store_close(st);
     return rc;
+}
+
+const char *kn_store_storage_error(const struct kn_store *st, long long *write_errors)
+{
+    if (write_errors) {
+        *write_errors = st->write_errors;
+    }
+    return st->storage_error;
 }
 
 void kn_store_close(struct kn_store *st)

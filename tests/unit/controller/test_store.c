@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,8 +45,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    char *fs = kn_asprintf("%s/fs", f->dir);
 
     kn_store_close(f->st);
+    umount2(fs, MNT_DETACH); /* test_disk_full's, when it failed half-way */
+    free(fs);
     kn_test_rmtree(f->dir);
     free(f->dir);
     free(f->path);
@@ -512,6 +516,68 @@ static void test_lock_released_waited(void **state)
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A full disk under the store: the write fails, the storage error says so until a write works
+ * again, which it does once there is space. A real full filesystem: a small tmpfs (root only). */
+static void test_disk_full(void **state)
+{
+    struct fixture *f = *state;
+    char *fs = kn_asprintf("%s/fs", f->dir);
+    char *path = kn_asprintf("%s/kanaria.db", fs);
+    char *filler = kn_asprintf("%s/filler", fs);
+    char *message = kn_calloc(1, 16 * 1024 + 1);
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    long long errors = 0;
+    char chunk[16 * 1024];
+    FILE *fp;
+    int rc = 0;
+
+    assert_int_equal(mkdir(fs, 0755), 0);
+    if (geteuid() != 0 || mount("tmpfs", fs, "tmpfs", 0, "size=1m") != 0) {
+        fprintf(stderr, "SKIPPED: test_disk_full needs root to mount a small tmpfs\n");
+        free(fs);
+        free(path);
+        free(filler);
+        free(message);
+        skip();
+    }
+    kn_error_clear(&err);
+    if (kn_store_open(&st, path, &err) != 0) {
+        umount(fs);
+        fail_msg("open: %s", err.msg);
+    }
+    assert_string_equal(kn_store_storage_error(st, &errors), "");
+    assert_int_equal(errors, 0);
+
+    /* fill the filesystem, then write until the store cannot */
+    memset(chunk, 'x', sizeof(chunk));
+    memset(message, 'm', 16 * 1024);
+    fp = fopen(filler, "wb");
+    assert_non_null(fp);
+    while (fwrite(chunk, 1, sizeof(chunk), fp) == sizeof(chunk) && fflush(fp) == 0) {
+    }
+    fclose(fp);
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        rc = kn_store_event_add(st, "LOAD", "", "", 0, "", message, T_NOW_MS);
+    }
+    assert_int_equal(rc, KN_EIO);
+    assert_non_null(strstr(kn_store_storage_error(st, &errors), "database or disk is full"));
+    assert_non_null(strstr(kn_store_storage_error(st, NULL), path));
+    assert_true(errors >= 1);
+
+    /* space again: the next write works and clears it */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(kn_store_event_add(st, "LOAD", "", "", 0, "", "x", T_NOW_MS), 0);
+    assert_string_equal(kn_store_storage_error(st, NULL), "");
+
+    kn_store_close(st);
+    assert_int_equal(umount(fs), 0);
+    free(fs);
+    free(path);
+    free(filler);
+    free(message);
 }
 
 static void test_bad_path(void **state)
@@ -1220,6 +1286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_table_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_killed_halfway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repo_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_seen_upsert, setup, teardown),
