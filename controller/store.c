@@ -248,8 +248,9 @@ static int sql_fail(struct kn_store *st, int src, const char *what)
         rc = (src & 0xff) == SQLITE_CONSTRAINT ? KN_EINVAL : KN_EIO;
         break;
     }
-    /* A full disk (or one that fails) under dataDir: shown until a write works again. */
-    if ((src & 0xff) == SQLITE_FULL || (src & 0xff) == SQLITE_IOERR) {
+    /* A full disk (or one that fails writes) under dataDir: shown until a write works again. */
+    if ((src & 0xff) == SQLITE_FULL || src == SQLITE_IOERR_WRITE || src == SQLITE_IOERR_FSYNC ||
+        src == SQLITE_IOERR_TRUNCATE || src == SQLITE_IOERR_SHMSIZE) {
         snprintf(st->storage_error, sizeof(st->storage_error), "cannot write '%s': %s",
                  st->path, sqlite3_errstr(src));
         st->write_errors++;
