@@ -1027,3 +1027,105 @@ const struct kn_metrics_provider_config *kn_config_metrics_provider(const struct
     }
     return found;
 }
+
+/* ---- what a reload cannot change ------------------------------------------------------------ */
+
+static int kn_config_str_differs(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/* The first key of a platform that differs, NULL when none. */
+static const char *kn_config_platform_differs(const struct kn_platform_config *a,
+                                              const struct kn_platform_config *b)
+{
+    const char *key = NULL;
+
+    if (kn_config_str_differs(a->name, b->name)) {
+        key = "name";
+    } else if (a->type != b->type) {
+        key = "type";
+    } else if (a->haproxy.managed != b->haproxy.managed) {
+        key = "haproxy.managed";
+    } else if (kn_config_str_differs(a->haproxy.socket, b->haproxy.socket)) {
+        key = "haproxy.socket";
+    } else if (kn_config_str_differs(a->haproxy.binary, b->haproxy.binary)) {
+        key = "haproxy.binary";
+    } else if (kn_config_str_differs(a->haproxy.metrics_bind, b->haproxy.metrics_bind)) {
+        key = "haproxy.metricsBind";
+    } else if (a->ports.min != b->ports.min) {
+        key = "ports.min";
+    } else if (a->ports.max != b->ports.max) {
+        key = "ports.max";
+    }
+    return key;
+}
+
+/* The first key of a metrics provider that differs, NULL when none. */
+static const char *kn_config_metrics_differs(const struct kn_metrics_provider_config *a,
+                                             const struct kn_metrics_provider_config *b)
+{
+    const char *key = NULL;
+
+    if (kn_config_str_differs(a->name, b->name)) {
+        key = "name";
+    } else if (a->type != b->type) {
+        key = "type";
+    } else if (kn_config_str_differs(a->address, b->address)) {
+        key = "address";
+    } else if (a->timeout_ms != b->timeout_ms) {
+        key = "timeout";
+    } else if (kn_config_str_differs(a->basic_auth.username, b->basic_auth.username)) {
+        key = "basicAuth.username";
+    } else if (kn_config_str_differs(a->basic_auth.password_file, b->basic_auth.password_file)) {
+        key = "basicAuth.passwordFile";
+    } else if (kn_config_str_differs(a->bearer_token_file, b->bearer_token_file)) {
+        key = "bearerTokenFile";
+    }
+    return key;
+}
+
+int kn_config_restart_key(const struct kn_config *running, const struct kn_config *cfg,
+                          char *key, size_t size)
+{
+    const struct kn_platform_config *pa = running->platforms.items;
+    const struct kn_platform_config *pb = cfg->platforms.items;
+    const struct kn_metrics_provider_config *ma = running->metrics_providers.items;
+    const struct kn_metrics_provider_config *mb = cfg->metrics_providers.items;
+    const char *field = NULL;
+
+    key[0] = '\0';
+    if (kn_config_str_differs(running->data_dir, cfg->data_dir)) {
+        field = "dataDir";
+    } else if (kn_config_str_differs(running->listen, cfg->listen)) {
+        field = "listen";
+    } else if (kn_config_str_differs(running->tls.cert_file, cfg->tls.cert_file)) {
+        field = "tls.certFile";
+    } else if (kn_config_str_differs(running->tls.key_file, cfg->tls.key_file)) {
+        field = "tls.keyFile";
+    } else if (running->drift_interval_ms != cfg->drift_interval_ms) {
+        field = "driftInterval";
+    } else if (running->platforms.count != cfg->platforms.count) {
+        field = "platforms";
+    } else if (running->metrics_providers.count != cfg->metrics_providers.count) {
+        field = "metricsProviders";
+    }
+    if (field) {
+        snprintf(key, size, "%s", field);
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->platforms.count; i++) {
+        if ((field = kn_config_platform_differs(&pa[i], &pb[i])) != NULL) {
+            snprintf(key, size, "platforms[%zu].%s", i, field);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < cfg->metrics_providers.count; i++) {
+        if ((field = kn_config_metrics_differs(&ma[i], &mb[i])) != NULL) {
+            snprintf(key, size, "metricsProviders[%zu].%s", i, field);
+            goto out;
+        }
+    }
+out:
+    return key[0] != '\0';
+}

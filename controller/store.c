@@ -10,18 +10,25 @@
  */
 #include "kanaria/store.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
 
 /* How long a statement waits for another connection's write lock once the store is open. */
 #define KN_STORE_BUSY_MS 500
+/* How long opening waits for a lock another process holds on the database. kanaria.lock already
+ * says that no other kanaria serves this dataDir, so the holder is brief: a reader of the store
+ * (the sqlite3 shell, a backup, a script) whose close checkpoints the WAL, or one that recovers
+ * the WAL a `kill -9` left. Refusing at once made a restart fail now and then. */
+#define KN_STORE_OPEN_WAIT_MS 5000
 
 #define KN_STORE_NOT_STARTED "('PENDING', 'PLANNED')"
 #define KN_STORE_NOT_FINAL   "('PENDING', 'PLANNED', 'RUNNING', 'ROLLING_BACK')"
@@ -29,6 +36,8 @@
 struct kn_store {
     sqlite3 *db;
     char *path;
+    char storage_error[256]; /* why the last write failed for want of space or I/O, "" */
+    long long write_errors;  /* writes that failed so, since open */
 };
 
 /* Migration i brings user_version from i to i + 1, in one transaction with the bump. Never edit
@@ -244,6 +253,13 @@ static int sql_fail(struct kn_store *st, int src, const char *what)
         rc = (src & 0xff) == SQLITE_CONSTRAINT ? KN_EINVAL : KN_EIO;
         break;
     }
+    /* A full disk (or one that fails writes) under dataDir: shown until a write works again. */
+    if ((src & 0xff) == SQLITE_FULL || src == SQLITE_IOERR_WRITE || src == SQLITE_IOERR_FSYNC ||
+        src == SQLITE_IOERR_TRUNCATE || src == SQLITE_IOERR_SHMSIZE) {
+        snprintf(st->storage_error, sizeof(st->storage_error), "cannot write '%s': %s",
+                 st->path, sqlite3_errstr(src));
+        st->write_errors++;
+    }
     if (rc != KN_EEXISTS && rc != KN_ENOTFOUND) {
         kn_log_error("store", "%s: %s (%s)", what, sqlite3_errmsg(st->db), sqlite3_errstr(src));
     }
@@ -313,6 +329,10 @@ static int step(struct kn_store *st, sqlite3_stmt *s)
         return 1;
     }
     if (src == SQLITE_DONE) {
+        /* a write that is committed (no transaction left open) */
+        if (!sqlite3_stmt_readonly(s) && sqlite3_get_autocommit(st->db)) {
+            st->storage_error[0] = '\0';
+        }
         return 0;
     }
     return sql_fail(st, src, "step");
@@ -365,8 +385,8 @@ static int tx_begin(struct kn_store *st)
 /* Commit when rc is 0, else roll back; returns rc, or the commit's failure. */
 static int tx_end(struct kn_store *st, int rc)
 {
-    if (rc >= 0) {
-        rc = run(st, "COMMIT", "");
+    if (rc >= 0 && (rc = run(st, "COMMIT", "")) == 0) {
+        st->storage_error[0] = '\0'; /* COMMIT counts as read-only for step() */
     }
     if (rc < 0 && !sqlite3_get_autocommit(st->db)) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -384,7 +404,8 @@ static int open_fail(struct kn_store *st, int src, const char *what, struct kn_e
     switch (src & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        return kn_error_set(err, KN_EIO, NULL, "'%s' is locked by another process", st->path);
+        return kn_error_set(err, KN_EIO, NULL, "'%s' is locked by another process (waited %d s)",
+                            st->path, KN_STORE_OPEN_WAIT_MS / 1000);
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
         return kn_error_set(err, KN_EIO, NULL,
@@ -433,28 +454,98 @@ static int open_exec(struct kn_store *st, const char *sql, struct kn_error *err)
     return src == SQLITE_OK ? 0 : open_fail(st, src, sql, err);
 }
 
+/* Every table and column that schema `version` has must be in the file: a store that lost a
+ * table would start and then fail every write. The reference is an in-memory database brought to
+ * the same version by the same migrations, so the check follows each new migration by itself. */
+static int open_check_schema(struct kn_store *st, int version, struct kn_error *err)
+{
+    static const char want_sql[] =
+        "SELECT m.name, c.name FROM sqlite_master AS m, pragma_table_info(m.name) AS c "
+        "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, c.cid";
+    static const char got_sql[] =
+        "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1), "
+        "(SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2)";
+    sqlite3 *ref = NULL;
+    sqlite3_stmt *want = NULL;
+    sqlite3_stmt *got = NULL;
+    const char *table;
+    const char *column;
+    int src;
+    int rc = 0;
+
+    if (version == 0) {
+        goto out;
+    }
+    src = sqlite3_open_v2(":memory:", &ref, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    for (int i = 0; i < version && src == SQLITE_OK; i++) {
+        src = sqlite3_exec(ref, kn_store_migrations[i], NULL, NULL, NULL);
+    }
+    if (src == SQLITE_OK) {
+        src = sqlite3_prepare_v2(ref, want_sql, -1, &want, NULL);
+    }
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
+                          "'%s': cannot build schema %d to compare: %s", st->path, version,
+                          ref ? sqlite3_errmsg(ref) : sqlite3_errstr(src));
+        goto out;
+    }
+    if ((src = sqlite3_prepare_v2(st->db, got_sql, -1, &got, NULL)) != SQLITE_OK) {
+        rc = open_fail(st, src, "schema check", err);
+        goto out;
+    }
+    while ((src = sqlite3_step(want)) == SQLITE_ROW) {
+        table = (const char *)sqlite3_column_text(want, 0);
+        column = (const char *)sqlite3_column_text(want, 1);
+        sqlite3_reset(got);
+        sqlite3_bind_text(got, 1, table, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(got, 2, column, -1, SQLITE_TRANSIENT);
+        if ((src = sqlite3_step(got)) != SQLITE_ROW) {
+            rc = open_fail(st, src, "schema check", err);
+            goto out;
+        }
+        if (sqlite3_column_int(got, 0) == 0 || sqlite3_column_int(got, 1) == 0) {
+            rc = kn_error_set(err, KN_EIO, NULL,
+                              "'%s' is not a kanaria database or is corrupt: schema %d has a "
+                              "table '%s'%s%s%s but the file has not (move it away to start "
+                              "afresh; nothing was changed)",
+                              st->path, version, table,
+                              sqlite3_column_int(got, 0) ? " with a column '" : "",
+                              sqlite3_column_int(got, 0) ? column : "",
+                              sqlite3_column_int(got, 0) ? "'" : "");
+            goto out;
+        }
+    }
+    if (src != SQLITE_DONE) {
+        rc = kn_error_set(err, KN_EIO, NULL, "'%s': cannot read schema %d to compare: %s",
+                          st->path, version, sqlite3_errmsg(ref));
+    }
+out:
+    sqlite3_finalize(got);
+    sqlite3_finalize(want);
+    sqlite3_close(ref);
+    return rc;
+}
+
 /* Everything that may refuse the file, before anything writes to it. */
-static int open_check(struct kn_store *st, int existing, int *version, struct kn_error *err)
+static int open_check(struct kn_store *st, int *version, struct kn_error *err)
 {
     char *check = NULL;
     int objects = 0;
     int rc = 0;
 
-    if (existing) {
-        if ((rc = open_query(st, "PRAGMA quick_check", &check, NULL, err)) < 0) {
-            goto out;
+    if ((rc = open_query(st, "PRAGMA quick_check", &check, NULL, err)) < 0) {
+        goto out;
+    }
+    if (!check || strcmp(check, "ok") != 0) {
+        /* The report spans lines ("*** in database main ***\nTree 2 page 2: ..."). */
+        for (char *p = check; p && *p; p++) {
+            *p = *p == '\n' ? ' ' : *p;
         }
-        if (!check || strcmp(check, "ok") != 0) {
-            /* The report spans lines ("*** in database main ***\nTree 2 page 2: ..."). */
-            for (char *p = check; p && *p; p++) {
-                *p = *p == '\n' ? ' ' : *p;
-            }
-            rc = kn_error_set(err, KN_EIO, NULL,
-                              "'%s' is not a kanaria database or is corrupt: %.160s (move it "
-                              "away to start afresh; nothing was changed)",
-                              st->path, check ? check : "integrity check failed");
-            goto out;
-        }
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "'%s' is not a kanaria database or is corrupt: %.160s (move it "
+                          "away to start afresh; nothing was changed)",
+                          st->path, check ? check : "integrity check failed");
+        goto out;
     }
     if ((rc = open_query(st, "PRAGMA user_version", NULL, version, err)) < 0) {
         goto out;
@@ -480,7 +571,10 @@ static int open_check(struct kn_store *st, int existing, int *version, struct kn
             goto out;
         }
     }
-    /* Without a busy timeout this fails at once when another connection is writing. */
+    if ((rc = open_check_schema(st, *version, err)) < 0) {
+        goto out;
+    }
+    /* Takes the write lock, so a lock held past the busy timeout is refused here. */
     if ((rc = open_exec(st, "BEGIN IMMEDIATE", err)) < 0) {
         goto out;
     }
@@ -551,11 +645,80 @@ static int open_migrate(struct kn_store *st, int version, struct kn_error *err)
     return rc;
 }
 
+/* Remove path's WAL and shared-memory files, which SQLite names after it. */
+static void remove_wal_files(const char *path)
+{
+    char *wal = kn_asprintf("%s-wal", path);
+    char *shm = kn_asprintf("%s-shm", path);
+
+    unlink(wal);
+    unlink(shm);
+    free(wal);
+    free(shm);
+}
+
+/* A new store is made under a temporary name and renamed into place once migrated, so that a
+ * `path` that exists is always a store kanaria finished creating: an empty or half-made file is
+ * never taken for a new store. The caller has checked that `path` does not exist. */
+static int store_create(const char *path, struct kn_error *err)
+{
+    struct kn_store tmp = {.path = kn_asprintf("%s.new", path)};
+    char *wal = kn_asprintf("%s-wal", path);
+    struct stat sb;
+    int src;
+    int rc = 0;
+
+    /* SQLite would replay a WAL it finds beside the new file into it. */
+    if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "'%s' is there without its database '%s' (move it away, or put the "
+                          "database back; nothing was changed)",
+                          wal, path);
+        goto out;
+    }
+    /* what a creation that was killed half-way left */
+    unlink(tmp.path);
+    remove_wal_files(tmp.path);
+    src = sqlite3_open_v2(tmp.path, &tmp.db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
+                          "cannot open '%s': %s", path,
+                          tmp.db ? sqlite3_errmsg(tmp.db) : sqlite3_errstr(src));
+        goto out;
+    }
+    sqlite3_extended_result_codes(tmp.db, 1);
+    sqlite3_busy_timeout(tmp.db, KN_STORE_OPEN_WAIT_MS);
+    if ((rc = open_setup(&tmp, err)) < 0 || (rc = open_migrate(&tmp, 0, err)) < 0) {
+        goto out;
+    }
+    /* The last connection's close checkpoints the WAL into the file. */
+    src = sqlite3_close(tmp.db);
+    tmp.db = NULL;
+    if (src != SQLITE_OK) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot create '%s': %s", path, sqlite3_errstr(src));
+        goto out;
+    }
+    remove_wal_files(path);
+    if (rename(tmp.path, path) < 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot create '%s': %s", path, strerror(errno));
+        goto out;
+    }
+out:
+    sqlite3_close(tmp.db);
+    if (rc < 0) {
+        unlink(tmp.path);
+    }
+    remove_wal_files(tmp.path);
+    free(tmp.path);
+    free(wal);
+    return rc;
+}
+
 int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
 {
     struct kn_store *st = NULL;
     struct stat sb;
-    int existing;
     int version = 0;
     int src;
     int rc = 0;
@@ -565,11 +728,20 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
         rc = kn_error_set(err, KN_EINVAL, NULL, "no database path");
         goto out;
     }
-    existing = stat(path, &sb) == 0 && sb.st_size > 0;
+    if (stat(path, &sb) < 0 && errno == ENOENT && (rc = store_create(path, err)) < 0) {
+        goto out;
+    }
+    /* Only store_create makes a new store: an empty file is one that lost its contents. */
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "'%s' is empty, not a kanaria database (move it away to start afresh; "
+                          "nothing was changed)",
+                          path);
+        goto out;
+    }
     st = kn_calloc(1, sizeof(*st));
     st->path = kn_strdup(path);
-    src = sqlite3_open_v2(path, &st->db,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    src = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         rc = kn_error_set(err, src == SQLITE_NOMEM ? KN_ENOMEM : KN_EIO, NULL,
                           "cannot open '%s': %s", path,
@@ -577,8 +749,8 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
         goto out;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, 0);
-    if ((rc = open_check(st, existing, &version, err)) < 0) {
+    sqlite3_busy_timeout(st->db, KN_STORE_OPEN_WAIT_MS);
+    if ((rc = open_check(st, &version, err)) < 0) {
         goto out;
     }
     sqlite3_busy_timeout(st->db, KN_STORE_BUSY_MS);
@@ -593,6 +765,14 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
 out:
     kn_store_close(st);
     return rc;
+}
+
+const char *kn_store_storage_error(const struct kn_store *st, long long *write_errors)
+{
+    if (write_errors) {
+        *write_errors = st->write_errors;
+    }
+    return st->storage_error;
 }
 
 void kn_store_close(struct kn_store *st)

@@ -264,6 +264,9 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_object_set_new(j, "orphaned_since", json_integer(a->orphaned_at));
     json_object_set_new(j, "pruned", json_boolean(a->pruned_at != 0));
     json_object_set_new(j, "pruned_at", json_integer(a->pruned_at));
+    /* while the store cannot be written, no app's state can be recorded */
+    json_object_set_new(j, "storage_error",
+                        json_string(kn_store_storage_error(api->deps.store, NULL)));
     json_object_set_new(j, "current", json_null());
     if (a->current_deployment &&
         kn_store_deployment_get(api->deps.store, a->current_deployment, &d) == 0) {
@@ -355,7 +358,8 @@ static void kn_api_get_apps(struct kn_api *api, h2o_req_t *req, const struct kn_
     json_t *body;
 
     kn_store_apps(api->deps.store, r->repo, kn_api_collect_app, &x);
-    body = json_pack("{s:o}", "apps", x.list);
+    body = json_pack("{s:o, s:s}", "apps", x.list, "storage_error",
+                     kn_store_storage_error(api->deps.store, NULL));
     kn_api_reply(req, 200, body);
     json_decref(body);
 }

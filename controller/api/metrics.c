@@ -237,6 +237,19 @@ int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now
     kn_metrics_sample(out, "kanaria_build_info",
                       (const char *const[]){"version", KANARIA_VERSION, NULL}, 1);
 
+    {
+        long long errors = 0;
+        const char *why = kn_store_storage_error(st, &errors);
+        kn_metrics_head(out, "kanaria_storage_error", "gauge",
+                        "1 while the state store cannot be written (a full disk under dataDir); 0 "
+                        "once a write works again.");
+        kn_metrics_sample(out, "kanaria_storage_error", NULL, why[0] ? 1 : 0);
+        kn_metrics_head(out, "kanaria_store_write_errors_total", "counter",
+                        "Writes to the state store that failed for want of space or an I/O "
+                        "error, since kanaria started.");
+        kn_metrics_sample(out, "kanaria_store_write_errors_total", NULL, (double)errors);
+    }
+
     kn_metrics_head(out, "kanaria_deployments_total", "counter",
                     "Deployments recorded, by app and status (result); a deployment that is not "
                     "final yet counts under its current status.");

@@ -276,6 +276,10 @@ static void kn_client_print_app(const json_t *app)
                    when, kn_client_str(app, "name"));
         }
     }
+    if (json_string_value(json_object_get(app, "storage_error")) &&
+        *json_string_value(json_object_get(app, "storage_error"))) {
+        printf("storage error:    %s\n", kn_client_str(app, "storage_error"));
+    }
     if (*kn_client_str(app, "drift") && strcmp(kn_client_str(app, "drift"), "-") != 0) {
         printf("drift:            %s%s\n", kn_client_str(app, "drift"),
                json_is_true(json_object_get(app, "self_heal")) ? " (self-heal on)" : "");
@@ -440,6 +444,10 @@ static int kn_client_status(const struct kn_client_opts *op)
     } else if (o.app) {
         kn_client_print_app(j);
     } else {
+        if (json_string_value(json_object_get(j, "storage_error")) &&
+            *json_string_value(json_object_get(j, "storage_error"))) {
+            printf("storage error: %s\n\n", kn_client_str(j, "storage_error"));
+        }
         printf("%-20s %-12s %-8s %-12s %-7s %-16s %s\n", "APP", "REPO", "DEPLOY", "STATUS",
                "COMMIT", "STAGE", "SUMMARY");
         json_array_foreach(json_object_get(j, "apps"), i, app)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -54,6 +55,7 @@ struct serve {
     struct kn_metrics **metrics;
     size_t nmetrics;
     char *data_dir;
+    const struct kn_config *config; /* the running one, borrowed from the reconcile loop */
     int lock_fd;
 };
 
@@ -242,11 +244,16 @@ static int make_dirs(const char *path)
     return rc;
 }
 
+/* How long a start waits for kanaria.lock: `kill -9` returns before the process is gone, and a
+ * restart right after it must not find the lock still held by the one that is exiting. */
+#define KN_SERVE_LOCK_WAIT_MS 5000
+
 /* Hold dataDir/kanaria.lock for the life of the process; a second instance is refused. */
 static int take_lock(struct serve *s, const char *data_dir)
 {
     char *path = kn_asprintf("%s/kanaria.lock", data_dir);
     char pid[32];
+    int waited = 0;
     int rc = 0;
 
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -255,17 +262,21 @@ static int take_lock(struct serve *s, const char *data_dir)
         rc = KN_EIO;
         goto out;
     }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-        ssize_t n = read(s->lock_fd, pid, sizeof(pid) - 1);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        kn_log_error(WHO, "another kanaria serve is running on %s (pid %s)", data_dir,
-                     pid[0] ? pid : "unknown");
-        rc = KN_EEXISTS;
-        goto out;
+    while (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (waited >= KN_SERVE_LOCK_WAIT_MS) {
+            ssize_t n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            kn_log_error(WHO, "another kanaria serve is running on %s (pid %s), still after %d s",
+                         data_dir, pid[0] ? pid : "unknown", KN_SERVE_LOCK_WAIT_MS / 1000);
+            rc = KN_EEXISTS;
+            goto out;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        waited += 100;
     }
     snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(s->lock_fd, 0) < 0 || write(s->lock_fd, pid, strlen(pid)) < 0) {
+    if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, strlen(pid), 0) < 0) {
         kn_log_warn(WHO, "cannot write the pid into %s", path);
     }
 out:
@@ -408,6 +419,7 @@ static void on_reload(uv_signal_t *h, int signum)
     struct serve *s = h->data;
     struct kn_diags diags;
     struct kn_config *cfg = NULL;
+    char key[128];
 
     (void)signum;
     kn_diags_init(&diags, 0);
@@ -415,12 +427,21 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_log_error(WHO, "SIGHUP: %s is invalid, keeping the running config:",
                      s->config_path);
         print_diags(&diags);
+    } else if (kn_config_restart_key(s->config, cfg, key, sizeof(key))) {
+        /* The platforms, the API listener and the store were made from the running config:
+         * applying the rest would leave them behind it. */
+        kn_log_error(WHO,
+                     "SIGHUP: %s: '%s' changed, which takes a restart of kanaria; keeping the "
+                     "running config",
+                     s->config_path, key);
+        kn_config_free(cfg);
     } else {
         kn_log_info(WHO, "SIGHUP: reloaded %s", s->config_path);
         apply_log_config(cfg);
         kn_reconcile_set_config(s->reconcile, cfg);
         kn_api_set_config(s->api, cfg); /* owned by the reconcile loop, like the first one */
         kn_notify_set_config(s->notify, cfg);
+        s->config = cfg;
     }
     kn_diags_release(&diags);
 }
@@ -556,6 +577,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_notify_new(&s.notify, &s.loop, s.http, cfg);
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
+    s.config = cfg;
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_reconcile_on_prune(s.reconcile, prune_app, &s);

@@ -7,6 +7,7 @@
 #ifndef KANARIA_CONFIG_H
 #define KANARIA_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kanaria/schema.h"
@@ -153,5 +154,14 @@ const struct kn_platform_config *kn_config_platform(const struct kn_config *cfg,
                                                     const char *name);
 const struct kn_metrics_provider_config *kn_config_metrics_provider(const struct kn_config *cfg,
                                                                     const char *name);
+
+/*
+ * What a reload (SIGHUP) cannot apply: the keys kanaria reads only at start (dataDir, listen, the
+ * TLS files, driftInterval, every key of platforms and metricsProviders). Returns 1 and the first
+ * such key that differs between the running config and cfg in key ("dataDir",
+ * "platforms[0].type"; cut to size), or 0 when cfg can be applied as it is.
+ */
+int kn_config_restart_key(const struct kn_config *running, const struct kn_config *cfg,
+                          char *key, size_t size);
 
 #endif /* KANARIA_CONFIG_H */

@@ -38,6 +38,11 @@ int kn_deploy_status_is_final(enum kn_deploy_status s);
 int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err);
 void kn_store_close(struct kn_store *st);
 
+/* Why the last write failed for want of space or an I/O error (a full disk under dataDir), or
+ * "" once a write has worked again; borrowed until the next call on st. *write_errors (when not
+ * NULL) gets the number of writes that failed so since open. Kept in memory only. */
+const char *kn_store_storage_error(const struct kn_store *st, long long *write_errors);
+
 /* The schema version this build writes. */
 int kn_store_schema_version(void);
 

@@ -717,6 +717,60 @@ static void test_event_names(void **state)
     assert_string_equal(kn_event_names[12], "DRIFT_DETECTED");
 }
 
+/* What a reload may apply (repositories, users, notifications, log) and the key it names when
+ * one that kanaria reads only at start has changed. */
+static void test_restart_key(void **state)
+{
+#define R_DATA   "dataDir: /var/lib/kanaria\n"
+#define R_LISTEN "listen: 127.0.0.1:7070\n"
+#define R_PLAT   "platforms:\n  - {name: vm, type: local, ports: {min: 20000, max: 20100}}\n"
+#define R_PROM                                                                                     \
+    "metricsProviders:\n  - {name: prom, type: prometheus, address: 'http://127.0.0.1:9090'}\n"
+    static const struct {
+        const char *yaml;
+        const char *key; /* NULL: the reload applies */
+    } cases[] = {
+        {R_DATA R_LISTEN R_PLAT R_PROM "repositories:\n  - {name: d, url: /srv/d.git}\n"
+                                       "log: {level: debug}\n",
+         NULL},
+        {"dataDir: /srv/kanaria\n" R_LISTEN R_PLAT R_PROM, "dataDir"},
+        {R_DATA "listen: 127.0.0.1:7071\n" R_PLAT R_PROM, "listen"},
+        {R_DATA R_LISTEN R_PLAT R_PROM "driftInterval: 7m\n", "driftInterval"},
+        {R_DATA R_LISTEN R_PLAT R_PROM "tls: {certFile: /etc/k/cert.pem, keyFile: /etc/k/key.pem}\n",
+         "tls.certFile"},
+        {R_DATA R_LISTEN "platforms:\n  - {name: vm, type: local, ports: {min: 20000, max: 20200}}\n"
+                         R_PROM,
+         "platforms[0].ports.max"},
+        {R_DATA R_LISTEN "platforms:\n  - {name: vm, type: local, haproxy: {metricsBind: "
+                         "'127.0.0.1:9999'}, ports: {min: 20000, max: 20100}}\n" R_PROM,
+         "platforms[0].haproxy.metricsBind"},
+        {R_DATA R_LISTEN R_PROM, "platforms"},
+        {R_DATA R_LISTEN R_PLAT "metricsProviders:\n  - {name: prom, type: prometheus, "
+                                "address: 'http://127.0.0.1:9091'}\n",
+         "metricsProviders[0].address"},
+    };
+    struct kn_config *running = expect_ok(*state, R_DATA R_LISTEN R_PLAT R_PROM);
+    struct kn_config *cfg;
+    char key[64];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cfg = expect_ok(*state, cases[i].yaml);
+        if (cases[i].key) {
+            assert_int_equal(kn_config_restart_key(running, cfg, key, sizeof(key)), 1);
+            assert_string_equal(key, cases[i].key);
+        } else {
+            assert_int_equal(kn_config_restart_key(running, cfg, key, sizeof(key)), 0);
+            assert_string_equal(key, "");
+        }
+        kn_config_free(cfg);
+    }
+    kn_config_free(running);
+#undef R_DATA
+#undef R_LISTEN
+#undef R_PLAT
+#undef R_PROM
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +803,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diags_appended, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_key, setup, teardown),
         cmocka_unit_test(test_platform_type_enum),
         cmocka_unit_test(test_every_key_has_help),
         cmocka_unit_test(test_platform_registry),

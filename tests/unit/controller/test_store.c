@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kanaria/alloc.h"
@@ -43,8 +45,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    char *fs = kn_asprintf("%s/fs", f->dir);
 
     kn_store_close(f->st);
+    umount2(fs, MNT_DETACH); /* test_disk_full's, when it failed half-way */
+    free(fs);
     kn_test_rmtree(f->dir);
     free(f->dir);
     free(f->path);
@@ -247,9 +252,7 @@ static void test_migrations_from_zero(void **state)
     char sql[128];
 
     (void)state;
-    /* An existing, empty file: schema 0, nothing in it. */
-    kn_test_write(dir, "empty.db", "");
-    assert_int_equal(sql_int(path, "PRAGMA user_version"), 0);
+    /* No file: a new store. */
     kn_error_clear(&err);
     assert_int_equal(kn_store_open(&st, path, &err), 0);
     assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
@@ -382,6 +385,199 @@ static void test_locked_refused(void **state)
     assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
     sqlite3_close(other);
+}
+
+/* An empty kanaria.db lost its contents: it is not a new store (history would be lost and every
+ * app deployed again as a first deployment). */
+static void test_empty_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *wal = kn_asprintf("%s-wal", f->path);
+    struct stat sb;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    unlink(f->path);
+    unlink(wal);
+    kn_test_write(f->dir, "kanaria.db", "");
+
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is empty, not a kanaria database"));
+    assert_non_null(strstr(err.msg, "nothing was changed"));
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    assert_int_not_equal(stat(wal, &sb), 0);
+    free(wal);
+}
+
+/* A store without a table (or a column) its schema version has is refused at open, unchanged. */
+static void test_missing_table_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *before;
+    size_t len;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    sql_exec(f->path, "DROP TABLE approvals");
+    before = slurp(f->path, &len);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is not a kanaria database or is corrupt"));
+    assert_non_null(strstr(err.msg, "has a table 'approvals' but the file has not"));
+    assert_same_bytes(f->path, before, len);
+    free(before);
+
+    sql_exec(f->path, "CREATE TABLE approvals (deployment INTEGER NOT NULL REFERENCES"
+                      " deployments (id) ON DELETE CASCADE, stage INTEGER NOT NULL,"
+                      " who TEXT NOT NULL, decision TEXT NOT NULL, at INTEGER NOT NULL);"
+                      "ALTER TABLE apps DROP COLUMN healed_at");
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_non_null(strstr(err.msg, "has a table 'apps' with a column 'healed_at' but the file"));
+}
+
+/* A creation killed half-way leaves kanaria.db.new, never kanaria.db: the next start creates the
+ * store again. A WAL left without its database is not replayed into a new one. */
+static void test_create_killed_halfway(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *tmp = kn_asprintf("%s.new", f->path);
+    char *wal = kn_asprintf("%s-wal", f->path);
+    struct stat sb;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    unlink(f->path);
+    unlink(wal);
+    kn_test_write(f->dir, "kanaria.db.new", "");
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
+    assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), kn_store_schema_version());
+    kn_store_close(f->st);
+    f->st = NULL;
+
+    unlink(f->path);
+    kn_test_write(f->dir, "kanaria.db-wal", "not empty");
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&st, f->path, &err), KN_EIO);
+    assert_null(st);
+    assert_non_null(strstr(err.msg, "is there without its database"));
+    assert_int_not_equal(stat(f->path, &sb), 0);
+    unlink(wal);
+    free(tmp);
+    free(wal);
+}
+
+/* A lock on the database that its holder lets go of soon (a process exiting after kill -9, a
+ * reader closing) is waited for: kanaria.lock already says no other kanaria serves the store. */
+static void test_lock_released_waited(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_error err;
+    int ready[2];
+    int status = 0;
+    char c;
+    pid_t pid;
+
+    kn_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(pipe(ready), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sqlite3 *db = NULL;
+
+        if (sqlite3_open(f->path, &db) != SQLITE_OK ||
+            sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK ||
+            write(ready[1], "x", 1) != 1) {
+            _exit(1);
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 500 * 1000 * 1000}, NULL);
+        _exit(0); /* the lock goes with the process, as after kill -9 */
+    }
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+
+    kn_error_clear(&err);
+    if (kn_store_open(&f->st, f->path, &err) != 0) {
+        fail_msg("open: %s", err.msg);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A full disk under the store: the write fails, the storage error says so until a write works
+ * again, which it does once there is space. A real full filesystem: a small tmpfs (root only). */
+static void test_disk_full(void **state)
+{
+    struct fixture *f = *state;
+    char *fs = kn_asprintf("%s/fs", f->dir);
+    char *path = kn_asprintf("%s/kanaria.db", fs);
+    char *filler = kn_asprintf("%s/filler", fs);
+    char *message = kn_calloc(1, 16 * 1024 + 1);
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    long long errors = 0;
+    char chunk[16 * 1024];
+    FILE *fp;
+    int rc = 0;
+
+    assert_int_equal(mkdir(fs, 0755), 0);
+    if (geteuid() != 0 || mount("tmpfs", fs, "tmpfs", 0, "size=1m") != 0) {
+        fprintf(stderr, "SKIPPED: test_disk_full needs root to mount a small tmpfs\n");
+        free(fs);
+        free(path);
+        free(filler);
+        free(message);
+        skip();
+    }
+    kn_error_clear(&err);
+    if (kn_store_open(&st, path, &err) != 0) {
+        umount(fs);
+        fail_msg("open: %s", err.msg);
+    }
+    assert_string_equal(kn_store_storage_error(st, &errors), "");
+    assert_int_equal(errors, 0);
+
+    /* fill the filesystem, then write until the store cannot */
+    memset(chunk, 'x', sizeof(chunk));
+    memset(message, 'm', 16 * 1024);
+    fp = fopen(filler, "wb");
+    assert_non_null(fp);
+    while (fwrite(chunk, 1, sizeof(chunk), fp) == sizeof(chunk) && fflush(fp) == 0) {
+    }
+    fclose(fp);
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        rc = kn_store_event_add(st, "LOAD", "", "", 0, "", message, T_NOW_MS);
+    }
+    assert_int_equal(rc, KN_EIO);
+    assert_non_null(strstr(kn_store_storage_error(st, &errors), "database or disk is full"));
+    assert_non_null(strstr(kn_store_storage_error(st, NULL), path));
+    assert_true(errors >= 1);
+
+    /* space again: the next write works and clears it */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(kn_store_event_add(st, "LOAD", "", "", 0, "", "x", T_NOW_MS), 0);
+    assert_string_equal(kn_store_storage_error(st, NULL), "");
+
+    kn_store_close(st);
+    assert_int_equal(umount(fs), 0);
+    free(fs);
+    free(path);
+    free(filler);
+    free(message);
 }
 
 static void test_bad_path(void **state)
@@ -925,8 +1121,7 @@ static const char *approvals_of(struct kn_store *st, long long id, int stage)
     return buf;
 }
 
-/* A schema 1 database with a deployment, its stage and a rejection (the tables migration 2
- * touches, as schema 1 had them) upgrades without losing a row: the deployments table is rebuilt
+/* A schema 1 database (as migration 1 made it) with a deployment and its stage upgrades without losing a row: the deployments table is rebuilt
  * with foreign keys off, so the stages that point at it are not cascaded away. */
 static void test_migration_keeps_rows(void **state)
 {
@@ -962,6 +1157,20 @@ static void test_migration_keeps_rows(void **state)
              " type TEXT NOT NULL, repo TEXT NOT NULL DEFAULT '', app TEXT NOT NULL DEFAULT '',"
              " deployment INTEGER NOT NULL DEFAULT 0, actor TEXT NOT NULL DEFAULT '',"
              " message TEXT NOT NULL DEFAULT '');"
+             "CREATE TABLE repositories (name TEXT PRIMARY KEY, head TEXT NOT NULL DEFAULT '',"
+             " fetched_at INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+             " failing_since INTEGER NOT NULL DEFAULT 0);"
+             "CREATE TABLE stage_meta (deployment INTEGER NOT NULL REFERENCES deployments (id)"
+             " ON DELETE CASCADE, idx INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL"
+             " DEFAULT '', PRIMARY KEY (deployment, idx, key));"
+             "CREATE TABLE approvals (deployment INTEGER NOT NULL REFERENCES deployments (id)"
+             " ON DELETE CASCADE, stage INTEGER NOT NULL, who TEXT NOT NULL,"
+             " decision TEXT NOT NULL, at INTEGER NOT NULL);"
+             "CREATE TABLE analysis_records (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+             " deployment INTEGER NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,"
+             " stage INTEGER NOT NULL, at INTEGER NOT NULL, check_name TEXT NOT NULL DEFAULT '',"
+             " query TEXT NOT NULL DEFAULT '', values_json TEXT NOT NULL DEFAULT '',"
+             " bound TEXT NOT NULL DEFAULT '', verdict TEXT NOT NULL DEFAULT '');"
              "INSERT INTO apps (repo, name, last_good) VALUES ('deploy', 'hello', '" C1 "');"
              "INSERT INTO deployments (repo, app, commit_id, status) VALUES ('deploy', 'hello', '"
              C1 "', 'SUCCESS');"
@@ -1185,7 +1394,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_released_waited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_table_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_killed_halfway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repo_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_seen_upsert, setup, teardown),
