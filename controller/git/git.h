@@ -67,12 +67,26 @@ struct kn_git_auth {
 /*
  * Bring the bare mirror at `mirror_path` (created when absent) up to date with `branch` of `url`
  * (a local path, file://, http(s):// or ssh:// URL) and return the branch's head in *head.
- * Fetches with a forced refspec, so a force-pushed branch is taken as it now is. Blocking (disk
- * and network): call it from the thread pool. KN_EIO when the remote cannot be reached or has no
- * such branch; err's message never contains credentials (URLs have user info stripped).
+ * Fetches with a forced refspec, so a force-pushed branch is taken as it now is. KN_EIO when the
+ * remote cannot be reached or has no such branch; err's message never contains credentials (URLs
+ * have user info stripped).
+ *
+ * Blocking (disk and network) with no time limit: libgit2 1.5 waits for good on a remote that
+ * accepts the connection and never answers. The controller therefore runs it in a process of its
+ * own that it can kill. The caller must be the only writer of the mirror:
+ * a fetch first removes the lock and temporary files a killed fetch left in it.
  */
 int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *branch,
                         const struct kn_git_auth *auth, git_oid *head, struct kn_error *err);
+
+/* Called from inside a fetch each time the remote sends something (a progress message from the
+ * server, a part of the pack): never while the remote is silent. Non-zero stops the fetch. */
+typedef int (*kn_git_progress_cb)(void *data);
+
+/* kn_git_mirror_fetch, calling `progress` (may be NULL) as data arrives. */
+int kn_git_mirror_fetch_progress(const char *mirror_path, const char *url, const char *branch,
+                                 const struct kn_git_auth *auth, git_oid *head,
+                                 struct kn_error *err, kn_git_progress_cb progress, void *data);
 
 /* `url` with any user:password@ removed, for logs and messages (caller frees). */
 char *kn_git_redact_url(const char *url);
