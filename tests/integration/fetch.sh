@@ -90,6 +90,11 @@ check "a fetch is connected to the silent remote" $?
 children=$(ps -o pid= -o args= --ppid "$pid" | awk '/__fetch/ {print $1}')
 [ -n "$children" ]
 check "the fetch runs in its own process" $?
+held=0
+for c in $children; do
+    ls -l "/proc/$c/fd" 2>/dev/null | grep -q 'kanaria\.lock\|kanaria\.db' && held=1
+done
+check "the fetch process holds neither kanaria.lock nor the store" $held
 kill -TERM "$pid"
 exited=1
 for _ in $(seq 1 100); do
