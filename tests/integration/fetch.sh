@@ -2,8 +2,8 @@
 # Fetch deadlines: a remote on loopback that accepts connections and never answers. Its fetch is
 # stopped when no data came for fetchStallTimeout, or when the whole fetch passed fetchTimeout;
 # the repository's status says so and the fetch is retried with backoff, while a file://
-# repository beside it keeps being fetched. SIGTERM while such a fetch hangs exits 0 within
-# seconds and leaves no fetch process behind.
+# repository beside it keeps being fetched. SIGHUP while such a fetch hangs kills it and fetches
+# again; SIGTERM exits 0 within seconds and leaves no fetch process behind.
 set -uo pipefail
 bin=$1
 . "$(dirname "$0")/lib.sh"
@@ -79,17 +79,41 @@ head2=$(git rev-parse HEAD)
 wait_for "good follows" "select head from repositories where name='good'" "$head2" 20
 check "the file:// repository keeps being fetched" $?
 
-# SIGTERM while a fetch hangs: wait for a fresh connection to the silent remote, then stop.
-n=$(wc -l <"$tmp/accepted")
-for _ in $(seq 1 100); do
-    [ "$(wc -l <"$tmp/accepted")" -gt "$n" ] && break
+# Wait for a fresh connection to the silent remote, then list the fetch processes.
+hung_fetches() {
+    local n
+    n=$(wc -l <"$tmp/accepted")
+    for _ in $(seq 1 100); do
+        [ "$(wc -l <"$tmp/accepted")" -gt "$n" ] && break
+        sleep 0.1
+    done
+    ps -o pid= -o args= --ppid "$pid" | awk '/__fetch/ {print $1}'
+}
+
+# SIGHUP while a fetch hangs: it is killed, and every repository is fetched again.
+before=$(hung_fetches)
+[ -n "$before" ]
+check "a fetch hangs before SIGHUP" $?
+kill -HUP "$pid"
+left=1
+for _ in $(seq 1 50); do
+    left=0
+    for c in $before; do
+        kill -0 "$c" 2>/dev/null && left=1
+    done
+    [ "$left" -eq 0 ] && break
     sleep 0.1
 done
-[ "$(wc -l <"$tmp/accepted")" -gt "$n" ]
-check "a fetch is connected to the silent remote" $?
-children=$(ps -o pid= -o args= --ppid "$pid" | awk '/__fetch/ {print $1}')
+check "SIGHUP kills the fetches in flight" $left
+git commit -q --allow-empty -m third
+head3=$(git rev-parse HEAD)
+wait_for "good after reload" "select head from repositories where name='good'" "$head3" 20
+check "after SIGHUP the repositories are fetched again" $?
+
+# SIGTERM while a fetch hangs.
+children=$(hung_fetches)
 [ -n "$children" ]
-check "the fetch runs in its own process" $?
+check "a fetch hangs, in its own process" $?
 held=0
 for c in $children; do
     ls -l "/proc/$c/fd" 2>/dev/null | grep -q 'kanaria\.lock\|kanaria\.db' && held=1
