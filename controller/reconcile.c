@@ -1,11 +1,16 @@
 /*
- * The reconcile loop. Each repository has a watch: a timer, and at most one fetch on the thread
- * pool at a time (a trigger during a fetch runs one more right after it). The worker does all the
- * blocking work (fetch, Git reading, planning) on a snapshot taken from the store; the loop
- * thread records the result.
+ * The reconcile loop. Each repository has a watch: a timer, and at most one fetch at a time (a
+ * trigger during a fetch runs one more right after it). The fetch runs in a child process that
+ * is killed at its deadline (git/fetch.c: libgit2 cannot be stopped inside a thread); then, on a
+ * new head, the thread pool reads the commit and plans on a snapshot taken from the store, and
+ * the loop thread records the result.
+ *
+ * A mirror has one writer at a time: a watch retired by a reload or a stop has its fetch killed,
+ * and a new watch of the same mirror waits until that child is gone.
  */
 #include "reconcile.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +38,10 @@ struct watch {
     char *mirror;
     char who[192];
     uv_timer_t timer;
+    struct kn_git_fetch *fetch; /* the fetch's child process, until its callback */
     uv_work_t work;
-    int busy;    /* a fetch is on the thread pool */
+    int busy;    /* a fetch (child process, then thread pool) is in flight */
+    int waiting; /* a retired watch of the same mirror still has its child: start when it ends */
     int again;   /* triggered while busy */
     int retired; /* the config changed or the loop stops: free when idle */
     int failures;
@@ -58,6 +65,9 @@ struct kn_reconcile {
     struct cfg_ref *cfg;
     struct watch **watches;
     size_t nwatches;
+    struct watch **draining; /* retired watches still busy */
+    size_t ndraining;
+    char exe[PATH_MAX]; /* this binary, which runs the fetches (`exe __fetch`) */
     int stopping;
     kn_reconcile_planned_cb on_planned;
     void *on_planned_data;
@@ -166,29 +176,13 @@ static void snapshot_take(struct watch *w)
 
 /* ---- the worker (thread pool) ------------------------------------------------------------- */
 
-static void fetch_work(uv_work_t *req)
+/* Read the new head and plan (after a fetch that brought one). */
+static void detect_work(uv_work_t *req)
 {
     struct watch *w = req->data;
-    const struct kn_repo_config *r = w->repo;
-    struct kn_git_auth auth = {
-        .username = r->credentials.username,
-        .token_file = r->credentials.token_file,
-        .ssh_key_file = r->credentials.ssh_key_file,
-    };
     git_repository *repo = NULL;
-    char head_hex[GIT_OID_HEXSZ + 1];
     struct kn_detect_input in;
 
-    kn_error_clear(&w->err);
-    w->detected = 0;
-    w->rc_fetch = kn_git_mirror_fetch(w->mirror, r->url, r->branch, &auth, &w->head, &w->err);
-    if (w->rc_fetch < 0) {
-        return;
-    }
-    git_oid_tostr(head_hex, sizeof(head_hex), &w->head);
-    if (w->prev_head && strcmp(w->prev_head, head_hex) == 0) {
-        return; /* nothing new */
-    }
     if ((w->rc_fetch = kn_git_open(&repo, w->mirror, &w->err)) < 0) {
         return;
     }
@@ -210,6 +204,7 @@ static void fetch_work(uv_work_t *req)
 
 static void schedule(struct watch *w, long long delay_ms);
 static void watch_closed(uv_handle_t *h);
+static void start_fetch(struct watch *w);
 
 static int record_app(struct watch *w, const struct kn_detect_app *a, const char *head)
 {
@@ -345,16 +340,18 @@ static void record_stale(struct watch *w)
     free(sc.ids);
 }
 
-static void fetch_done(uv_work_t *req, int status)
+static void drain_done(struct watch *w);
+
+/* The end of a fetch and its planning (or of a fetch that failed): record, schedule the next. */
+static void fetch_finish(struct watch *w, int cancelled)
 {
-    struct watch *w = req->data;
     struct kn_store *st = w->rc->store;
     char head_hex[GIT_OID_HEXSZ + 1];
     long long next;
     int planned = 0;
 
     w->busy = 0;
-    if (status == UV_ECANCELED) {
+    if (cancelled) {
         goto out;
     }
     if (w->rc_fetch < 0) {
@@ -398,16 +395,107 @@ static void fetch_done(uv_work_t *req, int status)
         schedule(w, kn_reconcile_jitter_ms(w->repo->poll_interval_ms, rand() / (RAND_MAX + 1.0)));
     }
 out:
+    if (w->detected) {
+        kn_detect_release(&w->detect);
+        w->detected = 0;
+    }
     snapshot_release(w);
     if (w->retired) {
+        drain_done(w);
         uv_close((uv_handle_t *)&w->timer, watch_closed);
+    }
+}
+
+static void detect_done(uv_work_t *req, int status)
+{
+    struct watch *w = req->data;
+
+    fetch_finish(w, status == UV_ECANCELED);
+}
+
+/* The fetch's child has ended (fetch.c calls back once per fetch). */
+static void fetched(int rc, const git_oid *head, const struct kn_error *err, void *data)
+{
+    struct watch *w = data;
+    char head_hex[GIT_OID_HEXSZ + 1];
+
+    w->fetch = NULL;
+    w->detected = 0;
+    w->rc_fetch = rc;
+    if (w->retired) {
+        fetch_finish(w, 1);
+        return;
+    }
+    if (rc < 0) {
+        w->err = *err;
+        fetch_finish(w, 0);
+        return;
+    }
+    git_oid_cpy(&w->head, head);
+    git_oid_tostr(head_hex, sizeof(head_hex), head);
+    if (w->prev_head && strcmp(w->prev_head, head_hex) == 0) {
+        fetch_finish(w, 0); /* nothing new */
+        return;
+    }
+    w->work.data = w;
+    if (uv_queue_work(w->rc->loop, &w->work, detect_work, detect_done) != 0) {
+        w->rc_fetch = kn_error_set(&w->err, KN_EIO, NULL, "could not queue the planning");
+        fetch_finish(w, 0);
     }
 }
 
 /* ---- scheduling ------------------------------------------------------------------------------ */
 
+/* Whether a retired watch of the same mirror still has a fetch process. */
+static int mirror_draining(struct watch *w)
+{
+    for (size_t i = 0; i < w->rc->ndraining; i++) {
+        if (w->rc->draining[i]->fetch && strcmp(w->rc->draining[i]->mirror, w->mirror) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A retired watch is done: forget it, and start the fetch that waited for its mirror. */
+static void drain_done(struct watch *w)
+{
+    struct kn_reconcile *rc = w->rc;
+
+    for (size_t i = 0; i < rc->ndraining; i++) {
+        if (rc->draining[i] == w) {
+            rc->draining[i] = rc->draining[--rc->ndraining];
+            break;
+        }
+    }
+    for (size_t i = 0; i < rc->nwatches; i++) {
+        struct watch *n = rc->watches[i];
+
+        if (n->waiting && strcmp(n->mirror, w->mirror) == 0 && !mirror_draining(n)) {
+            n->waiting = 0;
+            start_fetch(n);
+        }
+    }
+}
+
 static void start_fetch(struct watch *w)
 {
+    const struct kn_repo_config *r = w->repo;
+    struct kn_git_auth auth = {
+        .username = r->credentials.username,
+        .token_file = r->credentials.token_file,
+        .ssh_key_file = r->credentials.ssh_key_file,
+    };
+    struct kn_git_fetch_opts opts = {
+        .exe = w->rc->exe,
+        .mirror_path = w->mirror,
+        .url = r->url,
+        .branch = r->branch,
+        .auth = &auth,
+        .timeout_ms = r->fetch_timeout_ms,
+        .stall_timeout_ms = r->fetch_stall_timeout_ms,
+    };
+
     if (w->busy) {
         w->again = 1;
         return;
@@ -415,15 +503,18 @@ static void start_fetch(struct watch *w)
     if (w->retired || w->rc->stopping) {
         return;
     }
+    if (mirror_draining(w)) {
+        kn_log_debug(w->who, "waiting for the stopped fetch of the same mirror to end");
+        w->waiting = 1;
+        return;
+    }
     w->busy = 1;
     snapshot_take(w);
-    w->work.data = w;
+    kn_error_clear(&w->err);
     kn_log_debug(w->who, "fetching");
-    if (uv_queue_work(w->rc->loop, &w->work, fetch_work, fetch_done) != 0) {
-        w->busy = 0;
-        snapshot_release(w);
-        kn_log_error(w->who, "could not queue a fetch");
-        schedule(w, kn_reconcile_backoff_ms(++w->failures));
+    if ((w->rc_fetch = kn_git_fetch_start(&w->fetch, w->rc->loop, &opts, fetched, w, &w->err)) <
+        0) {
+        fetch_finish(w, 0);
     }
 }
 
@@ -449,13 +540,25 @@ static void watch_closed(uv_handle_t *h)
     free(w);
 }
 
-/* Stop a watch; its memory goes when the timer is closed, after any fetch in flight. */
+/* Stop a watch: its fetch process is killed (nothing recorded), its planning on the thread pool
+ * (disk only) is cancelled, or finishes and is recorded; its memory goes when the timer is
+ * closed, after that. */
 static void watch_retire(struct watch *w)
 {
+    struct kn_reconcile *rc = w->rc;
+
     w->retired = 1;
     uv_timer_stop(&w->timer);
     if (!w->busy) {
         uv_close((uv_handle_t *)&w->timer, watch_closed);
+        return;
+    }
+    rc->draining = kn_reallocarray(rc->draining, rc->ndraining + 1, sizeof(*rc->draining));
+    rc->draining[rc->ndraining++] = w;
+    if (w->fetch) {
+        kn_git_fetch_stop(w->fetch);
+    } else {
+        uv_cancel((uv_req_t *)&w->work);
     }
 }
 
@@ -495,7 +598,13 @@ int kn_reconcile_new(struct kn_reconcile **out, uv_loop_t *loop, struct kn_store
                      struct kn_config *cfg)
 {
     struct kn_reconcile *rc = kn_calloc(1, sizeof(*rc));
+    size_t len = sizeof(rc->exe);
 
+    /* /proc/self/exe where there is one: the very binary that runs, even when an upgrade has
+     * replaced or removed the file since it started */
+    if (access("/proc/self/exe", X_OK) == 0 || uv_exepath(rc->exe, &len) != 0) {
+        snprintf(rc->exe, sizeof(rc->exe), "/proc/self/exe");
+    }
     rc->loop = loop;
     rc->store = store;
     rc->cfg = kn_calloc(1, sizeof(*rc->cfg));
@@ -561,6 +670,7 @@ void kn_reconcile_free(struct kn_reconcile *rc)
         return;
     }
     free(rc->watches);
+    free(rc->draining);
     cfg_unref(rc->cfg);
     free(rc);
 }

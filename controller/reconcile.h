@@ -1,8 +1,9 @@
 /*
  * The reconcile loop: for every repository of kanaria.yaml, fetch its branch into a bare mirror
- * under dataDir on the libuv thread pool (every pollInterval, with jitter; failures retried with
- * capped exponential backoff while everything else keeps running), detect which apps the new
- * head touches, plan them, and record PLANNED deployments and events in the store.
+ * under dataDir in a child process with a deadline (every pollInterval, with jitter; failures and
+ * timeouts retried with capped exponential backoff while everything else keeps running), detect
+ * on the libuv thread pool which apps the new head touches, plan them, and record PLANNED
+ * deployments and events in the store.
  *
  * All functions run on the loop thread.
  */
@@ -36,11 +37,13 @@ void kn_reconcile_start(struct kn_reconcile *rc);
 /* Fetch `repo` now (a webhook); coalesced with a fetch in flight. KN_ENOTFOUND when unknown. */
 int kn_reconcile_trigger(struct kn_reconcile *rc, const char *repo);
 
-/* Use a new config (SIGHUP): takes ownership of cfg; repositories are re-created and fetched. */
+/* Use a new config (SIGHUP): takes ownership of cfg; repositories are re-created and fetched (a
+ * fetch in flight is stopped, and its mirror fetched again once its process is gone). */
 void kn_reconcile_set_config(struct kn_reconcile *rc, struct kn_config *cfg);
 
-/* Stop scheduling; fetches in flight finish and are recorded. The loop then runs out of work on
- * its own, and kn_reconcile_free may be called after uv_run returns. */
+/* Stop scheduling; a fetch in flight is stopped (its process killed, nothing recorded: the next
+ * start fetches again), a planning in flight (disk only) finishes and is recorded. The loop then
+ * runs out of work on its own, and kn_reconcile_free may be called after uv_run returns. */
 void kn_reconcile_stop(struct kn_reconcile *rc);
 
 void kn_reconcile_free(struct kn_reconcile *rc);

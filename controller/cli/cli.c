@@ -169,6 +169,10 @@ static int dispatch(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0) {
         return cmd_version(1, argv + 1);
     }
+    /* not in the table: run by `kanaria serve` itself, never by a user */
+    if (strcmp(argv[1], KN_GIT_FETCH_COMMAND) == 0) {
+        return kn_git_fetch_child_main(argc - 1, argv + 1);
+    }
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].name, argv[1]) == 0) {
             return commands[i].run(argc - 1, argv + 1);

@@ -8,6 +8,7 @@
 #define KANARIA_GIT_H
 
 #include <git2.h>
+#include <uv.h>
 
 #include "kanaria/app.h"
 #include "kanaria/error.h"
@@ -67,12 +68,70 @@ struct kn_git_auth {
 /*
  * Bring the bare mirror at `mirror_path` (created when absent) up to date with `branch` of `url`
  * (a local path, file://, http(s):// or ssh:// URL) and return the branch's head in *head.
- * Fetches with a forced refspec, so a force-pushed branch is taken as it now is. Blocking (disk
- * and network): call it from the thread pool. KN_EIO when the remote cannot be reached or has no
- * such branch; err's message never contains credentials (URLs have user info stripped).
+ * Fetches with a forced refspec, so a force-pushed branch is taken as it now is. KN_EIO when the
+ * remote cannot be reached or has no such branch; err's message never contains credentials (URLs
+ * have user info stripped).
+ *
+ * Blocking (disk and network) with no time limit: libgit2 1.5 waits for good on a remote that
+ * accepts the connection and never answers. The controller therefore runs it in a process of its
+ * own (kn_git_fetch_start) that it can kill. The caller must be the only writer of the mirror:
+ * a fetch first removes the lock and temporary files a killed fetch left in it.
  */
 int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *branch,
                         const struct kn_git_auth *auth, git_oid *head, struct kn_error *err);
+
+/* Called from inside a fetch each time the remote sends something (a progress message from the
+ * server, a part of the pack): never while the remote is silent. Non-zero stops the fetch. */
+typedef int (*kn_git_progress_cb)(void *data);
+
+/* kn_git_mirror_fetch, calling `progress` (may be NULL) as data arrives. */
+int kn_git_mirror_fetch_progress(const char *mirror_path, const char *url, const char *branch,
+                                 const struct kn_git_auth *auth, git_oid *head,
+                                 struct kn_error *err, kn_git_progress_cb progress, void *data);
+
+/* ---- fetches in a process of their own (fetch.c) ------------------------------------------ */
+
+/* The hidden subcommand of the kanaria binary that runs one fetch for kn_git_fetch_start. */
+#define KN_GIT_FETCH_COMMAND "__fetch"
+
+/* What one fetch needs; every string is copied by kn_git_fetch_start. */
+struct kn_git_fetch_opts {
+    const char *exe;         /* the kanaria binary (uv_exepath), run as `exe __fetch` */
+    const char *mirror_path; /* as for kn_git_mirror_fetch */
+    const char *url;
+    const char *branch;
+    const struct kn_git_auth *auth; /* may be NULL */
+    long long timeout_ms;           /* the whole fetch; > 0 */
+    long long stall_timeout_ms;     /* with nothing received from the remote; > 0 */
+};
+
+/* The end of a fetch, on the loop, exactly once per started fetch: rc 0 with the branch's head,
+ * or < 0 with err (a timeout, a stop, or what kn_git_mirror_fetch said). `head` and `err` are
+ * borrowed for the call. The fetch is freed after the callback returns. */
+typedef void (*kn_git_fetch_cb)(int rc, const git_oid *head, const struct kn_error *err,
+                                void *data);
+
+struct kn_git_fetch;
+
+/*
+ * Run kn_git_mirror_fetch in a child process (`exe __fetch`, the request on its stdin, progress
+ * and the result on its stdout), never blocking the loop. The child is killed (SIGKILL, its whole
+ * process group) when the fetch passes timeout_ms, or when nothing came from the remote for
+ * stall_timeout_ms; rc is then KN_EIO with a message that says which. The caller must start at
+ * most one fetch per mirror at a time, and none while an earlier one's callback has not run.
+ * *out is borrowed until the callback (for kn_git_fetch_stop). Fails (no callback) when the
+ * child cannot be started. Loop thread only.
+ */
+int kn_git_fetch_start(struct kn_git_fetch **out, uv_loop_t *loop,
+                       const struct kn_git_fetch_opts *opts, kn_git_fetch_cb cb, void *data,
+                       struct kn_error *err);
+
+/* Kill the fetch's child now; the callback still runs, later, with KN_EIO "stopped". */
+void kn_git_fetch_stop(struct kn_git_fetch *f);
+
+/* `kanaria __fetch`: the child's side. Reads the request on stdin, writes progress and the result
+ * on stdout; exits 0 when the fetch succeeded. */
+int kn_git_fetch_child_main(int argc, char **argv);
 
 /* `url` with any user:password@ removed, for logs and messages (caller frees). */
 char *kn_git_redact_url(const char *url);

@@ -8,10 +8,11 @@
  * libgit2 has its copy.
  *
  * Timeouts: libgit2 1.5 has no per-call or connect timeout for its http or ssh transports
- * (GIT_OPT_SET_SERVER_CONNECT_TIMEOUT arrived in 1.7). A fetch to a host that accepts the
- * connection and then stalls blocks until the operating system gives up. That is acceptable
- * because the caller runs a fetch on the thread pool, never on the loop, and retries failed
- * fetches with backoff; it does not start a second fetch of the same mirror while one runs.
+ * (GIT_OPT_SET_SERVER_CONNECT_TIMEOUT arrived in 1.7), and a remote that accepts the connection
+ * and then says nothing blocks a fetch for good. So the controller runs each fetch in a process
+ * of its own that it can kill (fetch.c); here a fetch only reports that data arrives. A killed
+ * fetch may leave lock files behind, which would fail every later fetch: a fetch removes them
+ * first, which is safe because it is the only writer of its mirror (see git.h).
  *
  * Messages: libgit2's own messages may quote the URL, so they go through the same redaction
  * as the URL before they reach a struct kn_error.
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <dirent.h>
+#include <unistd.h>
 
 #include "git/git.h"
 #include "kanaria/alloc.h"
@@ -38,8 +40,12 @@
 #define KN_MIRROR_DEFAULT_HTTP_USER "x-access-token"
 #define KN_MIRROR_DEFAULT_SSH_USER  "git"
 
+struct kn_mirror_progress;
+
+/* The payload of libgit2's callbacks in one fetch. */
 struct kn_mirror_cred {
-    const struct kn_git_auth *auth; /* borrowed; may be NULL */
+    const struct kn_git_auth *auth;            /* borrowed; may be NULL */
+    const struct kn_mirror_progress *progress; /* borrowed; NULL: nobody asked */
     int attempts;
 };
 
@@ -260,6 +266,102 @@ out:
     return rc;
 }
 
+/* The lock files a git writer takes in a bare repository (besides those under refs/): a
+ * process killed while it held one leaves it, and libgit2 then refuses to take it again. */
+static const char *const kn_mirror_top_locks[] = {
+    "HEAD.lock", "config.lock", "packed-refs.lock", "FETCH_HEAD.lock", "shallow.lock", NULL,
+};
+
+/* The deepest folder under refs/ searched for stale locks (a branch name is a path). */
+#define KN_MIRROR_MAX_REF_DEPTH 32
+
+static int kn_mirror_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t m = strlen(suffix);
+
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Remove every file under dir (a folder of the mirror) whose name ends in suffix, or starts with
+ * prefix when suffix is NULL, descending `depth` more levels. Errors are left for the fetch to
+ * report: it fails on the same file with a clearer message. */
+static void kn_mirror_remove_stale(const char *dir, const char *prefix, const char *suffix,
+                                   int depth)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    struct stat st;
+
+    if (!d) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char *path;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        path = kn_asprintf("%s/%s", dir, e->d_name);
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (depth > 0) {
+                kn_mirror_remove_stale(path, prefix, suffix, depth - 1);
+            }
+        } else if (suffix ? kn_mirror_has_suffix(e->d_name, suffix)
+                          : strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            unlink(path);
+        }
+        free(path);
+    }
+    closedir(d);
+}
+
+/* What a killed writer of the mirror left behind: lock files, and libgit2's temporary pack and
+ * object files (named pack_git2_* and tmp_object_git2_*), which are never part of the repository
+ * until renamed. Only for a mirror nothing else writes to. */
+static void kn_mirror_clear_stale(const char *path)
+{
+    char *p;
+
+    for (size_t i = 0; kn_mirror_top_locks[i]; i++) {
+        p = kn_asprintf("%s/%s", path, kn_mirror_top_locks[i]);
+        unlink(p);
+        free(p);
+    }
+    p = kn_asprintf("%s/refs", path);
+    kn_mirror_remove_stale(p, NULL, ".lock", KN_MIRROR_MAX_REF_DEPTH);
+    free(p);
+    p = kn_asprintf("%s/objects/pack", path);
+    kn_mirror_remove_stale(p, "pack_git2_", NULL, 0);
+    free(p);
+    p = kn_asprintf("%s/objects", path);
+    kn_mirror_remove_stale(p, "tmp_object_git2_", NULL, 1);
+    free(p);
+}
+
+/* The progress hook of one fetch, called by libgit2 whenever the remote sends something. */
+struct kn_mirror_progress {
+    kn_git_progress_cb cb;
+    void *data;
+};
+
+static int kn_mirror_sideband_cb(const char *str, int len, void *payload)
+{
+    struct kn_mirror_cred *c = payload;
+
+    (void)str;
+    (void)len;
+    return c->progress && c->progress->cb(c->progress->data) != 0 ? GIT_EUSER : 0;
+}
+
+static int kn_mirror_transfer_cb(const git_indexer_progress *stats, void *payload)
+{
+    struct kn_mirror_cred *c = payload;
+
+    (void)stats;
+    return c->progress && c->progress->cb(c->progress->data) != 0 ? GIT_EUSER : 0;
+}
+
 /* Whether the remote advertised refname in its last connection (1), did not (0), or the list is
  * unavailable (<0, libgit2's error set). */
 static int kn_mirror_remote_has(git_remote *remote, const char *refname)
@@ -309,6 +411,13 @@ static int kn_mirror_fetch_error(struct kn_error *err, const char *shown_url)
 int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *branch,
                         const struct kn_git_auth *auth, git_oid *head, struct kn_error *err)
 {
+    return kn_git_mirror_fetch_progress(mirror_path, url, branch, auth, head, err, NULL, NULL);
+}
+
+int kn_git_mirror_fetch_progress(const char *mirror_path, const char *url, const char *branch,
+                                 const struct kn_git_auth *auth, git_oid *head,
+                                 struct kn_error *err, kn_git_progress_cb progress, void *data)
+{
     int rc = 0;
     int valid = 0;
     int has;
@@ -320,7 +429,8 @@ int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *br
     git_reference *ref = NULL;
     git_remote_create_options ropts;
     git_fetch_options opts;
-    struct kn_mirror_cred cred = {.auth = auth, .attempts = 0};
+    struct kn_mirror_progress hook = {.cb = progress, .data = data};
+    struct kn_mirror_cred cred = {.auth = auth, .progress = progress ? &hook : NULL};
     git_strarray specs;
 
     if (!mirror_path || !*mirror_path || !url || !*url || !branch || !*branch || !head) {
@@ -336,6 +446,7 @@ int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *br
     if ((rc = kn_mirror_open(&repo, mirror_path, err)) < 0) {
         goto out;
     }
+    kn_mirror_clear_stale(mirror_path);
     if (kn_mirror_is_missing_path(url)) {
         rc = kn_error_set(err, KN_EIO, NULL, "fetching %s: no such repository", shown_url);
         goto out;
@@ -361,6 +472,10 @@ int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *br
     opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
     opts.update_fetchhead = 0; /* FETCH_HEAD would record the URL */
     opts.callbacks.credentials = kn_mirror_cred_cb;
+    if (progress) {
+        opts.callbacks.sideband_progress = kn_mirror_sideband_cb;
+        opts.callbacks.transfer_progress = kn_mirror_transfer_cb;
+    }
     opts.callbacks.payload = &cred;
     /* certificate_check unset: libgit2 verifies against the system's trust store. */
     if (git_remote_fetch(remote, &specs, &opts, "kanaria: fetch") < 0) {

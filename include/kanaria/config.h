@@ -32,6 +32,8 @@ struct kn_repo_config {
     char *url;
     char *branch;
     long long poll_interval_ms;
+    long long fetch_timeout_ms;       /* a whole fetch, then it is stopped */
+    long long fetch_stall_timeout_ms; /* a fetch that receives nothing for this long is stopped */
     struct kn_repo_credentials credentials;
     struct kn_repo_webhook webhook;
 };

@@ -1,6 +1,7 @@
 /*
  * kanaria's fetch, alone: one kn_git_mirror_fetch() of URL's BRANCH into the bare mirror at
- * MIRROR (created when missing), exactly as `kanaria serve` runs it on its thread pool. Prints
+ * MIRROR (created when missing), in a process of its own as `kanaria serve` runs it (its child
+ * `kanaria __fetch` calls the same function, with a progress callback). Prints
  * the head and the wall time of the fetch in milliseconds, so that the benchmark can hold it
  * against `git fetch` of the same commits.
  *

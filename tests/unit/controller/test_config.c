@@ -275,6 +275,9 @@ static void test_valid_forms(void **state)
     assert_string_equal(cfg->listen, "[::1]:7443");
     assert_int_equal(repos[0].poll_interval_ms, 0);
     assert_int_equal(repos[1].poll_interval_ms, 90000);
+    /* a fetch stops after 10 minutes, or 1 minute with nothing from the remote */
+    assert_int_equal(repos[0].fetch_timeout_ms, 600000);
+    assert_int_equal(repos[0].fetch_stall_timeout_ms, 60000);
     assert_int_equal(kn_config_platform(cfg, "ext")->haproxy.managed, 0);
     /* hashes are kept in lower case, as a presented token's hash is */
     assert_string_equal(carol->token_sha256,
@@ -297,7 +300,8 @@ static void test_unknown_key(void **state)
                        "    url: /srv/git/deploy\n"
                        "    brnch: main\n",
                   "kanaria.yaml:5:5: unknown key 'brnch' in 'repositories[0]', did you mean "
-                  "'branch'? (allowed: name, url, branch, pollInterval, credentials, webhook)");
+                  "'branch'? (allowed: name, url, branch, pollInterval, fetchTimeout, "
+                  "fetchStallTimeout, credentials, webhook)");
 }
 
 static void test_missing_data_dir(void **state)
@@ -365,6 +369,14 @@ static void test_bad_duration(void **state)
                        "    pollInterval: 500ms\n",
                   "kanaria.yaml:5:19: repositories[0]: 'pollInterval' must be 0 (webhooks only) "
                   "or at least 1s, got '500ms'");
+    EXPECT_ERRORS(BASE "repositories:\n"
+                       "  - name: deploy\n"
+                       "    url: /srv/git/deploy\n"
+                       "    fetchTimeout: 0\n"
+                       "    fetchStallTimeout: 100ms\n",
+                  "kanaria.yaml:5:19: 'repositories[0].fetchTimeout' must be at least 1s, got 0",
+                  "kanaria.yaml:6:24: 'repositories[0].fetchStallTimeout' must be at least 1s, "
+                  "got 100ms");
     EXPECT_ERRORS(BASE "metricsProviders:\n"
                        "  - name: prom\n"
                        "    type: prometheus\n"

@@ -257,6 +257,49 @@ static void test_force_push(void **state)
     git_repository_free(repo);
 }
 
+static int count_progress(void *data)
+{
+    (*(int *)data)++;
+    return 0;
+}
+
+/* A fetch killed at its deadline (SIGKILL) may leave lock and temporary files in the mirror;
+ * libgit2 refuses a lock file that exists, so every later fetch would fail. */
+static void test_stale_files_of_a_killed_fetch(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const stale[] = {
+        "refs/heads/main.lock", "packed-refs.lock", "HEAD.lock",
+        "objects/pack/pack_git2_1a2b3c", NULL,
+    };
+    struct kn_error err;
+    git_oid c1;
+    git_oid c2;
+    git_oid got;
+    struct stat st;
+    int progress = 0;
+
+    kn_error_clear(&err);
+    make_upstream(f, &c1);
+    assert_int_equal(kn_git_mirror_fetch(f->mirror, f->upstream, "main", NULL, &got, &err), 0);
+    for (size_t i = 0; stale[i]; i++) {
+        char *path = kn_asprintf("mirrors/a/b/mirror.git/%s", stale[i]);
+        kn_test_write(f->root, path, "");
+        free(path);
+    }
+    commit(f, "second", &c2);
+    assert_int_equal(kn_git_mirror_fetch_progress(f->mirror, f->upstream, "main", NULL, &got,
+                                                  &err, count_progress, &progress),
+                     0);
+    assert_oid_equal(&got, &c2);
+    assert_true(progress > 0); /* the pack arrived, and said so */
+    for (size_t i = 0; stale[i]; i++) {
+        char *path = kn_asprintf("%s/%s", f->mirror, stale[i]);
+        assert_int_not_equal(stat(path, &st), 0);
+        free(path);
+    }
+}
+
 static void test_mirror_path_not_a_repo(void **state)
 {
     struct fixture *f = *state;
@@ -503,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_branch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_then_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_force_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_files_of_a_killed_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_path_not_a_repo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_never_in_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_token_file, setup, teardown),
