@@ -389,12 +389,88 @@ static int haproxy_refresh(struct local *lp, struct kn_error *err)
             .pid_path = lp->pid_path,
             .log_path = log,
         };
-        unlink(lp->socket);
+        if ((rc = kn_haproxy_socket_claim(lp->socket, err)) < 0) {
+            free(log);
+            return rc;
+        }
         rc = kn_haproxy_start(&proc, lp->loop, &launch, err);
         kn_haproxy_proc_free(proc); /* it runs on its own, in its own session */
         free(log);
         return rc;
     }
+}
+
+/* 1 when two `frontend.bind` addresses take the same connections: the same port on the same
+ * host, or on every address. */
+static int binds_overlap(const char *x, const char *y)
+{
+    char hx[256], hy[256];
+    int px, py;
+
+    if (kn_hostport_parse(x, hx, sizeof(hx), &px) < 0 ||
+        kn_hostport_parse(y, hy, sizeof(hy), &py) < 0) {
+        return strcmp(x, y) == 0;
+    }
+    if (px != py) {
+        return 0;
+    }
+    return strcmp(hx, hy) == 0 || !hx[0] || !hy[0] || strcmp(hx, "*") == 0 ||
+           strcmp(hy, "*") == 0 || strcmp(hx, "0.0.0.0") == 0 || strcmp(hy, "0.0.0.0") == 0 ||
+           strcmp(hx, "::") == 0 || strcmp(hy, "::") == 0;
+}
+
+/* The app of this platform that serves `bind` already, other than `app`; NULL: none. */
+static const struct lapp *bind_owner(const struct local *lp, const char *app, const char *bind)
+{
+    for (size_t i = 0; i < lp->napps; i++) {
+        const struct lapp *o = lp->apps[i];
+        if (strcmp(o->name, app) != 0 && o->bind[0] && binds_overlap(o->bind, bind)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Before the managed HAProxy takes `bind` for `app` (NULL: only start it with what it has):
+ * what it would listen on anew must be free, and a HAProxy that does not run must find its
+ * admin socket free. A port or socket another process holds fails the operation, rather than
+ * HAProxy sharing it (SO_REUSEPORT) or replacing it.
+ */
+static int haproxy_preflight(struct local *lp, const char *app, const char *bind,
+                             struct kn_error *err)
+{
+    struct kn_error probe, why;
+    int rc = 0;
+
+    if (!lp->managed) {
+        return 0;
+    }
+    if (kn_haproxy_running(lp->pid_path, &probe) == 1) {
+        const struct lapp *a = app ? find_app(lp, app) : NULL;
+        if (app && (!a || strcmp(a->bind, bind) != 0) &&
+            (rc = kn_haproxy_bind_probe(bind, &why)) < 0) {
+            kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", app, why.msg);
+        }
+        return rc;
+    }
+    if ((rc = kn_haproxy_socket_claim(lp->socket, err)) < 0) {
+        return rc;
+    }
+    if (lp->metrics_bind && (rc = kn_haproxy_bind_probe(lp->metrics_bind, &why)) < 0) {
+        return kn_error_set(err, rc, NULL, "haproxy.metricsBind: %s", why.msg);
+    }
+    for (size_t i = 0; i < lp->napps; i++) {
+        const struct lapp *a = lp->apps[i];
+        const char *b = app && strcmp(a->name, app) == 0 ? bind : a->bind;
+        if (b[0] && (rc = kn_haproxy_bind_probe(b, &why)) < 0) {
+            return kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", a->name, why.msg);
+        }
+    }
+    if (app && !find_app(lp, app) && (rc = kn_haproxy_bind_probe(bind, &why)) < 0) {
+        kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", app, why.msg);
+    }
+    return rc;
 }
 
 /* ---- the operation queue ------------------------------------------------------------------- */
@@ -807,6 +883,19 @@ static void apply_next(struct op *op)
             (!lp->managed || kn_haproxy_running(lp->pid_path, &err) == 1)) {
             op->step = 2;
             apply_next(op);
+            return;
+        }
+        {
+            const struct lapp *owner = bind_owner(lp, op->app, op->svc.bind);
+            if (owner) {
+                op_fail(op, KN_EINVAL,
+                        "frontend.bind %s is already used by app '%s' on platform '%s'",
+                        op->svc.bind, owner->name, lp->base.name);
+                return;
+            }
+        }
+        if (haproxy_preflight(lp, op->app, op->svc.bind, &err) < 0) {
+            op_fail(op, KN_EIO, "%s", err.msg);
             return;
         }
         if (!a) {
@@ -1264,7 +1353,8 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     kn_proc_adopt_all(lp->sup, &adopted);
     if (lp->managed && lp->napps > 0 && kn_haproxy_running(lp->pid_path, err) != 1) {
         /* HAProxy is gone (a reboot): start it with what still runs */
-        if ((rc = haproxy_refresh(lp, err)) < 0) {
+        if ((rc = haproxy_preflight(lp, NULL, NULL, err)) < 0 ||
+            (rc = haproxy_refresh(lp, err)) < 0) {
             goto fail;
         }
     }
