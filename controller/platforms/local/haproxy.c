@@ -668,6 +668,49 @@ out:
     return rc;
 }
 
+static void kn_haproxy_live_server_set(struct kn_live_server *s, const char *name,
+                                       const char *state, int weight, int expected)
+{
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->state, sizeof(s->state), "%s", state);
+    s->weight = weight;
+    s->expected_weight = expected;
+}
+
+size_t kn_haproxy_live_servers(struct kn_live_server *out, size_t max, const char *const *names,
+                               const int *expected, size_t n,
+                               const struct kn_haproxy_server_state *rows, size_t nrows)
+{
+    size_t count = 0;
+
+    for (size_t i = 0; i < n; i++, count++) {
+        const struct kn_haproxy_server_state *row = NULL;
+        for (size_t r = 0; r < nrows && !row; r++) {
+            row = strcmp(rows[r].name, names[i]) == 0 ? &rows[r] : NULL;
+        }
+        if (count < max) {
+            kn_haproxy_live_server_set(&out[count], names[i],
+                                       row ? kn_haproxy_admin_name(row->admin) : "missing",
+                                       row ? row->weight : 0, expected[i]);
+        }
+    }
+    for (size_t r = 0; r < nrows; r++) {
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++) {
+            known = strcmp(rows[r].name, names[i]) == 0;
+        }
+        if (!known) {
+            if (count < max) {
+                kn_haproxy_live_server_set(&out[count], rows[r].name,
+                                           kn_haproxy_admin_name(rows[r].admin), rows[r].weight,
+                                           -1);
+            }
+            count++;
+        }
+    }
+    return count;
+}
+
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count)
 {
     for (size_t i = 0; states && i < count; i++) {

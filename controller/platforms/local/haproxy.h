@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "kanaria/error.h"
+#include "kanaria/platform.h"
 #include "kanaria/stage.h"
 
 #define KN_HAPROXY_BINARY     "/usr/sbin/haproxy"
@@ -119,6 +120,17 @@ int kn_haproxy_parse_servers_state(struct kn_haproxy_server_state **out, size_t 
 
 /* Free an array from kn_haproxy_parse_servers_state; NULL is a no-op. */
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count);
+
+/*
+ * Every server of an app as kanaria's drift check compares them (struct kn_live_server): first
+ * the `n` servers kanaria registered (names[i], at expected[i]) with the state and user weight
+ * of their row in `rows` (a `show servers state` reply), "missing" when no row has their name;
+ * then each row no registered name matches, with expected weight -1. At most `max` are written
+ * to out; the return value is how many there are (more than max: the rest were not written).
+ */
+size_t kn_haproxy_live_servers(struct kn_live_server *out, size_t max, const char *const *names,
+                               const int *expected, size_t n,
+                               const struct kn_haproxy_server_state *rows, size_t nrows);
 
 /* ---- weights ------------------------------------------------------------------------------- */
 

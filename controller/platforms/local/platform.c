@@ -47,6 +47,8 @@ struct lapp {
      * on the app makes it 0 until the next reading */
     int observed;
     double seen[KN_VARIANT_COUNT];
+    struct kn_haproxy_server_state *seen_servers; /* the rows of that reading (owned) */
+    size_t nseen_servers;
     char seen_error[256]; /* why the last reading failed, "" when it worked */
 };
 
@@ -1060,6 +1062,11 @@ static void observe_done(int status, const char *text, void *data)
             a->observed = 0;
         } else {
             observe_shares(a, st, n);
+            kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
+            a->seen_servers = st; /* kept for local_live */
+            a->nseen_servers = n;
+            st = NULL;
+            n = 0;
             a->seen_error[0] = '\0';
             a->observed = 1;
         }
@@ -1202,6 +1209,27 @@ static int local_set_weights(struct kn_platform *p, const char *app,
     return 0;
 }
 
+/* Every server of the app from the last reading, beside the weight kanaria set on it. */
+static void live_servers(const struct lapp *a, struct kn_live_state *out)
+{
+    const char **names = kn_calloc(a->ninsts + 1, sizeof(*names));
+    int *expected = kn_calloc(a->ninsts + 1, sizeof(*expected));
+    int w[KN_VARIANT_COUNT] = {0};
+    size_t n;
+
+    weights_of(a, w);
+    for (size_t i = 0; i < a->ninsts; i++) {
+        names[i] = a->insts[i].name;
+        expected[i] = w[a->insts[i].variant];
+    }
+    n = kn_haproxy_live_servers(out->servers, KN_LIVE_SERVER_MAX, names, expected, a->ninsts,
+                                a->seen_servers, a->nseen_servers);
+    out->nservers = n < KN_LIVE_SERVER_MAX ? n : KN_LIVE_SERVER_MAX;
+    out->servers_dropped = n - out->nservers;
+    free(names);
+    free(expected);
+}
+
 static int local_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
 {
     struct local *lp = (struct local *)p;
@@ -1229,6 +1257,9 @@ static int local_live(struct kn_platform *p, const char *app, struct kn_live_sta
     for (int v = 0; v < KN_VARIANT_COUNT; v++) {
         out->variant[v].weight = a->observed ? a->seen[v] : a->percent[v];
     }
+    if (a->observed) {
+        live_servers(a, out);
+    }
     snprintf(out->error, sizeof(out->error), "%s", a->seen_error);
     return 0;
 }
@@ -1242,6 +1273,7 @@ static void local_release(struct local *lp)
         free(lp->apps[i]->name);
         free(lp->apps[i]->bind);
         free(lp->apps[i]->insts);
+        kn_haproxy_servers_state_free(lp->apps[i]->seen_servers, lp->apps[i]->nseen_servers);
         free(lp->apps[i]);
     }
     free(lp->apps);

@@ -1187,6 +1187,42 @@ static void test_pid_file(void **state)
     assert_int_equal(kn_haproxy_stop(h->pid, &err), 0);
 }
 
+/* Every server of the captured reply beside what kanaria registered: primary-1 ready at 50,
+ * canary-1 in maintenance, primary-2 missing, c2 (draining) not kanaria's. */
+static void test_live_servers(void **state)
+{
+    struct kn_haproxy_server_state *rows = NULL;
+    size_t nrows = 0;
+    struct kn_error err;
+    const char *names[] = {"primary-1", "canary-1", "primary-2"};
+    const int expected[] = {64, 0, 64};
+    struct kn_live_server out[4];
+
+    (void)state;
+    assert_int_equal(kn_haproxy_parse_servers_state(&rows, &nrows, kn_state_reply, &err), 0);
+    assert_int_equal(kn_haproxy_live_servers(out, 4, names, expected, 3, rows, nrows), 4);
+    assert_string_equal(out[0].name, "primary-1");
+    assert_string_equal(out[0].state, "ready");
+    assert_int_equal(out[0].weight, 50);
+    assert_int_equal(out[0].expected_weight, 64);
+    assert_string_equal(out[1].name, "canary-1");
+    assert_string_equal(out[1].state, "maint");
+    assert_int_equal(out[1].weight, 10);
+    assert_int_equal(out[1].expected_weight, 0);
+    assert_string_equal(out[2].name, "primary-2");
+    assert_string_equal(out[2].state, "missing");
+    assert_string_equal(out[3].name, "c2");
+    assert_string_equal(out[3].state, "drain");
+    assert_int_equal(out[3].weight, 7);
+    assert_int_equal(out[3].expected_weight, -1);
+    /* past max: counted, not written */
+    memset(out, 0, sizeof(out));
+    assert_int_equal(kn_haproxy_live_servers(out, 2, names, expected, 3, rows, nrows), 4);
+    assert_string_equal(out[1].name, "canary-1");
+    assert_string_equal(out[2].name, "");
+    kn_haproxy_servers_state_free(rows, nrows);
+}
+
 /* A TCP listener on 127.0.0.1 with SO_REUSEPORT, as a process that shares its port would open
  * it; *port is where. */
 static int reuseport_listener(int *port)
@@ -1273,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_config_render),
         cmocka_unit_test(test_config_render_refuses),
         cmocka_unit_test(test_command_unreachable),
+        cmocka_unit_test(test_live_servers),
         cmocka_unit_test(test_bind_probe),
         cmocka_unit_test(test_socket_claim),
         cmocka_unit_test_setup_teardown(test_pid_file, hx_setup, hx_teardown),
