@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kanaria/app.h"
+
 /* Only these may appear between braces in a command or env value. */
 static const char *const placeholders[] = {"port", "variant", NULL};
 
@@ -261,3 +263,98 @@ const struct kn_schema kn_local_service_schema = {
     .set_offset = offsetof(struct kn_local_service, set),
     .check = doc_check,
 };
+
+/* ---- across apps --------------------------------------------------------------------------- */
+
+static int kn_local_service_any_host(const char *host)
+{
+    return !host[0] || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ||
+           strcmp(host, "::") == 0;
+}
+
+int kn_local_service_binds_overlap(const char *a, const char *b)
+{
+    char ha[256], hb[256];
+    int pa, pb;
+
+    if (kn_hostport_parse(a, ha, sizeof(ha), &pa) < 0 ||
+        kn_hostport_parse(b, hb, sizeof(hb), &pb) < 0) {
+        return strcmp(a, b) == 0;
+    }
+    return pa == pb && (strcmp(ha, hb) == 0 || kn_local_service_any_host(ha) ||
+                        kn_local_service_any_host(hb));
+}
+
+/* The node of the document of `doc` in the app's parsed files, NULL when not found. */
+static const struct kn_node *kn_local_service_doc_node(const struct kn_app *app,
+                                                       const struct kn_manifest_doc *doc)
+{
+    for (size_t f = 0; f < app->nfiles; f++) {
+        const struct kn_yaml *y = app->files[f];
+        if (!y->file || !doc->loc.file || strcmp(y->file, doc->loc.file) != 0) {
+            continue;
+        }
+        for (size_t d = 0; d < y->ndocs; d++) {
+            if (y->docs[d] && y->docs[d]->loc.line == doc->loc.line &&
+                y->docs[d]->loc.col == doc->loc.col) {
+                return y->docs[d];
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *kn_local_service_bind(const struct kn_app *app, struct kn_loc *loc)
+{
+    for (size_t i = 0; i < app->ndocs; i++) {
+        const struct kn_manifest_doc *doc = &app->docs[i];
+        const json_t *bind;
+        const struct kn_node *node;
+        if (!doc->kind || strcmp(doc->kind, KN_LOCAL_SERVICE_KIND) != 0) {
+            continue;
+        }
+        bind = json_object_get(json_object_get(json_object_get(doc->json, "spec"), "frontend"),
+                               "bind");
+        if (!json_is_string(bind)) {
+            return NULL;
+        }
+        node = kn_node_get(kn_node_get(kn_node_get(kn_local_service_doc_node(app, doc), "spec"),
+                                       "frontend"),
+                           "bind");
+        if (loc) {
+            *loc = node ? node->loc : doc->loc;
+        }
+        return json_string_value(bind);
+    }
+    return NULL;
+}
+
+static const char *kn_local_service_platform(const struct kn_app *app)
+{
+    return app->cfg.spec.platform ? app->cfg.spec.platform : "local";
+}
+
+void kn_local_service_check_binds(struct kn_app *const *apps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct kn_loc loc;
+        const char *bind;
+        if (apps[i]->diags.count > 0 || !(bind = kn_local_service_bind(apps[i], &loc))) {
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            const char *other;
+            if (apps[j]->diags.count > 0 ||
+                strcmp(kn_local_service_platform(apps[i]), kn_local_service_platform(apps[j])) ||
+                !(other = kn_local_service_bind(apps[j], NULL)) ||
+                !kn_local_service_binds_overlap(bind, other)) {
+                continue;
+            }
+            kn_diags_add(&apps[i]->diags, &loc,
+                         "frontend.bind %s is already used by app '%s' (%s) on platform '%s'",
+                         bind, apps[j]->name, apps[j]->config_path,
+                         kn_local_service_platform(apps[i]));
+            break;
+        }
+    }
+}

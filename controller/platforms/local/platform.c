@@ -18,6 +18,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "kanaria/local_service.h"
 #include "kanaria/log.h"
 #include "kanaria/schema.h"
 #include "platforms/local/haproxy.h"
@@ -402,31 +403,12 @@ static int haproxy_refresh(struct local *lp, struct kn_error *err)
     }
 }
 
-/* 1 when two `frontend.bind` addresses take the same connections: the same port on the same
- * host, or on every address. */
-static int binds_overlap(const char *x, const char *y)
-{
-    char hx[256], hy[256];
-    int px, py;
-
-    if (kn_hostport_parse(x, hx, sizeof(hx), &px) < 0 ||
-        kn_hostport_parse(y, hy, sizeof(hy), &py) < 0) {
-        return strcmp(x, y) == 0;
-    }
-    if (px != py) {
-        return 0;
-    }
-    return strcmp(hx, hy) == 0 || !hx[0] || !hy[0] || strcmp(hx, "*") == 0 ||
-           strcmp(hy, "*") == 0 || strcmp(hx, "0.0.0.0") == 0 || strcmp(hy, "0.0.0.0") == 0 ||
-           strcmp(hx, "::") == 0 || strcmp(hy, "::") == 0;
-}
-
 /* The app of this platform that serves `bind` already, other than `app`; NULL: none. */
 static const struct lapp *bind_owner(const struct local *lp, const char *app, const char *bind)
 {
     for (size_t i = 0; i < lp->napps; i++) {
         const struct lapp *o = lp->apps[i];
-        if (strcmp(o->name, app) != 0 && o->bind[0] && binds_overlap(o->bind, bind)) {
+        if (strcmp(o->name, app) != 0 && o->bind[0] && kn_local_service_binds_overlap(o->bind, bind)) {
             return o;
         }
     }
