@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A commit never takes another app's traffic, with real HAProxy: an app of a second repository
 # declaring the frontend.bind of a live app fails, naming the owner, and every request still
-# reaches the owner; an app whose frontend.bind another process listens on (with SO_REUSEPORT)
+# reaches the owner; one of the owner's repository is INVALID_APP, located at its bind; an app whose frontend.bind another process listens on (with SO_REUSEPORT)
 # fails naming the address, never SUCCESS; a platform whose admin socket path a live process
 # listens on refuses to start its HAProxy and says so, and the listener keeps its socket.
 set -uo pipefail
@@ -53,10 +53,11 @@ listen: 127.0.0.1:$api
 platforms:
   - name: local
     type: local
+    haproxy: {metricsBind: "127.0.0.1:$(free_port)"}
     ports: {min: $ports, max: $((ports + 40))}
   - name: sockplat
     type: local
-    haproxy: {socket: "$held_sock"}
+    haproxy: {socket: "$held_sock", metricsBind: "127.0.0.1:$(free_port)"}
     ports: {min: $((ports + 41)), max: $((ports + 60))}
 repositories:
   - {name: deploy, url: "file://$tmp/upstream", branch: main, pollInterval: 1s}
@@ -116,6 +117,20 @@ grep -q '"evil"' "$tmp/data/local/local/apps.json"
 check "evil never reached the platform's apps" $?
 ! grep -q "fe_evil" "$tmp/data/local/local/haproxy.cfg"
 check "evil has no frontend in HAProxy" $?
+
+# 1b. the same in the owner's repository: the app is invalid, located at its bind
+app "$tmp/upstream" copycat local
+test_service "$tmp/upstream/copycat" copycat copycat "$shared"
+git add -A && git commit -qm "copycat"
+wait_for "copycat invalid" "select count(*) from events where type = 'INVALID_APP' and app = 'copycat'" 1
+check "an app of the same repository on good's bind is INVALID_APP" $?
+msg=$(sql "select message from events where type = 'INVALID_APP' and app = 'copycat'")
+[ "$msg" = "copycat/service.yaml:9:20: frontend.bind 127.0.0.1:$shared is already used by app 'good' (good/app.kanaria.yaml) on platform 'local'" ]
+check "located at its frontend.bind, naming the owner ($msg)" $?
+[ "$(sql "select count(*) from deployments where app = 'copycat'")" = 0 ]
+check "copycat is not deployed" $?
+[ "$(get "$shared")" = good ]
+check "good still answers on its bind" $?
 
 # 2. a frontend.bind another process listens on, sharing it with SO_REUSEPORT
 app "$tmp/upstream" squatted local

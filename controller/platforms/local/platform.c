@@ -408,7 +408,8 @@ static const struct lapp *bind_owner(const struct local *lp, const char *app, co
 {
     for (size_t i = 0; i < lp->napps; i++) {
         const struct lapp *o = lp->apps[i];
-        if (strcmp(o->name, app) != 0 && o->bind[0] && kn_local_service_binds_overlap(o->bind, bind)) {
+        if (strcmp(o->name, app) != 0 && o->bind[0] &&
+            kn_local_service_binds_overlap(o->bind, bind)) {
             return o;
         }
     }
