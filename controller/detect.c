@@ -24,6 +24,7 @@ struct bind_claim {
     char *platform;
     char *file;
     struct kn_loc loc;
+    int port;       /* compared first: thousands of apps make thousands of claims */
     size_t app;     /* index in apps */
     int deployed;
 };
@@ -152,13 +153,15 @@ static int claim_bind(struct detect_ctx *dc, const struct kn_app *app, size_t id
     struct kn_loc loc;
     const char *bind = kn_local_service_bind(app, &loc);
     struct bind_claim *c;
+    char host[256];
+    int port;
 
-    if (!bind) {
+    if (!bind || kn_hostport_parse(bind, host, sizeof(host), &port) < 0) {
         return 0;
     }
     for (size_t i = 0; i < dc->nclaims; i++) {
         c = &dc->claims[i];
-        if (!c->bind || strcmp(c->platform, platform) != 0 ||
+        if (!c->bind || c->port != port || strcmp(c->platform, platform) != 0 ||
             !kn_local_service_binds_overlap(c->bind, bind)) {
             continue;
         }
@@ -178,6 +181,7 @@ static int claim_bind(struct detect_ctx *dc, const struct kn_app *app, size_t id
     c->file = kn_strdup(loc.file ? loc.file : app->config_path);
     c->loc = loc;
     c->loc.file = c->file;
+    c->port = port;
     c->app = idx;
     c->deployed = deployed;
     return 0;

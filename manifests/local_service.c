@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kanaria/alloc.h"
 #include "kanaria/app.h"
 
 /* Only these may appear between braces in a command or env value. */
@@ -336,25 +337,33 @@ static const char *kn_local_service_platform(const struct kn_app *app)
 
 void kn_local_service_check_binds(struct kn_app *const *apps, size_t n)
 {
+    /* each app's bind read once: a monorepo of thousands of apps compares ports first */
+    const char **binds = kn_calloc(n + 1, sizeof(*binds));
+    struct kn_loc *locs = kn_calloc(n + 1, sizeof(*locs));
+    int *ports = kn_calloc(n + 1, sizeof(*ports));
+    char host[256];
+
     for (size_t i = 0; i < n; i++) {
-        struct kn_loc loc;
-        const char *bind;
-        if (apps[i]->diags.count > 0 || !(bind = kn_local_service_bind(apps[i], &loc))) {
-            continue;
-        }
-        for (size_t j = 0; j < i; j++) {
-            const char *other;
-            if (apps[j]->diags.count > 0 ||
-                strcmp(kn_local_service_platform(apps[i]), kn_local_service_platform(apps[j])) ||
-                !(other = kn_local_service_bind(apps[j], NULL)) ||
-                !kn_local_service_binds_overlap(bind, other)) {
-                continue;
-            }
-            kn_diags_add(&apps[i]->diags, &loc,
-                         "frontend.bind %s is already used by app '%s' (%s) on platform '%s'",
-                         bind, apps[j]->name, apps[j]->config_path,
-                         kn_local_service_platform(apps[i]));
-            break;
+        binds[i] = apps[i]->diags.count > 0 ? NULL : kn_local_service_bind(apps[i], &locs[i]);
+        if (binds[i] && kn_hostport_parse(binds[i], host, sizeof(host), &ports[i]) < 0) {
+            binds[i] = NULL; /* reported by the schema already */
         }
     }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; binds[i] && j < i; j++) {
+            if (!binds[j] || ports[j] != ports[i] ||
+                strcmp(kn_local_service_platform(apps[i]), kn_local_service_platform(apps[j])) ||
+                !kn_local_service_binds_overlap(binds[i], binds[j])) {
+                continue;
+            }
+            kn_diags_add(&apps[i]->diags, &locs[i],
+                         "frontend.bind %s is already used by app '%s' (%s) on platform '%s'",
+                         binds[i], apps[j]->name, apps[j]->config_path,
+                         kn_local_service_platform(apps[i]));
+            binds[i] = NULL; /* invalid now: owns nothing */
+        }
+    }
+    free(binds);
+    free(locs);
+    free(ports);
 }
