@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/local_service.h"
 
 /* Changed paths from one baseline, shared by the apps that have it. */
 struct changes_cache {
@@ -17,7 +18,21 @@ struct changes_cache {
     int failed;
 };
 
+/* A frontend.bind an app of this commit declares, and where (copied: the app is freed). */
+struct bind_claim {
+    char *bind;     /* NULL: given up to a deployed app */
+    char *platform;
+    char *file;
+    struct kn_loc loc;
+    int port;       /* compared first: thousands of apps make thousands of claims */
+    size_t app;     /* index in apps */
+    int deployed;
+};
+
 struct detect_ctx {
+    struct kn_detect_app *apps; /* out->apps, for a claim an earlier app loses */
+    struct bind_claim *claims;
+    size_t nclaims;
     const struct kn_detect_input *in;
     struct kn_source *head_src;
     const char *message; /* the head's commit message: the planner reads its overrides */
@@ -107,6 +122,71 @@ static const json_t *deployed_manifests(struct detect_ctx *dc, const char *commi
     return (*keep)->manifests;
 }
 
+static void bind_refuse(struct kn_detect_app *a, const struct kn_loc *loc, const char *bind,
+                        const char *owner, const char *owner_path, const char *platform)
+{
+    struct kn_diags d;
+
+    kn_diags_init(&d, 0);
+    kn_diags_add(&d, loc, "frontend.bind %s is already used by app '%s' (%s) on platform '%s'",
+                 bind, owner, owner_path, platform);
+    free(a->errors);
+    a->errors = join_diags(&d);
+    kn_diags_release(&d);
+    if (a->planned) {
+        kn_plan_release(&a->plan);
+    }
+    free(a->plan_json);
+    a->plan_json = NULL;
+    a->planned = 0;
+    a->touched = 0;
+}
+
+/*
+ * Two apps of one platform on one frontend.bind would split its connections (validate reports
+ * it the same way). The app that has been deployed keeps it; between two that have not, or two
+ * that have, the first in path order. 1 when app `idx` loses (its errors say why).
+ */
+static int claim_bind(struct detect_ctx *dc, const struct kn_app *app, size_t idx, int deployed)
+{
+    const char *platform = app->cfg.spec.platform ? app->cfg.spec.platform : "local";
+    struct kn_loc loc;
+    const char *bind = kn_local_service_bind(app, &loc);
+    struct bind_claim *c;
+    char host[256];
+    int port;
+
+    if (!bind || kn_hostport_parse(bind, host, sizeof(host), &port) < 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < dc->nclaims; i++) {
+        c = &dc->claims[i];
+        if (!c->bind || c->port != port || strcmp(c->platform, platform) != 0 ||
+            !kn_local_service_binds_overlap(c->bind, bind)) {
+            continue;
+        }
+        if (!deployed || c->deployed) {
+            bind_refuse(&dc->apps[idx], &loc, bind, dc->apps[c->app].name,
+                        dc->apps[c->app].path, platform);
+            return 1;
+        }
+        bind_refuse(&dc->apps[c->app], &c->loc, c->bind, app->name, app->config_path, platform);
+        free(c->bind);
+        c->bind = NULL;
+    }
+    dc->claims = kn_reallocarray(dc->claims, dc->nclaims + 1, sizeof(*dc->claims));
+    c = &dc->claims[dc->nclaims++];
+    c->bind = kn_strdup(bind);
+    c->platform = kn_strdup(platform);
+    c->file = kn_strdup(loc.file ? loc.file : app->config_path);
+    c->loc = loc;
+    c->loc.file = c->file;
+    c->port = port;
+    c->app = idx;
+    c->deployed = deployed;
+    return 0;
+}
+
 static void detect_app(struct detect_ctx *dc, const char *path, struct kn_detect_app *out)
 {
     const struct kn_detect_input *in = dc->in;
@@ -128,6 +208,9 @@ static void detect_app(struct detect_ctx *dc, const char *path, struct kn_detect
     known = known_app(in, app->name);
     baseline = known ? known->baseline : in->fallback_baseline;
     deployed = known ? known->deployed : in->fallback_deployed;
+    if (claim_bind(dc, app, (size_t)(out - dc->apps), deployed != NULL)) {
+        goto out;
+    }
     if (!baseline) {
         out->touched = 1;
     } else if (strcmp(baseline, head_hex) == 0) {
@@ -272,6 +355,7 @@ int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struc
         goto out;
     }
     out->apps = kn_calloc(npaths ? npaths : 1, sizeof(*out->apps));
+    dc.apps = out->apps;
     for (size_t i = 0; i < npaths; i++) {
         detect_app(&dc, paths[i], &out->apps[out->napps++]);
     }
@@ -286,6 +370,12 @@ out:
         strlist_free(&dc.cache[i].paths);
     }
     free(dc.cache);
+    for (size_t i = 0; i < dc.nclaims; i++) {
+        free(dc.claims[i].bind);
+        free(dc.claims[i].platform);
+        free(dc.claims[i].file);
+    }
+    free(dc.claims);
     kn_source_free(dc.head_src);
     return rc;
 }

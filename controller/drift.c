@@ -45,6 +45,30 @@ static void add(char *out, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Each server against what kanaria set: in service, at its weight. One server in
+ * maintenance out of four changes no variant's share, so the shares alone do not show it. */
+static void describe_servers(char *out, size_t size, const struct kn_live_state *live)
+{
+    size_t n = live->nservers < KN_LIVE_SERVER_MAX ? live->nservers : KN_LIVE_SERVER_MAX;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct kn_live_server *s = &live->servers[i];
+        if (s->expected_weight < 0) {
+            add(out, size, "%s is not a server kanaria registered", s->name);
+        } else if (strcmp(s->state, "missing") == 0) {
+            add(out, size, "%s is missing from haproxy (expected ready)", s->name);
+        } else if (strcmp(s->state, "maint") == 0) {
+            add(out, size, "%s is in maintenance (expected ready)", s->name);
+        } else if (strcmp(s->state, "ready") != 0) {
+            add(out, size, "%s is in state %s (expected ready)", s->name, s->state);
+        }
+        if (s->expected_weight >= 0 && strcmp(s->state, "missing") != 0 &&
+            s->weight != s->expected_weight) {
+            add(out, size, "%s weight %d (expected %d)", s->name, s->weight, s->expected_weight);
+        }
+    }
+}
+
 int kn_drift_describe(char *out, size_t size, const struct kn_live_state *live,
                       const char *last_good)
 {
@@ -73,6 +97,9 @@ int kn_drift_describe(char *out, size_t size, const struct kn_live_state *live,
         add(out, size, "traffic is primary %.0f%%, canary %.0f%%, baseline %.0f%% (expected all "
             "on the primary)", pri->weight, live->variant[KN_VARIANT_CANARY].weight,
             live->variant[KN_VARIANT_BASELINE].weight);
+    }
+    if (!live->error[0]) {
+        describe_servers(out, size, live);
     }
     return out[0] != '\0';
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kanaria/alloc.h"
+#include "kanaria/app.h"
+
 /* Only these may appear between braces in a command or env value. */
 static const char *const placeholders[] = {"port", "variant", NULL};
 
@@ -261,3 +264,106 @@ const struct kn_schema kn_local_service_schema = {
     .set_offset = offsetof(struct kn_local_service, set),
     .check = doc_check,
 };
+
+/* ---- across apps --------------------------------------------------------------------------- */
+
+static int kn_local_service_any_host(const char *host)
+{
+    return !host[0] || strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0 ||
+           strcmp(host, "::") == 0;
+}
+
+int kn_local_service_binds_overlap(const char *a, const char *b)
+{
+    char ha[256], hb[256];
+    int pa, pb;
+
+    if (kn_hostport_parse(a, ha, sizeof(ha), &pa) < 0 ||
+        kn_hostport_parse(b, hb, sizeof(hb), &pb) < 0) {
+        return strcmp(a, b) == 0;
+    }
+    return pa == pb && (strcmp(ha, hb) == 0 || kn_local_service_any_host(ha) ||
+                        kn_local_service_any_host(hb));
+}
+
+/* The node of the document of `doc` in the app's parsed files, NULL when not found. */
+static const struct kn_node *kn_local_service_doc_node(const struct kn_app *app,
+                                                       const struct kn_manifest_doc *doc)
+{
+    for (size_t f = 0; f < app->nfiles; f++) {
+        const struct kn_yaml *y = app->files[f];
+        if (!y->file || !doc->loc.file || strcmp(y->file, doc->loc.file) != 0) {
+            continue;
+        }
+        for (size_t d = 0; d < y->ndocs; d++) {
+            if (y->docs[d] && y->docs[d]->loc.line == doc->loc.line &&
+                y->docs[d]->loc.col == doc->loc.col) {
+                return y->docs[d];
+            }
+        }
+    }
+    return NULL;
+}
+
+const char *kn_local_service_bind(const struct kn_app *app, struct kn_loc *loc)
+{
+    for (size_t i = 0; i < app->ndocs; i++) {
+        const struct kn_manifest_doc *doc = &app->docs[i];
+        const json_t *bind;
+        const struct kn_node *node;
+        if (!doc->kind || strcmp(doc->kind, KN_LOCAL_SERVICE_KIND) != 0) {
+            continue;
+        }
+        bind = json_object_get(json_object_get(json_object_get(doc->json, "spec"), "frontend"),
+                               "bind");
+        if (!json_is_string(bind)) {
+            return NULL;
+        }
+        node = kn_node_get(kn_node_get(kn_node_get(kn_local_service_doc_node(app, doc), "spec"),
+                                       "frontend"),
+                           "bind");
+        if (loc) {
+            *loc = node ? node->loc : doc->loc;
+        }
+        return json_string_value(bind);
+    }
+    return NULL;
+}
+
+static const char *kn_local_service_platform(const struct kn_app *app)
+{
+    return app->cfg.spec.platform ? app->cfg.spec.platform : "local";
+}
+
+void kn_local_service_check_binds(struct kn_app *const *apps, size_t n)
+{
+    /* each app's bind read once: a monorepo of thousands of apps compares ports first */
+    const char **binds = kn_calloc(n + 1, sizeof(*binds));
+    struct kn_loc *locs = kn_calloc(n + 1, sizeof(*locs));
+    int *ports = kn_calloc(n + 1, sizeof(*ports));
+    char host[256];
+
+    for (size_t i = 0; i < n; i++) {
+        binds[i] = apps[i]->diags.count > 0 ? NULL : kn_local_service_bind(apps[i], &locs[i]);
+        if (binds[i] && kn_hostport_parse(binds[i], host, sizeof(host), &ports[i]) < 0) {
+            binds[i] = NULL; /* reported by the schema already */
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; binds[i] && j < i; j++) {
+            if (!binds[j] || ports[j] != ports[i] ||
+                strcmp(kn_local_service_platform(apps[i]), kn_local_service_platform(apps[j])) ||
+                !kn_local_service_binds_overlap(binds[i], binds[j])) {
+                continue;
+            }
+            kn_diags_add(&apps[i]->diags, &locs[i],
+                         "frontend.bind %s is already used by app '%s' (%s) on platform '%s'",
+                         binds[i], apps[j]->name, apps[j]->config_path,
+                         kn_local_service_platform(apps[i]));
+            binds[i] = NULL; /* invalid now: owns nothing */
+        }
+    }
+    free(binds);
+    free(locs);
+    free(ports);
+}

@@ -12,6 +12,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
+#include "kanaria/local_service.h"
 
 struct validate_opts {
     const char *dir;
@@ -226,6 +227,7 @@ int kn_cmd_validate(int argc, char **argv)
         kn_app_load(&run.apps[run.napps++], src, paths[i], run.config);
     }
     check_unique_names(&run);
+    kn_local_service_check_binds(run.apps, run.napps);
     run.valid = run.config_diags.count == 0 && run.repo_diags.count == 0;
     for (size_t i = 0; i < run.napps; i++) {
         run.valid &= run.apps[i]->diags.count == 0;

@@ -58,9 +58,25 @@ struct kn_live_variant {
     char commit[41];   /* the commit it was applied from, "" unknown */
 };
 
+#define KN_LIVE_SERVER_MAX 128 /* servers listed in a struct kn_live_state; more are counted */
+
+/* One server (instance) of the app as the platform's traffic layer has it now, beside what
+ * kanaria set: between deployments every server kanaria registered is in service at its weight. */
+struct kn_live_server {
+    char name[72];       /* "primary-3" */
+    char state[16];      /* "ready", "drain", "maint"; "missing": kanaria registered it and the
+                            traffic layer has it not */
+    int weight;          /* its weight now */
+    int expected_weight; /* the weight kanaria set; -1: a server kanaria did not register */
+};
+
 struct kn_live_state {
     struct kn_live_variant variant[KN_VARIANT_COUNT];
     char error[256];   /* why the platform could not be read back, "" when it could */
+    /* every server, when the platform has read them back (nservers 0: not read, or none) */
+    struct kn_live_server servers[KN_LIVE_SERVER_MAX];
+    size_t nservers;
+    size_t servers_dropped; /* servers past KN_LIVE_SERVER_MAX, not listed */
 };
 
 /* Completion of an asynchronous operation: status 0 or a KN_E* code, and a message that says

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Drift and self-heal on the local platform, with real HAProxy: two quick-sync apps; someone sets
 # the weights of one by hand through HAProxy's socket → DRIFT_DETECTED, shown on the app, nothing
-# deployed; weights back → DRIFT_RESOLVED. The other has trigger.onOutOfSync: its servers put in
-# maintenance by hand → drift → a self-heal deployment of its last good commit puts them back in
+# deployed; weights back → DRIFT_RESOLVED; one server of four at weight 0 or in maintenance is
+# drift too, named. The other has trigger.onOutOfSync: one of its servers put in maintenance by
+# hand → drift naming it → a self-heal deployment of its last good commit puts it back in
 # service. Then an external HAProxy (haproxy.managed: false) serves an app kanaria deploys, and
 # when that HAProxy is gone a stage fails with its words and the rollback retries.
 set -uo pipefail
@@ -62,7 +63,7 @@ spec:
   trigger: {onOutOfSync: $2}
 YAML
 }
-service() { test_service "$tmp/upstream/$1" "$1" "$2" "${bind[$1]}"; } # name version
+service() { test_service "$tmp/upstream/$1" "$1" "$2" "${bind[$1]}" 4; } # name version: 4 primaries
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
 listen: 127.0.0.1:$api
@@ -95,12 +96,23 @@ sleep 3
 check "right after deploying, neither app drifts ($(sql "select name, drift from apps" | tr '\n' ' '))" $?
 
 # 1. weights changed by hand: drift, shown on the app, nothing deployed
+declare -A weight # the weight kanaria set on each server of steady
+while read -r name w; do
+    weight[$name]=$w
+done < <(haproxy_cmd "$sock" "show servers state steady" | awk 'NR > 2 && NF > 7 {print $4, $8}')
+[ "${#weight[@]}" = 4 ]
+check "steady has four servers in HAProxy (${!weight[*]})" $?
 for s in primary-1 primary-2 primary-3 primary-4; do
     haproxy_cmd "$sock" "set weight steady/$s 0" >/dev/null
 done
 wait_for "steady drifts" "select count(*) from events where type = 'DRIFT_DETECTED' and app = 'steady'" 1
 check "a weight set by hand in HAProxy is drift" $?
-drift=$(sql "select drift from apps where name = 'steady'")
+# every server is compared: a check between two of the four commands sees part of it first
+for _ in $(seq 1 50); do
+    drift=$(sql "select drift from apps where name = 'steady'")
+    grep -q "traffic is primary 0%" <<<"$drift" && break
+    sleep 0.2
+done
 grep -q "traffic is primary 0%" <<<"$drift"
 check "the app shows how it drifted ($drift)" $?
 out=$(KANARIA_ADDR="http://127.0.0.1:$api" "$bin" status steady)
@@ -110,17 +122,33 @@ sleep 2
 [ "$(sql "select count(*) from deployments where app = 'steady'")" = 1 ]
 check "drift without onOutOfSync deploys nothing" $?
 for s in primary-1 primary-2 primary-3 primary-4; do
-    haproxy_cmd "$sock" "set weight steady/$s 100" >/dev/null
+    haproxy_cmd "$sock" "set weight steady/$s ${weight[$s]}" >/dev/null
 done
 wait_for "steady back" "select count(*) from events where type = 'DRIFT_RESOLVED' and app = 'steady'" 1
 check "weights put back resolve the drift" $?
 
-# 2. servers put in maintenance by hand: self-heal re-applies the last good commit
+# 1b. one server of four at weight 0, or in maintenance: the shares stay all on the primary,
+# the servers show it
+haproxy_cmd "$sock" "set weight steady/primary-2 0" >/dev/null
+wait_for "steady drifts again" "select count(*) from events where type = 'DRIFT_DETECTED' and app = 'steady'" 2
+drift=$(sql "select drift from apps where name = 'steady'")
+grep -q "primary-2 weight 0 (expected ${weight[primary-2]})" <<<"$drift"
+check "one server of four at weight 0 is drift, named ($drift)" $?
+haproxy_cmd "$sock" "set weight steady/primary-2 ${weight[primary-2]}" >/dev/null
+haproxy_cmd "$sock" "set server steady/primary-3 state maint" >/dev/null
+wait_for "steady drift changes" "select drift from apps where name = 'steady'" \
+    "primary-3 is in maintenance (expected ready)"
+check "one server of four in maintenance is drift, named ($(sql "select drift from apps where name = 'steady'"))" $?
+haproxy_cmd "$sock" "set server steady/primary-3 state ready" >/dev/null
+wait_for "steady back again" "select drift from apps where name = 'steady'" ""
+check "the server back in service resolves the drift" $?
+
+# 2. a server put in maintenance by hand: self-heal re-applies the last good commit
 [ "$(get "${bind[healer]}")" = v1 ]
 check "healer serves v1" $?
-for s in primary-1 primary-2 primary-3 primary-4; do
-    haproxy_cmd "$sock" "disable server healer/$s" >/dev/null
-done
+haproxy_cmd "$sock" "disable server healer/primary-3" >/dev/null
+wait_for "healer drifts" "select count(*) from events where type = 'DRIFT_DETECTED' and app = 'healer' and message like '%primary-3 is in maintenance (expected ready)%'" 1
+check "one server of four in maintenance: DRIFT_DETECTED names it ($(sql "select message from events where type = 'DRIFT_DETECTED' and app = 'healer'"))" $?
 wait_for "self-heal" "select trigger, strategy, status from deployments where app = 'healer' order by id desc limit 1" \
     "self-heal|QUICK_SYNC|SUCCESS"
 check "drift of an app with onOutOfSync starts a self-heal that succeeds" $?

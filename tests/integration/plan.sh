@@ -42,7 +42,7 @@ metadata: {name: $2}
 spec:
   command: [/opt/$2/$3/$2, --port, "{{port}}"]
   replicas: $4
-  frontend: {bind: "127.0.0.1:9000"}
+  frontend: {bind: "127.0.0.1:$([ "$2" = web ] && echo 9000 || echo 9001)"}
 YAML
 }
 

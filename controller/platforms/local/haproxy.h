@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "kanaria/error.h"
+#include "kanaria/platform.h"
 #include "kanaria/stage.h"
 
 #define KN_HAPROXY_BINARY     "/usr/sbin/haproxy"
@@ -120,6 +121,17 @@ int kn_haproxy_parse_servers_state(struct kn_haproxy_server_state **out, size_t 
 /* Free an array from kn_haproxy_parse_servers_state; NULL is a no-op. */
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count);
 
+/*
+ * Every server of an app as kanaria's drift check compares them (struct kn_live_server): first
+ * the `n` servers kanaria registered (names[i], at expected[i]) with the state and user weight
+ * of their row in `rows` (a `show servers state` reply), "missing" when no row has their name;
+ * then each row no registered name matches, with expected weight -1. At most `max` are written
+ * to out; the return value is how many there are (more than max: the rest were not written).
+ */
+size_t kn_haproxy_live_servers(struct kn_live_server *out, size_t max, const char *const *names,
+                               const int *expected, size_t n,
+                               const struct kn_haproxy_server_state *rows, size_t nrows);
+
 /* ---- weights ------------------------------------------------------------------------------- */
 
 /*
@@ -185,7 +197,8 @@ struct kn_haproxy_cfg {
 
 /*
  * Render a haproxy.cfg for a managed HAProxy: master-worker with an admin stats socket that
- * passes its listeners on (seamless reload), HTTP defaults (connect 2s, client and server 30s),
+ * passes its listeners on (seamless reload), `noreuseport` (a port another process holds fails
+ * the start instead of being shared), HTTP defaults (connect 2s, client and server 30s),
  * the Prometheus exporter frontend `kanaria_prometheus`, and per app a frontend `fe_APP` bound
  * to its address and a `backend APP` (round robin, no active checks: kanaria checks health
  * itself) holding the given servers. A reload re-reads the file and drops servers added at
@@ -196,6 +209,27 @@ struct kn_haproxy_cfg {
  * name.
  */
 int kn_haproxy_config_render(char **out, const struct kn_haproxy_cfg *cfg, struct kn_error *err);
+
+/* ---- addresses a managed HAProxy must own ------------------------------------------------- */
+
+/*
+ * Whether a managed HAProxy could listen on `addr` ("HOST:PORT"; HOST empty or '*' for every
+ * address) without sharing it: bind a TCP socket there with SO_REUSEADDR and without
+ * SO_REUSEPORT, as HAProxy does with `noreuseport`, then close it. Blocking but immediate (a
+ * host name is resolved with getaddrinfo). 0 when free; KN_EEXISTS "ADDR is in use by another
+ * process"; KN_EINVAL for an address that does not parse or resolve; KN_EIO for any other
+ * refusal (a port below 1024, an address this host does not have), with err saying so.
+ */
+int kn_haproxy_bind_probe(const char *addr, struct kn_error *err);
+
+/*
+ * Make the admin socket path free for a managed HAProxy that does not run: HAProxy replaces a
+ * socket file at its path, so a live process listening there would lose it silently. 0 when
+ * nothing is there, or when a socket is there that nobody listens on (it is removed);
+ * KN_EEXISTS "haproxy stats socket PATH is in use by another process" when a connect succeeds,
+ * or "... exists and is not a socket"; KN_EIO when it cannot be checked or removed.
+ */
+int kn_haproxy_socket_claim(const char *path, struct kn_error *err);
 
 /* ---- asynchronous runtime client ----------------------------------------------------------- */
 

@@ -18,6 +18,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "kanaria/local_service.h"
 #include "kanaria/log.h"
 #include "kanaria/schema.h"
 #include "platforms/local/haproxy.h"
@@ -47,6 +48,8 @@ struct lapp {
      * on the app makes it 0 until the next reading */
     int observed;
     double seen[KN_VARIANT_COUNT];
+    struct kn_haproxy_server_state *seen_servers; /* the rows of that reading (owned) */
+    size_t nseen_servers;
     char seen_error[256]; /* why the last reading failed, "" when it worked */
 };
 
@@ -389,12 +392,70 @@ static int haproxy_refresh(struct local *lp, struct kn_error *err)
             .pid_path = lp->pid_path,
             .log_path = log,
         };
-        unlink(lp->socket);
+        if ((rc = kn_haproxy_socket_claim(lp->socket, err)) < 0) {
+            free(log);
+            return rc;
+        }
         rc = kn_haproxy_start(&proc, lp->loop, &launch, err);
         kn_haproxy_proc_free(proc); /* it runs on its own, in its own session */
         free(log);
         return rc;
     }
+}
+
+/* The app of this platform that serves `bind` already, other than `app`; NULL: none. */
+static const struct lapp *bind_owner(const struct local *lp, const char *app, const char *bind)
+{
+    for (size_t i = 0; i < lp->napps; i++) {
+        const struct lapp *o = lp->apps[i];
+        if (strcmp(o->name, app) != 0 && o->bind[0] &&
+            kn_local_service_binds_overlap(o->bind, bind)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Before the managed HAProxy takes `bind` for `app` (NULL: only start it with what it has):
+ * what it would listen on anew must be free, and a HAProxy that does not run must find its
+ * admin socket free. A port or socket another process holds fails the operation, rather than
+ * HAProxy sharing it (SO_REUSEPORT) or replacing it.
+ */
+static int haproxy_preflight(struct local *lp, const char *app, const char *bind,
+                             struct kn_error *err)
+{
+    struct kn_error probe, why;
+    int rc = 0;
+
+    if (!lp->managed) {
+        return 0;
+    }
+    if (kn_haproxy_running(lp->pid_path, &probe) == 1) {
+        const struct lapp *a = app ? find_app(lp, app) : NULL;
+        if (app && (!a || strcmp(a->bind, bind) != 0) &&
+            (rc = kn_haproxy_bind_probe(bind, &why)) < 0) {
+            kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", app, why.msg);
+        }
+        return rc;
+    }
+    if ((rc = kn_haproxy_socket_claim(lp->socket, err)) < 0) {
+        return rc;
+    }
+    if (lp->metrics_bind && (rc = kn_haproxy_bind_probe(lp->metrics_bind, &why)) < 0) {
+        return kn_error_set(err, rc, NULL, "haproxy.metricsBind: %s", why.msg);
+    }
+    for (size_t i = 0; i < lp->napps; i++) {
+        const struct lapp *a = lp->apps[i];
+        const char *b = app && strcmp(a->name, app) == 0 ? bind : a->bind;
+        if (b[0] && (rc = kn_haproxy_bind_probe(b, &why)) < 0) {
+            return kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", a->name, why.msg);
+        }
+    }
+    if (app && !find_app(lp, app) && (rc = kn_haproxy_bind_probe(bind, &why)) < 0) {
+        kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", app, why.msg);
+    }
+    return rc;
 }
 
 /* ---- the operation queue ------------------------------------------------------------------- */
@@ -809,6 +870,19 @@ static void apply_next(struct op *op)
             apply_next(op);
             return;
         }
+        {
+            const struct lapp *owner = bind_owner(lp, op->app, op->svc.bind);
+            if (owner) {
+                op_fail(op, KN_EINVAL,
+                        "frontend.bind %s is already used by app '%s' on platform '%s'",
+                        op->svc.bind, owner->name, lp->base.name);
+                return;
+            }
+        }
+        if (haproxy_preflight(lp, op->app, op->svc.bind, &err) < 0) {
+            op_fail(op, KN_EIO, "%s", err.msg);
+            return;
+        }
         if (!a) {
             a = add_app(lp, op->app, op->svc.bind);
         } else {
@@ -977,6 +1051,11 @@ static void observe_done(int status, const char *text, void *data)
             a->observed = 0;
         } else {
             observe_shares(a, st, n);
+            kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
+            a->seen_servers = st; /* kept for local_live */
+            a->nseen_servers = n;
+            st = NULL;
+            n = 0;
             a->seen_error[0] = '\0';
             a->observed = 1;
         }
@@ -1119,6 +1198,27 @@ static int local_set_weights(struct kn_platform *p, const char *app,
     return 0;
 }
 
+/* Every server of the app from the last reading, beside the weight kanaria set on it. */
+static void live_servers(const struct lapp *a, struct kn_live_state *out)
+{
+    const char **names = kn_calloc(a->ninsts + 1, sizeof(*names));
+    int *expected = kn_calloc(a->ninsts + 1, sizeof(*expected));
+    int w[KN_VARIANT_COUNT] = {0};
+    size_t n;
+
+    weights_of(a, w);
+    for (size_t i = 0; i < a->ninsts; i++) {
+        names[i] = a->insts[i].name;
+        expected[i] = w[a->insts[i].variant];
+    }
+    n = kn_haproxy_live_servers(out->servers, KN_LIVE_SERVER_MAX, names, expected, a->ninsts,
+                                a->seen_servers, a->nseen_servers);
+    out->nservers = n < KN_LIVE_SERVER_MAX ? n : KN_LIVE_SERVER_MAX;
+    out->servers_dropped = n - out->nservers;
+    free(names);
+    free(expected);
+}
+
 static int local_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
 {
     struct local *lp = (struct local *)p;
@@ -1146,6 +1246,9 @@ static int local_live(struct kn_platform *p, const char *app, struct kn_live_sta
     for (int v = 0; v < KN_VARIANT_COUNT; v++) {
         out->variant[v].weight = a->observed ? a->seen[v] : a->percent[v];
     }
+    if (a->observed) {
+        live_servers(a, out);
+    }
     snprintf(out->error, sizeof(out->error), "%s", a->seen_error);
     return 0;
 }
@@ -1159,6 +1262,7 @@ static void local_release(struct local *lp)
         free(lp->apps[i]->name);
         free(lp->apps[i]->bind);
         free(lp->apps[i]->insts);
+        kn_haproxy_servers_state_free(lp->apps[i]->seen_servers, lp->apps[i]->nseen_servers);
         free(lp->apps[i]);
     }
     free(lp->apps);
@@ -1393,7 +1497,8 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     kn_proc_adopt_all(lp->sup, &adopted);
     if (lp->managed && lp->napps > 0 && kn_haproxy_running(lp->pid_path, err) != 1) {
         /* HAProxy is gone (a reboot): start it with what still runs */
-        if ((rc = haproxy_refresh(lp, err)) < 0) {
+        if ((rc = haproxy_preflight(lp, NULL, NULL, err)) < 0 ||
+            (rc = haproxy_refresh(lp, err)) < 0) {
             goto fail;
         }
     }

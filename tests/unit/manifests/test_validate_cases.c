@@ -20,6 +20,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
+#include "kanaria/local_service.h"
 #include "kanaria/config.h"
 #include "testutil.h"
 
@@ -119,6 +120,7 @@ static void run_case(void **state)
     struct kn_source *src = NULL;
     struct kn_error err;
     char **paths = NULL;
+    struct kn_app **apps;
     size_t npaths = 0;
     int same;
 
@@ -132,13 +134,18 @@ static void run_case(void **state)
     }
     assert_int_equal(kn_source_dir_new(&src, ".", &err), 0);
     assert_int_equal(kn_app_discover(src, &paths, &npaths), 0);
+    apps = kn_calloc(npaths + 1, sizeof(*apps));
     for (size_t i = 0; i < npaths; i++) {
-        struct kn_app *app = NULL;
-        assert_int_equal(kn_app_load(&app, src, paths[i], cfg), 0);
-        append_diags(&got, &app->diags);
-        kn_app_free(app);
+        assert_int_equal(kn_app_load(&apps[i], src, paths[i], cfg), 0);
+    }
+    /* across the apps, as `kanaria validate` checks them */
+    kn_local_service_check_binds(apps, npaths);
+    for (size_t i = 0; i < npaths; i++) {
+        append_diags(&got, &apps[i]->diags);
+        kn_app_free(apps[i]);
         free(paths[i]);
     }
+    free(apps);
     free(paths);
     kn_source_free(src);
     kn_config_free(cfg);
