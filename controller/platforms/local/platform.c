@@ -587,6 +587,33 @@ static void stopped_one(int status, void *data)
     }
 }
 
+/* Stop the instances of the variant that run but that the state does not list (started by an
+ * operation a kill -9 interrupted, when they were not stopped at start), not this op's. */
+static void stop_unlisted(struct op *op, struct lapp *a, enum kn_variant variant)
+{
+    struct kn_instance_info *infos = NULL;
+    size_t n = 0;
+
+    kn_proc_list(op->lp->sup, a->name, &infos, &n);
+    for (size_t i = 0; i < n; i++) {
+        int fresh = 0;
+        for (size_t j = 0; j < op->nfresh; j++) {
+            fresh |= op->fresh[j].index == infos[i].index;
+        }
+        if (fresh || strcmp(infos[i].variant, kn_variant_name(variant)) != 0) {
+            continue;
+        }
+        kn_log_info(op->lp->who, "app=%s stopping %s-%u, which no operation finished starting",
+                    a->name, infos[i].variant, infos[i].index);
+        op->pending++;
+        if (kn_proc_stop(op->lp->sup, a->name, infos[i].variant, infos[i].index, stopped_one,
+                         op) < 0) {
+            op->pending--;
+        }
+    }
+    kn_proc_list_free(infos, n);
+}
+
 /* Stop the old instances of the variant (not this op's) and forget them. */
 static void stop_old(struct op *op, struct lapp *a, enum kn_variant variant)
 {
@@ -610,6 +637,8 @@ static void stop_old(struct op *op, struct lapp *a, enum kn_variant variant)
         }
     }
     a->ninsts = kept;
+    save_state(op->lp);
+    stop_unlisted(op, a, variant);
     stopped_one(0, op);
 }
 
@@ -672,18 +701,21 @@ static void start_instances(struct op *op, struct lapp *a, int n)
             .health_timeout_ms = op->svc.health_timeout_ms,
             .healthy_threshold = op->svc.healthy_threshold,
         };
+        int rc;
         in->variant = op->variant;
         in->index = spec.index;
         snprintf(in->name, sizeof(in->name), "%s-%u", kn_variant_name(op->variant), in->index);
         snprintf(in->commit, sizeof(in->commit), "%s", op->commit);
         op->pending++;
-        if (kn_proc_start(lp->sup, &spec, started_one, op) < 0) {
+        if ((rc = kn_proc_start(lp->sup, &spec, started_one, op)) < 0) {
             op->pending--;
             op->failed = 1;
-            snprintf(op->error, sizeof(op->error), "cannot start instance %s", in->name);
+            snprintf(op->error, sizeof(op->error), "cannot start instance %s: %s", in->name,
+                     kn_strerror(rc));
         }
     }
     free(wd);
+    save_state(lp); /* the indices used: a restart never starts one of them again */
     start_settled(op);
 }
 
@@ -844,6 +876,7 @@ static void apply_next(struct op *op)
             kn_haproxy_cmd_enable_server(&cmd, a->name, op->fresh[i].name, &err);
             add_cmd(op, cmd);
         }
+        save_state(lp); /* before HAProxy has them: a restart finds them as ours */
         send_cmds(op);
         return;
     case 4: /* weights with old and new side by side */
@@ -1229,6 +1262,43 @@ static int make_dir(const char *path)
     return rc;
 }
 
+static void stray_stopped(int status, void *data)
+{
+    (void)status;
+    (void)data;
+}
+
+/*
+ * After a kill -9, instances may run that the state does not list: started by an operation that
+ * never finished, so not in HAProxy. They are stopped (the operation, resumed, starts its own),
+ * and no index of a running instance is used again.
+ */
+static void settle_adopted(struct local *lp)
+{
+    struct kn_instance_info *infos = NULL;
+    size_t n = 0;
+
+    kn_proc_list(lp->sup, NULL, &infos, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct lapp *a = find_app(lp, infos[i].app);
+        int listed = 0;
+        for (size_t j = 0; a && j < a->ninsts; j++) {
+            listed |= a->insts[j].index == infos[i].index &&
+                      strcmp(kn_variant_name(a->insts[j].variant), infos[i].variant) == 0;
+        }
+        if (a && a->next_index <= infos[i].index) {
+            a->next_index = infos[i].index + 1;
+        }
+        if (listed) {
+            continue;
+        }
+        kn_log_warn(lp->who, "app=%s stopping %s-%u (pid %d): an operation that did not finish "
+                    "started it", infos[i].app, infos[i].variant, infos[i].index, infos[i].pid);
+        kn_proc_stop(lp->sup, infos[i].app, infos[i].variant, infos[i].index, stray_stopped, NULL);
+    }
+    kn_proc_list_free(infos, n);
+}
+
 int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
                           const struct kn_platform_config *cfg, const char *data_dir,
                           struct kn_http_client *http, struct kn_error *err)
@@ -1262,6 +1332,7 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     }
     load_state(lp);
     kn_proc_adopt_all(lp->sup, &adopted);
+    settle_adopted(lp);
     if (lp->managed && lp->napps > 0 && kn_haproxy_running(lp->pid_path, err) != 1) {
         /* HAProxy is gone (a reboot): start it with what still runs */
         if ((rc = haproxy_refresh(lp, err)) < 0) {
