@@ -102,6 +102,8 @@ struct op {
     double percent[KN_VARIANT_COUNT];
     kn_platform_cb cb;
     void *data;
+    long long deadline; /* uv_now() by which a start must be healthy; 0: the supervisor's own */
+    int cancelled;      /* its stage gave up on it: stop what it starts, end at once */
     /* progress */
     int started;
     int step;
@@ -467,6 +469,10 @@ static void queue_run(struct local *lp)
 {
     if (lp->queue && !lp->queue->started) {
         lp->queue->started = 1;
+        if (lp->queue->cancelled) {
+            op_end(lp->queue, KN_EIO, "cancelled before it started");
+            return;
+        }
         op_next(lp->queue);
     }
 }
@@ -676,6 +682,7 @@ static void start_instances(struct op *op, struct lapp *a, int n)
     struct local *lp = op->lp;
     char *apps = kn_asprintf("%s/apps", lp->dir);
     char *wd = kn_asprintf("%s/%s", apps, a->name);
+    long long start_timeout = 0;
 
     /* the instances' working folder: kanaria's state folder for the app */
     mkdir(apps, 0755);
@@ -684,6 +691,9 @@ static void start_instances(struct op *op, struct lapp *a, int n)
     op->fresh = kn_calloc((size_t)n, sizeof(*op->fresh));
     op->nfresh = (size_t)n;
     op->pending = 1;
+    if (op->deadline > 0) {
+        start_timeout = op->deadline - (long long)uv_now(lp->loop);
+    }
     for (int i = 0; i < n; i++) {
         struct inst *in = &op->fresh[i];
         struct kn_instance_spec spec = {
@@ -700,12 +710,19 @@ static void start_instances(struct op *op, struct lapp *a, int n)
             .health_interval_ms = op->svc.health_interval_ms,
             .health_timeout_ms = op->svc.health_timeout_ms,
             .healthy_threshold = op->svc.healthy_threshold,
+            .start_timeout_ms = start_timeout,
         };
         int rc;
         in->variant = op->variant;
         in->index = spec.index;
         snprintf(in->name, sizeof(in->name), "%s-%u", kn_variant_name(op->variant), in->index);
         snprintf(in->commit, sizeof(in->commit), "%s", op->commit);
+        if (op->deadline > 0 && start_timeout <= 0) {
+            op->failed = 1;
+            snprintf(op->error, sizeof(op->error), "no time left to start instance %s",
+                     in->name);
+            continue;
+        }
         op->pending++;
         if ((rc = kn_proc_start(lp->sup, &spec, started_one, op)) < 0) {
             op->pending--;
@@ -1068,6 +1085,11 @@ static void op_next(struct op *op)
         op_end(op, KN_EIO, "kanaria is stopping");
         return;
     }
+    if (op->cancelled && op->kind == OP_APPLY && op->step <= 2) {
+        /* nothing of it is in HAProxy yet: what follows (a rollback) runs now */
+        op_end(op, KN_EIO, "cancelled");
+        return;
+    }
     switch (op->kind) {
     case OP_APPLY:
         apply_next(op);
@@ -1118,6 +1140,9 @@ static int local_apply(struct kn_platform *p, const struct kn_variant_spec *spec
     op->variant = spec->variant;
     op->svc = svc;
     op->scale = spec->replicas;
+    if (spec->timeout_ms > 0) {
+        op->deadline = (long long)uv_now(lp->loop) + spec->timeout_ms;
+    }
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
     queue_add(lp, op);
     return 0;
@@ -1144,6 +1169,48 @@ static int local_set_weights(struct kn_platform *p, const char *app,
     memcpy(op->percent, percent, sizeof(op->percent));
     queue_add(lp, op);
     return 0;
+}
+
+static void cancel_stopped(int status, void *data)
+{
+    (void)status;
+    start_settled(data);
+}
+
+/*
+ * A stage gave up on the operation. One waiting in the queue ends when its turn comes, at once.
+ * An apply that is starting instances stops them: their start callbacks and stops settle the
+ * step, and the apply then removes what it started and ends. Later steps (HAProxy commands,
+ * stopping the old instances) are short and run to their end.
+ */
+static void local_cancel(struct kn_platform *p, void *data)
+{
+    struct local *lp = (struct local *)p;
+    struct op *op = lp->queue;
+
+    while (op && !(op->data == data && op->kind != OP_OBSERVE)) {
+        op = op->next;
+    }
+    if (!op || op->cancelled) {
+        return;
+    }
+    op->cancelled = 1;
+    if (!op->started || op->kind != OP_APPLY || op->step != 2) {
+        return;
+    }
+    if (!op->failed) {
+        op->failed = 1;
+        snprintf(op->error, sizeof(op->error), "cancelled while its instances started");
+    }
+    kn_log_info(lp->who, "app=%s stopping the %s instances being started: cancelled", op->app,
+                kn_variant_name(op->variant));
+    for (size_t i = 0; i < op->nfresh; i++) {
+        op->pending++;
+        if (kn_proc_stop(lp->sup, op->app, kn_variant_name(op->variant), op->fresh[i].index,
+                         cancel_stopped, op) < 0) {
+            op->pending--;
+        }
+    }
 }
 
 static int local_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
@@ -1241,6 +1308,7 @@ static const struct kn_platform_ops local_ops = {
     .set_weights = local_set_weights,
     .live = local_live,
     .free = local_free,
+    .cancel = local_cancel,
 };
 
 static int make_dir(const char *path)
