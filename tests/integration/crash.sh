@@ -20,10 +20,11 @@ trap 'exit 1' TERM INT
 
 bind=$(free_port)
 metrics=$(free_port)
+api=$(free_port)
 ports=$((30000 + RANDOM % 20000))
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
-listen: 127.0.0.1:$(free_port)
+listen: 127.0.0.1:$api
 platforms:
   - name: local
     type: local
@@ -52,25 +53,35 @@ spec:
     - name: CANARY_CLEAN
 YAML
 }
-service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 2 "${2:-}"; } # version [env]
+# Each version is tagged with this test's pid ("v2-1234"), so that its servers are told apart
+# from other tests' on the same machine.
+tag=$$
+service() { test_service "$tmp/upstream/hello" hello "$1-$tag" "$bind" 2 "${2:-}"; } # version [env]
+# The answers of the load so far, untagged, one a line ("v2", "failed", "error 503").
+answers() { sed "s/-$tag\$//" "$tmp/load"; }
 
-# The test servers of this test that run now, one "VERSION PORT" line each: every process of
-# $server on a port of this test's range, whatever kanaria knows of it.
+# The test servers of this test that run now, one "VERSION PORT" line each: whatever listens on
+# a port of this test's range, asked for its version (tagged as this test's), whatever kanaria
+# knows of it. (Sockets from /proc/net/tcp: reading other processes' /proc files can block.)
 live() {
-    python3 - "$server" "$ports" <<'PY'
-import os, sys
-server, low = sys.argv[1], int(sys.argv[2])
+    python3 - "$tag" "$ports" "$bind" "$metrics" "$api" <<'PY'
+import sys, urllib.request
+tag, low, skip = "-" + sys.argv[1], int(sys.argv[2]), set(map(int, sys.argv[3:]))
+listening = set()
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    local, state = line.split()[1], line.split()[3]
+    port = int(local.split(":")[1], 16)
+    if state == "0A" and low <= port <= low + 50 and port not in skip:
+        listening.add(port)
 seen = []
-for p in filter(str.isdigit, os.listdir("/proc")):
+for port in sorted(listening):
     try:
-        argv = open("/proc/%s/cmdline" % p, "rb").read().decode().split("\0")
-        if argv[0] != server or len(argv) < 3 or not low <= int(argv[2]) <= low + 50:
-            continue
-        env = open("/proc/%s/environ" % p, "rb").read().decode(errors="replace").split("\0")
-    except (OSError, ValueError):
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=2) as r:
+            body = r.read().decode().strip()
+    except Exception:
         continue
-    version = [e[8:] for e in env if e.startswith("VERSION=")]
-    seen.append("%s %s" % (version[0] if version else "?", argv[2]))
+    if body.endswith(tag):
+        seen.append("%s %d" % (body[:-len(tag)], port))
 print("\n".join(sorted(seen)))
 PY
 }
@@ -125,12 +136,12 @@ wait_for "v2 deployed" "select status from deployments where id = 2" "SUCCESS" 9
 need "the restarted kanaria finishes v2 ($(sql "select status, reason from deployments where id = 2"))" $?
 wait_live "v2 v2"
 check "two v2 instances run, and nothing else" $?
-! grep -qv '^v[12]$' "$tmp/load" && [ -s "$tmp/load" ]
-check "every request through HAProxy was answered ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+! answers | grep -qv '^v[12]$' && [ -s "$tmp/load" ]
+check "every request through HAProxy was answered ($(answers | sort | uniq -c | tr '\n' ' '))" $?
 : >"$tmp/load"
 sleep 1
-! grep -qv '^v2$' "$tmp/load"
-check "the traffic is on v2 ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+! answers | grep -qv '^v2$'
+check "the traffic is on v2 ($(answers | sort | uniq -c | tr '\n' ' '))" $?
 
 # 2. kill -9 during the rollback of a canary that never gets healthy
 app 3s
@@ -147,8 +158,8 @@ wait_live "v2 v2"
 check "the v3 canary's processes are gone after the restart" $?
 : >"$tmp/load"
 sleep 1
-! grep -qv '^v2$' "$tmp/load" && [ -s "$tmp/load" ]
-check "the traffic is on the v2 primary ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+! answers | grep -qv '^v2$' && [ -s "$tmp/load" ]
+check "the traffic is on the v2 primary ($(answers | sort | uniq -c | tr '\n' ' '))" $?
 
 # 2b. the same after a kill -9 inside a CANARY_ROLLOUT, restarted once it has timed out: the
 #     resumed stage times out at once, and the rollback removes the canary it adopted
