@@ -34,6 +34,8 @@ struct kn_stage_run {
     const struct kn_stage_config *cfg;
     void *state;
     int finished;
+    long long deadline; /* engine_now() at which the stage times out */
+    int halting;        /* cancelled for a timeout or a rollback: stop what is in flight */
 };
 
 struct deploy {
@@ -204,6 +206,18 @@ long long kn_stage_run_now(const struct kn_stage_run *run)
     return engine_now(run->dp->e);
 }
 
+long long kn_stage_run_time_left(const struct kn_stage_run *run)
+{
+    long long left = run->deadline - engine_now(run->dp->e);
+
+    return left > 0 ? left : 1;
+}
+
+int kn_stage_run_halting(const struct kn_stage_run *run)
+{
+    return run->halting;
+}
+
 struct kn_metrics *kn_stage_run_metrics(const struct kn_stage_run *run, const char *name)
 {
     const struct kn_engine_deps *deps = &run->dp->e->deps;
@@ -360,10 +374,12 @@ static void finish_deploy(struct deploy *dp, enum kn_deploy_status status, const
 
 /* ---- stages ----------------------------------------------------------------------------- */
 
-static void cancel_running(struct deploy *dp)
+/* halt: the stage timed out or a rollback follows, so its platform operation is stopped too. */
+static void cancel_running(struct deploy *dp, int halt)
 {
     if (dp->running) {
         dp->running = 0;
+        dp->run.halting = halt;
         uv_timer_stop(&dp->stage_timer);
         if (dp->run.cfg->kind->cancel) {
             dp->run.cfg->kind->cancel(&dp->run);
@@ -379,7 +395,7 @@ static void stage_timed_out(uv_timer_t *t)
     if (!dp->running) {
         return;
     }
-    cancel_running(dp);
+    cancel_running(dp, 1);
     snprintf(reason, sizeof(reason), "stage %s timed out after %s", dp->run.cfg->name,
              kn_duration_format(stage_timeout(dp->run.cfg), d, sizeof(d)));
     stage_status(dp, (size_t)dp->run.index, "FAILURE");
@@ -463,6 +479,7 @@ static void start_run(struct deploy *dp, size_t i, long long started_at)
     run->dp = dp;
     run->index = (int)i;
     run->cfg = stage_at(dp, i);
+    run->deadline = engine_now(dp->e) + (left > 0 ? left : 0);
     dp->running = 1;
     uv_timer_start(&dp->stage_timer, stage_timed_out, (uint64_t)(left > 0 ? left : 0), 0);
     if (!run->cfg->kind->start) {
@@ -557,7 +574,7 @@ static void deploy_timed_out(uv_timer_t *t)
     snprintf(reason, sizeof(reason), "the deployment timed out after %s",
              kn_duration_format(dp->load.app->cfg.spec.timeout_ms, d, sizeof(d)));
     if (dp->running) {
-        cancel_running(dp);
+        cancel_running(dp, 1);
         stage_status(dp, (size_t)dp->run.index, "FAILURE");
     }
     deploy_fail(dp, reason);
@@ -597,13 +614,13 @@ static enum cancel_how cancel_requested(struct deploy *dp, char *why, size_t siz
 }
 
 /* Stop the running stage (or the one a restart left RUNNING) and record it CANCELLED. */
-static void cancel_stage(struct deploy *dp)
+static void cancel_stage(struct deploy *dp, int rollback)
 {
     char status[32];
 
     if (dp->running) {
         size_t i = (size_t)dp->run.index;
-        cancel_running(dp);
+        cancel_running(dp, rollback);
         stage_status(dp, i, "CANCELLED");
         return;
     }
@@ -621,7 +638,7 @@ static void deploy_cancel(struct deploy *dp, int rollback, const char *why)
 {
     const struct kn_app *app = dp->load.app;
 
-    cancel_stage(dp);
+    cancel_stage(dp, rollback && !dp->rolling_back);
     if (!rollback || dp->rolling_back || !app || !app->cfg.spec.auto_rollback) {
         finish_deploy(dp, KN_DEPLOY_CANCELLED, why);
         return;
@@ -869,7 +886,7 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
         goto out;
     }
     if (dp->running && dp->run.index == index) {
-        cancel_running(dp);
+        cancel_running(dp, 0);
         kn_store_stage_meta_set(dp->e->deps.store, dp->d.id, index, "ran", "1");
         stage_status(dp, (size_t)index, "SKIPPED");
         kn_log_info(dp->who, "stage %d %s skipped by %s while running", index,
@@ -895,7 +912,7 @@ void kn_engine_stop(struct kn_engine *e)
     e->stopping = 1;
     while (e->nactive > 0) {
         struct deploy *dp = e->active[e->nactive - 1];
-        cancel_running(dp);
+        cancel_running(dp, 0);
         uv_timer_stop(&dp->deploy_timer);
         if (dp->loading) {
             e->nactive--; /* load_done ends it */

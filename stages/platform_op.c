@@ -1,16 +1,19 @@
 /*
  * One platform operation on behalf of a stage, safe against the stage being cancelled while the
  * operation is in flight: the operation's data is a small record that outlives the stage's
- * interest in it.
+ * interest in it. A stage cancelled for a timeout or a rollback also asks the platform to stop
+ * the operation, so what follows (the rollback) does not wait for it.
  */
 #include <stdlib.h>
 
 #include "kanaria/alloc.h"
 #include "kanaria/engine.h"
+#include "kanaria/platform.h"
 #include "stages.h"
 
 struct op {
     struct kn_stage_run *run; /* NULL once cancelled */
+    struct kn_platform *platform; /* borrowed: the engine keeps it while the deployment runs */
     void **slot;
     kn_stage_op_done done;
     char *what;
@@ -42,6 +45,7 @@ void kn_stage_op_run(struct kn_stage_run *run, void **slot, kn_stage_op_fn fn,
     int rc;
 
     op->run = run;
+    op->platform = kn_stage_run_platform(run);
     op->slot = slot;
     op->done = done;
     op->what = kn_strdup(what);
@@ -57,10 +61,16 @@ void kn_stage_op_run(struct kn_stage_run *run, void **slot, kn_stage_op_fn fn,
 void kn_stage_op_cancel(void **slot)
 {
     struct op *op = *slot;
+    int halt;
 
     if (op) {
+        halt = op->run && kn_stage_run_halting(op->run);
         op->run = NULL;
         *slot = NULL;
+        if (halt && op->platform && op->platform->ops->cancel) {
+            /* its callback still comes, and frees op */
+            op->platform->ops->cancel(op->platform, op);
+        }
     }
 }
 

@@ -117,7 +117,8 @@ struct kn_analysis_options {
  * callback and data it is given; when it completes, `done` runs with its status and message
  * (NULL done: finish the stage with that result). `slot` keeps the operation while it is in
  * flight (kn_stage_run_state(run) for most kinds); kn_stage_op_cancel(slot), from a kind's
- * cancel, makes a completion that arrives later do nothing.
+ * cancel, makes a completion that arrives later do nothing, and when the stage is halting
+ * (kn_stage_run_halting) asks the platform to stop the operation.
  */
 struct kn_platform;
 typedef int (*kn_stage_op_fn)(struct kn_stage_run *run, void (*cb)(int, const char *, void *),

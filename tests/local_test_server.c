@@ -8,6 +8,8 @@
  *   ERROR_RATE     0..1: that fraction of answers (not /healthz) are 500
  *   EXIT_AFTER_MS  exit with status 3 after this many milliseconds (a crash)
  *   UNHEALTHY=1    /healthz answers 503
+ *   HEALTHY_AFTER_MS  /healthz answers 503 for this many milliseconds after the start (a slow
+ *                  start)
  *
  * One request per connection: it reads until the end of the headers, answers and closes. A test
  * fixture, not product code: it listens on 127.0.0.1 only and ignores request bodies.
@@ -33,6 +35,7 @@ struct kn_ts_conn {
 static const char *kn_ts_version = "unknown";
 static double kn_ts_error_rate;
 static int kn_ts_unhealthy;
+static uint64_t kn_ts_healthy_at; /* uv_now() from which /healthz may answer 200 */
 
 static void kn_ts_conn_closed(uv_handle_t *h)
 {
@@ -70,7 +73,7 @@ static void kn_ts_answer(struct kn_ts_conn *c)
     }
     if (strcmp(path, "/healthz") == 0) {
         body = "ok";
-        if (kn_ts_unhealthy) {
+        if (kn_ts_unhealthy || uv_now(c->tcp.loop) < kn_ts_healthy_at) {
             status = 503;
             reason = "Service Unavailable";
             body = "unhealthy";
@@ -166,6 +169,9 @@ int main(int argc, char **argv)
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
 
     uv_loop_t *loop = uv_default_loop();
+    if (getenv("HEALTHY_AFTER_MS")) {
+        kn_ts_healthy_at = uv_now(loop) + (uint64_t)atoll(getenv("HEALTHY_AFTER_MS"));
+    }
     uv_tcp_t server;
     struct sockaddr_in addr;
     uv_tcp_init(loop, &server);

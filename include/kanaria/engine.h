@@ -110,6 +110,12 @@ const char *kn_stage_run_workdir(const struct kn_stage_run *run);
 size_t kn_stage_run_plan(const struct kn_stage_run *run, const struct kn_stage_config *const **out);
 int kn_stage_run_started(const struct kn_stage_run *run, size_t i);
 long long kn_stage_run_now(const struct kn_stage_run *run);
+/* Milliseconds the stage has left before its timeout (at least 1 while it runs). */
+long long kn_stage_run_time_left(const struct kn_stage_run *run);
+/* In a kind's cancel: 1 when the stage is cancelled because it timed out or its deployment
+ * timed out or is cancelled to be rolled back, so a platform operation in flight is to be
+ * stopped; 0 when it is skipped or kanaria stops (what runs is left as it is). */
+int kn_stage_run_halting(const struct kn_stage_run *run);
 /* The metrics provider `name` (NULL: the first), and the HTTP client; NULL when none. */
 struct kn_metrics *kn_stage_run_metrics(const struct kn_stage_run *run, const char *name);
 struct kn_http_client *kn_stage_run_http(const struct kn_stage_run *run);

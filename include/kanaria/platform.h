@@ -48,6 +48,9 @@ struct kn_variant_spec {
     const json_t *manifests;  /* canonical manifests (array) of that commit; borrowed */
     struct kn_scale replicas; /* canary and baseline: a count or a percent of the primary's;
                                  primary: value 0 means the manifest's own replicas */
+    long long timeout_ms;     /* healthy within this many ms from the call (what is left of a
+                                 stage's own timeout) or the apply fails; 0: the platform's own
+                                 start timeout */
 };
 
 /* What runs now, read back from the platform (not only what kanaria remembers writing). */
@@ -108,6 +111,12 @@ struct kn_platform_ops {
     /* What runs now. Synchronous: from the platform's last reading. */
     int (*live)(struct kn_platform *p, const char *app, struct kn_live_state *out);
     void (*free)(struct kn_platform *p);
+    /* Stop the operation asked with `data` as soon as it can (a stage timed out): what it was
+     * starting is stopped and removed, and the operations asked after it run without waiting
+     * for it. Its callback still runs once, later, with the operation's outcome (an error when
+     * it was stopped). Unknown or finished `data` is a no-op. NULL: operations cannot be
+     * stopped, they run to their end. */
+    void (*cancel)(struct kn_platform *p, void *data);
 };
 
 struct kn_platform {

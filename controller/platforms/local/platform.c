@@ -105,6 +105,8 @@ struct op {
     double percent[KN_VARIANT_COUNT];
     kn_platform_cb cb;
     void *data;
+    long long deadline; /* uv_now() by which a start must be healthy; 0: the supervisor's own */
+    int cancelled;      /* its stage gave up on it: stop what it starts, end at once */
     /* progress */
     int started;
     int step;
@@ -528,6 +530,10 @@ static void queue_run(struct local *lp)
 {
     if (lp->queue && !lp->queue->started) {
         lp->queue->started = 1;
+        if (lp->queue->cancelled) {
+            op_end(lp->queue, KN_EIO, "cancelled before it started");
+            return;
+        }
         op_next(lp->queue);
     }
 }
@@ -648,6 +654,33 @@ static void stopped_one(int status, void *data)
     }
 }
 
+/* Stop the instances of the variant that run but that the state does not list (started by an
+ * operation a kill -9 interrupted, when they were not stopped at start), not this op's. */
+static void stop_unlisted(struct op *op, struct lapp *a, enum kn_variant variant)
+{
+    struct kn_instance_info *infos = NULL;
+    size_t n = 0;
+
+    kn_proc_list(op->lp->sup, a->name, &infos, &n);
+    for (size_t i = 0; i < n; i++) {
+        int fresh = 0;
+        for (size_t j = 0; j < op->nfresh; j++) {
+            fresh |= op->fresh[j].index == infos[i].index;
+        }
+        if (fresh || strcmp(infos[i].variant, kn_variant_name(variant)) != 0) {
+            continue;
+        }
+        kn_log_info(op->lp->who, "app=%s stopping %s-%u, which no operation finished starting",
+                    a->name, infos[i].variant, infos[i].index);
+        op->pending++;
+        if (kn_proc_stop(op->lp->sup, a->name, infos[i].variant, infos[i].index, stopped_one,
+                         op) < 0) {
+            op->pending--;
+        }
+    }
+    kn_proc_list_free(infos, n);
+}
+
 /* Stop the old instances of the variant (not this op's) and forget them. */
 static void stop_old(struct op *op, struct lapp *a, enum kn_variant variant)
 {
@@ -671,6 +704,8 @@ static void stop_old(struct op *op, struct lapp *a, enum kn_variant variant)
         }
     }
     a->ninsts = kept;
+    save_state(op->lp);
+    stop_unlisted(op, a, variant);
     stopped_one(0, op);
 }
 
@@ -708,6 +743,7 @@ static void start_instances(struct op *op, struct lapp *a, int n)
     struct local *lp = op->lp;
     char *apps = kn_asprintf("%s/apps", lp->dir);
     char *wd = kn_asprintf("%s/%s", apps, a->name);
+    long long start_timeout = 0;
 
     /* the instances' working folder: kanaria's state folder for the app */
     mkdir(apps, 0755);
@@ -716,6 +752,9 @@ static void start_instances(struct op *op, struct lapp *a, int n)
     op->fresh = kn_calloc((size_t)n, sizeof(*op->fresh));
     op->nfresh = (size_t)n;
     op->pending = 1;
+    if (op->deadline > 0) {
+        start_timeout = op->deadline - (long long)uv_now(lp->loop);
+    }
     for (int i = 0; i < n; i++) {
         struct inst *in = &op->fresh[i];
         struct kn_instance_spec spec = {
@@ -732,19 +771,29 @@ static void start_instances(struct op *op, struct lapp *a, int n)
             .health_interval_ms = op->svc.health_interval_ms,
             .health_timeout_ms = op->svc.health_timeout_ms,
             .healthy_threshold = op->svc.healthy_threshold,
+            .start_timeout_ms = start_timeout,
         };
+        int rc;
         in->variant = op->variant;
         in->index = spec.index;
         snprintf(in->name, sizeof(in->name), "%s-%u", kn_variant_name(op->variant), in->index);
         snprintf(in->commit, sizeof(in->commit), "%s", op->commit);
+        if (op->deadline > 0 && start_timeout <= 0) {
+            op->failed = 1;
+            snprintf(op->error, sizeof(op->error), "no time left to start instance %s",
+                     in->name);
+            continue;
+        }
         op->pending++;
-        if (kn_proc_start(lp->sup, &spec, started_one, op) < 0) {
+        if ((rc = kn_proc_start(lp->sup, &spec, started_one, op)) < 0) {
             op->pending--;
             op->failed = 1;
-            snprintf(op->error, sizeof(op->error), "cannot start instance %s", in->name);
+            snprintf(op->error, sizeof(op->error), "cannot start instance %s: %s", in->name,
+                     kn_strerror(rc));
         }
     }
     free(wd);
+    save_state(lp); /* the indices used: a restart never starts one of them again */
     start_settled(op);
 }
 
@@ -918,6 +967,7 @@ static void apply_next(struct op *op)
             kn_haproxy_cmd_enable_server(&cmd, a->name, op->fresh[i].name, &err);
             add_cmd(op, cmd);
         }
+        save_state(lp); /* before HAProxy has them: a restart finds them as ours */
         send_cmds(op);
         return;
     case 4: /* weights with old and new side by side */
@@ -1120,6 +1170,11 @@ static void op_next(struct op *op)
         op_end(op, KN_EIO, "kanaria is stopping");
         return;
     }
+    if (op->cancelled && op->kind == OP_APPLY && op->step <= 2) {
+        /* nothing of it is in HAProxy yet: what follows (a rollback) runs now */
+        op_end(op, KN_EIO, "cancelled");
+        return;
+    }
     switch (op->kind) {
     case OP_APPLY:
         apply_next(op);
@@ -1170,6 +1225,9 @@ static int local_apply(struct kn_platform *p, const struct kn_variant_spec *spec
     op->variant = spec->variant;
     op->svc = svc;
     op->scale = spec->replicas;
+    if (spec->timeout_ms > 0) {
+        op->deadline = (long long)uv_now(lp->loop) + spec->timeout_ms;
+    }
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
     queue_add(lp, op);
     return 0;
@@ -1217,6 +1275,48 @@ static void live_servers(const struct lapp *a, struct kn_live_state *out)
     out->servers_dropped = n - out->nservers;
     free(names);
     free(expected);
+}
+
+static void cancel_stopped(int status, void *data)
+{
+    (void)status;
+    start_settled(data);
+}
+
+/*
+ * A stage gave up on the operation. One waiting in the queue ends when its turn comes, at once.
+ * An apply that is starting instances stops them: their start callbacks and stops settle the
+ * step, and the apply then removes what it started and ends. Later steps (HAProxy commands,
+ * stopping the old instances) are short and run to their end.
+ */
+static void local_cancel(struct kn_platform *p, void *data)
+{
+    struct local *lp = (struct local *)p;
+    struct op *op = lp->queue;
+
+    while (op && !(op->data == data && op->kind != OP_OBSERVE)) {
+        op = op->next;
+    }
+    if (!op || op->cancelled) {
+        return;
+    }
+    op->cancelled = 1;
+    if (!op->started || op->kind != OP_APPLY || op->step != 2) {
+        return;
+    }
+    if (!op->failed) {
+        op->failed = 1;
+        snprintf(op->error, sizeof(op->error), "cancelled while its instances started");
+    }
+    kn_log_info(lp->who, "app=%s stopping the %s instances being started: cancelled", op->app,
+                kn_variant_name(op->variant));
+    for (size_t i = 0; i < op->nfresh; i++) {
+        op->pending++;
+        if (kn_proc_stop(lp->sup, op->app, kn_variant_name(op->variant), op->fresh[i].index,
+                         cancel_stopped, op) < 0) {
+            op->pending--;
+        }
+    }
 }
 
 static int local_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
@@ -1441,6 +1541,7 @@ static const struct kn_platform_ops local_ops = {
     .set_weights = local_set_weights,
     .live = local_live,
     .free = local_free,
+    .cancel = local_cancel,
 };
 
 static int make_dir(const char *path)
@@ -1460,6 +1561,43 @@ static int make_dir(const char *path)
     }
     free(p);
     return rc;
+}
+
+static void stray_stopped(int status, void *data)
+{
+    (void)status;
+    (void)data;
+}
+
+/*
+ * After a kill -9, instances may run that the state does not list: started by an operation that
+ * never finished, so not in HAProxy. They are stopped (the operation, resumed, starts its own),
+ * and no index of a running instance is used again.
+ */
+static void settle_adopted(struct local *lp)
+{
+    struct kn_instance_info *infos = NULL;
+    size_t n = 0;
+
+    kn_proc_list(lp->sup, NULL, &infos, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct lapp *a = find_app(lp, infos[i].app);
+        int listed = 0;
+        for (size_t j = 0; a && j < a->ninsts; j++) {
+            listed |= a->insts[j].index == infos[i].index &&
+                      strcmp(kn_variant_name(a->insts[j].variant), infos[i].variant) == 0;
+        }
+        if (a && a->next_index <= infos[i].index) {
+            a->next_index = infos[i].index + 1;
+        }
+        if (listed) {
+            continue;
+        }
+        kn_log_warn(lp->who, "app=%s stopping %s-%u (pid %d): an operation that did not finish "
+                    "started it", infos[i].app, infos[i].variant, infos[i].index, infos[i].pid);
+        kn_proc_stop(lp->sup, infos[i].app, infos[i].variant, infos[i].index, stray_stopped, NULL);
+    }
+    kn_proc_list_free(infos, n);
 }
 
 int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
@@ -1495,6 +1633,7 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     }
     load_state(lp);
     kn_proc_adopt_all(lp->sup, &adopted);
+    settle_adopted(lp);
     if (lp->managed && lp->napps > 0 && kn_haproxy_running(lp->pid_path, err) != 1) {
         /* HAProxy is gone (a reboot): start it with what still runs */
         if ((rc = haproxy_preflight(lp, NULL, NULL, err)) < 0 ||

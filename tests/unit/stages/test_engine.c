@@ -77,6 +77,7 @@ struct fake_op {
     void *data;
     int status;
     const char *message;
+    char line[128];
     struct fake_op *next; /* on the hung list */
 };
 
@@ -89,6 +90,9 @@ struct fake_platform {
     int completed; /* successful completions delivered */
     int stop_after; /* > 0: kn_engine_stop after this many successful completions */
     struct fake_op *hung;
+    int cancels;                /* cancel calls, for an operation in flight or not */
+    char cancelled[128];        /* the line of the last hung operation a cancel ended */
+    long long apply_timeout_ms; /* the timeout_ms of the last apply */
 };
 
 struct oprec {
@@ -167,6 +171,7 @@ static int fake_call(struct fake_platform *fp, enum op_kind kind, const char *ap
     op->fp = fp;
     op->cb = cb;
     op->data = data;
+    snprintf(op->line, sizeof(op->line), "%s", line);
     if (how == 'h') {
         op->next = fp->hung;
         fp->hung = op;
@@ -204,6 +209,7 @@ static int fake_apply(struct kn_platform *p, const struct kn_variant_spec *spec,
     snprintf(line, sizeof(line), "apply %s %.7s %s", kn_variant_name(spec->variant),
              spec->commit ? spec->commit : "(none)",
              manifest_version(spec->manifests, v, sizeof(v)));
+    ((struct fake_platform *)p)->apply_timeout_ms = spec->timeout_ms;
     return fake_call((struct fake_platform *)p, OP_APPLY, spec->app, line, cb, data);
 }
 
@@ -250,12 +256,36 @@ static void fake_free(struct kn_platform *p)
     free(fp);
 }
 
+/* A hung operation that is cancelled completes (with an error) on the next loop turn, as a
+ * platform that stops it does; one that completes anyway is left to complete. */
+static void fake_cancel(struct kn_platform *p, void *data)
+{
+    struct fake_platform *fp = (struct fake_platform *)p;
+    struct fake_op **at = &fp->hung;
+
+    fp->cancels++;
+    while (*at && (*at)->data != data) {
+        at = &(*at)->next;
+    }
+    if (*at) {
+        struct fake_op *op = *at;
+        *at = op->next;
+        snprintf(fp->cancelled, sizeof(fp->cancelled), "%s", op->line);
+        op->status = KN_EIO;
+        op->message = "cancelled";
+        uv_timer_init(&fp->f->loop, &op->timer);
+        op->timer.data = op;
+        uv_timer_start(&op->timer, fake_op_fire, 1, 0);
+    }
+}
+
 static const struct kn_platform_ops fake_ops = {
     .apply = fake_apply,
     .remove = fake_remove,
     .set_weights = fake_set_weights,
     .live = fake_live,
     .free = fake_free,
+    .cancel = fake_cancel,
 };
 
 static struct kn_platform *fake_platform_find(void *data, const char *name)
@@ -810,6 +840,39 @@ static void test_stage_timeout(void **state)
                         "stage TRAFFIC_ROUTING timed out after 1s (rolled back)");
     assert_stages(f, id, "SUCCESS,FAILURE,-,-,-,SUCCESS");
     assert_app(f, "hello", C1, C2);
+}
+
+/* A stage that times out stops its platform operation (the rollback does not wait for it), and
+ * the apply was given the time the stage had left. */
+static void test_stage_timeout_stops_apply(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, /* hangs: the canary never gets healthy */
+                                      "weights 100/0/0", "remove canary", "remove baseline",
+                                      NULL};
+    long long id = canary_setup(f, NULL,
+                                "    - name: CANARY_ROLLOUT\n"
+                                "      timeout: 1s\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {canary: 10}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n",
+                                NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "h"};
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_int_equal(f->plat->cancels, 1);
+    assert_string_equal(f->plat->cancelled, OP_CANARY);
+    assert_true(f->plat->apply_timeout_ms > 0 && f->plat->apply_timeout_ms <= 1000);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage CANARY_ROLLOUT timed out after 1s (rolled back)");
+    assert_stages(f, id, "FAILURE,-,-,-,-,SUCCESS");
 }
 
 static void test_rollback_step_retried(void **state)
@@ -1791,6 +1854,7 @@ static void test_skip_running_primary_still_rolled_back(void **state)
     run_loop(f);
 
     assert_ops(f, NULL, ops);
+    assert_int_equal(f->plat->cancels, 0); /* a skip leaves the apply to finish */
     assert_string_equal(status_of(f, id), "FAILURE");
     assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,FAILURE,-,SUCCESS");
     assert_app(f, "hello", C1, C2);
@@ -1845,6 +1909,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quick_sync_fails_reapplies_last_good, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stage_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_timeout_stops_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_step_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_never_succeeds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_auto_rollback, setup, teardown),
