@@ -25,6 +25,7 @@ declare -A bind
 bind[web]=$(free_port)
 bind[api]=$(free_port)
 metrics=$(free_port)
+listen=$(free_port) # the same in every config: a reload cannot move the API
 ports=$((30000 + RANDOM % 20000))
 
 app() { # dir name
@@ -61,7 +62,7 @@ YAML
 config() { # extra repository lines
     cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
-listen: 127.0.0.1:$(free_port)
+listen: 127.0.0.1:$listen
 platforms:
   - name: local
     type: local
