@@ -183,26 +183,26 @@ static int kn_api_authorize(struct kn_api *api, h2o_req_t *req, int role, const 
             c->role = KN_ROLE_VIEWER;
             return 0;
         }
-        kn_api_reply_error(req, role == KN_ROLE_VIEWER ? 401 : 403,
-                           "no users are declared in kanaria.yaml: %s is refused", action);
+        kn_api_refuse(api, req, role == KN_ROLE_VIEWER ? 401 : 403, NULL,
+                      "no users are declared in kanaria.yaml: %s is refused", action);
         return KN_EINVAL;
     }
     value = kn_api_header(req, "authorization", &len);
     if (!value) {
-        kn_api_reply_error(req, 401, "missing 'Authorization: Bearer TOKEN'");
+        kn_api_refuse(api, req, 401, NULL, "missing 'Authorization: Bearer TOKEN'");
         return KN_EINVAL;
     }
     if (kn_auth_bearer(value, len, &token, &tlen) < 0) {
-        kn_api_reply_error(req, 401, "the Authorization header is not a bearer token");
+        kn_api_refuse(api, req, 401, NULL, "the Authorization header is not a bearer token");
         return KN_EINVAL;
     }
     if (!(u = kn_auth_user(api->config, token, tlen))) {
-        kn_api_reply_error(req, 401, "unknown token");
+        kn_api_refuse(api, req, 401, NULL, "unknown token");
         return KN_EINVAL;
     }
     if (u->role < role) {
-        kn_api_reply_error(req, 403, "user '%s' (%s) may not %s: it needs the %s role", u->name,
-                           kn_auth_role_name(u->role), action, kn_auth_role_name(role));
+        kn_api_refuse(api, req, 403, u->name, "user '%s' (%s) may not %s: it needs the %s role",
+                      u->name, kn_auth_role_name(u->role), action, kn_auth_role_name(role));
         return KN_EINVAL;
     }
     snprintf(c->name, sizeof(c->name), "%s", u->name);
@@ -620,9 +620,9 @@ static void kn_api_approval_done(uv_work_t *w, int status)
         goto out;
     }
     if (!kn_api_approval_listed(a)) {
-        kn_api_reply_error(a->req, 403,
-                           "not an approver of this stage: '%s' is not in its approvers",
-                           a->caller.name);
+        kn_api_refuse(api, a->req, 403, a->caller.name,
+                      "not an approver of this stage: '%s' is not in its approvers",
+                      a->caller.name);
         goto out;
     }
     if (kn_store_approval_add(api->deps.store, a->d.id, a->stage.index, a->caller.name,

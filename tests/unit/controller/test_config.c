@@ -486,7 +486,8 @@ static void test_unknown_event(void **state)
                   "PLANNED, STAGE_STARTED, STAGE_FINISHED, WAITING_APPROVAL, APPROVED, REJECTED, "
                   "ROLLING_BACK, ROLLED_BACK, SUCCEEDED, FAILED, CANCELLED, DRIFT_DETECTED, RUNNING, "
                   "STAGE_LOG, SUPERSEDED, DRIFT_RESOLVED, INVALID_APP, FORCE_PUSHED, "
-                  "CANCEL_REQUESTED, ROLLBACK_REQUESTED, SYNC_REQUESTED, SKIP_REQUESTED, got "
+                  "CANCEL_REQUESTED, ROLLBACK_REQUESTED, SYNC_REQUESTED, SKIP_REQUESTED, "
+                  "API_REFUSED, got "
                   "'DEPLOYED'");
 }
 
@@ -711,7 +712,7 @@ static void test_event_names(void **state)
     while (kn_event_names[n]) {
         n++;
     }
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 24);
     assert_string_equal(kn_event_names[0], "TRIGGERED");
     assert_string_equal(kn_event_names[12], "DRIFT_DETECTED");
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The API's limits and refusals against a real `kanaria serve` (a repository polled once an
+# hour, so that only webhooks fetch it): refused calls (401, 403) are logged without their
+# token, counted in /metrics by code and route, and recorded in the audit log, a flood of unknown
+# tokens only 5 times a minute.
+set -uo pipefail
+bin=$1
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+pid=
+trap cleanup EXIT
+
+api=$(free_port)
+metrics=$(free_port)
+export KANARIA_ADDR="http://127.0.0.1:$api"
+printf '%s\n' "hook-secret-9c2d" >"$tmp/secret"
+mkdir -p "$tmp/upstream"
+cat >"$tmp/kanaria.yaml" <<YAML
+dataDir: $tmp/data
+listen: 127.0.0.1:$api
+platforms:
+  - name: local
+    type: local
+    haproxy: {metricsBind: "127.0.0.1:$metrics"}
+repositories:
+  - name: deploy
+    url: "file://$tmp/upstream"
+    branch: main
+    pollInterval: 1h
+    webhook: {secretFile: $tmp/secret}
+users:
+  - {name: vic, role: viewer, tokenSha256: $(hash tok-vic)}
+YAML
+# body FILE SIZE: a push payload of about SIZE bytes, and its GitHub signature in FILE.sig
+body() {
+    python3 - "$1" "$2" <<'PY'
+import hashlib, hmac, sys
+path, size = sys.argv[1], int(sys.argv[2])
+head = b'{"ref":"refs/heads/main","commits":[],"pad":"'
+body = head + b"x" * max(0, size - len(head) - 2) + b'"}'
+open(path, "wb").write(body)
+open(path + ".sig", "w").write(hmac.new(b"hook-secret-9c2d", body, hashlib.sha256).hexdigest())
+PY
+}
+# push FILE: POST it as GitHub would; prints the HTTP status, the answer in $tmp/body
+push() {
+    curl -s -m 60 -o "$tmp/body" -w "%{http_code}" -X POST -H "X-Hub-Signature-256: sha256=$(cat "$1.sig")" \
+        -H 'Content-Type: application/json' --data-binary @"$1" "$KANARIA_ADDR/api/v1/webhooks/git"
+}
+# metric NAME_AND_LABELS: its value in /metrics (read as vic), or nothing
+metric() {
+    curl -s -m 10 -H "Authorization: Bearer tok-vic" "$KANARIA_ADDR/metrics" |
+        grep -F "$1 " | awk '{print $2}'
+}
+
+echo "# no app yet" >"$tmp/upstream/README.md"
+git init -q -b main
+git add -A && git commit -qm "an empty repository"
+start
+wait_for "the first fetch" "select head != '' from repositories" "1" 30
+check "kanaria fetches the repository at start" $?
+
+# 1. refusals: logged without the token, counted, audited (401s 5 times a minute)
+for i in $(seq 1 20); do
+    [ "$(code GET /api/v1/apps tok-flood-0d5e7a)" = 401 ] || echo "call $i was not 401"
+done
+[ "$(metric 'kanaria_api_refused_total{code="401",route="/api/v1/apps"}')" = 20 ]
+check "every 401 is counted in /metrics" $?
+n=$(sql "select count(*) from events where type = 'API_REFUSED' and actor = 'unauthenticated'")
+[ "$n" = 5 ]
+check "5 of the 20 unknown tokens are in the audit log ($n)" $?
+sql "select message from events where type = 'API_REFUSED'" | grep -q "401 GET /api/v1/apps from 127.0.0.1:[0-9]*: unknown token"
+check "the audit event says what was refused, from where and why" $?
+[ "$(grep -c "refused user=- 401 GET /api/v1/apps" "$tmp/log")" = 5 ]
+check "the log has those 5 too" $?
+! grep -q "tok-flood-0d5e7a" "$tmp/log" && ! grep -qi "bearer tok" "$tmp/log" &&
+    ! sql "select message from events" | grep -q "tok-flood"
+check "no token in the log or the audit log" $?
+[ "$(code POST /api/v1/apps/hello/sync tok-vic)" = 403 ]
+check "a viewer's sync is 403" $?
+[ "$(metric 'kanaria_api_refused_total{code="403",route="/api/v1/apps/{app}/sync"}')" = 1 ] &&
+    [ "$(sql "select count(*) from events where type = 'API_REFUSED' and actor = 'vic'")" = 1 ] &&
+    grep -q "refused user=vic 403 POST /api/v1/apps/hello/sync from 127.0.0.1" "$tmp/log"
+check "a 403 is counted, audited with its user, and logged" $?
+printf '{}' >"$tmp/empty" && echo 0000000000000000000000000000000000000000000000000000000000000000 >"$tmp/empty.sig"
+[ "$(push "$tmp/empty")" = 401 ] &&
+    [ "$(metric 'kanaria_api_refused_total{code="401",route="/api/v1/webhooks/git"}')" = 1 ]
+check "a webhook with a bad signature is counted as a 401 of its route" $?
+
+stop_kanaria
