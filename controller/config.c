@@ -42,8 +42,8 @@ const char *const kn_event_names[] = {
     "ROLLED_BACK",        "SUCCEEDED",      "FAILED",         "CANCELLED",
     "DRIFT_DETECTED",     "RUNNING",        "STAGE_LOG",      "SUPERSEDED",
     "DRIFT_RESOLVED",     "INVALID_APP",    "FORCE_PUSHED",   "CANCEL_REQUESTED",
-    "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED", "API_REFUSED",
-    NULL,
+    "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED", "BREAK_GLASS",
+    "API_REFUSED",        NULL,
 };
 
 /* The names of kn_platform_types, in the same order (the `type` enum stores an index into it).

@@ -12,7 +12,8 @@
  *   POST /api/v1/apps/{app}/cancel         operator {"rollback": true|false} (default true)
  *   POST /api/v1/apps/{app}/rollback       operator {"to": "REV"} optional (default last good)
  *   POST /api/v1/apps/{app}/sync           operator deploy the repository's head now
- *   POST /api/v1/apps/{app}/skip           operator {"stage": N}
+ *   POST /api/v1/apps/{app}/skip           operator {"stage": N}; a WAIT_APPROVAL only by an
+ *                                          admin: {"stage": N, "breakGlass": true, "reason": ".."}
  *   POST /api/v1/webhooks/git              the repository's webhook secret (see webhook.h)
  *   GET  /api/v1/events                    viewer   server-sent events (see kn_api_publish)
  *   GET  /metrics                          viewer   Prometheus text format 0.0.4
@@ -51,9 +52,10 @@ struct kn_api_deps {
     /* Cancel deployment `id` on behalf of `who` (kn_engine_cancel): 0, KN_ENOTFOUND, KN_EINVAL.
      * NULL: cancels are refused. */
     int (*cancel)(void *data, long long id, int rollback, const char *who, const char *reason);
-    /* Skip stage `index` of deployment `id` (kn_engine_skip): 0, KN_ENOTFOUND, KN_EINVAL,
-     * KN_EEXISTS. NULL: skips are refused. */
-    int (*skip)(void *data, long long id, int index, const char *who);
+    /* Skip stage `index` of deployment `id` (kn_engine_skip), `break_glass` the reason of an
+     * admin's break-glass skip or NULL: 0, KN_ENOTFOUND, KN_EINVAL, KN_EEXISTS, KN_EUNSUPPORTED
+     * (a WAIT_APPROVAL without break-glass). NULL: skips are refused. */
+    int (*skip)(void *data, long long id, int index, const char *who, const char *break_glass);
     void *data;
 };
 

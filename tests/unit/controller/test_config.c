@@ -487,7 +487,7 @@ static void test_unknown_event(void **state)
                   "ROLLING_BACK, ROLLED_BACK, SUCCEEDED, FAILED, CANCELLED, DRIFT_DETECTED, RUNNING, "
                   "STAGE_LOG, SUPERSEDED, DRIFT_RESOLVED, INVALID_APP, FORCE_PUSHED, "
                   "CANCEL_REQUESTED, ROLLBACK_REQUESTED, SYNC_REQUESTED, SKIP_REQUESTED, "
-                  "API_REFUSED, got "
+                  "BREAK_GLASS, API_REFUSED, got "
                   "'DEPLOYED'");
 }
 
@@ -712,7 +712,7 @@ static void test_event_names(void **state)
     while (kn_event_names[n]) {
         n++;
     }
-    assert_int_equal(n, 24);
+    assert_int_equal(n, 25);
     assert_string_equal(kn_event_names[0], "TRIGGERED");
     assert_string_equal(kn_event_names[12], "DRIFT_DETECTED");
 }

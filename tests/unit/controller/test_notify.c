@@ -115,7 +115,8 @@ static void test_names_are_filterable(void **state)
         "REJECTED",           "ROLLING_BACK",   "SUCCEEDED",        "FAILED",
         "ROLLED_BACK",        "CANCELLED",      "SUPERSEDED",       "DRIFT_DETECTED",
         "DRIFT_RESOLVED",     "INVALID_APP",    "FORCE_PUSHED",     "CANCEL_REQUESTED",
-        "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED",   "API_REFUSED"};
+        "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED",   "BREAK_GLASS",
+        "API_REFUSED"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(produced) / sizeof(*produced); i++) {
