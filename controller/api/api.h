@@ -21,7 +21,7 @@
  * Errors are {"error": "..."} with 400 (malformed JSON), 401 (no or unknown token), 403 (role
  * too low, not an approver of the stage), 404, 405, 409 (ambiguous app, nothing waiting or in
  * progress, another deployment running, a stage that has finished), 413
- * (body over 64 KiB). With no users in kanaria.yaml, reads are anonymous when `listen` is a
+ * (body over 64 KiB, a webhook's over 25 MiB). With no users in kanaria.yaml, reads are anonymous when `listen` is a
  * loopback address, and every action is refused.
  *
  * All functions run on the loop thread.
@@ -36,8 +36,10 @@
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
 
-/* The largest request body read. */
-#define KN_API_BODY_MAX (64 * 1024)
+/* The largest request body of a route, and of the push webhook (GitHub caps its payloads at
+ * 25 MB). */
+#define KN_API_BODY_MAX     (64 * 1024)
+#define KN_WEBHOOK_BODY_MAX (25 * 1024 * 1024)
 
 struct kn_api_deps {
     uv_loop_t *loop;                /* borrowed; outlives the API */

@@ -1257,8 +1257,14 @@ void kn_api_handle(struct kn_api *api, h2o_req_t *req)
         }
         return;
     }
-    if (req->entity.base && req->entity.len > KN_API_BODY_MAX) {
-        kn_api_reply_error(req, 413, "the body is larger than %d KiB", KN_API_BODY_MAX / 1024);
+    /* h2o has read the body whole: up to KN_WEBHOOK_BODY_MAX, the largest of any route */
+    if (req->entity.base && req->entity.len > kn_api_body_max(path.base, path.len)) {
+        if (kn_api_body_max(path.base, path.len) == KN_WEBHOOK_BODY_MAX) {
+            kn_api_reply_error(req, 413, "a webhook body is at most %d MiB",
+                               KN_WEBHOOK_BODY_MAX / (1024 * 1024));
+        } else {
+            kn_api_reply_error(req, 413, "the body is larger than %d KiB", KN_API_BODY_MAX / 1024);
+        }
         return;
     }
     if (path.len < sizeof(prefix) - 1 || memcmp(path.base, prefix, sizeof(prefix) - 1) != 0 ||

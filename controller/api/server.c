@@ -173,6 +173,12 @@ enum kn_api_route_id kn_api_route_of(const char *path, size_t len)
     return KN_API_ROUTE_OTHER;
 }
 
+size_t kn_api_body_max(const char *path, size_t len)
+{
+    return kn_api_route_of(path, len) == KN_API_ROUTE_WEBHOOK ? KN_WEBHOOK_BODY_MAX
+                                                              : KN_API_BODY_MAX;
+}
+
 static long long kn_api_clock_ms(void)
 {
     struct timespec ts;
@@ -441,7 +447,9 @@ int kn_api_new(struct kn_api **out, const struct kn_api_deps *deps, struct kn_er
     api->config = cfg;
     api->data_dir = kn_strdup(cfg->data_dir);
     h2o_config_init(&api->h2o_config);
-    api->h2o_config.max_request_entity_size = 4 * KN_API_BODY_MAX;
+    /* h2o 2.2 reads a body whole before the handler: the webhook's cap is the largest it holds;
+     * a Content-Length over it is answered 413 by h2o before the body is read */
+    api->h2o_config.max_request_entity_size = KN_WEBHOOK_BODY_MAX;
     api->h2o_config.http1.req_timeout = KN_API_IDLE_TIMEOUT_MS;
     host = h2o_config_register_host(&api->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     path = h2o_config_register_path(host, "/", 0);

@@ -97,6 +97,10 @@ void kn_api_refuse(struct kn_api *api, h2o_req_t *req, int status, const char *u
 /* Which route of kn_api_route_names a path (path_normalized, without the query) is. */
 enum kn_api_route_id kn_api_route_of(const char *path, size_t len);
 
+/* The largest body the route of path takes: KN_WEBHOOK_BODY_MAX for the push webhook,
+ * KN_API_BODY_MAX for every other. */
+size_t kn_api_body_max(const char *path, size_t len);
+
 /* The client's address as "ip:port" into buf. */
 const char *kn_api_peer(h2o_req_t *req, char *buf, size_t size);
 

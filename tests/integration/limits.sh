@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The API's limits and refusals against a real `kanaria serve` (a repository polled once an
-# hour, so that only webhooks fetch it): refused calls (401, 403) are logged without their
-# token, counted in /metrics by code and route, and recorded in the audit log, a flood of unknown
-# tokens only 5 times a minute.
+# hour, so that only webhooks fetch it): push webhook bodies up to GitHub's 25 MB cap are taken,
+# a larger one gets a readable 413, the other routes keep their 64 KiB; refused calls (401, 403)
+# are logged without their token, counted in /metrics by code and route, and recorded in the
+# audit log, a flood of unknown tokens only 5 times a minute.
 set -uo pipefail
 bin=$1
 . "$(dirname "$0")/lib.sh"
@@ -60,7 +61,35 @@ start
 wait_for "the first fetch" "select head != '' from repositories" "1" 30
 check "kanaria fetches the repository at start" $?
 
-# 1. refusals: logged without the token, counted, audited (401s 5 times a minute)
+# 1. webhook bodies: 100 KiB and 20 MB signed are taken, 26 MB is a readable 413
+git commit -q --allow-empty -m "second"
+body "$tmp/b100k" $((100 * 1024))
+got=$(push "$tmp/b100k")
+[ "$got" = 202 ] && grep -q '"deploy"' "$tmp/body"
+check "a signed webhook body of 100 KiB is taken: 202 (got $got)" $?
+[ "$got" = 202 ] && wait_for "head after the 100 KiB webhook" "select head from repositories" "$(git rev-parse HEAD)" 30
+check "it fetches the repository" $?
+git commit -q --allow-empty -m "third"
+body "$tmp/b20m" $((20 * 1024 * 1024))
+got=$(push "$tmp/b20m")
+[ "$got" = 202 ]
+check "a signed webhook body of 20 MB is taken: 202 (got $got)" $?
+[ "$got" = 202 ] && wait_for "head after the 20 MB webhook" "select head from repositories" "$(git rev-parse HEAD)" 30
+check "it fetches the repository" $?
+rm -f "$tmp/b20m"
+body "$tmp/b26m" $((26 * 1024 * 1024))
+got=$(push "$tmp/b26m")
+# h2o answers it from the Content-Length, before the body is sent (its own text, not JSON)
+[ "$got" = 413 ] && grep -q "too large" "$tmp/body"
+check "a webhook body of 26 MB is a 413 that says why (got $got)" $?
+rm -f "$tmp/b26m"
+[ "$(code POST /api/v1/apps/hello/sync tok-vic --data-binary @"$tmp/b100k")" = 413 ] &&
+    grep -q "64 KiB" "$tmp/body"
+check "another route's body over 64 KiB is 413" $?
+[ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$KANARIA_ADDR/healthz")" = 200 ]
+check "kanaria answers after the large bodies" $?
+
+# 2. refusals: logged without the token, counted, audited (401s 5 times a minute)
 for i in $(seq 1 20); do
     [ "$(code GET /api/v1/apps tok-flood-0d5e7a)" = 401 ] || echo "call $i was not 401"
 done
