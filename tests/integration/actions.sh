@@ -168,11 +168,12 @@ check "the pipeline goes on to the end" $?
 [ "$(sql "select status from stages where deployment = 5 and idx = 2")" = SKIPPED ]
 check "the stage is recorded SKIPPED" $?
 [ "$(sql "select actor from events where type = 'BREAK_GLASS'")" = ada ] &&
-    sql "select message from events where type = 'BREAK_GLASS'" |
-    grep -q "break-glass skip stage 2 WAIT_APPROVAL of deployment 5, reason \"incident 42: fix must ship\" from 127.0.0.1:"
+    grep -q "break-glass skip stage 2 WAIT_APPROVAL of deployment 5, reason \"incident 42: fix must ship\" from 127.0.0.1:" \
+        <<<"$(sql "select message from events where type = 'BREAK_GLASS'")"
 check "the break-glass is in the audit log with its user, address and reason" $?
-sql "select message from events where deployment = 5 and type = 'STAGE_FINISHED'" |
-    grep -q "stage 2 WAIT_APPROVAL: SKIPPED (skipped by ada (break-glass): incident 42"
+# (grep reads a variable: grep -q ending a pipeline early fails it under pipefail)
+msgs=$(sql "select message from events where deployment = 5 and type = 'STAGE_FINISHED'")
+grep -q "stage 2 WAIT_APPROVAL: SKIPPED (skipped by ada (break-glass): incident 42" <<<"$msgs"
 check "the stage's event names the break-glass" $?
 reason=$(sql "select reason from deployments where id = 5")
 [ "$reason" = "stage 2 WAIT_APPROVAL skipped by ada (break-glass): incident 42: fix must ship" ]
