@@ -19,10 +19,11 @@
  *   GET  /metrics                          viewer   Prometheus text format 0.0.4
  *
  * Errors are {"error": "..."} with 400 (malformed JSON), 401 (no or unknown token), 403 (role
- * too low, not an approver of the stage), 404, 405, 409 (ambiguous app, nothing waiting or in
- * progress, another deployment running, a stage that has finished), 413
- * (body over 64 KiB, a webhook's over 25 MiB). With no users in kanaria.yaml, reads are anonymous when `listen` is a
- * loopback address, and every action is refused.
+ * too low, not an approver of the stage, a WAIT_APPROVAL skipped without break-glass), 404, 405,
+ * 409 (ambiguous app, nothing waiting or in progress, another deployment running, a stage that
+ * has finished), 413 (body over 64 KiB, a webhook's over 25 MiB). 401s and 403s are logged,
+ * counted in /metrics and audited (kn_api_refuse in server.h). With no users in kanaria.yaml,
+ * reads are anonymous when `listen` is a loopback address, and every action is refused.
  *
  * All functions run on the loop thread.
  */
