@@ -44,7 +44,7 @@ const char *const kn_event_names[] = {
     "DRIFT_RESOLVED",     "INVALID_APP",    "FORCE_PUSHED",   "CANCEL_REQUESTED",
     "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED", "APP_ORPHANED",
     "APP_PRUNED",         "APP_RESTORED",   "PRUNE_REQUESTED", "PRUNE_FAILED",
-    NULL,
+    "BREAK_GLASS",        "API_REFUSED",    NULL,
 };
 
 /* The names of kn_platform_types, in the same order (the `type` enum stores an index into it).

@@ -25,6 +25,8 @@
 #define CANCEL_META_INDEX  KN_STORE_DEPLOYMENT_META
 #define CANCEL_META_HOW    "cancel"
 #define CANCEL_META_REASON "cancel_reason"
+#define SKIP_META_REASON   KN_ENGINE_SKIP_REASON_META
+#define BREAK_GLASS_META   KN_ENGINE_BREAK_GLASS_META
 
 struct deploy;
 
@@ -337,13 +339,19 @@ static const struct kn_stage_config *stage_at(const struct deploy *dp, size_t i)
 static void stage_status(struct deploy *dp, size_t i, const char *status)
 {
     const char *type = strcmp(status, "RUNNING") == 0 ? "STAGE_STARTED" : "STAGE_FINISHED";
-    char msg[128];
+    struct kn_store *st = dp->e->deps.store;
+    char *why = strcmp(status, "SKIPPED") == 0
+                    ? kn_store_stage_meta_get(st, dp->d.id, (int)i, SKIP_META_REASON)
+                    : NULL;
+    char *msg;
 
-    kn_store_stage_set(dp->e->deps.store, dp->d.id, (int)i, stage_at(dp, i)->name, status,
+    kn_store_stage_set(st, dp->d.id, (int)i, stage_at(dp, i)->name, status, engine_now(dp->e));
+    msg = kn_asprintf("stage %zu %s: %s%s%s%s", i, stage_at(dp, i)->name, status, why ? " (" : "",
+                      why ? why : "", why ? ")" : "");
+    kn_store_event_add(st, type, dp->d.repo, dp->d.app, dp->d.id, "kanaria", msg,
                        engine_now(dp->e));
-    snprintf(msg, sizeof(msg), "stage %zu %s: %s", i, stage_at(dp, i)->name, status);
-    kn_store_event_add(dp->e->deps.store, type, dp->d.repo, dp->d.app, dp->d.id, "kanaria", msg,
-                       engine_now(dp->e));
+    free(msg);
+    free(why);
 }
 
 /* The stage's timeout: its own, its kind's, or for the kinds whose length is an option, that
@@ -494,6 +502,7 @@ static void run_stage(struct deploy *dp, size_t i)
 {
     char status[32];
     long long started_at = 0;
+    char *note;
 
     for (; i < dp->nplan; i++) {
         const struct kn_stage_config *cfg = dp->plan[i];
@@ -526,7 +535,11 @@ static void run_stage(struct deploy *dp, size_t i)
     }
     kn_store_app_set_self_heal(dp->e->deps.store, dp->d.repo, dp->d.app,
                                dp->load.app->cfg.spec.trigger.on_out_of_sync);
-    finish_deploy(dp, KN_DEPLOY_SUCCESS, NULL);
+    /* a release let out by a break-glass says so in its reason */
+    note = kn_store_stage_meta_get(dp->e->deps.store, dp->d.id, CANCEL_META_INDEX,
+                                   BREAK_GLASS_META);
+    finish_deploy(dp, KN_DEPLOY_SUCCESS, note);
+    free(note);
 }
 
 static void run_rollback(struct deploy *dp)
@@ -870,7 +883,23 @@ out:
     return rc;
 }
 
-int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who)
+/* A break-glass skip: the stage's reason and the deployment's note, kept in the store so that
+ * the final status and a restart still show it. */
+static void skip_break_glass(struct deploy *dp, int index, const char *who, const char *why)
+{
+    struct kn_store *st = dp->e->deps.store;
+    char *reason = kn_asprintf("skipped by %s (break-glass): %s", who ? who : "kanaria", why);
+    char *note = kn_asprintf("stage %d %s %s", index, dp->plan[index]->name, reason);
+
+    kn_store_stage_meta_set(st, dp->d.id, index, SKIP_META_REASON, reason);
+    kn_store_stage_meta_set(st, dp->d.id, CANCEL_META_INDEX, BREAK_GLASS_META, note);
+    kn_log_warn(dp->who, "%s", note);
+    free(note);
+    free(reason);
+}
+
+int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who,
+                   const char *break_glass)
 {
     struct deploy *dp = find_deploy(e, id);
     char status[32];
@@ -885,6 +914,21 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
         rc = KN_EINVAL;
         goto out;
     }
+    if ((dp->running && index < dp->run.index) ||
+        (!(dp->running && dp->run.index == index) &&
+         kn_store_stage_get(e->deps.store, id, index, status, sizeof(status), NULL) == 0 &&
+         strcmp(status, "NOT_STARTED") != 0)) {
+        rc = KN_EEXISTS;
+        goto out;
+    }
+    /* an approval stage passes only with its approvals, or by an admin's break-glass */
+    if (dp->plan[index]->kind == &kn_stage_wait_approval && !(break_glass && *break_glass)) {
+        rc = KN_EUNSUPPORTED;
+        goto out;
+    }
+    if (break_glass && *break_glass) {
+        skip_break_glass(dp, index, who, break_glass);
+    }
     if (dp->running && dp->run.index == index) {
         cancel_running(dp, 0);
         kn_store_stage_meta_set(dp->e->deps.store, dp->d.id, index, "ran", "1");
@@ -892,12 +936,6 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
         kn_log_info(dp->who, "stage %d %s skipped by %s while running", index,
                     dp->plan[index]->name, who ? who : "kanaria");
         run_stage(dp, (size_t)index + 1);
-        goto out;
-    }
-    if ((dp->running && index < dp->run.index) ||
-        (kn_store_stage_get(e->deps.store, id, index, status, sizeof(status), NULL) == 0 &&
-         strcmp(status, "NOT_STARTED") != 0)) {
-        rc = KN_EEXISTS;
         goto out;
     }
     stage_status(dp, (size_t)index, "SKIPPED");

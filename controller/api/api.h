@@ -12,17 +12,19 @@
  *   POST /api/v1/apps/{app}/cancel         operator {"rollback": true|false} (default true)
  *   POST /api/v1/apps/{app}/rollback       operator {"to": "REV"} optional (default last good)
  *   POST /api/v1/apps/{app}/sync           operator deploy the repository's head now
- *   POST /api/v1/apps/{app}/skip           operator {"stage": N}
+ *   POST /api/v1/apps/{app}/skip           operator {"stage": N}; a WAIT_APPROVAL only by an
+ *                                          admin: {"stage": N, "breakGlass": true, "reason": ".."}
  *   POST /api/v1/apps/{app}/prune          operator remove an orphaned app from its platforms
  *   POST /api/v1/webhooks/git              the repository's webhook secret (see webhook.h)
  *   GET  /api/v1/events                    viewer   server-sent events (see kn_api_publish)
  *   GET  /metrics                          viewer   Prometheus text format 0.0.4
  *
  * Errors are {"error": "..."} with 400 (malformed JSON), 401 (no or unknown token), 403 (role
- * too low, not an approver of the stage), 404, 405, 409 (ambiguous app, nothing waiting or in
- * progress, another deployment running, a stage that has finished), 413
- * (body over 64 KiB). With no users in kanaria.yaml, reads are anonymous when `listen` is a
- * loopback address, and every action is refused.
+ * too low, not an approver of the stage, a WAIT_APPROVAL skipped without break-glass), 404, 405,
+ * 409 (ambiguous app, nothing waiting or in progress, another deployment running, a stage that
+ * has finished), 413 (body over 64 KiB, a webhook's over 25 MiB). 401s and 403s are logged,
+ * counted in /metrics and audited (kn_api_refuse in server.h). With no users in kanaria.yaml,
+ * reads are anonymous when `listen` is a loopback address, and every action is refused.
  *
  * All functions run on the loop thread.
  */
@@ -36,8 +38,10 @@
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
 
-/* The largest request body read. */
-#define KN_API_BODY_MAX (64 * 1024)
+/* The largest request body of a route, and of the push webhook (GitHub caps its payloads at
+ * 25 MB). */
+#define KN_API_BODY_MAX     (64 * 1024)
+#define KN_WEBHOOK_BODY_MAX (25 * 1024 * 1024)
 
 struct kn_api_deps {
     uv_loop_t *loop;                /* borrowed; outlives the API */
@@ -52,9 +56,10 @@ struct kn_api_deps {
     /* Cancel deployment `id` on behalf of `who` (kn_engine_cancel): 0, KN_ENOTFOUND, KN_EINVAL.
      * NULL: cancels are refused. */
     int (*cancel)(void *data, long long id, int rollback, const char *who, const char *reason);
-    /* Skip stage `index` of deployment `id` (kn_engine_skip): 0, KN_ENOTFOUND, KN_EINVAL,
-     * KN_EEXISTS. NULL: skips are refused. */
-    int (*skip)(void *data, long long id, int index, const char *who);
+    /* Skip stage `index` of deployment `id` (kn_engine_skip), `break_glass` the reason of an
+     * admin's break-glass skip or NULL: 0, KN_ENOTFOUND, KN_EINVAL, KN_EEXISTS, KN_EUNSUPPORTED
+     * (a WAIT_APPROVAL without break-glass). NULL: skips are refused. */
+    int (*skip)(void *data, long long id, int index, const char *who, const char *break_glass);
     /* Remove the orphaned app from its platforms on behalf of `who` (kn_prune_start; the
      * outcome is an event): 0 when started. NULL: prunes are refused. */
     int (*prune)(void *data, const char *repo, const char *app, const char *who);

@@ -16,6 +16,7 @@
 #include "git/git.h"
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
+#include "kanaria/engine.h"
 #include "kanaria/log.h"
 #include "kanaria/manifest.h"
 #include "kanaria/stage.h"
@@ -27,6 +28,7 @@
 #define KN_API_RECENT       10
 #define KN_API_HISTORY      100
 #define KN_API_EVENTS       500
+#define KN_API_REASON_MAX   500 /* bytes of a break-glass reason */
 
 struct kn_api_route {
     char *seg[KN_API_MAX_SEGMENTS]; /* decoded, in the request's pool */
@@ -183,26 +185,26 @@ static int kn_api_authorize(struct kn_api *api, h2o_req_t *req, int role, const 
             c->role = KN_ROLE_VIEWER;
             return 0;
         }
-        kn_api_reply_error(req, role == KN_ROLE_VIEWER ? 401 : 403,
-                           "no users are declared in kanaria.yaml: %s is refused", action);
+        kn_api_refuse(api, req, role == KN_ROLE_VIEWER ? 401 : 403, NULL,
+                      "no users are declared in kanaria.yaml: %s is refused", action);
         return KN_EINVAL;
     }
     value = kn_api_header(req, "authorization", &len);
     if (!value) {
-        kn_api_reply_error(req, 401, "missing 'Authorization: Bearer TOKEN'");
+        kn_api_refuse(api, req, 401, NULL, "missing 'Authorization: Bearer TOKEN'");
         return KN_EINVAL;
     }
     if (kn_auth_bearer(value, len, &token, &tlen) < 0) {
-        kn_api_reply_error(req, 401, "the Authorization header is not a bearer token");
+        kn_api_refuse(api, req, 401, NULL, "the Authorization header is not a bearer token");
         return KN_EINVAL;
     }
     if (!(u = kn_auth_user(api->config, token, tlen))) {
-        kn_api_reply_error(req, 401, "unknown token");
+        kn_api_refuse(api, req, 401, NULL, "unknown token");
         return KN_EINVAL;
     }
     if (u->role < role) {
-        kn_api_reply_error(req, 403, "user '%s' (%s) may not %s: it needs the %s role", u->name,
-                           kn_auth_role_name(u->role), action, kn_auth_role_name(role));
+        kn_api_refuse(api, req, 403, u->name, "user '%s' (%s) may not %s: it needs the %s role",
+                      u->name, kn_auth_role_name(u->role), action, kn_auth_role_name(role));
         return KN_EINVAL;
     }
     snprintf(c->name, sizeof(c->name), "%s", u->name);
@@ -275,8 +277,13 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
         memset(&running, 0, sizeof(running));
         running.index = -1;
         kn_store_stages(api->deps.store, d.id, kn_api_find_running, &running);
+        char *glass = kn_store_stage_meta_get(api->deps.store, d.id, KN_STORE_DEPLOYMENT_META,
+                                              KN_ENGINE_BREAK_GLASS_META);
         json_object_set_new(cur, "running_stage",
                             running.index >= 0 ? kn_api_stage_json(&running) : json_null());
+        /* a stage skipped by break-glass, shown while the deployment runs on */
+        json_object_set_new(cur, "break_glass", glass ? json_string(glass) : json_null());
+        free(glass);
         json_object_set_new(j, "current", cur);
     }
     kn_store_deployments(api->deps.store, a->repo, a->name, 1, kn_api_collect_deployment, latest);
@@ -385,6 +392,8 @@ static void kn_api_get_app(struct kn_api *api, h2o_req_t *req, const struct kn_a
 }
 
 struct kn_api_detail {
+    struct kn_api *api;
+    long long id;
     json_t *stages; /* array, by index */
     json_t *events;
 };
@@ -422,7 +431,15 @@ static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
 {
     struct kn_api_detail *x = data;
     json_t *j = kn_api_stage_json(s);
+    char *reason = NULL;
 
+    /* why it was skipped, for a break-glass skip */
+    if (strcmp(s->status, "SKIPPED") == 0 &&
+        (reason = kn_store_stage_meta_get(x->api->deps.store, x->id, s->index,
+                                          KN_ENGINE_SKIP_REASON_META))) {
+        json_object_set_new(j, "reason", json_string(reason));
+        free(reason);
+    }
     json_object_set_new(j, "approvals", json_array());
     json_object_set_new(j, "analysis", json_array());
     json_array_append_new(x->stages, j);
@@ -463,10 +480,10 @@ static int kn_api_collect_event(const struct kn_event *e, void *data)
 
 static void kn_api_get_deployment(struct kn_api *api, h2o_req_t *req, const char *arg)
 {
-    struct kn_api_detail x = {.stages = json_array(), .events = json_array()};
     struct kn_deployment d;
     char *end = NULL;
     long long id = strtoll(arg, &end, 10);
+    struct kn_api_detail x = {.api = api, .id = id, .stages = json_array(), .events = json_array()};
     char *plan = NULL;
     json_t *body = NULL;
 
@@ -628,9 +645,9 @@ static void kn_api_approval_done(uv_work_t *w, int status)
         goto out;
     }
     if (!kn_api_approval_listed(a)) {
-        kn_api_reply_error(a->req, 403,
-                           "not an approver of this stage: '%s' is not in its approvers",
-                           a->caller.name);
+        kn_api_refuse(api, a->req, 403, a->caller.name,
+                      "not an approver of this stage: '%s' is not in its approvers",
+                      a->caller.name);
         goto out;
     }
     if (kn_store_approval_add(api->deps.store, a->d.id, a->stage.index, a->caller.name,
@@ -1032,6 +1049,44 @@ static int kn_api_stage_at(const struct kn_stage_state *s, void *data)
     return 1;
 }
 
+/* The skip's options: `breakGlass` (a boolean) and its `reason`; otherwise answered 400 or 403. */
+static int kn_api_skip_break_glass(struct kn_api *api, h2o_req_t *req, json_t *body,
+                                   const struct kn_api_caller *c, const char **reason)
+{
+    json_t *bg = json_object_get(body, "breakGlass");
+    json_t *why = json_object_get(body, "reason");
+
+    *reason = NULL;
+    if (bg && !json_is_boolean(bg)) {
+        kn_api_reply_error(req, 400, "'breakGlass' must be true or false");
+        return KN_EINVAL;
+    }
+    if (why && !json_is_string(why) && !json_is_null(why)) {
+        kn_api_reply_error(req, 400, "'reason' must be a string");
+        return KN_EINVAL;
+    }
+    if (!json_is_true(bg)) {
+        return 0;
+    }
+    if (c->role < KN_ROLE_ADMIN) {
+        kn_api_refuse(api, req, 403, c->name,
+                      "user '%s' (%s) may not break glass: a break-glass skip needs the admin role",
+                      c->name, kn_auth_role_name(c->role));
+        return KN_EINVAL;
+    }
+    if (!json_is_string(why) || strspn(json_string_value(why), " \t\r\n") ==
+                                     strlen(json_string_value(why))) {
+        kn_api_reply_error(req, 400, "a break-glass skip needs a 'reason' saying why");
+        return KN_EINVAL;
+    }
+    if (strlen(json_string_value(why)) > KN_API_REASON_MAX) {
+        kn_api_reply_error(req, 400, "'reason' is longer than %d bytes", KN_API_REASON_MAX);
+        return KN_EINVAL;
+    }
+    *reason = json_string_value(why);
+    return 0;
+}
+
 static void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_route *r)
 {
     struct kn_api_caller caller;
@@ -1039,7 +1094,8 @@ static void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_
     struct kn_deployment d;
     struct kn_api_stage_find f;
     json_t *body = NULL, *reply = NULL, *stage;
-    char what[256];
+    const char *glass = NULL;
+    char what[1024];
     int rc;
 
     if (kn_api_authorize(api, req, KN_ROLE_OPERATOR, "skip a stage", &caller) < 0 ||
@@ -1052,6 +1108,9 @@ static void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_
         kn_api_reply_error(req, 400,
                            "'stage' must be the index of a stage of the pipeline (0, "
                            "1, ...)");
+        goto out;
+    }
+    if (kn_api_skip_break_glass(api, req, body, &caller, &glass) < 0) {
         goto out;
     }
     if (!api->deps.skip) {
@@ -1071,13 +1130,18 @@ static void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_
                            f.found.name, d.id, f.found.status);
         goto out;
     }
-    snprintf(what, sizeof(what), "skip stage %d%s%s of deployment %lld", f.index, f.ok ? " " : "",
-             f.ok ? f.found.name : "", d.id);
-    kn_api_audit(api, req, "SKIP_REQUESTED", &app, d.id, &caller, what);
-    rc = api->deps.skip(api->deps.data, d.id, f.index, caller.name);
+    rc = api->deps.skip(api->deps.data, d.id, f.index, caller.name, glass);
     if (rc == KN_EINVAL) {
         kn_api_reply_error(req, 400, "deployment %lld of '%s' has no stage %d", d.id, app.name,
                            f.index);
+        goto out;
+    }
+    if (rc == KN_EUNSUPPORTED) {
+        kn_api_refuse(api, req, 403, caller.name,
+                      "stage %d of deployment %lld is a WAIT_APPROVAL: a WAIT_APPROVAL stage "
+                      "passes only with its approvals; an admin may skip it with "
+                      "{\"breakGlass\": true, \"reason\": \"...\"}",
+                      f.index, d.id);
         goto out;
     }
     if (rc < 0) {
@@ -1086,10 +1150,18 @@ static void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_
             rc == KN_EEXISTS ? "it has finished" : "the deployment is not running its pipeline");
         goto out;
     }
+    /* recorded once done, so that the audit log names the stage even one not started yet */
     kn_store_stages(api->deps.store, d.id, kn_api_stage_at, &f);
-    reply =
-        json_pack("{s:I, s:s, s:s, s:i, s:s, s:s}", "deployment", (json_int_t)d.id, "repo", d.repo,
-                  "app", d.app, "stage", f.index, "stage_name", f.found.name, "by", caller.name);
+    snprintf(what, sizeof(what), "%sskip stage %d %s of deployment %lld%s%.700s%s",
+             glass ? "break-glass " : "", f.index, f.found.name, d.id, glass ? ", reason \"" : "",
+             glass ? glass : "", glass ? "\"" : "");
+    kn_api_audit(api, req, glass ? "BREAK_GLASS" : "SKIP_REQUESTED", &app, d.id, &caller, what);
+    reply = json_pack("{s:I, s:s, s:s, s:i, s:s, s:s, s:b}", "deployment", (json_int_t)d.id,
+                      "repo", d.repo, "app", d.app, "stage", f.index, "stage_name", f.found.name,
+                      "by", caller.name, "break_glass", glass != NULL);
+    if (glass) {
+        json_object_set_new(reply, "reason", json_string(glass));
+    }
     kn_api_reply(req, 200, reply);
 out:
     json_decref(reply);
@@ -1243,8 +1315,14 @@ void kn_api_handle(struct kn_api *api, h2o_req_t *req)
         }
         return;
     }
-    if (req->entity.base && req->entity.len > KN_API_BODY_MAX) {
-        kn_api_reply_error(req, 413, "the body is larger than %d KiB", KN_API_BODY_MAX / 1024);
+    /* h2o has read the body whole: up to KN_WEBHOOK_BODY_MAX, the largest of any route */
+    if (req->entity.base && req->entity.len > kn_api_body_max(path.base, path.len)) {
+        if (kn_api_body_max(path.base, path.len) == KN_WEBHOOK_BODY_MAX) {
+            kn_api_reply_error(req, 413, "a webhook body is at most %d MiB",
+                               KN_WEBHOOK_BODY_MAX / (1024 * 1024));
+        } else {
+            kn_api_reply_error(req, 413, "the body is larger than %d KiB", KN_API_BODY_MAX / 1024);
+        }
         return;
     }
     if (path.len < sizeof(prefix) - 1 || memcmp(path.base, prefix, sizeof(prefix) - 1) != 0 ||

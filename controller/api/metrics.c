@@ -313,6 +313,25 @@ out:
 
 /* ---- the route ------------------------------------------------------------------------------- */
 
+/* The API's own counters: calls refused since start, by code and route (non-zero ones). */
+static void kn_metrics_refused(struct kn_buf *out, const struct kn_api *api)
+{
+    static const char *const codes[2] = {"401", "403"};
+
+    kn_metrics_head(out, "kanaria_api_refused_total", "counter",
+                    "API calls refused since kanaria started, by status code and route.");
+    for (size_t c = 0; c < 2; c++) {
+        for (size_t r = 0; r < KN_API_NROUTES; r++) {
+            if (api->refused[c][r]) {
+                kn_metrics_sample(
+                    out, "kanaria_api_refused_total",
+                    (const char *const[]){"code", codes[c], "route", kn_api_route_names[r], NULL},
+                    (double)api->refused[c][r]);
+            }
+        }
+    }
+}
+
 void kn_api_metrics(struct kn_api *api, h2o_req_t *req)
 {
     struct kn_buf out;
@@ -329,6 +348,7 @@ void kn_api_metrics(struct kn_api *api, h2o_req_t *req)
         kn_api_reply_error(req, 503, "cannot read the state store");
         return;
     }
+    kn_metrics_refused(&out, api);
     text = kn_buf_detach(&out, &len);
     req->res.status = 200;
     req->res.reason = "OK";

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -91,6 +92,170 @@ void kn_api_reply_error(h2o_req_t *req, int status, const char *fmt, ...)
     body = json_pack("{s:s}", "error", msg);
     kn_api_reply(req, status, body);
     json_decref(body);
+}
+
+/* ---- refused calls --------------------------------------------------------------------------- */
+
+const char *const kn_api_route_names[KN_API_NROUTES] = {
+    [KN_API_ROUTE_OTHER] = "other",
+    [KN_API_ROUTE_HEALTHZ] = "/healthz",
+    [KN_API_ROUTE_METRICS] = "/metrics",
+    [KN_API_ROUTE_APPS] = "/api/v1/apps",
+    [KN_API_ROUTE_APP] = "/api/v1/apps/{app}",
+    [KN_API_ROUTE_HISTORY] = "/api/v1/apps/{app}/history",
+    [KN_API_ROUTE_APPROVE] = "/api/v1/apps/{app}/approve",
+    [KN_API_ROUTE_REJECT] = "/api/v1/apps/{app}/reject",
+    [KN_API_ROUTE_CANCEL] = "/api/v1/apps/{app}/cancel",
+    [KN_API_ROUTE_ROLLBACK] = "/api/v1/apps/{app}/rollback",
+    [KN_API_ROUTE_SYNC] = "/api/v1/apps/{app}/sync",
+    [KN_API_ROUTE_SKIP] = "/api/v1/apps/{app}/skip",
+    [KN_API_ROUTE_DEPLOYMENT] = "/api/v1/deployments/{id}",
+    [KN_API_ROUTE_EVENTS] = "/api/v1/events",
+    [KN_API_ROUTE_WEBHOOK] = "/api/v1/webhooks/git",
+};
+
+enum kn_api_route_id kn_api_route_of(const char *path, size_t len)
+{
+    static const char prefix[] = "/api/v1/";
+    const char *seg[4];
+    size_t seglen[4], n = 0, start, plen = sizeof(prefix) - 1;
+
+    if (h2o_memis(path, len, H2O_STRLIT("/healthz"))) {
+        return KN_API_ROUTE_HEALTHZ;
+    }
+    if (h2o_memis(path, len, H2O_STRLIT("/metrics"))) {
+        return KN_API_ROUTE_METRICS;
+    }
+    if (len < plen || memcmp(path, prefix, plen) != 0) {
+        return KN_API_ROUTE_OTHER;
+    }
+    start = plen;
+    for (size_t i = plen; i <= len; i++) {
+        if (i < len && path[i] != '/') {
+            continue;
+        }
+        if (i > start) {
+            if (n == 4) {
+                return KN_API_ROUTE_OTHER;
+            }
+            seg[n] = path + start;
+            seglen[n++] = i - start;
+        }
+        start = i + 1;
+    }
+#define KN_SEG_IS(k, lit) h2o_memis(seg[k], seglen[k], H2O_STRLIT(lit))
+    if (n >= 1 && KN_SEG_IS(0, "apps")) {
+        static const struct {
+            const char *name;
+            enum kn_api_route_id id;
+        } actions[] = {
+            {"history", KN_API_ROUTE_HISTORY},   {"approve", KN_API_ROUTE_APPROVE},
+            {"reject", KN_API_ROUTE_REJECT},     {"cancel", KN_API_ROUTE_CANCEL},
+            {"rollback", KN_API_ROUTE_ROLLBACK}, {"sync", KN_API_ROUTE_SYNC},
+            {"skip", KN_API_ROUTE_SKIP},
+        };
+        if (n <= 2) {
+            return n == 1 ? KN_API_ROUTE_APPS : KN_API_ROUTE_APP;
+        }
+        for (size_t i = 0; n == 3 && i < sizeof(actions) / sizeof(actions[0]); i++) {
+            if (h2o_memis(seg[2], seglen[2], actions[i].name, strlen(actions[i].name))) {
+                return actions[i].id;
+            }
+        }
+    } else if (n == 2 && KN_SEG_IS(0, "deployments")) {
+        return KN_API_ROUTE_DEPLOYMENT;
+    } else if (n == 1 && KN_SEG_IS(0, "events")) {
+        return KN_API_ROUTE_EVENTS;
+    } else if (n == 2 && KN_SEG_IS(0, "webhooks") && KN_SEG_IS(1, "git")) {
+        return KN_API_ROUTE_WEBHOOK;
+    }
+#undef KN_SEG_IS
+    return KN_API_ROUTE_OTHER;
+}
+
+size_t kn_api_body_max(const char *path, size_t len)
+{
+    return kn_api_route_of(path, len) == KN_API_ROUTE_WEBHOOK ? KN_WEBHOOK_BODY_MAX
+                                                              : KN_API_BODY_MAX;
+}
+
+static long long kn_api_clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* s[0..len) for a log line: at most size - 1 bytes, control bytes as '?'. */
+static const char *kn_api_printable(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t n = len < size - 1 ? len : size - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Whether this 401 is written to the logs (0: only counted), starting a new window when due. */
+static int kn_api_unauth_record(struct kn_api *api, long long now)
+{
+    if (!api->unauth_window || now - api->unauth_window >= KN_API_REFUSED_WINDOW_MS ||
+        now < api->unauth_window) {
+        if (api->unauth_quiet) {
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "%llu more 401 refusals in the %d s from %lld were counted only (see "
+                     "kanaria_api_refused_total)",
+                     api->unauth_quiet, KN_API_REFUSED_WINDOW_MS / 1000, api->unauth_window);
+            kn_log_warn(WHO, "%s", msg);
+            kn_store_event_add(api->deps.store, "API_REFUSED", "", "", 0, "unauthenticated", msg,
+                               now);
+        }
+        api->unauth_window = now;
+        api->unauth_recorded = 0;
+        api->unauth_quiet = 0;
+    }
+    if (api->unauth_recorded >= KN_API_REFUSED_BURST) {
+        api->unauth_quiet++;
+        return 0;
+    }
+    api->unauth_recorded++;
+    return 1;
+}
+
+void kn_api_refuse(struct kn_api *api, h2o_req_t *req, int status, const char *user,
+                   const char *fmt, ...)
+{
+    enum kn_api_route_id route =
+        kn_api_route_of(req->path_normalized.base, req->path_normalized.len);
+    char reason[1024], peer[96], method[16], path[256];
+    long long now = kn_api_clock_ms();
+    const char *who = user && *user ? user : NULL;
+    char *msg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    api->refused[status == 403][route]++;
+    if (status == 403 || kn_api_unauth_record(api, now)) {
+        /* the path without its query, and nothing of the request's headers */
+        msg = kn_asprintf("%d %s %s from %s: %s", status,
+                          kn_api_printable(method, sizeof(method), req->method.base,
+                                           req->method.len),
+                          kn_api_printable(path, sizeof(path), req->path_normalized.base,
+                                           req->path_normalized.len),
+                          kn_api_peer(req, peer, sizeof(peer)), reason);
+        kn_log_warn(WHO, "refused user=%s %s", who ? who : "-", msg);
+        kn_store_event_add(api->deps.store, "API_REFUSED", "", "", 0,
+                           who ? who : "unauthenticated", msg, now);
+        free(msg);
+    }
+    kn_api_reply_error(req, status, "%s", reason);
 }
 
 const char *kn_api_peer(h2o_req_t *req, char *buf, size_t size)
@@ -282,7 +447,9 @@ int kn_api_new(struct kn_api **out, const struct kn_api_deps *deps, struct kn_er
     api->config = cfg;
     api->data_dir = kn_strdup(cfg->data_dir);
     h2o_config_init(&api->h2o_config);
-    api->h2o_config.max_request_entity_size = 4 * KN_API_BODY_MAX;
+    /* h2o 2.2 reads a body whole before the handler: the webhook's cap is the largest it holds;
+     * a Content-Length over it is answered 413 by h2o before the body is read */
+    api->h2o_config.max_request_entity_size = KN_WEBHOOK_BODY_MAX;
     api->h2o_config.http1.req_timeout = KN_API_IDLE_TIMEOUT_MS;
     host = h2o_config_register_host(&api->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     path = h2o_config_register_path(host, "/", 0);

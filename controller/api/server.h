@@ -10,6 +10,33 @@
 
 #include "api/api.h"
 
+/* The routes refusals are counted by in /metrics (a label of few values: kn_api_route_names). */
+enum kn_api_route_id {
+    KN_API_ROUTE_OTHER = 0,
+    KN_API_ROUTE_HEALTHZ,
+    KN_API_ROUTE_METRICS,
+    KN_API_ROUTE_APPS,
+    KN_API_ROUTE_APP,
+    KN_API_ROUTE_HISTORY,
+    KN_API_ROUTE_APPROVE,
+    KN_API_ROUTE_REJECT,
+    KN_API_ROUTE_CANCEL,
+    KN_API_ROUTE_ROLLBACK,
+    KN_API_ROUTE_SYNC,
+    KN_API_ROUTE_SKIP,
+    KN_API_ROUTE_DEPLOYMENT,
+    KN_API_ROUTE_EVENTS,
+    KN_API_ROUTE_WEBHOOK,
+    KN_API_NROUTES,
+};
+
+extern const char *const kn_api_route_names[KN_API_NROUTES];
+
+/* 401s written to the log and the audit log per window; the others of the window are only
+ * counted (in /metrics, and in one line when the next window starts). */
+#define KN_API_REFUSED_WINDOW_MS 60000
+#define KN_API_REFUSED_BURST     5
+
 struct kn_api {
     struct kn_api_deps deps;
     const struct kn_config *config; /* borrowed */
@@ -27,6 +54,11 @@ struct kn_api {
     size_t pending; /* approvals being checked on the thread pool */
     struct kn_api_stream *streams; /* open event streams (events.c) */
     uv_timer_t *keepalive;         /* their keep-alive; NULL until the first stream */
+    /* refused calls: [0] 401, [1] 403, by route */
+    unsigned long long refused[2][KN_API_NROUTES];
+    long long unauth_window; /* when the current window of 401s started (ms), 0 none */
+    unsigned unauth_recorded; /* 401s logged and audited in it */
+    unsigned long long unauth_quiet; /* 401s only counted in it */
 };
 
 /* Route and answer one request (handlers.c). Always answers, possibly later (approvals). */
@@ -50,6 +82,24 @@ void kn_api_reply(h2o_req_t *req, int status, json_t *body);
 /* Answer {"error": "..."}. */
 void kn_api_reply_error(h2o_req_t *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Refuse the call with 401 or 403 and {"error": MESSAGE}: logged (method, path, address, user,
+ * the message; never a token), counted in /metrics by code and route, and recorded in the audit
+ * log as API_REFUSED (actor the user, or "unauthenticated"). 403s are all recorded; 401s at most
+ * KN_API_REFUSED_BURST per KN_API_REFUSED_WINDOW_MS, the rest counted and summed up in one line
+ * and event when the next window starts, so that a flood of unknown tokens cannot grow the
+ * audit log faster than that. `user` NULL or "" when not known.
+ */
+void kn_api_refuse(struct kn_api *api, h2o_req_t *req, int status, const char *user,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Which route of kn_api_route_names a path (path_normalized, without the query) is. */
+enum kn_api_route_id kn_api_route_of(const char *path, size_t len);
+
+/* The largest body the route of path takes: KN_WEBHOOK_BODY_MAX for the push webhook,
+ * KN_API_BODY_MAX for every other. */
+size_t kn_api_body_max(const char *path, size_t len);
 
 /* The client's address as "ip:port" into buf. */
 const char *kn_api_peer(h2o_req_t *req, char *buf, size_t size);

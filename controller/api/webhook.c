@@ -191,9 +191,9 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
         }
     }
     if (!value) {
-        kn_api_reply_error(req, 401,
-                           "no webhook signature (X-Hub-Signature-256, X-Gitlab-Token "
-                           "or X-Kanaria-Signature-256)");
+        kn_api_refuse(api, req, 401, NULL,
+                      "no webhook signature (X-Hub-Signature-256, X-Gitlab-Token "
+                      "or X-Kanaria-Signature-256)");
         return;
     }
     list = json_array();
@@ -224,7 +224,7 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
         kn_log_warn(WHO, "webhook from %s (%s): the signature matches no repository", peer,
                     kn_webhook_kind_names[kind]);
         json_decref(list);
-        kn_api_reply_error(req, 401, "the webhook signature matches no repository");
+        kn_api_refuse(api, req, 401, NULL, "the webhook signature matches no repository");
         return;
     }
     for (size_t i = 0; i < json_array_size(list); i++) {

@@ -49,8 +49,10 @@ static const struct kn_cli_command commands[] = {
     {"sync", "kanaria sync APP [--repo NAME] [--json]",
      "deploy the repository's head for the app now (a quick sync), even if it was rolled back",
      kn_cmd_sync},
-    {"skip", "kanaria skip APP --stage N [--repo NAME] [--json]",
-     "skip stage N of the app's running deployment (the running one, or a later one)", kn_cmd_skip},
+    {"skip", "kanaria skip APP --stage N [--break-glass --reason TEXT] [--repo NAME] [--json]",
+     "skip stage N of the app's running deployment (the running one, or a later one); a "
+     "WAIT_APPROVAL only by an admin's --break-glass",
+     kn_cmd_skip},
     {"prune", "kanaria prune APP [--repo NAME] [--json]",
      "remove an orphaned app (its folder was deleted): instances, frontend and backend",
      kn_cmd_prune},

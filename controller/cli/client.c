@@ -30,6 +30,7 @@
 #define KN_CLIENT_TO          0x4  /* --to REV */
 #define KN_CLIENT_STAGE       0x8  /* --stage N */
 #define KN_CLIENT_WATCH       0x10 /* --watch */
+#define KN_CLIENT_BREAK_GLASS 0x20 /* --break-glass */
 
 struct kn_client_opts {
     int json;
@@ -40,6 +41,7 @@ struct kn_client_opts {
     const char *to;
     long stage; /* -1: not given */
     int watch;
+    int break_glass;
 };
 
 struct kn_client_answer {
@@ -198,6 +200,7 @@ static void kn_client_print_app_row(const json_t *app)
     const json_t *d = json_is_object(cur) ? cur : latest;
     const json_t *st = json_is_object(cur) ? json_object_get(cur, "running_stage") : NULL;
     char commit[8], deploy[32], stage[96];
+    const char *note = NULL;
 
     kn_client_short(json_is_object(d) ? json_string_value(json_object_get(d, "commit")) : NULL,
                     commit);
@@ -210,7 +213,15 @@ static void kn_client_print_app_row(const json_t *app)
     if (json_is_object(st)) {
         snprintf(stage, sizeof(stage), "%s", kn_client_str(st, "name"));
     }
-    printf("%-20s %-12s %-8s %-12s %-7s %-16s %s\n", kn_client_str(app, "name"),
+    /* a break-glass skip shows while it runs, and in the reason once it succeeded */
+    if (json_is_object(d)) {
+        note = json_string_value(json_object_get(d, "break_glass"));
+        if (!note && json_string_value(json_object_get(d, "reason")) &&
+            strstr(json_string_value(json_object_get(d, "reason")), "(break-glass)")) {
+            note = json_string_value(json_object_get(d, "reason"));
+        }
+    }
+    printf("%-20s %-12s %-8s %-12s %-7s %-16s %s%s%s\n", kn_client_str(app, "name"),
            kn_client_str(app, "repo"), deploy,
            json_is_true(json_object_get(app, "pruned"))     ? "PRUNED"
            : json_is_true(json_object_get(app, "orphaned")) ? "ORPHANED"
@@ -220,7 +231,8 @@ static void kn_client_print_app_row(const json_t *app)
            json_string_value(json_object_get(app, "error")) &&
                    *json_string_value(json_object_get(app, "error"))
                ? "invalid"
-               : (json_is_object(d) ? kn_client_str(d, "summary") : "-"));
+               : (json_is_object(d) ? kn_client_str(d, "summary") : "-"),
+           note ? " — " : "", note ? note : "");
 }
 
 static void kn_client_print_deployments(const json_t *list)
@@ -333,6 +345,7 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
         {"to", required_argument, NULL, 't'},
         {"stage", required_argument, NULL, 's'},
         {"watch", no_argument, NULL, 'w'},
+        {"break-glass", no_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -387,6 +400,12 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
                 goto usage;
             }
             o->watch = 1;
+            break;
+        case 'b':
+            if (!(allowed & KN_CLIENT_BREAK_GLASS)) {
+                goto usage;
+            }
+            o->break_glass = 1;
             break;
         case 'h':
             printf("usage: %s\n", usage);
@@ -682,19 +701,35 @@ int kn_cmd_sync(int argc, char **argv)
 
 int kn_cmd_skip(int argc, char **argv)
 {
-    static const char usage[] = "kanaria skip APP --stage N [--repo NAME] [--json]";
+    static const char usage[] =
+        "kanaria skip APP --stage N [--break-glass --reason TEXT] [--repo NAME] [--json]";
     struct kn_client_opts o;
-    json_t *j = NULL;
+    json_t *j = NULL, *req;
     int rc;
 
-    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_STAGE, &o) < 0) {
+    if (kn_client_args(argc, argv, usage, 1,
+                       KN_CLIENT_STAGE | KN_CLIENT_BREAK_GLASS | KN_CLIENT_REASON, &o) < 0) {
         return KN_EXIT_USAGE;
     }
-    rc = kn_client_action(&o, "/skip", json_pack("{s:I}", "stage", (json_int_t)o.stage), &j);
+    /* a reason goes with a break-glass, which needs one */
+    if (o.break_glass != (o.reason != NULL)) {
+        fprintf(stderr, "kanaria: %s\nusage: %s\n",
+                o.break_glass ? "--break-glass needs --reason saying why"
+                              : "--reason goes with --break-glass",
+                usage);
+        return KN_EXIT_USAGE;
+    }
+    req = json_pack("{s:I}", "stage", (json_int_t)o.stage);
+    if (o.break_glass) {
+        json_object_set_new(req, "breakGlass", json_true());
+        json_object_set_new(req, "reason", json_string(o.reason));
+    }
+    rc = kn_client_action(&o, "/skip", req, &j);
     if (rc == KN_EXIT_OK && !o.json) {
-        printf("skipped stage %lld %s of deployment #%lld of %s as %s\n", kn_client_int(j, "stage"),
-               kn_client_str(j, "stage_name"), kn_client_int(j, "deployment"),
-               kn_client_str(j, "app"), kn_client_str(j, "by"));
+        printf("skipped stage %lld %s of deployment #%lld of %s as %s%s\n",
+               kn_client_int(j, "stage"), kn_client_str(j, "stage_name"),
+               kn_client_int(j, "deployment"), kn_client_str(j, "app"), kn_client_str(j, "by"),
+               json_is_true(json_object_get(j, "break_glass")) ? " (break-glass)" : "");
     }
     json_decref(j);
     return rc;

@@ -311,11 +311,12 @@ static int cancel_deployment(void *data, long long id, int rollback, const char 
     return kn_engine_cancel(s->engine, id, rollback, who, reason);
 }
 
-/* An operator's skip of a stage. */
-static int skip_stage(void *data, long long id, int index, const char *who)
+/* An operator's skip of a stage, or an admin's break-glass skip (its reason). */
+static int skip_stage(void *data, long long id, int index, const char *who,
+                      const char *break_glass)
 {
     struct serve *s = data;
-    return kn_engine_skip(s->engine, id, index, who);
+    return kn_engine_skip(s->engine, id, index, who, break_glass);
 }
 
 /* Remove an orphaned app from the platforms (spec.prune, or an operator's prune). */

@@ -75,11 +75,22 @@ int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char
 /*
  * Skip stage `index` of deployment `id`, which the engine is running, on behalf of `who`: the
  * running stage is stopped, recorded SKIPPED, and the pipeline goes on with the next one; a later
- * stage is recorded SKIPPED now and passed over when its turn comes. KN_ENOTFOUND when the engine
- * is not running that deployment's pipeline (unknown, final, not loaded yet, rolling back);
- * KN_EINVAL for an index outside the pipeline; KN_EEXISTS when the stage has finished.
+ * stage is recorded SKIPPED now and passed over when its turn comes. A WAIT_APPROVAL passes only
+ * with its approvals: it is skipped only as a break-glass, `break_glass` being its reason (NULL or
+ * "" for an ordinary skip; the caller checks who may break glass). A break-glass skip is recorded
+ * with the stage ("skipped by WHO (break-glass): REASON", also in its STAGE_FINISHED event) and on the deployment, whose SUCCESS reason then names it.
+ * KN_ENOTFOUND when the engine is not running that deployment's pipeline (unknown, final, not
+ * loaded yet, rolling back); KN_EINVAL for an index outside the pipeline; KN_EEXISTS when the
+ * stage has finished; KN_EUNSUPPORTED for a WAIT_APPROVAL without `break_glass`.
  */
-int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who);
+int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who,
+                   const char *break_glass);
+
+/* Where a break-glass skip is kept (stage meta of the store): the stage's "skipped by ..." under
+ * KN_ENGINE_SKIP_REASON_META, and "stage N NAME skipped by ..." of the deployment under
+ * KN_ENGINE_BREAK_GLASS_META at index KN_STORE_DEPLOYMENT_META. */
+#define KN_ENGINE_SKIP_REASON_META "reason"
+#define KN_ENGINE_BREAK_GLASS_META "break_glass"
 
 /* Stop: running stages are cancelled without a status change, so that a restart resumes them.
  * The loop then runs out of the engine's work; free after uv_run returns. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The operator actions against a real `kanaria serve` (local platform, real HAProxy): cancel of
 # a canary waiting at WAIT_APPROVAL (traffic back on the primary), sync of the head that was
-# rolled back, a manual rollback to an older good commit, skipping WAIT_APPROVAL, and the
-# refusals (a viewer, an unknown app, a deployment in progress, a commit never deployed).
+# rolled back, a manual rollback to an older good commit, WAIT_APPROVAL skipped only by an
+# admin's break-glass, and the refusals (a viewer, an operator skipping an approval, an unknown
+# app, a deployment in progress, a commit never deployed).
 set -uo pipefail
 bin=$1
 server=$2
@@ -33,6 +34,7 @@ repositories:
 users:
   - {name: vic, role: viewer, tokenSha256: $(hash tok-vic)}
   - {name: olga, role: operator, tokenSha256: $(hash tok-olga)}
+  - {name: ada, role: admin, tokenSha256: $(hash tok-ada)}
 YAML
 cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
 apiVersion: kanaria.dev/v1
@@ -53,6 +55,7 @@ spec:
 YAML
 service() { test_service "$tmp/upstream/hello" hello "$1" "$bind" 1; } # version
 op() { KANARIA_TOKEN=tok-olga "$bin" "$@"; }
+admin() { KANARIA_TOKEN=tok-ada "$bin" "$@"; }
 
 git init -q -b main
 service v1
@@ -135,23 +138,63 @@ check "v1 serves after the rollback ($out)" $?
 [ "$(sql "select last_good from apps where name = 'hello'")" = "$v1" ]
 check "v1 is the last good commit again" $?
 
-# 4. v3 skips its WAIT_APPROVAL
+# 4. v3's WAIT_APPROVAL: an operator's skip is refused; an admin's break-glass lets it out
 service v3
 git commit -qam "hello v3"
 waiting_stage 5
 check "v3 waits for approval" $?
-out=$(op skip hello --stage 2)
-[ $? -eq 0 ] && grep -q "skipped stage 2 WAIT_APPROVAL" <<<"$out"
-check "olga skips WAIT_APPROVAL ($out)" $?
+out=$(op skip hello --stage 2 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "passes only with its approvals" <<<"$out" &&
+    grep -q "breakGlass" <<<"$out"
+check "an operator's skip of WAIT_APPROVAL is 403, saying why ($out)" $?
+[ "$(sql "select status from stages where deployment = 5 and idx = 2")" = RUNNING ]
+check "the refused skip leaves the stage waiting" $?
+out=$(op skip hello --stage 2 --break-glass --reason "hotfix" 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "admin role" <<<"$out"
+check "an operator cannot break glass: 403 ($out)" $?
+out=$(admin skip hello --stage 2 --break-glass 2>&1)
+[ $? -eq 2 ] && grep -q "needs --reason" <<<"$out"
+check "--break-glass without --reason is a usage error ($out)" $?
+[ "$(code POST /api/v1/apps/hello/skip tok-ada -d '{"stage": 2, "breakGlass": true}')" = 400 ] &&
+    grep -q "reason" "$tmp/body"
+check "a break-glass without a reason is 400" $?
+[ "$(code POST /api/v1/apps/hello/skip tok-ada -d '{"stage": 2}')" = 403 ]
+check "an admin's skip without break-glass is 403 too" $?
+out=$(admin skip hello --stage 2 --break-glass --reason "incident 42: fix must ship")
+[ $? -eq 0 ] && grep -q "skipped stage 2 WAIT_APPROVAL" <<<"$out" && grep -q "(break-glass)" <<<"$out"
+check "ada breaks glass on WAIT_APPROVAL ($out)" $?
 wait_for "v3 promoted" "select status from deployments where id = 5" "SUCCESS" 60
 check "the pipeline goes on to the end" $?
 [ "$(sql "select status from stages where deployment = 5 and idx = 2")" = SKIPPED ]
 check "the stage is recorded SKIPPED" $?
+[ "$(sql "select actor from events where type = 'BREAK_GLASS'")" = ada ] &&
+    grep -q "break-glass skip stage 2 WAIT_APPROVAL of deployment 5, reason \"incident 42: fix must ship\" from 127.0.0.1:" \
+        <<<"$(sql "select message from events where type = 'BREAK_GLASS'")"
+check "the break-glass is in the audit log with its user, address and reason" $?
+# (grep reads a variable: grep -q ending a pipeline early fails it under pipefail)
+msgs=$(sql "select message from events where deployment = 5 and type = 'STAGE_FINISHED'")
+grep -q "stage 2 WAIT_APPROVAL: SKIPPED (skipped by ada (break-glass): incident 42" <<<"$msgs"
+check "the stage's event names the break-glass" $?
+reason=$(sql "select reason from deployments where id = 5")
+[ "$reason" = "stage 2 WAIT_APPROVAL skipped by ada (break-glass): incident 42: fix must ship" ]
+check "the release's reason names the break-glass ($reason)" $?
+curl -s -H "Authorization: Bearer tok-vic" "$KANARIA_ADDR/api/v1/deployments/5" |
+    python3 -c 'import json, sys
+s = [x for x in json.load(sys.stdin)["stages"] if x["index"] == 2][0]
+sys.exit(s["reason"] != "skipped by ada (break-glass): incident 42: fix must ship")'
+check "the deployment's stages show why stage 2 was skipped" $?
+out=$(KANARIA_TOKEN=tok-vic "$bin" status)
+grep "^hello" <<<"$out" | grep -q "skipped by ada (break-glass)"
+check "kanaria status shows the break-glass ($out)" $?
+out=$(KANARIA_TOKEN=tok-vic "$bin" history hello)
+grep "^5 " <<<"$out" | grep -q "skipped by ada (break-glass)"
+check "kanaria history shows the break-glass ($out)" $?
 out=$(count 20)
 [ "$out" = "v3 20" ]
 check "v3 serves ($out)" $?
 [ "$(sql "select count(*) from events where actor = 'olga' and type in ('CANCEL_REQUESTED',
-    'SYNC_REQUESTED', 'ROLLBACK_REQUESTED', 'SKIP_REQUESTED')")" = 4 ]
-check "every action is in the audit log" $?
+    'SYNC_REQUESTED', 'ROLLBACK_REQUESTED')")" = 3 ] &&
+    [ "$(sql "select count(*) from events where actor = 'olga' and type = 'API_REFUSED'")" = 2 ]
+check "every action is in the audit log, and so are olga's refused skips" $?
 
 stop_kanaria

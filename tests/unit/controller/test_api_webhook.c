@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/server.h"
 #include "api/webhook.h"
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
@@ -116,10 +117,66 @@ static void test_read_secret(void **state)
     free(dir);
 }
 
+static size_t body_max(const char *path)
+{
+    return kn_api_body_max(path, strlen(path));
+}
+
+/* A push of many commits is larger than the other routes' bodies: GitHub caps it at 25 MB. */
+static void test_body_max(void **state)
+{
+    (void)state;
+    assert_int_equal(body_max("/api/v1/webhooks/git"), 25 * 1024 * 1024);
+    assert_int_equal(body_max("/api/v1/webhooks/git/"), 25 * 1024 * 1024);
+    assert_int_equal(body_max("/api/v1/webhooks/git/x"), 64 * 1024);
+    assert_int_equal(body_max("/api/v1/webhooks"), 64 * 1024);
+    assert_int_equal(body_max("/api/v1/apps/hello/approve"), 64 * 1024);
+    assert_int_equal(body_max("/api/v2/webhooks/git"), 64 * 1024);
+    assert_int_equal(body_max(""), 64 * 1024);
+}
+
+/* The route label of the refusals in /metrics: a few fixed values, whatever the path. */
+static void test_route_names(void **state)
+{
+    static const struct {
+        const char *path;
+        enum kn_api_route_id id;
+    } cases[] = {
+        {"/healthz", KN_API_ROUTE_HEALTHZ},
+        {"/metrics", KN_API_ROUTE_METRICS},
+        {"/api/v1/apps", KN_API_ROUTE_APPS},
+        {"/api/v1/apps/", KN_API_ROUTE_APPS},
+        {"/api/v1/apps/hello", KN_API_ROUTE_APP},
+        {"/api/v1/apps/hello/history", KN_API_ROUTE_HISTORY},
+        {"/api/v1/apps/hello/approve", KN_API_ROUTE_APPROVE},
+        {"/api/v1/apps/hello/skip", KN_API_ROUTE_SKIP},
+        {"/api/v1/apps/hello/nope", KN_API_ROUTE_OTHER},
+        {"/api/v1/apps/a/b/c/d/e", KN_API_ROUTE_OTHER},
+        {"/api/v1/deployments/42", KN_API_ROUTE_DEPLOYMENT},
+        {"/api/v1/events", KN_API_ROUTE_EVENTS},
+        {"/api/v1/webhooks/git", KN_API_ROUTE_WEBHOOK},
+        {"/api/v1", KN_API_ROUTE_OTHER},
+        {"/tok-secret", KN_API_ROUTE_OTHER},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(kn_api_route_of(cases[i].path, strlen(cases[i].path)), cases[i].id);
+    }
+    for (size_t i = 0; i < KN_API_NROUTES; i++) {
+        assert_non_null(kn_api_route_names[i]);
+        for (size_t j = 0; j < i; j++) {
+            assert_string_not_equal(kn_api_route_names[i], kn_api_route_names[j]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac),
+        cmocka_unit_test(test_body_max),
+        cmocka_unit_test(test_route_names),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_verify_kinds),
         cmocka_unit_test(test_read_secret),

@@ -499,7 +499,7 @@ static void test_unknown_event(void **state)
                   "ROLLING_BACK, ROLLED_BACK, SUCCEEDED, FAILED, CANCELLED, DRIFT_DETECTED, RUNNING, "
                   "STAGE_LOG, SUPERSEDED, DRIFT_RESOLVED, INVALID_APP, FORCE_PUSHED, "
                   "CANCEL_REQUESTED, ROLLBACK_REQUESTED, SYNC_REQUESTED, SKIP_REQUESTED, "
-                  "APP_ORPHANED, APP_PRUNED, APP_RESTORED, PRUNE_REQUESTED, PRUNE_FAILED, got "
+                  "APP_ORPHANED, APP_PRUNED, APP_RESTORED, PRUNE_REQUESTED, PRUNE_FAILED, BREAK_GLASS, API_REFUSED, got "
                   "'DEPLOYED'");
 }
 
@@ -724,7 +724,7 @@ static void test_event_names(void **state)
     while (kn_event_names[n]) {
         n++;
     }
-    assert_int_equal(n, 28);
+    assert_int_equal(n, 30);
     assert_string_equal(kn_event_names[0], "TRIGGERED");
     assert_string_equal(kn_event_names[12], "DRIFT_DETECTED");
 }

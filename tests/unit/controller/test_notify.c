@@ -116,7 +116,8 @@ static void test_names_are_filterable(void **state)
         "ROLLED_BACK",        "CANCELLED",      "SUPERSEDED",       "DRIFT_DETECTED",
         "DRIFT_RESOLVED",     "INVALID_APP",    "FORCE_PUSHED",     "CANCEL_REQUESTED",
         "ROLLBACK_REQUESTED", "SYNC_REQUESTED", "SKIP_REQUESTED",   "APP_ORPHANED",
-        "APP_PRUNED",         "APP_RESTORED",   "PRUNE_REQUESTED",  "PRUNE_FAILED"};
+        "APP_PRUNED",         "APP_RESTORED",   "PRUNE_REQUESTED",  "PRUNE_FAILED",
+        "BREAK_GLASS",        "API_REFUSED"};
 
     (void)state;
     for (size_t i = 0; i < sizeof(produced) / sizeof(*produced); i++) {

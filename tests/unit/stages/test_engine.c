@@ -1801,12 +1801,52 @@ static void skip_at_approval(struct fixture *f)
     long long id = f->ids[0];
 
     if (stage_is(f, id, 2, "RUNNING")) {
-        assert_int_equal(kn_engine_skip(f->engine, id, 1, "alice"), KN_EEXISTS);
-        assert_int_equal(kn_engine_skip(f->engine, id, 6, "alice"), KN_EINVAL);
-        assert_int_equal(kn_engine_skip(f->engine, 999, 2, "alice"), KN_ENOTFOUND);
-        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice"), 0);
+        assert_int_equal(kn_engine_skip(f->engine, id, 1, "alice", NULL), KN_EEXISTS);
+        assert_int_equal(kn_engine_skip(f->engine, id, 6, "alice", NULL), KN_EINVAL);
+        assert_int_equal(kn_engine_skip(f->engine, 999, 2, "alice", NULL), KN_ENOTFOUND);
+        /* an approval passes only with its approvals, or by break-glass */
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice", NULL), KN_EUNSUPPORTED);
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice", ""), KN_EUNSUPPORTED);
+        assert_true(stage_is(f, id, 2, "RUNNING"));
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice", "pager at 3am"), 0);
         f->tick = NULL;
     }
+}
+
+/* The last event of `type` of a deployment whose message holds needle (message "" when none). */
+struct event_find {
+    long long deployment;
+    const char *type;
+    const char *needle;
+    char message[2048];
+};
+
+static int find_event(const struct kn_event *e, void *data)
+{
+    struct event_find *x = data;
+
+    if (e->deployment == x->deployment && strcmp(e->type, x->type) == 0 &&
+        strstr(e->message, x->needle)) {
+        snprintf(x->message, sizeof(x->message), "%s", e->message);
+    }
+    return 0;
+}
+
+/* A break-glass skip of stage 2 WAIT_APPROVAL by alice shows in the stage, its event and the
+ * deployment's reason. */
+static void assert_break_glass(struct fixture *f, long long id)
+{
+    struct event_find x = {.deployment = id, .type = "STAGE_FINISHED", .needle = "SKIPPED"};
+    char *why = kn_store_stage_meta_get(f->store, id, 2, "reason");
+
+    assert_non_null(why);
+    assert_string_equal(why, "skipped by alice (break-glass): pager at 3am");
+    free(why);
+    assert_int_equal(kn_store_events(f->store, 0, 0, find_event, &x), 0);
+    assert_string_equal(x.message, "stage 2 WAIT_APPROVAL: SKIPPED (skipped by alice "
+                                   "(break-glass): pager at 3am)");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage 2 WAIT_APPROVAL skipped by alice (break-glass): pager at 3am");
 }
 
 static void test_skip_running_stage(void **state)
@@ -1824,6 +1864,7 @@ static void test_skip_running_stage(void **state)
     assert_string_equal(status_of(f, id), "SUCCESS");
     assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
     assert_app(f, "hello", C2, "");
+    assert_break_glass(f, id);
 }
 
 /* PRIMARY_ROLLOUT is skipped while it applies: the primary is replaced all the same, so a
@@ -1831,7 +1872,7 @@ static void test_skip_running_stage(void **state)
 static void skip_primary_rollout(struct fixture *f)
 {
     if (stage_is(f, f->ids[0], 2, "RUNNING")) {
-        assert_int_equal(kn_engine_skip(f->engine, f->ids[0], 2, "alice"), 0);
+        assert_int_equal(kn_engine_skip(f->engine, f->ids[0], 2, "alice", NULL), 0);
         f->tick = NULL;
     }
 }
@@ -1866,8 +1907,9 @@ static void skip_ahead(struct fixture *f)
     long long id = f->ids[0];
 
     if (stage_is(f, id, 0, "RUNNING")) {
-        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice"), 0);
-        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice"), KN_EEXISTS);
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice", NULL), KN_EUNSUPPORTED);
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice", "pager at 3am"), 0);
+        assert_int_equal(kn_engine_skip(f->engine, id, 2, "alice", "again"), KN_EEXISTS);
         f->tick = NULL;
     }
 }
@@ -1888,6 +1930,7 @@ static void test_skip_later_stage(void **state)
     assert_string_equal(status_of(f, id), "SUCCESS");
     assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
     assert_app(f, "hello", C2, "");
+    assert_break_glass(f, id);
 }
 
 int main(void)
