@@ -112,16 +112,19 @@ service v1 0
 git add -A && git commit -qm "hello v1"
 start
 wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS"
-check "v1 deploys ($(sql "select reason from deployments where id = 1"))" $?
+rc=$?
+check "v1 deploys ($(sql "select reason from deployments where id = 1"))" $rc
 
 # 1. a healthy canary passes the analysis
 service v2 0
 git commit -qam "hello v2"
 wait_for "v2 promoted" "select status from deployments where id = 2" "SUCCESS" 90
-check "a healthy canary passes the analysis and is promoted ($(sql "select reason from deployments where id = 2"))" $?
+rc=$?
+check "a healthy canary passes the analysis and is promoted ($(sql "select reason from deployments where id = 2"))" $rc
 passes=$(sql "select count(*) from analysis_records where deployment = 2 and verdict = 'PASS'")
 [ "$passes" -ge 6 ]
-check "its evaluations are stored as PASS ($passes; $(sql "select check_name, verdict, bound from analysis_records where deployment = 2 and verdict != 'PASS'" | tr '\n' ' '))" $?
+rc=$?
+check "its evaluations are stored as PASS ($passes; $(sql "select check_name, verdict, bound from analysis_records where deployment = 2 and verdict != 'PASS'" | tr '\n' ' '))" $rc
 q=$(sql "select query from analysis_records where deployment = 2 and check_name = 'error-rate' limit 1")
 grep -q 'server=~"canary-.\*"' <<<"$q" && grep -q '\[4s\]' <<<"$q"
 check "the query is stored as sent, with its template filled in ($q)" $?
@@ -145,7 +148,8 @@ check "the failed evaluations are stored" $?
 : >"$tmp/load"
 sleep 2
 ! grep -qv '^v2$' "$tmp/load"
-check "after the rollback every request goes to v2 ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+rc=$?
+check "after the rollback every request goes to v2 ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $rc
 
 # 3. Prometheus stopped mid-analysis: INCONCLUSIVE, then the inconclusive limit fails the stage
 service v4 0

@@ -133,15 +133,18 @@ kill_at 2 2 v2 3
 need "kill -9 while the v2 primaries start (after the restart)" $?
 start
 wait_for "v2 deployed" "select status from deployments where id = 2" "SUCCESS" 90
-need "the restarted kanaria finishes v2 ($(sql "select status, reason from deployments where id = 2"))" $?
+rc=$?
+need "the restarted kanaria finishes v2 ($(sql "select status, reason from deployments where id = 2"))" $rc
 wait_live "v2 v2"
 check "two v2 instances run, and nothing else" $?
 ! answers | grep -qv '^v[12]$' && [ -s "$tmp/load" ]
-check "every request through HAProxy was answered ($(answers | sort | uniq -c | tr '\n' ' '))" $?
+rc=$?
+check "every request through HAProxy was answered ($(answers | sort | uniq -c | tr '\n' ' '))" $rc
 : >"$tmp/load"
 sleep 1
 ! answers | grep -qv '^v2$'
-check "the traffic is on v2 ($(answers | sort | uniq -c | tr '\n' ' '))" $?
+rc=$?
+check "the traffic is on v2 ($(answers | sort | uniq -c | tr '\n' ' '))" $rc
 
 # 2. kill -9 during the rollback of a canary that never gets healthy
 app 3s
@@ -159,7 +162,8 @@ check "the v3 canary's processes are gone after the restart" $?
 : >"$tmp/load"
 sleep 1
 ! answers | grep -qv '^v2$' && [ -s "$tmp/load" ]
-check "the traffic is on the v2 primary ($(answers | sort | uniq -c | tr '\n' ' '))" $?
+rc=$?
+check "the traffic is on the v2 primary ($(answers | sort | uniq -c | tr '\n' ' '))" $rc
 
 # 2b. the same after a kill -9 inside a CANARY_ROLLOUT, restarted once it has timed out: the
 #     resumed stage times out at once, and the rollback removes the canary it adopted
@@ -186,7 +190,8 @@ wait_for "v5's canary starting" "select status from stages where deployment = 5 
     "RUNNING" 60
 need "v5 starts its canary" $?
 wait_for "v5 rolled back" "select status from deployments where id = 5" "FAILURE" 60
-check "v5 is rolled back ($(sql "select reason from deployments where id = 5"))" $?
+rc=$?
+check "v5 is rolled back ($(sql "select reason from deployments where id = 5"))" $rc
 # from the canary's start to the end of the rollback, as the store recorded them
 took=$(sql "select r.finished_at - c.started_at from stages c, stages r where c.deployment = 5
     and c.idx = 0 and r.deployment = 5 and r.name = 'ROLLBACK'")

@@ -90,10 +90,12 @@ git add -A && git commit -qm "steady and healer v1"
 
 start
 wait_for "both deployed" "select count(*) from deployments where status = 'SUCCESS'" 2
-check "both apps deploy ($(sql "select app, status, reason from deployments" | tr '\n' ' '))" $?
+rc=$?
+check "both apps deploy ($(sql "select app, status, reason from deployments" | tr '\n' ' '))" $rc
 sleep 3
 [ "$(sql "select drift from apps order by name")" = "$(printf '\n')" ]
-check "right after deploying, neither app drifts ($(sql "select name, drift from apps" | tr '\n' ' '))" $?
+rc=$?
+check "right after deploying, neither app drifts ($(sql "select name, drift from apps" | tr '\n' ' '))" $rc
 
 # 1. weights changed by hand: drift, shown on the app, nothing deployed
 declare -A weight # the weight kanaria set on each server of steady
@@ -117,7 +119,8 @@ grep -q "traffic is primary 0%" <<<"$drift"
 check "the app shows how it drifted ($drift)" $?
 out=$(KANARIA_ADDR="http://127.0.0.1:$api" "$bin" status steady)
 grep -q "^drift: *traffic is primary 0%" <<<"$out"
-check "kanaria status shows the drift ($(grep drift <<<"$out"))" $?
+rc=$?
+check "kanaria status shows the drift ($(grep drift <<<"$out"))" $rc
 sleep 2
 [ "$(sql "select count(*) from deployments where app = 'steady'")" = 1 ]
 check "drift without onOutOfSync deploys nothing" $?
@@ -138,7 +141,8 @@ haproxy_cmd "$sock" "set weight steady/primary-2 ${weight[primary-2]}" >/dev/nul
 haproxy_cmd "$sock" "set server steady/primary-3 state maint" >/dev/null
 wait_for "steady drift changes" "select drift from apps where name = 'steady'" \
     "primary-3 is in maintenance (expected ready)"
-check "one server of four in maintenance is drift, named ($(sql "select drift from apps where name = 'steady'"))" $?
+rc=$?
+check "one server of four in maintenance is drift, named ($(sql "select drift from apps where name = 'steady'"))" $rc
 haproxy_cmd "$sock" "set server steady/primary-3 state ready" >/dev/null
 wait_for "steady back again" "select drift from apps where name = 'steady'" ""
 check "the server back in service resolves the drift" $?
@@ -148,12 +152,14 @@ check "the server back in service resolves the drift" $?
 check "healer serves v1" $?
 haproxy_cmd "$sock" "disable server healer/primary-3" >/dev/null
 wait_for "healer drifts" "select count(*) from events where type = 'DRIFT_DETECTED' and app = 'healer' and message like '%primary-3 is in maintenance (expected ready)%'" 1
-check "one server of four in maintenance: DRIFT_DETECTED names it ($(sql "select message from events where type = 'DRIFT_DETECTED' and app = 'healer'"))" $?
+rc=$?
+check "one server of four in maintenance: DRIFT_DETECTED names it ($(sql "select message from events where type = 'DRIFT_DETECTED' and app = 'healer'"))" $rc
 wait_for "self-heal" "select trigger, strategy, status from deployments where app = 'healer' order by id desc limit 1" \
     "self-heal|QUICK_SYNC|SUCCESS"
 check "drift of an app with onOutOfSync starts a self-heal that succeeds" $?
 wait_for "healer in sync" "select drift from apps where name = 'healer'" ""
-check "after the self-heal the app is in sync ($(sql "select drift from apps where name = 'healer'"))" $?
+rc=$?
+check "after the self-heal the app is in sync ($(sql "select drift from apps where name = 'healer'"))" $rc
 for _ in $(seq 1 25); do
     [ "$(get "${bind[healer]}")" = v1 ] && break
     sleep 0.2
@@ -185,7 +191,8 @@ app ext false outside
 service ext v1
 git add -A && git commit -qm "ext v1"
 wait_for "ext deployed" "select status from deployments where app = 'ext'" SUCCESS
-check "an app deploys through an external HAProxy ($(sql "select reason from deployments where app = 'ext'"))" $?
+rc=$?
+check "an app deploys through an external HAProxy ($(sql "select reason from deployments where app = 'ext'"))" $rc
 [ "$(get "${bind[ext]}")" = v1 ]
 check "the external HAProxy serves it" $?
 

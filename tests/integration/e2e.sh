@@ -104,16 +104,19 @@ kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
 : >"$tmp/load"
 sleep 2
 ! grep -q failed "$tmp/load"
-check "with kanaria down mid-rollback no request fails ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+rc=$?
+check "with kanaria down mid-rollback no request fails ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $rc
 start
 wait_for "v3 rolled back" "select status from deployments where id = 3" "FAILURE" 60
 check "the restarted kanaria completes the rollback" $?
 grep -q "(rolled back)" <<<"$(sql "select reason from deployments where id = 3")"
-check "the reason says it was rolled back ($(sql "select reason from deployments where id = 3"))" $?
+rc=$?
+check "the reason says it was rolled back ($(sql "select reason from deployments where id = 3"))" $rc
 : >"$tmp/load"
 sleep 2
 ! grep -qv '^v2$' "$tmp/load"
-check "traffic is all on v2 after the rollback ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $?
+rc=$?
+check "traffic is all on v2 after the rollback ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $rc
 [ "$(cat "$tmp/on-rollback.log" 2>/dev/null | tail -1)" = "$(git rev-parse HEAD)" ]
 check "the onRollback command ran to its end" $?
 
@@ -134,7 +137,8 @@ wait_for "invalid recorded" "select error != '' from apps where name = 'hello'" 
 check "the invalid config is recorded on the app" $?
 out=$("$bin" status hello)
 grep -q "invalid: *hello/app.kanaria.yaml:8:" <<<"$out"
-check "kanaria status shows the located errors ($(grep invalid <<<"$out"))" $?
+rc=$?
+check "kanaria status shows the located errors ($(grep invalid <<<"$out"))" $rc
 sleep 2
 [ "$(sql "select count(*) from deployments")" = 3 ]
 check "no deployment for the invalid commit" $?

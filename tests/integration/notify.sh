@@ -100,7 +100,8 @@ git add -A && git commit -qm "hello v1"
 # 1. the first commit deploys; the receiver gets its events, signed, the first one twice
 start
 wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS"
-check "the first commit deploys $(sql "select reason from deployments")" $?
+rc=$?
+check "the first commit deploys $(sql "select reason from deployments")" $rc
 wait_hook "SUCCEEDED delivered" 'any(x["type"] == "SUCCEEDED" and x["status"] == 200 for x in r)'
 check "the receiver gets SUCCEEDED" $?
 [ "$(hooked 'any(x["type"] == "PLANNED" and x["app"] == "hello" for x in r)')" = True ]

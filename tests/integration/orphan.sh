@@ -91,7 +91,8 @@ check "both folders that declare hello are INVALID_APP events" $?
 sql "select message from events where type = 'INVALID_APP' order by id" >"$tmp/invalid"
 grep -q "^hello/app.kanaria.yaml: app name 'hello' is also used by evil/app.kanaria.yaml" "$tmp/invalid" &&
     grep -q "^evil/app.kanaria.yaml: app name 'hello' is also used by hello/app.kanaria.yaml" "$tmp/invalid"
-check "each error is located and names the other folder ($(tr '\n' ' ' <"$tmp/invalid"))" $?
+rc=$?
+check "each error is located and names the other folder ($(tr '\n' ' ' <"$tmp/invalid"))" $rc
 "$bin" validate "$tmp/upstream" >"$tmp/validate" 2>&1
 [ $? -eq 1 ] && grep -q "invalid hello" "$tmp/validate" && [ "$(grep -c "also used by" "$tmp/validate")" = 2 ]
 check "kanaria validate rejects the same repository the same way" $?
@@ -100,7 +101,8 @@ sleep 3 # a few polls and drift checks
 check "no deployment is planned for hello at that commit" $?
 [ "$(pids hello)" = "$hello_pids" ] && [ "$(answer "$bind_hello")" = v1 ] &&
     [ "$(answer "$bind_evil")" = "" ]
-check "hello runs the same instances ($(pids hello)) and still serves v1; evil serves nothing" $?
+rc=$?
+check "hello runs the same instances ($(pids hello)) and still serves v1; evil serves nothing" $rc
 [ "$(sql "select path from apps where name = 'hello'")" = hello/app.kanaria.yaml ]
 check "the app keeps the folder it runs from" $?
 git rm -rq evil && git commit -qm "evil removed"
@@ -114,7 +116,8 @@ check "deleting gone's folder is an APP_ORPHANED event" $?
 op status >"$tmp/status"
 grep -E "^gone +deploy +#[0-9]+ +ORPHANED" "$tmp/status" >/dev/null &&
     grep -E "^hello +deploy +#[0-9]+ +SUCCESS" "$tmp/status" >/dev/null
-check "kanaria status shows gone ORPHANED, hello SUCCESS ($(tr '\n' '|' <"$tmp/status"))" $?
+rc=$?
+check "kanaria status shows gone ORPHANED, hello SUCCESS ($(tr '\n' '|' <"$tmp/status"))" $rc
 curl -s -H "Authorization: Bearer tok-vic" "$KANARIA_ADDR/api/v1/apps" | python3 -c '
 import json, sys
 apps = {a["name"]: a for a in json.load(sys.stdin)["apps"]}
@@ -139,7 +142,8 @@ out=$(op prune hello 2>&1)
 [ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out" && grep -q "not orphaned" <<<"$out"
 check "pruning an app whose folder is there is 409 ($out)" $?
 op prune gone >"$tmp/out" 2>&1
-check "kanaria prune gone ($(cat "$tmp/out"))" $?
+rc=$?
+check "kanaria prune gone ($(cat "$tmp/out"))" $rc
 wait_for "gone pruned" "select count(*) from events where app = 'gone' and type = 'APP_PRUNED'" 1 30
 check "the prune is an APP_PRUNED event" $?
 [ -n "$gone_pids" ] && ! alive "$gone_pids"

@@ -76,7 +76,8 @@ v2=$(awk '$1 == "v2" {print $2}' <<<"$out")
 failed=$(awk '$1 == "failed" {print $2}' <<<"$out")
 # 10% of 1000: sd = sqrt(1000 * 0.1 * 0.9) ≈ 9.5; allow five sd either way
 [ -z "$failed" ] && [ "${v2:-0}" -ge 52 ] && [ "${v2:-0}" -le 148 ]
-check "the canary takes about 10% of the traffic ($(tr '\n' ' ' <<<"$out"))" $?
+rc=$?
+check "the canary takes about 10% of the traffic ($(tr '\n' ' ' <<<"$out"))" $rc
 
 # 3. kill -9 of kanaria: the apps keep serving, the restart resumes the deployment
 kill -9 "$pid"
@@ -84,7 +85,8 @@ wait "$pid" 2>/dev/null
 pid=
 out=$(count 200)
 ! grep -q failed <<<"$out"
-check "no request failed while kanaria was down ($(tr '\n' ' ' <<<"$out"))" $?
+rc=$?
+check "no request failed while kanaria was down ($(tr '\n' ' ' <<<"$out"))" $rc
 start
 sleep 2
 wait_for "still waiting" "select status from deployments where id = 2" "RUNNING"

@@ -90,7 +90,8 @@ other_git commit -q --allow-empty -m "empty"
 
 start
 wait_for "good deployed" "select status from deployments where app = 'good'" SUCCESS
-check "good deploys ($(last good))" $?
+rc=$?
+check "good deploys ($(last good))" $rc
 [ "$(get "$shared")" = good ]
 check "good answers on its frontend" $?
 
@@ -99,7 +100,8 @@ app "$tmp/other" evil local
 test_service "$tmp/other/evil" evil evil "$shared"
 other_git add -A && other_git commit -qm "evil"
 wait_for "evil failed" "select status from deployments where app = 'evil'" FAILURE
-check "an app on a bind another app serves fails ($(last evil))" $?
+rc=$?
+check "an app on a bind another app serves fails ($(last evil))" $rc
 grep -q "frontend.bind 127.0.0.1:$shared is already used by app 'good'" <<<"$(last evil)"
 check "its reason names the bind and the app that owns it" $?
 answers=$(python3 -c 'import collections, sys, urllib.request
@@ -137,7 +139,8 @@ app "$tmp/upstream" squatted local
 test_service "$tmp/upstream/squatted" squatted v1 "$held"
 git add -A && git commit -qm "squatted"
 wait_for "squatted failed" "select status from deployments where app = 'squatted'" FAILURE
-check "an app on a port another process holds fails, not SUCCESS ($(last squatted))" $?
+rc=$?
+check "an app on a port another process holds fails, not SUCCESS ($(last squatted))" $rc
 grep -q "127.0.0.1:$held is in use by another process" <<<"$(last squatted)"
 check "its reason names the address" $?
 [ "$(get "$shared")" = good ]
@@ -148,7 +151,8 @@ app "$tmp/upstream" sockapp sockplat
 test_service "$tmp/upstream/sockapp" sockapp v1 "$(free_port)"
 git add -A && git commit -qm "sockapp"
 wait_for "sockapp failed" "select status from deployments where app = 'sockapp'" FAILURE
-check "an app whose platform's admin socket is held fails, not SUCCESS ($(last sockapp))" $?
+rc=$?
+check "an app whose platform's admin socket is held fails, not SUCCESS ($(last sockapp))" $rc
 grep -q "haproxy stats socket $held_sock is in use by another process" <<<"$(last sockapp)"
 check "its reason names the socket path" $?
 [ -S "$held_sock" ] && [ ! -e "$tmp/data/local/sockplat/haproxy.pid" ]
