@@ -3,8 +3,14 @@
 failures=0
 passed=0
 
-check() { # DESCRIPTION STATUS
-    if [ "$2" -eq 0 ]; then
+# check DESCRIPTION STATUS: STATUS must be the exit status of the test, taken right after it
+# (`cmd; rc=$?` then `check "... $(detail)" $rc`: a $(...) in DESCRIPTION resets $?). Anything
+# but one number there is a broken check, and it fails.
+check() {
+    if [ $# -ne 2 ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
+        echo "FAIL: $1 (broken check: the status must be one number, got [${*:2}])"
+        failures=$((failures + 1))
+    elif [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
     else
         echo "FAIL: $1"
