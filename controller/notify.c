@@ -190,8 +190,7 @@ static void kn_notify_strlist_free(struct kn_strlist *l)
     memset(l, 0, sizeof(*l));
 }
 
-/* The first line of path, without trailing white space, into *out (caller frees). */
-static int kn_notify_read_secret(const char *path, char **out, size_t *len, char *why, size_t size)
+int kn_notify_read_secret(const char *path, char **out, size_t *len, char *why, size_t size)
 {
     char buf[KN_NOTIFY_SECRET_MAX + 1];
     FILE *f = fopen(path, "r");
@@ -207,8 +206,19 @@ static int kn_notify_read_secret(const char *path, char **out, size_t *len, char
     }
     n = fread(buf, 1, sizeof(buf) - 1, f);
     buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    n = strlen(buf);
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\r' || buf[i] == '\n') {
+            n = i;
+            break;
+        }
+    }
+    /* a NUL would cut the secret short without a word: every signature made with less of it */
+    if (memchr(buf, '\0', n)) {
+        snprintf(why, size, "secretFile '%s' holds a NUL character", path);
+        rc = KN_EINVAL;
+        goto out;
+    }
+    buf[n] = '\0';
     while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t')) {
         buf[--n] = '\0';
     }

@@ -76,6 +76,11 @@ char *kn_notify_payload(int type, const struct kn_event *e);
 void kn_notify_sign(const char *secret, size_t secret_len, const char *body, size_t body_len,
                     char out[KN_NOTIFY_SIGNATURE_SIZE]);
 
+/* The first line of the secret file `path`, without trailing white space, into *out (caller
+ * frees) and its length into *len. A missing, unreadable or empty file, or one whose first line
+ * holds a NUL, is KN_EIO or KN_EINVAL with the reason in `why` (never the secret itself). */
+int kn_notify_read_secret(const char *path, char **out, size_t *len, char *why, size_t size);
+
 /* The wait before attempt `attempt` (2 for the first retry): 1 s, 2 s, 4 s ... capped at
  * KN_NOTIFY_BACKOFF_MAX_MS. */
 long long kn_notify_backoff_ms(int attempt);

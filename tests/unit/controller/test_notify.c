@@ -40,6 +40,46 @@ static void test_sign(void **state)
     assert_int_equal(strlen(sig), 7 + 64);
 }
 
+/* The secret is the whole first line: a NUL in it is refused, never a shorter secret. */
+static void test_read_secret(void **state)
+{
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/secret", dir);
+    char why[256];
+    char *secret = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    (void)state;
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("s3cret \nsecond line\n", f);
+    fclose(f);
+    assert_int_equal(kn_notify_read_secret(path, &secret, &len, why, sizeof(why)), 0);
+    assert_string_equal(secret, "s3cret");
+    assert_int_equal(len, 6);
+    free(secret);
+    secret = NULL;
+
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("top\0secret\n", 1, 11, f);
+    fclose(f);
+    assert_int_equal(kn_notify_read_secret(path, &secret, &len, why, sizeof(why)), KN_EINVAL);
+    assert_null(secret);
+    assert_non_null(strstr(why, "NUL"));
+    assert_null(strstr(why, "top"));
+
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(kn_notify_read_secret(path, &secret, &len, why, sizeof(why)), KN_EINVAL);
+    assert_null(secret);
+    kn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
 static void test_payload_webhook(void **state)
 {
     struct kn_event e = event("SUCCESS", "hello", "");
@@ -227,7 +267,8 @@ static void test_feed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign),          cmocka_unit_test(test_payload_webhook),
+        cmocka_unit_test(test_sign),          cmocka_unit_test(test_read_secret),
+                  cmocka_unit_test(test_payload_webhook),
         cmocka_unit_test(test_payload_slack), cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_event_names),   cmocka_unit_test(test_names_are_filterable),
         cmocka_unit_test(test_matches),       cmocka_unit_test(test_feed),
