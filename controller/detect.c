@@ -296,6 +296,18 @@ static int wants_prune(struct detect_ctx *dc, const struct kn_detect_known *k)
     return prune;
 }
 
+/* Whether a folder of the head has the config at `path`, whatever name it reads as now: a config
+ * that does not parse reads as its folder's name, and must not make its app look gone. */
+static int path_in_head(const struct kn_detect *out, const char *path)
+{
+    for (size_t i = 0; path && i < out->napps; i++) {
+        if (out->apps[i].path && strcmp(out->apps[i].path, path) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Known apps with deployments that no folder of the head declares (valid or not) any more. */
 static void find_gone(struct detect_ctx *dc, struct kn_detect *out)
 {
@@ -310,7 +322,8 @@ static void find_gone(struct detect_ctx *dc, struct kn_detect *out)
         const struct kn_detect_known *k = &in->known[i];
         struct kn_detect_gone *g;
         if (k->orphaned || (!k->baseline && !k->deployed) ||
-            bsearch(&k->name, (void *)names, out->napps, sizeof(*names), name_order)) {
+            bsearch(&k->name, (void *)names, out->napps, sizeof(*names), name_order) ||
+            path_in_head(out, k->path)) {
             continue;
         }
         out->gone = kn_reallocarray(out->gone, out->ngone + 1, sizeof(*out->gone));

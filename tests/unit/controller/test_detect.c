@@ -202,11 +202,39 @@ static void test_gone(void **state)
     kn_detect_release(&d);
 }
 
+/* A config that stops parsing reads as its folder's name: its app, named otherwise, is not gone
+ * (with prune: true it would be removed while its folder is still there). */
+static void test_broken_config_not_gone(void **state)
+{
+    struct fixture *f = *state;
+    char c1[GIT_OID_HEXSZ + 1], c2[GIT_OID_HEXSZ + 1];
+    struct kn_detect d;
+
+    write_app(f, "services/storefront", "web", 18094, "  prune: true\n");
+    commit(f, "web", c1);
+    kn_test_write(f->dir, "services/storefront/app.kanaria.yaml", "spec: [unclosed\n");
+    commit(f, "a broken config", c2);
+    {
+        struct kn_detect_known known[] = {
+            {.name = S("web"),
+             .baseline = c1,
+             .deployed = c1,
+             .path = S("services/storefront/app.kanaria.yaml")},
+        };
+        detect(f, c2, known, 1, &d);
+    }
+    assert_int_equal(d.napps, 1);
+    assert_non_null(app_at(&d, "services/storefront/app.kanaria.yaml")->errors);
+    assert_int_equal(d.ngone, 0);
+    kn_detect_release(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_duplicate_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_config_not_gone, setup, teardown),
     };
 
     /* The user's and the system's git configuration must not change what the CLI does. */
