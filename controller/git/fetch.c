@@ -14,6 +14,7 @@
  * too (alarm, and on Linux the parent's death), so a `kill -9` of the controller leaves no fetch
  * hanging behind it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -214,6 +215,10 @@ static void kn_fetch_exited(uv_process_t *p, int64_t status, int term_signal)
         /* nothing it wrote matters now; do not wait for its pipe to drain */
         f->out_done = 1;
         uv_read_stop((uv_stream_t *)&f->out);
+    } else if (!f->out_done) {
+        /* what it wrote is still to be read, but a process it left in its group could hold the
+         * pipe open for good: end the group, so that the end of the pipe comes */
+        kill(-f->proc.pid, SIGKILL);
     }
     kn_fetch_finish(f);
 }
@@ -454,6 +459,33 @@ static const char *kn_fetch_str(json_t *j, const char *key)
     return json_string_value(json_object_get(j, key));
 }
 
+/* Close what the controller left open across exec (its sockets, say): the fetch needs only its
+ * standard streams, and holds nothing of kanaria's for as long as it runs. */
+static void kn_fetch_child_close_inherited(void)
+{
+    int fds[256];
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+
+    if (!d) {
+        for (int fd = 3; fd < 1024; fd++) {
+            close(fd);
+        }
+        return;
+    }
+    while ((e = readdir(d)) != NULL && n < sizeof(fds) / sizeof(fds[0])) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(d)) {
+            fds[n++] = fd;
+        }
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+}
+
 int kn_git_fetch_child_main(int argc, char **argv)
 {
     struct kn_buf req;
@@ -482,6 +514,7 @@ int kn_git_fetch_child_main(int argc, char **argv)
                           KN_GIT_FETCH_COMMAND);
         goto out;
     }
+    kn_fetch_child_close_inherited();
 #ifdef __linux__
     /* the parent killed with -9 takes this fetch with it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);

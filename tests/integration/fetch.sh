@@ -119,6 +119,13 @@ for c in $children; do
     ls -l "/proc/$c/fd" 2>/dev/null | grep -q 'kanaria\.lock\|kanaria\.db' && held=1
 done
 check "the fetch process holds neither kanaria.lock nor the store" $held
+shared=0
+for c in $children; do
+    for s in $(readlink /proc/$c/fd/* 2>/dev/null | grep '^socket:'); do
+        readlink /proc/$pid/fd/* 2>/dev/null | grep -qxF "$s" && { echo "  shares $s"; shared=1; }
+    done
+done
+check "the fetch process holds none of kanaria's sockets" $shared
 kill -TERM "$pid"
 exited=1
 for _ in $(seq 1 100); do
