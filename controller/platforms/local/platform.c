@@ -129,6 +129,15 @@ static void local_release(struct local *lp);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
+static void lapp_free(struct lapp *a)
+{
+    free(a->name);
+    free(a->bind);
+    free(a->insts);
+    kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
+    free(a);
+}
+
 static struct lapp *find_app(struct local *lp, const char *name)
 {
     for (size_t i = 0; i < lp->napps; i++) {
@@ -1359,11 +1368,7 @@ static void local_release(struct local *lp)
         kn_proc_supervisor_close(lp->sup);
     }
     for (size_t i = 0; i < lp->napps; i++) {
-        free(lp->apps[i]->name);
-        free(lp->apps[i]->bind);
-        free(lp->apps[i]->insts);
-        kn_haproxy_servers_state_free(lp->apps[i]->seen_servers, lp->apps[i]->nseen_servers);
-        free(lp->apps[i]);
+        lapp_free(lp->apps[i]);
     }
     free(lp->apps);
     free(lp->base.name);
@@ -1498,10 +1503,7 @@ static void remove_app_next(struct op *op)
         }
         memmove(&lp->apps[i], &lp->apps[i + 1], (lp->napps - i - 1) * sizeof(*lp->apps));
         lp->napps--;
-        free(a->name);
-        free(a->bind);
-        free(a->insts);
-        free(a);
+        lapp_free(a);
         save_state(lp);
         kn_error_clear(&err);
         if (!lp->managed) {
