@@ -444,7 +444,8 @@ static int haproxy_preflight(struct local *lp, const char *app, const char *bind
     }
     if (kn_haproxy_running(lp->pid_path, &probe) == 1) {
         const struct lapp *a = app ? find_app(lp, app) : NULL;
-        if (app && (!a || strcmp(a->bind, bind) != 0) &&
+        /* the app's own frontend holds a bind that overlaps its new one (127.0.0.1:P to *:P) */
+        if (app && (!a || !kn_local_service_binds_overlap(a->bind, bind)) &&
             (rc = kn_haproxy_bind_probe(bind, &why)) < 0) {
             kn_error_set(err, rc, NULL, "frontend.bind of app '%s': %s", app, why.msg);
         }
