@@ -7,7 +7,8 @@
 #  2. kill -9 during the rollback of a canary that never gets healthy: after the restart its
 #     processes are gone and the traffic is on the primary;
 #  3. a CANARY_ROLLOUT with `timeout: 3s` whose canary never gets healthy is rolled back well
-#     before the local platform's 30 s start timeout.
+#     before the local platform's 30 s start timeout;
+#  4. a restart that cannot read apps.json keeps the instances it adopts.
 set -uo pipefail
 bin=$1
 server=$2
@@ -199,6 +200,17 @@ took=$(sql "select r.finished_at - c.started_at from stages c, stages r where c.
 check "the rollback ends within 15 s of the start of the 3 s CANARY_ROLLOUT (${took} ms)" $?
 wait_live "v2 v2"
 check "no v5 instance is left" $?
+
+# 4. a restart that cannot read apps.json (moved, edited by hand) knows nothing of what runs:
+#    it keeps the instances it adopts, rather than stopping them as left over
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
+echo '{"hello": ' >"$tmp/data/local/local/apps.json"
+start
+sleep 2
+wait_live "v2 v2" 5
+check "a restart with an unreadable apps.json stops none of the running instances" $?
+grep -q "cannot read .*apps.json" "$tmp/log"
+check "it says so in the log" $?
 
 kill "$load_pid" 2>/dev/null; load_pid=
 stop_kanaria

@@ -284,13 +284,22 @@ static void save_state(struct local *lp)
     free(path);
 }
 
-static void load_state(struct local *lp)
+/* The apps of apps.json; 0 also when there is none yet, KN_EIO when it is there but cannot be
+ * read as kanaria writes it (then nothing is known of the instances that run). */
+static int load_state(struct local *lp)
 {
     char *path = kn_asprintf("%s/apps.json", lp->dir);
-    json_t *root = json_load_file(path, 0, NULL);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
     const char *name;
     json_t *a;
+    int rc = 0;
 
+    if ((!root && access(path, F_OK) == 0) || (root && !json_is_object(root))) {
+        kn_log_error(lp->who, "cannot read %s (%s): the instances that run are kept as they are",
+                     path, root ? "not an object" : jerr.text);
+        rc = KN_EIO;
+    }
     json_object_foreach(root, name, a) {
         struct lapp *app = add_app(lp, name, json_string_value(json_object_get(a, "bind")));
         const json_t *pct = json_object_get(a, "percent");
@@ -316,6 +325,7 @@ static void load_state(struct local *lp)
     }
     json_decref(root);
     free(path);
+    return rc;
 }
 
 /* ---- HAProxy ------------------------------------------------------------------------------ */
@@ -1609,6 +1619,7 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
 {
     struct local *lp = kn_calloc(1, sizeof(*lp));
     size_t adopted = 0;
+    int known;
     int rc;
 
     lp->base.ops = &local_ops;
@@ -1634,9 +1645,12 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
         kn_error_set(err, rc, NULL, "cannot supervise processes in %s", lp->dir);
         goto fail;
     }
-    load_state(lp);
+    known = load_state(lp) == 0;
     kn_proc_adopt_all(lp->sup, &adopted);
-    settle_adopted(lp);
+    if (known) {
+        /* what an unfinished operation started and the state does not list never took traffic */
+        settle_adopted(lp);
+    }
     if (lp->managed && lp->napps > 0 && kn_haproxy_running(lp->pid_path, err) != 1) {
         /* HAProxy is gone (a reboot): start it with what still runs */
         if ((rc = haproxy_preflight(lp, NULL, NULL, err)) < 0 ||
