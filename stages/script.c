@@ -10,6 +10,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/engine.h"
+#include "kanaria/fd.h"
 #include "kanaria/platform.h"
 #include "stages.h"
 
@@ -175,6 +176,7 @@ int kn_script_start(struct kn_stage_run *run, void **slot, const char *command,
     opt.stdio = stdio;
     opt.stdio_count = 3;
     opt.flags = UV_PROCESS_DETACHED; /* its own process group, so a cancel stops all of it */
+    kn_fd_cloexec_all();
     rc = uv_spawn(kn_stage_run_loop(run), &sc->proc, &opt);
     for (size_t i = 0; envp[i]; i++) {
         free(envp[i]);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/fd.h"
 #include "kanaria/schema.h"
 
 #define KN_HAPROXY_COMMAND_TIMEOUT_MS  5000u
@@ -1390,6 +1391,7 @@ int kn_haproxy_check_config(uv_loop_t *loop, const char *binary, const char *cfg
     opts.stdio_count = 3;
     opts.stdio = stdio;
 
+    kn_fd_cloexec_all();
     c->spawn_error = uv_spawn(loop, &c->process, &opts);
     if (c->spawn_error) {
         /* Report through the callback, from the loop, like any other failure of the check. */
@@ -1479,6 +1481,7 @@ int kn_haproxy_start(struct kn_haproxy_proc **out, uv_loop_t *loop,
     proc->process.data = proc;
     proc->on_exit = launch->on_exit;
     proc->data = launch->data;
+    kn_fd_cloexec_all(); /* HAProxy outlives kanaria: it must hold none of its sockets */
     if ((uerr = uv_spawn(loop, &proc->process, &opts)) < 0) {
         rc = kn_error_set(err, uerr == UV_ENOENT ? KN_ENOENT : KN_EIO, NULL, "cannot run %s: %s",
                           binary, uv_strerror(uerr));

@@ -31,6 +31,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
+#include "kanaria/fd.h"
 #include "kanaria/log.h"
 
 #define KN_PROC_INTERVAL_MS      1000
@@ -561,31 +562,6 @@ static char **kn_proc_build_env(const struct kn_proc_instance *inst, size_t *cou
     return env;
 }
 
-/* Mark every open descriptor above stderr close-on-exec. libuv (1.44) does not close
- * descriptors in the child, and not every library opens its own with O_CLOEXEC (curl's wakeup
- * socketpair and connections do not): without this an instance, which may live for months,
- * would hold kanaria's sockets open. The flag is harmless to kanaria itself; descriptors opened
- * by another thread between this and the fork can still slip through. */
-static void kn_proc_cloexec_all(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (*end != '\0' || end == e->d_name || fd <= 2 || fd == dirfd(d)) {
-            continue;
-        }
-        int flags = fcntl((int)fd, F_GETFD);
-        if (flags >= 0 && !(flags & FD_CLOEXEC)) {
-            fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-}
-
 static void kn_proc_on_exit(uv_process_t *proc, int64_t status, int term_signal);
 
 /* Spawn the instance's process in its own session with its output appended to its log file,
@@ -623,7 +599,7 @@ static int kn_proc_spawn(struct kn_proc_instance *inst, char *err, size_t errsiz
     opts.stdio_count = 3;
     opts.stdio = stdio;
 
-    kn_proc_cloexec_all();
+    kn_fd_cloexec_all();
     /* On Unix the handle is initialized even when uv_spawn fails, so it is closed either way. */
     int uvrc = uv_spawn(sup->loop, &inst->proc, &opts);
     inst->proc.data = inst;
