@@ -169,8 +169,8 @@ static const char *const kn_store_migrations[] = {
 
     /* 2 -> 3: an app whose folder left the repository is orphaned (it keeps running, shown as
      * such), and pruned once it has been removed from its platform. */
-    "ALTER TABLE apps ADD COLUMN orphaned_at INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE apps ADD COLUMN pruned_at INTEGER NOT NULL DEFAULT 0;",
+    ("ALTER TABLE apps ADD COLUMN orphaned_at INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE apps ADD COLUMN pruned_at INTEGER NOT NULL DEFAULT 0;"),
 };
 
 #define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
