@@ -14,7 +14,6 @@
  * too (alarm, and on Linux the parent's death), so a `kill -9` of the controller leaves no fetch
  * hanging behind it.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "git/git.h"
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
+#include "kanaria/fd.h"
 #include "kanaria/schema.h"
 
 /* The largest request the child reads, and the longest line the parent reads back: paths,
@@ -336,6 +336,7 @@ int kn_git_fetch_start(struct kn_git_fetch **out, uv_loop_t *loop,
     po.exit_cb = kn_fetch_exited;
     /* its own process group, so that a kill takes whatever it may have started */
     po.flags = UV_PROCESS_DETACHED;
+    kn_fd_cloexec_all(); /* the fetch holds none of kanaria's sockets while it runs */
     /* the process handle is initialised even when uv_spawn fails: closed either way */
     f->open++;
     if ((uverr = uv_spawn(loop, &f->proc, &po)) < 0) {
@@ -459,33 +460,6 @@ static const char *kn_fetch_str(json_t *j, const char *key)
     return json_string_value(json_object_get(j, key));
 }
 
-/* Close what the controller left open across exec (its sockets, say): the fetch needs only its
- * standard streams, and holds nothing of kanaria's for as long as it runs. */
-static void kn_fetch_child_close_inherited(void)
-{
-    int fds[256];
-    size_t n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-
-    if (!d) {
-        for (int fd = 3; fd < 1024; fd++) {
-            close(fd);
-        }
-        return;
-    }
-    while ((e = readdir(d)) != NULL && n < sizeof(fds) / sizeof(fds[0])) {
-        int fd = atoi(e->d_name);
-        if (fd > 2 && fd != dirfd(d)) {
-            fds[n++] = fd;
-        }
-    }
-    closedir(d);
-    for (size_t i = 0; i < n; i++) {
-        close(fds[i]);
-    }
-}
-
 int kn_git_fetch_child_main(int argc, char **argv)
 {
     struct kn_buf req;
@@ -514,7 +488,6 @@ int kn_git_fetch_child_main(int argc, char **argv)
                           KN_GIT_FETCH_COMMAND);
         goto out;
     }
-    kn_fetch_child_close_inherited();
 #ifdef __linux__
     /* the parent killed with -9 takes this fetch with it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
