@@ -121,9 +121,7 @@ done
 check "the fetch process holds neither kanaria.lock nor the store" $held
 shared=0
 for c in $children; do
-    for s in $(readlink /proc/$c/fd/* 2>/dev/null | grep '^socket:'); do
-        readlink /proc/$pid/fd/* 2>/dev/null | grep -qxF "$s" && { echo "  shares $s"; shared=1; }
-    done
+    shares_sockets "$c" "$pid" && shared=1
 done
 check "the fetch process holds none of kanaria's sockets" $shared
 kill -TERM "$pid"

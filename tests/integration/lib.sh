@@ -177,3 +177,13 @@ waiting_stage() { # DEPLOYMENT
     wait_for "deployment $1 waiting" "select s.name from stages s where s.deployment = $1 and
         s.status = 'RUNNING'" "WAIT_APPROVAL" 60
 }
+
+# shares_sockets PID_A PID_B: whether the two processes hold one socket in common (an inherited
+# descriptor), naming each; 1 when they share none
+shares_sockets() {
+    local s found=1
+    for s in $(readlink /proc/$1/fd/* 2>/dev/null | grep '^socket:'); do
+        readlink /proc/$2/fd/* 2>/dev/null | grep -qxF "$s" && { echo "  shares $s"; found=0; }
+    done
+    return $found
+}

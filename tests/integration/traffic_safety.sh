@@ -95,13 +95,9 @@ check "good deploys ($(last good))" $rc
 [ "$(get "$shared")" = good ]
 check "good answers on its frontend" $?
 # the managed HAProxy outlives kanaria: it holds none of kanaria's sockets (curl's, the API's)
-shared_sockets=0
 hap=$(cat "$tmp/data/local/local/haproxy.pid" 2>/dev/null)
-[ -n "$hap" ] || shared_sockets=1
-for s in $(readlink /proc/$hap/fd/* 2>/dev/null | grep '^socket:'); do
-    readlink /proc/$pid/fd/* 2>/dev/null | grep -qxF "$s" && { echo "  shares $s"; shared_sockets=1; }
-done
-check "the managed HAProxy holds none of kanaria's sockets" $shared_sockets
+[ -n "$hap" ] && ! shares_sockets "$hap" "$pid"
+check "the managed HAProxy holds none of kanaria's sockets" $?
 
 # 1. another repository's app on the same frontend.bind: refused, naming the owner
 app "$tmp/other" evil local
