@@ -168,6 +168,8 @@ sys.exit(0 if "database or disk is full" in j["storage_error"]
     wait_for "web 1.2 deployed after the disk was full" \
         "select count(*) from deployments where status = 'SUCCESS'" "3"
     check "deployments go on after the disk was full" $?
+elif [ "${CI:-}" = true ]; then
+    check "CI can mount a small tmpfs for the full disk checks (it runs as root)" 1
 else
     echo "SKIPPED: the full disk checks need root to mount a small tmpfs"
 fi

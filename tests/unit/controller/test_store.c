@@ -536,6 +536,10 @@ static void test_disk_full(void **state)
 
     assert_int_equal(mkdir(fs, 0755), 0);
     if (geteuid() != 0 || mount("tmpfs", fs, "tmpfs", 0, "size=1m") != 0) {
+        const char *ci = getenv("CI");
+        if (ci && strcmp(ci, "true") == 0) {
+            fail_msg("test_disk_full: CI runs as root and must mount a small tmpfs");
+        }
         fprintf(stderr, "SKIPPED: test_disk_full needs root to mount a small tmpfs\n");
         free(fs);
         free(path);
