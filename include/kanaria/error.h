@@ -24,7 +24,9 @@
     XX(NOTFOUND, "not found")                                                                      \
     XX(UNSUPPORTED, "not supported")                                                               \
     XX(LIMIT, "limit exceeded")                                                                    \
-    XX(USAGE, "usage error")
+    XX(USAGE, "usage error")                                                                       \
+    XX(CANCELLED, "cancelled")                                                                     \
+    XX(TIMEDOUT, "timed out")
 
 enum kn_errno {
     KN_OK = 0,
