@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
-#include "kanaria/local_service.h"
+#include "platforms/local/local_service.h"
 
 /* Changed paths from one baseline, shared by the apps that have it. */
 struct changes_cache {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kanaria/local_service.h"
+#include "platforms/local/local_service.h"
 #include "kanaria/platform.h"
 
 #define KN_API_VERSION "kanaria.dev/v1"

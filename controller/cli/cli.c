@@ -13,9 +13,9 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
-#include "kanaria/local_service.h"
 #include "kanaria/stage.h"
 #include "git/git.h"
+#include "platforms/local/local_service.h"
 
 static int cmd_version(int argc, char **argv);
 static int dispatch(int argc, char **argv);

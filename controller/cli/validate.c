@@ -12,7 +12,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
-#include "kanaria/local_service.h"
+#include "platforms/local/local_service.h"
 
 struct validate_opts {
     const char *dir;

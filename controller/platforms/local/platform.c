@@ -18,11 +18,11 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
-#include "kanaria/local_service.h"
 #include "kanaria/log.h"
 #include "kanaria/schema.h"
 #include "platforms/local/haproxy.h"
 #include "platforms/local/local.h"
+#include "platforms/local/local_service.h"
 #include "platforms/local/process.h"
 
 #define CMD_TIMEOUT_MS 5000

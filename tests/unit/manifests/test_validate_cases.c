@@ -20,8 +20,8 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
-#include "kanaria/local_service.h"
 #include "kanaria/config.h"
+#include "platforms/local/local_service.h"
 #include "testutil.h"
 
 struct vcase {

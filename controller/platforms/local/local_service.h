@@ -1,9 +1,9 @@
 /*
- * kanaria — the `LocalService` manifest of the local platform (design.md §3.5): a command that
+ * The `LocalService` manifest of the local platform (design.md §3.5): a command that
  * kanaria runs as processes behind HAProxy.
  */
-#ifndef KANARIA_LOCAL_SERVICE_H
-#define KANARIA_LOCAL_SERVICE_H
+#ifndef KANARIA_PLATFORMS_LOCAL_SERVICE_H
+#define KANARIA_PLATFORMS_LOCAL_SERVICE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -68,4 +68,4 @@ const char *kn_local_service_bind(const struct kn_app *app, struct kn_loc *loc);
  */
 void kn_local_service_check_binds(struct kn_app *const *apps, size_t n);
 
-#endif /* KANARIA_LOCAL_SERVICE_H */
+#endif /* KANARIA_PLATFORMS_LOCAL_SERVICE_H */

@@ -1,7 +1,7 @@
 /*
  * The LocalService manifest: schema and checks.
  */
-#include "kanaria/local_service.h"
+#include "platforms/local/local_service.h"
 
 #include <stddef.h>
 #include <stdio.h>
