@@ -655,7 +655,9 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
             size_t index;
             const struct kn_pair *pair = &node->pairs[i];
             if (!find_field(schema, pair->key->scalar, &index)) {
-                unknown_key(schema, pair->key, ctx);
+                if (!schema->other_key || !schema->other_key(pair, ctx)) {
+                    unknown_key(schema, pair->key, ctx);
+                }
                 continue;
             }
             values[index] = pair->value;

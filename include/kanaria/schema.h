@@ -66,6 +66,9 @@ typedef void (*kn_schema_check_cb)(void *obj, const struct kn_node *node,
                                    struct kn_schema_ctx *ctx);
 /* Free what a check hook allocated in obj (the fields themselves are freed by the schema). */
 typedef void (*kn_schema_release_cb)(void *obj);
+/* A key that is not in the table: 1 when the hook takes it (its value is the hook's to read),
+ * 0 when it is an unknown key (the usual error, listing the table's keys). */
+typedef int (*kn_schema_key_cb)(const struct kn_pair *pair, struct kn_schema_ctx *ctx);
 
 struct kn_schema {
     const char *name; /* "LocalService spec", "stage 'WAIT'": for docs */
@@ -75,6 +78,7 @@ struct kn_schema {
     size_t set_offset; /* offset of a uint64_t: bit i set when fields[i] was given */
     kn_schema_check_cb check;
     kn_schema_release_cb release;
+    kn_schema_key_cb other_key; /* NULL: every key not in fields is an error */
 };
 
 #define KN_SCHEMA_FIELDS(arr) (arr), (sizeof(arr) / sizeof((arr)[0]))
