@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/validate.h"
 #include "platforms/local/local_service.h"
 
 /* Changed paths from one baseline, shared by the apps that have it. */
@@ -112,7 +113,7 @@ static const json_t *deployed_manifests(struct detect_ctx *dc, const char *commi
         kn_git_tree_source_new(&src, dc->in->repo, &oid, &err) < 0) {
         return NULL;
     }
-    kn_app_load(keep, src, path, dc->in->config);
+    kn_validate_app_load(keep, src, path, dc->in->config);
     kn_source_free(src);
     if ((*keep)->diags.count > 0) {
         kn_app_free(*keep);
@@ -198,7 +199,7 @@ static void detect_app(struct detect_ctx *dc, const char *path, struct kn_detect
 
     memset(out, 0, sizeof(*out));
     out->path = kn_strdup(path);
-    kn_app_load(&app, dc->head_src, path, in->config);
+    kn_validate_app_load(&app, dc->head_src, path, in->config);
     out->name = kn_strdup(app->name);
     if (app->diags.count > 0) {
         out->errors = join_diags(&app->diags);

@@ -1,7 +1,8 @@
 /*
- * Applications: the app.kanaria.yaml schema, loading an app with its manifests from a source,
- * and the checks that need the whole app (the pipeline walk, the platform's capabilities, the
- * names the controller config declares).
+ * Applications: the app.kanaria.yaml schema, and loading an app with its manifests from a
+ * source against the tables a struct kn_app_loader hands in (the manifest kinds and app options
+ * of the app's platform type). The model knows neither stage kinds beyond their schemas nor
+ * platforms: the checks that need them are the loader's (stages/validate.c).
  */
 #include "kanaria/app.h"
 
@@ -9,9 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "platforms/local/local_service.h"
-#include "kanaria/platform.h"
 
 #define KN_API_VERSION "kanaria.dev/v1"
 
@@ -155,11 +153,26 @@ static const struct kn_field spec_fields[] = {
      .help = "stages run in order; none means every change is a quick sync"},
 };
 
+/* `spec.<type>`: the options for a platform type the loader names, read once the app's
+ * platform is resolved (platform_options below). */
+static int spec_other_key(const struct kn_pair *pair, struct kn_schema_ctx *ctx)
+{
+    const struct kn_app_loader *loader = ctx->data;
+
+    for (size_t i = 0; loader && loader->types && loader->types[i]; i++) {
+        if (strcmp(pair->key->scalar, loader->types[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const struct kn_schema spec_schema = {
     .name = "spec",
     KN_SCHEMA_FIELDS(spec_fields),
     .size = sizeof(struct kn_app_spec),
     .set_offset = offsetof(struct kn_app_spec, set),
+    .other_key = spec_other_key,
 };
 
 static void app_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
@@ -252,9 +265,8 @@ out:
     return y;
 }
 
-/* The repository's file shared by stage kinds (ANALYSIS templates): NULL, silently, when the
- * repository has none; NULL with a diagnostic when it cannot be read or parsed. */
-static const struct kn_node *load_shared(struct kn_app *app, struct kn_source *src)
+const struct kn_node *kn_app_load_file(struct kn_app *app, struct kn_source *src,
+                                       const char *relpath, int missing_ok)
 {
     struct kn_buf buf;
     struct kn_error err;
@@ -262,17 +274,16 @@ static const struct kn_node *load_shared(struct kn_app *app, struct kn_source *s
 
     kn_error_clear(&err);
     kn_buf_init(&buf, KN_APP_MAX_FILE_BYTES);
-    if (src->ops->read(src, KN_ANALYSIS_TEMPLATES_FILE, &buf, &err) < 0) {
-        if (err.code != KN_ENOENT) {
+    if (src->ops->read(src, relpath, &buf, &err) < 0) {
+        if (err.code != KN_ENOENT || !missing_ok) {
             if (!err.file_buf[0]) {
-                snprintf(err.file_buf, sizeof(err.file_buf), "%s", KN_ANALYSIS_TEMPLATES_FILE);
+                snprintf(err.file_buf, sizeof(err.file_buf), "%s", relpath);
             }
             diag_error(app, &err);
         }
         goto out;
     }
-    if (kn_yaml_parse(&y, KN_ANALYSIS_TEMPLATES_FILE, buf.data ? buf.data : "", buf.len, NULL,
-                      &err) < 0) {
+    if (kn_yaml_parse(&y, relpath, buf.data ? buf.data : "", buf.len, NULL, &err) < 0) {
         diag_error(app, &err);
         goto out;
     }
@@ -283,42 +294,70 @@ out:
     return y && y->ndocs > 0 ? y->docs[0] : NULL;
 }
 
-/* Let stage kinds fill in what their options take from the repository's shared file. */
-static void resolve_stages(struct kn_app *app, struct kn_source *src, struct kn_schema_ctx *ctx)
-{
-    struct kn_stage_config *stages = app->cfg.spec.pipeline.items;
-    const struct kn_node *shared = NULL;
-    const char *saved = ctx->prefix;
-    int loaded = 0;
-    char prefix[96];
-
-    for (size_t i = 0; i < app->cfg.spec.pipeline.count; i++) {
-        struct kn_stage_config *st = &stages[i];
-        if (!st->kind || !st->kind->resolve || !st->with) {
-            continue;
-        }
-        if (!loaded) {
-            shared = load_shared(app, src);
-            loaded = 1;
-        }
-        snprintf(prefix, sizeof(prefix), "stage '%s'", st->name);
-        ctx->prefix = prefix;
-        st->kind->resolve(st, shared, ctx);
-        ctx->prefix = saved;
-    }
-}
-
 static const char *scalar_at(const struct kn_node *map, const char *key)
 {
     const struct kn_node *n = kn_node_get(map, key);
     return n && n->type == KN_NODE_SCALAR && n->len > 0 ? n->scalar : NULL;
 }
 
+/* The entry of the platform's table for `kind`: its own, else the entry for any other kind;
+ * NULL when the platform takes no such kind. */
+static const struct kn_manifest_kind *find_kind(const struct kn_app_platform *p, const char *kind)
+{
+    const struct kn_manifest_kind *any = NULL;
+
+    for (size_t i = 0; i < p->nkinds; i++) {
+        if (!p->kinds[i].kind) {
+            any = &p->kinds[i];
+        } else if (strcmp(p->kinds[i].kind, kind) == 0) {
+            return &p->kinds[i];
+        }
+    }
+    return any;
+}
+
+static void unknown_kind(const struct kn_app *app, const struct kn_app_platform *p,
+                         const struct kn_node *doc, const char *kind, struct kn_schema_ctx *ctx)
+{
+    struct kn_buf names;
+
+    kn_buf_init(&names, KN_BUF_UNBOUNDED);
+    for (size_t i = 0; i < p->nkinds; i++) {
+        kn_buf_addf(&names, "%s%s", names.len ? ", " : "", p->kinds[i].kind);
+    }
+    kn_schema_error(ctx, kn_node_get(doc, "kind"),
+                    "platform '%s' (type %s) takes no manifest of kind '%s' (accepted: %s)",
+                    app->cfg.spec.platform, p->type, kind, names.len ? names.data : "none");
+    kn_buf_release(&names);
+}
+
+/* The document against its entry of the platform's table: its closed schema, its apiVersion. */
+static void check_doc(const struct kn_manifest_kind *def, const char *kind,
+                      const struct kn_node *doc, struct kn_schema_ctx *ctx)
+{
+    const char *api_version = scalar_at(doc, "apiVersion");
+
+    if (def->schema) {
+        void *obj = kn_calloc(1, def->schema->size);
+        kn_schema_parse(def->schema, doc, &doc->loc, obj, ctx);
+        kn_schema_release(def->schema, obj);
+        free(obj);
+    }
+    if (def->api_version && api_version && strcmp(api_version, def->api_version) != 0) {
+        kn_schema_error(ctx, kn_node_get(doc, "apiVersion"),
+                        "'apiVersion' of a %s must be %s, got '%s'", kind, def->api_version,
+                        api_version);
+    } else if (def->api_version && !api_version && !def->schema) {
+        kn_schema_error(ctx, doc, "a %s needs 'apiVersion: %s'", kind, def->api_version);
+    }
+}
+
 static void add_doc(struct kn_app *app, const char *file, const struct kn_node *doc,
-                    struct kn_schema_ctx *ctx)
+                    const struct kn_app_platform *platform, struct kn_schema_ctx *ctx)
 {
     const char *kind = scalar_at(doc, "kind");
     const char *name = scalar_at(kn_node_get(doc, "metadata"), "name");
+    const struct kn_manifest_kind *def = NULL;
     struct kn_manifest_doc *d;
 
     if (doc->type != KN_NODE_MAP) {
@@ -336,11 +375,13 @@ static void add_doc(struct kn_app *app, const char *file, const struct kn_node *
             return;
         }
     }
-    if (strcmp(kind, KN_LOCAL_SERVICE_KIND) == 0) {
-        struct kn_local_service ls;
-        memset(&ls, 0, sizeof(ls));
-        kn_schema_parse(&kn_local_service_schema, doc, &doc->loc, &ls, ctx);
-        kn_schema_release(&kn_local_service_schema, &ls);
+    if (platform->type) {
+        def = find_kind(platform, kind);
+        if (!def) {
+            unknown_kind(app, platform, doc, kind, ctx);
+        } else {
+            check_doc(def, kind, doc, ctx);
+        }
     }
     app->docs = kn_reallocarray(app->docs, app->ndocs + 1, sizeof(*app->docs));
     d = &app->docs[app->ndocs++];
@@ -349,12 +390,13 @@ static void add_doc(struct kn_app *app, const char *file, const struct kn_node *
     d->loc = doc->loc;
     d->kind = kn_strdup(kind);
     d->name = kn_strdup(name);
+    d->def = def;
     d->json = kn_node_to_json(doc);
     kn_json_hash(d->json, d->hash);
 }
 
 static void load_manifests(struct kn_app *app, struct kn_source *src, const struct kn_node *root,
-                           struct kn_schema_ctx *ctx)
+                           const struct kn_app_platform *platform, struct kn_schema_ctx *ctx)
 {
     const struct kn_strlist *list = &app->cfg.spec.manifests;
     const struct kn_node *nodes = kn_node_get(kn_node_get(root, "spec"), "manifests");
@@ -396,7 +438,7 @@ static void load_manifests(struct kn_app *app, struct kn_source *src, const stru
                 y->docs[d]->type == KN_NODE_SCALAR) {
                 continue; /* an empty `---` document */
             }
-            add_doc(app, path, y->docs[d], ctx);
+            add_doc(app, path, y->docs[d], platform, ctx);
         }
         free(path);
     }
@@ -409,120 +451,76 @@ static int doc_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->name, y->name);
 }
 
-/* The platform's type, from the controller config or, without one, by name. */
-static const struct kn_platform_type *resolve_platform(const struct kn_app *app,
-                                                       const struct kn_node *root,
-                                                       const struct kn_config *controller,
-                                                       struct kn_schema_ctx *ctx)
+/* How many documents of each kind of the platform's table the app has, against min and max. */
+static void check_counts(struct kn_app *app, const struct kn_app_platform *platform,
+                         const struct kn_node *root, struct kn_schema_ctx *ctx)
 {
+    const struct kn_node *at = kn_node_get(kn_node_get(root, "spec"), "manifests");
     const char *name = app->cfg.spec.platform;
-    const struct kn_node *at = kn_node_get(kn_node_get(root, "spec"), "platform");
 
-    if (!name) {
-        return NULL;
-    }
-    if (controller && controller->platforms.count > 0) {
-        const struct kn_platform_config *p = kn_config_platform(controller, name);
-        if (!p) {
-            struct kn_buf names;
-            const struct kn_platform_config *all = controller->platforms.items;
-            kn_buf_init(&names, KN_BUF_UNBOUNDED);
-            for (size_t i = 0; i < controller->platforms.count; i++) {
-                kn_buf_addf(&names, "%s%s", i ? ", " : "", all[i].name);
-            }
-            if (at) {
-                kn_schema_error(ctx, at,
-                                "platform '%s' is not declared in kanaria.yaml (declared: %s)",
-                                name, names.data);
-            } else {
-                const struct kn_node *spec = kn_node_get(root, "spec");
-                kn_schema_error(ctx, spec ? spec : root,
-                                "the default platform '%s' is not declared in kanaria.yaml "
-                                "(declared: %s): set 'spec.platform'",
-                                name, names.data);
-            }
-            kn_buf_release(&names);
-            return NULL;
-        }
-        return p->ptype;
-    }
-    return kn_platform_type_find(name);
-}
+    for (size_t k = 0; k < platform->nkinds; k++) {
+        const struct kn_manifest_kind *def = &platform->kinds[k];
+        size_t found = 0;
 
-static void check_pipeline(struct kn_app *app, const struct kn_platform_type *ptype,
-                           const char *platform, const struct kn_node *root,
-                           const struct kn_config *controller, struct kn_schema_ctx *ctx)
-{
-    const struct kn_list *pipeline = &app->cfg.spec.pipeline;
-    const struct kn_stage_config *stages = pipeline->items;
-    struct kn_pipeline_sim sim;
-    int touches_primary = 0;
-    int all_known = 1;
-
-    memset(&sim, 0, sizeof(sim));
-    sim.running[KN_VARIANT_PRIMARY] = 1;
-    sim.weight[KN_VARIANT_PRIMARY] = 100;
-    sim.controller = controller;
-    for (size_t i = 0; i < pipeline->count; i++) {
-        const struct kn_stage_config *st = &stages[i];
-        unsigned missing;
-
-        if (!st->kind) {
-            all_known = 0;
+        if (!def->kind) {
             continue;
         }
-        missing = ptype ? st->kind->caps & ~ptype->caps : 0;
-        for (unsigned bit = 1; missing && bit; bit <<= 1) {
-            if (missing & bit) {
-                kn_schema_error_at(ctx, &st->loc,
-                                   "stage '%s' needs %s, which platform '%s' (type %s) cannot do",
-                                   st->name, kn_platform_cap_name(bit), platform, ptype->name);
-            }
+        for (size_t i = 0; i < app->ndocs; i++) {
+            found += app->docs[i].def == def;
         }
-        if (st->kind->simulate) {
-            st->kind->simulate(&sim, st, ctx);
-        }
-        touches_primary |= sim.primary_replaced;
-    }
-    if (pipeline->count == 0 || !all_known) {
-        return; /* a stage that is not understood would make these guesses */
-    }
-    if (!touches_primary) {
-        kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "pipeline"),
-                        "the pipeline never rolls the new version out to the primary (add "
-                        "PRIMARY_ROLLOUT or SYNC)");
-    }
-    for (int v = KN_VARIANT_CANARY; v < KN_VARIANT_COUNT; v++) {
-        if (sim.weight[v] > 0) {
-            kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "pipeline"),
-                            "the pipeline ends with %g%% of the traffic on the %s (end with "
-                            "TRAFFIC_ROUTING to the primary)",
-                            sim.weight[v], kn_variant_name(v));
-        } else if (sim.running[v]) {
-            kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "pipeline"),
-                            "the pipeline ends with the %s still running (add %s)",
-                            kn_variant_name(v),
-                            v == KN_VARIANT_CANARY ? "CANARY_CLEAN" : "BASELINE_CLEAN");
+        if (def->min == 1 && def->max == 1 && found != 1) {
+            kn_schema_error(ctx, at, "platform '%s' needs exactly one %s manifest, found %zu",
+                            name, def->kind, found);
+        } else if (def->min == def->max && found != (size_t)def->min) {
+            kn_schema_error(ctx, at, "platform '%s' needs exactly %d %s manifests, found %zu",
+                            name, def->min, def->kind, found);
+        } else if (found < (size_t)def->min) {
+            kn_schema_error(ctx, at, "platform '%s' needs at least %d %s manifest%s, found %zu",
+                            name, def->min, def->kind, def->min == 1 ? "" : "s", found);
+        } else if (def->max > 0 && found > (size_t)def->max) {
+            kn_schema_error(ctx, at, "platform '%s' takes at most %d %s manifest%s, found %zu",
+                            name, def->max, def->kind, def->max == 1 ? "" : "s", found);
         }
     }
 }
 
-static void check_workload(struct kn_app *app, const struct kn_platform_type *ptype,
-                           const char *platform, const struct kn_node *root,
-                           struct kn_schema_ctx *ctx)
+/* `spec.<type>`: the app's options for its platform type, parsed with the type's app_schema;
+ * the key of another type is an error. */
+static void platform_options(struct kn_app *app, const struct kn_app_platform *platform,
+                             const struct kn_node *root, struct kn_schema_ctx *ctx)
 {
-    size_t found = 0;
+    const struct kn_node *spec = kn_node_get(root, "spec");
+    char saved[sizeof(ctx->path)];
 
-    if (!ptype || !ptype->manifest_kind) {
-        return;
+    if (!platform->type || !spec || spec->type != KN_NODE_MAP) {
+        return; /* an unknown platform is reported already */
     }
-    for (size_t i = 0; i < app->ndocs; i++) {
-        found += strcmp(app->docs[i].kind, ptype->manifest_kind) == 0;
-    }
-    if (found != 1) {
-        kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "manifests"),
-                        "platform '%s' needs exactly one %s manifest, found %zu", platform,
-                        ptype->manifest_kind, found);
+    for (size_t i = 0; i < spec->len; i++) {
+        const struct kn_pair *pair = &spec->pairs[i];
+        const char *key = pair->key->scalar;
+
+        if (!spec_other_key(pair, ctx)) {
+            continue;
+        }
+        if (strcmp(key, platform->type) != 0) {
+            kn_schema_error(ctx, pair->key,
+                            "'spec.%s' holds options for platform type %s, but platform '%s' is "
+                            "of type %s",
+                            key, key, app->cfg.spec.platform, platform->type);
+            continue;
+        }
+        if (!platform->app_schema) {
+            kn_schema_error(ctx, pair->key, "platform type %s takes no app options ('spec.%s')",
+                            key, key);
+            continue;
+        }
+        app->cfg.platform_schema = platform->app_schema;
+        app->cfg.platform_options = kn_calloc(1, platform->app_schema->size);
+        memcpy(saved, ctx->path, sizeof(saved));
+        snprintf(ctx->path, sizeof(ctx->path), "spec.%s", key);
+        kn_schema_parse(platform->app_schema, pair->value, &pair->key->loc,
+                        app->cfg.platform_options, ctx);
+        memcpy(ctx->path, saved, sizeof(saved));
     }
 }
 
@@ -533,13 +531,13 @@ static char *dir_of(const char *path)
 }
 
 int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_path,
-                const struct kn_config *controller)
+                const struct kn_app_loader *loader)
 {
     struct kn_app *app;
     struct kn_yaml *y;
     struct kn_schema_ctx ctx;
     const struct kn_node *root;
-    const struct kn_platform_type *ptype;
+    struct kn_app_platform platform;
     size_t before;
 
     if (!out || !src || !config_path) {
@@ -551,8 +549,9 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     app->dir = dir_of(config_path);
     app->manifests = json_array();
     memset(&ctx, 0, sizeof(ctx));
+    memset(&platform, 0, sizeof(platform));
     ctx.diags = &app->diags;
-    ctx.data = (void *)(uintptr_t)controller;
+    ctx.data = (void *)(uintptr_t)loader; /* for spec_other_key */
 
     y = load_file(app, src, config_path, NULL);
     if (!y) {
@@ -574,14 +573,15 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     if (app->cfg.metadata.name) {
         app->name = kn_strdup(app->cfg.metadata.name);
     }
-    resolve_stages(app, src, &ctx);
-    ptype = resolve_platform(app, root, controller, &ctx);
-    check_pipeline(app, ptype, app->cfg.spec.platform, root, controller, &ctx);
+    if (loader && loader->resolve) {
+        loader->resolve(&platform, app, src, root, &ctx, loader->data);
+    }
+    platform_options(app, &platform, root, &ctx);
     before = app->diags.count + app->diags.dropped;
-    load_manifests(app, src, root, &ctx);
+    load_manifests(app, src, root, &platform, &ctx);
     if (app->cfg.spec.manifests.count > 0 && app->diags.count + app->diags.dropped == before) {
         /* "found 0" after a manifest failed to load would only repeat that failure */
-        check_workload(app, ptype, app->cfg.spec.platform, root, &ctx);
+        check_counts(app, &platform, root, &ctx);
     }
     if (app->ndocs > 1) {
         qsort(app->docs, app->ndocs, sizeof(*app->docs), doc_cmp);
@@ -603,6 +603,10 @@ void kn_app_free(struct kn_app *app)
 {
     if (!app) {
         return;
+    }
+    if (app->cfg.platform_options) {
+        kn_schema_release(app->cfg.platform_schema, app->cfg.platform_options);
+        free(app->cfg.platform_options);
     }
     kn_schema_release(&kn_app_config_schema, &app->cfg);
     for (size_t i = 0; i < app->ndocs; i++) {

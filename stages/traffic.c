@@ -1,6 +1,7 @@
 /*
  * TRAFFIC_ROUTING: set the share of traffic each variant takes.
  */
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -109,6 +110,16 @@ static void traffic_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_
                                "at this point (add %s before it)",
                                t->percent[v], kn_variant_name(v), kn_variant_name(v),
                                v == KN_VARIANT_CANARY ? "CANARY_ROLLOUT" : "BASELINE_ROLLOUT");
+        }
+    }
+    for (int v = 0; sim->weight_step > 0 && v < KN_VARIANT_COUNT; v++) {
+        double steps = t->percent[v] / sim->weight_step;
+        if (fabs(steps - round(steps)) > 1e-9) {
+            kn_schema_error_at(ctx, &stage->loc,
+                               "stage 'TRAFFIC_ROUTING': %g%% to the %s is not a multiple of "
+                               "%g%%, the smallest traffic step of platform '%s'",
+                               t->percent[v], kn_variant_name(v), sim->weight_step,
+                               sim->platform ? sim->platform : "?");
         }
     }
     for (int v = 0; v < KN_VARIANT_COUNT; v++) {

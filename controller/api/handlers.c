@@ -20,6 +20,7 @@
 #include "kanaria/log.h"
 #include "kanaria/manifest.h"
 #include "kanaria/stage.h"
+#include "kanaria/validate.h"
 
 #define WHO "api"
 
@@ -571,7 +572,7 @@ static void kn_api_approval_load(uv_work_t *w)
                  err.msg[0] ? err.msg : "bad commit");
         goto out;
     }
-    kn_app_load(&app, src, a->app_path, NULL);
+    kn_validate_app_load(&app, src, a->app_path, NULL);
     stages = app ? app->cfg.spec.pipeline.items : NULL;
     if (!app || a->stage.index < 0 || (size_t)a->stage.index >= app->cfg.spec.pipeline.count ||
         strcmp(stages[a->stage.index].name, a->stage.name) != 0) {

@@ -26,6 +26,7 @@
 #include "kanaria/log.h"
 #include "kanaria/metrics.h"
 #include "kanaria/store.h"
+#include "kanaria/validate.h"
 #include "platforms/local/local.h"
 #include "drift.h"
 #include "feed.h"
@@ -189,7 +190,7 @@ static void load_deployment(void *data, const struct kn_deployment *d, const cha
         goto out;
     }
     path = kn_strdup(app_path);
-    kn_app_load(&out->app, src, path, NULL);
+    kn_validate_app_load(&out->app, src, path, NULL);
     if (out->app->diags.count == 0) {
         out->workdir = extract_app(s, src, out->app, d->id);
     }
@@ -197,7 +198,7 @@ static void load_deployment(void *data, const struct kn_deployment *d, const cha
     src = NULL;
     if (last_good && git_oid_fromstr(&good, last_good) == 0) {
         if (kn_git_tree_source_new(&src, repo, &good, &err) == 0) {
-            kn_app_load(&out->last_good, src, path, NULL);
+            kn_validate_app_load(&out->last_good, src, path, NULL);
             if (out->last_good->diags.count > 0) {
                 kn_app_free(out->last_good);
                 out->last_good = NULL;

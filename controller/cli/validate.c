@@ -12,7 +12,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
-#include "platforms/local/local_service.h"
+#include "kanaria/validate.h"
 
 struct validate_opts {
     const char *dir;
@@ -224,10 +224,10 @@ int kn_cmd_validate(int argc, char **argv)
     }
     run.apps = kn_calloc(npaths ? npaths : 1, sizeof(*run.apps));
     for (size_t i = 0; i < npaths; i++) {
-        kn_app_load(&run.apps[run.napps++], src, paths[i], run.config);
+        kn_validate_app_load(&run.apps[run.napps++], src, paths[i], run.config);
     }
     check_unique_names(&run);
-    kn_local_service_check_binds(run.apps, run.napps);
+    kn_validate_check_apps(run.apps, run.napps, run.config);
     run.valid = run.config_diags.count == 0 && run.repo_diags.count == 0;
     for (size_t i = 0; i < run.napps; i++) {
         run.valid &= run.apps[i]->diags.count == 0;

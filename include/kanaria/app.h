@@ -7,9 +7,12 @@
  * before anything is read: absolute paths, `..` that leaves the repository and symlinks that
  * point outside it are refused with KN_EPATH.
  *
- * kn_app_load parses an app's config and manifests, validates everything (schema, cross-field
- * checks of the pipeline, capabilities of its platform, names declared in the controller config
- * when one is given), and returns the app with every located problem in app->diags.
+ * kn_app_load parses an app's config and manifests against the schemas (the app's, each stage
+ * kind's `with:`, and the tables it is handed through a struct kn_app_loader: the manifest kinds
+ * and app options of the app's platform type) and returns the app with every located problem in
+ * app->diags. What needs more than the model (the pipeline walked against the stage kinds and
+ * the platform's capabilities, names declared in the controller config) is the loader's:
+ * kn_validate_app_load (kanaria/validate.h) loads an app with all of it.
  */
 #ifndef KANARIA_APP_H
 #define KANARIA_APP_H
@@ -18,7 +21,6 @@
 #include <stdint.h>
 
 #include "kanaria/alloc.h"
-#include "kanaria/config.h"
 #include "kanaria/manifest.h"
 #include "kanaria/schema.h"
 #include "kanaria/stage.h"
@@ -107,6 +109,11 @@ struct kn_app_config {
     char *kind;
     struct kn_app_metadata metadata;
     struct kn_app_spec spec;
+    /* `spec.<type>`, the options for the app's platform type, parsed with the type's app_schema
+     * (platform_schema, borrowed: a static table) into platform_schema->size bytes; owned, freed
+     * by kn_app_free. NULL (both) when the app gives none or its platform type takes none. */
+    void *platform_options;
+    const struct kn_schema *platform_schema;
 };
 
 extern const struct kn_schema kn_app_config_schema;
@@ -117,6 +124,8 @@ struct kn_manifest_doc {
     struct kn_loc loc;
     char *kind;
     char *name;
+    const struct kn_manifest_kind *def; /* its entry of the platform type's kinds table
+                                           (borrowed, static); NULL: loaded without a table */
     json_t *json;   /* canonical form (owned reference) */
     char hash[65];
 };
@@ -135,14 +144,50 @@ struct kn_app {
     size_t nfiles;
 };
 
+/* What the app's platform type accepts, as a struct kn_app_loader resolves it. Borrowed: the
+ * type's static tables. */
+struct kn_app_platform {
+    const char *type;                     /* the type's name, also the key `spec.<type>`; NULL:
+                                             not resolved (kinds and options are not checked) */
+    const struct kn_schema *app_schema;   /* keys of spec.<type>; NULL: the type takes none */
+    const struct kn_manifest_kind *kinds; /* the kinds its apps may list (kanaria/manifest.h) */
+    size_t nkinds;
+};
+
+/* What kn_app_load is handed: the model knows no stage kind and no platform type. */
+struct kn_app_loader {
+    /*
+     * Called once the app config is parsed, before its manifests are read: resolve what the
+     * model cannot (the stage kinds' options shared by the repository, the app's platform from
+     * app->cfg.spec.platform), check what needs it (the pipeline against the stage kinds and the
+     * platform's capabilities), and fill *platform (zeroed on entry; left so when the platform is
+     * unknown). Problems go to ctx with kn_schema_error, located; `root` is the config's node.
+     */
+    void (*resolve)(struct kn_app_platform *platform, struct kn_app *app, struct kn_source *src,
+                    const struct kn_node *root, struct kn_schema_ctx *ctx, void *data);
+    /* Names of every platform type, NULL-terminated: `spec.<name>` holds the app's options for
+     * type <name>, accepted only for the app's own type. NULL: no such key is accepted. */
+    const char *const *types;
+    void *data; /* for resolve */
+};
+
 /*
- * Load the app whose config is at `config_path` in `src`. `controller` may be NULL (then names
- * of platforms and metrics providers are checked only against the built-in types). Always
+ * Load the app whose config is at `config_path` in `src`, with `loader`'s checks (NULL: the
+ * model alone: every manifest kind is kept unchecked and no spec.<type> key is taken). Always
  * returns a new app in *out (kn_app_free) unless an argument is invalid; whether it is valid is
  * app->diags.count == 0.
  */
 int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_path,
-                const struct kn_config *controller);
+                const struct kn_app_loader *loader);
+
+/*
+ * Read and parse a file of the app's repository for a loader's checks, kept with the app (the
+ * nodes' locations point into it): the root of its first document, or NULL when it has none,
+ * when it is missing (silently if missing_ok) or when it cannot be read or parsed (a diagnostic
+ * in app->diags).
+ */
+const struct kn_node *kn_app_load_file(struct kn_app *app, struct kn_source *src,
+                                       const char *relpath, int missing_ok);
 
 void kn_app_free(struct kn_app *app);
 

@@ -117,6 +117,33 @@ char *kn_json_canonical(const json_t *j);
 /* Lowercase hex SHA-256 of kn_json_canonical(j) into out (65 bytes with the NUL). */
 void kn_json_hash(const json_t *j, char out[65]);
 
+/* ---- manifest kinds ------------------------------------------------------------------------ */
+
+struct kn_schema;
+
+/* What a manifest kind is to the platform that takes it. */
+enum kn_kind_role { KN_KIND_WORKLOAD = 1, KN_KIND_ROUTE, KN_KIND_OPEN };
+
+/*
+ * One manifest kind a platform type accepts, in the table of its descriptor
+ * (kn_platform_type.kinds): loading an app refuses a document whose kind is in no entry, checks
+ * each document against its entry, and counts the documents of each kind. Declared here, with
+ * the model, because loading an app reads the table it is handed without knowing platforms.
+ */
+struct kn_manifest_kind {
+    const char *kind;        /* "LocalService"; NULL: any kind no other entry names (role
+                                KN_KIND_OPEN: kept with the app, hashed and diffed, not checked) */
+    const char *api_version; /* "kanaria.dev/v1"; NULL: any */
+    enum kn_kind_role role;
+    const struct kn_schema *schema; /* closed schema of the whole document; NULL: open */
+    int min;                 /* documents of this kind an app must have */
+    int max;                 /* and may have; 0: no limit */
+    const char *const *runtime_paths; /* dotted paths whose change changes what runs; NULL: every
+                                         path; NULL-terminated. A change elsewhere (say
+                                         spec.replicas) is planned as a quick sync. */
+    const char *help;
+};
+
 /* ---- diff --------------------------------------------------------------------------------- */
 
 enum kn_change_op {

@@ -25,10 +25,27 @@
 /* Names of the flags above, for messages ("traffic splitting"). */
 const char *kn_platform_cap_name(unsigned cap);
 
+struct kn_app;
+
+/* struct kn_manifest_kind and enum kn_kind_role, the entries of `kinds` below, are declared in
+ * kanaria/manifest.h: the model reads them when it loads an app. */
+
 struct kn_platform_type {
     const char *name;   /* the `type:` in kanaria.yaml */
     unsigned caps;      /* KN_PLATFORM_* */
-    const char *manifest_kind; /* the manifest kind that describes a workload ("LocalService") */
+    /* Keys of `spec.<name>` in app.kanaria.yaml, the app's options for this type, parsed into
+     * kn_app_config.platform_options; NULL: the type takes none (the key is an error). */
+    const struct kn_schema *app_schema;
+    /* The manifest kinds an app of this type may list, and how many of each. */
+    const struct kn_manifest_kind *kinds;
+    size_t nkinds;
+    /* Checks across the apps of one platform (one `platforms[]` entry of this type), after each
+     * was loaded: problems are added, located, to the apps' diags. An app with errors already is
+     * skipped. NULL: none. */
+    void (*check_apps)(struct kn_app *const *apps, size_t n);
+    /* The smallest traffic step, in percent: a TRAFFIC_ROUTING percent that is not a multiple of
+     * it is refused by validation. 0: any percent. */
+    double weight_step;
     const char *help;
 };
 

@@ -55,6 +55,8 @@ struct kn_pipeline_sim {
     int traffic_shifted;       /* some TRAFFIC_ROUTING moved traffic off the primary */
     int primary_replaced;      /* PRIMARY_ROLLOUT ran */
     const struct kn_config *controller; /* may be NULL: names of providers are not checked */
+    const char *platform; /* the app's platform, for messages; may be NULL */
+    double weight_step;   /* its smallest traffic step in percent; 0: any */
 };
 
 /* A stage being run by the engine (stages/engine.c); the kind reaches everything through the

@@ -22,6 +22,7 @@
 #include "kanaria/app.h"
 #include "kanaria/error.h"
 #include "kanaria/schema.h"
+#include "kanaria/validate.h"
 
 #define FZ_MAX_FILES 16
 
@@ -132,7 +133,7 @@ static void fz_load(struct fz_source *s, const char *config_path)
     struct kn_app *app = NULL;
     char line[2048];
 
-    if (kn_app_load(&app, &s->base, config_path, NULL) == 0 && app) {
+    if (kn_validate_app_load(&app, &s->base, config_path, NULL) == 0 && app) {
         /* what `kanaria validate` prints */
         for (size_t i = 0; i < app->diags.count; i++) {
             kn_diag_format(&app->diags.items[i], line, sizeof(line));

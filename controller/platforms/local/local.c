@@ -9,11 +9,44 @@
  */
 #include "platforms/local/local.h"
 
+#include "platforms/local/local_service.h"
+
+/* Paths of a LocalService whose change changes what runs: anything but spec.replicas (a quick
+ * sync scales) and metadata (labels are notes). */
+static const char *const local_service_runtime_paths[] = {
+    "apiVersion", "spec.command", "spec.env", "spec.workingDir", "spec.healthCheck",
+    "spec.frontend", NULL,
+};
+
+static const struct kn_manifest_kind local_kinds[] = {
+    {.kind = KN_LOCAL_SERVICE_KIND,
+     .api_version = "kanaria.dev/v1",
+     .role = KN_KIND_WORKLOAD,
+     .schema = &kn_local_service_schema,
+     .min = 1,
+     .max = 1,
+     .runtime_paths = local_service_runtime_paths,
+     .help = "the command kanaria runs as processes behind HAProxy (`kanaria help "
+             "localservice`)"},
+    /* Documents of other kinds have always been kept with a local app as they are (hashed,
+     * diffed, shown in plans) and ignored by the platform; they stay accepted. */
+    {.kind = NULL,
+     .role = KN_KIND_OPEN,
+     .help = "any other kind: kept with the app and shown in plans, not run"},
+};
+
 const struct kn_platform_type kn_platform_local = {
     .name = "local",
     .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
             KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_SCRIPT,
-    .manifest_kind = "LocalService",
+    .app_schema = NULL, /* no `spec.local` options yet */
+    .kinds = local_kinds,
+    .nkinds = sizeof(local_kinds) / sizeof(local_kinds[0]),
+    .check_apps = kn_local_service_check_binds,
+    /* HAProxy weights are integers 0..256 per server, but the platform turns a split into the
+     * per-server weights whose ratio is closest to it (kn_haproxy_weights): any percent is
+     * taken, approximated by the instance counts of the moment, so no step is imposed. */
+    .weight_step = 0,
     .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
             "ports from `ports`, checks their health and splits traffic with server weights",
 };

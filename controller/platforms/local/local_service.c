@@ -246,23 +246,12 @@ static const struct kn_field doc_fields[] = {
      .help = "what to run"},
 };
 
-static void doc_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
-{
-    const struct kn_local_service *ls = obj;
-
-    if (ls->api_version && strcmp(ls->api_version, "kanaria.dev/v1") != 0) {
-        kn_schema_error(ctx, kn_node_get(node, "apiVersion"),
-                        "'apiVersion' of a LocalService must be kanaria.dev/v1, got '%s'",
-                        ls->api_version);
-    }
-}
-
 const struct kn_schema kn_local_service_schema = {
     .name = "LocalService",
     KN_SCHEMA_FIELDS(doc_fields),
     .size = sizeof(struct kn_local_service),
     .set_offset = offsetof(struct kn_local_service, set),
-    .check = doc_check,
+    /* the apiVersion is checked from the kinds table (local.c) */
 };
 
 /* ---- across apps --------------------------------------------------------------------------- */

@@ -705,7 +705,13 @@ static void test_platform_registry(void **state)
     (void)state;
     assert_non_null(local);
     assert_string_equal(local->name, "local");
-    assert_string_equal(local->manifest_kind, "LocalService");
+    assert_true(local->nkinds >= 1);
+    assert_string_equal(local->kinds[0].kind, "LocalService");
+    assert_int_equal(local->kinds[0].role, KN_KIND_WORKLOAD);
+    assert_int_equal(local->kinds[0].min, 1);
+    assert_int_equal(local->kinds[0].max, 1);
+    assert_non_null(local->kinds[0].schema);
+    assert_non_null(local->check_apps);
     assert_int_equal(local->caps, KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
                                       KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_SCRIPT);
     assert_null(kn_platform_type_find("kubernetes"));

@@ -16,6 +16,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/error.h"
+#include "kanaria/validate.h"
 
 #define GIT_CMD "git -c user.name=t -c user.email=t@e -c commit.gpgsign=false -c core.symlinks=true"
 
@@ -633,7 +634,7 @@ static void test_app_load(void **state)
     kn_test_write(f->repo_dir, "apps/mini/app.kanaria.yaml", "{{{ not yaml\n");
 
     src = source_at(f, &c1);
-    assert_int_equal(kn_app_load(&app, src, "apps/mini/app.kanaria.yaml", NULL), 0);
+    assert_int_equal(kn_validate_app_load(&app, src, "apps/mini/app.kanaria.yaml", NULL), 0);
     assert_non_null(app);
     for (size_t i = 0; i < app->diags.count; i++) {
         print_error("%s\n", kn_diag_format(&app->diags.items[i], buf, sizeof(buf)));
@@ -647,7 +648,7 @@ static void test_app_load(void **state)
     app = NULL;
 
     src = source_at(f, &c2);
-    assert_int_equal(kn_app_load(&app, src, "apps/mini/app.kanaria.yaml", NULL), 0);
+    assert_int_equal(kn_validate_app_load(&app, src, "apps/mini/app.kanaria.yaml", NULL), 0);
     assert_true(app->diags.count > 0);
     for (size_t i = 0; i < app->diags.count; i++) {
         found |= strstr(app->diags.items[i].msg, "'apps/mini/svc.yaml' does not exist") != NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/validate.h"
 #include "planner.h"
 #include "testutil.h"
 
@@ -44,7 +45,7 @@ static struct kn_app *load(const char *config, const char *version, int replicas
     kn_test_write(dir, "apps/hello/app.kanaria.yaml", config);
     kn_test_write(dir, "apps/hello/service.yaml", svc);
     assert_int_equal(kn_source_dir_new(&src, dir, &err), 0);
-    assert_int_equal(kn_app_load(&app, src, "apps/hello/app.kanaria.yaml", NULL), 0);
+    assert_int_equal(kn_validate_app_load(&app, src, "apps/hello/app.kanaria.yaml", NULL), 0);
     if (app->diags.count) {
         char line[1024];
         fail_msg("%s", kn_diag_format(&app->diags.items[0], line, sizeof(line)));

@@ -21,7 +21,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
-#include "platforms/local/local_service.h"
+#include "kanaria/validate.h"
 #include "testutil.h"
 
 struct vcase {
@@ -136,10 +136,10 @@ static void run_case(void **state)
     assert_int_equal(kn_app_discover(src, &paths, &npaths), 0);
     apps = kn_calloc(npaths + 1, sizeof(*apps));
     for (size_t i = 0; i < npaths; i++) {
-        assert_int_equal(kn_app_load(&apps[i], src, paths[i], cfg), 0);
+        assert_int_equal(kn_validate_app_load(&apps[i], src, paths[i], cfg), 0);
     }
     /* across the apps, as `kanaria validate` checks them */
-    kn_local_service_check_binds(apps, npaths);
+    kn_validate_check_apps(apps, npaths, cfg);
     for (size_t i = 0; i < npaths; i++) {
         append_diags(&got, &apps[i]->diags);
         kn_app_free(apps[i]);

@@ -22,6 +22,7 @@
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
+#include "kanaria/validate.h"
 
 /* 2026-11-25T19:40:01.123Z */
 #define T_EPOCH_MS 1795635601123LL
@@ -345,7 +346,7 @@ static void load_at(const struct fixture *f, const char *commit, const char *pat
         }
         goto out;
     }
-    kn_app_load(app, src, path, NULL);
+    kn_validate_app_load(app, src, path, NULL);
     if (*app && (*app)->diags.count > 0 && error) {
         kn_diag_format(&(*app)->diags.items[0], error, size);
     }
