@@ -471,7 +471,7 @@ static void check_counts(struct kn_app *app, const struct kn_app_platform *platf
         if (def->min == 1 && def->max == 1 && found != 1) {
             kn_schema_error(ctx, at, "platform '%s' needs exactly one %s manifest, found %zu",
                             name, def->kind, found);
-        } else if (def->min == def->max && found != (size_t)def->min) {
+        } else if (def->max > 0 && def->min == def->max && found != (size_t)def->min) {
             kn_schema_error(ctx, at, "platform '%s' needs exactly %d %s manifests, found %zu",
                             name, def->min, def->kind, found);
         } else if (found < (size_t)def->min) {
