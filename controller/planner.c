@@ -7,7 +7,10 @@
  *      when the app has one);
  *   5. no pipeline: quick sync;
  *   6. planner.alwaysUsePipeline: pipeline;
- *   7. only replicas (or labels and annotations) changed: quick sync;
+ *   7. no change to what runs: quick sync. What runs is, for a manifest whose kind the app's
+ *      platform type declares, the kind's runtime_paths (kanaria/manifest.h; local: everything
+ *      of a LocalService but spec.replicas and metadata); for a manifest loaded without a kinds
+ *      table, everything but spec.replicas, labels and annotations;
  *   8. anything else changes what runs: pipeline.
  */
 #include "planner.h"
@@ -36,11 +39,38 @@ static int has_tag(const char *message, const char *tag)
     return message && strstr(message, tag) != NULL;
 }
 
-/* A field whose change does not change what runs. */
+/* A field whose change does not change what runs, for a manifest without a kinds table. */
 static int is_scaling_or_label(const char *path)
 {
     return strcmp(path, "spec.replicas") == 0 || strncmp(path, "metadata.labels", 15) == 0 ||
            strncmp(path, "metadata.annotations", 20) == 0;
+}
+
+/* Whether changing `path` of the manifest kind/name of app changes what runs. */
+static int changes_what_runs(const struct kn_app *app, const char *kind, const char *name,
+                             const char *path)
+{
+    const struct kn_manifest_kind *def = NULL;
+
+    for (size_t i = 0; i < app->ndocs && !def; i++) {
+        if (strcmp(app->docs[i].kind, kind) == 0 && strcmp(app->docs[i].name, name) == 0) {
+            def = app->docs[i].def;
+        }
+    }
+    if (!def) {
+        return !is_scaling_or_label(path);
+    }
+    if (!def->runtime_paths) {
+        return 1;
+    }
+    for (size_t i = 0; def->runtime_paths[i]; i++) {
+        size_t n = strlen(def->runtime_paths[i]);
+        if (strncmp(path, def->runtime_paths[i], n) == 0 &&
+            (path[n] == '\0' || path[n] == '.' || path[n] == '[')) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* JSON text of a value, with the quotes of a plain string taken off, for summaries. */
@@ -73,7 +103,7 @@ static char *field_label(const char *path)
     return kn_strdup(p);
 }
 
-static char *describe_change(const struct kn_diff *d, size_t *count)
+static char *describe_change(const struct kn_app *app, const struct kn_diff *d, size_t *count)
 {
     const struct kn_manifest_change *first = NULL;
     const struct kn_field_change *field = NULL;
@@ -88,7 +118,7 @@ static char *describe_change(const struct kn_diff *d, size_t *count)
             continue;
         }
         for (size_t j = 0; j < c->nfields; j++) {
-            if (is_scaling_or_label(c->fields[j].path)) {
+            if (!changes_what_runs(app, c->kind, c->name, c->fields[j].path)) {
                 continue;
             }
             *count += 1;
@@ -122,9 +152,11 @@ static char *describe_change(const struct kn_diff *d, size_t *count)
     return out;
 }
 
-/* "replicas 2 → 3" when only scaling changed. */
+/* "replicas 2 → 3" when only scaling changed, else what did (nothing that runs). */
 static char *describe_scaling(const struct kn_diff *d)
 {
+    const char *other = NULL;
+
     for (size_t i = 0; i < d->count; i++) {
         for (size_t j = 0; j < d->items[i].nfields; j++) {
             const struct kn_field_change *f = &d->items[i].fields[j];
@@ -132,9 +164,13 @@ static char *describe_scaling(const struct kn_diff *d)
                 return kn_asprintf("replicas %s \u2192 %s", f->old_value ? f->old_value : "1",
                                    f->new_value ? f->new_value : "1");
             }
+            if (!other && strncmp(f->path, "metadata.labels", 15) != 0 &&
+                strncmp(f->path, "metadata.annotations", 20) != 0) {
+                other = f->path;
+            }
         }
     }
-    return kn_strdup("labels changed");
+    return other ? kn_asprintf("%s changed", other) : kn_strdup("labels changed");
 }
 
 int kn_plan_app(struct kn_plan *out, const struct kn_plan_input *in)
@@ -166,7 +202,7 @@ int kn_plan_app(struct kn_plan *out, const struct kn_plan_input *in)
         out->summary = kn_strdup("nothing to do: the manifests did not change");
         goto out;
     }
-    what = describe_change(&out->diff, &nchanges);
+    what = describe_change(app, &out->diff, &nchanges);
     if (has_tag(in->commit_message, "[kanaria quick-sync]")) {
         out->strategy = KN_PLAN_QUICK_SYNC;
         out->summary = kn_strdup("quick sync: the commit message asks for it");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/app.h"
 #include "kanaria/validate.h"
 #include "planner.h"
 #include "testutil.h"
@@ -155,12 +156,82 @@ static void test_touched(void **state)
     free(cfg);
 }
 
+/* ---- runtime_paths of a platform type's kinds ---------------------------------------------- */
+
+static const char *const image_only[] = {"spec.image", NULL};
+
+static const struct kn_manifest_kind image_kinds[] = {
+    {.kind = "Box", .role = KN_KIND_WORKLOAD, .min = 1, .max = 1, .runtime_paths = image_only},
+    {.kind = "Note", .role = KN_KIND_OPEN}, /* runtime_paths NULL: every path */
+};
+
+static void image_resolve(struct kn_app_platform *platform, struct kn_app *app,
+                          struct kn_source *src, const struct kn_node *root,
+                          struct kn_schema_ctx *ctx, void *data)
+{
+    (void)app;
+    (void)src;
+    (void)root;
+    (void)ctx;
+    (void)data;
+    platform->type = "boxes";
+    platform->kinds = image_kinds;
+    platform->nkinds = 2;
+}
+
+/* An app with a pipeline whose Box has `image` and `note`, and a Note of `replicas`. */
+static struct kn_app *load_box(const char *image, const char *note, int note_replicas)
+{
+    char *dir = kn_test_tmpdir();
+    char *m = kn_asprintf("kind: Box\nmetadata: {name: b}\nspec: {image: %s, note: %s}\n---\n"
+                          "kind: Note\nmetadata: {name: n}\nspec: {replicas: %d}\n",
+                          image, note, note_replicas);
+    struct kn_app_loader loader = {.resolve = image_resolve};
+    struct kn_source *src = NULL;
+    struct kn_error err;
+    struct kn_app *app = NULL;
+
+    kn_test_write(dir, "apps/hello/app.kanaria.yaml", PIPELINE_APP(""));
+    kn_test_write(dir, "apps/hello/service.yaml", m);
+    assert_int_equal(kn_source_dir_new(&src, dir, &err), 0);
+    assert_int_equal(kn_app_load(&app, src, "apps/hello/app.kanaria.yaml", &loader), 0);
+    if (app->diags.count) {
+        char line[1024];
+        fail_msg("%s", kn_diag_format(&app->diags.items[0], line, sizeof(line)));
+    }
+    kn_source_free(src);
+    kn_test_rmtree(dir);
+    free(dir);
+    free(m);
+    return app;
+}
+
+static void test_runtime_paths(void **state)
+{
+    struct kn_app *v1 = load_box("img:1", "a", 1);
+    struct kn_app *image = load_box("img:2", "a", 1);
+    struct kn_app *note = load_box("img:1", "b", 1);
+    struct kn_app *scaled = load_box("img:1", "a", 2);
+    (void)state;
+
+    expect_plan(v1, image, "x", KN_PLAN_PIPELINE, "pipeline: image changed img:1 \u2192 img:2");
+    /* outside the kind's runtime_paths: not a rollout */
+    expect_plan(v1, note, "x", KN_PLAN_QUICK_SYNC, "quick sync: spec.note changed");
+    /* a kind without runtime_paths: every path changes what runs, spec.replicas too */
+    expect_plan(v1, scaled, "x", KN_PLAN_PIPELINE, "pipeline: replicas changed 1 \u2192 2");
+    kn_app_free(v1);
+    kn_app_free(image);
+    kn_app_free(note);
+    kn_app_free(scaled);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_plan_carries_diff),
         cmocka_unit_test(test_touched),
+        cmocka_unit_test(test_runtime_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
