@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the apps of a repository held in memory, found and loaded as `kanaria
- * validate` does (kn_app_discover, then kn_app_load of each, no controller config).
+ * validate` does (kn_app_discover, then kn_validate_app_load of each, no controller config).
  *
  * The input is the top app.kanaria.yaml. A line `#file PATH` (a YAML comment, so that seeds
  * stay readable YAML) ends the file before it and starts the file PATH of the repository, e.g.
