@@ -9,6 +9,8 @@
  */
 #include "platforms/local/local.h"
 
+#include "platforms/local/config.h"
+
 const struct kn_platform_type kn_platform_local = {
     .name = "local",
     .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
@@ -16,4 +18,5 @@ const struct kn_platform_type kn_platform_local = {
     .manifest_kind = "LocalService",
     .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
             "ports from `ports`, checks their health and splits traffic with server weights",
+    .config_schema = &kn_local_config_schema,
 };
