@@ -8,6 +8,9 @@
  *
  *     kanaria.yaml:12:7: repositories[1]: 'name' must be unique, 'deploy' is already used at line 4
  *
+ * A platforms[] or metricsProviders[] entry is `name` and `type` here; its other keys are its
+ * type's, parsed by the config_schema of the descriptor registered under that name.
+ *
  * Sections that are lists (repositories, platforms, metricsProviders, users, notifications)
  * are empty when absent. In particular a config without `platforms` declares no platform and
  * this file adds none: the app side treats an empty list specially (an app's spec.platform then
@@ -375,19 +378,13 @@ static const struct kn_schema kn_config_repo_schema = {
 
 /* ---- platforms and metrics providers -------------------------------------------------------- */
 
-/* "'platforms[0].type' must be one of local, got 'kubernetes'", at the type's value. */
+/* "'platforms[0].type' must be one of local, got 'kubernetes'", at the type's value; `names`
+ * lists the registered types. */
 static void kn_config_unknown_type(struct kn_schema_ctx *ctx, const struct kn_node *node,
-                                   const char *type, const char *const *names, size_t count)
+                                   const char *type, const char *names)
 {
-    struct kn_buf allowed;
-
-    kn_buf_init(&allowed, KN_BUF_UNBOUNDED);
-    for (size_t i = 0; i < count; i++) {
-        kn_buf_addf(&allowed, "%s%s", i ? ", " : "", names[i]);
-    }
     kn_schema_error(ctx, kn_node_get(node, "type"), "'%s.type' must be one of %s, got '%s'",
-                    ctx->path, allowed.data, type);
-    kn_buf_release(&allowed);
+                    ctx->path, names, type);
 }
 
 /* The schema of the other keys of a platform: its type's. */
@@ -397,14 +394,15 @@ static const struct kn_schema *kn_config_platform_variant(const void *obj,
 {
     const struct kn_platform_config *p = obj;
     const struct kn_platform_type *type = kn_platform_type_find(p->type);
-    const char *names[32];
-    size_t n = 0;
+    struct kn_buf names;
 
     if (!type && p->type && p->type[0] && ctx) {
-        for (n = 0; kn_platform_types[n] && n < 32; n++) {
-            names[n] = kn_platform_types[n]->name;
+        kn_buf_init(&names, KN_BUF_UNBOUNDED);
+        for (size_t i = 0; kn_platform_types[i]; i++) {
+            kn_buf_addf(&names, "%s%s", i ? ", " : "", kn_platform_types[i]->name);
         }
-        kn_config_unknown_type(ctx, node, p->type, names, n);
+        kn_config_unknown_type(ctx, node, p->type, names.data);
+        kn_buf_release(&names);
     }
     return type ? type->config_schema : NULL;
 }
@@ -443,20 +441,22 @@ static const struct kn_schema kn_config_platform_schema = {
     .variant_help = "the keys of its type: `kanaria help platform TYPE`",
 };
 
+/* The schema of the other keys of a metrics provider: its type's. */
 static const struct kn_schema *kn_config_metrics_variant(const void *obj,
                                                          const struct kn_node *node,
                                                          struct kn_schema_ctx *ctx)
 {
     const struct kn_metrics_provider_config *p = obj;
     const struct kn_metrics_type *type = kn_metrics_type_find(p->type);
-    const char *names[32];
-    size_t n = 0;
+    struct kn_buf names;
 
     if (!type && p->type && p->type[0] && ctx) {
-        for (n = 0; kn_metrics_types[n] && n < 32; n++) {
-            names[n] = kn_metrics_types[n]->name;
+        kn_buf_init(&names, KN_BUF_UNBOUNDED);
+        for (size_t i = 0; kn_metrics_types[i]; i++) {
+            kn_buf_addf(&names, "%s%s", i ? ", " : "", kn_metrics_types[i]->name);
         }
-        kn_config_unknown_type(ctx, node, p->type, names, n);
+        kn_config_unknown_type(ctx, node, p->type, names.data);
+        kn_buf_release(&names);
     }
     return type ? type->config_schema : NULL;
 }
