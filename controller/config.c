@@ -8,6 +8,9 @@
  *
  *     kanaria.yaml:12:7: repositories[1]: 'name' must be unique, 'deploy' is already used at line 4
  *
+ * A platforms[] or metricsProviders[] entry is `name` and `type` here; its other keys are its
+ * type's, parsed by the config_schema of the descriptor registered under that name.
+ *
  * Sections that are lists (repositories, platforms, metricsProviders, users, notifications)
  * are empty when absent. In particular a config without `platforms` declares no platform and
  * this file adds none: the app side treats an empty list specially (an app's spec.platform then
@@ -26,6 +29,7 @@
 #include "kanaria/error.h"
 #include "kanaria/log.h"
 #include "kanaria/manifest.h"
+#include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/schema.h"
 
@@ -47,14 +51,8 @@ const char *const kn_event_names[] = {
     "BREAK_GLASS",        "API_REFUSED",    NULL,
 };
 
-/* The names of kn_platform_types, in the same order (the `type` enum stores an index into it).
- * A static initializer cannot read the names out of the descriptors, so they are listed again;
- * tests/unit/controller/test_config.c checks that both lists agree. */
-static const char *const kn_config_platform_type_names[] = {"local", NULL};
-
-/* In the order of enum kn_metrics_provider_type, enum kn_role, enum kn_notification_type,
- * enum kn_log_level and enum kn_log_format. */
-static const char *const kn_config_metrics_types[] = {"prometheus", NULL};
+/* In the order of enum kn_role, enum kn_notification_type, enum kn_log_level and enum
+ * kn_log_format. */
 static const char *const kn_config_roles[] = {"viewer", "approver", "operator", "admin", NULL};
 static const char *const kn_config_notify_types[] = {"webhook", "slack", NULL};
 static const char *const kn_config_log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -71,25 +69,13 @@ static void kn_config_error(struct kn_schema_ctx *ctx, const char *subject,
 static void kn_config_error(struct kn_schema_ctx *ctx, const char *subject,
                             const struct kn_node *node, const char *fmt, ...)
 {
-    const char *saved = ctx->prefix;
-    char *prefix = NULL;
     char *msg;
     va_list ap;
 
     va_start(ap, fmt);
     msg = kn_vasprintf(fmt, ap);
     va_end(ap);
-    if (subject && subject[0]) {
-        if (saved && saved[0]) {
-            prefix = kn_asprintf("%s: %s", saved, subject);
-        } else {
-            prefix = kn_strdup(subject);
-        }
-        ctx->prefix = prefix;
-    }
-    kn_schema_error(ctx, node, "%s", msg);
-    ctx->prefix = saved;
-    free(prefix);
+    kn_schema_error_in(ctx, subject, node, "%s", msg);
     free(msg);
 }
 
@@ -390,102 +376,46 @@ static const struct kn_schema kn_config_repo_schema = {
     .check = kn_config_check_repo,
 };
 
-/* ---- platforms ------------------------------------------------------------------------------ */
+/* ---- platforms and metrics providers -------------------------------------------------------- */
 
-static void kn_config_check_haproxy(void *obj, const struct kn_node *node,
-                                    struct kn_schema_ctx *ctx)
+/* "'platforms[0].type' must be one of local, got 'kubernetes'", at the type's value; `names`
+ * lists the registered types. */
+static void kn_config_unknown_type(struct kn_schema_ctx *ctx, const struct kn_node *node,
+                                   const char *type, const char *names)
 {
-    const struct kn_haproxy_config *h = obj;
-    const struct kn_node *managed;
-
-    if (!node) {
-        goto out; /* absent: the defaults are valid */
-    }
-    managed = kn_node_get(node, "managed");
-    /* only when managed is a valid false: a bad value was reported by the table */
-    if (!h->managed && !h->socket && managed && kn_node_scalar_kind(managed) == KN_SCALAR_BOOL) {
-        kn_config_error(ctx, ctx->path, managed, "'socket' is required when 'managed' is false");
-    }
-    if (h->metrics_bind && kn_node_get(node, "metricsBind") &&
-        !kn_config_is_host_port(h->metrics_bind)) {
-        kn_config_error(ctx, ctx->path, kn_node_get(node, "metricsBind"),
-                        "'metricsBind' must be " KN_CONFIG_HOST_PORT ", got '%s'", h->metrics_bind);
-    }
-out:
-    return;
+    kn_schema_error(ctx, kn_node_get(node, "type"), "'%s.type' must be one of %s, got '%s'",
+                    ctx->path, names, type);
 }
 
-static const struct kn_field kn_config_haproxy_fields[] = {
-    {.key = "managed",
-     .type = KN_TYPE_BOOL,
-     .offset = offsetof(struct kn_haproxy_config, managed),
-     .def = "true",
-     .help = "true: kanaria runs HAProxy itself; false: it drives an existing one through socket"},
-    {.key = "socket",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_haproxy_config, socket),
-     .flags = KN_FIELD_NONEMPTY,
-     .help = "HAProxy runtime API socket (level admin); required when managed is false, "
-             "under dataDir by default"},
-    {.key = "binary",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_haproxy_config, binary),
-     .flags = KN_FIELD_NONEMPTY,
-     .def = "haproxy",
-     .help = "HAProxy executable a managed HAProxy runs (looked up in PATH)"},
-    {.key = "metricsBind",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_haproxy_config, metrics_bind),
-     .flags = KN_FIELD_NONEMPTY,
-     .def = "127.0.0.1:8404",
-     .help = "HOST:PORT where a managed HAProxy serves its Prometheus exporter (/metrics)"},
-};
-
-static const struct kn_schema kn_config_haproxy_schema = {
-    .name = "haproxy",
-    KN_SCHEMA_FIELDS(kn_config_haproxy_fields),
-    .size = sizeof(struct kn_haproxy_config),
-    .set_offset = offsetof(struct kn_haproxy_config, set),
-    .check = kn_config_check_haproxy,
-};
-
-static void kn_config_check_ports(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+/* The schema of the other keys of a platform: its type's. */
+static const struct kn_schema *kn_config_platform_variant(const void *obj,
+                                                          const struct kn_node *node,
+                                                          struct kn_schema_ctx *ctx)
 {
-    const struct kn_port_range *r = obj;
+    const struct kn_platform_config *p = obj;
+    const struct kn_platform_type *type = kn_platform_type_find(p->type);
+    struct kn_buf names;
 
-    /* out-of-range values were reported by the table already */
-    if (r->min >= 1024 && r->max <= 65535 && r->min > r->max) {
-        kn_config_error(ctx, ctx->path, node, "'min' (%lld) must not be greater than 'max' (%lld)",
-                        r->min, r->max);
+    if (!type && p->type && p->type[0] && ctx) {
+        kn_buf_init(&names, KN_BUF_UNBOUNDED);
+        for (size_t i = 0; kn_platform_types[i]; i++) {
+            kn_buf_addf(&names, "%s%s", i ? ", " : "", kn_platform_types[i]->name);
+        }
+        kn_config_unknown_type(ctx, node, p->type, names.data);
+        kn_buf_release(&names);
     }
+    return type ? type->config_schema : NULL;
 }
 
-static const struct kn_field kn_config_ports_fields[] = {
-    {.key = "min",
-     .type = KN_TYPE_INT,
-     .offset = offsetof(struct kn_port_range, min),
-     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
-     .def = "20000",
-     .min = 1024,
-     .max = 65535,
-     .help = "lowest loopback port given to an app instance"},
-    {.key = "max",
-     .type = KN_TYPE_INT,
-     .offset = offsetof(struct kn_port_range, max),
-     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
-     .def = "29999",
-     .min = 1024,
-     .max = 65535,
-     .help = "highest loopback port given to an app instance (at least min)"},
-};
+static void kn_config_check_platform(void *obj, const struct kn_node *node,
+                                     struct kn_schema_ctx *ctx)
+{
+    struct kn_platform_config *p = obj;
 
-static const struct kn_schema kn_config_ports_schema = {
-    .name = "ports",
-    KN_SCHEMA_FIELDS(kn_config_ports_fields),
-    .size = sizeof(struct kn_port_range),
-    .set_offset = offsetof(struct kn_port_range, set),
-    .check = kn_config_check_ports,
-};
+    (void)node;
+    (void)ctx;
+    p->ptype = kn_platform_type_find(p->type);
+}
 
 static const struct kn_field kn_config_platform_fields[] = {
     {.key = "name",
@@ -494,21 +424,10 @@ static const struct kn_field kn_config_platform_fields[] = {
      .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
      .help = "unique name that apps give as spec.platform"},
     {.key = "type",
-     .type = KN_TYPE_ENUM,
+     .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_platform_config, type),
-     .flags = KN_FIELD_REQUIRED,
-     .enums = kn_config_platform_type_names,
-     .help = "platform type; local runs processes on this host behind HAProxy"},
-    {.key = "haproxy",
-     .type = KN_TYPE_OBJECT,
-     .offset = offsetof(struct kn_platform_config, haproxy),
-     .sub = &kn_config_haproxy_schema,
-     .help = "local: the HAProxy in front of the app instances"},
-    {.key = "ports",
-     .type = KN_TYPE_OBJECT,
-     .offset = offsetof(struct kn_platform_config, ports),
-     .sub = &kn_config_ports_schema,
-     .help = "local: the range of ports app instances listen on"},
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "platform type: `kanaria help platform` lists them"},
 };
 
 static const struct kn_schema kn_config_platform_schema = {
@@ -516,56 +435,40 @@ static const struct kn_schema kn_config_platform_schema = {
     KN_SCHEMA_FIELDS(kn_config_platform_fields),
     .size = sizeof(struct kn_platform_config),
     .set_offset = offsetof(struct kn_platform_config, set),
+    .check = kn_config_check_platform,
+    .variant = kn_config_platform_variant,
+    .variant_offset = offsetof(struct kn_platform_config, options),
+    .variant_help = "the keys of its type: `kanaria help platform TYPE`",
 };
 
-/* ---- metrics providers ---------------------------------------------------------------------- */
-
-static void kn_config_check_basic_auth(void *obj, const struct kn_node *node,
-                                       struct kn_schema_ctx *ctx)
+/* The schema of the other keys of a metrics provider: its type's. */
+static const struct kn_schema *kn_config_metrics_variant(const void *obj,
+                                                         const struct kn_node *node,
+                                                         struct kn_schema_ctx *ctx)
 {
-    const struct kn_basic_auth *a = obj;
+    const struct kn_metrics_provider_config *p = obj;
+    const struct kn_metrics_type *type = kn_metrics_type_find(p->type);
+    struct kn_buf names;
 
-    if (node && !!a->username != !!a->password_file) {
-        kn_config_error(ctx, ctx->path, node,
-                        "'username' and 'passwordFile' go together, '%s' is missing",
-                        a->username ? "passwordFile" : "username");
+    if (!type && p->type && p->type[0] && ctx) {
+        kn_buf_init(&names, KN_BUF_UNBOUNDED);
+        for (size_t i = 0; kn_metrics_types[i]; i++) {
+            kn_buf_addf(&names, "%s%s", i ? ", " : "", kn_metrics_types[i]->name);
+        }
+        kn_config_unknown_type(ctx, node, p->type, names.data);
+        kn_buf_release(&names);
     }
+    return type ? type->config_schema : NULL;
 }
-
-static const struct kn_field kn_config_basic_auth_fields[] = {
-    {.key = "username",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_basic_auth, username),
-     .flags = KN_FIELD_NONEMPTY,
-     .help = "HTTP basic auth user; with passwordFile"},
-    {.key = "passwordFile",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_basic_auth, password_file),
-     .flags = KN_FIELD_NONEMPTY,
-     .help = "file holding the HTTP basic auth password; with username"},
-};
-
-static const struct kn_schema kn_config_basic_auth_schema = {
-    .name = "basicAuth",
-    KN_SCHEMA_FIELDS(kn_config_basic_auth_fields),
-    .size = sizeof(struct kn_basic_auth),
-    .set_offset = offsetof(struct kn_basic_auth, set),
-    .check = kn_config_check_basic_auth,
-};
 
 static void kn_config_check_metrics_provider(void *obj, const struct kn_node *node,
                                              struct kn_schema_ctx *ctx)
 {
-    const struct kn_metrics_provider_config *p = obj;
+    struct kn_metrics_provider_config *p = obj;
 
-    if (p->address && !kn_config_is_http_url(p->address)) {
-        kn_config_error(ctx, ctx->path, kn_node_get(node, "address"),
-                        "'address' must be an http:// or https:// url, got '%s'", p->address);
-    }
-    if (p->bearer_token_file && kn_node_get(node, "basicAuth")) {
-        kn_config_error(ctx, ctx->path, kn_node_get(node, "bearerTokenFile"),
-                        "'bearerTokenFile' and 'basicAuth' cannot both be set");
-    }
+    (void)node;
+    (void)ctx;
+    p->mtype = kn_metrics_type_find(p->type);
 }
 
 static const struct kn_field kn_config_metrics_provider_fields[] = {
@@ -575,34 +478,10 @@ static const struct kn_field kn_config_metrics_provider_fields[] = {
      .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
      .help = "unique name that ANALYSIS metrics give as provider"},
     {.key = "type",
-     .type = KN_TYPE_ENUM,
+     .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_metrics_provider_config, type),
-     .flags = KN_FIELD_REQUIRED,
-     .enums = kn_config_metrics_types,
-     .help = "provider type; prometheus runs range queries through /api/v1/query_range"},
-    {.key = "address",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_metrics_provider_config, address),
      .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
-     .help = "base url of the server, http:// or https://"},
-    {.key = "timeout",
-     .type = KN_TYPE_DURATION,
-     .offset = offsetof(struct kn_metrics_provider_config, timeout_ms),
-     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
-     .def = "10s",
-     .min = 1000,
-     .max = 300000,
-     .help = "limit on one query, 1s to 5m; a query that takes longer is inconclusive"},
-    {.key = "basicAuth",
-     .type = KN_TYPE_OBJECT,
-     .offset = offsetof(struct kn_metrics_provider_config, basic_auth),
-     .sub = &kn_config_basic_auth_schema,
-     .help = "HTTP basic auth; not with bearerTokenFile"},
-    {.key = "bearerTokenFile",
-     .type = KN_TYPE_STRING,
-     .offset = offsetof(struct kn_metrics_provider_config, bearer_token_file),
-     .flags = KN_FIELD_NONEMPTY,
-     .help = "file holding a token sent as `Authorization: Bearer`; not with basicAuth"},
+     .help = "provider type: `kanaria help metrics` lists them"},
 };
 
 static const struct kn_schema kn_config_metrics_provider_schema = {
@@ -611,6 +490,9 @@ static const struct kn_schema kn_config_metrics_provider_schema = {
     .size = sizeof(struct kn_metrics_provider_config),
     .set_offset = offsetof(struct kn_metrics_provider_config, set),
     .check = kn_config_check_metrics_provider,
+    .variant = kn_config_metrics_variant,
+    .variant_offset = offsetof(struct kn_metrics_provider_config, options),
+    .variant_help = "the keys of its type: `kanaria help metrics TYPE`",
 };
 
 /* ---- users ---------------------------------------------------------------------------------- */
@@ -951,17 +833,6 @@ static int kn_config_is_empty_doc(const struct kn_node *root)
     return !root || (root->type == KN_NODE_SCALAR && kn_node_scalar_kind(root) == KN_SCALAR_NULL);
 }
 
-static void kn_config_resolve_platforms(struct kn_config *cfg)
-{
-    struct kn_platform_config *p = cfg->platforms.items;
-
-    for (size_t i = 0; i < cfg->platforms.count; i++) {
-        if (kn_schema_isset(&kn_config_platform_schema, &p[i], "type")) {
-            p[i].ptype = kn_platform_type_find(kn_config_platform_type_names[p[i].type]);
-        }
-    }
-}
-
 int kn_config_load(struct kn_config **out, const char *path, struct kn_diags *diags)
 {
     struct kn_config *cfg = NULL;
@@ -999,7 +870,6 @@ int kn_config_load(struct kn_config **out, const char *path, struct kn_diags *di
         rc = KN_ESCHEMA;
         goto out;
     }
-    kn_config_resolve_platforms(cfg);
     *out = cfg;
     cfg = NULL;
 out:
@@ -1051,63 +921,32 @@ static int kn_config_str_differs(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
-/* The first key of a platform that differs, NULL when none. */
-static const char *kn_config_platform_differs(const struct kn_platform_config *a,
-                                              const struct kn_platform_config *b)
+/* The first entry of a list of `schema` structs that differs, with its first differing key
+ * ("platforms[0].ports.max"), in key; 0 when none does. Generic over the entries' types: the
+ * schemas chosen by `type` are compared key by key. */
+static int kn_config_list_differs(const char *name, const struct kn_schema *schema,
+                                  const struct kn_list *a, const struct kn_list *b, char *key,
+                                  size_t size)
 {
-    const char *key = NULL;
+    char field[200];
 
-    if (kn_config_str_differs(a->name, b->name)) {
-        key = "name";
-    } else if (a->type != b->type) {
-        key = "type";
-    } else if (a->haproxy.managed != b->haproxy.managed) {
-        key = "haproxy.managed";
-    } else if (kn_config_str_differs(a->haproxy.socket, b->haproxy.socket)) {
-        key = "haproxy.socket";
-    } else if (kn_config_str_differs(a->haproxy.binary, b->haproxy.binary)) {
-        key = "haproxy.binary";
-    } else if (kn_config_str_differs(a->haproxy.metrics_bind, b->haproxy.metrics_bind)) {
-        key = "haproxy.metricsBind";
-    } else if (a->ports.min != b->ports.min) {
-        key = "ports.min";
-    } else if (a->ports.max != b->ports.max) {
-        key = "ports.max";
+    if (a->count != b->count) {
+        snprintf(key, size, "%s", name);
+        return 1;
     }
-    return key;
-}
-
-/* The first key of a metrics provider that differs, NULL when none. */
-static const char *kn_config_metrics_differs(const struct kn_metrics_provider_config *a,
-                                             const struct kn_metrics_provider_config *b)
-{
-    const char *key = NULL;
-
-    if (kn_config_str_differs(a->name, b->name)) {
-        key = "name";
-    } else if (a->type != b->type) {
-        key = "type";
-    } else if (kn_config_str_differs(a->address, b->address)) {
-        key = "address";
-    } else if (a->timeout_ms != b->timeout_ms) {
-        key = "timeout";
-    } else if (kn_config_str_differs(a->basic_auth.username, b->basic_auth.username)) {
-        key = "basicAuth.username";
-    } else if (kn_config_str_differs(a->basic_auth.password_file, b->basic_auth.password_file)) {
-        key = "basicAuth.passwordFile";
-    } else if (kn_config_str_differs(a->bearer_token_file, b->bearer_token_file)) {
-        key = "bearerTokenFile";
+    for (size_t i = 0; i < a->count; i++) {
+        if (kn_schema_compare(schema, (const char *)a->items + i * schema->size,
+                              (const char *)b->items + i * schema->size, field, sizeof(field))) {
+            snprintf(key, size, "%s[%zu].%s", name, i, field);
+            return 1;
+        }
     }
-    return key;
+    return 0;
 }
 
 int kn_config_restart_key(const struct kn_config *running, const struct kn_config *cfg,
                           char *key, size_t size)
 {
-    const struct kn_platform_config *pa = running->platforms.items;
-    const struct kn_platform_config *pb = cfg->platforms.items;
-    const struct kn_metrics_provider_config *ma = running->metrics_providers.items;
-    const struct kn_metrics_provider_config *mb = cfg->metrics_providers.items;
     const char *field = NULL;
 
     key[0] = '\0';
@@ -1121,27 +960,60 @@ int kn_config_restart_key(const struct kn_config *running, const struct kn_confi
         field = "tls.keyFile";
     } else if (running->drift_interval_ms != cfg->drift_interval_ms) {
         field = "driftInterval";
-    } else if (running->platforms.count != cfg->platforms.count) {
-        field = "platforms";
-    } else if (running->metrics_providers.count != cfg->metrics_providers.count) {
-        field = "metricsProviders";
     }
     if (field) {
         snprintf(key, size, "%s", field);
         goto out;
     }
-    for (size_t i = 0; i < cfg->platforms.count; i++) {
-        if ((field = kn_config_platform_differs(&pa[i], &pb[i])) != NULL) {
-            snprintf(key, size, "platforms[%zu].%s", i, field);
-            goto out;
-        }
+    if (kn_config_list_differs("platforms", &kn_config_platform_schema, &running->platforms,
+                               &cfg->platforms, key, size)) {
+        goto out;
     }
-    for (size_t i = 0; i < cfg->metrics_providers.count; i++) {
-        if ((field = kn_config_metrics_differs(&ma[i], &mb[i])) != NULL) {
-            snprintf(key, size, "metricsProviders[%zu].%s", i, field);
-            goto out;
-        }
-    }
+    kn_config_list_differs("metricsProviders", &kn_config_metrics_provider_schema,
+                           &running->metrics_providers, &cfg->metrics_providers, key, size);
 out:
     return key[0] != '\0';
+}
+
+/* ---- the embedded default platform ---------------------------------------------------------- */
+
+int kn_config_platform_default(struct kn_platform_config *out, const char *name,
+                               const char *type)
+{
+    const struct kn_platform_type *ptype = kn_platform_type_find(type);
+    struct kn_schema_ctx ctx;
+    struct kn_diags diags;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!ptype || !name) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    out->name = kn_strdup(name);
+    out->type = kn_strdup(type);
+    out->ptype = ptype;
+    if (ptype->config_schema) {
+        memset(&ctx, 0, sizeof(ctx));
+        kn_diags_init(&diags, 0);
+        ctx.diags = &diags;
+        out->options = kn_calloc(1, ptype->config_schema->size);
+        /* every key absent: the defaults, which a type's table must make valid */
+        kn_schema_parse(ptype->config_schema, NULL, NULL, out->options, &ctx);
+        rc = diags.count > 0 ? KN_EINVAL : 0;
+        kn_diags_release(&diags);
+    }
+out:
+    if (rc < 0) {
+        kn_config_platform_release(out);
+    }
+    return rc;
+}
+
+void kn_config_platform_release(struct kn_platform_config *p)
+{
+    if (p) {
+        kn_schema_release(&kn_config_platform_schema, p);
+        memset(p, 0, sizeof(*p));
+    }
 }

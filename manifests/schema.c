@@ -18,6 +18,9 @@
 
 static void parse_struct(const struct kn_schema *schema, const struct kn_node *node,
                          const struct kn_loc *where, void *obj, struct kn_schema_ctx *ctx);
+static void parse_fields(const struct kn_schema *schema, const struct kn_schema *outer,
+                         const struct kn_node *node, const struct kn_loc *where, void *obj,
+                         struct kn_schema_ctx *ctx);
 
 static void add_diag(struct kn_schema_ctx *ctx, const struct kn_loc *loc, const char *fmt,
                      va_list ap) __attribute__((format(printf, 3, 0)));
@@ -40,6 +43,27 @@ void kn_schema_error(struct kn_schema_ctx *ctx, const struct kn_node *node, cons
     va_start(ap, fmt);
     add_diag(ctx, node ? &node->loc : ctx->where, fmt, ap);
     va_end(ap);
+}
+
+void kn_schema_error_in(struct kn_schema_ctx *ctx, const char *subject,
+                        const struct kn_node *node, const char *fmt, ...)
+{
+    const char *saved = ctx->prefix;
+    char *prefix = NULL;
+    char *msg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = kn_vasprintf(fmt, ap);
+    va_end(ap);
+    if (subject && subject[0]) {
+        prefix = saved && saved[0] ? kn_asprintf("%s: %s", saved, subject) : kn_strdup(subject);
+        ctx->prefix = prefix;
+    }
+    kn_schema_error(ctx, node, "%s", msg);
+    ctx->prefix = saved;
+    free(prefix);
+    free(msg);
 }
 
 void kn_schema_error_at(struct kn_schema_ctx *ctx, const struct kn_loc *loc, const char *fmt,
@@ -283,23 +307,27 @@ static const struct kn_field *find_field(const struct kn_schema *schema, const c
     return NULL;
 }
 
-static void unknown_key(const struct kn_schema *schema, const struct kn_node *key,
-                        struct kn_schema_ctx *ctx)
+/* `outer`: the schema whose variant `schema` is (its fixed keys are allowed too), or NULL. */
+static void unknown_key(const struct kn_schema *schema, const struct kn_schema *outer,
+                        const struct kn_node *key, struct kn_schema_ctx *ctx)
 {
+    const struct kn_schema *both[2] = {outer, schema};
     struct kn_buf allowed;
     const char *suggest = NULL;
     size_t best = 3;
 
     kn_buf_init(&allowed, KN_BUF_UNBOUNDED);
-    for (size_t i = 0; i < schema->nfields; i++) {
-        size_t d = edit_distance(key->scalar, schema->fields[i].key);
-        if (d < best) {
-            best = d;
-            suggest = schema->fields[i].key;
+    for (size_t s = 0; s < 2; s++) {
+        for (size_t i = 0; both[s] && i < both[s]->nfields; i++) {
+            size_t d = edit_distance(key->scalar, both[s]->fields[i].key);
+            if (d < best) {
+                best = d;
+                suggest = both[s]->fields[i].key;
+            }
+            kn_buf_addf(&allowed, "%s%s", allowed.len ? ", " : "", both[s]->fields[i].key);
         }
-        kn_buf_addf(&allowed, "%s%s", i ? ", " : "", schema->fields[i].key);
     }
-    if (schema->nfields == 0) {
+    if (allowed.len == 0) {
         kn_buf_adds(&allowed, "none");
     }
     if (suggest) {
@@ -635,12 +663,47 @@ static void apply_default(const struct kn_field *f, const struct kn_loc *where,
     parse_value(f, &def, name, obj, ctx);
 }
 
+/* The keys the fixed fields do not know, parsed by the schema the variant hook chooses into a
+ * struct of its own at variant_offset. `rest` holds those pairs (nrest of them). */
+static void parse_variant(const struct kn_schema *schema, const struct kn_node *node,
+                          const struct kn_loc *where, struct kn_pair *rest, size_t nrest,
+                          void *obj, struct kn_schema_ctx *ctx)
+{
+    const struct kn_schema *sub = schema->variant(obj, node, ctx);
+    void **slot = at(obj, schema->variant_offset);
+    struct kn_node map = {0};
+
+    if (!sub) {
+        return; /* the hook said why; its keys cannot be checked */
+    }
+    *slot = kn_calloc(1, sub->size);
+    if (!node) {
+        parse_fields(sub, schema, NULL, where, *slot, ctx);
+        return;
+    }
+    /* a map of the other keys alone, for the variant's check hook and locations */
+    map.type = KN_NODE_MAP;
+    map.loc = node->loc;
+    map.pairs = rest;
+    map.len = nrest;
+    parse_fields(sub, schema, &map, where, *slot, ctx);
+}
+
 static void parse_struct(const struct kn_schema *schema, const struct kn_node *node,
                          const struct kn_loc *where, void *obj, struct kn_schema_ctx *ctx)
+{
+    parse_fields(schema, NULL, node, where, obj, ctx);
+}
+
+static void parse_fields(const struct kn_schema *schema, const struct kn_schema *outer,
+                         const struct kn_node *node, const struct kn_loc *where, void *obj,
+                         struct kn_schema_ctx *ctx)
 {
     const struct kn_node *values[KN_SCHEMA_MAX_FIELDS] = {0};
     uint64_t *set = at(obj, schema->set_offset);
     char name[sizeof(ctx->path)];
+    struct kn_pair *rest = NULL;
+    size_t nrest = 0;
     int wrong_type = 0;
 
     if (node && node->type != KN_NODE_MAP && !is_null(node)) {
@@ -651,12 +714,17 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
         node = NULL;
     }
     if (node && node->type == KN_NODE_MAP) {
+        if (schema->variant) {
+            rest = kn_calloc(node->len ? node->len : 1, sizeof(*rest));
+        }
         for (size_t i = 0; i < node->len; i++) {
             size_t index;
             const struct kn_pair *pair = &node->pairs[i];
             if (!find_field(schema, pair->key->scalar, &index)) {
-                if (!schema->other_key || !schema->other_key(pair, ctx)) {
-                    unknown_key(schema, pair->key, ctx);
+                if (rest) {
+                    rest[nrest++] = *pair; /* for the variant's schema */
+                } else if (!schema->other_key || !schema->other_key(pair, ctx)) {
+                    unknown_key(schema, outer, pair->key, ctx);
                 }
                 continue;
             }
@@ -682,6 +750,10 @@ static void parse_struct(const struct kn_schema *schema, const struct kn_node *n
         *set |= (uint64_t)1 << i;
         parse_value(f, values[i], name, obj, ctx);
     }
+    if (schema->variant) {
+        parse_variant(schema, node, node ? &node->loc : where, rest, nrest, obj, ctx);
+        free(rest);
+    }
     if (schema->check) {
         const struct kn_loc *saved = ctx->where;
         ctx->where = node ? &node->loc : where;
@@ -704,6 +776,16 @@ void kn_schema_release(const struct kn_schema *schema, void *obj)
     }
     if (schema->release) {
         schema->release(obj);
+    }
+    if (schema->variant) {
+        void **slot = at(obj, schema->variant_offset);
+        /* asked before the fixed fields it is chosen by are freed */
+        const struct kn_schema *sub = *slot ? schema->variant(obj, NULL, NULL) : NULL;
+        if (sub) {
+            kn_schema_release(sub, *slot);
+        }
+        free(*slot);
+        *slot = NULL;
     }
     for (size_t i = 0; i < schema->nfields; i++) {
         const struct kn_field *f = &schema->fields[i];
@@ -820,4 +902,146 @@ void kn_schema_describe(const struct kn_schema *schema, const char *prefix, stru
             kn_schema_describe(f->sub, sub, buf);
         }
     }
+    if (schema->variant) {
+        join_path(path, sizeof(path), prefix, "*");
+        kn_buf_addf(buf, "| `%s` | any |  | %s |\n", path,
+                    schema->variant_help ? schema->variant_help : "");
+    }
+}
+
+/* ---- comparing -------------------------------------------------------------------------- */
+
+static int str_differs(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static int nodes_differ(const struct kn_node *a, const struct kn_node *b)
+{
+    json_t *ja, *jb;
+    int differs;
+
+    if (!a || !b) {
+        return a != b;
+    }
+    ja = kn_node_to_json(a);
+    jb = kn_node_to_json(b);
+    differs = !json_equal(ja, jb);
+    json_decref(ja);
+    json_decref(jb);
+    return differs;
+}
+
+static int compare_struct(const struct kn_schema *schema, const void *a, const void *b,
+                          const char *prefix, char *key, size_t size);
+
+/* Whether field f differs between a and b; writes the differing path into key. */
+static int compare_field(const struct kn_field *f, const void *a, const void *b,
+                         const char *path, char *key, size_t size)
+{
+    const void *pa = (const char *)a + f->offset;
+    const void *pb = (const char *)b + f->offset;
+    char item[352]; /* path (320) and "[N]" */
+    int differs = 0;
+
+    switch (f->type) {
+    case KN_TYPE_STRING:
+        differs = str_differs(*(char *const *)pa, *(char *const *)pb);
+        break;
+    case KN_TYPE_BOOL:
+    case KN_TYPE_ENUM:
+        differs = *(const int *)pa != *(const int *)pb;
+        break;
+    case KN_TYPE_INT:
+    case KN_TYPE_DURATION:
+        differs = *(const long long *)pa != *(const long long *)pb;
+        break;
+    case KN_TYPE_DOUBLE:
+    case KN_TYPE_PERCENT:
+        differs = *(const double *)pa != *(const double *)pb;
+        break;
+    case KN_TYPE_SCALE: {
+        const struct kn_scale *sa = pa, *sb = pb;
+        differs = sa->value != sb->value || sa->percent != sb->percent;
+        break;
+    }
+    case KN_TYPE_STRING_LIST: {
+        const struct kn_strlist *la = pa, *lb = pb;
+        differs = la->count != lb->count;
+        for (size_t i = 0; !differs && i < la->count; i++) {
+            differs = str_differs(la->items[i], lb->items[i]);
+        }
+        break;
+    }
+    case KN_TYPE_STRING_MAP: {
+        const struct kn_strmap *ma = pa, *mb = pb;
+        differs = ma->count != mb->count;
+        for (size_t i = 0; !differs && i < ma->count; i++) {
+            differs = str_differs(ma->keys[i], mb->keys[i]) ||
+                      str_differs(ma->values[i], mb->values[i]);
+        }
+        break;
+    }
+    case KN_TYPE_OBJECT:
+        return compare_struct(f->sub, pa, pb, path, key, size);
+    case KN_TYPE_LIST: {
+        const struct kn_list *la = pa, *lb = pb;
+        if (la->count != lb->count) {
+            differs = 1;
+            break;
+        }
+        for (size_t i = 0; i < la->count; i++) {
+            snprintf(item, sizeof(item), "%s[%zu]", path, i);
+            if (compare_struct(f->sub, (const char *)la->items + i * f->sub->size,
+                               (const char *)lb->items + i * f->sub->size, item, key, size)) {
+                return 1;
+            }
+        }
+        break;
+    }
+    case KN_TYPE_NODE:
+        differs = nodes_differ(*(const struct kn_node *const *)pa,
+                               *(const struct kn_node *const *)pb);
+        break;
+    }
+    if (differs) {
+        snprintf(key, size, "%s", path);
+    }
+    return differs;
+}
+
+static int compare_struct(const struct kn_schema *schema, const void *a, const void *b,
+                          const char *prefix, char *key, size_t size)
+{
+    char path[320];
+
+    for (size_t i = 0; i < schema->nfields; i++) {
+        join_path(path, sizeof(path), prefix, schema->fields[i].key);
+        if (compare_field(&schema->fields[i], a, b, path, key, size)) {
+            return 1;
+        }
+    }
+    if (schema->variant) {
+        const void *va = *(void *const *)((const char *)a + schema->variant_offset);
+        const void *vb = *(void *const *)((const char *)b + schema->variant_offset);
+        const struct kn_schema *sa = va ? schema->variant(a, NULL, NULL) : NULL;
+        const struct kn_schema *sb = vb ? schema->variant(b, NULL, NULL) : NULL;
+        if (sa != sb) {
+            snprintf(key, size, "%s", prefix && prefix[0] ? prefix : "*");
+            return 1;
+        }
+        if (sa && compare_struct(sa, va, vb, prefix, key, size)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int kn_schema_compare(const struct kn_schema *schema, const void *a, const void *b, char *key,
+                      size_t size)
+{
+    if (size > 0) {
+        key[0] = '\0';
+    }
+    return compare_struct(schema, a, b, "", key, size);
 }

@@ -11,6 +11,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "kanaria/metrics.h"
 #include "stages.h"
 
 static const char *const strategies[] = {"threshold", "canary-primary", "canary-baseline",
@@ -628,6 +629,39 @@ static const struct kn_schema analysis_schema = {
     .check = analysis_check,
 };
 
+/* The provider's own check of a metric's query, with its placeholders filled in by sample
+ * values (its args by their own): located at the query, or at the metric when the query came
+ * from a shared template. */
+static void check_query(const struct kn_metrics_provider_config *provider,
+                        const struct kn_analysis_metric *m, const struct kn_node *at,
+                        const struct kn_stage_config *stage, struct kn_schema_ctx *ctx)
+{
+    const struct kn_metrics_type *type = provider->mtype;
+    const struct kn_node *query = kn_node_get(at, "query");
+    char *filled = NULL;
+    char msg[256];
+
+    if (!type || !type->check_query) {
+        goto out;
+    }
+    filled = kn_analysis_fill(m->query, &m->args, "app", "canary", "1m",
+                              "0000000000000000000000000000000000000000");
+    if (!filled || type->check_query(filled, msg, sizeof(msg)) == 0) {
+        goto out; /* too long once filled in: reported when the stage runs */
+    }
+    if (query || at != stage->with_node) {
+        kn_schema_error(ctx, query ? query : at,
+                        "stage 'ANALYSIS': metric '%s': the %s query is not valid: %s",
+                        m->name ? m->name : "?", type->name, msg);
+    } else {
+        kn_schema_error_at(ctx, &stage->loc,
+                           "stage 'ANALYSIS': metric '%s': the %s query is not valid: %s",
+                           m->name ? m->name : "?", type->name, msg);
+    }
+out:
+    free(filled);
+}
+
 static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_config *stage,
                               struct kn_schema_ctx *ctx)
 {
@@ -666,6 +700,9 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
                                "stage 'ANALYSIS': metric '%s' uses provider '%s', which "
                                "kanaria.yaml does not declare in 'metricsProviders'",
                                m->name ? m->name : "?", m->provider);
+        } else if (sim->controller && m->provider && m->query) {
+            check_query(kn_config_metrics_provider(sim->controller, m->provider), m,
+                        list_item(stage->with_node, "metrics", i), stage, ctx);
         }
     }
 }

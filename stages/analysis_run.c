@@ -73,9 +73,7 @@ static void tick(struct kn_stage_run *run);
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-/* `tmpl` with {{app}}, {{variant}}, {{window}}, {{commit}} and {{args.NAME}} filled in (validation
- * has refused anything else). Caller frees. */
-static char *fill(const char *tmpl, const struct kn_strmap *args, const char *app,
+char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args, const char *app,
                   const char *variant, const char *window, const char *commit)
 {
     struct kn_buf b;
@@ -500,7 +498,8 @@ static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
         ev->nq = 2;
     }
     for (int i = 0; i < ev->nq; i++) {
-        ev->query[i] = fill(m->query, &m->args, d->app, ev->variant[i], window, d->commit);
+        ev->query[i] =
+            kn_analysis_fill(m->query, &m->args, d->app, ev->variant[i], window, d->commit);
     }
     too_long = !ev->query[0] || (ev->nq == 2 && !ev->query[1]);
     for (int i = 0; i < ev->nq; i++) {

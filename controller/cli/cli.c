@@ -13,6 +13,8 @@
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
 #include "kanaria/config.h"
+#include "kanaria/metrics.h"
+#include "kanaria/platform.h"
 #include "kanaria/stage.h"
 #include "git/git.h"
 #include "platforms/local/local_service.h"
@@ -57,7 +59,9 @@ static const struct kn_cli_command commands[] = {
      "remove an orphaned app (its folder was deleted): instances, frontend and backend",
      kn_cmd_prune},
     {"version", "kanaria version", "print the version", cmd_version},
-    {"help", "kanaria help [COMMAND | config | app | stages | localservice]",
+    {"help",
+     "kanaria help [COMMAND | config | app | stages | platform [TYPE] | metrics [TYPE] | "
+     "localservice]",
      "show help, or the configuration reference", cmd_help},
 };
 
@@ -114,6 +118,200 @@ static void print_stages(void)
     }
 }
 
+/* ---- providers: `kanaria help platform [TYPE]`, `kanaria help metrics [TYPE]` --------------- */
+
+static void print_caps(unsigned caps)
+{
+    int first = 1;
+
+    printf("Capabilities:");
+    for (unsigned bit = 1; bit && bit <= caps; bit <<= 1) {
+        if (caps & bit) {
+            printf("%s %s", first ? "" : ",", kn_platform_cap_name(bit));
+            first = 0;
+        }
+    }
+    printf("%s.\n\n", first ? " none" : "");
+}
+
+/* The manifest kinds a platform type takes, and the schema of each closed one. */
+static void print_kinds(const struct kn_platform_type *t)
+{
+    static const char *const roles[] = {"", "workload", "route", "applied as it is"};
+    char title[160];
+
+    printf("## Manifest kinds\n\n| kind | apiVersion | role | count | |\n| --- | --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < t->nkinds; i++) {
+        const struct kn_manifest_kind *k = &t->kinds[i];
+        char count[32];
+        if (k->max > 0) {
+            snprintf(count, sizeof(count), "%d..%d", k->min, k->max);
+        } else {
+            snprintf(count, sizeof(count), "%d or more", k->min);
+        }
+        printf("| `%s` | %s | %s | %s | %s |\n", k->kind ? k->kind : "any other",
+               k->api_version ? k->api_version : "any",
+               k->role >= KN_KIND_WORKLOAD && k->role <= KN_KIND_OPEN ? roles[k->role] : "",
+               count, k->help ? k->help : "");
+    }
+    printf("\n");
+    for (size_t i = 0; i < t->nkinds; i++) {
+        if (t->kinds[i].kind && t->kinds[i].schema) {
+            snprintf(title, sizeof(title), "`%s`", t->kinds[i].kind);
+            print_reference(title, t->kinds[i].schema, "");
+        }
+    }
+}
+
+/* A platform type's reference, each part from its descriptor's tables. */
+static void print_platform_type(const struct kn_platform_type *t)
+{
+    char title[160];
+
+    printf("# platform type `%s`\n\n%s.\n\n", t->name, t->help);
+    print_caps(t->caps);
+    if (t->weight_step > 0) {
+        printf("Traffic moves in steps of %g%%.\n\n", t->weight_step);
+    }
+    if (t->config_schema) {
+        snprintf(title, sizeof(title),
+                 "kanaria.yaml `platforms[]` keys of type %s (beside `name` and `type`)", t->name);
+        print_reference(title, t->config_schema, "");
+    } else {
+        printf("A `platforms[]` entry of type %s takes only `name` and `type`.\n\n", t->name);
+    }
+    if (t->app_schema) {
+        snprintf(title, sizeof(title), "app.kanaria.yaml `spec.%s` keys", t->name);
+        print_reference(title, t->app_schema, "");
+    } else {
+        printf("Apps of type %s take no `spec.%s` options.\n\n", t->name, t->name);
+    }
+    print_kinds(t);
+}
+
+static void print_metrics_type(const struct kn_metrics_type *t)
+{
+    char title[160];
+    char step[32];
+
+    printf("# metrics provider type `%s`\n\n%s.\n\n", t->name, t->help ? t->help : "");
+    if (t->min_step_ms > 0) {
+        printf("Smallest step of a range query: %s.\n\n",
+               kn_duration_format(t->min_step_ms, step, sizeof(step)));
+    }
+    printf("Queries are %s when an app is validated.\n\n",
+           t->check_query ? "checked (syntax only)" : "not checked");
+    if (t->config_schema) {
+        snprintf(title, sizeof(title),
+                 "kanaria.yaml `metricsProviders[]` keys of type %s (beside `name` and `type`)",
+                 t->name);
+        print_reference(title, t->config_schema, "");
+    }
+    if (t->metric_schema) {
+        snprintf(title, sizeof(title), "a metric's own options for type %s", t->name);
+        print_reference(title, t->metric_schema, "");
+    }
+}
+
+static int help_platform(int argc, char **argv)
+{
+    const struct kn_platform_type *t = argc > 2 ? kn_platform_type_find(argv[2]) : NULL;
+    int rc = KN_EXIT_OK;
+
+    if (argc > 3) {
+        fprintf(stderr, "usage: kanaria help platform [TYPE]\n");
+        rc = KN_EXIT_USAGE;
+    } else if (argc == 3 && !t) {
+        fprintf(stderr, "kanaria: no platform type '%s' (types:", argv[2]);
+        for (size_t i = 0; kn_platform_types[i]; i++) {
+            fprintf(stderr, "%s %s", i ? "," : "", kn_platform_types[i]->name);
+        }
+        fprintf(stderr, ")\n");
+        rc = KN_EXIT_USAGE;
+    } else if (t) {
+        print_platform_type(t);
+    } else {
+        printf("platform types (`platforms[].type` in kanaria.yaml):\n\n");
+        for (size_t i = 0; kn_platform_types[i]; i++) {
+            printf("  %-12s %s\n", kn_platform_types[i]->name, kn_platform_types[i]->help);
+        }
+        printf("\n'kanaria help platform TYPE' shows a type's keys and what it can do.\n");
+    }
+    return rc;
+}
+
+static int help_metrics(int argc, char **argv)
+{
+    const struct kn_metrics_type *t = argc > 2 ? kn_metrics_type_find(argv[2]) : NULL;
+    int rc = KN_EXIT_OK;
+
+    if (argc > 3) {
+        fprintf(stderr, "usage: kanaria help metrics [TYPE]\n");
+        rc = KN_EXIT_USAGE;
+    } else if (argc == 3 && !t) {
+        fprintf(stderr, "kanaria: no metrics provider type '%s' (types:", argv[2]);
+        for (size_t i = 0; kn_metrics_types[i]; i++) {
+            fprintf(stderr, "%s %s", i ? "," : "", kn_metrics_types[i]->name);
+        }
+        fprintf(stderr, ")\n");
+        rc = KN_EXIT_USAGE;
+    } else if (t) {
+        print_metrics_type(t);
+    } else {
+        printf("metrics provider types (`metricsProviders[].type` in kanaria.yaml):\n\n");
+        for (size_t i = 0; kn_metrics_types[i]; i++) {
+            printf("  %-12s %s\n", kn_metrics_types[i]->name,
+                   kn_metrics_types[i]->help ? kn_metrics_types[i]->help : "");
+        }
+        printf("\n'kanaria help metrics TYPE' shows a type's keys.\n");
+    }
+    return rc;
+}
+
+/* ---- the topics of `kanaria help` ------------------------------------------------------------- */
+
+static int help_config(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    print_reference("kanaria.yaml", &kn_config_schema, "");
+    return KN_EXIT_OK;
+}
+
+static int help_app(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    print_reference("app.kanaria.yaml", &kn_app_config_schema, "");
+    return KN_EXIT_OK;
+}
+
+static int help_stages(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    print_stages();
+    return KN_EXIT_OK;
+}
+
+static int help_localservice(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    print_reference("LocalService", &kn_local_service_schema, "");
+    return KN_EXIT_OK;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is "help", argv[1] the topic */
+    int takes_arg;                     /* may be followed by one word (a type) */
+} help_topics[] = {
+    {"config", help_config, 0},     {"app", help_app, 0},
+    {"stages", help_stages, 0},     {"platform", help_platform, 1},
+    {"metrics", help_metrics, 1},   {"localservice", help_localservice, 0},
+};
+
 static int cmd_help(int argc, char **argv)
 {
     const char *topic = argc > 1 ? argv[1] : NULL;
@@ -122,21 +320,14 @@ static int cmd_help(int argc, char **argv)
         usage(stdout);
         return KN_EXIT_OK;
     }
-    if (strcmp(topic, "config") == 0) {
-        print_reference("kanaria.yaml", &kn_config_schema, "");
-        return KN_EXIT_OK;
-    }
-    if (strcmp(topic, "app") == 0) {
-        print_reference("app.kanaria.yaml", &kn_app_config_schema, "");
-        return KN_EXIT_OK;
-    }
-    if (strcmp(topic, "stages") == 0) {
-        print_stages();
-        return KN_EXIT_OK;
-    }
-    if (strcmp(topic, "localservice") == 0) {
-        print_reference("LocalService", &kn_local_service_schema, "");
-        return KN_EXIT_OK;
+    for (size_t i = 0; i < sizeof(help_topics) / sizeof(help_topics[0]); i++) {
+        if (strcmp(help_topics[i].name, topic) == 0) {
+            if (!help_topics[i].takes_arg && argc > 2) {
+                fprintf(stderr, "usage: kanaria help %s\n", topic);
+                return KN_EXIT_USAGE;
+            }
+            return help_topics[i].run(argc, argv);
+        }
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].name, topic) == 0) {

@@ -353,18 +353,18 @@ static void stop_platforms(struct serve *s)
 static int start_platforms(struct serve *s, const struct kn_config *cfg)
 {
     const struct kn_platform_config *pc = cfg->platforms.items;
+    struct kn_platform_config local_default = {0};
     struct kn_error err;
-
-    /* with no `platforms`, the embedded default: `local` with a managed HAProxy */
-    static const struct kn_platform_config local_default = {
-        .name = (char *)(uintptr_t) "local",
-        .haproxy = {.managed = 1, .metrics_bind = (char *)(uintptr_t) "127.0.0.1:8404"},
-        .ports = {.min = 20000, .max = 29999},
-        .ptype = &kn_platform_local,
-    };
     size_t count = cfg->platforms.count;
+    int rc = 0;
 
+    /* with no `platforms`, the embedded default: `local` with every key at its default (a
+     * managed HAProxy) */
     if (count == 0) {
+        if ((rc = kn_config_platform_default(&local_default, "local", "local")) < 0) {
+            kn_log_error(WHO, "the default platform 'local': %s", kn_strerror(rc));
+            return KN_EIO;
+        }
         pc = &local_default;
         count = 1;
     }
@@ -376,7 +376,8 @@ static int start_platforms(struct serve *s, const struct kn_config *cfg)
         kn_error_clear(&err);
         if (kn_metrics_new(&s->metrics[s->nmetrics], mc, s->http, &err) < 0) {
             kn_log_error(WHO, "metrics provider '%s': %s", mc->name, err.msg);
-            return KN_EIO;
+            rc = KN_EIO;
+            goto out;
         }
         s->nmetrics++;
     }
@@ -389,11 +390,14 @@ static int start_platforms(struct serve *s, const struct kn_config *cfg)
         if (kn_local_platform_new(&s->platforms[s->nplatforms], &s->loop, &pc[i], cfg->data_dir,
                                   s->http, &err) < 0) {
             kn_log_error(WHO, "platform '%s': %s", pc[i].name, err.msg);
-            return KN_EIO;
+            rc = KN_EIO;
+            goto out;
         }
         s->nplatforms++;
     }
-    return 0;
+out:
+    kn_config_platform_release(&local_default); /* the platform keeps copies */
+    return rc;
 }
 
 static void on_stop(uv_signal_t *h, int signum)

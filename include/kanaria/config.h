@@ -13,6 +13,7 @@
 #include "kanaria/schema.h"
 
 struct kn_platform_type;
+struct kn_metrics_type;
 
 struct kn_repo_credentials {
     uint64_t set;
@@ -38,47 +39,28 @@ struct kn_repo_config {
     struct kn_repo_webhook webhook;
 };
 
-struct kn_haproxy_config {
-    uint64_t set;
-    int managed;
-    char *socket;
-    char *binary;
-    char *metrics_bind;
-};
-
-struct kn_port_range {
-    uint64_t set;
-    long long min;
-    long long max;
-};
-
+/*
+ * A `platforms[]` entry: `name` and `type` here, every other key belongs to the type and is
+ * parsed by its descriptor's config_schema into `options` (the local platform's struct
+ * kn_local_config, ...). The type is looked up in kn_platform_types[]; an unknown one is a
+ * located error listing the registered types.
+ */
 struct kn_platform_config {
     uint64_t set;
     char *name;
-    int type; /* index into kn_platform_types */
-    struct kn_haproxy_config haproxy;
-    struct kn_port_range ports;
-    const struct kn_platform_type *ptype; /* resolved from type */
+    char *type;                           /* the `type:` as written */
+    const struct kn_platform_type *ptype; /* resolved from type; NULL only in a config that
+                                             failed to load */
+    void *options;                        /* owned: ptype->config_schema's struct */
 };
 
-enum kn_metrics_provider_type {
-    KN_METRICS_PROMETHEUS = 0,
-};
-
-struct kn_basic_auth {
-    uint64_t set;
-    char *username;
-    char *password_file;
-};
-
+/* A `metricsProviders[]` entry, the same shape: its type's keys are in `options`. */
 struct kn_metrics_provider_config {
     uint64_t set;
     char *name;
-    int type; /* enum kn_metrics_provider_type */
-    char *address;
-    long long timeout_ms;
-    struct kn_basic_auth basic_auth;
-    char *bearer_token_file;
+    char *type;
+    const struct kn_metrics_type *mtype; /* resolved from type, in kn_metrics_types[] */
+    void *options;                       /* owned: mtype->config_schema's struct */
 };
 
 enum kn_role {
@@ -156,6 +138,16 @@ const struct kn_platform_config *kn_config_platform(const struct kn_config *cfg,
                                                     const char *name);
 const struct kn_metrics_provider_config *kn_config_metrics_provider(const struct kn_config *cfg,
                                                                     const char *name);
+
+/*
+ * A platform entry of type `type` named `name` with every key of the type at its default: the
+ * embedded default platform of a config without `platforms` (`local` with a managed HAProxy).
+ * Fills *out (release with kn_config_platform_release); KN_EINVAL when no such type is
+ * registered.
+ */
+int kn_config_platform_default(struct kn_platform_config *out, const char *name,
+                               const char *type);
+void kn_config_platform_release(struct kn_platform_config *p);
 
 /*
  * What a reload (SIGHUP) cannot apply: the keys kanaria reads only at start (dataDir, listen, the

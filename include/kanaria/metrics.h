@@ -18,6 +18,7 @@
 
 struct kn_metrics_provider_config;
 struct kn_http_client;
+struct kn_schema;
 struct kn_metrics;
 
 struct kn_metrics_query {
@@ -48,9 +49,26 @@ void kn_metrics_result_release(struct kn_metrics_result *r);
 /* Called once per query; r is borrowed for the call (copy what must outlive it). */
 typedef void (*kn_metrics_cb)(const struct kn_metrics_result *r, void *data);
 
-/* A provider type: `prometheus`, ... */
+/* A provider type: `prometheus`, ... A provider is its folder, this descriptor and one line in
+ * the registry (controller/metrics/registry.c): kanaria.yaml, `kanaria validate` and
+ * `kanaria help metrics` read everything else from here. */
 struct kn_metrics_type {
-    const char *name;
+    const char *name;  /* the `type:` of a metricsProviders entry */
+    const char *help;  /* a paragraph for `kanaria help metrics TYPE` */
+    /* The keys of a metricsProviders entry of this type beside `name` and `type`; the parsed
+     * struct is kn_metrics_provider_config.options. NULL: none. */
+    const struct kn_schema *config_schema;
+    /* The keys of a metric's own options for this provider. NULL: a metric has none (the
+     * ANALYSIS stage has no place for them yet). */
+    const struct kn_schema *metric_schema;
+    /* The smallest step of a range query the provider answers, ms; 0: any. */
+    long long min_step_ms;
+    /*
+     * Check a query at validate time, after its placeholders were filled in with sample values:
+     * a cheap syntax check, no server asked. Returns 0, or KN_EINVAL with a plain message
+     * ("unbalanced '(' at offset 12") in msg. NULL: every query is accepted.
+     */
+    int (*check_query)(const char *query, char *msg, size_t size);
     /* Make an instance from its config; http is borrowed and must outlive the instance. */
     int (*create)(void **out, const struct kn_metrics_provider_config *cfg,
                   struct kn_http_client *http, struct kn_error *err);
@@ -59,9 +77,11 @@ struct kn_metrics_type {
     void (*destroy)(void *instance);
 };
 
-/* The registry of provider types, NULL-terminated, in the order of enum
- * kn_metrics_provider_type. */
+/* The registry of provider types, NULL-terminated. */
 extern const struct kn_metrics_type *const kn_metrics_types[];
+
+/* A registered type by name, or NULL. */
+const struct kn_metrics_type *kn_metrics_type_find(const char *name);
 
 /* A configured provider (instance + type). */
 struct kn_metrics {

@@ -47,6 +47,10 @@ struct kn_platform_type {
      * it is refused by validation. 0: any percent. */
     double weight_step;
     const char *help;
+    /* The keys of a `platforms[]` entry of this type beside `name` and `type`; the parsed
+     * struct is kn_platform_config.options. NULL: the type takes no keys. Its defaults must be
+     * valid: a config without `platforms` runs the embedded default with them. */
+    const struct kn_schema *config_schema;
 };
 
 /* The registered platform types, NULL-terminated. */

@@ -70,6 +70,19 @@ typedef void (*kn_schema_release_cb)(void *obj);
  * 0 when it is an unknown key (the usual error, listing the table's keys). */
 typedef int (*kn_schema_key_cb)(const struct kn_pair *pair, struct kn_schema_ctx *ctx);
 
+/*
+ * The schema of the keys of a map beyond its fixed `fields`, chosen by the values of those
+ * fields once parsed: a `platforms[]` entry has `name` and `type`, and the rest are the keys of
+ * that type (the type descriptor's own schema). Returns NULL when there is nothing to choose;
+ * with a ctx it then reports why (an unknown type, at its key), unless the selecting field is
+ * absent or wrong (its own error was reported already). kn_schema_release and
+ * kn_schema_compare call it again with node and ctx NULL: it must answer the same from obj
+ * alone, without reporting.
+ */
+typedef const struct kn_schema *(*kn_schema_variant_cb)(const void *obj,
+                                                        const struct kn_node *node,
+                                                        struct kn_schema_ctx *ctx);
+
 struct kn_schema {
     const char *name; /* "LocalService spec", "stage 'WAIT'": for docs */
     const struct kn_field *fields;
@@ -79,6 +92,13 @@ struct kn_schema {
     kn_schema_check_cb check;
     kn_schema_release_cb release;
     kn_schema_key_cb other_key; /* NULL: every key not in fields is an error */
+    /* Optional: the other keys of the map are parsed by the schema this returns, into a struct
+     * of its size allocated at the `void *` at variant_offset (owned: kn_schema_release frees
+     * it). An unknown key lists the allowed keys of both schemas. The check hook runs after
+     * both are parsed. */
+    kn_schema_variant_cb variant;
+    size_t variant_offset;
+    const char *variant_help; /* the reference row for those keys ("the keys of its type: ...") */
 };
 
 #define KN_SCHEMA_FIELDS(arr) (arr), (sizeof(arr) / sizeof((arr)[0]))
@@ -129,9 +149,24 @@ void kn_schema_release(const struct kn_schema *schema, void *obj);
 /* Whether `key` was given in the input (not defaulted). */
 int kn_schema_isset(const struct kn_schema *schema, const void *obj, const char *key);
 
+/*
+ * Compare two structs parsed by `schema` field by field (and their variants). Returns 0 when
+ * every value is the same, or 1 and the dotted path of the first key that differs in key
+ * ("ports.max", "items[2]" when a list's length differs; cut to size). A string absent and an
+ * empty one are the same; KN_TYPE_NODE values are compared as canonical JSON.
+ */
+int kn_schema_compare(const struct kn_schema *schema, const void *a, const void *b, char *key,
+                      size_t size);
+
 /* Add "file:line:col: [prefix: ]message" for node (NULL: no location) to ctx->diags. */
 void kn_schema_error(struct kn_schema_ctx *ctx, const struct kn_node *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Like kn_schema_error, with `subject` (usually ctx->path, "platforms[1]") after the context's
+ * prefix: "kanaria.yaml:12:7: platforms[1]: 'socket' is required when 'managed' is false". */
+void kn_schema_error_in(struct kn_schema_ctx *ctx, const char *subject,
+                        const struct kn_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Like kn_schema_error, at a given location. */
 void kn_schema_error_at(struct kn_schema_ctx *ctx, const struct kn_loc *loc, const char *fmt,

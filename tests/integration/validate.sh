@@ -78,6 +78,26 @@ check "a missing folder exits 1" $(( $? == 1 ? 0 : 1 ))
 ref=$("$bin" help config)
 grep -q '`dataDir`' <<<"$ref"
 check "help config prints the reference" $?
+ref=$("$bin" help platform local)
+grep -q '`haproxy.metricsBind`' <<<"$ref" && grep -q '`ports.min`' <<<"$ref"
+check "help platform local prints the local type's keys" $?
+"$bin" help platform kubernetes >"$tmp/help.out" 2>"$tmp/help.err"
+check "help on an unknown platform type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
+grep -qx "kanaria: no platform type 'kubernetes' (types: local)" "$tmp/help.err"
+check "help on an unknown platform type lists the types" $?
+ref=$("$bin" help platform)
+grep -q '^  local ' <<<"$ref"
+check "help platform lists the types" $?
+ref=$("$bin" help metrics prometheus)
+grep -q '`bearerTokenFile`' <<<"$ref"
+check "help metrics prometheus prints its keys" $?
+"$bin" help metrics graphite 2>"$tmp/help.err" >/dev/null
+check "help on an unknown metrics type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
+grep -qx "kanaria: no metrics provider type 'graphite' (types: prometheus)" "$tmp/help.err"
+check "help on an unknown metrics type lists the types" $?
+ref=$("$bin" help localservice)
+grep -q '`spec.command`' <<<"$ref"
+check "help localservice prints the LocalService reference" $?
 
 echo "validate: $passed passed, $failures failed"
 [ $failures -eq 0 ]

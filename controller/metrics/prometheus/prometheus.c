@@ -20,6 +20,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "metrics/prometheus/config.h"
 #include "util/http_client.h"
 
 /* A password or token file larger than this is not one. */
@@ -416,16 +417,18 @@ static void kn_prometheus_destroy(void *instance)
     free(p);
 }
 
-static int kn_prometheus_create(void **out, const struct kn_metrics_provider_config *cfg,
+static int kn_prometheus_create(void **out, const struct kn_metrics_provider_config *mc,
                                 struct kn_http_client *http, struct kn_error *err)
 {
+    static const struct kn_prometheus_config none = {0};
+    const struct kn_prometheus_config *cfg = mc->options ? mc->options : &none;
     struct kn_prometheus *p = NULL;
     char *secret = NULL;
     int rc = 0;
 
     *out = NULL;
     if (!cfg->address || !*cfg->address) {
-        rc = kn_error_set(err, KN_EINVAL, NULL, "metrics provider '%s': no address", cfg->name);
+        rc = kn_error_set(err, KN_EINVAL, NULL, "metrics provider '%s': no address", mc->name);
         goto out;
     }
     p = kn_calloc(1, sizeof(*p));
@@ -435,13 +438,13 @@ static int kn_prometheus_create(void **out, const struct kn_metrics_provider_con
     if (cfg->basic_auth.username) {
         if (cfg->basic_auth.password_file &&
             (rc = kn_prometheus_read_secret(&secret, "basicAuth.passwordFile",
-                                            cfg->basic_auth.password_file, cfg->name, err)) < 0) {
+                                            cfg->basic_auth.password_file, mc->name, err)) < 0) {
             goto out;
         }
         p->authorization = kn_prometheus_basic(cfg->basic_auth.username, secret ? secret : "");
     } else if (cfg->bearer_token_file) {
         if ((rc = kn_prometheus_read_secret(&secret, "bearerTokenFile", cfg->bearer_token_file,
-                                            cfg->name, err)) < 0) {
+                                            mc->name, err)) < 0) {
             goto out;
         }
         p->authorization = kn_asprintf("Authorization: Bearer %s", secret);
@@ -510,6 +513,14 @@ out:
 
 const struct kn_metrics_type kn_metrics_prometheus = {
     .name = "prometheus",
+    .help = "Prometheus's HTTP API: a metric's query is PromQL, run as a range query "
+            "(/api/v1/query_range) over the check's window with a step of max(1s, window/60); "
+            "HAProxy's exporter names servers VARIANT-N, so server=~\"{{variant}}-.*\" selects "
+            "one variant",
+    .config_schema = &kn_prometheus_config_schema,
+    .metric_schema = NULL,
+    .min_step_ms = 1000,
+    .check_query = kn_prometheus_check_query,
     .create = kn_prometheus_create,
     .query = kn_prometheus_query,
     .destroy = kn_prometheus_destroy,

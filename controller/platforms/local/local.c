@@ -9,6 +9,7 @@
  */
 #include "platforms/local/local.h"
 
+#include "platforms/local/config.h"
 #include "platforms/local/local_service.h"
 
 /* Paths of a LocalService whose change changes what runs: anything but spec.replicas (a quick
@@ -49,4 +50,5 @@ const struct kn_platform_type kn_platform_local = {
     .weight_step = 0,
     .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
             "ports from `ports`, checks their health and splits traffic with server weights",
+    .config_schema = &kn_local_config_schema,
 };

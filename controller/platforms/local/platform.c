@@ -20,6 +20,7 @@
 #include "kanaria/config.h"
 #include "kanaria/log.h"
 #include "kanaria/schema.h"
+#include "platforms/local/config.h"
 #include "platforms/local/haproxy.h"
 #include "platforms/local/local.h"
 #include "platforms/local/local_service.h"
@@ -1617,10 +1618,16 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
                           const struct kn_platform_config *cfg, const char *data_dir,
                           struct kn_http_client *http, struct kn_error *err)
 {
-    struct local *lp = kn_calloc(1, sizeof(*lp));
+    const struct kn_local_config *lc = cfg->options; /* parsed by kn_local_config_schema */
+    struct local *lp;
     size_t adopted = 0;
     int known;
     int rc;
+
+    if (!lc) {
+        return kn_error_set(err, KN_EINVAL, NULL, "platform '%s': no local options", cfg->name);
+    }
+    lp = kn_calloc(1, sizeof(*lp));
 
     lp->base.ops = &local_ops;
     lp->base.type = &kn_platform_local;
@@ -1628,20 +1635,20 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     lp->loop = loop;
     lp->http = http;
     lp->dir = kn_asprintf("%s/local/%s", data_dir, cfg->name);
-    lp->managed = cfg->haproxy.managed;
-    lp->socket = cfg->haproxy.socket ? kn_strdup(cfg->haproxy.socket)
+    lp->managed = lc->haproxy.managed;
+    lp->socket = lc->haproxy.socket ? kn_strdup(lc->haproxy.socket)
                                      : kn_asprintf("%s/haproxy.sock", lp->dir);
-    lp->binary = kn_strdup(cfg->haproxy.binary ? cfg->haproxy.binary : KN_HAPROXY_BINARY);
+    lp->binary = kn_strdup(lc->haproxy.binary ? lc->haproxy.binary : KN_HAPROXY_BINARY);
     lp->cfg_path = kn_asprintf("%s/haproxy.cfg", lp->dir);
     lp->pid_path = kn_asprintf("%s/haproxy.pid", lp->dir);
-    lp->metrics_bind = cfg->haproxy.metrics_bind ? kn_strdup(cfg->haproxy.metrics_bind) : NULL;
+    lp->metrics_bind = lc->haproxy.metrics_bind ? kn_strdup(lc->haproxy.metrics_bind) : NULL;
     snprintf(lp->who, sizeof(lp->who), "platform=%s", cfg->name);
     if (make_dir(lp->dir) < 0) {
         rc = kn_error_set(err, KN_EIO, NULL, "cannot create %s: %s", lp->dir, strerror(errno));
         goto fail;
     }
-    if ((rc = kn_proc_supervisor_new(&lp->sup, loop, lp->dir, (int)cfg->ports.min,
-                                     (int)cfg->ports.max, http)) < 0) {
+    if ((rc = kn_proc_supervisor_new(&lp->sup, loop, lp->dir, (int)lc->ports.min,
+                                     (int)lc->ports.max, http)) < 0) {
         kn_error_set(err, rc, NULL, "cannot supervise processes in %s", lp->dir);
         goto fail;
     }

@@ -10,8 +10,11 @@
 #include "kanaria/config.h"
 #include "kanaria/error.h"
 #include "kanaria/log.h"
+#include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/schema.h"
+#include "metrics/prometheus/config.h"
+#include "platforms/local/config.h"
 
 #define BASE "dataDir: /var/lib/kanaria\n"
 
@@ -107,7 +110,9 @@ static void test_example_loads(void **state)
     struct kn_diags diags;
     const struct kn_repo_config *repo;
     const struct kn_platform_config *local;
+    const struct kn_local_config *lc;
     const struct kn_metrics_provider_config *prom;
+    const struct kn_prometheus_config *pc;
     const struct kn_user_config *users;
     const struct kn_notification_config *ops;
     int rc;
@@ -138,19 +143,25 @@ static void test_example_loads(void **state)
     local = kn_config_platform(cfg, "local");
     assert_non_null(local);
     assert_ptr_equal(local->ptype, kn_platform_type_find("local"));
-    assert_int_equal(local->haproxy.managed, 1);
-    assert_string_equal(local->haproxy.socket, "/run/kanaria/haproxy.sock");
-    assert_string_equal(local->haproxy.metrics_bind, "127.0.0.1:8404");
-    assert_int_equal(local->ports.min, 20000);
-    assert_int_equal(local->ports.max, 29999);
+    assert_string_equal(local->type, "local");
+    lc = local->options;
+    assert_non_null(lc);
+    assert_int_equal(lc->haproxy.managed, 1);
+    assert_string_equal(lc->haproxy.socket, "/run/kanaria/haproxy.sock");
+    assert_string_equal(lc->haproxy.metrics_bind, "127.0.0.1:8404");
+    assert_int_equal(lc->ports.min, 20000);
+    assert_int_equal(lc->ports.max, 29999);
     assert_null(kn_config_platform(cfg, "kubernetes"));
 
     prom = kn_config_metrics_provider(cfg, "prom");
     assert_non_null(prom);
-    assert_int_equal(prom->type, KN_METRICS_PROMETHEUS);
-    assert_string_equal(prom->address, "http://127.0.0.1:9090");
-    assert_int_equal(prom->timeout_ms, 10000);
-    assert_string_equal(prom->basic_auth.username, "kanaria");
+    assert_string_equal(prom->type, "prometheus");
+    assert_ptr_equal(prom->mtype, kn_metrics_type_find("prometheus"));
+    pc = prom->options;
+    assert_non_null(pc);
+    assert_string_equal(pc->address, "http://127.0.0.1:9090");
+    assert_int_equal(pc->timeout_ms, 10000);
+    assert_string_equal(pc->basic_auth.username, "kanaria");
     assert_null(kn_config_metrics_provider(cfg, "datadog"));
 
     assert_int_equal(cfg->users.count, 2);
@@ -194,6 +205,8 @@ static void test_defaults(void **state)
                                "  - {name: ops, url: 'https://hooks.example.com'}\n");
     const struct kn_repo_config *repo = cfg->repositories.items;
     const struct kn_platform_config *vm = kn_config_platform(cfg, "vm");
+    const struct kn_local_config *lc = vm ? vm->options : NULL;
+    const struct kn_prometheus_config *pc = kn_config_metrics_provider(cfg, "prom")->options;
     const struct kn_notification_config *ops = cfg->notifications.items;
 
     assert_string_equal(cfg->listen, "127.0.0.1:7070");
@@ -205,13 +218,14 @@ static void test_defaults(void **state)
     assert_null(repo->credentials.token_file);
     assert_non_null(vm);
     assert_string_equal(vm->ptype->name, "local");
-    assert_int_equal(vm->haproxy.managed, 1);
-    assert_null(vm->haproxy.socket);
-    assert_string_equal(vm->haproxy.binary, "haproxy");
-    assert_string_equal(vm->haproxy.metrics_bind, "127.0.0.1:8404");
-    assert_int_equal(vm->ports.min, 20000);
-    assert_int_equal(vm->ports.max, 29999);
-    assert_int_equal(kn_config_metrics_provider(cfg, "prom")->timeout_ms, 10000);
+    assert_non_null(lc);
+    assert_int_equal(lc->haproxy.managed, 1);
+    assert_null(lc->haproxy.socket);
+    assert_string_equal(lc->haproxy.binary, "haproxy");
+    assert_string_equal(lc->haproxy.metrics_bind, "127.0.0.1:8404");
+    assert_int_equal(lc->ports.min, 20000);
+    assert_int_equal(lc->ports.max, 29999);
+    assert_int_equal(pc->timeout_ms, 10000);
     assert_int_equal(ops->type, KN_NOTIFY_WEBHOOK);
     assert_int_equal(ops->events.count, 0);
     assert_int_equal(cfg->log.level, KN_LOG_INFO);
@@ -278,7 +292,9 @@ static void test_valid_forms(void **state)
     /* a fetch stops after 10 minutes, or 1 minute with nothing from the remote */
     assert_int_equal(repos[0].fetch_timeout_ms, 600000);
     assert_int_equal(repos[0].fetch_stall_timeout_ms, 60000);
-    assert_int_equal(kn_config_platform(cfg, "ext")->haproxy.managed, 0);
+    assert_int_equal(((const struct kn_local_config *)kn_config_platform(cfg, "ext")->options)
+                         ->haproxy.managed,
+                     0);
     /* hashes are kept in lower case, as a presented token's hash is */
     assert_string_equal(carol->token_sha256,
                         "e9fce188e6a192fe5caca5df41e2a52052023d363df7fb11dd47aceb407e3d03");
@@ -432,6 +448,69 @@ static void test_bad_enum(void **state)
                        "  - name: k8s\n"
                        "    type: kubernetes\n",
                   "kanaria.yaml:4:11: 'platforms[0].type' must be one of local, got 'kubernetes'");
+}
+
+/* The keys of a platforms[] or metricsProviders[] entry beyond `name` and `type` are those of
+ * its type, looked up in the registries: anything else is located and lists what is allowed. */
+static void test_keys_by_type(void **state)
+{
+    EXPECT_ERRORS(BASE "platforms:\n"
+                       "  - name: vm\n"
+                       "    type: local\n"
+                       "    address: 'http://127.0.0.1:9090'\n",
+                  "kanaria.yaml:5:5: unknown key 'address' in 'platforms[0]' (allowed: name, "
+                  "type, haproxy, ports)");
+    EXPECT_ERRORS(BASE "platforms:\n"
+                       "  - {name: vm, type: local, port: {min: 20000}}\n",
+                  "kanaria.yaml:3:29: unknown key 'port' in 'platforms[0]', did you mean "
+                  "'ports'? (allowed: name, type, haproxy, ports)");
+    EXPECT_ERRORS(BASE "metricsProviders:\n"
+                       "  - name: prom\n"
+                       "    type: prometheus\n"
+                       "    address: 'http://127.0.0.1:9090'\n"
+                       "    ports: {min: 20000}\n",
+                  "kanaria.yaml:6:5: unknown key 'ports' in 'metricsProviders[0]' (allowed: "
+                  "name, type, address, timeout, basicAuth, bearerTokenFile)");
+    /* an unknown type lists the registered ones; its keys are not judged */
+    EXPECT_ERRORS(BASE "metricsProviders:\n"
+                       "  - {name: dd, type: datadog, apiKeyFile: /k}\n",
+                  "kanaria.yaml:3:22: 'metricsProviders[0].type' must be one of prometheus, got "
+                  "'datadog'");
+    /* the type's required keys and its checks, under the entry's path */
+    EXPECT_ERRORS(BASE "metricsProviders:\n"
+                       "  - {name: prom, type: prometheus}\n",
+                  "kanaria.yaml:3:5: 'metricsProviders[0].address' is required");
+    EXPECT_ERRORS(BASE "platforms:\n"
+                       "  - {name: vm}\n",
+                  "kanaria.yaml:3:5: 'platforms[0].type' is required");
+}
+
+/* A config without `platforms` runs the embedded default: the local type at its defaults. */
+static void test_default_platform(void **state)
+{
+    struct kn_platform_config p;
+    const struct kn_local_config *lc;
+
+    (void)state;
+    assert_int_equal(kn_config_platform_default(&p, "local", "local"), 0);
+    assert_string_equal(p.name, "local");
+    assert_string_equal(p.type, "local");
+    assert_ptr_equal(p.ptype, kn_platform_type_find("local"));
+    lc = p.options;
+    assert_non_null(lc);
+    assert_int_equal(lc->haproxy.managed, 1);
+    assert_null(lc->haproxy.socket);
+    assert_string_equal(lc->haproxy.binary, "haproxy");
+    assert_string_equal(lc->haproxy.metrics_bind, "127.0.0.1:8404");
+    assert_int_equal(lc->ports.min, 20000);
+    assert_int_equal(lc->ports.max, 29999);
+    kn_config_platform_release(&p);
+    assert_null(p.options);
+    kn_config_platform_release(&p); /* twice is fine */
+
+    assert_int_equal(kn_config_platform_default(&p, "k", "kubernetes"), KN_EINVAL);
+    assert_null(p.name);
+    assert_null(p.options);
 }
 
 static void test_bad_listen(void **state)
@@ -657,20 +736,6 @@ static const struct kn_field *field(const struct kn_schema *schema, const char *
     return NULL;
 }
 
-/* The platforms' `type` enum repeats the names of kn_platform_types, in the same order. */
-static void test_platform_type_enum(void **state)
-{
-    const struct kn_field *type = field(field(&kn_config_schema, "platforms")->sub, "type");
-    size_t i;
-
-    (void)state;
-    for (i = 0; kn_platform_types[i]; i++) {
-        assert_non_null(type->enums[i]);
-        assert_string_equal(type->enums[i], kn_platform_types[i]->name);
-    }
-    assert_null(type->enums[i]);
-}
-
 static void check_help(const struct kn_schema *schema)
 {
     for (size_t i = 0; i < schema->nfields; i++) {
@@ -691,6 +756,21 @@ static void test_every_key_has_help(void **state)
 
     (void)state;
     check_help(&kn_config_schema);
+    /* the keys of each type are in its descriptor: the `type` names come from the registries */
+    assert_int_equal(field(field(&kn_config_schema, "platforms")->sub, "type")->type,
+                     KN_TYPE_STRING);
+    assert_int_equal(field(field(&kn_config_schema, "metricsProviders")->sub, "type")->type,
+                     KN_TYPE_STRING);
+    for (size_t i = 0; kn_platform_types[i]; i++) {
+        if (kn_platform_types[i]->config_schema) {
+            check_help(kn_platform_types[i]->config_schema);
+        }
+    }
+    for (size_t i = 0; kn_metrics_types[i]; i++) {
+        if (kn_metrics_types[i]->config_schema) {
+            check_help(kn_metrics_types[i]->config_schema);
+        }
+    }
     kn_buf_init(&doc, KN_BUF_UNBOUNDED);
     kn_schema_describe(&kn_config_schema, NULL, &doc);
     assert_non_null(strstr(doc.data, "| `repositories[].credentials.sshKeyFile` | string |"));
@@ -763,6 +843,21 @@ static void test_restart_key(void **state)
                          "'127.0.0.1:9999'}, ports: {min: 20000, max: 20100}}\n" R_PROM,
          "platforms[0].haproxy.metricsBind"},
         {R_DATA R_LISTEN R_PROM, "platforms"},
+        /* values are compared, not how they were written: a default given is the same */
+        {R_DATA R_LISTEN "platforms:\n  - {name: vm, type: local, ports: {min: 20000, max: 20100}, "
+                         "haproxy: {binary: haproxy, managed: true}}\n"
+                         "metricsProviders:\n  - {name: prom, type: prometheus, timeout: 10s, "
+                         "address: 'http://127.0.0.1:9090'}\n",
+         NULL},
+        {R_DATA R_LISTEN "platforms:\n  - {name: vm, type: local, ports: {min: 20000, max: 20100}, "
+                         "haproxy: {binary: /usr/sbin/haproxy}}\n" R_PROM,
+         "platforms[0].haproxy.binary"},
+        {R_DATA R_LISTEN "platforms:\n  - {name: vm2, type: local, ports: {min: 20000, max: 20100}}\n"
+                         R_PROM,
+         "platforms[0].name"},
+        {R_DATA R_LISTEN R_PLAT "metricsProviders:\n  - {name: prom, type: prometheus, "
+                                "address: 'http://127.0.0.1:9090', bearerTokenFile: /t}\n",
+         "metricsProviders[0].bearerTokenFile"},
         {R_DATA R_LISTEN R_PLAT "metricsProviders:\n  - {name: prom, type: prometheus, "
                                 "address: 'http://127.0.0.1:9091'}\n",
          "metricsProviders[0].address"},
@@ -805,6 +900,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_sha256, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_enum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_by_type, setup, teardown),
+        cmocka_unit_test(test_default_platform),
         cmocka_unit_test_setup_teardown(test_bad_listen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credentials_for_url, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_repo_name, setup, teardown),
@@ -822,7 +919,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_diags_appended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_key, setup, teardown),
-        cmocka_unit_test(test_platform_type_enum),
         cmocka_unit_test(test_every_key_has_help),
         cmocka_unit_test(test_platform_registry),
         cmocka_unit_test(test_event_names),

@@ -22,6 +22,7 @@
 #include "kanaria/config.h"
 #include "kanaria/error.h"
 #include "kanaria/metrics.h"
+#include "metrics/prometheus/config.h"
 #include "metrics/prometheus/prometheus.h"
 #include "util/http_client.h"
 
@@ -426,29 +427,36 @@ static void run_query(struct fx *f, struct kn_metrics *m, const char *query, lon
 static char cfg_name[] = "main";
 static char cfg_admin[] = "admin";
 
-static struct kn_metrics_provider_config config(struct fx *f)
+static char cfg_type[] = "prometheus";
+static char cfg_unknown_type[] = "graphite";
+
+/* A provider entry whose Prometheus keys are *pc (filled here). */
+static struct kn_metrics_provider_config config(struct fx *f, struct kn_prometheus_config *pc)
 {
     struct kn_metrics_provider_config cfg = {
         .name = cfg_name,
-        .type = KN_METRICS_PROMETHEUS,
-        .address = f->address,
-        .timeout_ms = 5000,
+        .type = cfg_type,
+        .options = pc,
     };
+    memset(pc, 0, sizeof(*pc));
+    pc->address = f->address;
+    pc->timeout_ms = 5000;
     return cfg;
 }
 
 static void test_query_ok_with_basic_auth(void **state)
 {
     struct fx *f = *state;
-    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_prometheus_config pc;
+    struct kn_metrics_provider_config cfg = config(f, &pc);
     struct kn_metrics *m;
     struct kn_error err;
     struct got g;
     char *pw = kn_asprintf("%s/password", f->dir);
 
     kn_test_write(f->dir, "password", "s3cret\n");
-    cfg.basic_auth.username = cfg_admin;
-    cfg.basic_auth.password_file = pw;
+    pc.basic_auth.username = cfg_admin;
+    pc.basic_auth.password_file = pw;
     kn_error_clear(&err);
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     assert_string_equal(m->name, "main");
@@ -476,14 +484,15 @@ static void test_query_ok_with_basic_auth(void **state)
 static void test_query_bearer_token(void **state)
 {
     struct fx *f = *state;
-    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_prometheus_config pc;
+    struct kn_metrics_provider_config cfg = config(f, &pc);
     struct kn_metrics *m;
     struct kn_error err;
     struct got g;
     char *token = kn_asprintf("%s/token", f->dir);
 
     kn_test_write(f->dir, "token", "abc.def.ghi\r\n");
-    cfg.bearer_token_file = token;
+    pc.bearer_token_file = token;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     run_query(f, m, "up", 0, &g);
     assert_int_equal(g.ok, 1);
@@ -492,7 +501,7 @@ static void test_query_bearer_token(void **state)
     kn_metrics_free(m);
 
     /* No credentials: no Authorization header. */
-    cfg.bearer_token_file = NULL;
+    pc.bearer_token_file = NULL;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     run_query(f, m, "up", 0, &g);
     assert_int_equal(g.ok, 1);
@@ -505,7 +514,8 @@ static void test_query_bearer_token(void **state)
 static void test_query_errors(void **state)
 {
     struct fx *f = *state;
-    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_prometheus_config pc;
+    struct kn_metrics_provider_config cfg = config(f, &pc);
     struct kn_metrics *m;
     struct kn_error err;
     struct got g;
@@ -532,7 +542,7 @@ static void test_query_errors(void **state)
     kn_metrics_free(m);
 
     /* And the provider's timeout when the query gives none. */
-    cfg.timeout_ms = 200;
+    pc.timeout_ms = 200;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     run_query(f, m, "slow", 0, &g);
     assert_string_equal(g.error, "prometheus: timed out after 200 ms");
@@ -543,7 +553,8 @@ static void test_query_errors(void **state)
 static void test_query_connection_refused(void **state)
 {
     struct fx *f = *state;
-    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_prometheus_config pc;
+    struct kn_metrics_provider_config cfg = config(f, &pc);
     struct kn_metrics *m;
     struct kn_error err;
     struct got g;
@@ -559,7 +570,7 @@ static void test_query_connection_refused(void **state)
     assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
     address = kn_asprintf("http://127.0.0.1:%d", ntohs(addr.sin_port));
-    cfg.address = address;
+    pc.address = address;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), 0);
     run_query(f, m, "up", 0, &g);
     assert_int_equal(g.ok, 0);
@@ -580,7 +591,8 @@ static void on_result_never(const struct kn_metrics_result *r, void *data)
 static void test_refused_queries_and_configs(void **state)
 {
     struct fx *f = *state;
-    struct kn_metrics_provider_config cfg = config(f);
+    struct kn_prometheus_config pc;
+    struct kn_metrics_provider_config cfg = config(f, &pc);
     struct kn_metrics_query q = {.query = "", .start_ms = 1000, .end_ms = 2000};
     struct kn_metrics *m;
     struct kn_error err;
@@ -599,25 +611,25 @@ static void test_refused_queries_and_configs(void **state)
     kn_metrics_free(NULL);
 
     /* An unknown type. */
-    cfg.type = 7;
+    cfg.type = cfg_unknown_type;
     kn_error_clear(&err);
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EINVAL);
     assert_null(m);
-    assert_string_equal(err.msg, "metrics provider 'main': unknown type 7");
-    cfg.type = KN_METRICS_PROMETHEUS;
+    assert_string_equal(err.msg, "metrics provider 'main': unknown type 'graphite'");
+    cfg.type = cfg_type;
 
     /* Credentials that cannot be read. */
-    cfg.bearer_token_file = missing;
+    pc.bearer_token_file = missing;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EIO);
     assert_null(m);
     assert_non_null(strstr(err.msg, "metrics provider 'main': cannot read bearerTokenFile '"));
     kn_test_write(f->dir, "empty", "\n");
-    cfg.bearer_token_file = empty;
+    pc.bearer_token_file = empty;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EINVAL);
     assert_non_null(strstr(err.msg, "must hold one non-empty line"));
-    cfg.bearer_token_file = NULL;
-    cfg.basic_auth.username = cfg_admin;
-    cfg.basic_auth.password_file = missing;
+    pc.bearer_token_file = NULL;
+    pc.basic_auth.username = cfg_admin;
+    pc.basic_auth.password_file = missing;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EIO);
     assert_non_null(strstr(err.msg, "cannot read basicAuth.passwordFile"));
 
@@ -628,10 +640,51 @@ static void test_refused_queries_and_configs(void **state)
 static void test_registry(void **state)
 {
     (void)state;
-    assert_non_null(kn_metrics_types[KN_METRICS_PROMETHEUS]);
-    assert_string_equal(kn_metrics_types[KN_METRICS_PROMETHEUS]->name, "prometheus");
-    assert_null(kn_metrics_types[KN_METRICS_PROMETHEUS + 1]);
+    assert_ptr_equal(kn_metrics_type_find("prometheus"), &kn_metrics_prometheus);
+    assert_null(kn_metrics_type_find("graphite"));
+    assert_null(kn_metrics_type_find(NULL));
+    assert_ptr_equal(kn_metrics_prometheus.config_schema, &kn_prometheus_config_schema);
+    assert_ptr_equal(kn_metrics_prometheus.check_query, kn_prometheus_check_query);
+    assert_int_equal(kn_metrics_prometheus.min_step_ms, 1000);
     kn_metrics_result_release(NULL);
+}
+
+/* The validate-time check: brackets, braces and parentheses closed in order, strings ended;
+ * what is inside a string does not count. */
+static void test_check_query(void **state)
+{
+    static const char *const ok[] = {
+        "up",
+        "sum(rate(http_requests_total{app=\"web\",code=~\"5..\"}[1m])) / "
+        "sum(rate(http_requests_total[1m]))",
+        "up{job=\"a(b\"}",
+        "up{job='it\\'s ]'}",
+        "up{job=`raw \\ ) `}",
+        "histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))",
+    };
+    static const struct {
+        const char *query;
+        const char *msg;
+    } bad[] = {
+        {"sum(rate(x[1m])", "the '(' at offset 3 is never closed"},
+        {"rate(x[1m)]", "')' at offset 9 does not close the '[' at offset 6"},
+        {"up}", "'}' at offset 2 closes nothing"},
+        {"up{job=\"web}", "the string opened with \" at offset 7 never ends"},
+        {"up{job='web\\'}", "the string opened with ' at offset 7 never ends"},
+    };
+    char msg[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        msg[0] = '\0';
+        if (kn_prometheus_check_query(ok[i], msg, sizeof(msg)) != 0) {
+            fail_msg("'%s' refused: %s", ok[i], msg);
+        }
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(kn_prometheus_check_query(bad[i].query, msg, sizeof(msg)), KN_EINVAL);
+        assert_string_equal(msg, bad[i].msg);
+    }
 }
 
 int main(void)
@@ -646,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_parse_garbage),
         cmocka_unit_test(test_parse_too_many_samples),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_check_query),
         cmocka_unit_test_setup_teardown(test_query_ok_with_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_bearer_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),

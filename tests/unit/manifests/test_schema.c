@@ -212,6 +212,228 @@ static void test_percents_and_hostports(void **state)
     assert_int_equal(kn_hostport_parse("[]:80", host, sizeof(host), &port), KN_EINVAL);
 }
 
+/* ---- a map whose other keys are chosen by one of its fields ---------------------------------- */
+
+struct circle {
+    uint64_t set;
+    long long radius;
+};
+
+struct square {
+    uint64_t set;
+    long long side;
+};
+
+struct shape {
+    uint64_t set;
+    char *name;
+    char *kind;
+    void *opts; /* struct circle or struct square */
+};
+
+struct drawing {
+    uint64_t set;
+    struct kn_list shapes;
+};
+
+static const struct kn_field circle_fields[] = {
+    {.key = "radius", .type = KN_TYPE_INT, .offset = offsetof(struct circle, radius),
+     .def = "1", .help = "r"},
+};
+
+static const struct kn_schema circle_schema = {
+    .name = "circle", KN_SCHEMA_FIELDS(circle_fields), .size = sizeof(struct circle),
+    .set_offset = offsetof(struct circle, set),
+};
+
+static const struct kn_field square_fields[] = {
+    {.key = "side", .type = KN_TYPE_INT, .offset = offsetof(struct square, side),
+     .flags = KN_FIELD_REQUIRED, .help = "s"},
+};
+
+static const struct kn_schema square_schema = {
+    .name = "square", KN_SCHEMA_FIELDS(square_fields), .size = sizeof(struct square),
+    .set_offset = offsetof(struct square, set),
+};
+
+static const struct kn_schema *shape_variant(const void *obj, const struct kn_node *node,
+                                             struct kn_schema_ctx *ctx)
+{
+    const struct shape *s = obj;
+
+    if (!s->kind) {
+        return NULL;
+    }
+    if (strcmp(s->kind, "circle") == 0) {
+        return &circle_schema;
+    }
+    if (strcmp(s->kind, "square") == 0) {
+        return &square_schema;
+    }
+    if (ctx) {
+        kn_schema_error(ctx, kn_node_get(node, "kind"),
+                        "'kind' must be one of circle, square, got '%s'", s->kind);
+    }
+    return NULL;
+}
+
+static const struct kn_field shape_fields[] = {
+    {.key = "name", .type = KN_TYPE_STRING, .offset = offsetof(struct shape, name)},
+    {.key = "kind", .type = KN_TYPE_STRING, .offset = offsetof(struct shape, kind),
+     .flags = KN_FIELD_REQUIRED},
+};
+
+static const struct kn_schema shape_schema = {
+    .name = "shape", KN_SCHEMA_FIELDS(shape_fields), .size = sizeof(struct shape),
+    .set_offset = offsetof(struct shape, set), .variant = shape_variant,
+    .variant_offset = offsetof(struct shape, opts), .variant_help = "the keys of its kind",
+};
+
+static const struct kn_field drawing_fields[] = {
+    {.key = "shapes", .type = KN_TYPE_LIST, .offset = offsetof(struct drawing, shapes),
+     .sub = &shape_schema},
+};
+
+static const struct kn_schema drawing_schema = {
+    .name = "drawing", KN_SCHEMA_FIELDS(drawing_fields), .size = sizeof(struct drawing),
+    .set_offset = offsetof(struct drawing, set),
+};
+
+/* Parse text with `schema` into obj; returns the diagnostics joined by newlines (caller
+ * frees). */
+static char *parse_with(const struct kn_schema *schema, const char *text, void *obj)
+{
+    struct kn_yaml *y = NULL;
+    struct kn_error err;
+    struct kn_diags d;
+    struct kn_schema_ctx ctx;
+    struct kn_buf out;
+    char line[1024];
+
+    memset(obj, 0, schema->size);
+    assert_int_equal(kn_yaml_parse(&y, "t.yaml", text, strlen(text), NULL, &err), 0);
+    kn_diags_init(&d, 0);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.diags = &d;
+    kn_schema_parse(schema, y->ndocs ? y->docs[0] : NULL, NULL, obj, &ctx);
+    kn_buf_init(&out, KN_BUF_UNBOUNDED);
+    for (size_t i = 0; i < d.count; i++) {
+        kn_buf_addf(&out, "%s%s", i ? "\n" : "", kn_diag_format(&d.items[i], line, sizeof(line)));
+    }
+    kn_diags_release(&d);
+    kn_yaml_free(y);
+    return kn_buf_detach(&out, NULL);
+}
+
+static void expect_shape(const char *text, const char *want)
+{
+    struct shape s;
+    char *msgs = parse_with(&shape_schema, text, &s);
+
+    assert_string_equal(msgs, want);
+    free(msgs);
+    kn_schema_release(&shape_schema, &s);
+    assert_null(s.opts);
+}
+
+static void test_variant_dispatch(void **state)
+{
+    struct shape s;
+    char *msgs;
+
+    (void)state;
+    msgs = parse_with(&shape_schema, "name: a\nkind: square\nside: 4\n", &s);
+    assert_string_equal(msgs, "");
+    assert_string_equal(s.kind, "square");
+    assert_non_null(s.opts);
+    assert_int_equal(((struct square *)s.opts)->side, 4);
+    free(msgs);
+    kn_schema_release(&shape_schema, &s);
+
+    /* the variant's defaults apply when none of its keys is given */
+    msgs = parse_with(&shape_schema, "kind: circle\n", &s);
+    assert_string_equal(msgs, "");
+    assert_int_equal(((struct circle *)s.opts)->radius, 1);
+    assert_true(kn_schema_isset(&shape_schema, &s, "kind"));
+    assert_false(kn_schema_isset(&circle_schema, s.opts, "radius"));
+    free(msgs);
+    kn_schema_release(&shape_schema, &s);
+}
+
+static void test_variant_errors(void **state)
+{
+    (void)state;
+    /* a key of another variant: located, listing the keys of both schemas */
+    expect_shape("name: a\nkind: circle\nside: 2\n",
+                 "t.yaml:3:1: unknown key 'side' (allowed: name, kind, radius)");
+    expect_shape("kind: circle\nradis: 2\n",
+                 "t.yaml:2:1: unknown key 'radis', did you mean 'radius'? (allowed: name, kind, "
+                 "radius)");
+    /* the variant's own errors, with the path of the map */
+    expect_shape("kind: square\n", "t.yaml:1:1: 'side' is required");
+    expect_shape("kind: circle\nradius: big\n",
+                 "t.yaml:2:9: 'radius' must be an integer, got a string 'big'");
+    /* an unknown selector: the hook's error alone, its keys cannot be judged */
+    expect_shape("kind: hexagon\nsides: 6\n",
+                 "t.yaml:1:7: 'kind' must be one of circle, square, got 'hexagon'");
+    /* no selector: the required error alone */
+    expect_shape("name: a\nradius: 2\n", "t.yaml:1:1: 'kind' is required");
+}
+
+static void test_variant_in_list(void **state)
+{
+    struct drawing a, b;
+    char *msgs;
+    char key[64];
+    struct kn_buf doc;
+
+    (void)state;
+    msgs = parse_with(&drawing_schema,
+                      "shapes:\n  - {kind: circle, radius: 2}\n  - {kind: square, side: 3}\n", &a);
+    assert_string_equal(msgs, "");
+    free(msgs);
+    msgs = parse_with(&drawing_schema,
+                      "shapes:\n  - {kind: circle, radius: 2}\n  - {kind: square, sid: 3}\n", &b);
+    assert_string_equal(msgs, "t.yaml:3:20: unknown key 'sid' in 'shapes[1]', did you mean "
+                              "'side'? (allowed: name, kind, side)\n"
+                              "t.yaml:3:5: 'shapes[1].side' is required");
+    free(msgs);
+    kn_schema_release(&drawing_schema, &b);
+
+    /* compared key by key, variants included */
+    msgs = parse_with(&drawing_schema,
+                      "shapes:\n  - {radius: 2, kind: circle}\n  - {kind: square, side: 3}\n", &b);
+    free(msgs);
+    assert_int_equal(kn_schema_compare(&drawing_schema, &a, &b, key, sizeof(key)), 0);
+    assert_string_equal(key, "");
+    kn_schema_release(&drawing_schema, &b);
+    msgs = parse_with(&drawing_schema,
+                      "shapes:\n  - {kind: circle, radius: 2}\n  - {kind: square, side: 5}\n", &b);
+    free(msgs);
+    assert_int_equal(kn_schema_compare(&drawing_schema, &a, &b, key, sizeof(key)), 1);
+    assert_string_equal(key, "shapes[1].side");
+    kn_schema_release(&drawing_schema, &b);
+    msgs = parse_with(&drawing_schema,
+                      "shapes:\n  - {kind: square, side: 2}\n  - {kind: square, side: 3}\n", &b);
+    free(msgs);
+    assert_int_equal(kn_schema_compare(&drawing_schema, &a, &b, key, sizeof(key)), 1);
+    assert_string_equal(key, "shapes[0].kind");
+    kn_schema_release(&drawing_schema, &b);
+    msgs = parse_with(&drawing_schema, "shapes:\n  - {kind: circle, radius: 2}\n", &b);
+    free(msgs);
+    assert_int_equal(kn_schema_compare(&drawing_schema, &a, &b, key, sizeof(key)), 1);
+    assert_string_equal(key, "shapes");
+    kn_schema_release(&drawing_schema, &b);
+
+    /* the reference names where the other keys are described */
+    kn_buf_init(&doc, KN_BUF_UNBOUNDED);
+    kn_schema_describe(&drawing_schema, NULL, &doc);
+    assert_non_null(strstr(doc.data, "| `shapes[].kind` | string | required |"));
+    assert_non_null(strstr(doc.data, "| `shapes[].*` | any |  | the keys of its kind |"));
+    kn_buf_release(&doc);
+    kn_schema_release(&drawing_schema, &a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +442,9 @@ int main(void)
         cmocka_unit_test(test_not_a_map),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_percents_and_hostports),
+        cmocka_unit_test(test_variant_dispatch),
+        cmocka_unit_test(test_variant_errors),
+        cmocka_unit_test(test_variant_in_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
