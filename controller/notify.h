@@ -24,7 +24,7 @@
 
 #include "kanaria/config.h"
 #include "kanaria/store.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 /* Events a notification holds before it drops the oldest. */
 #define KN_NOTIFY_QUEUE_MAX 1000

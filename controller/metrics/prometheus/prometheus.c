@@ -20,7 +20,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 /* A password or token file larger than this is not one. */
 #define KN_PROMETHEUS_MAX_SECRET 4096

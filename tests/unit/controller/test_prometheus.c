@@ -23,7 +23,7 @@
 #include "kanaria/error.h"
 #include "kanaria/metrics.h"
 #include "metrics/prometheus/prometheus.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 /* ---- the pure parts ------------------------------------------------------------------------ */
 
