@@ -499,7 +499,9 @@ static int kn_http_call_setup(struct kn_http_call *x, const struct kn_http_reque
 
     /* TLS: curl copies the file names; it reads the files when it connects */
     if (req->ca_file) {
+        /* only this bundle: without the CA folder curl was built with (/etc/ssl/certs) */
         KN_SETOPT(CURLOPT_CAINFO, req->ca_file);
+        KN_SETOPT(CURLOPT_CAPATH, (char *)NULL);
     }
     if (req->cert_file) {
         KN_SETOPT(CURLOPT_SSLCERT, req->cert_file);
