@@ -40,7 +40,8 @@ struct kn_http_response {
     const char *error;                     /* NULL on a response; else "timed out after 1000 ms",
                                               "connection refused", "cancelled", "response larger
                                               than N bytes", a TLS reason from curl, ... */
-    const char *body;                      /* NUL-terminated; "" in streaming mode */
+    const char *body;                      /* NUL-terminated in the completion ("" in streaming
+                                              mode); a data callback's piece is not */
     size_t body_len;
     double total_ms;                       /* from start to now (the end of the transfer) */
     const struct kn_http_headers *headers; /* of the final response; never NULL */
