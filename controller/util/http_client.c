@@ -365,14 +365,18 @@ static void kn_http_call_finish(struct kn_http_call *x, CURLcode result, int can
     }
 
     kn_http_part(x, &res);
+    res.code = KN_EIO;
     if (cancelled || x->cancel_pending) {
         res.error = "cancelled";
+        res.code = KN_ECANCELLED;
     } else if (x->hdrs_too_big) {
         snprintf(msg, sizeof(msg), "response headers larger than %zu bytes", KN_HTTP_MAX_HEADERS);
         res.error = msg;
+        res.code = KN_ETOOBIG;
     } else if (x->too_big || result == CURLE_FILESIZE_EXCEEDED) {
         snprintf(msg, sizeof(msg), "response larger than %zu bytes", x->max_response);
         res.error = msg;
+        res.code = KN_ETOOBIG;
     } else if (result == CURLE_OPERATION_TIMEDOUT) {
         if (x->timeout_ms > 0) {
             snprintf(msg, sizeof(msg), "timed out after %ld ms", x->timeout_ms);
@@ -381,13 +385,17 @@ static void kn_http_call_finish(struct kn_http_call *x, CURLcode result, int can
                      KN_HTTP_DEFAULT_TIMEOUT_MS);
         }
         res.error = msg;
+        res.code = KN_ETIMEDOUT;
     } else if (result == CURLE_COULDNT_CONNECT) {
         res.error = "connection refused";
     } else if (result != CURLE_OK) {
         res.error = curl_easy_strerror(result);
-    } else if (x->resp.data) {
-        res.body = x->resp.data;
-        res.body_len = x->resp.len;
+    } else {
+        res.code = 0;
+        if (x->resp.data) {
+            res.body = x->resp.data;
+            res.body_len = x->resp.len;
+        }
     }
     if (res.error) {
         res.status = 0;

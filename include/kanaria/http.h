@@ -37,6 +37,8 @@ struct kn_http_headers;
 
 struct kn_http_response {
     int status;                            /* HTTP status, or 0 when no response (error says why) */
+    int code;                              /* 0 with a response; else KN_ECANCELLED,
+                                              KN_ETIMEDOUT, KN_ETOOBIG or KN_EIO */
     const char *error;                     /* NULL on a response; else "timed out after 1000 ms",
                                               "connection refused", "cancelled", "response larger
                                               than N bytes", a TLS reason from curl, ... */

@@ -114,6 +114,7 @@ static uv_loop_t *test_loop;
 struct got {
     int calls;
     int status;
+    int code;
     char *error;
     char *body;
     size_t body_len;
@@ -163,6 +164,8 @@ static void on_response(const struct kn_http_response *res, void *data)
     uv_stop(test_loop);
     g->calls++;
     g->status = res->status;
+    g->code = res->code;
+    assert_true((res->code == 0) == (res->error == NULL));
     g->error = res->error ? kn_strdup(res->error) : NULL;
     assert_non_null(res->body);
     assert_int_equal(res->body[res->body_len], '\0');
@@ -209,6 +212,7 @@ static void test_get_ok(void **state)
     assert_int_equal(g.calls, 1);
     assert_null(g.error);
     assert_int_equal(g.status, 200);
+    assert_int_equal(g.code, 0);
     assert_string_equal(g.body, "hello");
     assert_int_equal(g.body_len, 5);
     assert_true(g.total_ms > 0);
@@ -284,6 +288,7 @@ static void test_timeout(void **state)
     assert_int_equal(g.status, 0);
     assert_non_null(g.error);
     assert_string_equal(g.error, "timed out after 300 ms");
+    assert_int_equal(g.code, KN_ETIMEDOUT);
     got_release(&g);
 }
 
@@ -311,6 +316,7 @@ static void test_connection_refused(void **state)
     assert_int_equal(g.status, 0);
     assert_non_null(g.error);
     assert_string_equal(g.error, "connection refused");
+    assert_int_equal(g.code, KN_EIO);
     got_release(&g);
     free(u);
     close(fd);
@@ -325,6 +331,7 @@ static void test_response_too_big(void **state)
     /* Content-Length says too much. */
     fetch(f, &req, "/big", &g);
     assert_int_equal(g.status, 0);
+    assert_int_equal(g.code, KN_ETOOBIG);
     assert_non_null(g.error);
     assert_string_equal(g.error, "response larger than 1024 bytes");
     assert_int_equal(g.body_len, 0);
@@ -601,6 +608,7 @@ struct stream {
     int chunks;
     int status_seen;
     int calls; /* completions */
+    int code;
     char *error;
     size_t final_len;
     int cancel_in_data;     /* 1: kn_http_cancel(self) from the data callback; 2: return -1 */
@@ -637,6 +645,7 @@ static void on_stream_done(const struct kn_http_response *res, void *data)
     s->calls++;
     s->call = NULL;
     s->error = dup_or_null(res->error);
+    s->code = res->code;
     s->final_len = res->body_len;
     assert_string_equal(res->body, "");
 }
@@ -716,6 +725,7 @@ static void test_stream_cancel_mid_stream(void **state)
     kn_http_cancel(s.call);
     assert_int_equal(s.calls, 1);
     assert_string_equal(s.error, "cancelled");
+    assert_int_equal(s.code, KN_ECANCELLED);
     run_quiet(f, 200);
     assert_int_equal(s.calls, 1);
     assert_int_equal(s.chunks, 1);
@@ -763,6 +773,7 @@ static void test_cancel_queued(void **state)
     kn_http_cancel(call);
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.status, 0);
+    assert_int_equal(g.code, KN_ECANCELLED);
     assert_string_equal(g.error, "cancelled");
     kn_http_cancel(NULL);
     /* the other one is not disturbed */
