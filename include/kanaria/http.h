@@ -36,14 +36,14 @@ struct kn_http_headers;
 #define KN_HTTP_MAX_HEADERS ((size_t)64 << 10)
 
 struct kn_http_response {
-    int status;                            /* HTTP status, or 0 when no response (error says why) */
-    int code;                              /* 0 with a response; else KN_ECANCELLED,
-                                              KN_ETIMEDOUT, KN_ETOOBIG or KN_EIO */
-    const char *error;                     /* NULL on a response; else "timed out after 1000 ms",
-                                              "connection refused", "cancelled", "response larger
-                                              than N bytes", a TLS reason from curl, ... */
-    const char *body;                      /* NUL-terminated in the completion ("" in streaming
-                                              mode); a data callback's piece is not */
+    int status;        /* HTTP status, or 0 when no response (error says why) */
+    int code;          /* 0 with a response; else KN_ECANCELLED,
+                          KN_ETIMEDOUT, KN_ETOOBIG or KN_EIO */
+    const char *error; /* NULL on a response; else "timed out after 1000 ms",
+                          "connection refused", "cancelled", "response larger
+                          than N bytes", a TLS reason from curl, ... */
+    const char *body;  /* NUL-terminated in the completion ("" in streaming
+                          mode); a data callback's piece is not */
     size_t body_len;
     double total_ms;                       /* from start to now (the end of the transfer) */
     const struct kn_http_headers *headers; /* of the final response; never NULL */
@@ -59,10 +59,10 @@ typedef void (*kn_http_cb)(const struct kn_http_response *res, void *data);
 
 /* AWS Signature Version 4 for one request, signed by curl (CURLOPT_AWS_SIGV4). */
 struct kn_http_aws_sigv4 {
-    const char *provider;          /* "aws:amz:REGION:SERVICE", e.g. "aws:amz:eu-west-1:ecs" */
+    const char *provider; /* "aws:amz:REGION:SERVICE", e.g. "aws:amz:eu-west-1:ecs" */
     const char *access_key_id;
     const char *secret_access_key;
-    const char *session_token;     /* temporary credentials' token, or NULL */
+    const char *session_token; /* temporary credentials' token, or NULL */
 };
 
 struct kn_http_request {
@@ -71,19 +71,19 @@ struct kn_http_request {
     const char *const *headers; /* NULL-terminated "Name: value" lines; may be NULL */
     const char *body;           /* may be NULL */
     size_t body_len;
-    long timeout_ms;            /* whole request; 0 means 10 s; < 0 none (a watch: cancel it),
-                                   connecting then still times out after 10 s */
-    size_t max_response;        /* body bytes kept; 0 means 1 MiB; more fails the request.
-                                   Not used in streaming mode */
-    kn_http_data_cb on_data;    /* NULL: the body is buffered and handed to the completion;
-                                   else streaming mode, each piece goes here */
-    const char *ca_file;        /* PEM CA bundle to verify the server with, instead of the
-                                   system's; NULL: the system's */
-    const char *cert_file;      /* PEM client certificate, or NULL */
-    const char *key_file;       /* PEM key of cert_file (unencrypted), or NULL */
-    const char *bearer_token_file;         /* "Authorization: Bearer" with this secret file's
-                                              content, read now (kanaria/secret.h); or NULL */
-    const struct kn_http_aws_sigv4 *aws;   /* sign with SigV4; or NULL */
+    long timeout_ms;               /* whole request; 0 means 10 s; < 0 none (a watch: cancel it),
+                                      connecting then still times out after 10 s */
+    size_t max_response;           /* body bytes kept; 0 means 1 MiB; more fails the request.
+                                      Not used in streaming mode */
+    kn_http_data_cb on_data;       /* NULL: the body is buffered and handed to the completion;
+                                      else streaming mode, each piece goes here */
+    const char *ca_file;           /* PEM CA bundle to verify the server with, instead of the
+                                      system's; NULL: the system's */
+    const char *cert_file;         /* PEM client certificate, or NULL */
+    const char *key_file;          /* PEM key of cert_file (unencrypted), or NULL */
+    const char *bearer_token_file; /* "Authorization: Bearer" with this secret file's
+                                      content, read now (kanaria/secret.h); or NULL */
+    const struct kn_http_aws_sigv4 *aws; /* sign with SigV4; or NULL */
 };
 
 /* A client on loop, into *out (free with kn_http_client_close). 0, or KN_EINVAL / KN_EIO. */

@@ -31,8 +31,7 @@ struct kn_secret {
  * 0; or KN_ENOENT (no such file), KN_EIO (cannot open or read, not a regular file), KN_ETOOBIG
  * (more than KN_SECRET_MAX bytes), KN_EINVAL (empty, holds a NUL byte, or a line end inside with
  * KN_SECRET_LINE), with err (may be NULL) saying "secret file 'PATH': REASON". */
-int kn_secret_read(struct kn_secret *out, const char *path, unsigned flags,
-                   struct kn_error *err);
+int kn_secret_read(struct kn_secret *out, const char *path, unsigned flags, struct kn_error *err);
 
 /* Wipe (OPENSSL_cleanse) and free the secret; leaves it empty. An empty one is a no-op. */
 void kn_secret_release(struct kn_secret *s);

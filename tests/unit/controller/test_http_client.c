@@ -861,8 +861,8 @@ static void test_aws_sigv4(void **state)
                                     .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
                                     .session_token = "session-tok"};
     const char *headers[] = {"Content-Type: application/x-amz-json-1.1", NULL};
-    struct kn_http_request req = {.method = "POST", .body = "{}", .body_len = 2,
-                                  .headers = headers, .aws = &aws};
+    struct kn_http_request req = {
+        .method = "POST", .body = "{}", .body_len = 2, .headers = headers, .aws = &aws};
     struct got g = {0};
 
     fetch(f, &req, "/auth", &g);
@@ -906,8 +906,8 @@ static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 }
 
 /* A certificate for key named cn, signed by issuer (NULL: self-signed). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-                       int is_ca, long serial)
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int is_ca,
+                       long serial)
 {
     X509 *cert = X509_new();
     X509_NAME *name = X509_NAME_new();

@@ -79,8 +79,8 @@ static void test_one_line_end_trimmed(void **state)
         {"s3cret\n", "s3cret"},
         {"s3cret\r\n", "s3cret"},
         {"s3cret", "s3cret"},
-        {"s3cret\n\n", "s3cret\n"},   /* one line end only */
-        {" s3cret \n", " s3cret "},   /* white space is content */
+        {"s3cret\n\n", "s3cret\n"}, /* one line end only */
+        {" s3cret \n", " s3cret "}, /* white space is content */
         {"line1\nline2\n", "line1\nline2"},
     };
 
