@@ -30,7 +30,7 @@ struct kn_notify_target {
     char *name;
     int type; /* enum kn_notification_type */
     char *url;
-    char *secret_file; /* read at each delivery; NULL: unsigned */
+    char *secret_file;                    /* read at each delivery; NULL: unsigned */
     struct kn_notification_config filter; /* events and apps, owned copies */
     struct kn_http_client *http;
     struct kn_notify_item ring[KN_NOTIFY_QUEUE_MAX];
@@ -204,8 +204,8 @@ static void kn_notify_target_configure(struct kn_notify_target *t,
     snprintf(t->who, sizeof(t->who), "notify name=%s", t->name);
     t->type = c->type;
     t->url = kn_strdup(c->url ? c->url : "");
-    t->secret_file = c->secret_file && t->type == KN_NOTIFY_WEBHOOK ? kn_strdup(c->secret_file)
-                                                                   : NULL;
+    t->secret_file =
+        c->secret_file && t->type == KN_NOTIFY_WEBHOOK ? kn_strdup(c->secret_file) : NULL;
     kn_notify_strlist_copy(&t->filter.events, &c->events);
     kn_notify_strlist_copy(&t->filter.apps, &c->apps);
     /* read now too, so that a file that cannot be read is reported at start or reload */

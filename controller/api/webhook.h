@@ -5,7 +5,8 @@
  *   GitLab   X-Gitlab-Token: SECRET               the secret itself
  *   generic  X-Kanaria-Signature-256: sha256=HEX  as GitHub
  * Each repository of kanaria.yaml with `webhook.secretFile` is tried (the file read at each call,
- * as one line, by kanaria/secret.h); every one whose secret verifies is fetched at once. The verification functions are pure, for the unit tests.
+ * as one line, by kanaria/secret.h); every one whose secret verifies is fetched at once. The
+ * verification functions are pure, for the unit tests.
  */
 #ifndef KANARIA_API_WEBHOOK_H
 #define KANARIA_API_WEBHOOK_H
@@ -18,7 +19,6 @@ enum kn_webhook_kind {
     KN_WEBHOOK_GITLAB,
     KN_WEBHOOK_GENERIC,
 };
-
 
 /* 1 when `signature` ("sha256=" and 64 hex digits, either case) is the HMAC-SHA256 of body with
  * secret, compared in constant time; 0 otherwise (also for a malformed signature). */

@@ -3,9 +3,10 @@
  *
  * Credentials are read from their files at each query (kanaria/secret.h), so a rotated password
  * or token is used at once; making the instance reads them once too, so that a file that cannot
- * be read is an error at start rather than at the first analysis. A query owns nothing of the instance (its call record holds
- * only the callback), so destroying the instance while queries are in flight is safe: they still
- * complete, or are cancelled by the HTTP client, and call back exactly once.
+ * be read is an error at start rather than at the first analysis. A query owns nothing of the
+ * instance (its call record holds only the callback), so destroying the instance while queries are
+ * in flight is safe: they still complete, or are cancelled by the HTTP client, and call back
+ * exactly once.
  */
 #include "metrics/prometheus/prometheus.h"
 
@@ -29,11 +30,11 @@
 #define KN_PROMETHEUS_MAX_QUOTE 200
 
 struct kn_prometheus {
-    char who[160];             /* "metrics provider=main" */
-    char *address;             /* base URL (owned) */
-    char *username;            /* basic auth user, or NULL (owned) */
-    char *password_file;       /* with username, or NULL (owned) */
-    char *bearer_token_file;   /* or NULL (owned) */
+    char who[160];           /* "metrics provider=main" */
+    char *address;           /* base URL (owned) */
+    char *username;          /* basic auth user, or NULL (owned) */
+    char *password_file;     /* with username, or NULL (owned) */
+    char *bearer_token_file; /* or NULL (owned) */
     long timeout_ms;
     struct kn_http_client *http; /* borrowed; outlives the instance */
 };

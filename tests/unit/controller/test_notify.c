@@ -54,8 +54,7 @@ struct hook {
     char body[512];
 };
 
-static void hook_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
-                        void *data)
+static void hook_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req, void *data)
 {
     struct hook *h = data;
     char *sig = kn_testsrv_header(req->head, "X-Kanaria-Signature-256");
@@ -104,8 +103,8 @@ static void test_secret_read_at_each_delivery(void **state)
     char *dir = kn_test_tmpdir();
     char *path = kn_asprintf("%s/secret", dir);
     char name[] = "ops";
-    struct kn_notification_config nc = {.name = name, .type = KN_NOTIFY_WEBHOOK,
-                                        .secret_file = path};
+    struct kn_notification_config nc = {
+        .name = name, .type = KN_NOTIFY_WEBHOOK, .secret_file = path};
     struct kn_config cfg;
     struct kn_http_client *http;
     struct kn_notify *n;
@@ -347,11 +346,15 @@ static void test_feed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign),          cmocka_unit_test(test_secret_read_at_each_delivery),
-                  cmocka_unit_test(test_payload_webhook),
-        cmocka_unit_test(test_payload_slack), cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_event_names),   cmocka_unit_test(test_names_are_filterable),
-        cmocka_unit_test(test_matches),       cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_secret_read_at_each_delivery),
+        cmocka_unit_test(test_payload_webhook),
+        cmocka_unit_test(test_payload_slack),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_names_are_filterable),
+        cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_feed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -643,7 +643,8 @@ static void test_refused_queries_and_configs(void **state)
     cfg.basic_auth.username = cfg_admin;
     cfg.basic_auth.password_file = missing;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_ENOENT);
-    assert_non_null(strstr(err.msg, "metrics provider 'main': basicAuth.passwordFile: secret file"));
+    assert_non_null(
+        strstr(err.msg, "metrics provider 'main': basicAuth.passwordFile: secret file"));
 
     free(missing);
     free(empty);
