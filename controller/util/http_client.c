@@ -7,12 +7,12 @@
  *
  * Re-entrancy: curl_multi_add_handle only asks for a timeout through the timer callback, which
  * merely arms the uv_timer; every transfer is driven from loop callbacks, so no request can
- * complete inside kn_http_request. User callbacks run only outside curl calls (from the
- * info_read loop or from kn_http_client_close), so they may start requests or close the client;
- * closing from a callback defers curl_multi_cleanup until the info_read loop has returned.
- * Data callbacks (streaming mode) do run inside curl: a cancel from there is only marked
- * (cancel_pending), the write callback then refuses the bytes, and kn_http_drive completes the
- * marked calls once curl has returned.
+ * complete inside kn_http_request. Completions run only outside curl calls (from the info_read
+ * loop, kn_http_cancel or kn_http_client_close), so they may start requests or close the client;
+ * closing from a completion defers curl_multi_cleanup until the info_read loop has returned.
+ * Data callbacks (streaming mode) do run inside curl: a cancel or a close from there is only
+ * marked (cancel_pending, close_pending), the write callback then refuses the bytes, and
+ * kn_http_drive completes the marked calls, or closes, once curl has returned.
  */
 #include "kanaria/http.h"
 
@@ -75,7 +75,8 @@ struct kn_http_client {
     struct kn_http_sock *socks; /* polls not yet closing */
     unsigned open_handles;      /* timer and polls whose close callback has not run */
     unsigned busy;              /* depth of kn_http_drive: defer the multi cleanup */
-    int in_curl;                /* inside curl_multi_socket_action: defer cancels */
+    int in_curl;                /* inside curl_multi_socket_action: defer cancels and close */
+    int close_pending;          /* closed from a data callback: close once curl has returned */
     int closing;
 };
 
@@ -106,6 +107,10 @@ static void kn_http_drive(struct kn_http_client *c, curl_socket_t fd, int flags)
     c->in_curl = 1;
     curl_multi_socket_action(c->multi, fd, flags, &running);
     c->in_curl = 0;
+    if (c->close_pending) {
+        c->close_pending = 0;
+        kn_http_client_close(c);
+    }
     kn_http_check_done(c);
     kn_http_finish_pending(c);
     c->busy--;
@@ -612,7 +617,7 @@ int kn_http_start(struct kn_http_call **out, struct kn_http_client *c,
     if (out) {
         *out = NULL;
     }
-    if (!c || !req || !req->url || !cb || c->closing) {
+    if (!c || !req || !req->url || !cb || c->closing || c->close_pending) {
         rc = kn_error_set(err, KN_EINVAL, NULL, "http: no client, URL or callback");
         goto out;
     }
@@ -690,6 +695,14 @@ static void kn_http_finish_close(struct kn_http_client *c)
 void kn_http_client_close(struct kn_http_client *c)
 {
     if (!c || c->closing) {
+        goto out;
+    }
+    if (c->in_curl) {
+        /* from a data callback: refuse every further byte, close when curl has returned */
+        c->close_pending = 1;
+        for (struct kn_http_call *x = c->calls; x; x = x->next) {
+            x->cancel_pending = 1;
+        }
         goto out;
     }
     c->closing = 1;

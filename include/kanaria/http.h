@@ -51,8 +51,9 @@ struct kn_http_response {
 
 /* The streaming mode's data callback: `part` has the status and headers (complete by then) and in
  * body/body_len the next piece of the body, in order. Return 0 to go on, anything else to stop:
- * the request then completes with error "cancelled". Called from inside curl: it must not cancel
- * other requests or close the client directly (kn_http_cancel defers itself when it does). */
+ * the request then completes with error "cancelled". It runs inside curl: kn_http_cancel and
+ * kn_http_client_close called from it take effect once curl has returned (the completions run
+ * then, not before they return), and a request started from it is refused. */
 typedef int (*kn_http_data_cb)(const struct kn_http_response *part, void *data);
 
 typedef void (*kn_http_cb)(const struct kn_http_response *res, void *data);

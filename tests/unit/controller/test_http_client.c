@@ -756,6 +756,68 @@ static void test_stream_cancel_from_data_callback(void **state)
     free(u);
 }
 
+/* Closing the client from a data callback: every call completes once, after curl returned. */
+struct close_in_data {
+    struct fx *f;
+    struct got slow;
+    int chunks;
+    int calls;
+    char *error;
+};
+
+static int on_data_close(const struct kn_http_response *part, void *data)
+{
+    struct close_in_data *cd = data;
+    struct kn_http_request req = {.url = "http://127.0.0.1:1/"};
+
+    (void)part;
+    cd->chunks++;
+    kn_http_client_close(cd->f->client);
+    assert_int_equal(cd->calls, 0);
+    assert_int_equal(cd->slow.calls, 0);
+    /* closing: nothing new starts */
+    assert_int_equal(kn_http_request(cd->f->client, &req, on_response_never, NULL), KN_EINVAL);
+    return 0;
+}
+
+static void on_close_in_data_done(const struct kn_http_response *res, void *data)
+{
+    struct close_in_data *cd = data;
+
+    uv_stop(test_loop);
+    cd->calls++;
+    cd->error = dup_or_null(res->error);
+}
+
+static void test_close_from_data_callback(void **state)
+{
+    struct fx *f = *state;
+    struct kn_http_request req = {.on_data = on_data_close, .timeout_ms = -1};
+    struct kn_http_request slow = {0};
+    struct close_in_data cd = {.f = f};
+    char *u = url(f, "/hold");
+    char *s = url(f, "/slow");
+
+    req.url = u;
+    slow.url = s;
+    assert_int_equal(kn_http_request(f->client, &slow, on_response, &cd.slow), 0);
+    assert_int_equal(kn_http_request(f->client, &req, on_close_in_data_done, &cd), 0);
+    run_until(f, &cd.calls, 1);
+    f->client = NULL;
+    assert_int_equal(cd.chunks, 1);
+    assert_int_equal(cd.calls, 1);
+    assert_string_equal(cd.error, "cancelled");
+    assert_int_equal(cd.slow.calls, 1);
+    assert_string_equal(cd.slow.error, "cancelled");
+    run_quiet(f, 100);
+    assert_int_equal(cd.calls, 1);
+    assert_int_equal(cd.slow.calls, 1);
+    got_release(&cd.slow);
+    free(cd.error);
+    free(s);
+    free(u);
+}
+
 /* ---- cancel ------------------------------------------------------------------------------- */
 
 static void test_cancel_queued(void **state)
@@ -1195,6 +1257,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_cancel_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_cancel_from_data_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_data_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bearer_token_file, setup, teardown),
