@@ -76,6 +76,15 @@ static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_reques
                          "X-Multi: one\r\nContent-Type: text/plain\r\nx-multi:   two  \r\n"
                          "X-Empty:\r\n",
                          "h", 1, 0);
+    } else if (strcmp(path, "/many-headers") == 0) {
+        /* 80 KiB of header fields, past KN_HTTP_MAX_HEADERS */
+        struct kn_buf b;
+        kn_buf_init(&b, KN_BUF_UNBOUNDED);
+        for (int i = 0; i < 1024; i++) {
+            kn_buf_addf(&b, "X-Filler-%04d: %066d\r\n", i, i);
+        }
+        kn_testsrv_reply(c, 200, b.data, "ok", 2, 0);
+        kn_buf_release(&b);
     } else if (strcmp(path, "/hold") == 0) {
         char *raw = kn_strdup("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n"
                               "X-Watch: yes\r\n\r\nfirst-part");
@@ -598,6 +607,19 @@ static void test_response_headers(void **state)
     free(g.type);
     free(g.empty);
     free(u);
+}
+
+static void test_response_headers_bounded(void **state)
+{
+    struct fx *f = *state;
+    struct kn_http_request req = {0};
+    struct got g = {0};
+
+    fetch(f, &req, "/many-headers", &g);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.code, KN_ETOOBIG);
+    assert_string_equal(g.error, "response headers larger than 65536 bytes");
+    got_release(&g);
 }
 
 /* ---- streaming ---------------------------------------------------------------------------- */
@@ -1254,6 +1276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_headers_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_cancel_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_cancel_from_data_callback, setup, teardown),
