@@ -452,15 +452,7 @@ static int kn_http_add_header(struct kn_http_call *x, const char *line)
     return 0;
 }
 
-/* Everything kn_http_start asks of curl; 0, KN_EIO, or the secret reader's code. */
-static int kn_http_call_setup(struct kn_http_call *x, const struct kn_http_request *req,
-                              struct kn_error *err)
-{
-    const char *method = req->method ? req->method : "GET";
-    struct kn_secret token = {0};
-    CURL *e = x->easy;
-    int rc = 0;
-
+/* curl_easy_setopt in the functions below, which have `e`, `rc`, `err` and `out:`. */
 #define KN_SETOPT(opt, val)                                                                        \
     do {                                                                                           \
         if (curl_easy_setopt(e, opt, val) != CURLE_OK) {                                           \
@@ -468,6 +460,66 @@ static int kn_http_call_setup(struct kn_http_call *x, const struct kn_http_reque
             goto out;                                                                              \
         }                                                                                          \
     } while (0)
+
+/* The request's credentials, one kind at most: curl builds the header (Bearer, Basic) or signs
+ * (SigV4); secret files are read now. 0, KN_EINVAL, KN_EIO or the secret reader's code. */
+static int kn_http_call_auth(struct kn_http_call *x, const struct kn_http_request *req,
+                             struct kn_error *err)
+{
+    struct kn_secret secret = {0};
+    CURL *e = x->easy;
+    int rc = 0;
+
+    if ((req->bearer_token_file != NULL) + (req->username != NULL) + (req->aws != NULL) > 1) {
+        rc = kn_error_set(err, KN_EINVAL, NULL,
+                          "http: one of bearer_token_file, username and aws at most");
+        goto out;
+    }
+    if (req->bearer_token_file) {
+        if ((rc = kn_secret_read(&secret, req->bearer_token_file, KN_SECRET_LINE, err)) < 0) {
+            goto out;
+        }
+        KN_SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        KN_SETOPT(CURLOPT_XOAUTH2_BEARER, secret.data);
+    } else if (req->username) {
+        if (req->password_file &&
+            (rc = kn_secret_read(&secret, req->password_file, KN_SECRET_LINE, err)) < 0) {
+            goto out;
+        }
+        KN_SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        KN_SETOPT(CURLOPT_USERNAME, req->username);
+        KN_SETOPT(CURLOPT_PASSWORD, secret.data ? secret.data : "");
+    } else if (req->aws) {
+        if (!req->aws->provider || !req->aws->access_key_id || !req->aws->secret_access_key) {
+            rc = kn_error_set(err, KN_EINVAL, NULL,
+                              "http: SigV4 needs a provider, an access key id and a secret key");
+            goto out;
+        }
+        KN_SETOPT(CURLOPT_AWS_SIGV4, req->aws->provider);
+        KN_SETOPT(CURLOPT_USERNAME, req->aws->access_key_id);
+        KN_SETOPT(CURLOPT_PASSWORD, req->aws->secret_access_key);
+        if (req->aws->session_token) {
+            char *line = kn_asprintf("X-Amz-Security-Token: %s", req->aws->session_token);
+            rc = kn_http_add_header(x, line);
+            kn_secret_free_str(line);
+            if (rc < 0) {
+                rc = kn_error_set(err, rc, NULL, "http: cannot add a header");
+                goto out;
+            }
+        }
+    }
+out:
+    kn_secret_release(&secret);
+    return rc;
+}
+
+/* Everything kn_http_start asks of curl; 0, KN_EIO, or the secret reader's code. */
+static int kn_http_call_setup(struct kn_http_call *x, const struct kn_http_request *req,
+                              struct kn_error *err)
+{
+    const char *method = req->method ? req->method : "GET";
+    CURL *e = x->easy;
+    int rc = 0;
 
     KN_SETOPT(CURLOPT_URL, req->url);
     KN_SETOPT(CURLOPT_PRIVATE, (void *)x);
@@ -525,31 +577,8 @@ static int kn_http_call_setup(struct kn_http_call *x, const struct kn_http_reque
         KN_SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
     }
 
-    if (req->bearer_token_file) {
-        if ((rc = kn_secret_read(&token, req->bearer_token_file, KN_SECRET_LINE, err)) < 0) {
-            goto out;
-        }
-        KN_SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        KN_SETOPT(CURLOPT_XOAUTH2_BEARER, token.data);
-    }
-    if (req->aws) {
-        if (!req->aws->provider || !req->aws->access_key_id || !req->aws->secret_access_key) {
-            rc = kn_error_set(err, KN_EINVAL, NULL,
-                              "http: SigV4 needs a provider, an access key id and a secret key");
-            goto out;
-        }
-        KN_SETOPT(CURLOPT_AWS_SIGV4, req->aws->provider);
-        KN_SETOPT(CURLOPT_USERNAME, req->aws->access_key_id);
-        KN_SETOPT(CURLOPT_PASSWORD, req->aws->secret_access_key);
-        if (req->aws->session_token) {
-            char *line = kn_asprintf("X-Amz-Security-Token: %s", req->aws->session_token);
-            rc = kn_http_add_header(x, line);
-            kn_secret_free_str(line);
-            if (rc < 0) {
-                rc = kn_error_set(err, rc, NULL, "http: cannot add a header");
-                goto out;
-            }
-        }
+    if ((rc = kn_http_call_auth(x, req, err)) < 0) {
+        goto out;
     }
 
     for (const char *const *h = req->headers; h && *h; h++) {
@@ -561,11 +590,11 @@ static int kn_http_call_setup(struct kn_http_call *x, const struct kn_http_reque
     if (x->headers) {
         KN_SETOPT(CURLOPT_HTTPHEADER, x->headers);
     }
-#undef KN_SETOPT
 out:
-    kn_secret_release(&token);
     return rc;
 }
+
+#undef KN_SETOPT
 
 /* ---- the public functions ----------------------------------------------------------------- */
 

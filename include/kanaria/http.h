@@ -82,18 +82,20 @@ struct kn_http_request {
                                       system's; NULL: the system's */
     const char *cert_file;         /* PEM client certificate, or NULL */
     const char *key_file;          /* PEM key of cert_file (unencrypted), or NULL */
-    const char *bearer_token_file; /* "Authorization: Bearer" with this secret file's
-                                      content, read now (kanaria/secret.h); or NULL */
-    const struct kn_http_aws_sigv4 *aws; /* sign with SigV4; or NULL */
+    /* Credentials, one kind at most; secret files are read at each request (kanaria/secret.h). */
+    const char *bearer_token_file;       /* "Authorization: Bearer" with this file's content */
+    const char *username;                /* basic auth, with password_file ("" without) */
+    const char *password_file;           /* basic auth password, with username */
+    const struct kn_http_aws_sigv4 *aws; /* sign with SigV4 */
 };
 
 /* A client on loop, into *out (free with kn_http_client_close). 0, or KN_EINVAL / KN_EIO. */
 int kn_http_client_new(struct kn_http_client **out, uv_loop_t *loop);
 
 /* Start a request; *out (may be NULL) receives its handle for kn_http_cancel, valid until its
- * completion starts to run. 0; or KN_EINVAL (no URL, no callback, client closing), KN_EIO (curl
- * refused it), or the secret reader's code for bearer_token_file, with err (may be NULL) saying
- * why, and then cb is never called. */
+ * completion starts to run. 0; or KN_EINVAL (no URL, no callback, client closing, two kinds of
+ * credentials), KN_EIO (curl refused it), or the secret reader's code for bearer_token_file or
+ * password_file, with err (may be NULL) saying why, and then cb is never called. */
 int kn_http_start(struct kn_http_call **out, struct kn_http_client *c,
                   const struct kn_http_request *req, kn_http_cb cb, void *data,
                   struct kn_error *err);

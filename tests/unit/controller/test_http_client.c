@@ -937,6 +937,39 @@ static void test_bearer_token_file(void **state)
     free(dir);
 }
 
+static void test_basic_auth(void **state)
+{
+    struct fx *f = *state;
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/password", dir);
+    struct kn_http_request req = {.username = "admin", .password_file = path};
+    struct kn_error err;
+    struct got g = {0};
+
+    /* base64("admin:s3cret"), then base64("admin:n3w") once the file changed */
+    kn_test_write(dir, "password", "s3cret\n");
+    fetch(f, &req, "/auth", &g);
+    assert_string_equal(g.body, "Basic YWRtaW46czNjcmV0\n");
+    got_release(&g);
+    kn_test_write(dir, "password", "n3w\n");
+    memset(&g, 0, sizeof(g));
+    fetch(f, &req, "/auth", &g);
+    assert_string_equal(g.body, "Basic YWRtaW46bjN3\n");
+    got_release(&g);
+
+    /* one kind of credentials at most */
+    req.bearer_token_file = path;
+    req.url = "http://127.0.0.1:1/";
+    kn_error_clear(&err);
+    assert_int_equal(kn_http_start(NULL, f->client, &req, on_response_never, NULL, &err),
+                     KN_EINVAL);
+    assert_non_null(strstr(err.msg, "at most"));
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    kn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
 static void test_aws_sigv4(void **state)
 {
     struct fx *f = *state;
@@ -1284,6 +1317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bearer_token_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aws_sigv4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_per_request_ca, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_client_certificate, setup, teardown),
