@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,20 +358,6 @@ static int kn_prometheus_check_secret(const char *what, const char *path, const 
     return rc;
 }
 
-static char *kn_prometheus_basic(const char *user, const char *password)
-{
-    char *plain = kn_asprintf("%s:%s", user, password);
-    size_t len = strlen(plain);
-    unsigned char *enc = kn_malloc(4 * ((len + 2) / 3) + 1);
-    char *header;
-
-    EVP_EncodeBlock(enc, (const unsigned char *)plain, (int)len);
-    header = kn_asprintf("Authorization: Basic %s", (const char *)enc);
-    kn_secret_free_str(plain);
-    kn_secret_free_str((char *)enc);
-    return header;
-}
-
 static void kn_prometheus_destroy(void *instance)
 {
     struct kn_prometheus *p = instance;
@@ -447,10 +432,8 @@ static int kn_prometheus_query(void *instance, const struct kn_metrics_query *q,
 {
     struct kn_prometheus *p = instance;
     struct kn_prometheus_call *call = NULL;
-    const char *headers[] = {"Accept: application/json", NULL, NULL};
+    const char *headers[] = {"Accept: application/json", NULL};
     struct kn_http_request req = {0};
-    struct kn_secret password = {0};
-    char *authorization = NULL;
     struct kn_error err;
     char *url = NULL;
     int rc = 0;
@@ -463,15 +446,9 @@ static int kn_prometheus_query(void *instance, const struct kn_metrics_query *q,
         goto out;
     }
     kn_error_clear(&err);
-    if (p->username) {
-        if (p->password_file &&
-            (rc = kn_secret_read(&password, p->password_file, KN_SECRET_LINE, &err)) < 0) {
-            kn_log_error(p->who, "basicAuth.passwordFile: %s", err.msg);
-            goto out;
-        }
-        authorization = kn_prometheus_basic(p->username, password.data ? password.data : "");
-        headers[1] = authorization;
-    }
+    /* the HTTP client reads the credentials' files at each request */
+    req.username = p->username;
+    req.password_file = p->password_file;
     req.bearer_token_file = p->bearer_token_file;
     req.url = url;
     req.headers = headers;
@@ -486,8 +463,6 @@ static int kn_prometheus_query(void *instance, const struct kn_metrics_query *q,
     }
     call = NULL;
 out:
-    kn_secret_release(&password);
-    kn_secret_free_str(authorization);
     free(call);
     free(url);
     return rc;
