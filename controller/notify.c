@@ -3,7 +3,6 @@
  */
 #include "notify.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
+#include "kanaria/secret.h"
 
 #define KN_NOTIFY_TIMEOUT_MS 10000
 
@@ -30,9 +30,7 @@ struct kn_notify_target {
     char *name;
     int type; /* enum kn_notification_type */
     char *url;
-    char *secret; /* NULL: unsigned */
-    size_t secret_len;
-    int off;                              /* the secret could not be read: nothing is sent */
+    char *secret_file;                    /* read at each delivery; NULL: unsigned */
     struct kn_notification_config filter; /* events and apps, owned copies */
     struct kn_http_client *http;
     struct kn_notify_item ring[KN_NOTIFY_QUEUE_MAX];
@@ -190,77 +188,31 @@ static void kn_notify_strlist_free(struct kn_strlist *l)
     memset(l, 0, sizeof(*l));
 }
 
-int kn_notify_read_secret(const char *path, char **out, size_t *len, char *why, size_t size)
-{
-    char buf[KN_NOTIFY_SECRET_MAX + 1];
-    FILE *f = fopen(path, "r");
-    size_t n;
-    int rc = 0;
-
-    *out = NULL;
-    *len = 0;
-    if (!f) {
-        snprintf(why, size, "cannot open secretFile '%s': %s", path, strerror(errno));
-        rc = KN_EIO;
-        goto out;
-    }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (buf[i] == '\r' || buf[i] == '\n') {
-            n = i;
-            break;
-        }
-    }
-    /* a NUL would cut the secret short without a word: every signature made with less of it */
-    if (memchr(buf, '\0', n)) {
-        snprintf(why, size, "secretFile '%s' holds a NUL character", path);
-        rc = KN_EINVAL;
-        goto out;
-    }
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t')) {
-        buf[--n] = '\0';
-    }
-    if (n == 0) {
-        snprintf(why, size, "secretFile '%s' is empty", path);
-        rc = KN_EINVAL;
-        goto out;
-    }
-    *out = kn_strdup(buf);
-    *len = n;
-out:
-    if (f) {
-        fclose(f);
-    }
-    return rc;
-}
-
 /* Take c's settings (the queue stays). */
 static void kn_notify_target_configure(struct kn_notify_target *t,
                                        const struct kn_notification_config *c)
 {
-    char why[512];
+    struct kn_secret secret = {0};
+    struct kn_error err;
 
     free(t->name);
     free(t->url);
-    free(t->secret);
+    free(t->secret_file);
     kn_notify_strlist_free(&t->filter.events);
     kn_notify_strlist_free(&t->filter.apps);
     t->name = kn_strdup(c->name ? c->name : "");
     snprintf(t->who, sizeof(t->who), "notify name=%s", t->name);
     t->type = c->type;
     t->url = kn_strdup(c->url ? c->url : "");
-    t->secret = NULL;
-    t->secret_len = 0;
-    t->off = 0;
+    t->secret_file =
+        c->secret_file && t->type == KN_NOTIFY_WEBHOOK ? kn_strdup(c->secret_file) : NULL;
     kn_notify_strlist_copy(&t->filter.events, &c->events);
     kn_notify_strlist_copy(&t->filter.apps, &c->apps);
-    if (c->secret_file && t->type == KN_NOTIFY_WEBHOOK &&
-        kn_notify_read_secret(c->secret_file, &t->secret, &t->secret_len, why, sizeof(why)) < 0) {
-        kn_log_error(t->who, "%s: nothing will be sent", why);
-        t->off = 1;
+    /* read now too, so that a file that cannot be read is reported at start or reload */
+    if (t->secret_file && kn_secret_read(&secret, t->secret_file, KN_SECRET_LINE, &err) < 0) {
+        kn_log_error(t->who, "%s: nothing is sent until it can be read", err.msg);
     }
+    kn_secret_release(&secret);
 }
 
 static void kn_notify_target_maybe_free(struct kn_notify_target *t)
@@ -274,7 +226,7 @@ static void kn_notify_target_maybe_free(struct kn_notify_target *t)
     }
     free(t->name);
     free(t->url);
-    free(t->secret);
+    free(t->secret_file);
     kn_notify_strlist_free(&t->filter.events);
     kn_notify_strlist_free(&t->filter.apps);
     free(t);
@@ -302,12 +254,6 @@ static void kn_notify_send(struct kn_notify_target *t);
 /* Start on the next queued event, when nothing is being delivered. */
 static void kn_notify_next(struct kn_notify_target *t)
 {
-    if (t->off) {
-        /* turned off by a reload whose secret cannot be read: nothing goes out unsigned */
-        for (; t->count > 0; t->count--, t->head = (t->head + 1) % KN_NOTIFY_QUEUE_MAX) {
-            kn_notify_item_release(&t->ring[t->head]);
-        }
-    }
     if (t->retired || t->current.body || t->count == 0) {
         return;
     }
@@ -382,14 +328,16 @@ static void kn_notify_send(struct kn_notify_target *t)
         .timeout_ms = KN_NOTIFY_TIMEOUT_MS,
         .max_response = 64 * 1024,
     };
+    struct kn_secret secret = {0};
+    struct kn_error err;
     size_t h = 0;
 
     if (t->retired || !t->current.body) {
         return;
     }
-    if (t->off) {
-        kn_notify_item_release(&t->current);
-        kn_notify_next(t);
+    /* read at each delivery, so a rotated secret signs at once; never sent unsigned */
+    if (t->secret_file && kn_secret_read(&secret, t->secret_file, KN_SECRET_LINE, &err) < 0) {
+        kn_notify_failed(t, err.msg);
         return;
     }
     snprintf(event, sizeof(event), "X-Kanaria-Event: %s", t->current.name);
@@ -399,11 +347,12 @@ static void kn_notify_send(struct kn_notify_target *t)
     headers[h++] = event;
     headers[h++] = delivery;
     headers[h++] = agent;
-    if (t->secret) {
+    if (secret.data) {
         memcpy(sig, "X-Kanaria-Signature-256: ", 25);
-        kn_notify_sign(t->secret, t->secret_len, t->current.body, t->current.len, sig + 25);
+        kn_notify_sign(secret.data, secret.len, t->current.body, t->current.len, sig + 25);
         headers[h++] = sig;
     }
+    kn_secret_release(&secret);
     headers[h] = NULL;
     if (kn_http_request(t->http, &req, kn_notify_on_response, t) < 0) {
         kn_notify_failed(t, "the request could not be started");
@@ -493,7 +442,7 @@ void kn_notify_event(const struct kn_event *e, void *data)
 
     for (size_t i = 0; n && i < n->ntargets; i++) {
         struct kn_notify_target *t = n->targets[i];
-        if (!t->off && kn_notify_matches(&t->filter, e)) {
+        if (kn_notify_matches(&t->filter, e)) {
             kn_notify_enqueue(t, e);
         }
     }

@@ -24,7 +24,7 @@
 
 #include "kanaria/config.h"
 #include "kanaria/store.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 /* Events a notification holds before it drops the oldest. */
 #define KN_NOTIFY_QUEUE_MAX 1000
@@ -32,16 +32,15 @@
 #define KN_NOTIFY_ATTEMPTS 6
 /* The longest wait between two attempts. */
 #define KN_NOTIFY_BACKOFF_MAX_MS 60000
-/* The largest secret read from secret_file. */
-#define KN_NOTIFY_SECRET_MAX 4096
 /* "sha256=" and 64 hex digits, NUL-terminated. */
 #define KN_NOTIFY_SIGNATURE_SIZE 72
 
 struct kn_notify;
 
-/* Notifications of cfg (copied; secrets read now) sending with http (borrowed; outlives the
- * notifications until kn_notify_close). A secret that cannot be read leaves that notification
- * off, with an error in the log. */
+/* Notifications of cfg (copied) sending with http (borrowed; outlives the notifications until
+ * kn_notify_close). A secretFile is read at each delivery (kanaria/secret.h): one that cannot be
+ * read fails that attempt, retried like any other, and nothing goes out unsigned; it is also
+ * read here, so that an error is logged at once. */
 int kn_notify_new(struct kn_notify **out, uv_loop_t *loop, struct kn_http_client *http,
                   const struct kn_config *cfg);
 
@@ -75,11 +74,6 @@ char *kn_notify_payload(int type, const struct kn_event *e);
 /* "sha256=" and the hex HMAC-SHA256 of body with secret into out. */
 void kn_notify_sign(const char *secret, size_t secret_len, const char *body, size_t body_len,
                     char out[KN_NOTIFY_SIGNATURE_SIZE]);
-
-/* The first line of the secret file `path`, without trailing white space, into *out (caller
- * frees) and its length into *len. A missing, unreadable or empty file, or one whose first line
- * holds a NUL, is KN_EIO or KN_EINVAL with the reason in `why` (never the secret itself). */
-int kn_notify_read_secret(const char *path, char **out, size_t *len, char *why, size_t size);
 
 /* The wait before attempt `attempt` (2 for the first retry): 1 s, 2 s, 4 s ... capped at
  * KN_NOTIFY_BACKOFF_MAX_MS. */

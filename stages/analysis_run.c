@@ -19,7 +19,7 @@
 #include "kanaria/metrics.h"
 #include "stages.h"
 #include "stats.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 #define MAX_STORED_SAMPLES 80 /* per side in an analysis record (the store keeps 4 KiB of them) */
 

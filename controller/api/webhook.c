@@ -15,6 +15,7 @@
 #include "api/server.h"
 #include "kanaria/error.h"
 #include "kanaria/log.h"
+#include "kanaria/secret.h"
 
 #define WHO "api"
 
@@ -94,58 +95,6 @@ int kn_webhook_verify(enum kn_webhook_kind kind, const char *value, size_t value
     return 0;
 }
 
-int kn_webhook_read_secret(const char *path, char *buf, size_t size, size_t *len)
-{
-    FILE *f = NULL;
-    size_t n;
-    int rc = 0;
-
-    *len = 0;
-    if (!path || size < 2) {
-        rc = KN_EINVAL;
-        goto out;
-    }
-    if (!(f = fopen(path, "rb"))) {
-        rc = errno == ENOENT ? KN_ENOENT : KN_EIO;
-        goto out;
-    }
-    n = fread(buf, 1, size - 1, f);
-    if (ferror(f)) {
-        rc = KN_EIO;
-        goto out;
-    }
-    buf[n] = '\0';
-    size_t line = 0;
-    while (line < n && buf[line] != '\r' && buf[line] != '\n') {
-        line++;
-    }
-    /* a line that fills the buffer may go on: too long to be sure of it */
-    if (line == size - 1 || line > KN_WEBHOOK_SECRET_MAX) {
-        rc = KN_ETOOBIG;
-        goto out;
-    }
-    /* a NUL would cut the secret short without a word */
-    if (memchr(buf, '\0', line)) {
-        rc = KN_EINVAL;
-        goto out;
-    }
-    n = line;
-    buf[n] = '\0';
-    if (n == 0) {
-        rc = KN_EINVAL;
-        goto out;
-    }
-    *len = n;
-out:
-    if (f) {
-        fclose(f);
-    }
-    if (rc < 0 && size > 0 && buf) {
-        buf[0] = '\0';
-    }
-    return rc;
-}
-
 /* ---- the endpoint ---------------------------------------------------------------------------- */
 
 static const char *const kn_webhook_kind_names[] = {
@@ -178,9 +127,10 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
     const char *value = NULL;
     const void *body = req->entity.base ? req->entity.base : "";
     size_t body_len = req->entity.base ? req->entity.len : 0;
-    char secret[KN_WEBHOOK_SECRET_MAX + 2];
+    struct kn_secret secret = {0};
+    struct kn_error err;
     char peer[96], names[512] = "";
-    size_t value_len = 0, secret_len, n;
+    size_t value_len = 0, n;
     int triggered = 0;
     json_t *answer, *list;
 
@@ -202,13 +152,12 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
         if (!repos[i].webhook.secret_file) {
             continue;
         }
-        if (kn_webhook_read_secret(repos[i].webhook.secret_file, secret, sizeof(secret),
-                                   &secret_len) < 0) {
-            kn_log_warn(WHO, "repo=%s cannot read webhook secret file %s", repos[i].name,
-                        repos[i].webhook.secret_file);
+        kn_secret_release(&secret);
+        if (kn_secret_read(&secret, repos[i].webhook.secret_file, KN_SECRET_LINE, &err) < 0) {
+            kn_log_warn(WHO, "repo=%s webhook: %s", repos[i].name, err.msg);
             continue;
         }
-        if (!kn_webhook_verify(kind, value, value_len, body, body_len, secret, secret_len)) {
+        if (!kn_webhook_verify(kind, value, value_len, body, body_len, secret.data, secret.len)) {
             continue;
         }
         if (api->deps.trigger && api->deps.trigger(api->deps.data, repos[i].name) < 0) {
@@ -219,7 +168,7 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
         snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", repos[i].name);
         triggered++;
     }
-    memset(secret, 0, sizeof(secret));
+    kn_secret_release(&secret);
     if (!triggered) {
         kn_log_warn(WHO, "webhook from %s (%s): the signature matches no repository", peer,
                     kn_webhook_kind_names[kind]);

@@ -4,8 +4,9 @@
  *   GitHub   X-Hub-Signature-256: sha256=HEX      HMAC-SHA256 of the body with the secret
  *   GitLab   X-Gitlab-Token: SECRET               the secret itself
  *   generic  X-Kanaria-Signature-256: sha256=HEX  as GitHub
- * Each repository of kanaria.yaml with `webhook.secretFile` is tried; every one whose secret
- * verifies is fetched at once. The verification functions are pure, for the unit tests.
+ * Each repository of kanaria.yaml with `webhook.secretFile` is tried (the file read at each call,
+ * as one line, by kanaria/secret.h); every one whose secret verifies is fetched at once. The
+ * verification functions are pure, for the unit tests.
  */
 #ifndef KANARIA_API_WEBHOOK_H
 #define KANARIA_API_WEBHOOK_H
@@ -19,9 +20,6 @@ enum kn_webhook_kind {
     KN_WEBHOOK_GENERIC,
 };
 
-/* The largest secret read from a secretFile. */
-#define KN_WEBHOOK_SECRET_MAX 4096
-
 /* 1 when `signature` ("sha256=" and 64 hex digits, either case) is the HMAC-SHA256 of body with
  * secret, compared in constant time; 0 otherwise (also for a malformed signature). */
 int kn_webhook_hmac_ok(const char *signature, size_t sig_len, const void *body, size_t body_len,
@@ -33,10 +31,5 @@ int kn_webhook_token_ok(const char *token, size_t token_len, const char *secret,
 /* Check one request against one secret: kind says which header `value` came from. */
 int kn_webhook_verify(enum kn_webhook_kind kind, const char *value, size_t value_len,
                       const void *body, size_t body_len, const char *secret, size_t secret_len);
-
-/* Read a secret file: the first line without its line end, at most KN_WEBHOOK_SECRET_MAX bytes
- * and less than size (longer is KN_ETOOBIG), into buf; *len its length. KN_ENOENT / KN_EIO when
- * unreadable, KN_EINVAL when empty or holding a NUL byte. */
-int kn_webhook_read_secret(const char *path, char *buf, size_t size, size_t *len);
 
 #endif /* KANARIA_API_WEBHOOK_H */

@@ -33,7 +33,7 @@
 #include "notify.h"
 #include "prune.h"
 #include "reconcile.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 #define WHO "serve"
 

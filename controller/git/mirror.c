@@ -29,13 +29,11 @@
 #include "git/git.h"
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
+#include "kanaria/secret.h"
 
 /* Calls of the credential callback in one fetch before giving up: libgit2 asks again after
  * every rejection, and a bad token must not turn into a loop against the server. */
 #define KN_MIRROR_MAX_AUTH_ATTEMPTS 3
-
-/* The largest token file read (a token is a few hundred bytes; this is a sanity bound). */
-#define KN_MIRROR_MAX_TOKEN 16384
 
 #define KN_MIRROR_DEFAULT_HTTP_USER "x-access-token"
 #define KN_MIRROR_DEFAULT_SSH_USER  "git"
@@ -103,67 +101,19 @@ char *kn_git_redact_url(const char *url)
 
 /* ---- credentials -------------------------------------------------------------------------- */
 
-/* Overwrite a secret in a way the compiler may not drop as a dead store. */
-static void kn_mirror_wipe(char *s, size_t len)
+/* Read the token file (kanaria/secret.h) into *out (caller releases). The message set on failure
+ * names the file, never its contents. */
+static int kn_mirror_read_token(const char *path, struct kn_secret *out)
 {
-    volatile char *v = s;
-
-    while (len--) {
-        *v++ = '\0';
-    }
-}
-
-/* Read the token file into *out (caller wipes and frees), without trailing white space. The
- * message set on failure names the file, never its contents. */
-static int kn_mirror_read_token(const char *path, char **out)
-{
+    struct kn_error err;
+    char msg[KN_ERROR_MSG_MAX + 16];
     int rc = 0;
-    FILE *f = NULL;
-    char *buf = kn_malloc(KN_MIRROR_MAX_TOKEN + 1);
-    size_t len = 0;
-    char msg[512];
 
-    *out = NULL;
-    f = fopen(path, "r");
-    if (!f) {
-        snprintf(msg, sizeof(msg), "cannot read token file '%s': %s", path, strerror(errno));
-        rc = -1;
-        goto out;
-    }
-    len = fread(buf, 1, KN_MIRROR_MAX_TOKEN + 1, f);
-    if (ferror(f)) {
-        snprintf(msg, sizeof(msg), "cannot read token file '%s'", path);
-        rc = -1;
-        goto out;
-    }
-    if (len > KN_MIRROR_MAX_TOKEN) {
-        snprintf(msg, sizeof(msg), "token file '%s' is larger than %d bytes", path,
-                 KN_MIRROR_MAX_TOKEN);
-        rc = -1;
-        goto out;
-    }
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
-                       buf[len - 1] == '\t')) {
-        len--;
-    }
-    buf[len] = '\0';
-    if (len == 0) {
-        snprintf(msg, sizeof(msg), "token file '%s' is empty", path);
-        rc = -1;
-        goto out;
-    }
-    *out = buf;
-    buf = NULL;
-out:
-    if (f) {
-        fclose(f);
-    }
-    if (buf) {
-        kn_mirror_wipe(buf, KN_MIRROR_MAX_TOKEN + 1);
-        free(buf);
-    }
-    if (rc < 0) {
+    kn_error_clear(&err);
+    if (kn_secret_read(out, path, KN_SECRET_LINE, &err) < 0) {
+        snprintf(msg, sizeof(msg), "tokenFile: %s", err.msg);
         git_error_set_str(GIT_ERROR_CALLBACK, msg);
+        rc = -1;
     }
     return rc;
 }
@@ -174,7 +124,7 @@ static int kn_mirror_cred_cb(git_credential **out, const char *url, const char *
     struct kn_mirror_cred *c = payload;
     const struct kn_git_auth *auth = c->auth;
     const char *user = auth && auth->username ? auth->username : username_from_url;
-    char *token = NULL;
+    struct kn_secret token = {0};
     int rc = GIT_PASSTHROUGH;
 
     (void)url;
@@ -196,16 +146,13 @@ static int kn_mirror_cred_cb(git_credential **out, const char *url, const char *
             goto out;
         }
         rc = git_credential_userpass_plaintext_new(out, user ? user : KN_MIRROR_DEFAULT_HTTP_USER,
-                                                   token);
+                                                   token.data);
     } else if (allowed_types & GIT_CREDENTIAL_USERNAME) {
         /* ssh asks for the user name alone before it asks for a key */
         rc = git_credential_username_new(out, user ? user : KN_MIRROR_DEFAULT_SSH_USER);
     }
 out:
-    if (token) {
-        kn_mirror_wipe(token, strlen(token));
-        free(token);
-    }
+    kn_secret_release(&token);
     return rc;
 }
 

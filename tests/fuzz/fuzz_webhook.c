@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: the checks of a push webhook, through controller/api/webhook.h:
- * kn_webhook_verify (GitHub / generic HMAC-SHA256 and GitLab token) and kn_webhook_read_secret.
+ * kn_webhook_verify (GitHub / generic HMAC-SHA256 and GitLab token), and kn_secret_read as the
+ * endpoint reads a secret file.
  *
  * Input: byte 0 picks the header (none, GitHub, GitLab, generic); the bytes up to the first
  * '\n' are the header's value; the rest is the body. Beside not crashing, it holds the checks to
@@ -17,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "api/webhook.h"
+#include "kanaria/secret.h"
 #include "fuzz_file.h"
 
 /* GitHub's documented example secret. */
@@ -52,18 +54,26 @@ static void fz_sign(const void *body, size_t len, char sig[72])
     }
 }
 
-/* The secret file's first line is the secret: feed the whole input as a secret file. */
+/* The whole input less one line end is the secret, as one line: feed it as a secret file. */
 static void fz_secret_file(const uint8_t *data, size_t size)
 {
-    char buf[KN_WEBHOOK_SECRET_MAX + 2];
-    size_t len = 0;
+    struct kn_secret s = {0};
+    size_t want = size;
 
     kn_fuzz_file_set(data, size);
-    if (kn_webhook_read_secret(fz_path, buf, sizeof(buf), &len) == 0 &&
-        (len == 0 || len > KN_WEBHOOK_SECRET_MAX || buf[len] != '\0' ||
-         memcmp(buf, data, len) != 0 || (len < size && data[len] != '\r' && data[len] != '\n'))) {
-        abort(); /* the secret is the whole first line, not empty, NUL-terminated */
+    if (want > 0 && data[want - 1] == '\n') {
+        want--;
+        if (want > 0 && data[want - 1] == '\r') {
+            want--;
+        }
     }
+    if (kn_secret_read(&s, fz_path, KN_SECRET_LINE, NULL) == 0 &&
+        (s.len == 0 || s.len != want || s.len > KN_SECRET_MAX || s.data[s.len] != '\0' ||
+         memcmp(s.data, data, s.len) != 0 || memchr(s.data, '\0', s.len) ||
+         memchr(s.data, '\n', s.len) || memchr(s.data, '\r', s.len))) {
+        abort(); /* the secret is the input less one line end: one line, not empty, no NUL */
+    }
+    kn_secret_release(&s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

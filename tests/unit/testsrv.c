@@ -26,6 +26,7 @@ struct kn_testsrv_conn {
     size_t reply_len;
     long delay_ms;
     int answered;
+    int hold; /* keep the connection open after the reply */
     int closing;
     int pending_close; /* handles of this connection not yet closed */
     struct kn_testsrv_conn *prev;
@@ -68,7 +69,9 @@ static void on_written(uv_write_t *w, int status)
 
     (void)status;
     free(w);
-    conn_close(c);
+    if (!c->hold || status < 0) {
+        conn_close(c);
+    }
 }
 
 static void send_reply(struct kn_testsrv_conn *c)
@@ -126,6 +129,11 @@ void kn_testsrv_reply_raw(struct kn_testsrv_conn *c, char *bytes, size_t len)
     c->reply = bytes;
     c->reply_len = len;
     c->delay_ms = 0;
+}
+
+void kn_testsrv_hold(struct kn_testsrv_conn *c)
+{
+    c->hold = 1;
 }
 
 /* Hand the request over once it is all in; returns 1 when it was. */

@@ -45,6 +45,10 @@ void kn_testsrv_reply(struct kn_testsrv_conn *c, int status, const char *extra, 
 /* The reply's bytes as given (owned by the server from now on). */
 void kn_testsrv_reply_raw(struct kn_testsrv_conn *c, char *bytes, size_t len);
 
+/* Keep the connection open once the reply is written, until the server stops (a response that
+ * stops half-way, for streaming clients). */
+void kn_testsrv_hold(struct kn_testsrv_conn *c);
+
 /* The value of header `name` in a request's head, "" when absent (caller frees). */
 char *kn_testsrv_header(const char *head, const char *name);
 

@@ -1,10 +1,12 @@
 /*
  * The Prometheus metrics provider (see prometheus.h and include/kanaria/metrics.h).
  *
- * Credentials are read once, when the instance is made: a rotated password or token needs the
- * controller's config to be reloaded. A query owns nothing of the instance (its call record holds
- * only the callback), so destroying the instance while queries are in flight is safe: they still
- * complete, or are cancelled by the HTTP client, and call back exactly once.
+ * Credentials are read from their files at each query (kanaria/secret.h), so a rotated password
+ * or token is used at once; making the instance reads them once too, so that a file that cannot
+ * be read is an error at start rather than at the first analysis. A query owns nothing of the
+ * instance (its call record holds only the callback), so destroying the instance while queries are
+ * in flight is safe: they still complete, or are cancelled by the HTTP client, and call back
+ * exactly once.
  */
 #include "metrics/prometheus/prometheus.h"
 
@@ -12,7 +14,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,17 +21,20 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "kanaria/http.h"
+#include "kanaria/log.h"
+#include "kanaria/secret.h"
 #include "metrics/prometheus/config.h"
-#include "util/http_client.h"
 
-/* A password or token file larger than this is not one. */
-#define KN_PROMETHEUS_MAX_SECRET 4096
 /* Bytes of a non-JSON error body quoted in a message. */
 #define KN_PROMETHEUS_MAX_QUOTE 200
 
 struct kn_prometheus {
-    char *address;       /* base URL (owned) */
-    char *authorization; /* "Authorization: ..." header line, or NULL (owned) */
+    char who[160];           /* "metrics provider=main" */
+    char *address;           /* base URL (owned) */
+    char *username;          /* basic auth user, or NULL (owned) */
+    char *password_file;     /* with username, or NULL (owned) */
+    char *bearer_token_file; /* or NULL (owned) */
     long timeout_ms;
     struct kn_http_client *http; /* borrowed; outlives the instance */
 };
@@ -339,67 +343,20 @@ out:
 
 /* ---- the instance --------------------------------------------------------------------------- */
 
-/* The one line of a small credential file, trailing line breaks stripped, into *out (caller
- * frees). `what` names the setting in messages. */
-static int kn_prometheus_read_secret(char **out, const char *what, const char *path,
-                                     const char *provider, struct kn_error *err)
+/* Check that the secret file of setting `what` can be read, as kn_prometheus_query will. */
+static int kn_prometheus_check_secret(const char *what, const char *path, const char *provider,
+                                      struct kn_error *err)
 {
-    FILE *f = NULL;
-    char *buf = kn_malloc(KN_PROMETHEUS_MAX_SECRET + 1);
-    size_t len;
+    struct kn_secret secret = {0};
+    struct kn_error e;
     int rc = 0;
 
-    *out = NULL;
-    if (!(f = fopen(path, "r"))) {
-        rc = kn_error_set(err, KN_EIO, NULL, "metrics provider '%s': cannot read %s '%s': %s",
-                          provider, what, path, strerror(errno));
-        goto out;
+    kn_error_clear(&e);
+    if ((rc = kn_secret_read(&secret, path, KN_SECRET_LINE, &e)) < 0) {
+        rc = kn_error_set(err, rc, NULL, "metrics provider '%s': %s: %s", provider, what, e.msg);
     }
-    len = fread(buf, 1, KN_PROMETHEUS_MAX_SECRET + 1, f);
-    if (ferror(f)) {
-        rc = kn_error_set(err, KN_EIO, NULL, "metrics provider '%s': cannot read %s '%s'", provider,
-                          what, path);
-        goto out;
-    }
-    if (len > KN_PROMETHEUS_MAX_SECRET) {
-        rc = kn_error_set(err, KN_ETOOBIG, NULL,
-                          "metrics provider '%s': %s '%s' is larger than %d bytes", provider, what,
-                          path, KN_PROMETHEUS_MAX_SECRET);
-        goto out;
-    }
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
-        len--;
-    }
-    buf[len] = '\0';
-    if (len == 0 || strlen(buf) != len || strpbrk(buf, "\r\n")) {
-        rc = kn_error_set(err, KN_EINVAL, NULL,
-                          "metrics provider '%s': %s '%s' must hold one non-empty line", provider,
-                          what, path);
-        goto out;
-    }
-    *out = buf;
-    buf = NULL;
-out:
-    if (f) {
-        fclose(f);
-    }
-    free(buf);
+    kn_secret_release(&secret);
     return rc;
-}
-
-static char *kn_prometheus_basic(const char *user, const char *password)
-{
-    char *plain = kn_asprintf("%s:%s", user, password);
-    size_t len = strlen(plain);
-    unsigned char *enc = kn_malloc(4 * ((len + 2) / 3) + 1);
-    char *header;
-
-    EVP_EncodeBlock(enc, (const unsigned char *)plain, (int)len);
-    header = kn_asprintf("Authorization: Basic %s", (const char *)enc);
-    memset(plain, 0, len);
-    free(plain);
-    free(enc);
-    return header;
 }
 
 static void kn_prometheus_destroy(void *instance)
@@ -410,10 +367,9 @@ static void kn_prometheus_destroy(void *instance)
         return;
     }
     free(p->address);
-    if (p->authorization) {
-        memset(p->authorization, 0, strlen(p->authorization));
-        free(p->authorization);
-    }
+    free(p->username);
+    free(p->password_file);
+    free(p->bearer_token_file);
     free(p);
 }
 
@@ -423,7 +379,6 @@ static int kn_prometheus_create(void **out, const struct kn_metrics_provider_con
     static const struct kn_prometheus_config none = {0};
     const struct kn_prometheus_config *cfg = mc->options ? mc->options : &none;
     struct kn_prometheus *p = NULL;
-    char *secret = NULL;
     int rc = 0;
 
     *out = NULL;
@@ -432,30 +387,29 @@ static int kn_prometheus_create(void **out, const struct kn_metrics_provider_con
         goto out;
     }
     p = kn_calloc(1, sizeof(*p));
+    snprintf(p->who, sizeof(p->who), "metrics provider=%s", mc->name ? mc->name : "");
     p->address = kn_strdup(cfg->address);
     p->http = http;
     p->timeout_ms = cfg->timeout_ms > 0 ? (long)cfg->timeout_ms : KN_PROMETHEUS_DEFAULT_TIMEOUT_MS;
     if (cfg->basic_auth.username) {
-        if (cfg->basic_auth.password_file &&
-            (rc = kn_prometheus_read_secret(&secret, "basicAuth.passwordFile",
-                                            cfg->basic_auth.password_file, mc->name, err)) < 0) {
-            goto out;
+        p->username = kn_strdup(cfg->basic_auth.username);
+        if (cfg->basic_auth.password_file) {
+            p->password_file = kn_strdup(cfg->basic_auth.password_file);
+            if ((rc = kn_prometheus_check_secret("basicAuth.passwordFile", p->password_file,
+                                                 mc->name, err)) < 0) {
+                goto out;
+            }
         }
-        p->authorization = kn_prometheus_basic(cfg->basic_auth.username, secret ? secret : "");
     } else if (cfg->bearer_token_file) {
-        if ((rc = kn_prometheus_read_secret(&secret, "bearerTokenFile", cfg->bearer_token_file,
-                                            mc->name, err)) < 0) {
+        p->bearer_token_file = kn_strdup(cfg->bearer_token_file);
+        if ((rc = kn_prometheus_check_secret("bearerTokenFile", p->bearer_token_file, mc->name,
+                                             err)) < 0) {
             goto out;
         }
-        p->authorization = kn_asprintf("Authorization: Bearer %s", secret);
     }
     *out = p;
     p = NULL;
 out:
-    if (secret) {
-        memset(secret, 0, strlen(secret));
-        free(secret);
-    }
     kn_prometheus_destroy(p);
     return rc;
 }
@@ -481,8 +435,9 @@ static int kn_prometheus_query(void *instance, const struct kn_metrics_query *q,
 {
     struct kn_prometheus *p = instance;
     struct kn_prometheus_call *call = NULL;
-    const char *headers[] = {"Accept: application/json", NULL, NULL};
+    const char *headers[] = {"Accept: application/json", NULL};
     struct kn_http_request req = {0};
+    struct kn_error err;
     char *url = NULL;
     int rc = 0;
 
@@ -493,7 +448,11 @@ static int kn_prometheus_query(void *instance, const struct kn_metrics_query *q,
     if ((rc = kn_prometheus_url(&url, p->address, q, NULL)) < 0) {
         goto out;
     }
-    headers[1] = p->authorization;
+    kn_error_clear(&err);
+    /* the HTTP client reads the credentials' files at each request */
+    req.username = p->username;
+    req.password_file = p->password_file;
+    req.bearer_token_file = p->bearer_token_file;
     req.url = url;
     req.headers = headers;
     req.timeout_ms = q->timeout_ms > 0 ? q->timeout_ms : p->timeout_ms;
@@ -501,7 +460,8 @@ static int kn_prometheus_query(void *instance, const struct kn_metrics_query *q,
     call = kn_calloc(1, sizeof(*call));
     call->cb = cb;
     call->data = data;
-    if ((rc = kn_http_request(p->http, &req, kn_prometheus_on_response, call)) < 0) {
+    if ((rc = kn_http_start(NULL, p->http, &req, kn_prometheus_on_response, call, &err)) < 0) {
+        kn_log_error(p->who, "%s", err.msg);
         goto out;
     }
     call = NULL;

@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 struct kn_proc_supervisor;
 

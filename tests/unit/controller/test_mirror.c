@@ -496,7 +496,8 @@ static void test_unreadable_token_file(void **state)
     auth.token_file = "/nonexistent/kanaria/token";
     sent = fetch_against_401(f, "", &auth, &err, &rc);
     assert_int_equal(rc, KN_EIO);
-    assert_non_null(strstr(err.msg, "cannot read token file '/nonexistent/kanaria/token'"));
+    assert_non_null(
+        strstr(err.msg, "tokenFile: secret file '/nonexistent/kanaria/token': cannot open"));
     assert_string_equal(sent, "");
     free(sent);
 
@@ -505,7 +506,7 @@ static void test_unreadable_token_file(void **state)
     auth.token_file = token_file;
     sent = fetch_against_401(f, "", &auth, &err, &rc);
     assert_int_equal(rc, KN_EIO);
-    assert_non_null(strstr(err.msg, "empty-token' is empty"));
+    assert_non_null(strstr(err.msg, "empty-token': empty"));
     assert_string_equal(sent, "");
     free(sent);
     free(token_file);

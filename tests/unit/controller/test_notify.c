@@ -2,12 +2,17 @@
  * (the cursor on the audit log). */
 #include "testutil.h"
 
+#include "testsrv.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "feed.h"
 #include "kanaria/alloc.h"
+#include "kanaria/http.h"
 #include "notify.h"
 
 static struct kn_event event(const char *type, const char *app, const char *message)
@@ -40,42 +45,116 @@ static void test_sign(void **state)
     assert_int_equal(strlen(sig), 7 + 64);
 }
 
-/* The secret is the whole first line: a NUL in it is refused, never a shorter secret. */
-static void test_read_secret(void **state)
+/* ---- delivery: the secret file is read at each delivery ------------------------------------ */
+
+struct hook {
+    uv_loop_t *loop;
+    int hits;
+    char sig[128];
+    char body[512];
+};
+
+static void hook_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req, void *data)
+{
+    struct hook *h = data;
+    char *sig = kn_testsrv_header(req->head, "X-Kanaria-Signature-256");
+
+    h->hits++;
+    snprintf(h->sig, sizeof(h->sig), "%s", sig);
+    snprintf(h->body, sizeof(h->body), "%.*s", (int)req->body_len, req->body);
+    free(sig);
+    kn_testsrv_reply(c, 200, "", "", 0, 0);
+    uv_stop(h->loop);
+}
+
+/* Run the loop until the hook has had `hits` requests, or 5 s. */
+static void on_deadline(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+    uv_stop(t->loop);
+}
+
+static void wait_hits(uv_loop_t *loop, struct hook *h, int hits)
+{
+    uv_timer_t deadline;
+    int expired = 0;
+
+    uv_timer_init(loop, &deadline);
+    deadline.data = &expired;
+    uv_timer_start(&deadline, on_deadline, 5000, 0);
+    while (h->hits < hits && !expired) {
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    assert_int_equal(h->hits, hits);
+}
+
+static void expect_signed(const struct hook *h, const char *secret)
+{
+    char want[KN_NOTIFY_SIGNATURE_SIZE];
+
+    kn_notify_sign(secret, strlen(secret), h->body, strlen(h->body), want);
+    assert_string_equal(h->sig, want);
+}
+
+static void test_secret_read_at_each_delivery(void **state)
 {
     char *dir = kn_test_tmpdir();
     char *path = kn_asprintf("%s/secret", dir);
-    char why[256];
-    char *secret = NULL;
-    size_t len = 0;
-    FILE *f;
+    char name[] = "ops";
+    struct kn_notification_config nc = {
+        .name = name, .type = KN_NOTIFY_WEBHOOK, .secret_file = path};
+    struct kn_config cfg;
+    struct kn_http_client *http;
+    struct kn_notify *n;
+    struct kn_testsrv srv;
+    struct hook h = {0};
+    uv_loop_t loop;
+    struct kn_event e = event("SUCCEEDED", "hello", "done");
 
     (void)state;
-    f = fopen(path, "wb");
-    assert_non_null(f);
-    fputs("s3cret \nsecond line\n", f);
-    fclose(f);
-    assert_int_equal(kn_notify_read_secret(path, &secret, &len, why, sizeof(why)), 0);
-    assert_string_equal(secret, "s3cret");
-    assert_int_equal(len, 6);
-    free(secret);
-    secret = NULL;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    h.loop = &loop;
+    kn_testsrv_start(&srv, &loop, hook_handle, &h);
+    nc.url = kn_asprintf("http://127.0.0.1:%d/hook", srv.port);
+    cfg.notifications.items = &nc;
+    cfg.notifications.count = 1;
+    assert_int_equal(kn_http_client_new(&http, &loop), 0);
+    kn_test_write(dir, "secret", "first\n");
+    assert_int_equal(kn_notify_new(&n, &loop, http, &cfg), 0);
 
-    f = fopen(path, "wb");
-    assert_non_null(f);
-    fwrite("top\0secret\n", 1, 11, f);
-    fclose(f);
-    assert_int_equal(kn_notify_read_secret(path, &secret, &len, why, sizeof(why)), KN_EINVAL);
-    assert_null(secret);
-    assert_non_null(strstr(why, "NUL"));
-    assert_null(strstr(why, "top"));
+    kn_notify_event(&e, n);
+    wait_hits(&loop, &h, 1);
+    expect_signed(&h, "first");
 
-    f = fopen(path, "wb");
-    assert_non_null(f);
-    fclose(f);
-    assert_int_equal(kn_notify_read_secret(path, &secret, &len, why, sizeof(why)), KN_EINVAL);
-    assert_null(secret);
+    /* a rotated secret signs the next delivery, with no reload */
+    kn_test_write(dir, "secret", "second\n");
+    e.id++;
+    kn_notify_event(&e, n);
+    wait_hits(&loop, &h, 2);
+    expect_signed(&h, "second");
+
+    /* a file that cannot be read sends nothing (never unsigned); the retry after 1 s finds it
+     * back */
+    assert_int_equal(unlink(path), 0);
+    e.id++;
+    kn_notify_event(&e, n);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(h.hits, 2);
+    kn_test_write(dir, "secret", "third\n");
+    wait_hits(&loop, &h, 3);
+    expect_signed(&h, "third");
+
+    kn_notify_close(n);
+    kn_http_client_close(http);
+    kn_testsrv_stop(&srv);
+    while (uv_run(&loop, UV_RUN_DEFAULT) != 0) {
+    }
+    assert_int_equal(uv_loop_close(&loop), 0);
     kn_test_rmtree(dir);
+    free(nc.url);
     free(path);
     free(dir);
 }
@@ -267,11 +346,15 @@ static void test_feed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sign),          cmocka_unit_test(test_read_secret),
-                  cmocka_unit_test(test_payload_webhook),
-        cmocka_unit_test(test_payload_slack), cmocka_unit_test(test_backoff),
-        cmocka_unit_test(test_event_names),   cmocka_unit_test(test_names_are_filterable),
-        cmocka_unit_test(test_matches),       cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_sign),
+        cmocka_unit_test(test_secret_read_at_each_delivery),
+        cmocka_unit_test(test_payload_webhook),
+        cmocka_unit_test(test_payload_slack),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_event_names),
+        cmocka_unit_test(test_names_are_filterable),
+        cmocka_unit_test(test_matches),
+        cmocka_unit_test(test_feed),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,7 @@
 #include "kanaria/log.h"
 #include "platforms/local/process.h"
 #include "testutil.h"
-#include "util/http_client.h"
+#include "kanaria/http.h"
 
 #define MAX_SEEN 64
 

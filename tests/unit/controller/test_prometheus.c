@@ -22,9 +22,9 @@
 #include "kanaria/config.h"
 #include "kanaria/error.h"
 #include "kanaria/metrics.h"
+#include "kanaria/http.h"
 #include "metrics/prometheus/config.h"
 #include "metrics/prometheus/prometheus.h"
-#include "util/http_client.h"
 
 /* ---- the pure parts ------------------------------------------------------------------------ */
 
@@ -472,6 +472,13 @@ static void test_query_ok_with_basic_auth(void **state)
     /* base64("admin:s3cret"): the newline at the end of the file is not part of the password. */
     assert_string_equal(f->seen.authorization, "Basic YWRtaW46czNjcmV0");
     assert_string_equal(f->seen.accept, "application/json");
+    kn_metrics_result_release(&g.copy);
+
+    /* read at each query: a rotated password is used at once (base64("admin:n3w")) */
+    kn_test_write(f->dir, "password", "n3w\n");
+    run_query(f, m, "rate(errors{app=\"hello\"}[1m])", 0, &g);
+    assert_int_equal(g.ok, 1);
+    assert_string_equal(f->seen.authorization, "Basic YWRtaW46bjN3");
     assert_string_equal(f->seen.target,
                         "/prom/api/v1/query_range?query=rate%28errors%7Bapp%3D%22hello%22%7D%5B1m"
                         "%5D%29&start=1700000000.000&end=1700000600.000&step=10.000");
@@ -480,6 +487,8 @@ static void test_query_ok_with_basic_auth(void **state)
     kn_metrics_free(m);
     free(pw);
 }
+
+static void on_result_never(const struct kn_metrics_result *r, void *data);
 
 static void test_query_bearer_token(void **state)
 {
@@ -498,6 +507,15 @@ static void test_query_bearer_token(void **state)
     assert_int_equal(g.ok, 1);
     assert_string_equal(f->seen.authorization, "Bearer abc.def.ghi");
     kn_metrics_result_release(&g.copy);
+    /* read at each query: a rotated token is used at once; one that is gone refuses the query */
+    kn_test_write(f->dir, "token", "rotated\n");
+    run_query(f, m, "up", 0, &g);
+    assert_int_equal(g.ok, 1);
+    assert_string_equal(f->seen.authorization, "Bearer rotated");
+    kn_metrics_result_release(&g.copy);
+    struct kn_metrics_query q = {.query = "up", .start_ms = 1, .end_ms = 1};
+    assert_int_equal(unlink(token), 0);
+    assert_int_equal(kn_metrics_query(m, &q, on_result_never, NULL), KN_ENOENT);
     kn_metrics_free(m);
 
     /* No credentials: no Authorization header. */
@@ -620,18 +638,25 @@ static void test_refused_queries_and_configs(void **state)
 
     /* Credentials that cannot be read. */
     pc.bearer_token_file = missing;
-    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EIO);
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_ENOENT);
     assert_null(m);
-    assert_non_null(strstr(err.msg, "metrics provider 'main': cannot read bearerTokenFile '"));
+    assert_non_null(strstr(err.msg, "metrics provider 'main': bearerTokenFile: secret file '"));
+    assert_non_null(strstr(err.msg, "cannot open"));
     kn_test_write(f->dir, "empty", "\n");
     pc.bearer_token_file = empty;
     assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EINVAL);
-    assert_non_null(strstr(err.msg, "must hold one non-empty line"));
+    assert_non_null(strstr(err.msg, "empty"));
+    /* two lines would inject a header */
+    kn_test_write(f->dir, "empty", "tok\nX-Other: 1\n");
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EINVAL);
+    assert_non_null(strstr(err.msg, "more than one line"));
+    assert_null(strstr(err.msg, "tok"));
     pc.bearer_token_file = NULL;
     pc.basic_auth.username = cfg_admin;
     pc.basic_auth.password_file = missing;
-    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_EIO);
-    assert_non_null(strstr(err.msg, "cannot read basicAuth.passwordFile"));
+    assert_int_equal(kn_metrics_new(&m, &cfg, f->http, &err), KN_ENOENT);
+    assert_non_null(
+        strstr(err.msg, "metrics provider 'main': basicAuth.passwordFile: secret file"));
 
     free(missing);
     free(empty);
