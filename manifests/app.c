@@ -12,6 +12,7 @@
 
 #include "kanaria/local_service.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 
 #define KN_API_VERSION "kanaria.dev/v1"
 
@@ -511,18 +512,24 @@ static void check_workload(struct kn_app *app, const struct kn_platform_type *pt
                            const char *platform, const struct kn_node *root,
                            struct kn_schema_ctx *ctx)
 {
+    const char *workload = NULL;
     size_t found = 0;
 
-    if (!ptype || !ptype->manifest_kind) {
+    for (size_t k = 0; ptype && k < ptype->nkinds; k++) {
+        if (ptype->kinds[k].role == KN_KIND_WORKLOAD) {
+            workload = ptype->kinds[k].kind;
+        }
+    }
+    if (!workload) {
         return;
     }
     for (size_t i = 0; i < app->ndocs; i++) {
-        found += strcmp(app->docs[i].kind, ptype->manifest_kind) == 0;
+        found += strcmp(app->docs[i].kind, workload) == 0;
     }
     if (found != 1) {
         kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "manifests"),
                         "platform '%s' needs exactly one %s manifest, found %zu", platform,
-                        ptype->manifest_kind, found);
+                        workload, found);
     }
 }
 

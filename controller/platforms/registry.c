@@ -1,16 +1,24 @@
 /*
  * The platform types kanaria knows: one hand-written table. A new type adds its descriptor here
- * and its name to the `type` enum of the platforms section in controller/config.c (the unit test
- * of the config checks that the two lists agree).
+ * and its folder to CMakeLists.txt; serve, stages, drift and the CLI read all they need from the
+ * descriptor (include/kanaria/plugin/platform.h).
+ *
+ * The last slot holds the test builds' `fake` type (tests/fakes/fake_platform.c), a weak
+ * reference: the kanaria binary does not link it, so the slot is NULL there and ends the table
+ * one entry early; a test binary that links the fake gets it registered like any other type.
  */
 #include "kanaria/platform.h"
 
 #include <string.h>
 
+#include "kanaria/plugin/platform.h"
 #include "platforms/local/local.h"
+
+extern const struct kn_platform_type kn_platform_fake __attribute__((weak));
 
 const struct kn_platform_type *const kn_platform_types[] = {
     &kn_platform_local,
+    &kn_platform_fake, /* NULL outside test builds */
     NULL,
 };
 
@@ -42,8 +50,10 @@ const char *kn_platform_cap_name(unsigned cap)
         return "baseline variants";
     case KN_PLATFORM_TRAFFIC_SPLIT:
         return "traffic splitting";
-    case KN_PLATFORM_SCRIPT:
-        return "scripts";
+    case KN_PLATFORM_LIVE:
+        return "reading live state";
+    case KN_PLATFORM_CANCEL:
+        return "cancelling an operation";
     default:
         return "an unknown capability";
     }

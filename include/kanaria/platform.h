@@ -54,6 +54,10 @@ struct kn_variant_spec {
                                  app_schema; NULL when it has none */
     struct kn_scale replicas; /* canary and baseline: a count or a percent of the primary's;
                                  primary: value 0 means the manifest's own replicas */
+    long long ready_timeout_ms; /* healthy within this (what is left of a stage's own timeout),
+                                   else the apply fails; 0: the provider's own start timeout.
+                                   Apart from the call's deadline, which also covers queueing
+                                   and which every stage has (its kind's default timeout). */
 };
 
 /* What kanaria set for an app, which observe compares what runs with. */
@@ -170,6 +174,10 @@ int kn_platform_observe(struct kn_platform *p, const struct kn_app_id *id,
  * waits for it still, so they never overlap). Its callback runs once, with KN_ECANCELLED or its
  * outcome. The operations asked after it do not wait for its end beyond the provider's stop. */
 void kn_platform_cancel(struct kn_platform_op *op);
+
+/* Set name to a copy of value in a placeholder map (replacing it), and free such a map. */
+void kn_platform_vars_set(struct kn_strmap *m, const char *name, const char *value);
+void kn_platform_vars_release(struct kn_strmap *m);
 
 /* The analysis placeholders of an app's variant: "app", "repository", "variant" and the
  * type's own (out released by the caller). */

@@ -11,6 +11,7 @@
 #include "kanaria/error.h"
 #include "kanaria/log.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/schema.h"
 
 #define BASE "dataDir: /var/lib/kanaria\n"
@@ -705,14 +706,18 @@ static void test_platform_registry(void **state)
     (void)state;
     assert_non_null(local);
     assert_string_equal(local->name, "local");
-    assert_string_equal(local->manifest_kind, "LocalService");
+    assert_int_equal(local->nkinds, 1);
+    assert_string_equal(local->kinds[0].kind, "LocalService");
+    assert_int_equal(local->kinds[0].role, KN_KIND_WORKLOAD);
+    assert_non_null(local->create);
     assert_int_equal(local->caps, KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
-                                      KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_SCRIPT);
+                                      KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE |
+                                      KN_PLATFORM_CANCEL);
     assert_null(kn_platform_type_find("kubernetes"));
     assert_null(kn_platform_type_find(NULL));
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_TRAFFIC_SPLIT), "traffic splitting");
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_BASELINE), "baseline variants");
-    assert_string_equal(kn_platform_cap_name(KN_PLATFORM_SCRIPT), "scripts");
+    assert_string_equal(kn_platform_cap_name(KN_PLATFORM_LIVE), "reading live state");
     assert_non_null(kn_platform_cap_name(0x80u));
 }
 
