@@ -31,6 +31,7 @@
 #include "kanaria/manifest.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/schema.h"
 
 #define KN_CONFIG_URL_FORMS                                                                        \

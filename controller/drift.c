@@ -13,10 +13,35 @@
 
 #define WHO "drift"
 
+#define OBSERVE_TIMEOUT_MS (10 * 1000)
+
+/* The last live state read of one app. */
+struct seen {
+    struct seen *next;
+    char *repo;
+    char *app;
+    int known;                 /* live holds an answer */
+    int rc;                    /* 0, or KN_ENOTFOUND: no platform runs it */
+    struct kn_live_state live;
+    int in_flight;             /* an observe is under way */
+};
+
 struct kn_drift {
     struct kn_drift_deps deps;
     uv_timer_t *timer; /* freed in its close callback */
+    struct seen *seen;
+    int stopped;
 };
+
+/* One observe under way: the app, and which platform it asks. */
+struct ask {
+    struct kn_drift *d;
+    struct seen *s;
+    size_t platform;
+    char last_good[41];
+};
+
+static void ask_next(struct ask *a);
 
 static long long drift_now(const struct kn_drift *d)
 {
@@ -45,37 +70,13 @@ static void add(char *out, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Each server against what kanaria set: in service, at its weight. One server in
- * maintenance out of four changes no variant's share, so the shares alone do not show it. */
-static void describe_servers(char *out, size_t size, const struct kn_live_state *live)
-{
-    size_t n = live->nservers < KN_LIVE_SERVER_MAX ? live->nservers : KN_LIVE_SERVER_MAX;
-
-    for (size_t i = 0; i < n; i++) {
-        const struct kn_live_server *s = &live->servers[i];
-        if (s->expected_weight < 0) {
-            add(out, size, "%s is not a server kanaria registered", s->name);
-        } else if (strcmp(s->state, "missing") == 0) {
-            add(out, size, "%s is missing from haproxy (expected ready)", s->name);
-        } else if (strcmp(s->state, "maint") == 0) {
-            add(out, size, "%s is in maintenance (expected ready)", s->name);
-        } else if (strcmp(s->state, "ready") != 0) {
-            add(out, size, "%s is in state %s (expected ready)", s->name, s->state);
-        }
-        if (s->expected_weight >= 0 && strcmp(s->state, "missing") != 0 &&
-            s->weight != s->expected_weight) {
-            add(out, size, "%s weight %d (expected %d)", s->name, s->weight, s->expected_weight);
-        }
-    }
-}
-
 int kn_drift_describe(char *out, size_t size, const struct kn_live_state *live,
                       const char *last_good)
 {
     const struct kn_live_variant *pri = &live->variant[KN_VARIANT_PRIMARY];
 
     out[0] = '\0';
-    if (live->error[0]) {
+    if (live->error) {
         add(out, size, "live state unknown: %s", live->error);
     }
     if (pri->instances == 0) {
@@ -93,13 +94,17 @@ int kn_drift_describe(char *out, size_t size, const struct kn_live_state *live,
                 live->variant[v].instances);
         }
     }
-    if (!live->error[0] && pri->instances > 0 && pri->weight < 99.5) {
+    if (!live->error && pri->instances > 0 && pri->weight < 99.5) {
         add(out, size, "traffic is primary %.0f%%, canary %.0f%%, baseline %.0f%% (expected all "
             "on the primary)", pri->weight, live->variant[KN_VARIANT_CANARY].weight,
             live->variant[KN_VARIANT_BASELINE].weight);
     }
-    if (!live->error[0]) {
-        describe_servers(out, size, live);
+    /* each resource against what kanaria set, as the platform says: one server in
+     * maintenance out of four changes no variant's share, so the shares alone do not show it */
+    for (size_t i = 0; !live->error && i < live->nresources; i++) {
+        if (live->resources[i].drift) {
+            add(out, size, "%s", live->resources[i].drift);
+        }
     }
     return out[0] != '\0';
 }
@@ -134,19 +139,133 @@ static void heal(struct kn_drift *d, const struct kn_app_state *a, const char *d
     }
 }
 
+static struct seen *seen_of(struct kn_drift *d, const char *repo, const char *app)
+{
+    struct seen *s;
+
+    for (s = d->seen; s; s = s->next) {
+        if (strcmp(s->repo, repo) == 0 && strcmp(s->app, app) == 0) {
+            return s;
+        }
+    }
+    s = kn_calloc(1, sizeof(*s));
+    s->repo = kn_strdup(repo);
+    s->app = kn_strdup(app);
+    s->next = d->seen;
+    d->seen = s;
+    return s;
+}
+
+int kn_drift_live(const struct kn_drift *d, const char *repo, const char *app,
+                  struct kn_live_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (const struct seen *s = d ? d->seen : NULL; s; s = s->next) {
+        if ((!repo || strcmp(s->repo, repo) == 0) && strcmp(s->app, app) == 0 && s->known &&
+            s->rc == 0) {
+            kn_live_state_copy(out, &s->live);
+            return 0;
+        }
+    }
+    return KN_ENOTFOUND;
+}
+
+/* The answer for an app: cache it, then compare it with the last good commit when the app is
+ * idle now (read again: a deployment may have started while the platform answered). */
+static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_live_state *live)
+{
+    struct kn_app_state a;
+    long long now = drift_now(d);
+    char drift[512];
+    int known;
+
+    kn_live_state_release(&s->live);
+    s->known = 1;
+    s->rc = rc;
+    if (rc == 0 && live) {
+        kn_live_state_copy(&s->live, live);
+    }
+    if (kn_store_app_get(d->deps.store, s->repo, s->app, &a) < 0 || !a.last_good[0] ||
+        a.current_deployment != 0 || a.orphaned_at) {
+        return;
+    }
+    /* a platform that cannot be read is shown, not healed: a sync could not succeed */
+    known = rc == KN_ENOTFOUND || (rc == 0 && !s->live.error);
+    if (rc == KN_ENOTFOUND) {
+        snprintf(drift, sizeof(drift), "no platform runs the app");
+    } else if (rc < 0) {
+        snprintf(drift, sizeof(drift), "live state unknown: %s", kn_strerror(rc));
+    } else {
+        kn_drift_describe(drift, sizeof(drift), &s->live, a.last_good);
+    }
+    if (strcmp(drift, a.drift) != 0) {
+        if (drift[0]) {
+            kn_log_warn(WHO, "repo=%s app=%s drift: %s", a.repo, a.name, drift);
+        } else {
+            kn_log_info(WHO, "repo=%s app=%s in sync again", a.repo, a.name);
+        }
+        kn_store_app_drift(d->deps.store, a.repo, a.name, drift, now);
+    }
+    if (drift[0] && known && a.self_heal &&
+        (a.healed_at == 0 || now - a.healed_at >= KN_DRIFT_HEAL_MIN_MS)) {
+        heal(d, &a, drift, now);
+    }
+}
+
+static void observed(int status, const struct kn_live_state *live, void *data)
+{
+    struct ask *a = data;
+
+    if (a->d->stopped || status == KN_ECANCELLED) {
+        a->s->in_flight = 0;
+        free(a);
+        return;
+    }
+    if (status == KN_ENOTFOUND || status == KN_EUNSUPPORTED) {
+        a->platform++; /* not there: the next platform */
+        ask_next(a);
+        return;
+    }
+    judge(a->d, a->s, status, live);
+    a->s->in_flight = 0;
+    free(a);
+}
+
+/* Ask the next platform about the app; none left: no platform runs it. */
+static void ask_next(struct ask *a)
+{
+    struct kn_drift *d = a->d;
+    struct kn_platform *p;
+    struct kn_app_id id = {.repository = a->s->repo, .app = a->s->app};
+    struct kn_desired desired = {
+        .commit = a->last_good,
+        .percent = {[KN_VARIANT_PRIMARY] = 100},
+    };
+
+    while ((p = d->deps.platform_at(d->deps.data, a->platform))) {
+        if (kn_platform_observe(p, &id, &desired, OBSERVE_TIMEOUT_MS, observed, a) == 0) {
+            return;
+        }
+        a->platform++;
+    }
+    judge(d, a->s, KN_ENOTFOUND, NULL);
+    a->s->in_flight = 0;
+    free(a);
+}
+
 struct app_list {
     struct kn_app_state *items;
     size_t n;
 };
 
-static int collect(const struct kn_app_state *a, void *data)
+static int collect(const struct kn_app_state *st, void *data)
 {
     struct app_list *l = data;
 
-    /* an orphan is no longer what the repository asks for: nothing to heal it back to */
-    if (a->last_good[0] && a->current_deployment == 0 && !a->orphaned_at) {
+    /* what was never deployed runs nowhere */
+    if (st->last_good[0] || st->current_deployment != 0) {
         l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
-        l->items[l->n++] = *a;
+        l->items[l->n++] = *st;
     }
     return 0;
 }
@@ -154,36 +273,23 @@ static int collect(const struct kn_app_state *a, void *data)
 void kn_drift_check(struct kn_drift *d)
 {
     struct app_list l = {0};
-    long long now = drift_now(d);
 
+    if (d->stopped) {
+        return;
+    }
     kn_store_apps(d->deps.store, NULL, collect, &l);
     for (size_t i = 0; i < l.n; i++) {
-        const struct kn_app_state *a = &l.items[i];
-        struct kn_live_state live;
-        char drift[512];
-        int rc = d->deps.live(d->deps.data, a->name, &live);
-        /* a platform that cannot be read is shown, not healed: a sync could not succeed */
-        int known = rc == KN_ENOTFOUND || (rc == 0 && !live.error[0]);
-
-        if (rc == KN_ENOTFOUND) {
-            snprintf(drift, sizeof(drift), "no platform runs the app");
-        } else if (rc < 0) {
-            snprintf(drift, sizeof(drift), "live state unknown: %s", kn_strerror(rc));
-        } else {
-            kn_drift_describe(drift, sizeof(drift), &live, a->last_good);
+        struct seen *s = seen_of(d, l.items[i].repo, l.items[i].name);
+        struct ask *a;
+        if (s->in_flight) {
+            continue;
         }
-        if (strcmp(drift, a->drift) != 0) {
-            if (drift[0]) {
-                kn_log_warn(WHO, "app=%s drift: %s", a->name, drift);
-            } else {
-                kn_log_info(WHO, "app=%s in sync again", a->name);
-            }
-            kn_store_app_drift(d->deps.store, a->repo, a->name, drift, now);
-        }
-        if (drift[0] && known && a->self_heal &&
-            (a->healed_at == 0 || now - a->healed_at >= KN_DRIFT_HEAL_MIN_MS)) {
-            heal(d, a, drift, now);
-        }
+        s->in_flight = 1;
+        a = kn_calloc(1, sizeof(*a));
+        a->d = d;
+        a->s = s;
+        snprintf(a->last_good, sizeof(a->last_good), "%s", l.items[i].last_good);
+        ask_next(a);
     }
     free(l.items);
 }
@@ -197,7 +303,7 @@ int kn_drift_new(struct kn_drift **out, const struct kn_drift_deps *deps)
 {
     struct kn_drift *d;
 
-    if (!deps || !deps->loop || !deps->store || !deps->live || deps->interval_ms <= 0) {
+    if (!deps || !deps->loop || !deps->store || !deps->platform_at || deps->interval_ms <= 0) {
         return KN_EINVAL;
     }
     d = kn_calloc(1, sizeof(*d));
@@ -217,6 +323,9 @@ static void timer_closed(uv_handle_t *h)
 
 void kn_drift_stop(struct kn_drift *d)
 {
+    if (d) {
+        d->stopped = 1; /* answers still to come are dropped */
+    }
     if (d && d->timer) {
         uv_close((uv_handle_t *)d->timer, timer_closed);
         d->timer = NULL;
@@ -229,5 +338,13 @@ void kn_drift_free(struct kn_drift *d)
         return;
     }
     kn_drift_stop(d);
+    while (d->seen) {
+        struct seen *s = d->seen;
+        d->seen = s->next;
+        kn_live_state_release(&s->live);
+        free(s->repo);
+        free(s->app);
+        free(s);
+    }
     free(d);
 }

@@ -67,28 +67,34 @@ static void prune_done(int status, const char *message, void *data)
     free(pr);
 }
 
-struct same_name {
-    const char *repo;
-    const char *app;
-    char other[128]; /* a repository where an app of that name is not orphaned */
+/* One platform's answer to remove_app: unknown there is fine (nothing of it ran). */
+struct ask {
+    struct prune *pr;
+    char *platform;
 };
 
-static int find_same_name(const struct kn_app_state *a, void *data)
+static void asked(int status, const char *message, void *data)
 {
-    struct same_name *sn = data;
+    struct ask *a = data;
+    struct prune *pr = a->pr;
 
-    if (strcmp(a->name, sn->app) == 0 && strcmp(a->repo, sn->repo) != 0 && !a->orphaned_at) {
-        snprintf(sn->other, sizeof(sn->other), "%s", a->repo);
-        return 1;
+    if (status == 0) {
+        size_t len = strlen(pr->removed);
+        snprintf(pr->removed + len, sizeof(pr->removed) - len, "%sremoved from platform '%s'",
+                 len ? "; " : "", a->platform);
+    } else if (!pr->error[0]) {
+        snprintf(pr->error, sizeof(pr->error), "platform '%s': %s", a->platform,
+                 message ? message : kn_strerror(status));
     }
-    return 0;
+    free(a->platform);
+    free(a);
+    prune_done(status == 0 ? 0 : KN_EIO, NULL, pr);
 }
 
 int kn_prune_start(struct kn_store *st, struct kn_platform *const *platforms, size_t n,
                    const char *repo, const char *app, const char *actor)
 {
     struct prune *pr;
-    struct kn_live_state live;
 
     if (!st || (n && !platforms) || !repo || !app || !actor) {
         return KN_EINVAL;
@@ -100,37 +106,32 @@ int kn_prune_start(struct kn_store *st, struct kn_platform *const *platforms, si
     pr->actor = kn_strdup(actor);
     pr->pending = 1; /* held until every platform was asked */
     kn_log_info(WHO, "app=%s repo=%s pruning on behalf of %s", app, repo, actor);
-    {
-        /* platforms know apps by name: what runs may be the other repository's */
-        struct same_name sn = {.repo = repo, .app = app};
-        kn_store_apps(st, NULL, find_same_name, &sn);
-        if (sn.other[0]) {
-            snprintf(pr->error, sizeof(pr->error),
-                     "repository '%s' also declares an app named '%s': what runs may be its own",
-                     sn.other, app);
-            n = 0;
-        }
-    }
+    /* platforms know apps by (repository, app): another repository's app of the same name is
+     * never touched, and a platform that does not know this one is done with it at once */
     for (size_t i = 0; i < n; i++) {
         struct kn_platform *p = platforms[i];
-        size_t len = strlen(pr->removed);
+        struct ask *a = kn_calloc(1, sizeof(*a));
+        struct kn_platform_req req = {
+            .id = {.repository = repo, .app = app},
+            .deployment_id = 0,
+            .stage_index = -1,
+            .timeout_ms = 0,
+            .done = asked,
+            .data = a,
+        };
         int rc;
-        if (p->ops->live(p, app, &live) == KN_ENOTFOUND) {
-            continue; /* it does not run there */
-        }
-        if (!p->ops->remove_app) {
-            snprintf(pr->error, sizeof(pr->error), "platform '%s' cannot remove an app", p->name);
-            continue;
-        }
-        snprintf(pr->removed + len, sizeof(pr->removed) - len,
-                 "%sremoved from platform '%s' "
-                 "(instances, frontend and backend)",
-                 len ? "; " : "", p->name);
+        a->pr = pr;
+        a->platform = kn_strdup(kn_platform_name(p));
         pr->pending++;
-        if ((rc = p->ops->remove_app(p, app, prune_done, pr)) < 0) {
+        if ((rc = kn_platform_remove_app(p, &req, NULL)) < 0) {
             pr->pending--;
-            if (!pr->error[0]) {
-                snprintf(pr->error, sizeof(pr->error), "platform '%s': %s", p->name,
+            free(a->platform);
+            free(a);
+            if (rc == KN_EUNSUPPORTED) {
+                kn_log_warn(WHO, "app=%s repo=%s platform '%s' cannot remove an app: whatever of "
+                            "it runs there keeps running", app, repo, kn_platform_name(p));
+            } else if (!pr->error[0]) {
+                snprintf(pr->error, sizeof(pr->error), "platform '%s': %s", kn_platform_name(p),
                          kn_strerror(rc));
             }
         }

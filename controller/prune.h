@@ -16,10 +16,10 @@
 #include "kanaria/store.h"
 
 /*
- * Remove `app` of `repo` from each of the n platforms that knows it (its `live` answers), on
- * behalf of `actor` ("kanaria" or the operator's name). Returns at once; the store is written
- * when every platform has answered. Platforms know apps by name, so an app of the same name
- * that another repository still declares makes the prune fail, touching nothing. The store and
+ * Remove `app` of `repo` from each of the n platforms (kn_platform_remove_app: a platform that
+ * does not know it is done at once), on behalf of `actor` ("kanaria" or the operator's name).
+ * Returns at once; the store is written when every platform has answered. Platforms know apps by
+ * (repository, app): an app of the same name in another repository is not touched. The store and
  * the platforms are borrowed and must outlive the operation (a platform that is freed ends its
  * operations first). 0, or KN_EINVAL for missing arguments.
  */

@@ -171,6 +171,17 @@ static const char *const kn_store_migrations[] = {
      * such), and pruned once it has been removed from its platform. */
     ("ALTER TABLE apps ADD COLUMN orphaned_at INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE apps ADD COLUMN pruned_at INTEGER NOT NULL DEFAULT 0;"),
+
+    /* 3 -> 4: a platform's small memo per app (kn_store_memo_get/set), such as the weights of a
+     * load balancer's rule before kanaria changed them. */
+    ("CREATE TABLE platform_memos ("
+     "  platform TEXT NOT NULL,"
+     "  repo TEXT NOT NULL,"
+     "  app TEXT NOT NULL,"
+     "  key TEXT NOT NULL,"
+     "  value TEXT NOT NULL,"
+     "  PRIMARY KEY (platform, repo, app, key)"
+     ");"),
 };
 
 #define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
@@ -1850,4 +1861,52 @@ int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data
                  " ORDER BY app, finished_at, id",
                  "");
     return rc < 0 ? rc : deployments_each(st, s, cb, data);
+}
+
+/* ---- platform memos ------------------------------------------------------------------------ */
+
+int kn_store_memo_get(struct kn_store *st, const char *platform, const char *repo,
+                      const char *app, const char *key, char **out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *out = NULL;
+    if (!st || !platform || !repo || !app || !key) {
+        return KN_EINVAL;
+    }
+    if ((rc = prepare(st, &s,
+                      "SELECT value FROM platform_memos WHERE platform = ?1 AND repo = ?2 AND "
+                      "app = ?3 AND key = ?4",
+                      "ssss", platform, repo, app, key)) < 0) {
+        goto out;
+    }
+    if ((rc = step(st, s)) == 1) {
+        *out = col_dup(s, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = KN_ENOTFOUND;
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int kn_store_memo_set(struct kn_store *st, const char *platform, const char *repo,
+                      const char *app, const char *key, const char *value)
+{
+    if (!st || !platform || !repo || !app || !key) {
+        return KN_EINVAL;
+    }
+    if (!value) {
+        return run(st,
+                   "DELETE FROM platform_memos WHERE platform = ?1 AND repo = ?2 AND app = ?3 "
+                   "AND key = ?4",
+                   "ssss", platform, repo, app, key);
+    }
+    return run(st,
+               "INSERT INTO platform_memos (platform, repo, app, key, value) "
+               "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (platform, repo, app, key) "
+               "DO UPDATE SET value = excluded.value",
+               "sssss", platform, repo, app, key, value);
 }

@@ -37,18 +37,16 @@ static void baseline_clean_simulate(struct kn_pipeline_sim *sim,
     clean_simulate(sim, KN_VARIANT_BASELINE, stage, ctx);
 }
 
-static int remove_canary(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                         void *data)
+static int remove_canary(struct kn_stage_run *run, const struct kn_platform_req *req,
+                         struct kn_platform_op **op)
 {
-    struct kn_platform *p = kn_stage_run_platform(run);
-    return p->ops->remove(p, kn_stage_run_deployment(run)->app, KN_VARIANT_CANARY, cb, data);
+    return kn_platform_remove(kn_stage_run_platform(run), req, KN_VARIANT_CANARY, op);
 }
 
-static int remove_baseline(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                           void *data)
+static int remove_baseline(struct kn_stage_run *run, const struct kn_platform_req *req,
+                           struct kn_platform_op **op)
 {
-    struct kn_platform *p = kn_stage_run_platform(run);
-    return p->ops->remove(p, kn_stage_run_deployment(run)->app, KN_VARIANT_BASELINE, cb, data);
+    return kn_platform_remove(kn_stage_run_platform(run), req, KN_VARIANT_BASELINE, op);
 }
 
 static void canary_clean_start(struct kn_stage_run *run)

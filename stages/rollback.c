@@ -36,31 +36,32 @@ struct rollback {
 
 static void next_step(struct kn_stage_run *run);
 
-static int do_step(struct kn_stage_run *run, void (*cb)(int, const char *, void *), void *data)
+/* Each step goes through the platform's front end, which skips what the platform cannot do
+ * (no canary to remove, all traffic already on the primary) the same way as for SYNC. */
+static int do_step(struct kn_stage_run *run, const struct kn_platform_req *req,
+                   struct kn_platform_op **op)
 {
     struct rollback *rb = *kn_stage_run_state(run);
     struct kn_platform *p = kn_stage_run_platform(run);
-    const char *app = kn_stage_run_deployment(run)->app;
 
     switch (rb->step) {
     case STEP_TRAFFIC: {
         static const double all_primary[KN_VARIANT_COUNT] = {100, 0, 0};
-        return p->ops->set_weights(p, app, all_primary, cb, data);
+        return kn_platform_set_weights(p, req, all_primary, op);
     }
     case STEP_PRIMARY: {
         const struct kn_app *good = kn_stage_run_last_good(run);
         struct kn_variant_spec spec = {
-            .app = app,
             .variant = KN_VARIANT_PRIMARY,
             .commit = kn_stage_run_last_good_commit(run),
             .manifests = good->manifests,
         };
-        return p->ops->apply(p, &spec, cb, data);
+        return kn_platform_apply(p, req, &spec, op);
     }
     case STEP_CANARY:
-        return p->ops->remove(p, app, KN_VARIANT_CANARY, cb, data);
+        return kn_platform_remove(p, req, KN_VARIANT_CANARY, op);
     default:
-        return p->ops->remove(p, app, KN_VARIANT_BASELINE, cb, data);
+        return kn_platform_remove(p, req, KN_VARIANT_BASELINE, op);
     }
 }
 

@@ -79,7 +79,7 @@ static void primary_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_
 /* Apply `variant` with the manifests of the new commit (or, for the baseline, the last good
  * one) at the replicas of the stage's options. */
 static int apply_variant(struct kn_stage_run *run, enum kn_variant variant,
-                         void (*cb)(int, const char *, void *), void *data)
+                         const struct kn_platform_req *req, struct kn_platform_op **op)
 {
     const struct kn_stage_config *cfg = kn_stage_run_config(run);
     const struct kn_rollout_options *opt = cfg->with;
@@ -87,14 +87,13 @@ static int apply_variant(struct kn_stage_run *run, enum kn_variant variant,
                                                               : kn_stage_run_app(run);
     struct kn_platform *p = kn_stage_run_platform(run);
     struct kn_variant_spec spec = {
-        .app = kn_stage_run_deployment(run)->app,
         .variant = variant,
         .commit = variant == KN_VARIANT_BASELINE ? kn_stage_run_last_good_commit(run)
                                                  : kn_stage_run_deployment(run)->commit,
         .manifests = app ? app->manifests : NULL,
         /* a stage with its own timeout gives its instances the time it has left; otherwise
          * the platform's own start timeout holds */
-        .timeout_ms = cfg->timeout_ms > 0 ? kn_stage_run_time_left(run) : 0,
+        .ready_timeout_ms = cfg->timeout_ms > 0 ? kn_stage_run_time_left(run) : 0,
     };
 
     if (!app) {
@@ -103,25 +102,25 @@ static int apply_variant(struct kn_stage_run *run, enum kn_variant variant,
     if (opt) {
         spec.replicas = opt->replicas;
     }
-    return p->ops->apply(p, &spec, cb, data);
+    return kn_platform_apply(p, req, &spec, op);
 }
 
-static int apply_primary(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                         void *data)
+static int apply_primary(struct kn_stage_run *run, const struct kn_platform_req *req,
+                         struct kn_platform_op **op)
 {
-    return apply_variant(run, KN_VARIANT_PRIMARY, cb, data);
+    return apply_variant(run, KN_VARIANT_PRIMARY, req, op);
 }
 
-static int apply_canary(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                        void *data)
+static int apply_canary(struct kn_stage_run *run, const struct kn_platform_req *req,
+                        struct kn_platform_op **op)
 {
-    return apply_variant(run, KN_VARIANT_CANARY, cb, data);
+    return apply_variant(run, KN_VARIANT_CANARY, req, op);
 }
 
-static int apply_baseline(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                          void *data)
+static int apply_baseline(struct kn_stage_run *run, const struct kn_platform_req *req,
+                          struct kn_platform_op **op)
 {
-    return apply_variant(run, KN_VARIANT_BASELINE, cb, data);
+    return apply_variant(run, KN_VARIANT_BASELINE, req, op);
 }
 
 /*
@@ -134,29 +133,24 @@ struct sync {
     char doing[128];
 };
 
-static int sync_step(struct kn_stage_run *run, void (*cb)(int, const char *, void *), void *data)
+/* What the platform cannot do (no traffic splitting, no canary) the front end skips, the same
+ * way as for ROLLBACK. */
+static int sync_step(struct kn_stage_run *run, const struct kn_platform_req *req,
+                     struct kn_platform_op **op)
 {
     static const double all_primary[KN_VARIANT_COUNT] = {100, 0, 0};
     struct sync *sy = *kn_stage_run_state(run);
     struct kn_platform *p = kn_stage_run_platform(run);
-    const char *app = kn_stage_run_deployment(run)->app;
 
-    static const unsigned needs[] = {KN_PLATFORM_APPLY, KN_PLATFORM_TRAFFIC_SPLIT,
-                                     KN_PLATFORM_CANARY, KN_PLATFORM_BASELINE};
-
-    if (sy->step > 0 && !(p->type->caps & needs[sy->step])) {
-        cb(0, NULL, data); /* the platform has no such thing: nothing to undo */
-        return 0;
-    }
     switch (sy->step) {
     case 0:
-        return apply_primary(run, cb, data);
+        return apply_primary(run, req, op);
     case 1:
-        return p->ops->set_weights(p, app, all_primary, cb, data);
+        return kn_platform_set_weights(p, req, all_primary, op);
     case 2:
-        return p->ops->remove(p, app, KN_VARIANT_CANARY, cb, data);
+        return kn_platform_remove(p, req, KN_VARIANT_CANARY, op);
     default:
-        return p->ops->remove(p, app, KN_VARIANT_BASELINE, cb, data);
+        return kn_platform_remove(p, req, KN_VARIANT_BASELINE, op);
     }
 }
 

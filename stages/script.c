@@ -257,7 +257,6 @@ static void script_cancel(struct kn_stage_run *run)
 const struct kn_stage_kind kn_stage_script_run = {
     .name = "SCRIPT_RUN",
     .with = &script_schema,
-    .caps = KN_PLATFORM_SCRIPT,
     .default_timeout_ms = 10 * 60 * 1000,
     .help = "run a command in the app's folder, with env and an optional onRollback command",
     .start = script_start,

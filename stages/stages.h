@@ -114,15 +114,16 @@ struct kn_analysis_options {
 
 /*
  * Running one platform operation for a stage (stages/platform_op.c): `fn` starts it with the
- * callback and data it is given; when it completes, `done` runs with its status and message
+ * request it is given (kn_platform_apply(p, req, ..., op) and the like); when it completes, `done` runs with its status and message
  * (NULL done: finish the stage with that result). `slot` keeps the operation while it is in
  * flight (kn_stage_run_state(run) for most kinds); kn_stage_op_cancel(slot), from a kind's
  * cancel, makes a completion that arrives later do nothing, and when the stage is halting
  * (kn_stage_run_halting) asks the platform to stop the operation.
  */
-struct kn_platform;
-typedef int (*kn_stage_op_fn)(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                              void *data);
+struct kn_platform_req;
+struct kn_platform_op;
+typedef int (*kn_stage_op_fn)(struct kn_stage_run *run, const struct kn_platform_req *req,
+                              struct kn_platform_op **op);
 typedef void (*kn_stage_op_done)(struct kn_stage_run *run, int status, const char *message);
 void kn_stage_op_run(struct kn_stage_run *run, void **slot, kn_stage_op_fn fn,
                      kn_stage_op_done done, const char *what);

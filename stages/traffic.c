@@ -130,13 +130,12 @@ static void traffic_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_
     }
 }
 
-static int set_weights(struct kn_stage_run *run, void (*cb)(int, const char *, void *),
-                       void *data)
+static int set_weights(struct kn_stage_run *run, const struct kn_platform_req *req,
+                       struct kn_platform_op **op)
 {
     const struct kn_traffic_options *t = kn_stage_run_config(run)->with;
-    struct kn_platform *p = kn_stage_run_platform(run);
 
-    return p->ops->set_weights(p, kn_stage_run_deployment(run)->app, t->percent, cb, data);
+    return kn_platform_set_weights(kn_stage_run_platform(run), req, t->percent, op);
 }
 
 static void traffic_start(struct kn_stage_run *run)

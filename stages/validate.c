@@ -11,6 +11,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/stage.h"
 
 #define KN_VALIDATE_TYPES_MAX 32 /* platform types named in one loader */

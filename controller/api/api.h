@@ -51,7 +51,8 @@ struct kn_api_deps {
     void (*kick)(void *data);
     /* Fetch the repository now (a verified webhook); <0 when unknown. */
     int (*trigger)(void *data, const char *repo);
-    /* What runs now of an app, for /metrics; may be NULL. <0 when no platform runs it. */
+    /* What runs now of an app, for /metrics, from drift's cache (a copy the caller releases with
+     * kn_live_state_release); may be NULL. <0 when nothing was read of it. */
     int (*live)(void *data, const char *app, struct kn_live_state *out);
     /* Cancel deployment `id` on behalf of `who` (kn_engine_cancel): 0, KN_ENOTFOUND, KN_EINVAL.
      * NULL: cancels are refused. */

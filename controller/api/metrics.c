@@ -284,11 +284,12 @@ int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now
     for (size_t i = 0; live && i < apps.n; i++) {
         struct kn_live_state ls;
         memset(&ls, 0, sizeof(ls));
-        if (live(data, apps.names[i], &ls) == 0 && !ls.error[0]) {
+        if (live(data, apps.names[i], &ls) == 0 && !ls.error) {
             kn_metrics_sample(out, "kanaria_canary_weight_percent",
                               (const char *const[]){"app", apps.names[i], NULL},
                               ls.variant[KN_VARIANT_CANARY].weight);
         }
+        kn_live_state_release(&ls);
     }
 
     kn_metrics_head(out, "kanaria_app_orphaned", "gauge",

@@ -30,7 +30,8 @@ struct kn_api_dora {
 void kn_api_dora_compute(const struct kn_deployment *d, size_t n, long long now_ms,
                          struct kn_api_dora *out);
 
-/* What runs now of an app; <0 when nothing does. */
+/* What runs now of an app, as drift last read it (a copy the renderer releases); <0 when
+ * nothing does or nothing was read yet. */
 typedef int (*kn_api_live_cb)(void *data, const char *app, struct kn_live_state *out);
 
 /* Append the metrics in the Prometheus text format 0.0.4 to out. live may be NULL (no canary

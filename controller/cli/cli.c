@@ -15,6 +15,7 @@
 #include "kanaria/config.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/stage.h"
 #include "git/git.h"
 #include "platforms/local/local_service.h"

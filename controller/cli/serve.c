@@ -26,8 +26,8 @@
 #include "kanaria/log.h"
 #include "kanaria/metrics.h"
 #include "kanaria/store.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/validate.h"
-#include "platforms/local/local.h"
 #include "drift.h"
 #include "feed.h"
 #include "notify.h"
@@ -67,7 +67,7 @@ static struct kn_platform *find_platform(void *data, const char *name)
     struct serve *s = data;
 
     for (size_t i = 0; i < s->nplatforms; i++) {
-        if (strcmp(s->platforms[i]->name, name) == 0) {
+        if (strcmp(kn_platform_name(s->platforms[i]), name) == 0) {
             return s->platforms[i];
         }
     }
@@ -87,17 +87,20 @@ static struct kn_metrics *find_metrics(void *data, const char *name)
     return NULL;
 }
 
-/* The live state of `app` from the first platform that runs it. */
+/* The platforms in order, for drift. */
+static struct kn_platform *platform_at(void *data, size_t i)
+{
+    struct serve *s = data;
+
+    return i < s->nplatforms ? s->platforms[i] : NULL;
+}
+
+/* The live state of `app` as drift last read it (the API never asks a platform itself). */
 static int app_live(void *data, const char *app, struct kn_live_state *out)
 {
     struct serve *s = data;
 
-    for (size_t i = 0; i < s->nplatforms; i++) {
-        if (s->platforms[i]->ops->live(s->platforms[i], app, out) == 0) {
-            return 0;
-        }
-    }
-    return KN_ENOTFOUND;
+    return kn_drift_live(s->drift, NULL, app, out);
 }
 
 struct extract {
@@ -337,7 +340,7 @@ static int prune_app_api(void *data, const char *repo, const char *app, const ch
 static void stop_platforms(struct serve *s)
 {
     for (size_t i = 0; i < s->nplatforms; i++) {
-        s->platforms[i]->ops->free(s->platforms[i]);
+        kn_platform_free(s->platforms[i]);
     }
     s->nplatforms = 0;
     for (size_t i = 0; i < s->nmetrics; i++) {
@@ -382,14 +385,19 @@ static int start_platforms(struct serve *s, const struct kn_config *cfg)
         s->nmetrics++;
     }
     s->platforms = kn_calloc(count + 1, sizeof(*s->platforms));
+    /* every entry through its type's create: a type kanaria does not have is an error, never
+     * a platform silently left out */
     for (size_t i = 0; i < count; i++) {
+        struct kn_platform_deps deps = {
+            .loop = &s->loop,
+            .data_dir = cfg->data_dir,
+            .http = s->http,
+            .store = s->store,
+        };
         kn_error_clear(&err);
-        if (pc[i].ptype != &kn_platform_local) {
-            continue;
-        }
-        if (kn_local_platform_new(&s->platforms[s->nplatforms], &s->loop, &pc[i], cfg->data_dir,
-                                  s->http, &err) < 0) {
-            kn_log_error(WHO, "platform '%s': %s", pc[i].name, err.msg);
+        if (kn_platform_new(&s->platforms[s->nplatforms], &deps, &pc[i], &err) < 0) {
+            kn_log_error(WHO, "platform '%s' (type %s): %s", pc[i].name,
+                         pc[i].ptype ? pc[i].ptype->name : "unknown", err.msg);
             rc = KN_EIO;
             goto out;
         }
@@ -554,7 +562,7 @@ int kn_cmd_serve(int argc, char **argv)
             .loop = &s.loop,
             .store = s.store,
             .interval_ms = cfg->drift_interval_ms,
-            .live = app_live,
+            .platform_at = platform_at,
             .planned = kick_engine,
             .data = &s,
         };

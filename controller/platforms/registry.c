@@ -1,16 +1,25 @@
 /*
- * The platform types kanaria knows: one hand-written table. A new type is its folder, its
- * descriptor (with the config_schema of its `platforms[]` keys) and one line here: kanaria.yaml,
- * validation and `kanaria help platform` read everything else from the descriptor.
+ * The platform types kanaria knows: one hand-written table. A new type is its folder (its
+ * descriptor, with the config_schema of its `platforms[]` keys), one line here and one in
+ * CMakeLists.txt: kanaria.yaml, validation, serve, stages, drift and `kanaria help platform` read
+ * everything else from the descriptor (include/kanaria/plugin/platform.h).
+ *
+ * The last slot holds the test builds' `fake` type (tests/fakes/fake_platform.c), a weak
+ * reference: the kanaria binary does not link it, so the slot is NULL there and ends the table
+ * one entry early; a test binary that links the fake gets it registered like any other type.
  */
 #include "kanaria/platform.h"
 
 #include <string.h>
 
+#include "kanaria/plugin/platform.h"
 #include "platforms/local/local.h"
+
+extern const struct kn_platform_type kn_platform_fake __attribute__((weak));
 
 const struct kn_platform_type *const kn_platform_types[] = {
     &kn_platform_local,
+    &kn_platform_fake, /* NULL outside test builds */
     NULL,
 };
 
@@ -42,8 +51,10 @@ const char *kn_platform_cap_name(unsigned cap)
         return "baseline variants";
     case KN_PLATFORM_TRAFFIC_SPLIT:
         return "traffic splitting";
-    case KN_PLATFORM_SCRIPT:
-        return "scripts";
+    case KN_PLATFORM_LIVE:
+        return "reading live state";
+    case KN_PLATFORM_CANCEL:
+        return "cancelling an operation";
     default:
         return "an unknown capability";
     }

@@ -1,18 +1,23 @@
 /*
- * kanaria — the platform contract.
+ * kanaria — the platform contract, as the engine, drift, prune and the API use it.
  *
- * A platform type (local today; kubernetes and ecs later) declares what it can do as capability
- * flags. Stage kinds declare the capabilities they need, and `kanaria validate` rejects a
- * pipeline that asks its platform for something it cannot do, before any rollout starts. The
- * operations themselves (apply a variant, remove it, set weights, read live state) join this
- * descriptor with the pipeline engine.
+ * A platform type (local today; ecs and kubernetes next) is a provider behind one front end
+ * (controller/platforms/platform.c). The front end knows apps by (repository, app), runs the
+ * operations of one app one at a time in the order asked while other apps' run beside them,
+ * skips what the platform cannot do the same way for every caller (SYNC and ROLLBACK alike),
+ * enforces each operation's deadline, and keeps a small memo per app in the state store.
+ * What a provider implements is in include/kanaria/plugin/platform.h.
+ *
+ * All functions run on the loop thread.
  */
 #ifndef KANARIA_PLATFORM_H
 #define KANARIA_PLATFORM_H
 
 #include <jansson.h>
 #include <stddef.h>
+#include <uv.h>
 
+#include "kanaria/error.h"
 #include "kanaria/schema.h"
 #include "kanaria/stage.h"
 
@@ -20,58 +25,47 @@
 #define KN_PLATFORM_CANARY 0x02u        /* run a canary variant beside the primary */
 #define KN_PLATFORM_BASELINE 0x04u      /* run a baseline variant */
 #define KN_PLATFORM_TRAFFIC_SPLIT 0x08u /* weighted traffic between variants */
-#define KN_PLATFORM_SCRIPT 0x10u        /* run scripts on the controller's host */
+#define KN_PLATFORM_LIVE 0x10u          /* what runs can be read back (drift) */
+#define KN_PLATFORM_CANCEL 0x20u        /* an operation in flight can be stopped */
 
 /* Names of the flags above, for messages ("traffic splitting"). */
 const char *kn_platform_cap_name(unsigned cap);
 
-struct kn_app;
+struct kn_platform_type; /* include/kanaria/plugin/platform.h */
 
-/* struct kn_manifest_kind and enum kn_kind_role, the entries of `kinds` below, are declared in
- * kanaria/manifest.h: the model reads them when it loads an app. */
-
-struct kn_platform_type {
-    const char *name;   /* the `type:` in kanaria.yaml */
-    unsigned caps;      /* KN_PLATFORM_* */
-    /* Keys of `spec.<name>` in app.kanaria.yaml, the app's options for this type, parsed into
-     * kn_app_config.platform_options; NULL: the type takes none (the key is an error). */
-    const struct kn_schema *app_schema;
-    /* The manifest kinds an app of this type may list, and how many of each. */
-    const struct kn_manifest_kind *kinds;
-    size_t nkinds;
-    /* Checks across the apps of one platform (one `platforms[]` entry of this type), after each
-     * was loaded: problems are added, located, to the apps' diags. An app with errors already is
-     * skipped. NULL: none. */
-    void (*check_apps)(struct kn_app *const *apps, size_t n);
-    /* The smallest traffic step, in percent: a TRAFFIC_ROUTING percent that is not a multiple of
-     * it is refused by validation. 0: any percent. */
-    double weight_step;
-    const char *help;
-    /* The keys of a `platforms[]` entry of this type beside `name` and `type`; the parsed
-     * struct is kn_platform_config.options. NULL: the type takes no keys. Its defaults must be
-     * valid: a config without `platforms` runs the embedded default with them. */
-    const struct kn_schema *config_schema;
-};
-
-/* The registered platform types, NULL-terminated. */
+/* The registered platform types, NULL-terminated (controller/platforms/registry.c). */
 extern const struct kn_platform_type *const kn_platform_types[];
 
 /* A registered type by name, or NULL. */
 const struct kn_platform_type *kn_platform_type_find(const char *name);
 
-/* ---- operations ---------------------------------------------------------------------------- */
+/* Which app: the engine, the store and the API know an app by both. */
+struct kn_app_id {
+    const char *repository;
+    const char *app;
+};
 
 /* What one variant of an app runs: the manifests of a commit. */
 struct kn_variant_spec {
-    const char *app;
     enum kn_variant variant;
     const char *commit;
     const json_t *manifests;  /* canonical manifests (array) of that commit; borrowed */
+    const void *options;      /* spec.<type> of the app at that commit, parsed with the type's
+                                 app_schema; NULL when it has none */
     struct kn_scale replicas; /* canary and baseline: a count or a percent of the primary's;
                                  primary: value 0 means the manifest's own replicas */
-    long long timeout_ms;     /* healthy within this many ms from the call (what is left of a
-                                 stage's own timeout) or the apply fails; 0: the platform's own
-                                 start timeout */
+    long long ready_timeout_ms; /* healthy within this (what is left of a stage's own timeout),
+                                   else the apply fails; 0: the provider's own start timeout.
+                                   Apart from the call's deadline, which also covers queueing
+                                   and which every stage has (its kind's default timeout). */
+};
+
+/* What kanaria set for an app, which observe compares what runs with. */
+struct kn_desired {
+    const char *commit;       /* the primary's commit (the last good one) */
+    const json_t *manifests;  /* its canonical manifests; borrowed */
+    const void *options;      /* its spec.<type>, or NULL */
+    double percent[KN_VARIANT_COUNT]; /* the split kanaria set last */
 };
 
 /* What runs now, read back from the platform (not only what kanaria remembers writing). */
@@ -82,68 +76,112 @@ struct kn_live_variant {
     char commit[41];   /* the commit it was applied from, "" unknown */
 };
 
-#define KN_LIVE_SERVER_MAX 128 /* servers listed in a struct kn_live_state; more are counted */
-
-/* One server (instance) of the app as the platform's traffic layer has it now, beside what
- * kanaria set: between deployments every server kanaria registered is in service at its weight. */
-struct kn_live_server {
-    char name[72];       /* "primary-3" */
-    char state[16];      /* "ready", "drain", "maint"; "missing": kanaria registered it and the
-                            traffic layer has it not */
-    int weight;          /* its weight now */
-    int expected_weight; /* the weight kanaria set; -1: a server kanaria did not register */
+/* One resource of the app as the platform has it now (a HAProxy server, an ECS task set, a
+ * Deployment): its status, and how it differs from what kanaria set (NULL: it does not). */
+struct kn_live_resource {
+    char *kind;    /* "server", "TaskSet", "Deployment" (owned) */
+    char *name;    /* "primary-3" (owned) */
+    char *status;  /* "ready, weight 50" (owned) */
+    char *drift;   /* "weight 0, kanaria set 50"; NULL: as kanaria set it (owned) */
 };
 
 struct kn_live_state {
     struct kn_live_variant variant[KN_VARIANT_COUNT];
-    char error[256];   /* why the platform could not be read back, "" when it could */
-    /* every server, when the platform has read them back (nservers 0: not read, or none) */
-    struct kn_live_server servers[KN_LIVE_SERVER_MAX];
-    size_t nservers;
-    size_t servers_dropped; /* servers past KN_LIVE_SERVER_MAX, not listed */
+    char *error;   /* why the platform could not be read back; NULL when it could (owned) */
+    struct kn_live_resource *resources; /* (owned) */
+    size_t nresources;
 };
 
-/* Completion of an asynchronous operation: status 0 or a KN_E* code, and a message that says
- * what failed in the platform's own words (NULL on success). Runs once, on the loop. */
-typedef void (*kn_platform_cb)(int status, const char *message, void *data);
+/* Add a resource (strings copied; drift may be NULL). */
+void kn_live_state_add(struct kn_live_state *s, const char *kind, const char *name,
+                       const char *status, const char *drift);
+/* Free what a live state owns (not the struct); a zeroed one is fine. */
+void kn_live_state_release(struct kn_live_state *s);
+/* A deep copy of src into dst (zeroed or released by the caller). */
+void kn_live_state_copy(struct kn_live_state *dst, const struct kn_live_state *src);
+
+/* ---- instances ------------------------------------------------------------------------------ */
 
 struct kn_platform;
+struct kn_platform_config;
+struct kn_store;
+struct kn_http_client;
+
+struct kn_platform_deps {
+    uv_loop_t *loop;
+    const char *data_dir;
+    struct kn_http_client *http;
+    struct kn_store *store; /* keeps the memos; NULL: memos live in memory (tests) */
+};
+
+/* A platform from its kanaria.yaml entry (its type's create). Errors with err filled. */
+int kn_platform_new(struct kn_platform **out, const struct kn_platform_deps *deps,
+                    const struct kn_platform_config *cfg, struct kn_error *err);
+/* Stop: calls in flight end KN_ECANCELLED (callbacks run), then free. NULL is a no-op. */
+void kn_platform_free(struct kn_platform *p);
+const char *kn_platform_name(const struct kn_platform *p);
+const struct kn_platform_type *kn_platform_type_of(const struct kn_platform *p);
+unsigned kn_platform_caps(const struct kn_platform *p);
+
+/* ---- operations ----------------------------------------------------------------------------- */
+
+/* Completion: status 0 or a KN_E* code, and the platform's own words (NULL on success). Runs
+ * once, on the loop, never from inside the call that asked. */
+typedef void (*kn_platform_cb)(int status, const char *message, void *data);
+/* A progress line of an operation ("2/3 pods ready"). */
+typedef void (*kn_platform_progress_cb)(const char *line, void *data);
+
+/* Who asks, and how long it may take. */
+struct kn_platform_req {
+    struct kn_app_id id;
+    long long deployment_id;   /* 0: not for a deployment */
+    int stage_index;           /* -1: not for a stage */
+    const char *stage_name;    /* "CANARY_ROLLOUT"; NULL */
+    long long timeout_ms;      /* from the call, queueing included; 0: the front end's default
+                                  (10 minutes) */
+    kn_platform_cb done;
+    kn_platform_progress_cb progress; /* NULL: progress is only logged */
+    void *data;
+};
+
+struct kn_platform_op; /* a handle to cancel an operation; valid until its callback ran */
 
 /*
- * The operations of a platform instance. Every operation is idempotent (applying what already
- * runs, removing what is gone, setting the weights it has), so the engine can repeat one after a
- * restart. An operation that returns an error never calls its callback.
+ * Each returns 0 and the callback runs once later, or a KN_E* code and it never runs. `op` (may
+ * be NULL) receives the handle. What the platform cannot do (KN_PLATFORM_*) is not an error where
+ * it changes nothing: removing a canary on a platform without canaries, or putting all the traffic
+ * on the primary without traffic splitting, ends at once with 0 and a progress line saying it
+ * was skipped; a split the platform cannot make is KN_EUNSUPPORTED, a percent off the type's
+ * weight_step KN_EINVAL.
  */
-struct kn_platform_ops {
-    /* Start (or replace) the variant with spec's manifests and call cb once it is healthy. */
-    int (*apply)(struct kn_platform *p, const struct kn_variant_spec *spec, kn_platform_cb cb,
-                 void *data);
-    /* Stop the variant and remove it from the traffic. */
-    int (*remove)(struct kn_platform *p, const char *app, enum kn_variant v, kn_platform_cb cb,
-                  void *data);
-    /* Split the app's traffic: percents of primary, canary, baseline adding up to 100. */
-    int (*set_weights)(struct kn_platform *p, const char *app,
-                       const double percent[KN_VARIANT_COUNT], kn_platform_cb cb, void *data);
-    /* Remove the whole app: every instance of every variant, then whatever routes traffic to
-     * it (on the local platform, its HAProxy frontend and backend), and forget it. Removing an
-     * app the platform does not know is done at once. NULL: the platform cannot (an orphaned
-     * app is then left running). */
-    int (*remove_app)(struct kn_platform *p, const char *app, kn_platform_cb cb, void *data);
-    /* What runs now. Synchronous: from the platform's last reading. */
-    int (*live)(struct kn_platform *p, const char *app, struct kn_live_state *out);
-    void (*free)(struct kn_platform *p);
-    /* Stop the operation asked with `data` as soon as it can (a stage timed out): what it was
-     * starting is stopped and removed, and the operations asked after it run without waiting
-     * for it. Its callback still runs once, later, with the operation's outcome (an error when
-     * it was stopped). Unknown or finished `data` is a no-op. NULL: operations cannot be
-     * stopped, they run to their end. */
-    void (*cancel)(struct kn_platform *p, void *data);
-};
+int kn_platform_apply(struct kn_platform *p, const struct kn_platform_req *req,
+                      const struct kn_variant_spec *spec, struct kn_platform_op **op);
+int kn_platform_remove(struct kn_platform *p, const struct kn_platform_req *req,
+                       enum kn_variant v, struct kn_platform_op **op);
+int kn_platform_set_weights(struct kn_platform *p, const struct kn_platform_req *req,
+                            const double percent[KN_VARIANT_COUNT], struct kn_platform_op **op);
+/* KN_EUNSUPPORTED when the type cannot remove apps. */
+int kn_platform_remove_app(struct kn_platform *p, const struct kn_platform_req *req,
+                           struct kn_platform_op **op);
+/* Read what runs (drift is the only caller); cb gets the state, borrowed for the call.
+ * Does not wait behind the app's queue. */
+typedef void (*kn_platform_observe_cb)(int status, const struct kn_live_state *live, void *data);
+int kn_platform_observe(struct kn_platform *p, const struct kn_app_id *id,
+                        const struct kn_desired *desired, long long timeout_ms,
+                        kn_platform_observe_cb cb, void *data);
+/* Stop the operation: a waiting one ends at once, a running one is cancelled in the provider
+ * (or, for a type without KN_PLATFORM_CANCEL, no longer waited for: the app's next operation
+ * waits for it still, so they never overlap). Its callback runs once, with KN_ECANCELLED or its
+ * outcome. The operations asked after it do not wait for its end beyond the provider's stop. */
+void kn_platform_cancel(struct kn_platform_op *op);
 
-struct kn_platform {
-    const struct kn_platform_ops *ops;
-    const struct kn_platform_type *type;
-    char *name; /* owned by the implementation */
-};
+/* Set name to a copy of value in a placeholder map (replacing it), and free such a map. */
+void kn_platform_vars_set(struct kn_strmap *m, const char *name, const char *value);
+void kn_platform_vars_release(struct kn_strmap *m);
+
+/* The analysis placeholders of an app's variant: "app", "repository", "variant" and the
+ * type's own (out released by the caller). */
+void kn_platform_template_vars(struct kn_platform *p, const struct kn_app_id *id,
+                               enum kn_variant v, struct kn_strmap *out);
 
 #endif /* KANARIA_PLATFORM_H */

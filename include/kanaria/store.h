@@ -327,4 +327,14 @@ int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *dat
  * what the DORA metrics are computed from. */
 int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data);
 
+/* ---- platform memos ------------------------------------------------------------------------ */
+
+/* A platform's memo for an app (include/kanaria/plugin/platform.h): *out the value (caller
+ * frees), KN_ENOTFOUND when there is none. */
+int kn_store_memo_get(struct kn_store *st, const char *platform, const char *repo,
+                      const char *app, const char *key, char **out);
+/* Set it; value NULL deletes it. Written when it returns 0. */
+int kn_store_memo_set(struct kn_store *st, const char *platform, const char *repo,
+                      const char *app, const char *key, const char *value);
+
 #endif /* KANARIA_STORE_H */

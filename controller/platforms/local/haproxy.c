@@ -669,7 +669,7 @@ out:
     return rc;
 }
 
-static void kn_haproxy_live_server_set(struct kn_live_server *s, const char *name,
+static void kn_haproxy_live_server_set(struct kn_haproxy_live_server *s, const char *name,
                                        const char *state, int weight, int expected)
 {
     snprintf(s->name, sizeof(s->name), "%s", name);
@@ -678,7 +678,7 @@ static void kn_haproxy_live_server_set(struct kn_live_server *s, const char *nam
     s->expected_weight = expected;
 }
 
-size_t kn_haproxy_live_servers(struct kn_live_server *out, size_t max, const char *const *names,
+size_t kn_haproxy_live_servers(struct kn_haproxy_live_server *out, size_t max, const char *const *names,
                                const int *expected, size_t n,
                                const struct kn_haproxy_server_state *rows, size_t nrows)
 {
@@ -710,6 +710,29 @@ size_t kn_haproxy_live_servers(struct kn_live_server *out, size_t max, const cha
         }
     }
     return count;
+}
+
+int kn_haproxy_server_drift(const struct kn_haproxy_live_server *s, char *out, size_t size)
+{
+    size_t len;
+
+    out[0] = '\0';
+    if (s->expected_weight < 0) {
+        snprintf(out, size, "%s is not a server kanaria registered", s->name);
+    } else if (strcmp(s->state, "missing") == 0) {
+        snprintf(out, size, "%s is missing from haproxy (expected ready)", s->name);
+    } else if (strcmp(s->state, "maint") == 0) {
+        snprintf(out, size, "%s is in maintenance (expected ready)", s->name);
+    } else if (strcmp(s->state, "ready") != 0) {
+        snprintf(out, size, "%s is in state %s (expected ready)", s->name, s->state);
+    }
+    len = strlen(out);
+    if (s->expected_weight >= 0 && strcmp(s->state, "missing") != 0 &&
+        s->weight != s->expected_weight && len + 1 < size) {
+        snprintf(out + len, size - len, "%s%s weight %d (expected %d)", len ? "; " : "", s->name,
+                 s->weight, s->expected_weight);
+    }
+    return out[0] != '\0';
 }
 
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count)

@@ -121,16 +121,29 @@ int kn_haproxy_parse_servers_state(struct kn_haproxy_server_state **out, size_t 
 /* Free an array from kn_haproxy_parse_servers_state; NULL is a no-op. */
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count);
 
+/* One server of an app's backend as HAProxy has it, beside what kanaria set. */
+struct kn_haproxy_live_server {
+    char name[72];       /* "primary-3" */
+    char state[16];      /* "ready", "drain", "maint"; "missing": kanaria registered it and
+                            HAProxy has it not */
+    int weight;          /* its weight now */
+    int expected_weight; /* the weight kanaria set; -1: a server kanaria did not register */
+};
+
 /*
- * Every server of an app as kanaria's drift check compares them (struct kn_live_server): first
+ * Every server of an app as kanaria's drift check compares them (struct kn_haproxy_live_server): first
  * the `n` servers kanaria registered (names[i], at expected[i]) with the state and user weight
  * of their row in `rows` (a `show servers state` reply), "missing" when no row has their name;
  * then each row no registered name matches, with expected weight -1. At most `max` are written
  * to out; the return value is how many there are (more than max: the rest were not written).
  */
-size_t kn_haproxy_live_servers(struct kn_live_server *out, size_t max, const char *const *names,
+size_t kn_haproxy_live_servers(struct kn_haproxy_live_server *out, size_t max, const char *const *names,
                                const int *expected, size_t n,
                                const struct kn_haproxy_server_state *rows, size_t nrows);
+
+/* How a server differs from what kanaria set, as one line in out ("" when it does not): not
+ * registered by kanaria, missing, not ready, at another weight. Returns 1 when it differs. */
+int kn_haproxy_server_drift(const struct kn_haproxy_live_server *s, char *out, size_t size);
 
 /* ---- weights ------------------------------------------------------------------------------- */
 

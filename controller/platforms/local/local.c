@@ -1,11 +1,10 @@
 /*
  * The `local` platform (design 3.5): each variant of an app is a set of processes on this host,
  * on ports taken from the platform's `ports` range, registered as servers `primary-N`,
- * `canary-N` and `baseline-N` of an HAProxy backend named after the app. Weights go through the
- * HAProxy runtime API, so the platform can do everything a pipeline asks, scripts included (they
- * run on the same host).
+ * `canary-N` and `baseline-N` of an HAProxy backend of the app. Weights go through the HAProxy
+ * runtime API, so the platform can do everything a pipeline asks.
  *
- * This file holds the descriptor; the operations join it with the pipeline engine.
+ * This file holds the descriptor; platform.c the operations.
  */
 #include "platforms/local/local.h"
 
@@ -38,17 +37,19 @@ static const struct kn_manifest_kind local_kinds[] = {
 
 const struct kn_platform_type kn_platform_local = {
     .name = "local",
+    .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
+            "ports from `ports`, checks their health and splits traffic with server weights",
     .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
-            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_SCRIPT,
-    .app_schema = NULL, /* no `spec.local` options yet */
-    .kinds = local_kinds,
-    .nkinds = sizeof(local_kinds) / sizeof(local_kinds[0]),
-    .check_apps = kn_local_service_check_binds,
+            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL,
     /* HAProxy weights are integers 0..256 per server, but the platform turns a split into the
      * per-server weights whose ratio is closest to it (kn_haproxy_weights): any percent is
      * taken, approximated by the instance counts of the moment, so no step is imposed. */
     .weight_step = 0,
-    .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
-            "ports from `ports`, checks their health and splits traffic with server weights",
     .config_schema = &kn_local_config_schema,
+    .app_schema = NULL, /* no `spec.local` options yet */
+    .kinds = local_kinds,
+    .nkinds = sizeof(local_kinds) / sizeof(local_kinds[0]),
+    .check_apps = kn_local_service_check_binds,
+    .create = kn_local_create,
+    .ops = &kn_local_ops,
 };

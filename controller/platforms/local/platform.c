@@ -1,8 +1,19 @@
 /*
- * The local platform's operations. Each app is an HAProxy backend (named after the app) behind a
- * frontend on the LocalService's `frontend.bind`; each variant a set of instances started by the
- * process supervisor and registered as servers VARIANT-N. Operations on one platform run one at
- * a time, in the order they were asked, which keeps the HAProxy state and ours in step.
+ * The local platform's operations, as a provider (include/kanaria/plugin/platform.h). Each app
+ * (repository, app) is an HAProxy backend behind a frontend on the LocalService's
+ * `frontend.bind`; each variant a set of instances started by the process supervisor and
+ * registered as servers VARIANT-N. Operations on one platform still run one at a time here, in
+ * the order the front end handed them over, which keeps the HAProxy state and ours in step.
+ *
+ * Names: an app's backend, its instances' state folder and its record in apps.json share one
+ * key. It is the bare app name when no other repository's app of that name has it (so queries
+ * on `proxy="web"` keep working), else "REPOSITORY.APP" (repository names are [A-Za-z0-9._-]
+ * and app names have no '.', so the key tells both apart), or "APP.HASH" (8 or more hex digits
+ * of the repository name's SHA-256) when that would be too long for HAProxy. The key is kept
+ * in apps.json with the repository and the app, so it never changes once chosen. A record
+ * written by an earlier kanaria, which knew apps by bare name only, has no repository: the
+ * first (repository, app) of that name that the platform is asked about adopts it, keeping its
+ * backend, instances and state.
  *
  * Replacing a variant never drops traffic: the new instances start on new ports and are healthy
  * and in HAProxy before the old ones are drained and removed.
@@ -16,9 +27,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
 #include "kanaria/log.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/schema.h"
 #include "platforms/local/config.h"
 #include "platforms/local/haproxy.h"
@@ -39,7 +53,9 @@ struct inst {
 };
 
 struct lapp {
-    char *name;
+    char *name;       /* the key: backend, state folder, apps.json record (see the top) */
+    char *repository; /* NULL: a record of an earlier kanaria, not claimed yet */
+    char *app;
     char *bind;
     struct inst *insts;
     size_t ninsts;
@@ -57,7 +73,7 @@ struct lapp {
 struct op;
 
 struct local {
-    struct kn_platform base;
+    char *name; /* the platforms[] name */
     uv_loop_t *loop;
     struct kn_http_client *http;
     struct kn_proc_supervisor *sup;
@@ -104,8 +120,9 @@ struct op {
     struct service svc;
     struct kn_scale scale;
     double percent[KN_VARIANT_COUNT];
-    kn_platform_cb cb;
-    void *data;
+    struct kn_platform_call *call; /* NULL: the platform's own reading of HAProxy */
+    char *repository; /* apply: who the app is, for a new record */
+    char *app_name;
     long long deadline; /* uv_now() by which a start must be healthy; 0: the supervisor's own */
     int cancelled;      /* its stage gave up on it: stop what it starts, end at once */
     /* progress */
@@ -133,6 +150,8 @@ static void local_release(struct local *lp);
 static void lapp_free(struct lapp *a)
 {
     free(a->name);
+    free(a->repository);
+    free(a->app);
     free(a->bind);
     free(a->insts);
     kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
@@ -149,17 +168,85 @@ static struct lapp *find_app(struct local *lp, const char *name)
     return NULL;
 }
 
-static struct lapp *add_app(struct local *lp, const char *name, const char *bind)
+static struct lapp *add_app(struct local *lp, const char *name, const char *repository,
+                            const char *app, const char *bind)
 {
     struct lapp *a = kn_calloc(1, sizeof(*a));
 
     a->name = kn_strdup(name);
+    a->repository = repository ? kn_strdup(repository) : NULL;
+    a->app = kn_strdup(app ? app : name);
     a->bind = kn_strdup(bind ? bind : "");
     a->percent[KN_VARIANT_PRIMARY] = 100;
     a->next_index = 1;
     lp->apps = kn_reallocarray(lp->apps, lp->napps + 1, sizeof(*lp->apps));
     lp->apps[lp->napps++] = a;
     return a;
+}
+
+static void save_state(struct local *lp);
+
+/* The app (repository, app), adopting a record an earlier kanaria wrote under the bare app
+ * name when no repository has claimed it yet; NULL when the platform does not know it. */
+static struct lapp *lapp_of(struct local *lp, const struct kn_app_id *id)
+{
+    struct lapp *legacy = NULL;
+
+    for (size_t i = 0; i < lp->napps; i++) {
+        struct lapp *a = lp->apps[i];
+        if (a->repository && strcmp(a->repository, id->repository) == 0 &&
+            strcmp(a->app, id->app) == 0) {
+            return a;
+        }
+        if (!a->repository && strcmp(a->name, id->app) == 0) {
+            legacy = a;
+        }
+    }
+    if (legacy) {
+        legacy->repository = kn_strdup(id->repository);
+        kn_log_info(lp->who, "repository=%s app=%s adopts the record of app '%s' that an earlier "
+                    "kanaria kept by name alone", id->repository, id->app, legacy->name);
+        save_state(lp);
+    }
+    return legacy;
+}
+
+static int key_taken(const struct local *lp, const char *key)
+{
+    for (size_t i = 0; i < lp->napps; i++) {
+        if (strcmp(lp->apps[i]->name, key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The key a new app (repository, app) gets (see the top). Caller frees. */
+static char *key_new(const struct local *lp, const struct kn_app_id *id)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    char *key;
+
+    if (!key_taken(lp, id->app)) {
+        return kn_strdup(id->app);
+    }
+    key = kn_asprintf("%s.%s", id->repository, id->app);
+    if (id->repository[0] != '.' && kn_haproxy_name_valid(key) && !key_taken(lp, key)) {
+        return key;
+    }
+    free(key);
+    SHA256((const unsigned char *)id->repository, strlen(id->repository), md);
+    for (size_t i = 0; i < sizeof(md); i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    for (int len = 8;; len += 2) {
+        key = kn_asprintf("%s.%.*s", id->app, len, hex);
+        if (!key_taken(lp, key) || len >= (int)sizeof(md) * 2) {
+            return key;
+        }
+        free(key);
+    }
 }
 
 static int count_of(const struct lapp *a, enum kn_variant v)
@@ -270,10 +357,13 @@ static void save_state(struct local *lp)
                                                    a->insts[j].port, "commit",
                                                    a->insts[j].commit));
         }
-        json_object_set_new(root, a->name,
-                            json_pack("{s:s, s:[f,f,f], s:i, s:o}", "bind", a->bind, "percent",
-                                      a->percent[0], a->percent[1], a->percent[2], "next",
-                                      (int)a->next_index, "instances", insts));
+        json_t *rec = json_pack("{s:s, s:[f,f,f], s:i, s:o, s:s}", "bind", a->bind, "percent",
+                                a->percent[0], a->percent[1], a->percent[2], "next",
+                                (int)a->next_index, "instances", insts, "app", a->app);
+        if (a->repository) {
+            json_object_set_new(rec, "repository", json_string(a->repository));
+        }
+        json_object_set_new(root, a->name, rec);
     }
     if (json_dump_file(root, tmp, JSON_INDENT(2)) == 0) {
         rename(tmp, path);
@@ -302,7 +392,11 @@ static int load_state(struct local *lp)
         rc = KN_EIO;
     }
     json_object_foreach(root, name, a) {
-        struct lapp *app = add_app(lp, name, json_string_value(json_object_get(a, "bind")));
+        /* no "repository": written by an earlier kanaria, adopted by lapp_of */
+        struct lapp *app = add_app(lp, name,
+                                   json_string_value(json_object_get(a, "repository")),
+                                   json_string_value(json_object_get(a, "app")),
+                                   json_string_value(json_object_get(a, "bind")));
         const json_t *pct = json_object_get(a, "percent");
         size_t i;
         json_t *inst;
@@ -491,6 +585,8 @@ static void op_free(struct op *op)
     free(op->cmds);
     free(op->fresh);
     free(op->app);
+    free(op->repository);
+    free(op->app_name);
     service_release(&op->svc);
     free(op);
 }
@@ -510,7 +606,11 @@ static void op_end(struct op *op, int status, const char *message)
     if (status != 0) {
         kn_log_warn(lp->who, "app=%s %s", op->app, message);
     }
-    op->cb(status, status ? message : NULL, op->data);
+    if (op->call && status) {
+        kn_platform_call_done(op->call, status, "%s", message);
+    } else if (op->call) {
+        kn_platform_call_done(op->call, 0, NULL);
+    }
     op_free(op);
     if (lp->closing) {
         if (!lp->queue) {
@@ -552,7 +652,7 @@ static void queue_run(struct local *lp)
     if (lp->queue && !lp->queue->started) {
         lp->queue->started = 1;
         if (lp->queue->cancelled) {
-            op_end(lp->queue, KN_EIO, "cancelled before it started");
+            op_end(lp->queue, KN_ECANCELLED, "cancelled before it started");
             return;
         }
         op_next(lp->queue);
@@ -942,10 +1042,17 @@ static void apply_next(struct op *op)
         }
         {
             const struct lapp *owner = bind_owner(lp, op->app, op->svc.bind);
+            if (owner && owner->repository) {
+                op_fail(op, KN_EINVAL,
+                        "frontend.bind %s is already used by app '%s' of repository '%s' on "
+                        "platform '%s'",
+                        op->svc.bind, owner->app, owner->repository, lp->name);
+                return;
+            }
             if (owner) {
                 op_fail(op, KN_EINVAL,
                         "frontend.bind %s is already used by app '%s' on platform '%s'",
-                        op->svc.bind, owner->name, lp->base.name);
+                        op->svc.bind, owner->app, lp->name);
                 return;
             }
         }
@@ -954,7 +1061,7 @@ static void apply_next(struct op *op)
             return;
         }
         if (!a) {
-            a = add_app(lp, op->app, op->svc.bind);
+            a = add_app(lp, op->app, op->repository, op->app_name, op->svc.bind);
         } else {
             free(a->bind);
             a->bind = kn_strdup(op->svc.bind);
@@ -1123,7 +1230,7 @@ static void observe_done(int status, const char *text, void *data)
         } else {
             observe_shares(a, st, n);
             kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
-            a->seen_servers = st; /* kept for local_live */
+            a->seen_servers = st; /* kept for local_observe */
             a->nseen_servers = n;
             st = NULL;
             n = 0;
@@ -1163,22 +1270,15 @@ static void observe_next(struct op *op)
     free(cmd);
 }
 
-static void observe_ended(int status, const char *message, void *data)
-{
-    (void)status;
-    (void)message;
-    (void)data;
-}
-
-static struct op *op_new(struct local *lp, enum op_kind kind, const char *app, kn_platform_cb cb,
-                         void *data);
+static struct op *op_new(struct local *lp, enum op_kind kind, const char *app,
+                         struct kn_platform_call *call);
 
 static void observe_tick(uv_timer_t *t)
 {
     struct local *lp = t->data;
 
     if (!lp->queue && lp->napps > 0 && !lp->closing) {
-        struct op *op = op_new(lp, OP_OBSERVE, "", observe_ended, NULL);
+        struct op *op = op_new(lp, OP_OBSERVE, "", NULL);
         op->step = lp->observe_from < lp->napps ? (int)lp->observe_from : 0;
         queue_add(lp, op);
     }
@@ -1193,7 +1293,7 @@ static void op_next(struct op *op)
     }
     if (op->cancelled && op->kind == OP_APPLY && op->step <= 2) {
         /* nothing of it is in HAProxy yet: what follows (a rollback) runs now */
-        op_end(op, KN_EIO, "cancelled");
+        op_end(op, KN_ECANCELLED, "cancelled");
         return;
     }
     switch (op->kind) {
@@ -1212,76 +1312,105 @@ static void op_next(struct op *op)
     }
 }
 
-/* ---- the platform contract ---------------------------------------------------------------- */
+/* ---- the provider contract ---------------------------------------------------------------- */
 
-static struct op *op_new(struct local *lp, enum op_kind kind, const char *app, kn_platform_cb cb,
-                         void *data)
+static struct op *op_new(struct local *lp, enum op_kind kind, const char *app,
+                         struct kn_platform_call *call)
 {
     struct op *op = kn_calloc(1, sizeof(*op));
 
     op->lp = lp;
     op->kind = kind;
     op->app = kn_strdup(app);
-    op->cb = cb;
-    op->data = data;
+    op->call = call;
     return op;
 }
 
-static int local_apply(struct kn_platform *p, const struct kn_variant_spec *spec,
-                       kn_platform_cb cb, void *data)
+/* An op on the app of the call: its key, or (with `fresh`) the key a new app gets. NULL when the
+ * platform does not know the app and fresh is 0. */
+static struct op *op_for(struct local *lp, enum op_kind kind, struct kn_platform_call *call,
+                         int fresh)
 {
-    struct local *lp = (struct local *)p;
+    const struct kn_app_id *id = kn_platform_call_id(call);
+    struct lapp *a = lapp_of(lp, id);
+    struct op *op;
+    char *key;
+
+    if (a) {
+        return op_new(lp, kind, a->name, call);
+    }
+    key = fresh ? key_new(lp, id) : kn_strdup(id->app);
+    op = op_new(lp, kind, key, call);
+    op->repository = kn_strdup(id->repository);
+    op->app_name = kn_strdup(id->app);
+    free(key);
+    if (!fresh) {
+        /* unknown here: the steps find no app under a key no app has */
+        free(op->app);
+        op->app = kn_strdup("");
+    }
+    return op;
+}
+
+static int local_apply(void *self, struct kn_platform_call *call,
+                       const struct kn_variant_spec *spec)
+{
+    struct local *lp = self;
+    const struct kn_app_id *id = kn_platform_call_id(call);
     struct op *op;
     char error[256];
     struct service svc;
 
-    if (!kn_haproxy_name_valid(spec->app) || !spec->manifests) {
-        return KN_EINVAL;
-    }
     if (service_from(&svc, spec->manifests, error, sizeof(error)) < 0) {
-        kn_log_error(lp->who, "app=%s %s", spec->app, error);
+        kn_log_error(lp->who, "repository=%s app=%s %s", id->repository, id->app, error);
         return KN_EINVAL;
     }
-    op = op_new(lp, OP_APPLY, spec->app, cb, data);
+    op = op_for(lp, OP_APPLY, call, 1);
+    if (!kn_haproxy_name_valid(op->app)) {
+        service_release(&svc);
+        op_free(op);
+        return KN_EINVAL;
+    }
     op->variant = spec->variant;
     op->svc = svc;
     op->scale = spec->replicas;
-    if (spec->timeout_ms > 0) {
-        op->deadline = (long long)uv_now(lp->loop) + spec->timeout_ms;
+    if (spec->ready_timeout_ms > 0) {
+        op->deadline = (long long)uv_now(lp->loop) + spec->ready_timeout_ms;
     }
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
     queue_add(lp, op);
     return 0;
 }
 
-static int local_remove(struct kn_platform *p, const char *app, enum kn_variant v,
-                        kn_platform_cb cb, void *data)
+static int local_remove(void *self, struct kn_platform_call *call, enum kn_variant v)
 {
-    struct local *lp = (struct local *)p;
-    struct op *op = op_new(lp, OP_REMOVE, app, cb, data);
+    struct local *lp = self;
+    struct op *op = op_for(lp, OP_REMOVE, call, 0);
 
     op->variant = v;
     queue_add(lp, op);
     return 0;
 }
 
-static int local_set_weights(struct kn_platform *p, const char *app,
-                             const double percent[KN_VARIANT_COUNT], kn_platform_cb cb,
-                             void *data)
+static int local_set_weights(void *self, struct kn_platform_call *call,
+                             const double percent[KN_VARIANT_COUNT])
 {
-    struct local *lp = (struct local *)p;
-    struct op *op = op_new(lp, OP_WEIGHTS, app, cb, data);
+    struct local *lp = self;
+    struct op *op = op_for(lp, OP_WEIGHTS, call, 0);
 
     memcpy(op->percent, percent, sizeof(op->percent));
     queue_add(lp, op);
     return 0;
 }
 
-/* Every server of the app from the last reading, beside the weight kanaria set on it. */
+/* Every server of the app from the last reading, beside the weight kanaria set on it, as
+ * resources with their drift lines. */
 static void live_servers(const struct lapp *a, struct kn_live_state *out)
 {
     const char **names = kn_calloc(a->ninsts + 1, sizeof(*names));
     int *expected = kn_calloc(a->ninsts + 1, sizeof(*expected));
+    size_t max = a->ninsts + a->nseen_servers + 1;
+    struct kn_haproxy_live_server *srv = kn_calloc(max, sizeof(*srv));
     int w[KN_VARIANT_COUNT] = {0};
     size_t n;
 
@@ -1290,10 +1419,16 @@ static void live_servers(const struct lapp *a, struct kn_live_state *out)
         names[i] = a->insts[i].name;
         expected[i] = w[a->insts[i].variant];
     }
-    n = kn_haproxy_live_servers(out->servers, KN_LIVE_SERVER_MAX, names, expected, a->ninsts,
-                                a->seen_servers, a->nseen_servers);
-    out->nservers = n < KN_LIVE_SERVER_MAX ? n : KN_LIVE_SERVER_MAX;
-    out->servers_dropped = n - out->nservers;
+    n = kn_haproxy_live_servers(srv, max, names, expected, a->ninsts, a->seen_servers,
+                                a->nseen_servers);
+    for (size_t i = 0; i < n && i < max; i++) {
+        const struct kn_haproxy_live_server *s = &srv[i];
+        char status[64], drift[256];
+        snprintf(status, sizeof(status), "%s, weight %d", s->state, s->weight);
+        kn_haproxy_server_drift(s, drift, sizeof(drift));
+        kn_live_state_add(out, "server", s->name, status, drift[0] ? drift : NULL);
+    }
+    free(srv);
     free(names);
     free(expected);
 }
@@ -1305,17 +1440,18 @@ static void cancel_stopped(int status, void *data)
 }
 
 /*
- * A stage gave up on the operation. One waiting in the queue ends when its turn comes, at once.
- * An apply that is starting instances stops them: their start callbacks and stops settle the
- * step, and the apply then removes what it started and ends. Later steps (HAProxy commands,
- * stopping the old instances) are short and run to their end.
+ * The front end cancelled the operation (a stage timed out, a deadline passed). One waiting in
+ * the queue ends when its turn comes, at once. An apply that is starting instances stops them:
+ * their start callbacks and stops settle the step, and the apply then removes what it started
+ * and ends. Later steps (HAProxy commands, stopping the old instances) are short and run to
+ * their end.
  */
-static void local_cancel(struct kn_platform *p, void *data)
+static void local_cancel(void *self, struct kn_platform_call *call)
 {
-    struct local *lp = (struct local *)p;
+    struct local *lp = self;
     struct op *op = lp->queue;
 
-    while (op && !(op->data == data && op->kind != OP_OBSERVE)) {
+    while (op && op->call != call) {
         op = op->next;
     }
     if (!op || op->cancelled) {
@@ -1340,18 +1476,23 @@ static void local_cancel(struct kn_platform *p, void *data)
     }
 }
 
-static int local_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
+/* What runs, from the supervisor and the last reading of HAProxy (every OBSERVE_MS): cheap. */
+static int local_observe(void *self, struct kn_platform_call *call,
+                         const struct kn_desired *desired)
 {
-    struct local *lp = (struct local *)p;
-    struct lapp *a = find_app(lp, app);
+    struct local *lp = self;
+    struct lapp *a = lapp_of(lp, kn_platform_call_id(call));
+    struct kn_live_state *out = kn_platform_call_live(call);
     struct kn_instance_info *infos = NULL;
     size_t n = 0;
 
-    memset(out, 0, sizeof(*out));
+    (void)desired; /* the weights kanaria set are its own record (a->percent) */
     if (!a) {
-        return KN_ENOTFOUND;
+        kn_platform_call_done(call, KN_ENOTFOUND, "the app does not run on platform '%s'",
+                              lp->name);
+        return 0;
     }
-    kn_proc_list(lp->sup, app, &infos, &n);
+    kn_proc_list(lp->sup, a->name, &infos, &n);
     for (size_t i = 0; i < n; i++) {
         enum kn_variant v = strcmp(infos[i].variant, "canary") == 0     ? KN_VARIANT_CANARY
                             : strcmp(infos[i].variant, "baseline") == 0 ? KN_VARIANT_BASELINE
@@ -1370,8 +1511,26 @@ static int local_live(struct kn_platform *p, const char *app, struct kn_live_sta
     if (a->observed) {
         live_servers(a, out);
     }
-    snprintf(out->error, sizeof(out->error), "%s", a->seen_error);
+    if (a->seen_error[0]) {
+        out->error = kn_strdup(a->seen_error);
+    }
+    kn_platform_call_done(call, 0, NULL);
     return 0;
+}
+
+/* The placeholders of analysis queries: the HAProxy backend and server prefix of the app. */
+static void local_template_vars(void *self, const struct kn_app_id *id, enum kn_variant v,
+                                struct kn_strmap *out)
+{
+    struct local *lp = self;
+    struct lapp *a = lapp_of(lp, id);
+    char *key = a ? kn_strdup(a->name) : key_new(lp, id);
+    char *prefix = kn_asprintf("%s-", kn_variant_name(v));
+
+    kn_platform_vars_set(out, "backend", key);
+    kn_platform_vars_set(out, "server", prefix);
+    free(prefix);
+    free(key);
 }
 
 static void local_release(struct local *lp)
@@ -1383,7 +1542,7 @@ static void local_release(struct local *lp)
         lapp_free(lp->apps[i]);
     }
     free(lp->apps);
-    free(lp->base.name);
+    free(lp->name);
     free(lp->dir);
     free(lp->socket);
     free(lp->binary);
@@ -1398,9 +1557,9 @@ static void local_release(struct local *lp)
  * once; the one running ends when its step in flight comes back (a start in progress comes back
  * at once: closing the supervisor ends it), and the platform is freed after it.
  */
-static void local_free(struct kn_platform *p)
+static void local_free(void *self)
 {
-    struct local *lp = (struct local *)p;
+    struct local *lp = self;
     struct kn_proc_supervisor *sup;
 
     if (!lp) {
@@ -1415,7 +1574,9 @@ static void local_free(struct kn_platform *p)
         struct op **at = lp->queue->started ? &lp->queue->next : &lp->queue;
         struct op *op = *at;
         *at = op->next;
-        op->cb(KN_EIO, "kanaria is stopping", op->data);
+        if (op->call) {
+            kn_platform_call_done(op->call, KN_ECANCELLED, "kanaria is stopping");
+        }
         op_free(op);
     }
     sup = lp->sup;
@@ -1538,24 +1699,25 @@ static void remove_app_next(struct op *op)
     }
 }
 
-static int local_remove_app(struct kn_platform *p, const char *app, kn_platform_cb cb, void *data)
+static int local_remove_app(void *self, struct kn_platform_call *call)
 {
-    struct local *lp = (struct local *)p;
-    struct op *op = op_new(lp, OP_REMOVE, app, cb, data);
+    struct local *lp = self;
+    struct op *op = op_for(lp, OP_REMOVE, call, 0);
 
     op->variant = KN_VARIANT_COUNT; /* every variant, and the app itself */
     queue_add(lp, op);
     return 0;
 }
 
-static const struct kn_platform_ops local_ops = {
+const struct kn_platform_provider_ops kn_local_ops = {
     .apply = local_apply,
     .remove = local_remove,
-    .remove_app = local_remove_app,
     .set_weights = local_set_weights,
-    .live = local_live,
-    .free = local_free,
+    .remove_app = local_remove_app,
+    .observe = local_observe,
     .cancel = local_cancel,
+    .template_vars = local_template_vars,
+    .destroy = local_free,
 };
 
 static int make_dir(const char *path)
@@ -1614,27 +1776,26 @@ static void settle_adopted(struct local *lp)
     kn_proc_list_free(infos, n);
 }
 
-int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
-                          const struct kn_platform_config *cfg, const char *data_dir,
-                          struct kn_http_client *http, struct kn_error *err)
+int kn_local_create(void **out, const struct kn_platform_env *env, const void *config,
+                    struct kn_error *err)
 {
-    const struct kn_local_config *lc = cfg->options; /* parsed by kn_local_config_schema */
+    const struct kn_local_config *lc = config; /* parsed by kn_local_config_schema */
     struct local *lp;
+    uv_loop_t *loop = env->loop;
+    struct kn_http_client *http = env->http;
+    const char *data_dir = env->data_dir;
     size_t adopted = 0;
     int known;
     int rc;
 
     if (!lc) {
-        return kn_error_set(err, KN_EINVAL, NULL, "platform '%s': no local options", cfg->name);
+        return kn_error_set(err, KN_EINVAL, NULL, "platform '%s': no local options", env->name);
     }
     lp = kn_calloc(1, sizeof(*lp));
-
-    lp->base.ops = &local_ops;
-    lp->base.type = &kn_platform_local;
-    lp->base.name = kn_strdup(cfg->name);
+    lp->name = kn_strdup(env->name);
     lp->loop = loop;
     lp->http = http;
-    lp->dir = kn_asprintf("%s/local/%s", data_dir, cfg->name);
+    lp->dir = kn_asprintf("%s/local/%s", data_dir, env->name);
     lp->managed = lc->haproxy.managed;
     lp->socket = lc->haproxy.socket ? kn_strdup(lc->haproxy.socket)
                                      : kn_asprintf("%s/haproxy.sock", lp->dir);
@@ -1642,7 +1803,7 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     lp->cfg_path = kn_asprintf("%s/haproxy.cfg", lp->dir);
     lp->pid_path = kn_asprintf("%s/haproxy.pid", lp->dir);
     lp->metrics_bind = lc->haproxy.metrics_bind ? kn_strdup(lc->haproxy.metrics_bind) : NULL;
-    snprintf(lp->who, sizeof(lp->who), "platform=%s", cfg->name);
+    snprintf(lp->who, sizeof(lp->who), "platform=%s", env->name);
     if (make_dir(lp->dir) < 0) {
         rc = kn_error_set(err, KN_EIO, NULL, "cannot create %s: %s", lp->dir, strerror(errno));
         goto fail;
@@ -1672,9 +1833,9 @@ int kn_local_platform_new(struct kn_platform **out, uv_loop_t *loop,
     uv_unref((uv_handle_t *)lp->observe);
     kn_log_info(lp->who, "local platform in %s: %zu apps, %zu instances adopted", lp->dir,
                 lp->napps, adopted);
-    *out = &lp->base;
+    *out = lp;
     return 0;
 fail:
-    local_free(&lp->base);
+    local_free(lp);
     return rc;
 }

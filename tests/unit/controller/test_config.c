@@ -12,6 +12,7 @@
 #include "kanaria/log.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/schema.h"
 #include "metrics/prometheus/config.h"
 #include "platforms/local/config.h"
@@ -792,13 +793,15 @@ static void test_platform_registry(void **state)
     assert_int_equal(local->kinds[0].max, 1);
     assert_non_null(local->kinds[0].schema);
     assert_non_null(local->check_apps);
+    assert_non_null(local->create);
     assert_int_equal(local->caps, KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
-                                      KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_SCRIPT);
+                                      KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE |
+                                      KN_PLATFORM_CANCEL);
     assert_null(kn_platform_type_find("kubernetes"));
     assert_null(kn_platform_type_find(NULL));
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_TRAFFIC_SPLIT), "traffic splitting");
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_BASELINE), "baseline variants");
-    assert_string_equal(kn_platform_cap_name(KN_PLATFORM_SCRIPT), "scripts");
+    assert_string_equal(kn_platform_cap_name(KN_PLATFORM_LIVE), "reading live state");
     assert_non_null(kn_platform_cap_name(0x80u));
 }
 

@@ -1,10 +1,12 @@
 /* Unit tests for controller/drift.c: how live state is told apart from the last good commit. */
 #include "testutil.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "drift.h"
+#include "kanaria/alloc.h"
 
 #define GOOD "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define OTHER "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -72,7 +74,7 @@ static void test_nothing_runs_or_unknown(void **state)
     assert_string_equal(out, "no primary instance runs");
 
     l = in_sync();
-    strcpy(l.error, "haproxy is not reachable at /run/haproxy.sock");
+    l.error = (char *)(uintptr_t) "haproxy is not reachable at /run/haproxy.sock";
     l.variant[KN_VARIANT_PRIMARY].weight = 0;
     assert_int_equal(kn_drift_describe(out, sizeof(out), &l, GOOD), 1);
     assert_string_equal(out, "live state unknown: haproxy is not reachable at /run/haproxy.sock");
@@ -91,48 +93,45 @@ static void test_long_text_is_cut(void **state)
     assert_int_equal(strlen(out), sizeof(out) - 1);
 }
 
-static void server(struct kn_live_state *l, const char *name, const char *st, int weight,
-                   int expected)
-{
-    struct kn_live_server *s = &l->servers[l->nservers++];
-
-    snprintf(s->name, sizeof(s->name), "%s", name);
-    snprintf(s->state, sizeof(s->state), "%s", st);
-    s->weight = weight;
-    s->expected_weight = expected;
-}
-
-/* One primary server out of four in maintenance, another at weight 0: the shares stay all on
- * the primary, each server says what differs. */
-static void test_servers(void **state)
+/* One primary server out of four in maintenance: the shares stay all on the primary; the
+ * platform's drift line of each resource says what differs (the local platform's wording is
+ * tested in test_haproxy). */
+static void test_resources(void **state)
 {
     struct kn_live_state l = in_sync();
     char out[512];
 
     (void)state;
-    server(&l, "primary-1", "ready", 64, 64);
-    server(&l, "primary-2", "ready", 64, 64);
-    server(&l, "primary-3", "ready", 64, 64);
-    server(&l, "primary-4", "ready", 64, 64);
-    assert_int_equal(kn_drift_describe(out, sizeof(out), &l, GOOD), 0);
-    strcpy(l.servers[2].state, "maint");
+    kn_live_state_add(&l, "server", "primary-1", "ready, weight 64", NULL);
+    kn_live_state_add(&l, "server", "primary-2", "ready, weight 0",
+                      "primary-2 weight 0 (expected 64)");
+    kn_live_state_add(&l, "server", "primary-3", "maint, weight 64",
+                      "primary-3 is in maintenance (expected ready)");
     assert_int_equal(kn_drift_describe(out, sizeof(out), &l, GOOD), 1);
-    assert_string_equal(out, "primary-3 is in maintenance (expected ready)");
-    strcpy(l.servers[2].state, "ready");
-    l.servers[1].weight = 0;
-    assert_int_equal(kn_drift_describe(out, sizeof(out), &l, GOOD), 1);
-    assert_string_equal(out, "primary-2 weight 0 (expected 64)");
-    strcpy(l.servers[0].state, "drain");
-    strcpy(l.servers[3].state, "missing");
-    server(&l, "intruder", "ready", 10, -1);
-    assert_int_equal(kn_drift_describe(out, sizeof(out), &l, GOOD), 1);
-    assert_string_equal(out, "primary-1 is in state drain (expected ready); primary-2 weight 0 "
-                             "(expected 64); primary-4 is missing from haproxy (expected ready); "
-                             "intruder is not a server kanaria registered");
-    /* servers read while the platform could not be read are not compared */
-    strcpy(l.error, "haproxy is not reachable at /run/haproxy.sock");
+    assert_string_equal(out, "primary-2 weight 0 (expected 64); primary-3 is in maintenance "
+                             "(expected ready)");
+    /* resources read while the platform could not be read are not compared */
+    l.error = kn_strdup("haproxy is not reachable at /run/haproxy.sock");
     assert_int_equal(kn_drift_describe(out, sizeof(out), &l, GOOD), 1);
     assert_string_equal(out, "live state unknown: haproxy is not reachable at /run/haproxy.sock");
+    kn_live_state_release(&l);
+}
+
+/* A copy owns its own strings. */
+static void test_live_copy(void **state)
+{
+    struct kn_live_state a = in_sync(), b;
+
+    (void)state;
+    a.error = kn_strdup("x");
+    kn_live_state_add(&a, "server", "primary-1", "ready", "d");
+    kn_live_state_copy(&b, &a);
+    kn_live_state_release(&a);
+    assert_string_equal(b.error, "x");
+    assert_int_equal(b.nresources, 1);
+    assert_string_equal(b.resources[0].drift, "d");
+    assert_null(a.resources);
+    kn_live_state_release(&b);
 }
 
 int main(void)
@@ -143,7 +142,8 @@ int main(void)
         cmocka_unit_test(test_variants_health_commit),
         cmocka_unit_test(test_nothing_runs_or_unknown),
         cmocka_unit_test(test_long_text_is_cut),
-        cmocka_unit_test(test_servers),
+        cmocka_unit_test(test_resources),
+        cmocka_unit_test(test_live_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

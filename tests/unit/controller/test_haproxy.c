@@ -1196,7 +1196,7 @@ static void test_live_servers(void **state)
     struct kn_error err;
     const char *names[] = {"primary-1", "canary-1", "primary-2"};
     const int expected[] = {64, 0, 64};
-    struct kn_live_server out[4];
+    struct kn_haproxy_live_server out[4];
 
     (void)state;
     assert_int_equal(kn_haproxy_parse_servers_state(&rows, &nrows, kn_state_reply, &err), 0);
@@ -1221,6 +1221,37 @@ static void test_live_servers(void **state)
     assert_string_equal(out[1].name, "canary-1");
     assert_string_equal(out[2].name, "");
     kn_haproxy_servers_state_free(rows, nrows);
+}
+
+/* Each server against what kanaria set, in the words drift shows: one primary server of four
+ * in maintenance changes no variant's share, so only its own line shows it. */
+static void test_server_drift(void **state)
+{
+    struct kn_haproxy_live_server s = {.name = "primary-3", .state = "ready", .weight = 64,
+                                       .expected_weight = 64};
+    char out[256];
+
+    (void)state;
+    assert_int_equal(kn_haproxy_server_drift(&s, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    snprintf(s.state, sizeof(s.state), "maint");
+    assert_int_equal(kn_haproxy_server_drift(&s, out, sizeof(out)), 1);
+    assert_string_equal(out, "primary-3 is in maintenance (expected ready)");
+    snprintf(s.state, sizeof(s.state), "ready");
+    s.weight = 0;
+    assert_int_equal(kn_haproxy_server_drift(&s, out, sizeof(out)), 1);
+    assert_string_equal(out, "primary-3 weight 0 (expected 64)");
+    snprintf(s.state, sizeof(s.state), "drain");
+    assert_int_equal(kn_haproxy_server_drift(&s, out, sizeof(out)), 1);
+    assert_string_equal(out, "primary-3 is in state drain (expected ready); primary-3 weight 0 "
+                             "(expected 64)");
+    snprintf(s.state, sizeof(s.state), "missing");
+    assert_int_equal(kn_haproxy_server_drift(&s, out, sizeof(out)), 1);
+    assert_string_equal(out, "primary-3 is missing from haproxy (expected ready)");
+    s.expected_weight = -1;
+    snprintf(s.state, sizeof(s.state), "ready");
+    assert_int_equal(kn_haproxy_server_drift(&s, out, sizeof(out)), 1);
+    assert_string_equal(out, "primary-3 is not a server kanaria registered");
 }
 
 /* A TCP listener on 127.0.0.1 with SO_REUSEPORT, as a process that shares its port would open
@@ -1310,6 +1341,7 @@ int main(void)
         cmocka_unit_test(test_config_render_refuses),
         cmocka_unit_test(test_command_unreachable),
         cmocka_unit_test(test_live_servers),
+        cmocka_unit_test(test_server_drift),
         cmocka_unit_test(test_bind_probe),
         cmocka_unit_test(test_socket_claim),
         cmocka_unit_test_setup_teardown(test_pid_file, hx_setup, hx_teardown),

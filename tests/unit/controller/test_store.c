@@ -1208,13 +1208,14 @@ static void test_migration_from_2_keeps_apps(void **state)
     struct kn_error err;
 
     (void)state;
-    /* schema 2 exactly as its migrations made it: a new store without what 3 added */
+    /* schema 2 exactly as its migrations made it: a new store without what 3 and 4 added */
     if (kn_store_open(&st, path, &err) != 0) {
         fail_msg("create: %s", err.msg);
     }
     kn_store_close(st);
     st = NULL;
     sql_exec(path,
+             "DROP TABLE platform_memos;"
              "ALTER TABLE apps DROP COLUMN orphaned_at;"
              "ALTER TABLE apps DROP COLUMN pruned_at;"
              "INSERT INTO apps (repo, name, path, last_good, drift, self_heal) VALUES ('deploy',"

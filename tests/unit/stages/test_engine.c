@@ -21,8 +21,10 @@
 #include "kanaria/engine.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
+#include "kanaria/config.h"
 #include "kanaria/store.h"
 #include "kanaria/validate.h"
+#include "fake_platform.h"
 
 /* 2026-11-25T19:40:01.123Z */
 #define T_EPOCH_MS 1795635601123LL
@@ -53,48 +55,12 @@
 
 struct fixture;
 
-/* ---- the fake platform ---------------------------------------------------------------------- */
+/* ---- the fake platform (tests/fakes/fake_platform.c) behind the real front end ------------- */
 
-enum op_kind {
-    OP_APPLY = 0,
-    OP_REMOVE,
-    OP_WEIGHTS,
-    OP_KINDS,
-};
-
-/* How the fake answers the calls of one kind: script[n] for the n-th call ('o' succeed, 'f' fail
- * with `message`, 'h' hang: never complete), then `then` for every later call ('o' when 0). */
-struct fake_rule {
-    const char *script;
-    char then;
-    const char *message;
-    int delay_ms; /* 0: 1 ms */
-};
-
-struct fake_op {
-    uv_timer_t timer;
-    struct fake_platform *fp;
-    kn_platform_cb cb;
-    void *data;
-    int status;
-    const char *message;
-    char line[128];
-    struct fake_op *next; /* on the hung list */
-};
-
-struct fake_platform {
-    struct kn_platform base;
-    struct fixture *f;
-    struct fake_rule rule[OP_KINDS];
-    int calls[OP_KINDS];
-    int failures;  /* failed completions delivered */
-    int completed; /* successful completions delivered */
-    int stop_after; /* > 0: kn_engine_stop after this many successful completions */
-    struct fake_op *hung;
-    int cancels;                /* cancel calls, for an operation in flight or not */
-    char cancelled[128];        /* the line of the last hung operation a cancel ended */
-    long long apply_timeout_ms; /* the timeout_ms of the last apply */
-};
+#define OP_APPLY KN_FAKE_APPLY
+#define OP_REMOVE KN_FAKE_REMOVE
+#define OP_WEIGHTS KN_FAKE_WEIGHTS
+#define fake_rule kn_fake_rule
 
 struct oprec {
     char app[64];
@@ -106,7 +72,10 @@ struct fixture {
     char *dir;
     uv_loop_t loop;
     struct kn_store *store;
-    struct fake_platform *plat;
+    struct kn_platform *platform;  /* the front end, over the fake */
+    struct kn_fake_platform *plat; /* the fake provider */
+    int stop_after; /* > 0: kn_engine_stop after this many successful completions */
+    uv_timer_t stopper;
     struct kn_engine *engine;
     uint64_t hr0;
     long long offset; /* added to the fake clock */
@@ -131,169 +100,45 @@ static long long fake_now(void *data)
     return T_EPOCH_MS + (long long)((uv_hrtime() - f->hr0) / 1000000) + f->offset;
 }
 
-static void fake_op_closed(uv_handle_t *h)
+static void record_call(void *data, const struct kn_app_id *id, const char *line)
 {
-    free(h->data);
-}
-
-static void fake_op_fire(uv_timer_t *t)
-{
-    struct fake_op *op = t->data;
-    struct fake_platform *fp = op->fp;
-    struct fixture *f = fp->f;
-
-    uv_close((uv_handle_t *)&op->timer, fake_op_closed);
-    if (op->status != 0) {
-        fp->failures++;
-    }
-    op->cb(op->status, op->status != 0 ? op->message : NULL, op->data);
-    if (op->status == 0) {
-        fp->completed++;
-        if (fp->stop_after > 0 && fp->completed == fp->stop_after && f->engine) {
-            kn_engine_stop(f->engine); /* a crash right after the completion was recorded */
-        }
-    }
-}
-
-static int fake_call(struct fake_platform *fp, enum op_kind kind, const char *app,
-                     const char *line, kn_platform_cb cb, void *data)
-{
-    struct fixture *f = fp->f;
-    const struct fake_rule *r = &fp->rule[kind];
-    size_t n = (size_t)fp->calls[kind]++;
-    char how = r->script && n < strlen(r->script) ? r->script[n] : (r->then ? r->then : 'o');
-    struct fake_op *op = kn_calloc(1, sizeof(*op));
+    struct fixture *f = data;
 
     if (f->nops < sizeof(f->ops) / sizeof(f->ops[0])) {
-        snprintf(f->ops[f->nops].app, sizeof(f->ops[f->nops].app), "%s", app);
+        snprintf(f->ops[f->nops].app, sizeof(f->ops[f->nops].app), "%s", id->app);
         snprintf(f->ops[f->nops].line, sizeof(f->ops[f->nops].line), "%s", line);
         f->nops++;
     }
-    op->fp = fp;
-    op->cb = cb;
-    op->data = data;
-    snprintf(op->line, sizeof(op->line), "%s", line);
-    if (how == 'h') {
-        op->next = fp->hung;
-        fp->hung = op;
-        return 0;
-    }
-    op->status = how == 'f' ? KN_EIO : 0;
-    op->message = r->message ? r->message : "fake failure";
-    uv_timer_init(&f->loop, &op->timer);
-    op->timer.data = op;
-    uv_timer_start(&op->timer, fake_op_fire, (uint64_t)(r->delay_ms > 0 ? r->delay_ms : 1), 0);
-    return 0;
 }
 
-/* "v2" from the command "/opt/hello/v2/run" of the manifests, to tell which commit's manifests
- * an apply was given. */
-static const char *manifest_version(const json_t *manifests, char *buf, size_t size)
+static void stop_now(uv_timer_t *t)
 {
-    const json_t *doc = json_array_get(manifests, 0);
-    const char *cmd = json_string_value(
-        json_array_get(json_object_get(json_object_get(doc, "spec"), "command"), 0));
-    const char *start, *end;
+    struct fixture *f = t->data;
 
-    snprintf(buf, size, "?");
-    if (cmd && (start = strchr(cmd + 5, '/')) && (end = strchr(start + 1, '/'))) {
-        snprintf(buf, size, "%.*s", (int)(end - start - 1), start + 1);
-    }
-    return buf;
-}
-
-static int fake_apply(struct kn_platform *p, const struct kn_variant_spec *spec,
-                      kn_platform_cb cb, void *data)
-{
-    char line[128], v[32];
-
-    snprintf(line, sizeof(line), "apply %s %.7s %s", kn_variant_name(spec->variant),
-             spec->commit ? spec->commit : "(none)",
-             manifest_version(spec->manifests, v, sizeof(v)));
-    ((struct fake_platform *)p)->apply_timeout_ms = spec->timeout_ms;
-    return fake_call((struct fake_platform *)p, OP_APPLY, spec->app, line, cb, data);
-}
-
-static int fake_remove(struct kn_platform *p, const char *app, enum kn_variant v,
-                       kn_platform_cb cb, void *data)
-{
-    char line[128];
-
-    snprintf(line, sizeof(line), "remove %s", kn_variant_name(v));
-    return fake_call((struct fake_platform *)p, OP_REMOVE, app, line, cb, data);
-}
-
-static int fake_set_weights(struct kn_platform *p, const char *app,
-                            const double percent[KN_VARIANT_COUNT], kn_platform_cb cb,
-                            void *data)
-{
-    char line[128];
-
-    snprintf(line, sizeof(line), "weights %g/%g/%g", percent[0], percent[1], percent[2]);
-    return fake_call((struct fake_platform *)p, OP_WEIGHTS, app, line, cb, data);
-}
-
-static int fake_live(struct kn_platform *p, const char *app, struct kn_live_state *out)
-{
-    (void)p;
-    (void)app;
-    memset(out, 0, sizeof(*out));
-    return 0;
-}
-
-/* Operations that never completed are completed with an error now (a platform that goes away
- * answers what it was asked), so that their callers' records are freed. */
-static void fake_free(struct kn_platform *p)
-{
-    struct fake_platform *fp = (struct fake_platform *)p;
-
-    while (fp->hung) {
-        struct fake_op *op = fp->hung;
-        fp->hung = op->next;
-        op->cb(KN_EIO, "the platform is closing", op->data);
-        free(op);
-    }
-    free(fp->base.name);
-    free(fp);
-}
-
-/* A hung operation that is cancelled completes (with an error) on the next loop turn, as a
- * platform that stops it does; one that completes anyway is left to complete. */
-static void fake_cancel(struct kn_platform *p, void *data)
-{
-    struct fake_platform *fp = (struct fake_platform *)p;
-    struct fake_op **at = &fp->hung;
-
-    fp->cancels++;
-    while (*at && (*at)->data != data) {
-        at = &(*at)->next;
-    }
-    if (*at) {
-        struct fake_op *op = *at;
-        *at = op->next;
-        snprintf(fp->cancelled, sizeof(fp->cancelled), "%s", op->line);
-        op->status = KN_EIO;
-        op->message = "cancelled";
-        uv_timer_init(&fp->f->loop, &op->timer);
-        op->timer.data = op;
-        uv_timer_start(&op->timer, fake_op_fire, 1, 0);
+    if (f->engine) {
+        kn_engine_stop(f->engine); /* a crash right after the completion was recorded */
     }
 }
 
-static const struct kn_platform_ops fake_ops = {
-    .apply = fake_apply,
-    .remove = fake_remove,
-    .set_weights = fake_set_weights,
-    .live = fake_live,
-    .free = fake_free,
-    .cancel = fake_cancel,
-};
+static void record_done(void *data, const struct kn_app_id *id, const char *line, int status)
+{
+    struct fixture *f = data;
+
+    (void)id;
+    (void)line;
+    if (status == 0 && f->stop_after > 0 && f->plat->completed == f->stop_after && f->engine) {
+        /* after the front end hands the completion to the engine (its zero timer runs first) */
+        uv_timer_start(&f->stopper, stop_now, 0, 0);
+    }
+}
+
+static void platform_open(struct fixture *f);
 
 static struct kn_platform *fake_platform_find(void *data, const char *name)
 {
     struct fixture *f = data;
 
-    return strcmp(name, "local") == 0 ? &f->plat->base : NULL;
+    return strcmp(name, "local") == 0 ? f->platform : NULL;
 }
 
 /* ---- the fake loader: apps from YAML written per commit ---------------------------------- */
@@ -395,11 +240,9 @@ static int setup(void **state)
     uv_unref((uv_handle_t *)&f->deadline);
     uv_unref((uv_handle_t *)&f->ticker);
     f->hr0 = uv_hrtime();
-    f->plat = kn_calloc(1, sizeof(*f->plat));
-    f->plat->base.ops = &fake_ops;
-    f->plat->base.type = kn_platform_type_find("local");
-    f->plat->base.name = kn_strdup("local");
-    f->plat->f = f;
+    uv_timer_init(&f->loop, &f->stopper);
+    f->stopper.data = f;
+    platform_open(f);
     *state = f;
     return 0;
 }
@@ -423,7 +266,8 @@ static int teardown(void **state)
     }
     uv_close((uv_handle_t *)&f->deadline, NULL);
     uv_close((uv_handle_t *)&f->ticker, NULL);
-    f->plat->base.ops->free(&f->plat->base);
+    uv_close((uv_handle_t *)&f->stopper, NULL);
+    kn_platform_free(f->platform);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&f->loop);
     if (rc != 0) {
@@ -493,11 +337,51 @@ static void run_loop(struct fixture *f)
 }
 
 /* After the engine was stopped (and the loop ran out of its work): free it. */
+static void platform_open(struct fixture *f)
+{
+    /* the fake type is registered like any other in test builds */
+    struct kn_platform_config pc = {
+        .name = (char *)(uintptr_t) "local",
+        .ptype = kn_platform_type_find("fake"),
+    };
+    struct kn_platform_deps deps = {.loop = &f->loop, .data_dir = f->dir};
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    assert_non_null(pc.ptype);
+    if (kn_platform_new(&f->platform, &deps, &pc, &err) != 0) {
+        fail_msg("platform: %s", err.msg);
+    }
+    f->plat = kn_fake_platform_last;
+    f->plat->on_call = record_call;
+    f->plat->on_done = record_done;
+    f->plat->data = f;
+}
+
+/* kanaria restarts with the engine: a new platform front end over a new fake (which keeps the
+ * rules and counts of the old one, as a platform keeps what runs). What the old one still ran
+ * ends with it. */
+static void platform_restart(struct fixture *f)
+{
+    struct kn_fake_platform keep = *f->plat;
+
+    kn_platform_free(f->platform);
+    platform_open(f);
+    memcpy(f->plat->rule, keep.rule, sizeof(keep.rule));
+    memcpy(f->plat->calls, keep.calls, sizeof(keep.calls));
+    f->plat->failures = keep.failures;
+    f->plat->completed = keep.completed;
+    f->plat->cancels = keep.cancels;
+    memcpy(f->plat->cancelled, keep.cancelled, sizeof(keep.cancelled));
+    f->plat->apply_ready_timeout_ms = keep.apply_ready_timeout_ms;
+}
+
 static void engine_free(struct fixture *f)
 {
     assert_int_equal(kn_engine_active(f->engine), 0);
     kn_engine_free(f->engine);
     f->engine = NULL;
+    platform_restart(f);
 }
 
 /* A clean shutdown: stop, let the loop run out of the engine's work, free. */
@@ -869,7 +753,7 @@ static void test_stage_timeout_stops_apply(void **state)
     assert_ops(f, NULL, ops);
     assert_int_equal(f->plat->cancels, 1);
     assert_string_equal(f->plat->cancelled, OP_CANARY);
-    assert_true(f->plat->apply_timeout_ms > 0 && f->plat->apply_timeout_ms <= 1000);
+    assert_true(f->plat->apply_ready_timeout_ms > 0 && f->plat->apply_ready_timeout_ms <= 1000);
     assert_string_equal(status_of(f, id), "FAILURE");
     assert_string_equal(get_deploy(f, id).reason,
                         "stage CANARY_ROLLOUT timed out after 1s (rolled back)");
@@ -1079,11 +963,11 @@ static void test_resume_at_each_boundary(void **state)
     size_t n = 0;
     long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
 
-    f->plat->stop_after = k;
+    f->stop_after = k;
     engine_start(f);
     run_loop(f);
     engine_free(f);
-    f->plat->stop_after = 0;
+    f->stop_after = 0;
     if (k < 5) {
         assert_string_equal(status_of(f, id), "RUNNING");
         for (int i = 0; i < k; i++) {

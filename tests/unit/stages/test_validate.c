@@ -9,6 +9,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
 #include "kanaria/validate.h"
 #include "testutil.h"
 

@@ -1,0 +1,131 @@
+/*
+ * kanaria — what a platform provider implements (the local platform, ECS, Kubernetes).
+ *
+ * A provider is one const struct kn_platform_type: its name and help, what it can do, its own
+ * kanaria.yaml schema (the keys of a `platforms[]` entry besides `name` and `type`), its app
+ * options schema (the keys of `spec.<type>` in app.kanaria.yaml), the manifest kinds it accepts,
+ * a factory and its operations. Adding a provider is its folder under controller/platforms/, one
+ * line in controller/platforms/registry.c and one in CMakeLists.txt: serve, config, manifests,
+ * stages, drift and the CLI read everything they need from this descriptor.
+ *
+ * Providers are called only by the front end (controller/platforms/platform.c), which
+ * serialises operations per app (repository, app), skips what the platform cannot do, enforces
+ * deadlines and keeps the memo. Operations of different apps may run at the same time: a
+ * provider must not make one app's operation wait for another's (a shared resource, such as the
+ * local platform's HAProxy reload, is held only as long as it is used).
+ *
+ * Every callback runs on the loop thread.
+ */
+#ifndef KANARIA_PLUGIN_PLATFORM_H
+#define KANARIA_PLUGIN_PLATFORM_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "kanaria/error.h"
+#include "kanaria/platform.h"
+#include "kanaria/schema.h"
+
+struct kn_app;
+
+/* The manifest kinds of a type's table (struct kn_manifest_kind, enum kn_kind_role) are declared
+ * in kanaria/manifest.h: the model reads the table when it loads an app. */
+
+/* ---- the call context ---------------------------------------------------------------------- */
+
+/*
+ * One operation, as the provider sees it. Made by the front end; the provider ends it with
+ * kn_platform_call_done exactly once (never from inside the operation's start function when that
+ * returns an error), after which it must not touch it.
+ */
+struct kn_platform_call;
+
+const struct kn_app_id *kn_platform_call_id(const struct kn_platform_call *call);
+/* The deployment and stage on whose behalf it runs (0 and -1/NULL when none: prune, observe).
+ * Together an idempotency key: the same (deployment, stage, operation) asked again after a
+ * restart must not do the work twice (ECS's clientToken). */
+long long kn_platform_call_deployment(const struct kn_platform_call *call);
+int kn_platform_call_stage(const struct kn_platform_call *call);
+const char *kn_platform_call_stage_name(const struct kn_platform_call *call);
+/* A key that names this operation of this stage of this deployment, the same after a restart
+ * ("d42-s3-apply-canary"); at most 64 characters of [A-Za-z0-9-]. */
+const char *kn_platform_call_token(const struct kn_platform_call *call);
+/* Milliseconds left before the deadline (at least 1 while the call runs). Past it the front end
+ * cancels the call and it ends KN_ETIMEDOUT. */
+long long kn_platform_call_time_left(const struct kn_platform_call *call);
+/* 1 once the call is cancelled (a stage timed out, a rollback follows, kanaria stops): the
+ * provider stops what it started and ends the call as soon as it can. */
+int kn_platform_call_cancelled(const struct kn_platform_call *call);
+/* A line into the stage's log ("2/3 pods ready"); repeated lines are folded by the front end. */
+void kn_platform_call_progress(struct kn_platform_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The app's memo on this platform: small values (at most 64 KiB each) kept in the state store
+ * across restarts (the ELBv2 rule weights before a change). get: the value (caller frees) or
+ * NULL; set: value NULL deletes. Written to the store before set returns. */
+char *kn_platform_call_memo_get(struct kn_platform_call *call, const char *key);
+int kn_platform_call_memo_set(struct kn_platform_call *call, const char *key, const char *value);
+/* observe only: where the provider writes what it read (see struct kn_live_state). */
+struct kn_live_state *kn_platform_call_live(struct kn_platform_call *call);
+/* End the call: status 0 or a KN_E* code and the platform's own words (NULL on success). */
+void kn_platform_call_done(struct kn_platform_call *call, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- the descriptor ------------------------------------------------------------------------ */
+
+struct kn_platform_provider_ops {
+    /* Start (or replace) the variant with spec's manifests; done once it is healthy. */
+    int (*apply)(void *self, struct kn_platform_call *call, const struct kn_variant_spec *spec);
+    /* Stop the variant and take it out of the traffic. Removing what is gone is done at once. */
+    int (*remove)(void *self, struct kn_platform_call *call, enum kn_variant v);
+    /* Split the app's traffic: percents of primary, canary, baseline adding up to 100, each a
+     * multiple of the type's weight_step. */
+    int (*set_weights)(void *self, struct kn_platform_call *call,
+                       const double percent[KN_VARIANT_COUNT]);
+    /* Remove the whole app and whatever routes traffic to it, and forget it. NULL: cannot. */
+    int (*remove_app)(void *self, struct kn_platform_call *call);
+    /* Read what runs now into kn_platform_call_live(call): from a cache or a watch, cheap to
+     * call every driftInterval. KN_ENOTFOUND (through done) when the platform has no such app. */
+    int (*observe)(void *self, struct kn_platform_call *call, const struct kn_desired *desired);
+    /* The call was cancelled: stop it soon (it still ends with done). NULL: calls run to their
+     * end and the front end only stops waiting for them. */
+    void (*cancel)(void *self, struct kn_platform_call *call);
+    /* Placeholders of analysis queries for the app ("namespace", "targetGroup", "server"), in
+     * out as "name" -> "value" pairs (kn_strmap, caller releases); the front end adds "app",
+     * "repository" and "variant". NULL: none. */
+    void (*template_vars)(void *self, const struct kn_app_id *id, enum kn_variant v,
+                          struct kn_strmap *out);
+    /* kanaria stops: end every call (done with KN_ECANCELLED), then free. */
+    void (*destroy)(void *self);
+};
+
+/* What a provider instance is made with. */
+struct kn_platform_env {
+    uv_loop_t *loop;
+    const char *name;              /* the platforms[] name */
+    const char *data_dir;          /* kanaria's dataDir: keep state under DIR/<type>/<name> */
+    struct kn_http_client *http;   /* shared HTTP client (include/kanaria/http.h) */
+};
+
+struct kn_platform_type {
+    const char *name;   /* the `type:` in kanaria.yaml */
+    const char *help;   /* a paragraph for `kanaria help platform TYPE` */
+    unsigned caps;      /* KN_PLATFORM_* */
+    double weight_step; /* the smallest traffic step in percent (1 for integer weights); 0: any */
+    /* keys of a platforms[] entry besides name and type (struct of config_schema->size) */
+    const struct kn_schema *config_schema;
+    /* keys of spec.<type> in app.kanaria.yaml; NULL: the type has none */
+    const struct kn_schema *app_schema;
+    const struct kn_manifest_kind *kinds; /* the manifest kinds it accepts */
+    size_t nkinds;
+    /* Checks across the apps of one platform after each was loaded (two apps on one
+     * frontend.bind): a located error in the later app's diags. NULL: none. */
+    void (*check_apps)(struct kn_app *const *apps, size_t n);
+    /* Make an instance from its parsed config (config_schema's struct, borrowed for the call). */
+    int (*create)(void **out, const struct kn_platform_env *env, const void *config,
+                  struct kn_error *err);
+    const struct kn_platform_provider_ops *ops;
+};
+
+#endif /* KANARIA_PLUGIN_PLATFORM_H */

@@ -1,0 +1,270 @@
+/*
+ * The fake platform provider (see fake_platform.h).
+ */
+#include "fake_platform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+
+struct kn_fake_platform *kn_fake_platform_last;
+
+struct kn_fake_call {
+    uv_timer_t timer;
+    struct kn_fake_platform *fp;
+    struct kn_platform_call *call;
+    struct kn_app_id id; /* strings owned */
+    int status;
+    const char *message;
+    char line[128];
+    int hung;
+    int ending; /* its timer runs to end it */
+    struct kn_fake_call *next;
+};
+
+static void call_unlink(struct kn_fake_call *c)
+{
+    struct kn_fake_call **at = &c->fp->calls_in_flight;
+
+    while (*at && *at != c) {
+        at = &(*at)->next;
+    }
+    if (*at) {
+        *at = c->next;
+    }
+}
+
+static void call_closed(uv_handle_t *h)
+{
+    struct kn_fake_call *c = h->data;
+
+    free((char *)(uintptr_t)c->id.repository);
+    free((char *)(uintptr_t)c->id.app);
+    free(c);
+}
+
+/* End the call now: done to the front end, then the record goes. */
+static void call_end(struct kn_fake_call *c)
+{
+    struct kn_fake_platform *fp = c->fp;
+    struct kn_platform_call *call = c->call;
+
+    call_unlink(c);
+    fp->active--;
+    if (c->status != 0) {
+        fp->failures++;
+    } else {
+        fp->completed++;
+    }
+    uv_close((uv_handle_t *)&c->timer, call_closed); /* c is freed on a later loop turn */
+    if (c->status != 0) {
+        kn_platform_call_done(call, c->status, "%s", c->message);
+    } else {
+        kn_platform_call_done(call, 0, NULL);
+    }
+    if (fp->on_done) {
+        fp->on_done(fp->data, &c->id, c->line, c->status);
+    }
+}
+
+static void call_fire(uv_timer_t *t)
+{
+    call_end(t->data);
+}
+
+static int fake_start(struct kn_fake_platform *fp, enum kn_fake_op kind,
+                      struct kn_platform_call *call, const char *line)
+{
+    const struct kn_fake_rule *r = &fp->rule[kind];
+    size_t n = (size_t)fp->calls[kind]++;
+    char how = r->script && n < strlen(r->script) ? r->script[n] : (r->then ? r->then : 'o');
+    struct kn_fake_call *c = kn_calloc(1, sizeof(*c));
+    const struct kn_app_id *id = kn_platform_call_id(call);
+
+    c->fp = fp;
+    c->call = call;
+    c->id.repository = kn_strdup(id->repository);
+    c->id.app = kn_strdup(id->app);
+    snprintf(c->line, sizeof(c->line), "%s", line);
+    snprintf(fp->last_token, sizeof(fp->last_token), "%s", kn_platform_call_token(call));
+    c->next = fp->calls_in_flight;
+    fp->calls_in_flight = c;
+    if (++fp->active > fp->max_active) {
+        fp->max_active = fp->active;
+    }
+    if (fp->on_call) {
+        fp->on_call(fp->data, &c->id, line);
+    }
+    uv_timer_init(fp->loop, &c->timer);
+    c->timer.data = c;
+    if (how == 'h') {
+        c->hung = 1;
+        return 0;
+    }
+    c->status = how == 'f' ? KN_EIO : 0;
+    c->message = r->message ? r->message : "fake failure";
+    c->ending = 1;
+    uv_timer_start(&c->timer, call_fire, (uint64_t)(r->delay_ms > 0 ? r->delay_ms : 1), 0);
+    return 0;
+}
+
+/* "v2" from the command "/opt/hello/v2/run" of the manifests, to tell which commit's manifests
+ * an apply was given. */
+static const char *manifest_version(const json_t *manifests, char *buf, size_t size)
+{
+    const json_t *doc = json_array_get(manifests, 0);
+    const char *cmd = json_string_value(
+        json_array_get(json_object_get(json_object_get(doc, "spec"), "command"), 0));
+    const char *start, *end;
+
+    snprintf(buf, size, "?");
+    if (cmd && strlen(cmd) > 5 && (start = strchr(cmd + 5, '/')) &&
+        (end = strchr(start + 1, '/'))) {
+        snprintf(buf, size, "%.*s", (int)(end - start - 1), start + 1);
+    }
+    return buf;
+}
+
+static int fake_apply(void *self, struct kn_platform_call *call,
+                      const struct kn_variant_spec *spec)
+{
+    struct kn_fake_platform *fp = self;
+    char line[128], v[32];
+
+    snprintf(line, sizeof(line), "apply %s %.7s %s", kn_variant_name(spec->variant),
+             spec->commit && spec->commit[0] ? spec->commit : "(none)",
+             manifest_version(spec->manifests, v, sizeof(v)));
+    fp->apply_ready_timeout_ms = spec->ready_timeout_ms;
+    fp->apply_time_left_ms = kn_platform_call_time_left(call);
+    return fake_start(fp, KN_FAKE_APPLY, call, line);
+}
+
+static int fake_remove(void *self, struct kn_platform_call *call, enum kn_variant v)
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "remove %s", kn_variant_name(v));
+    return fake_start(self, KN_FAKE_REMOVE, call, line);
+}
+
+static int fake_set_weights(void *self, struct kn_platform_call *call,
+                            const double percent[KN_VARIANT_COUNT])
+{
+    char line[128];
+
+    snprintf(line, sizeof(line), "weights %g/%g/%g", percent[0], percent[1], percent[2]);
+    return fake_start(self, KN_FAKE_WEIGHTS, call, line);
+}
+
+static int fake_remove_app(void *self, struct kn_platform_call *call)
+{
+    return fake_start(self, KN_FAKE_REMOVE_APP, call, "remove app");
+}
+
+static int fake_observe(void *self, struct kn_platform_call *call,
+                        const struct kn_desired *desired)
+{
+    struct kn_fake_platform *fp = self;
+
+    (void)desired;
+    if (fp->observe_status != 0) {
+        kn_platform_call_done(call, fp->observe_status, "the fake does not know the app");
+        return 0;
+    }
+    kn_live_state_copy(kn_platform_call_live(call), &fp->live);
+    kn_platform_call_done(call, 0, NULL);
+    return 0;
+}
+
+/* A hung call that is cancelled ends with KN_ECANCELLED on the next loop turn, as a platform
+ * that stops it does; one under way ends as it would have. */
+static void fake_cancel(void *self, struct kn_platform_call *call)
+{
+    struct kn_fake_platform *fp = self;
+
+    fp->cancels++;
+    for (struct kn_fake_call *c = fp->calls_in_flight; c; c = c->next) {
+        if (c->call == call && c->hung && !c->ending) {
+            snprintf(fp->cancelled, sizeof(fp->cancelled), "%s", c->line);
+            c->status = KN_ECANCELLED;
+            c->message = "cancelled";
+            c->ending = 1;
+            uv_timer_start(&c->timer, call_fire, 1, 0);
+            return;
+        }
+    }
+}
+
+static void fake_template_vars(void *self, const struct kn_app_id *id, enum kn_variant v,
+                               struct kn_strmap *out)
+{
+    (void)self;
+    (void)v;
+    kn_platform_vars_set(out, "fakeTarget", id->app);
+}
+
+/* Calls that were not ended are ended now with KN_ECANCELLED (a platform that goes away answers
+ * what it was asked). */
+static void fake_destroy(void *self)
+{
+    struct kn_fake_platform *fp = self;
+
+    while (fp->calls_in_flight) {
+        struct kn_fake_call *c = fp->calls_in_flight;
+        uv_timer_stop(&c->timer);
+        c->status = KN_ECANCELLED;
+        c->message = "the platform is closing";
+        call_end(c);
+    }
+    if (kn_fake_platform_last == fp) {
+        kn_fake_platform_last = NULL;
+    }
+    kn_live_state_release(&fp->live);
+    free(fp->name);
+    free(fp);
+}
+
+static int fake_create(void **out, const struct kn_platform_env *env, const void *config,
+                       struct kn_error *err)
+{
+    struct kn_fake_platform *fp = kn_calloc(1, sizeof(*fp));
+
+    (void)config;
+    (void)err;
+    fp->loop = env->loop;
+    fp->name = kn_strdup(env->name);
+    fp->live.variant[KN_VARIANT_PRIMARY].weight = 100;
+    kn_fake_platform_last = fp;
+    *out = fp;
+    return 0;
+}
+
+const struct kn_platform_provider_ops kn_fake_platform_ops = {
+    .apply = fake_apply,
+    .remove = fake_remove,
+    .set_weights = fake_set_weights,
+    .remove_app = fake_remove_app,
+    .observe = fake_observe,
+    .cancel = fake_cancel,
+    .template_vars = fake_template_vars,
+    .destroy = fake_destroy,
+};
+
+static const struct kn_manifest_kind fake_kinds[] = {
+    {.kind = "LocalService", .role = KN_KIND_WORKLOAD, .min = 1, .max = 1,
+     .help = "the fake runs a LocalService's manifest as if it were its own"},
+};
+
+const struct kn_platform_type kn_platform_fake = {
+    .name = "fake",
+    .help = "a platform for tests: answers each call on a timer, as the test scripts it",
+    .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
+            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL,
+    .weight_step = 0,
+    .kinds = fake_kinds,
+    .nkinds = 1,
+    .create = fake_create,
+    .ops = &kn_fake_platform_ops,
+};

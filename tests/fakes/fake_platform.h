@@ -1,0 +1,69 @@
+/*
+ * The fake platform provider (type `fake`), for tests: it implements the provider contract
+ * (include/kanaria/plugin/platform.h) with no process and no HAProxy. Each call is answered on a
+ * timer as a test scripts it (succeed, fail, hang until cancelled), and every call is recorded.
+ *
+ * It is registered in kn_platform_types[] only in the test binaries that link it (a weak
+ * reference in controller/platforms/registry.c): serve, config, manifests, stages, drift and the
+ * CLI needed no edit to take it.
+ */
+#ifndef KANARIA_TESTS_FAKE_PLATFORM_H
+#define KANARIA_TESTS_FAKE_PLATFORM_H
+
+#include <uv.h>
+
+#include "kanaria/platform.h"
+#include "kanaria/plugin/platform.h"
+
+extern const struct kn_platform_type kn_platform_fake;
+/* Its operations, for a test's own descriptor with fewer capabilities. */
+extern const struct kn_platform_provider_ops kn_fake_platform_ops;
+
+enum kn_fake_op {
+    KN_FAKE_APPLY = 0,
+    KN_FAKE_REMOVE,
+    KN_FAKE_WEIGHTS,
+    KN_FAKE_REMOVE_APP,
+    KN_FAKE_OPS,
+};
+
+/* How the fake answers the calls of one kind: script[n] for the n-th call ('o' succeed, 'f' fail
+ * with `message`, 'h' hang: never end until cancelled), then `then` for every later call ('o'
+ * when 0), each after delay_ms (0: 1 ms). */
+struct kn_fake_rule {
+    const char *script;
+    char then;
+    const char *message;
+    int delay_ms;
+};
+
+struct kn_fake_call;
+
+struct kn_fake_platform {
+    uv_loop_t *loop;
+    char *name;
+    struct kn_fake_rule rule[KN_FAKE_OPS];
+    int calls[KN_FAKE_OPS];
+    int failures;  /* failed completions */
+    int completed; /* successful completions */
+    int cancels;   /* cancel calls from the front end */
+    char cancelled[128];           /* the line of the last call a cancel ended */
+    long long apply_ready_timeout_ms; /* ready_timeout_ms of the last apply */
+    long long apply_time_left_ms;     /* kn_platform_call_time_left at the last apply */
+    char last_token[80];           /* kn_platform_call_token of the last call */
+    int active;     /* calls started and not ended */
+    int max_active; /* the most at once */
+    struct kn_fake_call *calls_in_flight;
+    /* observe: what it answers (0 and live, or KN_ENOTFOUND) */
+    int observe_status;
+    struct kn_live_state live;
+    /* Every call as it starts (line such as "apply canary 2222222 v2"), and every end. */
+    void (*on_call)(void *data, const struct kn_app_id *id, const char *line);
+    void (*on_done)(void *data, const struct kn_app_id *id, const char *line, int status);
+    void *data;
+};
+
+/* The instance the last create made (tests reach their fake through it). */
+extern struct kn_fake_platform *kn_fake_platform_last;
+
+#endif /* KANARIA_TESTS_FAKE_PLATFORM_H */
