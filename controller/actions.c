@@ -86,22 +86,32 @@ static void kn_actions_audit(struct kn_actions *a, const char *type, const char 
     kn_log_info(WHO, "app=%s deployment=%lld user=%s %s", app, deployment, who->name, msg);
 }
 
+/* The app's state into *out (the caller releases it, also after a failure). */
 static int kn_actions_app(struct kn_actions *a, const char *repo, const char *app,
                           struct kn_app_state *out, struct kn_error *err)
 {
+    memset(out, 0, sizeof(*out));
     if (kn_store_app_get(a->deps.store, repo, app, out) < 0) {
         return kn_error_set(err, KN_ENOTFOUND, NULL, "no app '%s' in repository '%s'", app, repo);
     }
     return 0;
 }
 
-/* The app's deployment in progress (RUNNING or ROLLING_BACK) into *d: 1, or 0 when none. */
+/* The app's deployment in progress (RUNNING or ROLLING_BACK) into *d (the caller releases it):
+ * 1, or 0 when none (and *d is empty). */
 static int kn_actions_in_progress(struct kn_actions *a, const struct kn_app_state *app,
                                   struct kn_deployment *d)
 {
-    return app->current_deployment &&
-           kn_store_deployment_get(a->deps.store, app->current_deployment, d) == 0 &&
-           (d->status == KN_DEPLOY_RUNNING || d->status == KN_DEPLOY_ROLLING_BACK);
+    memset(d, 0, sizeof(*d));
+    if (!app->current_deployment ||
+        kn_store_deployment_get(a->deps.store, app->current_deployment, d) < 0) {
+        return 0;
+    }
+    if (d->status != KN_DEPLOY_RUNNING && d->status != KN_DEPLOY_ROLLING_BACK) {
+        kn_deployment_release(d);
+        return 0;
+    }
+    return 1;
 }
 
 /* KN_EEXISTS naming the deployment in progress, if there is one. */
@@ -109,13 +119,16 @@ static int kn_actions_refuse_busy(struct kn_actions *a, const struct kn_app_stat
                                   struct kn_error *err)
 {
     struct kn_deployment d;
+    int rc;
 
     if (!kn_actions_in_progress(a, app, &d)) {
         return 0;
     }
-    return kn_error_set(err, KN_EEXISTS, NULL,
-                        "deployment %lld of '%s' (%.7s) is %s: wait for it or cancel it first",
-                        d.id, app->name, d.commit, kn_deploy_status_name(d.status));
+    rc = kn_error_set(err, KN_EEXISTS, NULL,
+                      "deployment %lld of '%s' (%.7s) is %s: wait for it or cancel it first", d.id,
+                      app->name, d.commit, kn_deploy_status_name(d.status));
+    kn_deployment_release(&d);
+    return rc;
 }
 
 static void kn_actions_result(struct kn_action_result *out, const char *repo, const char *app,
@@ -135,7 +148,7 @@ int kn_actions_cancel(struct kn_actions *a, const char *repo, const char *name, 
                       struct kn_action_result *out, struct kn_error *err)
 {
     struct kn_app_state app;
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     const char *why = reason ? reason : "";
     char what[768];
     int rc;
@@ -168,10 +181,15 @@ int kn_actions_cancel(struct kn_actions *a, const char *repo, const char *name, 
                           d.id, app.name, kn_strerror(rc));
         goto out;
     }
-    kn_store_deployment_get(a->deps.store, d.id, &d);
     kn_actions_result(out, d.repo, d.app, d.id);
     out->status = d.status;
+    kn_deployment_release(&d);
+    if (kn_store_deployment_get(a->deps.store, out->deployment, &d) == 0) {
+        out->status = d.status;
+    }
 out:
+    kn_deployment_release(&d);
+    kn_app_state_release(&app);
     return rc;
 }
 
@@ -193,13 +211,14 @@ static int kn_actions_match_good(const struct kn_deployment *d, void *data)
     }
     if (g->count == 0 || strcmp(g->found.commit, d->commit) != 0) {
         if (g->count++ == 0) {
-            g->found = *d;
+            kn_deployment_copy(&g->found, d);
         }
     }
     return 0;
 }
 
-/* The commit a rollback goes to: `to`, or the app's last good one. */
+/* The deployment whose commit a rollback goes to (the caller releases *out): `to`, or the app's
+ * last good one. */
 static int kn_actions_rollback_target(struct kn_actions *a, const struct kn_app_state *app,
                                       const char *to, struct kn_deployment *out,
                                       struct kn_error *err)
@@ -226,6 +245,9 @@ static int kn_actions_rollback_target(struct kn_actions *a, const struct kn_app_
     }
     g.prefix = prefix;
     kn_store_deployments(a->deps.store, app->repo, app->name, 0, kn_actions_match_good, &g);
+    if (g.count != 1) {
+        kn_deployment_release(&g.found);
+    }
     if (g.count == 0) {
         return kn_error_set(err, KN_EINVAL, NULL,
                             "'%s' was never deployed successfully at %.40s: a rollback goes to a "
@@ -272,7 +294,7 @@ int kn_actions_rollback(struct kn_actions *a, const char *repo, const char *name
                         struct kn_error *err)
 {
     struct kn_app_state app;
-    struct kn_deployment target;
+    struct kn_deployment target = {0};
     char what[256];
     long long id = 0;
     int rc;
@@ -292,6 +314,8 @@ int kn_actions_rollback(struct kn_actions *a, const char *repo, const char *name
     kn_actions_result(out, app.repo, app.name, id);
     snprintf(out->commit, sizeof(out->commit), "%s", target.commit);
 out:
+    kn_deployment_release(&target);
+    kn_app_state_release(&app);
     return rc;
 }
 
@@ -303,7 +327,7 @@ static int kn_actions_find_commit(const struct kn_deployment *d, void *data)
     if (strcmp(d->commit, out->commit) != 0) {
         return 0;
     }
-    *out = *d;
+    kn_deployment_copy(out, d);
     return 1;
 }
 
@@ -313,7 +337,7 @@ int kn_actions_sync(struct kn_actions *a, const char *repo_name, const char *nam
 {
     struct kn_app_state app;
     struct kn_repo_state repo;
-    struct kn_deployment known;
+    struct kn_deployment known = {0};
     char what[256];
     long long id = 0;
     int rc;
@@ -337,7 +361,6 @@ int kn_actions_sync(struct kn_actions *a, const char *repo_name, const char *nam
                           repo.head, (int)strcspn(app.error, "\n"), app.error);
         goto out;
     }
-    memset(&known, 0, sizeof(known));
     snprintf(known.commit, sizeof(known.commit), "%s", repo.head);
     kn_store_deployments(a->deps.store, app.repo, app.name, 0, kn_actions_find_commit, &known);
     if ((rc = kn_actions_deploy_again(a, &app, known.id ? &known : NULL, repo.head, "sync", who,
@@ -350,6 +373,8 @@ int kn_actions_sync(struct kn_actions *a, const char *repo_name, const char *nam
     kn_actions_result(out, app.repo, app.name, id);
     snprintf(out->commit, sizeof(out->commit), "%s", repo.head);
 out:
+    kn_deployment_release(&known);
+    kn_app_state_release(&app);
     return rc;
 }
 
@@ -400,7 +425,7 @@ int kn_actions_skip(struct kn_actions *a, const char *repo, const char *name, in
                     struct kn_error *err)
 {
     struct kn_app_state app;
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     struct kn_actions_stage_find f;
     char what[1024];
     int rc;
@@ -459,6 +484,8 @@ int kn_actions_skip(struct kn_actions *a, const char *repo, const char *name, in
     out->stage = f.index;
     snprintf(out->stage_name, sizeof(out->stage_name), "%s", f.found.name);
 out:
+    kn_deployment_release(&d);
+    kn_app_state_release(&app);
     return rc;
 }
 
@@ -499,6 +526,7 @@ int kn_actions_prune(struct kn_actions *a, const char *repo, const char *name,
         goto out;
     }
 out:
+    kn_app_state_release(&app);
     return rc;
 }
 
@@ -578,6 +606,7 @@ static void kn_actions_decision_free(struct kn_actions_decision *x)
         free(x->approvers[i]);
     }
     free(x->approvers);
+    kn_deployment_release(&x->d);
     free(x);
 }
 
@@ -701,5 +730,6 @@ out:
     if (x) {
         kn_actions_decision_free(x);
     }
+    kn_app_state_release(&app);
     return rc;
 }

@@ -146,7 +146,8 @@ static int collect(const struct kn_app_state *a, void *data)
     /* an orphan is no longer what the repository asks for: nothing to heal it back to */
     if (a->last_good[0] && a->current_deployment == 0 && !a->orphaned_at) {
         l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
-        l->items[l->n++] = *a;
+        l->items[l->n] = *a;
+        l->items[l->n++].error = NULL; /* borrowed for the call: not kept, not used */
     }
     return 0;
 }

@@ -86,6 +86,7 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
         json_object_set_new(cur, "break_glass", glass ? json_string(glass) : json_null());
         free(glass);
         json_object_set_new(j, "current", cur);
+        kn_deployment_release(&d);
     }
     kn_store_deployments(api->deps.store, a->repo, a->name, 1, kn_api_collect_deployment, latest);
     json_object_set(j, "latest", json_array_size(latest) ? json_array_get(latest, 0) : json_null());
@@ -112,7 +113,7 @@ static int kn_api_app_match(const struct kn_app_state *a, void *data)
         return 0;
     }
     if (f->count++ == 0) {
-        f->found = *a;
+        kn_app_state_copy(&f->found, a);
     }
     snprintf(f->repos + n, sizeof(f->repos) - n, "%s'%s'", n ? ", " : "", a->repo);
     return 0;
@@ -127,6 +128,9 @@ int kn_api_find_app(struct kn_api *api, h2o_req_t *req, const struct kn_api_call
     f.name = kn_api_param(call, "app");
     f.repo = call->repo;
     kn_store_apps(api->deps.store, NULL, kn_api_app_match, &f);
+    if (f.count != 1) {
+        kn_app_state_release(&f.found);
+    }
     if (f.count == 0) {
         if (call->repo) {
             kn_api_reply_error(req, 404, "no app '%s' in repository '%s'", f.name, call->repo);
@@ -174,7 +178,7 @@ void kn_api_apps_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_ca
 static void kn_api_app_answer(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call,
                               int history)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     json_t *list = json_array();
     json_t *body;
 
@@ -189,6 +193,7 @@ static void kn_api_app_answer(struct kn_api *api, h2o_req_t *req, const struct k
     json_object_set_new(body, "deployments", list);
     kn_api_reply(req, 200, body);
     json_decref(body);
+    kn_app_state_release(&a);
 }
 
 void kn_api_app_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)

@@ -104,7 +104,7 @@ static int kn_api_collect_event(const struct kn_event *e, void *data)
 void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
     const char *arg = kn_api_param(call, "id");
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     char *end = NULL;
     long long id = strtoll(arg, &end, 10);
     struct kn_api_detail x = {.api = api, .id = id, .stages = json_array(), .events = json_array()};
@@ -129,6 +129,7 @@ void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_a
     json_object_set(body, "events", x.events);
     kn_api_reply(req, 200, body);
 out:
+    kn_deployment_release(&d);
     free(plan);
     json_decref(body);
     json_decref(x.stages);
@@ -139,7 +140,7 @@ out:
 
 void kn_api_cancel(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    struct kn_app_state app;
+    struct kn_app_state app = {0};
     struct kn_action_result res;
     struct kn_actor who;
     struct kn_error err;
@@ -178,13 +179,14 @@ void kn_api_cancel(struct kn_api *api, h2o_req_t *req, const struct kn_api_call 
                       kn_deploy_status_name(res.status), "by", who.name);
     kn_api_reply(req, 200, reply);
 out:
+    kn_app_state_release(&app);
     json_decref(reply);
     json_decref(body);
 }
 
 void kn_api_rollback(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    struct kn_app_state app;
+    struct kn_app_state app = {0};
     struct kn_action_result res;
     struct kn_actor who;
     struct kn_error err;
@@ -217,13 +219,14 @@ void kn_api_rollback(struct kn_api *api, h2o_req_t *req, const struct kn_api_cal
                       "QUICK_SYNC", "by", who.name);
     kn_api_reply(req, 202, reply);
 out:
+    kn_app_state_release(&app);
     json_decref(reply);
     json_decref(body);
 }
 
 void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    struct kn_app_state app;
+    struct kn_app_state app = {0};
     struct kn_action_result res;
     struct kn_actor who;
     struct kn_error err;
@@ -249,5 +252,6 @@ void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *c
                       "QUICK_SYNC", "by", who.name);
     kn_api_reply(req, 202, reply);
 out:
+    kn_app_state_release(&app);
     json_decref(reply);
 }

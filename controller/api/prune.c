@@ -8,7 +8,7 @@
 
 void kn_api_prune(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    struct kn_app_state app;
+    struct kn_app_state app = {0};
     struct kn_actor who;
     struct kn_error err;
     json_t *reply = NULL;
@@ -32,5 +32,6 @@ void kn_api_prune(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *
                       "PRUNING", "by", who.name);
     kn_api_reply(req, 202, reply);
 out:
+    kn_app_state_release(&app);
     json_decref(reply);
 }

@@ -105,7 +105,8 @@ json_t *kn_api_stage_json(const struct kn_stage_state *s);
 /* Appends each deployment to the JSON array data: a kn_store_deployment_cb. */
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data);
 
-/* The app named by {app} (and ?repo=) of the call; otherwise answered 404 or 409 (apps.c). */
+/* The app named by {app} (and ?repo=) of the call into *out (released by the caller with
+ * kn_app_state_release); otherwise answered 404 or 409 (apps.c). */
 int kn_api_find_app(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call,
                     struct kn_app_state *out);
 

@@ -67,7 +67,7 @@ static void kn_api_decide(struct kn_api *api, h2o_req_t *req, const struct kn_ap
                           int reject)
 {
     struct kn_api_decision *d = NULL;
-    struct kn_app_state app;
+    struct kn_app_state app = {0};
     struct kn_actor who;
     struct kn_error err;
     json_t *body = NULL, *reason;
@@ -103,6 +103,7 @@ static void kn_api_decide(struct kn_api *api, h2o_req_t *req, const struct kn_ap
     d->ref->d = d;
     d = NULL; /* answered in kn_api_decided */
 out:
+    kn_app_state_release(&app);
     free(d);
     json_decref(body);
 }
@@ -119,7 +120,7 @@ void kn_api_reject(struct kn_api *api, h2o_req_t *req, const struct kn_api_call 
 
 void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    struct kn_app_state app;
+    struct kn_app_state app = {0};
     struct kn_action_result res;
     struct kn_actor who;
     struct kn_error err;
@@ -173,6 +174,7 @@ void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *c
     }
     kn_api_reply(req, 200, reply);
 out:
+    kn_app_state_release(&app);
     json_decref(reply);
     json_decref(body);
 }

@@ -133,6 +133,21 @@ out=$(KANARIA_TOKEN=tok-vic "$bin" repos broken)
 [ $? -eq 0 ] && grep -q "^error: .*failing since" <<<"$out" && grep -q "^url: *https://127.0.0.1:1/nothing.git" <<<"$out"
 check "kanaria repos REPO shows its error ($out)" $?
 
+# 1c. an analysis record of 1000 samples per variant comes back whole (it was cut at 4 KiB)
+python3 -c 'import json, sqlite3, sys
+v = {"canary": [i / 1000 for i in range(1000)], "primary": [i / 999 for i in range(1000)]}
+c = sqlite3.connect(sys.argv[1], timeout=5)
+c.execute("INSERT INTO analysis_records (deployment, stage, at, check_name, query, values_json,"
+          " bound, verdict) VALUES (1, 1, 1, ?, ?, ?, ?, ?)",
+          ("big", "q" * 5000, json.dumps(v), "< 1", "PASS"))
+c.commit()' "$tmp/data/kanaria.db"
+[ "$(code GET /api/v1/deployments/1 tok-vic)" = 200 ] && python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+a = [r for s in d["stages"] for r in s["analysis"] if r["check"] == "big"][0]
+assert len(a["values"]["canary"]) == 1000 and len(a["values"]["primary"]) == 1000
+assert a["values"]["canary"][999] == 0.999 and a["query"] == "q" * 5000' "$tmp/body"
+check "an analysis record of 1000 samples per variant is read back whole through the API" $?
+
 # 2. webhooks: a bad signature fetches nothing; a good one fetches and deploys v2
 service v2
 git commit -qam "hello v2"

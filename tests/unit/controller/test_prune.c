@@ -80,9 +80,14 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The event; its message points into a static buffer, valid until the next call. */
 static int last_event(const struct kn_event *e, void *data)
 {
+    static char message[4096];
+
     *(struct kn_event *)data = *e;
+    snprintf(message, sizeof(message), "%s", e->message);
+    ((struct kn_event *)data)->message = message;
     return 0;
 }
 
@@ -105,6 +110,7 @@ static void test_pruned(void **state)
     assert_int_equal(f->fake.removed, 1);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "old", &a), 0);
     assert_true(a.pruned_at > 0);
+    kn_app_state_release(&a);
     e = newest(f->st);
     assert_string_equal(e.type, "APP_PRUNED");
     assert_string_equal(e.actor, "olga");
@@ -123,6 +129,7 @@ static void test_platform_fails(void **state)
     assert_int_equal(kn_store_app_get(f->st, "deploy", "old", &a), 0);
     assert_int_equal(a.pruned_at, 0);
     assert_true(a.orphaned_at > 0);
+    kn_app_state_release(&a);
     e = newest(f->st);
     assert_string_equal(e.type, "PRUNE_FAILED");
     assert_string_equal(e.message, "pruning failed, the app is still orphaned: haproxy is not "
@@ -141,6 +148,7 @@ static void test_same_name_elsewhere(void **state)
     assert_int_equal(f->fake.removed, 0);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "old", &a), 0);
     assert_int_equal(a.pruned_at, 0);
+    kn_app_state_release(&a);
     e = newest(f->st);
     assert_string_equal(e.type, "PRUNE_FAILED");
     assert_non_null(strstr(e.message, "repository 'other' also declares an app named 'old'"));
