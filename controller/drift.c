@@ -265,7 +265,8 @@ static int collect(const struct kn_app_state *st, void *data)
     /* what was never deployed runs nowhere */
     if (st->last_good[0] || st->current_deployment != 0) {
         l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
-        l->items[l->n++] = *st;
+        l->items[l->n] = *st;
+        l->items[l->n++].error = NULL; /* borrowed for the call: not kept, not used */
     }
     return 0;
 }

@@ -210,12 +210,14 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
 {
     struct kn_store *st = w->rc->store;
     const struct kn_detect *d = &w->detect;
-    struct kn_app_state before;
+    struct kn_app_state before = {0};
     char who[320];
     long long id = 0;
     int had = kn_store_app_get(st, w->repo->name, a->name, &before) == 0;
+    int same_error = had && a->errors && strcmp(before.error, a->errors) == 0;
     int rc;
 
+    kn_app_state_release(&before); /* only its fixed fields are used below */
     snprintf(who, sizeof(who), "%s app=%s commit=%.7s", w->who, a->name, head);
     /* only a valid folder brings an orphan back: a pruned one is then planned afresh (its
      * snapshot had no baseline), and an invalid folder taking its name changes nothing */
@@ -227,7 +229,7 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
     kn_store_app_seen(st, w->repo->name, a->name, a->path, head, a->errors);
     if (a->errors) {
         /* once per commit: a poll that finds the same head says nothing new */
-        if (!had || strcmp(before.last_seen, head) != 0 || strcmp(before.error, a->errors) != 0) {
+        if (!had || strcmp(before.last_seen, head) != 0 || !same_error) {
             kn_log_error(who, "invalid at this commit, not deployed:\n%s", a->errors);
             kn_store_event_add(st, "INVALID_APP", w->repo->name, a->name, 0, "kanaria",
                                a->errors, now_ms());
@@ -281,6 +283,7 @@ static void record_gone(struct watch *w, const struct kn_detect_gone *g, const c
     if (kn_store_app_get(st, w->repo->name, g->name, &a) < 0) {
         return;
     }
+    kn_app_state_release(&a); /* only its fixed fields are used below */
     if (prune && (a.current_deployment || !w->rc->on_prune)) {
         prune = 0; /* a deployment of it is under way: an operator decides (kanaria prune) */
     }

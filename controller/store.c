@@ -380,12 +380,80 @@ static void col_copy(char *dst, size_t size, sqlite3_stmt *s, int col)
     snprintf(dst, size, "%s", t ? (const char *)t : "");
 }
 
+/* A copy of a text column (caller frees), "" for SQL NULL: the texts of unbounded size. */
+static char *col_text(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+
+    return kn_strdup(t ? (const char *)t : "");
+}
+
 /* A copy of a text column (caller frees), NULL for SQL NULL. */
 static char *col_dup(sqlite3_stmt *s, int col)
 {
     const unsigned char *t = sqlite3_column_text(s, col);
 
     return t ? kn_strdup((const char *)t) : NULL;
+}
+
+static char *dup_text(const char *t)
+{
+    return kn_strdup(t ? t : "");
+}
+
+void kn_app_state_release(struct kn_app_state *a)
+{
+    if (a) {
+        free(a->error);
+        a->error = NULL;
+    }
+}
+
+void kn_app_state_copy(struct kn_app_state *dst, const struct kn_app_state *src)
+{
+    *dst = *src;
+    dst->error = dup_text(src->error);
+}
+
+void kn_deployment_release(struct kn_deployment *d)
+{
+    if (d) {
+        free(d->message);
+        free(d->reason);
+        d->message = NULL;
+        d->reason = NULL;
+    }
+}
+
+void kn_deployment_copy(struct kn_deployment *dst, const struct kn_deployment *src)
+{
+    *dst = *src;
+    dst->message = dup_text(src->message);
+    dst->reason = dup_text(src->reason);
+}
+
+void kn_event_release(struct kn_event *e)
+{
+    if (e) {
+        free(e->message);
+        e->message = NULL;
+    }
+}
+
+void kn_event_copy(struct kn_event *dst, const struct kn_event *src)
+{
+    *dst = *src;
+    dst->message = dup_text(src->message);
+}
+
+void kn_analysis_record_release(struct kn_analysis_record *r)
+{
+    if (r) {
+        free(r->query);
+        free(r->values_json);
+        r->query = NULL;
+        r->values_json = NULL;
+    }
 }
 
 static int tx_begin(struct kn_store *st)
@@ -828,7 +896,7 @@ static void read_event(sqlite3_stmt *s, struct kn_event *e)
     col_copy(e->app, sizeof(e->app), s, 4);
     e->deployment = sqlite3_column_int64(s, 5);
     col_copy(e->actor, sizeof(e->actor), s, 6);
-    col_copy(e->message, sizeof(e->message), s, 7);
+    e->message = col_text(s, 7);
 }
 
 int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store_event_cb cb,
@@ -857,6 +925,9 @@ int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store
         rc = cb(&items[i], data);
     }
 out:
+    for (size_t i = 0; i < n; i++) {
+        kn_event_release(&items[i]);
+    }
     free(items);
     return rc;
 }
@@ -937,7 +1008,7 @@ static void read_app(sqlite3_stmt *s, struct kn_app_state *a)
     col_copy(a->last_good, sizeof(a->last_good), s, 3);
     col_copy(a->last_seen, sizeof(a->last_seen), s, 4);
     a->current_deployment = sqlite3_column_int64(s, 5);
-    col_copy(a->error, sizeof(a->error), s, 6);
+    a->error = col_text(s, 6);
     col_copy(a->rolled_back_from, sizeof(a->rolled_back_from), s, 7);
     col_copy(a->drift, sizeof(a->drift), s, 8);
     a->drift_since = sqlite3_column_int64(s, 9);
@@ -966,7 +1037,7 @@ int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, co
 int kn_store_app_drift(struct kn_store *st, const char *repo, const char *app, const char *drift,
                        long long now_ms)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     int rc;
 
     if (!st || !repo || !app || !drift) {
@@ -989,6 +1060,7 @@ int kn_store_app_drift(struct kn_store *st, const char *repo, const char *app, c
                           "live state matches the last good commit again", now_ms);
     }
 out:
+    kn_app_state_release(&a);
     return tx_end(st, rc);
 }
 
@@ -1013,7 +1085,7 @@ int kn_store_app_healed(struct kn_store *st, const char *repo, const char *app, 
 int kn_store_app_orphan(struct kn_store *st, const char *repo, const char *app, const char *message,
                         long long now_ms)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     int marked = 0;
     int rc;
 
@@ -1033,13 +1105,14 @@ int kn_store_app_orphan(struct kn_store *st, const char *repo, const char *app, 
         marked = 1;
     }
 out:
+    kn_app_state_release(&a);
     rc = tx_end(st, rc);
     return rc < 0 ? rc : marked;
 }
 
 int kn_store_app_restore(struct kn_store *st, const char *repo, const char *app, long long now_ms)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     int marked = 0;
     int rc;
 
@@ -1064,6 +1137,7 @@ int kn_store_app_restore(struct kn_store *st, const char *repo, const char *app,
         marked = 1;
     }
 out:
+    kn_app_state_release(&a);
     rc = tx_end(st, rc);
     return rc < 0 ? rc : marked;
 }
@@ -1071,7 +1145,7 @@ out:
 int kn_store_app_pruned(struct kn_store *st, const char *repo, const char *app, const char *actor,
                         const char *message, long long now_ms)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     int rc;
 
     if (!st || !repo || !app || !actor || !message) {
@@ -1095,6 +1169,7 @@ int kn_store_app_pruned(struct kn_store *st, const char *repo, const char *app, 
         rc = event_insert(st, "APP_PRUNED", repo, app, 0, actor, message, now_ms);
     }
 out:
+    kn_app_state_release(&a);
     return tx_end(st, rc);
 }
 
@@ -1149,6 +1224,9 @@ int kn_store_apps(struct kn_store *st, const char *repo, kn_store_app_cb cb, voi
         rc = cb(&items[i], data);
     }
 out:
+    for (size_t i = 0; i < n; i++) {
+        kn_app_state_release(&items[i]);
+    }
     free(items);
     return rc;
 }
@@ -1184,10 +1262,10 @@ static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
     col_copy(d->app, sizeof(d->app), s, 2);
     col_copy(d->commit, sizeof(d->commit), s, 3);
     col_copy(d->author, sizeof(d->author), s, 4);
-    col_copy(d->message, sizeof(d->message), s, 5);
+    d->message = col_text(s, 5);
     col_copy(d->strategy, sizeof(d->strategy), s, 6);
     col_copy(d->summary, sizeof(d->summary), s, 7);
-    col_copy(d->reason, sizeof(d->reason), s, 9);
+    d->reason = col_text(s, 9);
     d->created_at = sqlite3_column_int64(s, 10);
     d->updated_at = sqlite3_column_int64(s, 11);
     d->started_at = sqlite3_column_int64(s, 12);
@@ -1197,6 +1275,7 @@ static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
     if (rc < 0) {
         kn_log_error("store", "deployment %lld has an unknown status '%s'", d->id,
                      status ? (const char *)status : "");
+        kn_deployment_release(d);
         rc = KN_EIO;
     }
     return rc;
@@ -1219,6 +1298,9 @@ static int deployments_each(struct kn_store *st, sqlite3_stmt *s, kn_store_deplo
     sqlite3_finalize(s);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = cb(&items[i], data);
+    }
+    for (size_t i = 0; i < n; i++) {
+        kn_deployment_release(&items[i]);
     }
     free(items);
     return rc;
@@ -1332,7 +1414,7 @@ int kn_store_deployment_set_status(struct kn_store *st, long long id, enum kn_de
 {
     sqlite3_stmt *s = NULL;
     const char *name = kn_deploy_status_name(status);
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     int final = kn_deploy_status_is_final(status);
     int rc;
 
@@ -1383,6 +1465,7 @@ int kn_store_deployment_set_status(struct kn_store *st, long long id, enum kn_de
     }
     rc = event_insert(st, name, d.repo, d.app, id, "kanaria", reason, now_ms);
 out:
+    kn_deployment_release(&d);
     sqlite3_finalize(s);
     return tx_end(st, rc);
 }
@@ -1677,6 +1760,9 @@ int kn_store_deployment_events(struct kn_store *st, long long deployment, int li
         rc = cb(&items[i], data);
     }
 out:
+    for (size_t i = 0; i < n; i++) {
+        kn_event_release(&items[i]);
+    }
     free(items);
     return rc;
 }
@@ -1742,8 +1828,8 @@ int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_a
         it->stage = sqlite3_column_int(s, 1);
         it->at = sqlite3_column_int64(s, 2);
         col_copy(it->check, sizeof(it->check), s, 3);
-        col_copy(it->query, sizeof(it->query), s, 4);
-        col_copy(it->values_json, sizeof(it->values_json), s, 5);
+        it->query = col_text(s, 4);
+        it->values_json = col_text(s, 5);
         col_copy(it->bound, sizeof(it->bound), s, 6);
         col_copy(it->verdict, sizeof(it->verdict), s, 7);
         rc = 0;
@@ -1753,6 +1839,9 @@ int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_a
         rc = cb(&items[i], data);
     }
 out:
+    for (size_t i = 0; i < n; i++) {
+        kn_analysis_record_release(&items[i]);
+    }
     free(items);
     return rc;
 }

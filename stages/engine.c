@@ -290,6 +290,7 @@ static void deploy_closed(uv_handle_t *h)
         return;
     }
     kn_engine_load_release(&dp->load);
+    kn_deployment_release(&dp->d);
     free(dp->plan);
     free(dp);
 }
@@ -778,12 +779,13 @@ static void deploy_start(struct kn_engine *e, const struct kn_deployment *d)
     struct kn_app_state as;
 
     dp->e = e;
-    dp->d = *d;
+    kn_deployment_copy(&dp->d, d);
     snprintf(dp->who, sizeof(dp->who), "engine repo=%s app=%s commit=%.7s deployment=%lld",
              d->repo, d->app, d->commit, d->id);
     if (kn_store_app_get(e->deps.store, d->repo, d->app, &as) == 0) {
         snprintf(dp->last_good, sizeof(dp->last_good), "%s", as.last_good);
         snprintf(dp->path, sizeof(dp->path), "%s", as.path);
+        kn_app_state_release(&as);
     }
     uv_timer_init(e->deps.loop, &dp->stage_timer);
     uv_timer_init(e->deps.loop, &dp->deploy_timer);
@@ -842,7 +844,7 @@ int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char
                      const char *reason)
 {
     struct kn_store *st = e->deps.store;
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     struct deploy *dp;
     char why[1024], name[64];
     int rc;
@@ -880,6 +882,7 @@ int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char
         deploy_cancel(dp, rollback, why);
     }
 out:
+    kn_deployment_release(&d);
     return rc;
 }
 

@@ -15,6 +15,8 @@
  *   POST /api/v1/apps/{app}/skip           operator {"stage": N}; a WAIT_APPROVAL only by an
  *                                          admin: {"stage": N, "breakGlass": true, "reason": ".."}
  *   POST /api/v1/apps/{app}/prune          operator remove an orphaned app from its platforms
+ *   GET  /api/v1/repositories              viewer   each repository's fetch status
+ *   GET  /api/v1/repositories/{repo}       viewer
  *   POST /api/v1/webhooks/git              the repository's webhook secret (see webhook.h)
  *   GET  /api/v1/events                    viewer   server-sent events (see kn_api_publish)
  *   GET  /metrics                          viewer   Prometheus text format 0.0.4
@@ -26,7 +28,8 @@
  * counted in /metrics and audited (kn_api_refuse in server.h). With no users in kanaria.yaml,
  * reads are anonymous when `listen` is a loopback address, and every action is refused.
  *
- * All functions run on the loop thread.
+ * The table of these routes is in router.c; the handlers are in one file per resource, and the
+ * operator's actions are in controller/actions.h. All functions run on the loop thread.
  */
 #ifndef KANARIA_API_H
 #define KANARIA_API_H
@@ -38,6 +41,8 @@
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
 
+struct kn_actions;
+
 /* The largest request body of a route, and of the push webhook (GitHub caps its payloads at
  * 25 MB). */
 #define KN_API_BODY_MAX     (64 * 1024)
@@ -47,23 +52,12 @@ struct kn_api_deps {
     uv_loop_t *loop;                /* borrowed; outlives the API */
     const struct kn_config *config; /* borrowed until kn_api_set_config or kn_api_free */
     struct kn_store *store;         /* borrowed; outlives the API */
-    /* The engine looks at the store again (after an approval or a rejection). */
-    void (*kick)(void *data);
-    /* Fetch the repository now (a verified webhook); <0 when unknown. */
-    int (*trigger)(void *data, const char *repo);
+    /* What the operator's actions call (approve, cancel, sync, ..., and a webhook's fetch);
+     * borrowed, outlives the API. NULL: every action is answered 503. */
+    struct kn_actions *actions;
     /* What runs now of an app, for /metrics, from drift's cache (a copy the caller releases with
      * kn_live_state_release); may be NULL. <0 when nothing was read of it. */
     int (*live)(void *data, const char *app, struct kn_live_state *out);
-    /* Cancel deployment `id` on behalf of `who` (kn_engine_cancel): 0, KN_ENOTFOUND, KN_EINVAL.
-     * NULL: cancels are refused. */
-    int (*cancel)(void *data, long long id, int rollback, const char *who, const char *reason);
-    /* Skip stage `index` of deployment `id` (kn_engine_skip), `break_glass` the reason of an
-     * admin's break-glass skip or NULL: 0, KN_ENOTFOUND, KN_EINVAL, KN_EEXISTS, KN_EUNSUPPORTED
-     * (a WAIT_APPROVAL without break-glass). NULL: skips are refused. */
-    int (*skip)(void *data, long long id, int index, const char *who, const char *break_glass);
-    /* Remove the orphaned app from its platforms on behalf of `who` (kn_prune_start; the
-     * outcome is an event): 0 when started. NULL: prunes are refused. */
-    int (*prune)(void *data, const char *repo, const char *app, const char *who);
     void *data;
 };
 

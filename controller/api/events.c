@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/server.h"
+#include "api/router.h"
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
 #include "notify.h"
@@ -188,12 +188,13 @@ static long long kn_api_last_event_id(h2o_req_t *req)
     return end && *end == '\0' && id > 0 ? id : 0;
 }
 
-void kn_api_events_open(struct kn_api *api, h2o_req_t *req)
+void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
     static const char hello[] = ": kanaria events\nretry: 2000\n\n";
     struct kn_api_stream *s;
     long long after = kn_api_last_event_id(req);
 
+    (void)call;
     if (api->stopped) {
         kn_api_reply_error(req, 503, "the server is stopping");
         return;

@@ -141,7 +141,10 @@ static int kn_metrics_collect_outcome(const struct kn_deployment *d, void *data)
     struct kn_metrics_outcomes *l = data;
 
     l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
-    l->items[l->n++] = *d;
+    l->items[l->n] = *d;
+    /* the texts are borrowed for the call: not kept, not used */
+    l->items[l->n].message = NULL;
+    l->items[l->n++].reason = NULL;
     return 0;
 }
 

@@ -10,7 +10,8 @@
 
 #include "api/api.h"
 
-/* The routes refusals are counted by in /metrics (a label of few values: kn_api_route_names). */
+/* The routes refusals are counted by in /metrics (a label of few values: kn_api_route_names,
+ * the patterns of the table in router.c). */
 enum kn_api_route_id {
     KN_API_ROUTE_OTHER = 0,
     KN_API_ROUTE_HEALTHZ,
@@ -24,7 +25,10 @@ enum kn_api_route_id {
     KN_API_ROUTE_ROLLBACK,
     KN_API_ROUTE_SYNC,
     KN_API_ROUTE_SKIP,
+    KN_API_ROUTE_PRUNE,
     KN_API_ROUTE_DEPLOYMENT,
+    KN_API_ROUTE_REPOS,
+    KN_API_ROUTE_REPO,
     KN_API_ROUTE_EVENTS,
     KN_API_ROUTE_WEBHOOK,
     KN_API_NROUTES,
@@ -51,7 +55,6 @@ struct kn_api {
     uv_handle_t **h2o_handles; /* what h2o's context put on the loop (a queue, timers) */
     size_t nh2o_handles;
     struct ssl_ctx_st *ssl_ctx;
-    size_t pending; /* approvals being checked on the thread pool */
     struct kn_api_stream *streams; /* open event streams (events.c) */
     uv_timer_t *keepalive;         /* their keep-alive; NULL until the first stream */
     /* refused calls: [0] 401, [1] 403, by route */
@@ -61,16 +64,10 @@ struct kn_api {
     unsigned long long unauth_quiet; /* 401s only counted in it */
 };
 
-/* Route and answer one request (handlers.c). Always answers, possibly later (approvals). */
+/* Route and answer one request (router.c). Always answers, possibly later (approvals). */
 void kn_api_handle(struct kn_api *api, h2o_req_t *req);
 
-/* The webhook endpoint (webhook.c); the method is already checked. */
-void kn_api_webhook(struct kn_api *api, h2o_req_t *req);
-
-/* GET /api/v1/events, the caller authorized (events.c): a server-sent event stream. */
-void kn_api_events_open(struct kn_api *api, h2o_req_t *req);
-
-/* End every event stream (at stop). */
+/* End every event stream (at stop; events.c). */
 void kn_api_events_stop(struct kn_api *api);
 
 /* GET /metrics, the caller authorized (metrics.c). */
@@ -94,11 +91,12 @@ void kn_api_reply_error(h2o_req_t *req, int status, const char *fmt, ...)
 void kn_api_refuse(struct kn_api *api, h2o_req_t *req, int status, const char *user,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Which route of kn_api_route_names a path (path_normalized, without the query) is. */
+/* Which route of kn_api_route_names a path (path_normalized, without the query) is, whatever
+ * the method (router.c). */
 enum kn_api_route_id kn_api_route_of(const char *path, size_t len);
 
 /* The largest body the route of path takes: KN_WEBHOOK_BODY_MAX for the push webhook,
- * KN_API_BODY_MAX for every other. */
+ * KN_API_BODY_MAX for every other (router.c). */
 size_t kn_api_body_max(const char *path, size_t len);
 
 /* The client's address as "ip:port" into buf. */

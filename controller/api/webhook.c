@@ -12,7 +12,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "api/server.h"
+#include "actions.h"
+#include "api/router.h"
 #include "kanaria/error.h"
 #include "kanaria/log.h"
 #include "kanaria/secret.h"
@@ -112,7 +113,7 @@ static long long kn_webhook_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
+void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
     static const struct {
         const char *header;
@@ -134,6 +135,7 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
     int triggered = 0;
     json_t *answer, *list;
 
+    (void)call;
     kn_api_peer(req, peer, sizeof(peer));
     for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]) && !value; i++) {
         if ((value = kn_api_header(req, headers[i].header, &value_len))) {
@@ -160,7 +162,7 @@ void kn_api_webhook(struct kn_api *api, h2o_req_t *req)
         if (!kn_webhook_verify(kind, value, value_len, body, body_len, secret.data, secret.len)) {
             continue;
         }
-        if (api->deps.trigger && api->deps.trigger(api->deps.data, repos[i].name) < 0) {
+        if (!api->deps.actions || kn_actions_fetch(api->deps.actions, repos[i].name) < 0) {
             continue;
         }
         json_array_append_new(list, json_string(repos[i].name));

@@ -59,6 +59,10 @@ static const struct kn_cli_command commands[] = {
     {"prune", "kanaria prune APP [--repo NAME] [--json]",
      "remove an orphaned app (its folder was deleted): instances, frontend and backend",
      kn_cmd_prune},
+    {"repos", "kanaria repos [REPO] [--json]",
+     "show each repository of a running kanaria serve: branch, head, last fetch, last error, "
+     "apps",
+     kn_cmd_repos},
     {"version", "kanaria version", "print the version", cmd_version},
     {"help",
      "kanaria help [COMMAND | config | app | stages | platform [TYPE] | metrics [TYPE] | "

@@ -42,5 +42,7 @@ int kn_cmd_sync(int argc, char **argv);
 int kn_cmd_skip(int argc, char **argv);
 /* `kanaria prune APP`: remove an orphaned app from its platforms. */
 int kn_cmd_prune(int argc, char **argv);
+/* `kanaria repos [REPO]`: each repository's branch, head, last fetch, last error and apps. */
+int kn_cmd_repos(int argc, char **argv);
 
 #endif /* KANARIA_CLI_H */

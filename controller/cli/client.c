@@ -1,6 +1,7 @@
 /*
  * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
- * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`, `prune APP`. They
+ * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`, `prune APP`, and
+ * `repos [REPO]` (each repository's fetch status). They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
@@ -752,5 +753,79 @@ int kn_cmd_prune(int argc, char **argv)
                kn_client_str(j, "app"));
     }
     json_decref(j);
+    return rc;
+}
+
+/* One repository: a row of the table, or (detail) one field a line. */
+static void kn_client_print_repo(const json_t *r, int detail)
+{
+    char commit[8], when[32], since[32];
+    const char *error = json_string_value(json_object_get(r, "error"));
+
+    error = error ? error : "";
+    kn_client_short(json_string_value(json_object_get(r, "head")), commit);
+    kn_client_time(json_integer_value(json_object_get(r, "fetched_at")), when, sizeof(when));
+    if (!detail) {
+        printf("%-16s %-12s %-7s %-16s %-5lld %s\n", kn_client_str(r, "name"),
+               kn_client_str(r, "branch"), commit, when,
+               (long long)json_integer_value(json_object_get(r, "apps")), *error ? error : "-");
+        return;
+    }
+    printf("repository:       %s\n", kn_client_str(r, "name"));
+    printf("url:              %s\n", kn_client_str(r, "url"));
+    printf("branch:           %s\n", kn_client_str(r, "branch"));
+    printf("head:             %s\n", kn_client_str(r, "head"));
+    printf("last fetch:       %s\n", when);
+    printf("apps:             %lld\n", (long long)json_integer_value(json_object_get(r, "apps")));
+    if (*error) {
+        kn_client_time(json_integer_value(json_object_get(r, "failing_since")), since,
+                       sizeof(since));
+        printf("error:            %s (failing since %s)\n", error, since);
+    }
+}
+
+int kn_cmd_repos(int argc, char **argv)
+{
+    static const char usage[] = "kanaria repos [REPO] [--json]";
+    struct kn_client_opts o;
+    struct kn_client_answer ans = {0};
+    json_t *j = NULL, *r;
+    char *path = NULL, *name = NULL;
+    size_t i;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 0, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if (o.app || o.repo) {
+        name = kn_client_escape(o.app ? o.app : o.repo);
+        path = kn_asprintf("/api/v1/repositories/%s", name);
+    } else {
+        path = kn_strdup("/api/v1/repositories");
+    }
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else if (name) {
+        kn_client_print_repo(j, 1);
+    } else {
+        printf("%-16s %-12s %-7s %-16s %-5s %s\n", "REPO", "BRANCH", "HEAD", "FETCHED", "APPS",
+               "ERROR");
+        json_array_foreach(json_object_get(j, "repositories"), i, r)
+        {
+            kn_client_print_repo(r, 0);
+        }
+    }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(name);
+    free(path);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "kanaria/store.h"
 #include "kanaria/plugin/platform.h"
 #include "kanaria/validate.h"
+#include "actions.h"
 #include "drift.h"
 #include "feed.h"
 #include "notify.h"
@@ -47,6 +48,7 @@ struct serve {
     struct kn_reconcile *reconcile;
     struct kn_engine *engine;
     struct kn_api *api;
+    struct kn_actions *actions; /* the operator's actions, for the API */
     struct kn_drift *drift;
     struct kn_feed *feed; /* new events of the store, to notifications and the API */
     struct kn_notify *notify;
@@ -300,40 +302,11 @@ static void kick_engine(void *data)
     kn_feed_kick(s->feed);
 }
 
-/* A verified push webhook: fetch the repository now. */
-static int trigger_repo(void *data, const char *repo)
-{
-    struct serve *s = data;
-    return kn_reconcile_trigger(s->reconcile, repo);
-}
-
-/* An operator's cancel (the API has checked the role and written the audit event). */
-static int cancel_deployment(void *data, long long id, int rollback, const char *who,
-                             const char *reason)
-{
-    struct serve *s = data;
-    return kn_engine_cancel(s->engine, id, rollback, who, reason);
-}
-
-/* An operator's skip of a stage, or an admin's break-glass skip (its reason). */
-static int skip_stage(void *data, long long id, int index, const char *who,
-                      const char *break_glass)
-{
-    struct serve *s = data;
-    return kn_engine_skip(s->engine, id, index, who, break_glass);
-}
-
 /* Remove an orphaned app from the platforms (spec.prune, or an operator's prune). */
 static void prune_app(void *data, const char *repo, const char *app, const char *actor)
 {
     struct serve *s = data;
     kn_prune_start(s->store, s->platforms, s->nplatforms, repo, app, actor);
-}
-
-static int prune_app_api(void *data, const char *repo, const char *app, const char *who)
-{
-    struct serve *s = data;
-    return kn_prune_start(s->store, s->platforms, s->nplatforms, repo, app, who);
 }
 
 /* Platforms keep their apps running; this only lets go of them. */
@@ -569,17 +542,27 @@ int kn_cmd_serve(int argc, char **argv)
         kn_drift_new(&s.drift, &deps);
     }
     kn_reconcile_new(&s.reconcile, &s.loop, s.store, cfg);
+    kn_feed_new(&s.feed, &s.loop, s.store, 0);
+    {
+        struct kn_actions_deps deps = {
+            .loop = &s.loop,
+            .store = s.store,
+            .data_dir = cfg->data_dir,
+            .engine = s.engine,
+            .reconcile = s.reconcile,
+            .feed = s.feed,
+            .platforms = s.platforms,
+            .nplatforms = s.nplatforms,
+        };
+        kn_actions_new(&s.actions, &deps);
+    }
     {
         struct kn_api_deps deps = {
             .loop = &s.loop,
             .config = cfg,
             .store = s.store,
-            .kick = kick_engine,
-            .trigger = trigger_repo,
+            .actions = s.actions,
             .live = app_live,
-            .cancel = cancel_deployment,
-            .skip = skip_stage,
-            .prune = prune_app_api,
             .data = &s,
         };
         kn_error_clear(&err);
@@ -587,7 +570,6 @@ int kn_cmd_serve(int argc, char **argv)
             kn_log_error(WHO, "api: %s", err.msg);
         }
     }
-    kn_feed_new(&s.feed, &s.loop, s.store, 0);
     kn_notify_new(&s.notify, &s.loop, s.http, cfg);
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
@@ -599,6 +581,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_reconcile_start(s.reconcile);
     uv_run(&s.loop, UV_RUN_DEFAULT);
     kn_api_free(s.api);
+    kn_actions_free(s.actions);
     kn_engine_free(s.engine);
     kn_drift_free(s.drift);
     kn_reconcile_free(s.reconcile);

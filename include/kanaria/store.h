@@ -74,7 +74,7 @@ struct kn_app_state {
     char last_good[41];      /* commit of the last successful deployment, "" none */
     char last_seen[41];      /* last head the app was evaluated at, "" none */
     long long current_deployment; /* id of the deployment that is not final, 0 none */
-    char error[2048];        /* validation errors at last_seen, "" when valid */
+    char *error;             /* validation errors at last_seen, "" when valid; owned */
     char rolled_back_from[41]; /* set after a rollback until a later deployment succeeds */
     char drift[512];         /* how the live state differs from last_good, "" in sync */
     long long drift_since;   /* ms since the epoch, 0 when in sync */
@@ -84,9 +84,18 @@ struct kn_app_state {
     long long pruned_at;     /* ms since the epoch: removed from its platform as an orphan; 0 not */
 };
 
+/* Texts of unbounded size in the structs below (an app's error, a deployment's message and
+ * reason, an event's message, an analysis record's query and values) are strings that the struct
+ * owns, never NULL once the store has filled it. A struct that a getter filled is the caller's:
+ * it releases them with the struct's _release (which leaves NULLs; releasing twice is safe). A
+ * struct handed to a callback is borrowed for the call: to keep it, copy it with _copy. */
+void kn_app_state_release(struct kn_app_state *a);
+void kn_app_state_copy(struct kn_app_state *dst, const struct kn_app_state *src);
+
 /* Create or update the app's row (path, last_seen, error); keeps the rest. */
 int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, const char *path,
                       const char *commit, const char *error);
+/* Caller releases *out with kn_app_state_release (on success only). */
 int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,
                      struct kn_app_state *out);
 
@@ -131,17 +140,21 @@ struct kn_deployment {
     char app[128];
     char commit[41];
     char author[256];
-    char message[1024];      /* the commit's summary line */
+    char *message;           /* the commit's summary line; owned */
     char strategy[16];       /* QUICK_SYNC, PIPELINE */
     char summary[512];
     enum kn_deploy_status status;
-    char reason[1024];
+    char *reason;            /* owned */
     long long created_at;    /* ms since the epoch */
     long long updated_at;
     long long started_at;    /* 0 until RUNNING */
     long long finished_at;   /* 0 until final */
     char trigger[64];        /* "commit", "self-heal", "sync by NAME", "rollback by NAME" */
 };
+
+/* See kn_app_state_release: the same for a deployment's texts. */
+void kn_deployment_release(struct kn_deployment *d);
+void kn_deployment_copy(struct kn_deployment *dst, const struct kn_deployment *src);
 
 /* What the planner hands over for one app at one commit. */
 struct kn_deployment_new {
@@ -175,6 +188,7 @@ int kn_store_deployment_set_status(struct kn_store *st, long long id,
                                    enum kn_deploy_status status, const char *reason,
                                    long long now_ms);
 
+/* Caller releases *out with kn_deployment_release (on success only). */
 int kn_store_deployment_get(struct kn_store *st, long long id, struct kn_deployment *out);
 
 /* The plan_json of a deployment (caller frees), or NULL. */
@@ -222,8 +236,12 @@ struct kn_event {
     char app[128];
     long long deployment;  /* 0 when none */
     char actor[128];       /* "kanaria" or the person */
-    char message[2048];
+    char *message;         /* owned */
 };
+
+/* See kn_app_state_release: the same for an event's message. */
+void kn_event_release(struct kn_event *e);
+void kn_event_copy(struct kn_event *dst, const struct kn_event *src);
 
 int kn_store_event_add(struct kn_store *st, const char *type, const char *repo, const char *app,
                        long long deployment, const char *actor, const char *message,
@@ -286,11 +304,13 @@ struct kn_analysis_record {
     int stage;
     long long at; /* ms since the epoch */
     char check[128];
-    char query[2048];
-    char values_json[4096];
+    char *query;       /* owned */
+    char *values_json; /* owned: every sample of the check, whatever their number */
     char bound[256];
     char verdict[32];
 };
+
+void kn_analysis_record_release(struct kn_analysis_record *r);
 
 /* Every analysis record of a deployment, oldest first. */
 typedef int (*kn_store_analysis_cb)(const struct kn_analysis_record *r, void *data);

@@ -33,6 +33,10 @@ repositories:
     branch: main
     pollInterval: 1h
     webhook: {secretFile: $tmp/secret}
+  - name: broken
+    url: "https://kn-user:s3cret-pw@127.0.0.1:1/nothing.git"
+    branch: main
+    pollInterval: 1h
 users:
   - {name: vic, role: viewer, tokenSha256: $(hash tok-vic)}
   - {name: bob, role: approver, tokenSha256: $(hash tok-bob)}
@@ -96,6 +100,53 @@ check "kanaria status lists the app ($out)" $?
 check "an unknown app or deployment is 404" $?
 [ "$(code DELETE /api/v1/apps tok-vic)" = 405 ] && [ "$(code GET /api/v1/nothing tok-vic)" = 404 ]
 check "a wrong method is 405, an unknown route 404" $?
+allow=$(curl -s -o /dev/null -D - -X POST -H "Authorization: Bearer tok-vic" \
+    "$KANARIA_ADDR/api/v1/repositories" | tr -d '\r' | sed -n 's/^[Aa]llow: //p')
+[ "$allow" = GET ] && [ "$(code GET /api/v1/apps/hello/approve tok-bob)" = 405 ] &&
+    [ "$(code POST /api/v1/apps/hello/nothing tok-bob)" = 404 ]
+check "405 names the allowed method in Allow ($allow); an unknown action is 404" $?
+
+# 1b. repositories: head, last fetch, last error, apps; never a credential
+wait_for "the broken repository failed" "select error != '' from repositories where name = 'broken'" 1 30
+check "the repository that cannot be fetched records its error" $?
+[ "$(code GET /api/v1/repositories tok-vic)" = 200 ] &&
+    python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["repositories"]
+d, b = r
+assert len(r) == 2 and d["name"] == "deploy" and b["name"] == "broken"
+assert d["head"] == sys.argv[2] and d["branch"] == "main" and d["apps"] == 1
+assert d["fetched_at"] > 0 and d["error"] == ""
+assert b["apps"] == 0 and b["head"] == "" and b["error"] != "" and b["failing_since"] > 0
+assert b["url"] == "https://127.0.0.1:1/nothing.git"' "$tmp/body" "$(git rev-parse HEAD)" &&
+    ! grep -q "s3cret\|kn-user" "$tmp/body"
+rc=$?
+check "GET /api/v1/repositories: head, fetch, error, apps, url without credentials ($(cat "$tmp/body"))" $rc
+[ "$(code GET /api/v1/repositories/deploy tok-vic)" = 200 ] && grep -q '"name": "deploy"' "$tmp/body" &&
+    [ "$(code GET /api/v1/repositories/nope tok-vic)" = 404 ] && grep -q "no repository 'nope'" "$tmp/body" &&
+    [ "$(code GET /api/v1/repositories "")" = 401 ]
+check "one repository by name; an unknown one is 404; no token is 401" $?
+out=$(KANARIA_TOKEN=tok-vic "$bin" repos)
+[ $? -eq 0 ] && grep -q "^deploy  *main  *$(git rev-parse --short=7 HEAD) .* 1  *-$" <<<"$out" &&
+    grep -q "^broken  *main  *- .* 0  *.*" <<<"$out" && ! grep -q "s3cret" <<<"$out"
+check "kanaria repos lists both ($out)" $?
+out=$(KANARIA_TOKEN=tok-vic "$bin" repos broken)
+[ $? -eq 0 ] && grep -q "^error: .*failing since" <<<"$out" && grep -q "^url: *https://127.0.0.1:1/nothing.git" <<<"$out"
+check "kanaria repos REPO shows its error ($out)" $?
+
+# 1c. an analysis record of 1000 samples per variant comes back whole (it was cut at 4 KiB)
+python3 -c 'import json, sqlite3, sys
+v = {"canary": [i / 1000 for i in range(1000)], "primary": [i / 999 for i in range(1000)]}
+c = sqlite3.connect(sys.argv[1], timeout=5)
+c.execute("INSERT INTO analysis_records (deployment, stage, at, check_name, query, values_json,"
+          " bound, verdict) VALUES (1, 1, 1, ?, ?, ?, ?, ?)",
+          ("big", "q" * 5000, json.dumps(v), "< 1", "PASS"))
+c.commit()' "$tmp/data/kanaria.db"
+[ "$(code GET /api/v1/deployments/1 tok-vic)" = 200 ] && python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+a = [r for s in d["stages"] for r in s["analysis"] if r["check"] == "big"][0]
+assert len(a["values"]["canary"]) == 1000 and len(a["values"]["primary"]) == 1000
+assert a["values"]["canary"][999] == 0.999 and a["query"] == "q" * 5000' "$tmp/body"
+check "an analysis record of 1000 samples per variant is read back whole through the API" $?
 
 # 2. webhooks: a bad signature fetches nothing; a good one fetches and deploys v2
 service v2
@@ -227,7 +278,7 @@ git commit -q --allow-empty -m "an empty commit that a large webhook fetches"
 [ "$(curl -s -m 30 -o /dev/null -w '%{http_code}' -X POST -H "X-Hub-Signature-256: sha256=$(cat "$tmp/bigsig")" \
     --data-binary @"$tmp/big" "$KANARIA_ADDR/api/v1/webhooks/git")" = 202 ]
 check "a signed webhook body over 64 KiB is taken (202)" $?
-wait_for "head after the large webhook" "select head from repositories" "$(git rev-parse HEAD)" 30
+wait_for "head after the large webhook" "select head from repositories where name = 'deploy'" "$(git rev-parse HEAD)" 30
 check "it fetches the repository" $?
 
 # 6. GitLab's token header; a reload brings new users

@@ -15,8 +15,10 @@
 #include "kanaria/http.h"
 #include "notify.h"
 
+/* The event's message points into a static buffer: one event at a time. */
 static struct kn_event event(const char *type, const char *app, const char *message)
 {
+    static char text[2048];
     struct kn_event e;
 
     memset(&e, 0, sizeof(e));
@@ -27,7 +29,8 @@ static struct kn_event event(const char *type, const char *app, const char *mess
     snprintf(e.app, sizeof(e.app), "%s", app);
     e.deployment = app[0] ? 7 : 0;
     snprintf(e.actor, sizeof(e.actor), "kanaria");
-    snprintf(e.message, sizeof(e.message), "%s", message);
+    snprintf(text, sizeof(text), "%s", message);
+    e.message = text;
     return e;
 }
 

@@ -74,9 +74,14 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The event; its message points into a static buffer, valid until the next call. */
 static int last_event(const struct kn_event *e, void *data)
 {
+    static char message[4096];
+
     *(struct kn_event *)data = *e;
+    snprintf(message, sizeof(message), "%s", e->message);
+    ((struct kn_event *)data)->message = message;
     return 0;
 }
 
@@ -122,6 +127,7 @@ static void test_pruned(void **state)
     assert_int_equal(f->fake->calls[KN_FAKE_REMOVE_APP], 1);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "old", &a), 0);
     assert_true(a.pruned_at > 0);
+    kn_app_state_release(&a);
     assert_string_equal(e.type, "APP_PRUNED");
     assert_string_equal(e.actor, "olga");
     assert_string_equal(e.message, "pruned by olga: removed from platform 'local'");
@@ -140,6 +146,7 @@ static void test_platform_fails(void **state)
     assert_int_equal(kn_store_app_get(f->st, "deploy", "old", &a), 0);
     assert_int_equal(a.pruned_at, 0);
     assert_true(a.orphaned_at > 0);
+    kn_app_state_release(&a);
     assert_string_equal(e.type, "PRUNE_FAILED");
     assert_string_equal(e.message, "pruning failed, the app is still orphaned: platform 'local': "
                                    "haproxy is not reachable");

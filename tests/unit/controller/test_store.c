@@ -144,24 +144,31 @@ static long long add(struct kn_store *st, const char *app, const char *commit, l
 
 static enum kn_deploy_status status_of(struct kn_store *st, long long id)
 {
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
 
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(st, id, &d), 0);
+    kn_deployment_release(&d);
     return d.status;
+    kn_deployment_release(&d);
 }
 
 static long long current_of(struct kn_store *st, const char *app)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
 
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(st, "demo", app, &a), 0);
+    kn_app_state_release(&a);
     return a.current_deployment;
+    kn_app_state_release(&a);
 }
 
 #define MAX_SEEN 32
 
 struct seen_events {
     struct kn_event e[MAX_SEEN];
+    char text[MAX_SEEN][4096]; /* the messages: e[i].message points here */
     int n;
 };
 
@@ -170,7 +177,10 @@ static int collect_event(const struct kn_event *e, void *data)
     struct seen_events *s = data;
 
     assert_true(s->n < MAX_SEEN);
-    s->e[s->n++] = *e;
+    s->e[s->n] = *e;
+    snprintf(s->text[s->n], sizeof(s->text[s->n]), "%s", e->message);
+    s->e[s->n].message = s->text[s->n];
+    s->n++;
     return 0;
 }
 
@@ -602,7 +612,7 @@ static void test_bad_path(void **state)
 static void test_crash_keeps_data(void **state)
 {
     struct fixture *f = *state;
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     struct kn_error err;
     int status = 0;
     pid_t pid;
@@ -628,10 +638,12 @@ static void test_crash_keeps_data(void **state)
 
     kn_error_clear(&err);
     assert_int_equal(kn_store_open(&f->st, f->path, &err), 0);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, 1, &d), 0);
     assert_string_equal(d.commit, C1);
     assert_int_equal(d.status, KN_DEPLOY_PLANNED);
     assert_int_equal(current_of(f->st, "web"), 1);
+    kn_deployment_release(&d);
 }
 
 /* ---- repositories and apps ----------------------------------------------------------------- */
@@ -692,12 +704,14 @@ static int collect_app(const struct kn_app_state *a, void *data)
 static void test_app_seen_upsert(void **state)
 {
     struct fixture *f = *state;
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     struct seen_apps seen;
     char long_error[4000];
 
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), KN_ENOTFOUND);
     assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web", C1, NULL), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.path, "apps/web");
     assert_string_equal(a.last_seen, C1);
@@ -714,11 +728,12 @@ static void test_app_seen_upsert(void **state)
     memset(long_error, 'x', sizeof(long_error) - 1);
     long_error[sizeof(long_error) - 1] = '\0';
     assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/www", C2, long_error), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.path, "apps/web"); /* an invalid folder does not move the app */
     assert_string_equal(a.last_seen, C2);
     assert_string_equal(a.last_good, C1);
-    assert_int_equal(strlen(a.error), sizeof(a.error) - 1); /* truncated, terminated */
+    assert_string_equal(a.error, long_error); /* whole, not cut at a fixed size */
 
     assert_int_equal(kn_store_app_seen(f->st, "other", "api", "api", C1, NULL), 0);
     assert_int_equal(kn_store_app_seen(f->st, "demo", "api", "api", C1, NULL), 0);
@@ -732,6 +747,7 @@ static void test_app_seen_upsert(void **state)
     assert_int_equal(kn_store_apps(f->st, "other", collect_app, &seen), 0);
     assert_int_equal(seen.n, 1);
     assert_string_equal(seen.names[0], "other/api");
+    kn_app_state_release(&a);
 }
 
 /* ---- deployments --------------------------------------------------------------------------- */
@@ -739,12 +755,13 @@ static void test_app_seen_upsert(void **state)
 static void test_deployment_add_planned(void **state)
 {
     struct fixture *f = *state;
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     struct seen_events ev;
     long long id;
 
     assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web", C1, NULL), 0);
     id = add(f->st, "web", C1, T_NOW_MS);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
     assert_int_equal(d.id, id);
     assert_string_equal(d.repo, "demo");
@@ -772,19 +789,22 @@ static void test_deployment_add_planned(void **state)
     assert_int_equal(ev.e[0].at, T_NOW_MS);
     assert_non_null(strstr(ev.e[0].message, "1111111"));
 
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id + 100, &d), KN_ENOTFOUND);
+    kn_deployment_release(&d);
 }
 
 static void test_newest_wins(void **state)
 {
     struct fixture *f = *state;
     struct kn_deployment_new again = new_deploy("web", C1);
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     struct seen_events ev;
     long long id1, id2, id = 0;
 
     id1 = add(f->st, "web", C1, 1000);
     id2 = add(f->st, "web", C2, 2000);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
     assert_int_equal(d.status, KN_DEPLOY_SUPERSEDED);
     assert_string_equal(d.reason, "superseded by 2222222");
@@ -814,6 +834,7 @@ static void test_newest_wins(void **state)
     id = add(f->st, "api", C3, 4000);
     assert_int_equal(status_of(f->st, id2), KN_DEPLOY_PLANNED);
     assert_int_equal(current_of(f->st, "api"), id);
+    kn_deployment_release(&d);
 }
 
 static void test_running_not_superseded(void **state)
@@ -846,24 +867,27 @@ static void test_running_not_superseded(void **state)
 static void test_set_status_transitions(void **state)
 {
     struct fixture *f = *state;
-    struct kn_deployment d;
-    struct kn_app_state a;
+    struct kn_deployment d = {0};
+    struct kn_app_state a = {0};
     struct seen_events ev;
     long long id1, id2, id3;
 
     assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web", C1, NULL), 0);
     id1 = add(f->st, "web", C1, 1000);
     assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_RUNNING, NULL, 1100), 0);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
     assert_int_equal(d.status, KN_DEPLOY_RUNNING);
     assert_int_equal(d.started_at, 1100);
     assert_int_equal(d.finished_at, 0);
     assert_int_equal(d.updated_at, 1100);
     assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_SUCCESS, NULL, 1200), 0);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
     assert_int_equal(d.status, KN_DEPLOY_SUCCESS);
     assert_int_equal(d.started_at, 1100);
     assert_int_equal(d.finished_at, 1200);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.last_good, C1);
     assert_int_equal(a.current_deployment, 0);
@@ -875,6 +899,7 @@ static void test_set_status_transitions(void **state)
                      KN_EINVAL);
     assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_FAILURE, NULL, 1300),
                      KN_EINVAL);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id1, &d), 0);
     assert_int_equal(d.status, KN_DEPLOY_SUCCESS);
     assert_int_equal(d.finished_at, 1200);
@@ -889,10 +914,12 @@ static void test_set_status_transitions(void **state)
     assert_int_equal(current_of(f->st, "web"), id2);
     assert_int_equal(
         kn_store_deployment_set_status(f->st, id2, KN_DEPLOY_FAILURE, "rolled back", 2300), 0);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id2, &d), 0);
     assert_int_equal(d.status, KN_DEPLOY_FAILURE);
     assert_string_equal(d.reason, "rolled back");
     assert_int_equal(d.finished_at, 2300);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.rolled_back_from, C2);
     assert_string_equal(a.last_good, C1);
@@ -906,9 +933,11 @@ static void test_set_status_transitions(void **state)
     /* A next success clears it. */
     id3 = add(f->st, "web", C3, 3000);
     assert_int_equal(kn_store_deployment_set_status(f->st, id3, KN_DEPLOY_RUNNING, NULL, 3100), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.rolled_back_from, C2);
     assert_int_equal(kn_store_deployment_set_status(f->st, id3, KN_DEPLOY_SUCCESS, NULL, 3200), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.rolled_back_from, "");
     assert_string_equal(a.last_good, C3);
@@ -917,12 +946,15 @@ static void test_set_status_transitions(void **state)
     id1 = add(f->st, "web", "4444444", 4000);
     assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_RUNNING, NULL, 4100), 0);
     assert_int_equal(kn_store_deployment_set_status(f->st, id1, KN_DEPLOY_FAILURE, NULL, 4200), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
     assert_string_equal(a.rolled_back_from, "");
     assert_string_equal(a.last_good, C3);
 
     assert_int_equal(kn_store_deployment_set_status(f->st, 999, KN_DEPLOY_RUNNING, NULL, 1),
                      KN_ENOTFOUND);
+    kn_deployment_release(&d);
+    kn_app_state_release(&a);
 }
 
 static void test_deployments_list(void **state)
@@ -1134,7 +1166,7 @@ static void test_migration_keeps_rows(void **state)
     struct kn_deployment_new n = {.repo = "deploy", .app = "hello", .commit = C1,
                                   .strategy = "QUICK_SYNC", .trigger = "self-heal"};
     struct kn_store *st = NULL;
-    struct kn_deployment d;
+    struct kn_deployment d = {0};
     struct kn_error err;
     long long id = 0;
 
@@ -1186,6 +1218,7 @@ static void test_migration_keeps_rows(void **state)
     }
     assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
     assert_int_equal(sql_int(path, "SELECT count(*) FROM stages WHERE deployment = 1"), 1);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(st, 1, &d), 0);
     assert_string_equal(d.trigger, "commit");
     assert_int_equal(kn_store_deployment_add(st, &n, T_NOW_MS, &id), 0);
@@ -1194,6 +1227,7 @@ static void test_migration_keeps_rows(void **state)
     kn_test_rmtree(dir);
     free(path);
     free(dir);
+    kn_deployment_release(&d);
 }
 
 /* A schema 2 database (drift columns, deployments with a trigger) upgrades to 3 keeping its app
@@ -1203,8 +1237,8 @@ static void test_migration_from_2_keeps_apps(void **state)
     char *dir = kn_test_tmpdir();
     char *path = kn_asprintf("%s/kanaria.db", dir);
     struct kn_store *st = NULL;
-    struct kn_app_state a;
-    struct kn_deployment d;
+    struct kn_app_state a = {0};
+    struct kn_deployment d = {0};
     struct kn_error err;
 
     (void)state;
@@ -1229,6 +1263,7 @@ static void test_migration_from_2_keeps_apps(void **state)
     }
     assert_int_equal(sql_int(path, "PRAGMA user_version"), kn_store_schema_version());
     assert_true(kn_store_schema_version() >= 3);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(st, "deploy", "hello", &a), 0);
     assert_string_equal(a.path, "hello/app.kanaria.yaml");
     assert_string_equal(a.last_good, C1);
@@ -1236,22 +1271,26 @@ static void test_migration_from_2_keeps_apps(void **state)
     assert_int_equal(a.self_heal, 1);
     assert_int_equal(a.orphaned_at, 0);
     assert_int_equal(a.pruned_at, 0);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(st, 1, &d), 0);
     assert_string_equal(d.trigger, "self-heal");
     assert_int_equal(kn_store_app_orphan(st, "deploy", "hello", "its folder is gone", T_NOW_MS), 1);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(st, "deploy", "hello", &a), 0);
     assert_int_equal(a.orphaned_at, T_NOW_MS);
     kn_store_close(st);
     kn_test_rmtree(dir);
     free(path);
     free(dir);
+    kn_app_state_release(&a);
+    kn_deployment_release(&d);
 }
 
 /* Orphaned once (one event), pruned only while orphaned, restored when the folder is back. */
 static void test_orphan_prune_restore(void **state)
 {
     struct fixture *f = *state;
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     struct seen_events ev;
 
     assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "hello/app.kanaria.yaml", C1, ""),
@@ -1267,11 +1306,13 @@ static void test_orphan_prune_restore(void **state)
         kn_store_app_drift(f->st, "deploy", "hello", "no primary instance runs", T_NOW_MS + 3), 0);
     assert_int_equal(
         kn_store_app_pruned(f->st, "deploy", "hello", "olga", "pruned by olga", T_NOW_MS + 4), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_int_equal(a.orphaned_at, T_NOW_MS + 1);
     assert_int_equal(a.pruned_at, T_NOW_MS + 4);
     assert_string_equal(a.drift, "");
     assert_int_equal(kn_store_app_restore(f->st, "deploy", "hello", T_NOW_MS + 5), 1);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_int_equal(a.orphaned_at, 0);
     assert_int_equal(a.pruned_at, 0);
@@ -1288,12 +1329,15 @@ static void test_orphan_prune_restore(void **state)
     assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "evil/app.kanaria.yaml", C2,
                                        "evil/app.kanaria.yaml: app name 'hello' is also used"),
                      0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_string_equal(a.path, "hello/app.kanaria.yaml");
     assert_int_equal(kn_store_app_seen(f->st, "deploy", "hello", "moved/app.kanaria.yaml", C2, ""),
                      0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_string_equal(a.path, "moved/app.kanaria.yaml");
+    kn_app_state_release(&a);
 }
 
 /* A commit is deployed once when new; a self-heal (or a person) deploys it again. */
@@ -1302,8 +1346,8 @@ static void test_redeploy_and_drift(void **state)
     struct fixture *f = *state;
     struct kn_deployment_new n = {.repo = "deploy", .app = "hello", .commit = C1,
                                   .strategy = "QUICK_SYNC"};
-    struct kn_deployment d;
-    struct kn_app_state a;
+    struct kn_deployment d = {0};
+    struct kn_app_state a = {0};
     struct seen_events ev;
     long long id = 0, again = 0;
 
@@ -1318,8 +1362,10 @@ static void test_redeploy_and_drift(void **state)
     n.trigger = "self-heal";
     assert_int_equal(kn_store_deployment_add(f->st, &n, T_NOW_MS + 1, &again), 0);
     assert_true(again > id);
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
     assert_string_equal(d.trigger, "commit");
+    kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(f->st, again, &d), 0);
     assert_string_equal(d.trigger, "self-heal");
     assert_string_equal(d.commit, C1);
@@ -1329,10 +1375,12 @@ static void test_redeploy_and_drift(void **state)
                                         T_NOW_MS + 10), 0);
     assert_int_equal(kn_store_app_drift(f->st, "deploy", "hello", "no primary instance runs",
                                         T_NOW_MS + 20), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_string_equal(a.drift, "no primary instance runs");
     assert_int_equal(a.drift_since, T_NOW_MS + 10);
     assert_int_equal(kn_store_app_drift(f->st, "deploy", "hello", "", T_NOW_MS + 30), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_string_equal(a.drift, "");
     assert_int_equal(a.drift_since, 0);
@@ -1345,9 +1393,12 @@ static void test_redeploy_and_drift(void **state)
     assert_int_equal(a.self_heal, 0);
     assert_int_equal(kn_store_app_set_self_heal(f->st, "deploy", "hello", 1), 0);
     assert_int_equal(kn_store_app_healed(f->st, "deploy", "hello", T_NOW_MS + 40), 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "deploy", "hello", &a), 0);
     assert_int_equal(a.self_heal, 1);
     assert_int_equal(a.healed_at, T_NOW_MS + 40);
+    kn_deployment_release(&d);
+    kn_app_state_release(&a);
 }
 
 static void test_approvals(void **state)

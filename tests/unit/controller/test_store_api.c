@@ -172,6 +172,114 @@ static void test_analysis_list(void **state)
     assert_int_equal(x.count, 0);
 }
 
+struct whole {
+    char *query;
+    char *values;
+    int count;
+};
+
+static int keep_analysis(const struct kn_analysis_record *r, void *data)
+{
+    struct whole *w = data;
+
+    w->query = kn_strdup(r->query);
+    w->values = kn_strdup(r->values_json);
+    w->count++;
+    return 0;
+}
+
+/* The values of "canary" and "primary", n samples each, as the analysis stage writes them. */
+static char *samples_json(int n)
+{
+    struct kn_buf b;
+
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    kn_buf_addf(&b, "{\"canary\": [");
+    for (int i = 0; i < n; i++) {
+        kn_buf_addf(&b, "%s%d.%03d", i ? ", " : "", i, i % 997);
+    }
+    kn_buf_addf(&b, "], \"primary\": [");
+    for (int i = 0; i < n; i++) {
+        kn_buf_addf(&b, "%s%d.%03d", i ? ", " : "", n - i, i % 991);
+    }
+    kn_buf_addf(&b, "]}");
+    kn_buf_addch(&b, '\0');
+    return kn_buf_detach(&b, NULL);
+}
+
+/* An analysis of 1000 samples per variant, and a query of 5000 bytes, come back whole (they were
+ * cut at 4096 and 2048 bytes: about 80 samples per variant). */
+static void test_analysis_thousand_samples(void **state)
+{
+    struct fixture *f = *state;
+    char *values = samples_json(1000);
+    char *query = kn_calloc(1, 5001);
+    struct whole w = {0};
+
+    memset(query, 'q', 5000);
+    assert_true(strlen(values) > 10000);
+    assert_int_equal(kn_store_analysis_add(f->st, f->d1, 2, "error-rate", query, values, "< 0.05",
+                                           "PASS", 10),
+                     0);
+    assert_int_equal(kn_store_analysis_list(f->st, f->d1, keep_analysis, &w), 0);
+    assert_int_equal(w.count, 1);
+    assert_string_equal(w.values, values);
+    assert_string_equal(w.query, query);
+    free(w.query);
+    free(w.values);
+    free(query);
+    free(values);
+}
+
+static int keep_event(const struct kn_event *e, void *data)
+{
+    struct kn_event *out = data;
+
+    kn_event_release(out);
+    kn_event_copy(out, e);
+    return 0;
+}
+
+/* A deployment's message and reason and an event's message of 5000 bytes come back whole. */
+static void test_long_texts(void **state)
+{
+    struct fixture *f = *state;
+    char *text = kn_calloc(1, 5001);
+    struct kn_deployment d = {0}, copy;
+    struct kn_event e = {0};
+    struct kn_deployment_new nd = {.repo = "demo",
+                                   .app = "long",
+                                   .commit = C1,
+                                   .author = "dev",
+                                   .message = text,
+                                   .strategy = "QUICK_SYNC",
+                                   .summary = "s"};
+    long long id = 0;
+
+    memset(text, 'm', 5000);
+    assert_int_equal(kn_store_deployment_add(f->st, &nd, T_NOW_MS, &id), 0);
+    text[0] = 'r';
+    assert_int_equal(
+        kn_store_deployment_set_status(f->st, id, KN_DEPLOY_RUNNING, text, T_NOW_MS + 1), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
+    assert_int_equal(strlen(d.message), 5000);
+    assert_string_equal(d.reason, text);
+    kn_deployment_copy(&copy, &d);
+    kn_deployment_release(&d);
+    kn_deployment_release(&d); /* twice is safe */
+    assert_null(d.message);
+    assert_string_equal(copy.reason, text);
+    kn_deployment_release(&copy);
+    text[0] = 'e';
+    assert_int_equal(kn_store_event_add(f->st, "NOTE", "demo", "long", id, "kanaria", text,
+                                        T_NOW_MS + 2),
+                     0);
+    assert_int_equal(kn_store_events(f->st, 0, 0, keep_event, &e), 0);
+    assert_string_equal(e.message, text);
+    kn_event_release(&e);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +287,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deployment_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_analysis_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_thousand_samples, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_texts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

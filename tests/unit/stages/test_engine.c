@@ -428,11 +428,18 @@ static void seed_good(struct fixture *f, const char *app, const char *commit)
                      0);
 }
 
+/* The deployment; its texts point into static buffers, valid until the next call. */
 static struct kn_deployment get_deploy(struct fixture *f, long long id)
 {
+    static char message[4096], reason[4096];
     struct kn_deployment d;
 
     assert_int_equal(kn_store_deployment_get(f->store, id, &d), 0);
+    snprintf(message, sizeof(message), "%s", d.message);
+    snprintf(reason, sizeof(reason), "%s", d.reason);
+    kn_deployment_release(&d);
+    d.message = message;
+    d.reason = reason;
     return d;
 }
 
@@ -443,6 +450,7 @@ static const char *status_of(struct fixture *f, long long id)
     if (kn_store_deployment_get(f->store, id, &d) != 0) {
         return "?";
     }
+    kn_deployment_release(&d);
     return kn_deploy_status_name(d.status);
 }
 
@@ -481,6 +489,7 @@ static void assert_app(struct fixture *f, const char *app, const char *last_good
     assert_string_equal(as.last_good, last_good);
     assert_string_equal(as.rolled_back_from, rolled_back_from);
     assert_int_equal(as.current_deployment, 0);
+    kn_app_state_release(&as);
 }
 
 struct event_scan {

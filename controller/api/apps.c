@@ -1,0 +1,207 @@
+/*
+ * GET /api/v1/apps, /api/v1/apps/{app} and /api/v1/apps/{app}/history: the apps and their
+ * deployments as the state store has them; and finding the app a route names.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/router.h"
+#include "kanaria/engine.h"
+
+/* How many deployments an app's answer lists. */
+#define KN_API_RECENT  10
+#define KN_API_HISTORY 100
+
+/* ---- JSON of what the store holds ------------------------------------------------------------ */
+
+json_t *kn_api_deployment_json(const struct kn_deployment *d)
+{
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}",
+                     "id",
+                     (json_int_t)d->id, "repo", d->repo, "app", d->app, "commit", d->commit,
+                     "author", d->author, "message", d->message, "strategy", d->strategy, "summary",
+                     d->summary, "status", kn_deploy_status_name(d->status), "reason", d->reason,
+                     "created_at", (json_int_t)d->created_at, "updated_at",
+                     (json_int_t)d->updated_at, "started_at", (json_int_t)d->started_at,
+                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger);
+}
+
+int kn_api_collect_deployment(const struct kn_deployment *d, void *data)
+{
+    json_array_append_new(data, kn_api_deployment_json(d));
+    return 0;
+}
+
+json_t *kn_api_stage_json(const struct kn_stage_state *s)
+{
+    return json_pack("{s:i, s:s, s:s, s:I, s:I}", "index", s->index, "name", s->name, "status",
+                     s->status, "started_at", (json_int_t)s->started_at, "finished_at",
+                     (json_int_t)s->finished_at);
+}
+
+/* The first stage that is RUNNING (the one a person may be waiting on). */
+static int kn_api_find_running(const struct kn_stage_state *s, void *data)
+{
+    struct kn_stage_state *out = data;
+
+    if (strcmp(s->status, "RUNNING") == 0) {
+        *out = *s;
+        return 1;
+    }
+    return 0;
+}
+
+static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "repo", a->repo, "name", a->name,
+                          "path", a->path, "last_good", a->last_good, "last_seen", a->last_seen,
+                          "rolled_back_from", a->rolled_back_from, "error", a->error);
+    json_t *latest = json_array();
+    struct kn_deployment d;
+
+    json_object_set_new(j, "drift", json_string(a->drift));
+    json_object_set_new(j, "drift_since", json_integer(a->drift_since));
+    json_object_set_new(j, "self_heal", json_boolean(a->self_heal));
+    json_object_set_new(j, "orphaned", json_boolean(a->orphaned_at != 0));
+    json_object_set_new(j, "orphaned_since", json_integer(a->orphaned_at));
+    json_object_set_new(j, "pruned", json_boolean(a->pruned_at != 0));
+    json_object_set_new(j, "pruned_at", json_integer(a->pruned_at));
+    /* while the store cannot be written, no app's state can be recorded */
+    json_object_set_new(j, "storage_error",
+                        json_string(kn_store_storage_error(api->deps.store, NULL)));
+    json_object_set_new(j, "current", json_null());
+    if (a->current_deployment &&
+        kn_store_deployment_get(api->deps.store, a->current_deployment, &d) == 0) {
+        json_t *cur = kn_api_deployment_json(&d);
+        struct kn_stage_state running;
+        memset(&running, 0, sizeof(running));
+        running.index = -1;
+        kn_store_stages(api->deps.store, d.id, kn_api_find_running, &running);
+        char *glass = kn_store_stage_meta_get(api->deps.store, d.id, KN_STORE_DEPLOYMENT_META,
+                                              KN_ENGINE_BREAK_GLASS_META);
+        json_object_set_new(cur, "running_stage",
+                            running.index >= 0 ? kn_api_stage_json(&running) : json_null());
+        /* a stage skipped by break-glass, shown while the deployment runs on */
+        json_object_set_new(cur, "break_glass", glass ? json_string(glass) : json_null());
+        free(glass);
+        json_object_set_new(j, "current", cur);
+        kn_deployment_release(&d);
+    }
+    kn_store_deployments(api->deps.store, a->repo, a->name, 1, kn_api_collect_deployment, latest);
+    json_object_set(j, "latest", json_array_size(latest) ? json_array_get(latest, 0) : json_null());
+    json_decref(latest);
+    return j;
+}
+
+/* ---- finding an app -------------------------------------------------------------------------- */
+
+struct kn_api_app_find {
+    const char *name;
+    const char *repo; /* NULL: any */
+    struct kn_app_state found;
+    int count;
+    char repos[512];
+};
+
+static int kn_api_app_match(const struct kn_app_state *a, void *data)
+{
+    struct kn_api_app_find *f = data;
+    size_t n = strlen(f->repos);
+
+    if (strcmp(a->name, f->name) != 0 || (f->repo && strcmp(a->repo, f->repo) != 0)) {
+        return 0;
+    }
+    if (f->count++ == 0) {
+        kn_app_state_copy(&f->found, a);
+    }
+    snprintf(f->repos + n, sizeof(f->repos) - n, "%s'%s'", n ? ", " : "", a->repo);
+    return 0;
+}
+
+int kn_api_find_app(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call,
+                    struct kn_app_state *out)
+{
+    struct kn_api_app_find f;
+
+    memset(&f, 0, sizeof(f));
+    f.name = kn_api_param(call, "app");
+    f.repo = call->repo;
+    kn_store_apps(api->deps.store, NULL, kn_api_app_match, &f);
+    if (f.count != 1) {
+        kn_app_state_release(&f.found);
+    }
+    if (f.count == 0) {
+        if (call->repo) {
+            kn_api_reply_error(req, 404, "no app '%s' in repository '%s'", f.name, call->repo);
+        } else {
+            kn_api_reply_error(req, 404, "no app '%s'", f.name);
+        }
+        return KN_ENOTFOUND;
+    }
+    if (f.count > 1) {
+        kn_api_reply_error(req, 409, "app '%s' is in several repositories (%s): add ?repo=NAME",
+                           f.name, f.repos);
+        return KN_EEXISTS;
+    }
+    *out = f.found;
+    return 0;
+}
+
+/* ---- the routes ------------------------------------------------------------------------------ */
+
+struct kn_api_apps {
+    struct kn_api *api;
+    json_t *list;
+};
+
+static int kn_api_collect_app(const struct kn_app_state *a, void *data)
+{
+    struct kn_api_apps *x = data;
+
+    json_array_append_new(x->list, kn_api_app_json(x->api, a));
+    return 0;
+}
+
+void kn_api_apps_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_api_apps x = {.api = api, .list = json_array()};
+    json_t *body;
+
+    kn_store_apps(api->deps.store, call->repo, kn_api_collect_app, &x);
+    body = json_pack("{s:o, s:s}", "apps", x.list, "storage_error",
+                     kn_store_storage_error(api->deps.store, NULL));
+    kn_api_reply(req, 200, body);
+    json_decref(body);
+}
+
+static void kn_api_app_answer(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call,
+                              int history)
+{
+    struct kn_app_state a = {0};
+    json_t *list = json_array();
+    json_t *body;
+
+    if (kn_api_find_app(api, req, call, &a) < 0) {
+        json_decref(list);
+        return;
+    }
+    kn_store_deployments(api->deps.store, a.repo, a.name, history ? KN_API_HISTORY : KN_API_RECENT,
+                         kn_api_collect_deployment, list);
+    body =
+        history ? json_pack("{s:s, s:s}", "repo", a.repo, "app", a.name) : kn_api_app_json(api, &a);
+    json_object_set_new(body, "deployments", list);
+    kn_api_reply(req, 200, body);
+    json_decref(body);
+    kn_app_state_release(&a);
+}
+
+void kn_api_app_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    kn_api_app_answer(api, req, call, 0);
+}
+
+void kn_api_app_history(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    kn_api_app_answer(api, req, call, 1);
+}

@@ -1,0 +1,257 @@
+/*
+ * GET /api/v1/deployments/{id} (a deployment with its stages, approvals, analysis records and
+ * events), and the operator's actions on an app's deployments: cancel, rollback, sync (the
+ * checks and the work are in controller/actions.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions.h"
+#include "api/router.h"
+#include "kanaria/engine.h"
+
+/* How many events a deployment's answer lists. */
+#define KN_API_EVENTS 500
+
+struct kn_api_detail {
+    struct kn_api *api;
+    long long id;
+    json_t *stages; /* array, by index */
+    json_t *events;
+};
+
+/* The stage object of index i, created when the store has approvals or analysis records of a
+ * stage it has no row for. */
+static json_t *kn_api_stage_slot(struct kn_api_detail *x, int index)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(x->stages, i, s)
+    {
+        if (json_integer_value(json_object_get(s, "index")) == index) {
+            return s;
+        }
+    }
+    s = json_pack("{s:i, s:s, s:s}", "index", index, "name", "", "status", "NOT_STARTED");
+    json_array_append_new(x->stages, s);
+    return s;
+}
+
+static json_t *kn_api_stage_list(json_t *stage, const char *key)
+{
+    json_t *l = json_object_get(stage, key);
+
+    if (!l) {
+        l = json_array();
+        json_object_set_new(stage, key, l);
+    }
+    return l;
+}
+
+static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
+{
+    struct kn_api_detail *x = data;
+    json_t *j = kn_api_stage_json(s);
+    char *reason = NULL;
+
+    /* why it was skipped, for a break-glass skip */
+    if (strcmp(s->status, "SKIPPED") == 0 &&
+        (reason = kn_store_stage_meta_get(x->api->deps.store, x->id, s->index,
+                                          KN_ENGINE_SKIP_REASON_META))) {
+        json_object_set_new(j, "reason", json_string(reason));
+        free(reason);
+    }
+    json_object_set_new(j, "approvals", json_array());
+    json_object_set_new(j, "analysis", json_array());
+    json_array_append_new(x->stages, j);
+    return 0;
+}
+
+static int kn_api_collect_approval(const struct kn_approval_record *a, void *data)
+{
+    json_t *l = kn_api_stage_list(kn_api_stage_slot(data, a->stage), "approvals");
+
+    json_array_append_new(l, json_pack("{s:s, s:s, s:I}", "who", a->who, "decision", a->decision,
+                                       "at", (json_int_t)a->at));
+    return 0;
+}
+
+static int kn_api_collect_analysis(const struct kn_analysis_record *r, void *data)
+{
+    json_t *l = kn_api_stage_list(kn_api_stage_slot(data, r->stage), "analysis");
+    json_t *values = json_loads(r->values_json, 0, NULL);
+
+    json_array_append_new(l,
+                          json_pack("{s:I, s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)r->id,
+                                    "at", (json_int_t)r->at, "check", r->check, "query", r->query,
+                                    "values", values ? values : json_string(r->values_json),
+                                    "bound", r->bound, "verdict", r->verdict));
+    return 0;
+}
+
+static int kn_api_collect_event(const struct kn_event *e, void *data)
+{
+    struct kn_api_detail *x = data;
+
+    json_array_append_new(x->events, json_pack("{s:I, s:I, s:s, s:s, s:s}", "id", (json_int_t)e->id,
+                                               "at", (json_int_t)e->at, "type", e->type, "actor",
+                                               e->actor, "message", e->message));
+    return 0;
+}
+
+void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    const char *arg = kn_api_param(call, "id");
+    struct kn_deployment d = {0};
+    char *end = NULL;
+    long long id = strtoll(arg, &end, 10);
+    struct kn_api_detail x = {.api = api, .id = id, .stages = json_array(), .events = json_array()};
+    char *plan = NULL;
+    json_t *body = NULL;
+
+    if (!end || *end || id <= 0 || kn_store_deployment_get(api->deps.store, id, &d) < 0) {
+        kn_api_reply_error(req, 404, "no deployment '%s'", arg);
+        goto out;
+    }
+    body = kn_api_deployment_json(&d);
+    plan = kn_store_deployment_plan(api->deps.store, id);
+    json_object_set_new(body, "plan", plan ? json_loads(plan, 0, NULL) : json_null());
+    if (!json_object_get(body, "plan")) {
+        json_object_set_new(body, "plan", json_null());
+    }
+    kn_store_stages(api->deps.store, id, kn_api_collect_stage, &x);
+    kn_store_approval_list(api->deps.store, id, kn_api_collect_approval, &x);
+    kn_store_analysis_list(api->deps.store, id, kn_api_collect_analysis, &x);
+    kn_store_deployment_events(api->deps.store, id, KN_API_EVENTS, kn_api_collect_event, &x);
+    json_object_set(body, "stages", x.stages);
+    json_object_set(body, "events", x.events);
+    kn_api_reply(req, 200, body);
+out:
+    kn_deployment_release(&d);
+    free(plan);
+    json_decref(body);
+    json_decref(x.stages);
+    json_decref(x.events);
+}
+
+/* ---- cancel, rollback, sync ------------------------------------------------------------------ */
+
+void kn_api_cancel(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_app_state app = {0};
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *body = NULL, *reply = NULL, *rb, *reason;
+    char peer[96];
+    int rollback, rc;
+
+    if (!(body = kn_api_body_json(req)) || kn_api_find_app(api, req, call, &app) < 0) {
+        goto out;
+    }
+    rb = json_object_get(body, "rollback");
+    reason = json_object_get(body, "reason");
+    if (rb && !json_is_boolean(rb)) {
+        kn_api_reply_error(req, 400, "'rollback' must be true or false");
+        goto out;
+    }
+    if (reason && !json_is_string(reason) && !json_is_null(reason)) {
+        kn_api_reply_error(req, 400, "'reason' must be a string");
+        goto out;
+    }
+    rollback = rb ? json_is_true(rb) : 1;
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "cancelling is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_cancel(api->deps.actions, app.repo, app.name, rollback,
+                                json_is_string(reason) ? json_string_value(reason) : "", &who, &res,
+                                &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:b, s:s, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "rollback", rollback, "status",
+                      kn_deploy_status_name(res.status), "by", who.name);
+    kn_api_reply(req, 200, reply);
+out:
+    kn_app_state_release(&app);
+    json_decref(reply);
+    json_decref(body);
+}
+
+void kn_api_rollback(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_app_state app = {0};
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *body = NULL, *reply = NULL, *to;
+    char peer[96];
+    int rc;
+
+    if (!(body = kn_api_body_json(req)) || kn_api_find_app(api, req, call, &app) < 0) {
+        goto out;
+    }
+    to = json_object_get(body, "to");
+    if (to && !json_is_string(to) && !json_is_null(to)) {
+        kn_api_reply_error(req, 400, "'to' must be a commit (a string)");
+        goto out;
+    }
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "rolling back is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_rollback(api->deps.actions, app.repo, app.name,
+                                  json_is_string(to) ? json_string_value(to) : NULL, &who, &res,
+                                  &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "strategy",
+                      "QUICK_SYNC", "by", who.name);
+    kn_api_reply(req, 202, reply);
+out:
+    kn_app_state_release(&app);
+    json_decref(reply);
+    json_decref(body);
+}
+
+void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_app_state app = {0};
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *reply = NULL;
+    char peer[96];
+    int rc;
+
+    if (kn_api_find_app(api, req, call, &app) < 0) {
+        goto out;
+    }
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "syncing is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_sync(api->deps.actions, app.repo, app.name, &who, &res, &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "strategy",
+                      "QUICK_SYNC", "by", who.name);
+    kn_api_reply(req, 202, reply);
+out:
+    kn_app_state_release(&app);
+    json_decref(reply);
+}
