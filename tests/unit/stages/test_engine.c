@@ -23,6 +23,7 @@
 #include "kanaria/platform.h"
 #include "kanaria/config.h"
 #include "kanaria/store.h"
+#include "fake_metrics.h"
 #include "fake_platform.h"
 
 /* 2026-11-25T19:40:01.123Z */
@@ -1327,94 +1328,16 @@ static void test_stop_while_loading(void **state)
 
 /* ---- ANALYSIS with a fake metrics provider ------------------------------------------------ */
 
-/* What the fake provider answers: values per variant (found in the query as sent), or an
- * error. Reset by each case. */
-static struct {
-    double canary[8], primary[8];
-    size_t ncanary, nprimary;
-    const char *error;
-    char last_query[256];
-} fake_metrics_state;
+#define fake_metrics_state kn_fake_metrics_state
+#define fake_metrics_set kn_fake_metrics_set
 
-struct fake_answer {
-    uv_timer_t timer;
-    kn_metrics_cb cb;
-    void *data;
-    int canary;
-};
-
-static void fake_answer_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void fake_answer_fire(uv_timer_t *t)
-{
-    struct fake_answer *a = t->data;
-    struct kn_metrics_result r;
-    struct kn_metrics_series s = {.labels = (char *)(uintptr_t) "{}"};
-    long long times[8] = {0};
-
-    memset(&r, 0, sizeof(r));
-    r.ok = fake_metrics_state.error == NULL;
-    if (!r.ok) {
-        snprintf(r.error, sizeof(r.error), "%s", fake_metrics_state.error);
-    } else {
-        s.values = a->canary ? fake_metrics_state.canary : fake_metrics_state.primary;
-        s.count = a->canary ? fake_metrics_state.ncanary : fake_metrics_state.nprimary;
-        s.times_ms = times;
-        r.nseries = 1;
-        r.series = &s;
-    }
-    a->cb(&r, a->data);
-    uv_close((uv_handle_t *)&a->timer, fake_answer_closed);
-}
-
-static int fake_metrics_query(void *instance, const struct kn_metrics_query *q, kn_metrics_cb cb,
-                              void *data)
-{
-    struct fake_answer *a = kn_calloc(1, sizeof(*a));
-
-    snprintf(fake_metrics_state.last_query, sizeof(fake_metrics_state.last_query), "%s",
-             q->query);
-    a->cb = cb;
-    a->data = data;
-    a->canary = strstr(q->query, "canary") != NULL;
-    uv_timer_init(instance, &a->timer);
-    a->timer.data = a;
-    uv_timer_start(&a->timer, fake_answer_fire, 1, 0);
-    return 0;
-}
-
-static const struct kn_metrics_type fake_metrics_type = {.name = "fake",
-                                                         .query = fake_metrics_query};
-
-static struct kn_metrics fake_metrics;
-
+/* The fake provider (tests/fakes/fake_metrics.c), named "prom" as the pipelines ask. */
 static struct kn_metrics *fake_metrics_find(void *data, const char *name)
 {
     struct fixture *f = data;
 
     (void)name;
-    fake_metrics.name = (char *)(uintptr_t) "prom";
-    fake_metrics.type = &fake_metrics_type;
-    fake_metrics.instance = &f->loop;
-    return &fake_metrics;
-}
-
-static void fake_metrics_set(const double *canary, size_t nc, const double *primary, size_t np,
-                             const char *error)
-{
-    memset(&fake_metrics_state, 0, sizeof(fake_metrics_state));
-    if (nc > 0) {
-        memcpy(fake_metrics_state.canary, canary, nc * sizeof(double));
-    }
-    if (np > 0) {
-        memcpy(fake_metrics_state.primary, primary, np * sizeof(double));
-    }
-    fake_metrics_state.ncanary = nc;
-    fake_metrics_state.nprimary = np;
-    fake_metrics_state.error = error;
+    return kn_fake_metrics(&f->loop, "prom");
 }
 
 #define ANALYSIS_PIPELINE(duration, metric)                                                        \
