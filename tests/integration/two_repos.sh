@@ -112,7 +112,8 @@ rc=$?
 check "kanaria status shows web of alpha and of beta ($(tr '\n' '|' <"$tmp/status"))" $rc
 sleep 3 # drift checks: each app is in sync with its own commit
 [ "$(sql "select count(*) from apps where name = 'web' and drift = ''")" = 2 ]
-check "neither app drifts ($(sql "select repo, drift from apps where name = 'web'" | tr '\n' ' '))" $?
+rc=$?
+check "neither app drifts ($(sql "select repo, drift from apps where name = 'web'" | tr '\n' ' '))" $rc
 
 # 3. beta's web removed: pruned alone, alpha's untouched
 gitb rm -rq web && gitb commit -qm "web of beta removed"
