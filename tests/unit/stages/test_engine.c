@@ -74,6 +74,7 @@ struct fixture {
     struct kn_store *store;
     struct kn_platform *platform;  /* the front end, over the fake */
     struct kn_fake_platform *plat; /* the fake provider */
+    const struct kn_platform_type *type; /* NULL: the fake type as registered */
     int stop_after; /* > 0: kn_engine_stop after this many successful completions */
     uv_timer_t stopper;
     struct kn_engine *engine;
@@ -342,7 +343,7 @@ static void platform_open(struct fixture *f)
     /* the fake type is registered like any other in test builds */
     struct kn_platform_config pc = {
         .name = (char *)(uintptr_t) "local",
-        .ptype = kn_platform_type_find("fake"),
+        .ptype = f->type ? f->type : kn_platform_type_find("fake"),
     };
     struct kn_platform_deps deps = {.loop = &f->loop, .data_dir = f->dir};
     struct kn_error err;
@@ -643,6 +644,48 @@ static void test_quick_sync_fails_reapplies_last_good(void **state)
                                                   "primary: " NO_SERVER " (rolled back)");
     assert_stages(f, id, "FAILURE,SUCCESS");
     assert_app(f, "hello", C1, C2);
+}
+
+/* A platform that has neither canaries nor traffic splitting: SYNC and ROLLBACK both skip the
+ * same steps through the front end (all traffic to the primary, removing a canary or a
+ * baseline), each with a line in the stage's log, and the platform is only asked to apply. */
+static void test_skips_alike_for_sync_and_rollback(void **state)
+{
+    struct fixture *f = *state;
+    static struct kn_platform_type plain;
+    static const char *const ops[] = {"apply primary 1111111 v1", "apply primary 2222222 v2",
+                                      "apply primary 1111111 v1", NULL};
+    static const char *const skips[] = {
+        "skipped: platform 'local' (fake) sends all traffic to the primary (no traffic splitting)",
+        "skipped: platform 'local' (fake) has no canary to remove (canary variants)",
+        "skipped: platform 'local' (fake) has no baseline to remove (baseline variants)",
+    };
+    long long sync, failed;
+
+    plain = kn_platform_fake;
+    plain.caps = KN_PLATFORM_APPLY | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL;
+    kn_platform_free(f->platform);
+    f->type = &plain;
+    platform_open(f);
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "of", .message = NO_SERVER};
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    add_commit(f, "hello", C2, "v2", NULL, NULL);
+    sync = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, sync), "SUCCESS");
+
+    failed = plan(f, "hello", C2, "QUICK_SYNC", NULL);
+    kn_engine_kick(f->engine);
+    run_loop(f);
+    assert_string_equal(status_of(f, failed), "FAILURE");
+    assert_stages(f, failed, "FAILURE,SUCCESS");
+
+    assert_ops(f, NULL, ops);
+    for (size_t i = 0; i < sizeof(skips) / sizeof(skips[0]); i++) {
+        assert_int_equal(count_logs(f, sync, skips[i], NULL, 0), 1);    /* SYNC */
+        assert_int_equal(count_logs(f, failed, skips[i], NULL, 0), 1);  /* ROLLBACK */
+    }
 }
 
 static void test_canary_fails_rolls_back(void **state)
@@ -1756,6 +1799,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_canary_fails_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_after_primary_reapplies_last_good, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_skips_alike_for_sync_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quick_sync_fails_reapplies_last_good, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stage_timeout, setup, teardown),
