@@ -97,6 +97,10 @@ static int fake_start(struct kn_fake_platform *fp, enum kn_fake_op kind,
     if (fp->on_call) {
         fp->on_call(fp->data, &c->id, line);
     }
+    if (fp->say) {
+        kn_platform_call_progress(call, "%s", fp->say);
+        kn_platform_call_progress(call, "%s", fp->say);
+    }
     uv_timer_init(fp->loop, &c->timer);
     c->timer.data = c;
     if (how == 'h') {
@@ -138,6 +142,11 @@ static int fake_apply(void *self, struct kn_platform_call *call,
              manifest_version(spec->manifests, v, sizeof(v)));
     fp->apply_ready_timeout_ms = spec->ready_timeout_ms;
     fp->apply_time_left_ms = kn_platform_call_time_left(call);
+    if (fp->memo_key) {
+        free(fp->memo_read);
+        fp->memo_read = kn_platform_call_memo_get(call, fp->memo_key);
+        kn_platform_call_memo_set(call, fp->memo_key, fp->memo_value);
+    }
     return fake_start(fp, KN_FAKE_APPLY, call, line);
 }
 
@@ -222,6 +231,7 @@ static void fake_destroy(void *self)
         kn_fake_platform_last = NULL;
     }
     kn_live_state_release(&fp->live);
+    free(fp->memo_read);
     free(fp->name);
     free(fp);
 }

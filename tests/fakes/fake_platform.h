@@ -54,6 +54,12 @@ struct kn_fake_platform {
     int active;     /* calls started and not ended */
     int max_active; /* the most at once */
     struct kn_fake_call *calls_in_flight;
+    /* Each start says `say` twice as progress (NULL: nothing); an apply reads the memo
+     * `memo_key` into memo_read (caller frees; NULL: none) and then sets it to memo_value. */
+    const char *say;
+    const char *memo_key;
+    const char *memo_value;
+    char *memo_read;
     /* observe: what it answers (0 and live, or KN_ENOTFOUND) */
     int observe_status;
     struct kn_live_state live;

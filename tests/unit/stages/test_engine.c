@@ -24,6 +24,7 @@
 #include "kanaria/config.h"
 #include "kanaria/store.h"
 #include "kanaria/validate.h"
+#include "fake_metrics.h"
 #include "fake_platform.h"
 
 /* 2026-11-25T19:40:01.123Z */
@@ -74,6 +75,7 @@ struct fixture {
     struct kn_store *store;
     struct kn_platform *platform;  /* the front end, over the fake */
     struct kn_fake_platform *plat; /* the fake provider */
+    const struct kn_platform_type *type; /* NULL: the fake type as registered */
     int stop_after; /* > 0: kn_engine_stop after this many successful completions */
     uv_timer_t stopper;
     struct kn_engine *engine;
@@ -342,7 +344,7 @@ static void platform_open(struct fixture *f)
     /* the fake type is registered like any other in test builds */
     struct kn_platform_config pc = {
         .name = (char *)(uintptr_t) "local",
-        .ptype = kn_platform_type_find("fake"),
+        .ptype = f->type ? f->type : kn_platform_type_find("fake"),
     };
     struct kn_platform_deps deps = {.loop = &f->loop, .data_dir = f->dir};
     struct kn_error err;
@@ -652,6 +654,48 @@ static void test_quick_sync_fails_reapplies_last_good(void **state)
                                                   "primary: " NO_SERVER " (rolled back)");
     assert_stages(f, id, "FAILURE,SUCCESS");
     assert_app(f, "hello", C1, C2);
+}
+
+/* A platform that has neither canaries nor traffic splitting: SYNC and ROLLBACK both skip the
+ * same steps through the front end (all traffic to the primary, removing a canary or a
+ * baseline), each with a line in the stage's log, and the platform is only asked to apply. */
+static void test_skips_alike_for_sync_and_rollback(void **state)
+{
+    struct fixture *f = *state;
+    static struct kn_platform_type plain;
+    static const char *const ops[] = {"apply primary 1111111 v1", "apply primary 2222222 v2",
+                                      "apply primary 1111111 v1", NULL};
+    static const char *const skips[] = {
+        "skipped: platform 'local' (fake) sends all traffic to the primary (no traffic splitting)",
+        "skipped: platform 'local' (fake) has no canary to remove (canary variants)",
+        "skipped: platform 'local' (fake) has no baseline to remove (baseline variants)",
+    };
+    long long sync, failed;
+
+    plain = kn_platform_fake;
+    plain.caps = KN_PLATFORM_APPLY | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL;
+    kn_platform_free(f->platform);
+    f->type = &plain;
+    platform_open(f);
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.script = "of", .message = NO_SERVER};
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    add_commit(f, "hello", C2, "v2", NULL, NULL);
+    sync = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, sync), "SUCCESS");
+
+    failed = plan(f, "hello", C2, "QUICK_SYNC", NULL);
+    kn_engine_kick(f->engine);
+    run_loop(f);
+    assert_string_equal(status_of(f, failed), "FAILURE");
+    assert_stages(f, failed, "FAILURE,SUCCESS");
+
+    assert_ops(f, NULL, ops);
+    for (size_t i = 0; i < sizeof(skips) / sizeof(skips[0]); i++) {
+        assert_int_equal(count_logs(f, sync, skips[i], NULL, 0), 1);    /* SYNC */
+        assert_int_equal(count_logs(f, failed, skips[i], NULL, 0), 1);  /* ROLLBACK */
+    }
 }
 
 static void test_canary_fails_rolls_back(void **state)
@@ -1337,94 +1381,16 @@ static void test_stop_while_loading(void **state)
 
 /* ---- ANALYSIS with a fake metrics provider ------------------------------------------------ */
 
-/* What the fake provider answers: values per variant (found in the query as sent), or an
- * error. Reset by each case. */
-static struct {
-    double canary[8], primary[8];
-    size_t ncanary, nprimary;
-    const char *error;
-    char last_query[256];
-} fake_metrics_state;
+#define fake_metrics_state kn_fake_metrics_state
+#define fake_metrics_set kn_fake_metrics_set
 
-struct fake_answer {
-    uv_timer_t timer;
-    kn_metrics_cb cb;
-    void *data;
-    int canary;
-};
-
-static void fake_answer_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void fake_answer_fire(uv_timer_t *t)
-{
-    struct fake_answer *a = t->data;
-    struct kn_metrics_result r;
-    struct kn_metrics_series s = {.labels = (char *)(uintptr_t) "{}"};
-    long long times[8] = {0};
-
-    memset(&r, 0, sizeof(r));
-    r.ok = fake_metrics_state.error == NULL;
-    if (!r.ok) {
-        snprintf(r.error, sizeof(r.error), "%s", fake_metrics_state.error);
-    } else {
-        s.values = a->canary ? fake_metrics_state.canary : fake_metrics_state.primary;
-        s.count = a->canary ? fake_metrics_state.ncanary : fake_metrics_state.nprimary;
-        s.times_ms = times;
-        r.nseries = 1;
-        r.series = &s;
-    }
-    a->cb(&r, a->data);
-    uv_close((uv_handle_t *)&a->timer, fake_answer_closed);
-}
-
-static int fake_metrics_query(void *instance, const struct kn_metrics_query *q, kn_metrics_cb cb,
-                              void *data)
-{
-    struct fake_answer *a = kn_calloc(1, sizeof(*a));
-
-    snprintf(fake_metrics_state.last_query, sizeof(fake_metrics_state.last_query), "%s",
-             q->query);
-    a->cb = cb;
-    a->data = data;
-    a->canary = strstr(q->query, "canary") != NULL;
-    uv_timer_init(instance, &a->timer);
-    a->timer.data = a;
-    uv_timer_start(&a->timer, fake_answer_fire, 1, 0);
-    return 0;
-}
-
-static const struct kn_metrics_type fake_metrics_type = {.name = "fake",
-                                                         .query = fake_metrics_query};
-
-static struct kn_metrics fake_metrics;
-
+/* The fake provider (tests/fakes/fake_metrics.c), named "prom" as the pipelines ask. */
 static struct kn_metrics *fake_metrics_find(void *data, const char *name)
 {
     struct fixture *f = data;
 
     (void)name;
-    fake_metrics.name = (char *)(uintptr_t) "prom";
-    fake_metrics.type = &fake_metrics_type;
-    fake_metrics.instance = &f->loop;
-    return &fake_metrics;
-}
-
-static void fake_metrics_set(const double *canary, size_t nc, const double *primary, size_t np,
-                             const char *error)
-{
-    memset(&fake_metrics_state, 0, sizeof(fake_metrics_state));
-    if (nc > 0) {
-        memcpy(fake_metrics_state.canary, canary, nc * sizeof(double));
-    }
-    if (np > 0) {
-        memcpy(fake_metrics_state.primary, primary, np * sizeof(double));
-    }
-    fake_metrics_state.ncanary = nc;
-    fake_metrics_state.nprimary = np;
-    fake_metrics_state.error = error;
+    return kn_fake_metrics(&f->loop, "prom");
 }
 
 #define ANALYSIS_PIPELINE(duration, metric)                                                        \
@@ -1843,6 +1809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_canary_fails_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_after_primary_reapplies_last_good, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_skips_alike_for_sync_and_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quick_sync_fails_reapplies_last_good, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stage_timeout, setup, teardown),
