@@ -30,6 +30,9 @@ struct kn_conf_truth {
 
 struct kn_conf_provider {
     const char *name;
+    /* Why the provider replaces what runs when the same apply comes again (the idempotency key
+     * of include/kanaria/plugin/platform.h not kept yet); NULL: it keeps it. */
+    const char *reapply_replaces;
     /* Make the harness for one scenario: its own state under dir. 0, or 1 with why when the
      * provider cannot run here (the scenario is skipped). */
     int (*setup)(void **self, uv_loop_t *loop, const char *dir, char *why);
@@ -56,7 +59,8 @@ struct kn_conf_provider {
                            const struct kn_variant_spec *spec, char *why);
 };
 
-/* Run every scenario on the provider (a cmocka group); the status for main. */
+/* Run every scenario on the provider (a cmocka group); the status for main: 77 (ctest's skip)
+ * when the provider could not run here. */
 int kn_conf_run(const struct kn_conf_provider *prov);
 
 /* Let the loop run for ms (its own timer keeps it awake). */
