@@ -49,6 +49,9 @@ struct kn_conf_provider {
     /* Set the weight of the app's variant v to a value kanaria did not set, behind its back.
      * 0, or 1 with why when the provider cannot be changed that way. */
     int (*tamper_weight)(void *self, const struct kn_app_id *id, enum kn_variant v, char *why);
+    /* Kill one instance of the app's variant behind kanaria's back (SIGKILL, a task stopped).
+     * 0, or 1 with why. */
+    int (*kill_instance)(void *self, const struct kn_app_id *id, enum kn_variant v, char *why);
     /*
      * Start an apply of `spec` for the app in an instance that dies without its orderly stop
      * once the apply is under way (an instance started, nothing routed yet); *p (the instance

@@ -96,14 +96,13 @@ static void fake_truth(void *self, const struct kn_app_id *id, struct kn_conf_tr
         snprintf(out->commit[v], sizeof(out->commit[v]), "%s", a->commit[v]);
         if (a->running[v] && len < sizeof(out->ids)) {
             len += (size_t)snprintf(out->ids + len, sizeof(out->ids) - len, "%s/%s/%s:%.7s ",
-                                    id->repository, id->app,
-                                    kn_variant_name((enum kn_variant)v), a->commit[v]);
+                                    id->repository, id->app, kn_variant_name((enum kn_variant)v),
+                                    a->commit[v]);
         }
     }
 }
 
-static int fake_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v,
-                              char *why)
+static int fake_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
 {
     struct fake_harness *h = self;
     struct kn_fake_app *a = kn_fake_world_app(&h->world, id, 0);
@@ -111,6 +110,18 @@ static int fake_tamper_weight(void *self, const struct kn_app_id *id, enum kn_va
     (void)why;
     assert_non_null(a);
     a->weight[v] = a->weight[v] > 50 ? a->weight[v] / 2 : a->weight[v] + 50;
+    return 0;
+}
+
+/* The world's instance of the variant is gone (its `running` 0); the fake restarts nothing. */
+static int fake_kill_instance(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
+{
+    struct fake_harness *h = self;
+    struct kn_fake_app *a = kn_fake_world_app(&h->world, id, 0);
+
+    (void)why;
+    assert_true(a && a->running[v]);
+    a->running[v] = 0;
     return 0;
 }
 
@@ -127,8 +138,8 @@ static int fake_crash_mid_apply(void *self, struct kn_platform **p, const struct
 {
     struct fake_harness *h = self;
     int status = 1;
-    struct kn_platform_req req = {.id = *id, .deployment_id = 1, .stage_index = 0,
-                                  .done = ignore_done, .data = &status};
+    struct kn_platform_req req = {
+        .id = *id, .deployment_id = 1, .stage_index = 0, .done = ignore_done, .data = &status};
     const struct kn_fake_app *a;
     int settled = h->world.settled;
 
@@ -159,6 +170,7 @@ static const struct kn_conf_provider fake_provider = {
     .manifests = fake_manifests,
     .truth = fake_truth,
     .tamper_weight = fake_tamper_weight,
+    .kill_instance = fake_kill_instance,
     .crash_mid_apply = fake_crash_mid_apply,
 };
 

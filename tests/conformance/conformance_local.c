@@ -35,16 +35,16 @@
 
 struct local_harness {
     uv_loop_t *loop;
-    char *dir;        /* kanaria's dataDir */
-    char *state;      /* dataDir/local/local: the platform's own folder */
+    char *dir;          /* kanaria's dataDir */
+    char *state;        /* dataDir/local/local: the platform's own folder */
     const char *server; /* the instance binary */
     struct kn_http_client *http;
     int port_min;
     struct {
         char repository[32];
         char app[32];
-        int port;       /* its frontend.bind */
-        char key[96];   /* its HAProxy backend, once known */
+        int port;     /* its frontend.bind */
+        char key[96]; /* its HAProxy backend, once known */
     } apps[MAX_APPS];
     size_t napps;
 };
@@ -160,7 +160,8 @@ static void key_of(struct local_harness *h, const struct kn_app_id *id, char *ke
     json_t *rec;
 
     key[0] = '\0';
-    json_object_foreach(root, name, rec) {
+    json_object_foreach(root, name, rec)
+    {
         const char *repo = json_string_value(json_object_get(rec, "repository"));
         const char *app = json_string_value(json_object_get(rec, "app"));
         if (repo && app && strcmp(repo, id->repository) == 0 && strcmp(app, id->app) == 0) {
@@ -340,7 +341,8 @@ static void local_truth(void *self, const struct kn_app_id *id, struct kn_conf_t
         json_t *root = json_load_file(path, 0, NULL);
         json_t *rec = json_object_get(root, h->apps[i].key), *inst;
         size_t j;
-        json_array_foreach(json_object_get(rec, "instances"), j, inst) {
+        json_array_foreach(json_object_get(rec, "instances"), j, inst)
+        {
             int v = (int)json_integer_value(json_object_get(inst, "variant"));
             if (v >= 0 && v < KN_VARIANT_COUNT) {
                 snprintf(out->commit[v], sizeof(out->commit[v]), "%s",
@@ -355,8 +357,7 @@ static void local_truth(void *self, const struct kn_app_id *id, struct kn_conf_t
     free(text);
 }
 
-static int local_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v,
-                               char *why)
+static int local_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
 {
     struct local_harness *h = self;
     size_t i = app_slot(h, id);
@@ -391,6 +392,31 @@ static int local_tamper_weight(void *self, const struct kn_app_id *id, enum kn_v
     return 0;
 }
 
+static void note_variant(void *data, enum kn_variant v, const char *name, int pid)
+{
+    int *found = data;
+
+    (void)name;
+    if (v == (enum kn_variant)found[0] && alive(pid)) {
+        found[1] = pid;
+    }
+}
+
+/* SIGKILL to the first live instance of the variant (its supervisor restarts it later). */
+static int local_kill_instance(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
+{
+    struct local_harness *h = self;
+    size_t i = app_slot(h, id);
+    int found[2] = {(int)v, 0};
+
+    (void)why;
+    key_of(h, id, h->apps[i].key, sizeof(h->apps[i].key));
+    each_pidfile(h, h->apps[i].key, note_variant, found);
+    assert_true(found[1] > 0);
+    assert_int_equal(kill(found[1], SIGKILL), 0);
+    return 0;
+}
+
 static void child_done(int status, const char *message, void *data)
 {
     (void)status;
@@ -408,30 +434,19 @@ static void crash_child(struct local_harness *h, const struct kn_app_id *id,
     struct kn_platform *p = NULL;
     struct kn_platform_config pc = local_config(h);
     struct kn_platform_deps deps;
-    struct kn_platform_req req = {.id = *id, .deployment_id = 1, .stage_index = 0,
-                                  .done = child_done};
+    struct kn_platform_req req = {
+        .id = *id, .deployment_id = 1, .stage_index = 0, .done = child_done};
     struct kn_error err;
 
     if (uv_loop_init(&loop) != 0 || kn_http_client_new(&http, &loop) != 0) {
         _exit(2);
     }
     deps = (struct kn_platform_deps){.loop = &loop, .data_dir = h->dir, .http = http};
-    if (kn_platform_new(&p, &deps, &pc, &err) != 0 ||
-        kn_platform_apply(p, &req, spec, NULL) != 0) {
+    if (kn_platform_new(&p, &deps, &pc, &err) != 0 || kn_platform_apply(p, &req, spec, NULL) != 0) {
         _exit(3);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     _exit(4);
-}
-
-static void note_variant(void *data, enum kn_variant v, const char *name, int pid)
-{
-    int *found = data;
-
-    (void)name;
-    if (v == (enum kn_variant)found[0] && alive(pid)) {
-        found[1] = pid;
-    }
 }
 
 /* kanaria killed (SIGKILL) while its apply waits for the new instances to be healthy: they run
@@ -519,6 +534,7 @@ static const struct kn_conf_provider local_provider = {
     .manifests = local_manifests,
     .truth = local_truth,
     .tamper_weight = local_tamper_weight,
+    .kill_instance = local_kill_instance,
     .crash_mid_apply = local_crash_mid_apply,
 };
 

@@ -15,7 +15,7 @@
 #include "kanaria/alloc.h"
 #include "testutil.h"
 
-#define WAIT_MS 30000  /* the longest any one operation may take here */
+#define WAIT_MS 30000 /* the longest any one operation may take here */
 #define POLL_MS 100
 #define MAX_IDS 4
 
@@ -33,7 +33,7 @@ struct fixture {
 };
 
 struct result {
-    int n;       /* how many times the callback ran */
+    int n; /* how many times the callback ran */
     int status;
     char message[256];
 };
@@ -150,8 +150,7 @@ static void apply_ok(struct fixture *f, const struct kn_app_id *id, enum kn_vari
     }
 }
 
-static void weights_ok(struct fixture *f, const struct kn_app_id *id, double primary,
-                       double canary)
+static void weights_ok(struct fixture *f, const struct kn_app_id *id, double primary, double canary)
 {
     struct result r = {0};
     struct kn_platform_req req = req_of(f, id, &r, 0);
@@ -204,8 +203,8 @@ static void wait_instances(struct fixture *f, const struct kn_app_id *id, enum k
             return;
         }
         if (waited >= WAIT_MS) {
-            fail_msg("%s: %s/%s runs %d %s instances, want %d", prov->name, id->repository,
-                     id->app, t->instances[v], kn_variant_name(v), want);
+            fail_msg("%s: %s/%s runs %d %s instances, want %d", prov->name, id->repository, id->app,
+                     t->instances[v], kn_variant_name(v), want);
         }
         kn_conf_spin(&f->loop, POLL_MS);
     }
@@ -303,8 +302,8 @@ static int teardown(void **state)
         /* everything the scenario started goes, in the provider's own orderly way */
         for (size_t i = 0; i < f->nids; i++) {
             int n = 0;
-            struct kn_platform_req req = {.id = f->ids[i], .stage_index = -1, .done = ignore_cb,
-                                          .data = &n};
+            struct kn_platform_req req = {
+                .id = f->ids[i], .stage_index = -1, .done = ignore_cb, .data = &n};
             if (kn_platform_remove_app(f->p, &req, NULL) == 0) {
                 for (long long waited = 0; n == 0 && waited < WAIT_MS; waited += POLL_MS) {
                     kn_conf_spin(&f->loop, POLL_MS);
@@ -327,11 +326,11 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_PROVIDER(f)                                                                         \
-    do {                                                                                         \
-        if (!(f)->self) {                                                                        \
-            skip();                                                                              \
-        }                                                                                        \
+#define NEED_PROVIDER(f)                                                                           \
+    do {                                                                                           \
+        if (!(f)->self) {                                                                          \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static const struct kn_app_id web = {"repo-a", "web"};
@@ -532,6 +531,45 @@ static void observe_drift(void **state)
     kn_live_state_release(&o.live);
 }
 
+/* An instance killed behind kanaria's back shows in observe: fewer ready instances than run,
+ * or a drift line (what drift reports and self-heal acts on). */
+static void observe_killed(void **state)
+{
+    struct fixture *f = *state;
+    char why[KN_CONF_WHY] = "";
+    struct observed o = {0};
+    json_t *manifests;
+    struct kn_desired desired = {.percent = {100, 0, 0}};
+    int seen = 0;
+
+    NEED_PROVIDER(f);
+    apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
+    weights_ok(f, &web, 100, 0);
+    manifests = prov->manifests(f->self, &web, "v1", 0);
+    desired.manifests = manifests;
+    observe_ok(f, &web, &desired, &o);
+    assert_int_equal(o.live.variant[KN_VARIANT_PRIMARY].instances, 1);
+    assert_int_equal(o.live.variant[KN_VARIANT_PRIMARY].healthy, 1);
+    if (prov->kill_instance(f->self, &web, KN_VARIANT_PRIMARY, why) != 0) {
+        json_decref(manifests);
+        kn_live_state_release(&o.live);
+        skip_because("observe_killed", why);
+    }
+    for (long long waited = 0; !seen; waited += 20) {
+        const struct kn_live_variant *pri;
+        if (waited >= WAIT_MS) {
+            fail_msg("%s: an instance killed behind kanaria's back did not show in observe",
+                     prov->name);
+        }
+        kn_conf_spin(&f->loop, 20);
+        observe_ok(f, &web, &desired, &o);
+        pri = &o.live.variant[KN_VARIANT_PRIMARY];
+        seen = pri->healthy < 1 || pri->instances < 1 || first_drift(&o.live) != NULL;
+    }
+    json_decref(manifests);
+    kn_live_state_release(&o.live);
+}
+
 /* Two apps named alike in two repositories are two things: removing one leaves the other. */
 static void two_repositories(void **state)
 {
@@ -590,6 +628,7 @@ int kn_conf_run(const struct kn_conf_provider *p)
         cmocka_unit_test_setup_teardown(cancel_mid_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_mid_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(observe_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(observe_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(two_repositories, setup, teardown),
         cmocka_unit_test_setup_teardown(past_deadline, setup, teardown),
     };
