@@ -16,7 +16,7 @@
 #include "testutil.h"
 
 #define WAIT_MS 30000 /* the longest any one operation may take here */
-#define POLL_MS 100
+#define POLL_MS 20
 #define MAX_IDS 4
 
 static const struct kn_conf_provider *prov;
