@@ -17,6 +17,11 @@
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
 
+/* The descriptor the harness makes instances of: the fake, or the fake with fewer
+ * capabilities (what the front end skips for it must hold as well). */
+static const struct kn_platform_type *fake_type;
+static struct kn_platform_type fake_minimal;
+
 struct fake_harness {
     uv_loop_t *loop;
     struct kn_fake_world world;
@@ -49,7 +54,7 @@ static void fake_new(void *self, struct kn_platform **out)
     struct fake_harness *h = self;
     struct kn_platform_config pc = {
         .name = (char *)(uintptr_t) "fake",
-        .ptype = &kn_platform_fake,
+        .ptype = fake_type,
     };
     struct kn_platform_deps deps = {.loop = h->loop};
     struct kn_error err;
@@ -176,5 +181,16 @@ static const struct kn_conf_provider fake_provider = {
 
 int main(void)
 {
-    return kn_conf_run(&fake_provider);
+    struct kn_conf_provider minimal = fake_provider;
+    int rc;
+
+    fake_type = &kn_platform_fake;
+    rc = kn_conf_run(&fake_provider);
+    /* no canary, no baseline, no traffic split: the front end's skips, scenario by scenario */
+    fake_minimal = kn_platform_fake;
+    fake_minimal.name = "fake-minimal";
+    fake_minimal.caps = KN_PLATFORM_APPLY | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL;
+    fake_type = &fake_minimal;
+    minimal.name = "fake-minimal";
+    return kn_conf_run(&minimal) || rc;
 }

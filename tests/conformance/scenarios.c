@@ -326,6 +326,26 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Skip the scenario, by name, on a platform without the capabilities it needs. */
+static void need_caps(struct fixture *f, unsigned caps, const char *scenario)
+{
+    unsigned missing = caps & ~kn_platform_caps(f->p);
+    char why[KN_CONF_WHY];
+    size_t len = 0;
+
+    if (!missing) {
+        return;
+    }
+    len = (size_t)snprintf(why, sizeof(why), "the platform has no");
+    for (unsigned bit = 1; bit && len < sizeof(why); bit <<= 1) {
+        if (missing & bit) {
+            len += (size_t)snprintf(why + len, sizeof(why) - len, "%s %s", len > 19 ? "," : "",
+                                    kn_platform_cap_name(bit));
+        }
+    }
+    skip_because(scenario, why);
+}
+
 #define NEED_PROVIDER(f)                                                                           \
     do {                                                                                           \
         if (!(f)->self) {                                                                          \
@@ -408,6 +428,7 @@ static void weights_twice(void **state)
     struct kn_conf_truth t1, t2;
 
     NEED_PROVIDER(f);
+    need_caps(f, KN_PLATFORM_CANARY | KN_PLATFORM_TRAFFIC_SPLIT, "weights_twice");
     apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
     apply_ok(f, &web, KN_VARIANT_CANARY, "v2");
     weights_ok(f, &web, 90, 10);
@@ -434,6 +455,7 @@ static void cancel_mid_apply(void **state)
     struct kn_conf_truth t;
 
     NEED_PROVIDER(f);
+    need_caps(f, KN_PLATFORM_CANARY | KN_PLATFORM_CANCEL, "cancel_mid_apply");
     apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
     weights_ok(f, &web, 100, 0);
     apply_start(f, &web, KN_VARIANT_CANARY, "v2", 1, 0, &r, &op);
@@ -471,6 +493,7 @@ static void restart_mid_apply(void **state)
     int rc;
 
     NEED_PROVIDER(f);
+    need_caps(f, KN_PLATFORM_CANARY | KN_PLATFORM_TRAFFIC_SPLIT, "restart_mid_apply");
     apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v2", 1);
@@ -503,6 +526,7 @@ static void observe_drift(void **state)
     const char *drift = NULL;
 
     NEED_PROVIDER(f);
+    need_caps(f, KN_PLATFORM_LIVE, "observe_drift");
     apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v1", 0);
@@ -543,6 +567,7 @@ static void observe_killed(void **state)
     int seen = 0;
 
     NEED_PROVIDER(f);
+    need_caps(f, KN_PLATFORM_LIVE, "observe_killed");
     apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v1", 0);
@@ -605,6 +630,7 @@ static void past_deadline(void **state)
     struct kn_conf_truth t;
 
     NEED_PROVIDER(f);
+    need_caps(f, KN_PLATFORM_CANARY | KN_PLATFORM_CANCEL, "past_deadline");
     apply_ok(f, &web, KN_VARIANT_PRIMARY, "v1");
     weights_ok(f, &web, 100, 0);
     apply_start(f, &web, KN_VARIANT_CANARY, "v2", 1, 1500, &r, NULL);
