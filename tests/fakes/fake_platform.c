@@ -246,13 +246,12 @@ static int fake_apply(void *self, struct kn_platform_call *call,
                       const struct kn_variant_spec *spec)
 {
     struct kn_fake_platform *fp = self;
+    struct kn_fake_call *c;
     char line[128], v[32];
 
     snprintf(line, sizeof(line), "apply %s %.7s %s", kn_variant_name(spec->variant),
              spec->commit && spec->commit[0] ? spec->commit : "(none)",
              manifest_version(spec->manifests, v, sizeof(v)));
-    struct kn_fake_call *c;
-
     fp->apply_ready_timeout_ms = spec->ready_timeout_ms;
     fp->apply_time_left_ms = kn_platform_call_time_left(call);
     c = fake_start(fp, KN_FAKE_APPLY, call, line);
