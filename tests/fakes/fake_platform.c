@@ -3,6 +3,7 @@
  */
 #include "fake_platform.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "kanaria/alloc.h"
 
 struct kn_fake_platform *kn_fake_platform_last;
+struct kn_fake_world *kn_fake_world;
 
 struct kn_fake_call {
     uv_timer_t timer;
@@ -21,6 +23,10 @@ struct kn_fake_call {
     char line[128];
     int hung;
     int ending; /* its timer runs to end it */
+    enum kn_fake_op kind;
+    enum kn_variant variant;           /* apply, remove */
+    char commit[41];                   /* apply */
+    double percent[KN_VARIANT_COUNT];  /* weights */
     struct kn_fake_call *next;
 };
 
@@ -45,6 +51,111 @@ static void call_closed(uv_handle_t *h)
     free(c);
 }
 
+struct kn_fake_app *kn_fake_world_app(struct kn_fake_world *w, const struct kn_app_id *id,
+                                      int create)
+{
+    struct kn_fake_app *a;
+
+    for (a = w->apps; a; a = a->next) {
+        if (strcmp(a->repository, id->repository) == 0 && strcmp(a->app, id->app) == 0) {
+            return a;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    a = kn_calloc(1, sizeof(*a));
+    a->repository = kn_strdup(id->repository);
+    a->app = kn_strdup(id->app);
+    a->next = w->apps;
+    w->apps = a;
+    return a;
+}
+
+static void world_drop(struct kn_fake_world *w, struct kn_fake_app *a)
+{
+    struct kn_fake_app **at = &w->apps;
+
+    while (*at && *at != a) {
+        at = &(*at)->next;
+    }
+    if (*at) {
+        *at = a->next;
+    }
+    free(a->repository);
+    free(a->app);
+    free(a);
+}
+
+void kn_fake_world_release(struct kn_fake_world *w)
+{
+    while (w && w->apps) {
+        world_drop(w, w->apps);
+    }
+}
+
+/* What the call's end changes in the world; a failure or a cancel undoes what it started. A
+ * status other than 0 may come from here (traffic to a variant that does not run). */
+static int world_end(struct kn_fake_call *c, int status)
+{
+    struct kn_fake_world *w = c->fp->world;
+    struct kn_fake_app *a = kn_fake_world_app(w, &c->id, 0);
+    double sum = 0;
+
+    if (!a) {
+        return c->kind == KN_FAKE_WEIGHTS && status == 0 && c->percent[KN_VARIANT_PRIMARY] < 100
+                   ? KN_EINVAL
+                   : status;
+    }
+    switch (c->kind) {
+    case KN_FAKE_APPLY:
+        a->starting[c->variant] = 0;
+        if (status == 0) {
+            a->running[c->variant] = 1;
+            snprintf(a->commit[c->variant], sizeof(a->commit[0]), "%s", c->commit);
+            for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+                sum += a->weight[v];
+            }
+            if (sum <= 0 && c->variant == KN_VARIANT_PRIMARY) {
+                a->weight[KN_VARIANT_PRIMARY] = 100; /* a first primary takes the traffic */
+            }
+        }
+        break;
+    case KN_FAKE_REMOVE:
+        if (status == 0) {
+            a->running[c->variant] = 0;
+            a->commit[c->variant][0] = '\0';
+            a->weight[c->variant] = 0;
+            for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+                sum += a->weight[v];
+            }
+            for (int v = 0; v < KN_VARIANT_COUNT && sum > 0; v++) {
+                a->weight[v] = 100 * a->weight[v] / sum;
+            }
+        }
+        break;
+    case KN_FAKE_WEIGHTS:
+        for (int v = KN_VARIANT_CANARY; status == 0 && v < KN_VARIANT_COUNT; v++) {
+            if (c->percent[v] > 0 && !a->running[v]) {
+                c->message = "traffic to a variant that does not run";
+                status = KN_EINVAL;
+            }
+        }
+        if (status == 0) {
+            memcpy(a->weight, c->percent, sizeof(a->weight));
+        }
+        break;
+    case KN_FAKE_REMOVE_APP:
+        if (status == 0) {
+            world_drop(w, a);
+        }
+        break;
+    default:
+        break;
+    }
+    return status;
+}
+
 /* End the call now: done to the front end, then the record goes. */
 static void call_end(struct kn_fake_call *c)
 {
@@ -53,6 +164,9 @@ static void call_end(struct kn_fake_call *c)
 
     call_unlink(c);
     fp->active--;
+    if (fp->world && !fp->destroying) {
+        c->status = world_end(c, c->status);
+    }
     if (c->status != 0) {
         fp->failures++;
     } else {
@@ -74,8 +188,8 @@ static void call_fire(uv_timer_t *t)
     call_end(t->data);
 }
 
-static int fake_start(struct kn_fake_platform *fp, enum kn_fake_op kind,
-                      struct kn_platform_call *call, const char *line)
+static struct kn_fake_call *fake_start(struct kn_fake_platform *fp, enum kn_fake_op kind,
+                                       struct kn_platform_call *call, const char *line)
 {
     const struct kn_fake_rule *r = &fp->rule[kind];
     size_t n = (size_t)fp->calls[kind]++;
@@ -85,6 +199,7 @@ static int fake_start(struct kn_fake_platform *fp, enum kn_fake_op kind,
 
     c->fp = fp;
     c->call = call;
+    c->kind = kind;
     c->id.repository = kn_strdup(id->repository);
     c->id.app = kn_strdup(id->app);
     snprintf(c->line, sizeof(c->line), "%s", line);
@@ -105,13 +220,13 @@ static int fake_start(struct kn_fake_platform *fp, enum kn_fake_op kind,
     c->timer.data = c;
     if (how == 'h') {
         c->hung = 1;
-        return 0;
+        return c;
     }
     c->status = how == 'f' ? KN_EIO : 0;
     c->message = r->message ? r->message : "fake failure";
     c->ending = 1;
     uv_timer_start(&c->timer, call_fire, (uint64_t)(r->delay_ms > 0 ? r->delay_ms : 1), 0);
-    return 0;
+    return c;
 }
 
 /* "v2" from the command "/opt/hello/v2/run" of the manifests, to tell which commit's manifests
@@ -135,6 +250,7 @@ static int fake_apply(void *self, struct kn_platform_call *call,
                       const struct kn_variant_spec *spec)
 {
     struct kn_fake_platform *fp = self;
+    struct kn_fake_call *c;
     char line[128], v[32];
 
     snprintf(line, sizeof(line), "apply %s %.7s %s", kn_variant_name(spec->variant),
@@ -147,7 +263,13 @@ static int fake_apply(void *self, struct kn_platform_call *call,
         fp->memo_read = kn_platform_call_memo_get(call, fp->memo_key);
         kn_platform_call_memo_set(call, fp->memo_key, fp->memo_value);
     }
-    return fake_start(fp, KN_FAKE_APPLY, call, line);
+    c = fake_start(fp, KN_FAKE_APPLY, call, line);
+    c->variant = spec->variant;
+    snprintf(c->commit, sizeof(c->commit), "%s", spec->commit ? spec->commit : "");
+    if (fp->world) {
+        kn_fake_world_app(fp->world, &c->id, 1)->starting[spec->variant] = 1;
+    }
+    return 0;
 }
 
 static int fake_remove(void *self, struct kn_platform_call *call, enum kn_variant v)
@@ -155,7 +277,8 @@ static int fake_remove(void *self, struct kn_platform_call *call, enum kn_varian
     char line[128];
 
     snprintf(line, sizeof(line), "remove %s", kn_variant_name(v));
-    return fake_start(self, KN_FAKE_REMOVE, call, line);
+    fake_start(self, KN_FAKE_REMOVE, call, line)->variant = v;
+    return 0;
 }
 
 static int fake_set_weights(void *self, struct kn_platform_call *call,
@@ -164,12 +287,49 @@ static int fake_set_weights(void *self, struct kn_platform_call *call,
     char line[128];
 
     snprintf(line, sizeof(line), "weights %g/%g/%g", percent[0], percent[1], percent[2]);
-    return fake_start(self, KN_FAKE_WEIGHTS, call, line);
+    memcpy(fake_start(self, KN_FAKE_WEIGHTS, call, line)->percent, percent,
+           sizeof(double) * KN_VARIANT_COUNT);
+    return 0;
 }
 
 static int fake_remove_app(void *self, struct kn_platform_call *call)
 {
-    return fake_start(self, KN_FAKE_REMOVE_APP, call, "remove app");
+    fake_start(self, KN_FAKE_REMOVE_APP, call, "remove app");
+    return 0;
+}
+
+/* What runs of the app in the world, with a drift line where the split differs from the one
+ * kanaria set. */
+static void world_observe(struct kn_fake_platform *fp, struct kn_platform_call *call,
+                          const struct kn_desired *desired)
+{
+    const struct kn_fake_app *a = kn_fake_world_app(fp->world, kn_platform_call_id(call), 0);
+    struct kn_live_state *out = kn_platform_call_live(call);
+
+    if (!a) {
+        kn_platform_call_done(call, KN_ENOTFOUND, "the fake runs no such app");
+        return;
+    }
+    for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+        char name[32], status[64], drift[96];
+        out->variant[v].instances = a->running[v] + a->starting[v];
+        out->variant[v].healthy = a->running[v];
+        out->variant[v].weight = a->weight[v];
+        snprintf(out->variant[v].commit, sizeof(out->variant[v].commit), "%s", a->commit[v]);
+        if (!a->running[v] && !a->starting[v] && a->weight[v] <= 0) {
+            continue;
+        }
+        snprintf(name, sizeof(name), "%s-1", kn_variant_name((enum kn_variant)v));
+        snprintf(status, sizeof(status), "%s, weight %g", a->running[v] ? "ready" : "starting",
+                 a->weight[v]);
+        drift[0] = '\0';
+        if (desired && fabs(a->weight[v] - desired->percent[v]) > 0.5) {
+            snprintf(drift, sizeof(drift), "weight %g, kanaria set %g", a->weight[v],
+                     desired->percent[v]);
+        }
+        kn_live_state_add(out, "instance", name, status, drift[0] ? drift : NULL);
+    }
+    kn_platform_call_done(call, 0, NULL);
 }
 
 static int fake_observe(void *self, struct kn_platform_call *call,
@@ -177,7 +337,10 @@ static int fake_observe(void *self, struct kn_platform_call *call,
 {
     struct kn_fake_platform *fp = self;
 
-    (void)desired;
+    if (fp->world) {
+        world_observe(fp, call, desired);
+        return 0;
+    }
     if (fp->observe_status != 0) {
         kn_platform_call_done(call, fp->observe_status, "the fake does not know the app");
         return 0;
@@ -220,6 +383,7 @@ static void fake_destroy(void *self)
 {
     struct kn_fake_platform *fp = self;
 
+    fp->destroying = 1; /* what runs in the world stays as it is */
     while (fp->calls_in_flight) {
         struct kn_fake_call *c = fp->calls_in_flight;
         uv_timer_stop(&c->timer);
@@ -246,6 +410,14 @@ static int fake_create(void **out, const struct kn_platform_env *env, const void
     fp->loop = env->loop;
     fp->name = kn_strdup(env->name);
     fp->live.variant[KN_VARIANT_PRIMARY].weight = 100;
+    fp->world = kn_fake_world;
+    for (struct kn_fake_app *a = fp->world ? fp->world->apps : NULL; a; a = a->next) {
+        for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+            /* what an apply that never ended started took no traffic: stopped */
+            fp->world->settled += a->starting[v];
+            a->starting[v] = 0;
+        }
+    }
     kn_fake_platform_last = fp;
     *out = fp;
     return 0;

@@ -60,6 +60,8 @@ struct kn_fake_platform {
     const char *memo_key;
     const char *memo_value;
     char *memo_read;
+    struct kn_fake_world *world; /* kn_fake_world when it was made; NULL: no model */
+    int destroying;
     /* observe: what it answers (0 and live, or KN_ENOTFOUND) */
     int observe_status;
     struct kn_live_state live;
@@ -71,5 +73,38 @@ struct kn_fake_platform {
 
 /* The instance the last create made (tests reach their fake through it). */
 extern struct kn_fake_platform *kn_fake_platform_last;
+
+/*
+ * What the fake "runs", for tests that hold it to the provider contract (tests/conformance/):
+ * per app (repository, app), the instances and the traffic split as the platform has them. It
+ * lives outside the instances, as a cloud outlives its controller: an instance dropped in the
+ * middle of an apply leaves what that apply started (`starting`), and the next instance made
+ * while kn_fake_world points at the same world stops it, as the local platform does with what
+ * an unfinished operation started. When kn_fake_world is NULL (the default) the fake models
+ * nothing and observe answers `live`.
+ */
+struct kn_fake_app {
+    struct kn_fake_app *next;
+    char *repository;
+    char *app;
+    int starting[KN_VARIANT_COUNT]; /* started by an apply that has not ended */
+    int running[KN_VARIANT_COUNT];  /* ready */
+    double weight[KN_VARIANT_COUNT]; /* percent of the traffic, as the platform routes it */
+    char commit[KN_VARIANT_COUNT][41];
+};
+
+struct kn_fake_world {
+    struct kn_fake_app *apps;
+    int settled; /* instances left by an unfinished apply that a new instance stopped */
+};
+
+/* The world the next create attaches to (the test owns it); NULL: none. */
+extern struct kn_fake_world *kn_fake_world;
+
+/* The app of a world (made empty when create is set and it is absent; else NULL). */
+struct kn_fake_app *kn_fake_world_app(struct kn_fake_world *w, const struct kn_app_id *id,
+                                      int create);
+/* Free what a world holds (not the struct). */
+void kn_fake_world_release(struct kn_fake_world *w);
 
 #endif /* KANARIA_TESTS_FAKE_PLATFORM_H */

@@ -1007,11 +1007,13 @@ static void aborted_one(int status, void *data)
 
     (void)status;
     if (--op->pending == 0) {
-        op_end(op, KN_EIO, op->error);
+        /* a cancel that stopped the starts ends as cancelled, as the contract says */
+        op_end(op, op->cancelled ? KN_ECANCELLED : KN_EIO, op->error);
     }
 }
 
-/* A start failed: stop the instances this op started, then fail with the first error. */
+/* A start failed or the op was cancelled: stop the instances this op started, then end with the
+ * first error. */
 static void abort_fresh(struct op *op, struct lapp *a)
 {
     op->pending = 1;
