@@ -14,6 +14,7 @@
 #define WHO "drift"
 
 #define OBSERVE_TIMEOUT_MS (10 * 1000)
+#define FIRST_CHECK_MS 1000 /* the first reading after the start */
 
 /* The last live state read of one app. */
 struct seen {
@@ -185,6 +186,9 @@ static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_li
     if (rc == 0 && live) {
         kn_live_state_copy(&s->live, live);
     }
+    if (d->deps.cache_only) {
+        return;
+    }
     if (kn_store_app_get(d->deps.store, s->repo, s->app, &a) < 0 || !a.last_good[0] ||
         a.current_deployment != 0 || a.orphaned_at) {
         return;
@@ -312,7 +316,11 @@ int kn_drift_new(struct kn_drift **out, const struct kn_drift_deps *deps)
     d->timer = kn_calloc(1, sizeof(*d->timer));
     uv_timer_init(deps->loop, d->timer);
     d->timer->data = d;
-    uv_timer_start(d->timer, on_tick, (uint64_t)deps->interval_ms, (uint64_t)deps->interval_ms);
+    /* the first reading soon after the start, so /metrics and the API have live state */
+    uv_timer_start(d->timer, on_tick,
+                   (uint64_t)(deps->interval_ms < FIRST_CHECK_MS ? deps->interval_ms
+                                                                 : FIRST_CHECK_MS),
+                   (uint64_t)deps->interval_ms);
     *out = d;
     return 0;
 }

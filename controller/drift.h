@@ -30,6 +30,9 @@ struct kn_drift_deps {
     uv_loop_t *loop;
     struct kn_store *store;
     long long interval_ms; /* > 0 */
+    /* 1: driftInterval is 0 (never compare): live state is still read every interval_ms for
+     * /metrics and the API, but never compared, recorded or healed */
+    int cache_only;
     /* The platforms, i = 0, 1, ... until NULL (borrowed; they outlive the drift's callbacks:
      * free them before kn_drift_free). An app's live state comes from the first platform that
      * knows it. */

@@ -530,11 +530,14 @@ int kn_cmd_serve(int argc, char **argv)
         };
         kn_engine_new(&s.engine, &deps);
     }
-    if (cfg->drift_interval_ms > 0) {
+    {
+        /* driftInterval 0 compares never, but live state is still read for /metrics and the
+         * API at the default interval */
         struct kn_drift_deps deps = {
             .loop = &s.loop,
             .store = s.store,
-            .interval_ms = cfg->drift_interval_ms,
+            .interval_ms = cfg->drift_interval_ms > 0 ? cfg->drift_interval_ms : 10000,
+            .cache_only = cfg->drift_interval_ms <= 0,
             .platform_at = platform_at,
             .planned = kick_engine,
             .data = &s,

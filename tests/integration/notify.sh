@@ -129,6 +129,12 @@ for m in kanaria_dora_deployment_frequency kanaria_dora_lead_time_seconds \
 done
 grep -q '^# TYPE kanaria_dora_time_to_restore_seconds gauge$' <<<"$out"
 check "kanaria_dora_time_to_restore_seconds is declared" $?
+# the live gauges are drift's last reading of the platform (every driftInterval)
+for _ in $(seq 1 75); do
+    grep -qx 'kanaria_canary_weight_percent{app="hello"} 0' <<<"$out" && break
+    sleep 0.2
+    out=$(curl -sf "http://127.0.0.1:$api/metrics")
+done
 grep -qx 'kanaria_canary_weight_percent{app="hello"} 0' <<<"$out"
 check "the canary weight of hello is 0" $?
 curl -s -D - -o /dev/null "http://127.0.0.1:$api/metrics" | grep -qi '^content-type: text/plain; version=0.0.4'
