@@ -1,7 +1,10 @@
 /*
- * ANALYSIS: the options of the metric and HTTP checks and their validation. Query templates may
- * use {{app}}, {{variant}}, {{window}}, {{commit}} and {{args.NAME}} for each NAME in `args`;
- * anything else between braces is an error before a rollout starts.
+ * ANALYSIS: the options of the metric and HTTP checks and their validation. Queries and probe
+ * URLs may use {{app}}, {{repository}}, {{variant}}, {{window}}, {{commit}}, {{args.NAME}} for
+ * each NAME in `args` (queries only), and the placeholders of the app's platform type
+ * (kn_platform_type.placeholders: the local platform's {{backend}} and {{server}}); anything
+ * else between braces is an error before a rollout starts. They are checked with the pipeline
+ * (analysis_simulate), once the app's platform type is known and shared templates are filled in.
  */
 #include <regex.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
 #include "kanaria/metrics.h"
+#include "kanaria/platform.h"
 #include "stages.h"
 
 static const char *const strategies[] = {"threshold", "canary-primary", "canary-baseline",
@@ -49,21 +53,54 @@ static const struct kn_schema expected_schema = {
     .check = expected_check,
 };
 
-/* Report each {{placeholder}} of `text` that is not one of the known ones or an arg. */
-static void check_placeholders(const char *text, const struct kn_strmap *args, const char *what,
-                               const struct kn_node *node, struct kn_schema_ctx *ctx)
+/* The placeholders every app has: the front end's (kn_platform_template_vars) and the stage's. */
+static const char *const common_placeholders[] = {"app", "repository", "variant", "window",
+                                                  "commit", NULL};
+
+static int placeholder_known(const char *name, const struct kn_strmap *args,
+                             const struct kn_pipeline_sim *sim)
 {
-    static const char *const known[] = {"app", "variant", "window", "commit", NULL};
+    for (size_t i = 0; common_placeholders[i]; i++) {
+        if (strcmp(name, common_placeholders[i]) == 0) {
+            return 1;
+        }
+    }
+    if (strncmp(name, "args.", 5) == 0) {
+        for (size_t i = 0; args && i < args->count; i++) {
+            if (strcmp(name + 5, args->keys[i]) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    if (!sim->platform_type) {
+        return 1; /* the platform's type is unknown, and so are its placeholders */
+    }
+    for (const struct kn_placeholder *p = sim->placeholders; p && p->name; p++) {
+        if (strcmp(name, p->name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Report each {{placeholder}} of `text` that is neither a common one, nor an arg (args NULL:
+ * the text takes none), nor one of the app's platform type: located at `node`, named `what`. */
+static void check_placeholders(const char *text, const struct kn_strmap *args,
+                               const char *what, const struct kn_node *node,
+                               const struct kn_stage_config *stage,
+                               const struct kn_pipeline_sim *sim, struct kn_schema_ctx *ctx)
+{
     const char *p = text;
 
     while ((p = strstr(p, "{{")) != NULL) {
         const char *end = strstr(p + 2, "}}");
         const char *s = p + 2, *e;
         char name[128];
-        int ok = 0;
 
         if (!end) {
-            kn_schema_error(ctx, node, "'%s' has '{{' without a closing '}}'", what);
+            kn_schema_error(ctx, node, "stage '%s': '%s' has '{{' without a closing '}}'",
+                            stage->name, what);
             return;
         }
         while (s < end && *s == ' ') {
@@ -74,20 +111,29 @@ static void check_placeholders(const char *text, const struct kn_strmap *args, c
             e--;
         }
         snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
-        for (size_t i = 0; known[i]; i++) {
-            ok |= strcmp(name, known[i]) == 0;
-        }
-        if (strncmp(name, "args.", 5) == 0) {
-            for (size_t i = 0; args && i < args->count; i++) {
-                ok |= strcmp(name + 5, args->keys[i]) == 0;
+        if (!placeholder_known(name, args, sim)) {
+            struct kn_buf known;
+            kn_buf_init(&known, KN_BUF_UNBOUNDED);
+            for (size_t i = 0; common_placeholders[i]; i++) {
+                kn_buf_addf(&known, "%s{{%s}}", i ? ", " : "", common_placeholders[i]);
             }
-        }
-        if (!ok) {
-            kn_schema_error(ctx, node,
-                            "'%s' uses unknown placeholder '{{%s}}' (known: {{app}}, "
-                            "{{variant}}, {{window}}, {{commit}}, {{args.NAME}} for each key of "
-                            "'args')",
-                            what, name);
+            if (args) {
+                kn_buf_adds(&known, ", {{args.NAME}} for each key of 'args'");
+            }
+            if (sim->platform_type) {
+                kn_buf_addf(&known, "; platform '%s' (type %s) adds ",
+                            sim->platform ? sim->platform : "?", sim->platform_type);
+                if (!sim->placeholders || !sim->placeholders[0].name) {
+                    kn_buf_adds(&known, "none");
+                }
+                for (const struct kn_placeholder *ph = sim->placeholders; ph && ph->name; ph++) {
+                    kn_buf_addf(&known, "%s{{%s}}", ph == sim->placeholders ? "" : ", ",
+                                ph->name);
+                }
+            }
+            kn_schema_error(ctx, node, "stage '%s': '%s' uses unknown placeholder '{{%s}}' "
+                            "(known: %s)", stage->name, what, name, known.data);
+            kn_buf_release(&known);
         }
         p = end + 2;
     }
@@ -97,7 +143,6 @@ static void check_placeholders(const char *text, const struct kn_strmap *args, c
 static void metric_rules(const struct kn_analysis_metric *m, const struct kn_node *node,
                          struct kn_schema_ctx *ctx)
 {
-    char what[300];
     int has_expected = (m->expected.set & 3u) != 0;
 
     if (!m->provider) {
@@ -105,10 +150,6 @@ static void metric_rules(const struct kn_analysis_metric *m, const struct kn_nod
     }
     if (!m->query) {
         kn_schema_error(ctx, node, "'%s.query' is required", ctx->path);
-    } else {
-        snprintf(what, sizeof(what), "%s.query", ctx->path);
-        check_placeholders(m->query, &m->args, what,
-                           kn_node_get(node, "query") ? kn_node_get(node, "query") : node, ctx);
     }
     const struct kn_node *given = kn_node_get(node, "strategy");
     if (given && (given->type != KN_NODE_SCALAR || strcmp(given->scalar, strategies[m->strategy]))) {
@@ -147,7 +188,8 @@ static const struct kn_field metric_fields[] = {
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_analysis_metric, query),
      .flags = KN_FIELD_NONEMPTY,
-     .help = "query template; {{app}}, {{variant}}, {{window}}, {{commit}}, {{args.NAME}}"},
+     .help = "query template; {{app}}, {{repository}}, {{variant}}, {{window}}, {{commit}}, "
+             "{{args.NAME}} and the platform's own (`kanaria help platform TYPE`)"},
     {.key = "interval",
      .type = KN_TYPE_DURATION,
      .offset = offsetof(struct kn_analysis_metric, interval_ms),
@@ -239,7 +281,6 @@ static void http_check_check(void *obj, const struct kn_node *node, struct kn_sc
 {
     const struct kn_http_check *h = obj;
     const struct kn_node *statuses = kn_node_get(node, "expectedStatus");
-    char what[300];
 
     if (h->url) {
         if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0) {
@@ -247,8 +288,6 @@ static void http_check_check(void *obj, const struct kn_node *node, struct kn_sc
                             "'%s.url' must start with http:// or https://, got '%s'", ctx->path,
                             h->url);
         }
-        snprintf(what, sizeof(what), "%s.url", ctx->path);
-        check_placeholders(h->url, NULL, what, kn_node_get(node, "url"), ctx);
     }
     for (size_t i = 0; i < h->expected_status.count; i++) {
         const char *s = h->expected_status.items[i];
@@ -289,7 +328,8 @@ static const struct kn_field http_fields[] = {
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_http_check, url),
      .flags = KN_FIELD_REQUIRED,
-     .help = "URL to probe; {{app}}, {{variant}} and {{commit}} are substituted"},
+     .help = "URL to probe; {{app}}, {{repository}}, {{variant}}, {{window}}, {{commit}} and "
+             "the platform's own placeholders are substituted"},
     {.key = "method",
      .type = KN_TYPE_ENUM,
      .offset = offsetof(struct kn_http_check, method),
@@ -634,18 +674,27 @@ static const struct kn_schema analysis_schema = {
  * from a shared template. */
 static void check_query(const struct kn_metrics_provider_config *provider,
                         const struct kn_analysis_metric *m, const struct kn_node *at,
-                        const struct kn_stage_config *stage, struct kn_schema_ctx *ctx)
+                        const struct kn_stage_config *stage, const struct kn_pipeline_sim *sim,
+                        struct kn_schema_ctx *ctx)
 {
     const struct kn_metrics_type *type = provider->mtype;
     const struct kn_node *query = kn_node_get(at, "query");
+    struct kn_strmap vars = {0};
     char *filled = NULL;
     char msg[256];
 
     if (!type || !type->check_query) {
         goto out;
     }
-    filled = kn_analysis_fill(m->query, &m->args, "app", "canary", "1m",
-                              "0000000000000000000000000000000000000000");
+    kn_platform_vars_set(&vars, "app", "app");
+    kn_platform_vars_set(&vars, "repository", "repository");
+    kn_platform_vars_set(&vars, "variant", "canary");
+    kn_platform_vars_set(&vars, "window", "1m");
+    kn_platform_vars_set(&vars, "commit", "0000000000000000000000000000000000000000");
+    for (const struct kn_placeholder *p = sim->placeholders; p && p->name; p++) {
+        kn_platform_vars_set(&vars, p->name, p->name); /* a sample: the platform's values vary */
+    }
+    filled = kn_analysis_fill(m->query, &m->args, &vars);
     if (!filled || type->check_query(filled, msg, sizeof(msg)) == 0) {
         goto out; /* too long once filled in: reported when the stage runs */
     }
@@ -659,6 +708,7 @@ static void check_query(const struct kn_metrics_provider_config *provider,
                            m->name ? m->name : "?", type->name, msg);
     }
 out:
+    kn_platform_vars_release(&vars);
     free(filled);
 }
 
@@ -694,6 +744,14 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
                                "baseline runs at this point (add BASELINE_ROLLOUT before it)",
                                m->name);
         }
+        if (m->query) {
+            const struct kn_node *at = list_item(stage->with_node, "metrics", i);
+            char what[64];
+            snprintf(what, sizeof(what), "metrics[%zu].query", i);
+            check_placeholders(m->query, &m->args, what,
+                               kn_node_get(at, "query") ? kn_node_get(at, "query") : at, stage,
+                               sim, ctx);
+        }
         if (sim->controller && m->provider &&
             !kn_config_metrics_provider(sim->controller, m->provider)) {
             kn_schema_error_at(ctx, &stage->loc,
@@ -702,7 +760,18 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
                                m->name ? m->name : "?", m->provider);
         } else if (sim->controller && m->provider && m->query) {
             check_query(kn_config_metrics_provider(sim->controller, m->provider), m,
-                        list_item(stage->with_node, "metrics", i), stage, ctx);
+                        list_item(stage->with_node, "metrics", i), stage, sim, ctx);
+        }
+    }
+    for (size_t i = 0; i < a->http.count; i++) {
+        const struct kn_http_check *h = &((const struct kn_http_check *)a->http.items)[i];
+        const struct kn_node *at = list_item(stage->with_node, "http", i);
+        char what[64];
+        if (h->url) {
+            snprintf(what, sizeof(what), "http[%zu].url", i);
+            check_placeholders(h->url, NULL, what,
+                               kn_node_get(at, "url") ? kn_node_get(at, "url") : at, stage, sim,
+                               ctx);
         }
     }
 }

@@ -17,6 +17,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/engine.h"
 #include "kanaria/metrics.h"
+#include "kanaria/platform.h"
 #include "stages.h"
 #include "stats.h"
 #include "kanaria/http.h"
@@ -73,8 +74,19 @@ static void tick(struct kn_stage_run *run);
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args, const char *app,
-                  const char *variant, const char *window, const char *commit)
+/* The value of `name` in m, or NULL. */
+static const char *strmap_get(const struct kn_strmap *m, const char *name)
+{
+    for (size_t i = 0; m && i < m->count; i++) {
+        if (strcmp(m->keys[i], name) == 0) {
+            return m->values[i];
+        }
+    }
+    return NULL;
+}
+
+char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args,
+                       const struct kn_strmap *vars)
 {
     struct kn_buf b;
     const char *p = tmpl, *open;
@@ -98,21 +110,8 @@ char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args, const cha
             e--;
         }
         snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
-        if (strcmp(name, "app") == 0) {
-            value = app;
-        } else if (strcmp(name, "variant") == 0) {
-            value = variant;
-        } else if (strcmp(name, "window") == 0) {
-            value = window;
-        } else if (strcmp(name, "commit") == 0) {
-            value = commit;
-        } else if (strncmp(name, "args.", 5) == 0 && args) {
-            for (size_t i = 0; i < args->count; i++) {
-                if (strcmp(args->keys[i], name + 5) == 0) {
-                    value = args->values[i];
-                }
-            }
-        }
+        value = strncmp(name, "args.", 5) == 0 ? strmap_get(args, name + 5)
+                                                : strmap_get(vars, name);
         over |= kn_buf_adds(&b, value ? value : "") < 0;
         p = end + 2;
     }
@@ -477,19 +476,50 @@ static void metric_answered_1(const struct kn_metrics_result *r, void *data)
     metric_answered(r, data, 1);
 }
 
+/* The interval as a window ("30s"). */
+static void window_of(const struct check *c, char *out, size_t size)
+{
+    snprintf(out, size, "%llds", (c->interval_ms + 999) / 1000);
+}
+
+static enum kn_variant variant_of(const char *name)
+{
+    return strcmp(name, "canary") == 0     ? KN_VARIANT_CANARY
+           : strcmp(name, "baseline") == 0 ? KN_VARIANT_BASELINE
+                                           : KN_VARIANT_PRIMARY;
+}
+
+/* `tmpl` filled in for variant v of the deployment's app: the placeholders of its platform
+ * (kn_platform_template_vars: app, repository, variant and the type's own), the window and the
+ * commit, and args. Caller frees; NULL when over 64 KiB. */
+static char *fill(struct kn_stage_run *run, const char *tmpl, const struct kn_strmap *args,
+                  enum kn_variant v, const char *window)
+{
+    const struct kn_deployment *d = kn_stage_run_deployment(run);
+    const struct kn_app_id id = {.repository = d->repo, .app = d->app};
+    struct kn_strmap vars = {0};
+    char *filled;
+
+    kn_platform_template_vars(kn_stage_run_platform(run), &id, v, &vars);
+    kn_platform_vars_set(&vars, "window", window);
+    kn_platform_vars_set(&vars, "commit", d->commit);
+    filled = kn_analysis_fill(tmpl, args, &vars);
+    kn_platform_vars_release(&vars);
+    return filled;
+}
+
 /* The variant a query is about when it is not a comparison: the canary while one runs. */
 static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
 {
     struct kn_stage_run *run = a->run;
     const struct kn_analysis_metric *m = c->m;
-    const struct kn_deployment *d = kn_stage_run_deployment(run);
     struct kn_metrics *provider = kn_stage_run_metrics(run, m->provider);
     long long now = kn_stage_run_now(run);
     char window[32];
     kn_metrics_cb cbs[2] = {metric_answered_0, metric_answered_1};
     int nq, too_long;
 
-    snprintf(window, sizeof(window), "%llds", (c->interval_ms + 999) / 1000);
+    window_of(c, window, sizeof(window));
     ev->variant[0] = a->canary_runs ? "canary" : "primary";
     ev->nq = 1;
     if (m->strategy == KN_STRATEGY_CANARY_PRIMARY || m->strategy == KN_STRATEGY_CANARY_BASELINE) {
@@ -498,8 +528,7 @@ static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
         ev->nq = 2;
     }
     for (int i = 0; i < ev->nq; i++) {
-        ev->query[i] =
-            kn_analysis_fill(m->query, &m->args, d->app, ev->variant[i], window, d->commit);
+        ev->query[i] = fill(run, m->query, &m->args, variant_of(ev->variant[i]), window);
     }
     too_long = !ev->query[0] || (ev->nq == 2 && !ev->query[1]);
     for (int i = 0; i < ev->nq; i++) {
@@ -627,19 +656,29 @@ static void http_start(struct analysis *a, struct check *c, struct eval *ev)
     const struct kn_http_check *h = c->h;
     struct kn_http_client *http = kn_stage_run_http(a->run);
     char **headers = kn_calloc(h->headers.count + 1, sizeof(*headers));
+    char window[32];
+    char *url;
     struct kn_http_request req = {
         .method = methods[h->method],
-        .url = h->url,
         .headers = (const char *const *)headers,
         .timeout_ms = (long)h->timeout_ms,
         .max_response = 1 << 20,
     };
 
-    ev->query[0] = kn_asprintf("%s %s", methods[h->method], h->url);
+    window_of(c, window, sizeof(window));
+    /* the variant it probes: the canary while one runs, as a query's */
+    url = fill(a->run, h->url, NULL, a->canary_runs ? KN_VARIANT_CANARY : KN_VARIANT_PRIMARY,
+               window);
+    req.url = url;
+    ev->query[0] = kn_asprintf("%s %s", methods[h->method], url ? url : h->url);
     for (size_t i = 0; i < h->headers.count; i++) {
         headers[i] = kn_asprintf("%s: %s", h->headers.keys[i], h->headers.values[i]);
     }
-    if (!http || kn_http_request(http, &req, http_answered, ev) < 0) {
+    if (!url) {
+        struct kn_http_response res = {
+            .status = 0, .error = "the URL is over 64 KiB once its placeholders are filled in"};
+        http_answered(&res, ev);
+    } else if (!http || kn_http_request(http, &req, http_answered, ev) < 0) {
         struct kn_http_response res = {.status = 0, .error = "the request could not be made"};
         http_answered(&res, ev);
     }
@@ -647,6 +686,7 @@ static void http_start(struct analysis *a, struct check *c, struct eval *ev)
         free(headers[i]);
     }
     free(headers);
+    free(url);
 }
 
 /* ---- the schedule -------------------------------------------------------------------------- */

@@ -142,11 +142,12 @@ int kn_script_start(struct kn_stage_run *run, void **slot, const char *command,
                     const struct kn_strmap *env, kn_script_done done);
 void kn_script_cancel(void **slot);
 
-/* `tmpl` with {{app}}, {{variant}}, {{window}}, {{commit}} and {{args.NAME}} filled in
- * (validation has refused anything else; an unknown arg is filled in empty). Caller frees;
- * NULL when it would be over 64 KiB. */
-char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args, const char *app,
-                       const char *variant, const char *window, const char *commit);
+/* `tmpl` with each {{NAME}} filled in from `vars` (the platform's kn_platform_template_vars
+ * plus "window" and "commit") and each {{args.NAME}} from `args` (NULL: none). Validation has
+ * refused any other name; one missing here is filled in empty. Caller frees; NULL when it would
+ * be over 64 KiB. */
+char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args,
+                       const struct kn_strmap *vars);
 
 /* ANALYSIS at run time (stages/analysis_run.c). */
 void kn_analysis_start(struct kn_stage_run *run);

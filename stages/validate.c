@@ -97,6 +97,8 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
     sim.controller = controller;
     sim.platform = platform;
     sim.weight_step = ptype ? ptype->weight_step : 0;
+    sim.platform_type = ptype ? ptype->name : NULL;
+    sim.placeholders = ptype ? ptype->placeholders : NULL;
     for (size_t i = 0; i < pipeline->count; i++) {
         const struct kn_stage_config *st = &stages[i];
         unsigned missing;

@@ -168,6 +168,23 @@ static void print_kinds(const struct kn_platform_type *t)
     }
 }
 
+/* The placeholders an app's analysis queries may use on this type. */
+static void print_placeholders(const struct kn_platform_type *t)
+{
+    printf("## Placeholders of analysis queries\n\n"
+           "Besides {{app}}, {{repository}}, {{variant}}, {{window}}, {{commit}} and "
+           "{{args.NAME}}, ");
+    if (!t->placeholders || !t->placeholders[0].name) {
+        printf("apps of type %s have none.\n\n", t->name);
+        return;
+    }
+    printf("apps of type %s have:\n\n", t->name);
+    for (const struct kn_placeholder *p = t->placeholders; p->name; p++) {
+        printf("- `{{%s}}`: %s\n", p->name, p->help);
+    }
+    printf("\n");
+}
+
 /* A platform type's reference, each part from its descriptor's tables. */
 static void print_platform_type(const struct kn_platform_type *t)
 {
@@ -192,6 +209,7 @@ static void print_platform_type(const struct kn_platform_type *t)
         printf("Apps of type %s take no `spec.%s` options.\n\n", t->name, t->name);
     }
     print_kinds(t);
+    print_placeholders(t);
 }
 
 static void print_metrics_type(const struct kn_metrics_type *t)

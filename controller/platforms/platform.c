@@ -882,7 +882,7 @@ void kn_platform_cancel(struct kn_platform_op *op)
 void kn_platform_template_vars(struct kn_platform *p, const struct kn_app_id *id,
                                enum kn_variant v, struct kn_strmap *out)
 {
-    if (p->type->ops->template_vars && p->self) {
+    if (p && p->type->ops->template_vars && p->self) {
         p->type->ops->template_vars(p->self, id, v, out);
     }
     kn_platform_vars_set(out, "app", id->app);

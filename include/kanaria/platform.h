@@ -179,8 +179,16 @@ void kn_platform_cancel(struct kn_platform_op *op);
 void kn_platform_vars_set(struct kn_strmap *m, const char *name, const char *value);
 void kn_platform_vars_release(struct kn_strmap *m);
 
+/* A placeholder of analysis queries that a platform type fills in ({{backend}}), with a line
+ * for `kanaria help platform TYPE` and validation's messages. A type declares them in a table
+ * ended by an entry whose name is NULL (kn_platform_type.placeholders). */
+struct kn_placeholder {
+    const char *name;
+    const char *help;
+};
+
 /* The analysis placeholders of an app's variant: "app", "repository", "variant" and the
- * type's own (out released by the caller). */
+ * type's own (out released by the caller). p NULL: the first three only. */
 void kn_platform_template_vars(struct kn_platform *p, const struct kn_app_id *id,
                                enum kn_variant v, struct kn_strmap *out);
 

@@ -16,6 +16,7 @@
 #include "kanaria/schema.h"
 
 struct kn_config;
+struct kn_placeholder;
 
 #define KN_STAGE_IMPLICIT 0x1u /* added by kanaria, never listed in a pipeline (ROLLBACK) */
 
@@ -57,6 +58,10 @@ struct kn_pipeline_sim {
     const struct kn_config *controller; /* may be NULL: names of providers are not checked */
     const char *platform; /* the app's platform, for messages; may be NULL */
     double weight_step;   /* its smallest traffic step in percent; 0: any */
+    /* its type's name and analysis placeholders (kanaria/platform.h, ended by a NULL name);
+     * type NULL when the type is unknown: the platform's own placeholders are not checked */
+    const char *platform_type;
+    const struct kn_placeholder *placeholders;
 };
 
 /* A stage being run by the engine (stages/engine.c); the kind reaches everything through the

@@ -369,12 +369,15 @@ static void fake_cancel(void *self, struct kn_platform_call *call)
     }
 }
 
+/* {{fakeVar}}: "fake-APP-VARIANT", so a test sees which app and variant it was filled for. */
 static void fake_template_vars(void *self, const struct kn_app_id *id, enum kn_variant v,
                                struct kn_strmap *out)
 {
+    char *value = kn_asprintf("fake-%s-%s", id->app, kn_variant_name(v));
+
     (void)self;
-    (void)v;
-    kn_platform_vars_set(out, "fakeTarget", id->app);
+    kn_platform_vars_set(out, "fakeVar", value);
+    free(value);
 }
 
 /* Calls that were not ended are ended now with KN_ECANCELLED (a platform that goes away answers
@@ -439,6 +442,11 @@ static const struct kn_manifest_kind fake_kinds[] = {
      .help = "the fake runs a LocalService's manifest as if it were its own"},
 };
 
+static const struct kn_placeholder fake_placeholders[] = {
+    {.name = "fakeVar", .help = "fake-APP-VARIANT"},
+    {.name = NULL},
+};
+
 const struct kn_platform_type kn_platform_fake = {
     .name = "fake",
     .help = "a platform for tests: answers each call on a timer, as the test scripts it",
@@ -447,6 +455,7 @@ const struct kn_platform_type kn_platform_fake = {
     .weight_step = 0,
     .kinds = fake_kinds,
     .nkinds = 1,
+    .placeholders = fake_placeholders,
     .create = fake_create,
     .ops = &kn_fake_platform_ops,
 };

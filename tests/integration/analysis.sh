@@ -48,7 +48,9 @@ repositories:
   - {name: deploy, url: "file://$tmp/upstream", branch: main, pollInterval: 1s}
 YAML
 mkdir -p "$tmp/upstream/hello"
-rate='sum(rate(haproxy_server_http_responses_total{proxy="{{app}}",server=~"{{variant}}-.*",code="5xx"}[{{window}}])) / sum(rate(haproxy_server_http_responses_total{proxy="{{app}}",server=~"{{variant}}-.*"}[{{window}}]))'
+# the shared template names HAProxy's labels through the local platform's placeholders; the
+# app's own query the older way, through {{app}} and {{variant}}
+rate='sum(rate(haproxy_server_http_responses_total{proxy="{{backend}}",server=~"{{server}}.*",code="5xx"}[{{window}}])) / sum(rate(haproxy_server_http_responses_total{proxy="{{backend}}",server=~"{{server}}.*"}[{{window}}]))'
 per_server='sum by (server) (rate(haproxy_server_http_responses_total{proxy="{{app}}",server=~"{{variant}}-.*",code="5xx"}[{{window}}]))'
 app() { # probe-url
     cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
@@ -126,8 +128,11 @@ passes=$(sql "select count(*) from analysis_records where deployment = 2 and ver
 rc=$?
 check "its evaluations are stored as PASS ($passes; $(sql "select check_name, verdict, bound from analysis_records where deployment = 2 and verdict != 'PASS'" | tr '\n' ' '))" $rc
 q=$(sql "select query from analysis_records where deployment = 2 and check_name = 'error-rate' limit 1")
-grep -q 'server=~"canary-.\*"' <<<"$q" && grep -q '\[4s\]' <<<"$q"
-check "the query is stored as sent, with its template filled in ($q)" $?
+grep -q 'proxy="hello",server=~"canary-.\*"' <<<"$q" && grep -q '\[4s\]' <<<"$q"
+check "the query is stored as sent, with its template and the platform's placeholders filled in ($q)" $?
+q=$(sql "select query from analysis_records where deployment = 2 and check_name = 'errors-vs-primary' limit 1")
+grep -q 'proxy="hello",server=~"canary-.\*"' <<<"$q"
+check "a query on {{app}} and {{variant}} is filled in as before ($q)" $?
 
 # 2. a canary answering 30% 500s fails within two intervals and is rolled back
 service v3 0.3

@@ -81,6 +81,8 @@ check "help config prints the reference" $?
 ref=$("$bin" help platform local)
 grep -q '`haproxy.metricsBind`' <<<"$ref" && grep -q '`ports.min`' <<<"$ref"
 check "help platform local prints the local type's keys" $?
+grep -q '^- `{{backend}}`: ' <<<"$ref" && grep -q '^- `{{server}}`: ' <<<"$ref"
+check "help platform local lists its analysis placeholders" $?
 "$bin" help platform kubernetes >"$tmp/help.out" 2>"$tmp/help.err"
 check "help on an unknown platform type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
 grep -qx "kanaria: no platform type 'kubernetes' (types: local)" "$tmp/help.err"

@@ -35,6 +35,20 @@ static const struct kn_manifest_kind local_kinds[] = {
      .help = "any other kind: kept with the app and shown in plans, not run"},
 };
 
+/* What HAProxy's Prometheus exporter labels the app's metrics with (local_template_vars). */
+static const struct kn_placeholder local_placeholders[] = {
+    {.name = "backend",
+     .help = "the app's HAProxy backend, the exporter's `proxy` label: the app's name, or "
+             "REPOSITORY.APP (APP.HASH when that is too long) when an app of that name from "
+             "another repository came first, so "
+             "write `proxy=\"{{backend}}\"` rather than `proxy=\"{{app}}\"`"},
+    {.name = "server",
+     .help = "the prefix of the variant's HAProxy server names (`canary-`): the exporter's "
+             "`server` label is the prefix and the instance's number, so "
+             "`server=~\"{{server}}.*\"` selects the variant"},
+    {.name = NULL},
+};
+
 const struct kn_platform_type kn_platform_local = {
     .name = "local",
     .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
@@ -49,6 +63,7 @@ const struct kn_platform_type kn_platform_local = {
     .app_schema = NULL, /* no `spec.local` options yet */
     .kinds = local_kinds,
     .nkinds = sizeof(local_kinds) / sizeof(local_kinds[0]),
+    .placeholders = local_placeholders,
     .check_apps = kn_local_service_check_binds,
     .create = kn_local_create,
     .ops = &kn_local_ops,

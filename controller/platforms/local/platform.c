@@ -249,6 +249,15 @@ static char *key_new(const struct local *lp, const struct kn_app_id *id)
     }
 }
 
+/* The start of the HAProxy server names of a variant's instances ("canary-"; the servers are
+ * "canary-1", "canary-2", ...). */
+static const char *server_prefix(enum kn_variant v)
+{
+    static const char *const prefixes[KN_VARIANT_COUNT] = {"primary-", "canary-", "baseline-"};
+
+    return prefixes[v];
+}
+
 static int count_of(const struct lapp *a, enum kn_variant v)
 {
     int n = 0;
@@ -897,7 +906,8 @@ static void start_instances(struct op *op, struct lapp *a, int n)
         int rc;
         in->variant = op->variant;
         in->index = spec.index;
-        snprintf(in->name, sizeof(in->name), "%s-%u", kn_variant_name(op->variant), in->index);
+        /* the HAProxy server name: local_template_vars gives its prefix as {{server}} */
+        snprintf(in->name, sizeof(in->name), "%s%u", server_prefix(op->variant), in->index);
         snprintf(in->commit, sizeof(in->commit), "%s", op->commit);
         if (op->deadline > 0 && start_timeout <= 0) {
             op->failed = 1;
@@ -1520,18 +1530,18 @@ static int local_observe(void *self, struct kn_platform_call *call,
     return 0;
 }
 
-/* The placeholders of analysis queries: the HAProxy backend and server prefix of the app. */
+/* The placeholders of analysis queries (local_placeholders in local.c): what HAProxy's exporter
+ * labels the app's servers with, `proxy` the backend (the app's key) and `server` the instance's
+ * name (server_prefix and its number). */
 static void local_template_vars(void *self, const struct kn_app_id *id, enum kn_variant v,
                                 struct kn_strmap *out)
 {
     struct local *lp = self;
     struct lapp *a = lapp_of(lp, id);
     char *key = a ? kn_strdup(a->name) : key_new(lp, id);
-    char *prefix = kn_asprintf("%s-", kn_variant_name(v));
 
     kn_platform_vars_set(out, "backend", key);
-    kn_platform_vars_set(out, "server", prefix);
-    free(prefix);
+    kn_platform_vars_set(out, "server", server_prefix(v));
     free(key);
 }
 

@@ -91,9 +91,10 @@ struct kn_platform_provider_ops {
     /* The call was cancelled: stop it soon (it still ends with done). NULL: calls run to their
      * end and the front end only stops waiting for them. */
     void (*cancel)(void *self, struct kn_platform_call *call);
-    /* Placeholders of analysis queries for the app ("namespace", "targetGroup", "server"), in
-     * out as "name" -> "value" pairs (kn_strmap, caller releases); the front end adds "app",
-     * "repository" and "variant". NULL: none. */
+    /* Placeholders of analysis queries for the app's variant v ("namespace", "targetGroup",
+     * "server"), in out as "name" -> "value" pairs (kn_strmap, caller releases): a value for
+     * each name of the type's placeholders table. The front end adds "app", "repository" and
+     * "variant". NULL: none. */
     void (*template_vars)(void *self, const struct kn_app_id *id, enum kn_variant v,
                           struct kn_strmap *out);
     /* kanaria stops: end every call (done with KN_ECANCELLED), then free. */
@@ -118,6 +119,10 @@ struct kn_platform_type {
     /* keys of spec.<type> in app.kanaria.yaml; NULL: the type has none */
     const struct kn_schema *app_schema;
     const struct kn_manifest_kind *kinds; /* the manifest kinds it accepts */
+    /* The placeholders ops->template_vars fills in, ended by a NULL name: validation accepts
+     * them in an app's analysis queries and HTTP probe URLs (beside the common {{app}},
+     * {{repository}}, {{variant}}, {{window}}, {{commit}}, {{args.NAME}}). NULL: none. */
+    const struct kn_placeholder *placeholders;
     size_t nkinds;
     /* Checks across the apps of one platform after each was loaded (two apps on one
      * frontend.bind): a located error in the later app's diags. NULL: none. */

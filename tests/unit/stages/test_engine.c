@@ -93,6 +93,9 @@ struct fixture {
     uint64_t t0;
     int flag;
     size_t max_active;
+    /* the apps' spec.platform, which names the fake: "local" (the local type's placeholders
+     * are checked) unless a case sets "fake" (the fake type's) */
+    const char *platform_name;
 };
 
 static long long fake_now(void *data)
@@ -140,7 +143,7 @@ static struct kn_platform *fake_platform_find(void *data, const char *name)
 {
     struct fixture *f = data;
 
-    return strcmp(name, "local") == 0 ? f->platform : NULL;
+    return strcmp(name, f->platform_name ? f->platform_name : "local") == 0 ? f->platform : NULL;
 }
 
 /* ---- the fake loader: apps from YAML written per commit ---------------------------------- */
@@ -155,10 +158,10 @@ static void add_commit(struct fixture *f, const char *app, const char *commit,
                              "kind: Application\n"
                              "metadata: {name: %s}\n"
                              "spec:\n"
-                             "  platform: local\n"
+                             "  platform: %s\n"
                              "  manifests: [service.yaml]\n"
                              "%s%s%s",
-                             app, spec_extra ? spec_extra : "",
+                             app, f->platform_name ? f->platform_name : "local", spec_extra ? spec_extra : "",
                              pipeline ? "  pipeline:\n" : "", pipeline ? pipeline : "");
 
     kn_test_write(f->dir, path, text);
@@ -1507,6 +1510,46 @@ static void test_analysis_inconclusive_limit(void **state)
     assert_int_equal(count_records(f, id, "INCONCLUSIVE"), 2);
 }
 
+/* The query and the probe URL are filled in from the deployment's platform for the variant
+ * evaluated ({{fakeVar}} is the fake type's: fake-APP-VARIANT), with the common placeholders. */
+static void test_analysis_platform_placeholders(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    long long id;
+
+    f->platform_name = "fake";
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL,
+                      "    - name: CANARY_ROLLOUT\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {canary: 10}\n"
+                      "    - name: ANALYSIS\n"
+                      "      with:\n"
+                      "        duration: 1s\n"
+                      "        metrics:\n"
+                      "          - {name: err, provider: prom, interval: 1s, "
+                      "expected: {max: 0.05}, query: 'err{t=\"{{fakeVar}}\",v=\"{{variant}}\","
+                      "r=\"{{repository}}\",a=\"{{ app }}\"}[{{window}}]'}\n"
+                      "        http:\n"
+                      "          - {name: probe, interval: 1s, "
+                      "url: 'http://127.0.0.1:9/{{fakeVar}}?c={{commit}}'}\n"
+                      "    - name: PRIMARY_ROLLOUT\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {primary: 100}\n"
+                      "    - name: CANARY_CLEAN\n",
+                      NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(fake_metrics_state.last_query,
+                        "err{t=\"fake-hello-canary\",v=\"canary\",r=\"" REPO "\",a=\"hello\"}[1s]");
+    /* the test has no HTTP client: the probe fails, naming the URL as it was filled in */
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_non_null(strstr(get_deploy(f, id).reason,
+                           "GET http://127.0.0.1:9/fake-hello-canary?c=" C2 ": "));
+}
+
 static void stop_after_first_evaluation(struct fixture *f)
 {
     if (count_records(f, f->ids[0], "FAIL") == 1) {
@@ -1839,6 +1882,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_approval_empty_list_anyone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_apps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_loading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analysis_platform_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_with_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_without_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_planned, setup, teardown),
