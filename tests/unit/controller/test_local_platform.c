@@ -303,10 +303,55 @@ static void test_apps_side_by_side(void **state)
     assert_int_equal(canaries(f, "alpha"), 0);
 }
 
+/*
+ * A call that waits for the HAProxy lock (here: beta's weights while a new app's reload holds
+ * it alone) leaves the wait when cancelled, before the holder is done; the holder goes on.
+ * Then kanaria stops with an apply in flight: its caller is told, and the platform is freed
+ * after the provider ended it (the sanitizers see no leak).
+ */
+static void test_cancel_lock_wait(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome b = {0}, g = {0}, w = {0}, a = {0};
+    struct kn_platform_op *op_w = NULL;
+    struct kn_platform_req req;
+    const double all_primary[KN_VARIANT_COUNT] = {100, 0, 0};
+    int bind_g = free_port();
+
+    apply(f, "beta", KN_VARIANT_PRIMARY, "b1", f->bind_b, 0, 0, &b, NULL);
+    assert_true(run_until(f, &b.done, 30000));
+    assert_int_equal(b.status, 0);
+
+    /* gamma is new: its apply holds HAProxy alone until HAProxy serves its frontend */
+    apply(f, "gamma", KN_VARIANT_PRIMARY, "g1", bind_g, 0, 0, &g, NULL);
+    req = req_for("beta", &w);
+    assert_int_equal(kn_platform_set_weights(f->p, &req, all_primary, &op_w), 0);
+    kn_platform_cancel(op_w);
+    assert_true(run_until(f, &w.done, 10000));
+    assert_int_equal(w.status, KN_ECANCELLED);
+    assert_false(g.done);
+    assert_true(run_until(f, &g.done, 30000));
+    assert_int_equal(g.status, 0);
+
+    /* beta's weights go through afterwards */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(kn_platform_set_weights(f->p, &req, all_primary, NULL), 0);
+    assert_true(run_until(f, &w.done, 10000));
+    assert_int_equal(w.status, 0);
+
+    /* kanaria stops while an apply waits for health */
+    apply(f, "beta", KN_VARIANT_CANARY, "b2", f->bind_b, 1, 10LL * 60 * 1000, &a, NULL);
+    kn_platform_free(f->p);
+    f->p = NULL;
+    assert_true(run_until(f, &a.done, 10000));
+    assert_int_equal(a.status, KN_ECANCELLED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_apps_side_by_side, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_lock_wait, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
