@@ -59,6 +59,9 @@
 
 #define CMD_TIMEOUT_MS 5000
 #define RELOAD_WAIT_MS 10000
+/* At most this many apps' command batches at once: each is a connection to HAProxy's admin
+ * socket, whose backlog is short (a connect beyond it fails with EAGAIN). */
+#define SHARED_MAX 4
 #define UNDO_WAIT_MS 30000 /* how long taking out what a stopped apply added waits for HAProxy */
 #define OBSERVE_MS 2000 /* how often HAProxy's servers are read back */
 
@@ -643,7 +646,8 @@ static void op_free(struct op *op)
 
 static int lock_free_for(const struct local *lp, enum lock_mode mode)
 {
-    return !lp->lock_writer && (mode == LOCK_SHARED || lp->lock_readers == 0);
+    return !lp->lock_writer &&
+           (mode == LOCK_SHARED ? lp->lock_readers < SHARED_MAX : lp->lock_readers == 0);
 }
 
 static void lock_granted(uv_timer_t *t);
