@@ -57,6 +57,18 @@ app beta 3s
 test_service "$tmp/upstream/alpha" alpha a1 "$bind_a" 1
 test_service "$tmp/upstream/beta" beta b1 "$bind_b" 1
 sock="$tmp/data/local/local/haproxy.sock"
+# wait_until DESCRIPTION SQL EXPECTED SECONDS: as wait_for, bounded by the wall clock (each
+# query takes its own time on a busy machine)
+wait_until() {
+    local got end=$((SECONDS + $4))
+    while [ $SECONDS -lt $end ]; do
+        got=$(sql "$2" 2>/dev/null)
+        [ "$got" = "$3" ] && return 0
+        sleep 0.2
+    done
+    echo "  waited $4s for $1: expected [$3], got [$got]"
+    return 1
+}
 # status APP: the status of the app's last deployment
 status() { sql "select status from deployments where app = '$1' order by id desc limit 1"; }
 # haproxy_cmd COMMAND: one runtime-API command to the managed HAProxy, its reply on stdout
@@ -112,8 +124,8 @@ test_service "$tmp/upstream/beta" beta b2 "$bind_b" 1 ', UNHEALTHY: "1"'
 git commit -qam "beta b2 (never healthy)"
 wait_for "beta deployment 4" "select count(*) from deployments where app = 'beta'" 2 30
 check "beta's new commit starts a deployment" $?
-wait_for "beta rolled back" "select status from deployments where app = 'beta' order by id
-    desc limit 1" "FAILURE" 60
+wait_until "beta rolled back" "select status from deployments where app = 'beta' order by id
+    desc limit 1" "FAILURE" 90
 rc=$?
 a=$(status alpha)
 check "beta's rollback completes and its deployment ends FAILURE" $rc
