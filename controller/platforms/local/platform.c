@@ -2,8 +2,26 @@
  * The local platform's operations, as a provider (include/kanaria/plugin/platform.h). Each app
  * (repository, app) is an HAProxy backend behind a frontend on the LocalService's
  * `frontend.bind`; each variant a set of instances started by the process supervisor and
- * registered as servers VARIANT-N. Operations on one platform still run one at a time here, in
- * the order the front end handed them over, which keeps the HAProxy state and ours in step.
+ * registered as servers VARIANT-N.
+ *
+ * Operations: the front end hands over an app's operations one at a time, and each starts here
+ * at once, beside the other apps' (a health wait of one app never delays another's rollback).
+ * Only what every app shares is taken in turn, and only while it is used: the HAProxy lock,
+ * whose waiters are served first come first served and wait at most until their call's deadline.
+ * Rendering the managed config and reloading (or starting) HAProxy, until it serves the new
+ * config, holds it alone; a batch of runtime-API commands of one app holds it shared with other
+ * apps' batches (each command is its own connection, and a reload in the middle of a batch
+ * would drop the servers it added). apps.json is written whole from memory in one synchronous
+ * step, and every operation keeps its app's record such that a restart from it is right at
+ * every point where another app's operation may write it. The periodic reading of HAProxy's
+ * servers (for observe) takes no lock and skips an app while an operation runs on it.
+ *
+ * Cancel stops the work where it is: a wait for the lock is left at once; instances being
+ * started are stopped; an apply whose new servers are being added (or weighted) sends none of
+ * the rest, takes out of HAProxy what it added, stops its instances and restores the weights.
+ * Each ends the call KN_ECANCELLED. What only takes away (removing a variant or an app, the
+ * last steps of an apply once the old instances leave HAProxy, setting weights) runs to its
+ * end, which takes seconds, and reports its outcome. When kanaria stops, every call ends.
  *
  * Names: an app's backend, its instances' state folder and its record in apps.json share one
  * key. It is the bare app name when no other repository's app of that name has it (so queries
@@ -42,7 +60,11 @@
 
 #define CMD_TIMEOUT_MS 5000
 #define RELOAD_WAIT_MS 10000
-#define OBSERVE_MS 2000 /* how often HAProxy's weights are read back while nothing else runs */
+/* At most this many apps' command batches at once: each is a connection to HAProxy's admin
+ * socket, whose backlog is short (a connect beyond it fails with EAGAIN). */
+#define SHARED_MAX 4
+#define UNDO_WAIT_MS 30000 /* how long taking out what a stopped apply added waits for HAProxy */
+#define OBSERVE_MS 2000 /* how often HAProxy's servers are read back */
 
 struct inst {
     char name[80];
@@ -68,6 +90,7 @@ struct lapp {
     struct kn_haproxy_server_state *seen_servers; /* the rows of that reading (owned) */
     size_t nseen_servers;
     char seen_error[256]; /* why the last reading failed, "" when it worked */
+    unsigned gen; /* changes when an operation on the app starts or ends */
 };
 
 struct op;
@@ -86,10 +109,19 @@ struct local {
     int managed;
     struct lapp **apps;
     size_t napps;
-    struct op *queue;   /* the operation running now, then those waiting */
-    int closing;        /* kanaria stops: the running operation ends at its next step */
-    uv_timer_t *observe; /* queues an OP_OBSERVE every OBSERVE_MS while the queue is empty */
-    size_t observe_from; /* the app the next OP_OBSERVE starts at (one gave way to an op) */
+    struct op *ops;     /* the operations running now, one at most per app */
+    struct op *lock_head; /* waiting for the HAProxy lock, first come first */
+    struct op *lock_tail;
+    int lock_readers;   /* batches of runtime-API commands holding the lock */
+    int lock_writer;    /* a render and reload holds it alone */
+    int closing;        /* kanaria stops: the running operations end at their next step */
+    uv_timer_t *observe; /* starts a reading of HAProxy every OBSERVE_MS */
+    char **read_names;  /* the reading in flight: the apps it reads, one after the other */
+    size_t read_count;
+    size_t read_at;
+    unsigned read_gen;  /* the generation of the app being read when it was asked */
+    int reading;
+    int holding;        /* local_free is ending calls: the platform is not freed meanwhile */
     char who[160];
 };
 
@@ -108,7 +140,15 @@ struct service {
     long long replicas;
 };
 
-enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS, OP_OBSERVE };
+enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS };
+
+enum lock_mode { LOCK_NONE, LOCK_SHARED, LOCK_ALONE };
+
+/* The steps of an apply that was cancelled (or whose wait for the lock ran out) after it
+ * started instances: its servers out of HAProxy, its instances stopped, the end. */
+#define STEP_UNDO_CMDS 20
+#define STEP_UNDO_STOP 21
+#define STEP_UNDO_END 22
 
 struct op {
     struct op *next;
@@ -120,13 +160,20 @@ struct op {
     struct service svc;
     struct kn_scale scale;
     double percent[KN_VARIANT_COUNT];
-    struct kn_platform_call *call; /* NULL: the platform's own reading of HAProxy */
+    struct kn_platform_call *call;
     char *repository; /* apply: who the app is, for a new record */
     char *app_name;
     long long deadline; /* uv_now() by which a start must be healthy; 0: the supervisor's own */
     int cancelled;      /* its stage gave up on it: stop what it starts, end at once */
+    int end_status;     /* KN_ECANCELLED, or KN_ETIMEDOUT when its wait for the lock ran out */
+    int undo;           /* taking out what it added (STEP_UNDO_*) */
+    int added;          /* its new instances are in the app's record and sent to HAProxy */
+    enum lock_mode lock_held;
+    enum lock_mode lock_want; /* waiting for the lock in this mode */
+    struct op *lock_next;
+    void (*lock_then)(struct op *op); /* what runs once the lock is held */
+    uv_timer_t *timer;  /* the wait for the lock, then handing it over; a deferred abort */
     /* progress */
-    int started;
     int step;
     struct inst *fresh; /* instances started by this apply */
     size_t nfresh;
@@ -142,8 +189,8 @@ struct op {
 };
 
 static void op_next(struct op *op);
-static void queue_run(struct local *lp);
 static void local_release(struct local *lp);
+static void release_if_idle(struct local *lp);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -586,6 +633,8 @@ static int haproxy_preflight(struct local *lp, const char *app, const char *bind
 
 /* ---- the operation queue ------------------------------------------------------------------- */
 
+static void wait_closed(uv_handle_t *h);
+
 static void op_free(struct op *op)
 {
     for (size_t i = 0; i < op->ncmds; i++) {
@@ -597,37 +646,191 @@ static void op_free(struct op *op)
     free(op->repository);
     free(op->app_name);
     service_release(&op->svc);
+    if (op->timer) {
+        uv_close((uv_handle_t *)op->timer, wait_closed);
+    }
     free(op);
 }
+
+/* ---- the HAProxy lock ---------------------------------------------------------------------- */
+
+static int lock_free_for(const struct local *lp, enum lock_mode mode)
+{
+    return !lp->lock_writer &&
+           (mode == LOCK_SHARED ? lp->lock_readers < SHARED_MAX : lp->lock_readers == 0);
+}
+
+static void lock_granted(uv_timer_t *t);
+
+/* Hand the lock to the waiters at the head that can have it now, in their order. Their steps
+ * go on from the loop, never from inside the caller's step. */
+static void lock_grant(struct local *lp)
+{
+    while (lp->lock_head && !lp->closing && lock_free_for(lp, lp->lock_head->lock_want)) {
+        struct op *op = lp->lock_head;
+        lp->lock_head = op->lock_next;
+        if (!lp->lock_head) {
+            lp->lock_tail = NULL;
+        }
+        op->lock_next = NULL;
+        op->lock_held = op->lock_want;
+        op->lock_want = LOCK_NONE;
+        if (op->lock_held == LOCK_ALONE) {
+            lp->lock_writer = 1;
+        } else {
+            lp->lock_readers++;
+        }
+        uv_timer_start(op->timer, lock_granted, 0, 0);
+    }
+}
+
+/* Out of the queue of waiters (it waits). */
+static void lock_unwait(struct op *op)
+{
+    struct local *lp = op->lp;
+    struct op **at = &lp->lock_head, *prev = NULL;
+
+    if (op->lock_want == LOCK_NONE) {
+        return;
+    }
+    while (*at && *at != op) {
+        prev = *at;
+        at = &(*at)->lock_next;
+    }
+    if (*at) {
+        *at = op->lock_next;
+        if (lp->lock_tail == op) {
+            lp->lock_tail = prev;
+        }
+    }
+    op->lock_next = NULL;
+    op->lock_want = LOCK_NONE;
+    uv_timer_stop(op->timer);
+    lock_grant(lp); /* one waiting alone may have held back shared ones behind it */
+}
+
+static void lock_release(struct op *op)
+{
+    struct local *lp = op->lp;
+
+    if (op->lock_held == LOCK_ALONE) {
+        lp->lock_writer = 0;
+    } else if (op->lock_held == LOCK_SHARED) {
+        lp->lock_readers--;
+    }
+    op->lock_held = LOCK_NONE;
+    lock_grant(lp);
+}
+
+static void op_abort(struct op *op);
+static void op_end(struct op *op, int status, const char *message);
+
+static void lock_waited_out(uv_timer_t *t)
+{
+    struct op *op = t->data;
+
+    kn_log_warn(op->lp->who, "app=%s gave up waiting for HAProxy, which other apps' operations "
+                "held", op->app);
+    lock_unwait(op);
+    if (op->undo) {
+        /* its servers stay in HAProxy (weight 0 or in maintenance); its instances stop */
+        op->step = STEP_UNDO_STOP;
+        op_next(op);
+        return;
+    }
+    op->cancelled = 1;
+    op->end_status = KN_ETIMEDOUT;
+    op_abort(op);
+}
+
+/*
+ * Run then(op) holding the HAProxy lock in `mode`: at once when it is free and nobody waits
+ * before, else when its turn comes. The wait lasts at most what is left of the call's deadline
+ * (max_ms when that is shorter and not 0); past it the operation gives up (KN_ETIMEDOUT).
+ */
+static void lock_take(struct op *op, enum lock_mode mode, void (*then)(struct op *op),
+                      long long max_ms)
+{
+    struct local *lp = op->lp;
+    long long wait_ms = kn_platform_call_time_left(op->call);
+
+    if (op->lock_held == mode || op->lock_held == LOCK_ALONE) {
+        then(op); /* held already (an undo after the batch it interrupted) */
+        return;
+    }
+    if (!lp->lock_head && lock_free_for(lp, mode)) {
+        op->lock_held = mode;
+        if (mode == LOCK_ALONE) {
+            lp->lock_writer = 1;
+        } else {
+            lp->lock_readers++;
+        }
+        then(op);
+        return;
+    }
+    if (max_ms > 0 && (wait_ms > max_ms || op->undo)) {
+        wait_ms = max_ms;
+    }
+    kn_log_info(lp->who, "app=%s waits for HAProxy, which another app's operation uses",
+                op->app);
+    op->lock_want = mode;
+    op->lock_then = then;
+    if (lp->lock_tail) {
+        lp->lock_tail->lock_next = op;
+    } else {
+        lp->lock_head = op;
+    }
+    lp->lock_tail = op;
+    uv_timer_start(op->timer, lock_waited_out, (uint64_t)wait_ms, 0);
+}
+
+static void lock_granted(uv_timer_t *t)
+{
+    struct op *op = t->data;
+
+    if (op->lp->closing) {
+        op_end(op, KN_ECANCELLED, "kanaria is stopping");
+        return;
+    }
+    if (op->cancelled && !op->undo) {
+        lock_release(op);
+        op_abort(op);
+        return;
+    }
+    op->lock_then(op);
+}
+
+/* ---- the operations ------------------------------------------------------------------------ */
 
 static void op_end(struct op *op, int status, const char *message)
 {
     struct local *lp = op->lp;
+    struct op **at = &lp->ops;
+    struct lapp *a = find_app(lp, op->app);
 
-    lp->queue = op->next;
-    if (op->kind != OP_OBSERVE) {
-        struct lapp *a = find_app(lp, op->app);
-        if (a) {
-            a->observed = 0; /* what HAProxy says now is read again */
-        }
-        save_state(lp);
+    while (*at && *at != op) {
+        at = &(*at)->next;
     }
+    if (*at) {
+        *at = op->next;
+    }
+    lock_unwait(op);
+    lock_release(op);
+    if (a) {
+        a->observed = 0; /* what HAProxy says now is read again */
+        a->gen++;
+    }
+    save_state(lp);
     if (status != 0) {
         kn_log_warn(lp->who, "app=%s %s", op->app, message);
     }
-    if (op->call && status) {
+    if (status) {
         kn_platform_call_done(op->call, status, "%s", message);
-    } else if (op->call) {
+    } else {
         kn_platform_call_done(op->call, 0, NULL);
     }
     op_free(op);
-    if (lp->closing) {
-        if (!lp->queue) {
-            local_release(lp);
-        }
-        return;
-    }
-    queue_run(lp);
+    release_if_idle(lp);
 }
 
 static void op_fail(struct op *op, int status, const char *fmt, ...)
@@ -643,29 +846,29 @@ static void op_fail(struct op *op, int status, const char *fmt, ...)
     op_end(op, status, op->error);
 }
 
-static void queue_add(struct local *lp, struct op *op)
+/* The operation starts now, beside those of the other apps (the front end hands over one
+ * operation of an app at a time). */
+static void op_start(struct local *lp, struct op *op)
 {
-    struct op **tail = &lp->queue;
+    struct lapp *a = find_app(lp, op->app);
 
-    while (*tail) {
-        tail = &(*tail)->next;
+    op->next = lp->ops;
+    lp->ops = op;
+    if (a) {
+        a->gen++; /* a reading of HAProxy asked before this is stale */
     }
-    *tail = op;
-    queue_run(lp);
+    op_next(op);
 }
 
-/* Start the operation at the head of the queue, unless it runs already (a callback of the one
- * before may have queued and started it). */
-static void queue_run(struct local *lp)
+/* 1 while an operation runs on the app `name`. */
+static int app_busy(const struct local *lp, const char *name)
 {
-    if (lp->queue && !lp->queue->started) {
-        lp->queue->started = 1;
-        if (lp->queue->cancelled) {
-            op_end(lp->queue, KN_ECANCELLED, "cancelled before it started");
-            return;
+    for (const struct op *op = lp->ops; op; op = op->next) {
+        if (strcmp(op->app, name) == 0) {
+            return 1;
         }
-        op_next(lp->queue);
     }
+    return 0;
 }
 
 static void add_cmd(struct op *op, char *cmd)
@@ -697,6 +900,15 @@ static void cmd_done(int status, const char *text, void *data)
     struct kn_error err;
 
     kn_error_clear(&err);
+    if (op->lp->closing) {
+        op_end(op, KN_ECANCELLED, "kanaria is stopping");
+        return;
+    }
+    if (op->cancelled && !op->undo && op->kind == OP_APPLY && (op->step == 3 || op->step == 4)) {
+        /* the rest would only add: not sent; what was added is taken out (the lock is kept) */
+        op_abort(op);
+        return;
+    }
     if (status == 0) {
         status = kn_haproxy_reply_check(op->cmds[op->cmd_at], text, &err);
     } else {
@@ -717,13 +929,20 @@ static void send_next_cmd(struct op *op)
 
     if (op->cmd_at >= op->ncmds) {
         cmds_reset(op);
+        lock_release(op);
         op->step++;
         op_next(op);
         return;
     }
     rc = kn_haproxy_command(op->lp->loop, op->lp->socket, op->cmds[op->cmd_at], CMD_TIMEOUT_MS,
                             cmd_done, op);
-    if (rc < 0) {
+    if (rc < 0 && op->undo) {
+        /* its servers stay in HAProxy (weight 0 or in maintenance); its instances stop */
+        cmds_reset(op);
+        lock_release(op);
+        op->step = STEP_UNDO_STOP;
+        op_next(op);
+    } else if (rc < 0) {
         op_fail(op, KN_EIO, "haproxy is not reachable at %s", op->lp->socket);
     }
 }
@@ -963,13 +1182,14 @@ static void reload_probe_done(int status, const char *text, void *data)
     if (op->lp->closing) {
         uv_close((uv_handle_t *)op->wait, wait_closed);
         op->wait = NULL;
-        op_end(op, KN_EIO, "kanaria is stopping");
+        op_end(op, KN_ECANCELLED, "kanaria is stopping");
         return;
     }
     /* an unknown backend is an error reply; a known one answers even without servers */
     if (status == 0 && kn_haproxy_reply_check("show servers state", text, &err) == 0) {
         uv_close((uv_handle_t *)op->wait, wait_closed);
         op->wait = NULL;
+        lock_release(op); /* HAProxy serves the new config: other apps' commands reach it */
         op->step++;
         op_next(op);
         return;
@@ -1005,10 +1225,17 @@ static void reload_poll(uv_timer_t *t)
 
 /* ---- the operations as steps -------------------------------------------------------------- */
 
-static void send_cmds(struct op *op)
+static void cmds_go(struct op *op)
 {
     op->cmd_at = 0;
     send_next_cmd(op);
+}
+
+/* Send op->cmds holding the HAProxy lock shared with other apps' commands (not during a
+ * reload), then go on with the next step. */
+static void send_cmds(struct op *op)
+{
+    lock_take(op, LOCK_SHARED, cmds_go, op->undo ? UNDO_WAIT_MS : 0);
 }
 
 static void aborted_one(int status, void *data)
@@ -1037,6 +1264,73 @@ static void abort_fresh(struct op *op, struct lapp *a)
     aborted_one(0, op);
 }
 
+/* Apply, step 0 holding the lock alone: the bind is free, the app is in the config, and the
+ * managed HAProxy reloads (or starts) with it; step 1 waits until it serves it. */
+static void apply_reload(struct op *op)
+{
+    struct local *lp = op->lp;
+    struct lapp *a = find_app(lp, op->app);
+    const struct lapp *owner;
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    owner = bind_owner(lp, op->app, op->svc.bind);
+    if (owner && owner->repository) {
+        op_fail(op, KN_EINVAL,
+                "frontend.bind %s is already used by app '%s' of repository '%s' on "
+                "platform '%s'",
+                op->svc.bind, owner->app, owner->repository, lp->name);
+        return;
+    }
+    if (owner) {
+        op_fail(op, KN_EINVAL, "frontend.bind %s is already used by app '%s' on platform '%s'",
+                op->svc.bind, owner->app, lp->name);
+        return;
+    }
+    if (haproxy_preflight(lp, op->app, op->svc.bind, &err) < 0) {
+        op_fail(op, KN_EIO, "%s", err.msg);
+        return;
+    }
+    if (!a) {
+        a = add_app(lp, op->app, op->repository, op->app_name, op->svc.bind);
+    } else {
+        free(a->bind);
+        a->bind = kn_strdup(op->svc.bind);
+    }
+    if (haproxy_refresh(lp, &err) < 0) {
+        op_fail(op, KN_EIO, "%s", err.msg);
+        return;
+    }
+    op->step = 1;
+    op->wait = kn_calloc(1, sizeof(*op->wait));
+    uv_timer_init(lp->loop, op->wait);
+    op->wait->data = op;
+    uv_timer_start(op->wait, reload_poll, 100, 0);
+}
+
+/* Apply, step 3 holding the lock shared: the new instances into the app's record (before
+ * HAProxy has them: a restart finds them as ours), then into HAProxy without traffic yet. */
+static void apply_add(struct op *op)
+{
+    struct lapp *a = find_app(op->lp, op->app);
+    struct kn_error err;
+
+    a->insts = kn_reallocarray(a->insts, a->ninsts + op->nfresh, sizeof(*a->insts));
+    for (size_t i = 0; i < op->nfresh; i++) {
+        char *cmd = NULL;
+        a->insts[a->ninsts++] = op->fresh[i];
+        kn_haproxy_cmd_add_server(&cmd, a->name, op->fresh[i].name, "127.0.0.1",
+                                  op->fresh[i].port, 0, &err);
+        add_cmd(op, cmd);
+        cmd = NULL;
+        kn_haproxy_cmd_enable_server(&cmd, a->name, op->fresh[i].name, &err);
+        add_cmd(op, cmd);
+    }
+    op->added = 1;
+    save_state(op->lp);
+    cmds_go(op);
+}
+
 static void apply_next(struct op *op)
 {
     struct local *lp = op->lp;
@@ -1052,41 +1346,8 @@ static void apply_next(struct op *op)
             apply_next(op);
             return;
         }
-        {
-            const struct lapp *owner = bind_owner(lp, op->app, op->svc.bind);
-            if (owner && owner->repository) {
-                op_fail(op, KN_EINVAL,
-                        "frontend.bind %s is already used by app '%s' of repository '%s' on "
-                        "platform '%s'",
-                        op->svc.bind, owner->app, owner->repository, lp->name);
-                return;
-            }
-            if (owner) {
-                op_fail(op, KN_EINVAL,
-                        "frontend.bind %s is already used by app '%s' on platform '%s'",
-                        op->svc.bind, owner->app, lp->name);
-                return;
-            }
-        }
-        if (haproxy_preflight(lp, op->app, op->svc.bind, &err) < 0) {
-            op_fail(op, KN_EIO, "%s", err.msg);
-            return;
-        }
-        if (!a) {
-            a = add_app(lp, op->app, op->repository, op->app_name, op->svc.bind);
-        } else {
-            free(a->bind);
-            a->bind = kn_strdup(op->svc.bind);
-        }
-        if (haproxy_refresh(lp, &err) < 0) {
-            op_fail(op, KN_EIO, "%s", err.msg);
-            return;
-        }
-        op->step = 1;
-        op->wait = kn_calloc(1, sizeof(*op->wait));
-        uv_timer_init(lp->loop, op->wait);
-        op->wait->data = op;
-        uv_timer_start(op->wait, reload_poll, 100, 0);
+        /* every app's binds and the config are shared: checked and changed holding the lock */
+        lock_take(op, LOCK_ALONE, apply_reload, 0);
         return;
     case 2: /* new instances, healthy */
         start_instances(op, a, replicas_for(op, a));
@@ -1096,19 +1357,7 @@ static void apply_next(struct op *op)
             abort_fresh(op, a);
             return;
         }
-        a->insts = kn_reallocarray(a->insts, a->ninsts + op->nfresh, sizeof(*a->insts));
-        for (size_t i = 0; i < op->nfresh; i++) {
-            char *cmd = NULL;
-            a->insts[a->ninsts++] = op->fresh[i];
-            kn_haproxy_cmd_add_server(&cmd, a->name, op->fresh[i].name, "127.0.0.1",
-                                      op->fresh[i].port, 0, &err);
-            add_cmd(op, cmd);
-            cmd = NULL;
-            kn_haproxy_cmd_enable_server(&cmd, a->name, op->fresh[i].name, &err);
-            add_cmd(op, cmd);
-        }
-        save_state(lp); /* before HAProxy has them: a restart finds them as ours */
-        send_cmds(op);
+        lock_take(op, LOCK_SHARED, apply_add, 0);
         return;
     case 4: /* weights with old and new side by side */
         queue_weights(op, a);
@@ -1124,6 +1373,25 @@ static void apply_next(struct op *op)
     case 7: /* weights for the new counts */
         queue_weights(op, a);
         send_cmds(op);
+        return;
+    case STEP_UNDO_STOP:
+        kn_log_info(lp->who, "app=%s stopping the new %s instances", op->app,
+                    kn_variant_name(op->variant));
+        op->pending = 1;
+        for (size_t i = 0; i < op->nfresh; i++) {
+            op->pending++;
+            if (kn_proc_stop(lp->sup, op->app, kn_variant_name(op->variant), op->fresh[i].index,
+                             stopped_one, op) < 0) {
+                op->pending--;
+            }
+        }
+        stopped_one(0, op);
+        return;
+    case STEP_UNDO_END:
+        op_end(op, op->end_status ? op->end_status : KN_ECANCELLED,
+               op->end_status == KN_ETIMEDOUT
+                   ? "waited for haproxy past its deadline; what it started is stopped"
+                   : "cancelled; what it started is stopped and out of haproxy");
         return;
     default:
         kn_log_info(lp->who, "app=%s %s runs %.7s on %zu instance%s", a->name,
@@ -1166,6 +1434,16 @@ static void remove_next(struct op *op)
     }
 }
 
+/* Weights, holding the lock shared: the percents kanaria keeps change as HAProxy's do. */
+static void weights_send(struct op *op)
+{
+    struct lapp *a = find_app(op->lp, op->app);
+
+    memcpy(a->percent, op->percent, sizeof(a->percent));
+    queue_weights(op, a);
+    cmds_go(op);
+}
+
 static void weights_next(struct op *op)
 {
     struct lapp *a = find_app(op->lp, op->app);
@@ -1188,9 +1466,7 @@ static void weights_next(struct op *op)
                 return;
             }
         }
-        memcpy(a->percent, op->percent, sizeof(a->percent));
-        queue_weights(op, a);
-        send_cmds(op);
+        lock_take(op, LOCK_SHARED, weights_send, 0);
         return;
     }
     op_end(op, 0, NULL);
@@ -1198,7 +1474,6 @@ static void weights_next(struct op *op)
 
 /* ---- reading HAProxy back ------------------------------------------------------------------ */
 
-static void observe_next(struct op *op);
 
 /* Each variant's share of the traffic from HAProxy's servers of the app: their user weights,
  * counting only servers in service (not in maintenance or drained). */
@@ -1222,19 +1497,22 @@ static void observe_shares(struct lapp *a, const struct kn_haproxy_server_state 
     }
 }
 
-static void observe_done(int status, const char *text, void *data)
+static void read_next(struct local *lp);
+
+static void read_done(int status, const char *text, void *data)
 {
-    struct op *op = data;
-    struct lapp *a = op->step < (int)op->lp->napps ? op->lp->apps[op->step] : NULL;
+    struct local *lp = data;
+    struct lapp *a = find_app(lp, lp->read_names[lp->read_at]);
     struct kn_haproxy_server_state *st = NULL;
     size_t n = 0;
     struct kn_error err;
 
     kn_error_clear(&err);
-    if (a && strcmp(a->name, op->app) == 0) {
+    /* an operation on the app since the command was sent makes the reading stale */
+    if (a && !lp->closing && a->gen == lp->read_gen && !app_busy(lp, a->name)) {
         if (status != 0) {
             snprintf(a->seen_error, sizeof(a->seen_error), "haproxy is not reachable at %s",
-                     op->lp->socket);
+                     lp->socket);
             a->observed = 0;
         } else if (kn_haproxy_parse_servers_state(&st, &n, text, &err) < 0) {
             snprintf(a->seen_error, sizeof(a->seen_error), "haproxy: %.200s", err.msg);
@@ -1251,61 +1529,138 @@ static void observe_done(int status, const char *text, void *data)
         }
     }
     kn_haproxy_servers_state_free(st, n);
-    op->step++;
-    if (op->next && op->step < (int)op->lp->napps) {
-        /* an operation waits: it goes first, the reading goes on from here next time */
-        op->lp->observe_from = (size_t)op->step;
-        op_end(op, 0, NULL);
-        return;
-    }
-    op->lp->observe_from = 0;
-    op_next(op);
+    lp->read_at++;
+    read_next(lp);
 }
 
-/* One app after the other; op->app names the app being read. */
-static void observe_next(struct op *op)
+/* The apps of the reading one after the other, skipping those an operation changes now. */
+static void read_next(struct local *lp)
 {
-    struct local *lp = op->lp;
-    char *cmd = NULL;
-    struct kn_error err;
-
-    if (op->step >= (int)lp->napps) {
-        op_end(op, 0, NULL);
+    while (!lp->closing && lp->read_at < lp->read_count) {
+        struct lapp *a = find_app(lp, lp->read_names[lp->read_at]);
+        char *cmd = NULL;
+        struct kn_error err;
+        if (!a || app_busy(lp, a->name) ||
+            kn_haproxy_cmd_show_servers_state(&cmd, a->name, &err) < 0) {
+            lp->read_at++;
+            continue;
+        }
+        lp->read_gen = a->gen;
+        if (kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, read_done, lp) < 0) {
+            free(cmd);
+            read_done(KN_EIO, "", lp);
+            return;
+        }
+        free(cmd);
         return;
     }
-    free(op->app);
-    op->app = kn_strdup(lp->apps[op->step]->name);
-    if (kn_haproxy_cmd_show_servers_state(&cmd, op->app, &err) < 0 ||
-        kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, observe_done, op) < 0) {
-        observe_done(KN_EIO, "", op);
+    for (size_t i = 0; i < lp->read_count; i++) {
+        free(lp->read_names[i]);
     }
-    free(cmd);
+    free(lp->read_names);
+    lp->read_names = NULL;
+    lp->read_count = 0;
+    lp->read_at = 0;
+    lp->reading = 0;
+    release_if_idle(lp);
 }
 
-static struct op *op_new(struct local *lp, enum op_kind kind, const char *app,
-                         struct kn_platform_call *call);
-
+/* Every OBSERVE_MS: read HAProxy's servers of every app, unless the last reading still runs. */
 static void observe_tick(uv_timer_t *t)
 {
     struct local *lp = t->data;
 
-    if (!lp->queue && lp->napps > 0 && !lp->closing) {
-        struct op *op = op_new(lp, OP_OBSERVE, "", NULL);
-        op->step = lp->observe_from < lp->napps ? (int)lp->observe_from : 0;
-        queue_add(lp, op);
+    if (lp->reading || lp->napps == 0 || lp->closing) {
+        return;
     }
+    lp->reading = 1;
+    lp->read_names = kn_calloc(lp->napps, sizeof(*lp->read_names));
+    for (size_t i = 0; i < lp->napps; i++) {
+        lp->read_names[i] = kn_strdup(lp->apps[i]->name);
+    }
+    lp->read_count = lp->napps;
+    lp->read_at = 0;
+    read_next(lp);
+}
+
+/*
+ * An apply stopped after it started instances (cancelled, or its wait for the lock ran out):
+ * what it added leaves HAProxy and the app's record, the weights of what stays are set again,
+ * its instances stop, and it ends.
+ */
+static void apply_undo(struct op *op)
+{
+    struct lapp *a = find_app(op->lp, op->app);
+    struct kn_error err;
+    size_t kept = 0;
+
+    op->undo = 1;
+    cmds_reset(op);
+    if (!a || !op->added) {
+        lock_release(op);
+        op->step = STEP_UNDO_STOP;
+        op_next(op);
+        return;
+    }
+    for (size_t i = 0; i < a->ninsts; i++) {
+        int fresh = 0;
+        for (size_t j = 0; j < op->nfresh; j++) {
+            fresh |= strcmp(op->fresh[j].name, a->insts[i].name) == 0;
+        }
+        if (!fresh) {
+            a->insts[kept++] = a->insts[i];
+        }
+    }
+    a->ninsts = kept;
+    save_state(op->lp);
+    op->tolerate = 1; /* a server the apply had not added yet is not there */
+    for (size_t i = 0; i < op->nfresh; i++) {
+        char *cmd = NULL;
+        kn_haproxy_cmd_set_state(&cmd, a->name, op->fresh[i].name, KN_HAPROXY_MAINT, &err);
+        add_cmd(op, cmd);
+        cmd = NULL;
+        kn_haproxy_cmd_del_server(&cmd, a->name, op->fresh[i].name, &err);
+        add_cmd(op, cmd);
+    }
+    queue_weights(op, a);
+    kn_log_info(op->lp->who, "app=%s taking the new %s instances out of haproxy again: %s",
+                op->app, kn_variant_name(op->variant),
+                op->end_status == KN_ETIMEDOUT ? "its deadline passed" : "cancelled");
+    op->step = STEP_UNDO_CMDS;
+    send_cmds(op);
+}
+
+/* Stop the operation where it is (see the top): an apply that started instances takes out what
+ * it added; anything else ends now. */
+static void op_abort(struct op *op)
+{
+    if (op->lp->closing) {
+        op_end(op, KN_ECANCELLED, "kanaria is stopping");
+    } else if (op->kind == OP_APPLY && op->nfresh > 0 && !op->undo) {
+        apply_undo(op);
+    } else if (op->end_status == KN_ETIMEDOUT) {
+        op_end(op, KN_ETIMEDOUT, "waited for haproxy past its deadline");
+    } else {
+        op_end(op, KN_ECANCELLED, "cancelled");
+    }
+}
+
+static void abort_deferred(uv_timer_t *t)
+{
+    op_abort(t->data);
 }
 
 static void op_next(struct op *op)
 {
     if (op->lp->closing) {
         /* a step in flight has come back: go no further */
-        op_end(op, KN_EIO, "kanaria is stopping");
+        op_end(op, KN_ECANCELLED, "kanaria is stopping");
         return;
     }
-    if (op->cancelled && op->kind == OP_APPLY && op->step <= 2) {
-        /* nothing of it is in HAProxy yet: what follows (a rollback) runs now */
-        op_end(op, KN_ECANCELLED, "cancelled");
+    if (op->cancelled && !op->undo && op->kind == OP_APPLY && op->step <= 4) {
+        /* its new instances are not serving alone yet: take them out, and a rollback that
+         * follows runs now */
+        op_abort(op);
         return;
     }
     switch (op->kind) {
@@ -1317,9 +1672,6 @@ static void op_next(struct op *op)
         break;
     case OP_WEIGHTS:
         weights_next(op);
-        break;
-    case OP_OBSERVE:
-        observe_next(op);
         break;
     }
 }
@@ -1335,6 +1687,9 @@ static struct op *op_new(struct local *lp, enum op_kind kind, const char *app,
     op->kind = kind;
     op->app = kn_strdup(app);
     op->call = call;
+    op->timer = kn_calloc(1, sizeof(*op->timer));
+    uv_timer_init(lp->loop, op->timer);
+    op->timer->data = op;
     return op;
 }
 
@@ -1390,7 +1745,7 @@ static int local_apply(void *self, struct kn_platform_call *call,
         op->deadline = (long long)uv_now(lp->loop) + spec->ready_timeout_ms;
     }
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
-    queue_add(lp, op);
+    op_start(lp, op);
     return 0;
 }
 
@@ -1400,7 +1755,7 @@ static int local_remove(void *self, struct kn_platform_call *call, enum kn_varia
     struct op *op = op_for(lp, OP_REMOVE, call, 0);
 
     op->variant = v;
-    queue_add(lp, op);
+    op_start(lp, op);
     return 0;
 }
 
@@ -1411,7 +1766,7 @@ static int local_set_weights(void *self, struct kn_platform_call *call,
     struct op *op = op_for(lp, OP_WEIGHTS, call, 0);
 
     memcpy(op->percent, percent, sizeof(op->percent));
-    queue_add(lp, op);
+    op_start(lp, op);
     return 0;
 }
 
@@ -1452,16 +1807,16 @@ static void cancel_stopped(int status, void *data)
 }
 
 /*
- * The front end cancelled the operation (a stage timed out, a deadline passed). One waiting in
- * the queue ends when its turn comes, at once. An apply that is starting instances stops them:
- * their start callbacks and stops settle the step, and the apply then removes what it started
- * and ends. Later steps (HAProxy commands, stopping the old instances) are short and run to
- * their end.
+ * The front end cancelled the operation (a stage timed out, a rollback follows, a deadline
+ * passed); see the top for what stops where. One waiting for the HAProxy lock leaves the wait
+ * now and ends from the loop. An apply that is starting instances stops them: their start
+ * callbacks and stops settle the step, and the apply then ends. One sending commands stops at
+ * the reply in flight (cmd_done).
  */
 static void local_cancel(void *self, struct kn_platform_call *call)
 {
     struct local *lp = self;
-    struct op *op = lp->queue;
+    struct op *op = lp->ops;
 
     while (op && op->call != call) {
         op = op->next;
@@ -1470,7 +1825,13 @@ static void local_cancel(void *self, struct kn_platform_call *call)
         return;
     }
     op->cancelled = 1;
-    if (!op->started || op->kind != OP_APPLY || op->step != 2) {
+    op->end_status = KN_ECANCELLED;
+    if (op->lock_want != LOCK_NONE) {
+        lock_unwait(op);
+        uv_timer_start(op->timer, abort_deferred, 0, 0);
+        return;
+    }
+    if (op->kind != OP_APPLY || op->step != 2) {
         return;
     }
     if (!op->failed) {
@@ -1564,10 +1925,18 @@ static void local_release(struct local *lp)
     free(lp);
 }
 
+static void release_if_idle(struct local *lp)
+{
+    if (lp->closing && !lp->holding && !lp->ops && !lp->reading) {
+        local_release(lp);
+    }
+}
+
 /*
- * Let go of the platform (the apps keep running). Operations that have not started are ended at
- * once; the one running ends when its step in flight comes back (a start in progress comes back
- * at once: closing the supervisor ends it), and the platform is freed after it.
+ * Let go of the platform (the apps keep running). Operations waiting for the HAProxy lock end
+ * at once; the others end when their step in flight comes back (a start in progress comes back
+ * at once: closing the supervisor ends it; a command within CMD_TIMEOUT_MS), and the platform
+ * is freed after the last of them and after a reading of HAProxy in flight.
  */
 static void local_free(void *self)
 {
@@ -1578,27 +1947,23 @@ static void local_free(void *self)
         return;
     }
     lp->closing = 1;
+    lp->holding = 1;
     if (lp->observe) {
         uv_close((uv_handle_t *)lp->observe, wait_closed);
         lp->observe = NULL;
     }
-    while (lp->queue && (!lp->queue->started || lp->queue->next)) {
-        struct op **at = lp->queue->started ? &lp->queue->next : &lp->queue;
-        struct op *op = *at;
-        *at = op->next;
-        if (op->call) {
-            kn_platform_call_done(op->call, KN_ECANCELLED, "kanaria is stopping");
-        }
-        op_free(op);
+    while (lp->lock_head) {
+        op_end(lp->lock_head, KN_ECANCELLED, "kanaria is stopping");
     }
+    lp->holding = 0;
     sup = lp->sup;
     lp->sup = NULL;
-    if (!lp->queue) {
+    if (!lp->ops && !lp->reading) {
         lp->sup = sup;
         local_release(lp);
         return;
     }
-    /* its pending callbacks end the running operation, which frees the platform */
+    /* its pending callbacks end the running operations; the last frees the platform */
     kn_proc_supervisor_close(sup);
 }
 
@@ -1619,7 +1984,7 @@ static void remove_app_probe_done(int status, const char *text, void *data)
         uv_close((uv_handle_t *)op->wait, wait_closed);
         op->wait = NULL;
         if (op->lp->closing) {
-            op_end(op, KN_EIO, "kanaria is stopping");
+            op_end(op, KN_ECANCELLED, "kanaria is stopping");
         } else if (!gone) {
             op_fail(op, KN_EIO, "haproxy still serves app '%s' %llds after a reload", op->app,
                     (long long)RELOAD_WAIT_MS / 1000);
@@ -1650,6 +2015,44 @@ static void remove_app_poll(uv_timer_t *t)
     free(cmd);
 }
 
+/* The app out of the platform's record. */
+static void remove_app_forget(struct op *op)
+{
+    struct local *lp = op->lp;
+    struct lapp *a = find_app(lp, op->app);
+    size_t i;
+
+    if (!a) {
+        return;
+    }
+    for (i = 0; i < lp->napps && lp->apps[i] != a; i++) {
+    }
+    memmove(&lp->apps[i], &lp->apps[i + 1], (lp->napps - i - 1) * sizeof(*lp->apps));
+    lp->napps--;
+    lapp_free(a);
+    save_state(lp);
+}
+
+/* Holding the lock alone: the app forgotten and the managed HAProxy reloaded without it; the
+ * lock is held until HAProxy no longer serves it. */
+static void remove_app_reload(struct op *op)
+{
+    struct local *lp = op->lp;
+    struct kn_error err;
+
+    remove_app_forget(op);
+    kn_error_clear(&err);
+    if (haproxy_refresh(lp, &err) < 0) {
+        op_fail(op, KN_EIO, "%s", err.msg);
+        return;
+    }
+    op->step = 3;
+    op->wait = kn_calloc(1, sizeof(*op->wait));
+    uv_timer_init(lp->loop, op->wait);
+    op->wait->data = op;
+    uv_timer_start(op->wait, remove_app_poll, 200, 0);
+}
+
 /* Every server of the app out of HAProxy, every instance stopped, then the app forgotten and the
  * managed HAProxy reloaded without its frontend and backend. An external HAProxy keeps its own
  * frontend: kanaria only takes its servers out. */
@@ -1657,7 +2060,6 @@ static void remove_app_next(struct op *op)
 {
     struct local *lp = op->lp;
     struct lapp *a = find_app(lp, op->app);
-    struct kn_error err;
     size_t i;
 
     if (!a && op->step < 2) {
@@ -1684,26 +2086,12 @@ static void remove_app_next(struct op *op)
         stopped_one(0, op);
         return;
     case 2:
-        for (i = 0; i < lp->napps && lp->apps[i] != a; i++) {
-        }
-        memmove(&lp->apps[i], &lp->apps[i + 1], (lp->napps - i - 1) * sizeof(*lp->apps));
-        lp->napps--;
-        lapp_free(a);
-        save_state(lp);
-        kn_error_clear(&err);
         if (!lp->managed) {
+            remove_app_forget(op);
             op_end(op, 0, NULL);
             return;
         }
-        if (haproxy_refresh(lp, &err) < 0) {
-            op_fail(op, KN_EIO, "%s", err.msg);
-            return;
-        }
-        op->step = 3;
-        op->wait = kn_calloc(1, sizeof(*op->wait));
-        uv_timer_init(lp->loop, op->wait);
-        op->wait->data = op;
-        uv_timer_start(op->wait, remove_app_poll, 200, 0);
+        lock_take(op, LOCK_ALONE, remove_app_reload, 0);
         return;
     default:
         op_end(op, 0, NULL);
@@ -1717,7 +2105,7 @@ static int local_remove_app(void *self, struct kn_platform_call *call)
     struct op *op = op_for(lp, OP_REMOVE, call, 0);
 
     op->variant = KN_VARIANT_COUNT; /* every variant, and the app itself */
-    queue_add(lp, op);
+    op_start(lp, op);
     return 0;
 }
 
