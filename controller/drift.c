@@ -175,7 +175,7 @@ int kn_drift_live(const struct kn_drift *d, const char *repo, const char *app,
  * idle now (read again: a deployment may have started while the platform answered). */
 static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_live_state *live)
 {
-    struct kn_app_state a;
+    struct kn_app_state a = {0};
     long long now = drift_now(d);
     char drift[512];
     int known;
@@ -191,7 +191,7 @@ static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_li
     }
     if (kn_store_app_get(d->deps.store, s->repo, s->app, &a) < 0 || !a.last_good[0] ||
         a.current_deployment != 0 || a.orphaned_at) {
-        return;
+        goto out;
     }
     /* a platform that cannot be read is shown, not healed: a sync could not succeed */
     known = rc == KN_ENOTFOUND || (rc == 0 && !s->live.error);
@@ -214,6 +214,8 @@ static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_li
         (a.healed_at == 0 || now - a.healed_at >= KN_DRIFT_HEAL_MIN_MS)) {
         heal(d, &a, drift, now);
     }
+out:
+    kn_app_state_release(&a);
 }
 
 static void observed(int status, const struct kn_live_state *live, void *data)

@@ -168,8 +168,10 @@ static void test_same_name_elsewhere(void **state)
     assert_string_equal(f->removed_repo, "deploy");
     assert_int_equal(kn_store_app_get(f->st, "deploy", "old", &a), 0);
     assert_true(a.pruned_at > 0);
+    kn_app_state_release(&a);
     assert_int_equal(kn_store_app_get(f->st, "other", "old", &a), 0);
     assert_int_equal(a.pruned_at, 0);
+    kn_app_state_release(&a);
     assert_string_equal(e.type, "APP_PRUNED");
 }
 
