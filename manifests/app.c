@@ -337,6 +337,9 @@ static void check_doc(const struct kn_manifest_kind *def, const char *kind,
 {
     const char *api_version = scalar_at(doc, "apiVersion");
 
+    if (def->check) {
+        def->check(doc, ctx);
+    }
     if (def->schema) {
         void *obj = kn_calloc(1, def->schema->size);
         kn_schema_parse(def->schema, doc, &doc->loc, obj, ctx);
@@ -377,6 +380,12 @@ static void add_doc(struct kn_app *app, const char *file, const struct kn_node *
     }
     if (platform->type) {
         def = find_kind(platform, kind);
+        if (def && def->file_key) {
+            kn_schema_error(ctx, kn_node_get(doc, "kind"),
+                            "a %s comes from 'spec.%s.%s', not from spec.manifests", kind,
+                            platform->type, def->file_key);
+            return;
+        }
         if (!def) {
             unknown_kind(app, platform, doc, kind, ctx);
         } else {
@@ -444,6 +453,78 @@ static void load_manifests(struct kn_app *app, struct kn_source *src, const stru
     }
 }
 
+static int has_file_kinds(const struct kn_app_platform *platform)
+{
+    for (size_t k = 0; k < platform->nkinds; k++) {
+        if (platform->kinds[k].file_key) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The kinds read from files the app's options name (kn_manifest_kind.file_key). */
+static void load_option_files(struct kn_app *app, struct kn_source *src,
+                              const struct kn_node *root, const struct kn_app_platform *platform,
+                              struct kn_schema_ctx *ctx)
+{
+    const struct kn_node *opts = kn_node_get(kn_node_get(root, "spec"), platform->type);
+
+    for (size_t k = 0; platform->type && k < platform->nkinds; k++) {
+        const struct kn_manifest_kind *def = &platform->kinds[k];
+        const struct kn_node *at = kn_node_get(opts, def->file_key);
+        const struct kn_node *doc;
+        const char *name;
+        char *path = NULL;
+        struct kn_yaml *y;
+        struct kn_manifest_doc *d;
+        json_t *meta;
+
+        if (!def->kind || !def->file_key || !at || at->type != KN_NODE_SCALAR || !at->len) {
+            continue; /* a missing or mistyped key is the app schema's to report */
+        }
+        if (kn_path_resolve(&path, app->dir, at->scalar) < 0) {
+            kn_schema_error(ctx, at, "'%s' leaves the repository", at->scalar);
+            continue;
+        }
+        y = load_file(app, src, path, &at->loc);
+        free(path);
+        if (!y) {
+            continue;
+        }
+        if (y->ndocs != 1 || y->docs[0]->type != KN_NODE_MAP) {
+            struct kn_loc loc = {.file = y->file, .line = y->ndocs ? y->docs[0]->loc.line : 0,
+                                 .col = y->ndocs ? y->docs[0]->loc.col : 0};
+            kn_schema_error_at(ctx, &loc, "a %s file holds one map, found %s", def->kind,
+                               y->ndocs == 1 ? kn_node_describe(y->docs[0])
+                               : y->ndocs ? "several documents" : "nothing");
+            continue;
+        }
+        doc = y->docs[0];
+        name = def->name_key ? scalar_at(doc, def->name_key) : def->file_key;
+        if (!name) {
+            kn_schema_error(ctx, doc, "a %s needs '%s'", def->kind, def->name_key);
+            continue;
+        }
+        check_doc(def, def->kind, doc, ctx);
+        app->docs = kn_reallocarray(app->docs, app->ndocs + 1, sizeof(*app->docs));
+        d = &app->docs[app->ndocs++];
+        memset(d, 0, sizeof(*d));
+        d->file = kn_strdup(y->file);
+        d->loc = doc->loc;
+        d->kind = kn_strdup(def->kind);
+        d->name = kn_strdup(name);
+        d->def = def;
+        meta = json_object();
+        json_object_set_new(meta, "name", json_string(name));
+        d->json = json_object();
+        json_object_set_new(d->json, "kind", json_string(def->kind));
+        json_object_set_new(d->json, "metadata", meta);
+        json_object_set_new(d->json, "spec", kn_node_to_json(doc));
+        kn_json_hash(d->json, d->hash);
+    }
+}
+
 static int doc_cmp(const void *a, const void *b)
 {
     const struct kn_manifest_doc *x = a, *y = b;
@@ -467,6 +548,16 @@ static void check_counts(struct kn_app *app, const struct kn_app_platform *platf
         }
         for (size_t i = 0; i < app->ndocs; i++) {
             found += app->docs[i].def == def;
+        }
+        if (def->file_key) {
+            if (found == 0 && def->min > 0) {
+                const struct kn_node *spec = kn_node_get(root, "spec");
+                const struct kn_node *opts = kn_node_get(spec, platform->type);
+                kn_schema_error(ctx, opts ? opts : spec ? spec : root,
+                                "platform '%s' needs 'spec.%s.%s' (its %s)", name,
+                                platform->type, def->file_key, def->kind);
+            }
+            continue;
         }
         if (def->min == 1 && def->max == 1 && found != 1) {
             kn_schema_error(ctx, at, "platform '%s' needs exactly one %s manifest, found %zu",
@@ -579,7 +670,9 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     platform_options(app, &platform, root, &ctx);
     before = app->diags.count + app->diags.dropped;
     load_manifests(app, src, root, &platform, &ctx);
-    if (app->cfg.spec.manifests.count > 0 && app->diags.count + app->diags.dropped == before) {
+    load_option_files(app, src, root, &platform, &ctx);
+    if ((app->cfg.spec.manifests.count > 0 || has_file_kinds(&platform)) &&
+        app->diags.count + app->diags.dropped == before) {
         /* "found 0" after a manifest failed to load would only repeat that failure */
         check_counts(app, &platform, root, &ctx);
     }

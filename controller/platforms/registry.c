@@ -13,12 +13,14 @@
 #include <string.h>
 
 #include "kanaria/plugin/platform.h"
+#include "platforms/ecs/ecs.h"
 #include "platforms/local/local.h"
 
 extern const struct kn_platform_type kn_platform_fake __attribute__((weak));
 
 const struct kn_platform_type *const kn_platform_types[] = {
     &kn_platform_local,
+    &kn_platform_ecs,
     &kn_platform_fake, /* NULL outside test builds */
     NULL,
 };

@@ -120,6 +120,7 @@ void kn_json_hash(const json_t *j, char out[65]);
 /* ---- manifest kinds ------------------------------------------------------------------------ */
 
 struct kn_schema;
+struct kn_schema_ctx;
 
 /* What a manifest kind is to the platform that takes it. */
 enum kn_kind_role { KN_KIND_WORKLOAD = 1, KN_KIND_ROUTE, KN_KIND_OPEN };
@@ -142,6 +143,19 @@ struct kn_manifest_kind {
                                          path; NULL-terminated. A change elsewhere (say
                                          spec.replicas) is planned as a quick sync. */
     const char *help;
+    /*
+     * A kind read from a file that the app's options name instead of from spec.manifests (an ECS
+     * task definition): file_key is the key of spec.<type> holding the file's path
+     * ("taskDefinitionFile"), relative to the app's folder. The file (YAML or JSON) holds one
+     * map; `schema` or `check` checks it; the manifest is {"kind": kind, "metadata": {"name":
+     * N}, "spec": <the map>}, N being the map's name_key member ("family"), or file_key when
+     * name_key is NULL. NULL: a kind listed in spec.manifests.
+     */
+    const char *file_key;
+    const char *name_key;
+    /* A check of the document beyond (or instead of) a kn_schema table: located errors into
+     * ctx (an AWS API input shape). NULL: none. */
+    void (*check)(const struct kn_node *doc, struct kn_schema_ctx *ctx);
 };
 
 /* ---- diff --------------------------------------------------------------------------------- */
