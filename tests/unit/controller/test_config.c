@@ -448,7 +448,7 @@ static void test_bad_enum(void **state)
     EXPECT_ERRORS(BASE "platforms:\n"
                        "  - name: k8s\n"
                        "    type: kubernetes\n",
-                  "kanaria.yaml:4:11: 'platforms[0].type' must be one of local, got 'kubernetes'");
+                  "kanaria.yaml:4:11: 'platforms[0].type' must be one of local, ecs, got 'kubernetes'");
 }
 
 /* The keys of a platforms[] or metricsProviders[] entry beyond `name` and `type` are those of
