@@ -72,8 +72,10 @@ static void kn_cloudwatch_on_page(const struct kn_aws_result *res, void *data)
     int rc;
 
     if (res->status < 0) {
+        const char *why = res->message ? res->message : kn_strerror(res->status);
+        /* the session's own words name the service already ("cloudwatch GetMetricData: ...") */
         kn_cloudwatch_fail(&call->r, "%s",
-                           res->message ? res->message : kn_strerror(res->status));
+                           strncmp(why, "cloudwatch ", 11) == 0 ? why + 11 : why);
         goto done;
     }
     if (kn_cloudwatch_add_page(&call->r, &call->req, res->reply, &token) < 0) {

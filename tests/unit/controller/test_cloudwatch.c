@@ -643,6 +643,7 @@ struct fx {
      * with 200 when set, else a 400 */
     int nreplies;
     const char *repeat;
+    long delay_ms; /* before each reply */
     int nrequests;
     int status[MAX_SEEN];
     const char *reply[MAX_SEEN];
@@ -674,7 +675,8 @@ static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_reques
     f->nrequests++;
     body = i < f->nreplies ? f->reply[i] : f->repeat ? f->repeat : "{\"__type\": \"Unscripted\"}";
     kn_testsrv_reply(c, i < f->nreplies ? f->status[i] : f->repeat ? 200 : 400,
-                     "Content-Type: application/x-amz-json-1.0\r\n", body, strlen(body), 0);
+                     "Content-Type: application/x-amz-json-1.0\r\n", body, strlen(body),
+                     f->delay_ms);
 }
 
 static int setup(void **state)
@@ -756,6 +758,24 @@ static void on_guard(uv_timer_t *t)
     uv_stop(test_loop);
 }
 
+static void on_guard_closed(uv_handle_t *h)
+{
+    *(int *)h->data = 1;
+}
+
+/* Close a guard timer and wait for it (a few loop turns at most). */
+static void close_guard(uv_loop_t *loop, uv_timer_t *guard)
+{
+    int closed = 0;
+
+    guard->data = &closed;
+    uv_close((uv_handle_t *)guard, on_guard_closed);
+    for (int i = 0; i < 100 && !closed; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    assert_true(closed);
+}
+
 /* Run one query and wait (10 s at most) for its callback. */
 static void run_query(struct fx *f, struct kn_metrics *m, const char *query, struct got *g)
 {
@@ -772,8 +792,7 @@ static void run_query(struct fx *f, struct kn_metrics *m, const char *query, str
     assert_int_equal(kn_metrics_query(m, &q, on_result, g), 0);
     assert_int_equal(g->calls, 0);
     uv_run(&f->loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    close_guard(&f->loop, &guard);
     assert_int_equal(g->calls, 1);
 }
 
@@ -928,6 +947,45 @@ static void test_query_page_limit(void **state)
     kn_metrics_free(m);
 }
 
+/* The query's timeout bounds it, pages and retries included; freeing the provider ends what is
+ * in flight: each query calls back once. */
+static void test_query_timeout_and_free(void **state)
+{
+    struct fx *f = *state;
+    struct kn_platform_config pc;
+    struct kn_aws_config ac;
+    struct kn_cloudwatch_config cc;
+    struct kn_metrics *m = provider(f, &pc, &ac, &cc);
+    struct kn_metrics_query q = {.query = ELB_5XX, .start_ms = 0, .end_ms = 600000,
+                                 .timeout_ms = 300};
+    uv_timer_t guard;
+    struct got g;
+
+    f->repeat = "{\"MetricDataResults\": []}";
+    f->delay_ms = 3000;
+    memset(&g, 0, sizeof(g));
+    uv_timer_init(&f->loop, &guard);
+    uv_timer_start(&guard, on_guard, 10000, 0);
+    assert_int_equal(kn_metrics_query(m, &q, on_result, &g), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.ok, 0);
+    assert_string_equal(g.error, "cloudwatch: GetMetricData: timed out after 300 ms waiting "
+                                 "for an answer (1 attempt)");
+
+    /* in flight when the provider goes */
+    memset(&g, 0, sizeof(g));
+    q.timeout_ms = 0;
+    assert_int_equal(kn_metrics_query(m, &q, on_result, &g), 0);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(g.calls, 0);
+    kn_metrics_free(m);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.ok, 0);
+    assert_string_equal(g.error, "cloudwatch: GetMetricData: cancelled");
+    close_guard(&f->loop, &guard);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,6 +1001,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_page_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_timeout_and_free, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
