@@ -7,11 +7,21 @@
 #include "testutil.h"
 #include "testsrv.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cloud/aws/aws.h"
@@ -986,6 +996,278 @@ static void test_query_timeout_and_free(void **state)
     close_guard(&f->loop, &guard);
 }
 
+/* ---- metric math on the scripted AWS fake (tests/fakes/aws_fake.py) ------------------------ */
+
+struct fake {
+    uv_loop_t loop;
+    struct kn_http_client *http;
+    pid_t pid;
+    int port;
+    char *endpoint;
+};
+
+/* Start the fake; 0, or 1 (the test is skipped) when python3 or the script is missing. */
+static int fake_start(struct fake *f)
+{
+    const char *src = getenv("KANARIA_SOURCE_DIR");
+    char *script = kn_asprintf("%s/tests/fakes/aws_fake.py", src ? src : ".");
+    char line[64] = "";
+    size_t len = 0;
+    int fds[2];
+    int rc = 1;
+
+    if (access(script, R_OK) != 0) {
+        goto out;
+    }
+    assert_int_equal(pipe(fds), 0);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("python3", "python3", script, "--port", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    /* "listening PORT", within 10 s */
+    while (len + 1 < sizeof(line) && !strchr(line, '\n')) {
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        ssize_t n;
+        if (poll(&pfd, 1, 10000) <= 0 || (n = read(fds[0], line + len, 1)) <= 0) {
+            break;
+        }
+        len += (size_t)n;
+        line[len] = '\0';
+    }
+    close(fds[0]);
+    if (sscanf(line, "listening %d", &f->port) != 1 || f->port <= 0) {
+        kill(f->pid, SIGKILL);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(script);
+    return rc;
+}
+
+static void fake_stop(struct fake *f)
+{
+    if (f->pid <= 0) {
+        return;
+    }
+    kill(f->pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(f->pid, NULL, WNOHANG) == f->pid) {
+            f->pid = 0;
+            return;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    }
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    f->pid = 0;
+}
+
+/* POST a control request to the fake (blocking, 10 s at most); fails the test unless it is 200. */
+static void fake_control(struct fake *f, const char *path, const char *body)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 10};
+    char *req = kn_asprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: "
+                            "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                            path, f->port, strlen(body), body);
+    char reply[4096];
+    size_t len = 0, sent = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int status = 0;
+
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    while (sent < strlen(req)) {
+        ssize_t n = write(fd, req + sent, strlen(req) - sent);
+        assert_true(n > 0);
+        sent += (size_t)n;
+    }
+    for (;;) {
+        ssize_t n = read(fd, reply + len, sizeof(reply) - len - 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        assert_true(n >= 0); /* a timeout fails the test */
+        if (n == 0 || (len += (size_t)n) + 1 >= sizeof(reply)) {
+            break;
+        }
+    }
+    close(fd);
+    reply[len] = '\0';
+    if (sscanf(reply, "HTTP/1.%*d %d", &status) != 1 || status != 200) {
+        fail_msg("fake %s: %s", path, reply);
+    }
+    free(req);
+}
+
+static int fake_setup(void **state)
+{
+    struct fake *f = kn_calloc(1, sizeof(*f));
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(kn_http_client_new(&f->http, &f->loop), 0);
+    test_loop = &f->loop;
+    setenv("AWS_ACCESS_KEY_ID", "AKIDKANARIATEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "kanaria-test-secret", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_ENDPOINT_URL_CLOUDWATCH");
+    unsetenv("AWS_PROFILE");
+    setenv("AWS_CONFIG_FILE", "/nonexistent/kanaria-test", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kanaria-test", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    if (fake_start(f) == 0) {
+        f->endpoint = kn_asprintf("http://127.0.0.1:%d", f->port);
+        /* signatures checked by the fake's own SigV4 verifier */
+        fake_control(f, "/__setup",
+                     "{\"region\": \"us-east-1\", \"verifySignatures\": true, \"users\": "
+                     "[{\"accessKeyId\": \"AKIDKANARIATEST\", \"secretAccessKey\": "
+                     "\"kanaria-test-secret\"}]}");
+        /* two points a page, so that a query pages */
+        fake_control(f, "/__faults", "{\"cloudwatchPagePoints\": 2}");
+    }
+    *state = f;
+    return 0;
+}
+
+static int fake_teardown(void **state)
+{
+    struct fake *f = *state;
+
+    fake_stop(f);
+    kn_http_client_close(f->http);
+    while (uv_run(&f->loop, UV_RUN_DEFAULT) != 0) {
+    }
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f->endpoint);
+    free(f);
+    return 0;
+}
+
+static void on_put(const struct kn_aws_result *r, void *data)
+{
+    int *status = data;
+
+    *status = r->status == 0 ? 1 : -1;
+    if (r->status != 0) {
+        fprintf(stderr, "PutMetricData: %s\n", r->message ? r->message : "?");
+    }
+    uv_stop(test_loop);
+}
+
+/* PutMetricData of one metric of target group `tg`: values at 0, 60, 120... s after t0. */
+static void fake_put(struct fake *f, struct kn_aws *aws, const char *name, const char *tg,
+                     long long t0, const double *values, size_t n)
+{
+    json_t *data = json_array();
+    uv_timer_t guard;
+    int status = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(
+            data, json_pack("{s:s, s:I, s:f, s:[{s:s, s:s}]}", "MetricName", name, "Timestamp",
+                            (json_int_t)(t0 + 60 * (long long)i), "Value", values[i],
+                            "Dimensions", "Name", "TargetGroup", "Value", tg));
+    }
+    json_t *params = json_pack("{s:s, s:o}", "Namespace", "AWS/ApplicationELB", "MetricData",
+                               data);
+    uv_timer_init(&f->loop, &guard);
+    uv_timer_start(&guard, on_guard, 10000, 0);
+    assert_int_equal(kn_aws_call(NULL, aws, KN_AWS_CLOUDWATCH, "PutMetricData", params, 5000,
+                                 on_put, &status),
+                     0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    close_guard(&f->loop, &guard);
+    assert_int_equal(status, 1);
+    json_decref(params);
+}
+
+#define FAKE_MATH(tg)                                                                              \
+    "{expression: 100*err/req, metrics: {"                                                        \
+    "err: {namespace: AWS/ApplicationELB, metricName: HTTPCode_Target_5XX_Count, "               \
+    "dimensions: {TargetGroup: " tg "}, stat: Sum}, "                                             \
+    "req: {namespace: AWS/ApplicationELB, metricName: RequestCount, "                             \
+    "dimensions: {TargetGroup: " tg "}, stat: Sum}}, period: 60, label: error rate}"
+
+/* The error rate of a target group by metric math, read over pages, in time order, signed. */
+static void test_fake_metric_math(void **state)
+{
+    struct fake *f = *state;
+    static const double err[] = {1, 0, 6, 2, 5}, req[] = {100, 50, 200, 0, 50};
+    struct kn_platform_config pc = {.name = name_aws, .type = type_ecs};
+    struct kn_aws_config ac = {.region = region};
+    struct kn_cloudwatch_config cc = {.timeout_ms = 10000};
+    struct kn_metrics_provider_config mc = {
+        .name = name_cw, .type = type_cw, .platform_name = name_aws, .platform = &pc,
+        .options = &cc};
+    long long t0 = 1700000040; /* a multiple of 60 */
+    struct kn_metrics_query q = {.query = FAKE_MATH("targetgroup/web-canary/1"),
+                                 .start_ms = t0 * 1000, .end_ms = (t0 + 300) * 1000};
+    struct kn_metrics *m = NULL;
+    struct kn_aws *aws = NULL;
+    struct kn_error e;
+    uv_timer_t guard;
+    struct got g;
+
+    if (f->pid <= 0) {
+        fprintf(stderr, "SKIPPED: python3 or tests/fakes/aws_fake.py is missing\n");
+        if (getenv("CI") && strcmp(getenv("CI"), "true") == 0) {
+            fail_msg("the AWS fake is needed when CI=true");
+        }
+        skip();
+    }
+    ac.endpoint_url = f->endpoint;
+    pc.options = &ac;
+    kn_error_clear(&e);
+    assert_int_equal(kn_aws_new(&aws, &f->loop, f->http, &ac, &e), 0);
+    fake_put(f, aws, "HTTPCode_Target_5XX_Count", "targetgroup/web-canary/1", t0, err, 5);
+    fake_put(f, aws, "RequestCount", "targetgroup/web-canary/1", t0, req, 5);
+    fake_put(f, aws, "RequestCount", "targetgroup/web-primary/1", t0, req, 5);
+    kn_aws_free(aws);
+
+    assert_int_equal(kn_metrics_new(&m, &mc, f->http, &e), 0);
+    memset(&g, 0, sizeof(g));
+    uv_timer_init(&f->loop, &guard);
+    uv_timer_start(&guard, on_guard, 10000, 0);
+    assert_int_equal(kn_metrics_query(m, &q, on_result, &g), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    if (!g.ok) {
+        fail_msg("query: %s", g.error);
+    }
+    /* the minute without requests has no point (no division by zero), so four, oldest first,
+     * over two pages of two */
+    assert_string_equal(g.labels, "{label=\"error rate\"}");
+    assert_int_equal(g.count, 4);
+    assert_true(g.times_ms[0] == t0 * 1000 && g.values[0] == 1.0);
+    assert_true(g.times_ms[1] == (t0 + 60) * 1000 && g.values[1] == 0.0);
+    assert_true(g.times_ms[2] == (t0 + 120) * 1000 && g.values[2] == 3.0);
+    assert_true(g.times_ms[3] == (t0 + 240) * 1000 && g.values[3] == 10.0);
+
+    /* a target group without 5xx data: the expression has no point, which is no data */
+    memset(&g, 0, sizeof(g));
+    q.query = FAKE_MATH("targetgroup/web-primary/1");
+    assert_int_equal(kn_metrics_query(m, &q, on_result, &g), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.ok, 1);
+    assert_int_equal(g.nseries, 0);
+    close_guard(&f->loop, &guard);
+    kn_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1002,6 +1284,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_page_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_timeout_and_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fake_metric_math, fake_setup, fake_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
