@@ -60,7 +60,8 @@ Control endpoints (JSON, no signature):
                   "webIdentity": [{"roleArn", "token", "durationSeconds"?}],
                   "verifySignatures"?: true}; ELBv2 objects are in botocore's JSON shape.
   POST /__faults  script behaviour (merged into what is there): {"newTaskSets": {knobs} or
-                  [{"match": {"service"?, "taskDefinition"?, "externalId"?}, knobs}],
+                  [{"match": {"service"?, "taskDefinition"?, "externalId"?, "image"?},
+                  knobs}] (the first match applies; image: a substring of a container's),
                   "taskSets": {arn-or-id: {knobs}}, "taskSetLimit": 5, "throttle": [{"op",
                   "from", "to", "service"?}], "errors": [{"op", "from", "to", "status"?,
                   "code"?, "html"?}], "expireKeysAfter": {"calls"|"seconds", "accessKeyId"?},
@@ -459,6 +460,9 @@ class State:
                 continue
             if "externalId" in m and m["externalId"] != external_id:
                 continue
+            if "image" in m and not any(m["image"] in c.get("image", "")
+                                        for c in td_images(td)):
+                continue
             return {k: r[k] for k in TASK_SET_KNOBS if k in r}
         return {}
 
@@ -513,6 +517,12 @@ def td_lookup(ref):
         return None
     act = [td for td in revs if td["status"] == "ACTIVE"]
     return act[-1] if act else None
+
+
+def td_images(arn):
+    """The container definitions of a task definition ARN ([] when unknown)."""
+    td = td_lookup(arn)
+    return td.get("containerDefinitions", []) if td else []
 
 
 def ts_view(ts, tags=False):
@@ -1788,7 +1798,8 @@ def state_dump():
         v = svc_view(svc)
         v["cluster"] = cluster
         v["taskSets"] = [dict(ts_view(t), polls=t["_progress"], knobs=t["_knobs"],
-                              tags=STATE.tags.get(t["taskSetArn"], []))
+                              tags=STATE.tags.get(t["taskSetArn"], []),
+                              images=[c.get("image") for c in td_images(t["taskDefinition"])])
                          for t in svc["taskSets"]]
         services.append(v)
     return {"accountId": STATE.account, "region": STATE.region,

@@ -284,12 +284,12 @@ def scenario_ecs(f):
     # runningCap: counts that never converge; neverSteady
     f.control("/__faults", {"newTaskSets": [
         {"match": {"externalId": "capped"}, "runningCap": 1, "pollsUntilSteady": 1},
-        {"match": {"externalId": "never"}, "neverSteady": True, "pollsUntilSteady": 1},
+        {"match": {"image": "nginx:2"}, "neverSteady": True, "pollsUntilSteady": 1},
         {"pollsUntilSteady": 1, "drainPolls": 2}]})
     st, r = f.ecs("CreateTaskSet", dict(ts_req, clientToken="ts-cap", externalId="capped",
                                         scale={"value": 100, "unit": "PERCENT"}))
     cap = r["taskSet"]
-    st, r = f.ecs("CreateTaskSet", dict(ts_req, clientToken="ts-never", externalId="never",
+    st, r = f.ecs("CreateTaskSet", dict(ts_req, clientToken="ts-never", taskDefinition="web:2",
                                         scale={"value": 20, "unit": "PERCENT"}))
     never = r["taskSet"]
     for _ in range(4):
@@ -299,7 +299,7 @@ def scenario_ecs(f):
     check(c["runningCount"] == 1 and c["computedDesiredCount"] == 5 and
           c["stabilityStatus"] == "STABILIZING", "runningCap 1: counts never converge")
     check(n["runningCount"] == 1 and n["computedDesiredCount"] == 1 and
-          n["stabilityStatus"] == "STABILIZING", "neverSteady: counts converge, never steady")
+          n["stabilityStatus"] == "STABILIZING", "neverSteady (matched by image): counts converge, never steady")
 
     # DRAINING lingers and counts toward the limit of 5
     st, r = f.ecs("CreateTaskSet", dict(ts_req, clientToken="ts-4"))
