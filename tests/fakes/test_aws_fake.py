@@ -623,6 +623,24 @@ def scenario_botocore(f):
     check("MetricDataResults" in parsed, "botocore's JSON parser reads GetMetricData")
 
 
+def scenario_delete_service(f):
+    st, r = f.ecs("DeleteService", {"cluster": "c1", "service": "web"})
+    check(st == 400 and r["__type"] == "InvalidParameterException",
+          "DeleteService of a scaled service without force refused")
+    st, r = f.ecs("DeleteService", {"cluster": "c1", "service": "web", "force": True})
+    check(st == 200 and r["service"]["status"] == "DRAINING" and
+          all(t["status"] == "DRAINING" for t in r["service"]["taskSets"]),
+          "DeleteService force: DRAINING, its task sets too")
+    st, r = f.ecs("DescribeServices", {"cluster": "c1", "services": ["web"]})
+    st, r = f.ecs("DescribeServices", {"cluster": "c1", "services": ["web"]})
+    check(r["services"][0]["status"] == "INACTIVE", "then INACTIVE")
+    st, r = f.ecs("DescribeTaskSets", {"cluster": "c1", "service": "web"})
+    check(st == 400 and r["__type"] == "ServiceNotActiveException", "ServiceNotActiveException")
+    st, r = f.ecs("CreateService", {"cluster": "c1", "serviceName": "web", "desiredCount": 1,
+                                    "deploymentController": {"type": "EXTERNAL"}})
+    check(st == 200 and r["service"]["status"] == "ACTIVE", "the name can be used again")
+
+
 def main():
     vector()
     f = Fake()
@@ -638,6 +656,7 @@ def main():
         setup(f)
         scenario_ecs(f)
         scenario_botocore(f)
+        scenario_delete_service(f)
     finally:
         rc = f.stop()
     check(rc == 0, "fake exits 0 on SIGTERM (got %s)" % rc)
