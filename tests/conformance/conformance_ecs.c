@@ -55,6 +55,7 @@
 struct ecs_harness {
     uv_loop_t *loop;
     char *dir;
+    struct kn_http_client *http;
     pid_t fake; /* the python3 process */
     int port;
     struct kn_aws_config aws; /* its platforms[] keys: all from the environment */
@@ -326,6 +327,7 @@ static int ecs_setup(void **self, uv_loop_t *loop, const char *dir, char *why)
     }
     fake_seed(h);
     set_env(h);
+    assert_int_equal(kn_http_client_new(&h->http, loop), 0);
     *self = h;
     return 0;
 }
@@ -338,7 +340,7 @@ static void ecs_new(void *self, struct kn_platform **out)
         .ptype = &kn_platform_ecs,
         .options = &h->aws,
     };
-    struct kn_platform_deps deps = {.loop = h->loop, .data_dir = h->dir};
+    struct kn_platform_deps deps = {.loop = h->loop, .data_dir = h->dir, .http = h->http};
     struct kn_error err;
 
     if (kn_platform_new(out, &deps, &pc, &err) != 0) {
@@ -351,6 +353,7 @@ static void ecs_teardown(void *self)
     struct ecs_harness *h = self;
 
     fake_stop(h);
+    kn_http_client_close(h->http);
     for (size_t i = 0; i < h->napps; i++) {
         if (h->apps[i].parsed) {
             kn_schema_release(&kn_ecs_app_schema, &h->apps[i].options);
@@ -599,6 +602,7 @@ static void crash_child(struct ecs_harness *h, const struct kn_app_id *id,
                         const struct kn_variant_spec *spec)
 {
     uv_loop_t loop;
+    struct kn_http_client *http = NULL;
     struct kn_platform *p = NULL;
     struct kn_platform_config pc = {
         .name = (char *)(uintptr_t) "aws", .ptype = &kn_platform_ecs, .options = &h->aws};
@@ -607,10 +611,10 @@ static void crash_child(struct ecs_harness *h, const struct kn_app_id *id,
         .id = *id, .deployment_id = 1, .stage_index = 0, .done = child_done};
     struct kn_error err;
 
-    if (uv_loop_init(&loop) != 0) {
+    if (uv_loop_init(&loop) != 0 || kn_http_client_new(&http, &loop) != 0) {
         _exit(2);
     }
-    deps = (struct kn_platform_deps){.loop = &loop, .data_dir = h->dir};
+    deps = (struct kn_platform_deps){.loop = &loop, .data_dir = h->dir, .http = http};
     if (kn_platform_new(&p, &deps, &pc, &err) != 0 || kn_platform_apply(p, &req, spec, NULL) != 0) {
         _exit(3);
     }
@@ -621,14 +625,12 @@ static void crash_child(struct ecs_harness *h, const struct kn_app_id *id,
 /* Whether the app's service has a task set of the variant that is not DRAINING. */
 static int has_task_set(struct ecs_harness *h, size_t slot, enum kn_variant v)
 {
-    struct kn_conf_truth t;
     char family[32], service[32], tg[160];
     json_t *state = fake_control(h, "GET", "/__state", NULL);
     json_t *e, *ts;
     size_t i, j;
     int found = 0;
 
-    (void)t;
     names(slot, family, service, sizeof(family));
     tg_arn(tg, sizeof(tg), slot, v == KN_VARIANT_PRIMARY ? "primary" : "canary");
     json_array_foreach(json_object_get(state, "services"), i, e)
@@ -713,11 +715,14 @@ static int provider_not_built(void)
 
     setenv("AWS_REGION", "us-east-1", 1);
     assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(kn_http_client_new(&deps.http, &loop), 0);
     if (kn_platform_new(&p, &deps, &pc, &err) != 0) {
         not_built = err.code == KN_EUNSUPPORTED && strstr(err.msg, "not built") != NULL;
     }
     kn_platform_free(p);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    kn_http_client_close(deps.http);
+    for (int i = 0; i < 100 && uv_run(&loop, UV_RUN_NOWAIT); i++) {
+    }
     uv_loop_close(&loop);
     return not_built;
 }

@@ -25,7 +25,9 @@ test-doubles.md section 1):
     never), computedDesiredCount = ceil(desiredCount x scale%), DRAINING sets that linger and
     count toward the limit of 5 per service (AWS's message, aws-samples/ecs-bg-external-
     controller#6: InvalidParameterException "5 deployments exist on the service. Unable to
-    create new TaskSet since this exceeds the maximum limit."), clientToken idempotency,
+    create new TaskSet since this exceeds the maximum limit."), clientToken idempotency (the
+    same token on a service gives back the set it made, whatever else was sent: no documented
+    mismatch error, so this fake reports none),
     failures[{arn, reason: MISSING}] for unknown services and task sets, UpdateService limited to
     what an EXTERNAL service may change;
   * ELBv2 listeners and rules: DescribeListeners / DescribeRules / DescribeTargetGroups /
