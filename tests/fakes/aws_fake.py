@@ -40,9 +40,12 @@ test-doubles.md section 1):
     newest first, NextToken paging; Expression queries are evaluated by THIS FAKE's own small
     evaluator (+ - * / and parentheses over other query ids and numbers, matched by timestamp,
     division by zero giving no point), not by AWS's metric-math engine;
-  * faults: throttling of the Nth..Mth call of an op (ECS ThrottlingException, query Throttling,
-    "Rate exceeded"), 5xx, an HTML 500 page like moto's crashes, keys that expire after some
-    calls or seconds, a clock offset.
+  * faults: throttling of the Nth..Mth call of an op, counted from when the rule was set (ECS
+    ThrottlingException, query Throttling, "Rate exceeded", HTTP 400), 5xx, an HTML 500 page like
+    moto's crashes, temporary keys that expire after some calls or seconds, a clock offset.
+
+Auth errors are HTTP 403 here (IncompleteSignature 400), as AWS's common-errors pages list them;
+services differ between 400 and 403, so clients must classify by code.
 
 Sources: botocore 1.43.11 service models (ecs 2014-11-13, elbv2 2015-12-01, monitoring
 2010-08-01, sts 2011-06-15) for member names and protocols; aws-cli examples
