@@ -14,6 +14,10 @@
 #include "platforms/ecs/ecs.h"
 
 #include <stddef.h>
+#include <string.h>
+
+#include "kanaria/app.h"
+#include "platforms/ecs/shapes.h"
 
 static const struct kn_field kn_ecs_target_group_fields[] = {
     {.key = "targetGroupArn",
@@ -95,6 +99,67 @@ const struct kn_schema kn_ecs_app_schema = {
     .set_offset = offsetof(struct kn_ecs_app_options, set),
 };
 
+/* The task definition: the RegisterTaskDefinition input, as the API takes it. */
+static void check_task_definition(const struct kn_node *doc, struct kn_schema_ctx *ctx)
+{
+    kn_ecs_shape_check(kn_ecs_register_task_definition_input, doc, ctx);
+}
+
+/* A member that is given: present and not null (an empty list counts as not given). */
+static const struct kn_pair *given(const struct kn_node *doc, const char *key)
+{
+    const struct kn_pair *p = kn_node_get_pair(doc, key);
+
+    if (!p || (p->value->type == KN_NODE_SCALAR &&
+               kn_node_scalar_kind(p->value) == KN_SCALAR_NULL) ||
+        (p->value->type == KN_NODE_SEQ && p->value->len == 0)) {
+        return NULL;
+    }
+    return p;
+}
+
+/*
+ * The service definition: the CreateService input, and what the EXTERNAL deployment controller
+ * allows (ECS docs, "Deploy Amazon ECS services using a third-party controller"): the task
+ * definition and the load balancers go on each task set, never on the service, and a DAEMON
+ * service cannot have task sets. kanaria also needs the cluster, which every task-set call names.
+ */
+static void check_service_definition(const struct kn_node *doc, struct kn_schema_ctx *ctx)
+{
+    const struct kn_node *type = kn_node_get(kn_node_get(doc, "deploymentController"), "type");
+    const struct kn_node *strategy = kn_node_get(doc, "schedulingStrategy");
+    const struct kn_pair *p;
+
+    kn_ecs_shape_check(kn_ecs_create_service_input, doc, ctx);
+    if (type && type->type == KN_NODE_SCALAR && type->len > 0 &&
+        (strcmp(type->scalar, "ECS") == 0 || strcmp(type->scalar, "CODE_DEPLOY") == 0)) {
+        kn_schema_error(ctx, type,
+                        "deploymentController.type: must be EXTERNAL, got '%s' (kanaria deploys "
+                        "through task sets; left out, kanaria sets it)",
+                        type->scalar);
+    }
+    if ((p = given(doc, "taskDefinition"))) {
+        kn_schema_error(ctx, p->key,
+                        "taskDefinition: not taken in a service definition: kanaria registers "
+                        "spec.ecs.taskDefinitionFile and puts it on each task set");
+    }
+    if ((p = given(doc, "loadBalancers"))) {
+        kn_schema_error(ctx, p->key,
+                        "loadBalancers: not taken in a service definition: kanaria puts each "
+                        "task set on its target group of spec.ecs.targetGroups");
+    }
+    if (strategy && strategy->type == KN_NODE_SCALAR && strcmp(strategy->scalar, "DAEMON") == 0) {
+        kn_schema_error(ctx, strategy,
+                        "schedulingStrategy: DAEMON is not possible with the EXTERNAL deployment "
+                        "controller that kanaria uses (REPLICA only)");
+    }
+    if (!given(doc, "cluster")) {
+        kn_schema_error(ctx, doc,
+                        "a service definition needs 'cluster' (kanaria names it in every "
+                        "task-set call)");
+    }
+}
+
 const struct kn_manifest_kind kn_ecs_kinds[KN_ECS_NKINDS] = {
     {.kind = KN_ECS_TASK_DEFINITION,
      .role = KN_KIND_WORKLOAD,
@@ -102,6 +167,7 @@ const struct kn_manifest_kind kn_ecs_kinds[KN_ECS_NKINDS] = {
      .max = 1,
      .file_key = "taskDefinitionFile",
      .name_key = "family",
+     .check = check_task_definition,
      .help = "RegisterTaskDefinition input, from spec.ecs.taskDefinitionFile"},
     {.kind = KN_ECS_SERVICE_DEFINITION,
      .role = KN_KIND_WORKLOAD,
@@ -109,6 +175,7 @@ const struct kn_manifest_kind kn_ecs_kinds[KN_ECS_NKINDS] = {
      .max = 1,
      .file_key = "serviceDefinitionFile",
      .name_key = "serviceName",
+     .check = check_service_definition,
      .help = "CreateService input, from spec.ecs.serviceDefinitionFile"},
 };
 
