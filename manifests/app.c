@@ -114,8 +114,9 @@ static const struct kn_field spec_fields[] = {
     {.key = "manifests",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_app_spec, manifests),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
-     .help = "manifest files, relative to the app's folder"},
+     .flags = KN_FIELD_NONEMPTY, /* required unless the platform reads its own files: kn_app_load */
+     .help = "manifest files, relative to the app's folder; required, except on a platform "
+             "type whose manifests are files its options name (ecs)"},
     {.key = "trigger",
      .type = KN_TYPE_OBJECT,
      .offset = offsetof(struct kn_app_spec, trigger),
@@ -628,6 +629,7 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     struct kn_yaml *y;
     struct kn_schema_ctx ctx;
     const struct kn_node *root;
+    const struct kn_node *spec;
     struct kn_app_platform platform;
     size_t before;
 
@@ -668,6 +670,12 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
         loader->resolve(&platform, app, src, root, &ctx, loader->data);
     }
     platform_options(app, &platform, root, &ctx);
+    spec = kn_node_get(root, "spec");
+    if (spec && spec->type == KN_NODE_MAP &&
+        !kn_schema_isset(&spec_schema, &app->cfg.spec, "manifests") &&
+        !has_file_kinds(&platform)) {
+        kn_schema_error(&ctx, spec, "'spec.manifests' is required");
+    }
     before = app->diags.count + app->diags.dropped;
     load_manifests(app, src, root, &platform, &ctx);
     load_option_files(app, src, root, &platform, &ctx);
