@@ -200,8 +200,91 @@ const struct kn_manifest_kind kn_ecs_kinds[KN_ECS_NKINDS] = {
      .help = "CreateService input, from spec.ecs.serviceDefinitionFile"},
 };
 
+/* ---- across apps, and with the pipeline -------------------------------------------------- */
+
+/* An app's service: (cluster, serviceName) of its service definition, and where the name is. */
+struct service_ref {
+    const char *cluster; /* the cluster's name, also when the file gives its ARN */
+    const char *name;
+    struct kn_loc loc;
+};
+
+static int service_of(const struct kn_app *app, struct service_ref *out)
+{
+    for (size_t i = 0; i < app->ndocs; i++) {
+        const struct kn_manifest_doc *d = &app->docs[i];
+        const json_t *spec = json_object_get(d->json, "spec");
+        const char *cluster = json_string_value(json_object_get(spec, "cluster"));
+        const char *slash;
+
+        if (strcmp(d->kind, KN_ECS_SERVICE_DEFINITION) != 0 || !cluster) {
+            continue;
+        }
+        slash = strrchr(cluster, '/'); /* arn:aws:ecs:REGION:ACCOUNT:cluster/NAME */
+        out->cluster = strncmp(cluster, "arn:", 4) == 0 && slash ? slash + 1 : cluster;
+        out->name = d->name;
+        out->loc = d->loc;
+        for (size_t f = 0; f < app->nfiles; f++) {
+            const struct kn_yaml *y = app->files[f];
+            const struct kn_node *at;
+            if (y->ndocs == 1 && strcmp(y->file, d->file) == 0 &&
+                (at = kn_node_get(y->docs[0], "serviceName"))) {
+                out->loc = at->loc;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
 void kn_ecs_check_apps(struct kn_app *const *apps, size_t n)
 {
-    (void)apps;
-    (void)n;
+    struct service_ref *refs = kn_calloc(n + 1, sizeof(*refs));
+    int *has = kn_calloc(n + 1, sizeof(*has));
+
+    for (size_t i = 0; i < n; i++) {
+        /* an invalid app owns nothing (its own errors say why) */
+        has[i] = apps[i]->diags.count == 0 && service_of(apps[i], &refs[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; has[i] && j < i; j++) {
+            if (!has[j] || strcmp(refs[i].name, refs[j].name) != 0 ||
+                strcmp(refs[i].cluster, refs[j].cluster) != 0) {
+                continue;
+            }
+            kn_diags_add(&apps[i]->diags, &refs[i].loc,
+                         "service '%s' of cluster '%s' is already deployed by app '%s' (%s) on "
+                         "platform '%s'",
+                         refs[i].name, refs[i].cluster, apps[j]->name, apps[j]->config_path,
+                         apps[i]->cfg.spec.platform);
+            has[i] = 0; /* invalid now: owns nothing */
+        }
+    }
+    free(refs);
+    free(has);
+}
+
+void kn_ecs_check_app(const struct kn_app *app, const struct kn_pipeline_uses *uses,
+                      struct kn_schema_ctx *ctx)
+{
+    static const char *const names[KN_VARIANT_COUNT] = {
+        [KN_VARIANT_CANARY] = "canary",
+        [KN_VARIANT_BASELINE] = "baseline",
+    };
+    const struct kn_ecs_app_options *o = app->cfg.platform_options;
+
+    if (!o || app->cfg.platform_schema != &kn_ecs_app_schema ||
+        !kn_schema_isset(&kn_ecs_app_schema, o, "targetGroups")) {
+        return; /* no spec.ecs, or no targetGroups: reported already */
+    }
+    for (int v = KN_VARIANT_CANARY; v < KN_VARIANT_COUNT; v++) {
+        const struct kn_stage_config *st = uses->runs[v] ? uses->runs[v] : uses->routes[v];
+        if (!st || kn_schema_isset(&kn_ecs_target_groups_schema, &o->target_groups, names[v])) {
+            continue;
+        }
+        kn_schema_error_at(ctx, &st->loc,
+                           "stage '%s': platform '%s' needs 'spec.ecs.targetGroups.%s' for the "
+                           "%s's task set",
+                           st->name, app->cfg.spec.platform, names[v], names[v]);
+    }
 }
