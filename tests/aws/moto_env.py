@@ -8,11 +8,12 @@ from then on moto checks every request's SigV4 signature against its IAM store a
 the caller's policy, as AWS does.
 
     moto_env.py --endpoint URL setup > env.json     the world; its ARNs and keys as JSON
-    moto_env.py --endpoint URL --env env.json weights
+    moto_env.py --endpoint URL --env env.json weights [--summary]
+    moto_env.py ... get KEY                          a value of env.json (kanaria.accessKeyId)
     moto_env.py ... set-weight RULE PRIMARY CANARY  a weight edited behind kanaria's back
     moto_env.py ... feed --canary-5xx R [--seconds S]
                                                     the ALB's CloudWatch counts, every second
-    moto_env.py ... ecs CLUSTER SERVICE             the service and its task sets
+    moto_env.py ... ecs [--summary] CLUSTER SERVICE the service and its task sets
     moto_env.py ... calls FILE                      kanaria's calls in moto's recording, in order
 
 What moto 5.2.1 implements, and so what the tests may assert, with the source of each field
@@ -214,6 +215,19 @@ def weights(env):
     return out
 
 
+def weights_summary(w):
+    """"default=100/0 path=100/0 host=100/0 foreign=60/40 sticky=true/300": primary/canary of
+    the default action and the two rules, primary/other of the foreign rule, and the host rule's
+    stickiness (Enabled/DurationSeconds)."""
+    def pc(role, other="canary"):
+        ws = (w.get(role) or {}).get("weights", {})
+        return "%s/%s" % (ws.get("primary", "-"), ws.get(other, "-"))
+    st = (w.get("host") or {}).get("stickiness") or {}
+    return "default=%s path=%s host=%s foreign=%s sticky=%s/%s" % (
+        pc("default"), pc("path"), pc("host"), pc("foreign", "other"),
+        str(st.get("Enabled", "-")).lower(), st.get("DurationSeconds", "-"))
+
+
 def set_weight(env, rule, primary, canary):
     elb = client(env, "elbv2")
     tgs = env["targetGroups"]
@@ -270,6 +284,13 @@ def ecs_state(env, cluster, service):
             "taskSets": sets}
 
 
+def ecs_summary(state):
+    """One "STATUS:REVISION:TARGETGROUP:SCALE" per task set, sorted: "PRIMARY:web:1:primary:100"."""
+    return " ".join(sorted("%s:%s:%s:%d" % (t["status"], t["taskDefinition"].rsplit("/", 1)[1],
+                                            ",".join(t["targetGroups"]), int(t["scale"] or 0))
+                           for t in state["taskSets"]))
+
+
 def calls(env, path):
     """kanaria's requests in moto's recording (MOTO_ENABLE_RECORDING), in order, as
     "service:Op" lines: those signed with the kanaria user's key."""
@@ -301,7 +322,10 @@ def main():
     p.add_argument("--env", help="the JSON setup printed")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("setup")
-    sub.add_parser("weights")
+    s = sub.add_parser("get")
+    s.add_argument("key", help="a dotted path into the setup: kanaria.accessKeyId, subnets")
+    s = sub.add_parser("weights")
+    s.add_argument("--summary", action="store_true", help="one line (weights_summary)")
     s = sub.add_parser("set-weight")
     s.add_argument("rule")
     s.add_argument("primary", type=int)
@@ -312,6 +336,7 @@ def main():
     s.add_argument("--rate", type=int, default=50, help="requests per second per variant")
     s.add_argument("--seconds", type=float, default=0, help="0: until stopped")
     s = sub.add_parser("ecs")
+    s.add_argument("--summary", action="store_true", help="one line (ecs_summary)")
     s.add_argument("cluster")
     s.add_argument("service")
     s = sub.add_parser("calls")
@@ -323,8 +348,18 @@ def main():
         return
     with open(a.env) as f:
         env = json.load(f)
+    if a.cmd == "get":
+        v = env
+        for k in a.key.split("."):
+            v = v[k]
+        print(", ".join(v) if isinstance(v, list) else v)
+        return
     if a.cmd == "weights":
-        json.dump(weights(env), sys.stdout, sort_keys=True)
+        w = weights(env)
+        if a.summary:
+            print(weights_summary(w))
+            return
+        json.dump(w, sys.stdout, sort_keys=True)
     elif a.cmd == "set-weight":
         set_weight(env, a.rule, a.primary, a.canary)
     elif a.cmd == "feed":
@@ -334,7 +369,12 @@ def main():
             pass
         return
     elif a.cmd == "ecs":
-        json.dump(ecs_state(env, a.cluster, a.service), sys.stdout, sort_keys=True)
+        st = ecs_state(env, a.cluster, a.service)
+        if a.summary:
+            svc = st["service"] or {}
+            print("%s %s | %s" % (svc.get("status"), svc.get("deploymentController"), ecs_summary(st)))
+            return
+        json.dump(st, sys.stdout, sort_keys=True)
     elif a.cmd == "calls":
         print("\n".join(calls(env, a.recording)))
         return
