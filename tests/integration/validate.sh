@@ -85,7 +85,7 @@ grep -q '^- `{{backend}}`: ' <<<"$ref" && grep -q '^- `{{server}}`: ' <<<"$ref"
 check "help platform local lists its analysis placeholders" $?
 "$bin" help platform kubernetes >"$tmp/help.out" 2>"$tmp/help.err"
 check "help on an unknown platform type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
-grep -qx "kanaria: no platform type 'kubernetes' (types: local)" "$tmp/help.err"
+grep -qx "kanaria: no platform type 'kubernetes' (types: local, ecs)" "$tmp/help.err"
 check "help on an unknown platform type lists the types" $?
 ref=$("$bin" help platform)
 grep -q '^  local ' <<<"$ref"

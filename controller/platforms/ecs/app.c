@@ -19,25 +19,44 @@ static const struct kn_field kn_ecs_target_group_fields[] = {
     {.key = "targetGroupArn",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_ecs_target_group, target_group_arn),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .flags = KN_FIELD_NONEMPTY,
      .help = "the ALB target group of the variant's task set"},
     {.key = "containerName",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_ecs_target_group, container_name),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .flags = KN_FIELD_NONEMPTY,
      .help = "the container of the task definition the target group sends traffic to"},
     {.key = "containerPort",
      .type = KN_TYPE_INT,
      .offset = offsetof(struct kn_ecs_target_group, container_port),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_MIN | KN_FIELD_MAX,
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
      .min = 1,
      .max = 65535,
      .help = "its port"},
 };
 
+/* A target group given must have all three keys; canary and baseline may be left out (the
+ * table cannot say "required when the map is there"). */
+static void kn_ecs_check_target_group(void *obj, const struct kn_node *node,
+                                      struct kn_schema_ctx *ctx)
+{
+    static const char *const keys[] = {"targetGroupArn", "containerName", "containerPort"};
+    const struct kn_ecs_target_group *tg = obj;
+
+    if (!node || node->type != KN_NODE_MAP) {
+        return;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (!(tg->set & ((uint64_t)1 << i)) && !kn_node_get(node, keys[i])) {
+            kn_schema_error_in(ctx, ctx->path, node, "'%s' is required", keys[i]);
+        }
+    }
+}
+
 static const struct kn_schema kn_ecs_target_group_schema = {
     .name = "target group",
     KN_SCHEMA_FIELDS(kn_ecs_target_group_fields),
+    .check = kn_ecs_check_target_group,
     .size = sizeof(struct kn_ecs_target_group),
     .set_offset = offsetof(struct kn_ecs_target_group, set),
 };
