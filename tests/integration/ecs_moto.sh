@@ -148,7 +148,7 @@ spec:
             provider: cw
             interval: 2s
             query: >-
-              {"namespace": "AWS/ApplicationELB", "metric": "HTTPCode_Target_5XX_Count",
+              {"namespace": "AWS/ApplicationELB", "metricName": "HTTPCode_Target_5XX_Count",
               "dimensions": {"TargetGroup": "{{targetGroup}}", "LoadBalancer": "{{loadBalancer}}"},
               "stat": "Sum", "period": 60}
             expected: {max: 2}
