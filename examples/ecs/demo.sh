@@ -79,6 +79,7 @@ failed=0
 kanaria_pid=
 feed_pid=
 moto_pid=
+proxy_pid=
 stop() { # PID: SIGTERM, then up to 5 seconds for it to go
     [ -n "$1" ] || return 0
     kill -TERM "$1" 2>/dev/null || return 0
@@ -89,6 +90,7 @@ finish() {
     local rc=$?
     stop "$feed_pid"
     stop "$kanaria_pid"
+    stop "$proxy_pid"
     stop "$moto_pid"
     if [ "$rc" -ne 0 ] || [ "$failed" = 1 ]; then
         if [ -f "$tmp/kanaria.log" ]; then
@@ -125,8 +127,11 @@ moto_start "$tmp" || fail "moto_server did not start"
 moto_env --endpoint "$moto_url" setup >"$tmp/env.json" 2>"$tmp/setup.log" ||
     fail "the AWS world could not be set up: $(tail -n 3 "$tmp/setup.log")"
 e() { moto_env --env "$tmp/env.json" get "$1"; }
+moto_proxy_start "$tmp" || fail "the counts proxy did not start"
 say "    moto             $moto_url (ECS cluster kanaria-demo; ALB 'web' with its listener on :80)"
 say "    IAM user         kanaria, with the minimal policy of the README (key in the environment)"
+say "    kanaria reaches moto through $proxy_url, which adds to ECS task sets the task counts"
+say "    moto does not keep (a set that started at once); everything else passes unchanged."
 
 weights() { # the listener's forward actions, as DescribeListeners/DescribeRules read them back
     moto_env --env "$tmp/env.json" weights | python3 -c '
@@ -189,7 +194,7 @@ feed() { # SHARE
     feed_pid=$!
 }
 
-export HOME=$tmp AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL=$moto_url
+export HOME=$tmp AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL=$proxy_url
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE AWS_REGION \
     AWS_DEFAULT_REGION AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN
 AWS_ACCESS_KEY_ID=$(e kanaria.accessKeyId)

@@ -54,6 +54,26 @@ moto_start() {
     return 1
 }
 
+# moto_proxy_start DIR: tests/aws/counts_proxy.py in front of moto (after moto_env.py's setup
+# wrote DIR/env.json): the endpoint kanaria talks to. It adds to ECS task sets the counts moto
+# lacks; everything else passes unchanged, signatures included. Sets proxy_pid and proxy_url;
+# log in DIR/proxy.log.
+moto_proxy_start() {
+    local dir=$1 port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    "$moto_py" "$(dirname "${BASH_SOURCE[0]}")/counts_proxy.py" --port "$port" --moto "$moto_url" \
+        --env "$dir/env.json" >"$dir/proxy.log" 2>&1 &
+    proxy_pid=$!
+    proxy_url="http://127.0.0.1:$port"
+    for _ in $(seq 1 50); do
+        curl -s -o /dev/null "$proxy_url/moto-api/" && return 0
+        kill -0 "$proxy_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "the counts proxy did not answer on $proxy_url within 10s: $(tail -n 5 "$dir/proxy.log")"
+    return 1
+}
+
 # moto_env ARGS...: tests/aws/moto_env.py with moto's Python
 moto_env() {
     "$moto_py" "$(dirname "${BASH_SOURCE[0]}")/moto_env.py" "$@"

@@ -19,7 +19,9 @@
 #  5. with onOutOfSync (from 3's commit) a weight edited by hand is healed;
 #  6. a wrong secret is refused by moto: kanaria logs AWS's error and no secret.
 # What moto cannot show (no traffic, no task counts, task sets steady at once, no draining) is
-# not asserted; each assertion names the moto field it reads (see moto_env.py).
+# not asserted; each assertion names the moto field it reads (see moto_env.py). moto has no task
+# counts, which kanaria waits for: tests/aws/counts_proxy.py, between kanaria and moto, adds
+# those of a set that converged at once, and passes everything else unchanged.
 set -uo pipefail
 bin=$1
 . "$(dirname "$0")/lib.sh"
@@ -37,9 +39,11 @@ fi
 tmp=$(mktemp -d)
 pid=
 moto_pid=
+proxy_pid=
 feed_pid=
 stop_all() {
     [ -n "$feed_pid" ] && kill "$feed_pid" 2>/dev/null
+    [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
     [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null
     cleanup
 }
@@ -56,6 +60,10 @@ need "moto_server starts ($moto_bin)" $?
 moto_env --endpoint "$moto_url" setup >"$tmp/env.json" 2>"$tmp/setup.log"
 rc=$?
 need "the AWS world is set up on moto ($(tail -n 3 "$tmp/setup.log"))" $rc
+# kanaria talks to moto through tests/aws/counts_proxy.py: it adds to task sets the counts moto
+# lacks (a set converged at once), and passes everything else as it is, signatures included.
+moto_proxy_start "$tmp"
+need "the counts proxy starts" $?
 e() { moto_env --env "$tmp/env.json" get "$1"; } # a value of the world: e kanaria.accessKeyId
 secret=$(e kanaria.secretAccessKey)
 subnets=$(e subnets)
@@ -170,7 +178,7 @@ feed() { # CANARY_5XX_SHARE
 
 # Credentials from the environment (the SDKs' chain, first link), endpoints from
 # AWS_ENDPOINT_URL; nothing else of this machine's AWS setup is read.
-export HOME=$tmp AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL=$moto_url
+export HOME=$tmp AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL=$proxy_url
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE \
     AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
     AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_REGION AWS_DEFAULT_REGION
