@@ -131,6 +131,11 @@ json_t *kn_aws__xml_parse(const char *xml, size_t len, int *is_error)
             }
         }
         v = n ? kn_aws_xml_value(n, 0) : json_object();
+        if (v && !json_is_object(v)) {
+            /* <OpResult/>: nothing to say, which is {} */
+            json_decref(v);
+            v = json_object();
+        }
     }
 out:
     xmlFreeDoc(doc);
