@@ -19,7 +19,7 @@
  * {"Rules": [{"RuleArn": "...", "Priority": "10", "IsDefault": "false", "Conditions": [...],
  * "Actions": [{"Type": "forward", "Order": "1", "ForwardConfig": {"TargetGroups":
  * [{"TargetGroupArn": "...", "Weight": "100"}, ...], "TargetGroupStickinessConfig":
- * {"Enabled": "false"}}}]}, ...], "NextMarker": "..."} (NextMarker only when AWS sent one;
+ * {"Enabled": "false"}}}]}, ...], "NextMarker": "..."} (no NextMarker, or "", on the last page;
  * ResponseMetadata is left out). So a caller can take an ELBv2 action read from DescribeRules,
  * change a weight and send it back: strings encode as they came.
  *
