@@ -114,8 +114,9 @@ static const struct kn_field spec_fields[] = {
     {.key = "manifests",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_app_spec, manifests),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
-     .help = "manifest files, relative to the app's folder"},
+     .flags = KN_FIELD_NONEMPTY, /* required unless the platform reads files spec.<type> names */
+     .help = "manifest files, relative to the app's folder (required, except on a platform "
+             "whose manifests are files named in spec.<type>, such as ecs)"},
     {.key = "trigger",
      .type = KN_TYPE_OBJECT,
      .offset = offsetof(struct kn_app_spec, trigger),
@@ -463,6 +464,26 @@ static int has_file_kinds(const struct kn_app_platform *platform)
     return 0;
 }
 
+/* spec.manifests is required, except where the platform's manifests are files its options name
+ * (and of an unknown platform, which is reported already, nothing more is said). */
+static void manifests_required(const struct kn_app *app, const struct kn_app_platform *platform,
+                               const struct kn_node *root, struct kn_schema_ctx *ctx)
+{
+    const struct kn_node *spec = kn_node_get(root, "spec");
+    const struct kn_node *list = kn_node_get(spec, "manifests");
+
+    if (list && (list->type != KN_NODE_SCALAR || kn_node_scalar_kind(list) != KN_SCALAR_NULL)) {
+        return;
+    }
+    if (has_file_kinds(platform) || (!platform->type && app->cfg.spec.platform &&
+                                     strcmp(app->cfg.spec.platform, "local") != 0)) {
+        return;
+    }
+    if (spec && spec->type == KN_NODE_MAP) {
+        kn_schema_error_at(ctx, list ? &list->loc : &spec->loc, "'spec.manifests' is required");
+    }
+}
+
 /* The kinds read from files the app's options name (kn_manifest_kind.file_key). */
 static void load_option_files(struct kn_app *app, struct kn_source *src,
                               const struct kn_node *root, const struct kn_app_platform *platform,
@@ -668,6 +689,7 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
         loader->resolve(&platform, app, src, root, &ctx, loader->data);
     }
     platform_options(app, &platform, root, &ctx);
+    manifests_required(app, &platform, root, &ctx);
     before = app->diags.count + app->diags.dropped;
     load_manifests(app, src, root, &platform, &ctx);
     load_option_files(app, src, root, &platform, &ctx);

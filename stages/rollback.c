@@ -55,6 +55,7 @@ static int do_step(struct kn_stage_run *run, const struct kn_platform_req *req,
             .variant = KN_VARIANT_PRIMARY,
             .commit = kn_stage_run_last_good_commit(run),
             .manifests = good->manifests,
+            .options = good->cfg.platform_options,
         };
         return kn_platform_apply(p, req, &spec, op);
     }

@@ -91,6 +91,7 @@ static int apply_variant(struct kn_stage_run *run, enum kn_variant variant,
         .commit = variant == KN_VARIANT_BASELINE ? kn_stage_run_last_good_commit(run)
                                                  : kn_stage_run_deployment(run)->commit,
         .manifests = app ? app->manifests : NULL,
+        .options = app ? app->cfg.platform_options : NULL,
         /* a stage with its own timeout gives its instances the time it has left; otherwise
          * the platform's own start timeout holds */
         .ready_timeout_ms = cfg->timeout_ms > 0 ? kn_stage_run_time_left(run) : 0,

@@ -51,7 +51,10 @@ struct kn_variant_spec {
     const char *commit;
     const json_t *manifests;  /* canonical manifests (array) of that commit; borrowed */
     const void *options;      /* spec.<type> of the app at that commit, parsed with the type's
-                                 app_schema; NULL when it has none */
+                                 app_schema; NULL when it has none. Borrowed until the call
+                                 ends: the caller keeps the app until its callback has run.
+                                 Only apply is handed them: a provider that needs them in
+                                 set_weights, remove or observe keeps what it needs in its memo */
     struct kn_scale replicas; /* canary and baseline: a count or a percent of the primary's;
                                  primary: value 0 means the manifest's own replicas */
     long long ready_timeout_ms; /* healthy within this (what is left of a stage's own timeout),

@@ -95,7 +95,62 @@ static void test_resolve(struct kn_app_platform *platform, struct kn_app *app,
     }
 }
 
-static const char *const test_types[] = {"local", "test", NULL};
+/* Platform "files" (type "filed"): its manifests are files spec.filed names. */
+struct filed_options {
+    uint64_t set;
+    char *thing_file;
+    char *part_file;
+};
+
+static const struct kn_field filed_fields[] = {
+    {.key = "thingFile", .type = KN_TYPE_STRING,
+     .offset = offsetof(struct filed_options, thing_file)},
+    {.key = "partFile", .type = KN_TYPE_STRING,
+     .offset = offsetof(struct filed_options, part_file)},
+};
+
+static const struct kn_schema filed_schema = {
+    .name = "spec.filed",
+    KN_SCHEMA_FIELDS(filed_fields),
+    .size = sizeof(struct filed_options),
+    .set_offset = offsetof(struct filed_options, set),
+};
+
+static int thing_checks;
+
+/* The Thing's own check: a `size` must not be negative. */
+static void check_thing(const struct kn_node *doc, struct kn_schema_ctx *ctx)
+{
+    const struct kn_node *size = kn_node_get(doc, "size");
+
+    thing_checks++;
+    if (size && size->type == KN_NODE_SCALAR && size->scalar[0] == '-') {
+        kn_schema_error(ctx, size, "size: must not be negative");
+    }
+}
+
+static const struct kn_manifest_kind filed_kinds[] = {
+    {.kind = "Thing", .role = KN_KIND_WORKLOAD, .min = 1, .max = 1, .file_key = "thingFile",
+     .name_key = "family", .check = check_thing},
+    {.kind = "Part", .role = KN_KIND_WORKLOAD, .min = 0, .max = 1, .file_key = "partFile"},
+};
+
+static void filed_resolve(struct kn_app_platform *platform, struct kn_app *app,
+                          struct kn_source *src, const struct kn_node *root,
+                          struct kn_schema_ctx *ctx, void *data)
+{
+    (void)app;
+    (void)src;
+    (void)root;
+    (void)ctx;
+    (void)data;
+    platform->type = "filed";
+    platform->app_schema = &filed_schema;
+    platform->kinds = filed_kinds;
+    platform->nkinds = sizeof(filed_kinds) / sizeof(filed_kinds[0]);
+}
+
+static const char *const test_types[] = {"local", "test", "filed", NULL};
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -271,6 +326,115 @@ static void test_options_of_another_type(void **state)
            "manifests, trigger, planner, autoRollback, timeout, prune, pipeline)\n");
 }
 
+/* ---- kinds from files the options name ----------------------------------------------------- */
+
+/* Load an app of platform "files" whose spec is `spec`, beside the files given as name, text
+ * pairs (NULL-ended); every diagnostic into *diags. */
+static struct kn_app *load_filed(const char *spec, char **diags, ...)
+{
+    char *dir = kn_test_tmpdir();
+    char *config = kn_asprintf("apiVersion: kanaria.dev/v1\nkind: Application\n"
+                               "metadata: {name: web}\nspec:\n  platform: files\n%s",
+                               spec);
+    struct kn_app_loader loader = {.resolve = filed_resolve, .types = test_types};
+    struct kn_source *src = NULL;
+    struct kn_error err;
+    struct kn_app *app = NULL;
+    struct kn_buf b;
+    char line[1024];
+    const char *name;
+    va_list ap;
+
+    kn_test_write(dir, "app.kanaria.yaml", config);
+    va_start(ap, diags);
+    while ((name = va_arg(ap, const char *))) {
+        kn_test_write(dir, name, va_arg(ap, const char *));
+    }
+    va_end(ap);
+    assert_int_equal(kn_source_dir_new(&src, dir, &err), 0);
+    assert_int_equal(kn_app_load(&app, src, "app.kanaria.yaml", &loader), 0);
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    for (size_t i = 0; i < app->diags.count; i++) {
+        kn_buf_addf(&b, "%s\n", kn_diag_format(&app->diags.items[i], line, sizeof(line)));
+    }
+    *diags = b.data ? kn_buf_detach(&b, NULL) : kn_strdup("");
+    kn_buf_release(&b);
+    kn_source_free(src);
+    kn_test_rmtree(dir);
+    free(dir);
+    free(config);
+    return app;
+}
+
+static void test_file_kinds_loaded(void **state)
+{
+    char *diags = NULL;
+    struct kn_app *app;
+    char *text;
+
+    (void)state;
+    thing_checks = 0;
+    app = load_filed("  filed: {thingFile: thing.yaml, partFile: part.json}\n", &diags,
+                     "thing.yaml", "family: web\nsize: 3\n", "part.json", "{\"a\": [1, 2]}\n",
+                     NULL);
+    assert_string_equal(diags, "");
+    assert_int_equal(thing_checks, 1);
+    assert_int_equal(app->ndocs, 2);
+    /* sorted by kind: Part, Thing; Part is named after its key, Thing after its family */
+    assert_string_equal(app->docs[0].kind, "Part");
+    assert_string_equal(app->docs[0].name, "partFile");
+    assert_string_equal(app->docs[0].file, "part.json");
+    assert_string_equal(app->docs[1].name, "web");
+    text = kn_json_canonical(app->docs[1].json);
+    assert_string_equal(text, "{\"kind\":\"Thing\",\"metadata\":{\"name\":\"web\"},"
+                              "\"spec\":{\"family\":\"web\",\"size\":3}}");
+    free(text);
+    assert_int_equal(json_array_size(app->manifests), 2);
+    free(diags);
+    kn_app_free(app);
+}
+
+static void expect_filed(const char *spec, const char *thing, const char *want)
+{
+    char *got = NULL;
+    struct kn_app *app = load_filed(spec, &got, "thing.yaml", thing, NULL);
+
+    if (strcmp(got, want) != 0) {
+        print_error("expected:\n%s--- got:\n%s", want, got);
+    }
+    assert_string_equal(got, want);
+    free(got);
+    kn_app_free(app);
+}
+
+static void test_file_kinds_errors(void **state)
+{
+    (void)state;
+    /* the kind's own check, located in the file */
+    expect_filed("  filed: {thingFile: thing.yaml}\n", "family: web\nsize: -1\n",
+                 "thing.yaml:2:7: size: must not be negative\n");
+    /* the name comes from the document */
+    expect_filed("  filed: {thingFile: thing.yaml}\n", "size: 1\n",
+                 "thing.yaml:1:1: a Thing needs 'family'\n");
+    expect_filed("  filed: {thingFile: thing.yaml}\n", "family: a\n---\nfamily: b\n",
+                 "thing.yaml:1:1: a Thing file holds one map, found several documents\n");
+    expect_filed("  filed: {thingFile: thing.yaml}\n", "[1, 2]\n",
+                 "thing.yaml:1:1: a Thing file holds one map, found a list\n");
+    /* a required kind whose key is missing; spec.manifests is not required here */
+    expect_filed("  filed: {partFile: thing.yaml}\n", "family: web\n",
+                 "app.kanaria.yaml:6:10: platform 'files' needs 'spec.filed.thingFile' (its "
+                 "Thing)\n");
+    /* a missing file is located at the key that names it */
+    expect_filed("  filed: {thingFile: nope.yaml}\n", "family: web\n",
+                 "app.kanaria.yaml:6:22: 'nope.yaml' does not exist\n");
+    /* such a kind is never taken from spec.manifests */
+    expect_filed("  manifests: [thing.yaml]\n  filed: {thingFile: x.yaml}\n",
+                 "kind: Thing\nmetadata: {name: web}\n",
+                 "thing.yaml:1:7: a Thing comes from 'spec.filed.thingFile', not from "
+                 "spec.manifests\n"
+                 "app.kanaria.yaml:7:22: 'x.yaml' does not exist\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +446,8 @@ int main(void)
         cmocka_unit_test(test_options_parsed),
         cmocka_unit_test(test_options_errors_located),
         cmocka_unit_test(test_options_of_another_type),
+        cmocka_unit_test(test_file_kinds_loaded),
+        cmocka_unit_test(test_file_kinds_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
