@@ -117,6 +117,11 @@ static struct kn_platform_req req_of(struct fixture *f, const struct kn_app_id *
     return req;
 }
 
+static const void *options_of(struct fixture *f, const struct kn_app_id *id)
+{
+    return prov->options ? prov->options(f->self, id) : NULL;
+}
+
 /* Ask for an apply of version `version` of the variant; returns at once. */
 static void apply_start(struct fixture *f, const struct kn_app_id *id, enum kn_variant v,
                         const char *version, int never_ready, long long timeout_ms,
@@ -129,6 +134,7 @@ static void apply_start(struct fixture *f, const struct kn_app_id *id, enum kn_v
         .variant = v,
         .commit = commit,
         .manifests = manifests,
+        .options = options_of(f, id),
     };
 
     /* a commit per version, so that what runs can be told apart */
@@ -499,6 +505,7 @@ static void restart_mid_apply(void **state)
     manifests = prov->manifests(f->self, &web, "v2", 1);
     snprintf(commit, sizeof(commit), "%040x", 2u);
     spec.manifests = manifests;
+    spec.options = options_of(f, &web);
     rc = prov->crash_mid_apply(f->self, &f->p, &web, &spec, why);
     json_decref(manifests);
     if (rc != 0) {
@@ -531,6 +538,7 @@ static void observe_drift(void **state)
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v1", 0);
     desired.manifests = manifests;
+    desired.options = options_of(f, &web);
     /* as kanaria set it: no drift (once the provider has read it back) */
     kn_conf_spin(&f->loop, 500);
     observe_ok(f, &web, &desired, &o);
@@ -572,6 +580,7 @@ static void observe_killed(void **state)
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v1", 0);
     desired.manifests = manifests;
+    desired.options = options_of(f, &web);
     observe_ok(f, &web, &desired, &o);
     assert_int_equal(o.live.variant[KN_VARIANT_PRIMARY].instances, 1);
     assert_int_equal(o.live.variant[KN_VARIANT_PRIMARY].healthy, 1);
