@@ -262,14 +262,84 @@ void kn_ecs_check_apps(struct kn_app *const *apps, size_t n)
     free(has);
 }
 
+/* The container of the task definition a target group names, and its port among the
+ * container's port mappings: else CreateTaskSet fails only at the deployment. */
+static void check_container(const struct kn_app *app, const char *variant,
+                            const struct kn_ecs_target_group *tg, struct kn_schema_ctx *ctx)
+{
+    const struct kn_node *root = NULL, *at;
+    const json_t *containers = NULL, *c, *ports = NULL, *pm;
+    struct kn_buf names;
+    int found = 0;
+    size_t i;
+
+    for (i = 0; i < app->ndocs; i++) {
+        if (strcmp(app->docs[i].kind, KN_ECS_TASK_DEFINITION) == 0) {
+            containers = json_object_get(json_object_get(app->docs[i].json, "spec"),
+                                         "containerDefinitions");
+        }
+    }
+    for (i = 0; i < app->nfiles; i++) {
+        if (app->files[i]->ndocs == 1 && strcmp(app->files[i]->file, app->config_path) == 0) {
+            root = app->files[i]->docs[0];
+        }
+    }
+    at = kn_node_get(kn_node_get(kn_node_get(kn_node_get(root, "spec"), "ecs"), "targetGroups"),
+                     variant);
+    if (!json_is_array(containers) || !at || !tg->container_name) {
+        return; /* no task definition (reported), or the group is incomplete (reported) */
+    }
+    kn_buf_init(&names, KN_BUF_UNBOUNDED);
+    json_array_foreach(containers, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (name && strcmp(name, tg->container_name) == 0) {
+            ports = json_object_get(c, "portMappings");
+            found = 1;
+            break;
+        }
+        kn_buf_addf(&names, "%s%s", names.len ? ", " : "", name ? name : "(no name)");
+    }
+    if (!found) {
+        kn_schema_error(ctx, kn_node_get(at, "containerName"),
+                        "'spec.ecs.targetGroups.%s.containerName': the task definition has no "
+                        "container '%s' (its containers: %s)",
+                        variant, tg->container_name, names.len ? names.data : "none");
+    } else if (json_array_size(ports) > 0 && tg->container_port > 0) {
+        kn_buf_reset(&names);
+        json_array_foreach(ports, i, pm)
+        {
+            json_t *port = json_object_get(pm, "containerPort");
+            if (json_is_integer(port) && json_integer_value(port) == tg->container_port) {
+                found = 2;
+                break;
+            }
+            if (json_is_integer(port)) {
+                kn_buf_addf(&names, "%s%" JSON_INTEGER_FORMAT, names.len ? ", " : "",
+                            json_integer_value(port));
+            }
+        }
+        if (found != 2) {
+            kn_schema_error(ctx, kn_node_get(at, "containerPort"),
+                            "'spec.ecs.targetGroups.%s.containerPort': container '%s' maps no "
+                            "containerPort %lld (its ports: %s)",
+                            variant, tg->container_name, tg->container_port,
+                            names.len ? names.data : "none");
+        }
+    }
+    kn_buf_release(&names);
+}
+
 void kn_ecs_check_app(const struct kn_app *app, const struct kn_pipeline_uses *uses,
                       struct kn_schema_ctx *ctx)
 {
     static const char *const names[KN_VARIANT_COUNT] = {
+        [KN_VARIANT_PRIMARY] = "primary",
         [KN_VARIANT_CANARY] = "canary",
         [KN_VARIANT_BASELINE] = "baseline",
     };
     const struct kn_ecs_app_options *o = app->cfg.platform_options;
+    const struct kn_ecs_target_group *groups[KN_VARIANT_COUNT];
 
     if (!o || app->cfg.platform_schema != &kn_ecs_app_schema ||
         !kn_schema_isset(&kn_ecs_app_schema, o, "targetGroups")) {
@@ -284,5 +354,13 @@ void kn_ecs_check_app(const struct kn_app *app, const struct kn_pipeline_uses *u
                            "stage '%s': platform '%s' needs 'spec.ecs.targetGroups.%s' for the "
                            "%s's task set",
                            st->name, app->cfg.spec.platform, names[v], names[v]);
+    }
+    groups[KN_VARIANT_PRIMARY] = &o->target_groups.primary;
+    groups[KN_VARIANT_CANARY] = &o->target_groups.canary;
+    groups[KN_VARIANT_BASELINE] = &o->target_groups.baseline;
+    for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+        if (kn_schema_isset(&kn_ecs_target_groups_schema, &o->target_groups, names[v])) {
+            check_container(app, names[v], groups[v], ctx);
+        }
     }
 }

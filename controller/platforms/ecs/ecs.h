@@ -59,7 +59,8 @@ extern const struct kn_manifest_kind kn_ecs_kinds[];
 void kn_ecs_check_apps(struct kn_app *const *apps, size_t n);
 /* The target groups the pipeline needs: a canary (CANARY_ROLLOUT, or traffic to it) needs
  * targetGroups.canary, a baseline targetGroups.baseline; the error is at the first stage that
- * needs it. */
+ * needs it. And each target group's container is one of the task definition's, its port one
+ * the container maps (when it maps any). */
 void kn_ecs_check_app(const struct kn_app *app, const struct kn_pipeline_uses *uses,
                       struct kn_schema_ctx *ctx);
 

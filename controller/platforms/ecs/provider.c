@@ -50,6 +50,7 @@
 #include "kanaria/log.h"
 #include "kanaria/plugin/platform.h"
 #include "platforms/ecs/ecs.h"
+#include "platforms/ecs/shapes.h"
 
 #define POLL_MS 2000                           /* task-set waits poll at most this often */
 #define CALL_MS 30000                          /* one AWS call, retries included */
@@ -1640,11 +1641,11 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
              kn_platform_call_token(call), op->commit[0] ? op->commit : "none");
     op->scale = spec->replicas;
     op->ready_ms = spec->ready_timeout_ms;
-    op->servicedef = json_deep_copy(sd);
+    op->servicedef = kn_ecs_shape_to_wire(sd, kn_ecs_create_service_input); /* API types */
     op->set_lb = json_pack("{s:s, s:s, s:I}", "targetGroupArn", tg->target_group_arn,
                                   "containerName", tg->container_name ? tg->container_name : "",
                                   "containerPort", (json_int_t)tg->container_port);
-    p = json_deep_copy(td);
+    p = kn_ecs_shape_to_wire(td, kn_ecs_register_task_definition_input);
     json_object_set_new(p, "tags", kanaria_tags(op, json_object_get(td, "tags"), 0));
     op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", p, apply_registered);
     return 0;

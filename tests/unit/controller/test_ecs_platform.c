@@ -367,11 +367,14 @@ static struct kn_platform_req req_for(struct outcome *o, long long deployment, i
     return req;
 }
 
+/* As PipeCD's files write them: the task-level cpu and memory as numbers (strings in the API),
+ * "" for an enum left out. */
 static json_t *manifests(const char *image, int desired)
 {
-    return json_pack("[{s:s, s:{s:s}, s:{s:s, s:[{s:s, s:s, s:i, s:[{s:i}]}]}}, "
+    return json_pack("[{s:s, s:{s:s}, s:{s:s, s:i, s:i, s:s, s:[{s:s, s:s, s:i, s:[{s:i}]}]}}, "
                      "{s:s, s:{s:s}, s:{s:s, s:s, s:i, s:s}}]",
                      "kind", "TaskDefinition", "metadata", "name", "web", "spec", "family", "web",
+                     "cpu", 256, "memory", 512, "pidMode", "",
                      "containerDefinitions", "name", "web", "image", image, "memory", 128,
                      "portMappings", "containerPort", 80, "kind", "ServiceDefinition",
                      "metadata", "name", "web", "spec", "cluster", "c1", "serviceName", "web",
@@ -543,6 +546,17 @@ static void test_first_sync(void **state)
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
     assert_non_null(strstr(o.progress, "/10 tasks running, STABILIZING"));
     assert_non_null(strstr(o.progress, "primary: 10/10 tasks running, STEADY_STATE"));
+    /* the API's types: numbers for its strings are sent as strings, "" enums left out */
+    assert_int_equal(calls_of(f, "RegisterTaskDefinition", 1, &p), 1);
+    assert_true(json_is_string(json_object_get(p, "cpu")));
+    assert_true(json_is_string(json_object_get(p, "memory")));
+    assert_string_equal(json_string_value(json_object_get(p, "cpu")), "256");
+    assert_string_equal(json_string_value(json_object_get(p, "memory")), "512");
+    assert_null(json_object_get(p, "pidMode"));
+    assert_true(json_is_integer(
+        json_object_get(json_array_get(json_object_get(p, "containerDefinitions"), 0), "memory")));
+    json_decref(p);
+    p = NULL;
     assert_int_equal(calls_of(f, "CreateService", 1, &p), 1);
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(p, "deploymentController"), "type")),
