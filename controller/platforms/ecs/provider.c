@@ -58,6 +58,7 @@
 #define TAG_APP "kanaria.dev/app"
 #define TAG_COMMIT "kanaria.dev/commit"
 #define TAG_VARIANT "kanaria.dev/variant"
+#define TAG_SPEC "kanaria.dev/spec"
 #define MEMO_SERVICE "service"
 #define MEMO_WEIGHTS "weights-before"
 #define MEMO_TASKDEF "primary-task-definition"
@@ -118,9 +119,13 @@ struct op {
     void (*tick)(struct op *op);
     int cancelled;
     int ended;
+    int own;      /* set_arn was made by this apply (or by the same call before a restart) */
+    int promoted; /* the primary's set is the service's primary */
+    int undoing;  /* cancelled: deleting its own task set before it ends */
     /* apply */
     char *taskdef_arn;
-    char external_id[96];
+    char external_id[112];
+    char digest[13]; /* spec_digest */
     long long desired_count; /* the service's; -1 unknown */
     double pct;
     char *set_arn;
@@ -432,9 +437,38 @@ static void op_fail(struct op *op, int status, const char *fmt, ...)
     op_end(op, status, message);
 }
 
+static void undo_done(struct op *op, const struct kn_aws_result *r)
+{
+    if (r->status) {
+        op_fail(op, KN_ECANCELLED, "cancelled; its task set %s could not be deleted: %s",
+                arn_from(op->set_arn, "ecs-svc/"), r->message ? r->message : "");
+        return;
+    }
+    op_fail(op, KN_ECANCELLED, "cancelled; its task set %s was deleted",
+            arn_from(op->set_arn, "ecs-svc/"));
+}
+
+static void op_call_tol(struct op *op, enum kn_aws_service svc, const char *op_name,
+                        json_t *params, const char *tolerate, step_fn then);
+
+/* End a cancelled call. An apply takes out the task set it made first (unless it is the
+ * service's primary by now), so that nothing of a cancelled variant runs; when kanaria stops
+ * nothing more is sent: the same call after the restart finds the set. */
 static void op_cancelled(struct op *op)
 {
-    op_end(op, KN_ECANCELLED, op->e->closing ? "kanaria is stopping" : "cancelled");
+    json_t *p;
+
+    if (op->e->closing || op->undoing || op->kind != OP_APPLY || !op->set_arn || !op->own ||
+        op->promoted) {
+        op_end(op, KN_ECANCELLED, op->e->closing ? "kanaria is stopping" : "cancelled");
+        return;
+    }
+    op->undoing = 1;
+    kn_platform_call_progress(op->call, "%s: cancelled: deleting task set %s",
+                              kn_variant_name(op->variant), arn_from(op->set_arn, "ecs-svc/"));
+    p = json_pack("{s:s, s:s, s:s, s:b}", "cluster", op->a->cluster, "service", op->a->service,
+                  "taskSet", op->set_arn, "force", 1);
+    op_call_tol(op, KN_AWS_ECS, "DeleteTaskSet", p, NULL, undo_done);
 }
 
 static void call_done(const struct kn_aws_result *r, void *data)
@@ -445,6 +479,10 @@ static void call_done(const struct kn_aws_result *r, void *data)
 
     op->inflight = NULL;
     op->tolerate = NULL;
+    if (op->undoing && !op->e->closing) {
+        then(op, r);
+        return;
+    }
     if (op->cancelled || op->e->closing || r->status == KN_ECANCELLED) {
         op_cancelled(op);
         return;
@@ -461,7 +499,7 @@ static void call_done(const struct kn_aws_result *r, void *data)
 static long long call_budget(const struct op *op)
 {
     long long left = kn_platform_call_time_left(op->call);
-    return left < CALL_MS ? left : CALL_MS;
+    return left < CALL_MS && !op->undoing ? left : CALL_MS;
 }
 
 /* Call op_name of svc with params (stolen); then runs with the result: a success, or an error
@@ -1147,6 +1185,7 @@ static json_t *kanaria_tags(const struct op *op, json_t *tags, int with_variant)
     tag_set(tags, TAG_COMMIT, op->commit);
     if (with_variant) {
         tag_set(tags, TAG_VARIANT, kn_variant_name(op->variant));
+        tag_set(tags, TAG_SPEC, op->digest);
     }
     return tags;
 }
@@ -1154,6 +1193,7 @@ static json_t *kanaria_tags(const struct op *op, json_t *tags, int with_variant)
 static void apply_primary_set_r(struct op *op, const struct kn_aws_result *r)
 {
     (void)r;
+    op->promoted = 1;
     kn_platform_call_progress(op->call, "primary: task set %s is the primary",
                               arn_from(op->set_arn, "ecs-svc/"));
     apply_delete_doomed(op);
@@ -1292,6 +1332,7 @@ static void apply_stable(struct op *op)
         return;
     }
     if (set && strcmp(jstr(set, "status"), "PRIMARY") == 0) {
+        op->promoted = 1;
         apply_delete_doomed(op);
         return;
     }
@@ -1309,6 +1350,7 @@ static void apply_set_created(struct op *op, const struct kn_aws_result *r)
         op_fail(op, KN_EIO, "CreateTaskSet: the reply names no task set");
         return;
     }
+    op->own = 1;
     kn_platform_call_progress(op->call, "%s: task set %s created at %g%%",
                               kn_variant_name(op->variant), jstr(set, "id"), op->pct);
     wait_start(op);
@@ -1395,6 +1437,7 @@ static const json_t *apply_own_set(const struct op *op)
         const json_t *tags = json_object_get(s, "tags");
         const char *variant = tag_of(tags, TAG_VARIANT);
         const char *commit = tag_of(tags, TAG_COMMIT);
+        const char *digest = tag_of(tags, TAG_SPEC);
         if (strcmp(jstr(s, "status"), "DRAINING") == 0) {
             continue;
         }
@@ -1403,6 +1446,7 @@ static const json_t *apply_own_set(const struct op *op)
         }
         if (!found && op->variant == KN_VARIANT_PRIMARY && variant &&
             strcmp(variant, "primary") == 0 && commit && strcmp(commit, op->commit) == 0 &&
+            digest && strcmp(digest, op->digest) == 0 &&
             set_serves(s, op->a->tg[KN_VARIANT_PRIMARY])) {
             found = s;
         }
@@ -1425,6 +1469,7 @@ static void apply_sets_r(struct op *op, const struct kn_aws_result *r)
     own = apply_own_set(op);
     if (own) {
         set_str(&op->set_arn, jstr(own, "taskSetArn"));
+        op->own = strcmp(jstr(own, "externalId"), op->external_id) == 0;
         /* what runs is that set's task definition, not the revision just registered */
         set_str(&op->taskdef_arn, jstr(own, "taskDefinition"));
     }
@@ -1478,17 +1523,18 @@ static void apply_service_r(struct op *op, const struct kn_aws_result *r)
 }
 
 /* The percent of the service's desiredCount a canary (baseline) of op->scale gets: a percent
- * as it is; a count as the largest whole percent whose share (rounded up, as ECS computes
- * it) is that count. */
+ * as it is; a count (none given: one task) as the largest whole percent whose share (rounded
+ * up, as ECS computes it) is that count. */
 static int scale_percent(struct op *op, char *why, size_t size)
 {
-    long long n = (long long)op->scale.value, d = op->desired_count, p;
+    long long n = op->scale.value > 0 ? (long long)ceil(op->scale.value) : 1;
+    long long d = op->desired_count, p;
 
     if (op->variant == KN_VARIANT_PRIMARY) {
         op->pct = 100;
         return 0;
     }
-    if (op->scale.percent) {
+    if (op->scale.percent && op->scale.value > 0) {
         op->pct = op->scale.value > 100 ? 100 : op->scale.value;
         return 0;
     }
@@ -1592,6 +1638,26 @@ static void apply_registered(struct op *op, const struct kn_aws_result *r)
     op_call(op, KN_AWS_ECS, "DescribeServices", p, apply_described);
 }
 
+/* What the task set is made of (the task definition, its target group, the service
+ * definition's task-set keys), as 12 hex digits of a SHA-256: part of its externalId and its
+ * tag kanaria.dev/spec, so that a set made from other files is never taken for this one. */
+static void spec_digest(struct op *op, const json_t *td)
+{
+    json_t *j = json_pack("{s:O, s:O, s:{}}", "taskDefinition", td, "loadBalancer", op->set_lb,
+                          "service");
+    char hex[65];
+
+    for (size_t k = 0; k < sizeof(set_keys) / sizeof(set_keys[0]); k++) {
+        json_t *v = json_object_get(op->servicedef, set_keys[k]);
+        if (v) {
+            json_object_set(json_object_get(j, "service"), set_keys[k], v);
+        }
+    }
+    kn_json_hash(j, hex);
+    snprintf(op->digest, sizeof(op->digest), "%.12s", hex);
+    json_decref(j);
+}
+
 static int ecs_apply(void *self, struct kn_platform_call *call,
                      const struct kn_variant_spec *spec)
 {
@@ -1636,14 +1702,15 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
     eapp_save(call, op->a);
     op->variant = spec->variant;
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
-    snprintf(op->external_id, sizeof(op->external_id), "%s-%.12s",
-             kn_platform_call_token(call), op->commit[0] ? op->commit : "none");
     op->scale = spec->replicas;
     op->ready_ms = spec->ready_timeout_ms;
     op->servicedef = json_deep_copy(sd);
     op->set_lb = json_pack("{s:s, s:s, s:I}", "targetGroupArn", tg->target_group_arn,
-                                  "containerName", tg->container_name ? tg->container_name : "",
-                                  "containerPort", (json_int_t)tg->container_port);
+                           "containerName", tg->container_name ? tg->container_name : "",
+                           "containerPort", (json_int_t)tg->container_port);
+    spec_digest(op, td);
+    snprintf(op->external_id, sizeof(op->external_id), "%s-%.12s-%s",
+             kn_platform_call_token(call), op->commit[0] ? op->commit : "none", op->digest);
     p = json_deep_copy(td);
     json_object_set_new(p, "tags", kanaria_tags(op, json_object_get(td, "tags"), 0));
     op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", p, apply_registered);
@@ -1762,14 +1829,14 @@ static int ecs_remove(void *self, struct kn_platform_call *call, enum kn_variant
     struct eapp *a = eapp_recall(e, call);
     struct op *op;
 
-    if (v == KN_VARIANT_PRIMARY) {
-        kn_platform_call_done(call, KN_EUNSUPPORTED,
-                              "the primary of an ecs app goes only with the app (prune)");
-        return 0;
-    }
     if (!a) {
         kn_platform_call_progress(call, "%s: nothing deployed", kn_variant_name(v));
         kn_platform_call_done(call, 0, NULL);
+        return 0;
+    }
+    if (v == KN_VARIANT_PRIMARY) {
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "the primary of an ecs app goes only with the app (prune)");
         return 0;
     }
     op = op_new(e, OP_REMOVE, call);
@@ -1935,7 +2002,8 @@ static void observe_walked(struct op *op)
             for (int v = 0; v < KN_VARIANT_COUNT; v++) {
                 double pc = sum > 0 && w[v] > 0 ? 100.0 * w[v] / sum : 0;
                 set[v] = d ? (int)lround(d->percent[v]) : (v == 0 ? 100 : 0);
-                if ((int)lround(pc) != set[v] && (w[v] >= 0 || set[v] != 0)) {
+                /* kanaria writes the percents as the weights */
+                if ((w[v] >= 0 ? w[v] : 0) != set[v]) {
                     differs = 1;
                 }
                 if (first) {

@@ -872,12 +872,16 @@ static void test_observe_drift(void **state)
     kn_platform_vars_release(&vars);
 }
 
-/* A cancel during a stability wait ends the apply at once with KN_ECANCELLED. */
+/* A cancel during a stability wait ends the apply soon with KN_ECANCELLED, its task set
+ * deleted. */
 static void test_cancel_wait(void **state)
 {
     struct fixture *f = *state;
     struct outcome o;
     struct kn_platform_op *op = NULL;
+    json_t *sets, *s;
+    size_t i;
+    int draining = 0;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
     fake_post(f, "/__faults", json_pack("{s:{s:b}}", "newTaskSets", "neverSteady", 1));
@@ -889,8 +893,18 @@ static void test_cancel_wait(void **state)
     assert_non_null(strstr(o.progress, "STABILIZING"));
     assert_false(o.done);
     kn_platform_cancel(op);
-    assert_true(run_until(f, &o.done, 3000));
+    assert_true(run_until(f, &o.done, 5000));
     assert_int_equal(o.status, KN_ECANCELLED);
+    /* nothing of the cancelled canary runs on: its task set is draining */
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        if (strcmp(json_string_value(json_object_get(s, "status")), "PRIMARY") != 0) {
+            assert_string_equal(json_string_value(json_object_get(s, "status")), "DRAINING");
+            draining++;
+        }
+    }
+    assert_int_equal(draining, 1);
+    json_decref(sets);
 }
 
 int main(void)
