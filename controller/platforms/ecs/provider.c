@@ -121,7 +121,9 @@ struct op {
     int ended;
     int own;      /* set_arn was made by this apply (or by the same call before a restart) */
     int promoted; /* the primary's set is the service's primary */
-    int undoing;  /* cancelled: deleting its own task set before it ends */
+    int undoing;  /* cancelled or failed: deleting its own task set before it ends */
+    int undo_status;
+    char undo_why[768];
     /* apply */
     char *taskdef_arn;
     char external_id[112];
@@ -440,11 +442,11 @@ static void op_fail(struct op *op, int status, const char *fmt, ...)
 static void undo_done(struct op *op, const struct kn_aws_result *r)
 {
     if (r->status) {
-        op_fail(op, KN_ECANCELLED, "cancelled; its task set %s could not be deleted: %s",
-                arn_from(op->set_arn, "ecs-svc/"), r->message ? r->message : "");
+        op_fail(op, op->undo_status, "%s; its task set %s could not be deleted: %s",
+                op->undo_why, arn_from(op->set_arn, "ecs-svc/"), r->message ? r->message : "");
         return;
     }
-    op_fail(op, KN_ECANCELLED, "cancelled; its task set %s was deleted",
+    op_fail(op, op->undo_status, "%s; its task set %s was deleted", op->undo_why,
             arn_from(op->set_arn, "ecs-svc/"));
 }
 
@@ -454,21 +456,44 @@ static void op_call_tol(struct op *op, enum kn_aws_service svc, const char *op_n
 /* End a cancelled call. An apply takes out the task set it made first (unless it is the
  * service's primary by now), so that nothing of a cancelled variant runs; when kanaria stops
  * nothing more is sent: the same call after the restart finds the set. */
+static void op_undo(struct op *op, int status, const char *why);
+
 static void op_cancelled(struct op *op)
 {
-    json_t *p;
-
     if (op->e->closing || op->undoing || op->kind != OP_APPLY || !op->set_arn || !op->own ||
         op->promoted) {
         op_end(op, KN_ECANCELLED, op->e->closing ? "kanaria is stopping" : "cancelled");
         return;
     }
+    op_undo(op, KN_ECANCELLED, "cancelled");
+}
+
+/* End the apply with status and why after deleting the task set it made. */
+static void op_undo(struct op *op, int status, const char *why)
+{
+    json_t *p;
+
     op->undoing = 1;
-    kn_platform_call_progress(op->call, "%s: cancelled: deleting task set %s",
+    op->undo_status = status;
+    snprintf(op->undo_why, sizeof(op->undo_why), "%s", why);
+    kn_platform_call_progress(op->call, "%s: deleting task set %s",
                               kn_variant_name(op->variant), arn_from(op->set_arn, "ecs-svc/"));
     p = json_pack("{s:s, s:s, s:s, s:b}", "cluster", op->a->cluster, "service", op->a->service,
                   "taskSet", op->set_arn, "force", 1);
     op_call_tol(op, KN_AWS_ECS, "DeleteTaskSet", p, NULL, undo_done);
+}
+
+/* 1 when code is one of the '|'-separated codes of list. */
+static int code_in(const char *list, const char *code)
+{
+    size_t n = code ? strlen(code) : 0;
+
+    for (const char *p = list; p && n; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL) {
+        if (strncmp(p, code, n) == 0 && (p[n] == '|' || p[n] == '\0')) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void call_done(const struct kn_aws_result *r, void *data)
@@ -487,7 +512,7 @@ static void call_done(const struct kn_aws_result *r, void *data)
         op_cancelled(op);
         return;
     }
-    if (r->status && !(tolerate && r->code && strcmp(r->code, tolerate) == 0)) {
+    if (r->status && !code_in(tolerate, r->code)) {
         op_fail(op, r->status ? r->status : KN_EIO, "%s: %s", op->doing,
                 r->message ? r->message : kn_strerror(r->status));
         return;
@@ -1096,10 +1121,16 @@ static void wait_r(struct op *op, const struct kn_aws_result *r)
         return;
     }
     if (now + POLL_MS >= op->wait_until) {
-        op_fail(op, KN_ETIMEDOUT,
-                "%s: task set %s not stable in time: %lld/%lld tasks running, %lld pending, %s",
-                variant, jstr(set, "id"), running, computed >= 0 ? computed : want, pending,
-                stability[0] ? stability : "no stability status");
+        snprintf(why, sizeof(why),
+                 "%s: task set %s not stable in time: %lld/%lld tasks running, %lld pending, %s",
+                 variant, jstr(set, "id"), running, computed >= 0 ? computed : want, pending,
+                 stability[0] ? stability : "no stability status");
+        if (op->own && !op->promoted) {
+            /* a failed apply leaves nothing of its variant running */
+            op_undo(op, KN_ETIMEDOUT, why);
+        } else {
+            op_fail(op, KN_ETIMEDOUT, "%s", why);
+        }
         return;
     }
     op_after(op, POLL_MS, wait_poll);
@@ -2045,19 +2076,15 @@ static void observe_sets_r(struct op *op, const struct kn_aws_result *r)
     observe_walked(op);
 }
 
-static void observe_service_r(struct op *op, const struct kn_aws_result *r)
+/* Where the service is gone: KN_ENOTFOUND, as the contract says. */
+static void observe_r(struct op *op, const struct kn_aws_result *r)
 {
-    const json_t *svc = json_array_get(jlist(json_object_get(r->reply, "services")), 0);
-    json_t *p;
-
-    if (!svc || strcmp(jstr(svc, "status"), "INACTIVE") == 0) {
-        op_fail(op, KN_ENOTFOUND, "service %s of cluster %s does not exist", op->a->service,
-                op->a->cluster);
+    if (r->status) {
+        op_fail(op, KN_ENOTFOUND, "service %s of cluster %s: %s", op->a->service,
+                op->a->cluster, r->message ? r->message : "not found");
         return;
     }
-    p = ecs_params(op);
-    json_object_set_new(p, "include", json_pack("[s]", "TAGS"));
-    op_call(op, KN_AWS_ECS, "DescribeTaskSets", p, observe_sets_r);
+    observe_sets_r(op, r);
 }
 
 static int ecs_observe(void *self, struct kn_platform_call *call,
@@ -2082,9 +2109,12 @@ static int ecs_observe(void *self, struct kn_platform_call *call,
     op = op_new(e, OP_OBSERVE, call);
     op->a = a;
     op->desired = desired;
-    op_call(op, KN_AWS_ECS, "DescribeServices",
-            json_pack("{s:s, s:[s]}", "cluster", a->cluster, "services", a->service),
-            observe_service_r);
+    /* one DescribeTaskSets: the task sets as they are now (a DescribeServices first would be a
+     * second look at them, later than the first) */
+    op_call_tol(op, KN_AWS_ECS, "DescribeTaskSets",
+                json_pack("{s:s, s:s, s:[s]}", "cluster", a->cluster, "service", a->service,
+                          "include", "TAGS"),
+                "ServiceNotFoundException|ServiceNotActiveException", observe_r);
     return 0;
 }
 

@@ -741,11 +741,14 @@ static void test_rollback_keeps_primary(void **state)
     json_decref(m);
 }
 
-/* A task set that never gets steady fails the apply at its ready timeout, with the counts. */
+/* A task set that never gets steady fails the apply at its ready timeout, with the counts,
+ * and is deleted. */
 static void test_never_steady(void **state)
 {
     struct fixture *f = *state;
     struct outcome o;
+    json_t *sets, *s;
+    size_t i;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
     fake_post(f, "/__faults", json_pack("{s:{s:b, s:i}}", "newTaskSets", "neverSteady", 1,
@@ -754,6 +757,13 @@ static void test_never_steady(void **state)
     assert_true(run_until(f, &o.done, 20000));
     assert_int_equal(o.status, KN_ETIMEDOUT);
     assert_non_null(strstr(o.message, "1/2 tasks running, 1 pending, STABILIZING"));
+    /* a failed apply leaves nothing of its variant running */
+    assert_non_null(strstr(o.message, "was deleted"));
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        assert_string_not_equal(json_string_value(json_object_get(s, "status")), "ACTIVE");
+    }
+    json_decref(sets);
 }
 
 /* Throttled calls are retried: the apply succeeds. */
