@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Keep the sub-makes that CMake runs from printing every folder they enter.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build test asan fuzz format demo bench clean
+.PHONY: all deps build test asan fuzz format demo demo-ecs bench clean
 
 all: build
 
@@ -58,6 +58,13 @@ demo: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS) --target kanaria kanaria_hello kanaria_load
 	@bash examples/quickstart/demo.sh --binary-dir $(BUILD) $(if $(filter 1 yes true,$(KEEP)),--keep)
+
+# The ECS demo on moto, the AWS emulator (examples/ecs/): a canary of an ECS service with
+# listener-rule weights and CloudWatch analysis. Without moto it says so and does nothing.
+demo-ecs: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target kanaria
+	@bash examples/ecs/demo.sh --binary-dir $(BUILD) || [ $$? -eq 77 ]
 
 # Release build, then tests/bench/run.py: one table on stdout, JSON in $(BUILD)/bench.json.
 # BENCH_QUICK=1 is the smoke size (100 apps, one run each), as ctest's bench_smoke runs it.

@@ -636,6 +636,11 @@ out:
     return rc;
 }
 
+uv_loop_t *kn_http_client_loop(const struct kn_http_client *c)
+{
+    return c ? c->loop : NULL;
+}
+
 int kn_http_start(struct kn_http_call **out, struct kn_http_client *c,
                   const struct kn_http_request *req, kn_http_cb cb, void *data,
                   struct kn_error *err)

@@ -92,6 +92,9 @@ struct kn_http_request {
 /* A client on loop, into *out (free with kn_http_client_close). 0, or KN_EINVAL / KN_EIO. */
 int kn_http_client_new(struct kn_http_client **out, uv_loop_t *loop);
 
+/* The loop c runs on (borrowed), for users that need timers beside their requests. */
+uv_loop_t *kn_http_client_loop(const struct kn_http_client *c);
+
 /* Start a request; *out (may be NULL) receives its handle for kn_http_cancel, valid until its
  * completion starts to run. 0; or KN_EINVAL (no URL, no callback, client closing, two kinds of
  * credentials), KN_EIO (curl refused it), or the secret reader's code for bearer_token_file or
