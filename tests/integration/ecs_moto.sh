@@ -102,8 +102,8 @@ calls() { moto_env --env "$tmp/env.json" calls "$tmp/moto.rec"; }
 calls_since() { local all; all=$(calls); tail -n +$(($1 + 1)) <<<"$all"; }
 # deployment_of COMMIT: the id of the deployment a commit made, waiting up to 30 s for it
 deployment_of() {
-    wait_for "a deployment of $1" "select count(*) > 0 from deployments where commit = '$1' and trigger = 'commit'" 1 >&2
-    sql "select max(id) from deployments where commit = '$1' and trigger = 'commit'"
+    wait_for "a deployment of $1" "select count(*) > 0 from deployments where \"commit\" = '$1' and trigger = 'commit'" 1 >&2
+    sql "select max(id) from deployments where \"commit\" = '$1' and trigger = 'commit'"
 }
 
 api=$(free_port)
@@ -195,7 +195,8 @@ YAML
 # given share of the canary's as 5xx (moto routes no traffic, so nothing else writes them).
 feed() { # CANARY_5XX_SHARE
     [ -n "$feed_pid" ] && kill "$feed_pid" 2>/dev/null
-    moto_env --env "$tmp/env.json" feed --canary-5xx "$1" >>"$tmp/feed.log" 2>&1 &
+    "$moto_py" "$moto_here/moto_env.py" --env "$tmp/env.json" feed --canary-5xx "$1" \
+        >>"$tmp/feed.log" 2>&1 &
     feed_pid=$!
 }
 
@@ -346,7 +347,7 @@ first_remove=$(sql "select min(id) from events where deployment = $d3 and messag
 check "kanaria's events say the same order (events $ids)" $?
 feed 0
 sleep 3
-[ "$(sql "select count(*) from deployments where commit = '$(git rev-parse HEAD)'")" = 1 ]
+[ "$(sql "select count(*) from deployments where \"commit\" = '$(git rev-parse HEAD)'")" = 1 ]
 check "the failed commit is not deployed again by the next poll" $?
 
 # 5. self-heal: the last good commit (1.26) has onOutOfSync
