@@ -482,12 +482,9 @@ int kn_cmd_serve(int argc, char **argv)
         rc = KN_EXIT_USAGE;
         goto out;
     }
-    if (kn_config_load(&cfg, s.config_path, &diags) < 0) {
+    if (kn_config_load(&cfg, s.config_path, &diags) < 0 ||
+        kn_config_load(&s.load_config, s.config_path, &diags) < 0) {
         print_diags(&diags);
-        goto out;
-    }
-    if (kn_config_load(&s.load_config, s.config_path, &diags) < 0) {
-        print_diags(&diags); /* changed on disk since the line above */
         goto out;
     }
     apply_log_config(cfg);
