@@ -40,6 +40,9 @@ struct ask {
     struct seen *s;
     size_t platform;
     char last_good[41];
+    /* the deployment that was running when the observe was asked (0: none): what the platform
+     * answers then may predate that deployment's last step, so it is shown, never judged */
+    long long busy;
 };
 
 static void ask_next(struct ask *a);
@@ -173,7 +176,8 @@ int kn_drift_live(const struct kn_drift *d, const char *repo, const char *app,
 
 /* The answer for an app: cache it, then compare it with the last good commit when the app is
  * idle now (read again: a deployment may have started while the platform answered). */
-static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_live_state *live)
+static void judge(struct kn_drift *d, struct seen *s, long long busy, int rc,
+                  const struct kn_live_state *live)
 {
     struct kn_app_state a = {0};
     long long now = drift_now(d);
@@ -190,7 +194,7 @@ static void judge(struct kn_drift *d, struct seen *s, int rc, const struct kn_li
         return;
     }
     if (kn_store_app_get(d->deps.store, s->repo, s->app, &a) < 0 || !a.last_good[0] ||
-        a.current_deployment != 0 || a.orphaned_at) {
+        a.current_deployment != 0 || busy != 0 || a.orphaned_at) {
         goto out;
     }
     /* a platform that cannot be read is shown, not healed: a sync could not succeed */
@@ -232,7 +236,7 @@ static void observed(int status, const struct kn_live_state *live, void *data)
         ask_next(a);
         return;
     }
-    judge(a->d, a->s, status, live);
+    judge(a->d, a->s, a->busy, status, live);
     a->s->in_flight = 0;
     free(a);
 }
@@ -254,7 +258,7 @@ static void ask_next(struct ask *a)
         }
         a->platform++;
     }
-    judge(d, a->s, KN_ENOTFOUND, NULL);
+    judge(d, a->s, a->busy, KN_ENOTFOUND, NULL);
     a->s->in_flight = 0;
     free(a);
 }
@@ -296,6 +300,7 @@ void kn_drift_check(struct kn_drift *d)
         a->d = d;
         a->s = s;
         snprintf(a->last_good, sizeof(a->last_good), "%s", l.items[i].last_good);
+        a->busy = l.items[i].current_deployment;
         ask_next(a);
     }
     free(l.items);

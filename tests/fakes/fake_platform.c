@@ -337,6 +337,9 @@ static int fake_observe(void *self, struct kn_platform_call *call,
 {
     struct kn_fake_platform *fp = self;
 
+    if (fp->on_observe) {
+        fp->on_observe(fp->data, kn_platform_call_id(call));
+    }
     if (fp->world) {
         world_observe(fp, call, desired);
         return 0;

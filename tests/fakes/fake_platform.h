@@ -62,8 +62,10 @@ struct kn_fake_platform {
     char *memo_read;
     struct kn_fake_world *world; /* kn_fake_world when it was made; NULL: no model */
     int destroying;
-    /* observe: what it answers (0 and live, or KN_ENOTFOUND) */
+    /* observe: what it answers (0 and live, or KN_ENOTFOUND); on_observe (NULL: none) runs as
+     * an observe starts, before the answer (what changes while it is under way) */
     int observe_status;
+    void (*on_observe)(void *data, const struct kn_app_id *id);
     struct kn_live_state live;
     /* Every call as it starts (line such as "apply canary 2222222 v2"), and every end. */
     void (*on_call)(void *data, const struct kn_app_id *id, const char *line);
