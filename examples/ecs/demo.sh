@@ -51,7 +51,7 @@ if ! moto_find; then
     [ "${CI:-}" = true ] && exit 1
     exit 77
 fi
-kanaria() { "$bindir/kanaria" "$@"; }
+kanaria() { "$bindir/kanaria" "$@"; } # the client commands (serve runs as its own process: see below)
 
 # ---- narration ---------------------------------------------------------------------------------
 
@@ -190,7 +190,8 @@ follow() { python3 "$tmp/watch.py" shop "$1" "$2" "$3"; } # COMMIT EXPECT SECOND
 # group, SHARE of the canary's answered 5xx.
 feed() { # SHARE
     stop "$feed_pid"
-    moto_env --env "$tmp/env.json" feed --canary-5xx "$1" >>"$tmp/feed.log" 2>&1 &
+    "$moto_py" "$moto_here/moto_env.py" --env "$tmp/env.json" feed --canary-5xx "$1" \
+        >>"$tmp/feed.log" 2>&1 &
     feed_pid=$!
 }
 
@@ -200,7 +201,7 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE 
 AWS_ACCESS_KEY_ID=$(e kanaria.accessKeyId)
 AWS_SECRET_ACCESS_KEY=$(e kanaria.secretAccessKey)
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-kanaria serve -c "$tmp/kanaria.yaml" >"$tmp/kanaria.log" 2>&1 &
+"$bindir/kanaria" serve -c "$tmp/kanaria.yaml" >"$tmp/kanaria.log" 2>&1 &
 kanaria_pid=$!
 for _ in $(seq 1 150); do
     curl -sf -o /dev/null "$KANARIA_ADDR/healthz" && break

@@ -63,7 +63,7 @@ struct kn_http_aws_sigv4 {
     const char *provider; /* "aws:amz:REGION:SERVICE", e.g. "aws:amz:eu-west-1:ecs" */
     const char *access_key_id;
     const char *secret_access_key;
-    const char *session_token; /* temporary credentials' token, or NULL */
+    const char *session_token; /* temporary credentials' token, or NULL ("" is none) */
 };
 
 struct kn_http_request {

@@ -61,7 +61,7 @@ moto_start() {
 moto_proxy_start() {
     local dir=$1 port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-    "$moto_py" "$(dirname "${BASH_SOURCE[0]}")/counts_proxy.py" --port "$port" --moto "$moto_url" \
+    "$moto_py" "$moto_here/counts_proxy.py" --port "$port" --moto "$moto_url" \
         --env "$dir/env.json" >"$dir/proxy.log" 2>&1 &
     proxy_pid=$!
     proxy_url="http://127.0.0.1:$port"
@@ -74,7 +74,10 @@ moto_proxy_start() {
     return 1
 }
 
-# moto_env ARGS...: tests/aws/moto_env.py with moto's Python
+moto_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# moto_env ARGS...: tests/aws/moto_env.py with moto's Python. In the background, run
+# "$moto_py" "$moto_here/moto_env.py" instead, so that $! is the Python process itself.
 moto_env() {
-    "$moto_py" "$(dirname "${BASH_SOURCE[0]}")/moto_env.py" "$@"
+    "$moto_py" "$moto_here/moto_env.py" "$@"
 }

@@ -270,11 +270,16 @@ def ecs_state(env, cluster, service):
         return {"service": None, "taskSets": []}
     s = d["services"][0]
     tg_role = {a: r for r, a in env["targetGroups"].items()}
+    images = {}
     sets = []
     for t in s.get("taskSets", []):
+        td = t["taskDefinition"]
+        if td not in images:  # DescribeTaskDefinition containerDefinitions[].image
+            c = ecs.describe_task_definition(taskDefinition=td)["taskDefinition"]
+            images[td] = ",".join(d["image"] for d in c["containerDefinitions"])
         sets.append({
-            "taskSetArn": t["taskSetArn"], "status": t["status"],
-            "taskDefinition": t["taskDefinition"], "scale": t.get("scale", {}).get("value"),
+            "taskSetArn": t["taskSetArn"], "status": t["status"], "image": images[td],
+            "taskDefinition": td, "scale": t.get("scale", {}).get("value"),
             "targetGroups": [tg_role.get(lb.get("targetGroupArn"), lb.get("targetGroupArn"))
                              for lb in t.get("loadBalancers", [])],
         })
@@ -285,8 +290,9 @@ def ecs_state(env, cluster, service):
 
 
 def ecs_summary(state):
-    """One "STATUS:REVISION:TARGETGROUP:SCALE" per task set, sorted: "PRIMARY:web:1:primary:100"."""
-    return " ".join(sorted("%s:%s:%s:%d" % (t["status"], t["taskDefinition"].rsplit("/", 1)[1],
+    """One "STATUS:IMAGE_TAG:TARGETGROUP:SCALE" per task set, sorted: "PRIMARY:1.25:primary:100"
+    (every rollout registers a new revision, so the image tells the versions apart)."""
+    return " ".join(sorted("%s:%s:%s:%d" % (t["status"], t["image"].rsplit(":", 1)[-1],
                                             ",".join(t["targetGroups"]), int(t["scale"] or 0))
                            for t in state["taskSets"]))
 

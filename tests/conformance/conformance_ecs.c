@@ -9,7 +9,10 @@
  * The truth is read from the fake's /__state, apart from the provider: task sets that are not
  * DRAINING, per variant by the target group they serve (instances: their runningCount; routed:
  * those whose target group has a weight above 0 on the app's rule; commit: the container image
- * of their task definition, which carries the version), and their ids.
+ * of their task definition, which carries the version), and their ids. Behind kanaria's back:
+ * a weight is the app's rule edited (the split moved by 7 or 8 %), a killed instance a task of
+ * the task set stopped (replaced after 20 polls), and a version that never becomes ready is the
+ * fake keeping its new task sets STABILIZING (the manifests stay those of the commit).
  *
  * Without python3 it prints a SKIPPED line and exits 77, but fails under CI=true. Until the
  * provider is built (its create says so) it prints "SKIPPED: ecs provider not built" and exits 77.
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -99,6 +103,7 @@ static int fake_start(struct ecs_harness *h, char *why)
     h->fake = fork();
     assert_true(h->fake >= 0);
     if (h->fake == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* gone with the test, however it ends */
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
@@ -262,11 +267,49 @@ static void fake_seed(struct ecs_harness *h)
                         "loadBalancers", "name", "conf", "arn", LB_ARN, "targetGroups", tgs,
                         "listeners", "loadBalancer", "conf", "arn", LISTENER_ARN, "port", 80,
                         "defaultActions", forward_pair(blue, 100, green, 0), "rules", rules));
-    /* task sets converge in 2 polls; a never-ready version's never becomes steady */
+    /* task sets converge in 2 polls and drain in 1 */
     fake_post(h, "/__faults",
-              json_pack("{s:[{s:{s:s}, s:b, s:i}, {s:i, s:i}]}", "newTaskSets", "match", "image",
-                        "never-ready", "neverSteady", 1, "pollsUntilSteady", 1,
-                        "pollsUntilSteady", 2, "drainPolls", 1));
+              json_pack("{s:[{s:i, s:i}]}", "newTaskSets", "pollsUntilSteady", 2, "drainPolls", 1));
+}
+
+/* A version that never becomes ready is the fake's doing, not the manifests' (which are those of
+ * the commit): its new task sets never reach STEADY_STATE, though their tasks run. Asked for
+ * ready again, the fake lets its task sets become steady: the cause went away, and an apply of
+ * that commit (after a restart too) converges on the set it finds. */
+static void fake_never_ready(struct ecs_harness *h, const char *image, int never_ready)
+{
+    json_t *state, *svc, *ts, *heal;
+    size_t i, j;
+
+    if (never_ready) {
+        fake_post(h, "/__faults",
+                  json_pack("{s:[{s:{s:s}, s:b, s:i}, {s:i, s:i}]}", "newTaskSets", "match",
+                            "image", image, "neverSteady", 1, "pollsUntilSteady", 1,
+                            "pollsUntilSteady", 2, "drainPolls", 1));
+        return;
+    }
+    fake_post(h, "/__faults",
+              json_pack("{s:[{s:i, s:i}]}", "newTaskSets", "pollsUntilSteady", 2, "drainPolls", 1));
+    state = fake_control(h, "GET", "/__state", NULL);
+    heal = json_object();
+    json_array_foreach(json_object_get(state, "services"), i, svc)
+    {
+        json_array_foreach(json_object_get(svc, "taskSets"), j, ts)
+        {
+            const char *img = json_string_value(json_array_get(json_object_get(ts, "images"), 0));
+            if (img && strcmp(img, image) == 0 &&
+                json_is_true(json_object_get(json_object_get(ts, "knobs"), "neverSteady"))) {
+                json_object_set_new(heal, json_string_value(json_object_get(ts, "taskSetArn")),
+                                    json_pack("{s:b}", "neverSteady", 0));
+            }
+        }
+    }
+    json_decref(state);
+    if (json_object_size(heal) > 0) {
+        fake_post(h, "/__faults", json_pack("{s:o}", "taskSets", heal));
+    } else {
+        json_decref(heal);
+    }
 }
 
 /* ---- the harness ---------------------------------------------------------------------------- */
@@ -378,8 +421,8 @@ static json_t *ecs_manifests(void *self, const struct kn_app_id *id, const char 
     char family[32], service[32], image[96];
 
     names(i, family, service, sizeof(family));
-    snprintf(image, sizeof(image), "registry.example/web:%s%s", version,
-             never_ready ? "-never-ready" : "");
+    snprintf(image, sizeof(image), "registry.example/web:%s", version);
+    fake_never_ready(h, image, never_ready);
     return json_pack(
         "[{s:s, s:{s:s}, s:{s:s, s:[{s:s, s:s, s:b, s:i, s:[{s:i, s:s}]}], s:s, s:[s], s:s, s:s}},"
         " {s:s, s:{s:s}, s:{s:s, s:s, s:i, s:s, s:{s:s}, s:{s:{s:[s], s:[s], s:s}}}}]",
@@ -528,7 +571,7 @@ static void ecs_truth(void *self, const struct kn_app_id *id, struct kn_conf_tru
     json_decref(state);
 }
 
-/* The app's rule changed in "the console": the variant's weight set to 7 (or 8). */
+/* The app's rule changed in "the console": the variant's share moved by 7 or 8 %. */
 static int ecs_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
 {
     struct ecs_harness *h = self;
@@ -541,10 +584,13 @@ static int ecs_tamper_weight(void *self, const struct kn_app_id *id, enum kn_var
     (void)why;
     json_decref(state);
     assert_true(v == KN_VARIANT_PRIMARY || v == KN_VARIANT_CANARY);
+    /* the split itself moves (7 or 8 % the other way): not only the weights' scale */
     if (v == KN_VARIANT_PRIMARY) {
-        wb = wb == 7 ? 8 : 7;
+        wb = wb == 93 ? 92 : 93;
+        wg = 100 - wb;
     } else {
         wg = wg == 7 ? 8 : 7;
+        wb = 100 - wg;
     }
     rule_arn(rarn, sizeof(rarn), slot);
     fake_post(h, "/__tamper",
@@ -583,6 +629,9 @@ static int ecs_kill_instance(void *self, const struct kn_app_id *id, enum kn_var
         }
     }
     assert_non_null(target);
+    /* ECS takes a while to start a replacement: 20 polls here, so that observe sees the gap */
+    fake_post(h, "/__faults",
+              json_pack("{s:{s:{s:i}}}", "taskSets", target, "pollsUntilSteady", 20));
     fake_post(h, "/__tamper", json_pack("{s:[{s:s, s:i}]}", "taskSets", "taskSet", target,
                                         "stopTasks", 1));
     json_decref(state);

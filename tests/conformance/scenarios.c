@@ -135,6 +135,8 @@ static void apply_start(struct fixture *f, const struct kn_app_id *id, enum kn_v
         .commit = commit,
         .manifests = manifests,
         .options = options_of(f, id),
+        /* what a rollout stage sends without `replicas` (its default, 1 instance) */
+        .replicas = {.value = v == KN_VARIANT_PRIMARY ? 0 : 1},
     };
 
     /* a commit per version, so that what runs can be told apart */
@@ -495,7 +497,8 @@ static void restart_mid_apply(void **state)
     json_t *manifests;
     struct kn_conf_truth t;
     char commit[41];
-    struct kn_variant_spec spec = {.variant = KN_VARIANT_CANARY, .commit = commit};
+    struct kn_variant_spec spec = {
+        .variant = KN_VARIANT_CANARY, .commit = commit, .replicas = {.value = 1}};
     int rc;
 
     NEED_PROVIDER(f);

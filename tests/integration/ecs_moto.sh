@@ -49,6 +49,20 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# stop_serve: SIGTERM to kanaria, and its exit status; killed (status 137) after 20 s
+stop_serve() {
+    local rc
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && { echo "  kanaria did not stop within 20s of SIGTERM"; kill -9 "$pid"; }
+    wait "$pid"
+    rc=$?
+    pid=
+    return $rc
+}
 # need DESCRIPTION STATUS: a check the rest depends on; when it fails, the test ends here
 need() {
     check "$1" "$2"
@@ -77,11 +91,20 @@ tg_canary=$(e targetGroups.canary)
 # foreign rule primary/other; sticky: the host rule's stickiness).
 weights() { moto_env --env "$tmp/env.json" weights --summary; }
 # The service and its task sets (DescribeServices: status, deploymentController; taskSets[]:
-# status, taskDefinition, loadBalancers, scale): "ACTIVE EXTERNAL | PRIMARY:web:1:primary:100"
+# status, taskDefinition (its image from DescribeTaskDefinition), loadBalancers, scale):
+# "ACTIVE EXTERNAL | PRIMARY:1.25:primary:100"
 service() { moto_env --env "$tmp/env.json" ecs --summary kanaria-demo web; }
 task_sets() { service | sed 's/^.*| //'; }
 # kanaria's AWS calls so far, in order, from moto's recording of every request
 calls() { moto_env --env "$tmp/env.json" calls "$tmp/moto.rec"; }
+# kanaria's AWS calls since the N-th: calls_since N (a variable first: `grep -q` closing a pipe
+# early would fail the pipeline under pipefail)
+calls_since() { local all; all=$(calls); tail -n +$(($1 + 1)) <<<"$all"; }
+# deployment_of COMMIT: the id of the deployment a commit made, waiting up to 30 s for it
+deployment_of() {
+    wait_for "a deployment of $1" "select count(*) > 0 from deployments where \"commit\" = '$1' and trigger = 'commit'" 1 >&2
+    sql "select max(id) from deployments where \"commit\" = '$1' and trigger = 'commit'"
+}
 
 api=$(free_port)
 token=kn-ecs-moto-alice
@@ -172,7 +195,8 @@ YAML
 # given share of the canary's as 5xx (moto routes no traffic, so nothing else writes them).
 feed() { # CANARY_5XX_SHARE
     [ -n "$feed_pid" ] && kill "$feed_pid" 2>/dev/null
-    moto_env --env "$tmp/env.json" feed --canary-5xx "$1" >>"$tmp/feed.log" 2>&1 &
+    "$moto_py" "$moto_here/moto_env.py" --env "$tmp/env.json" feed --canary-5xx "$1" \
+        >>"$tmp/feed.log" 2>&1 &
     feed_pid=$!
 }
 
@@ -201,7 +225,7 @@ out=$(service)
 [ "${out% |*}" = "ACTIVE EXTERNAL" ]
 check "the service is created with the EXTERNAL deployment controller (DescribeServices: $out)" $?
 out=$(task_sets)
-[ "$out" = "PRIMARY:web:1:primary:100" ]
+[ "$out" = "PRIMARY:1.25:primary:100" ]
 check "one task set, the primary, at 100% on the primary target group (DescribeServices: $out)" $?
 out=$(weights)
 [ "$out" = "$before" ]
@@ -232,21 +256,23 @@ feed 0
 app 1.26 true
 n0=$(calls | wc -l)
 git commit -qam "web 1.26"
-waiting_stage 2
+d2=$(deployment_of "$(git rev-parse HEAD)")
+waiting_stage "$d2"
 rc=$?
-need "1.26 runs the canary and waits for approval ($(sql "select reason from deployments where id = 2"))" $rc
+need "1.26 runs the canary and waits for approval ($(sql "select reason from deployments where id = $d2"))" $rc
 out=$(task_sets)
-[ "$out" = "ACTIVE:web:2:canary:20 PRIMARY:web:1:primary:100" ]
+[ "$out" = "ACTIVE:1.26:canary:20 PRIMARY:1.25:primary:100" ]
 check "the canary task set runs at 20% on the canary target group beside the primary ($out)" $?
 out=$(weights)
 [ "$out" = "default=80/20 path=80/20 host=80/20 foreign=60/40 sticky=true/300" ]
 check "the default action and both rules at 80/20, stickiness kept, the foreign rule untouched ($out)" $?
-[ "$(sql "select status from stages where deployment = 2 and name = 'ANALYSIS'")" = SUCCESS ]
+[ "$(sql "select status from stages where deployment = $d2 and name = 'ANALYSIS'")" = SUCCESS ]
 rc=$?
-check "the analysis passed on the CloudWatch counts ($(sql "select verdict, values_json from analysis_records where deployment = 2" | tr '\n' ' '))" $rc
-[ "$(sql "select count(*) from analysis_records where deployment = 2 and verdict = 'PASS'")" -ge 2 ]
+check "the analysis passed on the CloudWatch counts ($(sql "select verdict, values_json from analysis_records where deployment = $d2" | tr '\n' ' '))" $rc
+[ "$(sql "select count(*) from analysis_records where deployment = $d2 and verdict = 'PASS'")" -ge 2 ]
 check "it evaluated the check at least twice" $?
-calls | tail -n +$((n0 + 1)) | grep -q "GetMetricData"
+calls_since "$n0" >"$tmp/calls"
+grep -q "GetMetricData" "$tmp/calls"
 check "it asked CloudWatch (GetMetricData) with kanaria's key" $?
 
 kill -9 "$pid"
@@ -254,28 +280,33 @@ wait "$pid" 2>/dev/null
 pid=
 start
 sleep 3
-wait_for "still waiting" "select status from deployments where id = 2" "RUNNING"
+wait_for "still waiting" "select status from deployments where id = $d2" "RUNNING"
 check "the restarted kanaria resumes the deployment" $?
 out=$(task_sets)
-[ "$out" = "ACTIVE:web:2:canary:20 PRIMARY:web:1:primary:100" ]
+[ "$out" = "ACTIVE:1.26:canary:20 PRIMARY:1.25:primary:100" ]
 check "no second task set after the restart ($out)" $?
 
 "$bin" approve web >"$tmp/approve.out" 2>&1
 rc=$?
 check "kanaria approve web ($(cat "$tmp/approve.out"))" $rc
-wait_for "1.26 promoted" "select status from deployments where id = 2" "SUCCESS" 60
+wait_for "1.26 promoted" "select status from deployments where id = $d2" "SUCCESS" 60
 rc=$?
-need "1.26 is promoted ($(sql "select reason from deployments where id = 2"))" $rc
+need "1.26 is promoted ($(sql "select reason from deployments where id = $d2"))" $rc
 out=$(weights)
 [ "$out" = "default=100/0 path=100/0 host=100/0 foreign=60/40 sticky=true/300" ]
 check "all the traffic on the primary again, the foreign rule untouched ($out)" $?
 out=$(task_sets)
-[ "$out" = "PRIMARY:web:2:primary:100" ]
+[ "$out" = "PRIMARY:1.26:primary:100" ]
 check "one task set left: 1.26 is the primary; the canary and the old primary are deleted ($out)" $?
+sleep 3
+out=$(sql "select type || ': ' || message from events where id > (select max(id) from events
+    where deployment = $d2) and type in ('DRIFT_DETECTED', 'PLANNED')")
+[ -z "$out" ]
+check "after the promotion no drift is seen and nothing is redeployed ($out)" $?
 # the canary's task set goes only after no weight points at its target group
-order=$(calls | tail -n +$((n0 + 1)) | grep -n "Modify\|DeleteTaskSet" | tr '\n' ' ')
-last_modify=$(calls | tail -n +$((n0 + 1)) | grep -n "Modify" | tail -n1 | cut -d: -f1)
-last_delete=$(calls | tail -n +$((n0 + 1)) | grep -n "DeleteTaskSet" | tail -n1 | cut -d: -f1)
+order=$(calls_since "$n0" | grep -n "Modify\|DeleteTaskSet" | tr '\n' ' ')
+last_modify=$(calls_since "$n0" | grep -n "Modify" | tail -n1 | cut -d: -f1)
+last_delete=$(calls_since "$n0" | grep -n "DeleteTaskSet" | tail -n1 | cut -d: -f1)
 [ -n "$last_modify" ] && [ -n "$last_delete" ] && [ "$last_modify" -lt "$last_delete" ]
 check "the canary task set is deleted after the last weight change ($order)" $?
 
@@ -284,56 +315,57 @@ feed 0.3
 app 1.27 true
 n0=$(calls | wc -l)
 git commit -qam "web 1.27 (answers 5xx)"
-wait_for "analysis of 1.27" "select name, status from stages where deployment = 3 and status = 'RUNNING'" \
+d3=$(deployment_of "$(git rev-parse HEAD)")
+wait_for "analysis of 1.27" "select name, status from stages where deployment = $d3 and status = 'RUNNING'" \
     "ANALYSIS|RUNNING" 60
 need "1.27 reaches the analysis" $?
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 pid=
 start
-wait_for "1.27 rolled back" "select status from deployments where id = 3" "FAILURE" 90
+wait_for "1.27 rolled back" "select status from deployments where id = $d3" "FAILURE" 90
 check "the bad canary is rolled back after the restart" $?
-reason=$(sql "select reason from deployments where id = 3")
+reason=$(sql "select reason from deployments where id = $d3")
 grep -q "stage ANALYSIS failed: .*canary-5xx.*(rolled back)" <<<"$reason"
 check "the reason names the failed check ($reason)" $?
 out=$(weights)
 [ "$out" = "default=100/0 path=100/0 host=100/0 foreign=60/40 sticky=true/300" ]
 check "the weights are back on the primary, the foreign rule untouched ($out)" $?
 out=$(task_sets)
-[ "$out" = "PRIMARY:web:2:primary:100" ]
+[ "$out" = "PRIMARY:1.26:primary:100" ]
 check "the canary task set is gone; 1.26 is still the primary ($out)" $?
-order=$(calls | tail -n +$((n0 + 1)) | grep -n "Modify\|DeleteTaskSet" | tr '\n' ' ')
-last_modify=$(calls | tail -n +$((n0 + 1)) | grep -n "Modify" | tail -n1 | cut -d: -f1)
-first_delete=$(calls | tail -n +$((n0 + 1)) | grep -n "DeleteTaskSet" | head -n1 | cut -d: -f1)
+order=$(calls_since "$n0" | grep -n "Modify\|DeleteTaskSet" | tr '\n' ' ')
+last_modify=$(calls_since "$n0" | grep -n "Modify" | tail -n1 | cut -d: -f1)
+first_delete=$(calls_since "$n0" | grep -n "DeleteTaskSet" | head -n1 | cut -d: -f1)
 [ -n "$last_modify" ] && [ -n "$first_delete" ] && [ "$last_modify" -lt "$first_delete" ]
 check "moto saw the weights restored before the canary task set was deleted ($order)" $?
-ids=$(sql "select group_concat(id) from (select id from events where deployment = 3 and type = 'STAGE_LOG'
+ids=$(sql "select group_concat(id) from (select id from events where deployment = $d3 and type = 'STAGE_LOG'
     and (message like '%traffic back to the primary%' or message like '%removing the canary%') order by id)")
-first_traffic=$(sql "select min(id) from events where deployment = 3 and message like '%traffic back to the primary%'")
-first_remove=$(sql "select min(id) from events where deployment = 3 and message like '%removing the canary%'")
+first_traffic=$(sql "select min(id) from events where deployment = $d3 and message like '%traffic back to the primary%'")
+first_remove=$(sql "select min(id) from events where deployment = $d3 and message like '%removing the canary%'")
 [ -n "$first_traffic" ] && [ -n "$first_remove" ] && [ "$first_traffic" -lt "$first_remove" ]
 check "kanaria's events say the same order (events $ids)" $?
 feed 0
 sleep 3
-[ "$(sql "select count(*) from deployments")" = 3 ]
+[ "$(sql "select count(*) from deployments where \"commit\" = '$(git rev-parse HEAD)'")" = 1 ]
 check "the failed commit is not deployed again by the next poll" $?
 
 # 5. self-heal: the last good commit (1.26) has onOutOfSync
+healed=$(sql "select count(*) from deployments where trigger = 'self-heal' and status = 'SUCCESS'")
+resolved=$(sql "select count(*) from events where type = 'DRIFT_RESOLVED'")
 moto_env --env "$tmp/env.json" set-weight host 30 70
-wait_for "self-heal" "select count(*) > 0 from deployments where trigger = 'self-heal' and status = 'SUCCESS'" 1 60
+wait_for "self-heal" "select count(*) > $healed from deployments where trigger = 'self-heal' and status = 'SUCCESS'" 1 60
 rc=$?
-check "a weight edited by hand is healed ($(sql "select reason from deployments where trigger = 'self-heal'"))" $rc
+check "a weight edited by hand is healed ($(sql "select group_concat(message) from events where type = 'DRIFT_DETECTED'"))" $rc
 out=$(weights)
 [ "$out" = "default=100/0 path=100/0 host=100/0 foreign=60/40 sticky=true/300" ]
 check "self-heal puts the weights back ($out)" $?
-wait_for "healed drift resolved" "select count(*) >= 2 from events where type = 'DRIFT_RESOLVED'" 1
+wait_for "healed drift resolved" "select count(*) > $resolved from events where type = 'DRIFT_RESOLVED'" 1
 check "the drift is resolved" $?
 
 # 6. a wrong secret: moto refuses the signature; kanaria says so with AWS's words, no secret
-kill -TERM "$pid"
-wait "$pid"
+stop_serve
 check "kanaria exits 0 on SIGTERM" $?
-pid=
 wrong=WrOnGsEcReT0000000000000000000000000000x
 size=$(stat -c %s "$tmp/log")
 AWS_SECRET_ACCESS_KEY=$wrong start
@@ -345,9 +377,7 @@ done
 refused >/dev/null
 rc=$?
 check "a wrong secret: kanaria logs moto's refusal in AWS's words ($(refused))" $rc
-kill -TERM "$pid"
-wait "$pid"
-pid=
+stop_serve
 ! grep -qF -e "$wrong" -e "$secret" "$tmp/log"
 check "neither secret is in kanaria's log" $?
 ! grep -rqF -e "$wrong" -e "$secret" "$tmp/data"

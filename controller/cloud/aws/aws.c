@@ -34,6 +34,11 @@
 #define KN_AWS_MAX_BACKOFF_MS     20000LL
 #define KN_AWS_RETRY_AFTER_MAX_MS 5000LL
 #define KN_AWS_WORDS_MAX          400
+/* botocore's retry quota: a session's retries draw on 500 tokens, 5 a retry (10 after a
+ * timeout); a success gives back what its retry took, or 1. */
+#define KN_AWS_RETRY_QUOTA        500
+#define KN_AWS_RETRY_COST         5
+#define KN_AWS_TIMEOUT_RETRY_COST 10
 
 enum kn_aws_proto { KN_AWS_JSON, KN_AWS_QUERY, KN_AWS_RAW };
 
@@ -95,6 +100,7 @@ struct kn_aws_call {
     int cancelling;
     unsigned gen_used;
     int cred_status; /* the chain failed for this call */
+    int quota_used;  /* retry tokens the last retry took */
     struct kn_http_call *http;
     uv_timer_t timer;
     kn_aws_cb cb;
@@ -372,6 +378,7 @@ int kn_aws_new(struct kn_aws **out, uv_loop_t *loop, struct kn_http_client *http
     a->loop = loop;
     a->http = http;
     a->retry_base_ms = -1;
+    a->retry_quota = KN_AWS_RETRY_QUOTA;
     if (cfg && cfg->profile && *cfg->profile) {
         a->profile = kn_strdup(cfg->profile);
     } else if (kn_aws__env("AWS_PROFILE")) {
@@ -739,6 +746,10 @@ static void kn_aws_call_on_http(const struct kn_http_response *res, void *data)
         retryable = res->code != KN_ETOOBIG;
     } else {
         if ((status = kn_aws_classify(c, res)) == 0) {
+            a->retry_quota += c->quota_used ? c->quota_used : 1;
+            if (a->retry_quota > KN_AWS_RETRY_QUOTA) {
+                a->retry_quota = KN_AWS_RETRY_QUOTA;
+            }
             kn_aws_call_finish(c, 0);
             return;
         }
@@ -753,6 +764,11 @@ static void kn_aws_call_on_http(const struct kn_http_response *res, void *data)
         }
     }
     c->last_status = status;
+    if (a->gen == c->gen_used) {
+        /* AWS may quote the request back (SignatureDoesNotMatch): never the credentials */
+        kn_aws_redact(c->words, sizeof(c->words), a->creds.secret_access_key);
+        kn_aws_redact(c->words, sizeof(c->words), a->creds.session_token);
+    }
     if (c->attempts >= c->max_attempts || (!retryable && !(expired && !c->refreshed))) {
         kn_aws_call_message(c, "");
         kn_aws_call_finish(c, status);
@@ -767,6 +783,16 @@ static void kn_aws_call_on_http(const struct kn_http_response *res, void *data)
         c->state = KN_AWS_READY;
         uv_timer_start(&c->timer, kn_aws_call_on_timer, 0, 0);
         return;
+    }
+    {
+        int cost = res->code == KN_ETIMEDOUT ? KN_AWS_TIMEOUT_RETRY_COST : KN_AWS_RETRY_COST;
+        if (a->retry_quota < cost) {
+            kn_aws_call_message(c, "; the session's retry quota is spent");
+            kn_aws_call_finish(c, status);
+            return;
+        }
+        a->retry_quota -= cost;
+        c->quota_used = cost;
     }
     {
         long long base = a->retry_base_ms >= 0 ? a->retry_base_ms : throttle ? 1000 : 50;

@@ -49,6 +49,7 @@ struct kn_aws {
     char *config_file;      /* AWS_CONFIG_FILE or ~/.aws/config */
     char *endpoint[KN_AWS_SERVICE_COUNT];
     long long retry_base_ms;    /* < 0: botocore's (1 s throttling, 50 ms others) */
+    int retry_quota;            /* retry tokens left (see aws.c) */
     struct kn_aws_creds creds;  /* empty until the first resolution */
     int stale;                  /* AWS said they expired: resolve again */
     unsigned gen;               /* counts resolutions that gave credentials */

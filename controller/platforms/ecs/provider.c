@@ -59,6 +59,7 @@
 #define TAG_APP "kanaria.dev/app"
 #define TAG_COMMIT "kanaria.dev/commit"
 #define TAG_VARIANT "kanaria.dev/variant"
+#define TAG_SPEC "kanaria.dev/spec"
 #define MEMO_SERVICE "service"
 #define MEMO_WEIGHTS "weights-before"
 #define MEMO_TASKDEF "primary-task-definition"
@@ -119,9 +120,15 @@ struct op {
     void (*tick)(struct op *op);
     int cancelled;
     int ended;
+    int own;      /* set_arn was made by this apply (or by the same call before a restart) */
+    int promoted; /* the primary's set is the service's primary */
+    int undoing;  /* cancelled or failed: deleting its own task set before it ends */
+    int undo_status;
+    char undo_why[768];
     /* apply */
     char *taskdef_arn;
-    char external_id[96];
+    char external_id[112];
+    char digest[13]; /* spec_digest */
     long long desired_count; /* the service's; -1 unknown */
     double pct;
     char *set_arn;
@@ -433,9 +440,61 @@ static void op_fail(struct op *op, int status, const char *fmt, ...)
     op_end(op, status, message);
 }
 
+static void undo_done(struct op *op, const struct kn_aws_result *r)
+{
+    if (r->status) {
+        op_fail(op, op->undo_status, "%s; its task set %s could not be deleted: %s",
+                op->undo_why, arn_from(op->set_arn, "ecs-svc/"), r->message ? r->message : "");
+        return;
+    }
+    op_fail(op, op->undo_status, "%s; its task set %s was deleted", op->undo_why,
+            arn_from(op->set_arn, "ecs-svc/"));
+}
+
+static void op_call_tol(struct op *op, enum kn_aws_service svc, const char *op_name,
+                        json_t *params, const char *tolerate, step_fn then);
+
+/* End a cancelled call. An apply takes out the task set it made first (unless it is the
+ * service's primary by now), so that nothing of a cancelled variant runs; when kanaria stops
+ * nothing more is sent: the same call after the restart finds the set. */
+static void op_undo(struct op *op, int status, const char *why);
+
 static void op_cancelled(struct op *op)
 {
-    op_end(op, KN_ECANCELLED, op->e->closing ? "kanaria is stopping" : "cancelled");
+    if (op->e->closing || op->undoing || op->kind != OP_APPLY || !op->set_arn || !op->own ||
+        op->promoted) {
+        op_end(op, KN_ECANCELLED, op->e->closing ? "kanaria is stopping" : "cancelled");
+        return;
+    }
+    op_undo(op, KN_ECANCELLED, "cancelled");
+}
+
+/* End the apply with status and why after deleting the task set it made. */
+static void op_undo(struct op *op, int status, const char *why)
+{
+    json_t *p;
+
+    op->undoing = 1;
+    op->undo_status = status;
+    snprintf(op->undo_why, sizeof(op->undo_why), "%s", why);
+    kn_platform_call_progress(op->call, "%s: deleting task set %s",
+                              kn_variant_name(op->variant), arn_from(op->set_arn, "ecs-svc/"));
+    p = json_pack("{s:s, s:s, s:s, s:b}", "cluster", op->a->cluster, "service", op->a->service,
+                  "taskSet", op->set_arn, "force", 1);
+    op_call_tol(op, KN_AWS_ECS, "DeleteTaskSet", p, NULL, undo_done);
+}
+
+/* 1 when code is one of the '|'-separated codes of list. */
+static int code_in(const char *list, const char *code)
+{
+    size_t n = code ? strlen(code) : 0;
+
+    for (const char *p = list; p && n; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL) {
+        if (strncmp(p, code, n) == 0 && (p[n] == '|' || p[n] == '\0')) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void call_done(const struct kn_aws_result *r, void *data)
@@ -446,11 +505,15 @@ static void call_done(const struct kn_aws_result *r, void *data)
 
     op->inflight = NULL;
     op->tolerate = NULL;
+    if (op->undoing && !op->e->closing) {
+        then(op, r);
+        return;
+    }
     if (op->cancelled || op->e->closing || r->status == KN_ECANCELLED) {
         op_cancelled(op);
         return;
     }
-    if (r->status && !(tolerate && r->code && strcmp(r->code, tolerate) == 0)) {
+    if (r->status && !code_in(tolerate, r->code)) {
         op_fail(op, r->status ? r->status : KN_EIO, "%s: %s", op->doing,
                 r->message ? r->message : kn_strerror(r->status));
         return;
@@ -462,7 +525,7 @@ static void call_done(const struct kn_aws_result *r, void *data)
 static long long call_budget(const struct op *op)
 {
     long long left = kn_platform_call_time_left(op->call);
-    return left < CALL_MS ? left : CALL_MS;
+    return left < CALL_MS && !op->undoing ? left : CALL_MS;
 }
 
 /* Call op_name of svc with params (stolen); then runs with the result: a success, or an error
@@ -1059,10 +1122,16 @@ static void wait_r(struct op *op, const struct kn_aws_result *r)
         return;
     }
     if (now + POLL_MS >= op->wait_until) {
-        op_fail(op, KN_ETIMEDOUT,
-                "%s: task set %s not stable in time: %lld/%lld tasks running, %lld pending, %s",
-                variant, jstr(set, "id"), running, computed >= 0 ? computed : want, pending,
-                stability[0] ? stability : "no stability status");
+        snprintf(why, sizeof(why),
+                 "%s: task set %s not stable in time: %lld/%lld tasks running, %lld pending, %s",
+                 variant, jstr(set, "id"), running, computed >= 0 ? computed : want, pending,
+                 stability[0] ? stability : "no stability status");
+        if (op->own && !op->promoted) {
+            /* a failed apply leaves nothing of its variant running */
+            op_undo(op, KN_ETIMEDOUT, why);
+        } else {
+            op_fail(op, KN_ETIMEDOUT, "%s", why);
+        }
         return;
     }
     op_after(op, POLL_MS, wait_poll);
@@ -1148,6 +1217,7 @@ static json_t *kanaria_tags(const struct op *op, json_t *tags, int with_variant)
     tag_set(tags, TAG_COMMIT, op->commit);
     if (with_variant) {
         tag_set(tags, TAG_VARIANT, kn_variant_name(op->variant));
+        tag_set(tags, TAG_SPEC, op->digest);
     }
     return tags;
 }
@@ -1155,6 +1225,7 @@ static json_t *kanaria_tags(const struct op *op, json_t *tags, int with_variant)
 static void apply_primary_set_r(struct op *op, const struct kn_aws_result *r)
 {
     (void)r;
+    op->promoted = 1;
     kn_platform_call_progress(op->call, "primary: task set %s is the primary",
                               arn_from(op->set_arn, "ecs-svc/"));
     apply_delete_doomed(op);
@@ -1293,6 +1364,7 @@ static void apply_stable(struct op *op)
         return;
     }
     if (set && strcmp(jstr(set, "status"), "PRIMARY") == 0) {
+        op->promoted = 1;
         apply_delete_doomed(op);
         return;
     }
@@ -1310,6 +1382,7 @@ static void apply_set_created(struct op *op, const struct kn_aws_result *r)
         op_fail(op, KN_EIO, "CreateTaskSet: the reply names no task set");
         return;
     }
+    op->own = 1;
     kn_platform_call_progress(op->call, "%s: task set %s created at %g%%",
                               kn_variant_name(op->variant), jstr(set, "id"), op->pct);
     wait_start(op);
@@ -1396,6 +1469,7 @@ static const json_t *apply_own_set(const struct op *op)
         const json_t *tags = json_object_get(s, "tags");
         const char *variant = tag_of(tags, TAG_VARIANT);
         const char *commit = tag_of(tags, TAG_COMMIT);
+        const char *digest = tag_of(tags, TAG_SPEC);
         if (strcmp(jstr(s, "status"), "DRAINING") == 0) {
             continue;
         }
@@ -1404,6 +1478,7 @@ static const json_t *apply_own_set(const struct op *op)
         }
         if (!found && op->variant == KN_VARIANT_PRIMARY && variant &&
             strcmp(variant, "primary") == 0 && commit && strcmp(commit, op->commit) == 0 &&
+            digest && strcmp(digest, op->digest) == 0 &&
             set_serves(s, op->a->tg[KN_VARIANT_PRIMARY])) {
             found = s;
         }
@@ -1426,6 +1501,7 @@ static void apply_sets_r(struct op *op, const struct kn_aws_result *r)
     own = apply_own_set(op);
     if (own) {
         set_str(&op->set_arn, jstr(own, "taskSetArn"));
+        op->own = strcmp(jstr(own, "externalId"), op->external_id) == 0;
         /* what runs is that set's task definition, not the revision just registered */
         set_str(&op->taskdef_arn, jstr(own, "taskDefinition"));
     }
@@ -1479,17 +1555,18 @@ static void apply_service_r(struct op *op, const struct kn_aws_result *r)
 }
 
 /* The percent of the service's desiredCount a canary (baseline) of op->scale gets: a percent
- * as it is; a count as the largest whole percent whose share (rounded up, as ECS computes
- * it) is that count. */
+ * as it is; a count (none given: one task) as the largest whole percent whose share (rounded
+ * up, as ECS computes it) is that count. */
 static int scale_percent(struct op *op, char *why, size_t size)
 {
-    long long n = (long long)op->scale.value, d = op->desired_count, p;
+    long long n = op->scale.value > 0 ? (long long)ceil(op->scale.value) : 1;
+    long long d = op->desired_count, p;
 
     if (op->variant == KN_VARIANT_PRIMARY) {
         op->pct = 100;
         return 0;
     }
-    if (op->scale.percent) {
+    if (op->scale.percent && op->scale.value > 0) {
         op->pct = op->scale.value > 100 ? 100 : op->scale.value;
         return 0;
     }
@@ -1593,6 +1670,26 @@ static void apply_registered(struct op *op, const struct kn_aws_result *r)
     op_call(op, KN_AWS_ECS, "DescribeServices", p, apply_described);
 }
 
+/* What the task set is made of (the task definition, its target group, the service
+ * definition's task-set keys), as 12 hex digits of a SHA-256: part of its externalId and its
+ * tag kanaria.dev/spec, so that a set made from other files is never taken for this one. */
+static void spec_digest(struct op *op, const json_t *td)
+{
+    json_t *j = json_pack("{s:O, s:O, s:{}}", "taskDefinition", td, "loadBalancer", op->set_lb,
+                          "service");
+    char hex[65];
+
+    for (size_t k = 0; k < sizeof(set_keys) / sizeof(set_keys[0]); k++) {
+        json_t *v = json_object_get(op->servicedef, set_keys[k]);
+        if (v) {
+            json_object_set(json_object_get(j, "service"), set_keys[k], v);
+        }
+    }
+    kn_json_hash(j, hex);
+    snprintf(op->digest, sizeof(op->digest), "%.12s", hex);
+    json_decref(j);
+}
+
 static int ecs_apply(void *self, struct kn_platform_call *call,
                      const struct kn_variant_spec *spec)
 {
@@ -1637,15 +1734,16 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
     eapp_save(call, op->a);
     op->variant = spec->variant;
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
-    snprintf(op->external_id, sizeof(op->external_id), "%s-%.12s",
-             kn_platform_call_token(call), op->commit[0] ? op->commit : "none");
     op->scale = spec->replicas;
     op->ready_ms = spec->ready_timeout_ms;
     op->servicedef = kn_ecs_shape_to_wire(sd, kn_ecs_create_service_input); /* API types */
     op->set_lb = json_pack("{s:s, s:s, s:I}", "targetGroupArn", tg->target_group_arn,
-                                  "containerName", tg->container_name ? tg->container_name : "",
-                                  "containerPort", (json_int_t)tg->container_port);
-    p = kn_ecs_shape_to_wire(td, kn_ecs_register_task_definition_input);
+                           "containerName", tg->container_name ? tg->container_name : "",
+                           "containerPort", (json_int_t)tg->container_port);
+    spec_digest(op, td);
+    snprintf(op->external_id, sizeof(op->external_id), "%s-%.12s-%s",
+             kn_platform_call_token(call), op->commit[0] ? op->commit : "none", op->digest);
+    p = kn_ecs_shape_to_wire(td, kn_ecs_register_task_definition_input); /* API types */
     json_object_set_new(p, "tags", kanaria_tags(op, json_object_get(td, "tags"), 0));
     op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", p, apply_registered);
     return 0;
@@ -1763,14 +1861,14 @@ static int ecs_remove(void *self, struct kn_platform_call *call, enum kn_variant
     struct eapp *a = eapp_recall(e, call);
     struct op *op;
 
-    if (v == KN_VARIANT_PRIMARY) {
-        kn_platform_call_done(call, KN_EUNSUPPORTED,
-                              "the primary of an ecs app goes only with the app (prune)");
-        return 0;
-    }
     if (!a) {
         kn_platform_call_progress(call, "%s: nothing deployed", kn_variant_name(v));
         kn_platform_call_done(call, 0, NULL);
+        return 0;
+    }
+    if (v == KN_VARIANT_PRIMARY) {
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "the primary of an ecs app goes only with the app (prune)");
         return 0;
     }
     op = op_new(e, OP_REMOVE, call);
@@ -1936,7 +2034,8 @@ static void observe_walked(struct op *op)
             for (int v = 0; v < KN_VARIANT_COUNT; v++) {
                 double pc = sum > 0 && w[v] > 0 ? 100.0 * w[v] / sum : 0;
                 set[v] = d ? (int)lround(d->percent[v]) : (v == 0 ? 100 : 0);
-                if ((int)lround(pc) != set[v] && (w[v] >= 0 || set[v] != 0)) {
+                /* kanaria writes the percents as the weights */
+                if ((w[v] >= 0 ? w[v] : 0) != set[v]) {
                     differs = 1;
                 }
                 if (first) {
@@ -1978,19 +2077,15 @@ static void observe_sets_r(struct op *op, const struct kn_aws_result *r)
     observe_walked(op);
 }
 
-static void observe_service_r(struct op *op, const struct kn_aws_result *r)
+/* Where the service is gone: KN_ENOTFOUND, as the contract says. */
+static void observe_r(struct op *op, const struct kn_aws_result *r)
 {
-    const json_t *svc = json_array_get(jlist(json_object_get(r->reply, "services")), 0);
-    json_t *p;
-
-    if (!svc || strcmp(jstr(svc, "status"), "INACTIVE") == 0) {
-        op_fail(op, KN_ENOTFOUND, "service %s of cluster %s does not exist", op->a->service,
-                op->a->cluster);
+    if (r->status) {
+        op_fail(op, KN_ENOTFOUND, "service %s of cluster %s: %s", op->a->service,
+                op->a->cluster, r->message ? r->message : "not found");
         return;
     }
-    p = ecs_params(op);
-    json_object_set_new(p, "include", json_pack("[s]", "TAGS"));
-    op_call(op, KN_AWS_ECS, "DescribeTaskSets", p, observe_sets_r);
+    observe_sets_r(op, r);
 }
 
 static int ecs_observe(void *self, struct kn_platform_call *call,
@@ -2015,9 +2110,12 @@ static int ecs_observe(void *self, struct kn_platform_call *call,
     op = op_new(e, OP_OBSERVE, call);
     op->a = a;
     op->desired = desired;
-    op_call(op, KN_AWS_ECS, "DescribeServices",
-            json_pack("{s:s, s:[s]}", "cluster", a->cluster, "services", a->service),
-            observe_service_r);
+    /* one DescribeTaskSets: the task sets as they are now (a DescribeServices first would be a
+     * second look at them, later than the first) */
+    op_call_tol(op, KN_AWS_ECS, "DescribeTaskSets",
+                json_pack("{s:s, s:s, s:[s]}", "cluster", a->cluster, "service", a->service,
+                          "include", "TAGS"),
+                "ServiceNotFoundException|ServiceNotActiveException", observe_r);
     return 0;
 }
 

@@ -1533,6 +1533,85 @@ static void test_free_while_resolving(void **state)
     free(uri);
 }
 
+static void test_retry_quota(void **state)
+{
+    struct fx *f = *state;
+    struct route *r = route(f, "POST", "/", NULL);
+    struct got g = {0};
+
+    answer(r, 503, "", "", 0);
+    session(f, NULL);
+    /* 50 calls of 3 attempts spend 100 retries of 5 tokens: the 500 of the session */
+    for (int i = 0; i < 50; i++) {
+        call(f, KN_AWS_ECS, "DescribeServices", "{}", 0, &g);
+        assert_int_equal(g.attempts, 3);
+        got_release(&g);
+    }
+    call(f, KN_AWS_ECS, "DescribeServices", "{}", 0, &g);
+    assert_int_equal(g.attempts, 1);
+    assert_string_equal(g.message, "ecs DescribeServices: HTTP 503 (1 attempt; the session's retry "
+                                   "quota is spent)");
+    got_release(&g);
+    /* a success gives a token back: one retry's worth after five */
+    r->n = 0;
+    answer(r, 200, "", ecs_ok, 0);
+    for (int i = 0; i < 5; i++) {
+        call(f, KN_AWS_ECS, "DescribeServices", "{}", 0, &g);
+        assert_int_equal(g.status, 0);
+        got_release(&g);
+    }
+    r->n = 0;
+    answer(r, 503, "", "", 0);
+    call(f, KN_AWS_ECS, "DescribeServices", "{}", 0, &g);
+    assert_int_equal(g.attempts, 2);
+    got_release(&g);
+}
+
+static void test_waiting_for_credentials(void **state)
+{
+    struct fx *f = *state;
+    struct route *cont = route(f, "GET", "/creds", NULL);
+    struct route *api = route(f, "POST", "/", NULL);
+    struct kn_aws_call *c = NULL;
+    struct got g1 = {0}, g2 = {0};
+    char *uri = kn_asprintf("%s/creds", f->base);
+
+    answer(cont, 200, "", own(f, creds_json("ASIAW", "container-secret", "t", 3600, 0)), 600);
+    answer(api, 200, "", ecs_ok, 0);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri, 1);
+    session(f, NULL);
+    /* one is cancelled while it waits, the other still gets the credentials */
+    assert_int_equal(kn_aws_call(&c, f->aws, KN_AWS_ECS, "ListClusters", NULL, 0, on_result, &g1),
+                     0);
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", NULL, 0, on_result,
+                                 &g2),
+                     0);
+    for (int i = 0; i < 100 && cont->served == 0; i++) {
+        run_for(f, 20);
+    }
+    kn_aws_cancel(c);
+    assert_int_equal(g1.calls, 1);
+    assert_int_equal(g1.status, KN_ECANCELLED);
+    assert_int_equal(g1.attempts, 0);
+    run_until(f, &g2.calls, 1);
+    assert_int_equal(g2.status, 0);
+    assert_int_equal(api->served, 1);
+    got_release(&g1);
+    got_release(&g2);
+    kn_aws_free(f->aws);
+
+    /* the call's timeout covers the wait */
+    session(f, NULL);
+    call(f, KN_AWS_ECS, "ListClusters", NULL, 200, &g1);
+    assert_int_equal(g1.status, KN_ETIMEDOUT);
+    assert_string_equal(g1.message, "ecs ListClusters: timed out after 200 ms waiting for "
+                                    "credentials (0 attempts)");
+    got_release(&g1);
+    free(uri);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1566,6 +1645,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_token_refreshes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imdsv2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_while_resolving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_quota, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_for_credentials, setup, teardown),
     };
 
     setenv("no_proxy", "127.0.0.1", 1);

@@ -755,11 +755,14 @@ static void test_rollback_keeps_primary(void **state)
     json_decref(m);
 }
 
-/* A task set that never gets steady fails the apply at its ready timeout, with the counts. */
+/* A task set that never gets steady fails the apply at its ready timeout, with the counts,
+ * and is deleted. */
 static void test_never_steady(void **state)
 {
     struct fixture *f = *state;
     struct outcome o;
+    json_t *sets, *s;
+    size_t i;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
     fake_post(f, "/__faults", json_pack("{s:{s:b, s:i}}", "newTaskSets", "neverSteady", 1,
@@ -768,6 +771,13 @@ static void test_never_steady(void **state)
     assert_true(run_until(f, &o.done, 20000));
     assert_int_equal(o.status, KN_ETIMEDOUT);
     assert_non_null(strstr(o.message, "1/2 tasks running, 1 pending, STABILIZING"));
+    /* a failed apply leaves nothing of its variant running */
+    assert_non_null(strstr(o.message, "was deleted"));
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        assert_string_not_equal(json_string_value(json_object_get(s, "status")), "ACTIVE");
+    }
+    json_decref(sets);
 }
 
 /* Throttled calls are retried: the apply succeeds. */
@@ -886,12 +896,16 @@ static void test_observe_drift(void **state)
     kn_platform_vars_release(&vars);
 }
 
-/* A cancel during a stability wait ends the apply at once with KN_ECANCELLED. */
+/* A cancel during a stability wait ends the apply soon with KN_ECANCELLED, its task set
+ * deleted. */
 static void test_cancel_wait(void **state)
 {
     struct fixture *f = *state;
     struct outcome o;
     struct kn_platform_op *op = NULL;
+    json_t *sets, *s;
+    size_t i;
+    int draining = 0;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
     fake_post(f, "/__faults", json_pack("{s:{s:b}}", "newTaskSets", "neverSteady", 1));
@@ -903,8 +917,18 @@ static void test_cancel_wait(void **state)
     assert_non_null(strstr(o.progress, "STABILIZING"));
     assert_false(o.done);
     kn_platform_cancel(op);
-    assert_true(run_until(f, &o.done, 3000));
+    assert_true(run_until(f, &o.done, 5000));
     assert_int_equal(o.status, KN_ECANCELLED);
+    /* nothing of the cancelled canary runs on: its task set is draining */
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        if (strcmp(json_string_value(json_object_get(s, "status")), "PRIMARY") != 0) {
+            assert_string_equal(json_string_value(json_object_get(s, "status")), "DRAINING");
+            draining++;
+        }
+    }
+    assert_int_equal(draining, 1);
+    json_decref(sets);
 }
 
 int main(void)
