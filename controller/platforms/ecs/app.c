@@ -118,10 +118,16 @@ const struct kn_schema kn_ecs_app_schema = {
     .set_offset = offsetof(struct kn_ecs_app_options, set),
 };
 
-/* The task definition: the RegisterTaskDefinition input, as the API takes it. */
+/* The task definition: the RegisterTaskDefinition input, as the API takes it, with at least one
+ * container (the model cannot say so; AWS refuses an empty list at the deployment). */
 static void check_task_definition(const struct kn_node *doc, struct kn_schema_ctx *ctx)
 {
+    const struct kn_node *containers = kn_node_get(doc, "containerDefinitions");
+
     kn_ecs_shape_check(kn_ecs_register_task_definition_input, doc, ctx);
+    if (containers && containers->type == KN_NODE_SEQ && containers->len == 0) {
+        kn_schema_error(ctx, containers, "containerDefinitions: must have at least one container");
+    }
 }
 
 /* A member that is given: present and not null (an empty list counts as not given). */

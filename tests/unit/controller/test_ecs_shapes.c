@@ -183,6 +183,8 @@ static void test_required(void **state)
            "taskdef.yaml:1:1: a RegisterTaskDefinition input needs 'containerDefinitions'\n");
     expect(0, "family: web\ncontainerDefinitions: null\n",
            "taskdef.yaml:2:23: a RegisterTaskDefinition input needs 'containerDefinitions'\n");
+    expect(0, "family: web\ncontainerDefinitions: []\n",
+           "taskdef.yaml:2:23: containerDefinitions: must have at least one container\n");
     expect(1,
            "cluster: c\n"
            "serviceName: web\n"
