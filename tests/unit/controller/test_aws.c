@@ -1612,6 +1612,61 @@ static void test_waiting_for_credentials(void **state)
     free(uri);
 }
 
+struct free_in_cb {
+    struct fx *f;
+    struct got g;
+};
+
+static void on_result_free(const struct kn_aws_result *r, void *data)
+{
+    struct free_in_cb *x = data;
+
+    on_result(r, &x->g);
+    kn_aws_free(x->f->aws); /* from inside a callback: the session goes, the call ends */
+    x->f->aws = NULL;
+}
+
+static void test_free_from_callback(void **state)
+{
+    struct fx *f = *state;
+    struct free_in_cb x = {.f = f};
+    struct got other = {0};
+    json_t *first = json_pack("{s:s}", "n", "first");
+    json_t *fast = json_pack("{s:s}", "n", "fast");
+    json_t *slow = json_pack("{s:s}", "n", "slow");
+
+    answer(route(f, "POST", "/", "first"), 400, "",
+           "{\"__type\":\"ClientException\",\"message\":\"no\"}", 0);
+    answer(route(f, "POST", "/", "fast"), 200, "", ecs_ok, 0);
+    answer(route(f, "POST", "/", "slow"), 200, "", ecs_ok, 3000);
+    session(f, NULL);
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListClusters", first, 0,
+                                 on_result_free, &x),
+                     0);
+    run_until(f, &x.g.calls, 1);
+    assert_int_equal(x.g.status, KN_EIO);
+    assert_null(f->aws);
+    got_release(&x.g);
+
+    /* a success, while another call waits in flight: the free cancels that one */
+    session(f, NULL);
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListClusters", fast, 0,
+                                 on_result_free, &x),
+                     0);
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", slow, 0, on_result,
+                                 &other),
+                     0);
+    run_until(f, &x.g.calls, 1);
+    assert_int_equal(x.g.status, 0);
+    assert_int_equal(other.calls, 1);
+    assert_int_equal(other.status, KN_ECANCELLED);
+    got_release(&x.g);
+    got_release(&other);
+    json_decref(first);
+    json_decref(fast);
+    json_decref(slow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1647,6 +1702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_while_resolving, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_for_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
     };
 
     setenv("no_proxy", "127.0.0.1", 1);
