@@ -54,27 +54,42 @@ static const struct {
 } kn_aws_services[KN_AWS_SERVICE_COUNT] = {
     [KN_AWS_ECS] = {"ecs", "AWS_ENDPOINT_URL_ECS", "ecs", "ecs", KN_AWS_JSON,
                     "AmazonEC2ContainerServiceV20141113", "application/x-amz-json-1.1", NULL},
-    [KN_AWS_ELBV2] = {"elbv2", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
-                      "elasticloadbalancing", "elasticloadbalancing", KN_AWS_QUERY, NULL,
+    [KN_AWS_ELBV2] = {"elbv2", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", "elasticloadbalancing",
+                      "elasticloadbalancing", KN_AWS_QUERY, NULL,
                       "application/x-www-form-urlencoded; charset=utf-8", "2015-12-01"},
-    [KN_AWS_CLOUDWATCH] = {"cloudwatch", "AWS_ENDPOINT_URL_CLOUDWATCH", "monitoring",
-                           "monitoring", KN_AWS_JSON, "GraniteServiceVersion20100801",
+    [KN_AWS_CLOUDWATCH] = {"cloudwatch", "AWS_ENDPOINT_URL_CLOUDWATCH", "monitoring", "monitoring",
+                           KN_AWS_JSON, "GraniteServiceVersion20100801",
                            "application/x-amz-json-1.0", NULL},
     [KN_AWS_STS] = {"sts", "AWS_ENDPOINT_URL_STS", "sts", "sts", KN_AWS_QUERY, NULL,
                     "application/x-www-form-urlencoded; charset=utf-8", "2011-06-15"},
 };
 
 /* botocore retries/standard.py; LimitExceededException is left out for ECS (a quota there). */
-static const char *const kn_aws_throttle_codes[] = {
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-    "EC2ThrottledException", NULL};
+static const char *const kn_aws_throttle_codes[] = {"Throttling",
+                                                    "ThrottlingException",
+                                                    "ThrottledException",
+                                                    "RequestThrottledException",
+                                                    "TooManyRequestsException",
+                                                    "ProvisionedThroughputExceededException",
+                                                    "TransactionInProgressException",
+                                                    "RequestLimitExceeded",
+                                                    "BandwidthLimitExceeded",
+                                                    "LimitExceededException",
+                                                    "RequestThrottled",
+                                                    "SlowDown",
+                                                    "PriorRequestNotComplete",
+                                                    "EC2ThrottledException",
+                                                    NULL};
 static const char *const kn_aws_transient_codes[] = {"RequestTimeout", "RequestTimeoutException",
                                                      "PriorRequestNotComplete", NULL};
 
-enum kn_aws_state { KN_AWS_READY, KN_AWS_WAIT_CREDS, KN_AWS_IN_FLIGHT, KN_AWS_BACKOFF, KN_AWS_DONE };
+enum kn_aws_state {
+    KN_AWS_READY,
+    KN_AWS_WAIT_CREDS,
+    KN_AWS_IN_FLIGHT,
+    KN_AWS_BACKOFF,
+    KN_AWS_DONE
+};
 
 struct kn_aws_call {
     struct kn_aws *a;
@@ -522,8 +537,8 @@ static void kn_aws_call_message(struct kn_aws_call *c, const char *extra)
     int n = c->attempts;
 
     if (c->code[0] && c->words[0]) {
-        snprintf(c->msg, sizeof(c->msg), "%s: %s (%s, %d attempt%s%s)", c->code, c->words,
-                 c->what, n, kn_aws_plural(n), extra);
+        snprintf(c->msg, sizeof(c->msg), "%s: %s (%s, %d attempt%s%s)", c->code, c->words, c->what,
+                 n, kn_aws_plural(n), extra);
     } else if (c->code[0]) {
         snprintf(c->msg, sizeof(c->msg), "%s (%s, HTTP %d, %d attempt%s%s)", c->code, c->what,
                  c->http_status, n, kn_aws_plural(n), extra);
@@ -534,8 +549,8 @@ static void kn_aws_call_message(struct kn_aws_call *c, const char *extra)
         snprintf(c->msg, sizeof(c->msg), "%s: HTTP %d%s%s (%d attempt%s%s)", c->what,
                  c->http_status, c->words[0] ? ": " : "", c->words, n, kn_aws_plural(n), extra);
     } else {
-        snprintf(c->msg, sizeof(c->msg), "%s (%s at %s, %d attempt%s%s)", c->words, c->what,
-                 c->url, n, kn_aws_plural(n), extra);
+        snprintf(c->msg, sizeof(c->msg), "%s (%s at %s, %d attempt%s%s)", c->words, c->what, c->url,
+                 n, kn_aws_plural(n), extra);
     }
 }
 
@@ -547,8 +562,8 @@ static void kn_aws_call_timed_out(struct kn_aws_call *c, const char *when)
         kn_aws_call_message(c, "");
         last = kn_asprintf("; the last answer: %s", c->msg);
     }
-    m = kn_asprintf("%s: timed out after %lld ms %s (%d attempt%s)%s", c->what, c->timeout_ms,
-                    when, c->attempts, kn_aws_plural(c->attempts), last ? last : "");
+    m = kn_asprintf("%s: timed out after %lld ms %s (%d attempt%s)%s", c->what, c->timeout_ms, when,
+                    c->attempts, kn_aws_plural(c->attempts), last ? last : "");
     snprintf(c->msg, sizeof(c->msg), "%s", m);
     free(m);
     free(last);
@@ -753,8 +768,8 @@ static void kn_aws_call_on_http(const struct kn_http_response *res, void *data)
             kn_aws_call_finish(c, 0);
             return;
         }
-        retryable = res->status == 500 || res->status == 502 || res->status == 503 ||
-                    res->status == 504;
+        retryable =
+            res->status == 500 || res->status == 502 || res->status == 503 || res->status == 504;
         if (c->code[0]) {
             int quota = c->svc == KN_AWS_ECS && strcmp(c->code, "LimitExceededException") == 0;
             throttle = !quota && kn_aws_in(c->code, kn_aws_throttle_codes);
@@ -915,8 +930,10 @@ void kn_aws__resolved(struct kn_aws *a, int status, struct kn_aws_creds *creds, 
     } else if (a->creds.access_key_id && !a->stale &&
                (a->creds.expires == 0 || a->creds.expires > now)) {
         /* a refresh that failed: the credentials still valid serve until they expire */
-        kn_log_warn("aws", "region=%s refreshing the credentials failed, the current ones expire "
-                    "in %lld s: %s", a->region, a->creds.expires - now, msg);
+        kn_log_warn("aws",
+                    "region=%s refreshing the credentials failed, the current ones expire "
+                    "in %lld s: %s",
+                    a->region, a->creds.expires - now, msg);
         status = 0;
     }
     for (struct kn_aws_call *c = a->calls; c; c = c->next) {
@@ -1060,9 +1077,8 @@ out:
     return rc;
 }
 
-int kn_aws_call(struct kn_aws_call **out, struct kn_aws *a, enum kn_aws_service svc,
-                const char *op, const json_t *params, long long timeout_ms, kn_aws_cb cb,
-                void *data)
+int kn_aws_call(struct kn_aws_call **out, struct kn_aws *a, enum kn_aws_service svc, const char *op,
+                const json_t *params, long long timeout_ms, kn_aws_cb cb, void *data)
 {
     struct kn_aws__req req = {
         .svc = (int)svc, .op = op, .params = params, .timeout_ms = timeout_ms};

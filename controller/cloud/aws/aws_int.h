@@ -61,12 +61,12 @@ struct kn_aws {
 /* An internal request of the chain: a plain HTTP request (container, IMDS) when svc < 0, else an
  * unsigned call of svc (STS) with params. */
 struct kn_aws__req {
-    int svc;                   /* enum kn_aws_service, or -1 */
-    const char *op;            /* svc's operation */
-    const json_t *params;      /* svc's parameters */
-    const char *what;          /* for messages: "container credentials" */
-    const char *method;        /* plain request */
-    const char *url;           /* plain request */
+    int svc;                    /* enum kn_aws_service, or -1 */
+    const char *op;             /* svc's operation */
+    const json_t *params;       /* svc's parameters */
+    const char *what;           /* for messages: "container credentials" */
+    const char *method;         /* plain request */
+    const char *url;            /* plain request */
     const char *const *headers; /* plain request; may hold secrets (wiped) */
     int max_attempts;
     long attempt_timeout_ms; /* 0: what is left of the call's time */

@@ -31,7 +31,14 @@
 #define KN_AWS_IMDS_HOST            "http://169.254.169.254"
 #define KN_AWS_IMDS_HOST_V6         "http://[fd00:ec2::254]"
 
-enum kn_aws_step { KN_AWS_ENV, KN_AWS_WEB, KN_AWS_FILES, KN_AWS_CONTAINER, KN_AWS_IMDS, KN_AWS_END };
+enum kn_aws_step {
+    KN_AWS_ENV,
+    KN_AWS_WEB,
+    KN_AWS_FILES,
+    KN_AWS_CONTAINER,
+    KN_AWS_IMDS,
+    KN_AWS_END
+};
 
 struct kn_aws_resolve {
     struct kn_aws *a;
@@ -87,8 +94,8 @@ long long kn_aws__parse_time(const char *s)
     if (*p != '\0') {
         return -1;
     }
-    return kn_aws_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-           se - off;
+    return kn_aws_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se -
+           off;
 }
 
 static char *kn_aws_trim(char *s)
@@ -574,8 +581,7 @@ static void kn_aws_on_imds_creds(const struct kn_aws_result *r, const char *body
     code = json_string_value(json_object_get(j, "Code"));
     snprintf(source, sizeof(source), "the instance metadata (role %s)", res->imds_role);
     if ((code && strcmp(code, "Success") != 0) ||
-        kn_aws_creds_from_json(&creds, j, "AccessKeyId", "SecretAccessKey", "Token", source) <
-            0) {
+        kn_aws_creds_from_json(&creds, j, "AccessKeyId", "SecretAccessKey", "Token", source) < 0) {
         kn_aws_imds_none(res);
     } else {
         kn_aws_resolve_end(res, 0, &creds, NULL);
@@ -719,7 +725,7 @@ static void kn_aws_resolve_run(struct kn_aws_resolve *res, enum kn_aws_step step
             } else {
                 v = kn_aws__env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
                 res->imds_base = kn_strdup(v && strcasecmp(v, "ipv6") == 0 ? KN_AWS_IMDS_HOST_V6
-                                                                          : KN_AWS_IMDS_HOST);
+                                                                           : KN_AWS_IMDS_HOST);
             }
             kn_aws_imds_request(res, "PUT", "/latest/api/token", kn_aws_on_imds_token);
             goto out;

@@ -27,16 +27,32 @@
 #define TOKEN  "kn-test-token-51d0e2aa"
 #define AKID   "AKIDTESTENV"
 
-static const char *const aws_vars[] = {
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
-    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
-    "AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL_STS", "KANARIA_AWS_RETRY_BASE_MS", NULL};
+static const char *const aws_vars[] = {"AWS_ACCESS_KEY_ID",
+                                       "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN",
+                                       "AWS_SECURITY_TOKEN",
+                                       "AWS_PROFILE",
+                                       "AWS_REGION",
+                                       "AWS_DEFAULT_REGION",
+                                       "AWS_CONFIG_FILE",
+                                       "AWS_SHARED_CREDENTIALS_FILE",
+                                       "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                       "AWS_ROLE_ARN",
+                                       "AWS_ROLE_SESSION_NAME",
+                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                       "AWS_EC2_METADATA_DISABLED",
+                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+                                       "AWS_ENDPOINT_URL",
+                                       "AWS_ENDPOINT_URL_ECS",
+                                       "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+                                       "AWS_ENDPOINT_URL_CLOUDWATCH",
+                                       "AWS_ENDPOINT_URL_STS",
+                                       "KANARIA_AWS_RETRY_BASE_MS",
+                                       NULL};
 
 /* ---- the scripted endpoint ---------------------------------------------------------------- */
 
@@ -88,8 +104,7 @@ struct fx {
 
 static uv_loop_t *test_loop;
 
-static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
-                       void *data)
+static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req, void *data)
 {
     struct fx *f = data;
 
@@ -376,21 +391,31 @@ static const char describe_rules_xml[] =
     "</ResponseMetadata>\n"
     "</DescribeRulesResponse>\n";
 
-#define TG_BLUE  "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-blue/1111111111111111"
-#define TG_GREEN "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-green/2222222222222222"
-#define RULE     "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee"
-#define ENC_TG_BLUE  "arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A123456789012%3Atargetgroup%2Fweb-blue%2F1111111111111111"
-#define ENC_TG_GREEN "arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A123456789012%3Atargetgroup%2Fweb-green%2F2222222222222222"
-#define ENC_RULE     "arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A123456789012%3Alistener-rule%2Fapp%2Fweb%2F50dc6c495c0c9188%2Ff2f7dc8efc522ab2%2F9683b2d02a6cabee"
+#define TG_BLUE                                                                                    \
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-blue/1111111111111111"
+#define TG_GREEN                                                                                   \
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-green/2222222222222222"
+#define RULE                                                                                       \
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/50dc6c495c0c9188/"  \
+    "f2f7dc8efc522ab2/9683b2d02a6cabee"
+#define ENC_TG_BLUE                                                                                \
+    "arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A123456789012%3Atargetgroup%2Fweb-blue%"        \
+    "2F1111111111111111"
+#define ENC_TG_GREEN                                                                               \
+    "arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A123456789012%3Atargetgroup%2Fweb-green%"       \
+    "2F2222222222222222"
+#define ENC_RULE                                                                                   \
+    "arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A123456789012%3Alistener-rule%2Fapp%2Fweb%"     \
+    "2F50dc6c495c0c9188%2Ff2f7dc8efc522ab2%2F9683b2d02a6cabee"
 
 /* ---- pure pieces ---------------------------------------------------------------------------- */
 
 static void test_query_modify_rule_as_botocore(void **state)
 {
-    json_t *p = json_pack(
-        "{s:s, s:[{s:s, s:i, s:{s:[{s:s, s:i}, {s:s, s:i}]}}]}", "RuleArn", RULE, "Actions",
-        "Type", "forward", "Order", 1, "ForwardConfig", "TargetGroups", "TargetGroupArn", TG_BLUE,
-        "Weight", 80, "TargetGroupArn", TG_GREEN, "Weight", 20);
+    json_t *p = json_pack("{s:s, s:[{s:s, s:i, s:{s:[{s:s, s:i}, {s:s, s:i}]}}]}", "RuleArn", RULE,
+                          "Actions", "Type", "forward", "Order", 1, "ForwardConfig", "TargetGroups",
+                          "TargetGroupArn", TG_BLUE, "Weight", 80, "TargetGroupArn", TG_GREEN,
+                          "Weight", 20);
     char *body = kn_aws_query_encode("ModifyRule", "2015-12-01", p);
 
     (void)state;
@@ -408,10 +433,10 @@ static void test_query_modify_rule_as_botocore(void **state)
 
 static void test_query_values(void **state)
 {
-    json_t *p = json_pack("{s:b, s:b, s:f, s:f, s:f, s:I, s:[], s:n, s:{}, s:s, s:[[s]]}", "On",
-                          1, "Off", 0, "Whole", 20.0, "Half", 0.5, "Tenth", 0.1, "Big",
-                          (json_int_t)1234567890123LL, "Empty", "Gone", "Obj", "Text",
-                          "a b/c:d~e_f.g-h&=+%\xc3\xa9", "Nested", "x");
+    json_t *p =
+        json_pack("{s:b, s:b, s:f, s:f, s:f, s:I, s:[], s:n, s:{}, s:s, s:[[s]]}", "On", 1, "Off",
+                  0, "Whole", 20.0, "Half", 0.5, "Tenth", 0.1, "Big", (json_int_t)1234567890123LL,
+                  "Empty", "Gone", "Obj", "Text", "a b/c:d~e_f.g-h&=+%\xc3\xa9", "Nested", "x");
     json_t *arr = json_array();
     char *body = kn_aws_query_encode("Act", "1", p);
 
@@ -455,18 +480,17 @@ static void test_xml_describe_rules(void **state)
     assert_int_equal(json_array_size(tgs), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(tgs, 0), "Weight")),
                         "100");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(tgs, 1), "Weight")),
-                        "0");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tgs, 1), "Weight")), "0");
     /* an empty element is "", which jansson's array functions read as an empty list */
     assert_string_equal(json_string_value(json_object_get(r1, "Conditions")), "");
     assert_int_equal(json_array_size(json_object_get(r1, "Conditions")), 0);
     assert_string_equal(json_string_value(json_object_get(r1, "Priority")), "default");
     /* a one-element list is still a list */
-    assert_int_equal(json_array_size(json_object_get(
-                         json_object_get(json_array_get(json_object_get(r1, "Actions"), 0),
-                                         "ForwardConfig"),
-                         "TargetGroups")),
-                     1);
+    assert_int_equal(
+        json_array_size(json_object_get(
+            json_object_get(json_array_get(json_object_get(r1, "Actions"), 0), "ForwardConfig"),
+            "TargetGroups")),
+        1);
     assert_null(json_object_get(j, "ResponseMetadata"));
 
     /* what was read can be sent back: change a weight, encode, see it */
@@ -525,7 +549,8 @@ static void test_xml_errors_and_refusals(void **state)
     check_error_frame("<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>"
                       "The request signature we calculated does not match</Message></Error>"
                       "</Errors></ErrorResponse>",
-                      "SignatureDoesNotMatch", "The request signature we calculated does not match");
+                      "SignatureDoesNotMatch",
+                      "The request signature we calculated does not match");
     check_error_frame("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request "
                       "limit exceeded.</Message></Error></Errors><RequestID>x</RequestID>"
                       "</Response>",
@@ -612,8 +637,7 @@ static void test_endpoints_and_region(void **state)
                         "https://elasticloadbalancing.eu-west-3.amazonaws.com");
     assert_string_equal(kn_aws_endpoint(f->aws, KN_AWS_CLOUDWATCH),
                         "https://monitoring.eu-west-3.amazonaws.com");
-    assert_string_equal(kn_aws_endpoint(f->aws, KN_AWS_STS),
-                        "https://sts.eu-west-3.amazonaws.com");
+    assert_string_equal(kn_aws_endpoint(f->aws, KN_AWS_STS), "https://sts.eu-west-3.amazonaws.com");
     kn_aws_free(f->aws);
     f->aws = NULL;
 
@@ -626,8 +650,9 @@ static void test_endpoints_and_region(void **state)
 
     /* the profile's region in the config file */
     unsetenv("AWS_DEFAULT_REGION");
-    kn_test_write(f->dir, "home/.aws/config", "[default]\nregion = ap-south-1\n[profile dev]\n"
-                                               "region = sa-east-1\n");
+    kn_test_write(f->dir, "home/.aws/config",
+                  "[default]\nregion = ap-south-1\n[profile dev]\n"
+                  "region = sa-east-1\n");
     session(f, NULL);
     assert_string_equal(kn_aws_region(f->aws), "ap-south-1");
     kn_aws_free(f->aws);
@@ -675,8 +700,7 @@ static void test_call_refuses_bad_input(void **state)
     assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "X", arr, 0, never, NULL), KN_EINVAL);
     assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_SERVICE_COUNT, "X", NULL, 0, never, NULL),
                      KN_EINVAL);
-    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "X", NULL, -1, never, NULL),
-                     KN_EINVAL);
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "X", NULL, -1, never, NULL), KN_EINVAL);
     assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "X", NULL, 0, NULL, NULL), KN_EINVAL);
     run_for(f, 50);
     assert_int_equal(f->nseen, 0);
@@ -1007,12 +1031,12 @@ static void test_secrets_redacted_from_aws_words(void **state)
 {
     struct fx *f = *state;
     struct got g = {0};
-    const char *body = own(
-        f, kn_asprintf("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>The "
-                       "Canonical String for this request should have been 'POST\n/\n\n"
-                       "x-amz-security-token:%s\n' and the key %s</Message></Error>"
-                       "</ErrorResponse>",
-                       TOKEN, SECRET));
+    const char *body =
+        own(f, kn_asprintf("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>The "
+                           "Canonical String for this request should have been 'POST\n/\n\n"
+                           "x-amz-security-token:%s\n' and the key %s</Message></Error>"
+                           "</ErrorResponse>",
+                           TOKEN, SECRET));
 
     answer(route(f, "POST", "/", NULL), 403, "Content-Type: text/xml\r\n", body, 0);
     session(f, NULL);
@@ -1064,9 +1088,8 @@ static void test_cancel_during_backoff(void **state)
 
     answer(r, 503, "x-amz-retry-after: 5000\r\n", "", 0);
     session(f, NULL);
-    assert_int_equal(kn_aws_call(&c, f->aws, KN_AWS_ECS, "DescribeTaskSets", NULL, 0, on_result,
-                                 &g),
-                     0);
+    assert_int_equal(
+        kn_aws_call(&c, f->aws, KN_AWS_ECS, "DescribeTaskSets", NULL, 0, on_result, &g), 0);
     assert_non_null(c);
     for (int i = 0; i < 100 && r->served == 0; i++) {
         run_for(f, 20);
@@ -1096,8 +1119,7 @@ static void test_cancel_in_flight_and_free(void **state)
     session(f, NULL);
     assert_int_equal(kn_aws_call(&c, f->aws, KN_AWS_ECS, "ListClusters", NULL, 0, on_result, &g1),
                      0);
-    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", NULL, 0, on_result,
-                                 &g2),
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", NULL, 0, on_result, &g2),
                      0);
     for (int i = 0; i < 100 && r->served < 2; i++) {
         run_for(f, 20);
@@ -1173,8 +1195,9 @@ static void test_shared_files_and_profile(void **state)
 
     /* the files named by the variables */
     unsetenv("AWS_PROFILE");
-    kn_test_write(f->dir, "elsewhere/creds", "[default]\naws_access_key_id = AKIDELSE\n"
-                                             "aws_secret_access_key = file-secret-else\n");
+    kn_test_write(f->dir, "elsewhere/creds",
+                  "[default]\naws_access_key_id = AKIDELSE\n"
+                  "aws_secret_access_key = file-secret-else\n");
     {
         char *p = kn_asprintf("%s/elsewhere/creds", f->dir);
         setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
@@ -1356,9 +1379,8 @@ static void test_container_full_uri_with_token_file(void **state)
     char *tok = kn_asprintf("%s/auth-token", f->dir);
     char *h, *id;
 
-    answer(cont, 200, "", own(f, creds_json("ASIACONT", "container-secret", "container-secret-t",
-                                            3600, 0)),
-           0);
+    answer(cont, 200, "",
+           own(f, creds_json("ASIACONT", "container-secret", "container-secret-t", 3600, 0)), 0);
     answer(api, 200, "", ecs_ok, 0);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
@@ -1371,9 +1393,8 @@ static void test_container_full_uri_with_token_file(void **state)
 
     /* three calls at once wait on one resolution */
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListClusters", NULL, 0,
-                                     on_result, &g[i]),
-                         0);
+        assert_int_equal(
+            kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListClusters", NULL, 0, on_result, &g[i]), 0);
     }
     for (int i = 0; i < 3; i++) {
         run_until(f, &g[i].calls, 1);
@@ -1414,12 +1435,10 @@ static void test_expired_token_refreshes_once(void **state)
     char *uri = kn_asprintf("%s/creds", f->base);
     char *id;
 
-    answer(cont, 200, "", own(f, creds_json("ASIAOLD", "container-secret-1", "container-secret-t1",
-                                            3600, 0)),
-           0);
-    answer(cont, 200, "", own(f, creds_json("ASIANEW", "container-secret-2", "container-secret-t2",
-                                            3600, 0)),
-           0);
+    answer(cont, 200, "",
+           own(f, creds_json("ASIAOLD", "container-secret-1", "container-secret-t1", 3600, 0)), 0);
+    answer(cont, 200, "",
+           own(f, creds_json("ASIANEW", "container-secret-2", "container-secret-t2", 3600, 0)), 0);
     answer(api, 403, "", expired, 0);
     answer(api, 200, "", ecs_ok, 0);
     answer(api, 403, "", expired, 0);
@@ -1463,9 +1482,8 @@ static void test_imdsv2(void **state)
     answer(tok, 200, "", "imds-session-token", 0);
     /* the role's name, then (same prefix) its credentials */
     answer(cred, 200, "", "kanaria-role\n", 0);
-    answer(cred, 200, "", own(f, creds_json("ASIAIMDS", "imds-secret", "imds-secret-token", 3600,
-                                            1)),
-           0);
+    answer(cred, 200, "",
+           own(f, creds_json("ASIAIMDS", "imds-secret", "imds-secret-token", 3600, 1)), 0);
     answer(api, 200, "", ecs_ok, 0);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
@@ -1486,9 +1504,8 @@ static void test_imdsv2(void **state)
     h = seen_header(f, 1, "X-aws-ec2-metadata-token");
     assert_string_equal(h, "imds-session-token");
     free(h);
-    assert_int_equal(find_seen(f, "GET", "/latest/meta-data/iam/security-credentials/kanaria-role",
-                               0),
-                     2);
+    assert_int_equal(
+        find_seen(f, "GET", "/latest/meta-data/iam/security-credentials/kanaria-role", 0), 2);
     h = seen_header(f, 2, "X-aws-ec2-metadata-token");
     assert_string_equal(h, "imds-session-token");
     free(h);
@@ -1585,8 +1602,7 @@ static void test_waiting_for_credentials(void **state)
     /* one is cancelled while it waits, the other still gets the credentials */
     assert_int_equal(kn_aws_call(&c, f->aws, KN_AWS_ECS, "ListClusters", NULL, 0, on_result, &g1),
                      0);
-    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", NULL, 0, on_result,
-                                 &g2),
+    assert_int_equal(kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", NULL, 0, on_result, &g2),
                      0);
     for (int i = 0; i < 100 && cont->served == 0; i++) {
         run_for(f, 20);
@@ -1610,6 +1626,58 @@ static void test_waiting_for_credentials(void **state)
                                     "credentials (0 attempts)");
     got_release(&g1);
     free(uri);
+}
+
+struct free_in_cb {
+    struct fx *f;
+    struct got g;
+};
+
+static void on_result_free(const struct kn_aws_result *r, void *data)
+{
+    struct free_in_cb *x = data;
+
+    on_result(r, &x->g);
+    kn_aws_free(x->f->aws); /* from inside a callback: the session goes, the call ends */
+    x->f->aws = NULL;
+}
+
+static void test_free_from_callback(void **state)
+{
+    struct fx *f = *state;
+    struct free_in_cb x = {.f = f};
+    struct got other = {0};
+    json_t *first = json_pack("{s:s}", "n", "first");
+    json_t *fast = json_pack("{s:s}", "n", "fast");
+    json_t *slow = json_pack("{s:s}", "n", "slow");
+
+    answer(route(f, "POST", "/", "first"), 400, "",
+           "{\"__type\":\"ClientException\",\"message\":\"no\"}", 0);
+    answer(route(f, "POST", "/", "fast"), 200, "", ecs_ok, 0);
+    answer(route(f, "POST", "/", "slow"), 200, "", ecs_ok, 3000);
+    session(f, NULL);
+    assert_int_equal(
+        kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListClusters", first, 0, on_result_free, &x), 0);
+    run_until(f, &x.g.calls, 1);
+    assert_int_equal(x.g.status, KN_EIO);
+    assert_null(f->aws);
+    got_release(&x.g);
+
+    /* a success, while another call waits in flight: the free cancels that one */
+    session(f, NULL);
+    assert_int_equal(
+        kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListClusters", fast, 0, on_result_free, &x), 0);
+    assert_int_equal(
+        kn_aws_call(NULL, f->aws, KN_AWS_ECS, "ListServices", slow, 0, on_result, &other), 0);
+    run_until(f, &x.g.calls, 1);
+    assert_int_equal(x.g.status, 0);
+    assert_int_equal(other.calls, 1);
+    assert_int_equal(other.status, KN_ECANCELLED);
+    got_release(&x.g);
+    got_release(&other);
+    json_decref(first);
+    json_decref(fast);
+    json_decref(slow);
 }
 
 int main(void)
@@ -1647,6 +1715,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_while_resolving, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_quota, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_for_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_from_callback, setup, teardown),
     };
 
     setenv("no_proxy", "127.0.0.1", 1);

@@ -26,9 +26,12 @@
 #define SUITE_AKID   "AKIDEXAMPLE"
 #define SUITE_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define SUITE_TOKEN                                                                                \
-    "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPf" \
-    "IeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7W" \
-    "Z0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8F" \
+    "AQoDYXdzEPT//////////"                                                                        \
+    "wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPf"                     \
+    "IeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/"                                                         \
+    "kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7W"                                    \
+    "Z0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+"          \
+    "scqKmlzm8F"                                                                                   \
     "DrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="
 
 /* ---- the verifier ------------------------------------------------------------------------- */
@@ -53,8 +56,8 @@ static void hmac(const void *key, size_t klen, const char *msg, unsigned char ou
 {
     unsigned int n = 32;
 
-    assert_non_null(HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg),
-                         out, &n));
+    assert_non_null(
+        HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &n));
     assert_int_equal(n, 32);
 }
 
@@ -205,8 +208,8 @@ static int verify(const char *head, const char *body, size_t body_len, const cha
     r.headers = lines;
     r.body = body;
     r.body_len = body_len;
-    if (sigv4_signature(want, &r, az->signed_headers, secret, amz_date, az->region,
-                        az->service) == 0) {
+    if (sigv4_signature(want, &r, az->signed_headers, secret, amz_date, az->region, az->service) ==
+        0) {
         ok = strcmp(want, sig) == 0;
     }
 out:
@@ -260,11 +263,12 @@ static void test_verifier_matches_the_ecs_notes_vector(void **state)
                        "Host: 127.0.0.1:18431", "X-Amz-Date: 20261124T152926Z", NULL};
 
     (void)state;
-    vector("POST", h, "content-type;host;x-amz-date",
-           "Action=DescribeRules&Version=2015-12-01&ListenerArn=arn%3Aaws%3Aelasticloadbalancing"
-           "%3Aus-east-1%3A123456789012%3Alistener%2Fapp%2Flb%2F50dc6c495c0c9188%2Ff2f7dc8efc522ab2",
-           SUITE_SECRET, "20261124T152926Z", "us-east-1", "elasticloadbalancing",
-           "9af25ba3ec0e014100b44bdd3bdda8d618bba5d4513491e46251c424cd23dab2");
+    vector(
+        "POST", h, "content-type;host;x-amz-date",
+        "Action=DescribeRules&Version=2015-12-01&ListenerArn=arn%3Aaws%3Aelasticloadbalancing"
+        "%3Aus-east-1%3A123456789012%3Alistener%2Fapp%2Flb%2F50dc6c495c0c9188%2Ff2f7dc8efc522ab2",
+        SUITE_SECRET, "20261124T152926Z", "us-east-1", "elasticloadbalancing",
+        "9af25ba3ec0e014100b44bdd3bdda8d618bba5d4513491e46251c424cd23dab2");
 }
 
 static void test_verifier_refuses(void **state)
@@ -278,7 +282,8 @@ static void test_verifier_refuses(void **state)
     assert_int_equal(sigv4_signature(got, &r, "host;x-amz-date", "wrong", "20150830T123600Z",
                                      "us-east-1", "service"),
                      0);
-    assert_string_not_equal(got, "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
+    assert_string_not_equal(got,
+                            "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
     assert_int_equal(sigv4_signature(got, &r, "expect;host;x-amz-date", SUITE_SECRET,
                                      "20150830T123600Z", "us-east-1", "service"),
                      -1);
@@ -298,8 +303,7 @@ struct fx {
     int status;
 };
 
-static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
-                       void *data)
+static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req, void *data)
 {
     struct fx *f = data;
     char *target = kn_testsrv_header(req->head, "X-Amz-Target");
@@ -398,8 +402,8 @@ static void check_signed(struct fx *f, const char *service, const char *signed_h
     assert_string_equal(az.service, service);
     assert_string_equal(az.signed_headers, signed_headers);
     /* the verifier can say no: another secret, or the body changed after signing */
-    assert_false(verify(f->head, f->body, f->body_len, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEX",
-                        &az));
+    assert_false(
+        verify(f->head, f->body, f->body_len, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEX", &az));
     tampered = kn_strdup(f->body);
     tampered[f->body_len - 2] ^= 1;
     assert_false(verify(f->head, tampered, f->body_len, SUITE_SECRET, &az));
@@ -469,8 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ecs_json_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ecs_json_signed_with_session_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elbv2_form_signed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_elbv2_form_signed_with_session_token, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_elbv2_form_signed_with_session_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cloudwatch_signed, setup, teardown),
     };
 
