@@ -50,6 +50,7 @@
 #include "kanaria/log.h"
 #include "kanaria/plugin/platform.h"
 #include "platforms/ecs/ecs.h"
+#include "platforms/ecs/shapes.h"
 
 #define POLL_MS 2000                           /* task-set waits poll at most this often */
 #define CALL_MS 30000                          /* one AWS call, retries included */
@@ -1699,7 +1700,7 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
     const json_t *sd = manifest_spec(spec->manifests, KN_ECS_SERVICE_DEFINITION);
     const struct kn_ecs_target_group *tg;
     struct op *op;
-    json_t *p;
+    json_t *wire;
     const char *ctl;
 
     if (!o || !json_is_object(td) || !json_is_object(sd)) {
@@ -1735,16 +1736,17 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
     op->scale = spec->replicas;
     op->ready_ms = spec->ready_timeout_ms;
-    op->servicedef = json_deep_copy(sd);
+    /* the files in the API's types (task-level cpu: 256 is sent as "256") */
+    op->servicedef = kn_ecs_shape_to_wire(sd, kn_ecs_create_service_input);
+    wire = kn_ecs_shape_to_wire(td, kn_ecs_register_task_definition_input);
     op->set_lb = json_pack("{s:s, s:s, s:I}", "targetGroupArn", tg->target_group_arn,
                            "containerName", tg->container_name ? tg->container_name : "",
                            "containerPort", (json_int_t)tg->container_port);
-    spec_digest(op, td);
+    spec_digest(op, wire);
     snprintf(op->external_id, sizeof(op->external_id), "%s-%.12s-%s",
              kn_platform_call_token(call), op->commit[0] ? op->commit : "none", op->digest);
-    p = json_deep_copy(td);
-    json_object_set_new(p, "tags", kanaria_tags(op, json_object_get(td, "tags"), 0));
-    op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", p, apply_registered);
+    json_object_set_new(wire, "tags", kanaria_tags(op, json_object_get(wire, "tags"), 0));
+    op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", wire, apply_registered);
     return 0;
 }
 

@@ -369,10 +369,11 @@ static struct kn_platform_req req_for(struct outcome *o, long long deployment, i
 
 static json_t *manifests(const char *image, int desired)
 {
-    return json_pack("[{s:s, s:{s:s}, s:{s:s, s:[{s:s, s:s, s:i, s:[{s:i}]}]}}, "
+    /* task-level cpu as a YAML file has it (a number; the API takes a string) */
+    return json_pack("[{s:s, s:{s:s}, s:{s:s, s:i, s:[{s:s, s:s, s:i, s:[{s:i}]}]}}, "
                      "{s:s, s:{s:s}, s:{s:s, s:s, s:i, s:s}}]",
                      "kind", "TaskDefinition", "metadata", "name", "web", "spec", "family", "web",
-                     "containerDefinitions", "name", "web", "image", image, "memory", 128,
+                     "cpu", 256, "containerDefinitions", "name", "web", "image", image, "memory", 128,
                      "portMappings", "containerPort", 80, "kind", "ServiceDefinition",
                      "metadata", "name", "web", "spec", "cluster", "c1", "serviceName", "web",
                      "desiredCount", desired, "launchType", "FARGATE");
@@ -541,6 +542,10 @@ static void test_first_sync(void **state)
     json_t *p = NULL, *sets;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    assert_int_equal(calls_of(f, "RegisterTaskDefinition", 1, &p), 1);
+    assert_string_equal(json_string_value(json_object_get(p, "cpu")), "256");
+    json_decref(p);
+    p = NULL;
     assert_non_null(strstr(o.progress, "/10 tasks running, STABILIZING"));
     assert_non_null(strstr(o.progress, "primary: 10/10 tasks running, STEADY_STATE"));
     assert_int_equal(calls_of(f, "CreateService", 1, &p), 1);
