@@ -50,6 +50,7 @@ KANARIA_ACTIONS = [
     "ecs:DescribeServices",
     "ecs:CreateService",
     "ecs:UpdateService",
+    "ecs:DeleteService",
     "ecs:CreateTaskSet",
     "ecs:UpdateTaskSet",
     "ecs:DescribeTaskSets",

@@ -60,6 +60,7 @@
 #define TAG_COMMIT "kanaria.dev/commit"
 #define TAG_VARIANT "kanaria.dev/variant"
 #define TAG_SPEC "kanaria.dev/spec"
+#define TAG_TASKDEF "kanaria.dev/taskdef"
 #define MEMO_SERVICE "service"
 #define MEMO_WEIGHTS "weights-before"
 #define MEMO_TASKDEF "primary-task-definition"
@@ -128,7 +129,9 @@ struct op {
     /* apply */
     char *taskdef_arn;
     char external_id[112];
-    char digest[13]; /* spec_digest */
+    char digest[13];    /* spec_digest */
+    char td_digest[13]; /* of the task definition alone */
+    json_t *td_wire;    /* the task definition to register (owned) */
     long long desired_count; /* the service's; -1 unknown */
     double pct;
     char *set_arn;
@@ -382,6 +385,7 @@ static void op_free(struct op *op)
     struct ecs *e = op->e;
 
     json_decref(op->servicedef);
+    json_decref(op->td_wire);
     json_decref(op->sets);
     json_decref(op->doomed);
     json_decref(op->later);
@@ -1200,6 +1204,7 @@ static void delete_all(struct op *op, json_t *list, void (*then)(struct op *op))
 static void apply_done(struct op *op);
 static void apply_delete_doomed(struct op *op);
 static void apply_create_set(struct op *op);
+static void apply_create_set_now(struct op *op);
 
 static const char *const set_keys[] = {"launchType", "networkConfiguration", "platformVersion",
                                        "capacityProviderStrategy", "serviceRegistries"};
@@ -1218,6 +1223,7 @@ static json_t *kanaria_tags(const struct op *op, json_t *tags, int with_variant)
     if (with_variant) {
         tag_set(tags, TAG_VARIANT, kn_variant_name(op->variant));
         tag_set(tags, TAG_SPEC, op->digest);
+        tag_set(tags, TAG_TASKDEF, op->td_digest);
     }
     return tags;
 }
@@ -1388,7 +1394,54 @@ static void apply_set_created(struct op *op, const struct kn_aws_result *r)
     wait_start(op);
 }
 
+static void apply_registered(struct op *op, const struct kn_aws_result *r)
+{
+    const json_t *td = json_object_get(r->reply, "taskDefinition");
+
+    set_str(&op->taskdef_arn, jstr(td, "taskDefinitionArn"));
+    if (!op->taskdef_arn) {
+        op_fail(op, KN_EIO, "RegisterTaskDefinition: the reply names no task definition");
+        return;
+    }
+    kn_platform_call_progress(op->call, "%s: task definition %s registered",
+                              kn_variant_name(op->variant),
+                              arn_from(op->taskdef_arn, "task-definition/"));
+    apply_create_set(op);
+}
+
+/* The task definition of the set about to be made: one a live task set of the service runs
+ * from the same file (tag kanaria.dev/taskdef; the canary's, when its commit is promoted), else
+ * a new revision. Then the set. */
 static void apply_create_set(struct op *op)
+{
+    size_t i;
+    json_t *s, *p;
+
+    if (!op->taskdef_arn) {
+        json_array_foreach(op->sets, i, s) {
+            const char *h = tag_of(json_object_get(s, "tags"), TAG_TASKDEF);
+            if (h && strcmp(h, op->td_digest) == 0 && jstr(s, "taskDefinition")[0] &&
+                strcmp(jstr(s, "status"), "DRAINING") != 0) {
+                set_str(&op->taskdef_arn, jstr(s, "taskDefinition"));
+                kn_platform_call_progress(op->call, "%s: task definition %s (task set %s runs "
+                                                    "it)",
+                                          kn_variant_name(op->variant),
+                                          arn_from(op->taskdef_arn, "task-definition/"),
+                                          jstr(s, "id"));
+                break;
+            }
+        }
+    }
+    if (!op->taskdef_arn) {
+        p = json_deep_copy(op->td_wire);
+        json_object_set_new(p, "tags", kanaria_tags(op, json_object_get(p, "tags"), 0));
+        op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", p, apply_registered);
+        return;
+    }
+    apply_create_set_now(op);
+}
+
+static void apply_create_set_now(struct op *op)
 {
     char token[33];
     int draining = 0;
@@ -1653,22 +1706,6 @@ static void apply_described(struct op *op, const struct kn_aws_result *r)
     op_call(op, KN_AWS_ECS, "UpdateService", p, apply_service_r);
 }
 
-static void apply_registered(struct op *op, const struct kn_aws_result *r)
-{
-    const json_t *td = json_object_get(r->reply, "taskDefinition");
-    json_t *p;
-
-    set_str(&op->taskdef_arn, jstr(td, "taskDefinitionArn"));
-    if (!op->taskdef_arn) {
-        op_fail(op, KN_EIO, "RegisterTaskDefinition: the reply names no task definition");
-        return;
-    }
-    kn_platform_call_progress(op->call, "%s: task definition %s", kn_variant_name(op->variant),
-                              arn_from(op->taskdef_arn, "task-definition/"));
-    p = json_pack("{s:s, s:[s], s:[s]}", "cluster", op->a->cluster, "services", op->a->service,
-                  "include", "TAGS");
-    op_call(op, KN_AWS_ECS, "DescribeServices", p, apply_described);
-}
 
 /* What the task set is made of (the task definition, its target group, the service
  * definition's task-set keys), as 12 hex digits of a SHA-256: part of its externalId and its
@@ -1688,6 +1725,8 @@ static void spec_digest(struct op *op, const json_t *td)
     kn_json_hash(j, hex);
     snprintf(op->digest, sizeof(op->digest), "%.12s", hex);
     json_decref(j);
+    kn_json_hash(td, hex);
+    snprintf(op->td_digest, sizeof(op->td_digest), "%.12s", hex);
 }
 
 static int ecs_apply(void *self, struct kn_platform_call *call,
@@ -1700,7 +1739,7 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
     const json_t *sd = manifest_spec(spec->manifests, KN_ECS_SERVICE_DEFINITION);
     const struct kn_ecs_target_group *tg;
     struct op *op;
-    json_t *p;
+    json_t *wire;
     const char *ctl;
 
     if (!o || !json_is_object(td) || !json_is_object(sd)) {
@@ -1736,16 +1775,20 @@ static int ecs_apply(void *self, struct kn_platform_call *call,
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
     op->scale = spec->replicas;
     op->ready_ms = spec->ready_timeout_ms;
-    op->servicedef = kn_ecs_shape_to_wire(sd, kn_ecs_create_service_input); /* API types */
+    /* the files in the API's types (task-level cpu: 256 is sent as "256") */
+    op->servicedef = kn_ecs_shape_to_wire(sd, kn_ecs_create_service_input);
+    wire = kn_ecs_shape_to_wire(td, kn_ecs_register_task_definition_input);
     op->set_lb = json_pack("{s:s, s:s, s:I}", "targetGroupArn", tg->target_group_arn,
                            "containerName", tg->container_name ? tg->container_name : "",
                            "containerPort", (json_int_t)tg->container_port);
-    spec_digest(op, td);
+    spec_digest(op, wire);
     snprintf(op->external_id, sizeof(op->external_id), "%s-%.12s-%s",
              kn_platform_call_token(call), op->commit[0] ? op->commit : "none", op->digest);
-    p = kn_ecs_shape_to_wire(td, kn_ecs_register_task_definition_input); /* API types */
-    json_object_set_new(p, "tags", kanaria_tags(op, json_object_get(td, "tags"), 0));
-    op_call(op, KN_AWS_ECS, "RegisterTaskDefinition", p, apply_registered);
+    op->td_wire = wire;
+    op_call(op, KN_AWS_ECS, "DescribeServices",
+            json_pack("{s:s, s:[s], s:[s]}", "cluster", op->a->cluster, "services",
+                      op->a->service, "include", "TAGS"),
+            apply_described);
     return 0;
 }
 

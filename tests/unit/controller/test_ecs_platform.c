@@ -544,6 +544,10 @@ static void test_first_sync(void **state)
     json_t *p = NULL, *sets;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    assert_int_equal(calls_of(f, "RegisterTaskDefinition", 1, &p), 1);
+    assert_string_equal(json_string_value(json_object_get(p, "cpu")), "256");
+    json_decref(p);
+    p = NULL;
     assert_non_null(strstr(o.progress, "/10 tasks running, STABILIZING"));
     assert_non_null(strstr(o.progress, "primary: 10/10 tasks running, STEADY_STATE"));
     /* the API's types: numbers for its strings are sent as strings, "" enums left out */
@@ -662,6 +666,15 @@ static void test_canary_and_weights(void **state)
     assert_int_equal(o.status, 0);
     assert_int_equal(calls_of(f, "ModifyListener", 0, NULL), 0);
     assert_int_equal(calls_of(f, "ModifyRule", 0, NULL), 0);
+
+    /* the canary's commit promoted: its task definition is reused, not registered again */
+    log_mark(f);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT2, all, 5, 3, &o);
+    assert_int_equal(calls_of(f, "RegisterTaskDefinition", 0, NULL), 0);
+    assert_int_equal(calls_of(f, "CreateTaskSet", 1, &p), 1);
+    assert_string_equal(json_string_value(json_object_get(p, "taskDefinition")),
+                        "arn:aws:ecs:" REGION ":" ACCT ":task-definition/web:2");
+    json_decref(p);
 }
 
 /* The rule holding the pair is on the second page of DescribeRules (the fake's pages hold 400
