@@ -102,8 +102,8 @@ calls() { moto_env --env "$tmp/env.json" calls "$tmp/moto.rec"; }
 calls_since() { local all; all=$(calls); tail -n +$(($1 + 1)) <<<"$all"; }
 # deployment_of COMMIT: the id of the deployment a commit made, waiting up to 30 s for it
 deployment_of() {
-    wait_for "a deployment of $1" "select count(*) > 0 from deployments where \"commit\" = '$1' and trigger = 'commit'" 1 >&2
-    sql "select max(id) from deployments where \"commit\" = '$1' and trigger = 'commit'"
+    wait_for "a deployment of $1" "select count(*) > 0 from deployments where commit_id = '$1' and [trigger] = 'commit'" 1 >&2
+    sql "select max(id) from deployments where commit_id = '$1' and [trigger] = 'commit'"
 }
 
 api=$(free_port)
@@ -347,14 +347,14 @@ first_remove=$(sql "select min(id) from events where deployment = $d3 and messag
 check "kanaria's events say the same order (events $ids)" $?
 feed 0
 sleep 3
-[ "$(sql "select count(*) from deployments where \"commit\" = '$(git rev-parse HEAD)'")" = 1 ]
+[ "$(sql "select count(*) from deployments where commit_id = '$(git rev-parse HEAD)'")" = 1 ]
 check "the failed commit is not deployed again by the next poll" $?
 
 # 5. self-heal: the last good commit (1.26) has onOutOfSync
-healed=$(sql "select count(*) from deployments where trigger = 'self-heal' and status = 'SUCCESS'")
+healed=$(sql "select count(*) from deployments where [trigger] = 'self-heal' and status = 'SUCCESS'")
 resolved=$(sql "select count(*) from events where type = 'DRIFT_RESOLVED'")
 moto_env --env "$tmp/env.json" set-weight host 30 70
-wait_for "self-heal" "select count(*) > $healed from deployments where trigger = 'self-heal' and status = 'SUCCESS'" 1 60
+wait_for "self-heal" "select count(*) > $healed from deployments where [trigger] = 'self-heal' and status = 'SUCCESS'" 1 60
 rc=$?
 check "a weight edited by hand is healed ($(sql "select group_concat(message) from events where type = 'DRIFT_DETECTED'"))" $rc
 out=$(weights)
