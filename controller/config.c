@@ -462,14 +462,28 @@ static const struct kn_schema *kn_config_metrics_variant(const void *obj,
     return type ? type->config_schema : NULL;
 }
 
+/* Whether the type takes a `platform`; which one it names is checked with the whole config
+ * (kn_config_resolve_platforms), since platforms may come later in the file. */
 static void kn_config_check_metrics_provider(void *obj, const struct kn_node *node,
                                              struct kn_schema_ctx *ctx)
 {
     struct kn_metrics_provider_config *p = obj;
 
-    (void)node;
-    (void)ctx;
     p->mtype = kn_metrics_type_find(p->type);
+    if (!p->mtype) {
+        goto out; /* reported with the type */
+    }
+    if (p->mtype->platform_type && !p->platform_name) {
+        kn_config_error(ctx, ctx->path, node,
+                        "'platform' is required: type %s takes its credentials and region from "
+                        "a platform of type %s",
+                        p->mtype->name, p->mtype->platform_type);
+    } else if (!p->mtype->platform_type && p->platform_name) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "platform"),
+                        "type %s takes no 'platform'", p->mtype->name);
+    }
+out:
+    return;
 }
 
 static const struct kn_field kn_config_metrics_provider_fields[] = {
@@ -483,6 +497,12 @@ static const struct kn_field kn_config_metrics_provider_fields[] = {
      .offset = offsetof(struct kn_metrics_provider_config, type),
      .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
      .help = "provider type: `kanaria help metrics` lists them"},
+    {.key = "platform",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_metrics_provider_config, platform_name),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the platforms[] entry whose credentials and region the provider uses; only types "
+             "that borrow one (cloudwatch: a platform of type ecs)"},
 };
 
 static const struct kn_schema kn_config_metrics_provider_schema = {
@@ -733,9 +753,52 @@ out:
     return;
 }
 
+/* Point each metrics provider that borrows a platform at its entry: a name that no platform
+ * has, or a platform of another type than the provider's descriptor wants, is an error at the
+ * provider's `platform`. */
+static void kn_config_resolve_platforms(struct kn_schema_ctx *ctx, const struct kn_node *root,
+                                        struct kn_config *cfg)
+{
+    struct kn_metrics_provider_config *mp = cfg->metrics_providers.items;
+    const struct kn_node *seq = kn_node_get(root, "metricsProviders");
+    char subject[64];
+
+    for (size_t i = 0; i < cfg->metrics_providers.count; i++) {
+        const struct kn_platform_config *pc = kn_config_platform(cfg, mp[i].platform_name);
+        const struct kn_node *at =
+            seq && seq->type == KN_NODE_SEQ && i < seq->len ? seq->items[i] : NULL;
+        if (!mp[i].mtype || !mp[i].mtype->platform_type || !mp[i].platform_name) {
+            continue; /* nothing to resolve, or reported by the entry's own check */
+        }
+        snprintf(subject, sizeof(subject), "metricsProviders[%zu]", i);
+        at = kn_node_get(at, "platform") ? kn_node_get(at, "platform") : at;
+        if (!pc) {
+            struct kn_buf names;
+            const struct kn_platform_config *p = cfg->platforms.items;
+            kn_buf_init(&names, KN_BUF_UNBOUNDED);
+            for (size_t j = 0; j < cfg->platforms.count; j++) {
+                kn_buf_addf(&names, "%s%s", j ? ", " : "", p[j].name ? p[j].name : "?");
+            }
+            kn_config_error(ctx, subject, at, "platform '%s' is not in 'platforms' (%s)",
+                            mp[i].platform_name,
+                            names.len ? names.data : "it declares none");
+            kn_buf_release(&names);
+        } else if (!pc->ptype || strcmp(pc->ptype->name, mp[i].mtype->platform_type) != 0) {
+            if (pc->ptype) { /* an unknown type is reported at the platform */
+                kn_config_error(ctx, subject, at,
+                                "platform '%s' is of type %s, type %s needs one of type %s",
+                                pc->name, pc->ptype->name, mp[i].mtype->name,
+                                mp[i].mtype->platform_type);
+            }
+        } else {
+            mp[i].platform = pc;
+        }
+    }
+}
+
 static void kn_config_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
 {
-    const struct kn_config *cfg = obj;
+    struct kn_config *cfg = obj;
 
     if (cfg->drift_interval_ms > 0 && cfg->drift_interval_ms < 1000) {
         const struct kn_node *n = kn_node_get(node, "driftInterval");
@@ -761,6 +824,7 @@ static void kn_config_check(void *obj, const struct kn_node *node, struct kn_sch
                            sizeof(struct kn_notification_config),
                            offsetof(struct kn_notification_config, name));
     kn_config_check_tokens(ctx, node, &cfg->users);
+    kn_config_resolve_platforms(ctx, node, cfg);
 }
 
 static const struct kn_field kn_config_fields[] = {

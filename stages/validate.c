@@ -16,6 +16,13 @@
 
 #define KN_VALIDATE_TYPES_MAX 32 /* platform types named in one loader */
 
+/* One app's load: the loader's data, and what resolve found for the checks after the load. */
+struct validate_run {
+    const struct kn_config *controller; /* may be NULL */
+    const struct kn_platform_type *ptype; /* the app's platform type; NULL: unknown */
+    struct kn_pipeline_uses uses;
+};
+
 /* Let stage kinds fill in what their options take from the repository's shared file. */
 static void resolve_stages(struct kn_app *app, struct kn_source *src, struct kn_schema_ctx *ctx)
 {
@@ -83,7 +90,8 @@ static const struct kn_platform_type *resolve_platform(const struct kn_app *app,
 
 static void check_pipeline(struct kn_app *app, const struct kn_platform_type *ptype,
                            const char *platform, const struct kn_node *root,
-                           const struct kn_config *controller, struct kn_schema_ctx *ctx)
+                           const struct kn_config *controller, struct kn_pipeline_uses *uses,
+                           struct kn_schema_ctx *ctx)
 {
     const struct kn_list *pipeline = &app->cfg.spec.pipeline;
     const struct kn_stage_config *stages = pipeline->items;
@@ -101,6 +109,7 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
     sim.placeholders = ptype ? ptype->placeholders : NULL;
     for (size_t i = 0; i < pipeline->count; i++) {
         const struct kn_stage_config *st = &stages[i];
+        int was_running[KN_VARIANT_COUNT];
         unsigned missing;
 
         if (!st->kind) {
@@ -115,8 +124,17 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
                                    st->name, kn_platform_cap_name(bit), platform, ptype->name);
             }
         }
+        memcpy(was_running, sim.running, sizeof(was_running));
         if (st->kind->simulate) {
             st->kind->simulate(&sim, st, ctx);
+        }
+        for (int v = KN_VARIANT_CANARY; v < KN_VARIANT_COUNT; v++) {
+            if (sim.running[v] && !was_running[v] && !uses->runs[v]) {
+                uses->runs[v] = st;
+            }
+            if (sim.weight[v] > 0 && !uses->routes[v]) {
+                uses->routes[v] = st;
+            }
         }
         touches_primary |= sim.primary_replaced;
     }
@@ -143,17 +161,18 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
     }
 }
 
-/* kn_app_loader.resolve: data is the controller config (may be NULL). */
+/* kn_app_loader.resolve: data is the struct validate_run. */
 static void validate_resolve(struct kn_app_platform *platform, struct kn_app *app,
                              struct kn_source *src, const struct kn_node *root,
                              struct kn_schema_ctx *ctx, void *data)
 {
-    const struct kn_config *controller = data;
+    struct validate_run *run = data;
     const struct kn_platform_type *ptype;
 
     resolve_stages(app, src, ctx);
-    ptype = resolve_platform(app, root, controller, ctx);
-    check_pipeline(app, ptype, app->cfg.spec.platform, root, controller, ctx);
+    ptype = resolve_platform(app, root, run->controller, ctx);
+    run->ptype = ptype;
+    check_pipeline(app, ptype, app->cfg.spec.platform, root, run->controller, &run->uses, ctx);
     if (ptype) {
         platform->type = ptype->name;
         platform->app_schema = ptype->app_schema;
@@ -166,18 +185,28 @@ int kn_validate_app_load(struct kn_app **out, struct kn_source *src, const char 
                          const struct kn_config *controller)
 {
     const char *types[KN_VALIDATE_TYPES_MAX + 1];
+    struct validate_run run = {.controller = controller};
     struct kn_app_loader loader = {
         .resolve = validate_resolve,
         .types = types,
-        .data = (void *)(uintptr_t)controller,
+        .data = &run,
     };
+    struct kn_schema_ctx ctx;
     size_t n = 0;
+    int rc;
 
     for (size_t i = 0; kn_platform_types[i] && n < KN_VALIDATE_TYPES_MAX; i++) {
         types[n++] = kn_platform_types[i]->name;
     }
     types[n] = NULL;
-    return kn_app_load(out, src, config_path, &loader);
+    rc = kn_app_load(out, src, config_path, &loader);
+    if (rc == 0 && run.ptype && run.ptype->check_app) {
+        /* the type's checks that need its options, parsed only now, with the pipeline */
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.diags = &(*out)->diags;
+        run.ptype->check_app(*out, &run.uses, &ctx);
+    }
+    return rc;
 }
 
 static const struct kn_platform_type *type_of(const char *platform,

@@ -224,10 +224,18 @@ static void print_metrics_type(const struct kn_metrics_type *t)
     }
     printf("Queries are %s when an app is validated.\n\n",
            t->check_query ? "checked (syntax only)" : "not checked");
+    if (t->platform_type) {
+        printf("An entry names a platform of type %s in `platform`: the provider uses its "
+               "credentials, region and endpoint.\n\n",
+               t->platform_type);
+    }
+    if (t->query_help) {
+        printf("## Queries\n\n%s\n", t->query_help);
+    }
     if (t->config_schema) {
         snprintf(title, sizeof(title),
-                 "kanaria.yaml `metricsProviders[]` keys of type %s (beside `name` and `type`)",
-                 t->name);
+                 "kanaria.yaml `metricsProviders[]` keys of type %s (beside `name`, `type`%s)",
+                 t->name, t->platform_type ? " and `platform`" : "");
         print_reference(title, t->config_schema, "");
     }
     if (t->metric_schema) {

@@ -59,10 +59,10 @@ struct serve {
     size_t nmetrics;
     char *data_dir;
     const struct kn_config *config; /* the running one, borrowed from the reconcile loop */
-    /* The config as read at start, owned: what loading an app on the thread pool resolves with
-     * it (platforms and metrics providers) changes only with a restart, and a reload may free
-     * the running one while a load reads it. */
-    struct kn_config *apps_config;
+    /* The config as it was at start, for loading deployments' apps on the thread pool: the
+     * platforms and metrics providers an app names resolve against it (they change only with
+     * a restart), and a reload never frees it under a loading thread. Owned. */
+    struct kn_config *load_config;
     int lock_fd;
 };
 
@@ -199,7 +199,7 @@ static void load_deployment(void *data, const struct kn_deployment *d, const cha
         goto out;
     }
     path = kn_strdup(app_path);
-    kn_validate_app_load(&out->app, src, path, s->apps_config);
+    kn_validate_app_load(&out->app, src, path, s->load_config);
     if (out->app->diags.count == 0) {
         out->workdir = extract_app(s, src, out->app, d->id);
     }
@@ -207,7 +207,7 @@ static void load_deployment(void *data, const struct kn_deployment *d, const cha
     src = NULL;
     if (last_good && git_oid_fromstr(&good, last_good) == 0) {
         if (kn_git_tree_source_new(&src, repo, &good, &err) == 0) {
-            kn_validate_app_load(&out->last_good, src, path, s->apps_config);
+            kn_validate_app_load(&out->last_good, src, path, s->load_config);
             if (out->last_good->diags.count > 0) {
                 kn_app_free(out->last_good);
                 out->last_good = NULL;
@@ -483,7 +483,7 @@ int kn_cmd_serve(int argc, char **argv)
         goto out;
     }
     if (kn_config_load(&cfg, s.config_path, &diags) < 0 ||
-        kn_config_load(&s.apps_config, s.config_path, &diags) < 0) {
+        kn_config_load(&s.load_config, s.config_path, &diags) < 0) {
         print_diags(&diags);
         goto out;
     }
@@ -606,7 +606,7 @@ out:
     free(s.metrics);
     free(s.data_dir);
     kn_config_free(cfg);
-    kn_config_free(s.apps_config);
+    kn_config_free(s.load_config);
     kn_diags_release(&diags);
     return rc;
 }

@@ -9,10 +9,12 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "metrics/cloudwatch/cloudwatch.h"
 #include "metrics/prometheus/prometheus.h"
 
 const struct kn_metrics_type *const kn_metrics_types[] = {
     &kn_metrics_prometheus,
+    &kn_metrics_cloudwatch,
     NULL,
 };
 

@@ -498,7 +498,8 @@ static int kn_http_call_auth(struct kn_http_call *x, const struct kn_http_reques
         KN_SETOPT(CURLOPT_AWS_SIGV4, req->aws->provider);
         KN_SETOPT(CURLOPT_USERNAME, req->aws->access_key_id);
         KN_SETOPT(CURLOPT_PASSWORD, req->aws->secret_access_key);
-        if (req->aws->session_token) {
+        /* an empty token is none: libcurl 7.88 would sign an empty header it does not send */
+        if (req->aws->session_token && *req->aws->session_token) {
             char *line = kn_asprintf("X-Amz-Security-Token: %s", req->aws->session_token);
             rc = kn_http_add_header(x, line);
             kn_secret_free_str(line);
@@ -634,6 +635,11 @@ int kn_http_client_new(struct kn_http_client **out, uv_loop_t *loop)
 out:
     free(c);
     return rc;
+}
+
+uv_loop_t *kn_http_client_loop(const struct kn_http_client *c)
+{
+    return c ? c->loop : NULL;
 }
 
 int kn_http_start(struct kn_http_call **out, struct kn_http_client *c,

@@ -54,12 +54,20 @@ struct kn_platform_config {
     void *options;                        /* owned: ptype->config_schema's struct */
 };
 
-/* A `metricsProviders[]` entry, the same shape: its type's keys are in `options`. */
+/*
+ * A `metricsProviders[]` entry, the same shape: its type's keys are in `options`. A type whose
+ * descriptor names a platform_type (cloudwatch: ecs) borrows that platform's settings
+ * (credentials, region, endpoint): the entry's `platform` key names a platforms[] entry of that
+ * type, resolved into `platform` when the config loads; other types take no `platform`.
+ */
 struct kn_metrics_provider_config {
     uint64_t set;
     char *name;
     char *type;
+    char *platform_name;                 /* the `platform:` as written, or NULL */
     const struct kn_metrics_type *mtype; /* resolved from type, in kn_metrics_types[] */
+    const struct kn_platform_config *platform; /* resolved from platform_name: borrowed from
+                                                  the same kn_config; NULL when none */
     void *options;                       /* owned: mtype->config_schema's struct */
 };
 

@@ -63,7 +63,7 @@ struct kn_http_aws_sigv4 {
     const char *provider; /* "aws:amz:REGION:SERVICE", e.g. "aws:amz:eu-west-1:ecs" */
     const char *access_key_id;
     const char *secret_access_key;
-    const char *session_token; /* temporary credentials' token, or NULL */
+    const char *session_token; /* temporary credentials' token, or NULL ("" is none) */
 };
 
 struct kn_http_request {
@@ -91,6 +91,9 @@ struct kn_http_request {
 
 /* A client on loop, into *out (free with kn_http_client_close). 0, or KN_EINVAL / KN_EIO. */
 int kn_http_client_new(struct kn_http_client **out, uv_loop_t *loop);
+
+/* The loop c runs on (borrowed), for users that need timers beside their requests. */
+uv_loop_t *kn_http_client_loop(const struct kn_http_client *c);
 
 /* Start a request; *out (may be NULL) receives its handle for kn_http_cancel, valid until its
  * completion starts to run. 0; or KN_EINVAL (no URL, no callback, client closing, two kinds of

@@ -61,6 +61,13 @@ struct kn_metrics_type {
     /* The keys of a metric's own options for this provider. NULL: a metric has none (the
      * ANALYSIS stage has no place for them yet). */
     const struct kn_schema *metric_schema;
+    /* The platform type whose settings an instance borrows (credentials, region, endpoint):
+     * the entry's `platform` key must name a platforms[] entry of this type, and create finds
+     * it in kn_metrics_provider_config.platform. NULL: the type takes no platform. */
+    const char *platform_type;
+    /* Markdown for `kanaria help metrics TYPE`: the form of a query, with an example. NULL:
+     * help says it all. */
+    const char *query_help;
     /* The smallest step of a range query the provider answers, ms; 0: any. */
     long long min_step_ms;
     /*

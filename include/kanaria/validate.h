@@ -7,8 +7,9 @@
  * pipeline walked stage by stage (traffic to a variant that does not run, a pipeline that ends
  * split or never replaces the primary), the stages its platform cannot do, and traffic percents
  * finer than the platform's weight step; then the manifest kinds and `spec.<type>` options of
- * the platform type, which kn_app_load checks from the tables handed to it. Across the apps of a
- * repository: each platform type's check_apps over the apps of each of its platforms.
+ * the platform type, which kn_app_load checks from the tables handed to it; once loaded, the
+ * type's check_app (its options with the pipeline). Across the apps of a repository: each
+ * platform type's check_apps over the apps of each of its platforms.
  *
  * `kanaria validate`, `kanaria plan`, serve's detection and reconciliation, and the API all load
  * apps through here, so they report the same located errors.

@@ -44,6 +44,9 @@ struct kn_conf_provider {
      * instances start but never become ready. New reference. */
     json_t *(*manifests)(void *self, const struct kn_app_id *id, const char *version,
                          int never_ready);
+    /* The app's spec.<type> (kn_variant_spec.options, kn_desired.options), borrowed until
+     * teardown; NULL (or no hook): it has none. */
+    const void *(*options)(void *self, const struct kn_app_id *id);
     /* Read the truth of the app. */
     void (*truth)(void *self, const struct kn_app_id *id, struct kn_conf_truth *out);
     /* Set the weight of the app's variant v to a value kanaria did not set, behind its back.

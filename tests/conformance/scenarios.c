@@ -117,6 +117,11 @@ static struct kn_platform_req req_of(struct fixture *f, const struct kn_app_id *
     return req;
 }
 
+static const void *options_of(struct fixture *f, const struct kn_app_id *id)
+{
+    return prov->options ? prov->options(f->self, id) : NULL;
+}
+
 /* Ask for an apply of version `version` of the variant; returns at once. */
 static void apply_start(struct fixture *f, const struct kn_app_id *id, enum kn_variant v,
                         const char *version, int never_ready, long long timeout_ms,
@@ -129,6 +134,9 @@ static void apply_start(struct fixture *f, const struct kn_app_id *id, enum kn_v
         .variant = v,
         .commit = commit,
         .manifests = manifests,
+        .options = options_of(f, id),
+        /* what a rollout stage sends without `replicas` (its default, 1 instance) */
+        .replicas = {.value = v == KN_VARIANT_PRIMARY ? 0 : 1},
     };
 
     /* a commit per version, so that what runs can be told apart */
@@ -489,7 +497,8 @@ static void restart_mid_apply(void **state)
     json_t *manifests;
     struct kn_conf_truth t;
     char commit[41];
-    struct kn_variant_spec spec = {.variant = KN_VARIANT_CANARY, .commit = commit};
+    struct kn_variant_spec spec = {
+        .variant = KN_VARIANT_CANARY, .commit = commit, .replicas = {.value = 1}};
     int rc;
 
     NEED_PROVIDER(f);
@@ -499,6 +508,7 @@ static void restart_mid_apply(void **state)
     manifests = prov->manifests(f->self, &web, "v2", 1);
     snprintf(commit, sizeof(commit), "%040x", 2u);
     spec.manifests = manifests;
+    spec.options = options_of(f, &web);
     rc = prov->crash_mid_apply(f->self, &f->p, &web, &spec, why);
     json_decref(manifests);
     if (rc != 0) {
@@ -531,6 +541,7 @@ static void observe_drift(void **state)
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v1", 0);
     desired.manifests = manifests;
+    desired.options = options_of(f, &web);
     /* as kanaria set it: no drift (once the provider has read it back) */
     kn_conf_spin(&f->loop, 500);
     observe_ok(f, &web, &desired, &o);
@@ -572,6 +583,7 @@ static void observe_killed(void **state)
     weights_ok(f, &web, 100, 0);
     manifests = prov->manifests(f->self, &web, "v1", 0);
     desired.manifests = manifests;
+    desired.options = options_of(f, &web);
     observe_ok(f, &web, &desired, &o);
     assert_int_equal(o.live.variant[KN_VARIANT_PRIMARY].instances, 1);
     assert_int_equal(o.live.variant[KN_VARIANT_PRIMARY].healthy, 1);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `kanaria plan` on a real Git monorepo of two apps: a commit touching one app plans exactly that
 # app with the right strategy, summary and diff; a docs-only change deploys nothing; an invalid
-# app at a commit is reported and exits 1.
+# app at a commit is reported and exits 1. An ECS app's task definition is diffed likewise.
 set -uo pipefail
 bin=$1
 tmp=$(mktemp -d)
@@ -103,6 +103,57 @@ echo "$out"
 check "an invalid app exits 1" $?
 grep -qF "apps/api/app.kanaria.yaml:10:22: stage 'TRAFFIC_ROUTING': 'canary' must be between 0 and 100, got 150" <<<"$out"
 check "its located error is shown" $?
+
+# An ECS app: its task and service definitions are manifests like any other, diffed member by
+# member, and checked against the API's shapes at the commit.
+ecs() { git -C "$tmp/ecs" "$@"; } # git() above, in the second repository
+taskdef() { # image
+    cat >"$tmp/ecs/web/taskdef.yaml" <<YAML
+family: web
+containerDefinitions:
+  - name: web
+    image: $1
+    portMappings: [{containerPort: 80}]
+cpu: 256
+memory: 512
+YAML
+}
+mkdir -p "$tmp/ecs/web"
+cat >"$tmp/ecs/web/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: web}
+spec:
+  platform: ecs
+  ecs:
+    taskDefinitionFile: taskdef.yaml
+    serviceDefinitionFile: servicedef.yaml
+    targetGroups:
+      primary: {targetGroupArn: arn:tg/p, containerName: web, containerPort: 80}
+YAML
+printf 'cluster: prod\nserviceName: web\ndesiredCount: 2\n' >"$tmp/ecs/web/servicedef.yaml"
+taskdef nginx:1.25
+ecs init -q -b main
+ecs add -A && ecs commit -qm "web on ecs"
+taskdef nginx:1.26
+ecs commit -qam "web 1.26"
+out=$("$bin" plan "$tmp/ecs" 2>&1); rc=$?
+echo "$out"
+check "ecs: exit 0" $rc
+grep -q "^web: QUICK_SYNC" <<<"$out" # no pipeline
+check "ecs: the change is planned" $?
+grep -qx '    ~ TaskDefinition/web' <<<"$out"
+check "ecs: the task definition changed" $?
+grep -qxF '        spec.containerDefinitions[0].image: "nginx:1.25" -> "nginx:1.26"' <<<"$out"
+check "ecs: the diff names the container's image" $?
+sed -i 's/    image:/    imgae:/' "$tmp/ecs/web/taskdef.yaml"
+ecs commit -qam "typo"
+out=$("$bin" plan "$tmp/ecs" 2>&1); rc=$?
+echo "$out"
+[ $rc -eq 1 ]
+check "ecs: an invalid task definition exits 1" $?
+grep -qF "web/taskdef.yaml:4:5: containerDefinitions[0].imgae: unknown member of ContainerDefinition (did you mean 'image'?)" <<<"$out"
+check "ecs: its located error is shown" $?
 
 "$bin" plan "$tmp/repo" --to nosuchrev >/dev/null 2>&1
 check "an unknown revision exits 1" $(( $? == 1 ? 0 : 1 ))

@@ -95,8 +95,12 @@ grep -q '`bearerTokenFile`' <<<"$ref"
 check "help metrics prometheus prints its keys" $?
 "$bin" help metrics graphite 2>"$tmp/help.err" >/dev/null
 check "help on an unknown metrics type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
-grep -qx "kanaria: no metrics provider type 'graphite' (types: prometheus)" "$tmp/help.err"
+grep -qx "kanaria: no metrics provider type 'graphite' (types: prometheus, cloudwatch)" "$tmp/help.err"
 check "help on an unknown metrics type lists the types" $?
+ref=$("$bin" help metrics cloudwatch)
+grep -q '^## Queries' <<<"$ref" && grep -q '"metricName": "HTTPCode_Target_5XX_Count"' <<<"$ref" &&
+    grep -q '`platform`' <<<"$ref"
+check "help metrics cloudwatch documents the query and the platform it borrows" $?
 ref=$("$bin" help localservice)
 grep -q '`spec.command`' <<<"$ref"
 check "help localservice prints the LocalService reference" $?

@@ -20,6 +20,7 @@ const struct kn_platform_type kn_platform_ecs = {
     .nkinds = KN_ECS_NKINDS,
     .placeholders = kn_ecs_placeholders,
     .check_apps = kn_ecs_check_apps,
+    .check_app = kn_ecs_check_app,
     .create = kn_ecs_create,
     .ops = &kn_ecs_ops,
 };

@@ -29,6 +29,7 @@
 #include "kanaria/schema.h"
 
 struct kn_app;
+struct kn_stage_config;
 
 /* The manifest kinds of a type's table (struct kn_manifest_kind, enum kn_kind_role) are declared
  * in kanaria/manifest.h: the model reads the table when it loads an app. */
@@ -73,6 +74,14 @@ void kn_platform_call_done(struct kn_platform_call *call, int status, const char
     __attribute__((format(printf, 3, 4)));
 
 /* ---- the descriptor ------------------------------------------------------------------------ */
+
+/* What an app's pipeline does with the canary and the baseline, found as validation walks it
+ * (stages/validate.c): the first stage after which each runs, and the first that sends it
+ * traffic; NULL when none does (the primary's entries are always NULL). Borrowed from the app. */
+struct kn_pipeline_uses {
+    const struct kn_stage_config *runs[KN_VARIANT_COUNT];
+    const struct kn_stage_config *routes[KN_VARIANT_COUNT];
+};
 
 struct kn_platform_provider_ops {
     /* Start (or replace) the variant with spec's manifests; done once it is healthy. */
@@ -127,6 +136,13 @@ struct kn_platform_type {
     /* Checks across the apps of one platform after each was loaded (two apps on one
      * frontend.bind): a located error in the later app's diags. NULL: none. */
     void (*check_apps)(struct kn_app *const *apps, size_t n);
+    /* Checks of one loaded app that need its spec.<type> options (app->cfg.platform_options,
+     * NULL when it gives none) together with its pipeline (a baseline stage without the
+     * baseline's target group): located errors into ctx, whose diags are the app's. Called by
+     * kn_validate_app_load after the app is loaded, whatever its other errors, so validate,
+     * plan, serve and the API refuse the same apps. NULL: none. */
+    void (*check_app)(const struct kn_app *app, const struct kn_pipeline_uses *uses,
+                      struct kn_schema_ctx *ctx);
     /* Make an instance from its parsed config (config_schema's struct, borrowed for the call). */
     int (*create)(void **out, const struct kn_platform_env *env, const void *config,
                   struct kn_error *err);

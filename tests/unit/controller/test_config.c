@@ -471,12 +471,17 @@ static void test_keys_by_type(void **state)
                        "    address: 'http://127.0.0.1:9090'\n"
                        "    ports: {min: 20000}\n",
                   "kanaria.yaml:6:5: unknown key 'ports' in 'metricsProviders[0]' (allowed: "
-                  "name, type, address, timeout, basicAuth, bearerTokenFile)");
+                  "name, type, platform, address, timeout, basicAuth, bearerTokenFile)");
     /* an unknown type lists the registered ones; its keys are not judged */
     EXPECT_ERRORS(BASE "metricsProviders:\n"
                        "  - {name: dd, type: datadog, apiKeyFile: /k}\n",
-                  "kanaria.yaml:3:22: 'metricsProviders[0].type' must be one of prometheus, got "
-                  "'datadog'");
+                  "kanaria.yaml:3:22: 'metricsProviders[0].type' must be one of prometheus, "
+                  "cloudwatch, got 'datadog'");
+    /* only a type that borrows a platform's settings takes `platform` */
+    EXPECT_ERRORS(BASE "metricsProviders:\n"
+                       "  - {name: prom, type: prometheus, address: 'http://127.0.0.1:9090', "
+                       "platform: vm}\n",
+                  "kanaria.yaml:3:80: metricsProviders[0]: type prometheus takes no 'platform'");
     /* the type's required keys and its checks, under the entry's path */
     EXPECT_ERRORS(BASE "metricsProviders:\n"
                        "  - {name: prom, type: prometheus}\n",

@@ -993,6 +993,27 @@ static void test_aws_sigv4(void **state)
     got_release(&g);
 }
 
+/* An empty session token is no token: libcurl 7.88 would sign an "X-Amz-Security-Token:" entry
+ * it does not send (AWS: IncompleteSignature). */
+static void test_aws_sigv4_empty_token(void **state)
+{
+    struct fx *f = *state;
+    struct kn_http_aws_sigv4 aws = {.provider = "aws:amz:eu-west-1:ecs",
+                                    .access_key_id = "AKIDEXAMPLE",
+                                    .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                    .session_token = ""};
+    const char *headers[] = {"Content-Type: application/x-amz-json-1.1", NULL};
+    struct kn_http_request req = {
+        .method = "POST", .body = "{}", .body_len = 2, .headers = headers, .aws = &aws};
+    struct got g = {0};
+
+    fetch(f, &req, "/auth", &g);
+    assert_int_equal(g.status, 200);
+    assert_non_null(strstr(g.body, "SignedHeaders=content-type;host;x-amz-date, "));
+    assert_null(strstr(g.body, "x-amz-security-token"));
+    got_release(&g);
+}
+
 /* ---- TLS ---------------------------------------------------------------------------------- */
 
 /* A CA, a server certificate for 127.0.0.1 and a client certificate it signs, and an unrelated CA,
@@ -1319,6 +1340,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bearer_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_basic_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aws_sigv4, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aws_sigv4_empty_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_per_request_ca, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_client_certificate, setup, teardown),
     };

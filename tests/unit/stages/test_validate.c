@@ -36,6 +36,22 @@ static const struct kn_platform_type type_nosplit = {
     .check_apps = count_apps,
 };
 
+/* What check_app was handed, as the lines of the stages (0: none). */
+static unsigned seen_runs[KN_VARIANT_COUNT], seen_routes[KN_VARIANT_COUNT];
+static size_t seen_calls;
+
+static void record_uses(const struct kn_app *app, const struct kn_pipeline_uses *uses,
+                        struct kn_schema_ctx *ctx)
+{
+    (void)ctx;
+    assert_non_null(app->cfg.spec.pipeline.items); /* the app is loaded */
+    for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+        seen_runs[v] = uses->runs[v] ? uses->runs[v]->loc.line : 0;
+        seen_routes[v] = uses->routes[v] ? uses->routes[v]->loc.line : 0;
+    }
+    seen_calls++;
+}
+
 /* Traffic in steps of 5%. */
 static const struct kn_platform_type type_stepped = {
     .name = "stepped",
@@ -43,6 +59,7 @@ static const struct kn_platform_type type_stepped = {
     .kinds = any_kind,
     .nkinds = 1,
     .weight_step = 5,
+    .check_app = record_uses,
 };
 
 static char edge_name[] = "edge", fine_name[] = "fine";
@@ -123,6 +140,29 @@ static void test_weight_step(void **state)
     free(got);
 }
 
+/* check_app is called once the app is loaded, with the stages that first run the canary and
+ * first send it traffic; nothing for the baseline, which the pipeline never runs. */
+static void test_check_app_uses(void **state)
+{
+    char *got;
+
+    (void)state;
+    seen_calls = 0;
+    got = validate(APP("fine", "10"));
+    assert_string_equal(got, "");
+    free(got);
+    assert_int_equal(seen_calls, 1);
+    assert_int_equal(seen_runs[KN_VARIANT_CANARY], 8);    /* CANARY_ROLLOUT */
+    assert_int_equal(seen_routes[KN_VARIANT_CANARY], 9);  /* TRAFFIC_ROUTING {canary: 10} */
+    assert_int_equal(seen_runs[KN_VARIANT_PRIMARY], 0);
+    assert_int_equal(seen_runs[KN_VARIANT_BASELINE], 0);
+    assert_int_equal(seen_routes[KN_VARIANT_BASELINE], 0);
+    /* a platform type without check_app: not called */
+    got = validate(APP("edge", "10"));
+    free(got);
+    assert_int_equal(seen_calls, 1);
+}
+
 static void test_check_apps_per_platform(void **state)
 {
     struct kn_app apps[3];
@@ -144,6 +184,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_capability_located),
         cmocka_unit_test(test_weight_step),
+        cmocka_unit_test(test_check_app_uses),
         cmocka_unit_test(test_check_apps_per_platform),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,950 @@
+/*
+ * The ecs platform's operations through the front end (include/kanaria/platform.h), against
+ * kanaria's scripted AWS fake (tests/fakes/aws_fake.py, run with python3 on a free loopback
+ * port, signatures checked). Each test starts from a fresh fake state: a cluster, a load
+ * balancer with the primary (blue), canary (green) and a third (other) target group, a listener
+ * whose default action and two rules (a path rule, a host-header rule) forward to the pair, a
+ * rule already at 80/20, and a rule that forwards to the third target group only. What was
+ * written is read back from the fake's /__log and /__state. Every wait is bounded.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cloud/aws/aws.h"
+#include "kanaria/alloc.h"
+#include "kanaria/config.h"
+#include "kanaria/error.h"
+#include "kanaria/http.h"
+#include "kanaria/log.h"
+#include "kanaria/platform.h"
+#include "platforms/ecs/ecs.h"
+#include "testutil.h"
+
+#define REGION "us-east-1"
+#define ACCT "123456789012"
+#define ELB "arn:aws:elasticloadbalancing:" REGION ":" ACCT ":"
+#define LB_ARN ELB "loadbalancer/app/web/50dc6c495c0c9188"
+#define TG_BLUE ELB "targetgroup/web-blue/1111111111111111"
+#define TG_GREEN ELB "targetgroup/web-green/2222222222222222"
+#define TG_OTHER ELB "targetgroup/other/3333333333333333"
+#define LISTENER ELB "listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"
+#define RULE(n) ELB "listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/" n
+#define RULE_PATH RULE("000000000000000a")
+#define RULE_HOST RULE("000000000000000b")
+#define RULE_RIGHT RULE("000000000000000c")
+#define RULE_OTHER RULE("000000000000000d")
+#define COMMIT1 "1111111111111111111111111111111111111111"
+#define COMMIT2 "2222222222222222222222222222222222222222"
+
+struct fixture {
+    uv_loop_t loop;
+    uv_timer_t wake;
+    struct kn_http_client *http;
+    struct kn_platform *p;
+    pid_t fake;
+    int port;
+    char endpoint[64];
+    long long seq; /* the fake's log is read from after this call */
+};
+
+struct outcome {
+    int done;
+    int status;
+    char message[1024];
+    char progress[4096];
+};
+
+struct seen {
+    int done;
+    int status;
+    struct kn_live_state live;
+};
+
+static void wake_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static int run_until(struct fixture *f, const int *flag, long long ms)
+{
+    uint64_t end;
+
+    uv_update_time(&f->loop);
+    end = uv_now(&f->loop) + (uint64_t)ms;
+    uv_timer_start(&f->wake, wake_cb, 50, 50);
+    while (!*flag && uv_now(&f->loop) < end) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&f->wake);
+    return *flag;
+}
+
+/* ---- the fake's control endpoints (plain HTTP/1.0 on loopback, blocking) ----------------- */
+
+static char *fake_http(const struct fixture *f, const char *method, const char *path,
+                       const char *body)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    char head[256];
+    size_t len = body ? strlen(body) : 0, cap = 1 << 16, n = 0;
+    char *buf = kn_malloc(cap);
+    const char *at;
+    ssize_t r;
+    char *out;
+
+    a.sin_port = htons((uint16_t)f->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    snprintf(head, sizeof(head),
+             "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             method, path, len);
+    assert_true(write(s, head, strlen(head)) == (ssize_t)strlen(head));
+    if (len) {
+        assert_true(write(s, body, len) == (ssize_t)len);
+    }
+    while ((r = read(s, buf + n, cap - n - 1)) > 0) {
+        n += (size_t)r;
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = kn_realloc(buf, cap);
+        }
+    }
+    close(s);
+    buf[n] = '\0';
+    if (!strstr(buf, " 200 ")) {
+        fail_msg("fake %s %s: %s", method, path, buf);
+    }
+    at = strstr(buf, "\r\n\r\n");
+    out = kn_strdup(at ? at + 4 : "");
+    free(buf);
+    return out;
+}
+
+static json_t *fake_json(const struct fixture *f, const char *method, const char *path,
+                         json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *reply = fake_http(f, method, path, text);
+    json_t *j = json_loads(reply, 0, NULL);
+
+    free(text);
+    free(reply);
+    json_decref(body);
+    assert_non_null(j);
+    return j;
+}
+
+static void fake_post(const struct fixture *f, const char *path, json_t *body)
+{
+    json_decref(fake_json(f, "POST", path, body));
+}
+
+/* The calls of op (a successful one when ok) since f->seq; into *first the first's params. */
+static int calls_of(struct fixture *f, const char *op, int ok, json_t **first)
+{
+    char path[64];
+    json_t *log, *c;
+    size_t i;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/__log?since=%lld", f->seq);
+    log = fake_json(f, "GET", path, NULL);
+    json_array_foreach(json_object_get(log, "calls"), i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "op")), op) == 0 &&
+            (!ok || json_integer_value(json_object_get(c, "status")) == 200)) {
+            if (n == 0 && first) {
+                *first = json_incref(json_object_get(c, "params"));
+            }
+            n++;
+        }
+    }
+    json_decref(log);
+    return n;
+}
+
+/* Start reading the log from now on. */
+static void log_mark(struct fixture *f)
+{
+    char path[64];
+    json_t *log, *c;
+    size_t i;
+
+    snprintf(path, sizeof(path), "/__log?since=%lld", f->seq);
+    log = fake_json(f, "GET", path, NULL);
+    json_array_foreach(json_object_get(log, "calls"), i, c) {
+        long long seq = json_integer_value(json_object_get(c, "seq"));
+        if (seq > f->seq) {
+            f->seq = seq;
+        }
+    }
+    json_decref(log);
+}
+
+/* The rule of the fake's state with that ARN. */
+static json_t *state_rule(struct fixture *f, const char *arn)
+{
+    json_t *st = fake_json(f, "GET", "/__state", NULL), *r, *found = NULL;
+    size_t i;
+
+    json_array_foreach(json_object_get(st, "rules"), i, r) {
+        if (strcmp(json_string_value(json_object_get(r, "RuleArn")), arn) == 0) {
+            found = json_incref(r);
+        }
+    }
+    json_decref(st);
+    assert_non_null(found);
+    return found;
+}
+
+/* The weight of tg in the first action of a rule of the state. */
+static int rule_weight(const json_t *rule, const char *tg)
+{
+    json_t *g;
+    size_t i;
+
+    json_array_foreach(json_object_get(json_object_get(json_array_get(json_object_get(rule,
+                                                                                      "Actions"),
+                                                                      0),
+                                                       "ForwardConfig"),
+                                       "TargetGroups"),
+                       i, g) {
+        if (strcmp(json_string_value(json_object_get(g, "TargetGroupArn")), tg) == 0) {
+            return (int)json_integer_value(json_object_get(g, "Weight"));
+        }
+    }
+    return -1;
+}
+
+/* The task sets of the service web in the fake's state. */
+static json_t *state_sets(struct fixture *f)
+{
+    json_t *st = fake_json(f, "GET", "/__state", NULL);
+    json_t *sets = json_incref(json_object_get(json_array_get(json_object_get(st, "services"), 0),
+                                               "taskSets"));
+
+    json_decref(st);
+    return sets ? sets : json_array();
+}
+
+static json_t *pair(const char *a, int wa, const char *b, int wb)
+{
+    return json_pack("[{s:s, s:i, s:{s:[{s:s, s:i}, {s:s, s:i}], s:{s:b, s:i}}}]", "Type",
+                     "forward", "Order", 1, "ForwardConfig", "TargetGroups", "TargetGroupArn", a,
+                     "Weight", wa, "TargetGroupArn", b, "Weight", wb,
+                     "TargetGroupStickinessConfig", "Enabled", 1, "DurationSeconds", 300);
+}
+
+static json_t *path_cond(const char *field, const char *value)
+{
+    return json_pack("[{s:s, s:[s]}]", "Field", field, "Values", value);
+}
+
+/* The fake's state for a test: see the top. extra_rules more rules to the third target group
+ * before the pair rules (so that these come on a later page). */
+static void seed(struct fixture *f, int extra_rules)
+{
+    json_t *rules = json_array();
+    json_t *cfg;
+
+    for (int i = 0; i < extra_rules; i++) {
+        char value[32];
+        snprintf(value, sizeof(value), "/filler/%d", i);
+        json_array_append_new(rules, json_pack("{s:s, s:i, s:o, s:[{s:s, s:i, s:s}]}",
+                                               "listener", LISTENER, "priority", 100 + i,
+                                               "conditions", path_cond("path-pattern", value),
+                                               "actions", "Type", "forward", "Order", 1,
+                                               "TargetGroupArn", TG_OTHER));
+    }
+    json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
+                                           "arn", RULE_PATH, "priority", 1000, "conditions",
+                                           path_cond("path-pattern", "/api/*"), "actions",
+                                           pair(TG_BLUE, 100, TG_GREEN, 0)));
+    json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
+                                           "arn", RULE_HOST, "priority", 1001, "conditions",
+                                           path_cond("host-header", "api.example.com"),
+                                           "actions", pair(TG_BLUE, 100, TG_GREEN, 0)));
+    json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
+                                           "arn", RULE_RIGHT, "priority", 1002, "conditions",
+                                           path_cond("path-pattern", "/right/*"), "actions",
+                                           pair(TG_BLUE, 80, TG_GREEN, 20)));
+    json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
+                                           "arn", RULE_OTHER, "priority", 1003, "conditions",
+                                           path_cond("path-pattern", "/other/*"), "actions",
+                                           pair(TG_BLUE, 50, TG_OTHER, 50)));
+    cfg = json_pack("{s:s, s:s, s:[{s:s, s:s}], s:[s], s:[{s:s, s:s}], "
+                    "s:[{s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}], "
+                    "s:[{s:s, s:s, s:i, s:o}], s:o}",
+                    "accountId", ACCT, "region", REGION, "users", "accessKeyId", "AKIDEXAMPLE",
+                    "secretAccessKey", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "clusters",
+                    "c1", "loadBalancers", "name", "web", "arn", LB_ARN, "targetGroups", "name",
+                    "web-blue", "arn", TG_BLUE, "loadBalancers", "web", "name", "web-green",
+                    "arn", TG_GREEN, "loadBalancers", "web", "name", "other", "arn", TG_OTHER,
+                    "loadBalancers", "web", "listeners", "loadBalancer", "web", "arn", LISTENER,
+                    "port", 80, "defaultActions", pair(TG_BLUE, 100, TG_GREEN, 0), "rules",
+                    rules);
+    fake_post(f, "/__reset", json_object());
+    fake_post(f, "/__setup", cfg);
+    f->seq = 0;
+}
+
+/* ---- the platform --------------------------------------------------------------------------- */
+
+static char g_blue[] = TG_BLUE, g_green[] = TG_GREEN, g_web[] = "web";
+
+static struct kn_ecs_app_options g_options = {
+    .target_groups =
+        {
+            .primary = {.target_group_arn = g_blue, .container_name = g_web,
+                        .container_port = 80},
+            .canary = {.target_group_arn = g_green, .container_name = g_web,
+                       .container_port = 80},
+        },
+};
+
+static void platform_open(struct fixture *f)
+{
+    struct kn_platform_config cfg = {0};
+    struct kn_aws_config options = {0};
+    struct kn_platform_deps deps = {0};
+    struct kn_error err;
+    char name[] = "aws", region[] = REGION;
+
+    cfg.name = name;
+    cfg.ptype = kn_platform_type_find("ecs");
+    options.region = region;
+    options.endpoint_url = f->endpoint;
+    cfg.options = &options;
+    deps.loop = &f->loop;
+    deps.http = f->http;
+    kn_error_clear(&err);
+    if (kn_platform_new(&f->p, &deps, &cfg, &err) < 0) {
+        fail_msg("ecs platform: %s", err.msg);
+    }
+}
+
+static void on_done(int status, const char *message, void *data)
+{
+    struct outcome *o = data;
+
+    o->done = 1;
+    o->status = status;
+    snprintf(o->message, sizeof(o->message), "%s", message ? message : "");
+}
+
+static void on_progress(const char *line, void *data)
+{
+    struct outcome *o = data;
+    size_t len = strlen(o->progress);
+
+    snprintf(o->progress + len, sizeof(o->progress) - len, "%s\n", line);
+}
+
+static struct kn_platform_req req_for(struct outcome *o, long long deployment, int stage)
+{
+    struct kn_platform_req req = {
+        .id = {.repository = "deploy", .app = "web"},
+        .deployment_id = deployment,
+        .stage_index = stage,
+        .stage_name = "STAGE",
+        .timeout_ms = 60000,
+        .done = on_done,
+        .progress = on_progress,
+        .data = o,
+    };
+    memset(o, 0, sizeof(*o));
+    return req;
+}
+
+/* As PipeCD's files write them: the task-level cpu and memory as numbers (strings in the API),
+ * "" for an enum left out. */
+static json_t *manifests(const char *image, int desired)
+{
+    return json_pack("[{s:s, s:{s:s}, s:{s:s, s:i, s:i, s:s, s:[{s:s, s:s, s:i, s:[{s:i}]}]}}, "
+                     "{s:s, s:{s:s}, s:{s:s, s:s, s:i, s:s}}]",
+                     "kind", "TaskDefinition", "metadata", "name", "web", "spec", "family", "web",
+                     "cpu", 256, "memory", 512, "pidMode", "",
+                     "containerDefinitions", "name", "web", "image", image, "memory", 128,
+                     "portMappings", "containerPort", 80, "kind", "ServiceDefinition",
+                     "metadata", "name", "web", "spec", "cluster", "c1", "serviceName", "web",
+                     "desiredCount", desired, "launchType", "FARGATE");
+}
+
+/* Apply variant v; returns 0 after starting (the outcome comes in o). */
+static void apply_start(struct fixture *f, enum kn_variant v, const char *commit,
+                        struct kn_scale replicas, long long ready_ms, long long deployment,
+                        int stage, struct outcome *o, struct kn_platform_op **op)
+{
+    json_t *m = manifests(commit[0] == '1' ? "nginx:1" : "nginx:2", 10);
+    struct kn_platform_req req = req_for(o, deployment, stage);
+    struct kn_variant_spec spec = {
+        .variant = v,
+        .commit = commit,
+        .manifests = m,
+        .options = &g_options,
+        .replicas = replicas,
+        .ready_timeout_ms = ready_ms,
+    };
+
+    assert_int_equal(kn_platform_apply(f->p, &req, &spec, op), 0);
+    json_decref(m);
+}
+
+static void apply_ok(struct fixture *f, enum kn_variant v, const char *commit,
+                     struct kn_scale replicas, long long deployment, int stage,
+                     struct outcome *o)
+{
+    apply_start(f, v, commit, replicas, 0, deployment, stage, o, NULL);
+    if (!run_until(f, &o->done, 50000)) {
+        fail_msg("apply %s did not end", kn_variant_name(v));
+    }
+    if (o->status != 0) {
+        fail_msg("apply %s: %s", kn_variant_name(v), o->message);
+    }
+}
+
+static void weights(struct fixture *f, int primary, int canary, struct outcome *o)
+{
+    struct kn_platform_req req = req_for(o, 5, 2);
+    const double pc[KN_VARIANT_COUNT] = {primary, canary, 0};
+
+    assert_int_equal(kn_platform_set_weights(f->p, &req, pc, NULL), 0);
+    assert_true(run_until(f, &o->done, 30000));
+}
+
+static void remove_variant(struct fixture *f, enum kn_variant v, struct outcome *o)
+{
+    struct kn_platform_req req = req_for(o, 5, 4);
+
+    assert_int_equal(kn_platform_remove(f->p, &req, v, NULL), 0);
+    assert_true(run_until(f, &o->done, 30000));
+}
+
+static void on_observed(int status, const struct kn_live_state *live, void *data)
+{
+    struct seen *s = data;
+
+    s->done = 1;
+    s->status = status;
+    if (live) {
+        kn_live_state_copy(&s->live, live);
+    }
+}
+
+/* ---- fixtures ------------------------------------------------------------------------------ */
+
+static int group_setup(void **state)
+{
+    struct fixture *f = kn_calloc(1, sizeof(*f));
+    char script[1024], line[128];
+    int fds[2];
+    FILE *fp;
+
+    kn_log_setup(getenv("KANARIA_TEST_LOG") ? KN_LOG_DEBUG : KN_LOG_OFF, KN_LOG_LOGFMT);
+    snprintf(script, sizeof(script), "%s/tests/fakes/aws_fake.py", kn_test_source_dir());
+    if (access("/usr/bin/python3", X_OK) != 0) {
+        /* ctest's SKIP_RETURN_CODE; a CI machine has python3, so there it fails */
+        printf("SKIPPED: test_ecs_platform needs /usr/bin/python3 for tests/fakes/aws_fake.py\n");
+        exit(getenv("CI") && strcmp(getenv("CI"), "true") == 0 ? 1 : 77);
+    }
+    assert_int_equal(pipe(fds), 0);
+    f->fake = fork();
+    if (f->fake == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/usr/bin/python3", "python3", script, "--port", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    fp = fdopen(fds[0], "r");
+    if (!fgets(line, sizeof(line), fp) || sscanf(line, "listening %d", &f->port) != 1) {
+        fail_msg("the AWS fake did not start: %s", line);
+    }
+    fclose(fp);
+    snprintf(f->endpoint, sizeof(f->endpoint), "http://127.0.0.1:%d", f->port);
+    /* only what the test gives: no file, profile, instance metadata or endpoint of the host */
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_ENDPOINT_URL_ECS");
+    unsetenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2");
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    setenv("AWS_CONFIG_FILE", "/nonexistent/kanaria-test", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/kanaria-test", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    *state = f;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    struct fixture *f = *state;
+    int st;
+
+    if (f) {
+        kill(f->fake, SIGTERM);
+        waitpid(f->fake, &st, 0);
+        free(f);
+    }
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->wake);
+    assert_int_equal(kn_http_client_new(&f->http, &f->loop), 0);
+    seed(f, 0);
+    platform_open(f);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    kn_platform_free(f->p);
+    f->p = NULL;
+    kn_http_client_close(f->http);
+    uv_close((uv_handle_t *)&f->wake, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    return 0;
+}
+
+static const struct kn_scale all = {.value = 0};
+static const struct kn_scale two = {.value = 2};
+
+/* ---- the tests ----------------------------------------------------------------------------- */
+
+/* The first sync creates the EXTERNAL service and a primary task set at 100% on the primary
+ * target group with an idempotency token, waits through STABILIZING, and makes it primary. */
+static void test_first_sync(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *p = NULL, *sets;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    assert_non_null(strstr(o.progress, "/10 tasks running, STABILIZING"));
+    assert_non_null(strstr(o.progress, "primary: 10/10 tasks running, STEADY_STATE"));
+    /* the API's types: numbers for its strings are sent as strings, "" enums left out */
+    assert_int_equal(calls_of(f, "RegisterTaskDefinition", 1, &p), 1);
+    assert_true(json_is_string(json_object_get(p, "cpu")));
+    assert_true(json_is_string(json_object_get(p, "memory")));
+    assert_string_equal(json_string_value(json_object_get(p, "cpu")), "256");
+    assert_string_equal(json_string_value(json_object_get(p, "memory")), "512");
+    assert_null(json_object_get(p, "pidMode"));
+    assert_true(json_is_integer(
+        json_object_get(json_array_get(json_object_get(p, "containerDefinitions"), 0), "memory")));
+    json_decref(p);
+    p = NULL;
+    assert_int_equal(calls_of(f, "CreateService", 1, &p), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(p, "deploymentController"), "type")),
+                        "EXTERNAL");
+    assert_true(strlen(json_string_value(json_object_get(p, "clientToken"))) <= 36);
+    json_decref(p);
+    p = NULL;
+    assert_int_equal(calls_of(f, "CreateTaskSet", 1, &p), 1);
+    assert_true(strlen(json_string_value(json_object_get(p, "clientToken"))) <= 36);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(p, "loadBalancers"), 0),
+                            "targetGroupArn")),
+                        TG_BLUE);
+    assert_true(json_real_value(json_object_get(json_object_get(p, "scale"), "value")) == 100);
+    json_decref(p);
+    assert_int_equal(calls_of(f, "UpdateServicePrimaryTaskSet", 1, NULL), 1);
+    sets = state_sets(f);
+    assert_int_equal(json_array_size(sets), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(sets, 0), "status")),
+                        "PRIMARY");
+    json_decref(sets);
+
+    /* a second primary rollout replaces the primary set and deletes the old one */
+    log_mark(f);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT2, all, 2, 0, &o);
+    assert_int_equal(calls_of(f, "UpdateService", 1, NULL), 1);
+    assert_int_equal(calls_of(f, "CreateTaskSet", 1, NULL), 1);
+    assert_int_equal(calls_of(f, "DeleteTaskSet", 1, NULL), 1);
+}
+
+/* A canary of 2 of 10 tasks is a task set at 20%; 80/20 goes on the default action and on the
+ * two rules holding the pair at 100/0; the rule already at 80/20 and the rule to a third target
+ * group are not written; the stickiness stays as it was. Setting it again writes nothing. */
+static void test_canary_and_weights(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *p = NULL, *r;
+    int n;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    log_mark(f);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    assert_int_equal(calls_of(f, "CreateTaskSet", 1, &p), 1);
+    assert_true(json_real_value(json_object_get(json_object_get(p, "scale"), "value")) == 20);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(p, "loadBalancers"), 0),
+                            "targetGroupArn")),
+                        TG_GREEN);
+    json_decref(p);
+    p = NULL;
+
+    log_mark(f);
+    weights(f, 80, 20, &o);
+    if (o.status != 0) {
+        fail_msg("weights: %s", o.message);
+    }
+    assert_int_equal(calls_of(f, "ModifyListener", 1, &p), 1);
+    assert_null(json_object_get(p, "Conditions"));
+    json_decref(p);
+    n = calls_of(f, "ModifyRule", 1, NULL);
+    assert_int_equal(n, 2);
+    {
+        json_t *log = fake_json(f, "GET", "/__log", NULL), *c;
+        size_t i;
+        json_array_foreach(json_object_get(log, "calls"), i, c) {
+            const char *arn = json_string_value(
+                json_object_get(json_object_get(c, "params"), "RuleArn"));
+            if (strcmp(json_string_value(json_object_get(c, "op")), "ModifyRule") != 0) {
+                continue;
+            }
+            assert_non_null(arn);
+            assert_true(strcmp(arn, RULE_PATH) == 0 || strcmp(arn, RULE_HOST) == 0);
+            assert_null(json_object_get(json_object_get(c, "params"), "Conditions"));
+        }
+        json_decref(log);
+    }
+    r = state_rule(f, RULE_PATH);
+    assert_int_equal(rule_weight(r, TG_BLUE), 80);
+    assert_int_equal(rule_weight(r, TG_GREEN), 20);
+    /* the stickiness as it was read */
+    assert_true(json_is_true(json_object_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(r, "Actions"), 0),
+                                        "ForwardConfig"),
+                        "TargetGroupStickinessConfig"),
+        "Enabled")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(json_array_get(
+                                                             json_object_get(r, "Actions"), 0),
+                                                         "ForwardConfig"),
+                                         "TargetGroupStickinessConfig"),
+                         "DurationSeconds")),
+                     300);
+    json_decref(r);
+    r = state_rule(f, RULE_OTHER);
+    assert_int_equal(rule_weight(r, TG_BLUE), 50);
+    assert_int_equal(rule_weight(r, TG_OTHER), 50);
+    json_decref(r);
+
+    /* the same weights again: nothing is written */
+    log_mark(f);
+    weights(f, 80, 20, &o);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(calls_of(f, "ModifyListener", 0, NULL), 0);
+    assert_int_equal(calls_of(f, "ModifyRule", 0, NULL), 0);
+}
+
+/* The rule holding the pair is on the second page of DescribeRules (the fake's pages hold 400
+ * rules): it is found and written. */
+static void test_rules_paginated(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *r;
+
+    seed(f, 410);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    log_mark(f);
+    weights(f, 90, 10, &o);
+    if (o.status != 0) {
+        fail_msg("weights: %s", o.message);
+    }
+    assert_true(calls_of(f, "DescribeRules", 1, NULL) >= 2);
+    r = state_rule(f, RULE_HOST);
+    assert_int_equal(rule_weight(r, TG_GREEN), 10);
+    json_decref(r);
+}
+
+/* kanaria stops during a canary's wait (as after a kill -9, nothing of the call is kept); a
+ * new platform asked the same operation finds the task set by its externalId and waits for
+ * it: one CreateTaskSet in all. */
+static void test_restart_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *sets, *s;
+    size_t i;
+    int canaries = 0;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    fake_post(f, "/__faults", json_pack("{s:{s:i}}", "newTaskSets", "pollsUntilSteady", 4));
+    log_mark(f);
+    apply_start(f, KN_VARIANT_CANARY, COMMIT2, two, 0, 5, 1, &o, NULL);
+    for (int k = 0; k < 100 && calls_of(f, "CreateTaskSet", 1, NULL) == 0; k++) {
+        int never = 0;
+        run_until(f, &never, 100);
+    }
+    assert_int_equal(calls_of(f, "CreateTaskSet", 1, NULL), 1);
+    assert_false(o.done);
+    kn_platform_free(f->p);
+    assert_true(run_until(f, &o.done, 5000));
+    assert_int_equal(o.status, KN_ECANCELLED);
+
+    platform_open(f);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    assert_non_null(strstr(o.progress, "(made by this operation) exists: waiting for it"));
+    assert_int_equal(calls_of(f, "CreateTaskSet", 0, NULL), 1);
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        canaries += strcmp(json_string_value(json_object_get(s, "status")), "ACTIVE") == 0;
+    }
+    assert_int_equal(canaries, 1);
+    json_decref(sets);
+}
+
+/* A rollback before the primary was replaced: the primary's task set of the last good commit
+ * runs, so it is kept (no new task set), and observe shows no drift of its task definition. */
+static void test_rollback_keeps_primary(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct seen s = {0};
+    struct kn_app_id id = {.repository = "deploy", .app = "web"};
+    struct kn_desired d = {.commit = COMMIT1, .percent = {100, 0, 0}};
+    json_t *m = manifests("nginx:1", 10);
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    log_mark(f);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 5, 9, &o);
+    assert_non_null(strstr(o.progress, "(of the same commit) exists: waiting for it"));
+    assert_int_equal(calls_of(f, "CreateTaskSet", 0, NULL), 0);
+    assert_int_equal(calls_of(f, "DeleteTaskSet", 0, NULL), 0);
+    d.manifests = m;
+    d.options = &g_options;
+    assert_int_equal(kn_platform_observe(f->p, &id, &d, 20000, on_observed, &s), 0);
+    assert_true(run_until(f, &s.done, 25000));
+    assert_int_equal(s.status, 0);
+    for (size_t i = 0; i < s.live.nresources; i++) {
+        if (strcmp(s.live.resources[i].kind, "TaskSet") == 0 && s.live.resources[i].drift) {
+            fail_msg("%s %s: %s", s.live.resources[i].kind, s.live.resources[i].name,
+                     s.live.resources[i].drift);
+        }
+    }
+    kn_live_state_release(&s.live);
+    json_decref(m);
+}
+
+/* A task set that never gets steady fails the apply at its ready timeout, with the counts,
+ * and is deleted. */
+static void test_never_steady(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *sets, *s;
+    size_t i;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    fake_post(f, "/__faults", json_pack("{s:{s:b, s:i}}", "newTaskSets", "neverSteady", 1,
+                                        "runningCap", 1));
+    apply_start(f, KN_VARIANT_CANARY, COMMIT2, two, 5000, 5, 1, &o, NULL);
+    assert_true(run_until(f, &o.done, 20000));
+    assert_int_equal(o.status, KN_ETIMEDOUT);
+    assert_non_null(strstr(o.message, "1/2 tasks running, 1 pending, STABILIZING"));
+    /* a failed apply leaves nothing of its variant running */
+    assert_non_null(strstr(o.message, "was deleted"));
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        assert_string_not_equal(json_string_value(json_object_get(s, "status")), "ACTIVE");
+    }
+    json_decref(sets);
+}
+
+/* Throttled calls are retried: the apply succeeds. */
+static void test_throttled(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *log, *c;
+    size_t i;
+    int throttled = 0;
+
+    fake_post(f, "/__faults", json_pack("{s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}", "throttle",
+                                        "op", "DescribeTaskSets", "from", 1, "to", 1, "op",
+                                        "DescribeRules", "from", 1, "to", 1));
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    weights(f, 100, 0, &o);
+    assert_int_equal(o.status, 0);
+    log = fake_json(f, "GET", "/__log", NULL);
+    json_array_foreach(json_object_get(log, "calls"), i, c) {
+        throttled += json_is_string(json_object_get(c, "fault"));
+    }
+    json_decref(log);
+    assert_int_equal(throttled, 2);
+}
+
+/* CANARY_CLEAN is refused while the canary's target group has weight; with 100/0 it removes
+ * the canary's task set and waits until it drained. */
+static void test_clean_after_weights(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *sets, *s;
+    size_t i;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    weights(f, 80, 20, &o);
+    assert_int_equal(o.status, 0);
+    log_mark(f);
+    remove_variant(f, KN_VARIANT_CANARY, &o);
+    assert_int_equal(o.status, KN_EINVAL);
+    assert_non_null(strstr(o.message, "weight 20"));
+    assert_int_equal(calls_of(f, "DeleteTaskSet", 0, NULL), 0);
+
+    weights(f, 100, 0, &o);
+    assert_int_equal(o.status, 0);
+    remove_variant(f, KN_VARIANT_CANARY, &o);
+    if (o.status != 0) {
+        fail_msg("remove: %s", o.message);
+    }
+    assert_int_equal(calls_of(f, "DeleteTaskSet", 1, NULL), 1);
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        assert_string_not_equal(json_string_value(json_object_get(s, "status")), "ACTIVE");
+    }
+    json_decref(sets);
+    /* removing what is gone is done at once */
+    log_mark(f);
+    remove_variant(f, KN_VARIANT_CANARY, &o);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(calls_of(f, "DeleteTaskSet", 0, NULL), 0);
+}
+
+/* A weight changed behind kanaria's back shows as drift; the task sets are listed. */
+static void test_observe_drift(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct seen s = {0};
+    struct kn_app_id id = {.repository = "deploy", .app = "web"};
+    struct kn_desired d = {.commit = COMMIT1, .percent = {80, 20, 0}};
+    int drift = 0, tasksets = 0;
+    json_t *m = manifests("nginx:1", 10);
+    struct kn_strmap vars = {0};
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    weights(f, 80, 20, &o);
+    assert_int_equal(o.status, 0);
+    fake_post(f, "/__tamper", json_pack("{s:[{s:s, s:o}]}", "rules", "ruleArn", RULE_PATH,
+                                        "actions", pair(TG_BLUE, 100, TG_GREEN, 0)));
+    d.manifests = m;
+    d.options = &g_options;
+    assert_int_equal(kn_platform_observe(f->p, &id, &d, 20000, on_observed, &s), 0);
+    assert_true(run_until(f, &s.done, 25000));
+    assert_int_equal(s.status, 0);
+    for (size_t i = 0; i < s.live.nresources; i++) {
+        const struct kn_live_resource *r = &s.live.resources[i];
+        if (strcmp(r->kind, "TaskSet") == 0) {
+            tasksets++;
+        }
+        if (strcmp(r->kind, "Rule") == 0 && r->drift) {
+            assert_string_equal(r->drift, "weights 100/0, kanaria set 80/20");
+            assert_string_equal(r->name, "000000000000000a");
+            drift++;
+        }
+    }
+    assert_int_equal(drift, 1);
+    assert_int_equal(tasksets, 2);
+    assert_int_equal(s.live.variant[KN_VARIANT_PRIMARY].instances, 10);
+    assert_int_equal(s.live.variant[KN_VARIANT_CANARY].instances, 2);
+    assert_string_equal(s.live.variant[KN_VARIANT_CANARY].commit, COMMIT2);
+    kn_live_state_release(&s.live);
+    json_decref(m);
+
+    /* the placeholders of analysis queries, from what the walk of the rules saw */
+    kn_platform_template_vars(f->p, &id, KN_VARIANT_CANARY, &vars);
+    for (size_t i = 0; i < vars.count; i++) {
+        if (strcmp(vars.keys[i], "targetGroup") == 0) {
+            assert_string_equal(vars.values[i], "targetgroup/web-green/2222222222222222");
+        }
+        if (strcmp(vars.keys[i], "loadBalancer") == 0) {
+            assert_string_equal(vars.values[i], "app/web/50dc6c495c0c9188");
+        }
+    }
+    kn_platform_vars_release(&vars);
+}
+
+/* A cancel during a stability wait ends the apply soon with KN_ECANCELLED, its task set
+ * deleted. */
+static void test_cancel_wait(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct kn_platform_op *op = NULL;
+    json_t *sets, *s;
+    size_t i;
+    int draining = 0;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    fake_post(f, "/__faults", json_pack("{s:{s:b}}", "newTaskSets", "neverSteady", 1));
+    apply_start(f, KN_VARIANT_CANARY, COMMIT2, two, 60000, 5, 1, &o, &op);
+    for (int k = 0; k < 100 && !strstr(o.progress, "STABILIZING"); k++) {
+        int never = 0;
+        run_until(f, &never, 100);
+    }
+    assert_non_null(strstr(o.progress, "STABILIZING"));
+    assert_false(o.done);
+    kn_platform_cancel(op);
+    assert_true(run_until(f, &o.done, 5000));
+    assert_int_equal(o.status, KN_ECANCELLED);
+    /* nothing of the cancelled canary runs on: its task set is draining */
+    sets = state_sets(f);
+    json_array_foreach(sets, i, s) {
+        if (strcmp(json_string_value(json_object_get(s, "status")), "PRIMARY") != 0) {
+            assert_string_equal(json_string_value(json_object_get(s, "status")), "DRAINING");
+            draining++;
+        }
+    }
+    assert_int_equal(draining, 1);
+    json_decref(sets);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canary_and_weights, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rules_paginated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_keeps_primary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_never_steady, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_after_weights, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observe_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_wait, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
