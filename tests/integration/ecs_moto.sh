@@ -13,7 +13,7 @@
 #     CloudWatch counts this test writes → WAIT_APPROVAL; kill -9 there and a restart resume it
 #     with no second task set; `kanaria approve` → PRIMARY_ROLLOUT → 100/0 → CANARY_CLEAN, the
 #     canary task set deleted after the weights left it;
-#  4. a bad commit (the canary's target group reports 5xx): kill -9 during ANALYSIS, the
+#  4. a bad commit: kill -9 during ANALYSIS, then the canary's target group reports 5xx; the
 #     restarted kanaria fails it and rolls back in order: weights back to the primary first,
 #     then the canary task set deleted (moto's recording of kanaria's calls, and its events);
 #  5. with onOutOfSync (from 3's commit) a weight edited by hand is healed;
@@ -173,7 +173,7 @@ spec:
       with: {canary: 20}
     - name: ANALYSIS
       with:
-        duration: 8s
+        duration: 20s
         metrics:
           - name: canary-5xx
             provider: cw
@@ -310,8 +310,8 @@ last_delete=$(calls_since "$n0" | grep -n "DeleteTaskSet" | tail -n1 | cut -d: -
 [ -n "$last_modify" ] && [ -n "$last_delete" ] && [ "$last_modify" -lt "$last_delete" ]
 check "the canary task set is deleted after the last weight change ($order)" $?
 
-# 4. a bad image: 5xx on the canary's target group; kill -9 mid-analysis; rollback in order
-feed 0.3
+# 4. a bad image: kill -9 mid-analysis, then its canary's target group reports 5xx; the restarted
+# kanaria fails the analysis and rolls back in order
 app 1.27 true
 n0=$(calls | wc -l)
 git commit -qam "web 1.27 (answers 5xx)"
@@ -322,6 +322,7 @@ need "1.27 reaches the analysis" $?
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 pid=
+feed 0.3
 start
 wait_for "1.27 rolled back" "select status from deployments where id = $d3" "FAILURE" 90
 check "the bad canary is rolled back after the restart" $?
