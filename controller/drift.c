@@ -202,7 +202,8 @@ static void judge(struct kn_drift *d, struct seen *s, long long busy, int rc,
     if (rc == KN_ENOTFOUND) {
         snprintf(drift, sizeof(drift), "no platform runs the app");
     } else if (rc < 0) {
-        snprintf(drift, sizeof(drift), "live state unknown: %s", kn_strerror(rc));
+        snprintf(drift, sizeof(drift), "live state unknown: %s",
+                 live && live->error ? live->error : kn_strerror(rc));
     } else {
         kn_drift_describe(drift, sizeof(drift), &s->live, a.last_good);
     }

@@ -499,7 +499,10 @@ static void deliver_now(struct kn_platform_call *c)
         c->progress(c->skip_line, c->data);
     }
     if (c->kind == CALL_OBSERVE) {
-        c->observed(c->status, c->status == 0 ? &c->live : NULL, c->data);
+        if (c->status != 0 && !c->live.error && c->message) {
+            c->live.error = kn_strdup(c->message); /* why, in the provider's words */
+        }
+        c->observed(c->status, &c->live, c->data);
     } else {
         c->done(c->status, c->status ? c->message : NULL, c->data);
     }

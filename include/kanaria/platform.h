@@ -166,8 +166,9 @@ int kn_platform_set_weights(struct kn_platform *p, const struct kn_platform_req 
 /* KN_EUNSUPPORTED when the type cannot remove apps. */
 int kn_platform_remove_app(struct kn_platform *p, const struct kn_platform_req *req,
                            struct kn_platform_op **op);
-/* Read what runs (drift is the only caller); cb gets the state, borrowed for the call.
- * Does not wait behind the app's queue. */
+/* Read what runs (drift is the only caller); cb gets the state, borrowed for the call (when
+ * status is not 0, only its error is set: why, in the provider's words). Does not wait behind
+ * the app's queue. */
 typedef void (*kn_platform_observe_cb)(int status, const struct kn_live_state *live, void *data);
 int kn_platform_observe(struct kn_platform *p, const struct kn_app_id *id,
                         const struct kn_desired *desired, long long timeout_ms,

@@ -13,7 +13,7 @@
 #     CloudWatch counts this test writes → WAIT_APPROVAL; kill -9 there and a restart resume it
 #     with no second task set; `kanaria approve` → PRIMARY_ROLLOUT → 100/0 → CANARY_CLEAN, the
 #     canary task set deleted after the weights left it;
-#  4. a bad commit (the canary's target group reports 5xx): kill -9 during ANALYSIS, the
+#  4. a bad commit: kill -9 during ANALYSIS, then the canary's target group reports 5xx; the
 #     restarted kanaria fails it and rolls back in order: weights back to the primary first,
 #     then the canary task set deleted (moto's recording of kanaria's calls, and its events);
 #  5. with onOutOfSync (from 3's commit) a weight edited by hand is healed;
@@ -102,8 +102,8 @@ calls() { moto_env --env "$tmp/env.json" calls "$tmp/moto.rec"; }
 calls_since() { local all; all=$(calls); tail -n +$(($1 + 1)) <<<"$all"; }
 # deployment_of COMMIT: the id of the deployment a commit made, waiting up to 30 s for it
 deployment_of() {
-    wait_for "a deployment of $1" "select count(*) > 0 from deployments where \"commit\" = '$1' and trigger = 'commit'" 1 >&2
-    sql "select max(id) from deployments where \"commit\" = '$1' and trigger = 'commit'"
+    wait_for "a deployment of $1" "select count(*) > 0 from deployments where commit_id = '$1' and [trigger] = 'commit'" 1 >&2
+    sql "select max(id) from deployments where commit_id = '$1' and [trigger] = 'commit'"
 }
 
 api=$(free_port)
@@ -173,7 +173,7 @@ spec:
       with: {canary: 20}
     - name: ANALYSIS
       with:
-        duration: 8s
+        duration: 20s
         metrics:
           - name: canary-5xx
             provider: cw
@@ -310,8 +310,8 @@ last_delete=$(calls_since "$n0" | grep -n "DeleteTaskSet" | tail -n1 | cut -d: -
 [ -n "$last_modify" ] && [ -n "$last_delete" ] && [ "$last_modify" -lt "$last_delete" ]
 check "the canary task set is deleted after the last weight change ($order)" $?
 
-# 4. a bad image: 5xx on the canary's target group; kill -9 mid-analysis; rollback in order
-feed 0.3
+# 4. a bad image: kill -9 mid-analysis, then its canary's target group reports 5xx; the restarted
+# kanaria fails the analysis and rolls back in order
 app 1.27 true
 n0=$(calls | wc -l)
 git commit -qam "web 1.27 (answers 5xx)"
@@ -322,6 +322,7 @@ need "1.27 reaches the analysis" $?
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 pid=
+feed 0.3
 start
 wait_for "1.27 rolled back" "select status from deployments where id = $d3" "FAILURE" 90
 check "the bad canary is rolled back after the restart" $?
@@ -347,14 +348,14 @@ first_remove=$(sql "select min(id) from events where deployment = $d3 and messag
 check "kanaria's events say the same order (events $ids)" $?
 feed 0
 sleep 3
-[ "$(sql "select count(*) from deployments where \"commit\" = '$(git rev-parse HEAD)'")" = 1 ]
+[ "$(sql "select count(*) from deployments where commit_id = '$(git rev-parse HEAD)'")" = 1 ]
 check "the failed commit is not deployed again by the next poll" $?
 
 # 5. self-heal: the last good commit (1.26) has onOutOfSync
-healed=$(sql "select count(*) from deployments where trigger = 'self-heal' and status = 'SUCCESS'")
+healed=$(sql "select count(*) from deployments where [trigger] = 'self-heal' and status = 'SUCCESS'")
 resolved=$(sql "select count(*) from events where type = 'DRIFT_RESOLVED'")
 moto_env --env "$tmp/env.json" set-weight host 30 70
-wait_for "self-heal" "select count(*) > $healed from deployments where trigger = 'self-heal' and status = 'SUCCESS'" 1 60
+wait_for "self-heal" "select count(*) > $healed from deployments where [trigger] = 'self-heal' and status = 'SUCCESS'" 1 60
 rc=$?
 check "a weight edited by hand is healed ($(sql "select group_concat(message) from events where type = 'DRIFT_DETECTED'"))" $rc
 out=$(weights)
