@@ -257,8 +257,8 @@ say "    The demo now writes 15 of the canary's 50 requests a second as HTTPCode
 commit=$(commit_and_push "shop, nginx 1.27-broken" 1.27-broken)
 show 'git commit -am "shop, nginx 1.27-broken" && git push'
 follow "$commit" FAILURE 120 || fail "1.27-broken was not rolled back"
-reason=$(kanaria history shop --json |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["deployments"][0]["reason"])')
+reason=$(kanaria history shop --json | python3 -c 'import json, sys
+print(next(d["reason"] for d in json.load(sys.stdin)["deployments"] if d["commit"] == sys.argv[1]))' "$commit")
 say "    Why, as kanaria recorded it:"
 say "      $reason"
 grep -q "analysis" <<<"$reason" || fail "1.27-broken was rolled back, but not by the analysis"
