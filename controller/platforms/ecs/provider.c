@@ -39,6 +39,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -686,7 +687,18 @@ static void walk_tg_r(struct op *op, const struct kn_aws_result *r)
     const json_t *lbs = jlist(json_object_get(tg, "LoadBalancerArns"));
 
     json_decref(op->lbs);
-    op->lbs = json_deep_copy(lbs);
+    op->lbs = json_array();
+    /* each load balancer once (moto lists one per rule that forwards to the group) */
+    for (size_t i = 0; i < json_array_size(lbs); i++) {
+        const json_t *arn = json_array_get(lbs, i);
+        int seen = 0;
+        for (size_t j = 0; j < json_array_size(op->lbs) && !seen; j++) {
+            seen = json_equal(json_array_get(op->lbs, j), (json_t *)(uintptr_t)arn);
+        }
+        if (!seen) {
+            json_array_append(op->lbs, (json_t *)(uintptr_t)arn);
+        }
+    }
     if (json_array_size(op->lbs) > 0) {
         set_str(&op->a->lb, arn_from(json_string_value(json_array_get(op->lbs, 0)), "app/"));
     }

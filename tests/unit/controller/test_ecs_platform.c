@@ -284,12 +284,14 @@ static void seed(struct fixture *f, int extra_rules)
                                            path_cond("path-pattern", "/other/*"), "actions",
                                            pair(TG_BLUE, 50, TG_OTHER, 50)));
     cfg = json_pack("{s:s, s:s, s:[{s:s, s:s}], s:[s], s:[{s:s, s:s}], "
-                    "s:[{s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}], "
+                    "s:[{s:s, s:s, s:[s, s]}, {s:s, s:s, s:[s]}, {s:s, s:s, s:[s]}], "
                     "s:[{s:s, s:s, s:i, s:o}], s:o}",
                     "accountId", ACCT, "region", REGION, "users", "accessKeyId", "AKIDEXAMPLE",
                     "secretAccessKey", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "clusters",
                     "c1", "loadBalancers", "name", "web", "arn", LB_ARN, "targetGroups", "name",
-                    "web-blue", "arn", TG_BLUE, "loadBalancers", "web", "name", "web-green",
+                    /* the primary's load balancer listed twice, as moto lists it once per
+                       rule that forwards to the group: walked once all the same */
+                    "web-blue", "arn", TG_BLUE, "loadBalancers", "web", "web", "name", "web-green",
                     "arn", TG_GREEN, "loadBalancers", "web", "name", "other", "arn", TG_OTHER,
                     "loadBalancers", "web", "listeners", "loadBalancer", "web", "arn", LISTENER,
                     "port", 80, "defaultActions", pair(TG_BLUE, 100, TG_GREEN, 0), "rules",
