@@ -38,6 +38,11 @@ static const struct kn_cli_command commands[] = {
      kn_cmd_status},
     {"history", "kanaria history APP [--repo NAME] [--json]", "list the deployments of an app",
      kn_cmd_history},
+    {"wait", "kanaria wait APP [--deployment ID] [--timeout D] [--repo NAME] [--json]",
+     "follow the app's deployment (the current one, else the latest) until it ends: exit 0 on "
+     "SUCCESS, 1 on FAILURE or CANCELLED (the reason on stderr), 3 when --timeout (default "
+     "30m) passes first",
+     kn_cmd_wait},
     {"approve", "kanaria approve APP [--repo NAME] [--json]",
      "approve the app's deployment that waits at WAIT_APPROVAL", kn_cmd_approve},
     {"reject", "kanaria reject APP [--reason TEXT] [--repo NAME] [--json]",

@@ -32,6 +32,7 @@ int kn_cmd_serve(int argc, char **argv);
  * KANARIA_TOKEN. `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`. */
 int kn_cmd_status(int argc, char **argv);
 int kn_cmd_history(int argc, char **argv);
+int kn_cmd_wait(int argc, char **argv);
 int kn_cmd_approve(int argc, char **argv);
 int kn_cmd_reject(int argc, char **argv);
 /* Operator actions: `kanaria cancel APP [--no-rollback]`, `rollback APP [--to REV]`,

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
+#include "kanaria/schema.h"
 
 #define KN_CLIENT_DEFAULT_ADDR "http://127.0.0.1:7070"
 #define KN_CLIENT_MAX_ANSWER   (16 * 1024 * 1024)
@@ -32,6 +33,11 @@
 #define KN_CLIENT_STAGE       0x8  /* --stage N */
 #define KN_CLIENT_WATCH       0x10 /* --watch */
 #define KN_CLIENT_BREAK_GLASS 0x20 /* --break-glass */
+#define KN_CLIENT_WAIT        0x40 /* --deployment ID, --timeout D */
+
+/* `kanaria wait`: how long it follows a deployment unless told, and its exit on a timeout. */
+#define KN_CLIENT_WAIT_DEFAULT_MS (30LL * 60 * 1000)
+#define KN_EXIT_TIMEOUT           3
 
 struct kn_client_opts {
     int json;
@@ -43,6 +49,8 @@ struct kn_client_opts {
     long stage; /* -1: not given */
     int watch;
     int break_glass;
+    long long deployment; /* --deployment; 0: not given */
+    long long timeout_ms; /* --timeout; 0: not given */
 };
 
 struct kn_client_answer {
@@ -347,6 +355,8 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
         {"stage", required_argument, NULL, 's'},
         {"watch", no_argument, NULL, 'w'},
         {"break-glass", no_argument, NULL, 'b'},
+        {"deployment", required_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -407,6 +417,23 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
                 goto usage;
             }
             o->break_glass = 1;
+            break;
+        case 'd':
+            o->deployment = strtoll(optarg, &end, 10);
+            if (!(allowed & KN_CLIENT_WAIT) || !*optarg || *end || o->deployment <= 0) {
+                goto usage;
+            }
+            break;
+        case 'T':
+            if (!(allowed & KN_CLIENT_WAIT)) {
+                goto usage;
+            }
+            if (kn_duration_parse(optarg, &o->timeout_ms) < 0 || o->timeout_ms <= 0) {
+                fprintf(stderr, "kanaria: --timeout wants a duration such as 90s or 10m, got "
+                                "'%s'\n",
+                        optarg);
+                goto usage;
+            }
             break;
         case 'h':
             printf("usage: %s\n", usage);
@@ -516,6 +543,141 @@ int kn_cmd_status(int argc, char **argv)
         fflush(stdout);
         sleep(1);
     }
+}
+
+/* The deployment `wait` follows: the given one, else the app's current one, else its latest.
+ * 0 and *id, or an exit code with the reason printed. */
+static int kn_client_wait_target(const struct kn_client_opts *o, long long *id)
+{
+    struct kn_client_answer ans = {0};
+    json_t *j = NULL, *d;
+    char *path;
+    int rc;
+
+    if (o->deployment) {
+        *id = o->deployment;
+        return KN_EXIT_OK;
+    }
+    path = kn_client_app_path(o, "");
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    d = json_is_object(json_object_get(j, "current")) ? json_object_get(j, "current")
+                                                      : json_object_get(j, "latest");
+    *id = json_integer_value(json_object_get(d, "id"));
+    if (*id <= 0) {
+        fprintf(stderr, "kanaria: app '%s' has no deployment to wait for\n", o->app);
+        rc = KN_EXIT_FAILED;
+    }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(path);
+    return rc;
+}
+
+/* Print each stage whose status changed since the last look (seen: "\n" then one
+ * "index:status\n" line per status printed). */
+static void kn_client_wait_stages(const json_t *stages, struct kn_buf *seen)
+{
+    const json_t *st;
+    size_t i;
+
+    json_array_foreach(stages, i, st)
+    {
+        char *line = kn_asprintf("\n%lld:%s\n",
+                                 (long long)json_integer_value(json_object_get(st, "index")),
+                                 kn_client_str(st, "status"));
+        if (!seen->data || !strstr(seen->data, line)) {
+            printf("stage %lld %s: %s\n",
+                   (long long)json_integer_value(json_object_get(st, "index")),
+                   kn_client_str(st, "name"), kn_client_str(st, "status"));
+            kn_buf_addf(seen, "%s", line + 1); /* seen starts with "\n": each entry follows one */
+        }
+        free(line);
+    }
+}
+
+/*
+ * `kanaria wait APP [--deployment ID] [--timeout D]`: follow a deployment until it ends, a line
+ * for each stage as its status changes; exit 0 on SUCCESS, 1 on FAILURE, CANCELLED or SUPERSEDED
+ * (its reason on stderr), 2 on a usage error, 3 when the timeout (default 30m) passes first —
+ * what a CI job runs after its push. It asks the API once a second; a call that fails is retried
+ * until the timeout.
+ */
+int kn_cmd_wait(int argc, char **argv)
+{
+    static const char usage[] =
+        "kanaria wait APP [--deployment ID] [--timeout D] [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    struct kn_buf seen;
+    struct timespec t0, now;
+    long long id = 0, waited_ms = 0, limit;
+    char *path = NULL;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_WAIT, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    limit = o.timeout_ms ? o.timeout_ms : KN_CLIENT_WAIT_DEFAULT_MS;
+    if ((rc = kn_client_wait_target(&o, &id)) != KN_EXIT_OK) {
+        return rc;
+    }
+    kn_buf_init(&seen, KN_BUF_UNBOUNDED);
+    kn_buf_addch(&seen, '\n');
+    path = kn_asprintf("/api/v1/deployments/%lld", id);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct kn_client_answer ans = {0};
+        json_t *j = NULL;
+        const char *status;
+
+        if (kn_client_call("GET", path, NULL, &ans) == 0 &&
+            kn_client_check(&ans, &j) == KN_EXIT_OK) {
+            status = kn_client_str(j, "status");
+            kn_client_wait_stages(json_object_get(j, "stages"), &seen);
+            if (strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0 ||
+                strcmp(status, "CANCELLED") == 0 || strcmp(status, "SUPERSEDED") == 0) {
+                if (o.json) {
+                    kn_client_print_json(&ans);
+                } else {
+                    printf("deployment %lld of %s (%.7s): %s\n", id, kn_client_str(j, "app"),
+                           kn_client_str(j, "commit"), status);
+                }
+                if (strcmp(status, "SUCCESS") != 0) {
+                    fprintf(stderr, "kanaria: deployment %lld %s: %s\n", id, status,
+                            kn_client_str(j, "reason"));
+                    rc = KN_EXIT_FAILED;
+                }
+                json_decref(j);
+                kn_buf_release(&ans.body);
+                break;
+            }
+        }
+        json_decref(j);
+        kn_buf_release(&ans.body);
+        fflush(stdout);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited_ms = (now.tv_sec - t0.tv_sec) * 1000LL + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (waited_ms >= limit) {
+            fprintf(stderr, "kanaria: deployment %lld has not ended after %lld s\n", id,
+                    limit / 1000);
+            rc = KN_EXIT_TIMEOUT;
+            break;
+        }
+        {
+            long long ms = limit - waited_ms < 1000 ? limit - waited_ms : 1000;
+            struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+    }
+    kn_buf_release(&seen);
+    free(path);
+    return rc;
 }
 
 int kn_cmd_history(int argc, char **argv)

@@ -71,6 +71,14 @@ git commit -qam "hello v2"
 v2=$(git rev-parse HEAD)
 waiting_stage 2
 check "v2 waits for approval" $?
+out=$(op wait hello --timeout 2s 2>"$tmp/wait.err")
+rc=$?
+[ $rc -eq 3 ] && grep -q "stage 2 WAIT_APPROVAL: RUNNING" <<<"$out" &&
+    grep -q "deployment 2 has not ended after 2 s" "$tmp/wait.err"
+check "kanaria wait on a waiting approval ends at its timeout with exit 3 (rc $rc: $out)" $?
+op wait nope >/dev/null 2>"$tmp/wait.err"
+[ $? -eq 1 ] && grep -q "HTTP 404" "$tmp/wait.err"
+check "kanaria wait on an unknown app exits 1 with the API's 404" $?
 out=$(KANARIA_TOKEN=tok-vic "$bin" cancel hello 2>&1)
 [ $? -eq 1 ] && grep -q "HTTP 403" <<<"$out" && grep -q "operator" <<<"$out"
 check "a viewer cannot cancel: 403 ($out)" $?
@@ -103,6 +111,11 @@ check "the cancel ends v2 CANCELLED" $?
 reason=$(sql "select reason from deployments where id = 2")
 [ "$reason" = "cancelled by olga" ]
 check "the reason names the operator ($reason)" $?
+out=$(op wait hello --deployment 2 2>"$tmp/wait.err")
+rc=$?
+[ $rc -eq 1 ] && grep -q "CANCELLED" <<<"$out" &&
+    grep -q "deployment 2 CANCELLED: cancelled by olga" "$tmp/wait.err"
+check "kanaria wait on the cancelled v2 exits 1 with its reason (rc $rc)" $?
 out=$(count 40)
 [ "$out" = "v1 40" ]
 check "traffic is back on the primary, v1 ($out)" $?
@@ -163,6 +176,10 @@ check "an admin's skip without break-glass is 403 too" $?
 out=$(admin skip hello --stage 2 --break-glass --reason "incident 42: fix must ship")
 [ $? -eq 0 ] && grep -q "skipped stage 2 WAIT_APPROVAL" <<<"$out" && grep -q "(break-glass)" <<<"$out"
 check "ada breaks glass on WAIT_APPROVAL ($out)" $?
+out=$(op wait hello --timeout 60s 2>&1)
+rc=$?
+[ $rc -eq 0 ] && grep -q "deployment 5 of hello (.*): SUCCESS" <<<"$out"
+check "kanaria wait follows v3 to its end and exits 0 (rc $rc: $out)" $?
 wait_for "v3 promoted" "select status from deployments where id = 5" "SUCCESS" 60
 check "the pipeline goes on to the end" $?
 [ "$(sql "select status from stages where deployment = 5 and idx = 2")" = SKIPPED ]
