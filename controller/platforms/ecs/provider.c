@@ -1249,7 +1249,7 @@ static void apply_primary_set_r(struct op *op, const struct kn_aws_result *r)
     apply_delete_doomed(op);
 }
 
-static void apply_done(struct op *op)
+static void apply_finish(struct op *op)
 {
     if (op->variant == KN_VARIANT_PRIMARY && op->taskdef_arn) {
         json_t *m = json_pack("{s:s, s:s}", "commit", op->commit, "taskDefinition",
@@ -1260,6 +1260,30 @@ static void apply_done(struct op *op)
         json_decref(m);
     }
     op_end(op, 0, NULL);
+}
+
+static void apply_lb_r(struct op *op, const struct kn_aws_result *r)
+{
+    const json_t *tg = json_array_get(jlist(json_object_get(r->reply, "TargetGroups")), 0);
+    const json_t *lbs = jlist(json_object_get(tg, "LoadBalancerArns"));
+
+    if (r->status == 0 && json_array_size(lbs) > 0) {
+        set_str(&op->a->lb, arn_from(json_string_value(json_array_get(lbs, 0)), "app/"));
+    }
+    apply_finish(op);
+}
+
+/* Done, once the primary's load balancer is known: {{loadBalancer}} of an analysis that runs
+ * before any TRAFFIC_ROUTING (or drift read) walked the rules. */
+static void apply_done(struct op *op)
+{
+    if (op->a->lb || !op->a->tg[KN_VARIANT_PRIMARY]) {
+        apply_finish(op);
+        return;
+    }
+    op_call_tol(op, KN_AWS_ELBV2, "DescribeTargetGroups",
+                json_pack("{s:[s]}", "TargetGroupArns", op->a->tg[KN_VARIANT_PRIMARY]),
+                "TargetGroupNotFound", apply_lb_r);
 }
 
 static const json_t *set_by_arn(const json_t *sets, const char *arn)

@@ -911,6 +911,28 @@ static void test_observe_drift(void **state)
     kn_platform_vars_release(&vars);
 }
 
+/* {{loadBalancer}} is known once the app is applied, before any traffic routing: an analysis
+ * may run right after CANARY_ROLLOUT. */
+static void test_load_balancer_after_apply(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct kn_app_id id = {.repository = "deploy", .app = "web"};
+    struct kn_strmap vars = {0};
+    int found = 0;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    kn_platform_template_vars(f->p, &id, KN_VARIANT_PRIMARY, &vars);
+    for (size_t i = 0; i < vars.count; i++) {
+        if (strcmp(vars.keys[i], "loadBalancer") == 0) {
+            assert_string_equal(vars.values[i], "app/web/50dc6c495c0c9188");
+            found = 1;
+        }
+    }
+    assert_true(found);
+    kn_platform_vars_release(&vars);
+}
+
 /* A cancel during a stability wait ends the apply soon with KN_ECANCELLED, its task set
  * deleted. */
 static void test_cancel_wait(void **state)
@@ -958,6 +980,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_after_weights, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observe_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_balancer_after_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_wait, setup, teardown),
     };
 
