@@ -372,6 +372,14 @@ unsigned kn_platform_caps(const struct kn_platform *p)
     return p->type->caps;
 }
 
+int kn_platform_lead(struct kn_platform *p, kn_platform_lead_cb cb, void *data)
+{
+    if (!p->type->ops->lead || p->closing) {
+        return KN_EUNSUPPORTED;
+    }
+    return p->type->ops->lead(p->self, cb, data);
+}
+
 /* ---- calls ---------------------------------------------------------------------------------- */
 
 static struct appq *queue_of(struct kn_platform *p, const struct kn_app_id *id)

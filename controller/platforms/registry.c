@@ -14,6 +14,7 @@
 
 #include "kanaria/plugin/platform.h"
 #include "platforms/ecs/ecs.h"
+#include "platforms/kubernetes/kubernetes.h"
 #include "platforms/local/local.h"
 
 extern const struct kn_platform_type kn_platform_fake __attribute__((weak));
@@ -21,6 +22,7 @@ extern const struct kn_platform_type kn_platform_fake __attribute__((weak));
 const struct kn_platform_type *const kn_platform_types[] = {
     &kn_platform_local,
     &kn_platform_ecs,
+    &kn_platform_kubernetes,
     &kn_platform_fake, /* NULL outside test builds */
     NULL,
 };

@@ -179,6 +179,12 @@ int kn_platform_observe(struct kn_platform *p, const struct kn_app_id *id,
  * outcome. The operations asked after it do not wait for its end beyond the provider's stop. */
 void kn_platform_cancel(struct kn_platform_op *op);
 
+/* Leader election: leading 1 once this instance may deploy, 0 (with why) when it lost the lead. */
+typedef void (*kn_platform_lead_cb)(int leading, const char *why, void *data);
+/* Campaign for the lead through p (a kubernetes platform with leaderElection): cb as above, on
+ * the loop, never from inside this call. KN_EUNSUPPORTED when p offers no leader election. */
+int kn_platform_lead(struct kn_platform *p, kn_platform_lead_cb cb, void *data);
+
 /* Set name to a copy of value in a placeholder map (replacing it), and free such a map. */
 void kn_platform_vars_set(struct kn_strmap *m, const char *name, const char *value);
 void kn_platform_vars_release(struct kn_strmap *m);

@@ -106,6 +106,12 @@ struct kn_platform_provider_ops {
      * "variant". NULL: none. */
     void (*template_vars)(void *self, const struct kn_app_id *id, enum kn_variant v,
                           struct kn_strmap *out);
+    /* Leader election through the platform (a Kubernetes Lease), when the instance's config
+     * asks for it: campaign, call cb(1, NULL, data) once this instance leads, and cb(0, why,
+     * data) when it lost the lead (it then stops campaigning; kanaria stops deploying). 0, or
+     * KN_EUNSUPPORTED when the instance is not configured for it. destroy releases the lead.
+     * NULL: never. */
+    int (*lead)(void *self, kn_platform_lead_cb cb, void *data);
     /* kanaria stops: end every call (done with KN_ECANCELLED), then free. */
     void (*destroy)(void *self);
 };
