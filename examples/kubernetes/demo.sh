@@ -46,7 +46,7 @@ if [ ! -x "$bindir/kanaria" ]; then
     echo "demo-kubernetes: $bindir/kanaria is missing; run 'make demo-kubernetes' (it builds it)" >&2
     exit 2
 fi
-for c in git curl prometheus sha256sum; do
+for c in git curl openssl prometheus sha256sum; do
     if ! command -v "$c" >/dev/null; then
         echo "demo-kubernetes: '$c' is not installed; run 'make deps'" >&2
         exit 2
@@ -117,41 +117,19 @@ say "    Status errors) and plays the cluster's controllers: it moves each Deplo
 say "    as its pods would start (or crash), and counts the requests each Service would receive"
 say "    at the HTTPRoute's weights, as /metrics for Prometheus. It schedules no pod and routes"
 say "    no real request."
-fake_port=$(free_port)
-fake_url=http://127.0.0.1:$fake_port
-fake_token="kn-demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-python3 "$src/tests/fakes/kube_fake.py" --port "$fake_port" --token "$fake_token" >"$tmp/fake.log" 2>&1 &
-fake_pid=$!
-ok=0
-for _ in $(seq 1 50); do
-    curl -sf -o /dev/null -H "Authorization: Bearer $fake_token" "$fake_url/version" && { ok=1; break; }
-    sleep 0.2
-done
-[ "$ok" = 1 ] || fail "the fake API server did not start: $(tail -n 3 "$tmp/fake.log")"
-cat >"$tmp/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-  - name: demo
-    cluster: {server: "$fake_url"}
-users:
-  - name: kanaria
-    user: {token: "$fake_token"}
-contexts:
-  - name: demo
-    context: {cluster: demo, user: kanaria, namespace: shop}
-current-context: demo
-YAML
-chmod 600 "$tmp/kubeconfig"
+. "$src/tests/kube/kube_fake.sh"
+kube_fake_start "$tmp" || fail "$kube_fake_error"
+fake_pid=$kube_fake_pid
 prom_port=$(free_port)
-sed -e "s|@FAKE_PORT@|$fake_port|" "$here/demo/prometheus.yml" >"$tmp/prometheus.yml"
+sed -e "s|@FAKE_ADDR@|${kube_fake_url#https://}|" -e "s|@CA_FILE@|$kube_fake_ca|" "$here/demo/prometheus.yml" >"$tmp/prometheus.yml"
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
     --web.listen-address="127.0.0.1:$prom_port" >"$tmp/prometheus.log" 2>&1 &
 prom_pid=$!
-say "    fake API server  $fake_url (kubeconfig $tmp/kubeconfig)"
+say "    fake API server  $kube_fake_url (HTTPS with a test CA; bearer token; kubeconfig"
+say "                     $tmp/kubeconfig)"
 say "    Prometheus       http://127.0.0.1:$prom_port, scraping the fake's /metrics every second"
 
-view() { python3 "$src/tests/kube/fake_view.py" --url "$fake_url" "$@"; }
+view() { kube_view "$@"; }
 kubectl_ok=0
 if command -v kubectl >/dev/null; then
     kubectl_ok=1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The kubernetes platform end to end: `kanaria serve` against the fake API server
-# (tests/fakes/kube_fake.py, on a loopback port, reached through a kubeconfig with a bearer
-# token), Prometheus (Debian) scraping the fake's simulated per-Service request counters.
+# (tests/fakes/kube_fake.py, on a loopback port over HTTPS with a test CA, reached through a
+# kubeconfig with the CA and a bearer token), Prometheus (Debian) scraping the fake's simulated
+# per-Service request counters.
 # The app (namespace shop): a Deployment web (image web:1, 3 replicas), a Service web and an
 # HTTPRoute web whose two rules both send to the Service; its pipeline is CANARY_ROLLOUT →
 # TRAFFIC_ROUTING 10% → ANALYSIS (Prometheus) → WAIT_APPROVAL → PRIMARY_ROLLOUT →
@@ -31,10 +32,11 @@ set -uo pipefail
 bin=$1
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+. "$here/../kube/kube_fake.sh"
 src=$(cd "$here/../.." && pwd)
 fake_py=$src/tests/fakes/kube_fake.py
 
-for c in python3 prometheus; do
+for c in python3 prometheus openssl; do
     if ! command -v "$c" >/dev/null; then
         echo "SKIPPED: $c is not installed (make deps)"
         [ "${CI:-}" = true ] && { echo "FAIL: CI=true: $c is part of the CI image"; exit 1; }
@@ -49,9 +51,8 @@ fi
 tmp=$(mktemp -d)
 pid=
 prom_pid=
-fake_pid=
 stop_all() {
-    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
+    [ -n "$kube_fake_pid" ] && kill "$kube_fake_pid" 2>/dev/null
     cleanup
 }
 trap stop_all EXIT
@@ -66,36 +67,13 @@ case_() { echo "--- case $1: $2"; }
 
 # ---- the fake API server, kubeconfig, Prometheus -------------------------------------------------
 
-fake_port=$(free_port)
-fake_url=http://127.0.0.1:$fake_port
-fake_token=kn-test-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
-python3 "$fake_py" --port "$fake_port" --token "$fake_token" >>"$tmp/fake.log" 2>&1 &
-fake_pid=$!
-for _ in $(seq 1 50); do
-    curl -sf -o /dev/null -H "Authorization: Bearer $fake_token" "$fake_url/version" && break
-    sleep 0.2
-done
-curl -sf -o /dev/null -H "Authorization: Bearer $fake_token" "$fake_url/version"
+kube_fake_start "$tmp"
 rc=$?
-need "the fake API server answers on $fake_url ($(tail -n 3 "$tmp/fake.log" | tr '\n' ' '))" $rc
+need "the fake API server answers on HTTPS with a bearer token (${kube_fake_error:-$kube_fake_url})" $rc
+fake_url=$kube_fake_url
+fake_token=$kube_fake_token
 
-cat >"$tmp/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-  - name: fake
-    cluster: {server: "$fake_url"}
-users:
-  - name: kanaria
-    user: {token: "$fake_token"}
-contexts:
-  - name: fake
-    context: {cluster: fake, user: kanaria, namespace: default}
-current-context: fake
-YAML
-chmod 600 "$tmp/kubeconfig"
-
-view() { python3 "$src/tests/kube/fake_view.py" --url "$fake_url" "$@"; }
+view() { kube_view "$@"; }
 # the route's backendRefs per rule: "web:90,web-canary:10 | web:90,web-canary:10"
 weights() { view weights shop web; }
 # kanaria's objects of the app in the fake: "Deployment shop/web" lines
@@ -121,8 +99,9 @@ cat >"$tmp/prometheus.yml" <<YAML
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: kube-fake
-    metrics_path: /metrics
-    static_configs: [{targets: ["127.0.0.1:$fake_port"]}]
+    scheme: https
+    tls_config: {ca_file: "$kube_fake_ca"}
+    static_configs: [{targets: ["${kube_fake_url#https://}"]}]
 YAML
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
     --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
@@ -340,8 +319,7 @@ case_ 7a "the route's weights edited behind kanaria's back"
 patch_route() {
     local refs="{\"name\": \"web\", \"port\": 80, \"weight\": $1}"
     [ "$2" -gt 0 ] && refs="$refs, {\"name\": \"web-canary\", \"port\": 80, \"weight\": $2}"
-    curl -sf -o "$tmp/patch.out" -X PATCH -H "Authorization: Bearer $fake_token" \
-        -H "Content-Type: application/apply-patch+yaml" --data-binary @- \
+    kube_fake_curl -o "$tmp/patch.out" -X PATCH -H "Content-Type: application/apply-patch+yaml" --data-binary @- \
         "$fake_url/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/web?fieldManager=intruder&force=true" <<JSON
 {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
  "metadata": {"name": "web", "namespace": "shop"},

@@ -1,7 +1,7 @@
 """What the fake API server (tests/fakes/kube_fake.py) holds and saw, read back for the
 integration tests and the demo, so that their checks never rest on kanaria's own word.
 
-    fake_view.py --url URL objects [--app APP]   one line per object: KIND NS/NAME
+    fake_view.py --url URL [--cacert CA] objects [--app APP]   one line per object: KIND NS/NAME
     fake_view.py --url URL get KIND NS NAME      the stored object, as JSON
     fake_view.py --url URL weights NS ROUTE      the HTTPRoute's backendRefs per rule:
                                                  "web:90,web-canary:10 | web:90,web-canary:10"
@@ -18,16 +18,20 @@ Standard library only. Exit 0, or 1 with the reason on stderr.
 import argparse
 import json
 import os
+import ssl
 import sys
 import urllib.parse
 import urllib.request
+
+
+CONTEXT = None  # the test CA's (--cacert), for a fake on HTTPS
 
 
 def call(url, method="GET", body=None):
     data = None if body is None else body.encode()
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=10, context=CONTEXT) as r:
         raw = r.read().decode()
     return json.loads(raw) if raw.strip() else None
 
@@ -102,6 +106,7 @@ def find(url, kind, ns, name):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
+    p.add_argument("--cacert", help="the CA of a fake on HTTPS")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("objects")
     s.add_argument("--app")
@@ -123,6 +128,9 @@ def main():
     s.add_argument("body", nargs="?", default="{}")
     a = p.parse_args()
     url = a.url.rstrip("/")
+    global CONTEXT
+    if a.cacert:
+        CONTEXT = ssl.create_default_context(cafile=a.cacert)
     try:
         if a.cmd == "objects":
             rows = []
