@@ -1757,7 +1757,7 @@ static void observe_weights(struct op *op, struct kn_live_state *out)
     }
     if (kn_kube_route_weights(route, a->service ? a->service : "", live, why, sizeof(why)) < 0) {
         char name[512];
-        snprintf(name, sizeof(name), "%s/%s", a->ns, a->route_name);
+        snprintf(name, sizeof(name), "%s/%s weights", a->ns, a->route_name);
         kn_live_state_add(out, a->route_kind, name, why, why);
         return;
     }
