@@ -816,6 +816,9 @@ static void test_observe_nothing(void **state)
 
     observe(f, NULL, 100, 0, &s);
     assert_int_equal(s.status, KN_ENOTFOUND);
+    assert_non_null(s.live.error);
+    assert_non_null(strstr(s.live.error, "has not deployed the app"));
+    kn_live_state_release(&s.live);
 }
 
 /* A cancelled wait ends at once with KN_ECANCELLED. */
