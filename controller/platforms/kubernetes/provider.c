@@ -145,6 +145,7 @@ struct op {
     void (*tick)(struct op *op);
     int cancelled;
     int ended;
+    int undoing; /* a cancelled variant's apply deleting what it applied */
     /* apply and deletes: [{"key": {apiVersion, kind, namespace, name}, "obj": rendered}] */
     json_t *items;
     size_t at;
@@ -675,16 +676,35 @@ static void op_fail(struct op *op, int status, const char *fmt, ...)
     op_end(op, status, message);
 }
 
+static void op_undo(struct op *op);
+
+/* End a cancelled call. A canary's (baseline's) apply first deletes what it applied, so that
+ * nothing of a cancelled variant runs; when kanaria stops nothing more is sent: the same call
+ * after the restart applies the same objects again. */
 static void op_cancelled(struct op *op)
 {
+    if (op->undoing && !op->kb->closing) {
+        return; /* the undo under way ends the call */
+    }
+    if (!op->kb->closing && !op->undoing && op->kind == OP_APPLY &&
+        op->variant != KN_VARIANT_PRIMARY && op->keys) {
+        op_undo(op);
+        return;
+    }
     op_end(op, KN_ECANCELLED, op->kb->closing ? "kanaria is stopping" : "cancelled");
+}
+
+/* 1 when op must stop: cancelled (unless it is undoing what it did) or kanaria stopping. */
+static int op_stopping(const struct op *op)
+{
+    return (op->cancelled && !op->undoing) || op->kb->closing;
 }
 
 static void timer_fired(uv_timer_t *t)
 {
     struct op *op = t->data;
 
-    if (op->cancelled || op->kb->closing) {
+    if (op_stopping(op)) {
         op_cancelled(op);
         return;
     }
@@ -732,7 +752,7 @@ static void op_poke_all(struct kube *kb)
 static long long request_budget(const struct op *op)
 {
     long long left = kn_platform_call_time_left(op->call);
-    return left < REQUEST_MS ? left : REQUEST_MS;
+    return left < REQUEST_MS && !op->undoing ? left : REQUEST_MS;
 }
 
 static void request_done(const struct kn_kube_result *r, void *data)
@@ -743,7 +763,7 @@ static void request_done(const struct kn_kube_result *r, void *data)
         return;
     }
     op->inflight = NULL;
-    if (op->cancelled || op->kb->closing || r->status == KN_ECANCELLED) {
+    if (op_stopping(op) || (r->status == KN_ECANCELLED && !op->undoing)) {
         op_after(op, 0, op_cancelled);
         return;
     }
@@ -799,7 +819,7 @@ static void resolve_done(int status, const struct kn_kube_gvr *r, const char *me
         op->gvr.resource = kn_strdup(r->resource);
         op->gvr.namespaced = r->namespaced;
     }
-    if (op->cancelled || op->kb->closing || status == KN_ECANCELLED) {
+    if (op_stopping(op) || (status == KN_ECANCELLED && !op->undoing)) {
         op_after(op, 0, op_cancelled);
         return;
     }
@@ -896,6 +916,30 @@ static void delete_all(struct op *op, void (*then)(struct op *op))
     op->at = 0;
     op->deleted = then;
     delete_next(op);
+}
+
+static void undo_done(struct op *op)
+{
+    char *k = memo_variant_key("variant", op->variant);
+
+    kn_platform_call_memo_set(op->call, k, NULL);
+    free(k);
+    k = memo_variant_key("workload", op->variant);
+    kn_platform_call_memo_set(op->call, k, NULL);
+    free(k);
+    op_end(op, KN_ECANCELLED, "cancelled; what it applied was deleted");
+}
+
+static void op_undo(struct op *op)
+{
+    op->undoing = 1;
+    op->check = NULL;
+    uv_timer_stop(op->timer);
+    kn_platform_call_progress(op->call, "cancelled: deleting the %s",
+                              kn_kube_variant_name(op->variant));
+    json_decref(op->doomed);
+    op->doomed = json_deep_copy(op->keys);
+    delete_all(op, undo_done);
 }
 
 /* ---- waiting for a Deployment -------------------------------------------------------------- */
@@ -1261,6 +1305,30 @@ static long long primary_replicas(struct kube *kb, const struct kapp *a)
     return a->replicas;
 }
 
+/* A variant's apply where the memo does not know the app (its primary was applied by another
+ * kanaria, or the memo was lost): what set_weights and remove need, from the variant's manifests. */
+static void variant_learn(struct kn_platform_call *call, const struct kapp *a,
+                          const struct kn_variant_spec *spec)
+{
+    char *known = kn_platform_call_memo_get(call, MEMO_APP);
+    const json_t *route;
+
+    if (!known) {
+        kapp_save(call, a);
+    }
+    free(known);
+    known = kn_platform_call_memo_get(call, MEMO_ROUTE);
+    route = known ? NULL : kn_kube_find_route(spec->manifests, spec->options);
+    if (route) {
+        struct kn_kube_owner owner = {
+            .app = a->app, .repository = a->repository, .commit = spec->commit};
+        json_t *obj = kn_kube_render(route, &owner, a->ns, 1); /* routes are namespaced */
+        memo_put(call, MEMO_ROUTE, obj);
+        json_decref(obj);
+    }
+    free(known);
+}
+
 static int kube_apply(void *self, struct kn_platform_call *call,
                       const struct kn_variant_spec *spec)
 {
@@ -1287,6 +1355,9 @@ static int kube_apply(void *self, struct kn_platform_call *call,
                               "need exactly one Service, or spec.kubernetes.service",
                               kn_kube_variant_name(spec->variant));
         return 0;
+    }
+    if (spec->variant != KN_VARIANT_PRIMARY) {
+        variant_learn(call, a, spec);
     }
     op = op_new(kb, OP_APPLY, call);
     op->a = a;
@@ -1583,8 +1654,14 @@ static int kube_remove(void *self, struct kn_platform_call *call, enum kn_varian
     struct op *op;
     char *k;
 
+    if (!a) {
+        kn_platform_call_progress(call, "%s: nothing deployed", kn_kube_variant_name(v));
+        kn_platform_call_done(call, 0, NULL);
+        return 0;
+    }
     if (v == KN_VARIANT_PRIMARY) {
-        kn_platform_call_done(call, KN_EINVAL, "the primary is removed with the app");
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "the primary of a kubernetes app goes only with the app (prune)");
         return 0;
     }
     weights_recall(call, percent);
@@ -1605,7 +1682,7 @@ static int kube_remove(void *self, struct kn_platform_call *call, enum kn_varian
         json_decref(op->doomed);
         op->doomed = json_array();
     }
-    if (a) {
+    {
         /* the names the variant has, in case the memo lost them */
         char *wn = kn_kube_variant_object_name(a->workload, v);
         json_t *key = json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "apps/v1", "kind",
