@@ -66,6 +66,7 @@
 #define PODS_EVERY_MS 3000                  /* pods listed at most this often while waiting */
 #define REQUEST_MS 30000                    /* one request, retries included */
 #define DEFAULT_READY_MS (10LL * 60 * 1000) /* an apply's wait without ready_timeout_ms */
+#define LEASE_RELEASE_MS 2100               /* kn_kube_lease_free's release (2 s), and a bit */
 #define MEMO_APP "app"
 #define MEMO_RESOURCES "resources"
 #define MEMO_ROUTE "route"
@@ -111,6 +112,9 @@ struct kube {
     struct kn_kube *kube;
     struct kn_kube_leader_config leader;
     struct kn_kube_lease *lease;
+    kn_platform_lead_cb lead_cb;
+    void *lead_data;
+    int leading; /* the Lease is held: its release must run before the session goes */
     struct op *ops;
     struct kapp *apps;
     struct kinf *infs;
@@ -2117,6 +2121,14 @@ static void kube_template_vars(void *self, const struct kn_app_id *id, enum kn_v
     free(s);
 }
 
+static void kube_lead_changed(int leading, const char *why, void *data)
+{
+    struct kube *kb = data;
+
+    kb->leading = leading;
+    kb->lead_cb(leading, why, kb->lead_data);
+}
+
 static int kube_lead(void *self, kn_platform_lead_cb cb, void *data)
 {
     struct kube *kb = self;
@@ -2127,7 +2139,19 @@ static int kube_lead(void *self, kn_platform_lead_cb cb, void *data)
     if (kb->lease) {
         return KN_EEXISTS;
     }
-    return kn_kube_lease_start(&kb->lease, kb->kube, &kb->leader, cb, data);
+    kb->lead_cb = cb;
+    kb->lead_data = data;
+    return kn_kube_lease_start(&kb->lease, kb->loop, kb->kube, &kb->leader, kube_lead_changed, kb);
+}
+
+/* The Lease's release (a request on the session, at most 2 s) has run out: the session goes. */
+static void released(uv_timer_t *t)
+{
+    struct kube *kb = t->data;
+
+    kn_kube_free(kb->kube);
+    kb->kube = NULL;
+    uv_close((uv_handle_t *)t, handle_closed);
 }
 
 static void kube_destroy(void *self)
@@ -2148,8 +2172,17 @@ static void kube_destroy(void *self)
     }
     kn_kube_lease_free(kb->lease);
     kb->lease = NULL;
-    kn_kube_free(kb->kube);
-    kb->kube = NULL;
+    if (kb->leading) {
+        /* the release is a request on the session: free it once the release ran out */
+        uv_timer_t *t = kn_calloc(1, sizeof(*t));
+        uv_timer_init(kb->loop, t);
+        t->data = kb;
+        kb->handles++;
+        uv_timer_start(t, released, LEASE_RELEASE_MS, 0);
+    } else {
+        kn_kube_free(kb->kube);
+        kb->kube = NULL;
+    }
     while (kb->apps) {
         struct kapp *a = kb->apps;
         kb->apps = a->next;
