@@ -56,6 +56,7 @@ stop_all() {
     cleanup
 }
 trap stop_all EXIT
+trap 'exit 143' TERM INT # a ctest timeout still stops the fake, Prometheus and kanaria
 
 # need DESCRIPTION STATUS: a check the rest depends on; when it fails, the test ends here
 need() {
