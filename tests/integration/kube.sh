@@ -279,13 +279,14 @@ for o in "Namespace -/shop" "Service shop/web" "Deployment shop/web" "HTTPRoute 
 o = json.load(sys.stdin)
 m = o["metadata"]
 l = m.get("labels") or {}
-mgr = sorted(set(f.get("manager", "") + ":" + f.get("operation", "") for f in m.get("managedFields") or []))
+mgr = sorted(set(f.get("manager", "") + ":" + f.get("operation", "")
+                 for f in m.get("managedFields") or [] if not f.get("subresource")))
 print(l.get("kanaria.dev/app"), l.get("kanaria.dev/repository"),
       "commit" if (m.get("annotations") or {}).get("kanaria.dev/commit") else "no-commit", ",".join(mgr))')
     [ "$meta" = "web deploy commit kanaria:Apply" ] || bad="$bad $kind/$name($meta)"
 done
 [ -z "$bad" ]
-check "each carries kanaria.dev/app, kanaria.dev/repository, the commit annotation, and only the field manager kanaria (Apply) owns it:${bad:- all do}" $?
+check "each carries kanaria.dev/app, kanaria.dev/repository, the commit annotation, and only the field manager kanaria (Apply) owns it (status aside):${bad:- all do}" $?
 order=$(requests_since "$n0" | awk '$2 == "PATCH" { split($3, p, "/"); print p[length(p) - 1] }' | uniq | tr '\n' ' ')
 [ "$order" = "namespaces services deployments httproutes " ]
 check "applied in dependency order, Namespace → Service → Deployment → HTTPRoute, with server-side apply ($order)" $?
