@@ -6,7 +6,8 @@ integration tests and the demo, so that their checks never rest on kanaria's own
     fake_view.py --url URL weights NS ROUTE      the HTTPRoute's backendRefs per rule:
                                                  "web:90,web-canary:10 | web:90,web-canary:10"
     fake_view.py --url URL requests [--since N] [--all]
-                                                 the requests, one a line: "N METHOD PATH QUERY";
+                                                 the requests, one a line: "N METHOD PATH QUERY
+                                                 STATUS" (QUERY "-" when there is none);
                                                  kanaria's only unless --all (not kubectl's,
                                                  curl's, Prometheus's, another field manager's)
     fake_view.py --url URL count                 how many requests the fake recorded
@@ -155,7 +156,8 @@ def main():
         elif a.cmd == "requests":
             for r in requests_log(url)[a.since:]:
                 if a.all or is_kanaria(r):
-                    print("%s %s %s %s" % (r["n"], r.get("method"), r["path"], r["query"]))
+                    print("%s %s %s %s %s" % (r["n"], r.get("method"), r["path"], r["query"] or "-",
+                                              r.get("status", "-")))
         elif a.cmd == "count":
             print(len(requests_log(url)))
         elif a.cmd == "sent":
