@@ -95,6 +95,15 @@ exists() { view get "$1" shop "$2" >/dev/null 2>&1; }
 # kanaria's requests since the N-th: requests_since N (a variable first: `grep -q` closing a
 # pipe early would fail the pipeline under pipefail)
 requests_since() { local all; all=$(view requests --since "$1"); printf '%s\n' "$all"; }
+# route_then_delete REQUESTS: the canary is deleted only after a route write that left it: the
+# last HTTPRoute sent before the first DELETE of web-canary gives it no weight. Prints what it saw.
+route_then_delete() {
+    awk '$2 == "PATCH" && $3 ~ /\/httproutes\/web$/ { last = $6; n = $1 }
+         $2 == "DELETE" && $3 ~ /\/web-canary$/ { found = 1
+             print "route " last " (request " n "), then DELETE " $3 " (request " $1 ")"
+             exit (last == "" || last ~ /web-canary:[1-9]/) }
+         END { if (!found) exit 1 }' <<<"$1"
+}
 
 prom=$(free_port)
 cat >"$tmp/prometheus.yml" <<YAML
@@ -395,10 +404,9 @@ exists Deployment web-canary || exists Service web-canary
 [ $? -ne 0 ]
 rc=$?
 check "the canary Deployment and Service are deleted ($(owned))" $rc
-last_route=$(requests_since "$n0" | grep -n "PATCH .*/httproutes/web" | tail -n1 | cut -d: -f1)
-first_delete=$(requests_since "$n0" | grep -n "DELETE .*/web-canary" | head -n1 | cut -d: -f1)
-[ -n "$last_route" ] && [ -n "$first_delete" ] && [ "$last_route" -lt "$first_delete" ]
-check "the canary is deleted only after the route left it (requests $last_route < $first_delete)" $?
+out=$(route_then_delete "$(requests_since "$n0")")
+rc=$?
+check "the canary is deleted only after the route left it (${out:-no DELETE of web-canary seen})" $rc
 if [ "$kubectl_ok" = 1 ]; then
     kc rollout status deploy/web --timeout=20s >"$tmp/kc.out" 2>&1
     rc=$?
@@ -426,12 +434,10 @@ exists Deployment web-canary || exists Service web-canary
 rc=$?
 check "the canary is gone ($(owned))" $rc
 reqs=$(requests_since "$n0")
-routes=$(grep -n "PATCH .*/httproutes/web" <<<"$reqs" | cut -d: -f1 | tr '\n' ' ')
-last_route=$(grep -n "PATCH .*/httproutes/web" <<<"$reqs" | tail -n1 | cut -d: -f1)
-first_delete=$(grep -n "DELETE .*/web-canary" <<<"$reqs" | head -n1 | cut -d: -f1)
-[ -n "$last_route" ] && [ -n "$first_delete" ] && [ "$last_route" -lt "$first_delete" ] &&
-    [ "$(grep -c "PATCH .*/httproutes/web" <<<"$reqs")" -ge 2 ]
-check "the fake saw the weights go back to the primary before the canary was deleted (route PATCHes at $routes, first DELETE at $first_delete)" $?
+out=$(route_then_delete "$reqs")
+rc=$?
+[ "$rc" = 0 ] && grep -q "PATCH .*/httproutes/web .* web:90,web-canary:10|" <<<"$reqs"
+check "the fake saw the route at 90/10, then back on the primary before the canary was deleted (${out:-no DELETE of web-canary seen})" $?
 
 # ---- 4. a canary whose pods crash ---------------------------------------------------------------
 

@@ -7,7 +7,9 @@ integration tests and the demo, so that their checks never rest on kanaria's own
                                                  "web:90,web-canary:10 | web:90,web-canary:10"
     fake_view.py --url URL requests [--since N] [--all]
                                                  the requests, one a line: "N METHOD PATH QUERY
-                                                 STATUS" (QUERY "-" when there is none);
+                                                 STATUS [WEIGHTS]" (QUERY "-" when there is
+                                                 none; WEIGHTS for an HTTPRoute sent, as
+                                                 "web:90,web-canary:10|web:90,web-canary:10");
                                                  kanaria's only unless --all (not kubectl's,
                                                  curl's, Prometheus's, another field manager's)
     fake_view.py --url URL count                 how many requests the fake recorded
@@ -156,8 +158,12 @@ def main():
         elif a.cmd == "requests":
             for r in requests_log(url)[a.since:]:
                 if a.all or is_kanaria(r):
-                    print("%s %s %s %s %s" % (r["n"], r.get("method"), r["path"], r["query"] or "-",
-                                              r.get("status", "-")))
+                    body = r.get("body")
+                    extra = ""
+                    if isinstance(body, dict) and body.get("kind") == "HTTPRoute":
+                        extra = " " + weights(body).replace(" ", "")
+                    print("%s %s %s %s %s%s" % (r["n"], r.get("method"), r["path"], r["query"] or "-",
+                                                r.get("status", "-"), extra))
         elif a.cmd == "count":
             print(len(requests_log(url)))
         elif a.cmd == "sent":
