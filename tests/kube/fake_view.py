@@ -12,7 +12,7 @@ integration tests and the demo, so that their checks never rest on kanaria's own
                                                  "web:90,web-canary:10|web:90,web-canary:10");
                                                  kanaria's only unless --all (not kubectl's,
                                                  curl's, Prometheus's, another field manager's)
-    fake_view.py --url URL count                 how many requests the fake recorded
+    fake_view.py --url URL count                 the number of the last request the fake recorded
     fake_view.py --url URL sent DIR              every object kanaria applied, one JSON file each
     fake_view.py --url URL control VERB [JSON]   POST /_fake/VERB with the JSON body
 
@@ -65,7 +65,7 @@ def requests_log(url):
                 [(k, v) for k, vs in query.items() for v in (vs if isinstance(vs, list) else [vs])])
         if "?" in path and not query:
             path, query = path.split("?", 1)
-        r = dict(r, path=path, query=query, n=r.get("seq", i + 1))
+        r = dict(r, path=path, query=query, n=int(r.get("seq", i + 1)))
         out.append(r)
     return out
 
@@ -156,7 +156,9 @@ def main():
                 return 1
             print(weights(o))
         elif a.cmd == "requests":
-            for r in requests_log(url)[a.since:]:
+            for r in requests_log(url):
+                if r["n"] <= a.since:
+                    continue
                 if a.all or is_kanaria(r):
                     body = r.get("body")
                     extra = ""
@@ -165,7 +167,8 @@ def main():
                     print("%s %s %s %s %s%s" % (r["n"], r.get("method"), r["path"], r["query"] or "-",
                                                 r.get("status", "-"), extra))
         elif a.cmd == "count":
-            print(len(requests_log(url)))
+            log = requests_log(url)
+            print(log[-1]["n"] if log else 0)
         elif a.cmd == "sent":
             os.makedirs(a.dir, exist_ok=True)
             n = 0
