@@ -16,6 +16,8 @@
 #define KN_KUBE_BACKOFF_MIN_MS 500
 #define KN_KUBE_BACKOFF_MAX_MS 30000
 #define KN_KUBE_MAX_EVENT ((size_t)16 << 20) /* one watch event line */
+#define KN_KUBE_WATCH_SLACK_S 60 /* a watch still open this long after its timeoutSeconds is
+                                    taken for a dead connection */
 
 enum kn_kube_next { KN_KUBE_NEXT_LIST = 1, KN_KUBE_NEXT_WATCH };
 
@@ -37,6 +39,8 @@ struct kn_kube_informer {
     enum kn_kube_next next;
     uint64_t backoff_ms;
     struct kn_buf line;
+    int timeout_s;    /* the watch's timeoutSeconds */
+    int stalled;      /* the watch outlived it: cancelled, resumed */
     int relist;       /* the watch said 410 */
     char *watch_error; /* an ERROR event other than 410 */
     int dead;
@@ -142,8 +146,9 @@ static char *kn_kube_inf_url(struct kn_kube_informer *inf, int watch)
     kn_buf_adds(&b, path);
     if (watch) {
         char *rv = kn_kube_escape(inf->rv ? inf->rv : "0");
+        inf->timeout_s = 300 + (int)(uv_hrtime() % 301);
         kn_buf_addf(&b, "?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%d",
-                    rv, 300 + (int)(uv_hrtime() % 301));
+                    rv, inf->timeout_s);
         free(rv);
     } else {
         kn_buf_addf(&b, "?limit=%d", KN_KUBE_LIST_LIMIT);
@@ -360,6 +365,15 @@ static void kn_kube_inf_on_watch_end(const struct kn_kube_result *res, void *dat
     if (inf->dead || !inf->k) {
         return;
     }
+    uv_timer_stop(&inf->timer);
+    if (inf->stalled) {
+        char msg[96];
+        inf->stalled = 0;
+        snprintf(msg, sizeof(msg), "the server did not end the watch %d s after its timeout",
+                 KN_KUBE_WATCH_SLACK_S);
+        kn_kube_inf_lost(inf, "watching", msg, KN_KUBE_NEXT_WATCH);
+        return;
+    }
     if (inf->relist || res->http_status == 410) {
         kn_kube_inf_list(inf);
         return;
@@ -380,6 +394,18 @@ static void kn_kube_inf_on_watch_end(const struct kn_kube_result *res, void *dat
                      res->http_status ? KN_KUBE_NEXT_LIST : KN_KUBE_NEXT_WATCH);
 }
 
+/* A watch has no overall timeout (it streams), but the server ends it at timeoutSeconds: one
+ * still open long after is a dead connection. */
+static void kn_kube_inf_on_stall(uv_timer_t *t)
+{
+    struct kn_kube_informer *inf = t->data;
+
+    if (inf->call) {
+        inf->stalled = 1;
+        kn_kube_cancel(inf->call); /* its completion resumes the watch */
+    }
+}
+
 static void kn_kube_inf_watch(struct kn_kube_informer *inf)
 {
     char *path = kn_kube_inf_url(inf, 1);
@@ -391,7 +417,10 @@ static void kn_kube_inf_watch(struct kn_kube_informer *inf)
     free(path);
     if (rc < 0) {
         kn_kube_inf_lost(inf, "watching", kn_strerror(rc), KN_KUBE_NEXT_LIST);
+        return;
     }
+    uv_timer_start(&inf->timer, kn_kube_inf_on_stall,
+                   (uint64_t)(inf->timeout_s + KN_KUBE_WATCH_SLACK_S) * 1000, 0);
 }
 
 /* ---- the public functions ------------------------------------------------------------------ */
