@@ -1657,6 +1657,61 @@ static void test_fake_tls_client_certificate(void **state)
     got_release(&g);
 }
 
+static void test_fake_exec_client_certificate(void **state)
+{
+    struct fx *f = *state;
+    struct got g = {0};
+    char *script, *path, *s;
+    mode_t mode;
+    char *ca64 = b64_file(g_fake.dir, "ca.crt");
+    char *text;
+
+    /* a plugin printing the client certificate and key (PEM with its line ends escaped) */
+    script = kn_asprintf("#!/bin/sh\n"
+                         "cert=$(awk '{printf \"%%s\\\\n\", $0}' '%s/client.crt')\n"
+                         "key=$(awk '{printf \"%%s\\\\n\", $0}' '%s/client.key')\n"
+                         "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\","
+                         "\"kind\":\"ExecCredential\",\"status\":{\"clientCertificateData\":"
+                         "\"%%s\",\"clientKeyData\":\"%%s\"}}' \"$cert\" \"$key\"\n",
+                         g_fake.dir, g_fake.dir);
+    kn_test_write(f->dir, "certplugin.sh", script);
+    path = kn_asprintf("%s/certplugin.sh", f->dir);
+    assert_int_equal(chmod(path, 0700), 0);
+    text = kn_asprintf("current-context: t\n"
+                       "clusters:\n"
+                       "- name: c\n"
+                       "  cluster:\n"
+                       "    server: https://127.0.0.1:%d\n"
+                       "    certificate-authority-data: %s\n"
+                       "contexts:\n"
+                       "- {name: t, context: {cluster: c, user: u}}\n"
+                       "users:\n"
+                       "- name: u\n"
+                       "  user:\n"
+                       "    exec:\n"
+                       "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+                       "      command: %s\n",
+                       g_fake.port, ca64, path);
+    kn_test_write(f->dir, "kubeconfig", text);
+    new_kube(f, 0);
+    get(f, "/api/v1/namespaces/default/configmaps", &g);
+    if (g.status != 0) {
+        fail_msg("%s", g.message);
+    }
+    got_release(&g);
+    /* kept for the HTTP client in private files */
+    free(path);
+    path = kn_asprintf("%s/exec-client.key", f->state);
+    s = read_file(path, &mode);
+    assert_int_equal(mode, 0600);
+    assert_non_null(strstr(s, "PRIVATE KEY"));
+    free(s);
+    free(path);
+    free(text);
+    free(script);
+    free(ca64);
+}
+
 static void test_fake_in_cluster_token_rotation(void **state)
 {
     struct fx *f = *state;
@@ -1819,6 +1874,7 @@ int main(void)
     };
     const struct CMUnitTest fake_tests[] = {
         cmocka_unit_test_setup_teardown(test_fake_tls_client_certificate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fake_exec_client_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fake_in_cluster_token_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fake_informer_and_faults, setup, teardown),
     };
