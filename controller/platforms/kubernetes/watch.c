@@ -301,6 +301,7 @@ static int kn_kube_inf_event(struct kn_kube_informer *inf, const char *line, siz
         goto out;
     }
     kn_kube_inf_set_rv(inf, kn_kube_inf_rv(obj));
+    kn_kube_inf_set_error(inf, NULL, NULL); /* the watch works */
     if (strcmp(type, "BOOKMARK") == 0) {
         goto out;
     }

@@ -1833,6 +1833,28 @@ static void test_fake_informer_and_faults(void **state)
                          "replicas")),
                      2);
 
+    /* a dropped connection: lost, then resumed from the last version without a relist */
+    synced = e.synced;
+    int lost = e.lost;
+    fake_post(f, "/_fake/drop", json_pack("{s:b}", "current", 1));
+    wait_for(f, &e.lost, lost + 1);
+    assert_non_null(kn_kube_informer_error(inf));
+    json_object_set_new(json_object_get(dep, "spec"), "replicas", json_integer(3));
+    request(f, "PATCH", apply, dep, 0, &g);
+    wait_for(f, &g.calls, 1);
+    got_release(&g);
+    for (int i = 0; i < 100; i++) {
+        const json_t *o = kn_kube_informer_get(inf, "default", "web");
+        if (json_integer_value(json_object_get(json_object_get(o, "spec"), "replicas")) == 3) {
+            break;
+        }
+        int n = e.n;
+        wait_for(f, &e.n, n + 1);
+    }
+    assert_int_equal(e.synced, synced);
+    assert_int_equal(e.lost, lost + 1);
+    assert_null(kn_kube_informer_error(inf)); /* the watch works again */
+
     /* deleted: gone from the cache */
     request(f, "DELETE", path, NULL, 0, &g);
     wait_for(f, &g.calls, 1);
