@@ -27,7 +27,7 @@
 #include "platforms/kubernetes/kube.h"
 
 #define MAX_REQS 64
-#define WAIT_MS 15000
+#define WAIT_MS  15000
 
 struct fx;
 typedef void (*answer_fn)(struct fx *f, struct kn_testsrv_conn *c,
@@ -73,8 +73,7 @@ static char *dup_or_null(const char *s)
     return s ? kn_strdup(s) : NULL;
 }
 
-static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
-                       void *data)
+static void srv_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req, void *data)
 {
     struct fx *f = data;
     int n = f->nreqs;
@@ -298,8 +297,8 @@ static void test_kubeconfig_token_and_namespace(void **state)
     free(want);
     assert_string_equal(kn_kube_namespace(f->kube), "shop");
 
-    request(f, "PATCH", "/apis/apps/v1/namespaces/shop/deployments/web?fieldManager=kanaria",
-            body, 0, &g);
+    request(f, "PATCH", "/apis/apps/v1/namespaces/shop/deployments/web?fieldManager=kanaria", body,
+            0, &g);
     wait_for(f, &g.calls, 1);
     assert_int_equal(g.status, 0);
     assert_int_equal(g.http_status, 200);
@@ -520,8 +519,8 @@ static void test_kubeconfig_data_files(void **state)
                              "  user:\n"
                              "    client-certificate-data: |\n"
                              "      Q0VSVCBQ\n"
-                             "      RU0=\n" /* CERT PEM, folded */
-                             "    client-key-data: S0VZ\n"                       /* KEY */
+                             "      RU0=\n"                /* CERT PEM, folded */
+                             "    client-key-data: S0VZ\n" /* KEY */
                              "    insecure-skip-tls-verify: false\n");
 
     kn_test_write(f->dir, "kubeconfig", text);
@@ -1040,8 +1039,7 @@ struct resolved {
     char *message;
 };
 
-static void on_resolved(int status, const struct kn_kube_gvr *r, const char *message,
-                        void *data)
+static void on_resolved(int status, const struct kn_kube_gvr *r, const char *message, void *data)
 {
     struct resolved *s = data;
 
@@ -1334,9 +1332,8 @@ static void test_informer(void **state)
     write_kubeconfig(f, "    token: t\n");
     new_kube(f, 0);
     f->answer = answer_informer;
-    assert_int_equal(kn_kube_informer_new(&inf, f->kube, &r, "shop", "app=web,tier!=db",
-                                          on_event, &e),
-                     0);
+    assert_int_equal(
+        kn_kube_informer_new(&inf, f->kube, &r, "shop", "app=web,tier!=db", on_event, &e), 0);
     assert_false(kn_kube_informer_synced(inf));
     wait_for(f, &e.synced, 1);
     assert_true(kn_kube_informer_synced(inf));
@@ -1350,13 +1347,12 @@ static void test_informer(void **state)
     wait_for(f, &e.synced, 3); /* through the HTTP 410 */
     wait_for(f, &e.synced, 4); /* through the 500 and the backoff */
     wait_for(f, &e.n, 12);     /* the last watch's deletion */
-    assert_string_equal(e.log,
-                        "ADDED a 1 1; ADDED b 2 1; SYNCED; "
-                        "MODIFIED a 11 2; ADDED c 12 1; "
-                        "MODIFIED a 18 3; DELETED b 2 1; SYNCED; "
-                        "SYNCED; "
-                        "LOST; SYNCED; "
-                        "DELETED c 12 1; ");
+    assert_string_equal(e.log, "ADDED a 1 1; ADDED b 2 1; SYNCED; "
+                               "MODIFIED a 11 2; ADDED c 12 1; "
+                               "MODIFIED a 18 3; DELETED b 2 1; SYNCED; "
+                               "SYNCED; "
+                               "LOST; SYNCED; "
+                               "DELETED c 12 1; ");
     assert_int_equal(e.lost, 1);
     assert_null(kn_kube_informer_error(inf)); /* the last list worked */
     assert_null(kn_kube_informer_get(inf, "shop", "c"));
@@ -1367,8 +1363,9 @@ static void test_informer(void **state)
     /* the requests: paged list with the selector, watches from the right versions */
     assert_string_equal(f->reqs[0].target, "/apis/apps/v1/namespaces/shop/deployments?limit=500"
                                            "&labelSelector=app%3Dweb%2Ctier%21%3Ddb");
-    assert_string_equal(f->reqs[1].target, "/apis/apps/v1/namespaces/shop/deployments?limit=500"
-                                           "&continue=c%201&labelSelector=app%3Dweb%2Ctier%21%3Ddb");
+    assert_string_equal(f->reqs[1].target,
+                        "/apis/apps/v1/namespaces/shop/deployments?limit=500"
+                        "&continue=c%201&labelSelector=app%3Dweb%2Ctier%21%3Ddb");
     int watch_rv[] = {2, 10, 3, 15, 5, 20, 7, 25, 9, 25};
     for (int i = 0; i < 10; i += 2) {
         const char *t = f->reqs[watch_rv[i]].target;
@@ -1453,7 +1450,8 @@ static void test_informer_free_from_callback(void **state)
     kn_kube_informer_free(other);
 }
 
-/* ---- against the fake API server, over TLS ---------------------------------------------------- */
+/* ---- against the fake API server, over TLS ----------------------------------------------------
+ */
 
 /* tests/fakes/kube_fake.py with TLS (a CA, a server certificate for 127.0.0.1, a client
  * certificate, all made by the openssl CLI here) and a token file; one for all these cases. */
@@ -1572,13 +1570,13 @@ static void write_tls_kubeconfig(struct fx *f, const char *ca, int client, const
 {
     char *ca64 = ca ? b64_file(g_fake.dir, ca) : NULL;
     char *crt64 = b64_file(g_fake.dir, "client.crt"), *key64 = b64_file(g_fake.dir, "client.key");
-    char *ca_line = ca64 ? kn_asprintf("    certificate-authority-data: %s\n", ca64)
-                         : kn_strdup("");
-    char *user = client ? kn_asprintf("    client-certificate-data: %s\n"
-                                      "    client-key-data: %s\n",
-                                      crt64, key64)
-                        : token_file ? kn_asprintf("    tokenFile: %s\n", token_file)
-                                     : kn_strdup("    {}\n");
+    char *ca_line =
+        ca64 ? kn_asprintf("    certificate-authority-data: %s\n", ca64) : kn_strdup("");
+    char *user = client       ? kn_asprintf("    client-certificate-data: %s\n"
+                                                  "    client-key-data: %s\n",
+                                            crt64, key64)
+                 : token_file ? kn_asprintf("    tokenFile: %s\n", token_file)
+                              : kn_strdup("    {}\n");
     char *text = kn_asprintf("current-context: t\n"
                              "clusters:\n"
                              "- name: c\n"
@@ -1787,8 +1785,7 @@ static void test_fake_informer_and_faults(void **state)
 
     resolve(f, "apps/v1", "Deployment", &s);
     assert_int_equal(s.status, 0);
-    assert_int_equal(kn_kube_informer_new(&inf, f->kube, &s.r, "default", "app=web", on_event,
-                                          &e),
+    assert_int_equal(kn_kube_informer_new(&inf, f->kube, &s.r, "default", "app=web", on_event, &e),
                      0);
     wait_for(f, &e.synced, 1);
     assert_int_equal(e.n, 1);
@@ -1796,11 +1793,11 @@ static void test_fake_informer_and_faults(void **state)
     /* server-side apply creates it: the watch tells */
     path = kn_kube_path(&s.r, "default", "web");
     char *apply = kn_asprintf("%s?fieldManager=kanaria&force=true", path);
-    dep = json_pack("{s:s,s:s,s:{s:s,s:{s:s}},s:{s:i,s:{s:{s:s}},s:{s:{s:{s:s}},s:{s:[{s:s,s:s}]}}}}",
-                    "apiVersion", "apps/v1", "kind", "Deployment", "metadata", "name", "web",
-                    "labels", "app", "web", "spec", "replicas", 1, "selector", "matchLabels",
-                    "app", "web", "template", "metadata", "labels", "app", "web", "spec",
-                    "containers", "name", "web", "image", "web:1");
+    dep = json_pack(
+        "{s:s,s:s,s:{s:s,s:{s:s}},s:{s:i,s:{s:{s:s}},s:{s:{s:{s:s}},s:{s:[{s:s,s:s}]}}}}",
+        "apiVersion", "apps/v1", "kind", "Deployment", "metadata", "name", "web", "labels", "app",
+        "web", "spec", "replicas", 1, "selector", "matchLabels", "app", "web", "template",
+        "metadata", "labels", "app", "web", "spec", "containers", "name", "web", "image", "web:1");
     request(f, "PATCH", apply, dep, 0, &g);
     wait_for(f, &g.calls, 1);
     assert_int_equal(g.status, 0);
@@ -1828,10 +1825,10 @@ static void test_fake_informer_and_faults(void **state)
         int n = e.n;
         wait_for(f, &e.n, n + 1);
     }
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_object_get(kn_kube_informer_get(inf, "default", "web"), "spec"),
-                         "replicas")),
-                     2);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(kn_kube_informer_get(inf, "default", "web"), "spec"), "replicas")),
+        2);
 
     /* a dropped connection: lost, then resumed from the last version without a relist */
     synced = e.synced;
@@ -1882,8 +1879,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kubeconfig_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kubeconfig_data_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exec_plugin_cached_and_rerun_on_401, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_exec_plugin_cached_and_rerun_on_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_plugin_expired_and_failing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries, setup, teardown),
