@@ -765,6 +765,32 @@ static void test_exec_plugin_expired_and_failing(void **state)
     got_release(&g);
 }
 
+static void test_exec_plugin_killed_with_the_session(void **state)
+{
+    struct fx *f = *state;
+    struct got g = {0};
+    char *path = kn_asprintf("%s/plugin.sh", f->dir);
+
+    /* a plugin that hangs: the session's end kills it and ends the request waiting on it */
+    kn_test_write(f->dir, "plugin.sh", "#!/bin/sh\nexec sleep 600\n");
+    assert_int_equal(chmod(path, 0700), 0);
+    write_kubeconfig(f, exec_user);
+    new_kube(f, 0);
+    request(f, NULL, "/api/v1/pods", NULL, 0, &g);
+    run_for(f, 200);
+    assert_int_equal(g.calls, 0);
+    kn_kube_free(f->kube);
+    f->kube = NULL;
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, KN_ECANCELLED);
+    got_release(&g);
+    /* the killed plugin's handles close: else teardown's drain would wait for it past the
+     * test's timeout */
+    run_for(f, 300);
+    assert_int_equal(f->nreqs, 0);
+    free(path);
+}
+
 /* ---- errors, retries, rate limit ------------------------------------------------------------- */
 
 static void answer_errors(struct fx *f, struct kn_testsrv_conn *c,
@@ -1881,6 +1907,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_plugin_cached_and_rerun_on_401, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_plugin_expired_and_failing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_plugin_killed_with_the_session, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_status_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_bounded_by_timeout, setup, teardown),
