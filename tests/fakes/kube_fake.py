@@ -834,6 +834,7 @@ def apply_defaults(res, obj, state):
             ru = st.setdefault("rollingUpdate", {})
             ru.setdefault("maxUnavailable", "25%")
             ru.setdefault("maxSurge", "25%")
+        obj.setdefault("status", {})      # a struct, not omitempty: {} until observed
         tmpl = spec.setdefault("template", {})
         tmpl.setdefault("metadata", {}).setdefault("creationTimestamp", None)
         default_pod_spec(tmpl.setdefault("spec", {}))
