@@ -477,6 +477,17 @@ def merge_patch(target, patch):
     return out
 
 
+def smp_clean(v):
+    """Strategic merge patch: drop kubectl's $setElementOrder/$retainKeys directives and list
+    elements marked {"$patch": "delete"} (this fake's merge keeps what the patch omits)."""
+    if isinstance(v, dict):
+        return {k: smp_clean(x) for k, x in v.items() if not k.startswith("$")}
+    if isinstance(v, list):
+        return [smp_clean(x) for x in v if not (isinstance(x, dict) and
+                                                x.get("$patch") == "delete")]
+    return v
+
+
 def strip_nulls(v):
     if isinstance(v, dict):
         return {k: strip_nulls(x) for k, x in v.items() if x is not None}
@@ -641,6 +652,7 @@ DEFAULT_SCRIPT = {
     ],
     "routeRules": [],
     "rivals": [],
+    "requireNamespace": True,
 }
 
 
@@ -648,7 +660,8 @@ class Entry:
     def __init__(self, res, obj):
         self.res = res
         self.obj = obj
-        self.managers = {}      # (manager, operation, subresource) → {"paths", "apiVersion", "time"}
+        # (manager, operation, subresource) → {"paths", "apiVersion", "time"}
+        self.managers = {}
         self.sim = {}
 
 
@@ -1009,7 +1022,8 @@ class Handler(BaseHTTPRequestHandler):
                              for k, v in self.headers.items()},
                  "body": body, "status": None}
         with STATE.lock:
-            STATE.log.append(entry)
+            if path not in ("/metrics", "/healthz", "/livez", "/readyz"):
+                STATE.log.append(entry)
             if len(STATE.log) > LOG_MAX:
                 del STATE.log[:len(STATE.log) - LOG_MAX]
         try:
@@ -1022,6 +1036,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, status_obj(400, "BadRequest", str(e)))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as ex:     # a fake bug: say so, in kube's shape, and keep serving
+            import traceback
+            traceback.print_exc()
+            if not self.resp_status:
+                self.send_json(500, status_obj(500, "InternalError", "Internal error occurred: "
+                                               "kube_fake: %r" % ex))
+            else:
+                self.close_connection = True
         entry["status"] = self.resp_status
 
     # -- auth and faults --
@@ -1508,6 +1530,15 @@ def ns_of(res, ns):
     return ns if res.namespaced else ""
 
 
+def check_namespace(res, ns):
+    """Creating in a namespace that does not exist is 404 (callers hold the lock)."""
+    if not res.namespaced or not STATE.script.get("requireNamespace", True):
+        return
+    if ("", "namespaces", "", ns) not in STATE.store:
+        raise ApiError(404, "NotFound", 'namespaces "%s" not found' % ns,
+                       {"name": ns, "kind": "namespaces"})
+
+
 def do_get(res, ns, name, version):
     with STATE.lock:
         e = STATE.store.get(STATE.key(res, ns_of(res, ns), name))
@@ -1564,7 +1595,8 @@ def parse_json_body(raw, res):
     except ValueError as e:
         raise ApiError(400, "BadRequest", "the body of the request was in an unknown format - "
                        "accepted media types include: application/json, application/yaml, "
-                       "application/vnd.kubernetes.protobuf (%s)" % e)
+                       "application/vnd.kubernetes.protobuf (kube_fake reads JSON only: %s)"
+                       % e)
     if not isinstance(obj, dict):
         raise ApiError(400, "BadRequest", "json: cannot unmarshal %s into Go value of type "
                        "struct" % type(obj).__name__)
@@ -1741,6 +1773,7 @@ def do_create(res, ns, q, raw, headers, version):
         if k in STATE.store:
             raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (res.qualified, name),
                            {"name": name, "group": res.group, "kind": res.plural})
+        check_namespace(res, ns)
         if q.get("dryRun") == "All":
             e = Entry(res, obj)
             apply_defaults(res, obj, STATE)
@@ -1832,7 +1865,7 @@ def do_patch(res, ns, name, sub, q, raw, headers, version):
             else:
                 if not isinstance(patch, dict):
                     raise ValueError("strategic merge patch must be an object")
-                new = strip_nulls(merge_apply(cur, patch, (), res.crd))
+                new = strip_nulls(merge_apply(cur, smp_clean(patch), (), res.crd))
                 for k, v in patch.items():
                     if v is None:
                         new.pop(k, None)
@@ -1952,6 +1985,7 @@ def do_apply(res, ns, name, sub, q, raw, version, dry):
         if e is None:
             if sub:
                 raise not_found(res, name)
+            check_namespace(res, ns)
             obj = copy.deepcopy(cfg)
             for x in ("uid", "resourceVersion", "creationTimestamp", "generation"):
                 obj["metadata"].pop(x, None)
@@ -2063,7 +2097,9 @@ def do_delete(res, ns, name, q, raw, version):
                 e.sim["orphan"] = False
                 STATE.record("MODIFIED", e, old)
             return STATE.render(e, version)
-        e.sim["orphan"] = policy == "Orphan"
+        if policy == "Orphan" and res.kind == "Deployment":
+            for p in owned_pods(e):
+                p.sim["orphaned"] = True
         uid = meta["uid"]
         STATE.delete_entry(e)
         if res.kind == "Deployment" and policy != "Orphan":
@@ -2293,7 +2329,11 @@ def sim_deployment(e, vnow):
                              "Deployment does not have minimum availability.", False)
     complete = updated == desired and total == desired and available == desired
     pds = spec.get("progressDeadlineSeconds", 600)
-    if complete:
+    if spec.get("paused") and not complete:
+        sim["last_progress"] = vnow
+        prog_c = cond_entry(conds, "Progressing", "Unknown", "DeploymentPaused",
+                            "Deployment is paused", False)
+    elif complete:
         prog_c = cond_entry(conds, "Progressing", "True", "NewReplicaSetAvailable",
                             'ReplicaSet "%s" has successfully progressed.' % rs_name, progressed)
         sim["deadline"] = False

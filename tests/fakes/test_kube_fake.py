@@ -242,6 +242,10 @@ def raw_checks(port):
           b["details"] == {"name": "nope", "group": "apps", "kind": "deployments"},
           "a missing object is a NotFound Status")
 
+    s, _, b = c.apply("/apis/apps/v1/namespaces/nope/deployments/x", deployment("x", "a:1"))
+    check(s == 404 and b["message"] == 'namespaces "nope" not found',
+          "creating in a missing namespace is 404")
+
     # server-side apply
     d = deployment("api", "example/api:1.0", replicas=2)
     s, _, b = c.apply(DEPLOY + "/api", d, manager=None)
@@ -520,7 +524,7 @@ def raw_checks(port):
     log = c.control("requests")
     applies = [x for x in log if x["method"] == "PATCH" and
                x["contentType"] == "application/apply-patch+yaml"]
-    check(applies and applies[0]["query"].get("fieldManager") is None and
+    check(applies and any(x["query"].get("fieldManager") is None for x in applies) and
           any(x["query"].get("force") == "true" for x in applies) and
           isinstance(applies[-1]["body"], dict), "the request log")
 
@@ -600,20 +604,39 @@ def kubectl_checks():
     rc, out, err = kubectl(home, kcfg, "rollout", "status", "deploy/web", "--timeout=30s")
     check(rc == 0 and 'deployment "web" successfully rolled out' in out,
           "kubectl rollout status succeeds: %s" % out.strip().splitlines()[-1:])
-    # watch with an in-stream 410 on the first watch: kubectl relists and still succeeds
-    c.control("expire", {"next": 1, "current": False})
+    # an in-stream 410 on kubectl's open watch: it relists and still succeeds. The simulator
+    # leaves the Deployment alone meanwhile, so kubectl waits on a stale observedGeneration.
+    c.control("status", {"path": DEPLOY + "/web"})
     with open(man, "w") as f:
         json.dump(deployment("web", "example/web:1.1", replicas=3), f)
     kubectl(home, kcfg, "apply", "--server-side", "-f", man)
     since = len(c.control("requests"))
-    rc, out, err = kubectl(home, kcfg, "rollout", "status", "deploy/web", "--timeout=30s")
+    env = dict(os.environ, HOME=home, KUBECONFIG=kcfg)
+    p = subprocess.Popen(["kubectl", "rollout", "status", "deploy/web", "--timeout=30s"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    PROCS.append(p)
+
+    def watches():
+        return [x for x in c.control("requests")[since:]
+                if x["query"].get("watch") in ("true", "1", "True")]
+    deadline = time.time() + 15
+    while time.time() < deadline and not watches():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    expired = c.control("expire", {"current": True})["expired"]
+    deadline = time.time() + 15
+    while time.time() < deadline and len(watches()) < 2:
+        time.sleep(0.05)
+    c.control("status", {"path": DEPLOY + "/web", "simulate": True})
+    out, err = p.communicate(timeout=30)
     log = c.control("requests")[since:]
-    watches = [x for x in log if x["query"].get("watch") in ("true", "1", "True")]
     lists = [x for x in log if x["method"] == "GET" and x["path"].endswith("/deployments")
              and "watch" not in x["query"]]
-    check(rc == 0 and "successfully rolled out" in out and len(watches) >= 2 and
-          len(lists) >= 2, "kubectl relists after an in-stream 410 (%d lists, %d watches)"
-          % (len(lists), len(watches)))
+    check(p.returncode == 0 and "successfully rolled out" in out and expired >= 1 and
+          len(watches()) >= 2 and len(lists) >= 2 and
+          lists[-1]["query"].get("resourceVersion") not in (None, "0"),
+          "kubectl relists after an in-stream 410 (%d lists, %d watches): %s"
+          % (len(lists), len(watches()), err.strip()))
     # ProgressDeadlineExceeded → rc 1
     with open(man, "w") as f:
         json.dump(deployment("stuck", "example/web:1.0-crash", replicas=1, pds=2), f)
@@ -635,6 +658,22 @@ def kubectl_checks():
     out, err = p.communicate(timeout=10)
     check("ADDED" in out and "MODIFIED" in out, "kubectl get -w --output-watch-events: %r"
           % out[:200])
+    # client-side apply: a strategic merge patch with kubectl's directives
+    cs = os.path.join(TMP, "cs.json")
+    with open(cs, "w") as f:
+        json.dump(deployment("cs", "example/cs:1.0", replicas=1), f)
+    rc1, _, err1 = kubectl(home, kcfg, "apply", "-f", cs)
+    with open(cs, "w") as f:
+        json.dump(deployment("cs", "example/cs:2.0", replicas=1), f)
+    rc2, out2, err2 = kubectl(home, kcfg, "apply", "-f", cs)
+    s, _, b = c.req("GET", DEPLOY + "/cs")
+    smp = [x for x in c.control("requests") if x["method"] == "PATCH" and
+           x["contentType"] == "application/strategic-merge-patch+json"]
+    check(rc1 == 0 and rc2 == 0 and smp and
+          b["spec"]["template"]["spec"]["containers"][0]["image"] == "example/cs:2.0" and
+          "$setElementOrder" not in json.dumps(b) and b["metadata"]["generation"] == 2,
+          "kubectl client-side apply (strategic merge patch): %s %s" % (err1.strip(),
+                                                                        err2.strip()))
     rc, out, err = kubectl(home, kcfg, "get", "deploy", "nope")
     check(rc == 1 and 'Error from server (NotFound): deployments.apps "nope" not found' in err,
           "kubectl get of a missing object: %s" % err.strip())
