@@ -67,6 +67,8 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     contains an image rule's `match` gets that waiting reason (defaults: "crash" →
     CrashLoopBackOff, "badimage" → ImagePullBackOff); such pods never become ready, so the
     Deployment never completes. Deleting a Deployment deletes its pods.
+  * VirtualService controller: status.conditions [Reconciled] and observedGeneration after
+    `routeDelay` (route rules apply by name: "accepted": false → Reconciled False).
   * HTTPRoute controller: `routeDelay` virtual seconds after a generation change,
     status.parents[] for each parentRef with Accepted and ResolvedRefs at observedGeneration
     (ResolvedRefs False BackendNotFound when a Service backendRef does not exist); route rules
@@ -107,6 +109,10 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
                                MODIFIED event); the simulators leave that object alone from now
                                on unless "simulate": true; {"path", "simulate": true} alone
                                hands it back
+  POST /_fake/sequence         {"path", "steps": [{"after": SECONDS, "status": {...},
+                               "generation": N?}]}: a scripted status sequence on the virtual
+                               clock (each step "after" the previous one); the simulators leave
+                               the object alone, as with /_fake/status
   POST /_fake/clock            {"advance": SECONDS}: move the virtual clock forward
   GET  /_fake/objects          every stored object (managedFields included)
   GET  /_fake/requests         the request log: [{"method", "path", "query" (name → value, or
@@ -1412,6 +1418,17 @@ class Handler(BaseHTTPRequestHandler):
                     e.obj["status"] = body["status"]
                     STATE.record("MODIFIED", e, old)
                 return self.send_json(200, STATE.render(e))
+            if what == "sequence":
+                e = entry_by_path(body["path"])
+                if e is None:
+                    return self.send_json(404, {"error": "no object at %s" % body["path"]})
+                e.sim["manual"] = True
+                at, seq = STATE.clock.now(), []
+                for st in body["steps"]:
+                    at += float(st.get("after", 0))
+                    seq.append((at, st))
+                e.sim["sequence"] = seq
+                return self.send_json(200, {"steps": len(seq)})
             if what == "clock":
                 STATE.clock.advance(float(body.get("advance", 0)))
                 STATE.cond.notify_all()
@@ -2444,15 +2461,60 @@ def sim_deletion(e, vnow):
     STATE.delete_entry(e)
 
 
+def sim_sequence(e, vnow):
+    seq = e.sim["sequence"]
+    while seq and vnow >= seq[0][0]:
+        _, st = seq.pop(0)
+        old = STATE.render(e)
+        if "generation" in st:
+            e.obj["metadata"]["generation"] = int(st["generation"])
+        if "status" in st:
+            e.obj["status"] = copy.deepcopy(st["status"])
+        STATE.record("MODIFIED", e, old)
+
+
+def sim_virtualservice(e, vnow):
+    sim = e.sim
+    if sim.get("manual"):
+        return
+    meta = e.obj["metadata"]
+    gen = meta.get("generation", 1)
+    rule = next((r for r in STATE.script.get("routeRules", [])
+                 if re.search(r.get("name", ""), meta["name"])), None)
+    if sim.get("gen_seen") != gen:
+        sim["gen_seen"] = gen
+        sim["ready_at"] = vnow + float((rule or {}).get("delay", STATE.script["routeDelay"]))
+    if vnow < sim["ready_at"]:
+        return
+    ok = (rule or {}).get("accepted", True)
+    obs = gen if not (rule or {}).get("stale") else max(1, gen - 1)
+    prev = ((e.obj.get("status") or {}).get("conditions") or [{}])[0]
+    s = "True" if ok else "False"
+    c = {"type": "Reconciled", "status": s,
+         "lastProbeTime": prev.get("lastProbeTime", now_str()),
+         "lastTransitionTime": prev["lastTransitionTime"] if prev.get("status") == s
+         else now_str(),
+         "message": "Reconciled" if ok else (rule or {}).get("acceptedReason", "NotReconciled")}
+    new_st = {"conditions": [c], "observedGeneration": obs}
+    if new_st != e.obj.get("status"):
+        old = STATE.render(e)
+        e.obj["status"] = new_st
+        STATE.record("MODIFIED", e, old)
+
+
 def simulate():
     vnow = STATE.clock.now()
     for e in list(STATE.store.values()):
+        if e.sim.get("sequence"):
+            sim_sequence(e, vnow)
         if e.sim.get("delete_at") is not None:
             sim_deletion(e, vnow)
         elif e.res.kind == "Deployment":
             sim_deployment(e, vnow)
         elif e.res.kind == "HTTPRoute":
             sim_route(e, vnow)
+        elif e.res.kind == "VirtualService":
+            sim_virtualservice(e, vnow)
     # pods whose owner went away (Background deletion) are collected
     uids = {e.obj["metadata"]["uid"] for e in STATE.store.values() if e.res.kind == "Deployment"}
     for e in list(STATE.store.values()):

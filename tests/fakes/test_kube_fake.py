@@ -509,6 +509,24 @@ def raw_checks(port):
     check(s == 200 and ok > 0 and err > 0 and ok > err, "metrics: the canary's 'errors' image "
           "answers 500, traffic split by weight (ok %s, err %s)" % (ok, err))
 
+    # VirtualService: one storage for v1beta1 and v1, status after a delay
+    vs = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+          "metadata": {"name": "shop"},
+          "spec": {"hosts": ["shop"], "http": [{"route": [
+              {"destination": {"host": "shop"}, "weight": 90},
+              {"destination": {"host": "shop-canary"}, "weight": 10}]}]}}
+    VS1B = "/apis/networking.istio.io/v1beta1/namespaces/default/virtualservices/shop"
+    s, _, b = c.apply(VS1B, vs)
+    r = c.wait(VS1B.replace("v1beta1", "v1"), lambda x: x.get("status", {}).get(
+        "observedGeneration") == x["metadata"]["generation"])
+    check(s == 201 and r is not None and r["apiVersion"] == "networking.istio.io/v1" and
+          r["status"]["conditions"][0]["type"] == "Reconciled",
+          "a VirtualService written as v1beta1 reads as v1, with status")
+    vs["spec"]["http"][0]["route"] = [{"destination": {"host": "shop"}, "weight": 100}]
+    s, _, b = c.apply(VS1B, vs)
+    check(s == 200 and len(b["spec"]["http"][0]["route"]) == 1,
+          "a CRD list (http[].route) is replaced whole by apply")
+
     # groups, faults, request log
     c.control("groups", {"remove": ["gateway.networking.k8s.io/v1"]})
     s, _, b = c.req("GET", ROUTES)
@@ -644,6 +662,27 @@ def kubectl_checks():
     rc, out, err = kubectl(home, kcfg, "rollout", "status", "deploy/stuck", "--timeout=30s")
     check(rc == 1 and 'deployment "stuck" exceeded its progress deadline' in err,
           "kubectl rollout status fails on ProgressDeadlineExceeded: %s" % err.strip())
+    # scripted status sequences: kubectl's verdict on each
+    for name, last, want_rc in (
+            ("seq-ok", {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                        "readyReplicas": 2, "availableReplicas": 2}, 0),
+            ("seq-stuck", {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1,
+                           "readyReplicas": 2, "availableReplicas": 2, "unavailableReplicas": 1,
+                           "conditions": [{"type": "Progressing", "status": "False",
+                                           "reason": "ProgressDeadlineExceeded",
+                                           "message": 'ReplicaSet "x" has timed out '
+                                                      'progressing.'}]}, 1)):
+        c.apply(DEPLOY + "/" + name, deployment(name, "example/web:1.0", replicas=2))
+        c.control("sequence", {"path": DEPLOY + "/" + name, "steps": [
+            {"after": 0, "status": {}},
+            {"after": 2, "status": {"observedGeneration": 1, "replicas": 3,
+                                    "updatedReplicas": 1, "readyReplicas": 2,
+                                    "availableReplicas": 2}},
+            {"after": 2, "status": last}]})
+        rc, out, err = kubectl(home, kcfg, "rollout", "status", "deploy/" + name,
+                               "--timeout=30s")
+        check(rc == want_rc, "kubectl rollout status on the scripted sequence %s: rc %d: %s %s"
+              % (name, rc, out.strip().replace("\n", " | "), err.strip()))
     # get -w --output-watch-events
     env = dict(os.environ, HOME=home, KUBECONFIG=kcfg)
     p = subprocess.Popen(["kubectl", "get", "deploy", "web", "-w", "--output-watch-events"],
