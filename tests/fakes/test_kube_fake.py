@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -561,6 +562,18 @@ def auth_checks():
     c.token = "n3w"
     s2 = c.req("GET", "/api/v1/namespaces")[0]
     check(s1 == 401 and s2 == 200, "a rotated token")
+    tf = os.path.join(TMP, "token")
+    with open(tf, "w") as f:
+        f.write("first\n")
+    c2 = Client(start_fake("--token-file", tf, name="tokenfile"), "first")
+    s1 = c2.req("GET", "/api/v1/namespaces")[0]
+    with open(tf, "w") as f:
+        f.write("second\n")
+    s2 = c2.req("GET", "/api/v1/namespaces")[0]
+    c2.token = "second"
+    s3 = c2.req("GET", "/api/v1/namespaces")[0]
+    check((s1, s2, s3) == (200, 401, 200), "--token-file is re-read: a rewritten token file "
+          "(%d %d %d)" % (s1, s2, s3))
     log = c.control("requests")
     check(all(x["headers"].get("Authorization") in (None, "<redacted>") for x in log) and
           "n3w" not in json.dumps(log) and "t0ken" not in json.dumps(log),
@@ -758,8 +771,28 @@ def tls_checks():
     check(rc == 0 and "namespace/default" in out, "kubectl over TLS with a bearer token")
     kubeconfig(kcfg, "https://127.0.0.1:%d" % port, token="wrong", ca=os.path.join(d, "ca.crt"))
     rc, out, err = kubectl(home, kcfg, "get", "namespaces", "-o", "name")
-    check(rc != 0 and "Unauthorized" in err or "provide credentials" in err,
+    check(rc != 0 and ("Unauthorized" in err or "provide credentials" in err),
           "kubectl over TLS with a wrong token is refused")
+    # client certificates signed by --client-ca authenticate
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "cli.key", "-out", "cli.csr",
+         "-subj", "/CN=kanaria/O=test")
+    ossl("x509", "-req", "-in", "cli.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "cli.crt", "-days", "2")
+    port = start_fake("--token", "tls-t0ken", "--tls-cert", os.path.join(d, "srv.crt"),
+                      "--tls-key", os.path.join(d, "srv.key"), "--client-ca",
+                      os.path.join(d, "ca.crt"), name="mtls")
+
+    def get(with_cert):
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+        if with_cert:
+            ctx.load_cert_chain(os.path.join(d, "cli.crt"), os.path.join(d, "cli.key"))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        conn.request("GET", "/api/v1/namespaces")
+        st = conn.getresponse().status
+        conn.close()
+        return st
+    check(get(True) == 200 and get(False) == 401,
+          "a client certificate signed by --client-ca authenticates; none and no token is 401")
 
 
 # ---- python3-kubernetes -----------------------------------------------------------------------
