@@ -50,7 +50,9 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     Background: at once, 200 Status Success with details kind = plural; Foreground:
     deletionTimestamp + finalizers [foregroundDeletion], DELETED later; 404 when missing).
   * WATCH (watch=1/true/True/t/T/TRUE): chunked NDJSON; resourceVersion unset or "0" → synthetic
-    ADDED for the current state then changes; other → the changes after exactly that version
+    ADDED for the current state then changes (sendInitialEvents=true with
+    resourceVersionMatch=NotOlderThan: the same, then a BOOKMARK annotated
+    k8s.io/initial-events-end); other → the changes after exactly that version
     from a bounded history (2000 events), or 200 + in-stream ERROR 410 Expired "too old resource
     version" when it fell out; an object leaving/entering the selector is DELETED/ADDED;
     BOOKMARKs when allowWatchBookmarks (every `bookmarkSeconds`, real seconds); the stream ends
@@ -115,10 +117,11 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
                                the object alone, as with /_fake/status
   POST /_fake/clock            {"advance": SECONDS}: move the virtual clock forward
   GET  /_fake/objects          every stored object (managedFields included)
-  GET  /_fake/requests         the request log: [{"method", "path", "query" (name → value, or
-                               list when repeated), "contentType", "headers" (Authorization
-                               shown as "<redacted>"), "body" (JSON or null), "status"}];
-                               ?since=N skips the first N entries; DELETE clears it
+  GET  /_fake/requests         the request log: [{"seq" (1, 2, ...), "time", "method", "path",
+                               "query" (name → value, or list when repeated), "contentType",
+                               "headers" (Authorization shown as "<redacted>"), "body" (JSON or
+                               null), "status"}], without /metrics and health probes;
+                               ?since=N: only seq > N; DELETE clears it (seq goes on)
   POST /_fake/reset            back to the start (objects, log, script, faults, token)
 """
 
@@ -687,6 +690,7 @@ class State:
             self.history = []       # (rv, group, plural, ns, type, old, new)
             self.history_floor = self.rv
             self.log = []
+            self.log_seq = 0
             self.script = copy.deepcopy(DEFAULT_SCRIPT)
             self.script["speed"] = self.init_speed
             self.clock = Clock(self.init_speed)
@@ -1022,13 +1026,15 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = None
-        entry = {"time": now_str(), "method": method, "path": path, "query": q,
+        entry = {"seq": 0, "time": now_str(), "method": method, "path": path, "query": q,
                  "contentType": self.headers.get("Content-Type"),
                  "headers": {k: ("<redacted>" if k.lower() == "authorization" else v)
                              for k, v in self.headers.items()},
                  "body": body, "status": None}
         with STATE.lock:
             if path not in ("/metrics", "/healthz", "/livez", "/readyz"):
+                STATE.log_seq += 1
+                entry["seq"] = STATE.log_seq
                 STATE.log.append(entry)
             if len(STATE.log) > LOG_MAX:
                 del STATE.log[:len(STATE.log) - LOG_MAX]
@@ -1168,6 +1174,8 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 code, obj = do_create(res, ns, q, raw, self.headers, version)
                 return self.send_json(code, obj)
+            if method == "DELETE" and res.kind != "Namespace":
+                return self.send_json(200, do_delete_collection(res, ns, q, raw, version))
             raise ApiError(405, "MethodNotAllowed",
                            "the server does not allow this method on the requested resource")
         if method == "GET":
@@ -1253,7 +1261,12 @@ class Handler(BaseHTTPRequestHandler):
             if STATE.drop_next > 0:
                 STATE.drop_next -= 1
                 drop_after_initial = True
-            if rv in ("", "0"):
+            initial_end = q.get("sendInitialEvents") in TRUE_VALUES
+            if initial_end and q.get("resourceVersionMatch") != "NotOlderThan":
+                raise ApiError(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: '
+                               'resourceVersionMatch: Forbidden: sendInitialEvents requires '
+                               'setting resourceVersionMatch to NotOlderThan')
+            if rv in ("", "0") or initial_end:
                 for k in sorted(STATE.store):
                     e = STATE.store[k]
                     if e.res.group == res.group and e.res.plural == res.plural:
@@ -1282,6 +1295,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             for o in initial:
                 self.event("ADDED", with_version(o))
+            if initial_end:
+                self.event("BOOKMARK", {"kind": res.kind, "apiVersion": gv, "metadata": {
+                    "resourceVersion": str(last),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}})
             if drop_after_initial:
                 self.close_connection = True
                 return
@@ -1441,7 +1458,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"ok": True})
             if what == "requests":
                 since = int(q.get("since", 0))
-                return self.send_json(200, STATE.log[since:])
+                return self.send_json(200, [x for x in STATE.log if x["seq"] > since])
             if what == "reset":
                 STATE.reset()
                 return self.send_json(200, {"ok": True})
@@ -2076,6 +2093,18 @@ def do_apply(res, ns, name, sub, q, raw, version, dry):
             return 200, STATE.render(e, version), warn
         STATE.record("MODIFIED", e, STATE.render(Entry(res, old)))
         return 200, STATE.render(e, version), warn
+
+
+def do_delete_collection(res, ns, q, raw, version):
+    lst = do_list(res, ns, {k: v for k, v in q.items() if k in ("labelSelector",
+                                                                  "fieldSelector")}, version)
+    for o in lst["items"]:
+        try:
+            do_delete(res, o["metadata"].get("namespace"), o["metadata"]["name"], q, raw, version)
+        except ApiError:
+            pass
+    lst["metadata"] = {"resourceVersion": str(STATE.rv)}
+    return lst
 
 
 def do_delete(res, ns, name, q, raw, version):

@@ -401,6 +401,13 @@ def raw_checks(port):
                "&timeoutSeconds=1" % lrv)
     w2.done.wait(5)
     check([e["type"] for e in w2.events] == ["MODIFIED"], "start at exact rv: only later events")
+    wl = Watch(port, "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true"
+               "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1")
+    wl.done.wait(5)
+    types = [e["type"] for e in wl.events]
+    check(types[:4] == ["ADDED"] * 3 + ["BOOKMARK"] and wl.events[3]["object"]["metadata"]
+          ["annotations"] == {"k8s.io/initial-events-end": "true"},
+          "watch-list: the initial state ends with an initial-events-end BOOKMARK")
     # expiry
     c.control("expire", {"next": 1, "current": False})
     w3 = Watch(port, "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=%s" % lrv)
@@ -424,6 +431,14 @@ def raw_checks(port):
         w.close()
 
     # delete
+    for n in ("dc1", "dc2"):
+        c.req("POST", "/api/v1/namespaces/default/secrets",
+              {"metadata": {"name": n, "labels": {"dc": "yes"}}, "stringData": {"k": "v"}})
+    s, _, b = c.req("DELETE", "/api/v1/namespaces/default/secrets?labelSelector=dc%3Dyes")
+    s2, _, b2 = c.req("GET", "/api/v1/namespaces/default/secrets?labelSelector=dc%3Dyes")
+    check(s == 200 and b["kind"] == "SecretList" and len(b["items"]) == 2 and
+          b["items"][0]["data"] == {"k": "dg=="} and b2["items"] == [],
+          "delete a collection by label (stringData stored as data)")
     s, _, b = c.req("DELETE", "/api/v1/namespaces/default/configmaps/l3")
     check(s == 200 and b["status"] == "Success" and b["details"]["kind"] == "configmaps",
           "delete at once: Status Success with the plural")
@@ -545,7 +560,10 @@ def raw_checks(port):
                x["contentType"] == "application/apply-patch+yaml"]
     check(applies and any(x["query"].get("fieldManager") is None for x in applies) and
           any(x["query"].get("force") == "true" for x in applies) and
-          isinstance(applies[-1]["body"], dict), "the request log")
+          isinstance(applies[-1]["body"], dict) and
+          [x["seq"] for x in log] == list(range(log[0]["seq"], log[0]["seq"] + len(log))) and
+          [x["seq"] for x in c.control("requests?since=%d" % log[-2]["seq"])][:1] ==
+          [log[-1]["seq"]], "the request log (seq, since)")
 
 
 def auth_checks():
