@@ -48,7 +48,9 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     (the merge above), PUT (metadata.resourceVersion checked: 409 "the object has been
     modified"), POST (409 AlreadyExists; generateName), DELETE (propagationPolicy Orphan /
     Background: at once, 200 Status Success with details kind = plural; Foreground:
-    deletionTimestamp + finalizers [foregroundDeletion], DELETED later; 404 when missing).
+    deletionTimestamp + finalizers [foregroundDeletion], DELETED later; a Namespace turns
+    Terminating (creates in it are 403) and goes with its contents after `deleteDelay`; 404
+    when missing; DELETE on a collection with selectors).
   * WATCH (watch=1/true/True/t/T/TRUE): chunked NDJSON; resourceVersion unset or "0" → synthetic
     ADDED for the current state then changes (sendInitialEvents=true with
     resourceVersionMatch=NotOlderThan: the same, then a BOOKMARK annotated
@@ -1069,7 +1071,9 @@ class Handler(BaseHTTPRequestHandler):
                     token = f.read().strip()
             except OSError:
                 token = ""
-        if not token and not ARGS.client_ca:
+            if not token:
+                token = None        # an unreadable or empty token file lets nobody in
+        if token == "" and not ARGS.client_ca:
             return True
         if ARGS.client_ca:
             try:
@@ -1079,6 +1083,8 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             if not token:
                 return False
+        if token is None:
+            return False
         h = self.headers.get("Authorization", "")
         return h == "Bearer " + token
 
@@ -1564,13 +1570,23 @@ def ns_of(res, ns):
     return ns if res.namespaced else ""
 
 
-def check_namespace(res, ns):
+def check_namespace(res, ns, name):
     """Creating in a namespace that does not exist is 404 (callers hold the lock)."""
     if not res.namespaced or not STATE.script.get("requireNamespace", True):
         return
-    if ("", "namespaces", "", ns) not in STATE.store:
+    e = STATE.store.get(("", "namespaces", "", ns))
+    if e is None:
         raise ApiError(404, "NotFound", 'namespaces "%s" not found' % ns,
                        {"name": ns, "kind": "namespaces"})
+    if "deletionTimestamp" in e.obj["metadata"]:
+        raise ApiError(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content "
+                       "in namespace %s because it is being terminated" % (
+                           res.qualified, name, ns), {"name": name, "kind": res.plural, "group": res.group,
+                                                    "causes": [{
+                                                        "reason": "NamespaceTerminating",
+                                                        "message": "namespace %s is being "
+                                                        "terminated" % ns,
+                                                        "field": "metadata.namespace"}]})
 
 
 def do_get(res, ns, name, version):
@@ -1754,6 +1770,8 @@ def finish_write(res, e, old_obj, version, dry):
         e.obj["metadata"]["generation"] = old_obj["metadata"].get("generation", 1) + 1
     if dry:
         return STATE.render(e, version)
+    if json.dumps(e.obj, sort_keys=True) == json.dumps(old_obj, sort_keys=True):
+        return STATE.render(e, version)     # a no-op update keeps the resourceVersion
     STATE.record("MODIFIED", e, STATE.render(Entry(res, old_obj)))
     return STATE.render(e, version)
 
@@ -1807,7 +1825,7 @@ def do_create(res, ns, q, raw, headers, version):
         if k in STATE.store:
             raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (res.qualified, name),
                            {"name": name, "group": res.group, "kind": res.plural})
-        check_namespace(res, ns)
+        check_namespace(res, ns, name)
         if q.get("dryRun") == "All":
             e = Entry(res, obj)
             apply_defaults(res, obj, STATE)
@@ -2019,7 +2037,7 @@ def do_apply(res, ns, name, sub, q, raw, version, dry):
         if e is None:
             if sub:
                 raise not_found(res, name)
-            check_namespace(res, ns)
+            check_namespace(res, ns, name)
             obj = copy.deepcopy(cfg)
             for x in ("uid", "resourceVersion", "creationTimestamp", "generation"):
                 obj["metadata"].pop(x, None)
@@ -2130,6 +2148,14 @@ def do_delete(res, ns, name, q, raw, version):
         if dry:
             return STATE.render(e, version)
         meta = e.obj["metadata"]
+        if res.kind == "Namespace":
+            if "deletionTimestamp" not in meta:
+                old = STATE.render(e)
+                meta["deletionTimestamp"] = now_str()
+                e.obj["status"] = {"phase": "Terminating"}
+                e.sim["delete_at"] = STATE.clock.now() + float(STATE.script["deleteDelay"])
+                STATE.record("MODIFIED", e, old)
+            return STATE.render(e, version)
         if policy == "Foreground" or meta.get("finalizers"):
             if "deletionTimestamp" not in meta:
                 old = STATE.render(e)
@@ -2487,6 +2513,11 @@ def sim_deletion(e, vnow):
     if e.res.kind == "Deployment":
         for p in owned_pods(e):
             STATE.delete_entry(p)
+    if e.res.kind == "Namespace":
+        ns = e.obj["metadata"]["name"]
+        for x in list(STATE.store.values()):
+            if x.res.namespaced and x.obj["metadata"].get("namespace") == ns:
+                STATE.delete_entry(x)
     STATE.delete_entry(e)
 
 

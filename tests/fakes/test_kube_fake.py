@@ -456,6 +456,25 @@ def raw_checks(port):
           "then DELETED, and its pods are gone")
     wd.close()
 
+    # a namespace goes Terminating, refuses new content, then goes with what it held
+    c.apply("/api/v1/namespaces/tmp", {"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "tmp"}})
+    c.req("POST", "/api/v1/namespaces/tmp/configmaps", {"metadata": {"name": "x"}})
+    s, _, b = c.req("DELETE", "/api/v1/namespaces/tmp")
+    s2, _, b2 = c.req("POST", "/api/v1/namespaces/tmp/configmaps", {"metadata": {"name": "y"}})
+    gone = c.wait("/api/v1/configmaps", lambda x: not any(
+        i["metadata"]["namespace"] == "tmp" for i in x["items"]))
+    check(s == 200 and b["status"]["phase"] == "Terminating" and s2 == 403 and
+          "because it is being terminated" in b2["message"] and gone is not None and
+          c.req("GET", "/api/v1/namespaces/tmp")[0] == 404,
+          "namespace deletion: Terminating, 403 on create, then gone with its contents")
+    # a no-op update keeps the resourceVersion
+    s, _, b = c.req("GET", "/api/v1/namespaces/default/configmaps/l2")
+    s2, _, b2 = c.req("PATCH", "/api/v1/namespaces/default/configmaps/l2", {"data": b["data"]},
+                      "application/merge-patch+json")
+    check(s2 == 200 and b2["metadata"]["resourceVersion"] == b["metadata"]["resourceVersion"],
+          "a no-op merge patch keeps the resourceVersion")
+
     # pods with failing images; ProgressDeadlineExceeded on the virtual clock
     c.apply(DEPLOY + "/crashy", deployment("crashy", "example/app:1.0-crash", pds=30))
     p = c.wait("/api/v1/namespaces/default/pods?labelSelector=app%3Dcrashy",
@@ -590,8 +609,12 @@ def auth_checks():
     s2 = c2.req("GET", "/api/v1/namespaces")[0]
     c2.token = "second"
     s3 = c2.req("GET", "/api/v1/namespaces")[0]
-    check((s1, s2, s3) == (200, 401, 200), "--token-file is re-read: a rewritten token file "
-          "(%d %d %d)" % (s1, s2, s3))
+    with open(tf, "w") as f:
+        f.write("")
+    c2.token = ""
+    s4 = c2.req("GET", "/api/v1/namespaces")[0]
+    check((s1, s2, s3, s4) == (200, 401, 200, 401), "--token-file is re-read: a rewritten "
+          "token file; an empty one lets nobody in (%d %d %d %d)" % (s1, s2, s3, s4))
     log = c.control("requests")
     check(all(x["headers"].get("Authorization") in (None, "<redacted>") for x in log) and
           "n3w" not in json.dumps(log) and "t0ken" not in json.dumps(log),
