@@ -59,6 +59,10 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     version" when it fell out; an object leaving/entering the selector is DELETED/ADDED;
     BOOKMARKs when allowWatchBookmarks (every `bookmarkSeconds`, real seconds); the stream ends
     cleanly at timeoutSeconds (default 1800).
+  * Controllers write status as kube's do: an Update on the status subresource in
+    managedFields (kube-controller-manager for Deployments, with the revision annotation;
+    kubelet for Pods; kube-fake-gateway-controller for HTTPRoutes; pilot-discovery for
+    VirtualServices).
   * Deployment controller (virtual clock): observes a new generation after `observeDelay`,
     creates Pods (`<deploy>-<hash>-<5>`, template labels + pod-template-hash, ownerReferences to
     the ReplicaSet `<deploy>-<hash>`) one step every `podSeconds`, each Ready one step after it
@@ -2293,6 +2297,7 @@ def set_pod_ready(p):
     old = STATE.render(p)
     p.sim["ready"] = True
     p.obj["status"] = pod_status(p.obj["spec"], True, p.sim["created"])
+    own_status(p, "kubelet")
     STATE.record("MODIFIED", p, old)
 
 
@@ -2342,6 +2347,7 @@ def sim_deployment(e, vnow):
             meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = \
                 str(sim.get("revision", 0) + 1)
             sim["revision"] = sim.get("revision", 0) + 1
+            own_status(e, "kube-controller-manager")
             STATE.record("MODIFIED", e, old)
         sim["last_progress"] = vnow
         sim["deadline"] = False
@@ -2438,6 +2444,7 @@ def sim_deployment(e, vnow):
     if comparable(new_st) != comparable(st):
         old = STATE.render(e)
         e.obj["status"] = new_st
+        own_status(e, "kube-controller-manager")
         STATE.record("MODIFIED", e, old)
 
 
@@ -2503,6 +2510,7 @@ def sim_route(e, vnow):
             json.dumps(new_st, sort_keys=True) != json.dumps(e.obj.get("status"), sort_keys=True):
         old = STATE.render(e)
         e.obj["status"] = new_st
+        own_status(e, "kube-fake-gateway-controller")
         STATE.record("MODIFIED", e, old)
 
 
@@ -2519,6 +2527,18 @@ def sim_deletion(e, vnow):
             if x.res.namespaced and x.obj["metadata"].get("namespace") == ns:
                 STATE.delete_entry(x)
     STATE.delete_entry(e)
+
+
+def own_status(e, manager):
+    """A controller's status write: it owns the status (and the Deployment revision annotation)
+    as an Update on the status subresource, as kube-controller-manager does."""
+    paths = set(flatten(e.obj.get("status") or {}, ("status",), e.res.crd, {}))
+    rev = ("metadata", "annotations", "deployment.kubernetes.io/revision")
+    if get_path(e.obj, rev)[0]:
+        paths.add(rev)
+    gv = e.obj.get("apiVersion", e.res.gv)
+    e.managers[(manager, "Update", "status")] = {"paths": paths, "apiVersion": gv,
+                                                 "time": now_str()}
 
 
 def sim_sequence(e, vnow):
@@ -2559,6 +2579,7 @@ def sim_virtualservice(e, vnow):
     if new_st != e.obj.get("status"):
         old = STATE.render(e)
         e.obj["status"] = new_st
+        own_status(e, "pilot-discovery")
         STATE.record("MODIFIED", e, old)
 
 

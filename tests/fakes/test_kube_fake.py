@@ -291,6 +291,13 @@ def raw_checks(port):
           and "0" not in json.dumps({k: v for k, v in st["status"].items()
                                      if k != "conditions"}),
           "the Deployment completes, with no zero counters")
+    kcm = [m for m in (st or {}).get("metadata", {}).get("managedFields", [])
+           if m["manager"] == "kube-controller-manager"]
+    check(len(kcm) == 1 and kcm[0]["operation"] == "Update" and
+          kcm[0].get("subresource") == "status" and "f:status" in kcm[0]["fieldsV1"] and
+          "f:deployment.kubernetes.io/revision" in kcm[0]["fieldsV1"]["f:metadata"]
+          ["f:annotations"], "kube-controller-manager owns the status and the revision "
+          "annotation (Update, subresource status)")
     s, _, pods = c.req("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dapi")
     check(s == 200 and len(pods["items"]) == 2 and all(
         p["metadata"]["labels"].get("pod-template-hash") and
