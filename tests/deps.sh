@@ -18,6 +18,14 @@ for p in "${packages[@]}"; do
     fi
 done
 
+# node and npm for the schema check of generated Kubernetes objects (tests/kube/): Debian's own
+# unless some node is on the PATH already
+for tool in node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        missing+=("$([ "$tool" = node ] && echo nodejs || echo npm)")
+    fi
+done
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
