@@ -74,7 +74,9 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     with kube's messages. A container image whose tag (or, without a tag, whole reference)
     contains an image rule's `match` gets that waiting reason (defaults: "crash" →
     CrashLoopBackOff, "badimage" → ImagePullBackOff); such pods never become ready, so the
-    Deployment never completes. Deleting a Deployment deletes its pods.
+    Deployment never completes. The reason "FailedCreate" instead creates no pods and sets a
+    ReplicaFailure=True/FailedCreate condition (a quota message). Deleting a Deployment deletes
+    its pods.
   * VirtualService controller: status.conditions [Reconciled] and observedGeneration after
     `routeDelay` (route rules apply by name: "accepted": false → Reconciled False).
   * HTTPRoute controller: `routeDelay` virtual seconds after a generation change,
@@ -2379,7 +2381,9 @@ def sim_deployment(e, vnow):
             ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%"),
             desired, True))
         cap = desired if fail_rule is None or not olds else min(desired, surge)
-        if len(new) < cap:
+        if len(new) < cap and (fail_rule or {}).get("reason") == "FailedCreate":
+            pass        # the ReplicaSet cannot create pods (quota): ReplicaFailure below
+        elif len(new) < cap:
             make_pod(e, h)
             progressed = True
         elif len(new) > desired:
@@ -2433,6 +2437,11 @@ def sim_deployment(e, vnow):
               "readyReplicas": ready, "availableReplicas": available,
               "unavailableReplicas": max(0, desired - available) if total or desired else 0,
               "conditions": [avail_c, prog_c]}
+    if (fail_rule or {}).get("reason") == "FailedCreate" and updated < desired:
+        new_st["conditions"].append(cond_entry(
+            conds, "ReplicaFailure", "True", "FailedCreate", fail_rule.get(
+                "message", 'pods "%s-%s" is forbidden: exceeded quota: compute-resources, '
+                'requested: cpu=1, used: cpu=4, limited: cpu=4' % (rs_name, "x2b4q")), False))
     new_st = {k: v for k, v in new_st.items() if v not in (0, None)}
 
     def comparable(s):

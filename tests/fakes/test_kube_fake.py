@@ -500,6 +500,15 @@ def raw_checks(port):
                ["state"].get("waiting", {}).get("reason") == "ImagePullBackOff")
     check(p is not None, "an image tag with 'badimage' → ImagePullBackOff")
 
+    c.control("script", {"imageRules": [{"match": "quota", "reason": "FailedCreate"},
+                                         {"match": "errors", "http": 500}]})
+    c.apply(DEPLOY + "/quota", deployment("quota", "example/app:quota", replicas=1))
+    d = c.wait(DEPLOY + "/quota", lambda x: cond(x, "ReplicaFailure").get("reason") ==
+               "FailedCreate")
+    s, _, pods = c.req("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dquota")
+    check(d is not None and cond(d, "ReplicaFailure")["status"] == "True" and
+          pods["items"] == [], "an image rule FailedCreate: no pods, ReplicaFailure=True")
+
     # scripted status
     c.control("status", {"path": DEPLOY + "/pull", "status": {"observedGeneration": 1}})
     s, _, b = c.req("GET", DEPLOY + "/pull")
