@@ -135,6 +135,7 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
 
 import argparse
 import base64
+import bisect
 import copy
 import datetime
 import hashlib
@@ -1331,9 +1332,8 @@ class Handler(BaseHTTPRequestHandler):
                     elif last < STATE.history_floor:
                         expire = True
                     else:
-                        for (erv, g, pl, ens, etype, old, new) in STATE.history:
-                            if erv <= last:
-                                continue
+                        start = bisect.bisect_right(STATE.history, last, key=lambda x: x[0])
+                        for (erv, g, pl, ens, etype, old, new) in STATE.history[start:]:
                             last = erv
                             if g != res.group or pl != res.plural:
                                 continue

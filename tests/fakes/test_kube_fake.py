@@ -559,6 +559,13 @@ def raw_checks(port):
                    'code="500"}', 0)
     check(s == 200 and ok > 0 and err > 0 and ok > err, "metrics: the canary's 'errors' image "
           "answers 500, traffic split by weight (ok %s, err %s)" % (ok, err))
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode == 0, "promtool check metrics accepts /metrics: %s"
+              % (p.stdout + p.stderr).strip())
+    else:
+        skip("promtool not installed (the /metrics lint)")
 
     # VirtualService: one storage for v1beta1 and v1, status after a delay
     vs = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
