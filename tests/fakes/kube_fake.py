@@ -33,7 +33,9 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     list items do (as the real server).
   * GET / LIST with labelSelector (=, ==, !=, in, notin, exists, !exists), fieldSelector
     (metadata.name, metadata.namespace, = / == / !=), limit/continue; list metadata
-    resourceVersion.
+    resourceVersion; a
+    resourceVersion the store has not reached: wait 3 s, then 504 "Too large resource version"
+    with Retry-After; a non-numeric one: 500, as a real server answers.
   * Server-side apply (PATCH application/apply-patch+yaml, a JSON body): fieldManager required
     (422), name mismatch (400), managedFields in the body (400), 201 created / 200 merged, field
     ownership per manager with 409 FieldManagerConflict unless force=true (ownership moves),
@@ -694,7 +696,10 @@ class State:
 
     def reset(self):
         with self.lock:
-            self.rv = 100
+            # resourceVersions never go back (open watches of the old world expire)
+            self.rv = getattr(self, "rv", 100)
+            for w in getattr(self, "watchers", {}).values():
+                w["expire"] = True
             self.store = {}         # (group, plural, ns, name) → Entry
             self.history = []       # (rv, group, plural, ns, type, old, new)
             self.history_floor = self.rv
@@ -1609,6 +1614,19 @@ def do_list(res, ns, q, version):
     limit = int(q.get("limit") or 0)
     cont = q.get("continue") or ""
     with STATE.lock:
+        want = q.get("resourceVersion") or "0"
+        if not want.isdigit():
+            raise ApiError(500, "InternalError", 'Internal error occurred: strconv.ParseUint: '
+                           'parsing "%s": invalid syntax' % want)
+        if int(want) > STATE.rv and not cont:
+            # not-older-than a version the store has not reached: wait, then 504
+            STATE.cond.wait_for(lambda: STATE.rv >= int(want), timeout=3)
+            if int(want) > STATE.rv:
+                raise ApiError(504, "Timeout", "Too large resource version: %s, current: %d"
+                               % (want, STATE.rv), {"causes": [{
+                                   "reason": "ResourceVersionTooLarge",
+                                   "message": "Too large resource version"}],
+                                   "retryAfterSeconds": 1}, {"Retry-After": "1"})
         list_rv = str(STATE.rv)
         start = None
         if cont:

@@ -382,6 +382,20 @@ def raw_checks(port):
           and b2["metadata"]["resourceVersion"] == b["metadata"]["resourceVersion"],
           "limit/continue pages with one resourceVersion")
 
+    # a list not older than a version still to come waits for it, or gives up with 504
+    cur = int(c.req("GET", "/api/v1/namespaces/default/configmaps")[2]["metadata"]
+              ["resourceVersion"])
+    threading.Timer(0.3, lambda: c.req("POST", "/api/v1/namespaces/default/configmaps",
+                                       {"metadata": {"name": "later"}})).start()
+    s, _, b = c.req("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=%d" % (cur + 1))
+    check(s == 200 and int(b["metadata"]["resourceVersion"]) >= cur + 1,
+          "a list at a resourceVersion still to come waits for it")
+    s, h, b = c.req("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=%d"
+                    % (cur + 100000))
+    check(s == 504 and b["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge" and
+          h.get("Retry-After") == "1", "a list at a resourceVersion far ahead: 504")
+    c.req("DELETE", "/api/v1/namespaces/default/configmaps/later")
+
     # watch semantics
     s, _, lst = c.req("GET", "/api/v1/namespaces/default/configmaps")
     lrv = lst["metadata"]["resourceVersion"]
