@@ -620,6 +620,16 @@ def raw_checks(port):
           [x["seq"] for x in log] == list(range(log[0]["seq"], log[0]["seq"] + len(log))) and
           [x["seq"] for x in c.control("requests?since=%d" % log[-2]["seq"])][:1] ==
           [log[-1]["seq"]], "the request log (seq, since)")
+    wr = Watch(port, DEPLOY + "?watch=1")
+    before = int(c.control("objects")["resourceVersion"])
+    c.control("reset", {})
+    after = c.control("objects")
+    check(int(after["resourceVersion"]) > before and
+          {o["kind"] for o in after["items"]} == {"Namespace"} and
+          wr.wait_for(lambda e: e["type"] == "ERROR") is not None and
+          c.control("script")["imageRules"][0]["match"] == "crash",
+          "reset: only the namespaces, resourceVersions still go up, open watches expire")
+    wr.close()
 
 
 def auth_checks():
