@@ -1190,8 +1190,8 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return self.send_json(200, do_list(res, ns, q, version))
             if method == "POST":
-                code, obj = do_create(res, ns, q, raw, self.headers, version)
-                return self.send_json(code, obj)
+                code, obj, warn = do_create(res, ns, q, raw, self.headers, version)
+                return self.send_json(code, obj, {"Warning": warn} if warn else None)
             if method == "DELETE" and res.kind != "Namespace":
                 return self.send_json(200, do_delete_collection(res, ns, q, raw, version))
             raise ApiError(405, "MethodNotAllowed",
@@ -1199,7 +1199,8 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET":
             return self.send_json(200, do_get(res, ns, name, version))
         if method == "PUT":
-            return self.send_json(200, do_put(res, ns, name, sub, q, raw, self.headers, version))
+            obj, warn = do_put(res, ns, name, sub, q, raw, self.headers, version)
+            return self.send_json(200, obj, {"Warning": warn} if warn else None)
         if method == "PATCH":
             code, obj, warn = do_patch(res, ns, name, sub, q, raw, self.headers, version)
             return self.send_json(code, obj, {"Warning": warn} if warn else None)
@@ -1843,7 +1844,6 @@ def do_create(res, ns, q, raw, headers, version):
     if res.has_status and res.kind not in ("Pod", "Namespace"):
         obj.pop("status", None)
     validate_object(res, obj, name)
-    _ = warn
     with STATE.lock:
         k = STATE.key(res, ns_of(res, ns), name)
         if k in STATE.store:
@@ -1853,15 +1853,14 @@ def do_create(res, ns, q, raw, headers, version):
         if q.get("dryRun") == "All":
             e = Entry(res, obj)
             apply_defaults(res, obj, STATE)
-            return 201, STATE.render(e, version)
+            return 201, STATE.render(e, version), warn
         e = STATE.create_entry(res, obj, manager_name(q, headers), version)
-        return 201, STATE.render(e, version)
+        return 201, STATE.render(e, version), warn
 
 
 def do_put(res, ns, name, sub, q, raw, headers, version):
     obj = parse_json_body(raw, res)
-    if sub is None:
-        check_fields(res, obj, q, False, name)
+    warn = check_fields(res, obj, q, False, name) if sub is None else None
     check_meta(res, obj, ns, name)
     with STATE.lock:
         e = STATE.store.get(STATE.key(res, ns_of(res, ns), name))
@@ -1890,13 +1889,13 @@ def do_put(res, ns, name, sub, q, raw, headers, version):
                 new["status"] = old["status"]
             elif res.has_status:
                 new.pop("status", None)
-        e.obj = new
+        e.obj, old_managers = new, copy.deepcopy(e.managers)
         update_ownership(e, old, manager_name(q, headers), "Update", version, sub or "")
         if q.get("dryRun") == "All":
             r = STATE.render(e, version)
-            e.obj = old
-            return r
-        return finish_write(res, e, old, version, False)
+            e.obj, e.managers = old, old_managers
+            return r, warn
+        return finish_write(res, e, old, version, False), warn
 
 
 def do_patch(res, ns, name, sub, q, raw, headers, version):
@@ -1977,11 +1976,11 @@ def do_patch(res, ns, name, sub, q, raw, headers, version):
             if res.kind == "Deployment" and (new.get("spec") or {}).get("selector") != \
                     (old.get("spec") or {}).get("selector"):
                 raise selector_immutable(res, name, new)
-        e.obj = new
+        e.obj, old_managers = new, copy.deepcopy(e.managers)
         update_ownership(e, old, manager_name(q, headers), "Update", version, sub or "")
         if dry:
             r = STATE.render(e, version)
-            e.obj = old
+            e.obj, e.managers = old, old_managers
             return 200, r, warn
         return 200, finish_write(res, e, old, version, False), warn
 

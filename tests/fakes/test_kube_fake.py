@@ -355,6 +355,14 @@ def raw_checks(port):
     check(s == 409 and b4["reason"] == "Conflict" and "the object has been modified" in
           b4["message"], "PUT with a stale rv is 409")
 
+    # Warn (the default) drops an unknown field and says so in a Warning header
+    s, h, b = c.req("POST", "/api/v1/namespaces/default/configmaps",
+                    {"metadata": {"name": "warned"}, "data": {"a": "b"}, "dataa": {"x": "y"}})
+    check(s == 201 and "dataa" not in b and h.get("Warning") == '299 - "unknown field '
+          '\\"dataa\\""', "an unknown field on create: dropped, with a Warning header (%s)"
+          % h.get("Warning"))
+    c.req("DELETE", "/api/v1/namespaces/default/configmaps/warned")
+
     # merge patch
     s, _, b = c.req("PATCH", DEPLOY + "/api?fieldManager=kanaria",
                     {"metadata": {"annotations": {"a": "b"}}}, "application/merge-patch+json")
