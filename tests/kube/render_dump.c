@@ -99,8 +99,8 @@ static json_t *render(const char *text)
 
 int main(int argc, char **argv)
 {
-    static const double splits[][KN_VARIANT_COUNT] = {{80, 20, 0}, {60, 20, 20}, {87.5, 12.5, 0},
-                                                      {100, 0, 0}, {33.3, 33.3, 33.4}};
+    static const double splits[][KN_VARIANT_COUNT] = {
+        {80, 20, 0}, {60, 20, 20}, {87.5, 12.5, 0}, {100, 0, 0}, {33.3, 33.3, 33.4}};
     json_t *d, *s, *np, *hr, *vs, *route;
     char why[512];
     int rc = 0;
@@ -118,15 +118,14 @@ int main(int argc, char **argv)
     rc |= dump(argv[1], "deployment-rendered", json_incref(d));
     rc |= dump(argv[1], "deployment-primary", kn_kube_variant_workload(d, KN_VARIANT_PRIMARY, -1));
     rc |= dump(argv[1], "deployment-canary", kn_kube_variant_workload(d, KN_VARIANT_CANARY, 1));
-    rc |= dump(argv[1], "deployment-baseline",
-               kn_kube_variant_workload(d, KN_VARIANT_BASELINE, 2));
+    rc |= dump(argv[1], "deployment-baseline", kn_kube_variant_workload(d, KN_VARIANT_BASELINE, 2));
     rc |= dump(argv[1], "service-rendered", json_incref(s));
     rc |= dump(argv[1], "service-primary-exclusive",
                kn_kube_variant_service(s, KN_VARIANT_PRIMARY, 1));
     rc |= dump(argv[1], "service-canary", kn_kube_variant_service(s, KN_VARIANT_CANARY, 1));
     rc |= dump(argv[1], "service-baseline", kn_kube_variant_service(s, KN_VARIANT_BASELINE, 1));
-    rc |= dump(argv[1], "service-nodeport-canary",
-               kn_kube_variant_service(np, KN_VARIANT_CANARY, 0));
+    rc |=
+        dump(argv[1], "service-nodeport-canary", kn_kube_variant_service(np, KN_VARIANT_CANARY, 0));
     rc |= dump(argv[1], "httproute-rendered", json_incref(hr));
     rc |= dump(argv[1], "virtualservice-rendered", json_incref(vs));
     for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
