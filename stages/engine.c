@@ -69,6 +69,7 @@ struct kn_engine {
     struct deploy **active;
     size_t nactive;
     int stopping;
+    int held; /* kn_engine_hold: start nothing */
 };
 
 static long long wall_ms(void)
@@ -813,9 +814,17 @@ static int pick(const struct kn_deployment *d, void *data)
     return 0;
 }
 
+void kn_engine_hold(struct kn_engine *e, int hold)
+{
+    e->held = hold;
+    if (!hold) {
+        kn_engine_kick(e);
+    }
+}
+
 void kn_engine_kick(struct kn_engine *e)
 {
-    if (e->stopping) {
+    if (e->stopping || e->held) {
         return;
     }
     kn_store_deployments_open(e->deps.store, pick, e);

@@ -7,7 +7,7 @@ packages=(
     build-essential cmake pkg-config git
     libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libuv1-dev
     libcmocka-dev libsqlite3-dev libh2o-dev libssl-dev libxml2-dev
-    haproxy prometheus curl python3
+    haproxy prometheus curl python3 python3-kubernetes
     clang libclang-rt-14-dev
 )
 

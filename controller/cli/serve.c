@@ -3,6 +3,11 @@
  * plans; signals stop it (SIGTERM, SIGINT: finish the step in flight, persist, exit 0) or reload
  * the config (SIGHUP: keep the old one when the new one is invalid, and say why). One instance
  * per dataDir, held by a lock file.
+ *
+ * Leader election: when a platform campaigns for the lead (kn_platform_lead accepts), the API
+ * serves at once but nothing deploys (the engine held, no fetch, no drift, no prune) until every
+ * such platform says this instance leads; when one says it lost the lead, kanaria stops as on
+ * SIGTERM but exits 1, as kube-controller-manager does, and its supervisor starts it again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +43,15 @@
 
 #define WHO "serve"
 
+struct serve;
+
+/* One platform that campaigns for the lead. */
+struct serve_lead {
+    struct serve *s;
+    size_t i; /* in s->platforms */
+    int leading;
+};
+
 struct serve {
     const char *config_path;
     uv_loop_t loop;
@@ -64,6 +78,12 @@ struct serve {
      * a restart), and a reload never frees it under a loading thread. Owned. */
     struct kn_config *load_config;
     int lock_fd;
+    struct serve_lead *leads; /* the platforms that campaign, nleads of them */
+    size_t nleads;
+    int deploying;            /* 0 while the lead is awaited */
+    int lost;                 /* the lead was lost: exit 1 */
+    int stopped;
+    uv_timer_t lead_lost;     /* stops kanaria outside the platform's callback */
 };
 
 /* ---- what the engine needs ---------------------------------------------------------------- */
@@ -310,6 +330,9 @@ static void kick_engine(void *data)
 static void prune_app(void *data, const char *repo, const char *app, const char *actor)
 {
     struct serve *s = data;
+    if (!s->deploying) {
+        return; /* the leader prunes */
+    }
     kn_prune_start(s->store, s->platforms, s->nplatforms, repo, app, actor);
 }
 
@@ -385,12 +408,12 @@ out:
     return rc;
 }
 
-static void on_stop(uv_signal_t *h, int signum)
+static void stop_serving(struct serve *s)
 {
-    struct serve *s = h->data;
-
-    kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
-                signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (s->stopped) {
+        return;
+    }
+    s->stopped = 1;
     kn_feed_close(s->feed);
     s->feed = NULL;
     kn_notify_close(s->notify); /* before the HTTP client closes */
@@ -403,6 +426,100 @@ static void on_stop(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
+    uv_close((uv_handle_t *)&s->lead_lost, NULL);
+}
+
+static void on_stop(uv_signal_t *h, int signum)
+{
+    struct serve *s = h->data;
+
+    kn_log_info(WHO, "received %s: finishing the step in flight, then exiting",
+                signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop_serving(s);
+}
+
+/* ---- leader election ---------------------------------------------------------------------- */
+
+/* Fetch, plan, deploy and compare: what only the leader does. */
+static void start_deploying(struct serve *s)
+{
+    struct kn_drift_deps deps = {
+        .loop = &s->loop,
+        .store = s->store,
+        /* driftInterval 0 compares never, but live state is still read for /metrics and the
+         * API at the default interval */
+        .interval_ms = s->config->drift_interval_ms > 0 ? s->config->drift_interval_ms : 10000,
+        .cache_only = s->config->drift_interval_ms <= 0,
+        .platform_at = platform_at,
+        .planned = kick_engine,
+        .data = s,
+    };
+
+    s->deploying = 1;
+    kn_drift_new(&s->drift, &deps);
+    kn_engine_hold(s->engine, 0); /* deployments a previous run left */
+    kn_reconcile_start(s->reconcile);
+}
+
+static void on_lead_lost(uv_timer_t *t)
+{
+    stop_serving(t->data);
+}
+
+static void on_lead(int leading, const char *why, void *data)
+{
+    struct serve_lead *l = data;
+    struct serve *s = l->s;
+    const char *name = kn_platform_name(s->platforms[l->i]);
+    size_t waiting = 0;
+
+    if (s->stopped || s->lost) {
+        return;
+    }
+    if (!leading) {
+        kn_log_error(WHO, "platform '%s': %s; stopping so that this instance deploys nothing "
+                     "more (exit 1: let the supervisor start it again)", name,
+                     why ? why : "lost the lead");
+        s->lost = 1;
+        uv_timer_start(&s->lead_lost, on_lead_lost, 0, 0);
+        return;
+    }
+    l->leading = 1;
+    for (size_t i = 0; i < s->nleads; i++) {
+        waiting += !s->leads[i].leading;
+    }
+    kn_log_info(WHO, "platform '%s': this instance leads%s", name,
+                waiting ? "; waiting for the other platforms' lead" : ": deploying");
+    if (!waiting && !s->deploying) {
+        start_deploying(s);
+    }
+}
+
+/* Campaign on every platform that offers leader election: 1 when the lead is awaited, 0 when
+ * none campaigns, KN_E* when one refused. */
+static int campaign(struct serve *s)
+{
+    int rc = 0;
+
+    s->leads = kn_calloc(s->nplatforms + 1, sizeof(*s->leads));
+    for (size_t i = 0; i < s->nplatforms; i++) {
+        struct serve_lead *l = &s->leads[s->nleads];
+        l->s = s;
+        l->i = i;
+        rc = kn_platform_lead(s->platforms[i], on_lead, l);
+        if (rc == KN_EUNSUPPORTED) {
+            continue;
+        }
+        if (rc < 0) {
+            kn_log_error(WHO, "platform '%s': cannot campaign for the lead: %s",
+                         kn_platform_name(s->platforms[i]), kn_strerror(rc));
+            return rc;
+        }
+        s->nleads++;
+        kn_log_info(WHO, "platform '%s': serving the API, deploying nothing until this "
+                    "instance leads", kn_platform_name(s->platforms[i]));
+    }
+    return s->nleads > 0;
 }
 
 static void on_reload(uv_signal_t *h, int signum)
@@ -535,20 +652,6 @@ int kn_cmd_serve(int argc, char **argv)
         };
         kn_engine_new(&s.engine, &deps);
     }
-    {
-        /* driftInterval 0 compares never, but live state is still read for /metrics and the
-         * API at the default interval */
-        struct kn_drift_deps deps = {
-            .loop = &s.loop,
-            .store = s.store,
-            .interval_ms = cfg->drift_interval_ms > 0 ? cfg->drift_interval_ms : 10000,
-            .cache_only = cfg->drift_interval_ms <= 0,
-            .platform_at = platform_at,
-            .planned = kick_engine,
-            .data = &s,
-        };
-        kn_drift_new(&s.drift, &deps);
-    }
     kn_reconcile_new(&s.reconcile, &s.loop, s.store, cfg);
     kn_feed_new(&s.feed, &s.loop, s.store, 0);
     {
@@ -585,8 +688,20 @@ int kn_cmd_serve(int argc, char **argv)
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_reconcile_on_prune(s.reconcile, prune_app, &s);
-    kn_engine_kick(s.engine); /* deployments a previous run left */
-    kn_reconcile_start(s.reconcile);
+    uv_timer_init(&s.loop, &s.lead_lost);
+    s.lead_lost.data = &s;
+    kn_engine_hold(s.engine, 1);
+    switch (campaign(&s)) {
+    case 0:
+        start_deploying(&s);
+        break;
+    case 1:
+        break; /* on_lead starts deploying */
+    default:
+        s.lost = 1;
+        stop_serving(&s);
+        break;
+    }
     uv_run(&s.loop, UV_RUN_DEFAULT);
     kn_api_free(s.api);
     kn_actions_free(s.actions);
@@ -595,7 +710,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_reconcile_free(s.reconcile);
     uv_loop_close(&s.loop);
     kn_log_info(WHO, "stopped");
-    rc = KN_EXIT_OK;
+    rc = s.lost ? KN_EXIT_FAILED : KN_EXIT_OK;
 out:
     kn_store_close(s.store);
     if (s.lock_fd >= 0) {
@@ -603,6 +718,7 @@ out:
     }
     free(db);
     free(s.platforms);
+    free(s.leads);
     free(s.metrics);
     free(s.data_dir);
     kn_config_free(cfg);

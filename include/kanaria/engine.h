@@ -56,6 +56,11 @@ int kn_engine_new(struct kn_engine **out, const struct kn_engine_deps *deps);
 /* Look in the store for deployments to start or resume (at start, and after a new plan). */
 void kn_engine_kick(struct kn_engine *e);
 
+/* hold 1: start and resume nothing (kicks do nothing; a cancel or skip is only recorded) until
+ * kn_engine_hold(e, 0), which kicks. For an instance that waits for the lead; call it before
+ * the first kick, while nothing runs. */
+void kn_engine_hold(struct kn_engine *e, int hold);
+
 /*
  * Cancel deployment `id` on behalf of `who` (`reason` may be NULL or ""). The request is written
  * to the store before the engine acts, so that a restart does not resume the deployment:

@@ -632,6 +632,39 @@ static void test_canary_pipeline(void **state)
                   "STAGE_STARTED,STAGE_FINISHED,SUCCESS");
 }
 
+/* An instance that waits for the lead (kn_engine_hold) starts nothing, even when kicked. */
+static void test_hold_starts_nothing_until_released(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const none[] = {NULL};
+    static const char *const ops[] = {"apply primary 1111111 v1", "weights 100/0/0", "remove canary",
+                                      "remove baseline", NULL};
+    struct kn_engine_deps deps = {
+        .loop = &f->loop,
+        .store = f->store,
+        .platform = fake_platform_find,
+        .metrics = fake_metrics_find,
+        .load = fake_load,
+        .now_ms = fake_now,
+        .data = f,
+    };
+    long long id;
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    id = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    assert_int_equal(kn_engine_new(&f->engine, &deps), 0);
+    kn_engine_hold(f->engine, 1);
+    kn_engine_kick(f->engine);
+    run_loop(f);
+    assert_ops(f, NULL, none);
+    assert_string_equal(status_of(f, id), "PLANNED");
+
+    kn_engine_hold(f->engine, 0);
+    run_loop(f);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+}
+
 /* ---- 3-7: failures and rollback ---------------------------------------------------------- */
 
 /* SYNC replaced the primary: the rollback re-applies the last good commit. */
@@ -1841,6 +1874,8 @@ int main(void)
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_starts_nothing_until_released, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_primary_still_rolled_back, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_analysis_passes, setup, teardown),
