@@ -4,6 +4,9 @@
  * against the API's schemas: the rendered primary objects, the canary and baseline Deployments
  * and Services, HTTPRoutes with weights (two rules naming the Service, one another) and
  * VirtualServices with weights (short host and FQDN).
+ *
+ * render_dump --health: read a Deployment (JSON) on stdin and print kn_kube_deployment_health's
+ * verdict and words, "progressing|healthy|failed<TAB>why", for tests/kube/rollout_agree.sh.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +100,28 @@ static json_t *render(const char *text)
     return r;
 }
 
+static int health(void)
+{
+    static const char *const verdicts[] = {
+        [KN_KUBE_PROGRESSING] = "progressing",
+        [KN_KUBE_HEALTHY] = "healthy",
+        [KN_KUBE_FAILED] = "failed",
+    };
+    json_error_t e;
+    json_t *d = json_loadf(stdin, 0, &e);
+    char why[512];
+    enum kn_kube_health h;
+
+    if (!d) {
+        fprintf(stderr, "render_dump --health: bad JSON on stdin: %s\n", e.text);
+        return 2;
+    }
+    h = kn_kube_deployment_health(d, why, sizeof(why));
+    printf("%s\t%s\n", verdicts[h], why);
+    json_decref(d);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const double splits[][KN_VARIANT_COUNT] = {
@@ -105,8 +130,11 @@ int main(int argc, char **argv)
     char why[512];
     int rc = 0;
 
+    if (argc == 2 && strcmp(argv[1], "--health") == 0) {
+        return health();
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: render_dump DIR\n");
+        fprintf(stderr, "usage: render_dump DIR | render_dump --health < DEPLOYMENT.json\n");
         return 2;
     }
     d = render(deployment);
