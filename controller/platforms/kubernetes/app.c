@@ -583,10 +583,14 @@ void kn_kube_check_app(const struct kn_app *app, const struct kn_pipeline_uses *
     int router = routed && o->traffic_routing.method != KN_KUBE_ROUTING_PODSELECTOR;
     const json_t *service;
 
-    check_workload(app, o, ctx);
-    service = check_service(app, o, router, ctx);
-    if (router) {
-        check_route(app, o, service, ctx);
+    /* manifests that did not load (or load wrong) are reported already: judging what is left
+     * of them would only add noise */
+    if (app->diags.count == 0) {
+        check_workload(app, o, ctx);
+        service = check_service(app, o, router, ctx);
+        if (router) {
+            check_route(app, o, service, ctx);
+        }
     }
     for (int v = KN_VARIANT_CANARY; !routed && v < KN_VARIANT_COUNT; v++) {
         const struct kn_stage_config *st = uses->routes[v];
