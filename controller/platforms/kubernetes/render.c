@@ -997,8 +997,13 @@ static const json_t *find_named(const json_t *list, const char *name)
     return NULL;
 }
 
+/* Where a value is, for compare: in a route rule's entries (whose weight may be skipped), or
+ * a quantity of resources.requests / limits (the server writes 0.5 as "500m"). */
+#define KN_DRIFT_BACKEND  0x1
+#define KN_DRIFT_QUANTITY 0x2
+
 static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
-                    const json_t *live, int in_backend);
+                    const json_t *live, int where);
 
 static void compare_lists(struct drift *d, const char *path, const char *key, const json_t *applied,
                           const json_t *live)
@@ -1038,9 +1043,47 @@ static void compare_lists(struct drift *d, const char *path, const char *key, co
     }
 }
 
-static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
-                    const json_t *live, int in_backend)
+/* A resource quantity ("500m", "1Gi", "2", 0.5) as a number; 1 when it is one. */
+static int as_quantity(const json_t *v, double *out)
 {
+    static const struct {
+        const char *suffix;
+        double factor;
+    } units[] = {
+        {"n", 1e-9},    {"u", 1e-6},    {"m", 1e-3},    {"", 1},
+        {"k", 1e3},     {"M", 1e6},     {"G", 1e9},     {"T", 1e12},
+        {"P", 1e15},    {"E", 1e18},    {"Ki", 1024},   {"Mi", 0x1p20},
+        {"Gi", 0x1p30}, {"Ti", 0x1p40}, {"Pi", 0x1p50}, {"Ei", 0x1p60},
+    };
+    const char *s;
+    char *end;
+    double x;
+
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 1;
+    }
+    s = json_string_value(v);
+    if (!s || !*s || strchr("+-.0123456789", *s) == NULL) {
+        return 0;
+    }
+    x = strtod(s, &end);
+    if (end == s) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            *out = x * units[i].factor;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
+                    const json_t *live, int where)
+{
+    int quantities = key && (strcmp(key, "requests") == 0 || strcmp(key, "limits") == 0);
     double a, b;
 
     if (is_empty(applied) && is_empty(live)) {
@@ -1052,17 +1095,23 @@ static void compare(struct drift *d, const char *path, const char *key, const js
         json_object_foreach((json_t *)(uintptr_t)applied, k, v)
         {
             char *p;
-            if (d->skip_weights && in_backend && strcmp(k, "weight") == 0) {
+            if (d->skip_weights && (where & KN_DRIFT_BACKEND) && strcmp(k, "weight") == 0) {
                 continue;
             }
             p = child_path(path, k);
-            compare(d, p, k, v, json_object_get(live, k), 0);
+            compare(d, p, k, v, json_object_get(live, k), quantities ? KN_DRIFT_QUANTITY : 0);
             free(p);
         }
         return;
     }
     if (json_is_array(applied) && (json_is_array(live) || is_empty(live))) {
         compare_lists(d, path, key, applied, live);
+        return;
+    }
+    if ((where & KN_DRIFT_QUANTITY) && as_quantity(applied, &a) && as_quantity(live, &b)) {
+        if (fabs(a - b) > 1e-9 * fmax(fabs(a), fabs(b))) {
+            differ(d, path, live, applied);
+        }
         return;
     }
     if (as_number(applied, &a) && as_number(live, &b) &&

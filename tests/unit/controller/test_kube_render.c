@@ -651,6 +651,22 @@ static void test_drift(void **state)
     json_object_set_new(at(applied, "spec.template.spec"), "hostname", json_string(""));
     json_object_set_new(at(applied, "spec.template.spec"), "nodeName", json_null());
     assert_null(kn_kube_drift(applied, live, 0));
+    /* quantities as the server writes them back */
+    json_object_set_new(at(applied, "spec.template.spec.containers.0"), "resources",
+                        J("{\"requests\":{\"cpu\":0.5,\"memory\":\"1024Mi\"},"
+                          "\"limits\":{\"cpu\":\"1000m\",\"memory\":\"2G\"}}"));
+    json_object_set_new(at(live, "spec.template.spec.containers.0"), "resources",
+                        J("{\"requests\":{\"cpu\":\"500m\",\"memory\":\"1Gi\"},"
+                          "\"limits\":{\"cpu\":\"1\",\"memory\":\"2G\"}}"));
+    assert_null(kn_kube_drift(applied, live, 0));
+    json_object_set_new(at(live, "spec.template.spec.containers.0.resources.limits"), "memory",
+                        json_string("2Gi"));
+    d = kn_kube_drift(applied, live, 0);
+    assert_string_equal(d, "spec.template.spec.containers[web].resources.limits.memory: live "
+                           "\"2Gi\", kanaria applied \"2G\"");
+    free(d);
+    json_object_set_new(at(live, "spec.template.spec.containers.0.resources.limits"), "memory",
+                        json_string("2G"));
     /* containers matched by name, whatever their order */
     json_array_insert_new(at(live, "spec.template.spec.containers"), 0,
                           J("{\"name\":\"sidecar\",\"image\":\"s:1\"}"));
