@@ -7,6 +7,10 @@
  *
  * render_dump --health: read a Deployment (JSON) on stdin and print kn_kube_deployment_health's
  * verdict and words, "progressing|healthy|failed<TAB>why", for tests/kube/rollout_agree.sh.
+ *
+ * render_dump --drift APPLIED [--skip-weights]: read the live object (JSON) on stdin and print
+ * kn_kube_drift's answer against the object in the file APPLIED, or "none", for
+ * tests/kube/drift_fake.sh.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +126,28 @@ static int health(void)
     return 0;
 }
 
+static int drift(const char *applied_path, int skip_weights)
+{
+    json_error_t e;
+    json_t *applied = json_load_file(applied_path, 0, &e);
+    json_t *live = json_loadf(stdin, 0, &e);
+    char *d;
+    int rc = 0;
+
+    if (!applied || !live) {
+        fprintf(stderr, "render_dump --drift: bad JSON: %s\n", e.text);
+        rc = 2;
+        goto out;
+    }
+    d = kn_kube_drift(applied, live, skip_weights);
+    printf("%s\n", d ? d : "none");
+    free(d);
+out:
+    json_decref(applied);
+    json_decref(live);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const double splits[][KN_VARIANT_COUNT] = {
@@ -132,6 +158,9 @@ int main(int argc, char **argv)
 
     if (argc == 2 && strcmp(argv[1], "--health") == 0) {
         return health();
+    }
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--drift") == 0) {
+        return drift(argv[2], argc == 4 && strcmp(argv[3], "--skip-weights") == 0);
     }
     if (argc != 2) {
         fprintf(stderr, "usage: render_dump DIR | render_dump --health < DEPLOYMENT.json\n");
