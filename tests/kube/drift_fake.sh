@@ -42,18 +42,28 @@ trap cleanup EXIT
 kube_fake_start "$tmp" || { echo "FAIL: $kube_fake_error"; exit 1; }
 fail=0
 
-# The API path of the object in a JSON file.
-api_path() {
-    python3 - "$1" <<'PY'
+# The API paths of the objects in JSON files: "FILE<TAB>PATH" lines, into paths[FILE].
+declare -A paths
+load_paths() { # FILE...
+    local f p
+    while IFS=$'\t' read -r f p; do
+        paths[$f]=$p
+    done < <(python3 - "$@" <<'PY'
 import json, sys
-o = json.load(open(sys.argv[1]))
-group, _, version = o["apiVersion"].rpartition("/")
-plural = {"Deployment": "deployments", "Service": "services", "HTTPRoute": "httproutes",
-          "VirtualService": "virtualservices", "Namespace": "namespaces"}[o["kind"]]
-base = "/apis/%s/%s" % (group, version) if group else "/api/" + version
-ns = o["metadata"].get("namespace")
-print("%s%s/%s/%s" % (base, "/namespaces/" + ns if ns else "", plural, o["metadata"]["name"]))
+for f in sys.argv[1:]:
+    o = json.load(open(f))
+    group, _, version = o["apiVersion"].rpartition("/")
+    plural = {"Deployment": "deployments", "Service": "services", "HTTPRoute": "httproutes",
+              "VirtualService": "virtualservices", "Namespace": "namespaces"}[o["kind"]]
+    base = "/apis/%s/%s" % (group, version) if group else "/api/" + version
+    ns = o["metadata"].get("namespace")
+    print("%s\t%s%s/%s/%s" % (f, base, "/namespaces/" + ns if ns else "", plural,
+                              o["metadata"]["name"]))
 PY
+    )
+}
+api_path() { # FILE
+    echo "${paths[$1]}"
 }
 
 apply() { # FILE
@@ -68,6 +78,7 @@ judge() { # FILE [--skip-weights]: kanaria's drift of the live object against FI
 mkdir -p "$tmp/objs"
 "$dump" "$tmp/objs" >/dev/null || { echo "FAIL: render_dump"; exit 1; }
 echo '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}' >"$tmp/ns.json"
+load_paths "$tmp/ns.json" "$tmp"/objs/*.json
 apply "$tmp/ns.json" || { echo "FAIL: the namespace could not be applied"; exit 1; }
 
 # each name once: the last file of a name is what stays applied
