@@ -14,9 +14,9 @@
  *                  rule, its pods listed every few seconds meanwhile so that a pod that cannot
  *                  run (ImagePullBackOff, CrashLoopBackOff, unschedulable) fails the apply at
  *                  once with its reason.
- *   apply canary   <workload>-canary (replicas a count or a percent of the primary's) and
- *                  <service>-canary, applied the same way and waited for the same way
- *                  (baseline: -baseline). Server-side apply makes a repeated call harmless: the
+ *   apply canary   <workload>-canary (replicas a count or a percent of the primary's), applied
+ *                  and waited for the same way, then <service>-canary, so that the Service
+ *                  never selects no pod (baseline: -baseline). Server-side apply makes a repeated call harmless: the
  *                  same call after a restart applies the same objects and waits again.
  *   set_weights    gatewayapi, istio: the route rendered with the split and applied, then
  *                  followed until every parent accepted it at the new generation
@@ -159,6 +159,8 @@ struct op {
     json_t *keys;   /* the keys this apply made (owned array) */
     json_t *doomed; /* keys to delete (owned array) */
     void (*deleted)(struct op *op);
+    json_t *later;    /* a variant's Service, applied once its Deployment is healthy (owned) */
+    int after_health; /* applying op->later */
     json_t *workload; /* the variant's Deployment as applied (owned) */
     json_t *route;    /* the route as rendered from Git (owned) */
     long long ready_ms;
@@ -682,6 +684,7 @@ static void op_free(struct op *op)
     json_decref(op->keys);
     json_decref(op->doomed);
     json_decref(op->workload);
+    json_decref(op->later);
     json_decref(op->route);
     json_decref(op->expect);
     json_decref(op->infs);
@@ -1118,6 +1121,16 @@ static void apply_pruned(struct op *op);
 
 static void apply_healthy(struct op *op)
 {
+    if (json_array_size(op->later)) {
+        /* a variant's Service, once its pods are ready: it never selects none */
+        json_decref(op->items);
+        op->items = op->later;
+        op->later = NULL;
+        op->after_health = 1;
+        op->at = 0;
+        apply_next(op);
+        return;
+    }
     op_end(op, 0, NULL);
 }
 
@@ -1159,6 +1172,10 @@ static void apply_applied(struct op *op)
     size_t i;
     json_t *k;
 
+    if (op->after_health) {
+        op_end(op, 0, NULL);
+        return;
+    }
     if (op->variant != KN_VARIANT_PRIMARY) {
         memo_key = memo_variant_key("variant", op->variant);
         memo_put(op->call, memo_key, op->keys);
@@ -1349,6 +1366,19 @@ static void apply_render_next(struct op *op)
     }
     kn_platform_call_progress(op->call, "applying %zu resources to %s (server-side apply)",
                               json_array_size(op->items), kn_kube_server(op->kb->kube));
+    if (op->variant != KN_VARIANT_PRIMARY) {
+        /* the variant's Service follows its healthy Deployment */
+        json_t *now = json_array();
+        op->later = json_array();
+        json_array_foreach(op->items, i, it) {
+            json_array_append(strcmp(jstr(json_object_get(it, "key"), "kind"), "Service") == 0
+                                  ? op->later
+                                  : now,
+                              it);
+        }
+        json_decref(op->items);
+        op->items = now;
+    }
     op->at = 0;
     apply_next(op);
 }

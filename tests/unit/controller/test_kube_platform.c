@@ -624,7 +624,8 @@ static void test_canary_and_weights(void **state)
     json_decref(m);
 }
 
-/* The same canary applied twice (a restart mid-stage) is created once and applied again. */
+/* The same canary applied twice (a restart mid-stage) is created once and applied again; its
+ * Service follows its healthy Deployment. */
 static void test_canary_idempotent(void **state)
 {
     struct fixture *f = *state;
@@ -636,6 +637,10 @@ static void test_canary_idempotent(void **state)
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
     apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
     assert_non_null(strstr(o.progress, "Deployment shop/web-canary created"));
+    /* the canary's Service comes once its pods are ready: it never selects none */
+    assert_non_null(strstr(o.progress, "Service shop/web-canary created"));
+    assert_true(strstr(o.progress, "Deployment shop/web-canary is healthy") <
+                strstr(o.progress, "Service shop/web-canary created"));
     apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
     assert_null(strstr(o.progress, "Deployment shop/web-canary created"));
     assert_non_null(strstr(o.progress, "Deployment shop/web-canary applied"));
