@@ -293,6 +293,8 @@ static void lease_create(struct kn_kube_lease *l)
     };
 
     set_holder(l, obj);
+    /* a new record starts with no transition, as client-go's */
+    json_object_set_new(json_object_get(obj, "spec"), "leaseTransitions", json_integer(0));
     if (kn_kube_request(&l->call, l->k, &req, lease_written, l) < 0) {
         l->call = NULL;
         snprintf(l->error, sizeof(l->error), "cannot send the POST of %s", l->collection);
