@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Keep the sub-makes that CMake runs from printing every folder they enter.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build test asan fuzz format demo demo-ecs bench clean
+.PHONY: all deps build test asan fuzz format demo demo-ecs demo-kubernetes bench clean
 
 all: build
 
@@ -65,6 +65,13 @@ demo-ecs: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS) --target kanaria
 	@bash examples/ecs/demo.sh --binary-dir $(BUILD) || [ $$? -eq 77 ]
+
+# The Kubernetes demo on kanaria's fake API server (examples/kubernetes/demo.sh): a canary of a
+# Deployment with HTTPRoute weights and Prometheus analysis. Without python3 it says so.
+demo-kubernetes: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS) --target kanaria
+	@bash examples/kubernetes/demo.sh --binary-dir $(BUILD) || [ $$? -eq 77 ]
 
 # Release build, then tests/bench/run.py: one table on stdout, JSON in $(BUILD)/bench.json.
 # BENCH_QUICK=1 is the smoke size (100 apps, one run each), as ctest's bench_smoke runs it.

@@ -7,7 +7,7 @@ packages=(
     build-essential cmake pkg-config git
     libgit2-dev libyaml-dev libcurl4-openssl-dev libjansson-dev libuv1-dev
     libcmocka-dev libsqlite3-dev libh2o-dev libssl-dev libxml2-dev
-    haproxy prometheus curl python3
+    haproxy prometheus curl python3 python3-kubernetes
     clang libclang-rt-14-dev
 )
 
@@ -15,6 +15,14 @@ missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$p")
+    fi
+done
+
+# node and npm for the schema check of generated Kubernetes objects (tests/kube/): Debian's own
+# unless some node is on the PATH already
+for tool in node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        missing+=("$([ "$tool" = node ] && echo nodejs || echo npm)")
     fi
 done
 

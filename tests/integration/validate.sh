@@ -83,9 +83,9 @@ grep -q '`haproxy.metricsBind`' <<<"$ref" && grep -q '`ports.min`' <<<"$ref"
 check "help platform local prints the local type's keys" $?
 grep -q '^- `{{backend}}`: ' <<<"$ref" && grep -q '^- `{{server}}`: ' <<<"$ref"
 check "help platform local lists its analysis placeholders" $?
-"$bin" help platform kubernetes >"$tmp/help.out" 2>"$tmp/help.err"
+"$bin" help platform nomad >"$tmp/help.out" 2>"$tmp/help.err"
 check "help on an unknown platform type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
-grep -qx "kanaria: no platform type 'kubernetes' (types: local, ecs)" "$tmp/help.err"
+grep -qx "kanaria: no platform type 'nomad' (types: local, ecs, kubernetes)" "$tmp/help.err"
 check "help on an unknown platform type lists the types" $?
 ref=$("$bin" help platform)
 grep -q '^  local ' <<<"$ref"

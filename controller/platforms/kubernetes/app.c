@@ -65,7 +65,7 @@ static const struct kn_field kn_kube_gatewayapi_fields[] = {
     {.key = "httpRoute",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_kube_gatewayapi, http_route),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .flags = KN_FIELD_NONEMPTY,
      .help = "the HTTPRoute (gateway.networking.k8s.io/v1) of the app's manifests whose rules "
              "send traffic to the Service"},
 };
@@ -81,7 +81,7 @@ static const struct kn_field kn_kube_istio_fields[] = {
     {.key = "virtualService",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_kube_istio, virtual_service),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .flags = KN_FIELD_NONEMPTY,
      .help = "the VirtualService (networking.istio.io) of the app's manifests whose http "
              "routes send traffic to the Service"},
 };
@@ -99,11 +99,11 @@ static void kn_kube_check_traffic(void *obj, const struct kn_node *node, struct 
 {
     const struct kn_kube_traffic *t = obj;
 
-    if (t->method == KN_KUBE_ROUTING_GATEWAYAPI && !kn_node_get(node, "gatewayapi")) {
+    if (t->method == KN_KUBE_ROUTING_GATEWAYAPI && !t->gatewayapi.http_route) {
         kn_schema_error(ctx, node, "trafficRouting: method gatewayapi needs 'gatewayapi: "
                                    "{httpRoute: NAME}'");
     }
-    if (t->method == KN_KUBE_ROUTING_ISTIO && !kn_node_get(node, "istio")) {
+    if (t->method == KN_KUBE_ROUTING_ISTIO && !t->istio.virtual_service) {
         kn_schema_error(ctx, node, "trafficRouting: method istio needs 'istio: "
                                    "{virtualService: NAME}'");
     }

@@ -447,8 +447,8 @@ static void test_bad_enum(void **state)
                   "admin, got 'root'");
     EXPECT_ERRORS(BASE "platforms:\n"
                        "  - name: k8s\n"
-                       "    type: kubernetes\n",
-                  "kanaria.yaml:4:11: 'platforms[0].type' must be one of local, ecs, got 'kubernetes'");
+                       "    type: nomad\n",
+                  "kanaria.yaml:4:11: 'platforms[0].type' must be one of local, ecs, kubernetes, got 'nomad'");
 }
 
 /* The keys of a platforms[] or metricsProviders[] entry beyond `name` and `type` are those of
@@ -514,7 +514,7 @@ static void test_default_platform(void **state)
     assert_null(p.options);
     kn_config_platform_release(&p); /* twice is fine */
 
-    assert_int_equal(kn_config_platform_default(&p, "k", "kubernetes"), KN_EINVAL);
+    assert_int_equal(kn_config_platform_default(&p, "k", "nomad"), KN_EINVAL);
     assert_null(p.name);
     assert_null(p.options);
 }
@@ -802,7 +802,7 @@ static void test_platform_registry(void **state)
     assert_int_equal(local->caps, KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
                                       KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE |
                                       KN_PLATFORM_CANCEL);
-    assert_null(kn_platform_type_find("kubernetes"));
+    assert_null(kn_platform_type_find("nomad"));
     assert_null(kn_platform_type_find(NULL));
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_TRAFFIC_SPLIT), "traffic splitting");
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_BASELINE), "baseline variants");
