@@ -7,7 +7,8 @@
 #  3. kill -9 a: b takes the Lease (leaseTransitions 1) within the lease duration and a few
 #     retries, then deploys the head (web:2 in the fake, a deployment in b's store);
 #  4. b frozen (SIGSTOP) past the lease: a started again takes the Lease; b, thawed (SIGCONT),
-#     finds it lost and exits 1 without deploying web:3, which a deploys.
+#     finds it lost and exits 1 without deploying web:3, which a deploys;
+#  5. SIGTERM: a exits 0 and releases the Lease (no holder, leaseDurationSeconds 1).
 # The Lease object in the fake is the judge, never kanaria's own word.
 set -uo pipefail
 bin=$1
@@ -218,8 +219,11 @@ check "a deployed web:3 ($(image))" $?
 [ "$(sqlin "$tmp/b" "select count(*) from deployments where commit_id = '$(git rev-parse HEAD)'")" = 0 ]
 check "b never planned web:3" $?
 
+case_ 5 "SIGTERM releases the Lease"
 kill -TERM "$apid"
 wait "$apid"
 check "a exits 0 on SIGTERM" $?
 apid=
+[ "$(holder)" = "" ] && [ "$(lease_field 'o["spec"]["leaseDurationSeconds"]')" = 1 ]
+check "a released the Lease as it stopped: no holder, leaseDurationSeconds 1 (holder [$(holder)])" $?
 summary
