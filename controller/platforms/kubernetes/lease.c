@@ -165,8 +165,8 @@ static void failed(struct kn_kube_lease *l)
     uint64_t now = uv_now(l->loop);
 
     if (l->leading && now >= l->renewed_ms + (uint64_t)l->renew_deadline_ms) {
-        lose(l, "lost the lead of Lease %s/%s: not renewed for %lld ms (%s)", l->ns, l->name,
-             l->renew_deadline_ms, l->error);
+        lose(l, "lost the lead of Lease %s/%s: not renewed within renewDeadline (%lld ms)%s%s",
+             l->ns, l->name, l->renew_deadline_ms, l->error[0] ? ": " : "", l->error);
         return;
     }
     kn_log_debug(KN_LEASE_WHO, "Lease %s/%s: %s", l->ns, l->name, l->error);
