@@ -16,7 +16,7 @@
 #   3. an image whose pods answer 500: the analysis fails and kanaria rolls back, the weights
 #      back on the primary before the canary is deleted;
 #   4. an image whose pods crash: the canary fails with the pods' reason (CrashLoopBackOff).
-# The fake schedules no pod and routes no request: it moves the Deployments' status as a
+# The fake runs no container and routes no request: it moves the Deployments' status as a
 # cluster would, and counts the requests each Service would get at the route's weights.
 # Exit 0 when all of that happened as told, 1 when a step did not (its logs are kept), 2 on a
 # usage error, 77 when python3 is missing.
@@ -115,7 +115,7 @@ say "    No Kubernetes cluster runs here: kanaria talks to its fake API server, 
 say "    that answers as kube-apiserver does (discovery, server-side apply, list and watch,"
 say "    Status errors) and plays the cluster's controllers: it moves each Deployment's status"
 say "    as its pods would start (or crash), and counts the requests each Service would receive"
-say "    at the HTTPRoute's weights, as /metrics for Prometheus. It schedules no pod and routes"
+say "    at the HTTPRoute's weights, as /metrics for Prometheus. It runs no container and routes"
 say "    no real request."
 . "$src/tests/kube/kube_fake.sh"
 kube_fake_start "$tmp" || fail "$kube_fake_error"
@@ -148,7 +148,7 @@ objects() { # the app's objects, as kubectl (or, without it, the fake) lists the
 }
 route() { # the HTTPRoute's backendRefs, rule by rule
     if [ "$kubectl_ok" = 1 ]; then
-        show "kubectl get httproute web -o jsonpath='{range .spec.rules[*]}{.backendRefs}{\"\\n\"}{end}'"
+        show "kubectl get httproute web -o json   # its spec.rules[].backendRefs:"
         kc get httproute web -o json 2>&1 | python3 -c 'import json, sys
 for i, r in enumerate(json.load(sys.stdin)["spec"]["rules"]):
     print("rule %d (%s): %s" % (i + 1, r["matches"][0]["path"]["value"],
