@@ -58,13 +58,35 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 143' TERM INT # a ctest timeout still stops the fake, Prometheus and kanaria
 
-# need DESCRIPTION STATUS: a check the rest depends on; when it fails, the test ends here
+# need DESCRIPTION STATUS: a check the rest depends on; when it fails, the test ends here, with
+# what the fake holds and the traffic it counted
 need() {
     check "$1" "$2"
-    [ "$2" -eq 0 ] || { summary; exit 1; }
+    [ "$2" -eq 0 ] && return 0
+    if [ -n "${kube_fake_url:-}" ]; then
+        echo "--- the fake's objects"
+        kube_view objects 2>&1 | sed 's/^/  /'
+        echo "--- the fake's traffic counters"
+        kube_fake_curl "$kube_fake_url/metrics" 2>&1 | grep -v '^#' | sed 's/^/  /'
+    fi
+    summary
+    exit 1
+}
+# wait_for DESCRIPTION SQL EXPECTED [SECONDS]: lib.sh's, with a deadline in seconds of the clock
+# (each query starts a python3, which takes long on a loaded machine)
+wait_for() {
+    local got end=$((SECONDS + ${4:-30}))
+    while :; do
+        got=$(sql "$2" 2>/dev/null)
+        [ "$got" = "$3" ] && return 0
+        [ "$SECONDS" -ge "$end" ] && break
+        sleep 0.2
+    done
+    echo "  waited ${4:-30}s for $1: expected [$3], got [$got]"
+    return 1
 }
 # case N TITLE: a heading, so that a failure names its case
-case_() { echo "--- case $1: $2"; }
+case_() { echo "--- case $1: $2 (at ${SECONDS}s)"; }
 
 # ---- the fake API server, kubeconfig, Prometheus -------------------------------------------------
 
@@ -448,12 +470,9 @@ rc=$?
 [ "$rc" = 1 ]
 rc=$?
 check "kanaria wait web exits 1 ($rc: $(tail -n1 "$tmp/wait.out"))" $rc
-msg=$(sql "select reason from stages where deployment = $d4 and name = 'CANARY_ROLLOUT'")
-grep -q "CrashLoopBackOff" <<<"$msg"
-check "CANARY_ROLLOUT fails naming the pods' reason ($msg)" $?
 reason=$(reason_of "$d4")
-grep -q "CANARY_ROLLOUT.*(rolled back)" <<<"$reason"
-check "and is rolled back ($reason)" $?
+grep -q "stage CANARY_ROLLOUT failed: .*CrashLoopBackOff.*(rolled back)" <<<"$reason"
+check "CANARY_ROLLOUT fails naming the pods' reason, and is rolled back ($reason)" $?
 out="$(image_of web) $(weights)"
 exists Deployment web-canary || exists Service web-canary
 [ $? -ne 0 ] && grep -q "^web:2 " <<<"$out"
