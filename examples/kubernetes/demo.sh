@@ -120,6 +120,8 @@ say "    no real request."
 . "$src/tests/kube/kube_fake.sh"
 kube_fake_start "$tmp" || fail "$kube_fake_error"
 fake_pid=$kube_fake_pid
+# the route's clients are the only ones: a Service gets requests once a route sends it some
+kube_view control script '{"serviceRps": 0}' >/dev/null || fail "the fake's script could not be set"
 prom_port=$(free_port)
 sed -e "s|@FAKE_ADDR@|${kube_fake_url#https://}|" -e "s|@CA_FILE@|$kube_fake_ca|" "$here/demo/prometheus.yml" >"$tmp/prometheus.yml"
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \

@@ -95,6 +95,11 @@ rc=$?
 need "the fake API server answers on HTTPS with a bearer token (${kube_fake_error:-$kube_fake_url})" $rc
 fake_url=$kube_fake_url
 fake_token=$kube_fake_token
+# the route's clients are the only ones (a Service that no route names gets no requests), so a
+# canary Service gets traffic only once kanaria routes some to it, as in a cluster
+kube_view control script '{"serviceRps": 0}' >>"$tmp/fake-control.log" 2>&1
+rc=$?
+need "the fake's simulated clients send through the route only" $rc
 
 view() { kube_view "$@"; }
 # the route's backendRefs per rule: "web:90,web-canary:10 | web:90,web-canary:10"
