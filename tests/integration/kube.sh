@@ -36,9 +36,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 fake_py=$src/tests/fakes/kube_fake.py
 
-for c in python3 prometheus openssl; do
-    if ! command -v "$c" >/dev/null; then
-        echo "SKIPPED: $c is not installed (make deps)"
+# Debian's python3 where there is one: a version manager's shim in front of another python3
+# costs a second a call on a loaded machine, and the checks make hundreds
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(command -v python3)
+python3() { "$py" "$@"; }
+for c in "$py" prometheus openssl; do
+    if [ -z "$c" ] || ! command -v "$c" >/dev/null; then
+        echo "SKIPPED: ${c:-python3} is not installed (make deps)"
         [ "${CI:-}" = true ] && { echo "FAIL: CI=true: $c is part of the CI image"; exit 1; }
         exit 77
     fi
@@ -259,7 +264,7 @@ spec:
             interval: 3s
             inconclusiveLimit: 2
             query: >-
-              sum(rate(kube_fake_http_requests_total{namespace="{{namespace}}",service="{{service}}",code=~"5.."}[{{window}}]))
+              (sum(rate(kube_fake_http_requests_total{namespace="{{namespace}}",service="{{service}}",code=~"5.."}[{{window}}])) or vector(0))
               / sum(rate(kube_fake_http_requests_total{namespace="{{namespace}}",service="{{service}}"}[{{window}}]))
             expected: {max: 0.05}
     - name: WAIT_APPROVAL
