@@ -252,6 +252,7 @@ route
 # ---- 3. a canary whose pods answer 500 ---------------------------------------------------------
 
 step "3/4  web 1.2-errors: its pods answer 500; the analysis fails and kanaria rolls back"
+before=$(view count)
 commit=$(commit_and_push "shop: web 1.2-errors" 1.2-errors)
 show 'git commit -am "shop: web 1.2-errors" && git push'
 follow "$commit" FAILURE 120 || fail "web 1.2-errors was not rolled back"
@@ -260,10 +261,12 @@ print(next(d["reason"] for d in json.load(sys.stdin)["deployments"] if d["commit
 say "    Why, as kanaria recorded it:"
 say "      $reason"
 grep -q "analysis" <<<"$reason" || fail "web 1.2-errors was rolled back, but not by the analysis"
-say "    The route went back to the primary first, then the canary was deleted (the fake's log"
-say "    of kanaria's writes):"
-view requests | awk '$2 == "PATCH" && $3 ~ /httproutes/ || $2 == "DELETE"' | tail -n 3 |
-    awk '{ print $2, $3 }' | indent
+say "    kanaria's writes to the route and its deletes, as the fake API server logged them: the"
+say "    route at 90/10, back on the primary, and only then the canary deleted:"
+view requests --since "$before" |
+    awk '($2 == "PATCH" && $3 ~ /httproutes/) || ($2 == "DELETE" && $5 != 404) { print $2, $3, $6 }' |
+    sed -e 's|/apis/gateway.networking.k8s.io/v1/namespaces/shop/||' -e 's|/apis/apps/v1/namespaces/shop/||' \
+        -e 's|/api/v1/namespaces/shop/||' -e 's/|/ | /' | indent
 route
 
 # ---- 4. a canary whose pods crash --------------------------------------------------------------
