@@ -574,7 +574,7 @@ check "self-heal puts the weights back ($out, was $good)" $?
 case_ 8 "every object kanaria applied validates against the official schemas"
 validate_mjs=$src/tests/kube/schemas/validate.mjs
 # the packages ctest kube_schemas installs (npm ci) into the build folder
-schemas=${KANARIA_KUBE_SCHEMAS:-$(dirname "$bin")/kube-schemas}
+schemas=${KANARIA_KUBE_SCHEMAS:-$(cd "$(dirname "$bin")" && pwd)/kube-schemas}
 n=$(view sent "$tmp/sent")
 if ! command -v node >/dev/null; then
     echo "SKIPPED: schema validation: node is not installed (tests/deps.sh installs nodejs)"
