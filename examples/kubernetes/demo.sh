@@ -169,7 +169,8 @@ traffic() { # requests per Service in the last 10 seconds, as Prometheus has the
         python3 -c 'import json, sys
 rows = json.load(sys.stdin)["data"]["result"]
 for r in sorted(rows, key=lambda r: (r["metric"].get("service", ""), r["metric"].get("code", ""))):
-    print("Service %-12s %s  %5.0f requests" % (r["metric"].get("service"), r["metric"].get("code"), float(r["value"][1])))' | indent || true
+    if float(r["value"][1]) >= 0.5:
+        print("Service %-12s %s  %5.0f requests" % (r["metric"].get("service"), r["metric"].get("code"), float(r["value"][1])))' | indent || true
 }
 
 # ---- the Git remote and kanaria ------------------------------------------------------------------
@@ -263,10 +264,14 @@ say "      $reason"
 grep -q "analysis" <<<"$reason" || fail "web 1.2-errors was rolled back, but not by the analysis"
 say "    kanaria's writes to the route and its deletes, as the fake API server logged them: the"
 say "    route at 90/10, back on the primary, and only then the canary deleted:"
-view requests --since "$before" |
+writes=$(view requests --since "$before" |
     awk '($2 == "PATCH" && $3 ~ /httproutes/) || ($2 == "DELETE" && $5 != 404) { print $2, $3, $6 }' |
     sed -e 's|/apis/gateway.networking.k8s.io/v1/namespaces/shop/||' -e 's|/apis/apps/v1/namespaces/shop/||' \
-        -e 's|/api/v1/namespaces/shop/||' -e 's/|/ | /' | indent
+        -e 's|/api/v1/namespaces/shop/||')
+sed 's/|/ | /' <<<"$writes" | indent
+# the last route written before the first delete gives the canary no weight
+awk '$1 == "PATCH" { last = $3 } $1 == "DELETE" { found = 1; exit (last == "" || last ~ /web-canary:[1-9]/) }
+     END { if (!found) exit 1 }' <<<"$writes" || fail "the canary was deleted before the route left it"
 route
 
 # ---- 4. a canary whose pods crash --------------------------------------------------------------
