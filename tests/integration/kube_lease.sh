@@ -189,9 +189,19 @@ case_ 3 "kill -9 a: b takes over and deploys"
 kill -9 "$apid"
 wait "$apid" 2>/dev/null
 apid=
-last_renew=$(lease_field 'o["spec"]["renewTime"]')
 wait_until 30 "b to take the Lease" b_holds
 check "b took the Lease after a died ($(holder))" $?
+# a's last renew that the fake accepted, from its request log
+last_renew=$(kube_fake_curl "$kube_fake_url/_fake/requests" | python3 -c 'import json, sys
+log = json.load(sys.stdin)
+log = log.get("requests", log) if isinstance(log, dict) else log
+t = ""
+for r in log:
+    spec = (r.get("body") or {}).get("spec") or {} if isinstance(r.get("body"), dict) else {}
+    if r.get("method") in ("PUT", "POST") and r.get("path", "").endswith("/leases/kanaria" if r.get("method") == "PUT" else "/leases") \
+            and 200 <= int(r.get("status") or 0) < 300 and spec.get("holderIdentity") == sys.argv[1]:
+        t = spec.get("renewTime", "")
+print(t)' "$(identity_of "$tmp/a.log")")
 # by the Lease's own times (one machine's clock): no sooner than the lease after a's last renew,
 # and within it plus a few retries (0.5 s, jitter 1.2) and requests
 took=$(python3 -c 'import datetime, sys
