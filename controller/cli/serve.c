@@ -5,8 +5,9 @@
  * per dataDir, held by a lock file.
  *
  * Leader election: when a platform campaigns for the lead (kn_platform_lead accepts), the API
- * serves at once but nothing deploys (the engine held, no fetch, no drift, no prune) until every
- * such platform says this instance leads; when one says it lost the lead, kanaria stops as on
+ * serves at once but nothing deploys (the engine held; no polling, drift or prune of orphans)
+ * until every such platform says this instance leads (a webhook or SIGHUP may still fetch and
+ * plan, which the engine runs once it leads); when one says it lost the lead, kanaria stops as on
  * SIGTERM but exits 1, as kube-controller-manager does, and its supervisor starts it again.
  */
 #include <errno.h>

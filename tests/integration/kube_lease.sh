@@ -147,7 +147,8 @@ YAML
 git init -q -b main
 app web:1
 "$bin" validate "$tmp/upstream" -c "$tmp/a.yaml" >"$tmp/validate.out" 2>&1
-need "the app and config are valid ($(tr '\n' ' ' <"$tmp/validate.out"))" $?
+rc=$?
+need "the app and config are valid ($(tr '\n' ' ' <"$tmp/validate.out"))" $rc
 
 start_a() { "$bin" serve -c "$tmp/a.yaml" >>"$tmp/a.log" 2>&1 & apid=$!; }
 start_b() { "$bin" serve -c "$tmp/b.yaml" >>"$tmp/b.log" 2>&1 & bpid=$!; }
@@ -162,9 +163,11 @@ healthy() { curl -sf -o /dev/null "http://127.0.0.1:$1/healthz"; }
 case_ 1 "a leads and deploys, b waits"
 start_a
 wait_until 30 "a to hold the Lease" a_holds
-need "a holds the Lease default/kanaria ($(holder))" $?
+rc=$?
+need "a holds the Lease default/kanaria ($(holder))" $rc
 wait_until 60 "web:1 in the fake" image_is web:1
-check "a deployed web:1 ($(image))" $?
+rc=$?
+check "a deployed web:1 ($(image))" $rc
 start_b
 wait_until 30 "b to wait for a" b_waits
 check "b logs that it waits for the lead of Lease default/kanaria held by a" $?
@@ -176,10 +179,12 @@ check "the Lease was created with no transition" $?
 case_ 2 "a deploys a new commit; b still deploys nothing"
 app web:2
 wait_until 60 "web:2 in the fake" image_is web:2
-check "a deployed web:2 ($(image))" $?
+rc=$?
+check "a deployed web:2 ($(image))" $rc
 sleep 2 # b's fetch interval and more: it must still have planned nothing
 [ "$(sqlin "$tmp/b" 'select count(*) from deployments')" = 0 ]
-check "b's store holds no deployment while a leads ($(sqlin "$tmp/b" 'select count(*) from deployments'))" $?
+rc=$?
+check "b's store holds no deployment while a leads ($(sqlin "$tmp/b" 'select count(*) from deployments'))" $rc
 a_holds
 check "a still holds the Lease" $?
 
@@ -189,9 +194,20 @@ case_ 3 "kill -9 a: b takes over and deploys"
 kill -9 "$apid"
 wait "$apid" 2>/dev/null
 apid=
-last_renew=$(lease_field 'o["spec"]["renewTime"]')
 wait_until 30 "b to take the Lease" b_holds
-check "b took the Lease after a died ($(holder))" $?
+rc=$?
+check "b took the Lease after a died ($(holder))" $rc
+# a's last renew that the fake accepted, from its request log
+last_renew=$(kube_fake_curl "$kube_fake_url/_fake/requests" | python3 -c 'import json, sys
+log = json.load(sys.stdin)
+log = log.get("requests", log) if isinstance(log, dict) else log
+t = ""
+for r in log:
+    spec = (r.get("body") or {}).get("spec") or {} if isinstance(r.get("body"), dict) else {}
+    if r.get("method") in ("PUT", "POST") and r.get("path", "").endswith("/leases/kanaria" if r.get("method") == "PUT" else "/leases") \
+            and 200 <= int(r.get("status") or 0) < 300 and spec.get("holderIdentity") == sys.argv[1]:
+        t = spec.get("renewTime", "")
+print(t)' "$(identity_of "$tmp/a.log")")
 # by the Lease's own times (one machine's clock): no sooner than the lease after a's last renew,
 # and within it plus a few retries (0.5 s, jitter 1.2) and requests
 took=$(python3 -c 'import datetime, sys
@@ -204,7 +220,8 @@ echo "  b took the Lease $took s after a's last renew"
 check "leaseTransitions is 1" $?
 wait_until 60 "a deployment of web:2 in b's store" \
     test "$(sqlin "$tmp/b" "select status from deployments order by id desc limit 1")" = SUCCESS
-check "b deployed the head once it led ($(sqlin "$tmp/b" 'select id, strategy, status from deployments'))" $?
+rc=$?
+check "b deployed the head once it led ($(sqlin "$tmp/b" 'select id, strategy, status from deployments'))" $rc
 
 # ---- 4. a leader that lost the Lease stops ------------------------------------------------------
 
@@ -224,7 +241,8 @@ check "b, thawed, finds the lead lost and exits 1 (exit $rc)" $?
 grep -q "lost the lead of Lease default/kanaria" "$tmp/b.log"
 check "b logs why it stopped" $?
 wait_until 60 "web:3 in the fake" image_is web:3
-check "a deployed web:3 ($(image))" $?
+rc=$?
+check "a deployed web:3 ($(image))" $rc
 [ "$(sqlin "$tmp/b" "select count(*) from deployments where commit_id = '$(git rev-parse HEAD)'")" = 0 ]
 check "b never planned web:3" $?
 
@@ -234,6 +252,7 @@ wait "$apid"
 check "a exits 0 on SIGTERM" $?
 apid=
 [ "$(holder)" = "" ] && [ "$(lease_field 'o["spec"]["leaseDurationSeconds"]')" = 1 ]
-check "a released the Lease as it stopped: no holder, leaseDurationSeconds 1 (holder [$(holder)])" $?
+rc=$?
+check "a released the Lease as it stopped: no holder, leaseDurationSeconds 1 (holder [$(holder)])" $rc
 logs
 summary
