@@ -19,7 +19,8 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
   * /version, /healthz, legacy discovery (/api, /apis, /api/v1, /apis/G/V) for v1, apps/v1,
     coordination.k8s.io/v1, gateway.networking.k8s.io/v1, networking.istio.io/v1 and v1beta1;
     /openapi/v3 (+ one document per group version) that only advertises the PATCH query
-    parameter fieldValidation, so `kubectl apply --server-side` leaves validation to the server;
+    parameter fieldValidation, so `kubectl apply --server-side` leaves validation to the server
+    (and an empty /openapi/v2 protobuf document, which kubectl before 1.28 downloads first);
     an unknown path or resource type gives the text `404 page not found`.
   * Resources: namespaces, services, configmaps, secrets, serviceaccounts, pods (v1);
     deployments (apps/v1, with status); leases (coordination.k8s.io/v1); httproutes and gateways
@@ -1210,6 +1211,19 @@ class Handler(BaseHTTPRequestHandler):
                        "the server does not allow this method on the requested resource")
 
     def openapi(self, path):
+        if path == "/openapi/v2":
+            # kubectl before 1.28 downloads it (protobuf) before it looks at v3: an empty
+            # gnostic Document {swagger: "2.0", info: {title, version}}, so that it skips its
+            # own schema validation and leaves it to the server
+            body = pb_string(1, "2.0") + pb_field(2, pb_string(1, "Kubernetes (kube-fake)") +
+                                                  pb_string(2, "v1.32.0"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.resp_status = 200
+            return None
         if path == "/openapi/v3":
             paths = {}
             for gv in GROUP_VERSIONS:
@@ -1481,6 +1495,25 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.reset()
                 return self.send_json(200, {"ok": True})
         self.send_json(404, {"error": "unknown control path %s" % path})
+
+
+def pb_varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def pb_field(num, data):
+    """A length-delimited protobuf field."""
+    return pb_varint(num << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_string(num, s):
+    return pb_field(num, s.encode())
 
 
 def entry_by_path(p):
