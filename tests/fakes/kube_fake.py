@@ -718,7 +718,6 @@ class State:
             self.watchers = {}
             self.traffic = {}       # (ns, service, code) → float
             self.traffic_at = time.monotonic()
-            self.revision = 0
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 self.create_entry(find_res("v1", "namespaces"), {
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
@@ -1625,13 +1624,11 @@ def check_namespace(res, ns, name):
                        {"name": ns, "kind": "namespaces"})
     if "deletionTimestamp" in e.obj["metadata"]:
         raise ApiError(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content "
-                       "in namespace %s because it is being terminated" % (
-                           res.qualified, name, ns), {"name": name, "kind": res.plural, "group": res.group,
-                                                    "causes": [{
-                                                        "reason": "NamespaceTerminating",
-                                                        "message": "namespace %s is being "
-                                                        "terminated" % ns,
-                                                        "field": "metadata.namespace"}]})
+                       "in namespace %s because it is being terminated" % (res.qualified, name, ns),
+                       {"name": name, "kind": res.plural, "group": res.group, "causes": [{
+                           "reason": "NamespaceTerminating",
+                           "message": "namespace %s is being terminated" % ns,
+                           "field": "metadata.namespace"}]})
 
 
 def do_get(res, ns, name, version):
@@ -2222,7 +2219,6 @@ def do_delete(res, ns, name, q, raw, version):
                     if "foregroundDeletion" not in fz:
                         fz.append("foregroundDeletion")
                 e.sim["delete_at"] = STATE.clock.now() + float(STATE.script["deleteDelay"])
-                e.sim["orphan"] = False
                 STATE.record("MODIFIED", e, old)
             return STATE.render(e, version)
         if policy == "Orphan" and res.kind == "Deployment":
@@ -2394,7 +2390,6 @@ def sim_deployment(e, vnow):
         if sim.get("hash") != h:
             sim["hash"] = h
             sim["new_rs"] = True
-            STATE.revision += 1
             old = STATE.render(e)
             meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = \
                 str(sim.get("revision", 0) + 1)

@@ -914,7 +914,6 @@ def tls_checks():
 
 def python_client_checks():
     try:
-        import kubernetes    # noqa: F401
         from kubernetes import client, watch
         from kubernetes.client.rest import ApiException
     except ImportError:
