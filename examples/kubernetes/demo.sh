@@ -16,7 +16,7 @@
 #   3. an image whose pods answer 500: the analysis fails and kanaria rolls back, the weights
 #      back on the primary before the canary is deleted;
 #   4. an image whose pods crash: the canary fails with the pods' reason (CrashLoopBackOff).
-# The fake schedules no pod and routes no request: it moves the Deployments' status as a
+# The fake runs no container and routes no request: it moves the Deployments' status as a
 # cluster would, and counts the requests each Service would get at the route's weights.
 # Exit 0 when all of that happened as told, 1 when a step did not (its logs are kept), 2 on a
 # usage error, 77 when python3 is missing.
@@ -33,7 +33,11 @@ while [ $# -gt 0 ]; do
     *) echo "demo-kubernetes: unknown argument '$1' (usage: demo.sh [--binary-dir DIR])" >&2; exit 2 ;;
     esac
 done
-if ! command -v python3 >/dev/null; then
+# Debian's python3 where there is one (a version manager's shim in front of another is slow)
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(command -v python3 || true)
+python3() { "$py" "$@"; }
+if [ -z "$py" ]; then
     echo "demo-kubernetes: SKIPPED: python3 is not installed: the fake API server is a Python program."
     [ "${CI:-}" = true ] && exit 1
     exit 77
@@ -115,11 +119,13 @@ say "    No Kubernetes cluster runs here: kanaria talks to its fake API server, 
 say "    that answers as kube-apiserver does (discovery, server-side apply, list and watch,"
 say "    Status errors) and plays the cluster's controllers: it moves each Deployment's status"
 say "    as its pods would start (or crash), and counts the requests each Service would receive"
-say "    at the HTTPRoute's weights, as /metrics for Prometheus. It schedules no pod and routes"
+say "    at the HTTPRoute's weights, as /metrics for Prometheus. It runs no container and routes"
 say "    no real request."
 . "$src/tests/kube/kube_fake.sh"
 kube_fake_start "$tmp" || fail "$kube_fake_error"
 fake_pid=$kube_fake_pid
+# the route's clients are the only ones: a Service gets requests once a route sends it some
+kube_view control script '{"serviceRps": 0}' >/dev/null || fail "the fake's script could not be set"
 prom_port=$(free_port)
 sed -e "s|@FAKE_ADDR@|${kube_fake_url#https://}|" -e "s|@CA_FILE@|$kube_fake_ca|" "$here/demo/prometheus.yml" >"$tmp/prometheus.yml"
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
@@ -148,7 +154,7 @@ objects() { # the app's objects, as kubectl (or, without it, the fake) lists the
 }
 route() { # the HTTPRoute's backendRefs, rule by rule
     if [ "$kubectl_ok" = 1 ]; then
-        show "kubectl get httproute web -o jsonpath='{range .spec.rules[*]}{.backendRefs}{\"\\n\"}{end}'"
+        show "kubectl get httproute web -o json   # its spec.rules[].backendRefs:"
         kc get httproute web -o json 2>&1 | python3 -c 'import json, sys
 for i, r in enumerate(json.load(sys.stdin)["spec"]["rules"]):
     print("rule %d (%s): %s" % (i + 1, r["matches"][0]["path"]["value"],
@@ -163,7 +169,8 @@ traffic() { # requests per Service in the last 10 seconds, as Prometheus has the
         python3 -c 'import json, sys
 rows = json.load(sys.stdin)["data"]["result"]
 for r in sorted(rows, key=lambda r: (r["metric"].get("service", ""), r["metric"].get("code", ""))):
-    print("Service %-12s %s  %5.0f requests" % (r["metric"].get("service"), r["metric"].get("code"), float(r["value"][1])))' | indent || true
+    if float(r["value"][1]) >= 0.5:
+        print("Service %-12s %s  %5.0f requests" % (r["metric"].get("service"), r["metric"].get("code"), float(r["value"][1])))' | indent || true
 }
 
 # ---- the Git remote and kanaria ------------------------------------------------------------------
@@ -246,6 +253,7 @@ route
 # ---- 3. a canary whose pods answer 500 ---------------------------------------------------------
 
 step "3/4  web 1.2-errors: its pods answer 500; the analysis fails and kanaria rolls back"
+before=$(view count)
 commit=$(commit_and_push "shop: web 1.2-errors" 1.2-errors)
 show 'git commit -am "shop: web 1.2-errors" && git push'
 follow "$commit" FAILURE 120 || fail "web 1.2-errors was not rolled back"
@@ -254,10 +262,16 @@ print(next(d["reason"] for d in json.load(sys.stdin)["deployments"] if d["commit
 say "    Why, as kanaria recorded it:"
 say "      $reason"
 grep -q "analysis" <<<"$reason" || fail "web 1.2-errors was rolled back, but not by the analysis"
-say "    The route went back to the primary first, then the canary was deleted (the fake's log"
-say "    of kanaria's writes):"
-view requests | awk '$2 == "PATCH" && $3 ~ /httproutes/ || $2 == "DELETE"' | tail -n 3 |
-    awk '{ print $2, $3 }' | indent
+say "    kanaria's writes to the route and its deletes, as the fake API server logged them: the"
+say "    route at 90/10, back on the primary, and only then the canary deleted:"
+writes=$(view requests --since "$before" |
+    awk '($2 == "PATCH" && $3 ~ /httproutes/) || ($2 == "DELETE" && $5 != 404) { print $2, $3, $6 }' |
+    sed -e 's|/apis/gateway.networking.k8s.io/v1/namespaces/shop/||' -e 's|/apis/apps/v1/namespaces/shop/||' \
+        -e 's|/api/v1/namespaces/shop/||')
+sed 's/|/ | /' <<<"$writes" | indent
+# the last route written before the first delete gives the canary no weight
+awk '$1 == "PATCH" { last = $3 } $1 == "DELETE" { found = 1; exit (last == "" || last ~ /web-canary:[1-9]/) }
+     END { if (!found) exit 1 }' <<<"$writes" || fail "the canary was deleted before the route left it"
 route
 
 # ---- 4. a canary whose pods crash --------------------------------------------------------------

@@ -6,10 +6,13 @@ integration tests and the demo, so that their checks never rest on kanaria's own
     fake_view.py --url URL weights NS ROUTE      the HTTPRoute's backendRefs per rule:
                                                  "web:90,web-canary:10 | web:90,web-canary:10"
     fake_view.py --url URL requests [--since N] [--all]
-                                                 the requests, one a line: "N METHOD PATH QUERY";
+                                                 the requests, one a line: "N METHOD PATH QUERY
+                                                 STATUS [WEIGHTS]" (QUERY "-" when there is
+                                                 none; WEIGHTS for an HTTPRoute sent, as
+                                                 "web:90,web-canary:10|web:90,web-canary:10");
                                                  kanaria's only unless --all (not kubectl's,
                                                  curl's, Prometheus's, another field manager's)
-    fake_view.py --url URL count                 how many requests the fake recorded
+    fake_view.py --url URL count                 the number of the last request the fake recorded
     fake_view.py --url URL sent DIR              every object kanaria applied, one JSON file each
     fake_view.py --url URL control VERB [JSON]   POST /_fake/VERB with the JSON body
 
@@ -62,7 +65,7 @@ def requests_log(url):
                 [(k, v) for k, vs in query.items() for v in (vs if isinstance(vs, list) else [vs])])
         if "?" in path and not query:
             path, query = path.split("?", 1)
-        r = dict(r, path=path, query=query, n=r.get("seq", i + 1))
+        r = dict(r, path=path, query=query, n=int(r.get("seq", i + 1)))
         out.append(r)
     return out
 
@@ -153,11 +156,19 @@ def main():
                 return 1
             print(weights(o))
         elif a.cmd == "requests":
-            for r in requests_log(url)[a.since:]:
+            for r in requests_log(url):
+                if r["n"] <= a.since:
+                    continue
                 if a.all or is_kanaria(r):
-                    print("%s %s %s %s" % (r["n"], r.get("method"), r["path"], r["query"]))
+                    body = r.get("body")
+                    extra = ""
+                    if isinstance(body, dict) and body.get("kind") == "HTTPRoute":
+                        extra = " " + weights(body).replace(" ", "")
+                    print("%s %s %s %s %s%s" % (r["n"], r.get("method"), r["path"], r["query"] or "-",
+                                                r.get("status", "-"), extra))
         elif a.cmd == "count":
-            print(len(requests_log(url)))
+            log = requests_log(url)
+            print(log[-1]["n"] if log else 0)
         elif a.cmd == "sent":
             os.makedirs(a.dir, exist_ok=True)
             n = 0
