@@ -9,7 +9,9 @@ standard library only (Debian 12's /usr/bin/python3); loopback only; HTTP/1.1 (n
 It writes the port it listens on to FILE (atomically) once listening; SIGTERM ends it. Without
 --token/--token-file no authentication is asked for; with one, API requests need
 `Authorization: Bearer TOKEN` (else a 401 Status). With --client-ca, a client certificate signed
-by that CA also authenticates. --token-file is re-read on every request (rotation by rewrite).
+by that CA also authenticates. --token-file is re-read on every request (rotation by rewrite;
+an empty or unreadable file lets nobody in). kubectl (client-go) sends no bearer token over
+plain HTTP: token checks with kubectl need --tls-cert/--tls-key.
 --speed X runs the simulated controllers' clock X times faster than real time (delays, pod
 start, progressDeadlineSeconds); request traffic (/metrics) always counts in real seconds.
 
@@ -98,7 +100,8 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
   GET  /_fake/script           the current script
   POST /_fake/script           merge keys: speed, observeDelay (0.2), podSeconds (0.3),
                                routeDelay (0.3), deleteDelay (0.3), bookmarkSeconds (5),
-                               routeRps (20), serviceRps (20), imageRules (replace; list of
+                               routeRps (20), serviceRps (20), requireNamespace (true:
+                               creating in a missing namespace is 404), imageRules (replace; list of
                                {"match", "reason"?, "message"?, "http"?}), routeRules (replace;
                                list of {"name": regex, "accepted": bool, "acceptedReason",
                                "resolvedRefs": bool, "resolvedReason", "stale": bool, "delay"}),
