@@ -9,7 +9,9 @@ standard library only (Debian 12's /usr/bin/python3); loopback only; HTTP/1.1 (n
 It writes the port it listens on to FILE (atomically) once listening; SIGTERM ends it. Without
 --token/--token-file no authentication is asked for; with one, API requests need
 `Authorization: Bearer TOKEN` (else a 401 Status). With --client-ca, a client certificate signed
-by that CA also authenticates. --token-file is re-read on every request (rotation by rewrite).
+by that CA also authenticates. --token-file is re-read on every request (rotation by rewrite;
+an empty or unreadable file lets nobody in). kubectl (client-go) sends no bearer token over
+plain HTTP: token checks with kubectl need --tls-cert/--tls-key.
 --speed X runs the simulated controllers' clock X times faster than real time (delays, pod
 start, progressDeadlineSeconds); request traffic (/metrics) always counts in real seconds.
 
@@ -19,7 +21,8 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
   * /version, /healthz, legacy discovery (/api, /apis, /api/v1, /apis/G/V) for v1, apps/v1,
     coordination.k8s.io/v1, gateway.networking.k8s.io/v1, networking.istio.io/v1 and v1beta1;
     /openapi/v3 (+ one document per group version) that only advertises the PATCH query
-    parameter fieldValidation, so `kubectl apply --server-side` leaves validation to the server;
+    parameter fieldValidation, so `kubectl apply --server-side` leaves validation to the server
+    (and an empty /openapi/v2 protobuf document, which kubectl before 1.28 downloads first);
     an unknown path or resource type gives the text `404 page not found`.
   * Resources: namespaces, services, configmaps, secrets, serviceaccounts, pods (v1);
     deployments (apps/v1, with status); leases (coordination.k8s.io/v1); httproutes and gateways
@@ -97,7 +100,8 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
   GET  /_fake/script           the current script
   POST /_fake/script           merge keys: speed, observeDelay (0.2), podSeconds (0.3),
                                routeDelay (0.3), deleteDelay (0.3), bookmarkSeconds (5),
-                               routeRps (20), serviceRps (20), imageRules (replace; list of
+                               routeRps (20), serviceRps (20), requireNamespace (true:
+                               creating in a missing namespace is 404), imageRules (replace; list of
                                {"match", "reason"?, "message"?, "http"?}), routeRules (replace;
                                list of {"name": regex, "accepted": bool, "acceptedReason",
                                "resolvedRefs": bool, "resolvedReason", "stale": bool, "delay"}),
@@ -717,7 +721,6 @@ class State:
             self.watchers = {}
             self.traffic = {}       # (ns, service, code) → float
             self.traffic_at = time.monotonic()
-            self.revision = 0
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 self.create_entry(find_res("v1", "namespaces"), {
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
@@ -1210,6 +1213,19 @@ class Handler(BaseHTTPRequestHandler):
                        "the server does not allow this method on the requested resource")
 
     def openapi(self, path):
+        if path == "/openapi/v2":
+            # kubectl before 1.28 downloads it (protobuf) before it looks at v3: an empty
+            # gnostic Document {swagger: "2.0", info: {title, version}}, so that it skips its
+            # own schema validation and leaves it to the server
+            body = pb_string(1, "2.0") + pb_field(2, pb_string(1, "Kubernetes (kube-fake)") +
+                                                  pb_string(2, "v1.32.0"))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.resp_status = 200
+            return None
         if path == "/openapi/v3":
             paths = {}
             for gv in GROUP_VERSIONS:
@@ -1483,6 +1499,25 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(404, {"error": "unknown control path %s" % path})
 
 
+def pb_varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def pb_field(num, data):
+    """A length-delimited protobuf field."""
+    return pb_varint(num << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_string(num, s):
+    return pb_field(num, s.encode())
+
+
 def entry_by_path(p):
     for e in STATE.store.values():
         if object_path(e) == p:
@@ -1592,13 +1627,11 @@ def check_namespace(res, ns, name):
                        {"name": ns, "kind": "namespaces"})
     if "deletionTimestamp" in e.obj["metadata"]:
         raise ApiError(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content "
-                       "in namespace %s because it is being terminated" % (
-                           res.qualified, name, ns), {"name": name, "kind": res.plural, "group": res.group,
-                                                    "causes": [{
-                                                        "reason": "NamespaceTerminating",
-                                                        "message": "namespace %s is being "
-                                                        "terminated" % ns,
-                                                        "field": "metadata.namespace"}]})
+                       "in namespace %s because it is being terminated" % (res.qualified, name, ns),
+                       {"name": name, "kind": res.plural, "group": res.group, "causes": [{
+                           "reason": "NamespaceTerminating",
+                           "message": "namespace %s is being terminated" % ns,
+                           "field": "metadata.namespace"}]})
 
 
 def do_get(res, ns, name, version):
@@ -2189,7 +2222,6 @@ def do_delete(res, ns, name, q, raw, version):
                     if "foregroundDeletion" not in fz:
                         fz.append("foregroundDeletion")
                 e.sim["delete_at"] = STATE.clock.now() + float(STATE.script["deleteDelay"])
-                e.sim["orphan"] = False
                 STATE.record("MODIFIED", e, old)
             return STATE.render(e, version)
         if policy == "Orphan" and res.kind == "Deployment":
@@ -2361,7 +2393,6 @@ def sim_deployment(e, vnow):
         if sim.get("hash") != h:
             sim["hash"] = h
             sim["new_rs"] = True
-            STATE.revision += 1
             old = STATE.render(e)
             meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = \
                 str(sim.get("revision", 0) + 1)

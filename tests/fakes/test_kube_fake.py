@@ -835,6 +835,25 @@ def kubectl_checks():
     rc, out, err = kubectl(home2, kcfg, "get", "httproutes")
     check(rc != 0 and 'the server doesn\'t have a resource type "httproutes"' in err,
           "without the group, kubectl does not know httproutes: %s" % err.strip())
+    # the oldest and newest kubectl the image carries besides the default one
+    for v in ("1.27", "1.33"):
+        k = "/usr/lib/google-cloud-sdk/bin/kubectl." + v
+        if not os.path.exists(k):
+            print("note: %s not there, not checked" % k, flush=True)
+            continue
+        h = os.path.join(TMP, "home-kubectl-" + v)
+        os.makedirs(h)
+        name = "web" + v.replace(".", "")
+        with open(man, "w") as f:
+            json.dump(deployment(name, "example/web:1.0", replicas=2), f)
+        env = dict(os.environ, HOME=h, KUBECONFIG=kcfg)
+        r1 = subprocess.run([k, "apply", "--server-side", "-f", man], env=env,
+                            capture_output=True, text=True, timeout=30)
+        r2 = subprocess.run([k, "rollout", "status", "deploy/" + name, "--timeout=30s"],
+                            env=env, capture_output=True, text=True, timeout=40)
+        check(r1.returncode == 0 and r2.returncode == 0 and "successfully rolled out" in r2.stdout,
+              "kubectl %s: apply --server-side and rollout status: %s %s" % (
+                  v, r1.stderr.strip(), r2.stderr.strip()))
     tls_checks()
     return True
 
@@ -895,7 +914,6 @@ def tls_checks():
 
 def python_client_checks():
     try:
-        import kubernetes    # noqa: F401
         from kubernetes import client, watch
         from kubernetes.client.rest import ApiException
     except ImportError:
