@@ -232,7 +232,7 @@ spec:
             interval: 3s
             inconclusiveLimit: 2
             query: >-
-              sum(rate(kube_fake_http_requests_total{namespace="{{namespace}}",service="{{service}}",code=~"5.."}[{{window}}]))
+              (sum(rate(kube_fake_http_requests_total{namespace="{{namespace}}",service="{{service}}",code=~"5.."}[{{window}}])) or vector(0))
               / sum(rate(kube_fake_http_requests_total{namespace="{{namespace}}",service="{{service}}"}[{{window}}]))
             expected: {max: 0.05}
     - name: WAIT_APPROVAL
