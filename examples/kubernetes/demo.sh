@@ -33,7 +33,11 @@ while [ $# -gt 0 ]; do
     *) echo "demo-kubernetes: unknown argument '$1' (usage: demo.sh [--binary-dir DIR])" >&2; exit 2 ;;
     esac
 done
-if ! command -v python3 >/dev/null; then
+# Debian's python3 where there is one (a version manager's shim in front of another is slow)
+py=/usr/bin/python3
+[ -x "$py" ] || py=$(command -v python3 || true)
+python3() { "$py" "$@"; }
+if [ -z "$py" ]; then
     echo "demo-kubernetes: SKIPPED: python3 is not installed: the fake API server is a Python program."
     [ "${CI:-}" = true ] && exit 1
     exit 77
@@ -120,6 +124,8 @@ say "    no real request."
 . "$src/tests/kube/kube_fake.sh"
 kube_fake_start "$tmp" || fail "$kube_fake_error"
 fake_pid=$kube_fake_pid
+# the route's clients are the only ones: a Service gets requests once a route sends it some
+kube_view control script '{"serviceRps": 0}' >/dev/null || fail "the fake's script could not be set"
 prom_port=$(free_port)
 sed -e "s|@FAKE_ADDR@|${kube_fake_url#https://}|" -e "s|@CA_FILE@|$kube_fake_ca|" "$here/demo/prometheus.yml" >"$tmp/prometheus.yml"
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
@@ -163,7 +169,8 @@ traffic() { # requests per Service in the last 10 seconds, as Prometheus has the
         python3 -c 'import json, sys
 rows = json.load(sys.stdin)["data"]["result"]
 for r in sorted(rows, key=lambda r: (r["metric"].get("service", ""), r["metric"].get("code", ""))):
-    print("Service %-12s %s  %5.0f requests" % (r["metric"].get("service"), r["metric"].get("code"), float(r["value"][1])))' | indent || true
+    if float(r["value"][1]) >= 0.5:
+        print("Service %-12s %s  %5.0f requests" % (r["metric"].get("service"), r["metric"].get("code"), float(r["value"][1])))' | indent || true
 }
 
 # ---- the Git remote and kanaria ------------------------------------------------------------------
@@ -246,6 +253,7 @@ route
 # ---- 3. a canary whose pods answer 500 ---------------------------------------------------------
 
 step "3/4  web 1.2-errors: its pods answer 500; the analysis fails and kanaria rolls back"
+before=$(view count)
 commit=$(commit_and_push "shop: web 1.2-errors" 1.2-errors)
 show 'git commit -am "shop: web 1.2-errors" && git push'
 follow "$commit" FAILURE 120 || fail "web 1.2-errors was not rolled back"
@@ -254,10 +262,16 @@ print(next(d["reason"] for d in json.load(sys.stdin)["deployments"] if d["commit
 say "    Why, as kanaria recorded it:"
 say "      $reason"
 grep -q "analysis" <<<"$reason" || fail "web 1.2-errors was rolled back, but not by the analysis"
-say "    The route went back to the primary first, then the canary was deleted (the fake's log"
-say "    of kanaria's writes):"
-view requests | awk '$2 == "PATCH" && $3 ~ /httproutes/ || $2 == "DELETE"' | tail -n 3 |
-    awk '{ print $2, $3 }' | indent
+say "    kanaria's writes to the route and its deletes, as the fake API server logged them: the"
+say "    route at 90/10, back on the primary, and only then the canary deleted:"
+writes=$(view requests --since "$before" |
+    awk '($2 == "PATCH" && $3 ~ /httproutes/) || ($2 == "DELETE" && $5 != 404) { print $2, $3, $6 }' |
+    sed -e 's|/apis/gateway.networking.k8s.io/v1/namespaces/shop/||' -e 's|/apis/apps/v1/namespaces/shop/||' \
+        -e 's|/api/v1/namespaces/shop/||')
+sed 's/|/ | /' <<<"$writes" | indent
+# the last route written before the first delete gives the canary no weight
+awk '$1 == "PATCH" { last = $3 } $1 == "DELETE" { found = 1; exit (last == "" || last ~ /web-canary:[1-9]/) }
+     END { if (!found) exit 1 }' <<<"$writes" || fail "the canary was deleted before the route left it"
 route
 
 # ---- 4. a canary whose pods crash --------------------------------------------------------------

@@ -33,7 +33,9 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     list items do (as the real server).
   * GET / LIST with labelSelector (=, ==, !=, in, notin, exists, !exists), fieldSelector
     (metadata.name, metadata.namespace, = / == / !=), limit/continue; list metadata
-    resourceVersion.
+    resourceVersion; a
+    resourceVersion the store has not reached: wait 3 s, then 504 "Too large resource version"
+    with Retry-After; a non-numeric one: 500, as a real server answers.
   * Server-side apply (PATCH application/apply-patch+yaml, a JSON body): fieldManager required
     (422), name mismatch (400), managedFields in the body (400), 201 created / 200 merged, field
     ownership per manager with 409 FieldManagerConflict unless force=true (ownership moves),
@@ -48,13 +50,21 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     (the merge above), PUT (metadata.resourceVersion checked: 409 "the object has been
     modified"), POST (409 AlreadyExists; generateName), DELETE (propagationPolicy Orphan /
     Background: at once, 200 Status Success with details kind = plural; Foreground:
-    deletionTimestamp + finalizers [foregroundDeletion], DELETED later; 404 when missing).
+    deletionTimestamp + finalizers [foregroundDeletion], DELETED later; a Namespace turns
+    Terminating (creates in it are 403) and goes with its contents after `deleteDelay`; 404
+    when missing; DELETE on a collection with selectors).
   * WATCH (watch=1/true/True/t/T/TRUE): chunked NDJSON; resourceVersion unset or "0" → synthetic
-    ADDED for the current state then changes; other → the changes after exactly that version
+    ADDED for the current state then changes (sendInitialEvents=true with
+    resourceVersionMatch=NotOlderThan: the same, then a BOOKMARK annotated
+    k8s.io/initial-events-end); other → the changes after exactly that version
     from a bounded history (2000 events), or 200 + in-stream ERROR 410 Expired "too old resource
     version" when it fell out; an object leaving/entering the selector is DELETED/ADDED;
     BOOKMARKs when allowWatchBookmarks (every `bookmarkSeconds`, real seconds); the stream ends
     cleanly at timeoutSeconds (default 1800).
+  * Controllers write status as kube's do: an Update on the status subresource in
+    managedFields (kube-controller-manager for Deployments, with the revision annotation;
+    kubelet for Pods; kube-fake-gateway-controller for HTTPRoutes; pilot-discovery for
+    VirtualServices).
   * Deployment controller (virtual clock): observes a new generation after `observeDelay`,
     creates Pods (`<deploy>-<hash>-<5>`, template labels + pod-template-hash, ownerReferences to
     the ReplicaSet `<deploy>-<hash>`) one step every `podSeconds`, each Ready one step after it
@@ -66,7 +76,11 @@ sections 1, 2, 3, 7 and 8); it is not kube-apiserver and not kwok. What it serve
     with kube's messages. A container image whose tag (or, without a tag, whole reference)
     contains an image rule's `match` gets that waiting reason (defaults: "crash" →
     CrashLoopBackOff, "badimage" → ImagePullBackOff); such pods never become ready, so the
-    Deployment never completes. Deleting a Deployment deletes its pods.
+    Deployment never completes. The reason "FailedCreate" instead creates no pods and sets a
+    ReplicaFailure=True/FailedCreate condition (a quota message). Deleting a Deployment deletes
+    its pods.
+  * VirtualService controller: status.conditions [Reconciled] and observedGeneration after
+    `routeDelay` (route rules apply by name: "accepted": false → Reconciled False).
   * HTTPRoute controller: `routeDelay` virtual seconds after a generation change,
     status.parents[] for each parentRef with Accepted and ResolvedRefs at observedGeneration
     (ResolvedRefs False BackendNotFound when a Service backendRef does not exist); route rules
@@ -107,17 +121,23 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
                                MODIFIED event); the simulators leave that object alone from now
                                on unless "simulate": true; {"path", "simulate": true} alone
                                hands it back
+  POST /_fake/sequence         {"path", "steps": [{"after": SECONDS, "status": {...},
+                               "generation": N?}]}: a scripted status sequence on the virtual
+                               clock (each step "after" the previous one); the simulators leave
+                               the object alone, as with /_fake/status
   POST /_fake/clock            {"advance": SECONDS}: move the virtual clock forward
   GET  /_fake/objects          every stored object (managedFields included)
-  GET  /_fake/requests         the request log: [{"method", "path", "query" (name → value, or
-                               list when repeated), "contentType", "headers" (Authorization
-                               shown as "<redacted>"), "body" (JSON or null), "status"}];
-                               ?since=N skips the first N entries; DELETE clears it
+  GET  /_fake/requests         the request log: [{"seq" (1, 2, ...), "time", "method", "path",
+                               "query" (name → value, or list when repeated), "contentType",
+                               "headers" (Authorization shown as "<redacted>"), "body" (JSON or
+                               null), "status"}], without /metrics and health probes;
+                               ?since=N: only seq > N; DELETE clears it (seq goes on)
   POST /_fake/reset            back to the start (objects, log, script, faults, token)
 """
 
 import argparse
 import base64
+import bisect
 import copy
 import datetime
 import hashlib
@@ -477,6 +497,17 @@ def merge_patch(target, patch):
     return out
 
 
+def smp_clean(v):
+    """Strategic merge patch: drop kubectl's $setElementOrder/$retainKeys directives and list
+    elements marked {"$patch": "delete"} (this fake's merge keeps what the patch omits)."""
+    if isinstance(v, dict):
+        return {k: smp_clean(x) for k, x in v.items() if not k.startswith("$")}
+    if isinstance(v, list):
+        return [smp_clean(x) for x in v if not (isinstance(x, dict) and
+                                                x.get("$patch") == "delete")]
+    return v
+
+
 def strip_nulls(v):
     if isinstance(v, dict):
         return {k: strip_nulls(x) for k, x in v.items() if x is not None}
@@ -641,6 +672,7 @@ DEFAULT_SCRIPT = {
     ],
     "routeRules": [],
     "rivals": [],
+    "requireNamespace": True,
 }
 
 
@@ -648,7 +680,8 @@ class Entry:
     def __init__(self, res, obj):
         self.res = res
         self.obj = obj
-        self.managers = {}      # (manager, operation, subresource) → {"paths", "apiVersion", "time"}
+        # (manager, operation, subresource) → {"paths", "apiVersion", "time"}
+        self.managers = {}
         self.sim = {}
 
 
@@ -663,11 +696,15 @@ class State:
 
     def reset(self):
         with self.lock:
-            self.rv = 100
+            # resourceVersions never go back (open watches of the old world expire)
+            self.rv = getattr(self, "rv", 100)
+            for w in getattr(self, "watchers", {}).values():
+                w["expire"] = True
             self.store = {}         # (group, plural, ns, name) → Entry
             self.history = []       # (rv, group, plural, ns, type, old, new)
             self.history_floor = self.rv
             self.log = []
+            self.log_seq = 0
             self.script = copy.deepcopy(DEFAULT_SCRIPT)
             self.script["speed"] = self.init_speed
             self.clock = Clock(self.init_speed)
@@ -834,6 +871,7 @@ def apply_defaults(res, obj, state):
             ru = st.setdefault("rollingUpdate", {})
             ru.setdefault("maxUnavailable", "25%")
             ru.setdefault("maxSurge", "25%")
+        obj.setdefault("status", {})      # a struct, not omitempty: {} until observed
         tmpl = spec.setdefault("template", {})
         tmpl.setdefault("metadata", {}).setdefault("creationTimestamp", None)
         default_pod_spec(tmpl.setdefault("spec", {}))
@@ -1002,13 +1040,16 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = None
-        entry = {"time": now_str(), "method": method, "path": path, "query": q,
+        entry = {"seq": 0, "time": now_str(), "method": method, "path": path, "query": q,
                  "contentType": self.headers.get("Content-Type"),
                  "headers": {k: ("<redacted>" if k.lower() == "authorization" else v)
                              for k, v in self.headers.items()},
                  "body": body, "status": None}
         with STATE.lock:
-            STATE.log.append(entry)
+            if path not in ("/metrics", "/healthz", "/livez", "/readyz"):
+                STATE.log_seq += 1
+                entry["seq"] = STATE.log_seq
+                STATE.log.append(entry)
             if len(STATE.log) > LOG_MAX:
                 del STATE.log[:len(STATE.log) - LOG_MAX]
         try:
@@ -1021,6 +1062,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, status_obj(400, "BadRequest", str(e)))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as ex:     # a fake bug: say so, in kube's shape, and keep serving
+            import traceback
+            traceback.print_exc()
+            if not self.resp_status:
+                self.send_json(500, status_obj(500, "InternalError", "Internal error occurred: "
+                                               "kube_fake: %r" % ex))
+            else:
+                self.close_connection = True
         entry["status"] = self.resp_status
 
     # -- auth and faults --
@@ -1034,7 +1083,9 @@ class Handler(BaseHTTPRequestHandler):
                     token = f.read().strip()
             except OSError:
                 token = ""
-        if not token and not ARGS.client_ca:
+            if not token:
+                token = None        # an unreadable or empty token file lets nobody in
+        if token == "" and not ARGS.client_ca:
             return True
         if ARGS.client_ca:
             try:
@@ -1044,6 +1095,8 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             if not token:
                 return False
+        if token is None:
+            return False
         h = self.headers.get("Authorization", "")
         return h == "Bearer " + token
 
@@ -1137,14 +1190,17 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return self.send_json(200, do_list(res, ns, q, version))
             if method == "POST":
-                code, obj = do_create(res, ns, q, raw, self.headers, version)
-                return self.send_json(code, obj)
+                code, obj, warn = do_create(res, ns, q, raw, self.headers, version)
+                return self.send_json(code, obj, {"Warning": warn} if warn else None)
+            if method == "DELETE" and res.kind != "Namespace":
+                return self.send_json(200, do_delete_collection(res, ns, q, raw, version))
             raise ApiError(405, "MethodNotAllowed",
                            "the server does not allow this method on the requested resource")
         if method == "GET":
             return self.send_json(200, do_get(res, ns, name, version))
         if method == "PUT":
-            return self.send_json(200, do_put(res, ns, name, sub, q, raw, self.headers, version))
+            obj, warn = do_put(res, ns, name, sub, q, raw, self.headers, version)
+            return self.send_json(200, obj, {"Warning": warn} if warn else None)
         if method == "PATCH":
             code, obj, warn = do_patch(res, ns, name, sub, q, raw, self.headers, version)
             return self.send_json(code, obj, {"Warning": warn} if warn else None)
@@ -1224,7 +1280,12 @@ class Handler(BaseHTTPRequestHandler):
             if STATE.drop_next > 0:
                 STATE.drop_next -= 1
                 drop_after_initial = True
-            if rv in ("", "0"):
+            initial_end = q.get("sendInitialEvents") in TRUE_VALUES
+            if initial_end and q.get("resourceVersionMatch") != "NotOlderThan":
+                raise ApiError(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: '
+                               'resourceVersionMatch: Forbidden: sendInitialEvents requires '
+                               'setting resourceVersionMatch to NotOlderThan')
+            if rv in ("", "0") or initial_end:
                 for k in sorted(STATE.store):
                     e = STATE.store[k]
                     if e.res.group == res.group and e.res.plural == res.plural:
@@ -1253,6 +1314,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             for o in initial:
                 self.event("ADDED", with_version(o))
+            if initial_end:
+                self.event("BOOKMARK", {"kind": res.kind, "apiVersion": gv, "metadata": {
+                    "resourceVersion": str(last),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}})
             if drop_after_initial:
                 self.close_connection = True
                 return
@@ -1273,9 +1338,8 @@ class Handler(BaseHTTPRequestHandler):
                     elif last < STATE.history_floor:
                         expire = True
                     else:
-                        for (erv, g, pl, ens, etype, old, new) in STATE.history:
-                            if erv <= last:
-                                continue
+                        start = bisect.bisect_right(STATE.history, last, key=lambda x: x[0])
+                        for (erv, g, pl, ens, etype, old, new) in STATE.history[start:]:
                             last = erv
                             if g != res.group or pl != res.plural:
                                 continue
@@ -1389,6 +1453,17 @@ class Handler(BaseHTTPRequestHandler):
                     e.obj["status"] = body["status"]
                     STATE.record("MODIFIED", e, old)
                 return self.send_json(200, STATE.render(e))
+            if what == "sequence":
+                e = entry_by_path(body["path"])
+                if e is None:
+                    return self.send_json(404, {"error": "no object at %s" % body["path"]})
+                e.sim["manual"] = True
+                at, seq = STATE.clock.now(), []
+                for st in body["steps"]:
+                    at += float(st.get("after", 0))
+                    seq.append((at, st))
+                e.sim["sequence"] = seq
+                return self.send_json(200, {"steps": len(seq)})
             if what == "clock":
                 STATE.clock.advance(float(body.get("advance", 0)))
                 STATE.cond.notify_all()
@@ -1401,7 +1476,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"ok": True})
             if what == "requests":
                 since = int(q.get("since", 0))
-                return self.send_json(200, STATE.log[since:])
+                return self.send_json(200, [x for x in STATE.log if x["seq"] > since])
             if what == "reset":
                 STATE.reset()
                 return self.send_json(200, {"ok": True})
@@ -1507,6 +1582,25 @@ def ns_of(res, ns):
     return ns if res.namespaced else ""
 
 
+def check_namespace(res, ns, name):
+    """Creating in a namespace that does not exist is 404 (callers hold the lock)."""
+    if not res.namespaced or not STATE.script.get("requireNamespace", True):
+        return
+    e = STATE.store.get(("", "namespaces", "", ns))
+    if e is None:
+        raise ApiError(404, "NotFound", 'namespaces "%s" not found' % ns,
+                       {"name": ns, "kind": "namespaces"})
+    if "deletionTimestamp" in e.obj["metadata"]:
+        raise ApiError(403, "Forbidden", "%s \"%s\" is forbidden: unable to create new content "
+                       "in namespace %s because it is being terminated" % (
+                           res.qualified, name, ns), {"name": name, "kind": res.plural, "group": res.group,
+                                                    "causes": [{
+                                                        "reason": "NamespaceTerminating",
+                                                        "message": "namespace %s is being "
+                                                        "terminated" % ns,
+                                                        "field": "metadata.namespace"}]})
+
+
 def do_get(res, ns, name, version):
     with STATE.lock:
         e = STATE.store.get(STATE.key(res, ns_of(res, ns), name))
@@ -1521,6 +1615,19 @@ def do_list(res, ns, q, version):
     limit = int(q.get("limit") or 0)
     cont = q.get("continue") or ""
     with STATE.lock:
+        want = q.get("resourceVersion") or "0"
+        if not want.isdigit():
+            raise ApiError(500, "InternalError", 'Internal error occurred: strconv.ParseUint: '
+                           'parsing "%s": invalid syntax' % want)
+        if int(want) > STATE.rv and not cont:
+            # not-older-than a version the store has not reached: wait, then 504
+            STATE.cond.wait_for(lambda: STATE.rv >= int(want), timeout=3)
+            if int(want) > STATE.rv:
+                raise ApiError(504, "Timeout", "Too large resource version: %s, current: %d"
+                               % (want, STATE.rv), {"causes": [{
+                                   "reason": "ResourceVersionTooLarge",
+                                   "message": "Too large resource version"}],
+                                   "retryAfterSeconds": 1}, {"Retry-After": "1"})
         list_rv = str(STATE.rv)
         start = None
         if cont:
@@ -1563,7 +1670,8 @@ def parse_json_body(raw, res):
     except ValueError as e:
         raise ApiError(400, "BadRequest", "the body of the request was in an unknown format - "
                        "accepted media types include: application/json, application/yaml, "
-                       "application/vnd.kubernetes.protobuf (%s)" % e)
+                       "application/vnd.kubernetes.protobuf (kube_fake reads JSON only: %s)"
+                       % e)
     if not isinstance(obj, dict):
         raise ApiError(400, "BadRequest", "json: cannot unmarshal %s into Go value of type "
                        "struct" % type(obj).__name__)
@@ -1687,6 +1795,8 @@ def finish_write(res, e, old_obj, version, dry):
         e.obj["metadata"]["generation"] = old_obj["metadata"].get("generation", 1) + 1
     if dry:
         return STATE.render(e, version)
+    if json.dumps(e.obj, sort_keys=True) == json.dumps(old_obj, sort_keys=True):
+        return STATE.render(e, version)     # a no-op update keeps the resourceVersion
     STATE.record("MODIFIED", e, STATE.render(Entry(res, old_obj)))
     return STATE.render(e, version)
 
@@ -1734,24 +1844,23 @@ def do_create(res, ns, q, raw, headers, version):
     if res.has_status and res.kind not in ("Pod", "Namespace"):
         obj.pop("status", None)
     validate_object(res, obj, name)
-    _ = warn
     with STATE.lock:
         k = STATE.key(res, ns_of(res, ns), name)
         if k in STATE.store:
             raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (res.qualified, name),
                            {"name": name, "group": res.group, "kind": res.plural})
+        check_namespace(res, ns, name)
         if q.get("dryRun") == "All":
             e = Entry(res, obj)
             apply_defaults(res, obj, STATE)
-            return 201, STATE.render(e, version)
+            return 201, STATE.render(e, version), warn
         e = STATE.create_entry(res, obj, manager_name(q, headers), version)
-        return 201, STATE.render(e, version)
+        return 201, STATE.render(e, version), warn
 
 
 def do_put(res, ns, name, sub, q, raw, headers, version):
     obj = parse_json_body(raw, res)
-    if sub is None:
-        check_fields(res, obj, q, False, name)
+    warn = check_fields(res, obj, q, False, name) if sub is None else None
     check_meta(res, obj, ns, name)
     with STATE.lock:
         e = STATE.store.get(STATE.key(res, ns_of(res, ns), name))
@@ -1780,13 +1889,13 @@ def do_put(res, ns, name, sub, q, raw, headers, version):
                 new["status"] = old["status"]
             elif res.has_status:
                 new.pop("status", None)
-        e.obj = new
+        e.obj, old_managers = new, copy.deepcopy(e.managers)
         update_ownership(e, old, manager_name(q, headers), "Update", version, sub or "")
         if q.get("dryRun") == "All":
             r = STATE.render(e, version)
-            e.obj = old
-            return r
-        return finish_write(res, e, old, version, False)
+            e.obj, e.managers = old, old_managers
+            return r, warn
+        return finish_write(res, e, old, version, False), warn
 
 
 def do_patch(res, ns, name, sub, q, raw, headers, version):
@@ -1831,7 +1940,7 @@ def do_patch(res, ns, name, sub, q, raw, headers, version):
             else:
                 if not isinstance(patch, dict):
                     raise ValueError("strategic merge patch must be an object")
-                new = strip_nulls(merge_apply(cur, patch, (), res.crd))
+                new = strip_nulls(merge_apply(cur, smp_clean(patch), (), res.crd))
                 for k, v in patch.items():
                     if v is None:
                         new.pop(k, None)
@@ -1867,11 +1976,11 @@ def do_patch(res, ns, name, sub, q, raw, headers, version):
             if res.kind == "Deployment" and (new.get("spec") or {}).get("selector") != \
                     (old.get("spec") or {}).get("selector"):
                 raise selector_immutable(res, name, new)
-        e.obj = new
+        e.obj, old_managers = new, copy.deepcopy(e.managers)
         update_ownership(e, old, manager_name(q, headers), "Update", version, sub or "")
         if dry:
             r = STATE.render(e, version)
-            e.obj = old
+            e.obj, e.managers = old, old_managers
             return 200, r, warn
         return 200, finish_write(res, e, old, version, False), warn
 
@@ -1951,6 +2060,7 @@ def do_apply(res, ns, name, sub, q, raw, version, dry):
         if e is None:
             if sub:
                 raise not_found(res, name)
+            check_namespace(res, ns, name)
             obj = copy.deepcopy(cfg)
             for x in ("uid", "resourceVersion", "creationTimestamp", "generation"):
                 obj["metadata"].pop(x, None)
@@ -2026,6 +2136,18 @@ def do_apply(res, ns, name, sub, q, raw, version, dry):
         return 200, STATE.render(e, version), warn
 
 
+def do_delete_collection(res, ns, q, raw, version):
+    lst = do_list(res, ns, {k: v for k, v in q.items() if k in ("labelSelector",
+                                                                  "fieldSelector")}, version)
+    for o in lst["items"]:
+        try:
+            do_delete(res, o["metadata"].get("namespace"), o["metadata"]["name"], q, raw, version)
+        except ApiError:
+            pass
+    lst["metadata"] = {"resourceVersion": str(STATE.rv)}
+    return lst
+
+
 def do_delete(res, ns, name, q, raw, version):
     policy = q.get("propagationPolicy")
     dry = q.get("dryRun") == "All"
@@ -2049,6 +2171,14 @@ def do_delete(res, ns, name, q, raw, version):
         if dry:
             return STATE.render(e, version)
         meta = e.obj["metadata"]
+        if res.kind == "Namespace":
+            if "deletionTimestamp" not in meta:
+                old = STATE.render(e)
+                meta["deletionTimestamp"] = now_str()
+                e.obj["status"] = {"phase": "Terminating"}
+                e.sim["delete_at"] = STATE.clock.now() + float(STATE.script["deleteDelay"])
+                STATE.record("MODIFIED", e, old)
+            return STATE.render(e, version)
         if policy == "Foreground" or meta.get("finalizers"):
             if "deletionTimestamp" not in meta:
                 old = STATE.render(e)
@@ -2062,7 +2192,9 @@ def do_delete(res, ns, name, q, raw, version):
                 e.sim["orphan"] = False
                 STATE.record("MODIFIED", e, old)
             return STATE.render(e, version)
-        e.sim["orphan"] = policy == "Orphan"
+        if policy == "Orphan" and res.kind == "Deployment":
+            for p in owned_pods(e):
+                p.sim["orphaned"] = True
         uid = meta["uid"]
         STATE.delete_entry(e)
         if res.kind == "Deployment" and policy != "Orphan":
@@ -2184,6 +2316,7 @@ def set_pod_ready(p):
     old = STATE.render(p)
     p.sim["ready"] = True
     p.obj["status"] = pod_status(p.obj["spec"], True, p.sim["created"])
+    own_status(p, "kubelet")
     STATE.record("MODIFIED", p, old)
 
 
@@ -2233,6 +2366,7 @@ def sim_deployment(e, vnow):
             meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = \
                 str(sim.get("revision", 0) + 1)
             sim["revision"] = sim.get("revision", 0) + 1
+            own_status(e, "kube-controller-manager")
             STATE.record("MODIFIED", e, old)
         sim["last_progress"] = vnow
         sim["deadline"] = False
@@ -2264,7 +2398,9 @@ def sim_deployment(e, vnow):
             ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%"),
             desired, True))
         cap = desired if fail_rule is None or not olds else min(desired, surge)
-        if len(new) < cap:
+        if len(new) < cap and (fail_rule or {}).get("reason") == "FailedCreate":
+            pass        # the ReplicaSet cannot create pods (quota): ReplicaFailure below
+        elif len(new) < cap:
             make_pod(e, h)
             progressed = True
         elif len(new) > desired:
@@ -2292,7 +2428,11 @@ def sim_deployment(e, vnow):
                              "Deployment does not have minimum availability.", False)
     complete = updated == desired and total == desired and available == desired
     pds = spec.get("progressDeadlineSeconds", 600)
-    if complete:
+    if spec.get("paused") and not complete:
+        sim["last_progress"] = vnow
+        prog_c = cond_entry(conds, "Progressing", "Unknown", "DeploymentPaused",
+                            "Deployment is paused", False)
+    elif complete:
         prog_c = cond_entry(conds, "Progressing", "True", "NewReplicaSetAvailable",
                             'ReplicaSet "%s" has successfully progressed.' % rs_name, progressed)
         sim["deadline"] = False
@@ -2314,6 +2454,11 @@ def sim_deployment(e, vnow):
               "readyReplicas": ready, "availableReplicas": available,
               "unavailableReplicas": max(0, desired - available) if total or desired else 0,
               "conditions": [avail_c, prog_c]}
+    if (fail_rule or {}).get("reason") == "FailedCreate" and updated < desired:
+        new_st["conditions"].append(cond_entry(
+            conds, "ReplicaFailure", "True", "FailedCreate", fail_rule.get(
+                "message", 'pods "%s-%s" is forbidden: exceeded quota: compute-resources, '
+                'requested: cpu=1, used: cpu=4, limited: cpu=4' % (rs_name, "x2b4q")), False))
     new_st = {k: v for k, v in new_st.items() if v not in (0, None)}
 
     def comparable(s):
@@ -2325,6 +2470,7 @@ def sim_deployment(e, vnow):
     if comparable(new_st) != comparable(st):
         old = STATE.render(e)
         e.obj["status"] = new_st
+        own_status(e, "kube-controller-manager")
         STATE.record("MODIFIED", e, old)
 
 
@@ -2390,6 +2536,7 @@ def sim_route(e, vnow):
             json.dumps(new_st, sort_keys=True) != json.dumps(e.obj.get("status"), sort_keys=True):
         old = STATE.render(e)
         e.obj["status"] = new_st
+        own_status(e, "kube-fake-gateway-controller")
         STATE.record("MODIFIED", e, old)
 
 
@@ -2400,18 +2547,81 @@ def sim_deletion(e, vnow):
     if e.res.kind == "Deployment":
         for p in owned_pods(e):
             STATE.delete_entry(p)
+    if e.res.kind == "Namespace":
+        ns = e.obj["metadata"]["name"]
+        for x in list(STATE.store.values()):
+            if x.res.namespaced and x.obj["metadata"].get("namespace") == ns:
+                STATE.delete_entry(x)
     STATE.delete_entry(e)
+
+
+def own_status(e, manager):
+    """A controller's status write: it owns the status (and the Deployment revision annotation)
+    as an Update on the status subresource, as kube-controller-manager does."""
+    paths = set(flatten(e.obj.get("status") or {}, ("status",), e.res.crd, {}))
+    rev = ("metadata", "annotations", "deployment.kubernetes.io/revision")
+    if get_path(e.obj, rev)[0]:
+        paths.add(rev)
+    gv = e.obj.get("apiVersion", e.res.gv)
+    e.managers[(manager, "Update", "status")] = {"paths": paths, "apiVersion": gv,
+                                                 "time": now_str()}
+
+
+def sim_sequence(e, vnow):
+    seq = e.sim["sequence"]
+    while seq and vnow >= seq[0][0]:
+        _, st = seq.pop(0)
+        old = STATE.render(e)
+        if "generation" in st:
+            e.obj["metadata"]["generation"] = int(st["generation"])
+        if "status" in st:
+            e.obj["status"] = copy.deepcopy(st["status"])
+        STATE.record("MODIFIED", e, old)
+
+
+def sim_virtualservice(e, vnow):
+    sim = e.sim
+    if sim.get("manual"):
+        return
+    meta = e.obj["metadata"]
+    gen = meta.get("generation", 1)
+    rule = next((r for r in STATE.script.get("routeRules", [])
+                 if re.search(r.get("name", ""), meta["name"])), None)
+    if sim.get("gen_seen") != gen:
+        sim["gen_seen"] = gen
+        sim["ready_at"] = vnow + float((rule or {}).get("delay", STATE.script["routeDelay"]))
+    if vnow < sim["ready_at"]:
+        return
+    ok = (rule or {}).get("accepted", True)
+    obs = gen if not (rule or {}).get("stale") else max(1, gen - 1)
+    prev = ((e.obj.get("status") or {}).get("conditions") or [{}])[0]
+    s = "True" if ok else "False"
+    c = {"type": "Reconciled", "status": s,
+         "lastProbeTime": prev.get("lastProbeTime", now_str()),
+         "lastTransitionTime": prev["lastTransitionTime"] if prev.get("status") == s
+         else now_str(),
+         "message": "Reconciled" if ok else (rule or {}).get("acceptedReason", "NotReconciled")}
+    new_st = {"conditions": [c], "observedGeneration": obs}
+    if new_st != e.obj.get("status"):
+        old = STATE.render(e)
+        e.obj["status"] = new_st
+        own_status(e, "pilot-discovery")
+        STATE.record("MODIFIED", e, old)
 
 
 def simulate():
     vnow = STATE.clock.now()
     for e in list(STATE.store.values()):
+        if e.sim.get("sequence"):
+            sim_sequence(e, vnow)
         if e.sim.get("delete_at") is not None:
             sim_deletion(e, vnow)
         elif e.res.kind == "Deployment":
             sim_deployment(e, vnow)
         elif e.res.kind == "HTTPRoute":
             sim_route(e, vnow)
+        elif e.res.kind == "VirtualService":
+            sim_virtualservice(e, vnow)
     # pods whose owner went away (Background deletion) are collected
     uids = {e.obj["metadata"]["uid"] for e in STATE.store.values() if e.res.kind == "Deployment"}
     for e in list(STATE.store.values()):

@@ -18,12 +18,12 @@
 #include "kanaria/secret.h"
 #include "platforms/kubernetes/kube_int.h"
 
-#define KN_KUBE_DEFAULT_QPS 20
+#define KN_KUBE_DEFAULT_QPS        20
 #define KN_KUBE_DEFAULT_TIMEOUT_MS 30000
-#define KN_KUBE_MAX_RESPONSE ((size_t)64 << 20)
-#define KN_KUBE_MAX_ERROR_BODY ((size_t)64 << 10)
-#define KN_KUBE_MAX_RETRY_AFTER 10 /* attempts, as client-go */
-#define KN_KUBE_MAX_REFUSED 3
+#define KN_KUBE_MAX_RESPONSE       ((size_t)64 << 20)
+#define KN_KUBE_MAX_ERROR_BODY     ((size_t)64 << 10)
+#define KN_KUBE_MAX_RETRY_AFTER    10 /* attempts, as client-go */
+#define KN_KUBE_MAX_REFUSED        3
 #define KN_KUBE_DISCOVERY_STALE_MS 30000 /* an absent kind is asked for again after this */
 
 struct kn_kube_gv {
@@ -79,8 +79,8 @@ struct kn_kube_call {
     int refused;
     int exec_rerun;
     int exec_fresh; /* the plugin just ran for it: use what it printed, even if expired */
-    int done;        /* cb ran (or is running) */
-    int stream_2xx;  /* a stream's status was 2xx: pieces went to on_data */
+    int done;       /* cb ran (or is running) */
+    int stream_2xx; /* a stream's status was 2xx: pieces went to on_data */
     struct kn_buf errbody;
     struct kn_http_call *http;
     uv_timer_t timer;
@@ -314,11 +314,10 @@ static void kn_kube_finish(struct kn_kube_call *c, struct kn_kube_result *r)
     kn_kube_call_release(c);
 }
 
-static void kn_kube_fail(struct kn_kube_call *c, int status, int http_status, const char *fmt,
-                         ...) __attribute__((format(printf, 4, 5)));
+static void kn_kube_fail(struct kn_kube_call *c, int status, int http_status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void kn_kube_fail(struct kn_kube_call *c, int status, int http_status, const char *fmt,
-                         ...)
+static void kn_kube_fail(struct kn_kube_call *c, int status, int http_status, const char *fmt, ...)
 {
     struct kn_kube_result r;
     char msg[KN_ERROR_MSG_MAX];
@@ -404,8 +403,8 @@ static void kn_kube_on_limit(uv_timer_t *t)
     }
     if (k->limit_head) {
         double need = 1.0 - k->tokens;
-        uv_timer_start(&k->limit_timer, kn_kube_on_limit,
-                       (uint64_t)(need * 1000.0 / k->qps) + 1, 0);
+        uv_timer_start(&k->limit_timer, kn_kube_on_limit, (uint64_t)(need * 1000.0 / k->qps) + 1,
+                       0);
     }
 }
 
@@ -503,8 +502,8 @@ static void kn_kube_send(struct kn_kube_call *c)
     headers[nh++] = "Accept: application/json";
     headers[nh++] = "User-Agent: kanaria";
     if (c->body) {
-        ctype = kn_asprintf("Content-Type: %s",
-                            c->content_type ? c->content_type : "application/json");
+        ctype =
+            kn_asprintf("Content-Type: %s", c->content_type ? c->content_type : "application/json");
         headers[nh++] = ctype;
     }
     if (x && x->token) {
@@ -619,8 +618,7 @@ static int kn_kube_refused(const struct kn_http_response *res)
     return res->code == KN_EIO && res->error &&
            (strcmp(res->error, "connection refused") == 0 ||
             strstr(res->error, "receiving data from the peer") ||
-            strstr(res->error, "Server returned nothing") ||
-            strstr(res->error, "Send failure"));
+            strstr(res->error, "Server returned nothing") || strstr(res->error, "Send failure"));
 }
 
 /* "/apis/apps/v1/namespaces/x/..." -> "apps/v1"; NULL when not a resource path. */
@@ -771,8 +769,7 @@ static void kn_kube_on_http(const struct kn_http_response *res, void *data)
 
 static int kn_kube_start(struct kn_kube_call **out, struct kn_kube *k, const char *method,
                          const char *path, const char *content_type, char *body,
-                         long long timeout_ms, kn_kube_data_cb on_data, kn_kube_cb cb,
-                         void *data)
+                         long long timeout_ms, kn_kube_data_cb on_data, kn_kube_cb cb, void *data)
 {
     struct kn_kube_call *c;
 
@@ -790,9 +787,10 @@ static int kn_kube_start(struct kn_kube_call **out, struct kn_kube *k, const cha
     c->content_type = content_type ? kn_strdup(content_type) : NULL;
     c->body = body;
     c->body_len = body ? strlen(body) : 0;
-    c->deadline = on_data ? 0
-                          : uv_now(k->loop) + (uint64_t)(timeout_ms > 0 ? timeout_ms
-                                                                         : KN_KUBE_DEFAULT_TIMEOUT_MS);
+    c->deadline = on_data
+                      ? 0
+                      : uv_now(k->loop) +
+                            (uint64_t)(timeout_ms > 0 ? timeout_ms : KN_KUBE_DEFAULT_TIMEOUT_MS);
     c->on_data = on_data;
     c->cb = cb;
     c->data = data;
@@ -829,8 +827,8 @@ int kn_kube_request(struct kn_kube_call **out, struct kn_kube *k, const struct k
             return KN_EINVAL;
         }
     }
-    return kn_kube_start(out, k, req->method, req->path, req->content_type, body,
-                         req->timeout_ms, NULL, cb, data);
+    return kn_kube_start(out, k, req->method, req->path, req->content_type, body, req->timeout_ms,
+                         NULL, cb, data);
 }
 
 int kn_kube_stream(struct kn_kube_call **out, struct kn_kube *k, const char *path,
@@ -889,7 +887,8 @@ static struct kn_kube_gv *kn_kube_gv_store(struct kn_kube *k, const char *api_ve
     if (json_is_array(resources)) {
         g->res = kn_calloc(json_array_size(resources) + 1, sizeof(*g->res));
     }
-    json_array_foreach(resources, i, item) {
+    json_array_foreach(resources, i, item)
+    {
         const char *name = json_string_value(json_object_get(item, "name"));
         const char *kind = json_string_value(json_object_get(item, "kind"));
         if (!name || !kind || strchr(name, '/')) {
@@ -952,8 +951,8 @@ int kn_kube_resolve(struct kn_kube_call **out, struct kn_kube *k, const char *ap
     if (out) {
         *out = NULL;
     }
-    if (!k || !api_version || !*api_version || !kind || !*kind || !cb ||
-        strchr(api_version, '?') || strstr(api_version, "..")) {
+    if (!k || !api_version || !*api_version || !kind || !*kind || !cb || strchr(api_version, '?') ||
+        strstr(api_version, "..")) {
         return KN_EINVAL;
     }
     g = kn_kube_gv_find(k, api_version);

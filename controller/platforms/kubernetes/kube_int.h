@@ -21,7 +21,7 @@ struct kn_kube_exec_run;
 
 /* A user's exec plugin and the credential it last printed. */
 struct kn_kube_exec {
-    char *api_version;  /* client.authentication.k8s.io/v1 or v1beta1 */
+    char *api_version; /* client.authentication.k8s.io/v1 or v1beta1 */
     char *command;
     char **args;        /* NULL-terminated */
     char **env;         /* NULL-terminated "NAME=value" */
@@ -33,8 +33,8 @@ struct kn_kube_exec {
     char *token;
     char *cert_file;
     char *key_file;
-    int have;       /* a credential is cached */
-    time_t expires; /* 0: never */
+    int have;                     /* a credential is cached */
+    time_t expires;               /* 0: never */
     struct kn_kube_exec_run *run; /* the run under way, else NULL */
 };
 

@@ -24,10 +24,10 @@
 #include "kanaria/secret.h"
 #include "platforms/kubernetes/kube_int.h"
 
-#define KN_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KN_KUBE_SA_DIR          "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KN_KUBE_EXEC_TIMEOUT_MS 30000
-#define KN_KUBE_EXEC_MAX_OUT ((size_t)1 << 20)
-#define KN_KUBE_EXEC_MAX_ERR ((size_t)4096)
+#define KN_KUBE_EXEC_MAX_OUT    ((size_t)1 << 20)
+#define KN_KUBE_EXEC_MAX_ERR    ((size_t)4096)
 
 extern char **environ;
 
@@ -187,8 +187,8 @@ static int kn_kube_bool(const struct kn_node *map, const char *key, int *out, st
 
 /* The entry `name` of a list of {name, <field>: {...}} (clusters, users, contexts). */
 static int kn_kube_named(const struct kn_node *root, const char *list, const char *field,
-                         const char *name, const struct kn_loc *where,
-                         const struct kn_node **out, struct kn_error *err)
+                         const char *name, const struct kn_loc *where, const struct kn_node **out,
+                         struct kn_error *err)
 {
     const struct kn_node *seq = kn_node_get(root, list);
     struct kn_buf names;
@@ -206,8 +206,8 @@ static int kn_kube_named(const struct kn_node *root, const char *list, const cha
         const struct kn_node *item = seq->items[i];
         const struct kn_node *n = NULL;
         if (item->type != KN_NODE_MAP) {
-            rc = kn_error_set(err, KN_EPARSE, &item->loc, "%s[%zu] must be a map, got %s", list,
-                              i, kn_node_describe(item));
+            rc = kn_error_set(err, KN_EPARSE, &item->loc, "%s[%zu] must be a map, got %s", list, i,
+                              kn_node_describe(item));
             goto out;
         }
         if ((rc = kn_kube_str(item, "name", &n, err)) < 0) {
@@ -230,8 +230,7 @@ static int kn_kube_named(const struct kn_node *root, const char *list, const cha
         kn_buf_addf(&names, "%s%s", names.len ? ", " : "", n->scalar);
     }
     rc = kn_error_set(err, KN_EINVAL, where, "no %.*s '%s' in the kubeconfig (%s: %s)",
-                      (int)strlen(list) - 1, list, name, list,
-                      names.len ? names.data : "none");
+                      (int)strlen(list) - 1, list, name, list, names.len ? names.data : "none");
 out:
     kn_buf_release(&names);
     return rc;
@@ -249,13 +248,11 @@ static int kn_kube_refuse(const struct kn_node *map, const char *key, const char
                 p->value->len == 0))) {
         return 0;
     }
-    return kn_error_set(err, KN_EUNSUPPORTED, &p->key->loc, "'%s' is not supported: %s", key,
-                        why);
+    return kn_error_set(err, KN_EUNSUPPORTED, &p->key->loc, "'%s' is not supported: %s", key, why);
 }
 
-static int kn_kube_load_cluster(struct kn_kube_creds *c, const struct kn_node *cl,
-                                const char *dir, const char *state_dir, json_t *info,
-                                struct kn_error *err)
+static int kn_kube_load_cluster(struct kn_kube_creds *c, const struct kn_node *cl, const char *dir,
+                                const char *state_dir, json_t *info, struct kn_error *err)
 {
     const struct kn_node *server = NULL, *ca = NULL, *cad = NULL;
     int rc = 0;
@@ -280,8 +277,8 @@ static int kn_kube_load_cluster(struct kn_kube_creds *c, const struct kn_node *c
                              "kanaria's HTTP client checks the certificate against the host of "
                              "'server'; use a server URL whose host the certificate names",
                              err)) < 0 ||
-        (rc = kn_kube_refuse(cl, "proxy-url", "kanaria connects to the server directly",
-                             err)) < 0) {
+        (rc = kn_kube_refuse(cl, "proxy-url", "kanaria connects to the server directly", err)) <
+            0) {
         goto out;
     }
     c->server = kn_strdup(server->scalar);
@@ -351,8 +348,8 @@ static int kn_kube_load_exec(struct kn_kube_creds *c, const struct kn_node *ex, 
     }
     x = kn_calloc(1, sizeof(*x));
     x->api_version = kn_strdup(api->scalar);
-    x->command = strchr(cmd->scalar, '/') ? kn_kube_resolve_path(dir, cmd->scalar)
-                                           : kn_strdup(cmd->scalar);
+    x->command =
+        strchr(cmd->scalar, '/') ? kn_kube_resolve_path(dir, cmd->scalar) : kn_strdup(cmd->scalar);
     x->install_hint = hint ? kn_strdup(hint->scalar) : NULL;
     x->dir = dir ? kn_strdup(dir) : NULL;
     x->state_dir = kn_strdup(state_dir);
@@ -455,8 +452,8 @@ static int kn_kube_load_user(struct kn_kube_creds *c, const struct kn_node *u, c
         c->cert_file = kn_kube_resolve_path(dir, cert->scalar);
     }
     if (keyd) {
-        if ((rc = kn_kube_write_b64(keyd, "client-key-data", state_dir, "client.key",
-                                    &c->key_file, err)) < 0) {
+        if ((rc = kn_kube_write_b64(keyd, "client-key-data", state_dir, "client.key", &c->key_file,
+                                    err)) < 0) {
             goto out;
         }
     } else if (key) {
@@ -514,9 +511,8 @@ static int kn_kube_load_file(struct kn_kube_creds *c, const char *path, const ch
         goto out;
     }
     ctx_name = want ? want : cur->scalar;
-    if ((rc = kn_kube_named(root, "contexts", "context", ctx_name, cur && !want ? &cur->loc
-                                                                                : &root->loc,
-                            &ctx, err)) < 0) {
+    if ((rc = kn_kube_named(root, "contexts", "context", ctx_name,
+                            cur && !want ? &cur->loc : &root->loc, &ctx, err)) < 0) {
         goto out;
     }
     if ((rc = kn_kube_str(ctx, "cluster", &cl_name, err)) < 0 ||
@@ -731,8 +727,7 @@ static int kn_kube_exec_take(struct kn_kube_exec *x, struct kn_kube_exec_run *r,
 
     kn_error_clear(&e);
     j = json_loadb(r->obuf.data ? r->obuf.data : "", r->obuf.len, 0, NULL);
-    if (!json_is_object(j) ||
-        !json_is_string(json_object_get(j, "kind")) ||
+    if (!json_is_object(j) || !json_is_string(json_object_get(j, "kind")) ||
         strcmp(json_string_value(json_object_get(j, "kind")), "ExecCredential") != 0) {
         snprintf(msg, msg_size, "exec plugin '%s' printed no ExecCredential JSON", x->command);
         goto out;
@@ -748,8 +743,8 @@ static int kn_kube_exec_take(struct kn_kube_exec *x, struct kn_kube_exec_run *r,
     exp = json_string_value(json_object_get(st, "expirationTimestamp"));
     if (exp && (expires = kn_kube_parse_time(exp)) < 0) {
         snprintf(msg, msg_size,
-                 "exec plugin '%s': expirationTimestamp '%s' is not an RFC 3339 time",
-                 x->command, exp);
+                 "exec plugin '%s': expirationTimestamp '%s' is not an RFC 3339 time", x->command,
+                 exp);
         goto out;
     }
     if ((!token || !*token) && (!cert || !key)) {
@@ -770,8 +765,8 @@ static int kn_kube_exec_take(struct kn_kube_exec *x, struct kn_kube_exec_run *r,
         x->cert_file = x->key_file = NULL;
         if (kn_kube_write_private(x->state_dir, "exec-client.crt", cert, strlen(cert),
                                   &x->cert_file, &e) < 0 ||
-            kn_kube_write_private(x->state_dir, "exec-client.key", key, strlen(key),
-                                  &x->key_file, &e) < 0) {
+            kn_kube_write_private(x->state_dir, "exec-client.key", key, strlen(key), &x->key_file,
+                                  &e) < 0) {
             snprintf(msg, msg_size, "exec plugin '%.100s': %.300s", x->command, e.msg);
             goto out;
         }
@@ -812,11 +807,11 @@ static void kn_kube_exec_maybe_done(struct kn_kube_exec_run *r)
     if (x) {
         x->run = NULL;
         if (r->timed_out) {
-            snprintf(msg, sizeof(msg), "exec plugin '%s' did not finish within %d s",
-                     x->command, KN_KUBE_EXEC_TIMEOUT_MS / 1000);
+            snprintf(msg, sizeof(msg), "exec plugin '%s' did not finish within %d s", x->command,
+                     KN_KUBE_EXEC_TIMEOUT_MS / 1000);
         } else if (r->too_big) {
-            snprintf(msg, sizeof(msg), "exec plugin '%s' printed more than %zu bytes",
-                     x->command, KN_KUBE_EXEC_MAX_OUT);
+            snprintf(msg, sizeof(msg), "exec plugin '%s' printed more than %zu bytes", x->command,
+                     KN_KUBE_EXEC_MAX_OUT);
         } else if (r->exit_status != 0 || r->term_signal != 0) {
             size_t n = r->ebuf.data ? strcspn(r->ebuf.data, "\n") : 0;
             snprintf(msg, sizeof(msg), "exec plugin '%s' failed (%s %d)%s%.*s", x->command,
@@ -946,8 +941,8 @@ int kn_kube_exec_start(struct kn_kube_exec *x, uv_loop_t *loop, kn_kube_exec_cb 
     opts.stdio_count = 3;
     opts.exit_cb = kn_kube_exec_on_exit;
     if ((urc = uv_spawn(loop, &r->proc, &opts)) < 0) {
-        rc = kn_error_set(err, KN_EINVAL, NULL, "exec plugin '%s' cannot start: %s%s%s",
-                          x->command, uv_strerror(urc), x->install_hint ? "; " : "",
+        rc = kn_error_set(err, KN_EINVAL, NULL, "exec plugin '%s' cannot start: %s%s%s", x->command,
+                          uv_strerror(urc), x->install_hint ? "; " : "",
                           x->install_hint ? x->install_hint : "");
         /* a process handle that failed to spawn is still closed like the others */
         r->x = NULL;

@@ -11,11 +11,14 @@
 #include "kanaria/alloc.h"
 #include "platforms/kubernetes/kube_int.h"
 
-#define KN_KUBE_LIST_LIMIT 500
+#define KN_KUBE_LIST_LIMIT      500
 #define KN_KUBE_LIST_TIMEOUT_MS 60000
-#define KN_KUBE_BACKOFF_MIN_MS 500
-#define KN_KUBE_BACKOFF_MAX_MS 30000
-#define KN_KUBE_MAX_EVENT ((size_t)16 << 20) /* one watch event line */
+#define KN_KUBE_BACKOFF_MIN_MS  500
+#define KN_KUBE_BACKOFF_MAX_MS  30000
+#define KN_KUBE_MAX_EVENT       ((size_t)16 << 20) /* one watch event line */
+#define KN_KUBE_WATCH_SLACK_S                                                                      \
+    60 /* a watch still open this long after its timeoutSeconds is                                 \
+          taken for a dead connection */
 
 enum kn_kube_next { KN_KUBE_NEXT_LIST = 1, KN_KUBE_NEXT_WATCH };
 
@@ -37,7 +40,9 @@ struct kn_kube_informer {
     enum kn_kube_next next;
     uint64_t backoff_ms;
     struct kn_buf line;
-    int relist;       /* the watch said 410 */
+    int timeout_s;     /* the watch's timeoutSeconds */
+    int stalled;       /* the watch outlived it: cancelled, resumed */
+    int relist;        /* the watch said 410 */
     char *watch_error; /* an ERROR event other than 410 */
     int dead;
 };
@@ -59,8 +64,7 @@ static char *kn_kube_inf_key(const json_t *obj)
 
 static const char *kn_kube_inf_rv(const json_t *obj)
 {
-    return json_string_value(json_object_get(json_object_get(obj, "metadata"),
-                                             "resourceVersion"));
+    return json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 }
 
 static void kn_kube_inf_set_rv(struct kn_kube_informer *inf, const char *rv)
@@ -91,16 +95,14 @@ static void kn_kube_inf_on_timer(uv_timer_t *t)
     }
 }
 
-static void kn_kube_inf_later(struct kn_kube_informer *inf, enum kn_kube_next next,
-                              uint64_t ms)
+static void kn_kube_inf_later(struct kn_kube_informer *inf, enum kn_kube_next next, uint64_t ms)
 {
     inf->next = next;
     uv_timer_start(&inf->timer, kn_kube_inf_on_timer, ms, 0);
 }
 
 /* Tell the owner; 1 when the informer was freed from the callback. */
-static int kn_kube_inf_emit(struct kn_kube_informer *inf, enum kn_kube_event ev,
-                            const json_t *obj)
+static int kn_kube_inf_emit(struct kn_kube_informer *inf, enum kn_kube_event ev, const json_t *obj)
 {
     inf->cb(ev, obj, inf->data);
     return inf->dead || !inf->k;
@@ -142,8 +144,9 @@ static char *kn_kube_inf_url(struct kn_kube_informer *inf, int watch)
     kn_buf_adds(&b, path);
     if (watch) {
         char *rv = kn_kube_escape(inf->rv ? inf->rv : "0");
+        inf->timeout_s = 300 + (int)(uv_hrtime() % 301);
         kn_buf_addf(&b, "?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%d",
-                    rv, 300 + (int)(uv_hrtime() % 301));
+                    rv, inf->timeout_s);
         free(rv);
     } else {
         kn_buf_addf(&b, "?limit=%d", KN_KUBE_LIST_LIMIT);
@@ -173,7 +176,8 @@ static void kn_kube_inf_listed(struct kn_kube_informer *inf)
     inf->listing = NULL;
     inf->synced = 1;
     kn_kube_inf_set_error(inf, NULL, NULL);
-    json_object_foreach(inf->cache, key, obj) {
+    json_object_foreach(inf->cache, key, obj)
+    {
         const json_t *was = json_object_get(old, key);
         if (was && json_equal(was, obj)) {
             continue;
@@ -182,9 +186,9 @@ static void kn_kube_inf_listed(struct kn_kube_informer *inf)
             goto out;
         }
     }
-    json_object_foreach(old, key, obj) {
-        if (!json_object_get(inf->cache, key) &&
-            kn_kube_inf_emit(inf, KN_KUBE_DELETED, obj)) {
+    json_object_foreach(old, key, obj)
+    {
+        if (!json_object_get(inf->cache, key) && kn_kube_inf_emit(inf, KN_KUBE_DELETED, obj)) {
             goto out;
         }
     }
@@ -218,7 +222,8 @@ static void kn_kube_inf_on_list(const struct kn_kube_result *res, void *data)
     }
     items = json_object_get(res->reply, "items");
     md = json_object_get(res->reply, "metadata");
-    json_array_foreach(items, i, item) {
+    json_array_foreach(items, i, item)
+    {
         char *key = kn_kube_inf_key(item);
         json_t *copy;
         if (!key) {
@@ -277,8 +282,7 @@ static int kn_kube_inf_event(struct kn_kube_informer *inf, const char *line, siz
 
     if (!type || !json_is_object(obj)) {
         free(inf->watch_error);
-        inf->watch_error = kn_asprintf("a watch event that is not {type, object}: %.100s",
-                                       line);
+        inf->watch_error = kn_asprintf("a watch event that is not {type, object}: %.100s", line);
         stop = 1;
         goto out;
     }
@@ -296,6 +300,7 @@ static int kn_kube_inf_event(struct kn_kube_informer *inf, const char *line, siz
         goto out;
     }
     kn_kube_inf_set_rv(inf, kn_kube_inf_rv(obj));
+    kn_kube_inf_set_error(inf, NULL, NULL); /* the watch works */
     if (strcmp(type, "BOOKMARK") == 0) {
         goto out;
     }
@@ -331,8 +336,8 @@ static int kn_kube_inf_on_data(const char *piece, size_t len, void *data)
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (kn_buf_add(&inf->line, p, n) < 0) {
             free(inf->watch_error);
-            inf->watch_error = kn_asprintf("a watch event larger than %zu bytes",
-                                           KN_KUBE_MAX_EVENT);
+            inf->watch_error =
+                kn_asprintf("a watch event larger than %zu bytes", KN_KUBE_MAX_EVENT);
             return 1;
         }
         p += n;
@@ -340,8 +345,7 @@ static int kn_kube_inf_on_data(const char *piece, size_t len, void *data)
             break;
         }
         p++;
-        if (inf->line.len > 0 &&
-            kn_kube_inf_event(inf, inf->line.data, inf->line.len) != 0) {
+        if (inf->line.len > 0 && kn_kube_inf_event(inf, inf->line.data, inf->line.len) != 0) {
             kn_buf_reset(&inf->line);
             return 1;
         }
@@ -358,6 +362,15 @@ static void kn_kube_inf_on_watch_end(const struct kn_kube_result *res, void *dat
     inf->call = NULL;
     kn_buf_reset(&inf->line);
     if (inf->dead || !inf->k) {
+        return;
+    }
+    uv_timer_stop(&inf->timer);
+    if (inf->stalled) {
+        char msg[96];
+        inf->stalled = 0;
+        snprintf(msg, sizeof(msg), "the server did not end the watch %d s after its timeout",
+                 KN_KUBE_WATCH_SLACK_S);
+        kn_kube_inf_lost(inf, "watching", msg, KN_KUBE_NEXT_WATCH);
         return;
     }
     if (inf->relist || res->http_status == 410) {
@@ -380,6 +393,18 @@ static void kn_kube_inf_on_watch_end(const struct kn_kube_result *res, void *dat
                      res->http_status ? KN_KUBE_NEXT_LIST : KN_KUBE_NEXT_WATCH);
 }
 
+/* A watch has no overall timeout (it streams), but the server ends it at timeoutSeconds: one
+ * still open long after is a dead connection. */
+static void kn_kube_inf_on_stall(uv_timer_t *t)
+{
+    struct kn_kube_informer *inf = t->data;
+
+    if (inf->call) {
+        inf->stalled = 1;
+        kn_kube_cancel(inf->call); /* its completion resumes the watch */
+    }
+}
+
 static void kn_kube_inf_watch(struct kn_kube_informer *inf)
 {
     char *path = kn_kube_inf_url(inf, 1);
@@ -391,7 +416,10 @@ static void kn_kube_inf_watch(struct kn_kube_informer *inf)
     free(path);
     if (rc < 0) {
         kn_kube_inf_lost(inf, "watching", kn_strerror(rc), KN_KUBE_NEXT_LIST);
+        return;
     }
+    uv_timer_start(&inf->timer, kn_kube_inf_on_stall,
+                   (uint64_t)(inf->timeout_s + KN_KUBE_WATCH_SLACK_S) * 1000, 0);
 }
 
 /* ---- the public functions ------------------------------------------------------------------ */
@@ -451,7 +479,8 @@ void kn_kube_informer_each(const struct kn_kube_informer *inf,
     if (!inf) {
         return;
     }
-    json_object_foreach(inf->cache, key, obj) {
+    json_object_foreach(inf->cache, key, obj)
+    {
         fn(obj, data);
     }
 }
