@@ -138,16 +138,17 @@ static void fake_stop(struct kube_harness *h)
 }
 
 /* One request to the fake (body stolen, may be NULL); its JSON reply, NULL on a 404. */
-static json_t *fake_call(struct kube_harness *h, const char *method, const char *path,
-                         json_t *body)
+static json_t *fake_call(struct kube_harness *h, const char *method, const char *path, json_t *body)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)h->port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = 10};
     char *text = body ? json_dumps(body, JSON_COMPACT) : kn_strdup("");
-    char *req = kn_asprintf("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: "
-                            "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                            method, path, h->port, strlen(text), text);
+    char *req =
+        kn_asprintf("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: "
+                    "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                    method, path, h->port, strlen(text), text);
     size_t cap = 1 << 16, len = 0, sent = 0;
     char *reply = kn_malloc(cap);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -250,9 +251,8 @@ static int kube_setup(void **self, uv_loop_t *loop, const char *dir, char *why)
     json_decref(fake_call(
         h, "POST", "/_fake/script",
         json_pack("{s:f, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}", "speed", 4.0, "imageRules",
-                  "match", "neverready", "reason", "ContainerCreating", "match", "crash",
-                  "reason", "CrashLoopBackOff", "match", "badimage", "reason",
-                  "ImagePullBackOff")));
+                  "match", "neverready", "reason", "ContainerCreating", "match", "crash", "reason",
+                  "CrashLoopBackOff", "match", "badimage", "reason", "ImagePullBackOff")));
     config = kn_asprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
                          "    server: http://127.0.0.1:%d\nusers:\n- name: u\n  user:\n"
                          "    token: conformance\ncontexts:\n- name: fake\n  context:\n"
@@ -311,15 +311,14 @@ static json_t *kube_manifests(void *self, const struct kn_app_id *id, const char
         " {s:s, s:s, s:{s:s}, s:{s:i, s:{s:{s:s}}, s:{s:{s:{s:s}}, s:{s:[{s:s, s:s}]}}}},"
         " {s:s, s:s, s:{s:s}, s:{s:{s:s}, s:[{s:i, s:i}]}},"
         " {s:s, s:s, s:{s:s}, s:{s:[{s:s}], s:[{s:[{s:s, s:i}]}]}}]",
-        "apiVersion", "v1", "kind", "Namespace", "metadata", "name", h->apps[i].ns,
-        "apiVersion", "apps/v1", "kind", "Deployment", "metadata", "name", "web", "spec",
-        "replicas", 1, "selector", "matchLabels", "app", "web", "template", "metadata", "labels",
-        "app", "web", "spec", "containers", "name", "web", "image", image,
-        "apiVersion", "v1", "kind", "Service", "metadata", "name", "web", "spec", "selector",
-        "app", "web", "ports", "port", 80, "targetPort", 8080,
-        "apiVersion", "gateway.networking.k8s.io/v1", "kind", "HTTPRoute", "metadata", "name",
-        "web", "spec", "parentRefs", "name", "gw", "rules", "backendRefs", "name", "web", "port",
-        80);
+        "apiVersion", "v1", "kind", "Namespace", "metadata", "name", h->apps[i].ns, "apiVersion",
+        "apps/v1", "kind", "Deployment", "metadata", "name", "web", "spec", "replicas", 1,
+        "selector", "matchLabels", "app", "web", "template", "metadata", "labels", "app", "web",
+        "spec", "containers", "name", "web", "image", image, "apiVersion", "v1", "kind", "Service",
+        "metadata", "name", "web", "spec", "selector", "app", "web", "ports", "port", 80,
+        "targetPort", 8080, "apiVersion", "gateway.networking.k8s.io/v1", "kind", "HTTPRoute",
+        "metadata", "name", "web", "spec", "parentRefs", "name", "gw", "rules", "backendRefs",
+        "name", "web", "port", 80);
 }
 
 static const void *kube_options(void *self, const struct kn_app_id *id)
@@ -362,15 +361,16 @@ static void kube_truth(void *self, const struct kn_app_id *id, struct kn_conf_tr
 
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods", h->apps[slot].ns);
     pods = fake_call(h, "GET", path, NULL);
-    json_array_foreach(json_object_get(pods, "items"), i, p) {
+    json_array_foreach(json_object_get(pods, "items"), i, p)
+    {
         const json_t *meta = json_object_get(p, "metadata");
         const char *variant = json_string_value(
             json_object_get(json_object_get(meta, "labels"), "kanaria.dev/variant"));
-        int v = !variant                            ? -1
-                : strcmp(variant, "primary") == 0   ? KN_VARIANT_PRIMARY
-                : strcmp(variant, "canary") == 0    ? KN_VARIANT_CANARY
-                : strcmp(variant, "baseline") == 0  ? KN_VARIANT_BASELINE
-                                                    : -1;
+        int v = !variant                           ? -1
+                : strcmp(variant, "primary") == 0  ? KN_VARIANT_PRIMARY
+                : strcmp(variant, "canary") == 0   ? KN_VARIANT_CANARY
+                : strcmp(variant, "baseline") == 0 ? KN_VARIANT_BASELINE
+                                                   : -1;
         if (v < 0 || json_object_get(meta, "deletionTimestamp")) {
             continue;
         }
@@ -388,20 +388,23 @@ static void kube_truth(void *self, const struct kn_app_id *id, struct kn_conf_tr
         json_t *d;
         snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/deployments/%s%s",
                  h->apps[slot].ns, "web",
-                 v == KN_VARIANT_CANARY ? "-canary" : v == KN_VARIANT_BASELINE ? "-baseline" : "");
+                 v == KN_VARIANT_CANARY     ? "-canary"
+                 : v == KN_VARIANT_BASELINE ? "-baseline"
+                                            : "");
         d = fake_call(h, "GET", path, NULL);
-        snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s%s", h->apps[slot].ns,
-                 "web",
-                 v == KN_VARIANT_CANARY ? "-canary" : v == KN_VARIANT_BASELINE ? "-baseline" : "");
+        snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s%s", h->apps[slot].ns, "web",
+                 v == KN_VARIANT_CANARY     ? "-canary"
+                 : v == KN_VARIANT_BASELINE ? "-baseline"
+                                            : "");
         {
             json_t *svc = fake_call(h, "GET", path, NULL);
             out->servers[v] = svc != NULL;
             json_decref(svc);
         }
         if (d) {
-            const char *c = json_string_value(json_object_get(
-                json_object_get(json_object_get(d, "metadata"), "annotations"),
-                "kanaria.dev/commit"));
+            const char *c = json_string_value(
+                json_object_get(json_object_get(json_object_get(d, "metadata"), "annotations"),
+                                "kanaria.dev/commit"));
             snprintf(out->commit[v], sizeof(out->commit[v]), "%s", c ? c : "");
         }
         json_decref(d);
@@ -410,8 +413,10 @@ static void kube_truth(void *self, const struct kn_app_id *id, struct kn_conf_tr
     snprintf(path, sizeof(path), "/apis/gateway.networking.k8s.io/v1/namespaces/%s/httproutes/web",
              h->apps[slot].ns);
     route = fake_call(h, "GET", path, NULL);
-    json_array_foreach(json_object_get(json_object_get(route, "spec"), "rules"), i, rule) {
-        json_array_foreach(json_object_get(rule, "backendRefs"), j, ref) {
+    json_array_foreach(json_object_get(json_object_get(route, "spec"), "rules"), i, rule)
+    {
+        json_array_foreach(json_object_get(rule, "backendRefs"), j, ref)
+        {
             int v = variant_of(json_string_value(json_object_get(ref, "name")));
             const json_t *w = json_object_get(ref, "weight");
             if (v < 0) {
@@ -426,8 +431,7 @@ static void kube_truth(void *self, const struct kn_app_id *id, struct kn_conf_tr
 }
 
 /* The route's rules rewritten to send 92/8 to the primary and canary Services. */
-static int kube_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v,
-                              char *why)
+static int kube_tamper_weight(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
 {
     struct kube_harness *h = self;
     size_t slot = app_slot(h, id);
@@ -442,19 +446,19 @@ static int kube_tamper_weight(void *self, const struct kn_app_id *id, enum kn_va
     route = fake_call(h, "GET", path, NULL);
     assert_non_null(route);
     json_object_del(route, "status");
-    json_array_foreach(json_object_get(json_object_get(route, "spec"), "rules"), i, rule) {
+    json_array_foreach(json_object_get(json_object_get(route, "spec"), "rules"), i, rule)
+    {
         json_object_set_new(rule, "backendRefs",
                             json_pack("[{s:s, s:i, s:i}, {s:s, s:i, s:i}]", "name", "web", "port",
-                                      80, "weight", 92, "name", "web-canary", "port", 80,
-                                      "weight", 8));
+                                      80, "weight", 92, "name", "web-canary", "port", 80, "weight",
+                                      8));
     }
     json_decref(fake_call(h, "PUT", path, route));
     return 0;
 }
 
 /* One pod of the variant deleted. */
-static int kube_kill_instance(void *self, const struct kn_app_id *id, enum kn_variant v,
-                              char *why)
+static int kube_kill_instance(void *self, const struct kn_app_id *id, enum kn_variant v, char *why)
 {
     struct kube_harness *h = self;
     size_t slot = app_slot(h, id);
@@ -467,7 +471,8 @@ static int kube_kill_instance(void *self, const struct kn_app_id *id, enum kn_va
              "/api/v1/namespaces/%s/pods?labelSelector=kanaria.dev%%2Fvariant%%3D%s",
              h->apps[slot].ns, kn_variant_name(v));
     pods = fake_call(h, "GET", path, NULL);
-    json_array_foreach(json_object_get(pods, "items"), i, p) {
+    json_array_foreach(json_object_get(pods, "items"), i, p)
+    {
         victim = json_string_value(json_object_get(json_object_get(p, "metadata"), "name"));
         break;
     }
@@ -535,8 +540,8 @@ static int kube_crash_mid_apply(void *self, struct kn_platform **p, const struct
     if (child == 0) {
         crash_child(h, id, spec);
     }
-    snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/deployments/web-%s",
-             h->apps[slot].ns, kn_variant_name(spec->variant));
+    snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/deployments/web-%s", h->apps[slot].ns,
+             kn_variant_name(spec->variant));
     for (int waited = 0; !found && waited < 20000; waited += 100) {
         json_t *d;
         kn_conf_spin(h->loop, 100);

@@ -16,8 +16,9 @@
  *                  once with its reason.
  *   apply canary   <workload>-canary (replicas a count or a percent of the primary's), applied
  *                  and waited for the same way, then <service>-canary, so that the Service
- *                  never selects no pod (baseline: -baseline). Server-side apply makes a repeated call harmless: the
- *                  same call after a restart applies the same objects and waits again.
+ *                  never selects no pod (baseline: -baseline). Server-side apply makes a
+ *                  repeated call harmless: the same call after a restart applies the same objects
+ *                  and waits again. A cancelled variant's apply deletes what it applied.
  *   set_weights    gatewayapi, istio: the route rendered with the split and applied, then
  *                  followed until every parent accepted it at the new generation
  *                  (kn_kube_route_ready), on the route's watch, else by a GET every second.
@@ -40,7 +41,8 @@
  * made, for prune and remove_app), "variant-canary"/"variant-baseline" (the same for the
  * variants), "workload-canary"/"workload-baseline" (the variant's Deployment as applied, which
  * podselector scales), "route" (the route as rendered from Git, without weights) and "weights"
- * (the split kanaria set).
+ * (the split kanaria set). The records of "app" are also kept in <state>/apps.json, for the
+ * analysis placeholders, which have no call to read the memo with.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -63,18 +65,18 @@
 #include "platforms/kubernetes/lease.h"
 #include "platforms/kubernetes/render.h"
 
-#define TICK_MS 1000                        /* waits look again at least this often */
-#define PODS_EVERY_MS 3000                  /* pods listed at most this often while waiting */
-#define REQUEST_MS 30000                    /* one request, retries included */
+#define TICK_MS          1000               /* waits look again at least this often */
+#define PODS_EVERY_MS    3000               /* pods listed at most this often while waiting */
+#define REQUEST_MS       30000              /* one request, retries included */
 #define DEFAULT_READY_MS (10LL * 60 * 1000) /* an apply's wait without ready_timeout_ms */
 #define LEASE_RELEASE_MS 2100               /* kn_kube_lease_free's release (2 s), and a bit */
-#define MEMO_APP "app"
-#define MEMO_RESOURCES "resources"
-#define MEMO_ROUTE "route"
-#define MEMO_WEIGHTS "weights"
-#define APPLY_QUERY "?fieldManager=" KN_KUBE_FIELD_MANAGER "&force=true"
-#define APPLY_TYPE "application/apply-patch+yaml"
-#define DELETE_QUERY "?propagationPolicy=Background"
+#define MEMO_APP         "app"
+#define MEMO_RESOURCES   "resources"
+#define MEMO_ROUTE       "route"
+#define MEMO_WEIGHTS     "weights"
+#define APPLY_QUERY      "?fieldManager=" KN_KUBE_FIELD_MANAGER "&force=true"
+#define APPLY_TYPE       "application/apply-patch+yaml"
+#define DELETE_QUERY     "?propagationPolicy=Background"
 
 struct kube;
 
@@ -100,7 +102,7 @@ struct kapp {
     int routing;    /* enum kn_kube_routing; -1: no trafficRouting */
     char *route_api;
     char *route_kind;
-    char *route_name; /* NULL: no route */
+    char *route_name;   /* NULL: no route */
     long long replicas; /* the primary's in its manifest */
     int from_file;      /* read from apps.json only: the memo confirms it at the next call */
     char *selector;     /* kn_kube_owner_selector */
@@ -234,7 +236,8 @@ static int keys_have(const json_t *keys, const json_t *key)
     size_t i;
     json_t *k;
 
-    json_array_foreach(keys, i, k) {
+    json_array_foreach(keys, i, k)
+    {
         if (key_equal(k, key)) {
             return 1;
         }
@@ -339,9 +342,8 @@ static char *query_escape(const char *s)
 /* The label selector of a Deployment's pods of variant v: its matchLabels and the variant. */
 static char *pod_selector(const json_t *workload, enum kn_variant v)
 {
-    const json_t *ml = json_object_get(json_object_get(json_object_get(workload, "spec"),
-                                                       "selector"),
-                                       "matchLabels");
+    const json_t *ml = json_object_get(
+        json_object_get(json_object_get(workload, "spec"), "selector"), "matchLabels");
     size_t len = 0, cap = 256;
     char *out = kn_malloc(cap);
     const char *k;
@@ -349,7 +351,8 @@ static char *pod_selector(const json_t *workload, enum kn_variant v)
     int has_variant = 0;
 
     out[0] = '\0';
-    json_object_foreach((json_t *)(uintptr_t)ml, k, val) {
+    json_object_foreach((json_t *)(uintptr_t)ml, k, val)
+    {
         const char *s = json_string_value(val);
         size_t need = strlen(k) + (s ? strlen(s) : 0) + 3;
         if (!s) {
@@ -428,24 +431,25 @@ static struct kapp *kapp_learn(struct kube *kb, const struct kn_app_id *id,
     const char *ns;
 
     if (!w) {
-        snprintf(why, size, "%s", o && o->workload.name
-                                      ? "the manifests have no Deployment of spec.kubernetes."
-                                        "workload"
-                                      : "the manifests need exactly one Deployment, or "
-                                        "spec.kubernetes.workload");
+        snprintf(why, size, "%s",
+                 o && o->workload.name ? "the manifests have no Deployment of spec.kubernetes."
+                                         "workload"
+                                       : "the manifests need exactly one Deployment, or "
+                                         "spec.kubernetes.workload");
         return NULL;
     }
     if (o && o->traffic_routing.set && o->traffic_routing.method != KN_KUBE_ROUTING_PODSELECTOR &&
         !r) {
         snprintf(why, size, "the manifests have no %s named by spec.kubernetes.trafficRouting",
                  o->traffic_routing.method == KN_KUBE_ROUTING_ISTIO ? "VirtualService"
-                                                                     : "HTTPRoute");
+                                                                    : "HTTPRoute");
         return NULL;
     }
     if (o && o->traffic_routing.set && o->traffic_routing.method != KN_KUBE_ROUTING_PODSELECTOR &&
         !s) {
-        snprintf(why, size, "trafficRouting needs the Service in front of the workload: the "
-                            "manifests need exactly one Service, or spec.kubernetes.service");
+        snprintf(why, size,
+                 "trafficRouting needs the Service in front of the workload: the "
+                 "manifests need exactly one Service, or spec.kubernetes.service");
         return NULL;
     }
     a = kapp_get(kb, id);
@@ -476,8 +480,9 @@ static json_t *kapp_json(const struct kapp *a)
         json_object_set_new(m, "routing", json_string(routing_names[a->routing]));
     }
     if (a->route_name) {
-        json_object_set_new(m, "route", json_pack("{s:s, s:s, s:s}", "apiVersion", a->route_api,
-                                                  "kind", a->route_kind, "name", a->route_name));
+        json_object_set_new(m, "route",
+                            json_pack("{s:s, s:s, s:s}", "apiVersion", a->route_api, "kind",
+                                      a->route_kind, "name", a->route_name));
     }
     return m;
 }
@@ -543,7 +548,8 @@ static void apps_file_read(struct kube *kb)
     size_t i;
     json_t *m;
 
-    json_array_foreach(all, i, m) {
+    json_array_foreach(all, i, m)
+    {
         struct kn_app_id id = {.repository = jstr(m, "repository"), .app = jstr(m, "app")};
         if (id.repository[0] && id.app[0] && jstr(m, "workload")[0]) {
             struct kapp *a = kapp_get(kb, &id);
@@ -628,8 +634,8 @@ static struct kinf *kinf_get(struct kube *kb, const struct kn_kube_gvr *r, const
     ki->kind = kn_strdup(r->kind);
     ki->ns = kn_strdup(in);
     ki->selector = kn_strdup(selector);
-    if (kn_kube_informer_new(&ki->inf, kb->kube, r, in[0] ? in : NULL, selector, kinf_event,
-                             ki) < 0) {
+    if (kn_kube_informer_new(&ki->inf, kb->kube, r, in[0] ? in : NULL, selector, kinf_event, ki) <
+        0) {
         kinf_free(ki);
         return NULL;
     }
@@ -835,7 +841,8 @@ static void request_done(const struct kn_kube_result *r, void *data)
         return;
     }
     if (r->status && !(op->tolerate_404 && r->status == KN_ENOTFOUND)) {
-        op_fail(op, r->status, "%s: %s", op->doing, r->message ? r->message : kn_strerror(r->status));
+        op_fail(op, r->status, "%s: %s", op->doing,
+                r->message ? r->message : kn_strerror(r->status));
         return;
     }
     op->then(op, r);
@@ -866,8 +873,7 @@ static void op_request(struct op *op, const char *method, const char *path, cons
     }
 }
 
-static void resolve_done(int status, const struct kn_kube_gvr *r, const char *message,
-                         void *data)
+static void resolve_done(int status, const struct kn_kube_gvr *r, const char *message, void *data)
 {
     struct op *op = data;
 
@@ -903,8 +909,7 @@ static void op_resolve(struct op *op, const char *api_version, const char *kind,
 
     op->resolved = then;
     op->resolving = 1;
-    rc = kn_kube_resolve(&c, op->kb->kube, api_version, kind, request_budget(op), resolve_done,
-                         op);
+    rc = kn_kube_resolve(&c, op->kb->kube, api_version, kind, request_budget(op), resolve_done, op);
     if (rc < 0) {
         op->resolving = 0;
         op_fail(op, rc, "%s %s: discovery could not be asked (%s)", kind, api_version,
@@ -1024,8 +1029,8 @@ static void wait_pods_r(struct op *op, const struct kn_kube_result *r)
 
 static void wait_check(struct op *op)
 {
-    const json_t *d = op->winf ? kn_kube_informer_get(op->winf->inf, op->wait_ns, op->wait_name)
-                               : NULL;
+    const json_t *d =
+        op->winf ? kn_kube_informer_get(op->winf->inf, op->wait_ns, op->wait_name) : NULL;
     char why[512];
 
     if (!d) {
@@ -1064,8 +1069,8 @@ static void wait_tick(struct op *op)
 
     if (now >= op->wait_until) {
         const char *lost = op->winf ? kn_kube_informer_error(op->winf->inf) : NULL;
-        op_fail(op, KN_ETIMEDOUT, "Deployment %s/%s is not healthy in time: %s%s%s",
-                op->wait_ns, op->wait_name, op->last_why[0] ? op->last_why : "not seen",
+        op_fail(op, KN_ETIMEDOUT, "Deployment %s/%s is not healthy in time: %s%s%s", op->wait_ns,
+                op->wait_name, op->last_why[0] ? op->last_why : "not seen",
                 lost ? "; watching deployments: " : "", lost ? lost : "");
         return;
     }
@@ -1074,8 +1079,8 @@ static void wait_tick(struct op *op)
         char *sel = query_escape(op->pod_selector);
         char *path = kn_asprintf("/api/v1/namespaces/%s/pods?labelSelector=%s", op->wait_ns, sel);
         op->pods_next = now + PODS_EVERY_MS;
-        snprintf(op->doing, sizeof(op->doing), "listing the pods of Deployment %s/%s",
-                 op->wait_ns, op->wait_name);
+        snprintf(op->doing, sizeof(op->doing), "listing the pods of Deployment %s/%s", op->wait_ns,
+                 op->wait_name);
         op_request(op, "GET", path, NULL, 0, wait_pods_r);
         free(path);
         free(sel);
@@ -1182,8 +1187,9 @@ static void apply_applied(struct op *op)
         free(memo_key);
         memo_key = memo_variant_key("workload", op->variant);
         if (memo_put(op->call, memo_key, op->workload) < 0) {
-            kn_platform_call_progress(op->call, "the %s's Deployment is too large to keep: "
-                                                "podselector cannot scale it",
+            kn_platform_call_progress(op->call,
+                                      "the %s's Deployment is too large to keep: "
+                                      "podselector cannot scale it",
                                       kn_kube_variant_name(op->variant));
         }
         free(memo_key);
@@ -1193,7 +1199,8 @@ static void apply_applied(struct op *op)
     /* prune: what the primary's applies made before and the manifests no longer have */
     old = memo_json(op->call, MEMO_RESOURCES);
     op->doomed = json_array();
-    json_array_foreach(old, i, k) {
+    json_array_foreach(old, i, k)
+    {
         if (!keys_have(op->keys, k)) {
             json_array_append(op->doomed, k);
         }
@@ -1214,17 +1221,16 @@ static void apply_r(struct op *op, const struct kn_kube_result *r)
 
     key_name(key, name, sizeof(name));
     kn_platform_call_progress(op->call, "%s %s%s%s", name,
-                              r->http_status == 201 ? "created" : "applied",
-                              r->warning ? ": " : "", r->warning ? r->warning : "");
+                              r->http_status == 201 ? "created" : "applied", r->warning ? ": " : "",
+                              r->warning ? r->warning : "");
     if (strcmp(jstr(key, "kind"), "Deployment") == 0 && op->workload &&
         strcmp(jstr(key, "name"), meta_str(op->workload, "name")) == 0 && r->reply) {
         /* the generation the wait must see */
         json_t *meta = json_object_get(op->workload, "metadata");
-        json_object_set_new(meta, "generation",
-                            json_integer(jint(json_object_get(json_object_get(r->reply,
-                                                                              "metadata"),
-                                                              "generation"),
-                                              0)));
+        json_object_set_new(
+            meta, "generation",
+            json_integer(
+                jint(json_object_get(json_object_get(r->reply, "metadata"), "generation"), 0)));
     }
     op->at++;
     apply_next(op);
@@ -1271,8 +1277,7 @@ static void apply_render_resolved(struct op *op)
     json_t *item = json_array_get(op->items, op->at);
     const json_t *m = json_object_get(item, "manifest");
     const struct kapp *a = op->a;
-    struct kn_kube_owner owner = {
-        .app = a->app, .repository = a->repository, .commit = op->commit};
+    struct kn_kube_owner owner = {.app = a->app, .repository = a->repository, .commit = op->commit};
     const char *kind = jstr(m, "kind");
     const char *name = meta_str(m, "name");
     json_t *obj;
@@ -1283,8 +1288,8 @@ static void apply_render_resolved(struct op *op)
     }
     obj = kn_kube_render(m, &owner, a->ns, op->gvr.namespaced);
     if (strcmp(kind, "Deployment") == 0 && strcmp(name, a->workload) == 0) {
-        json_t *v = kn_kube_variant_workload(obj, op->variant, json_integer_value(
-                                                                   json_object_get(item, "replicas")));
+        json_t *v = kn_kube_variant_workload(obj, op->variant,
+                                             json_integer_value(json_object_get(item, "replicas")));
         json_decref(obj);
         obj = v;
         json_decref(op->workload);
@@ -1334,13 +1339,15 @@ static void apply_render_next(struct op *op)
      * still knows what it may have made), then the applies in dependency order */
     sort_by_rank(op->items, 0);
     op->keys = json_array();
-    json_array_foreach(op->items, i, it) {
+    json_array_foreach(op->items, i, it)
+    {
         keys_add(op->keys, json_object_get(it, "key"));
     }
     if (op->variant == KN_VARIANT_PRIMARY) {
         json_t *all = json_deep_copy(op->keys);
         old = memo_json(op->call, MEMO_RESOURCES);
-        json_array_foreach(old, i, it) {
+        json_array_foreach(old, i, it)
+        {
             keys_add(all, it);
         }
         json_decref(old);
@@ -1356,7 +1363,8 @@ static void apply_render_next(struct op *op)
         char *memo_key = memo_variant_key("variant", op->variant);
         json_t *all = json_deep_copy(op->keys);
         old = memo_json(op->call, memo_key);
-        json_array_foreach(old, i, it) {
+        json_array_foreach(old, i, it)
+        {
             keys_add(all, it);
         }
         json_decref(old);
@@ -1370,11 +1378,11 @@ static void apply_render_next(struct op *op)
         /* the variant's Service follows its healthy Deployment */
         json_t *now = json_array();
         op->later = json_array();
-        json_array_foreach(op->items, i, it) {
-            json_array_append(strcmp(jstr(json_object_get(it, "key"), "kind"), "Service") == 0
-                                  ? op->later
-                                  : now,
-                              it);
+        json_array_foreach(op->items, i, it)
+        {
+            json_array_append(
+                strcmp(jstr(json_object_get(it, "key"), "kind"), "Service") == 0 ? op->later : now,
+                it);
         }
         json_decref(op->items);
         op->items = now;
@@ -1400,7 +1408,8 @@ static long long primary_replicas(struct kube *kb, const struct kapp *a)
 }
 
 /* A variant's apply where the memo does not know the app (its primary was applied by another
- * kanaria, or the memo was lost): what set_weights and remove need, from the variant's manifests. */
+ * kanaria, or the memo was lost): what set_weights and remove need, from the variant's manifests.
+ */
 static void variant_learn(struct kube *kb, struct kn_platform_call *call, const struct kapp *a,
                           const struct kn_variant_spec *spec)
 {
@@ -1423,8 +1432,7 @@ static void variant_learn(struct kube *kb, struct kn_platform_call *call, const 
     free(known);
 }
 
-static int kube_apply(void *self, struct kn_platform_call *call,
-                      const struct kn_variant_spec *spec)
+static int kube_apply(void *self, struct kn_platform_call *call, const struct kn_variant_spec *spec)
 {
     struct kube *kb = self;
     const struct kn_kube_app_options *o = spec->options;
@@ -1459,13 +1467,14 @@ static int kube_apply(void *self, struct kn_platform_call *call,
     snprintf(op->commit, sizeof(op->commit), "%s", spec->commit ? spec->commit : "");
     op->ready_ms = spec->ready_timeout_ms;
     op->items = json_array();
-    json_array_foreach(spec->manifests, i, m) {
+    json_array_foreach(spec->manifests, i, m)
+    {
         const char *kind = jstr(m, "kind");
         const char *name = meta_str(m, "name");
         long long replicas = -1;
         int is_workload = strcmp(kind, "Deployment") == 0 && strcmp(name, a->workload) == 0;
-        int is_service = strcmp(kind, "Service") == 0 && a->service &&
-                         strcmp(name, a->service) == 0;
+        int is_service =
+            strcmp(kind, "Service") == 0 && a->service && strcmp(name, a->service) == 0;
 
         if (spec->variant == KN_VARIANT_PRIMARY) {
             if (is_workload && spec->replicas.value > 0 && !spec->replicas.percent) {
@@ -1476,8 +1485,8 @@ static int kube_apply(void *self, struct kn_platform_call *call,
         } else if (!is_service) {
             continue; /* a variant is its Deployment and its Service */
         }
-        json_array_append_new(op->items, json_pack("{s:O, s:I}", "manifest", m, "replicas",
-                                                   (json_int_t)replicas));
+        json_array_append_new(
+            op->items, json_pack("{s:O, s:I}", "manifest", m, "replicas", (json_int_t)replicas));
     }
     op->at = 0;
     apply_render_next(op);
@@ -1504,15 +1513,14 @@ static void weights_ready_check(struct op *op, const json_t *route)
         ready = kn_kube_route_ready(route, why, sizeof(why));
     }
     if (ready < 0) {
-        op_fail(op, KN_EIO, "%s %s/%s: %s", op->a->route_kind, op->a->ns, op->a->route_name,
-                why);
+        op_fail(op, KN_EIO, "%s %s/%s: %s", op->a->route_kind, op->a->ns, op->a->route_name, why);
         return;
     }
     if (ready > 0) {
         op->check = NULL;
         kn_platform_call_progress(op->call, "%s %s/%s accepted the weights %g/%g/%g",
-                                  op->a->route_kind, op->a->ns, op->a->route_name,
-                                  op->percent[0], op->percent[1], op->percent[2]);
+                                  op->a->route_kind, op->a->ns, op->a->route_name, op->percent[0],
+                                  op->percent[1], op->percent[2]);
         op_end(op, 0, NULL);
         return;
     }
@@ -1584,8 +1592,8 @@ static void weights_route_resolved(struct op *op)
         resolve_failed(op, op->a->route_kind);
         return;
     }
-    obj = kn_kube_route_with_weights(op->route, op->a->service ? op->a->service : "",
-                                     op->percent, why, sizeof(why));
+    obj = kn_kube_route_with_weights(op->route, op->a->service ? op->a->service : "", op->percent,
+                                     why, sizeof(why));
     if (!obj) {
         op_fail(op, KN_EINVAL, "%s %s: %s", op->a->route_kind, op->a->route_name, why);
         return;
@@ -1627,8 +1635,8 @@ static void scale_resolved(struct op *op)
         resolve_failed(op, "Deployment");
         return;
     }
-    path = kn_kube_path(&op->gvr, meta_str(op->workload, "namespace"),
-                        meta_str(op->workload, "name"));
+    path =
+        kn_kube_path(&op->gvr, meta_str(op->workload, "namespace"), meta_str(op->workload, "name"));
     full = kn_asprintf("%s%s", path, APPLY_QUERY);
     snprintf(op->doing, sizeof(op->doing), "scaling Deployment %s/%s",
              meta_str(op->workload, "namespace"), meta_str(op->workload, "name"));
@@ -1675,10 +1683,10 @@ static void scale_next(struct op *op)
             continue;
         }
         n = podselector_replicas(op->percent, v, primary_replicas(op->kb, op->a));
-        kn_platform_call_progress(op->call, "Deployment %s/%s: %lld replicas for about %g%% of "
-                                            "the pods",
-                                  meta_str(w, "namespace"), meta_str(w, "name"), n,
-                                  op->percent[v]);
+        kn_platform_call_progress(op->call,
+                                  "Deployment %s/%s: %lld replicas for about %g%% of "
+                                  "the pods",
+                                  meta_str(w, "namespace"), meta_str(w, "name"), n, op->percent[v]);
         json_object_set_new(json_object_get(w, "spec"), "replicas", json_integer(n));
         memo_put(op->call, memo_key, w);
         free(memo_key);
@@ -1799,8 +1807,8 @@ static int kube_remove(void *self, struct kn_platform_call *call, enum kn_varian
 
 static void remove_app_deleted(struct op *op)
 {
-    static const char *const memos[] = {MEMO_APP,           MEMO_RESOURCES,      MEMO_ROUTE,
-                                        MEMO_WEIGHTS,       "variant-canary",    "variant-baseline",
+    static const char *const memos[] = {MEMO_APP,          MEMO_RESOURCES,      MEMO_ROUTE,
+                                        MEMO_WEIGHTS,      "variant-canary",    "variant-baseline",
                                         "workload-canary", "workload-baseline", NULL};
     struct kube *kb = op->kb;
     const struct kn_app_id *id = kn_platform_call_id(op->call);
@@ -1838,8 +1846,7 @@ static void remove_app_deleted(struct op *op)
 static int kube_remove_app(void *self, struct kn_platform_call *call)
 {
     struct kube *kb = self;
-    static const char *const lists[] = {MEMO_RESOURCES, "variant-canary", "variant-baseline",
-                                        NULL};
+    static const char *const lists[] = {MEMO_RESOURCES, "variant-canary", "variant-baseline", NULL};
     struct op *op = op_new(kb, OP_REMOVE_APP, call);
 
     op->a = kapp_recall(kb, call);
@@ -1848,7 +1855,8 @@ static int kube_remove_app(void *self, struct kn_platform_call *call)
         json_t *keys = memo_json(call, lists[i]);
         size_t j;
         json_t *k;
-        json_array_foreach(keys, j, k) {
+        json_array_foreach(keys, j, k)
+        {
             keys_add(op->doomed, k);
         }
         json_decref(keys);
@@ -1877,8 +1885,8 @@ static const json_t *observe_live(struct op *op, const json_t *key)
 static void observe_variant(struct op *op, struct kn_live_state *out, enum kn_variant v)
 {
     char *name = kn_kube_variant_object_name(op->a->workload, v);
-    json_t *key = json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "apps/v1", "kind",
-                            "Deployment", "namespace", op->a->ns, "name", name);
+    json_t *key = json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "apps/v1", "kind", "Deployment",
+                            "namespace", op->a->ns, "name", name);
     const json_t *d = observe_live(op, key);
     const json_t *st = json_object_get(d, "status");
     const char *commit = jstr(json_object_get(json_object_get(d, "metadata"), "annotations"),
@@ -1956,18 +1964,20 @@ static void observe_report(struct op *op)
     json_t *e;
     int found = 0;
 
-    json_array_foreach(op->expect, i, e) {
+    json_array_foreach(op->expect, i, e)
+    {
         found += !jstr(e, "missing")[0] && observe_live(op, json_object_get(e, "key")) != NULL;
     }
     if (!found) {
-        op_fail(op, KN_ENOTFOUND, "platform '%s' has none of the app's %zu resources",
-                op->kb->name, json_array_size(op->expect));
+        op_fail(op, KN_ENOTFOUND, "platform '%s' has none of the app's %zu resources", op->kb->name,
+                json_array_size(op->expect));
         return;
     }
     for (int v = 0; v < KN_VARIANT_COUNT; v++) {
         observe_variant(op, out, (enum kn_variant)v);
     }
-    json_array_foreach(op->expect, i, e) {
+    json_array_foreach(op->expect, i, e)
+    {
         const json_t *key = json_object_get(e, "key");
         const json_t *applied = json_object_get(e, "obj");
         const json_t *live;
@@ -2013,7 +2023,8 @@ static void observe_check(struct op *op)
     size_t i;
     json_t *k;
 
-    json_array_foreach(op->infs, i, k) {
+    json_array_foreach(op->infs, i, k)
+    {
         struct kinf *ki = kinf_find(op->kb, jstr(k, "apiVersion"), jstr(k, "kind"),
                                     jstr(k, "namespace"), op->a->selector);
         const char *err;
@@ -2066,9 +2077,8 @@ static void observe_resolved(struct op *op)
         struct kinf *ki;
         json_t *ik;
         if (m) {
-            struct kn_kube_owner owner = {.app = op->a->app,
-                                          .repository = op->a->repository,
-                                          .commit = op->desired->commit};
+            struct kn_kube_owner owner = {
+                .app = op->a->app, .repository = op->a->repository, .commit = op->desired->commit};
             const char *kind = jstr(m, "kind"), *name = meta_str(m, "name");
             json_t *obj = kn_kube_render(m, &owner, op->a->ns, op->gvr.namespaced);
             if (strcmp(kind, "Deployment") == 0 && strcmp(name, op->a->workload) == 0) {
@@ -2128,8 +2138,7 @@ static void observe_next(struct op *op)
     observe_check(op);
 }
 
-static int kube_observe(void *self, struct kn_platform_call *call,
-                        const struct kn_desired *desired)
+static int kube_observe(void *self, struct kn_platform_call *call, const struct kn_desired *desired)
 {
     struct kube *kb = self;
     struct kapp *a = NULL;
@@ -2158,11 +2167,13 @@ static int kube_observe(void *self, struct kn_platform_call *call,
     op->expect = json_array();
     op->infs = json_array();
     if (desired && json_is_array(desired->manifests) && json_array_size(desired->manifests)) {
-        json_array_foreach(desired->manifests, i, x) {
+        json_array_foreach(desired->manifests, i, x)
+        {
             json_array_append_new(op->expect, json_pack("{s:O}", "manifest", x));
         }
     } else {
-        json_array_foreach(keys, i, x) {
+        json_array_foreach(keys, i, x)
+        {
             json_array_append_new(op->expect, json_pack("{s:O}", "key", x));
         }
     }
@@ -2316,11 +2327,10 @@ int kn_kube_create(void **out, const struct kn_platform_env *env, const void *co
     snprintf(kb->who, sizeof(kb->who), "platform=%s", env->name);
     if (cfg->leader_election.set) {
         kb->leader = cfg->leader_election;
-        kb->leader.namespace_ = cfg->leader_election.namespace_
-                                    ? kn_strdup(cfg->leader_election.namespace_)
-                                    : NULL;
-        kb->leader.lease = kn_strdup(cfg->leader_election.lease ? cfg->leader_election.lease
-                                                                : "kanaria");
+        kb->leader.namespace_ =
+            cfg->leader_election.namespace_ ? kn_strdup(cfg->leader_election.namespace_) : NULL;
+        kb->leader.lease =
+            kn_strdup(cfg->leader_election.lease ? cfg->leader_election.lease : "kanaria");
     }
     dir = kn_asprintf("%s/kubernetes", env->data_dir ? env->data_dir : ".");
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {

@@ -28,11 +28,11 @@
 #include "platforms/kubernetes/kubernetes.h"
 #include "testutil.h"
 
-#define COMMIT1 "1111111111111111111111111111111111111111"
-#define COMMIT2 "2222222222222222222222222222222222222222"
-#define DEPLOY "/apis/apps/v1/namespaces/shop/deployments/"
-#define SERVICE "/api/v1/namespaces/shop/services/"
-#define ROUTE "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/web"
+#define COMMIT1   "1111111111111111111111111111111111111111"
+#define COMMIT2   "2222222222222222222222222222222222222222"
+#define DEPLOY    "/apis/apps/v1/namespaces/shop/deployments/"
+#define SERVICE   "/api/v1/namespaces/shop/services/"
+#define ROUTE     "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/web"
 #define CONFIGMAP "/api/v1/namespaces/shop/configmaps/web-config"
 
 struct fixture {
@@ -164,7 +164,8 @@ static int requests_of(const struct fixture *f, const char *method, const char *
     size_t i;
     int n = 0;
 
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *m = json_string_value(json_object_get(r, "method"));
         const char *p = json_string_value(json_object_get(r, "path"));
         if (m && p && strcmp(m, method) == 0 && strncmp(p, prefix, strlen(prefix)) == 0) {
@@ -182,15 +183,14 @@ static int requests_of(const struct fixture *f, const char *method, const char *
 /* A route rule's weight of backend name; -1 when the rule does not name it. */
 static long long rule_weight(const json_t *route, size_t rule, const char *name)
 {
-    const json_t *refs = json_object_get(json_array_get(json_object_get(json_object_get(route,
-                                                                                        "spec"),
-                                                                        "rules"),
-                                                        rule),
-                                         "backendRefs");
+    const json_t *refs = json_object_get(
+        json_array_get(json_object_get(json_object_get(route, "spec"), "rules"), rule),
+        "backendRefs");
     size_t i;
     json_t *b;
 
-    json_array_foreach(refs, i, b) {
+    json_array_foreach(refs, i, b)
+    {
         if (strcmp(json_string_value(json_object_get(b, "name")), name) == 0) {
             json_t *w = json_object_get(b, "weight");
             return w ? json_integer_value(w) : 1;
@@ -309,9 +309,9 @@ static json_t *manifests(const char *image, int replicas, int with_cm)
     return m;
 }
 
-static void apply_start(struct fixture *f, enum kn_variant v, const char *commit,
-                        const char *image, struct kn_scale replicas, int with_cm,
-                        long long ready_ms, struct outcome *o, struct kn_platform_op **op)
+static void apply_start(struct fixture *f, enum kn_variant v, const char *commit, const char *image,
+                        struct kn_scale replicas, int with_cm, long long ready_ms,
+                        struct outcome *o, struct kn_platform_op **op)
 {
     json_t *m = manifests(image, 2, with_cm);
     struct kn_platform_req req = req_for(o, 5, v == KN_VARIANT_PRIMARY ? 0 : 1);
@@ -371,8 +371,8 @@ static void on_observed(int status, const struct kn_live_state *live, void *data
 static void observe(struct fixture *f, const json_t *m, int primary, int canary, struct seen *s)
 {
     struct kn_app_id id = {.repository = "deploy", .app = "web"};
-    struct kn_desired d = {.commit = COMMIT1, .manifests = m, .options = &g_options,
-                           .percent = {primary, canary, 0}};
+    struct kn_desired d = {
+        .commit = COMMIT1, .manifests = m, .options = &g_options, .percent = {primary, canary, 0}};
 
     memset(s, 0, sizeof(*s));
     assert_int_equal(kn_platform_observe(f->p, &id, m ? &d : NULL, 20000, on_observed, s), 0);
@@ -513,16 +513,16 @@ static void test_first_sync(void **state)
     assert_int_equal(requests_of(f, "PATCH", DEPLOY "web", &last), 1);
     assert_string_equal(json_string_value(json_object_get(last, "contentType")),
                         "application/apply-patch+yaml");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "query"),
-                                                          "fieldManager")),
-                        "kanaria");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "query"),
-                                                          "force")),
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(last, "query"), "fieldManager")),
+        "kanaria");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "query"), "force")),
                         "true");
     json_decref(last);
     /* dependency order */
     log = fake_get(f, "/_fake/requests");
-    json_array_foreach(log, i, r) {
+    json_array_foreach(log, i, r)
+    {
         const char *p = json_string_value(json_object_get(r, "path"));
         if (strcmp(json_string_value(json_object_get(r, "method")), "PATCH") != 0) {
             continue;
@@ -539,23 +539,20 @@ static void test_first_sync(void **state)
     assert_true(ns_at >= 0 && deploy_at > ns_at && route_at > deploy_at);
     d = fake_get(f, DEPLOY "web");
     assert_non_null(d);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(d,
-                                                                                          "metadata"),
-                                                                           "labels"),
-                                                           "kanaria.dev/app")),
-                        "web");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(d,
-                                                                                          "metadata"),
-                                                                           "annotations"),
-                                                           "kanaria.dev/commit")),
-                        COMMIT1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_object_get(d, "metadata"), "labels"),
+                                          "kanaria.dev/app")),
+        "web");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(d, "metadata"), "annotations"), "kanaria.dev/commit")),
+        COMMIT1);
     json_decref(d);
     svc = fake_get(f, SERVICE "web");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(svc,
-                                                                                          "spec"),
-                                                                           "selector"),
-                                                           "kanaria.dev/variant")),
-                        "primary");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_object_get(svc, "spec"), "selector"),
+                                          "kanaria.dev/variant")),
+        "primary");
     json_decref(svc);
     assert_non_null(strstr(o.progress, "Deployment shop/web is healthy"));
     assert_non_null(strstr(o.progress, "updated replicas are available"));
@@ -645,9 +642,9 @@ static void test_canary_idempotent(void **state)
     assert_null(strstr(o.progress, "Deployment shop/web-canary created"));
     assert_non_null(strstr(o.progress, "Deployment shop/web-canary applied"));
     objs = fake_get(f, "/_fake/objects");
-    json_array_foreach(json_object_get(objs, "items"), i, it) {
-        const char *n = json_string_value(json_object_get(json_object_get(it, "metadata"),
-                                                          "name"));
+    json_array_foreach(json_object_get(objs, "items"), i, it)
+    {
+        const char *n = json_string_value(json_object_get(json_object_get(it, "metadata"), "name"));
         if (strcmp(json_string_value(json_object_get(it, "kind")), "Deployment") == 0 &&
             strncmp(n, "web-canary", 10) == 0) {
             canaries++;
@@ -671,9 +668,9 @@ static void test_prune(void **state)
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT2, "web:2", all, 0, &o);
     assert_null(fake_get(f, CONFIGMAP));
     assert_int_equal(requests_of(f, "DELETE", CONFIGMAP, &last), 1);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "query"),
-                                                          "propagationPolicy")),
-                        "Background");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(last, "query"), "propagationPolicy")),
+        "Background");
     json_decref(last);
     assert_non_null(strstr(o.progress, "ConfigMap shop/web-config deleted"));
     cm = fake_get(f, DEPLOY "web");
@@ -704,8 +701,7 @@ static void test_router_unavailable(void **state)
     struct fixture *f = *state;
     struct outcome o;
 
-    fake_post(f, "/_fake/groups",
-              json_pack("{s:[s]}", "remove", "gateway.networking.k8s.io/v1"));
+    fake_post(f, "/_fake/groups", json_pack("{s:[s]}", "remove", "gateway.networking.k8s.io/v1"));
     apply_start(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, 0, &o, NULL);
     assert_true(run_until(f, &o.done, 30000));
     assert_int_equal(o.status, KN_ENOTFOUND);
@@ -771,7 +767,8 @@ static void test_observe_drift(void **state)
     {
         json_t *rules = json_object_get(json_object_get(route, "spec"), "rules"), *rule;
         size_t i;
-        json_array_foreach(rules, i, rule) {
+        json_array_foreach(rules, i, rule)
+        {
             json_object_set_new(rule, "backendRefs",
                                 json_pack("[{s:s, s:i, s:i}, {s:s, s:i, s:i}]", "name", "web",
                                           "port", 80, "weight", 50, "name", "web-canary", "port",
