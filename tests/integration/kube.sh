@@ -443,6 +443,11 @@ if [ "$kubectl_ok" = 1 ]; then
     kc rollout status deploy/web --timeout=20s >"$tmp/kc.out" 2>&1
     rc=$?
     check "kubectl rollout status deploy/web: the promoted primary is rolled out ($(tail -n1 "$tmp/kc.out"))" $rc
+    kc get deployment,service web-canary >"$tmp/kc.out" 2>&1
+    rc=$?
+    [ "$rc" -ne 0 ] && grep -q 'NotFound' "$tmp/kc.out"
+    rc=$?
+    check "kubectl get deployment,service web-canary: NotFound ($(tr '\n' ' ' <"$tmp/kc.out"))" $rc
 fi
 
 # ---- 3. a failed analysis rolls back in order ---------------------------------------------------
@@ -606,4 +611,6 @@ stop_kanaria_kube() {
 stop_kanaria_kube
 ! grep -qF "$fake_token" "$tmp/log"
 check "the bearer token is not in kanaria's log" $?
+! grep -rqF "$fake_token" "$tmp/data"
+check "nor anywhere under its dataDir (the store included)" $?
 summary
