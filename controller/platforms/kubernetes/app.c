@@ -99,6 +99,14 @@ static void kn_kube_check_traffic(void *obj, const struct kn_node *node, struct 
 {
     const struct kn_kube_traffic *t = obj;
 
+    if (!node) {
+        return; /* no trafficRouting: no traffic split */
+    }
+    if (!kn_node_get(node, "method")) {
+        kn_schema_error(ctx, node, "trafficRouting: 'method' is required (gatewayapi, istio or "
+                                   "podselector)");
+        return;
+    }
     if (t->method == KN_KUBE_ROUTING_GATEWAYAPI && !t->gatewayapi.http_route) {
         kn_schema_error(ctx, node, "trafficRouting: method gatewayapi needs 'gatewayapi: "
                                    "{httpRoute: NAME}'");
@@ -113,7 +121,7 @@ static const struct kn_field kn_kube_traffic_fields[] = {
     {.key = "method",
      .type = KN_TYPE_ENUM,
      .offset = offsetof(struct kn_kube_traffic, method),
-     .flags = KN_FIELD_REQUIRED,
+     /* required when given: see kn_kube_check_traffic */
      .enums = kn_kube_routing_names,
      .help = "gatewayapi (HTTPRoute backendRefs weights), istio (VirtualService route weights) "
              "or podselector (no router: the split follows the replica ratio, approximately)"},
