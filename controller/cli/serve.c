@@ -336,9 +336,29 @@ static void prune_app(void *data, const char *repo, const char *app, const char 
     kn_prune_start(s->store, s->platforms, s->nplatforms, repo, app, actor);
 }
 
+/* A platform that holds the lead releases it as it stops, with a request of its own (at most
+ * 2 s): the HTTP client closes after that, not under it. */
+#define KN_SERVE_RELEASE_MS 2500
+
+static void handle_freed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void close_http(uv_timer_t *t)
+{
+    kn_http_client_close(t->data);
+    uv_close((uv_handle_t *)t, handle_freed);
+}
+
 /* Platforms keep their apps running; this only lets go of them. */
 static void stop_platforms(struct serve *s)
 {
+    int held = 0;
+
+    for (size_t i = 0; i < s->nleads; i++) {
+        held |= s->leads[i].leading;
+    }
     for (size_t i = 0; i < s->nplatforms; i++) {
         kn_platform_free(s->platforms[i]);
     }
@@ -347,10 +367,15 @@ static void stop_platforms(struct serve *s)
         kn_metrics_free(s->metrics[i]);
     }
     s->nmetrics = 0;
-    if (s->http) {
+    if (s->http && held && !s->lost) {
+        uv_timer_t *t = kn_calloc(1, sizeof(*t));
+        uv_timer_init(&s->loop, t);
+        t->data = s->http;
+        uv_timer_start(t, close_http, KN_SERVE_RELEASE_MS, 0);
+    } else if (s->http) {
         kn_http_client_close(s->http);
-        s->http = NULL;
     }
+    s->http = NULL;
 }
 
 static int start_platforms(struct serve *s, const struct kn_config *cfg)

@@ -4,6 +4,13 @@
  * against the API's schemas: the rendered primary objects, the canary and baseline Deployments
  * and Services, HTTPRoutes with weights (two rules naming the Service, one another) and
  * VirtualServices with weights (short host and FQDN).
+ *
+ * render_dump --health: read a Deployment (JSON) on stdin and print kn_kube_deployment_health's
+ * verdict and words, "progressing|healthy|failed<TAB>why", for tests/kube/rollout_agree.sh.
+ *
+ * render_dump --drift APPLIED [--skip-weights]: read the live object (JSON) on stdin and print
+ * kn_kube_drift's answer against the object in the file APPLIED, or "none", for
+ * tests/kube/drift_fake.sh.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,16 +104,66 @@ static json_t *render(const char *text)
     return r;
 }
 
+static int health(void)
+{
+    static const char *const verdicts[] = {
+        [KN_KUBE_PROGRESSING] = "progressing",
+        [KN_KUBE_HEALTHY] = "healthy",
+        [KN_KUBE_FAILED] = "failed",
+    };
+    json_error_t e;
+    json_t *d = json_loadf(stdin, 0, &e);
+    char why[512];
+    enum kn_kube_health h;
+
+    if (!d) {
+        fprintf(stderr, "render_dump --health: bad JSON on stdin: %s\n", e.text);
+        return 2;
+    }
+    h = kn_kube_deployment_health(d, why, sizeof(why));
+    printf("%s\t%s\n", verdicts[h], why);
+    json_decref(d);
+    return 0;
+}
+
+static int drift(const char *applied_path, int skip_weights)
+{
+    json_error_t e;
+    json_t *applied = json_load_file(applied_path, 0, &e);
+    json_t *live = json_loadf(stdin, 0, &e);
+    char *d;
+    int rc = 0;
+
+    if (!applied || !live) {
+        fprintf(stderr, "render_dump --drift: bad JSON: %s\n", e.text);
+        rc = 2;
+        goto out;
+    }
+    d = kn_kube_drift(applied, live, skip_weights);
+    printf("%s\n", d ? d : "none");
+    free(d);
+out:
+    json_decref(applied);
+    json_decref(live);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    static const double splits[][KN_VARIANT_COUNT] = {{80, 20, 0}, {60, 20, 20}, {87.5, 12.5, 0},
-                                                      {100, 0, 0}, {33.3, 33.3, 33.4}};
+    static const double splits[][KN_VARIANT_COUNT] = {
+        {80, 20, 0}, {60, 20, 20}, {87.5, 12.5, 0}, {100, 0, 0}, {33.3, 33.3, 33.4}};
     json_t *d, *s, *np, *hr, *vs, *route;
     char why[512];
     int rc = 0;
 
+    if (argc == 2 && strcmp(argv[1], "--health") == 0) {
+        return health();
+    }
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--drift") == 0) {
+        return drift(argv[2], argc == 4 && strcmp(argv[3], "--skip-weights") == 0);
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: render_dump DIR\n");
+        fprintf(stderr, "usage: render_dump DIR | render_dump --health < DEPLOYMENT.json\n");
         return 2;
     }
     d = render(deployment);
@@ -118,15 +175,14 @@ int main(int argc, char **argv)
     rc |= dump(argv[1], "deployment-rendered", json_incref(d));
     rc |= dump(argv[1], "deployment-primary", kn_kube_variant_workload(d, KN_VARIANT_PRIMARY, -1));
     rc |= dump(argv[1], "deployment-canary", kn_kube_variant_workload(d, KN_VARIANT_CANARY, 1));
-    rc |= dump(argv[1], "deployment-baseline",
-               kn_kube_variant_workload(d, KN_VARIANT_BASELINE, 2));
+    rc |= dump(argv[1], "deployment-baseline", kn_kube_variant_workload(d, KN_VARIANT_BASELINE, 2));
     rc |= dump(argv[1], "service-rendered", json_incref(s));
     rc |= dump(argv[1], "service-primary-exclusive",
                kn_kube_variant_service(s, KN_VARIANT_PRIMARY, 1));
     rc |= dump(argv[1], "service-canary", kn_kube_variant_service(s, KN_VARIANT_CANARY, 1));
     rc |= dump(argv[1], "service-baseline", kn_kube_variant_service(s, KN_VARIANT_BASELINE, 1));
-    rc |= dump(argv[1], "service-nodeport-canary",
-               kn_kube_variant_service(np, KN_VARIANT_CANARY, 0));
+    rc |=
+        dump(argv[1], "service-nodeport-canary", kn_kube_variant_service(np, KN_VARIANT_CANARY, 0));
     rc |= dump(argv[1], "httproute-rendered", json_incref(hr));
     rc |= dump(argv[1], "virtualservice-rendered", json_incref(vs));
     for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {

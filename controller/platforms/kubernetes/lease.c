@@ -165,8 +165,8 @@ static void failed(struct kn_kube_lease *l)
     uint64_t now = uv_now(l->loop);
 
     if (l->leading && now >= l->renewed_ms + (uint64_t)l->renew_deadline_ms) {
-        lose(l, "lost the lead of Lease %s/%s: not renewed for %lld ms (%s)", l->ns, l->name,
-             l->renew_deadline_ms, l->error);
+        lose(l, "lost the lead of Lease %s/%s: not renewed within renewDeadline (%lld ms)%s%s",
+             l->ns, l->name, l->renew_deadline_ms, l->error[0] ? ": " : "", l->error);
         return;
     }
     kn_log_debug(KN_LEASE_WHO, "Lease %s/%s: %s", l->ns, l->name, l->error);
@@ -293,6 +293,8 @@ static void lease_create(struct kn_kube_lease *l)
     };
 
     set_holder(l, obj);
+    /* a new record starts with no transition, as client-go's */
+    json_object_set_new(json_object_get(obj, "spec"), "leaseTransitions", json_integer(0));
     if (kn_kube_request(&l->call, l->k, &req, lease_written, l) < 0) {
         l->call = NULL;
         snprintf(l->error, sizeof(l->error), "cannot send the POST of %s", l->collection);

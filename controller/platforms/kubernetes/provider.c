@@ -14,9 +14,9 @@
  *                  rule, its pods listed every few seconds meanwhile so that a pod that cannot
  *                  run (ImagePullBackOff, CrashLoopBackOff, unschedulable) fails the apply at
  *                  once with its reason.
- *   apply canary   <workload>-canary (replicas a count or a percent of the primary's) and
- *                  <service>-canary, applied the same way and waited for the same way
- *                  (baseline: -baseline). Server-side apply makes a repeated call harmless: the
+ *   apply canary   <workload>-canary (replicas a count or a percent of the primary's), applied
+ *                  and waited for the same way, then <service>-canary, so that the Service
+ *                  never selects no pod (baseline: -baseline). Server-side apply makes a repeated call harmless: the
  *                  same call after a restart applies the same objects and waits again.
  *   set_weights    gatewayapi, istio: the route rendered with the split and applied, then
  *                  followed until every parent accepted it at the new generation
@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -101,6 +102,7 @@ struct kapp {
     char *route_kind;
     char *route_name; /* NULL: no route */
     long long replicas; /* the primary's in its manifest */
+    int from_file;      /* read from apps.json only: the memo confirms it at the next call */
     char *selector;     /* kn_kube_owner_selector */
 };
 
@@ -117,6 +119,7 @@ struct kube {
     int leading; /* the Lease is held: its release must run before the session goes */
     struct op *ops;
     struct kapp *apps;
+    char *apps_path; /* <state>/apps.json */
     struct kinf *infs;
     size_t handles; /* timers not yet closed */
     int closing;
@@ -156,6 +159,8 @@ struct op {
     json_t *keys;   /* the keys this apply made (owned array) */
     json_t *doomed; /* keys to delete (owned array) */
     void (*deleted)(struct op *op);
+    json_t *later;    /* a variant's Service, applied once its Deployment is healthy (owned) */
+    int after_health; /* applying op->later */
     json_t *workload; /* the variant's Deployment as applied (owned) */
     json_t *route;    /* the route as rendered from Git (owned) */
     long long ready_ms;
@@ -453,12 +458,13 @@ static struct kapp *kapp_learn(struct kube *kb, const struct kn_app_id *id,
     set_str(&a->route_kind, r ? jstr(r, "kind") : NULL);
     set_str(&a->route_name, r ? meta_str(r, "name") : NULL);
     a->replicas = jint(json_object_get(json_object_get(w, "spec"), "replicas"), 1);
+    a->from_file = 0;
     return a;
 }
 
 static const char *const routing_names[] = {"gatewayapi", "istio", "podselector"};
 
-static void kapp_save(struct kn_platform_call *call, const struct kapp *a)
+static json_t *kapp_json(const struct kapp *a)
 {
     json_t *m = json_pack("{s:s, s:s, s:I}", "namespace", a->ns, "workload", a->workload,
                           "replicas", (json_int_t)a->replicas);
@@ -473,8 +479,79 @@ static void kapp_save(struct kn_platform_call *call, const struct kapp *a)
         json_object_set_new(m, "route", json_pack("{s:s, s:s, s:s}", "apiVersion", a->route_api,
                                                   "kind", a->route_kind, "name", a->route_name));
     }
+    return m;
+}
+
+/* The apps' records, kept in the state directory as well (apps.json): the analysis placeholders
+ * ({{namespace}}, {{workload}}, {{service}}) have no call to read the memo with, and must be
+ * right after a restart too. Best effort: the memo stays the record. */
+static void apps_file_write(struct kube *kb)
+{
+    json_t *all = json_array();
+    char *tmp = kn_asprintf("%s.tmp", kb->apps_path);
+
+    for (struct kapp *a = kb->apps; a; a = a->next) {
+        json_t *m;
+        if (!a->workload) {
+            continue;
+        }
+        m = kapp_json(a);
+        json_object_set_new(m, "repository", json_string(a->repository));
+        json_object_set_new(m, "app", json_string(a->app));
+        json_array_append_new(all, m);
+    }
+    if (json_dump_file(all, tmp, JSON_COMPACT) == 0 && rename(tmp, kb->apps_path) < 0) {
+        unlink(tmp);
+    }
+    json_decref(all);
+    free(tmp);
+}
+
+static void kapp_save(struct kube *kb, struct kn_platform_call *call, const struct kapp *a)
+{
+    json_t *m = kapp_json(a);
+
     memo_put(call, MEMO_APP, m);
     json_decref(m);
+    apps_file_write(kb);
+}
+
+/* a's fields from its record (memo "app", or an entry of apps.json). */
+static void kapp_load(struct kapp *a, const json_t *m)
+{
+    const char *routing = jstr(m, "routing");
+    const json_t *r = json_object_get(m, "route");
+
+    set_str(&a->ns, jstr(m, "namespace"));
+    set_str(&a->workload, jstr(m, "workload"));
+    set_str(&a->service, jstr(m, "service"));
+    a->routing = -1;
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(routing, routing_names[i]) == 0) {
+            a->routing = i;
+        }
+    }
+    set_str(&a->route_api, jstr(r, "apiVersion"));
+    set_str(&a->route_kind, jstr(r, "kind"));
+    set_str(&a->route_name, jstr(r, "name"));
+    a->replicas = jint(json_object_get(m, "replicas"), 1);
+}
+
+static void apps_file_read(struct kube *kb)
+{
+    json_t *all = json_load_file(kb->apps_path, 0, NULL);
+    size_t i;
+    json_t *m;
+
+    json_array_foreach(all, i, m) {
+        struct kn_app_id id = {.repository = jstr(m, "repository"), .app = jstr(m, "app")};
+        if (id.repository[0] && id.app[0] && jstr(m, "workload")[0]) {
+            struct kapp *a = kapp_get(kb, &id);
+            kapp_load(a, m);
+            a->from_file = 1;
+        }
+    }
+    json_decref(all);
 }
 
 /* The app's record from memory, else from the memo; NULL when neither knows it. */
@@ -483,10 +560,8 @@ static struct kapp *kapp_recall(struct kube *kb, struct kn_platform_call *call)
     const struct kn_app_id *id = kn_platform_call_id(call);
     struct kapp *a = kapp_find(kb, id);
     json_t *m;
-    const json_t *r;
-    const char *routing;
 
-    if (a && a->workload) {
+    if (a && a->workload && !a->from_file) {
         return a;
     }
     m = memo_json(call, MEMO_APP);
@@ -495,21 +570,8 @@ static struct kapp *kapp_recall(struct kube *kb, struct kn_platform_call *call)
         return NULL;
     }
     a = kapp_get(kb, id);
-    set_str(&a->ns, jstr(m, "namespace"));
-    set_str(&a->workload, jstr(m, "workload"));
-    set_str(&a->service, jstr(m, "service"));
-    routing = jstr(m, "routing");
-    a->routing = -1;
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(routing, routing_names[i]) == 0) {
-            a->routing = i;
-        }
-    }
-    r = json_object_get(m, "route");
-    set_str(&a->route_api, jstr(r, "apiVersion"));
-    set_str(&a->route_kind, jstr(r, "kind"));
-    set_str(&a->route_name, jstr(r, "name"));
-    a->replicas = jint(json_object_get(m, "replicas"), 1);
+    kapp_load(a, m);
+    a->from_file = 0;
     json_decref(m);
     return a;
 }
@@ -622,6 +684,7 @@ static void op_free(struct op *op)
     json_decref(op->keys);
     json_decref(op->doomed);
     json_decref(op->workload);
+    json_decref(op->later);
     json_decref(op->route);
     json_decref(op->expect);
     json_decref(op->infs);
@@ -1058,6 +1121,16 @@ static void apply_pruned(struct op *op);
 
 static void apply_healthy(struct op *op)
 {
+    if (json_array_size(op->later)) {
+        /* a variant's Service, once its pods are ready: it never selects none */
+        json_decref(op->items);
+        op->items = op->later;
+        op->later = NULL;
+        op->after_health = 1;
+        op->at = 0;
+        apply_next(op);
+        return;
+    }
     op_end(op, 0, NULL);
 }
 
@@ -1099,6 +1172,10 @@ static void apply_applied(struct op *op)
     size_t i;
     json_t *k;
 
+    if (op->after_health) {
+        op_end(op, 0, NULL);
+        return;
+    }
     if (op->variant != KN_VARIANT_PRIMARY) {
         memo_key = memo_variant_key("variant", op->variant);
         memo_put(op->call, memo_key, op->keys);
@@ -1269,7 +1346,7 @@ static void apply_render_next(struct op *op)
         json_decref(old);
         memo_put(op->call, MEMO_RESOURCES, all);
         json_decref(all);
-        kapp_save(op->call, op->a);
+        kapp_save(op->kb, op->call, op->a);
         if (op->route) {
             memo_put(op->call, MEMO_ROUTE, op->route);
         } else {
@@ -1289,6 +1366,19 @@ static void apply_render_next(struct op *op)
     }
     kn_platform_call_progress(op->call, "applying %zu resources to %s (server-side apply)",
                               json_array_size(op->items), kn_kube_server(op->kb->kube));
+    if (op->variant != KN_VARIANT_PRIMARY) {
+        /* the variant's Service follows its healthy Deployment */
+        json_t *now = json_array();
+        op->later = json_array();
+        json_array_foreach(op->items, i, it) {
+            json_array_append(strcmp(jstr(json_object_get(it, "key"), "kind"), "Service") == 0
+                                  ? op->later
+                                  : now,
+                              it);
+        }
+        json_decref(op->items);
+        op->items = now;
+    }
     op->at = 0;
     apply_next(op);
 }
@@ -1311,14 +1401,14 @@ static long long primary_replicas(struct kube *kb, const struct kapp *a)
 
 /* A variant's apply where the memo does not know the app (its primary was applied by another
  * kanaria, or the memo was lost): what set_weights and remove need, from the variant's manifests. */
-static void variant_learn(struct kn_platform_call *call, const struct kapp *a,
+static void variant_learn(struct kube *kb, struct kn_platform_call *call, const struct kapp *a,
                           const struct kn_variant_spec *spec)
 {
     char *known = kn_platform_call_memo_get(call, MEMO_APP);
     const json_t *route;
 
     if (!known) {
-        kapp_save(call, a);
+        kapp_save(kb, call, a);
     }
     free(known);
     known = kn_platform_call_memo_get(call, MEMO_ROUTE);
@@ -1361,7 +1451,7 @@ static int kube_apply(void *self, struct kn_platform_call *call,
         return 0;
     }
     if (spec->variant != KN_VARIANT_PRIMARY) {
-        variant_learn(call, a, spec);
+        variant_learn(kb, call, a, spec);
     }
     op = op_new(kb, OP_APPLY, call);
     op->a = a;
@@ -1733,6 +1823,7 @@ static void remove_app_deleted(struct op *op)
                 kinf_forget(kb, a->selector);
                 op->a = NULL;
                 kapp_free(a);
+                apps_file_write(kb);
             } else {
                 a->next = kb->apps; /* still in use by another call: keep it */
                 kb->apps = a;
@@ -2190,6 +2281,8 @@ static void kube_destroy(void *self)
     }
     free(kb->leader.namespace_);
     free(kb->leader.lease);
+    free(kb->apps_path);
+    kb->apps_path = NULL;
     if (kb->handles == 0) {
         free(kb->name);
         free(kb);
@@ -2241,6 +2334,8 @@ int kn_kube_create(void **out, const struct kn_platform_env *env, const void *co
         rc = kn_error_set(err, rc, NULL, "platform '%s': %s", env->name, kerr.msg);
         goto out;
     }
+    kb->apps_path = kn_asprintf("%s/apps.json", state);
+    apps_file_read(kb);
     *out = kb;
     kb = NULL;
 out:

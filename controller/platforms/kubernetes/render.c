@@ -101,8 +101,8 @@ json_t *kn_kube_render(const json_t *manifest, const struct kn_kube_owner *o, co
                        int namespaced)
 {
     static const char *const server_fields[] = {
-        "managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink",
-        NULL,
+        "managedFields", "resourceVersion", "uid", "creationTimestamp",
+        "generation",    "selfLink",        NULL,
     };
     json_t *obj = json_deep_copy(manifest);
     json_t *meta, *labels;
@@ -238,9 +238,17 @@ json_t *kn_kube_variant_workload(const json_t *workload, enum kn_variant v, long
 json_t *kn_kube_variant_service(const json_t *service, enum kn_variant v, int exclusive)
 {
     static const char *const cleared[] = {
-        "clusterIP", "clusterIPs", "externalIPs", "loadBalancerIP", "loadBalancerSourceRanges",
-        "externalTrafficPolicy", "healthCheckNodePort", "loadBalancerClass",
-        "allocateLoadBalancerNodePorts", "externalName", NULL,
+        "clusterIP",
+        "clusterIPs",
+        "externalIPs",
+        "loadBalancerIP",
+        "loadBalancerSourceRanges",
+        "externalTrafficPolicy",
+        "healthCheckNodePort",
+        "loadBalancerClass",
+        "allocateLoadBalancerNodePorts",
+        "externalName",
+        NULL,
     };
     json_t *obj = json_deep_copy(service);
     json_t *spec, *port;
@@ -265,7 +273,8 @@ json_t *kn_kube_variant_service(const json_t *service, enum kn_variant v, int ex
     for (i = 0; cleared[i]; i++) {
         json_object_del(spec, cleared[i]);
     }
-    json_array_foreach(json_object_get(spec, "ports"), i, port) {
+    json_array_foreach(json_object_get(spec, "ports"), i, port)
+    {
         json_object_del(port, "nodePort");
     }
     return obj;
@@ -332,8 +341,7 @@ static int backend_variant(const json_t *ref, const char *service, const char *n
 /* A VirtualService destination host's variant of `service`: the short name, or the name with
  * the route's namespace (".ns", ".ns.svc", ".ns.svc.cluster.local"). *suffix gets the part after
  * the name ("" for the short name). */
-static int host_variant(const char *host, const char *service, const char *ns,
-                        const char **suffix)
+static int host_variant(const char *host, const char *service, const char *ns, const char **suffix)
 {
     const char *dot;
     char *name;
@@ -374,8 +382,8 @@ static int entry_variant(const json_t *entry, enum route_kind k, const char *ser
         return backend_variant(entry, service, ns);
     }
     return host_variant(
-        json_string_value(json_object_get(json_object_get(entry, "destination"), "host")),
-        service, ns, &suffix);
+        json_string_value(json_object_get(json_object_get(entry, "destination"), "host")), service,
+        ns, &suffix);
 }
 
 static json_t *rule_entries(const json_t *rule, enum route_kind k)
@@ -488,11 +496,13 @@ json_t *kn_kube_route_with_weights(const json_t *route, const char *service,
     }
     out = json_deep_copy(route);
     rules = route_rules(out, k);
-    json_array_foreach(rules, i, rule) {
+    json_array_foreach(rules, i, rule)
+    {
         const json_t *tmpl = NULL, *any = NULL;
         json_t *fresh;
         entries = rule_entries(rule, k);
-        json_array_foreach(entries, j, e) {
+        json_array_foreach(entries, j, e)
+        {
             int v = entry_variant(e, k, service, ns);
             if (v == KN_VARIANT_PRIMARY && !tmpl) {
                 tmpl = e;
@@ -514,14 +524,14 @@ json_t *kn_kube_route_with_weights(const json_t *route, const char *service,
         json_object_set_new(rule, k == ROUTE_HTTP ? "backendRefs" : "route", fresh);
     }
     if (!named) {
-        snprintf(why, size, "no %s of %s '%s' sends traffic to Service '%s'",
-                 k == ROUTE_HTTP ? "rule" : "http route",
-                 k == ROUTE_HTTP ? "HTTPRoute" : "VirtualService",
-                 json_string_value(json_object_get(json_object_get(route, "metadata"), "name"))
-                     ? json_string_value(
-                           json_object_get(json_object_get(route, "metadata"), "name"))
-                     : "",
-                 service);
+        snprintf(
+            why, size, "no %s of %s '%s' sends traffic to Service '%s'",
+            k == ROUTE_HTTP ? "rule" : "http route",
+            k == ROUTE_HTTP ? "HTTPRoute" : "VirtualService",
+            json_string_value(json_object_get(json_object_get(route, "metadata"), "name"))
+                ? json_string_value(json_object_get(json_object_get(route, "metadata"), "name"))
+                : "",
+            service);
         json_decref(out);
         out = NULL;
     }
@@ -548,11 +558,13 @@ int kn_kube_route_weights(const json_t *route, const char *service,
     size_t i, j, first_rule = 0;
     int found = 0, rc = 0;
 
-    json_array_foreach(route_rules(route, k), i, rule) {
+    json_array_foreach(route_rules(route, k), i, rule)
+    {
         double w[KN_VARIANT_COUNT] = {0}, sum = 0, p[KN_VARIANT_COUNT];
         const json_t *entries = rule_entries(rule, k);
         int named = 0;
-        json_array_foreach(entries, j, e) {
+        json_array_foreach(entries, j, e)
+        {
             int v = entry_variant(e, k, service, ns);
             const json_t *weight = json_object_get(e, "weight");
             double x;
@@ -586,8 +598,7 @@ int kn_kube_route_weights(const json_t *route, const char *service,
                 char a[64], b[64];
                 format_split(p, a, sizeof(a));
                 format_split(first, b, sizeof(b));
-                snprintf(why, size, "rule %zu sends %s, rule %zu %s", i + 1, a, first_rule + 1,
-                         b);
+                snprintf(why, size, "rule %zu sends %s, rule %zu %s", i + 1, a, first_rule + 1, b);
                 rc = -1;
                 goto out;
             }
@@ -618,7 +629,8 @@ static const json_t *condition(const json_t *status, const char *type)
     const json_t *c;
     size_t i;
 
-    json_array_foreach(json_object_get(status, "conditions"), i, c) {
+    json_array_foreach(json_object_get(status, "conditions"), i, c)
+    {
         const char *t = json_string_value(json_object_get(c, "type"));
         if (t && strcmp(t, type) == 0) {
             return c;
@@ -690,8 +702,10 @@ enum kn_kube_health kn_kube_deployment_health(const json_t *deploy, char *why, s
 static int is_problem_reason(const char *r)
 {
     static const char *const reasons[] = {
-        "ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerConfigError",
-        "CreateContainerError", "InvalidImageName", "RunContainerError", NULL,
+        "ErrImagePull",         "ImagePullBackOff",
+        "CrashLoopBackOff",     "CreateContainerConfigError",
+        "CreateContainerError", "InvalidImageName",
+        "RunContainerError",    NULL,
     };
 
     for (size_t i = 0; r && reasons[i]; i++) {
@@ -712,15 +726,16 @@ static int pod_reasons(const json_t *pod, struct kn_buf *b)
     size_t i;
 
     for (size_t l = 0; lists[l]; l++) {
-        json_array_foreach(json_object_get(status, lists[l]), i, cs) {
+        json_array_foreach(json_object_get(status, lists[l]), i, cs)
+        {
             const json_t *waiting = json_object_get(json_object_get(cs, "state"), "waiting");
             const char *reason = json_string_value(json_object_get(waiting, "reason"));
             const char *msg = json_string_value(json_object_get(waiting, "message"));
             if (!is_problem_reason(reason)) {
                 continue;
             }
-            kn_buf_addf(b, "%scontainer %s %s%s%s", n ? ", " : "", str_member(cs, "name"),
-                        reason, msg && *msg ? ": " : "", msg ? msg : "");
+            kn_buf_addf(b, "%scontainer %s %s%s%s", n ? ", " : "", str_member(cs, "name"), reason,
+                        msg && *msg ? ": " : "", msg ? msg : "");
             n++;
         }
     }
@@ -744,7 +759,8 @@ int kn_kube_pod_problems(const json_t *pods, char *out, size_t size)
 
     kn_buf_init(&b, KN_BUF_UNBOUNDED);
     kn_buf_init(&one, KN_BUF_UNBOUNDED);
-    json_array_foreach(items, i, pod) {
+    json_array_foreach(items, i, pod)
+    {
         kn_buf_reset(&one);
         if (pod_reasons(pod, &one) == 0) {
             continue;
@@ -840,9 +856,11 @@ int kn_kube_route_ready(const json_t *route, char *why, size_t size)
     if (route_kind_of(route) != ROUTE_HTTP) {
         return 1; /* a VirtualService reports no status */
     }
-    json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, ref) {
+    json_array_foreach(json_object_get(json_object_get(route, "spec"), "parentRefs"), i, ref)
+    {
         int seen = 0;
-        json_array_foreach(parents, j, p) {
+        json_array_foreach(parents, j, p)
+        {
             seen = seen || same_parent(ref, json_object_get(p, "parentRef"), ns);
         }
         if (!seen && rc == 1) {
@@ -852,7 +870,8 @@ int kn_kube_route_ready(const json_t *route, char *why, size_t size)
             rc = 0;
         }
     }
-    json_array_foreach(parents, j, p) {
+    json_array_foreach(parents, j, p)
+    {
         char one[512];
         int r = parent_ready(p, generation, one, sizeof(one));
         if (r < rc) {
@@ -947,7 +966,8 @@ static int named_list(const json_t *list)
     if (json_array_size(list) == 0) {
         return 0;
     }
-    json_array_foreach(list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         const char *n = json_string_value(json_object_get(e, "name"));
         if (!n) {
             return 0;
@@ -967,7 +987,8 @@ static const json_t *find_named(const json_t *list, const char *name)
     const json_t *e;
     size_t i;
 
-    json_array_foreach(list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         const char *n = json_string_value(json_object_get(e, "name"));
         if (n && strcmp(n, name) == 0) {
             return e;
@@ -976,11 +997,16 @@ static const json_t *find_named(const json_t *list, const char *name)
     return NULL;
 }
 
-static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
-                    const json_t *live, int in_backend);
+/* Where a value is, for compare: in a route rule's entries (whose weight may be skipped), or
+ * a quantity of resources.requests / limits (the server writes 0.5 as "500m"). */
+#define KN_DRIFT_BACKEND  0x1
+#define KN_DRIFT_QUANTITY 0x2
 
-static void compare_lists(struct drift *d, const char *path, const char *key,
-                          const json_t *applied, const json_t *live)
+static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
+                    const json_t *live, int where);
+
+static void compare_lists(struct drift *d, const char *path, const char *key, const json_t *applied,
+                          const json_t *live)
 {
     /* the entries of a route rule, whose weights may be left out */
     int backend = key && (strcmp(key, "backendRefs") == 0 || strcmp(key, "route") == 0);
@@ -988,13 +1014,15 @@ static void compare_lists(struct drift *d, const char *path, const char *key,
     size_t i;
 
     if (named_list(applied) && (json_array_size(live) == 0 || named_list(live))) {
-        json_array_foreach(applied, i, e) {
+        json_array_foreach(applied, i, e)
+        {
             const char *n = json_string_value(json_object_get(e, "name"));
             char *p = kn_asprintf("%s[%s]", path, n);
             compare(d, p, NULL, e, find_named(live, n), backend);
             free(p);
         }
-        json_array_foreach(live, i, e) {
+        json_array_foreach(live, i, e)
+        {
             const char *n = json_string_value(json_object_get(e, "name"));
             if (!find_named(applied, n)) {
                 char *p = kn_asprintf("%s[%s]", path, n);
@@ -1015,9 +1043,47 @@ static void compare_lists(struct drift *d, const char *path, const char *key,
     }
 }
 
-static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
-                    const json_t *live, int in_backend)
+/* A resource quantity ("500m", "1Gi", "2", 0.5) as a number; 1 when it is one. */
+static int as_quantity(const json_t *v, double *out)
 {
+    static const struct {
+        const char *suffix;
+        double factor;
+    } units[] = {
+        {"n", 1e-9},    {"u", 1e-6},    {"m", 1e-3},    {"", 1},
+        {"k", 1e3},     {"M", 1e6},     {"G", 1e9},     {"T", 1e12},
+        {"P", 1e15},    {"E", 1e18},    {"Ki", 1024},   {"Mi", 0x1p20},
+        {"Gi", 0x1p30}, {"Ti", 0x1p40}, {"Pi", 0x1p50}, {"Ei", 0x1p60},
+    };
+    const char *s;
+    char *end;
+    double x;
+
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 1;
+    }
+    s = json_string_value(v);
+    if (!s || !*s || strchr("+-.0123456789", *s) == NULL) {
+        return 0;
+    }
+    x = strtod(s, &end);
+    if (end == s) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            *out = x * units[i].factor;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void compare(struct drift *d, const char *path, const char *key, const json_t *applied,
+                    const json_t *live, int where)
+{
+    int quantities = key && (strcmp(key, "requests") == 0 || strcmp(key, "limits") == 0);
     double a, b;
 
     if (is_empty(applied) && is_empty(live)) {
@@ -1026,19 +1092,26 @@ static void compare(struct drift *d, const char *path, const char *key, const js
     if (json_is_object(applied) && (json_is_object(live) || is_empty(live))) {
         const char *k;
         const json_t *v;
-        json_object_foreach((json_t *)(uintptr_t)applied, k, v) {
+        json_object_foreach((json_t *)(uintptr_t)applied, k, v)
+        {
             char *p;
-            if (d->skip_weights && in_backend && strcmp(k, "weight") == 0) {
+            if (d->skip_weights && (where & KN_DRIFT_BACKEND) && strcmp(k, "weight") == 0) {
                 continue;
             }
             p = child_path(path, k);
-            compare(d, p, k, v, json_object_get(live, k), 0);
+            compare(d, p, k, v, json_object_get(live, k), quantities ? KN_DRIFT_QUANTITY : 0);
             free(p);
         }
         return;
     }
     if (json_is_array(applied) && (json_is_array(live) || is_empty(live))) {
         compare_lists(d, path, key, applied, live);
+        return;
+    }
+    if ((where & KN_DRIFT_QUANTITY) && as_quantity(applied, &a) && as_quantity(live, &b)) {
+        if (fabs(a - b) > 1e-9 * fmax(fabs(a), fabs(b))) {
+            differ(d, path, live, applied);
+        }
         return;
     }
     if (as_number(applied, &a) && as_number(live, &b) &&

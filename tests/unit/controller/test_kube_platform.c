@@ -624,7 +624,8 @@ static void test_canary_and_weights(void **state)
     json_decref(m);
 }
 
-/* The same canary applied twice (a restart mid-stage) is created once and applied again. */
+/* The same canary applied twice (a restart mid-stage) is created once and applied again; its
+ * Service follows its healthy Deployment. */
 static void test_canary_idempotent(void **state)
 {
     struct fixture *f = *state;
@@ -636,6 +637,10 @@ static void test_canary_idempotent(void **state)
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
     apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
     assert_non_null(strstr(o.progress, "Deployment shop/web-canary created"));
+    /* the canary's Service comes once its pods are ready: it never selects none */
+    assert_non_null(strstr(o.progress, "Service shop/web-canary created"));
+    assert_true(strstr(o.progress, "Deployment shop/web-canary is healthy") <
+                strstr(o.progress, "Service shop/web-canary created"));
     apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
     assert_null(strstr(o.progress, "Deployment shop/web-canary created"));
     assert_non_null(strstr(o.progress, "Deployment shop/web-canary applied"));
@@ -859,6 +864,39 @@ static void test_remove_app(void **state)
     assert_null(fake_get(f, CONFIGMAP));
 }
 
+static const char *var_of(const struct kn_strmap *m, const char *name)
+{
+    for (size_t i = 0; i < m->count; i++) {
+        if (strcmp(m->keys[i], name) == 0) {
+            return m->values[i];
+        }
+    }
+    return NULL;
+}
+
+/* The analysis placeholders name the variant's objects, after a restart too (before the app's
+ * next call). */
+static void test_template_vars_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct kn_app_id id = {.repository = "deploy", .app = "web"};
+    struct kn_strmap vars = {0};
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
+    kn_platform_free(f->p);
+    platform_open(f);
+    kn_platform_template_vars(f->p, &id, KN_VARIANT_CANARY, &vars);
+    assert_string_equal(var_of(&vars, "namespace"), "shop");
+    assert_string_equal(var_of(&vars, "workload"), "web-canary");
+    assert_string_equal(var_of(&vars, "service"), "web-canary");
+    kn_platform_vars_release(&vars);
+    kn_platform_template_vars(f->p, &id, KN_VARIANT_PRIMARY, &vars);
+    assert_string_equal(var_of(&vars, "workload"), "web");
+    kn_platform_vars_release(&vars);
+}
+
 /* podselector: the split follows the canary's replicas against the primary's. */
 static void test_podselector(void **state)
 {
@@ -902,6 +940,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_observe_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_app, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_vars_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_podselector, setup_podselector, teardown),
     };
 

@@ -137,12 +137,11 @@ static void test_render(void **state)
     r = kn_kube_render(m, &owner, "shop", 1);
     assert_string_equal(S(r, "metadata.namespace"), "shop");
     assert_string_equal(S(r, "metadata.labels.team"), "a");
-    assert_string_equal(json_string_value(json_object_get(at(r, "metadata.labels"),
-                                                          KN_KUBE_LABEL_APP)),
-                        "web");
-    assert_string_equal(json_string_value(json_object_get(at(r, "metadata.labels"),
-                                                          KN_KUBE_LABEL_REPOSITORY)),
-                        "shop");
+    assert_string_equal(
+        json_string_value(json_object_get(at(r, "metadata.labels"), KN_KUBE_LABEL_APP)), "web");
+    assert_string_equal(
+        json_string_value(json_object_get(at(r, "metadata.labels"), KN_KUBE_LABEL_REPOSITORY)),
+        "shop");
     assert_string_equal(json_string_value(json_object_get(at(r, "metadata.annotations"),
                                                           KN_KUBE_ANNOTATION_COMMIT)),
                         "abc123");
@@ -231,13 +230,12 @@ static void test_variant_workload(void **state)
     assert_string_equal(json_string_value(json_object_get(at(c, "spec.selector.matchLabels"),
                                                           KN_KUBE_LABEL_VARIANT)),
                         "canary");
-    assert_string_equal(
-        json_string_value(json_object_get(at(c, "spec.template.metadata.labels"),
-                                          KN_KUBE_LABEL_VARIANT)),
-        "canary");
-    assert_string_equal(json_string_value(json_object_get(at(c, "metadata.labels"),
+    assert_string_equal(json_string_value(json_object_get(at(c, "spec.template.metadata.labels"),
                                                           KN_KUBE_LABEL_VARIANT)),
                         "canary");
+    assert_string_equal(
+        json_string_value(json_object_get(at(c, "metadata.labels"), KN_KUBE_LABEL_VARIANT)),
+        "canary");
     assert_string_equal(S(c, "spec.template.spec.containers.0.image"), "web:2");
     json_decref(c);
     c = kn_kube_variant_workload(d, KN_VARIANT_BASELINE, -1);
@@ -251,10 +249,9 @@ static void test_variant_workload(void **state)
     p = kn_kube_variant_workload(d, KN_VARIANT_PRIMARY, -1);
     assert_string_equal(S(p, "metadata.name"), "web");
     assert_int_equal(json_object_size(at(p, "spec.selector.matchLabels")), 1);
-    assert_string_equal(
-        json_string_value(json_object_get(at(p, "spec.template.metadata.labels"),
-                                          KN_KUBE_LABEL_VARIANT)),
-        "primary");
+    assert_string_equal(json_string_value(json_object_get(at(p, "spec.template.metadata.labels"),
+                                                          KN_KUBE_LABEL_VARIANT)),
+                        "primary");
     json_decref(p);
     json_decref(d);
 }
@@ -271,8 +268,14 @@ static void test_variant_service(void **state)
                   "\"targetPort\":8080,\"nodePort\":30080}]}}");
     json_t *c, *p;
     static const char *const cleared[] = {
-        "clusterIP", "clusterIPs", "externalIPs", "loadBalancerIP", "loadBalancerSourceRanges",
-        "externalTrafficPolicy", "healthCheckNodePort", NULL,
+        "clusterIP",
+        "clusterIPs",
+        "externalIPs",
+        "loadBalancerIP",
+        "loadBalancerSourceRanges",
+        "externalTrafficPolicy",
+        "healthCheckNodePort",
+        NULL,
     };
 
     (void)state;
@@ -433,8 +436,7 @@ static void test_route_with_weights_istio(void **state)
     w = kn_kube_route_with_weights(r, "web", pct, why, sizeof(why));
     assert_non_null(w);
     assert_int_equal(json_array_size(at(w, "spec.http.0.route")), 3);
-    assert_string_equal(S(w, "spec.http.0.route.0.destination.host"),
-                        "web.shop.svc.cluster.local");
+    assert_string_equal(S(w, "spec.http.0.route.0.destination.host"), "web.shop.svc.cluster.local");
     assert_string_equal(S(w, "spec.http.0.route.0.destination.subset"), "v1");
     assert_string_equal(S(w, "spec.http.0.route.1.destination.host"),
                         "web-canary.shop.svc.cluster.local");
@@ -592,18 +594,18 @@ static void test_deployment_health(void **state)
 
 static void test_pod_problems(void **state)
 {
-    json_t *pods = J(
-        "{\"kind\":\"PodList\",\"items\":["
-        "{\"metadata\":{\"name\":\"web-canary-7d9f-x2k\"},\"status\":{\"containerStatuses\":[{"
-        "\"name\":\"web\",\"state\":{\"waiting\":{\"reason\":\"ImagePullBackOff\",\"message\":"
-        "\"Back-off pulling image \\\"web:bad\\\"\"}}}]}},"
-        "{\"metadata\":{\"name\":\"web-canary-7d9f-ok\"},\"status\":{\"containerStatuses\":[{"
-        "\"name\":\"web\",\"state\":{\"waiting\":{\"reason\":\"ContainerCreating\"}}}]}},"
-        "{\"metadata\":{\"name\":\"web-canary-7d9f-p\"},\"status\":{\"conditions\":[{\"type\":"
-        "\"PodScheduled\",\"status\":\"False\",\"reason\":\"Unschedulable\",\"message\":\"0/3 "
-        "nodes are available\"}]}},"
-        "{\"metadata\":{\"name\":\"web-canary-7d9f-i\"},\"status\":{\"initContainerStatuses\":[{"
-        "\"name\":\"migrate\",\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}}}]}}]}");
+    json_t *pods =
+        J("{\"kind\":\"PodList\",\"items\":["
+          "{\"metadata\":{\"name\":\"web-canary-7d9f-x2k\"},\"status\":{\"containerStatuses\":[{"
+          "\"name\":\"web\",\"state\":{\"waiting\":{\"reason\":\"ImagePullBackOff\",\"message\":"
+          "\"Back-off pulling image \\\"web:bad\\\"\"}}}]}},"
+          "{\"metadata\":{\"name\":\"web-canary-7d9f-ok\"},\"status\":{\"containerStatuses\":[{"
+          "\"name\":\"web\",\"state\":{\"waiting\":{\"reason\":\"ContainerCreating\"}}}]}},"
+          "{\"metadata\":{\"name\":\"web-canary-7d9f-p\"},\"status\":{\"conditions\":[{\"type\":"
+          "\"PodScheduled\",\"status\":\"False\",\"reason\":\"Unschedulable\",\"message\":\"0/3 "
+          "nodes are available\"}]}},"
+          "{\"metadata\":{\"name\":\"web-canary-7d9f-i\"},\"status\":{\"initContainerStatuses\":[{"
+          "\"name\":\"migrate\",\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}}}]}}]}");
     char out[512], small[24];
 
     (void)state;
@@ -649,6 +651,22 @@ static void test_drift(void **state)
     json_object_set_new(at(applied, "spec.template.spec"), "hostname", json_string(""));
     json_object_set_new(at(applied, "spec.template.spec"), "nodeName", json_null());
     assert_null(kn_kube_drift(applied, live, 0));
+    /* quantities as the server writes them back */
+    json_object_set_new(at(applied, "spec.template.spec.containers.0"), "resources",
+                        J("{\"requests\":{\"cpu\":0.5,\"memory\":\"1024Mi\"},"
+                          "\"limits\":{\"cpu\":\"1000m\",\"memory\":\"2G\"}}"));
+    json_object_set_new(at(live, "spec.template.spec.containers.0"), "resources",
+                        J("{\"requests\":{\"cpu\":\"500m\",\"memory\":\"1Gi\"},"
+                          "\"limits\":{\"cpu\":\"1\",\"memory\":\"2G\"}}"));
+    assert_null(kn_kube_drift(applied, live, 0));
+    json_object_set_new(at(live, "spec.template.spec.containers.0.resources.limits"), "memory",
+                        json_string("2Gi"));
+    d = kn_kube_drift(applied, live, 0);
+    assert_string_equal(d, "spec.template.spec.containers[web].resources.limits.memory: live "
+                           "\"2Gi\", kanaria applied \"2G\"");
+    free(d);
+    json_object_set_new(at(live, "spec.template.spec.containers.0.resources.limits"), "memory",
+                        json_string("2G"));
     /* containers matched by name, whatever their order */
     json_array_insert_new(at(live, "spec.template.spec.containers"), 0,
                           J("{\"name\":\"sidecar\",\"image\":\"s:1\"}"));
