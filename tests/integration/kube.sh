@@ -22,6 +22,8 @@
 #     still completes;
 #  7. drift: the route's weights edited by another field manager show in `kanaria status`; not
 #     healed without onOutOfSync, put back by hand; with onOutOfSync kanaria puts them back;
+#  9. an operator's Deployment adopted: its selector kept, the variant label added to its pod
+#     template (one rollout), its Service left alone without a router;
 #  8. every object kanaria applied validates against the official schemas
 #     (tests/kube/schemas/validate.mjs; a SKIPPED line without node or the schema packages).
 # kubectl, where installed, reads the fake as a second opinion (`get httproute`, `rollout
@@ -443,6 +445,11 @@ if [ "$kubectl_ok" = 1 ]; then
     kc rollout status deploy/web --timeout=20s >"$tmp/kc.out" 2>&1
     rc=$?
     check "kubectl rollout status deploy/web: the promoted primary is rolled out ($(tail -n1 "$tmp/kc.out"))" $rc
+    kc get deployment,service web-canary >"$tmp/kc.out" 2>&1
+    rc=$?
+    [ "$rc" -ne 0 ] && grep -q 'NotFound' "$tmp/kc.out"
+    rc=$?
+    check "kubectl get deployment,service web-canary: NotFound ($(tr '\n' ' ' <"$tmp/kc.out"))" $rc
 fi
 
 # ---- 3. a failed analysis rolls back in order ---------------------------------------------------
@@ -569,6 +576,64 @@ out=$(weights)
 [ "$out" = "$good" ]
 check "self-heal puts the weights back ($out, was $good)" $?
 
+# ---- 9. adopting a Deployment that runs already -------------------------------------------------
+
+case_ 9 "an existing Deployment adopted (no router)"
+# apply_as MANAGER PATH JSON: server-side apply by another client, as an operator's kubectl would
+apply_as() {
+    kube_fake_curl -o /dev/null -X PATCH -H "Content-Type: application/apply-patch+yaml" \
+        --data-binary "$3" "$fake_url$2?fieldManager=$1&force=true"
+}
+legacy_deploy='{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "legacy", "namespace": "legacy"},
+ "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "legacy"}},
+  "template": {"metadata": {"labels": {"app": "legacy"}}, "spec": {"containers": [{"name": "legacy", "image": "legacy:1"}]}}}}'
+legacy_svc='{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "legacy", "namespace": "legacy"},
+ "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]}}'
+apply_as operator /api/v1/namespaces/legacy '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "legacy"}}' &&
+    apply_as operator /api/v1/namespaces/legacy/services/legacy "$legacy_svc" &&
+    apply_as operator /apis/apps/v1/namespaces/legacy/deployments/legacy "$legacy_deploy"
+rc=$?
+need "an operator's Deployment legacy and its Service run before kanaria knows them" $rc
+lfield() { view get "$1" legacy "$2" 2>/dev/null | python3 -c 'import json, sys
+o = json.load(sys.stdin)
+print(json.dumps(eval(sys.argv[1]), sort_keys=True))' "$3"; }
+for _ in $(seq 1 50); do
+    [ "$(lfield Deployment legacy 'o.get("status", {}).get("availableReplicas")')" = 2 ] && break
+    sleep 0.2
+done
+gen0=$(lfield Deployment legacy 'o["metadata"]["generation"]')
+mkdir -p "$tmp/upstream/legacy"
+printf '%s\n---\n%s\n' "$legacy_deploy" "$legacy_svc" >"$tmp/upstream/legacy/manifests.yaml"
+cat >"$tmp/upstream/legacy/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: legacy}
+spec:
+  platform: k8s
+  manifests: [manifests.yaml]
+  kubernetes: {namespace: legacy}
+YAML
+git add -A && git commit -qm "legacy, now deployed by kanaria"
+d9=$(deployment_of "$(git rev-parse HEAD)")
+wait_for "legacy adopted" "select status from deployments where id = $d9" SUCCESS 60
+rc=$?
+need "kanaria's first deployment of legacy adopts it ($(reason_of "$d9"))" $rc
+out=$(lfield Deployment legacy 'o["spec"]["selector"]')
+[ "$out" = '{"matchLabels": {"app": "legacy"}}' ]
+check "its selector is as the operator made it ($out)" $?
+out=$(lfield Deployment legacy 'o["spec"]["template"]["metadata"]["labels"]')
+[ "$out" = '{"app": "legacy", "kanaria.dev/variant": "primary"}' ]
+check "its pod template gains kanaria.dev/variant=primary ($out)" $?
+out=$(lfield Deployment legacy 'o["metadata"]["generation"]')
+[ -n "$gen0" ] && [ "$out" = $((gen0 + 1)) ]
+check "which rolls it once (generation $gen0 → $out)" $?
+out=$(lfield Service legacy 'o["spec"]["selector"]')
+[ "$out" = '{"app": "legacy"}' ]
+check "without a router its Service's selector is left as it was ($out)" $?
+out=$(lfield Deployment legacy 'sorted(set(f["manager"] for f in o["metadata"]["managedFields"] if not f.get("subresource")))')
+grep -q '"kanaria"' <<<"$out"
+check "kanaria is now a field manager of it ($out)" $?
+
 # ---- 8. the official schemas --------------------------------------------------------------------
 
 case_ 8 "every object kanaria applied validates against the official schemas"
@@ -606,4 +671,6 @@ stop_kanaria_kube() {
 stop_kanaria_kube
 ! grep -qF "$fake_token" "$tmp/log"
 check "the bearer token is not in kanaria's log" $?
+! grep -rqF "$fake_token" "$tmp/data"
+check "nor anywhere under its dataDir (the store included)" $?
 summary
