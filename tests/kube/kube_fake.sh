@@ -17,6 +17,9 @@ kube_fake_url=
 kube_fake_token=
 kube_fake_ca=
 kube_fake_error=
+# Debian's python3 (the fake is written for it); another only when it is missing
+kube_py=/usr/bin/python3
+[ -x "$kube_py" ] || kube_py=$(command -v python3)
 
 kube_fake_start() { # DIR
     local d=$1 port
@@ -36,7 +39,9 @@ kube_fake_start() { # DIR
         kube_fake_error="the test certificates could not be made: $(tail -n 2 "$d/openssl.log")"
         return 1
     fi
-    python3 "$kube_here/../fakes/kube_fake.py" --port 0 --port-file "$d/fake.port" \
+    # the interpreter itself in the background (not a shell function wrapping it), so that
+    # kube_fake_pid is the fake's own pid and a kill stops it
+    "$kube_py" "$kube_here/../fakes/kube_fake.py" --port 0 --port-file "$d/fake.port" \
         --token "$kube_fake_token" --tls-cert "$d/server.crt" --tls-key "$d/server.key" \
         >>"$d/fake.log" 2>&1 &
     kube_fake_pid=$!
