@@ -144,12 +144,12 @@ fi
 kc() { HOME=$tmp/kubectl-home kubectl --kubeconfig "$tmp/kubeconfig" --request-timeout=10s -n shop "$@"; }
 objects() { # the app's objects, as kubectl (or, without it, the fake) lists them
     if [ "$kubectl_ok" = 1 ]; then
-        show "kubectl get deployments,services,httproutes -l kanaria.dev/app=web"
-        kc get deployments,services,httproutes -l kanaria.dev/app=web \
+        show "kubectl get deployments,services,httproutes -l kanaria.dev/app=storefront"
+        kc get deployments,services,httproutes -l kanaria.dev/app=storefront \
             -o custom-columns='KIND:.kind,NAME:.metadata.name,VARIANT:.metadata.labels.kanaria\.dev/variant,IMAGE:.spec.template.spec.containers[0].image' \
             2>&1 | indent
     else
-        view objects --app web | indent
+        view objects --app storefront | indent
     fi
 }
 route() { # the HTTPRoute's backendRefs, rule by rule
@@ -201,7 +201,7 @@ commit_and_push() { # MESSAGE IMAGE_TAG: prints the commit
 }
 cp "$src/examples/quickstart/watch.py" "$tmp/watch.py"
 export T0=$t0
-follow() { python3 "$tmp/watch.py" web "$1" "$2" "$3"; } # COMMIT EXPECT SECONDS
+follow() { python3 "$tmp/watch.py" storefront "$1" "$2" "$3"; } # COMMIT EXPECT SECONDS
 
 export HOME=$tmp # nothing of this machine's ~/.kube is read
 unset KUBECONFIG
@@ -219,10 +219,10 @@ say "    Git remote       file://$tmp/shop.git (the app is in shop/)"
 # ---- 1. the first commit -----------------------------------------------------------------------
 
 step "1/4  The first commit: the app's manifests applied with server-side apply"
-say "    shop/ holds plain Kubernetes YAML: a Namespace, a Deployment web (3 replicas), a Service"
-say "    web and an HTTPRoute web with two rules that send to it. The first deployment is a quick"
-say "    sync: each object applied (fieldManager=kanaria), Namespace first, labelled"
-say "    kanaria.dev/app=web."
+say "    shop/ holds the app storefront in plain Kubernetes YAML: a Namespace, a Deployment web"
+say "    (3 replicas), a Service web and an HTTPRoute web with two rules that send to it. The first"
+say "    deployment is a quick sync: each object applied (fieldManager=kanaria), Namespace first,"
+say "    labelled kanaria.dev/app=storefront."
 dev_git add -A
 dev_git commit -qm "shop: web 1.0"
 dev_git push -q origin main
@@ -243,8 +243,8 @@ say "    Both rules of the HTTPRoute now send 10% to web-canary:"
 route
 say "    The requests each Service received in the last 10 seconds (Prometheus):"
 traffic
-show "KANARIA_TOKEN=kn-demo-… kanaria approve web"
-kanaria approve web | indent || fail "the approval was refused"
+show "KANARIA_TOKEN=kn-demo-… kanaria approve storefront"
+kanaria approve storefront | indent || fail "the approval was refused"
 follow "$commit" SUCCESS 90 || fail "web 1.1 was not promoted"
 say "    1.1 is the primary; web-canary and its Service are deleted:"
 objects
@@ -257,7 +257,7 @@ before=$(view count)
 commit=$(commit_and_push "shop: web 1.2-errors" 1.2-errors)
 show 'git commit -am "shop: web 1.2-errors" && git push'
 follow "$commit" FAILURE 120 || fail "web 1.2-errors was not rolled back"
-reason=$(kanaria history web --json | python3 -c 'import json, sys
+reason=$(kanaria history storefront --json | python3 -c 'import json, sys
 print(next(d["reason"] for d in json.load(sys.stdin)["deployments"] if d["commit"] == sys.argv[1]))' "$commit")
 say "    Why, as kanaria recorded it:"
 say "      $reason"
@@ -280,13 +280,13 @@ step "4/4  web 1.3-crash: its pods crash; the canary stage fails with the pods' 
 commit=$(commit_and_push "shop: web 1.3-crash" 1.3-crash)
 show 'git commit -am "shop: web 1.3-crash" && git push'
 follow "$commit" FAILURE 120 || fail "web 1.3-crash was not rolled back"
-reason=$(kanaria history web --json | python3 -c 'import json, sys
+reason=$(kanaria history storefront --json | python3 -c 'import json, sys
 print(next(d["reason"] for d in json.load(sys.stdin)["deployments"] if d["commit"] == sys.argv[1]))' "$commit")
 say "    Why, as kanaria recorded it:"
 say "      $reason"
 grep -q "CrashLoopBackOff" <<<"$reason" || fail "web 1.3-crash failed, but its reason does not name CrashLoopBackOff"
 objects
-show "kanaria history web"
-kanaria history web | indent
+show "kanaria history storefront"
+kanaria history storefront | indent
 
 step "Done in $(($(date +%s) - t0))s: web 1.0 applied, 1.1 canaried, approved and promoted, 1.2-errors and 1.3-crash rolled back"
