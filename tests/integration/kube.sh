@@ -332,8 +332,8 @@ done
 [ -z "$bad" ]
 check "each carries kanaria.dev/app, kanaria.dev/repository, the commit annotation, and only the field manager kanaria (Apply) owns it (status aside):${bad:- all do}" $?
 order=$(requests_since "$n0" | awk '$2 == "PATCH" { split($3, p, "/"); print p[length(p) - 1] }' | uniq | tr '\n' ' ')
-[ "$order" = "namespaces services deployments httproutes " ]
-check "applied in dependency order, Namespace → Service → Deployment → HTTPRoute, with server-side apply ($order)" $?
+[ "$order" = "namespaces deployments services httproutes " ]
+check "applied in dependency order, Namespace → Deployment, then once it is healthy Service → HTTPRoute, with server-side apply ($order)" $?
 applies=$(requests_since "$n0" | awk '$2 == "PATCH"')
 [ -n "$applies" ] && ! grep -v "fieldManager=kanaria" <<<"$applies" >/dev/null &&
     ! grep -v "force=true" <<<"$applies" >/dev/null

@@ -1269,6 +1269,31 @@ static void apply_next(struct op *op)
     op_resolve(op, jstr(key, "apiVersion"), jstr(key, "kind"), apply_resolved);
 }
 
+/* A router splits the traffic: the primary Service selects the primary's pods alone. */
+static int kapp_exclusive(const struct kapp *a)
+{
+    return a->routing == KN_KUBE_ROUTING_GATEWAYAPI || a->routing == KN_KUBE_ROUTING_ISTIO;
+}
+
+/* Applied once the Deployment is healthy: a variant's Service; for the primary, the app's
+ * Service and the route that sends to it. */
+static int deferred(const struct op *op, const json_t *key)
+{
+    const char *kind = jstr(key, "kind");
+    const char *name = jstr(key, "name");
+
+    if (!kind || !name) {
+        return 0;
+    }
+    if (op->variant != KN_VARIANT_PRIMARY) {
+        return strcmp(kind, "Service") == 0;
+    }
+    return (strcmp(kind, "Service") == 0 && op->a->service &&
+            strcmp(name, op->a->service) == 0) ||
+           (op->a->route_name && strcmp(kind, op->a->route_kind) == 0 &&
+            strcmp(name, op->a->route_name) == 0);
+}
+
 /* Resolve every manifest first (to know which are namespaced), render, then apply. */
 static void apply_render_next(struct op *op);
 
@@ -1295,9 +1320,7 @@ static void apply_render_resolved(struct op *op)
         json_decref(op->workload);
         op->workload = json_incref(obj);
     } else if (strcmp(kind, "Service") == 0 && a->service && strcmp(name, a->service) == 0) {
-        json_t *v = kn_kube_variant_service(obj, op->variant,
-                                            a->routing == KN_KUBE_ROUTING_GATEWAYAPI ||
-                                                a->routing == KN_KUBE_ROUTING_ISTIO);
+        json_t *v = kn_kube_variant_service(obj, op->variant, kapp_exclusive(a));
         json_decref(obj);
         obj = v;
     } else if (a->route_name && strcmp(kind, a->route_kind) == 0 &&
@@ -1374,15 +1397,16 @@ static void apply_render_next(struct op *op)
     }
     kn_platform_call_progress(op->call, "applying %zu resources to %s (server-side apply)",
                               json_array_size(op->items), kn_kube_server(op->kb->kube));
-    if (op->variant != KN_VARIANT_PRIMARY) {
-        /* the variant's Service follows its healthy Deployment */
+    if (op->variant != KN_VARIANT_PRIMARY || kapp_exclusive(op->a)) {
+        /* The variant's Service follows its healthy Deployment, so that it never selects no pod.
+         * The primary's too behind a router (and the route after it): its selector narrows to
+         * kanaria.dev/variant=primary, and an adopted Deployment's pods gain that label only as
+         * they roll, so the old pods keep their traffic until the new ones are ready. */
         json_t *now = json_array();
         op->later = json_array();
         json_array_foreach(op->items, i, it)
         {
-            json_array_append(
-                strcmp(jstr(json_object_get(it, "key"), "kind"), "Service") == 0 ? op->later : now,
-                it);
+            json_array_append(deferred(op, json_object_get(it, "key")) ? op->later : now, it);
         }
         json_decref(op->items);
         op->items = now;

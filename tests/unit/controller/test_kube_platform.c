@@ -498,16 +498,18 @@ static const struct kn_scale one = {.value = 1};
 
 /* ---- the tests ----------------------------------------------------------------------------- */
 
-/* The first sync applies every manifest with server-side apply, the Namespace first and the route
- * last, labelled for the app; the primary Service selects only the primary's pods; it ends once
- * the Deployment is healthy, with kubectl's words on the way. */
+/* The first sync applies every manifest with server-side apply, the Namespace first, then the
+ * Deployment; the Service (which selects only the primary's pods) and the route once the
+ * Deployment is healthy, so that an adopted Deployment's old pods keep their traffic until its
+ * new ones are ready; all labelled for the app, with kubectl's words on the way. */
 static void test_first_sync(void **state)
 {
     struct fixture *f = *state;
     struct outcome o;
     json_t *last = NULL, *d, *svc, *log, *r;
     size_t i;
-    int ns_at = -1, route_at = -1, deploy_at = -1;
+    int ns_at = -1, route_at = -1, deploy_at = -1, svc_at = -1;
+    const char *healthy, *svc_line;
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 1, &o);
     assert_int_equal(requests_of(f, "PATCH", DEPLOY "web", &last), 1);
@@ -533,10 +535,12 @@ static void test_first_sync(void **state)
             route_at = (int)i;
         } else if (strcmp(p, DEPLOY "web") == 0) {
             deploy_at = (int)i;
+        } else if (strcmp(p, SERVICE "web") == 0) {
+            svc_at = (int)i;
         }
     }
     json_decref(log);
-    assert_true(ns_at >= 0 && deploy_at > ns_at && route_at > deploy_at);
+    assert_true(ns_at >= 0 && deploy_at > ns_at && svc_at > deploy_at && route_at > svc_at);
     d = fake_get(f, DEPLOY "web");
     assert_non_null(d);
     assert_string_equal(
@@ -554,7 +558,11 @@ static void test_first_sync(void **state)
                                           "kanaria.dev/variant")),
         "primary");
     json_decref(svc);
-    assert_non_null(strstr(o.progress, "Deployment shop/web is healthy"));
+    healthy = strstr(o.progress, "Deployment shop/web is healthy");
+    svc_line = strstr(o.progress, "Service shop/web ");
+    assert_non_null(healthy);
+    assert_non_null(svc_line);
+    assert_true(svc_line > healthy);
     assert_non_null(strstr(o.progress, "updated replicas are available"));
 }
 
