@@ -19,8 +19,17 @@ check() {
 }
 
 # A TCP port on 127.0.0.1 that nothing listens on now.
+# A free loopback port, never one this test was handed before: the kernel may give a port it
+# just freed to the next bind, and two of a test's listeners must not be told the same port.
+# Handed-out ports are kept in $tmp (every test makes one first), else in a file of this shell.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    local f="${tmp:-${TMPDIR:-/tmp}}/.kanaria-free-ports.$$" p n
+    for n in 1 2 3 4 5 6 7 8 9 10; do
+        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+        grep -qx "$p" "$f" 2>/dev/null || break
+    done
+    echo "$p" >>"$f"
+    echo "$p"
 }
 
 # Stop the HAProxy and the app instances a kanaria with this dataDir started: they run in
