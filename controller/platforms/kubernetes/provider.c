@@ -178,6 +178,7 @@ struct op {
     uint64_t wait_until;
     uint64_t pods_next;
     char *pod_selector;
+    int wait_seen; /* the informer has shown the Deployment since the wait began */
     char last_why[512];
     char pod_why[768];
     /* observe */
@@ -1033,7 +1034,15 @@ static void wait_check(struct op *op)
         op->winf ? kn_kube_informer_get(op->winf->inf, op->wait_ns, op->wait_name) : NULL;
     char why[512];
 
-    if (!d) {
+    op->wait_seen |= d != NULL;
+    if (!d && op->wait_seen && kn_kube_informer_synced(op->winf->inf)) {
+        /* as `kubectl rollout status` does: no wait for what is gone */
+        op_fail(op, KN_EIO,
+                "Deployment %s/%s was deleted (or lost its kanaria.dev labels) while kanaria "
+                "waited for it",
+                op->wait_ns, op->wait_name);
+        return;
+    } else if (!d) {
         snprintf(why, sizeof(why), "Deployment %s/%s: not seen yet", op->wait_ns, op->wait_name);
     } else if (jint(json_object_get(json_object_get(d, "metadata"), "generation"), 0) <
                op->wait_gen) {
@@ -1109,6 +1118,7 @@ static void wait_deployment(struct op *op, const struct kn_kube_gvr *r, const ch
     op->wait_until = uv_now(op->kb->loop) + (uint64_t)(ms > 0 ? ms : 0);
     op->pods_next = uv_now(op->kb->loop) + PODS_EVERY_MS;
     op->last_why[0] = '\0';
+    op->wait_seen = 0;
     op->ready = ready;
     op->check = wait_check;
     if (!op->winf) {

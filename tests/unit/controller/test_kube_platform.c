@@ -848,6 +848,27 @@ static void test_cancel_wait(void **state)
     assert_int_equal(o.status, KN_ECANCELLED);
 }
 
+/* A Deployment deleted while kanaria waits for it fails the wait at once, as `kubectl rollout
+ * status` does, not at the ready timeout. */
+static void test_deleted_while_waiting(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    int never = 0, code = 0;
+    char *reply;
+
+    fake_post(f, "/_fake/script", json_pack("{s:f}", "podSeconds", 1000.0));
+    apply_start(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, 0, &o, NULL);
+    run_until(f, &never, 1500);
+    assert_false(o.done);
+    reply = fake_http(f, "DELETE", DEPLOY "web", NULL, NULL, &code);
+    free(reply);
+    assert_int_equal(code, 200);
+    assert_true(run_until(f, &o.done, 10000));
+    assert_int_equal(o.status, KN_EIO);
+    assert_non_null(strstr(o.message, "Deployment shop/web was deleted"));
+}
+
 /* remove_app deletes everything kanaria applied, the canary too. */
 static void test_remove_app(void **state)
 {
@@ -944,6 +965,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_observe_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observe_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_app, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_vars_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_podselector, setup_podselector, teardown),
