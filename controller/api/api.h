@@ -3,6 +3,7 @@
  * TLS, on `listen` of kanaria.yaml.
  *
  *   GET  /healthz                          no token
+ *   GET  /api/v1/session                   viewer   who calls: user, role, the newest event id
  *   GET  /api/v1/apps                      viewer
  *   GET  /api/v1/apps/{app}                viewer   (?repo=NAME when names collide)
  *   GET  /api/v1/apps/{app}/history        viewer

@@ -31,6 +31,7 @@ enum kn_api_route_id {
     KN_API_ROUTE_REPO,
     KN_API_ROUTE_EVENTS,
     KN_API_ROUTE_WEBHOOK,
+    KN_API_ROUTE_SESSION,
     KN_API_NROUTES,
 };
 
