@@ -5,7 +5,7 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
-import { Clock, num, tone, word } from '../format.js';
+import { Clock, num, tone } from '../format.js';
 import { scheme } from '../store.js';
 
 const ORDER = ['canary', 'primary', 'baseline'];
@@ -155,7 +155,7 @@ function Check({ d, name, evals }) {
     return html`
         <figure data-testid="check" data-check=${name} class="check">
             <figcaption>
-                <strong>${name}</strong>: <span class="badge ${tone(last.verdict)}">${word(last.verdict)}</span>
+                <strong>${name}</strong>: <span class="badge ${tone(last.verdict)}">${last.verdict}</span>
                 ${' '}<span class="bound">${last.bound}</span>
                 <span class="muted"> (${evals.length} evaluation${evals.length === 1 ? '' : 's'}${spec && spec.strategy ? `, ${spec.strategy}` : ''})</span>
             </figcaption>
@@ -171,7 +171,7 @@ function Check({ d, name, evals }) {
                     <tbody>${evals.map(e => html`
                         <tr key=${e.id}>
                             <td><${Clock} t=${e.at} /></td>
-                            <td><span class="badge ${tone(e.verdict)}">${word(e.verdict)}</span></td>
+                            <td><span class="badge ${tone(e.verdict)}">${e.verdict}</span></td>
                             <td>${e.bound}</td>
                             <td>${Object.keys(e.values || {}).map(k => html`<div key=${k}>${k}: ${valuesText(e.values[k])}</div>`)}</td>
                         </tr>`)}

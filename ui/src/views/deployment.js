@@ -71,7 +71,7 @@ function decisionText(d, at) {
             return d.reason;
         }
         if (d.status === 'SUCCESS') {
-            return `Succeeded: ${d.summary || 'every stage passed'}.`;
+            return `Succeeded: every stage passed${d.summary ? ` (${d.summary})` : ''}.`;
         }
         return word(d.status);
     }
