@@ -157,7 +157,7 @@ describe('kanaria web UI', () => {
         await row.waitFor({ timeout: 10000 });
         const a = await getJSON(`/api/v1/apps/${app()}?repo=${repo()}`);
         assert.equal(a.status, 'SYNCED');
-        const status = row.locator('[data-status]');
+        const status = row.locator('[data-status]').first();
         assert.equal(await status.getAttribute('data-status'), 'SYNCED');
         assert.match(await status.textContent(), /Synced/);
         assert.ok((await row.textContent()).includes(a.last_good.slice(0, 7)),
@@ -383,7 +383,7 @@ describe('kanaria web UI', () => {
         });
         const row = p.locator(`[data-testid="app-row"][data-app="${app()}"]`);
         await waitFor('the app row Rolled back', async () =>
-            (await row.locator('[data-status]').getAttribute('data-status')) === 'ROLLED_BACK', 10000);
+            (await row.locator('[data-status]').first().getAttribute('data-status')) === 'ROLLED_BACK', 10000);
         assert.match(await row.textContent(), /Rolled back/);
         noProblems(p);
     });
