@@ -31,6 +31,9 @@ enum kn_api_route_id {
     KN_API_ROUTE_REPO,
     KN_API_ROUTE_EVENTS,
     KN_API_ROUTE_WEBHOOK,
+    KN_API_ROUTE_UI_INDEX,
+    KN_API_ROUTE_UI_JS,
+    KN_API_ROUTE_UI_CSS,
     KN_API_NROUTES,
 };
 
