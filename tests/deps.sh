@@ -10,6 +10,7 @@ packages=(
     haproxy prometheus curl python3 python3-kubernetes
     clang libclang-rt-14-dev
     chromium  # the web UI's browser tests (tests/ui/), headless, driven by npm playwright-core
+    debhelper  # the .deb of debian/ (tests/packaging/deb.sh), 16 small packages with its tools
 )
 
 missing=()
