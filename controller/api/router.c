@@ -18,6 +18,8 @@ const struct kn_api_route kn_api_routes[] = {
     /* app names and deployment outcomes: readable by viewers, like the rest of the API */
     {KN_API_ROUTE_METRICS, "GET", "/metrics", KN_ROLE_VIEWER, "read metrics", KN_API_BODY_MAX,
      kn_api_metrics_get},
+    {KN_API_ROUTE_SESSION, "GET", "/api/v1/session", KN_ROLE_VIEWER, "read", KN_API_BODY_MAX,
+     kn_api_session_get},
     {KN_API_ROUTE_APPS, "GET", "/api/v1/apps", KN_ROLE_VIEWER, "read", KN_API_BODY_MAX,
      kn_api_apps_list},
     {KN_API_ROUTE_APP, "GET", "/api/v1/apps/{app}", KN_ROLE_VIEWER, "read", KN_API_BODY_MAX,
@@ -86,6 +88,7 @@ const char *const kn_api_route_names[KN_API_NROUTES] = {
     [KN_API_ROUTE_UI_INDEX] = "/",
     [KN_API_ROUTE_UI_JS] = "/app.js",
     [KN_API_ROUTE_UI_CSS] = "/app.css",
+    [KN_API_ROUTE_SESSION] = "/api/v1/session",
 };
 
 /* ---- matching -------------------------------------------------------------------------------- */
