@@ -9,6 +9,7 @@ packages=(
     libcmocka-dev libsqlite3-dev libh2o-dev libssl-dev libxml2-dev
     haproxy prometheus curl python3 python3-kubernetes
     clang libclang-rt-14-dev
+    chromium  # the web UI's browser tests (tests/ui/), headless, driven by npm playwright-core
 )
 
 missing=()
