@@ -113,7 +113,7 @@ function Chart({ evals, spec, threshold, name }) {
             legend: { show: false },
             cursor: { show: false },
             series,
-            axes: [Object.assign({}, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(v => num(v)) }, axis)],
+            axes: [Object.assign({ space: 80 }, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(v => num(v)) }, axis)],
             scales: { x: { time: true } },
         };
         const u = new uPlot(opts, data, el);
