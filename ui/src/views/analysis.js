@@ -114,7 +114,11 @@ function Chart({ evals, spec, threshold, name }) {
             cursor: { show: false },
             series,
             axes: [Object.assign({ space: 80 }, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(v => num(v)) }, axis)],
-            scales: { x: { time: true } },
+            scales: {
+                x: { time: true },
+                /* from 0 when no sample is negative; a flat series of zeros gets a height */
+                y: { range: (u, lo, hi) => [Math.min(0, lo), hi > Math.min(0, lo) ? hi * 1.1 : 1] },
+            },
         };
         const u = new uPlot(opts, data, el);
         let ro = null;
