@@ -696,6 +696,21 @@ static void build_plan(struct deploy *dp)
     }
 }
 
+/* What the deployment runs on, for the API: its platform and pipeline, once (a restart finds
+ * them recorded). */
+static void record_start(struct deploy *dp)
+{
+    struct kn_store *st = dp->e->deps.store;
+    char *have = kn_store_stage_meta_get(st, dp->d.id, KN_STORE_DEPLOYMENT_META,
+                                         KN_ENGINE_PLATFORM_META);
+
+    if (!have) {
+        kn_store_stage_meta_set(st, dp->d.id, KN_STORE_DEPLOYMENT_META, KN_ENGINE_PLATFORM_META,
+                                kn_platform_name(dp->platform));
+    }
+    free(have);
+}
+
 static void load_done(uv_work_t *req, int status)
 {
     struct deploy *dp = req->data;
@@ -725,6 +740,7 @@ static void load_done(uv_work_t *req, int status)
         return;
     }
     build_plan(dp);
+    record_start(dp);
     if (dp->d.status == KN_DEPLOY_PENDING || dp->d.status == KN_DEPLOY_PLANNED) {
         set_status(dp, KN_DEPLOY_RUNNING, NULL);
     }

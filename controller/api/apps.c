@@ -40,6 +40,91 @@ json_t *kn_api_stage_json(const struct kn_stage_state *s)
                      (json_int_t)s->finished_at);
 }
 
+const char *kn_api_app_status(const struct kn_app_state *a)
+{
+    if (a->current_deployment != 0) {
+        return "DEPLOYING";
+    }
+    if (a->error && a->error[0]) {
+        return "INVALID";
+    }
+    if (a->orphaned_at != 0) {
+        return "ORPHANED";
+    }
+    if (a->drift[0]) {
+        return "OUT_OF_SYNC";
+    }
+    if (a->rolled_back_from[0]) {
+        return "ROLLED_BACK";
+    }
+    return a->last_good[0] ? "SYNCED" : "NEW";
+}
+
+struct kn_api_platform_find {
+    struct kn_store *store;
+    char *name; /* the first deployment's that has one; NULL until found */
+};
+
+static int kn_api_deployment_platform(const struct kn_deployment *d, void *data)
+{
+    struct kn_api_platform_find *f = data;
+
+    f->name = kn_store_stage_meta_get(f->store, d->id, KN_STORE_DEPLOYMENT_META,
+                                      KN_ENGINE_PLATFORM_META);
+    return f->name != NULL;
+}
+
+/* The platform the app runs on: the one its newest deployment that started ran on; before any,
+ * the only platform kanaria.yaml declares (`local`, the embedded default, when it declares
+ * none); otherwise "" (unknown). */
+static json_t *kn_api_app_platform(struct kn_api *api, const struct kn_app_state *a)
+{
+    struct kn_api_platform_find f = {.store = api->deps.store};
+    const struct kn_list *platforms = &api->config->platforms;
+    json_t *j;
+
+    kn_store_deployments(api->deps.store, a->repo, a->name, KN_API_RECENT,
+                         kn_api_deployment_platform, &f);
+    if (f.name) {
+        j = json_string(f.name);
+    } else if (platforms->count == 0) {
+        j = json_string("local");
+    } else if (platforms->count == 1) {
+        j = json_string(((const struct kn_platform_config *)platforms->items)[0].name);
+    } else {
+        j = json_string("");
+    }
+    free(f.name);
+    return j;
+}
+
+/* The app's traffic split as its platform reports it now ("traffic"), or null and why
+ * ("traffic_error"), into j. */
+static void kn_api_app_traffic(struct kn_api *api, const struct kn_app_state *a, json_t *j)
+{
+    struct kn_live_state ls;
+    const char *why = NULL;
+
+    memset(&ls, 0, sizeof(ls));
+    if (!api->deps.live || api->deps.live(api->deps.data, a->name, &ls) < 0) {
+        why = "the platform has not been read for this app yet";
+    } else if (ls.error) {
+        why = ls.error;
+    }
+    if (why) {
+        json_object_set_new(j, "traffic", json_null());
+        json_object_set_new(j, "traffic_error", json_string(why));
+    } else {
+        json_object_set_new(j, "traffic",
+                            json_pack("{s:f, s:f, s:f}", "primary",
+                                      ls.variant[KN_VARIANT_PRIMARY].weight, "canary",
+                                      ls.variant[KN_VARIANT_CANARY].weight, "baseline",
+                                      ls.variant[KN_VARIANT_BASELINE].weight));
+        json_object_set_new(j, "traffic_error", json_string(""));
+    }
+    kn_live_state_release(&ls);
+}
+
 /* The first stage that is RUNNING (the one a person may be waiting on). */
 static int kn_api_find_running(const struct kn_stage_state *s, void *data)
 {
@@ -60,6 +145,8 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_t *latest = json_array();
     struct kn_deployment d;
 
+    json_object_set_new(j, "platform", kn_api_app_platform(api, a));
+    json_object_set_new(j, "status", json_string(kn_api_app_status(a)));
     json_object_set_new(j, "drift", json_string(a->drift));
     json_object_set_new(j, "drift_since", json_integer(a->drift_since));
     json_object_set_new(j, "self_heal", json_boolean(a->self_heal));
@@ -188,8 +275,12 @@ static void kn_api_app_answer(struct kn_api *api, h2o_req_t *req, const struct k
     }
     kn_store_deployments(api->deps.store, a.repo, a.name, history ? KN_API_HISTORY : KN_API_RECENT,
                          kn_api_collect_deployment, list);
-    body =
-        history ? json_pack("{s:s, s:s}", "repo", a.repo, "app", a.name) : kn_api_app_json(api, &a);
+    if (history) {
+        body = json_pack("{s:s, s:s}", "repo", a.repo, "app", a.name);
+    } else {
+        body = kn_api_app_json(api, &a);
+        kn_api_app_traffic(api, &a, body);
+    }
     json_object_set_new(body, "deployments", list);
     kn_api_reply(req, 200, body);
     json_decref(body);

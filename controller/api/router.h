@@ -83,6 +83,7 @@ json_t *kn_api_body_json(h2o_req_t *req);
 /* Route handlers, one file per resource. */
 void kn_api_healthz(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_metrics_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_session_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_apps_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_app_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_app_history(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
@@ -98,10 +99,17 @@ void kn_api_repositories_list(struct kn_api *api, h2o_req_t *req, const struct k
 void kn_api_repository_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+/* GET or HEAD of a web UI file: the asset of kn_ui_assets whose path is the route's pattern
+ * (ui.c) */
+void kn_api_ui_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 
 /* JSON of what the store holds (apps.c). */
 json_t *kn_api_deployment_json(const struct kn_deployment *d);
 json_t *kn_api_stage_json(const struct kn_stage_state *s);
+/* The app's status, one word, the first that applies: DEPLOYING (a deployment is not final),
+ * INVALID (error), ORPHANED, OUT_OF_SYNC (drift), ROLLED_BACK, SYNCED (a last good commit), NEW.
+ * A static string. */
+const char *kn_api_app_status(const struct kn_app_state *a);
 /* Appends each deployment to the JSON array data: a kn_store_deployment_cb. */
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data);
 

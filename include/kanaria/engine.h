@@ -97,6 +97,12 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
 #define KN_ENGINE_SKIP_REASON_META "reason"
 #define KN_ENGINE_BREAK_GLASS_META "break_glass"
 
+/* What a deployment runs on, recorded when it starts (metadata of the deployment, at index
+ * KN_STORE_DEPLOYMENT_META): the name of its platform, and its pipeline as a JSON array of the
+ * stages it runs (kn_stage_pipeline_json; a QUICK_SYNC runs one SYNC stage). */
+#define KN_ENGINE_PLATFORM_META "platform"
+#define KN_ENGINE_PIPELINE_META "pipeline"
+
 /* Stop: running stages are cancelled without a status change, so that a restart resumes them.
  * The loop then runs out of the engine's work; free after uv_run returns. */
 void kn_engine_stop(struct kn_engine *e);
