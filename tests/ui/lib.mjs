@@ -97,10 +97,19 @@ export const deployment = (id) => getJSON(`/api/v1/deployments/${id}`);
 
 export const FINAL = ['SUCCESS', 'FAILURE', 'CANCELLED'];
 
-// the index of the first stage of KIND in deployment D (as the API lists it), or -1
+// the index of the first stage of KIND in deployment D (its pipeline as the API lists it), or -1
 export function stageIndex(d, kind) {
-    const s = (d.stages || []).find((x) => x.name === kind);
+    const s = (d.pipeline || []).find((x) => x.kind === kind) ||
+        (d.stages || []).find((x) => x.name === kind);
     return s ? s.index : -1;
+}
+
+// the same once deployment ID has started (its pipeline is recorded when it starts)
+export async function stageIndexOf(id, kind) {
+    return (await waitFor(`the stage ${kind} in deployment #${id}'s pipeline`, async () => {
+        const i = stageIndex(await deployment(id), kind);
+        return i >= 0 && { i };
+    }, 30000)).i;
 }
 
 // ---- a proxy on loopback in front of kanaria: the browser talks to kanaria through it ------
@@ -278,11 +287,12 @@ export async function markerKept(page, m) {
 }
 
 // Records every change of a stage box's data-status while the page stays loaded:
-// window.__stageChanges = [{index, from, to}].
+// window.__stageChanges = [{index, from, to}]; window.__stagesAtStart, the boxes first seen.
 export async function watchStages(page) {
     await page.evaluate(() => {
         window.__stageChanges = [];
         const seen = new Map();
+        window.__stagesAtStart = seen;
         const scan = () => {
             for (const e of document.querySelectorAll('[data-testid="stage"]')) {
                 const i = e.getAttribute('data-index');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import {
     ALLOW_401, FINAL, api, app, axeBothThemes, deployment, deploymentOf, env, getJSON, launch,
-    login, markerKept, newPage, noProblems, push, repo, setMarker, sleep, stageBoxes, stageIndex,
+    login, markerKept, newPage, noProblems, push, repo, setMarker, sleep, stageBoxes, stageIndexOf,
     startProxy, waitFor, watchStages,
 } from './lib.mjs';
 
@@ -190,14 +190,17 @@ describe('kanaria web UI', () => {
         await link.click();
         await pipelineShown(p, d.id);
         await watchStages(p);
-        const wait = stageIndex(await deployment(d.id), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(d.id, 'WAIT_APPROVAL');
         assert.ok(wait > 0, 'the pipeline has no WAIT_APPROVAL stage');
         await waitFor('the WAIT_APPROVAL stage box to be RUNNING', async () =>
             (await stageOf(p, wait).getAttribute('data-status')) === 'RUNNING', 90000);
-        const changes = await p.evaluate(() => window.__stageChanges);
-        assert.ok(changes.length >= 2, `the stage boxes changed ${changes.length} times: ` +
-            JSON.stringify(changes));
-        assert.ok(changes.some((c) => c.index === wait && c.to === 'RUNNING'), JSON.stringify(changes));
+        const [changes, first] = await p.evaluate(() => [window.__stageChanges,
+            Object.fromEntries(window.__stagesAtStart)]);
+        const seen = `changes ${JSON.stringify(changes)}; first seen ${JSON.stringify(first)}`;
+        assert.ok(String(wait) in first, `the WAIT_APPROVAL box (${wait}) was not on the page ` +
+            `before it ran (every stage of the pipeline has a box, NOT_STARTED until it runs): ${seen}`);
+        assert.ok(changes.length >= 2, `the stage boxes changed ${changes.length} times: ${seen}`);
+        assert.ok(changes.some((c) => c.index === wait && c.to === 'RUNNING'), seen);
         assert.ok(await markerKept(p, marker), 'the page was loaded again');
         const boxes = await stageBoxes(p);
         for (const b of boxes.filter((x) => x.index < wait)) {
@@ -231,7 +234,7 @@ describe('kanaria web UI', () => {
             location.hash = h;
         }, `#/deployments/${ids.good}`);
         await pipelineShown(p, ids.good);
-        const wait = stageIndex(await deployment(ids.good), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
         await waitFor('the WAIT_APPROVAL box RUNNING', async () =>
             (await stageOf(p, wait).getAttribute('data-status')) === 'RUNNING', 10000);
         for (const name of ['Approve', 'Reject', 'Sync']) {
@@ -262,7 +265,7 @@ describe('kanaria web UI', () => {
         await p.keyboard.press('Enter');
         const dialog = p.getByRole('dialog');
         await dialog.waitFor({ timeout: 5000 });
-        const wait = stageIndex(await deployment(ids.good), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
         await dialog.getByRole('heading', { name: `Approve stage ${wait} WAIT_APPROVAL` }).waitFor({ timeout: 2000 });
         assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)),
             'the focus is not in the dialog');
@@ -280,7 +283,7 @@ describe('kanaria web UI', () => {
         const p = await aliceOn(`#/deployments/${ids.good}`);
         await pipelineShown(p, ids.good);
         const marker = await setMarker(p);
-        const wait = stageIndex(await deployment(ids.good), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
         await p.getByRole('button', { name: 'Approve', exact: true }).click();
         const dialog = p.getByRole('dialog');
         await dialog.waitFor({ timeout: 5000 });
@@ -313,7 +316,7 @@ describe('kanaria web UI', () => {
             (await p.getByTestId('stream-status').textContent()) === 'Live', 15000);
         const marker = await setMarker(p);
         const d = await deployment(await ensureBad());
-        const analysis = stageIndex(await deployment(d.id), 'ANALYSIS');
+        const analysis = await stageIndexOf(d.id, 'ANALYSIS');
         await p.evaluate((h) => {
             location.hash = h;
         }, `#/deployments/${d.id}`);
@@ -377,6 +380,14 @@ describe('kanaria web UI', () => {
             assert.match(await fig.locator('figcaption').textContent(), new RegExp(check));
             assert.match(await fig.locator('table').textContent(), /FAIL/);
         }
+        // the split now: everything back on the primary
+        await waitFor('the traffic now on the primary', async () =>
+            /primary 100%/.test(await p.getByTestId('traffic').textContent()), 10000)
+            .catch(async (e) => {
+                const a = await getJSON(`/api/v1/apps/${app()}?repo=${repo()}`);
+                throw new Error(`${e.message}; the page says "${await p.getByTestId('traffic')
+                    .textContent()}", the API ${JSON.stringify(a.traffic)}`);
+            });
         await axeBothThemes(p, 'deployment-rolled-back');
         await p.evaluate(() => {
             location.hash = '#/apps';
