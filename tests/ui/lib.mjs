@@ -292,7 +292,6 @@ export async function watchStages(page) {
     await page.evaluate(() => {
         window.__stageChanges = [];
         const seen = new Map();
-        window.__stagesAtStart = seen;
         const scan = () => {
             for (const e of document.querySelectorAll('[data-testid="stage"]')) {
                 const i = e.getAttribute('data-index');
@@ -304,6 +303,7 @@ export async function watchStages(page) {
             }
         };
         scan();
+        window.__stagesAtStart = new Map(seen);
         new MutationObserver(scan).observe(document.body, {
             subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'],
         });
