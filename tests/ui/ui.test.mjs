@@ -197,6 +197,12 @@ describe('kanaria web UI', () => {
         const [changes, first] = await p.evaluate(() => [window.__stageChanges,
             Object.fromEntries(window.__stagesAtStart)]);
         const seen = `changes ${JSON.stringify(changes)}; first seen ${JSON.stringify(first)}`;
+        // the page as it waits, in both themes: shot and checked before the live checks below,
+        // whose failure is reported first
+        let axeError = null;
+        await axeBothThemes(p, 'deployment-running').catch((e) => {
+            axeError = e;
+        });
         assert.ok(String(wait) in first, `the WAIT_APPROVAL box (${wait}) was not on the page ` +
             `before it ran (every stage of the pipeline has a box, NOT_STARTED until it runs): ${seen}`);
         assert.ok(changes.length >= 2, `the stage boxes changed ${changes.length} times: ${seen}`);
@@ -209,7 +215,9 @@ describe('kanaria web UI', () => {
         assert.match(await p.getByTestId('decision').textContent(), /approval/i);
         assert.match(await p.getByTestId('traffic').textContent(), /canary 30%/);
         await p.getByTestId('analysis').locator('[data-testid="check"]').first().waitFor({ timeout: 5000 });
-        await axeBothThemes(p, 'deployment-running');
+        if (axeError) {
+            throw axeError;
+        }
         noProblems(p);
     });
 
