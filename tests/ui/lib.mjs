@@ -239,6 +239,7 @@ export async function login(page, base, token, who) {
     const want = typeof who === 'string' ? (t) => t === who : (t) => who.test(t);
     await waitFor(`the header to say ${who}`, async () =>
         want((await page.getByTestId('whoami').textContent({ timeout: 1000 })) || ''), 15000);
+    page.allowConsole.splice(page.allowConsole.indexOf(ALLOW_401), 1); // signed in: no more 401
 }
 
 // axe-core on the page as it is now, in both colour schemes, with a full-page screenshot of
