@@ -93,6 +93,22 @@ async function closePages() {
     }
 }
 
+// it(), with a screenshot of each page open when the scenario fails: failed-NAME-N.png
+function scenario(name, fn) {
+    it(name, async () => {
+        try {
+            await fn();
+        } catch (e) {
+            const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40).replace(/-$/, '');
+            for (const [i, p] of pages.entries()) {
+                await p.screenshot({ path: `${env('UI_SHOTS')}/failed-${slug}-${i}.png`, fullPage: true })
+                    .catch(() => {});
+            }
+            throw e;
+        }
+    });
+}
+
 describe('kanaria web UI', () => {
     before(async () => {
         browser = await launch();
@@ -108,7 +124,7 @@ describe('kanaria web UI', () => {
         await proxy?.close();
     });
 
-    it('serves the page with its security headers', async () => {
+    scenario('serves the page with its security headers', async () => {
         const r = await fetch(`${env('UI_URL')}/`, { signal: AbortSignal.timeout(10000) });
         assert.equal(r.status, 200, `GET / answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
         assert.match(r.headers.get('content-type') || '', /^text\/html/);
@@ -117,7 +133,7 @@ describe('kanaria web UI', () => {
         assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
     });
 
-    it('logs in with a token; a wrong token shows the API\'s refusal', async () => {
+    scenario('logs in with a token; a wrong token shows the API\'s refusal', async () => {
         const p = await page();
         p.allowConsole.push(ALLOW_401);
         await p.goto(`${base}/`);
@@ -150,7 +166,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('lists the app with its status', async () => {
+    scenario('lists the app with its status', async () => {
         const p = await aliceOn();
         await p.getByRole('heading', { name: 'Applications' }).waitFor({ timeout: 10000 });
         const row = p.locator(`[data-testid="app-row"][data-app="${app()}"]`);
@@ -179,7 +195,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('follows a pushed canary live, without a reload, up to the approval', async () => {
+    scenario('follows a pushed canary live, without a reload, up to the approval', async () => {
         const p = await aliceOn(`#/apps/${repo()}/${app()}`);
         await p.getByTestId('history').waitFor({ timeout: 10000 });
         const marker = await setMarker(p);
@@ -221,7 +237,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('shows a commit message holding HTML as text', async () => {
+    scenario('shows a commit message holding HTML as text', async () => {
         await ensureGood();
         const p = await aliceOn(`#/deployments/${ids.good}`);
         await pipelineShown(p, ids.good);
@@ -233,7 +249,7 @@ describe('kanaria web UI', () => {
         noProblems(p); // no alert() ran
     });
 
-    it('shows a viewer no action buttons', async () => {
+    scenario('shows a viewer no action buttons', async () => {
         await ensureGood();
         await apiStageRunning(ids.good, 'WAIT_APPROVAL');
         const p = await page();
@@ -258,7 +274,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('works from the keyboard: Tab to Approve, Enter opens the dialog, Escape closes it', async () => {
+    scenario('works from the keyboard: Tab to Approve, Enter opens the dialog, Escape closes it', async () => {
         await ensureGood();
         await apiStageRunning(ids.good, 'WAIT_APPROVAL');
         const p = await aliceOn(`#/deployments/${ids.good}`);
@@ -285,7 +301,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('approves from the UI and shows the promotion', async () => {
+    scenario('approves from the UI and shows the promotion', async () => {
         await ensureGood();
         await apiStageRunning(ids.good, 'WAIT_APPROVAL');
         const p = await aliceOn(`#/deployments/${ids.good}`);
@@ -311,7 +327,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('catches up after the event stream is cut, resuming with Last-Event-ID', async () => {
+    scenario('catches up after the event stream is cut, resuming with Last-Event-ID', async () => {
         const good = await deployment(await ensureGood());
         if (!FINAL.includes(good.status)) { // the bad version must not queue behind the good one
             await apiStageRunning(good.id, 'WAIT_APPROVAL');
@@ -368,7 +384,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('explains the rollback: the reason, the failing check\'s chart and its FAIL verdict', async () => {
+    scenario('explains the rollback: the reason, the failing check\'s chart and its FAIL verdict', async () => {
         await ensureBad();
         const d = await apiFinal(ids.bad);
         assert.equal(d.status, 'FAILURE', `v3 ended ${d.status}: ${d.reason}`);
@@ -407,7 +423,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('is readable on a phone', async () => {
+    scenario('is readable on a phone', async () => {
         const p = await page({ width: 375, height: 800 });
         await login(p, base, ALICE(), 'alice (approver)');
         await p.evaluate((h) => {
