@@ -2,7 +2,7 @@
 // parsed here. Resumed with Last-Event-ID; closed while the tab is hidden; backoff 1 s → 30 s
 // with jitter on errors; a 401 stops it and shows the login.
 import { headers } from './api.js';
-import { onEvent, refreshShown, showLogin, streamStatus } from './store.js';
+import { onEvent, refreshShown, streamRefused, streamStatus } from './store.js';
 
 const URL_EVENTS = '/api/v1/events';
 
@@ -82,7 +82,13 @@ async function connect(gen) {
     }
     const res = await fetch(URL_EVENTS, { headers: h, signal: controller.signal, cache: 'no-store' });
     if (res.status === 401) {
-        return 'unauthorized';
+        let why = 'HTTP 401';
+        try {
+            why = (await res.json()).error || why;
+        } catch (e) {
+            /* not JSON: the status says enough */
+        }
+        return { refused: why };
     }
     if (!res.ok || !res.body) {
         throw new Error(`HTTP ${res.status}`);
@@ -135,9 +141,9 @@ async function loop(gen) {
         if (!running || gen !== generation) {
             return;
         }
-        if (outcome === 'unauthorized') {
+        if (outcome && outcome.refused) {
             running = false;
-            showLogin();
+            streamRefused(outcome.refused);
             return;
         }
         if (document.hidden) {

@@ -113,7 +113,7 @@ function Chart({ evals, spec, threshold, name }) {
             legend: { show: false },
             cursor: { show: false },
             series,
-            axes: [Object.assign({}, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(v => num(v)) }, axis)],
+            axes: [Object.assign({ space: 80 }, axis), Object.assign({ size: 60, values: (u, vals) => vals.map(v => num(v)) }, axis)],
             scales: { x: { time: true } },
         };
         const u = new uPlot(opts, data, el);
@@ -150,7 +150,8 @@ function valuesText(v) {
 function Check({ d, name, evals }) {
     const last = evals[evals.length - 1];
     const spec = checkSpec(d, name);
-    const threshold = thresholdOf(last);
+    const threshold = thresholdOf(last) ||
+        (spec && (spec.max != null || spec.min != null) ? { max: spec.max ?? null, min: spec.min ?? null } : null);
     const keys = keysOf(evals);
     return html`
         <figure data-testid="check" data-check=${name} class="check">
