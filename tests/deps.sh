@@ -9,6 +9,7 @@ packages=(
     libcmocka-dev libsqlite3-dev libh2o-dev libssl-dev libxml2-dev
     haproxy prometheus curl python3 python3-kubernetes
     clang libclang-rt-14-dev
+    chromium  # the web UI's browser tests (tests/ui/), headless, driven by npm playwright-core
 )
 
 missing=()
@@ -18,8 +19,9 @@ for p in "${packages[@]}"; do
     fi
 done
 
-# node and npm for the schema check of generated Kubernetes objects (tests/kube/): Debian's own
-# unless some node is on the PATH already
+# node (18 or later) and npm to build the web UI (ui/, bundled into the binary) and for the schema
+# check of generated Kubernetes objects (tests/kube/): Debian's own unless some node is on the
+# PATH already
 for tool in node npm; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         missing+=("$([ "$tool" = node ] && echo nodejs || echo npm)")

@@ -3,6 +3,7 @@
  * TLS, on `listen` of kanaria.yaml.
  *
  *   GET  /healthz                          no token
+ *   GET  /, /app.js, /app.css              no token: the web UI, embedded at build time (ui.h)
  *   GET  /api/v1/session                   viewer   who calls: user, role, the newest event id
  *   GET  /api/v1/apps                      viewer
  *   GET  /api/v1/apps/{app}                viewer   (?repo=NAME when names collide)

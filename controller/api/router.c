@@ -51,6 +51,16 @@ const struct kn_api_route kn_api_routes[] = {
     /* signed with the repository's webhook secret, not a token (webhook.c) */
     {KN_API_ROUTE_WEBHOOK, "POST", "/api/v1/webhooks/git", KN_API_PUBLIC, "trigger a fetch",
      KN_WEBHOOK_BODY_MAX, kn_api_webhook_post},
+    /* the web UI's files, embedded at build time (ui.c): no data in them, so no token */
+    {KN_API_ROUTE_UI_INDEX, "GET", "/", KN_API_PUBLIC, "read", KN_API_BODY_MAX, kn_api_ui_get},
+    {KN_API_ROUTE_UI_INDEX, "HEAD", "/", KN_API_PUBLIC, "read", KN_API_BODY_MAX, kn_api_ui_get},
+    {KN_API_ROUTE_UI_JS, "GET", "/app.js", KN_API_PUBLIC, "read", KN_API_BODY_MAX, kn_api_ui_get},
+    {KN_API_ROUTE_UI_JS, "HEAD", "/app.js", KN_API_PUBLIC, "read", KN_API_BODY_MAX,
+     kn_api_ui_get},
+    {KN_API_ROUTE_UI_CSS, "GET", "/app.css", KN_API_PUBLIC, "read", KN_API_BODY_MAX,
+     kn_api_ui_get},
+    {KN_API_ROUTE_UI_CSS, "HEAD", "/app.css", KN_API_PUBLIC, "read", KN_API_BODY_MAX,
+     kn_api_ui_get},
 };
 
 const size_t kn_api_nroutes = sizeof(kn_api_routes) / sizeof(kn_api_routes[0]);
@@ -75,6 +85,9 @@ const char *const kn_api_route_names[KN_API_NROUTES] = {
     [KN_API_ROUTE_REPO] = "/api/v1/repositories/{repo}",
     [KN_API_ROUTE_EVENTS] = "/api/v1/events",
     [KN_API_ROUTE_WEBHOOK] = "/api/v1/webhooks/git",
+    [KN_API_ROUTE_UI_INDEX] = "/",
+    [KN_API_ROUTE_UI_JS] = "/app.js",
+    [KN_API_ROUTE_UI_CSS] = "/app.css",
     [KN_API_ROUTE_SESSION] = "/api/v1/session",
 };
 

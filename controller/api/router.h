@@ -99,6 +99,9 @@ void kn_api_repositories_list(struct kn_api *api, h2o_req_t *req, const struct k
 void kn_api_repository_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+/* GET or HEAD of a web UI file: the asset of kn_ui_assets whose path is the route's pattern
+ * (ui.c) */
+void kn_api_ui_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 
 /* JSON of what the store holds (apps.c). */
 json_t *kn_api_deployment_json(const struct kn_deployment *d);

@@ -28,6 +28,24 @@ struct kn_api_handler {
     struct kn_api *api;
 };
 
+/* On every answer of the listener (the API's, the web UI's, the event stream, and h2o's own
+ * errors): no guessing of content types from the bytes, no address of kanaria in a Referer. */
+static char kn_api_nosniff_name[] = "x-content-type-options";
+static char kn_api_nosniff_value[] = "nosniff";
+static char kn_api_referrer_name[] = "referrer-policy";
+static char kn_api_referrer_value[] = "no-referrer";
+static h2o_iovec_t kn_api_header_names[] = {
+    {kn_api_nosniff_name, sizeof(kn_api_nosniff_name) - 1},
+    {kn_api_referrer_name, sizeof(kn_api_referrer_name) - 1},
+};
+static h2o_headers_command_t kn_api_headers[] = {
+    {H2O_HEADERS_CMD_SET, &kn_api_header_names[0],
+     {kn_api_nosniff_value, sizeof(kn_api_nosniff_value) - 1}},
+    {H2O_HEADERS_CMD_SET, &kn_api_header_names[1],
+     {kn_api_referrer_value, sizeof(kn_api_referrer_value) - 1}},
+    {H2O_HEADERS_CMD_NULL, NULL, {NULL, 0}},
+};
+
 static const char *kn_api_reason(int status)
 {
     switch (status) {
@@ -373,6 +391,9 @@ int kn_api_new(struct kn_api **out, const struct kn_api_deps *deps, struct kn_er
     h = (struct kn_api_handler *)h2o_create_handler(path, sizeof(*h));
     h->super.on_req = kn_api_on_req;
     h->api = api;
+    /* a filter of the path of every request, and of the path h2o answers its own errors on */
+    h2o_headers_register(path, kn_api_headers);
+    h2o_headers_register(&host->fallback_path, kn_api_headers);
     if (cfg->tls.cert_file && cfg->tls.key_file && (rc = kn_api_tls(api, &cfg->tls, err)) < 0) {
         goto out;
     }

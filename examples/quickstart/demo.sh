@@ -295,6 +295,7 @@ show "kanaria history hello"
 step "Done in $(($(date +%s) - t0))s: v1 deployed, v2 canaried, approved and promoted, v3 rolled back"
 if [ "$keep" = 1 ]; then
     say "    Everything keeps running (--keep):"
+    say "      the web UI       $KANARIA_ADDR/  (sign in with the KANARIA_TOKEN below)"
     say "      the app          curl http://127.0.0.1:$app_port/"
     say "      the API          export KANARIA_ADDR=$KANARIA_ADDR KANARIA_TOKEN=$KANARIA_TOKEN"
     say "                       $bindir/kanaria status hello"

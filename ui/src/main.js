@@ -1,5 +1,85 @@
-// kanaria's web UI: the entry point esbuild bundles into /app.js.
+// kanaria's web UI: the entry point esbuild bundles into /app.js. The header (stream status,
+// who is signed in), the hash router and the views.
 import { render } from 'preact';
 import { html } from 'htm/preact';
+import { useEffect } from 'preact/hooks';
+import { token } from './api.js';
+import { route } from './router.js';
+import { auth, bootstrap, fatal, session, setStreamHooks, show, showLogin, signOut, streamStatus } from './store.js';
+import { startStream, stopStream } from './stream.js';
+import { App } from './views/app.js';
+import { Apps } from './views/apps.js';
+import { Deployment } from './views/deployment.js';
+import { Login } from './views/login.js';
 
-render(html`<main><h1>kanaria</h1></main>`, document.getElementById('root'));
+setStreamHooks({ start: startStream, stop: stopStream });
+
+function Who() {
+    const s = session.value;
+    if (auth.value !== 'ok' || !s) {
+        return null;
+    }
+    const signedIn = !!token();
+    return html`
+        <span class="who" data-testid="whoami">${s.user ? `${s.user} (${s.role})` : 'Read-only'}</span>
+        ${signedIn ? html`<button type="button" onClick=${signOut}>Sign out</button>`
+            : html`<button type="button" onClick=${showLogin}>Sign in</button>`}`;
+}
+
+function Header() {
+    const st = streamStatus.value;
+    const cls = st === 'Live' ? 'good' : st === 'Signed out' ? 'bad' : st === 'Paused' ? 'none' : 'busy';
+    return html`
+        <header class="top">
+            <nav aria-label="Main"><a class="brand" href="#/apps">kanaria</a></nav>
+            <div class="session">
+                <span role="status" data-testid="stream-status" class="stream ${cls}">${st}</span>
+                <${Who} />
+            </div>
+        </header>`;
+}
+
+function NotFound({ path }) {
+    useEffect(() => {
+        document.title = 'Not found · kanaria';
+    }, []);
+    return html`<h1>Not found</h1><p>Nothing is at <code>#${path}</code>. <a href="#/apps">See the applications</a>.</p>`;
+}
+
+function View() {
+    const r = route.value;
+    if (auth.value === 'login') {
+        return html`<${Login} />`;
+    }
+    if (auth.value === 'boot') {
+        return html`<h1>kanaria</h1><p class="muted">Loading…</p>`;
+    }
+    switch (r.name) {
+    case 'apps':
+        return html`<${Apps} />`;
+    case 'app':
+        return html`<${App} key=${`${r.repo}/${r.app}`} repo=${r.repo} name=${r.app} />`;
+    case 'deployment':
+        return html`<${Deployment} key=${r.id} id=${r.id} />`;
+    default:
+        return html`<${NotFound} path=${r.path} />`;
+    }
+}
+
+function Root() {
+    /* load what the route shows whenever it or the session changes */
+    const r = route.value;
+    const a = auth.value;
+    useEffect(() => {
+        show(r);
+    }, [r, a]);
+    return html`
+        <${Header} />
+        <main id="main">
+            ${fatal.value ? html`<p role="alert" class="error">${fatal.value}</p>` : null}
+            <${View} />
+        </main>`;
+}
+
+render(html`<${Root} />`, document.getElementById('root'));
+bootstrap();

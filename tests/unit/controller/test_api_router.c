@@ -74,7 +74,9 @@ static void test_every_route_matches(void **state)
 static void test_unknown_paths(void **state)
 {
     static const char *const paths[] = {
-        "/",
+        "/index.html", /* the web UI is at / only: its router lives in the URL's fragment */
+        "/app.js/x",
+        "/ui/app.css",
         "/api/v1/nothing",
         "/api/v1/apps/web/history/more",
         "/api/v1/apps/web/promote",

@@ -1,0 +1,203 @@
+// One server-sent event stream per tab, read with fetch (so it can carry the bearer token) and
+// parsed here. Resumed with Last-Event-ID; closed while the tab is hidden; backoff 1 s → 30 s
+// with jitter on errors; a 401 stops it and shows the login.
+import { headers } from './api.js';
+import { onEvent, refreshShown, streamRefused, streamStatus } from './store.js';
+
+const URL_EVENTS = '/api/v1/events';
+
+let lastId = null;
+let running = false;
+let controller = null;
+let generation = 0;
+let attempt = 0;
+let wake = null;
+
+function sleep(ms) {
+    return new Promise(resolve => {
+        const t = setTimeout(resolve, ms);
+        wake = () => {
+            clearTimeout(t);
+            resolve();
+        };
+    });
+}
+
+function backoff() {
+    const base = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5));
+    attempt++;
+    return base / 2 + Math.random() * base / 2;
+}
+
+// Split a chunked body into events; calls `dispatch` with {id, event, data} per event.
+export function parser(dispatch) {
+    let buf = '';
+    let data = [];
+    let id = null;
+    let event = '';
+    return chunk => {
+        buf += chunk;
+        let m;
+        const re = /\r\n|\r|\n/;
+        while ((m = re.exec(buf))) {
+            /* a lone \r at the end may be half of \r\n: wait for more */
+            if (m[0] === '\r' && m.index === buf.length - 1) {
+                break;
+            }
+            const line = buf.slice(0, m.index);
+            buf = buf.slice(m.index + m[0].length);
+            if (line === '') {
+                if (data.length) {
+                    dispatch({ id, event: event || 'message', data: data.join('\n') });
+                }
+                data = [];
+                event = '';
+                continue;
+            }
+            if (line.startsWith(':')) {
+                continue;
+            }
+            const c = line.indexOf(':');
+            const field = c < 0 ? line : line.slice(0, c);
+            let value = c < 0 ? '' : line.slice(c + 1);
+            if (value.startsWith(' ')) {
+                value = value.slice(1);
+            }
+            if (field === 'data') {
+                data.push(value);
+            } else if (field === 'id') {
+                id = value;
+            } else if (field === 'event') {
+                event = value;
+            }
+        }
+    };
+}
+
+async function connect(gen) {
+    controller = new AbortController();
+    const h = headers({ Accept: 'text/event-stream' });
+    if (lastId != null) {
+        h['Last-Event-ID'] = String(lastId);
+    }
+    const res = await fetch(URL_EVENTS, { headers: h, signal: controller.signal, cache: 'no-store' });
+    if (res.status === 401) {
+        let why = 'HTTP 401';
+        try {
+            why = (await res.json()).error || why;
+        } catch (e) {
+            /* not JSON: the status says enough */
+        }
+        return { refused: why };
+    }
+    if (!res.ok || !res.body) {
+        throw new Error(`HTTP ${res.status}`);
+    }
+    streamStatus.value = 'Live';
+    if (attempt > 0 || gen > 1) {
+        /* events may have been missed while away */
+        refreshShown();
+    }
+    attempt = 0;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    const feed = parser(ev => {
+        if (ev.id) {
+            const n = Number(ev.id);
+            if (Number.isFinite(n)) {
+                lastId = n;
+            }
+        }
+        let data;
+        try {
+            data = JSON.parse(ev.data);
+        } catch (e) {
+            return;
+        }
+        onEvent(data);
+    });
+    for (;;) {
+        const { value, done } = await reader.read();
+        if (done) {
+            return 'closed';
+        }
+        feed(value);
+    }
+}
+
+async function loop(gen) {
+    while (running && gen === generation) {
+        if (document.hidden) {
+            streamStatus.value = 'Paused';
+            return;
+        }
+        streamStatus.value = attempt === 0 && lastConnects === 0 ? 'Connecting…' : 'Reconnecting…';
+        lastConnects++;
+        let outcome;
+        try {
+            outcome = await connect(lastConnects);
+        } catch (e) {
+            outcome = 'error';
+        }
+        if (!running || gen !== generation) {
+            return;
+        }
+        if (outcome && outcome.refused) {
+            running = false;
+            streamRefused(outcome.refused);
+            return;
+        }
+        if (document.hidden) {
+            streamStatus.value = 'Paused';
+            return;
+        }
+        streamStatus.value = 'Reconnecting…';
+        await sleep(backoff());
+    }
+}
+
+let lastConnects = 0;
+
+export function startStream(fromId) {
+    stopStream();
+    running = true;
+    lastConnects = 0;
+    attempt = 0;
+    if (fromId != null && lastId == null) {
+        lastId = fromId;
+    }
+    generation++;
+    loop(generation);
+}
+
+export function stopStream() {
+    running = false;
+    generation++;
+    if (controller) {
+        controller.abort();
+        controller = null;
+    }
+    if (wake) {
+        wake();
+    }
+}
+
+document.addEventListener('visibilitychange', () => {
+    if (!running) {
+        return;
+    }
+    if (document.hidden) {
+        generation++;
+        if (controller) {
+            controller.abort();
+            controller = null;
+        }
+        if (wake) {
+            wake();
+        }
+        streamStatus.value = 'Paused';
+    } else {
+        generation++;
+        attempt = 0;
+        loop(generation);
+    }
+});
