@@ -2,11 +2,12 @@
 // last deployment; a filter kept in the URL.
 import { html } from 'htm/preact';
 import { useEffect } from 'preact/hooks';
-import { Ago, word, tone } from '../format.js';
+import { APP_STATUS, tone, word } from '../format.js';
+import { appStatus } from '../model.js';
 import { appHref, deploymentHref, replaceQuery, route } from '../router.js';
 import { apps } from '../store.js';
-import { appStatus, AppBadge, Commit, ErrorLine, Loading } from './common.js';
-import { APP_STATUS } from '../format.js';
+import { AppBadge, Commit, ErrorLine, Loading } from './common.js';
+import { Ago } from './time.js';
 
 function matches(a, q) {
     if (!q) {
