@@ -147,7 +147,7 @@ rm -f "$shots"/*.png
 started=$(date +%s)
 UI_URL=$KANARIA_ADDR UI_ALICE_TOKEN=$alice_token UI_VICTOR_TOKEN=$victor_token \
     UI_PUSH=$tmp/push.sh UI_SHOTS=$shots UI_CHROMIUM=$chromium UI_APP=hello UI_REPO=quickstart \
-    timeout 600 node --test --test-reporter=spec "$modules/ui.test.mjs" 2>&1 |
+    timeout 420 node --test --test-reporter=spec "$modules/ui.test.mjs" 2>&1 |
     grep -v 'unexpected operator' # Debian's chromium launcher's harmless noise
 rc=${PIPESTATUS[0]}
 check "the browser scenarios pass (node --test exit $rc, $(($(date +%s) - started))s)" "$rc"
