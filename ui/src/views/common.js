@@ -1,13 +1,9 @@
-// Pieces the views share: status badges, an app's status word, loading and error lines.
+// Pieces the views share: status badges, commits, loading and error lines.
 import { html } from 'htm/preact';
 import { APP_STATUS, tone, word } from '../format.js';
 
 export function AppBadge({ status, testid }) {
     return html`<span class="badge ${tone(status)}" data-status=${status} data-testid=${testid}>${APP_STATUS[status] || word(status)}</span>`;
-}
-
-export function Badge({ status, label }) {
-    return html`<span class="badge ${tone(status)}">${label || word(status)}</span>`;
 }
 
 export function Loading() {
