@@ -33,6 +33,7 @@ function Row({ a }) {
             <td>${a.platform || html`<span class="muted">unknown</span>`}</td>
             <td>
                 <${AppBadge} status=${st} />
+                ${a.current && a.current.running_stage ? html`<div class="small muted">stage ${a.current.running_stage.index} ${a.current.running_stage.name}</div>` : null}
                 ${a.error ? html`<pre class="errors">${a.error}</pre>` : null}
             </td>
             <td><${Commit} sha=${running(a)} /></td>
