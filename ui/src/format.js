@@ -48,7 +48,10 @@ export function agoText(ms, at) {
 
 // A number with at most 4 significant digits, as text.
 export function num(v) {
-    if (v == null || typeof v !== 'number' || !isFinite(v)) {
+    if (v == null) {
+        return 'no value'; /* a NaN sample: JSON has no NaN */
+    }
+    if (typeof v !== 'number' || !isFinite(v)) {
         return String(v);
     }
     if (v === 0 || Number.isInteger(v)) {

@@ -79,6 +79,7 @@ test('words, numbers, durations and commits as the pages print them', () => {
     assert.equal(valuesText([0, 0, 0]), '0 ×3');
     assert.equal(valuesText([0.20117608083485172, 1]), '0.2012, 1');
     assert.equal(num(0.3611111111111111), '0.3611');
+    assert.equal(valuesText([0.5, null]), '0.5, no value');
     assert.equal(duration(8121), '8.1s');
     assert.equal(duration(65000), '1m 05s');
     assert.equal(duration(7380000), '2h 03m');
