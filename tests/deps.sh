@@ -20,8 +20,9 @@ for p in "${packages[@]}"; do
     fi
 done
 
-# node and npm for the schema check of generated Kubernetes objects (tests/kube/): Debian's own
-# unless some node is on the PATH already
+# node (18 or later) and npm to build the web UI (ui/, bundled into the binary) and for the schema
+# check of generated Kubernetes objects (tests/kube/): Debian's own unless some node is on the
+# PATH already
 for tool in node npm; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         missing+=("$([ "$tool" = node ] && echo nodejs || echo npm)")

@@ -773,7 +773,7 @@ int kn_cmd_serve(int argc, char **argv)
             kn_log_error(WHO, "api: %s", err.msg);
         }
     }
-    kn_notify_new(&s.notify, &s.loop, s.http, cfg);
+    kn_notify_new(&s.notify, &s.loop, s.http, s.store, cfg);
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
     s.config = cfg;
