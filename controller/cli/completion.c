@@ -47,9 +47,9 @@ static size_t parse_opts(const char *usage, struct opt *out, size_t max)
         memcpy(out[n].name, w, len);
         out[n].name[len] = '\0';
         out[n].takes_arg = w[len] == '\0' && i + 1 < nwords && words[i + 1][0] != '-';
-        out[n].is_file = out[n].takes_arg &&
-                         (strstr(words[i + 1], "yaml") || strstr(words[i + 1], "FILE") ||
-                          strstr(words[i + 1], "DIR"));
+        out[n].is_file =
+            out[n].takes_arg && (strstr(words[i + 1], "yaml") || strstr(words[i + 1], "FILE") ||
+                                 strstr(words[i + 1], "DIR"));
         n++;
     }
     return n;
@@ -139,8 +139,7 @@ static void print_bash(const struct kn_cli_command *cmds, size_t n)
         for (size_t j = 0; j < nopts; j++) {
             if (opts[j].takes_arg) {
                 printf("    \"%s %s\") %s; return ;;\n", cmds[i].name, opts[j].name,
-                       opts[j].is_file ? "COMPREPLY=($(compgen -f -- \"$cur\"))"
-                                       : "COMPREPLY=()");
+                       opts[j].is_file ? "COMPREPLY=($(compgen -f -- \"$cur\"))" : "COMPREPLY=()");
             }
         }
     }

@@ -260,8 +260,7 @@ static void page_app(void)
         }
         for (size_t j = 0; j < t->nkinds; j++) {
             if (t->kinds[j].kind && t->kinds[j].schema) {
-                snprintf(title, sizeof(title), "%s (platform type %s)", t->kinds[j].kind,
-                         t->name);
+                snprintf(title, sizeof(title), "%s (platform type %s)", t->kinds[j].kind, t->name);
                 subsection(title);
                 schema_keys(t->kinds[j].schema, "");
             }
