@@ -13,6 +13,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
+#include "kanaria/selfmetrics.h"
 #include "kanaria/secret.h"
 #include "template.h"
 
@@ -728,11 +729,13 @@ static void kn_notify_push(struct kn_notify_target *t, const struct kn_event *e)
         kn_notify_item_release(it);
         t->head = (t->head + 1) % KN_NOTIFY_QUEUE_MAX;
         t->count--;
+        kn_selfmetrics_add(NULL, KN_SM_NOTIFY_DELIVERIES, t->name, "dropped", 1);
     }
     it = &t->ring[(t->head + t->count) % KN_NOTIFY_QUEUE_MAX];
     kn_event_copy(&it->e, e);
     snprintf(it->name, sizeof(it->name), "%s", kn_notify_event_name(e));
     t->count++;
+    kn_selfmetrics_set(NULL, KN_SM_NOTIFY_QUEUE, t->name, NULL, (double)(t->count + t->has_current));
 }
 
 static int kn_notify_pull_one(const struct kn_event *e, void *data)
@@ -788,6 +791,7 @@ static void kn_notify_next(struct kn_notify_target *t)
     memset(&t->ring[t->head], 0, sizeof(t->ring[t->head]));
     t->head = (t->head + 1) % KN_NOTIFY_QUEUE_MAX;
     t->count--;
+    kn_selfmetrics_set(NULL, KN_SM_NOTIFY_QUEUE, t->name, NULL, (double)(t->count + 1));
     t->attempt = 1;
     kn_notify_send(t);
 }
@@ -799,6 +803,7 @@ static void kn_notify_done(struct kn_notify_target *t)
 
     kn_notify_item_release(&t->current);
     t->has_current = 0;
+    kn_selfmetrics_set(NULL, KN_SM_NOTIFY_QUEUE, t->name, NULL, (double)t->count);
     /* events before the next queued one were not wanted, so the cursor may pass them too */
     kn_notify_save_cursor(t, t->count ? t->ring[t->head].e.id - 1 : id);
     kn_notify_next(t);
@@ -814,6 +819,8 @@ static void kn_notify_failed(struct kn_notify_target *t, const char *why)
 {
     long long wait;
 
+    kn_selfmetrics_add(NULL, KN_SM_NOTIFY_DELIVERIES, t->name,
+                       t->attempt >= KN_NOTIFY_ATTEMPTS ? "given_up" : "failed", 1);
     if (t->attempt >= KN_NOTIFY_ATTEMPTS) {
         kn_log_error(t->who, "giving up on event %lld %s after %d attempts: %s",
                      t->current.e.id, t->current.name, t->attempt, why);
@@ -891,6 +898,7 @@ static void kn_notify_on_response(const struct kn_http_response *res, void *data
                                 t->pd_action == KN_NOTIFY_PD_TRIGGER ? "open" : NULL);
             free(dedup);
         }
+        kn_selfmetrics_add(NULL, KN_SM_NOTIFY_DELIVERIES, t->name, "sent", 1);
         kn_log_debug(t->who, "sent event %lld %s (HTTP %d, attempt %d)", t->current.e.id,
                      t->current.name, res->status, t->attempt);
         kn_notify_done(t);

@@ -21,6 +21,7 @@
 #include "git/git.h"
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
+#include "kanaria/selfmetrics.h"
 
 #define BACKOFF_START_MS 1000LL
 #define BACKOFF_MAX_MS (5 * 60 * 1000LL)
@@ -46,6 +47,10 @@ struct watch {
     int retired; /* the config changed or the loop stops: free when idle */
     int failures;
     int rounds; /* fetches finished (recorded or failed) */
+    long long asked_ms;       /* when the fetch in flight was asked for (timer or trigger) */
+    long long again_ms;       /* when `again` was first set, 0: not set */
+    uint64_t fetch_start_ns;  /* uv_hrtime() at the start of the fetch's process */
+    double fetch_seconds;     /* how long that process took, -1: it did not start */
     /* snapshot for the worker, taken on the loop */
     char *prev_head;
     struct kn_detect_known *known;
@@ -370,7 +375,7 @@ static void fetch_finish(struct watch *w, int cancelled)
     struct kn_store *st = w->rc->store;
     char head_hex[GIT_OID_HEXSZ + 1];
     long long next;
-    int planned = 0;
+    int planned = 0, recorded = 0;
 
     w->busy = 0;
     if (cancelled) {
@@ -380,8 +385,10 @@ static void fetch_finish(struct watch *w, int cancelled)
         w->failures++;
         next = kn_reconcile_backoff_ms(w->failures);
         kn_store_repo_failed(st, w->repo->name, w->err.msg, now_ms());
-        kn_log_warn(w->who, "fetch failed (attempt %d, retrying in %llds): %s", w->failures,
-                    next / 1000, w->err.msg);
+        kn_selfmetrics_add(NULL, KN_SM_FETCH_FAILURES, w->repo->name, NULL, 1);
+        kn_log_warn(w->who, "fetch failed (attempt %d, retrying in %llds) after %.2fs: %s",
+                    w->failures, next / 1000, w->fetch_seconds > 0 ? w->fetch_seconds : 0.0,
+                    w->err.msg);
         schedule(w, next);
         w->rounds++;
         check_first_round(w->rc);
@@ -405,10 +412,15 @@ static void fetch_finish(struct watch *w, int cancelled)
         }
         kn_detect_release(&w->detect);
         w->detected = 0;
+        recorded = 1;
     }
     /* last: a crash before this line fetches and detects again, and adding a deployment twice
      * is refused by the store */
     kn_store_repo_fetched(st, w->repo->name, head_hex, now_ms());
+    if (recorded) {
+        kn_selfmetrics_set(NULL, KN_SM_RECONCILE_LAG, w->repo->name, NULL,
+                           (double)(now_ms() - w->asked_ms) / 1000.0);
+    }
     if (planned && w->rc->on_planned) {
         w->rc->on_planned(w->rc->on_planned_data);
     }
@@ -448,17 +460,21 @@ static void fetched(int rc, const git_oid *head, const struct kn_error *err, voi
     w->fetch = NULL;
     w->detected = 0;
     w->rc_fetch = rc;
+    w->fetch_seconds = (double)(uv_hrtime() - w->fetch_start_ns) / 1e9;
     if (w->retired) {
         fetch_finish(w, 1);
         return;
     }
     if (rc < 0) {
+        kn_selfmetrics_observe(NULL, KN_SM_FETCH_DURATION, w->repo->name, NULL, w->fetch_seconds);
         w->err = *err;
         fetch_finish(w, 0);
         return;
     }
+    kn_selfmetrics_observe(NULL, KN_SM_FETCH_DURATION, w->repo->name, NULL, w->fetch_seconds);
     git_oid_cpy(&w->head, head);
     git_oid_tostr(head_hex, sizeof(head_hex), head);
+    kn_log_debug(w->who, "fetched %.7s in %.2fs", head_hex, w->fetch_seconds);
     if (w->prev_head && strcmp(w->prev_head, head_hex) == 0) {
         fetch_finish(w, 0); /* nothing new */
         return;
@@ -523,6 +539,9 @@ static void start_fetch(struct watch *w)
     };
 
     if (w->busy) {
+        if (!w->again) {
+            w->again_ms = now_ms();
+        }
         w->again = 1;
         return;
     }
@@ -535,6 +554,11 @@ static void start_fetch(struct watch *w)
         return;
     }
     w->busy = 1;
+    /* a trigger during the previous fetch asked for this one when it came */
+    w->asked_ms = w->again_ms ? w->again_ms : now_ms();
+    w->again_ms = 0;
+    w->fetch_seconds = -1;
+    w->fetch_start_ns = uv_hrtime();
     snapshot_take(w);
     kn_error_clear(&w->err);
     kn_log_debug(w->who, "fetching");

@@ -17,6 +17,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
+#include "kanaria/selfmetrics.h"
 #include "stages.h"
 
 #define ROLLBACK_TIMEOUT_MS (10 * 60 * 1000LL)
@@ -71,6 +72,7 @@ struct kn_engine {
     size_t nactive;
     int stopping;
     int held; /* kn_engine_hold: start nothing */
+    size_t queued; /* open deployments waiting, as the last kick counted them */
 };
 
 static long long wall_ms(void)
@@ -840,6 +842,12 @@ static int pick(const struct kn_deployment *d, void *data)
     /* oldest first: an app's RUNNING or ROLLING_BACK deployment comes before its PLANNED one */
     if (!e->stopping && !app_active(e, d)) {
         deploy_start(e, d);
+    } else {
+        int running = 0;
+        for (size_t i = 0; i < e->nactive; i++) {
+            running |= e->active[i]->d.id == d->id;
+        }
+        e->queued += !running; /* waits for its app's running deployment */
     }
     return 0;
 }
@@ -857,7 +865,10 @@ void kn_engine_kick(struct kn_engine *e)
     if (e->stopping || e->held) {
         return;
     }
+    e->queued = 0;
     kn_store_deployments_open(e->deps.store, pick, e);
+    kn_selfmetrics_set(NULL, KN_SM_ENGINE_QUEUE, NULL, NULL, (double)e->queued);
+    kn_selfmetrics_set(NULL, KN_SM_ENGINE_RUNNING, NULL, NULL, (double)e->nactive);
     /* a stage waiting on the store (an approval) looks again now. Poking may finish it, start
      * the next stage, even end a deployment (which moves the last entry into its place and kicks
      * again): each entry is read afresh, and a deploy is freed only in its close callbacks */

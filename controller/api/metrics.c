@@ -1,7 +1,8 @@
 /*
  * GET /metrics: counts and durations from the state store, the canary weight of each app from
- * its platform, and the four DORA metrics per app. Everything is computed on each scrape; the
- * store's queries are grouped counts, and the DORA metrics read the final deployments once.
+ * its platform, and the four DORA metrics per app, computed on each scrape (the store's queries
+ * are grouped counts, and the DORA metrics read the final deployments once); then kanaria's own
+ * metrics, kept in memory since start (kanaria/selfmetrics.h), and the process's from /proc.
  */
 #include "api/metrics.h"
 
@@ -11,6 +12,7 @@
 
 #include "api/server.h"
 #include "kanaria/log.h"
+#include "kanaria/selfmetrics.h"
 
 #define KN_DAY_MS (24LL * 3600 * 1000)
 
@@ -353,6 +355,8 @@ void kn_api_metrics(struct kn_api *api, h2o_req_t *req)
         return;
     }
     kn_metrics_refused(&out, api);
+    kn_selfmetrics_render(NULL, &out);
+    kn_selfmetrics_render_process(&out, "/proc/self", "/proc/stat");
     text = kn_buf_detach(&out, &len);
     req->res.status = 200;
     req->res.reason = "OK";

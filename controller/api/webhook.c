@@ -16,6 +16,7 @@
 #include "api/router.h"
 #include "kanaria/error.h"
 #include "kanaria/log.h"
+#include "kanaria/selfmetrics.h"
 #include "kanaria/secret.h"
 
 #define WHO "api"
@@ -143,6 +144,7 @@ void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api
         }
     }
     if (!value) {
+        kn_selfmetrics_add(NULL, KN_SM_WEBHOOK, "unsigned", NULL, 1);
         kn_api_refuse(api, req, 401, NULL,
                       "no webhook signature (X-Hub-Signature-256, X-Gitlab-Token "
                       "or X-Kanaria-Signature-256)");
@@ -172,6 +174,7 @@ void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api
     }
     kn_secret_release(&secret);
     if (!triggered) {
+        kn_selfmetrics_add(NULL, KN_SM_WEBHOOK, "bad_signature", NULL, 1);
         kn_log_warn(WHO, "webhook from %s (%s): the signature matches no repository", peer,
                     kn_webhook_kind_names[kind]);
         json_decref(list);
@@ -186,6 +189,7 @@ void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api
         kn_store_event_add(api->deps.store, "TRIGGERED", name, "", 0, "webhook", msg,
                            kn_webhook_now_ms());
     }
+    kn_selfmetrics_add(NULL, KN_SM_WEBHOOK, "accepted", NULL, 1);
     kn_log_info(WHO, "webhook from %s (%s): fetching %s", peer, kn_webhook_kind_names[kind], names);
     answer = json_pack("{s:o}", "fetching", list);
     kn_api_reply(req, 202, answer);

@@ -31,6 +31,7 @@
 #include "kanaria/engine.h"
 #include "kanaria/log.h"
 #include "kanaria/metrics.h"
+#include "kanaria/selfmetrics.h"
 #include "kanaria/store.h"
 #include "kanaria/plugin/platform.h"
 #include "kanaria/validate.h"
@@ -820,5 +821,6 @@ out:
     kn_config_free(cfg);
     kn_config_free(s.load_config);
     kn_diags_release(&diags);
+    kn_selfmetrics_process_release();
     return rc;
 }

@@ -148,6 +148,32 @@ assert len(a["values"]["canary"]) == 1000 and len(a["values"]["primary"]) == 100
 assert a["values"]["canary"][999] == 0.999 and a["query"] == "q" * 5000' "$tmp/body"
 check "an analysis record of 1000 samples per variant is read back whole through the API" $?
 
+# metric FILE SERIES: the value of SERIES (name{labels} as rendered) in a scrape, 0 when absent
+metric() { awk -v s="$2" '$1 == s { v = $2 } END { print v == "" ? 0 : v }' "$1"; }
+[ "$(code GET /metrics tok-vic)" = 200 ] && cp "$tmp/body" "$tmp/m0"
+check "GET /metrics with a viewer token is 200" $?
+awk -v f="$(metric "$tmp/m0" 'kanaria_git_fetch_failures_total{repo="broken"}')" \
+    -v b="$(metric "$tmp/m0" 'kanaria_git_fetch_duration_seconds_count{repo="broken"}')" \
+    -v d="$(metric "$tmp/m0" 'kanaria_git_fetch_duration_seconds_count{repo="deploy"}')" \
+    'BEGIN { exit !(f >= 1 && b >= 1 && d >= 1) }' &&
+    [ "$(metric "$tmp/m0" 'kanaria_git_fetch_failures_total{repo="deploy"}')" = 0 ] &&
+    grep -q '^# TYPE kanaria_git_fetch_duration_seconds histogram$' "$tmp/m0" &&
+    grep -q '^kanaria_git_fetch_duration_seconds_bucket{repo="deploy",le="+Inf"} ' "$tmp/m0"
+check "/metrics counts the fetches and the failures of the broken repository" $?
+now=$(date +%s)
+awk -v st="$(metric "$tmp/m0" process_start_time_seconds)" -v now="$now" \
+    -v rss="$(metric "$tmp/m0" process_resident_memory_bytes)" \
+    -v fds="$(metric "$tmp/m0" process_open_fds)" \
+    'BEGIN { exit !(st > now - 600 && st <= now + 1 && rss > 1000000 && fds > 3) }' &&
+    grep -q '^process_cpu_seconds_total [0-9]' "$tmp/m0"
+check "/metrics has the process's start time, memory, open fds and CPU time" $?
+if command -v promtool >/dev/null; then
+    promtool check metrics <"$tmp/m0" >"$tmp/promtool" 2>&1
+    check "promtool check metrics accepts /metrics ($(cat "$tmp/promtool"))" $?
+else
+    echo "SKIPPED: promtool check metrics (promtool is not installed)"
+fi
+
 # 2. webhooks: a bad signature fetches nothing; a good one fetches and deploys v2
 service v2
 git commit -qam "hello v2"
@@ -165,6 +191,19 @@ wait_for "v2 planned" "select count(*) from deployments" 2 5
 check "the webhook's fetch plans v2 within seconds (poll interval is 1h)" $?
 waiting_stage 2
 check "v2 waits for approval" $?
+[ "$(code GET /metrics tok-vic)" = 200 ] && cp "$tmp/body" "$tmp/m1"
+for r in bad_signature unsigned accepted; do
+    s="kanaria_webhook_deliveries_total{result=\"$r\"}"
+    [ "$(metric "$tmp/m1" "$s")" = $(($(metric "$tmp/m0" "$s") + 1)) ]
+    check "/metrics counts one more webhook $r" $?
+done
+s='kanaria_git_fetch_duration_seconds_count{repo="deploy"}'
+[ "$(metric "$tmp/m1" "$s")" -gt "$(metric "$tmp/m0" "$s")" ] &&
+    awk -v l="$(metric "$tmp/m1" 'kanaria_reconcile_lag_seconds{repo="deploy"}')" \
+        'BEGIN { exit !(l > 0 && l < 60) }' && grep -q '^kanaria_reconcile_lag_seconds{repo="deploy"} ' "$tmp/m1" &&
+    [ "$(metric "$tmp/m1" kanaria_engine_running_deployments)" = 1 ] &&
+    [ "$(metric "$tmp/m1" kanaria_engine_queue_depth)" = 0 ]
+check "/metrics counts the webhook's fetch, its reconcile lag and the deployment running" $?
 
 # 3. approvals: a viewer, an approver not listed, bad bodies, then alice
 out=$(KANARIA_TOKEN=tok-vic "$bin" approve hello 2>&1)
