@@ -6,6 +6,7 @@
  * else between braces is an error before a rollout starts. They are checked with the pipeline
  * (analysis_simulate), once the app's platform type is known and shared templates are filled in.
  */
+#include <jansson.h>
 #include <regex.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -776,6 +777,35 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
     }
 }
 
+static void analysis_describe(const struct kn_stage_config *stage, json_t *out)
+{
+    const struct kn_analysis_options *o = stage->with;
+    const struct kn_analysis_metric *metrics = o->metrics.items;
+    const struct kn_http_check *https = o->http.items;
+    json_t *checks = json_array();
+
+    json_object_set_new(out, "duration_ms", json_integer(o->duration_ms));
+    for (size_t i = 0; i < o->metrics.count; i++) {
+        const struct kn_analysis_metric *m = &metrics[i];
+        const struct kn_metric_expected *e = &m->expected;
+        /* a fixed bound only for a threshold; the others compare two sets of samples */
+        int fixed = m->strategy == KN_STRATEGY_THRESHOLD;
+        json_array_append_new(
+            checks, json_pack("{s:s, s:s, s:o, s:o, s:I}", "name", m->name ? m->name : "",
+                              "strategy", strategies[m->strategy], "max",
+                              fixed && (e->set & 2u) ? json_real(e->max) : json_null(), "min",
+                              fixed && (e->set & 1u) ? json_real(e->min) : json_null(),
+                              "interval_ms", (json_int_t)m->interval_ms));
+    }
+    for (size_t i = 0; i < o->http.count; i++) {
+        json_array_append_new(checks, json_pack("{s:s, s:s, s:n, s:n, s:I}", "name",
+                                                https[i].name ? https[i].name : "", "strategy",
+                                                "http", "max", "min", "interval_ms",
+                                                (json_int_t)https[i].interval_ms));
+    }
+    json_object_set_new(out, "checks", checks);
+}
+
 const struct kn_stage_kind kn_stage_analysis = {
     .name = "ANALYSIS",
     .with = &analysis_schema,
@@ -785,4 +815,5 @@ const struct kn_stage_kind kn_stage_analysis = {
     .resolve = analysis_resolve,
     .start = kn_analysis_start,
     .cancel = kn_analysis_cancel,
+    .describe = analysis_describe,
 };

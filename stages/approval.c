@@ -1,6 +1,7 @@
 /*
  * WAIT_APPROVAL: wait until enough distinct approvers have approved; time out into failure.
  */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -151,6 +152,18 @@ static void approval_poke(struct kn_stage_run *run)
     approval_poll(run);
 }
 
+static void approval_describe(const struct kn_stage_config *stage, json_t *out)
+{
+    const struct kn_approval_options *a = stage->with;
+    json_t *who = json_array();
+
+    for (size_t i = 0; i < a->approvers.count; i++) {
+        json_array_append_new(who, json_string(a->approvers.items[i]));
+    }
+    json_object_set_new(out, "approvers", who);
+    json_object_set_new(out, "min_approvals", json_integer(a->min_approvers));
+}
+
 const struct kn_stage_kind kn_stage_wait_approval = {
     .name = "WAIT_APPROVAL",
     .with = &approval_schema,
@@ -159,4 +172,5 @@ const struct kn_stage_kind kn_stage_wait_approval = {
     .start = approval_start,
     .cancel = approval_cancel,
     .poke = approval_poke,
+    .describe = approval_describe,
 };

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -702,13 +703,26 @@ static void record_start(struct deploy *dp)
 {
     struct kn_store *st = dp->e->deps.store;
     char *have = kn_store_stage_meta_get(st, dp->d.id, KN_STORE_DEPLOYMENT_META,
-                                         KN_ENGINE_PLATFORM_META);
+                                         KN_ENGINE_PIPELINE_META);
+    json_t *stages;
+    char *text;
 
-    if (!have) {
-        kn_store_stage_meta_set(st, dp->d.id, KN_STORE_DEPLOYMENT_META, KN_ENGINE_PLATFORM_META,
-                                kn_platform_name(dp->platform));
+    if (have) {
+        free(have);
+        return;
     }
-    free(have);
+    stages = json_array();
+    for (size_t i = 0; i < dp->nplan; i++) {
+        json_array_append_new(stages,
+                              kn_stage_describe(dp->plan[i], (int)i, stage_timeout(dp->plan[i])));
+    }
+    text = json_dumps(stages, JSON_COMPACT);
+    kn_store_stage_meta_set(st, dp->d.id, KN_STORE_DEPLOYMENT_META, KN_ENGINE_PLATFORM_META,
+                            kn_platform_name(dp->platform));
+    kn_store_stage_meta_set(st, dp->d.id, KN_STORE_DEPLOYMENT_META, KN_ENGINE_PIPELINE_META,
+                            text);
+    free(text);
+    json_decref(stages);
 }
 
 static void load_done(uv_work_t *req, int status)

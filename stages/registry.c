@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "kanaria/alloc.h"
 #include "stages.h"
 
@@ -56,6 +58,20 @@ long long kn_stage_timeout_ms(const struct kn_stage_config *stage)
         return stage->timeout_ms;
     }
     return stage->kind ? stage->kind->default_timeout_ms : 0;
+}
+
+json_t *kn_stage_describe(const struct kn_stage_config *stage, int index, long long timeout_ms)
+{
+    json_t *j = json_pack("{s:i, s:s, s:s, s:I, s:I, s:[], s:I}", "index", index, "kind",
+                          stage->kind ? stage->kind->name : (stage->name ? stage->name : ""),
+                          "id", stage->id ? stage->id : "", "timeout_ms", (json_int_t)timeout_ms,
+                          "duration_ms", (json_int_t)0, "approvers", "min_approvals",
+                          (json_int_t)0);
+
+    if (stage->kind && stage->kind->describe && (stage->with || !stage->kind->with)) {
+        stage->kind->describe(stage, j);
+    }
+    return j;
 }
 
 static const struct kn_field skip_on_fields[] = {

@@ -1,6 +1,7 @@
 /*
  * TRAFFIC_ROUTING: set the share of traffic each variant takes.
  */
+#include <jansson.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -154,6 +155,19 @@ static void traffic_cancel(struct kn_stage_run *run)
     kn_stage_op_cancel(kn_stage_run_state(run));
 }
 
+static void traffic_describe(const struct kn_stage_config *stage, json_t *out)
+{
+    const struct kn_traffic_options *t = stage->with;
+
+    if (t->valid) {
+        json_object_set_new(out, "weights",
+                            json_pack("{s:f, s:f, s:f}", "primary",
+                                      t->percent[KN_VARIANT_PRIMARY], "canary",
+                                      t->percent[KN_VARIANT_CANARY], "baseline",
+                                      t->percent[KN_VARIANT_BASELINE]));
+    }
+}
+
 const struct kn_stage_kind kn_stage_traffic_routing = {
     .name = "TRAFFIC_ROUTING",
     .with = &traffic_schema,
@@ -163,4 +177,5 @@ const struct kn_stage_kind kn_stage_traffic_routing = {
     .simulate = traffic_simulate,
     .start = traffic_start,
     .cancel = traffic_cancel,
+    .describe = traffic_describe,
 };

@@ -2,6 +2,7 @@
  * WAIT: sleep for a duration. The engine keeps the deadline, so a restart waits only for what
  * is left.
  */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,13 @@ static void wait_cancel(struct kn_stage_run *run)
     kn_stage_timer_cancel(kn_stage_run_state(run));
 }
 
+static void wait_describe(const struct kn_stage_config *stage, json_t *out)
+{
+    const struct kn_wait_options *w = stage->with;
+
+    json_object_set_new(out, "duration_ms", json_integer(w->duration_ms));
+}
+
 const struct kn_stage_kind kn_stage_wait = {
     .name = "WAIT",
     .with = &wait_schema,
@@ -80,4 +88,5 @@ const struct kn_stage_kind kn_stage_wait = {
     .simulate = wait_simulate,
     .start = wait_start,
     .cancel = wait_cancel,
+    .describe = wait_describe,
 };

@@ -10,6 +10,7 @@ packages=(
     haproxy prometheus curl python3 python3-kubernetes
     clang libclang-rt-14-dev
     chromium  # the web UI's browser tests (tests/ui/), headless, driven by npm playwright-core
+    debhelper  # the .deb of debian/ (tests/packaging/deb.sh), 16 small packages with its tools
 )
 
 missing=()
@@ -19,8 +20,9 @@ for p in "${packages[@]}"; do
     fi
 done
 
-# node and npm for the schema check of generated Kubernetes objects (tests/kube/): Debian's own
-# unless some node is on the PATH already
+# node (18 or later) and npm to build the web UI (ui/, bundled into the binary) and for the schema
+# check of generated Kubernetes objects (tests/kube/): Debian's own unless some node is on the
+# PATH already
 for tool in node npm; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         missing+=("$([ "$tool" = node ] && echo nodejs || echo npm)")

@@ -21,6 +21,14 @@ struct kn_api_detail {
     json_t *events;
 };
 
+/* A stage that has not started (or that the store has no row for). */
+static json_t *kn_api_stage_not_started(int index, const char *name)
+{
+    return json_pack("{s:i, s:s, s:s, s:I, s:I, s:[], s:[]}", "index", index, "name", name,
+                     "status", "NOT_STARTED", "started_at", (json_int_t)0, "finished_at",
+                     (json_int_t)0, "approvals", "analysis");
+}
+
 /* The stage object of index i, created when the store has approvals or analysis records of a
  * stage it has no row for. */
 static json_t *kn_api_stage_slot(struct kn_api_detail *x, int index)
@@ -34,7 +42,7 @@ static json_t *kn_api_stage_slot(struct kn_api_detail *x, int index)
             return s;
         }
     }
-    s = json_pack("{s:i, s:s, s:s}", "index", index, "name", "", "status", "NOT_STARTED");
+    s = kn_api_stage_not_started(index, "");
     json_array_append_new(x->stages, s);
     return s;
 }
@@ -81,13 +89,24 @@ static int kn_api_collect_approval(const struct kn_approval_record *a, void *dat
 static int kn_api_collect_analysis(const struct kn_analysis_record *r, void *data)
 {
     json_t *l = kn_api_stage_list(kn_api_stage_slot(data, r->stage), "analysis");
-    json_t *values = json_loads(r->values_json, 0, NULL);
+    json_t *read = kn_analysis_values_read(r->values_json);
+    /* a text that is no JSON object is shown as it is */
+    json_t *values = read ? json_incref(json_object_get(read, "values"))
+                          : json_string(r->values_json);
+    json_t *times = json_object_get(read, "times");
+    json_t *threshold = json_object_get(read, "threshold");
+    json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)r->id, "at",
+                          (json_int_t)r->at, "check", r->check, "query", r->query, "values",
+                          values, "bound", r->bound, "verdict", r->verdict);
 
-    json_array_append_new(l,
-                          json_pack("{s:I, s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)r->id,
-                                    "at", (json_int_t)r->at, "check", r->check, "query", r->query,
-                                    "values", values ? values : json_string(r->values_json),
-                                    "bound", r->bound, "verdict", r->verdict));
+    if (json_is_object(times)) {
+        json_object_set(j, "times", times);
+    }
+    if (json_is_object(threshold)) {
+        json_object_set(j, "threshold", threshold);
+    }
+    json_array_append_new(l, j);
+    json_decref(read);
     return 0;
 }
 
@@ -101,6 +120,50 @@ static int kn_api_collect_event(const struct kn_event *e, void *data)
     return 0;
 }
 
+/* The stage of `index` in stages (by index), or NULL. */
+static json_t *kn_api_stage_at(json_t *stages, json_int_t index)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(stages, i, s)
+    {
+        if (json_integer_value(json_object_get(s, "index")) == index) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages)
+{
+    json_t *out = json_array();
+    size_t i, n = json_array_size(pipeline);
+    json_t *p, *s;
+
+    json_array_foreach(pipeline, i, p)
+    {
+        json_int_t index = json_integer_value(json_object_get(p, "index"));
+        const char *kind = json_string_value(json_object_get(p, "kind"));
+        if ((s = kn_api_stage_at(stages, index)) != NULL) {
+            if (!json_string_length(json_object_get(s, "name"))) {
+                json_object_set_new(s, "name", json_string(kind ? kind : ""));
+            }
+            json_array_append(out, s);
+        } else {
+            json_array_append_new(out, kn_api_stage_not_started((int)index, kind ? kind : ""));
+        }
+    }
+    /* the rollback (index n), and anything else recorded beyond the pipeline */
+    json_array_foreach(stages, i, s)
+    {
+        if (json_integer_value(json_object_get(s, "index")) >= (json_int_t)n) {
+            json_array_append(out, s);
+        }
+    }
+    return out;
+}
+
 void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
     const char *arg = kn_api_param(call, "id");
@@ -108,8 +171,8 @@ void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_a
     char *end = NULL;
     long long id = strtoll(arg, &end, 10);
     struct kn_api_detail x = {.api = api, .id = id, .stages = json_array(), .events = json_array()};
-    char *plan = NULL;
-    json_t *body = NULL;
+    char *plan = NULL, *pipeline_text = NULL;
+    json_t *body = NULL, *pipeline = NULL;
 
     if (!end || *end || id <= 0 || kn_store_deployment_get(api->deps.store, id, &d) < 0) {
         kn_api_reply_error(req, 404, "no deployment '%s'", arg);
@@ -125,12 +188,26 @@ void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_a
     kn_store_approval_list(api->deps.store, id, kn_api_collect_approval, &x);
     kn_store_analysis_list(api->deps.store, id, kn_api_collect_analysis, &x);
     kn_store_deployment_events(api->deps.store, id, KN_API_EVENTS, kn_api_collect_event, &x);
+    /* recorded when the deployment started; none before that, nor for older deployments */
+    pipeline_text = kn_store_stage_meta_get(api->deps.store, id, KN_STORE_DEPLOYMENT_META,
+                                            KN_ENGINE_PIPELINE_META);
+    pipeline = pipeline_text ? json_loads(pipeline_text, 0, NULL) : NULL;
+    if (json_is_array(pipeline)) {
+        json_t *all = kn_api_stages_merge(pipeline, x.stages);
+        json_decref(x.stages);
+        x.stages = all;
+        json_object_set(body, "pipeline", pipeline);
+    } else {
+        json_object_set_new(body, "pipeline", json_null());
+    }
     json_object_set(body, "stages", x.stages);
     json_object_set(body, "events", x.events);
     kn_api_reply(req, 200, body);
 out:
     kn_deployment_release(&d);
     free(plan);
+    free(pipeline_text);
+    json_decref(pipeline);
     json_decref(body);
     json_decref(x.stages);
     json_decref(x.events);

@@ -16,7 +16,7 @@
 /* What the page may load: its own script and stylesheet, the API, images inlined by the build;
  * no inline script or style, no frame around it. */
 #define KN_UI_CSP                                                                                  \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "             \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "                   \
     "frame-ancestors 'none'"
 
@@ -151,8 +151,8 @@ static void kn_ui_header_str(h2o_req_t *req, const char *name, const char *value
 
 void kn_api_ui_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    const struct kn_ui_asset *a = kn_ui_asset_find(call->route->pattern,
-                                                   strlen(call->route->pattern));
+    const struct kn_ui_asset *a =
+        kn_ui_asset_find(call->route->pattern, strlen(call->route->pattern));
     const char *accept, *inm;
     size_t alen, ilen;
     int gz;

@@ -589,7 +589,11 @@ static void kn_client_wait_stages(const json_t *stages, struct kn_buf *seen)
 
     json_array_foreach(stages, i, st)
     {
-        char *line = kn_asprintf("\n%lld:%s\n",
+        char *line;
+        if (strcmp(kn_client_str(st, "status"), "NOT_STARTED") == 0) {
+            continue; /* listed ahead by the API: said when it starts */
+        }
+        line = kn_asprintf("\n%lld:%s\n",
                                  (long long)json_integer_value(json_object_get(st, "index")),
                                  kn_client_str(st, "status"));
         if (!seen->data || !strstr(seen->data, line)) {

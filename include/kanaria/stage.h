@@ -17,6 +17,7 @@
 
 struct kn_config;
 struct kn_placeholder;
+struct json_t; /* jansson's */
 
 #define KN_STAGE_IMPLICIT 0x1u /* added by kanaria, never listed in a pipeline (ROLLBACK) */
 
@@ -94,6 +95,10 @@ struct kn_stage_kind {
      * KN_ANALYSIS_TEMPLATES_FILE, NULL when the repository has none. NULL: nothing to fill. */
     void (*resolve)(struct kn_stage_config *stage, const struct kn_node *shared,
                     struct kn_schema_ctx *ctx);
+    /* What the stage's options mean to someone following the deployment, set in `out` (the
+     * object of kn_stage_describe, its defaults already in): "duration_ms", "approvers",
+     * "min_approvals", "weights", "checks". NULL: nothing beside the defaults. */
+    void (*describe)(const struct kn_stage_config *stage, struct json_t *out);
 };
 
 /* The repository's shared ANALYSIS metric templates (kind AnalysisTemplate), at its top. */
@@ -111,5 +116,26 @@ extern const struct kn_schema kn_stage_config_schema;
 
 /* The effective timeout of a stage: its own, or its kind's default. */
 long long kn_stage_timeout_ms(const struct kn_stage_config *stage);
+
+/*
+ * Stage `index` of a pipeline as the API shows it, a new JSON object (the caller decrefs it):
+ * {"index", "kind", "id" ("" when the stage has none), "timeout_ms" (the caller's: what the
+ * engine runs it with), "duration_ms" (0), "approvers" ([]), "min_approvals" (0)}, then what the
+ * kind's describe sets (WAIT and ANALYSIS their duration; WAIT_APPROVAL its approvers and
+ * minApprovers; TRAFFIC_ROUTING "weights" {"primary", "canary", "baseline"}; ANALYSIS "checks"
+ * [{"name", "strategy", "max", "min", "interval_ms"}], max and min null when not bounded).
+ */
+struct json_t *kn_stage_describe(const struct kn_stage_config *stage, int index,
+                                 long long timeout_ms);
+
+/*
+ * An analysis record's values_json (kn_store_analysis_add) read back, a new JSON object (the
+ * caller decrefs it), or NULL when it is not a JSON object: {"values": {VARIANT: [samples]}}
+ * with, when they were recorded, "times": {VARIANT: [ms since the epoch]} (the same keys and
+ * lengths) and "threshold": {"max": N|null, "min": N|null} (a threshold check's fixed bound).
+ * Records written before times were kept hold the samples alone; they read the same way. An
+ * HTTP check's values are {"status", "latency_ms"}.
+ */
+struct json_t *kn_analysis_values_read(const char *values_json);
 
 #endif /* KANARIA_STAGE_H */

@@ -97,10 +97,19 @@ export const deployment = (id) => getJSON(`/api/v1/deployments/${id}`);
 
 export const FINAL = ['SUCCESS', 'FAILURE', 'CANCELLED'];
 
-// the index of the first stage of KIND in deployment D (as the API lists it), or -1
+// the index of the first stage of KIND in deployment D (its pipeline as the API lists it), or -1
 export function stageIndex(d, kind) {
-    const s = (d.stages || []).find((x) => x.name === kind);
+    const s = (d.pipeline || []).find((x) => x.kind === kind) ||
+        (d.stages || []).find((x) => x.name === kind);
     return s ? s.index : -1;
+}
+
+// the same once deployment ID has started (its pipeline is recorded when it starts)
+export async function stageIndexOf(id, kind) {
+    return (await waitFor(`the stage ${kind} in deployment #${id}'s pipeline`, async () => {
+        const i = stageIndex(await deployment(id), kind);
+        return i >= 0 && { i };
+    }, 30000)).i;
 }
 
 // ---- a proxy on loopback in front of kanaria: the browser talks to kanaria through it ------
@@ -196,6 +205,11 @@ export async function newPage(browser, { width = 1280, height = 900 } = {}) {
             return;
         }
         const text = `${m.text()} (${m.location().url || 'no url'})`;
+        // the browser asks for /favicon.ico by itself; kanaria answers 404 for any path that
+        // is not the UI's or the API's
+        if (/status of 404 .*\/favicon\.ico\)$/.test(text)) {
+            return;
+        }
         if (!page.allowConsole.some((re) => re.test(text))) {
             page.problems.push(`console error: ${text}`);
         }
@@ -225,6 +239,7 @@ export async function login(page, base, token, who) {
     const want = typeof who === 'string' ? (t) => t === who : (t) => who.test(t);
     await waitFor(`the header to say ${who}`, async () =>
         want((await page.getByTestId('whoami').textContent({ timeout: 1000 })) || ''), 15000);
+    page.allowConsole.splice(page.allowConsole.indexOf(ALLOW_401), 1); // signed in: no more 401
 }
 
 // axe-core on the page as it is now, in both colour schemes, with a full-page screenshot of
@@ -273,7 +288,7 @@ export async function markerKept(page, m) {
 }
 
 // Records every change of a stage box's data-status while the page stays loaded:
-// window.__stageChanges = [{index, from, to}].
+// window.__stageChanges = [{index, from, to}]; window.__stagesAtStart, the boxes first seen.
 export async function watchStages(page) {
     await page.evaluate(() => {
         window.__stageChanges = [];
@@ -289,6 +304,7 @@ export async function watchStages(page) {
             }
         };
         scan();
+        window.__stagesAtStart = new Map(seen);
         new MutationObserver(scan).observe(document.body, {
             subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'],
         });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import {
     ALLOW_401, FINAL, api, app, axeBothThemes, deployment, deploymentOf, env, getJSON, launch,
-    login, markerKept, newPage, noProblems, push, repo, setMarker, sleep, stageBoxes, stageIndex,
+    login, markerKept, newPage, noProblems, push, repo, setMarker, sleep, stageBoxes, stageIndexOf,
     startProxy, waitFor, watchStages,
 } from './lib.mjs';
 
@@ -93,6 +93,22 @@ async function closePages() {
     }
 }
 
+// it(), with a screenshot of each page open when the scenario fails: failed-NAME-N.png
+function scenario(name, fn) {
+    it(name, async () => {
+        try {
+            await fn();
+        } catch (e) {
+            const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40).replace(/-$/, '');
+            for (const [i, p] of pages.entries()) {
+                await p.screenshot({ path: `${env('UI_SHOTS')}/failed-${slug}-${i}.png`, fullPage: true })
+                    .catch(() => {});
+            }
+            throw e;
+        }
+    });
+}
+
 describe('kanaria web UI', () => {
     before(async () => {
         browser = await launch();
@@ -108,7 +124,7 @@ describe('kanaria web UI', () => {
         await proxy?.close();
     });
 
-    it('serves the page with its security headers', async () => {
+    scenario('serves the page with its security headers', async () => {
         const r = await fetch(`${env('UI_URL')}/`, { signal: AbortSignal.timeout(10000) });
         assert.equal(r.status, 200, `GET / answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
         assert.match(r.headers.get('content-type') || '', /^text\/html/);
@@ -117,7 +133,7 @@ describe('kanaria web UI', () => {
         assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
     });
 
-    it('logs in with a token; a wrong token shows the API\'s refusal', async () => {
+    scenario('logs in with a token; a wrong token shows the API\'s refusal', async () => {
         const p = await page();
         p.allowConsole.push(ALLOW_401);
         await p.goto(`${base}/`);
@@ -150,7 +166,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('lists the app with its status', async () => {
+    scenario('lists the app with its status', async () => {
         const p = await aliceOn();
         await p.getByRole('heading', { name: 'Applications' }).waitFor({ timeout: 10000 });
         const row = p.locator(`[data-testid="app-row"][data-app="${app()}"]`);
@@ -179,7 +195,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('follows a pushed canary live, without a reload, up to the approval', async () => {
+    scenario('follows a pushed canary live, without a reload, up to the approval', async () => {
         const p = await aliceOn(`#/apps/${repo()}/${app()}`);
         await p.getByTestId('history').waitFor({ timeout: 10000 });
         const marker = await setMarker(p);
@@ -190,14 +206,23 @@ describe('kanaria web UI', () => {
         await link.click();
         await pipelineShown(p, d.id);
         await watchStages(p);
-        const wait = stageIndex(await deployment(d.id), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(d.id, 'WAIT_APPROVAL');
         assert.ok(wait > 0, 'the pipeline has no WAIT_APPROVAL stage');
         await waitFor('the WAIT_APPROVAL stage box to be RUNNING', async () =>
             (await stageOf(p, wait).getAttribute('data-status')) === 'RUNNING', 90000);
-        const changes = await p.evaluate(() => window.__stageChanges);
-        assert.ok(changes.length >= 2, `the stage boxes changed ${changes.length} times: ` +
-            JSON.stringify(changes));
-        assert.ok(changes.some((c) => c.index === wait && c.to === 'RUNNING'), JSON.stringify(changes));
+        const [changes, first] = await p.evaluate(() => [window.__stageChanges,
+            Object.fromEntries(window.__stagesAtStart)]);
+        const seen = `changes ${JSON.stringify(changes)}; first seen ${JSON.stringify(first)}`;
+        // the page as it waits, in both themes: shot and checked before the live checks below,
+        // whose failure is reported first
+        let axeError = null;
+        await axeBothThemes(p, 'deployment-running').catch((e) => {
+            axeError = e;
+        });
+        assert.ok(String(wait) in first, `the WAIT_APPROVAL box (${wait}) was not on the page ` +
+            `before it ran (every stage of the pipeline has a box, NOT_STARTED until it runs): ${seen}`);
+        assert.ok(changes.length >= 2, `the stage boxes changed ${changes.length} times: ${seen}`);
+        assert.ok(changes.some((c) => c.index === wait && c.to === 'RUNNING'), seen);
         assert.ok(await markerKept(p, marker), 'the page was loaded again');
         const boxes = await stageBoxes(p);
         for (const b of boxes.filter((x) => x.index < wait)) {
@@ -206,11 +231,13 @@ describe('kanaria web UI', () => {
         assert.match(await p.getByTestId('decision').textContent(), /approval/i);
         assert.match(await p.getByTestId('traffic').textContent(), /canary 30%/);
         await p.getByTestId('analysis').locator('[data-testid="check"]').first().waitFor({ timeout: 5000 });
-        await axeBothThemes(p, 'deployment-running');
+        if (axeError) {
+            throw axeError;
+        }
         noProblems(p);
     });
 
-    it('shows a commit message holding HTML as text', async () => {
+    scenario('shows a commit message holding HTML as text', async () => {
         await ensureGood();
         const p = await aliceOn(`#/deployments/${ids.good}`);
         await pipelineShown(p, ids.good);
@@ -222,7 +249,7 @@ describe('kanaria web UI', () => {
         noProblems(p); // no alert() ran
     });
 
-    it('shows a viewer no action buttons', async () => {
+    scenario('shows a viewer no action buttons', async () => {
         await ensureGood();
         await apiStageRunning(ids.good, 'WAIT_APPROVAL');
         const p = await page();
@@ -231,7 +258,7 @@ describe('kanaria web UI', () => {
             location.hash = h;
         }, `#/deployments/${ids.good}`);
         await pipelineShown(p, ids.good);
-        const wait = stageIndex(await deployment(ids.good), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
         await waitFor('the WAIT_APPROVAL box RUNNING', async () =>
             (await stageOf(p, wait).getAttribute('data-status')) === 'RUNNING', 10000);
         for (const name of ['Approve', 'Reject', 'Sync']) {
@@ -247,7 +274,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('works from the keyboard: Tab to Approve, Enter opens the dialog, Escape closes it', async () => {
+    scenario('works from the keyboard: Tab to Approve, Enter opens the dialog, Escape closes it', async () => {
         await ensureGood();
         await apiStageRunning(ids.good, 'WAIT_APPROVAL');
         const p = await aliceOn(`#/deployments/${ids.good}`);
@@ -262,7 +289,7 @@ describe('kanaria web UI', () => {
         await p.keyboard.press('Enter');
         const dialog = p.getByRole('dialog');
         await dialog.waitFor({ timeout: 5000 });
-        const wait = stageIndex(await deployment(ids.good), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
         await dialog.getByRole('heading', { name: `Approve stage ${wait} WAIT_APPROVAL` }).waitFor({ timeout: 2000 });
         assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)),
             'the focus is not in the dialog');
@@ -274,13 +301,13 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('approves from the UI and shows the promotion', async () => {
+    scenario('approves from the UI and shows the promotion', async () => {
         await ensureGood();
         await apiStageRunning(ids.good, 'WAIT_APPROVAL');
         const p = await aliceOn(`#/deployments/${ids.good}`);
         await pipelineShown(p, ids.good);
         const marker = await setMarker(p);
-        const wait = stageIndex(await deployment(ids.good), 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
         await p.getByRole('button', { name: 'Approve', exact: true }).click();
         const dialog = p.getByRole('dialog');
         await dialog.waitFor({ timeout: 5000 });
@@ -300,7 +327,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('catches up after the event stream is cut, resuming with Last-Event-ID', async () => {
+    scenario('catches up after the event stream is cut, resuming with Last-Event-ID', async () => {
         const good = await deployment(await ensureGood());
         if (!FINAL.includes(good.status)) { // the bad version must not queue behind the good one
             await apiStageRunning(good.id, 'WAIT_APPROVAL');
@@ -313,7 +340,7 @@ describe('kanaria web UI', () => {
             (await p.getByTestId('stream-status').textContent()) === 'Live', 15000);
         const marker = await setMarker(p);
         const d = await deployment(await ensureBad());
-        const analysis = stageIndex(await deployment(d.id), 'ANALYSIS');
+        const analysis = await stageIndexOf(d.id, 'ANALYSIS');
         await p.evaluate((h) => {
             location.hash = h;
         }, `#/deployments/${d.id}`);
@@ -357,7 +384,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('explains the rollback: the reason, the failing check\'s chart and its FAIL verdict', async () => {
+    scenario('explains the rollback: the reason, the failing check\'s chart and its FAIL verdict', async () => {
         await ensureBad();
         const d = await apiFinal(ids.bad);
         assert.equal(d.status, 'FAILURE', `v3 ended ${d.status}: ${d.reason}`);
@@ -377,6 +404,14 @@ describe('kanaria web UI', () => {
             assert.match(await fig.locator('figcaption').textContent(), new RegExp(check));
             assert.match(await fig.locator('table').textContent(), /FAIL/);
         }
+        // the split now: everything back on the primary
+        await waitFor('the traffic now on the primary', async () =>
+            /primary 100%/.test(await p.getByTestId('traffic').textContent()), 10000)
+            .catch(async (e) => {
+                const a = await getJSON(`/api/v1/apps/${app()}?repo=${repo()}`);
+                throw new Error(`${e.message}; the page says "${await p.getByTestId('traffic')
+                    .textContent()}", the API ${JSON.stringify(a.traffic)}`);
+            });
         await axeBothThemes(p, 'deployment-rolled-back');
         await p.evaluate(() => {
             location.hash = '#/apps';
@@ -388,7 +423,7 @@ describe('kanaria web UI', () => {
         noProblems(p);
     });
 
-    it('is readable on a phone', async () => {
+    scenario('is readable on a phone', async () => {
         const p = await page({ width: 375, height: 800 });
         await login(p, base, ALICE(), 'alice (approver)');
         await p.evaluate((h) => {

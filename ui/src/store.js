@@ -1,7 +1,7 @@
 // The page's state as signals: the session, the stream's status, the data each view shows, and
 // the refetches that events trigger (coalesced).
 import { signal } from '@preact/signals';
-import { api, appPath, setToken, setUnauthorizedHandler, token } from './api.js';
+import { api, ApiError, appPath, setToken, setUnauthorizedHandler, token } from './api.js';
 
 export const now = signal(Date.now());
 setInterval(() => {
@@ -120,6 +120,11 @@ export function signOut() {
     loginError.value = '';
     streamStatus.value = 'Signed out';
     auth.value = 'login';
+}
+
+// The stream was refused (the token was revoked or has expired): sign out, saying why.
+export function streamRefused(message) {
+    signedOut(new ApiError(401, message));
 }
 
 export function showLogin() {

@@ -1,5 +1,6 @@
-/* Unit tests for controller/api/apps.c: the status word of an app, the first that applies of
- * DEPLOYING, INVALID, ORPHANED, OUT_OF_SYNC, ROLLED_BACK, SYNCED, NEW. */
+/* Unit tests for controller/api/apps.c and deployments.c: the status word of an app, the first
+ * that applies of DEPLOYING, INVALID, ORPHANED, OUT_OF_SYNC, ROLLED_BACK, SYNCED, NEW; a
+ * deployment's stages merged with its pipeline. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -41,10 +42,59 @@ static void test_app_status_order(void **state)
     assert_string_equal(kn_api_app_status(&a), "ORPHANED");
 }
 
+static void test_stages_merge(void **state)
+{
+    json_t *pipeline = json_loads("[{\"index\": 0, \"kind\": \"CANARY_ROLLOUT\"},"
+                                  " {\"index\": 1, \"kind\": \"WAIT_APPROVAL\"},"
+                                  " {\"index\": 2, \"kind\": \"PRIMARY_ROLLOUT\"}]",
+                                  0, NULL);
+    /* as the store has them: stage 0 done, an approval record of stage 1 without its row (name
+     * ""), the rollback at index 3 */
+    json_t *stages = json_loads("[{\"index\": 0, \"name\": \"CANARY_ROLLOUT\", \"status\": "
+                                "\"SUCCESS\"}, {\"index\": 1, \"name\": \"\", \"status\": "
+                                "\"NOT_STARTED\", \"approvals\": [{\"who\": \"alice\"}]},"
+                                " {\"index\": 3, \"name\": \"ROLLBACK\", \"status\": "
+                                "\"RUNNING\"}]",
+                                0, NULL);
+    json_t *all, *s;
+
+    (void)state;
+    assert_non_null(pipeline);
+    assert_non_null(stages);
+    all = kn_api_stages_merge(pipeline, stages);
+    assert_int_equal(json_array_size(all), 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(all, i), "index")),
+                         (json_int_t)i);
+    }
+    s = json_array_get(all, 1);
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "WAIT_APPROVAL");
+    assert_int_equal(json_array_size(json_object_get(s, "approvals")), 1);
+    s = json_array_get(all, 2);
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "PRIMARY_ROLLOUT");
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "NOT_STARTED");
+    assert_int_equal(json_integer_value(json_object_get(s, "started_at")), 0);
+    assert_int_equal(json_array_size(json_object_get(s, "approvals")), 0);
+    assert_int_equal(json_array_size(json_object_get(s, "analysis")), 0);
+    s = json_array_get(all, 3);
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "ROLLBACK");
+    json_decref(all);
+
+    /* an empty pipeline keeps every recorded stage */
+    json_decref(pipeline);
+    pipeline = json_array();
+    all = kn_api_stages_merge(pipeline, stages);
+    assert_int_equal(json_array_size(all), 3);
+    json_decref(all);
+    json_decref(pipeline);
+    json_decref(stages);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_app_status_order),
+        cmocka_unit_test(test_stages_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

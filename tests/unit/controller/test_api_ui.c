@@ -8,7 +8,7 @@
 
 #include "api/ui.h"
 
-#define TAKES(s) kn_ui_takes_gzip((s), strlen(s))
+#define TAKES(s)      kn_ui_takes_gzip((s), strlen(s))
 #define MATCHES(s, e) kn_ui_etag_matches((s), strlen(s), (e))
 
 static void test_takes_gzip(void **state)
