@@ -69,7 +69,8 @@ static int kn_template_next_tag(struct kn_template_run *r, size_t pos, struct kn
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_') ||
             n + 1 >= sizeof(t->name)) {
-            return kn_template_fail(r, KN_EINVAL, "bad field name in the tag at offset %zu", t->start);
+            return kn_template_fail(r, KN_EINVAL, "bad field name in the tag at offset %zu",
+                                    t->start);
         }
         t->name[n++] = c;
     }
@@ -199,9 +200,8 @@ static int kn_template_block(struct kn_template_run *r, size_t *pos, const char 
         if (t.kind == '#' || t.kind == '^') {
             int on;
             if (depth + 1 > KN_TEMPLATE_DEPTH) {
-                return kn_template_fail(r, KN_EINVAL,
-                                        "section '%s' at offset %zu nests too deep", t.name,
-                                        t.start);
+                return kn_template_fail(r, KN_EINVAL, "section '%s' at offset %zu nests too deep",
+                                        t.name, t.start);
             }
             on = kn_template_truthy(r->ctx ? json_object_get(r->ctx, t.name) : NULL);
             if (t.kind == '^') {
@@ -226,13 +226,16 @@ int kn_template_check(const char *tmpl, char *why, size_t why_size)
     return kn_template_block(&r, &pos, NULL, 0, 0, 0);
 }
 
-int kn_template_render(char **out, const char *tmpl, const json_t *ctx,
-                       enum kn_template_escape esc, char *why, size_t why_size)
+int kn_template_render(char **out, const char *tmpl, const json_t *ctx, enum kn_template_escape esc,
+                       char *why, size_t why_size)
 {
     struct kn_buf b;
-    struct kn_template_run r = {
-        .tmpl = tmpl ? tmpl : "", .ctx = ctx, .esc = esc, .out = &b, .why = why,
-        .why_size = why_size};
+    struct kn_template_run r = {.tmpl = tmpl ? tmpl : "",
+                                .ctx = ctx,
+                                .esc = esc,
+                                .out = &b,
+                                .why = why,
+                                .why_size = why_size};
     size_t pos = 0;
     int rc;
 

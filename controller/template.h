@@ -35,7 +35,7 @@ int kn_template_check(const char *tmpl, char *why, size_t why_size);
 /* tmpl rendered over ctx (a JSON object; borrowed) into *out (caller frees): 0, or KN_EINVAL (a
  * malformed template, see kn_template_check) or KN_ETOOBIG (past KN_TEMPLATE_MAX), with why set
  * and *out NULL. */
-int kn_template_render(char **out, const char *tmpl, const json_t *ctx,
-                       enum kn_template_escape esc, char *why, size_t why_size);
+int kn_template_render(char **out, const char *tmpl, const json_t *ctx, enum kn_template_escape esc,
+                       char *why, size_t why_size);
 
 #endif /* KANARIA_TEMPLATE_H */

@@ -21,8 +21,7 @@ static char *render(const char *tmpl, const char *ctx_json, enum kn_template_esc
     return out;
 }
 
-static void expect(const char *tmpl, const char *ctx, enum kn_template_escape esc,
-                   const char *want)
+static void expect(const char *tmpl, const char *ctx, enum kn_template_escape esc, const char *want)
 {
     char *got = render(tmpl, ctx, esc);
 
@@ -127,9 +126,9 @@ static void test_too_big(void **state)
     memset(big, 'x', n);
     big[n] = '\0';
     ctx = json_pack("{s:s}", "v", big);
-    assert_int_equal(kn_template_render(&out, "{{v}}{{v}}{{v}}{{v}}", ctx, KN_TEMPLATE_TEXT, why,
-                                        sizeof(why)),
-                     KN_ETOOBIG);
+    assert_int_equal(
+        kn_template_render(&out, "{{v}}{{v}}{{v}}{{v}}", ctx, KN_TEMPLATE_TEXT, why, sizeof(why)),
+        KN_ETOOBIG);
     assert_null(out);
     assert_non_null(strstr(why, "longer than the limit"));
     json_decref(ctx);
@@ -139,7 +138,7 @@ static void test_too_big(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fields),     cmocka_unit_test(test_sections),
+        cmocka_unit_test(test_fields),        cmocka_unit_test(test_sections),
         cmocka_unit_test(test_json_escaping), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_too_big),
     };
