@@ -260,7 +260,7 @@ static void kn_client_print_app_row(const json_t *app)
             note = json_string_value(json_object_get(d, "reason"));
         }
     }
-    printf("%-20s %-12s %-8s %-12s %-7s %-30s %s%s%s\n", kn_client_str(app, "name"),
+    printf("%-20s %-12s %-8s %-12s %-7s %-38s %s%s%s\n", kn_client_str(app, "name"),
            kn_client_str(app, "repo"), deploy,
            json_is_true(json_object_get(app, "pruned"))     ? "PRUNED"
            : json_is_true(json_object_get(app, "orphaned")) ? "ORPHANED"
@@ -624,7 +624,7 @@ static int kn_client_status(const struct kn_client_opts *op, int *busy)
             *json_string_value(json_object_get(j, "storage_error"))) {
             printf("storage error: %s\n\n", kn_client_str(j, "storage_error"));
         }
-        printf("%-20s %-12s %-8s %-12s %-7s %-30s %s\n", "APP", "REPO", "DEPLOY", "STATUS",
+        printf("%-20s %-12s %-8s %-12s %-7s %-38s %s\n", "APP", "REPO", "DEPLOY", "STATUS",
                "COMMIT", "STAGE", "SUMMARY");
         json_array_foreach(json_object_get(j, "apps"), i, app)
         {
