@@ -180,8 +180,13 @@ grep -Eq '^  4 +WAIT_APPROVAL \(gate\) +RUNNING .*1 of 2 approvals \(alice, bob\
     grep -Eq '^  5 +PRIMARY_ROLLOUT +NOT_STARTED' "$tmp/get"
 check "it shows each stage, the approval, the analysis and the plan ($(cat "$tmp/get"))" $?
 KANARIA_TOKEN=tok-alice "$bin" get deployment 2 --json | python3 -c 'import json,sys
-b = json.load(sys.stdin); assert b["id"] == 2 and b["pipeline"][4]["id"] == "gate", b'
-check "--json is the API's deployment object" $?
+b = json.load(sys.stdin); assert b["id"] == 2 and b["pipeline"][4]["id"] == "gate", b
+assert [s["id"] for s in b["stages"][:6]] == ["", "", "errors", "settle", "gate", ""], b["stages"]
+m = [e["message"] for e in b["events"]]
+assert "stage 2 ANALYSIS (errors): SUCCESS" in m and "stage 4 WAIT_APPROVAL (gate): RUNNING" in m, m'
+check "--json is the API's deployment object; its stages and events name the stage ids" $?
+grep -q 'stage=ANALYSIS stage_id=errors msg=' "$tmp/log"
+check "the engine's log lines name the stage's id" $?
 "$bin" get app hello >/dev/null 2>&1
 check "get of another resource is a usage error" $(($? == 2 ? 0 : 1))
 kill -0 "$rpid" 2>/dev/null
