@@ -8,11 +8,13 @@ FUZZ_RUNS ?= 20000
 FUZZ_TIME ?= 60
 FUZZ_TARGETS = app config webhook
 CMAKE_FLAGS ?=
+# `make install PREFIX=/usr DESTDIR=/tmp/stage`: cmake --install of $(BUILD)
+PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Keep the sub-makes that CMake runs from printing every folder they enter.
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build test asan fuzz format demo demo-ecs demo-kubernetes bench clean
+.PHONY: all deps build install test asan fuzz format demo demo-ecs demo-kubernetes bench clean
 
 all: build
 
@@ -22,6 +24,9 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j $(JOBS)
+
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -35,6 +35,7 @@
 #include "kanaria/platform.h"
 #include "kanaria/plugin/platform.h"
 #include "kanaria/schema.h"
+#include "template.h"
 
 #define KN_CONFIG_URL_FORMS                                                                        \
     "a local path (/srv/git/deploy.git), file://, http://, https://, ssh:// or user@host:path"
@@ -57,7 +58,8 @@ const char *const kn_event_names[] = {
 /* In the order of enum kn_role, enum kn_notification_type, enum kn_log_level and enum
  * kn_log_format. */
 static const char *const kn_config_roles[] = {"viewer", "approver", "operator", "admin", NULL};
-static const char *const kn_config_notify_types[] = {"webhook", "slack", NULL};
+static const char *const kn_config_notify_types[] = {"webhook", "slack", "teams",
+                                                             "pagerduty", NULL};
 static const char *const kn_config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const kn_config_log_formats[] = {"logfmt", "json", NULL};
 
@@ -599,10 +601,37 @@ static void kn_config_check_notification(void *obj, const struct kn_node *node,
 {
     const struct kn_notification_config *n = obj;
     const struct kn_node *events = kn_node_get(node, "events");
+    char why[200];
 
     if (n->url && !kn_config_is_http_url(n->url)) {
         kn_config_error(ctx, ctx->path, kn_node_get(node, "url"),
                         "'url' must be an http:// or https:// url, got '%s'", n->url);
+    }
+    if (n->token_file && n->type != KN_NOTIFY_SLACK && n->type != KN_NOTIFY_PAGERDUTY) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "tokenFile"),
+                        "'tokenFile' is for type slack or pagerduty, not %s",
+                        kn_config_notify_types[n->type]);
+    }
+    if (n->type == KN_NOTIFY_PAGERDUTY && !n->token_file) {
+        kn_config_error(ctx, ctx->path, node,
+                        "type pagerduty needs 'tokenFile', the file holding the routing key");
+    }
+    if (n->type == KN_NOTIFY_SLACK && n->token_file && !n->channel) {
+        kn_config_error(ctx, ctx->path, node,
+                        "a slack notification with 'tokenFile' needs 'channel' to post to");
+    }
+    if (n->channel && !n->token_file) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "channel"),
+                        "'channel' is for a slack notification with 'tokenFile'; an incoming "
+                        "webhook posts to its own channel");
+    }
+    if (n->secret_file && n->type != KN_NOTIFY_WEBHOOK) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "secretFile"),
+                        "'secretFile' signs webhook bodies only, not %s",
+                        kn_config_notify_types[n->type]);
+    }
+    if (n->template && kn_template_check(n->template, why, sizeof(why)) < 0) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "template"), "'template': %s", why);
     }
     if (!events || events->type != KN_NODE_SEQ) {
         goto out;
@@ -638,17 +667,38 @@ static const struct kn_field kn_config_notification_fields[] = {
      .offset = offsetof(struct kn_notification_config, type),
      .def = "webhook",
      .enums = kn_config_notify_types,
-     .help = "webhook: the event as JSON; slack: a Slack incoming-webhook message"},
+     .help = "webhook: the event as JSON (or the template); slack: a Block Kit message; teams: "
+             "an Adaptive Card; pagerduty: Events v2 incidents for failures"},
     {.key = "url",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_notification_config, url),
      .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
-     .help = "where events are POSTed, http:// or https://"},
+     .help = "where events are POSTed, http:// or https://; slack with tokenFile: the Web API "
+             "base (https://slack.com/api); pagerduty: https://events.pagerduty.com/v2/enqueue"},
     {.key = "secretFile",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_notification_config, secret_file),
      .flags = KN_FIELD_NONEMPTY,
-     .help = "file holding the key that signs each body with HMAC-SHA256; absent = unsigned"},
+     .help = "webhook: file holding the key that signs each body with HMAC-SHA256; absent = "
+             "unsigned"},
+    {.key = "tokenFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_notification_config, token_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "slack: file holding a bot token (chat.postMessage, one message per deployment "
+             "updated with chat.update); pagerduty: file holding the routing key"},
+    {.key = "channel",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_notification_config, channel),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "slack with tokenFile: the channel (ID or #name) posted to"},
+    {.key = "template",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_notification_config, template),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "Mustache subset ({{field}}, {{#field}}..{{/field}}, {{^field}}..{{/field}}): "
+             "webhook: the whole JSON body, values JSON-escaped; slack, teams, pagerduty: the "
+             "message text"},
     {.key = "events",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_notification_config, events),
@@ -814,6 +864,11 @@ static void kn_config_check(void *obj, const struct kn_node *node, struct kn_sch
                         "'driftInterval' must be 0 (never) or at least 1s, got '%s'",
                         n && n->scalar ? n->scalar : "");
     }
+    if (cfg->external_url && !kn_config_is_http_url(cfg->external_url)) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "externalUrl"),
+                        "'externalUrl' must be an http:// or https:// url, got '%s'",
+                        cfg->external_url);
+    }
     if (cfg->listen && kn_node_get(node, "listen") && !kn_config_is_host_port(cfg->listen)) {
         kn_config_error(ctx, ctx->path, kn_node_get(node, "listen"),
                         "'listen' must be " KN_CONFIG_HOST_PORT ", got '%s'", cfg->listen);
@@ -848,6 +903,12 @@ static const struct kn_field kn_config_fields[] = {
      .def = "127.0.0.1:7070",
      .help = "HOST:PORT of the API, webhooks, web UI and /metrics (IPv6 as [::1]:7070, "
              "all addresses as :7070)"},
+    {.key = "externalUrl",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_config, external_url),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the web UI's address as people reach it (https://kanaria.example.com); "
+             "notifications link to EXTERNAL_URL/#/deployments/ID; absent = no links"},
     {.key = "driftInterval",
      .type = KN_TYPE_DURATION,
      .offset = offsetof(struct kn_config, drift_interval_ms),

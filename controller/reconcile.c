@@ -45,6 +45,7 @@ struct watch {
     int again;   /* triggered while busy */
     int retired; /* the config changed or the loop stops: free when idle */
     int failures;
+    int rounds; /* fetches finished (recorded or failed) */
     /* snapshot for the worker, taken on the loop */
     char *prev_head;
     struct kn_detect_known *known;
@@ -73,6 +74,9 @@ struct kn_reconcile {
     void *on_planned_data;
     kn_reconcile_prune_cb on_prune;
     void *on_prune_data;
+    kn_reconcile_round_cb on_round;
+    void *on_round_data;
+    int round_told; /* on_round was called */
 };
 
 static long long now_ms(void)
@@ -345,6 +349,21 @@ static void record_stale(struct watch *w)
 
 static void drain_done(struct watch *w);
 
+/* Tell on_round once every current repository has finished a fetch. */
+static void check_first_round(struct kn_reconcile *rc)
+{
+    if (rc->round_told || !rc->on_round) {
+        return;
+    }
+    for (size_t i = 0; i < rc->nwatches; i++) {
+        if (rc->watches[i]->rounds == 0) {
+            return;
+        }
+    }
+    rc->round_told = 1;
+    rc->on_round(rc->on_round_data);
+}
+
 /* The end of a fetch and its planning (or of a fetch that failed): record, schedule the next. */
 static void fetch_finish(struct watch *w, int cancelled)
 {
@@ -364,6 +383,8 @@ static void fetch_finish(struct watch *w, int cancelled)
         kn_log_warn(w->who, "fetch failed (attempt %d, retrying in %llds): %s", w->failures,
                     next / 1000, w->err.msg);
         schedule(w, next);
+        w->rounds++;
+        check_first_round(w->rc);
         goto out;
     }
     w->failures = 0;
@@ -391,6 +412,8 @@ static void fetch_finish(struct watch *w, int cancelled)
     if (planned && w->rc->on_planned) {
         w->rc->on_planned(w->rc->on_planned_data);
     }
+    w->rounds++;
+    check_first_round(w->rc);
     if (w->again) {
         w->again = 0;
         schedule(w, 0);
@@ -631,11 +654,18 @@ void kn_reconcile_on_prune(struct kn_reconcile *rc, kn_reconcile_prune_cb cb, vo
     rc->on_prune_data = data;
 }
 
+void kn_reconcile_on_first_round(struct kn_reconcile *rc, kn_reconcile_round_cb cb, void *data)
+{
+    rc->on_round = cb;
+    rc->on_round_data = data;
+}
+
 void kn_reconcile_start(struct kn_reconcile *rc)
 {
     for (size_t i = 0; i < rc->nwatches; i++) {
         start_fetch(rc->watches[i]);
     }
+    check_first_round(rc);
 }
 
 int kn_reconcile_trigger(struct kn_reconcile *rc, const char *repo)

@@ -31,6 +31,12 @@ typedef void (*kn_reconcile_prune_cb)(void *data, const char *repo, const char *
                                       const char *actor);
 void kn_reconcile_on_prune(struct kn_reconcile *rc, kn_reconcile_prune_cb cb, void *data);
 
+/* Called once on the loop, when every repository of the config has been fetched (or its fetch
+ * failed) and its head planned for the first time since kn_reconcile_start; at once when there
+ * is no repository. What `kanaria serve` tells its service manager as readiness. */
+typedef void (*kn_reconcile_round_cb)(void *data);
+void kn_reconcile_on_first_round(struct kn_reconcile *rc, kn_reconcile_round_cb cb, void *data);
+
 /* Fetch every repository now, then on its schedule. */
 void kn_reconcile_start(struct kn_reconcile *rc);
 

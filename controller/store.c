@@ -182,6 +182,15 @@ static const char *const kn_store_migrations[] = {
      "  value TEXT NOT NULL,"
      "  PRIMARY KEY (platform, repo, app, key)"
      ");"),
+
+    /* 4 -> 5: what each notification keeps across restarts (kn_store_notify_get/set): the id
+     * of the last event it delivered, the Slack message of a deployment, an open incident. */
+    ("CREATE TABLE notification_state ("
+     "  name TEXT NOT NULL,"
+     "  key TEXT NOT NULL,"
+     "  value TEXT NOT NULL,"
+     "  PRIMARY KEY (name, key)"
+     ");"),
 };
 
 #define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
@@ -2034,4 +2043,45 @@ int kn_store_memo_set(struct kn_store *st, const char *platform, const char *rep
                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (platform, repo, app, key) "
                "DO UPDATE SET value = excluded.value",
                "sssss", platform, repo, app, key, value);
+}
+
+/* ---- notification state -------------------------------------------------------------------- */
+
+int kn_store_notify_get(struct kn_store *st, const char *name, const char *key, char **out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *out = NULL;
+    if (!st || !name || !key) {
+        return KN_EINVAL;
+    }
+    if ((rc = prepare(st, &s, "SELECT value FROM notification_state WHERE name = ?1 AND key = ?2",
+                      "ss", name, key)) < 0) {
+        goto out;
+    }
+    if ((rc = step(st, s)) == 1) {
+        *out = col_dup(s, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = KN_ENOTFOUND;
+    }
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int kn_store_notify_set(struct kn_store *st, const char *name, const char *key, const char *value)
+{
+    if (!st || !name || !key) {
+        return KN_EINVAL;
+    }
+    if (!value) {
+        return run(st, "DELETE FROM notification_state WHERE name = ?1 AND key = ?2", "ss", name,
+                   key);
+    }
+    return run(st,
+               "INSERT INTO notification_state (name, key, value) VALUES (?1, ?2, ?3) "
+               "ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
+               "sss", name, key, value);
 }

@@ -844,7 +844,7 @@ int kn_schema_isset(const struct kn_schema *schema, const void *obj, const char 
     return (*set >> index) & 1;
 }
 
-static const char *type_name(const struct kn_field *f)
+const char *kn_schema_type_name(const struct kn_field *f)
 {
     switch (f->type) {
     case KN_TYPE_STRING:
@@ -884,7 +884,7 @@ void kn_schema_describe(const struct kn_schema *schema, const char *prefix, stru
     for (size_t i = 0; i < schema->nfields; i++) {
         const struct kn_field *f = &schema->fields[i];
         join_path(path, sizeof(path), prefix, f->key);
-        kn_buf_addf(buf, "| `%s` | %s", path, type_name(f));
+        kn_buf_addf(buf, "| `%s` | %s", path, kn_schema_type_name(f));
         if (f->type == KN_TYPE_ENUM) {
             kn_buf_adds(buf, ":");
             for (int j = 0; f->enums[j]; j++) {

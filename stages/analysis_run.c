@@ -123,31 +123,60 @@ char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args,
     return kn_buf_detach(&b, NULL);
 }
 
-/* Every value of every series, NaN kept (the statistics drop it). Caller frees. */
-static double *samples_of(const struct kn_metrics_result *r, size_t *n)
+/* Every value of every series, NaN kept (the statistics drop it), and their times into *t (ms
+ * since the epoch, 0 where the provider gave none). Caller frees both. */
+static double *samples_of(const struct kn_metrics_result *r, size_t *n, long long **t)
 {
     double *v = NULL;
 
     *n = 0;
+    *t = NULL;
     for (size_t i = 0; i < r->nseries; i++) {
         const struct kn_metrics_series *s = &r->series[i];
         v = kn_reallocarray(v, *n + s->count + 1, sizeof(*v));
+        *t = kn_reallocarray(*t, *n + s->count + 1, sizeof(**t));
         memcpy(v + *n, s->values, s->count * sizeof(*v));
+        if (s->times_ms) {
+            memcpy(*t + *n, s->times_ms, s->count * sizeof(**t));
+        } else {
+            memset(*t + *n, 0, s->count * sizeof(**t));
+        }
         *n += s->count;
     }
     return v;
 }
 
-static json_t *samples_json(const double *v, size_t n)
+/* The stored samples of one variant into values, and their times into times (left empty when a
+ * sample has no time): the finite ones, at most MAX_STORED_SAMPLES. */
+static void samples_json(const double *v, const long long *t, size_t n, json_t *values,
+                         json_t *times)
 {
-    json_t *a = json_array();
+    int timed = 1;
 
-    for (size_t i = 0; i < n && json_array_size(a) < MAX_STORED_SAMPLES; i++) {
+    for (size_t i = 0; i < n && json_array_size(values) < MAX_STORED_SAMPLES; i++) {
         if (isfinite(v[i])) {
-            json_array_append_new(a, json_real(v[i]));
+            json_array_append_new(values, json_real(v[i]));
+            json_array_append_new(times, json_integer(t[i]));
+            timed &= t[i] > 0;
         }
     }
-    return a;
+    if (!timed) {
+        json_array_clear(times);
+    }
+}
+
+json_t *kn_analysis_values_read(const char *values_json)
+{
+    json_t *j = json_loads(values_json ? values_json : "", 0, NULL);
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    if (json_is_object(json_object_get(j, "values"))) {
+        return j;
+    }
+    return json_pack("{s:o}", "values", j); /* the samples alone, as recorded before times */
 }
 
 static void save_counts(struct kn_stage_run *run, const struct check *c)
@@ -381,10 +410,11 @@ static void metric_done(struct eval *ev)
     struct check *c;
     const struct kn_analysis_metric *m;
     double *v[2] = {NULL, NULL};
+    long long *t[2] = {NULL, NULL};
     size_t n[2] = {0, 0};
     char why[700] = "", bound[256] = "", *query = NULL, *values = NULL;
     enum verdict verdict = V_INCONCLUSIVE;
-    json_t *j = json_object();
+    json_t *j = json_object(), *samples = json_object(), *times = json_object();
 
     if (!a) {
         goto out; /* the stage is gone */
@@ -393,8 +423,28 @@ static void metric_done(struct eval *ev)
     m = c->m;
     c->eval = NULL;
     for (int i = 0; i < ev->nq; i++) {
-        v[i] = samples_of(&ev->res[i], &n[i]);
-        json_object_set_new(j, ev->variant[i], samples_json(v[i], n[i]));
+        json_t *sv = json_array(), *st = json_array();
+        v[i] = samples_of(&ev->res[i], &n[i], &t[i]);
+        samples_json(v[i], t[i], n[i], sv, st);
+        if (json_array_size(st) == json_array_size(sv)) {
+            json_object_set(times, ev->variant[i], st);
+        }
+        json_object_set_new(samples, ev->variant[i], sv);
+        json_decref(st);
+    }
+    /* the samples, their times when every variant has them, and a threshold's fixed bound */
+    json_object_set(j, "values", samples);
+    if (json_object_size(times) == (size_t)ev->nq) {
+        json_object_set(j, "times", times);
+    }
+    if (m->strategy == KN_STRATEGY_THRESHOLD && (m->expected.set & 3u)) {
+        json_object_set_new(j, "threshold",
+                            json_pack("{s:o, s:o}", "max",
+                                      m->expected.set & 2u ? json_real(m->expected.max)
+                                                           : json_null(),
+                                      "min",
+                                      m->expected.set & 1u ? json_real(m->expected.min)
+                                                           : json_null()));
     }
     query = ev->nq == 2 ? kn_asprintf("%s\n%s", ev->query[0], ev->query[1])
                         : kn_strdup(ev->query[0]);
@@ -436,10 +486,14 @@ verdict:
     }
 out:
     json_decref(j);
+    json_decref(samples);
+    json_decref(times);
     free(values);
     free(query);
     free(v[0]);
     free(v[1]);
+    free(t[0]);
+    free(t[1]);
     eval_free(ev);
 }
 
@@ -792,10 +846,10 @@ static int prev_record(const struct kn_analysis_record *r, void *data)
     json_t *v;
 
     if (strcmp(r->check, c->name) != 0 || strcmp(r->verdict, "PASS") != 0 ||
-        !(j = json_loads(r->values_json, 0, NULL))) {
+        !(j = kn_analysis_values_read(r->values_json))) {
         return 0;
     }
-    json_object_foreach(j, key, values)
+    json_object_foreach(json_object_get(j, "values"), key, values)
     {
         json_array_foreach(values, i, v)
         {

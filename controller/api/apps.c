@@ -75,8 +75,8 @@ static int kn_api_deployment_platform(const struct kn_deployment *d, void *data)
 }
 
 /* The platform the app runs on: the one its newest deployment that started ran on; before any,
- * the only platform kanaria.yaml declares (`local`, the embedded default, when it declares
- * none); otherwise "" (unknown). */
+ * for a valid app, the only platform kanaria.yaml declares (`local`, the embedded default, when
+ * it declares none: an app must name a declared one); otherwise "" (unknown). */
 static json_t *kn_api_app_platform(struct kn_api *api, const struct kn_app_state *a)
 {
     struct kn_api_platform_find f = {.store = api->deps.store};
@@ -87,6 +87,8 @@ static json_t *kn_api_app_platform(struct kn_api *api, const struct kn_app_state
                          kn_api_deployment_platform, &f);
     if (f.name) {
         j = json_string(f.name);
+    } else if (a->error && a->error[0]) {
+        j = json_string(""); /* its platform may be what is wrong with it */
     } else if (platforms->count == 0) {
         j = json_string("local");
     } else if (platforms->count == 1) {

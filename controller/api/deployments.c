@@ -89,13 +89,24 @@ static int kn_api_collect_approval(const struct kn_approval_record *a, void *dat
 static int kn_api_collect_analysis(const struct kn_analysis_record *r, void *data)
 {
     json_t *l = kn_api_stage_list(kn_api_stage_slot(data, r->stage), "analysis");
-    json_t *values = json_loads(r->values_json, 0, NULL);
+    json_t *read = kn_analysis_values_read(r->values_json);
+    /* a text that is no JSON object is shown as it is */
+    json_t *values = read ? json_incref(json_object_get(read, "values"))
+                          : json_string(r->values_json);
+    json_t *times = json_object_get(read, "times");
+    json_t *threshold = json_object_get(read, "threshold");
+    json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)r->id, "at",
+                          (json_int_t)r->at, "check", r->check, "query", r->query, "values",
+                          values, "bound", r->bound, "verdict", r->verdict);
 
-    json_array_append_new(l,
-                          json_pack("{s:I, s:I, s:s, s:s, s:o, s:s, s:s}", "id", (json_int_t)r->id,
-                                    "at", (json_int_t)r->at, "check", r->check, "query", r->query,
-                                    "values", values ? values : json_string(r->values_json),
-                                    "bound", r->bound, "verdict", r->verdict));
+    if (json_is_object(times)) {
+        json_object_set(j, "times", times);
+    }
+    if (json_is_object(threshold)) {
+        json_object_set(j, "threshold", threshold);
+    }
+    json_array_append_new(l, j);
+    json_decref(read);
     return 0;
 }
 

@@ -78,6 +78,9 @@ static const struct kn_cli_command commands[] = {
      "show each repository of a running kanaria serve: branch, head, last fetch, last error, "
      "apps",
      kn_cmd_repos},
+    {"completion", "kanaria completion bash|zsh|fish",
+     "print the shell's completion script (source it, or install it where the shell looks)",
+     kn_cmd_completion},
     {"version", "kanaria version", "print the version", cmd_version},
     {"help",
      "kanaria help [COMMAND | config | app | stages | platform [TYPE] | metrics [TYPE] | "
@@ -360,6 +363,17 @@ static const struct {
     {"metrics", help_metrics, 1},   {"localservice", help_localservice, 0},
 };
 
+const struct kn_cli_command *kn_cli_commands(size_t *n)
+{
+    *n = NCOMMANDS;
+    return commands;
+}
+
+const char *kn_cli_help_topic(size_t i)
+{
+    return i < sizeof(help_topics) / sizeof(help_topics[0]) ? help_topics[i].name : NULL;
+}
+
 static int cmd_help(int argc, char **argv)
 {
     const char *topic = argc > 1 ? argv[1] : NULL;
@@ -367,6 +381,9 @@ static int cmd_help(int argc, char **argv)
     if (!topic) {
         usage(stdout);
         return KN_EXIT_OK;
+    }
+    if (strcmp(topic, "--man") == 0) {
+        return kn_cli_man(argc - 1, argv + 1);
     }
     for (size_t i = 0; i < sizeof(help_topics) / sizeof(help_topics[0]); i++) {
         if (strcmp(help_topics[i].name, topic) == 0) {

@@ -5,6 +5,8 @@
 #ifndef KANARIA_CLI_H
 #define KANARIA_CLI_H
 
+#include <stddef.h>
+
 #define KN_EXIT_OK 0
 #define KN_EXIT_FAILED 1
 #define KN_EXIT_USAGE 2
@@ -18,6 +20,22 @@ struct kn_cli_command {
 
 /* Dispatch argv[1]; returns the process exit code. */
 int kn_cli_main(int argc, char **argv);
+
+/* The subcommands in the order `kanaria help` lists them (static); *n gets their count. */
+const struct kn_cli_command *kn_cli_commands(size_t *n);
+
+/* The i-th topic of `kanaria help` that is not a command ("config", "app", ...); NULL past the
+ * last. Static. */
+const char *kn_cli_help_topic(size_t i);
+
+/* `kanaria completion bash|zsh|fish` (completion.c): the shell's completion script, made from
+ * the command table and the help topics. */
+int kn_cmd_completion(int argc, char **argv);
+
+/* `kanaria help --man PAGE` (man.c, not listed by `kanaria help`): the roff man page
+ * kanaria.1, kanaria.yaml.5 or kanaria-app.5, from the command table and the schema tables that
+ * `kanaria help` prints; what the build installs as man pages. */
+int kn_cli_man(int argc, char **argv);
 
 /* `kanaria validate [DIR] [-c FILE] [--json]` */
 int kn_cmd_validate(int argc, char **argv);

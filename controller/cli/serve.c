@@ -41,6 +41,7 @@
 #include "prune.h"
 #include "reconcile.h"
 #include "kanaria/http.h"
+#include "kanaria/sdnotify.h"
 
 #define WHO "serve"
 
@@ -85,6 +86,8 @@ struct serve {
     int lost;                 /* the lead was lost: exit 1 */
     int stopped;
     uv_timer_t lead_lost;     /* stops kanaria outside the platform's callback */
+    uv_timer_t watchdog;      /* WATCHDOG=1 to systemd every half of WATCHDOG_USEC */
+    int ready;                /* READY=1 was sent */
 };
 
 /* ---- what the engine needs ---------------------------------------------------------------- */
@@ -434,12 +437,67 @@ out:
     return rc;
 }
 
+/* ---- the service manager (systemd's Type=notify; nothing without $NOTIFY_SOCKET) ---------- */
+
+static void notify_said(int rc)
+{
+    if (rc < 0) {
+        kn_log_warn(WHO, "cannot notify the service manager at $NOTIFY_SOCKET (%s): %s",
+                    kn_strerror(rc), rc == KN_EIO ? strerror(errno) : "not a socket name");
+    }
+}
+
+static void notify(const char *state)
+{
+    notify_said(kn_sd_notify(state));
+}
+
+/* The API listens and every repository was fetched and planned once (or is waiting for the
+ * lead): what `systemctl start` waits for. */
+static void tell_ready(struct serve *s, const char *status)
+{
+    char msg[256];
+
+    if (s->ready || s->stopped) {
+        return;
+    }
+    s->ready = 1;
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);
+    notify(msg);
+    kn_log_info(WHO, "ready: %s", status);
+}
+
+static void on_first_round(void *data)
+{
+    tell_ready(data, "serving: every repository fetched and planned once");
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    notify("WATCHDOG=1");
+}
+
+static void start_watchdog(struct serve *s)
+{
+    long long ms = kn_sd_watchdog_ms();
+
+    uv_timer_init(&s->loop, &s->watchdog);
+    s->watchdog.data = s;
+    if (ms > 0) {
+        /* the loop is alive as long as this fires: a stuck loop misses it and systemd acts */
+        uv_timer_start(&s->watchdog, on_watchdog, 0, ms / 2 > 0 ? (uint64_t)(ms / 2) : 1);
+        uv_unref((uv_handle_t *)&s->watchdog);
+    }
+}
+
 static void stop_serving(struct serve *s)
 {
     if (s->stopped) {
         return;
     }
     s->stopped = 1;
+    notify("STOPPING=1");
     kn_feed_close(s->feed);
     s->feed = NULL;
     kn_notify_close(s->notify); /* before the HTTP client closes */
@@ -453,6 +511,7 @@ static void stop_serving(struct serve *s)
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->lead_lost, NULL);
+    uv_close((uv_handle_t *)&s->watchdog, NULL);
 }
 
 static void on_stop(uv_signal_t *h, int signum)
@@ -556,6 +615,9 @@ static void on_reload(uv_signal_t *h, int signum)
     char key[128];
 
     (void)signum;
+    if (s->ready) {
+        notify_said(kn_sd_notify_reloading());
+    }
     kn_diags_init(&diags, 0);
     if (kn_config_load(&cfg, s->config_path, &diags) < 0) {
         kn_log_error(WHO, "SIGHUP: %s is invalid, keeping the running config:",
@@ -576,6 +638,10 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_api_set_config(s->api, cfg); /* owned by the reconcile loop, like the first one */
         kn_notify_set_config(s->notify, cfg);
         s->config = cfg;
+    }
+    if (s->ready) {
+        notify(s->config == cfg ? "READY=1\nSTATUS=serving: reloaded"
+                                : "READY=1\nSTATUS=serving: the reload was refused, see the log");
     }
     kn_diags_release(&diags);
 }
@@ -707,22 +773,26 @@ int kn_cmd_serve(int argc, char **argv)
             kn_log_error(WHO, "api: %s", err.msg);
         }
     }
-    kn_notify_new(&s.notify, &s.loop, s.http, cfg);
+    kn_notify_new(&s.notify, &s.loop, s.http, s.store, cfg);
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
     s.config = cfg;
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_reconcile_on_prune(s.reconcile, prune_app, &s);
+    kn_reconcile_on_first_round(s.reconcile, on_first_round, &s);
     uv_timer_init(&s.loop, &s.lead_lost);
     s.lead_lost.data = &s;
+    start_watchdog(&s);
     kn_engine_hold(s.engine, 1);
     switch (campaign(&s)) {
     case 0:
         start_deploying(&s);
         break;
     case 1:
-        break; /* on_lead starts deploying */
+        /* on_lead starts deploying; a standby is ready to serve the API */
+        tell_ready(&s, "serving the API, waiting for the lead");
+        break;
     default:
         s.lost = 1;
         stop_serving(&s);

@@ -88,6 +88,8 @@ struct kn_user_config {
 enum kn_notification_type {
     KN_NOTIFY_WEBHOOK = 0,
     KN_NOTIFY_SLACK,
+    KN_NOTIFY_TEAMS,
+    KN_NOTIFY_PAGERDUTY,
 };
 
 struct kn_notification_config {
@@ -96,6 +98,9 @@ struct kn_notification_config {
     int type; /* enum kn_notification_type */
     char *url;
     char *secret_file;
+    char *token_file; /* slack: the bot token; pagerduty: the routing key */
+    char *channel;    /* slack with a token: the channel posted to */
+    char *template;   /* Mustache subset (controller/template.h); NULL: the built-in message */
     struct kn_strlist events;
     struct kn_strlist apps;
 };
@@ -116,6 +121,7 @@ struct kn_config {
     uint64_t set;
     char *data_dir;
     char *listen;
+    char *external_url; /* where the web UI is reached, for links in notifications; or NULL */
     long long drift_interval_ms;
     struct kn_tls_config tls;
     struct kn_list repositories;      /* struct kn_repo_config */

@@ -187,6 +187,9 @@ int kn_percent_parse(const char *s, double *out);
  * (without brackets; "" for all), port 1-65535. 0 or KN_EINVAL. */
 int kn_hostport_parse(const char *s, char *host, size_t host_size, int *port);
 
+/* A field's type as the reference docs name it ("duration", "list of maps"); static. */
+const char *kn_schema_type_name(const struct kn_field *f);
+
 /* Reference text of a schema (Markdown table rows, nested structs expanded under `prefix`),
  * appended to buf. */
 void kn_schema_describe(const struct kn_schema *schema, const char *prefix, struct kn_buf *buf);

@@ -128,4 +128,14 @@ long long kn_stage_timeout_ms(const struct kn_stage_config *stage);
 struct json_t *kn_stage_describe(const struct kn_stage_config *stage, int index,
                                  long long timeout_ms);
 
+/*
+ * An analysis record's values_json (kn_store_analysis_add) read back, a new JSON object (the
+ * caller decrefs it), or NULL when it is not a JSON object: {"values": {VARIANT: [samples]}}
+ * with, when they were recorded, "times": {VARIANT: [ms since the epoch]} (the same keys and
+ * lengths) and "threshold": {"max": N|null, "min": N|null} (a threshold check's fixed bound).
+ * Records written before times were kept hold the samples alone; they read the same way. An
+ * HTTP check's values are {"status", "latency_ms"}.
+ */
+struct json_t *kn_analysis_values_read(const char *values_json);
+
 #endif /* KANARIA_STAGE_H */

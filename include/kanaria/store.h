@@ -360,6 +360,15 @@ int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *dat
  * what the DORA metrics are computed from. */
 int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data);
 
+/* ---- notification state ------------------------------------------------------------------ */
+
+/* A notification's saved value under key (controller/notify.h: "cursor", a deployment's Slack
+ * message, an open PagerDuty incident): *out the value (caller frees), KN_ENOTFOUND when there is
+ * none. */
+int kn_store_notify_get(struct kn_store *st, const char *name, const char *key, char **out);
+/* Set it; value NULL deletes it. Written when it returns 0. */
+int kn_store_notify_set(struct kn_store *st, const char *name, const char *key, const char *value);
+
 /* ---- platform memos ------------------------------------------------------------------------ */
 
 /* A platform's memo for an app (include/kanaria/plugin/platform.h): *out the value (caller

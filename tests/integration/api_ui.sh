@@ -2,7 +2,8 @@
 # What the web UI reads of the API, against a real `kanaria serve` (local platform, real HAProxy):
 # GET /api/v1/session (user, role, the newest event id; anonymous on a loopback API without
 # users), each app's platform and status word, the live traffic split of one app; a deployment's
-# pipeline as it runs it (recorded at its start, every stage listed ahead of time).
+# pipeline as it runs it (recorded at its start, every stage listed ahead of time); the times of
+# an analysis check's samples and its threshold.
 set -uo pipefail
 bin=$1
 server=$2
@@ -110,7 +111,7 @@ check "an unknown token is 401" $?
 a = {x["name"]: x for x in b["apps"]}
 assert a["hello"]["platform"] == "edge" and a["hello"]["status"] == "SYNCED", a["hello"]
 assert a["broken"]["status"] == "INVALID" and a["broken"]["error"] != "", a["broken"]
-assert a["broken"]["platform"] == "edge", a["broken"]'
+assert a["broken"]["platform"] == "", a["broken"]'
 rc=$?
 check "the list gives each app its platform and status ($(cat "$tmp/body"))" $rc
 ok=1
@@ -163,6 +164,15 @@ assert all(x["approvals"] == [] and x["started_at"] == 0 and x["finished_at"] ==
 assert len(s[2]["analysis"]) >= 1 and s[2]["analysis"][0]["verdict"] == "PASS", s[2]'
 rc=$?
 check "GET /api/v1/deployments/2 has its pipeline and lists every stage ($(cat "$tmp/body"))" $rc
+json "$tmp/body" '
+for r in [r for s in b["stages"] for r in s["analysis"]]:
+    assert r["check"] == "level" and r["threshold"] == {"max": 0.05, "min": None}, r
+    assert list(r["values"]) == ["canary"] and list(r["times"]) == ["canary"], r
+    v, t = r["values"]["canary"], r["times"]["canary"]
+    assert len(v) >= 1 and len(t) == len(v) and v[0] == 0.01, r
+    assert all(isinstance(x, int) and r["at"] - 60000 < x <= r["at"] + 1000 for x in t), r'
+rc=$?
+check "each analysis record has the times of its samples and the threshold ($(cat "$tmp/body"))" $rc
 [ "$(code GET /api/v1/deployments/1 tok-vic)" = 200 ] && json "$tmp/body" '
 assert [(s["index"], s["kind"]) for s in b["pipeline"]] == [(0, "SYNC")], b["pipeline"]
 assert [(s["index"], s["name"], s["status"]) for s in b["stages"]] == [(0, "SYNC", "SUCCESS")]'

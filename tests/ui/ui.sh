@@ -13,10 +13,11 @@
 # (exit 77), a failure when CI=true. KANARIA_CHROMIUM names another chromium binary.
 set -uo pipefail
 
-bin=$1
-hello=$2
-load=$3
-build=$4
+abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+bin=$(abs "$1")
+hello=$(abs "$2")
+load=$(abs "$3")
+build=$(abs "$4")
 src=$(cd "$(dirname "$0")/../.." && pwd)
 modules=$build/ui-tests
 shots=$build/ui-shots
@@ -60,7 +61,10 @@ tmp=$(mktemp -d)
 pid=
 prom_pid=
 load_pid=
-trap cleanup EXIT
+node_pid=
+# node (and the chromium it drives) stopped too when ctest's timeout or ^C ends this script
+trap '[ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null; cleanup' EXIT
+trap 'exit 143' TERM INT
 
 # A failed wait of the set-up ends the test at once: the scenarios need all of it.
 setup_failed() {
@@ -147,9 +151,12 @@ rm -f "$shots"/*.png
 started=$(date +%s)
 UI_URL=$KANARIA_ADDR UI_ALICE_TOKEN=$alice_token UI_VICTOR_TOKEN=$victor_token \
     UI_PUSH=$tmp/push.sh UI_SHOTS=$shots UI_CHROMIUM=$chromium UI_APP=hello UI_REPO=quickstart \
-    timeout 420 node --test --test-reporter=spec "$modules/ui.test.mjs" 2>&1 |
-    grep -v 'unexpected operator' # Debian's chromium launcher's harmless noise
-rc=${PIPESTATUS[0]}
+    timeout 420 node --test --test-reporter=spec "$modules/ui.test.mjs" \
+    > >(grep -v 'unexpected operator') 2>&1 & # Debian's chromium launcher's harmless noise
+node_pid=$!
+wait "$node_pid"
+rc=$?
+node_pid=
 check "the browser scenarios pass (node --test exit $rc, $(($(date +%s) - started))s)" "$rc"
 echo "ui: screenshots in $shots: $(cd "$shots" && ls -- *.png 2>/dev/null | tr '\n' ' ')"
 

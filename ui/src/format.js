@@ -1,6 +1,4 @@
-// Times, durations, commits and status words as the pages show them.
-import { html } from 'htm/preact';
-import { now } from './store.js';
+// Times, durations, commits and status words as the pages show them (no DOM: tested by node).
 
 export function short(commit) {
     return commit ? String(commit).slice(0, 7) : '';
@@ -48,21 +46,12 @@ export function agoText(ms, at) {
     return `${duration(d).split(' ')[0]} ago`;
 }
 
-// <time> with the absolute time in datetime and title, "x ago" as its text; ticks with `now`.
-export function Ago({ t }) {
-    if (!t) {
-        return html`<span class="muted">never</span>`;
-    }
-    return html`<time datetime=${new Date(t).toISOString()} title=${absolute(t)}>${agoText(t, now.value)}</time>`;
-}
-
-export function Clock({ t }) {
-    return html`<time datetime=${new Date(t).toISOString()} title=${absolute(t)}>${clock(t)}</time>`;
-}
-
 // A number with at most 4 significant digits, as text.
 export function num(v) {
-    if (v == null || typeof v !== 'number' || !isFinite(v)) {
+    if (v == null) {
+        return 'no value'; /* a NaN sample: JSON has no NaN */
+    }
+    if (typeof v !== 'number' || !isFinite(v)) {
         return String(v);
     }
     if (v === 0 || Number.isInteger(v)) {

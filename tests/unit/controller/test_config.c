@@ -174,8 +174,13 @@ static void test_example_loads(void **state)
     assert_string_equal(users[1].name, "bob");
     assert_int_equal(users[1].role, KN_ROLE_OPERATOR);
 
-    assert_int_equal(cfg->notifications.count, 1);
+    assert_int_equal(cfg->notifications.count, 4);
+    assert_string_equal(cfg->external_url, "https://kanaria.example.com");
     ops = cfg->notifications.items;
+    assert_int_equal(ops[1].type, KN_NOTIFY_SLACK);
+    assert_string_equal(ops[1].channel, "#deploys");
+    assert_int_equal(ops[2].type, KN_NOTIFY_TEAMS);
+    assert_int_equal(ops[3].type, KN_NOTIFY_PAGERDUTY);
     assert_int_equal(ops->type, KN_NOTIFY_WEBHOOK);
     assert_int_equal(ops->events.count, 5);
     assert_string_equal(ops->events.items[0], "WAITING_APPROVAL");
@@ -310,7 +315,7 @@ static void test_valid_forms(void **state)
 static void test_unknown_key(void **state)
 {
     EXPECT_ERRORS(BASE "frobnicate: 1\n",
-                  "kanaria.yaml:2:1: unknown key 'frobnicate' (allowed: dataDir, listen, driftInterval, tls, "
+                  "kanaria.yaml:2:1: unknown key 'frobnicate' (allowed: dataDir, listen, externalUrl, driftInterval, tls, "
                   "repositories, platforms, metricsProviders, users, notifications, log)");
     EXPECT_ERRORS(BASE "repositories:\n"
                        "  - name: deploy\n"
@@ -586,6 +591,32 @@ static void test_unknown_event(void **state)
                   "CANCEL_REQUESTED, ROLLBACK_REQUESTED, SYNC_REQUESTED, SKIP_REQUESTED, "
                   "APP_ORPHANED, APP_PRUNED, APP_RESTORED, PRUNE_REQUESTED, PRUNE_FAILED, BREAK_GLASS, API_REFUSED, got "
                   "'DEPLOYED'");
+}
+
+static void test_notification_kinds(void **state)
+{
+    EXPECT_ERRORS(BASE "externalUrl: kanaria.example.com\n"
+                       "notifications:\n"
+                       "  - {name: pd, type: pagerduty, url: 'https://events.pagerduty.com/v2/enqueue'}\n"
+                       "  - {name: bot, type: slack, url: 'https://slack.com/api', tokenFile: /t}\n"
+                       "  - {name: hook, url: 'https://h.example.com', tokenFile: /t}\n"
+                       "  - {name: teams, type: teams, url: 'https://t.example.com', secretFile: /s}\n"
+                       "  - {name: tpl, url: 'https://h.example.com', template: '{{#app}}x'}\n"
+                       "  - {name: in, type: slack, url: 'https://h.example.com', channel: C1}\n",
+                  "kanaria.yaml:4:5: notifications[0]: type pagerduty needs 'tokenFile', the file "
+                  "holding the routing key",
+                  "kanaria.yaml:5:5: notifications[1]: a slack notification with 'tokenFile' needs "
+                  "'channel' to post to",
+                  "kanaria.yaml:6:59: notifications[2]: 'tokenFile' is for type slack or "
+                  "pagerduty, not webhook",
+                  "kanaria.yaml:7:74: notifications[3]: 'secretFile' signs webhook bodies only, "
+                  "not teams",
+                  "kanaria.yaml:8:57: notifications[4]: 'template': unclosed section 'app' opened "
+                  "at offset 0",
+                  "kanaria.yaml:9:68: notifications[5]: 'channel' is for a slack notification "
+                  "with 'tokenFile'; an incoming webhook posts to its own channel",
+                  "kanaria.yaml:2:14: 'externalUrl' must be an http:// or https:// url, got "
+                  "'kanaria.example.com'");
 }
 
 static void test_bad_http_urls(void **state)
@@ -915,6 +946,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_repo_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_pair, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notification_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_http_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_haproxy, setup, teardown),

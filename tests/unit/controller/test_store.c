@@ -1238,7 +1238,7 @@ static void test_migration_from_2_keeps_apps(void **state)
     struct kn_error err;
 
     (void)state;
-    /* schema 2 exactly as its migrations made it: a new store without what 3 and 4 added */
+    /* schema 2 exactly as its migrations made it: a new store without what 3, 4 and 5 added */
     if (kn_store_open(&st, path, &err) != 0) {
         fail_msg("create: %s", err.msg);
     }
@@ -1246,6 +1246,7 @@ static void test_migration_from_2_keeps_apps(void **state)
     st = NULL;
     sql_exec(path,
              "DROP TABLE platform_memos;"
+             "DROP TABLE notification_state;"
              "ALTER TABLE apps DROP COLUMN orphaned_at;"
              "ALTER TABLE apps DROP COLUMN pruned_at;"
              "INSERT INTO apps (repo, name, path, last_good, drift, self_heal) VALUES ('deploy',"
@@ -1422,6 +1423,40 @@ static void test_approvals(void **state)
                      1);
 }
 
+/* A notification's saved values: per name and key, replaced on set, deleted with NULL, kept
+ * across a reopen. */
+static void test_notify_state(void **state)
+{
+    char *dir = kn_test_tmpdir();
+    char *path = kn_asprintf("%s/kanaria.db", dir);
+    struct kn_store *st = NULL;
+    struct kn_error err;
+    char *v = NULL;
+
+    (void)state;
+    assert_int_equal(kn_store_open(&st, path, &err), 0);
+    assert_int_equal(kn_store_notify_get(st, "ops", "cursor", &v), KN_ENOTFOUND);
+    assert_null(v);
+    assert_int_equal(kn_store_notify_set(st, "ops", "cursor", "12"), 0);
+    assert_int_equal(kn_store_notify_set(st, "ops", "cursor", "13"), 0);
+    assert_int_equal(kn_store_notify_set(st, "pager", "cursor", "2"), 0);
+    kn_store_close(st);
+    st = NULL;
+    assert_int_equal(kn_store_open(&st, path, &err), 0);
+    assert_int_equal(kn_store_notify_get(st, "ops", "cursor", &v), 0);
+    assert_string_equal(v, "13");
+    free(v);
+    assert_int_equal(kn_store_notify_get(st, "pager", "cursor", &v), 0);
+    assert_string_equal(v, "2");
+    free(v);
+    assert_int_equal(kn_store_notify_set(st, "ops", "cursor", NULL), 0);
+    assert_int_equal(kn_store_notify_get(st, "ops", "cursor", &v), KN_ENOTFOUND);
+    kn_store_close(st);
+    kn_test_rmtree(dir);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1430,6 +1465,7 @@ int main(void)
         cmocka_unit_test(test_migrations_from_zero),
         cmocka_unit_test(test_migration_keeps_rows),
         cmocka_unit_test(test_migration_from_2_keeps_apps),
+        cmocka_unit_test(test_notify_state),
         cmocka_unit_test_setup_teardown(test_orphan_prune_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),

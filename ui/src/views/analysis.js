@@ -5,71 +5,10 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
-import { Clock, num, tone } from '../format.js';
+import { num, tone } from '../format.js';
+import { chartData, checkSpec, keysOf, thresholdOf, valuesText } from '../model.js';
 import { scheme } from '../store.js';
-
-const ORDER = ['canary', 'primary', 'baseline'];
-
-function keysOf(evals) {
-    const set = new Set();
-    for (const e of evals) {
-        for (const k of Object.keys(e.values || {})) {
-            set.add(k);
-        }
-    }
-    return [...set].sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
-}
-
-// The fixed bound of a check: the API's threshold, else "max N" / "min N" read from the bound.
-export function thresholdOf(e) {
-    if (e.threshold && (e.threshold.max != null || e.threshold.min != null)) {
-        return { max: e.threshold.max ?? null, min: e.threshold.min ?? null };
-    }
-    const out = { max: null, min: null };
-    const re = /\b(max|min) (-?[0-9][0-9.eE+-]*)/g;
-    let m;
-    while ((m = re.exec(e.bound || ''))) {
-        const v = Number(m[2]);
-        if (Number.isFinite(v)) {
-            out[m[1]] = v;
-        }
-    }
-    return out.max != null || out.min != null ? out : null;
-}
-
-function checkSpec(d, name) {
-    for (const p of Array.isArray(d.pipeline) ? d.pipeline : []) {
-        for (const c of p.checks || []) {
-            if (c.name === name) {
-                return c;
-            }
-        }
-    }
-    return null;
-}
-
-// Every sample as (time in s, value) per series: the API's sample times when it sends them,
-// else the samples spaced evenly over the window before the evaluation.
-export function chartData(evals, spec) {
-    const keys = keysOf(evals);
-    const points = new Map(keys.map(k => [k, new Map()]));
-    let prevAt = 0;
-    for (const e of evals) {
-        for (const k of keys) {
-            const vals = (e.values && e.values[k]) || [];
-            const times = e.times && Array.isArray(e.times[k]) && e.times[k].length === vals.length ? e.times[k] : null;
-            const span = (spec && spec.interval_ms) || (prevAt ? e.at - prevAt : 0) || vals.length * 1000;
-            vals.forEach((v, i) => {
-                const t = times ? times[i] : e.at - span + ((i + 1) * span) / vals.length;
-                points.get(k).set(Math.round(t) / 1000, typeof v === 'number' ? v : null);
-            });
-        }
-        prevAt = e.at;
-    }
-    const xs = [...new Set([].concat(...[...points.values()].map(m => [...m.keys()])))].sort((a, b) => a - b);
-    const data = [xs, ...keys.map(k => xs.map(x => (points.get(k).has(x) ? points.get(k).get(x) : null)))];
-    return { keys, data };
-}
+import { Clock } from './time.js';
 
 function css(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
@@ -139,16 +78,6 @@ function Chart({ evals, spec, threshold, name }) {
         };
     }, [sig, dark, name]);
     return html`<div class="chart" ref=${box} aria-hidden="true"></div>`;
-}
-
-function valuesText(v) {
-    if (!Array.isArray(v) || v.length === 0) {
-        return 'no samples';
-    }
-    if (v.every(x => x === v[0])) {
-        return v.length > 1 ? `${num(v[0])} ×${v.length}` : num(v[0]);
-    }
-    return v.map(num).join(', ');
 }
 
 function Check({ d, name, evals }) {

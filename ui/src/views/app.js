@@ -2,10 +2,12 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, appPath } from '../api.js';
-import { Ago, deploymentDuration, duration, FINAL, tone, word } from '../format.js';
+import { deploymentDuration, duration, FINAL, tone, word } from '../format.js';
+import { appStatus } from '../model.js';
 import { deploymentHref } from '../router.js';
 import { app, now, refreshSoon, roleAtLeast } from '../store.js';
-import { appStatus, AppBadge, Commit, ErrorLine, Loading } from './common.js';
+import { AppBadge, Commit, ErrorLine, Loading } from './common.js';
+import { Ago } from './time.js';
 import { Dialog } from './dialog.js';
 import { Traffic } from './traffic.js';
 

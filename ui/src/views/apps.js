@@ -2,11 +2,12 @@
 // last deployment; a filter kept in the URL.
 import { html } from 'htm/preact';
 import { useEffect } from 'preact/hooks';
-import { Ago, word, tone } from '../format.js';
+import { APP_STATUS, tone, word } from '../format.js';
+import { appStatus } from '../model.js';
 import { appHref, deploymentHref, replaceQuery, route } from '../router.js';
 import { apps } from '../store.js';
-import { appStatus, AppBadge, Commit, ErrorLine, Loading } from './common.js';
-import { APP_STATUS } from '../format.js';
+import { AppBadge, Commit, ErrorLine, Loading } from './common.js';
+import { Ago } from './time.js';
 
 function matches(a, q) {
     if (!q) {
@@ -32,6 +33,7 @@ function Row({ a }) {
             <td>${a.platform || html`<span class="muted">unknown</span>`}</td>
             <td>
                 <${AppBadge} status=${st} />
+                ${a.current && a.current.running_stage ? html`<div class="small muted">stage ${a.current.running_stage.index} ${a.current.running_stage.name}</div>` : null}
                 ${a.error ? html`<pre class="errors">${a.error}</pre>` : null}
             </td>
             <td><${Commit} sha=${running(a)} /></td>

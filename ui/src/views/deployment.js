@@ -3,98 +3,15 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, appPath } from '../api.js';
-import { Ago, Clock, deploymentDuration, duration, FINAL, tone, word } from '../format.js';
+import { deploymentDuration, duration, tone, word } from '../format.js';
+import { approvedCount, decisionText, logLines, remaining, specOf, trafficText } from '../model.js';
 import { appHref } from '../router.js';
 import { deployment, now, refreshSoon, roleAtLeast, session } from '../store.js';
 import { Analysis } from './analysis.js';
 import { Commit, ErrorLine, Loading } from './common.js';
 import { Dialog } from './dialog.js';
-import { Traffic, trafficText } from './traffic.js';
-
-// The STAGE_LOG lines, each with the stage that was running when it was written.
-function logLines(d) {
-    const out = [];
-    let stage = null;
-    for (const e of d.events || []) {
-        const m = /^stage (\d+) ([A-Z_]+)/.exec(e.message || '');
-        if (e.type === 'STAGE_STARTED' && m) {
-            stage = { index: Number(m[1]), name: m[2] };
-        }
-        if (e.type === 'STAGE_LOG') {
-            out.push({ e, stage });
-        }
-    }
-    return out;
-}
-
-function specOf(d, index) {
-    return Array.isArray(d.pipeline) ? d.pipeline.find(p => p.index === index) || null : null;
-}
-
-// How long a running stage may still take: WAIT its duration, WAIT_APPROVAL its timeout,
-// ANALYSIS its duration.
-function limitOf(kind, spec) {
-    if (!spec) {
-        return 0;
-    }
-    if (kind === 'WAIT_APPROVAL') {
-        return spec.timeout_ms || 0;
-    }
-    if (kind === 'WAIT' || kind === 'ANALYSIS') {
-        return spec.duration_ms || 0;
-    }
-    return 0;
-}
-
-function approvedCount(s) {
-    return (s.approvals || []).filter(a => a.decision === 'APPROVE').length;
-}
-
-function waitingText(s, spec) {
-    const n = approvedCount(s);
-    const min = spec && spec.min_approvals ? spec.min_approvals : 1;
-    const who = spec && spec.approvers && spec.approvers.length ? spec.approvers.join(', ') : 'any approver';
-    return `Waiting for approval: ${n} of ${min} (${who})`;
-}
-
-function remaining(s, spec, at) {
-    const limit = limitOf(s.name, spec);
-    if (!limit || s.status !== 'RUNNING' || !s.started_at) {
-        return null;
-    }
-    return Math.max(0, Math.ceil((s.started_at + limit - at) / 1000) * 1000);
-}
-
-function decisionText(d, at) {
-    if (FINAL.has(d.status)) {
-        if (d.reason) {
-            return d.reason;
-        }
-        if (d.status === 'SUCCESS') {
-            return `Succeeded: every stage passed${d.summary ? ` (${d.summary})` : ''}.`;
-        }
-        return word(d.status);
-    }
-    if (d.status === 'ROLLING_BACK') {
-        return d.reason ? `Rolling back: ${d.reason}` : 'Rolling back';
-    }
-    const s = (d.stages || []).find(x => x.status === 'RUNNING');
-    if (!s) {
-        return d.reason || `${word(d.status)}: ${d.summary || ''}`;
-    }
-    const spec = specOf(d, s.index);
-    const left = remaining(s, spec, at);
-    if (s.name === 'WAIT_APPROVAL') {
-        return waitingText(s, spec) + (left != null ? `; times out in ${duration(left)}` : '');
-    }
-    if (s.name === 'ANALYSIS') {
-        return left != null ? `Analysis: ${duration(left)} left` : `Analysis: running for ${duration(at - s.started_at)}`;
-    }
-    if (s.name === 'WAIT') {
-        return left != null ? `Waiting: ${duration(left)} left` : `Waiting for ${duration(at - s.started_at)}`;
-    }
-    return `Running stage ${s.index} ${s.name}`;
-}
+import { Ago, Clock } from './time.js';
+import { Traffic } from './traffic.js';
 
 function Decision({ d }) {
     const text = decisionText(d, now.value);

@@ -1,15 +1,6 @@
 // The traffic split as the platform reports it now.
 import { html } from 'htm/preact';
-
-export function trafficText(t) {
-    const parts = [];
-    for (const k of ['primary', 'canary', 'baseline']) {
-        if (t && typeof t[k] === 'number' && t[k] > 0) {
-            parts.push(`${k} ${t[k]}%`);
-        }
-    }
-    return parts.length ? parts.join(' · ') : 'no traffic';
-}
+import { trafficText } from '../model.js';
 
 export function Traffic({ app }) {
     if (!app || !('traffic' in app)) {
