@@ -19,11 +19,13 @@
 #include "kanaria/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
@@ -244,7 +246,8 @@ static const struct kn_field kn_config_credentials_fields[] = {
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_repo_credentials, ssh_key_file),
      .flags = KN_FIELD_NONEMPTY,
-     .help = "private SSH key file; ssh:// and user@host:path urls only, not with tokenFile"},
+     .help = "private SSH key file, readable by kanaria (validation checks it); ssh:// and "
+             "user@host:path urls only, not with tokenFile"},
 };
 
 static const struct kn_schema kn_config_credentials_schema = {
@@ -315,6 +318,11 @@ static void kn_config_check_repo(void *obj, const struct kn_node *node, struct k
                         "'credentials.sshKeyFile' is only for ssh:// and user@host:path urls, "
                         "'url' is '%s'",
                         repo->url);
+    } else if (c->ssh_key_file && access(c->ssh_key_file, R_OK) != 0) {
+        /* else every fetch fails later with libssh2's words, far from the cause */
+        kn_config_error(ctx, ctx->path, kn_config_node(node, "credentials.sshKeyFile"),
+                        "'credentials.sshKeyFile' '%s' cannot be read: %s", c->ssh_key_file,
+                        strerror(errno));
     }
 out:
     return;

@@ -941,6 +941,42 @@ out:
     return rc;
 }
 
+int kn_store_events_find(struct kn_store *st, long long after_id, int limit,
+                         const struct kn_event_filter *f, kn_store_event_cb cb, void *data)
+{
+    static const struct kn_event_filter all = {0};
+    sqlite3_stmt *s = NULL;
+    struct kn_event *items = NULL;
+    size_t n = 0;
+    int rc;
+
+    f = f ? f : &all;
+    if (!st || !cb || limit < 1) {
+        rc = KN_EINVAL;
+        goto out;
+    }
+    rc = prepare(st, &s,
+                 "SELECT id, at, type, repo, app, deployment, actor, message FROM events"
+                 " WHERE id > ?1 AND (?3 = '' OR repo = ?3) AND (?4 = '' OR app = ?4)"
+                 " AND (?5 = '' OR type = ?5) AND at >= ?6 ORDER BY id LIMIT ?2",
+                 "lisssl", after_id, limit, f->repo, f->app, f->type, f->since_ms);
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        read_event(s, &items[n++]);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+out:
+    for (size_t i = 0; i < n; i++) {
+        kn_event_release(&items[i]);
+    }
+    free(items);
+    return rc;
+}
+
 /* ---- repositories -------------------------------------------------------------------------- */
 
 int kn_store_repo_fetched(struct kn_store *st, const char *repo, const char *head, long long now_ms)

@@ -264,6 +264,19 @@ int kn_stage_run_primary_touched(const struct kn_stage_run *run)
     return 0;
 }
 
+
+/* How a stage is named in reasons and events: "ANALYSIS (errors)" when it has an id of its own,
+ * else its kind. */
+static const char *stage_label(const struct kn_stage_config *cfg, char *buf, size_t size)
+{
+    if (cfg->id && *cfg->id && strcmp(cfg->id, cfg->name) != 0) {
+        snprintf(buf, size, "%s (%s)", cfg->name, cfg->id);
+    } else {
+        snprintf(buf, size, "%s", cfg->name);
+    }
+    return buf;
+}
+
 void kn_stage_run_log(struct kn_stage_run *run, const char *fmt, ...)
 {
     struct deploy *dp = run->dp;
@@ -274,7 +287,8 @@ void kn_stage_run_log(struct kn_stage_run *run, const char *fmt, ...)
     va_start(ap, fmt);
     msg = kn_vasprintf(fmt, ap);
     va_end(ap);
-    snprintf(who, sizeof(who), "%s stage=%s", dp->who, run->cfg->name);
+    snprintf(who, sizeof(who), "%s stage=%s%s%s", dp->who, run->cfg->name,
+             run->cfg->id && *run->cfg->id ? " stage_id=" : "", run->cfg->id ? run->cfg->id : "");
     kn_log_info(who, "%s", msg);
     kn_store_event_add(dp->e->deps.store, "STAGE_LOG", dp->d.repo, dp->d.app, dp->d.id,
                        "kanaria", msg, engine_now(dp->e));
@@ -348,10 +362,11 @@ static void stage_status(struct deploy *dp, size_t i, const char *status)
     char *why = strcmp(status, "SKIPPED") == 0
                     ? kn_store_stage_meta_get(st, dp->d.id, (int)i, SKIP_META_REASON)
                     : NULL;
-    char *msg;
+    char *msg, label[200];
 
     kn_store_stage_set(st, dp->d.id, (int)i, stage_at(dp, i)->name, status, engine_now(dp->e));
-    msg = kn_asprintf("stage %zu %s: %s%s%s%s", i, stage_at(dp, i)->name, status, why ? " (" : "",
+    msg = kn_asprintf("stage %zu %s: %s%s%s%s", i, stage_label(stage_at(dp, i), label, sizeof(label)),
+                      status, why ? " (" : "",
                       why ? why : "", why ? ")" : "");
     kn_store_event_add(st, type, dp->d.repo, dp->d.app, dp->d.id, "kanaria", msg,
                        engine_now(dp->e));
@@ -403,13 +418,14 @@ static void cancel_running(struct deploy *dp, int halt)
 static void stage_timed_out(uv_timer_t *t)
 {
     struct deploy *dp = t->data;
-    char reason[512], d[32];
+    char reason[512], d[32], label[200];
 
     if (!dp->running) {
         return;
     }
     cancel_running(dp, 1);
-    snprintf(reason, sizeof(reason), "stage %s timed out after %s", dp->run.cfg->name,
+    snprintf(reason, sizeof(reason), "stage %s timed out after %s",
+             stage_label(dp->run.cfg, label, sizeof(label)),
              kn_duration_format(stage_timeout(dp->run.cfg), d, sizeof(d)));
     stage_status(dp, (size_t)dp->run.index, "FAILURE");
     deploy_fail(dp, reason);
@@ -449,8 +465,9 @@ void kn_stage_run_finish(struct kn_stage_run *run, int ok, const char *fmt, ...)
         return;
     }
     if (!ok) {
-        char full[1200];
-        snprintf(full, sizeof(full), "stage %s failed: %s", run->cfg->name, reason);
+        char full[1200], label[200];
+        snprintf(full, sizeof(full), "stage %s failed: %s",
+                 stage_label(run->cfg, label, sizeof(label)), reason);
         deploy_fail(dp, full);
         return;
     }
@@ -523,9 +540,9 @@ static void run_stage(struct deploy *dp, size_t i)
             }
             if (strcmp(status, "FAILURE") == 0) {
                 /* it failed before a restart, between recording that and acting on it */
-                char reason[300];
+                char reason[300], label[200];
                 snprintf(reason, sizeof(reason), "stage %s failed (before kanaria restarted)",
-                         cfg->name);
+                         stage_label(cfg, label, sizeof(label)));
                 deploy_fail(dp, reason);
                 return;
             }

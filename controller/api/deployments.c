@@ -145,14 +145,18 @@ json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages)
     {
         json_int_t index = json_integer_value(json_object_get(p, "index"));
         const char *kind = json_string_value(json_object_get(p, "kind"));
+        const char *id = json_string_value(json_object_get(p, "id"));
         if ((s = kn_api_stage_at(stages, index)) != NULL) {
             if (!json_string_length(json_object_get(s, "name"))) {
                 json_object_set_new(s, "name", json_string(kind ? kind : ""));
             }
             json_array_append(out, s);
         } else {
-            json_array_append_new(out, kn_api_stage_not_started((int)index, kind ? kind : ""));
+            s = kn_api_stage_not_started((int)index, kind ? kind : "");
+            json_array_append_new(out, s);
         }
+        /* the stage's id labels it ("" when it has none), as in the pipeline */
+        json_object_set_new(s, "id", json_string(id ? id : ""));
     }
     /* the rollback (index n), and anything else recorded beyond the pipeline */
     json_array_foreach(stages, i, s)

@@ -170,7 +170,8 @@ static int kn_api_backlog_event(const struct kn_event *e, void *data)
     return 0;
 }
 
-/* Last-Event-ID as a number, or 0 when absent or not a number. */
+/* Last-Event-ID as a number (0: from the start of the log), or -1 when absent or not a
+ * number: then the stream starts with the events written after it opened. */
 static long long kn_api_last_event_id(h2o_req_t *req)
 {
     char buf[32];
@@ -180,12 +181,12 @@ static long long kn_api_last_event_id(h2o_req_t *req)
     long long id;
 
     if (!v || len == 0 || len >= sizeof(buf)) {
-        return 0;
+        return -1;
     }
     memcpy(buf, v, len);
     buf[len] = '\0';
     id = strtoll(buf, &end, 10);
-    return end && *end == '\0' && id > 0 ? id : 0;
+    return end != buf && *end == '\0' && id >= 0 ? id : -1;
 }
 
 void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
@@ -224,11 +225,114 @@ void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_c
                    H2O_STRLIT("no-cache"));
     h2o_start_response(req, &s->super);
     kn_buf_add(&s->pending, hello, sizeof(hello) - 1);
-    if (after > 0) {
+    if (after >= 0) {
         /* what the client missed; newer events come from kn_api_publish, each once */
         kn_store_events(api->deps.store, after, KN_API_BACKLOG, kn_api_backlog_event, s);
     }
     kn_api_stream_flush(s);
+}
+
+/* ---- GET /api/v1/audit: the log as JSON, a page at a time ----------------------------------- */
+
+#define KN_API_AUDIT_LIMIT     100
+#define KN_API_AUDIT_LIMIT_MAX 1000
+
+struct kn_api_audit_page {
+    json_t *events;
+    const char *name; /* the type asked for as the API names it (SUCCEEDED, ...), or NULL */
+    long long limit;
+    long long scanned; /* rows read; limit + 1 of them: another page follows */
+    long long next;    /* the id of the last row of this page */
+};
+
+static int kn_api_audit_collect(const struct kn_event *e, void *data)
+{
+    struct kn_api_audit_page *p = data;
+
+    if (++p->scanned > p->limit) {
+        return 0;
+    }
+    p->next = e->id;
+    if (!p->name || strcmp(kn_notify_event_name(e), p->name) == 0) {
+        json_array_append_new(p->events, kn_notify_event_json(e));
+    }
+    return 0;
+}
+
+/* A query parameter that is a whole number in [min, max], else def when absent; -1 answered 400
+ * when it is something else. */
+static int kn_api_audit_number(h2o_req_t *req, const char *name, long long min, long long max,
+                               long long def, long long *out)
+{
+    int bad;
+    const char *v = kn_api_query_param(req, name, &bad);
+    char *end = NULL;
+
+    *out = def;
+    if (!v && !bad) {
+        return 0;
+    }
+    if (v) {
+        *out = strtoll(v, &end, 10);
+    }
+    if (!v || end == v || *end || *out < min || *out > max) {
+        kn_api_reply_error(req, 400, "query parameter '%s' must be a whole number from %lld to %lld",
+                           name, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+/* The stored type of the type the API shows: final statuses are named as in notifications. */
+static const char *kn_api_audit_stored_type(const char *name)
+{
+    if (strcmp(name, "SUCCEEDED") == 0) {
+        return "SUCCESS";
+    }
+    if (strcmp(name, "FAILED") == 0 || strcmp(name, "ROLLED_BACK") == 0) {
+        return "FAILURE";
+    }
+    return name;
+}
+
+void kn_api_audit_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_event_filter f = {0};
+    struct kn_api_audit_page page = {0};
+    long long after, last = 0;
+    json_t *body;
+    int bad = 0, b;
+
+    if (kn_api_audit_number(req, "after", 0, 1LL << 62, 0, &after) < 0 ||
+        kn_api_audit_number(req, "limit", 1, KN_API_AUDIT_LIMIT_MAX, KN_API_AUDIT_LIMIT,
+                            &page.limit) < 0 ||
+        kn_api_audit_number(req, "since", 0, 1LL << 62, 0, &f.since_ms) < 0) {
+        return;
+    }
+    f.repo = call->repo;
+    f.app = kn_api_query_param(req, "app", &b);
+    bad |= b;
+    page.name = kn_api_query_param(req, "type", &b);
+    bad |= b;
+    if (bad) {
+        kn_api_reply_error(req, 400, "query parameter 'app' or 'type' is not percent-encoded text");
+        return;
+    }
+    f.type = page.name ? kn_api_audit_stored_type(page.name) : NULL;
+    page.events = json_array();
+    page.next = after;
+    /* one row more than asked: whether another page follows */
+    if (kn_store_events_find(api->deps.store, after, (int)page.limit + 1, &f,
+                             kn_api_audit_collect, &page) < 0 ||
+        kn_store_event_last_id(api->deps.store, &last) < 0) {
+        kn_api_reply_error(req, 500, "cannot read the audit log of the state store");
+        json_decref(page.events);
+        return;
+    }
+    body = json_pack("{s:o, s:I, s:b, s:I}", "events", page.events, "next", (json_int_t)page.next,
+                     "more", page.scanned > page.limit, "last_event_id", (json_int_t)last);
+    kn_api_reply(req, 200, body);
+    json_decref(body);
 }
 
 void kn_api_events_stop(struct kn_api *api)

@@ -48,6 +48,8 @@ const struct kn_api_route kn_api_routes[] = {
      KN_API_BODY_MAX, kn_api_repository_get},
     {KN_API_ROUTE_EVENTS, "GET", "/api/v1/events", KN_ROLE_VIEWER, "read", KN_API_BODY_MAX,
      kn_api_events_get},
+    {KN_API_ROUTE_AUDIT, "GET", "/api/v1/audit", KN_ROLE_VIEWER, "read", KN_API_BODY_MAX,
+     kn_api_audit_get},
     /* signed with the repository's webhook secret, not a token (webhook.c) */
     {KN_API_ROUTE_WEBHOOK, "POST", "/api/v1/webhooks/git", KN_API_PUBLIC, "trigger a fetch",
      KN_WEBHOOK_BODY_MAX, kn_api_webhook_post},
@@ -89,6 +91,7 @@ const char *const kn_api_route_names[KN_API_NROUTES] = {
     [KN_API_ROUTE_UI_JS] = "/app.js",
     [KN_API_ROUTE_UI_CSS] = "/app.css",
     [KN_API_ROUTE_SESSION] = "/api/v1/session",
+    [KN_API_ROUTE_AUDIT] = "/api/v1/audit",
 };
 
 /* ---- matching -------------------------------------------------------------------------------- */
@@ -296,6 +299,35 @@ static char *kn_api_decode(h2o_mem_pool_t *pool, const char *s, size_t len)
     }
     out[n] = '\0';
     return out;
+}
+
+const char *kn_api_query_param(h2o_req_t *req, const char *name, int *bad)
+{
+    size_t nlen = strlen(name), qlen;
+    const char *q;
+
+    *bad = 0;
+    if (req->query_at == SIZE_MAX || req->query_at >= req->path.len) {
+        return NULL;
+    }
+    q = req->path.base + req->query_at + 1;
+    qlen = req->path.len - req->query_at - 1;
+    while (qlen > 0) {
+        const char *amp = memchr(q, '&', qlen);
+        size_t n = amp ? (size_t)(amp - q) : qlen;
+        if (n > nlen && memcmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            const char *v = kn_api_decode(&req->pool, q + nlen + 1, n - nlen - 1);
+            *bad = v == NULL;
+            return v;
+        }
+        q += n;
+        qlen -= n;
+        if (qlen > 0) {
+            q++;
+            qlen--;
+        }
+    }
+    return NULL;
 }
 
 /* ?repo= of the request into call->repo: KN_EPARSE when malformed. */

@@ -98,6 +98,7 @@ void kn_api_prune(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *
 void kn_api_repositories_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_repository_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_audit_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_webhook_post(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 /* GET or HEAD of a web UI file: the asset of kn_ui_assets whose path is the route's pattern
  * (ui.c) */
@@ -117,6 +118,10 @@ const char *kn_api_app_status(const struct kn_app_state *a);
 json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages);
 /* Appends each deployment to the JSON array data: a kn_store_deployment_cb. */
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data);
+
+/* The value of the query parameter `name` (the first one, percent-decoded, in the request's
+ * pool), or NULL when absent or malformed (*bad set). */
+const char *kn_api_query_param(h2o_req_t *req, const char *name, int *bad);
 
 /* The app named by {app} (and ?repo=) of the call into *out (released by the caller with
  * kn_app_state_release); otherwise answered 404 or 409 (apps.c). */

@@ -35,6 +35,7 @@ enum kn_api_route_id {
     KN_API_ROUTE_UI_JS,
     KN_API_ROUTE_UI_CSS,
     KN_API_ROUTE_SESSION,
+    KN_API_ROUTE_AUDIT,
     KN_API_NROUTES,
 };
 

@@ -32,9 +32,10 @@ static const struct kn_cli_command commands[] = {
     {"plan", "kanaria plan [REPO] [--from REV] [--to REV] [-c kanaria.yaml] [--json]",
      "preview what a change would deploy: per app, quick sync or pipeline, and the diff",
      kn_cmd_plan},
-    {"status", "kanaria status [APP] [--repo NAME] [--json] [--watch]",
+    {"status", "kanaria status [APP] [--repo NAME] [--json] [--watch [--until-done]]",
      "show every app (or one app and its recent deployments) of a running kanaria serve; "
-     "--watch redraws it every second until Ctrl-C",
+     "--watch redraws it every second until Ctrl-C, or with --until-done until nothing it "
+     "shows is deploying",
      kn_cmd_status},
     {"history", "kanaria history APP [--repo NAME] [--json]", "list the deployments of an app",
      kn_cmd_history},
@@ -43,6 +44,15 @@ static const struct kn_cli_command commands[] = {
      "SUCCESS, 1 on FAILURE or CANCELLED (the reason on stderr), 3 when --timeout (default "
      "30m) passes first",
      kn_cmd_wait},
+    {"get", "kanaria get deployment ID [--json]",
+     "show one deployment whole: plan and diff, each stage with its times, what it waits for, "
+     "approvals and analysis evaluations, and its log",
+     kn_cmd_get},
+    {"events",
+     "kanaria events [--app APP] [--repo NAME] [--since T] [--type TYPE] [--follow] [--json]",
+     "print the audit log, oldest first (--since 2h or 2026-12-01T10:00: from then); --follow "
+     "goes on with the events as they are written",
+     kn_cmd_events},
     {"approve", "kanaria approve APP [--repo NAME] [--json]",
      "approve the app's deployment that waits at WAIT_APPROVAL", kn_cmd_approve},
     {"reject", "kanaria reject APP [--reason TEXT] [--repo NAME] [--json]",
@@ -90,8 +100,10 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n'kanaria help COMMAND' shows a command's usage. Client commands (status, history,\n"
-            "approve, reject, cancel, rollback, sync, skip, prune) reach KANARIA_ADDR (default\n"
-            "http://127.0.0.1:7070) with the token in KANARIA_TOKEN.\n");
+            "wait, get, events, approve, reject, cancel, rollback, sync, skip, prune, repos)\n"
+            "reach KANARIA_ADDR (default http://127.0.0.1:7070) with the token in KANARIA_TOKEN;\n"
+            "an https server whose certificate no system CA signed is verified with the PEM file\n"
+            "of its CA in KANARIA_CACERT.\n");
 }
 
 static int cmd_version(int argc, char **argv)

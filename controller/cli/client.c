@@ -34,6 +34,8 @@
 #define KN_CLIENT_WATCH       0x10 /* --watch */
 #define KN_CLIENT_BREAK_GLASS 0x20 /* --break-glass */
 #define KN_CLIENT_WAIT        0x40 /* --deployment ID, --timeout D */
+#define KN_CLIENT_EVENTS      0x80 /* --app A, --since T, --type X, --follow */
+#define KN_CLIENT_UNTIL_DONE  0x100 /* --until-done */
 
 /* `kanaria wait`: how long it follows a deployment unless told, and its exit on a timeout. */
 #define KN_CLIENT_WAIT_DEFAULT_MS (30LL * 60 * 1000)
@@ -51,6 +53,11 @@ struct kn_client_opts {
     int break_glass;
     long long deployment; /* --deployment; 0: not given */
     long long timeout_ms; /* --timeout; 0: not given */
+    const char *filter_app; /* --app */
+    const char *type;       /* --type */
+    long long since_ms;     /* --since, ms since the epoch; 0: not given */
+    int follow;
+    int until_done;
 };
 
 struct kn_client_answer {
@@ -81,6 +88,25 @@ static char *kn_client_escape(const char *s)
     }
     kn_buf_addch(&b, '\0');
     return kn_buf_detach(&b, NULL);
+}
+
+/* What to do about a TLS failure: the server's certificate is checked against the system's CAs,
+ * or against KANARIA_CACERT when set. "" for any other failure. */
+static const char *kn_client_tls_hint(CURLcode cc, const char *cacert)
+{
+    switch (cc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+        return cacert && *cacert ? " (the server's certificate is checked against KANARIA_CACERT: "
+                                   "is it the PEM file of the CA that signed it?)"
+                                 : " (a server whose certificate no system CA signed: set "
+                                   "KANARIA_CACERT to the PEM file of its CA)";
+    case CURLE_SSL_CACERT_BADFILE:
+        return " (KANARIA_CACERT must name a readable PEM file of CA certificates)";
+    default:
+        return "";
+    }
 }
 
 /* One request to the API. 0 with the answer (any status); KN_EIO when the server could not be
@@ -136,8 +162,8 @@ static int kn_client_call(const char *method, const char *path, const char *body
         curl_easy_setopt(curl, CURLOPT_CAINFO, cacert); /* a server with its own certificate */
     }
     if ((cc = curl_easy_perform(curl)) != CURLE_OK) {
-        fprintf(stderr, "kanaria: cannot reach %s: %s\n", addr,
-                errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        fprintf(stderr, "kanaria: cannot reach %s: %s%s\n", addr,
+                errbuf[0] ? errbuf : curl_easy_strerror(cc), kn_client_tls_hint(cc, cacert));
         rc = KN_EIO;
         goto out;
     }
@@ -202,6 +228,9 @@ static void kn_client_short(const char *commit, char out[8])
     snprintf(out, 8, "%.7s", commit && *commit ? commit : "-");
 }
 
+static const char *kn_client_running_stage(const json_t *cur, int compact, char *buf,
+                                           size_t size);
+
 static void kn_client_print_app_row(const json_t *app)
 {
     const json_t *cur = json_object_get(app, "current");
@@ -220,7 +249,8 @@ static void kn_client_print_app_row(const json_t *app)
     }
     snprintf(stage, sizeof(stage), "-");
     if (json_is_object(st)) {
-        snprintf(stage, sizeof(stage), "%s", kn_client_str(st, "name"));
+        /* with what a WAIT, WAIT_APPROVAL or ANALYSIS waits for: "WAIT_APPROVAL 12m left 0/1" */
+        kn_client_running_stage(cur, 1, stage, sizeof(stage));
     }
     /* a break-glass skip shows while it runs, and in the reason once it succeeded */
     if (json_is_object(d)) {
@@ -230,7 +260,7 @@ static void kn_client_print_app_row(const json_t *app)
             note = json_string_value(json_object_get(d, "reason"));
         }
     }
-    printf("%-20s %-12s %-8s %-12s %-7s %-16s %s%s%s\n", kn_client_str(app, "name"),
+    printf("%-20s %-12s %-8s %-12s %-7s %-38s %s%s%s\n", kn_client_str(app, "name"),
            kn_client_str(app, "repo"), deploy,
            json_is_true(json_object_get(app, "pruned"))     ? "PRUNED"
            : json_is_true(json_object_get(app, "orphaned")) ? "ORPHANED"
@@ -269,8 +299,9 @@ static void kn_client_print_deployments(const json_t *list)
 static void kn_client_print_app(const json_t *app)
 {
     const json_t *cur = json_object_get(app, "current");
+    const json_t *traffic = json_object_get(app, "traffic");
     const char *err = json_string_value(json_object_get(app, "error"));
-    char commit[8];
+    char commit[8], wait[256];
 
     printf("app:              %s\n", kn_client_str(app, "name"));
     printf("repository:       %s\n", kn_client_str(app, "repo"));
@@ -322,8 +353,22 @@ static void kn_client_print_app(const json_t *app)
             }
         }
         printf("\n");
+        if (json_is_object(st)) {
+            printf("running stage:    %s\n", kn_client_running_stage(cur, 0, wait, sizeof(wait)));
+        }
     } else {
         printf("deploying:        -\n");
+    }
+    if (json_is_object(traffic)) {
+        printf("traffic:          primary %g%% · canary %g%%",
+               json_number_value(json_object_get(traffic, "primary")),
+               json_number_value(json_object_get(traffic, "canary")));
+        if (json_number_value(json_object_get(traffic, "baseline")) > 0) {
+            printf(" · baseline %g%%", json_number_value(json_object_get(traffic, "baseline")));
+        }
+        printf("\n");
+    } else if (json_object_get(app, "traffic")) {
+        printf("traffic:          unknown: %s\n", kn_client_str(app, "traffic_error"));
     }
     printf("\n");
     kn_client_print_deployments(json_object_get(app, "deployments"));
@@ -342,6 +387,48 @@ static char *kn_client_app_path(const struct kn_client_opts *o, const char *suff
     return path;
 }
 
+/* --since: a duration before now_s ("30m"), or a local time "YYYY-MM-DD[THH:MM[:SS]]" (a space
+ * may stand for the T). 0 with *ms since the epoch, or -1. */
+static int kn_client_since(const char *s, time_t now_s, long long *ms)
+{
+    struct tm tm = {0};
+    long long ago;
+    int n = 0, len = (int)strlen(s);
+    char sep = 0;
+    time_t t;
+
+    if (kn_duration_parse(s, &ago) == 0 && ago > 0) {
+        *ms = (long long)now_s * 1000 - ago;
+        return *ms > 0 ? 0 : -1;
+    }
+    if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3) {
+        return -1;
+    }
+    if (n < len) {
+        int m = 0;
+        if (sscanf(s + n, "%c%2d:%2d%n", &sep, &tm.tm_hour, &tm.tm_min, &m) != 3 ||
+            (sep != 'T' && sep != ' ')) {
+            return -1;
+        }
+        n += m;
+        if (n < len && (sscanf(s + n, ":%2d%n", &tm.tm_sec, &m) != 1 || (n += m) != len)) {
+            return -1;
+        }
+    }
+    if (n != len || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970) {
+        return -1;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_isdst = -1;
+    if ((t = mktime(&tm)) == (time_t)-1) {
+        return -1;
+    }
+    *ms = (long long)t * 1000;
+    return 0;
+}
+
 /* Parse [--json] [--repo NAME], the options of `allowed` (KN_CLIENT_*) and the positional APP. */
 static int kn_client_args(int argc, char **argv, const char *usage, int need_app, int allowed,
                           struct kn_client_opts *o)
@@ -357,6 +444,11 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
         {"break-glass", no_argument, NULL, 'b'},
         {"deployment", required_argument, NULL, 'd'},
         {"timeout", required_argument, NULL, 'T'},
+        {"app", required_argument, NULL, 'a'},
+        {"since", required_argument, NULL, 'S'},
+        {"type", required_argument, NULL, 'y'},
+        {"follow", no_argument, NULL, 'f'},
+        {"until-done", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -435,6 +527,37 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
                 goto usage;
             }
             break;
+        case 'a':
+        case 'y':
+        case 'f':
+            if (!(allowed & KN_CLIENT_EVENTS)) {
+                goto usage;
+            }
+            if (c == 'a') {
+                o->filter_app = optarg;
+            } else if (c == 'y') {
+                o->type = optarg;
+            } else {
+                o->follow = 1;
+            }
+            break;
+        case 'S':
+            if (!(allowed & KN_CLIENT_EVENTS)) {
+                goto usage;
+            }
+            if (kn_client_since(optarg, time(NULL), &o->since_ms) < 0) {
+                fprintf(stderr, "kanaria: --since wants a duration ago such as 30m or 2h, or a "
+                                "local time YYYY-MM-DD[THH:MM[:SS]], got '%s'\n",
+                        optarg);
+                goto usage;
+            }
+            break;
+        case 'u':
+            if (!(allowed & KN_CLIENT_UNTIL_DONE)) {
+                goto usage;
+            }
+            o->until_done = 1;
+            break;
         case 'h':
             printf("usage: %s\n", usage);
             exit(KN_EXIT_OK);
@@ -460,8 +583,9 @@ static void kn_client_print_json(const struct kn_client_answer *ans)
     fputs(ans->body.data ? ans->body.data : "", stdout);
 }
 
-/* One status: the table of apps or one app's detail. */
-static int kn_client_status(const struct kn_client_opts *op)
+/* One status: the table of apps or one app's detail; *busy set when a deployment of what it
+ * shows is in progress. */
+static int kn_client_status(const struct kn_client_opts *op, int *busy)
 {
     struct kn_client_opts o = *op;
     struct kn_client_answer ans = {0};
@@ -486,6 +610,11 @@ static int kn_client_status(const struct kn_client_opts *op)
     if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
         goto out;
     }
+    *busy = json_is_object(json_object_get(j, "current"));
+    json_array_foreach(json_object_get(j, "apps"), i, app)
+    {
+        *busy |= json_is_object(json_object_get(app, "current"));
+    }
     if (o.json) {
         kn_client_print_json(&ans);
     } else if (o.app) {
@@ -495,7 +624,7 @@ static int kn_client_status(const struct kn_client_opts *op)
             *json_string_value(json_object_get(j, "storage_error"))) {
             printf("storage error: %s\n\n", kn_client_str(j, "storage_error"));
         }
-        printf("%-20s %-12s %-8s %-12s %-7s %-16s %s\n", "APP", "REPO", "DEPLOY", "STATUS",
+        printf("%-20s %-12s %-8s %-12s %-7s %-38s %s\n", "APP", "REPO", "DEPLOY", "STATUS",
                "COMMIT", "STAGE", "SUMMARY");
         json_array_foreach(json_object_get(j, "apps"), i, app)
         {
@@ -511,20 +640,27 @@ out:
 
 /*
  * `status --watch`: the status again every second, on a cleared screen when stdout is a terminal,
- * until Ctrl-C (which ends the process). A failed call is shown and tried again.
+ * until Ctrl-C (which ends the process), like `kubectl get -w`; with --until-done it exits 0 once
+ * nothing it shows is deploying (the app's deployment, or every app's, has ended). A failed call
+ * is shown and tried again. Exit codes by outcome are `kanaria wait`'s.
  */
 int kn_cmd_status(int argc, char **argv)
 {
-    static const char usage[] = "kanaria status [APP] [--repo NAME] [--json] [--watch]";
+    static const char usage[] =
+        "kanaria status [APP] [--repo NAME] [--json] [--watch [--until-done]]";
     struct kn_client_opts o;
     int tty = isatty(STDOUT_FILENO);
-    int rc;
+    int rc, busy = 0;
 
-    if (kn_client_args(argc, argv, usage, 0, KN_CLIENT_WATCH, &o) < 0) {
+    if (kn_client_args(argc, argv, usage, 0, KN_CLIENT_WATCH | KN_CLIENT_UNTIL_DONE, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if (o.until_done && !o.watch) {
+        fprintf(stderr, "kanaria: --until-done goes with --watch\nusage: %s\n", usage);
         return KN_EXIT_USAGE;
     }
     if (!o.watch) {
-        return kn_client_status(&o);
+        return kn_client_status(&o, &busy);
     }
     for (;;) {
         char stamp[64];
@@ -536,8 +672,9 @@ int kn_cmd_status(int argc, char **argv)
         strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
         printf("every 1s: kanaria status%s%s    %s\n\n", o.app ? " " : "", o.app ? o.app : "",
                stamp);
-        rc = kn_client_status(&o);
-        if (rc == KN_EXIT_USAGE) {
+        busy = 1;
+        rc = kn_client_status(&o, &busy);
+        if (rc == KN_EXIT_USAGE || (o.until_done && rc == KN_EXIT_OK && !busy)) {
             return rc;
         }
         fflush(stdout);
@@ -994,4 +1131,556 @@ out:
     free(name);
     free(path);
     return rc;
+}
+
+/* ---- kanaria events ---------------------------------------------------------------------------- */
+
+/* The largest line of the event stream the client takes (an event's JSON is far smaller). */
+#define KN_CLIENT_STREAM_LINE_MAX (1024 * 1024)
+
+struct kn_client_events {
+    const struct kn_client_opts *o;
+    struct kn_buf line; /* the stream's line being read */
+    long long last_id;  /* the newest event seen */
+    int header;         /* the table's header was printed */
+};
+
+/* Whether the event (an object of the API's shape) passes the command's filters: the stream
+ * sends every event, the audit route filters on the server. */
+static int kn_client_event_matches(const struct kn_client_opts *o, const json_t *e)
+{
+    return (!o->filter_app || strcmp(kn_client_str(e, "app"), o->filter_app) == 0) &&
+           (!o->repo || strcmp(kn_client_str(e, "repo"), o->repo) == 0) &&
+           (!o->type || strcmp(kn_client_str(e, "type"), o->type) == 0) &&
+           json_integer_value(json_object_get(e, "at")) >= o->since_ms;
+}
+
+/* One event: a line of JSON with --json (the stream's `data:`), else a row of the table. */
+static void kn_client_print_event(struct kn_client_events *x, const json_t *e)
+{
+    char when[32], deploy[24] = "-";
+    char *text;
+
+    if (x->o->json) {
+        if ((text = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL) {
+            printf("%s\n", text);
+            free(text);
+        }
+        return;
+    }
+    if (!x->header) {
+        printf("%-7s %-19s %-16s %-16s %-7s %-12s %s\n", "ID", "TIME", "TYPE", "APP", "DEPLOY",
+               "ACTOR", "MESSAGE");
+        x->header = 1;
+    }
+    if (json_integer_value(json_object_get(e, "deployment")) > 0) {
+        snprintf(deploy, sizeof(deploy), "#%lld",
+                 (long long)json_integer_value(json_object_get(e, "deployment")));
+    }
+    printf("%-7lld %-19s %-16s %-16s %-7s %-12s %s\n",
+           (long long)json_integer_value(json_object_get(e, "id")),
+           kn_client_time(json_integer_value(json_object_get(e, "at")), when, sizeof(when)),
+           kn_client_str(e, "type"), kn_client_str(e, "app"), deploy, kn_client_str(e, "actor"),
+           kn_client_str(e, "message"));
+}
+
+/* The audit log from the start (or --since), a page of 1000 at a time. */
+static int kn_client_events_pages(struct kn_client_events *x)
+{
+    const struct kn_client_opts *o = x->o;
+    long long after = 0;
+    int rc = KN_EXIT_OK;
+
+    for (;;) {
+        struct kn_client_answer ans = {0};
+        struct kn_buf path;
+        json_t *j = NULL, *e;
+        size_t i;
+        int more;
+
+        kn_buf_init(&path, KN_BUF_UNBOUNDED);
+        kn_buf_addf(&path, "/api/v1/audit?after=%lld&limit=1000", after);
+        if (o->since_ms) {
+            kn_buf_addf(&path, "&since=%lld", o->since_ms);
+        }
+        const char *names[] = {"app", "type", "repo"};
+        const char *values[] = {o->filter_app, o->type, o->repo};
+        for (i = 0; i < 3; i++) {
+            if (values[i]) {
+                char *v = kn_client_escape(values[i]);
+                kn_buf_addf(&path, "&%s=%s", names[i], v);
+                free(v);
+            }
+        }
+        kn_buf_addch(&path, '\0');
+        if (kn_client_call("GET", path.data, NULL, &ans) < 0) {
+            rc = KN_EXIT_FAILED;
+        } else {
+            rc = kn_client_check(&ans, &j);
+        }
+        kn_buf_release(&path);
+        kn_buf_release(&ans.body);
+        if (rc != KN_EXIT_OK) {
+            return rc;
+        }
+        json_array_foreach(json_object_get(j, "events"), i, e)
+        {
+            kn_client_print_event(x, e);
+        }
+        after = json_integer_value(json_object_get(j, "next"));
+        more = json_is_true(json_object_get(j, "more"));
+        /* the stream goes on after the newest event, not after the newest one shown */
+        x->last_id = json_integer_value(json_object_get(j, "last_event_id"));
+        if (after > x->last_id) {
+            x->last_id = after;
+        }
+        json_decref(j);
+        if (!more) {
+            return KN_EXIT_OK;
+        }
+    }
+}
+
+/* A line of the event stream: `data: {...}` is an event, `id:`, comments and blanks are not. */
+static void kn_client_stream_line(struct kn_client_events *x, const char *line)
+{
+    json_t *e;
+
+    if (strncmp(line, "data: ", 6) != 0 || !(e = json_loads(line + 6, 0, NULL))) {
+        return;
+    }
+    if (json_integer_value(json_object_get(e, "id")) > x->last_id) {
+        x->last_id = json_integer_value(json_object_get(e, "id"));
+        if (kn_client_event_matches(x->o, e)) {
+            kn_client_print_event(x, e);
+            fflush(stdout);
+        }
+    }
+    json_decref(e);
+}
+
+static size_t kn_client_stream_write(char *ptr, size_t size, size_t n, void *data)
+{
+    struct kn_client_events *x = data;
+
+    for (size_t i = 0; i < size * n; i++) {
+        if (ptr[i] != '\n') {
+            if (kn_buf_addch(&x->line, ptr[i]) < 0) {
+                return 0; /* a line past the bound: not kanaria's stream */
+            }
+            continue;
+        }
+        kn_buf_addch(&x->line, '\0');
+        kn_client_stream_line(x, x->line.data);
+        kn_buf_reset(&x->line);
+    }
+    return size * n;
+}
+
+/* Follow GET /api/v1/events from x->last_id until the server ends the stream: KN_EXIT_FAILED
+ * then, with the reason. A stream silent for 60 s (the server sends a keep-alive every 15 s) is
+ * taken for lost. */
+static int kn_client_events_follow(struct kn_client_events *x)
+{
+    const char *addr = getenv("KANARIA_ADDR");
+    const char *token = getenv("KANARIA_TOKEN");
+    const char *cacert = getenv("KANARIA_CACERT");
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    char *url = NULL, *auth = NULL, *last = NULL;
+    long status = 0;
+    CURL *curl = NULL;
+    CURLcode cc;
+    int rc = KN_EXIT_FAILED;
+
+    size_t alen;
+
+    addr = addr && *addr ? addr : KN_CLIENT_DEFAULT_ADDR;
+    for (alen = strlen(addr); alen > 0 && addr[alen - 1] == '/'; alen--) {
+    }
+    url = kn_asprintf("%.*s/api/v1/events", (int)alen, addr);
+    if (!(curl = curl_easy_init())) {
+        fprintf(stderr, "kanaria: cannot start libcurl\n");
+        goto out;
+    }
+    if (token && *token) {
+        auth = kn_asprintf("Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
+    last = kn_asprintf("Last-Event-ID: %lld", x->last_id);
+    headers = curl_slist_append(headers, "Accept: text/event-stream");
+    headers = curl_slist_append(headers, last);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, kn_client_stream_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)KN_CLIENT_TIMEOUT_S);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (cacert && *cacert) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, cacert);
+    }
+    cc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "kanaria: the event stream of %s: %s%s\n", addr,
+                errbuf[0] ? errbuf : curl_easy_strerror(cc), kn_client_tls_hint(cc, cacert));
+    } else {
+        fprintf(stderr, "kanaria: %s ended the event stream\n", addr);
+    }
+out:
+    curl_slist_free_all(headers);
+    if (curl) {
+        curl_easy_cleanup(curl);
+    }
+    free(last);
+    free(auth);
+    free(url);
+    return rc;
+}
+
+/*
+ * `kanaria events [--app A] [--repo R] [--since T] [--type X] [--follow] [--json]`: the audit
+ * log, oldest first, read a page at a time from GET /api/v1/audit; with --follow it then goes on
+ * with the event stream from the newest event, until Ctrl-C or the server ends it (exit 1).
+ * --json prints each event as one line of JSON, the shape of the stream's `data:`.
+ */
+int kn_cmd_events(int argc, char **argv)
+{
+    static const char usage[] = "kanaria events [--app APP] [--repo NAME] [--since T] "
+                                "[--type TYPE] [--follow] [--json]";
+    struct kn_client_events x = {0};
+    struct kn_client_opts o;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 0, KN_CLIENT_EVENTS, &o) < 0 || o.app) {
+        if (o.app) {
+            fprintf(stderr, "usage: %s\n", usage);
+        }
+        return KN_EXIT_USAGE;
+    }
+    x.o = &o;
+    kn_buf_init(&x.line, KN_CLIENT_STREAM_LINE_MAX);
+    if ((rc = kn_client_events_pages(&x)) == KN_EXIT_OK && o.follow) {
+        fflush(stdout);
+        rc = kn_client_events_follow(&x);
+    }
+    kn_buf_release(&x.line);
+    return rc;
+}
+
+/* ---- kanaria get deployment ------------------------------------------------------------------- */
+
+/* "1h2m", "3m20s", "45s" (ms rounded down to seconds; "0s" for less). */
+static const char *kn_client_span(long long ms, char *buf, size_t size)
+{
+    long long s = ms > 0 ? ms / 1000 : 0;
+
+    if (s >= 3600) {
+        snprintf(buf, size, "%lldh%lldm", s / 3600, s / 60 % 60);
+    } else if (s >= 60) {
+        snprintf(buf, size, "%lldm%llds", s / 60, s % 60);
+    } else {
+        snprintf(buf, size, "%llds", s);
+    }
+    return buf;
+}
+
+static long long kn_client_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The entry of the deployment's `pipeline` for the stage of `index`, or NULL. */
+static const json_t *kn_client_pipeline_stage(const json_t *pipeline, long long index)
+{
+    const json_t *p;
+    size_t i;
+
+    json_array_foreach(pipeline, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "index")) == index) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* "ANALYSIS (canary-check)" when the stage has an id, else its kind. */
+static const char *kn_client_stage_label(const json_t *stage, const json_t *spec, char *buf,
+                                         size_t size)
+{
+    const char *id = json_string_value(json_object_get(spec, "id"));
+
+    if (!id || !*id) {
+        id = json_string_value(json_object_get(stage, "id"));
+    }
+    if (id && *id) {
+        snprintf(buf, size, "%s (%s)", kn_client_str(stage, "name"), id);
+    } else {
+        snprintf(buf, size, "%s", kn_client_str(stage, "name"));
+    }
+    return buf;
+}
+
+/* What a running stage waits for, in words ("1m20s left, 1 of 2 approvals (alice, bob)"), into
+ * buf; "" when it waits for nothing with an end. */
+static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec, long long now,
+                                        int compact, char *buf, size_t size)
+{
+    const char *kind = kn_client_str(stage, "name");
+    long long started = json_integer_value(json_object_get(stage, "started_at"));
+    long long limit = 0, approved = 0;
+    int approval = strcmp(kind, "WAIT_APPROVAL") == 0;
+    const json_t *a;
+    char span[32];
+    size_t i, n = 0;
+
+    buf[0] = '\0';
+    if (strcmp(kn_client_str(stage, "status"), "RUNNING") != 0 || !spec) {
+        return buf;
+    }
+    if (strcmp(kind, "WAIT") == 0 || strcmp(kind, "ANALYSIS") == 0) {
+        limit = json_integer_value(json_object_get(spec, "duration_ms"));
+    } else if (approval) {
+        limit = json_integer_value(json_object_get(spec, "timeout_ms"));
+    }
+    if (limit > 0 && started > 0) {
+        long long left = started + limit - now;
+        n += (size_t)snprintf(buf + n, size - n, "%s left",
+                              kn_client_span(left > 0 ? left : 0, span, sizeof(span)));
+    }
+    if (approval && n < size) {
+        const json_t *who = json_object_get(spec, "approvers");
+        long long need = json_integer_value(json_object_get(spec, "min_approvals"));
+        json_array_foreach(json_object_get(stage, "approvals"), i, a)
+        {
+            approved += strcmp(kn_client_str(a, "decision"), "APPROVE") == 0;
+        }
+        n += (size_t)snprintf(buf + n, size - n, compact ? "%s%lld/%lld" : "%s%lld of %lld approvals",
+                              n ? (compact ? " " : ", ") : "", approved, need > 0 ? need : 1);
+        if (compact) {
+            return buf;
+        }
+        json_array_foreach(who, i, a)
+        {
+            if (n < size) {
+                n += (size_t)snprintf(buf + n, size - n, "%s%s", i == 0 ? " (" : ", ",
+                                      json_string_value(a) ? json_string_value(a) : "");
+            }
+        }
+        if (json_array_size(who) > 0 && n < size) {
+            snprintf(buf + n, size - n, ")");
+        }
+    }
+    return buf;
+}
+
+/* A JSON value on one line ("-" for none), printed. */
+static void kn_client_print_value(const char *prefix, const json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+    printf("%s%s", prefix, text ? text : "-");
+    free(text);
+}
+
+static void kn_client_print_plan(const json_t *plan)
+{
+    const json_t *r, *f;
+    size_t i, k;
+
+    printf("plan:        %s\n", json_is_object(plan) ? kn_client_str(plan, "summary") : "-");
+    json_array_foreach(json_object_get(plan, "diff"), i, r)
+    {
+        printf("  %s %s %s\n", kn_client_str(r, "op"), kn_client_str(r, "kind"),
+               kn_client_str(r, "name"));
+        json_array_foreach(json_object_get(r, "fields"), k, f)
+        {
+            printf("      %s: ", kn_client_str(f, "path"));
+            kn_client_print_value("", json_object_get(f, "old"));
+            kn_client_print_value(" -> ", json_object_get(f, "new"));
+            printf("\n");
+        }
+    }
+}
+
+static void kn_client_print_stage(const json_t *st, const json_t *pipeline, long long now)
+{
+    long long index = json_integer_value(json_object_get(st, "index"));
+    long long started = json_integer_value(json_object_get(st, "started_at"));
+    long long finished = json_integer_value(json_object_get(st, "finished_at"));
+    const json_t *spec = kn_client_pipeline_stage(pipeline, index), *a, *v;
+    char label[160], t0[32], t1[32], span[32], wait[256];
+    const char *reason = json_string_value(json_object_get(st, "reason"));
+    const char *key;
+    size_t i;
+
+    printf("  %-3lld %-32s %-11s", index, kn_client_stage_label(st, spec, label, sizeof(label)),
+           kn_client_str(st, "status"));
+    if (started > 0) {
+        printf(" %s", kn_client_time(started, t0, sizeof(t0)));
+        if (finished > 0) {
+            printf(" -> %s (%s)", kn_client_time(finished, t1, sizeof(t1)),
+                   kn_client_span(finished - started, span, sizeof(span)));
+        } else {
+            printf(" (%s so far)", kn_client_span(now - started, span, sizeof(span)));
+        }
+    }
+    if (*kn_client_stage_wait(st, spec, now, 0, wait, sizeof(wait))) {
+        printf(", %s", wait);
+    }
+    printf("\n");
+    if (reason && *reason) {
+        printf("        reason: %s\n", reason);
+    }
+    json_array_foreach(json_object_get(st, "approvals"), i, a)
+    {
+        printf("        %s by %s at %s\n",
+               strcmp(kn_client_str(a, "decision"), "APPROVE") == 0 ? "approved" : "rejected",
+               kn_client_str(a, "who"),
+               kn_client_time(json_integer_value(json_object_get(a, "at")), t0, sizeof(t0)));
+    }
+    json_array_foreach(json_object_get(st, "analysis"), i, a)
+    {
+        printf("        %s %s %s: %s", kn_client_time(json_integer_value(json_object_get(a, "at")),
+                                                      t0, sizeof(t0)),
+               kn_client_str(a, "check"), kn_client_str(a, "verdict"), kn_client_str(a, "bound"));
+        json_object_foreach((json_t *)json_object_get(a, "values"), key, v)
+        {
+            printf("; %s ", key);
+            kn_client_print_value("", v);
+        }
+        printf("\n");
+    }
+}
+
+static void kn_client_print_deployment(const json_t *d)
+{
+    const json_t *pipeline = json_object_get(d, "pipeline"), *st, *e;
+    const char *reason = json_string_value(json_object_get(d, "reason"));
+    long long now = kn_client_now_ms();
+    char t0[32], t1[32], t2[32];
+    size_t i;
+
+    printf("deployment:  #%lld of %s (repository %s)\n", kn_client_int(d, "id"),
+           kn_client_str(d, "app"), kn_client_str(d, "repo"));
+    printf("commit:      %.12s by %s: %s\n", kn_client_str(d, "commit"), kn_client_str(d, "author"),
+           kn_client_str(d, "message"));
+    printf("strategy:    %s (%s)\n", kn_client_str(d, "strategy"), kn_client_str(d, "trigger"));
+    printf("status:      %s%s%s\n", kn_client_str(d, "status"), reason && *reason ? ": " : "",
+           reason && *reason ? reason : "");
+    printf("times:       created %s, started %s, finished %s\n",
+           kn_client_time(kn_client_int(d, "created_at"), t0, sizeof(t0)),
+           kn_client_time(kn_client_int(d, "started_at"), t1, sizeof(t1)),
+           kn_client_time(kn_client_int(d, "finished_at"), t2, sizeof(t2)));
+    kn_client_print_plan(json_object_get(d, "plan"));
+    printf("stages:\n");
+    json_array_foreach(json_object_get(d, "stages"), i, st)
+    {
+        kn_client_print_stage(st, pipeline, now);
+    }
+    printf("log:\n");
+    json_array_foreach(json_object_get(d, "events"), i, e)
+    {
+        printf("  %s %-16s %s\n",
+               kn_client_time(json_integer_value(json_object_get(e, "at")), t0, sizeof(t0)),
+               kn_client_str(e, "type"), kn_client_str(e, "message"));
+    }
+}
+
+/*
+ * `kanaria get deployment ID [--json]`: one deployment whole — its plan and diff, every stage
+ * with its status, times, what it waits for, approvals and analysis evaluations, and its log.
+ */
+int kn_cmd_get(int argc, char **argv)
+{
+    static const char usage[] = "kanaria get deployment ID [--json]";
+    struct kn_client_answer ans = {0};
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char *path = NULL, *end = NULL;
+    long long id;
+    int rc;
+
+    if (argc < 2 || (strcmp(argv[1], "deployment") != 0 && strcmp(argv[1], "deployments") != 0 &&
+                     strcmp(argv[1], "deploy") != 0)) {
+        fprintf(stderr, "kanaria: get knows one resource, deployment\nusage: %s\n", usage);
+        return KN_EXIT_USAGE;
+    }
+    if (kn_client_args(argc - 1, argv + 1, usage, 1, 0, &o) < 0 || o.repo) {
+        if (o.repo) {
+            fprintf(stderr, "usage: %s\n", usage);
+        }
+        return KN_EXIT_USAGE;
+    }
+    id = strtoll(o.app, &end, 10);
+    if (end == o.app || *end || id <= 0) {
+        fprintf(stderr, "kanaria: a deployment ID is a number such as 42, got '%s'\nusage: %s\n",
+                o.app, usage);
+        return KN_EXIT_USAGE;
+    }
+    path = kn_asprintf("/api/v1/deployments/%lld", id);
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else {
+        kn_client_print_deployment(j);
+    }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(path);
+    return rc;
+}
+
+/* The running stage of the deployment `cur` (an app's `current`): its kind, its id, and what it
+ * waits for, from the deployment's pipeline (one more call); only the kind when that fails. */
+static const char *kn_client_running_stage(const json_t *cur, int compact, char *buf, size_t size)
+{
+    const json_t *run = json_object_get(cur, "running_stage"), *st, *spec;
+    struct kn_client_answer ans = {0};
+    char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
+    char label[160], wait[256], *text;
+    json_t *d = NULL;
+    size_t i, len;
+
+    snprintf(buf, size, "%s", kn_client_str(run, "name"));
+    if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
+        !(d = json_loads(ans.body.data, 0, NULL))) {
+        goto out;
+    }
+    json_array_foreach(json_object_get(d, "stages"), i, st)
+    {
+        if (json_integer_value(json_object_get(st, "index")) != kn_client_int(run, "index")) {
+            continue;
+        }
+        spec = kn_client_pipeline_stage(json_object_get(d, "pipeline"), kn_client_int(run, "index"));
+        kn_client_stage_label(st, spec, label, sizeof(label));
+        kn_client_stage_wait(st, spec, kn_client_now_ms(), compact, wait, sizeof(wait));
+        text = kn_asprintf("%s%s%s", label, *wait ? (compact ? " " : ": ") : "", wait);
+        len = strlen(text) < size ? strlen(text) : size - 1; /* cut at the buffer's size */
+        memcpy(buf, text, len);
+        buf[len] = '\0';
+        free(text);
+        break;
+    }
+out:
+    json_decref(d);
+    kn_buf_release(&ans.body);
+    free(path);
+    return buf;
 }

@@ -252,6 +252,19 @@ typedef int (*kn_store_event_cb)(const struct kn_event *e, void *data);
 int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store_event_cb cb,
                     void *data);
 
+/* Which events kn_store_events_find returns: each field unset ("" or NULL, 0) matches all. */
+struct kn_event_filter {
+    const char *repo;   /* borrowed */
+    const char *app;    /* borrowed */
+    const char *type;   /* borrowed */
+    long long since_ms; /* at >= since_ms */
+};
+
+/* The events with id > after_id that match f (NULL: all), oldest first, at most limit (>= 1;
+ * held in memory at once, so a page's size): the audit log read a page at a time. */
+int kn_store_events_find(struct kn_store *st, long long after_id, int limit,
+                         const struct kn_event_filter *f, kn_store_event_cb cb, void *data);
+
 /* ---- approvals and analysis records (written by later stages; the tables exist now) ------ */
 
 /* decision is "APPROVE" or "REJECT". */
