@@ -404,9 +404,10 @@ describe('kanaria web UI', () => {
             assert.match(await fig.locator('figcaption').textContent(), new RegExp(check));
             assert.match(await fig.locator('table').textContent(), /FAIL/);
         }
-        // the split now: everything back on the primary
+        // the split now: everything back on the primary (kanaria reads it every driftInterval,
+        // the page rereads it every 10 s)
         await waitFor('the traffic now on the primary', async () =>
-            /primary 100%/.test(await p.getByTestId('traffic').textContent()), 10000)
+            /primary 100%/.test(await p.getByTestId('traffic').textContent()), 30000)
             .catch(async (e) => {
                 const a = await getJSON(`/api/v1/apps/${app()}?repo=${repo()}`);
                 throw new Error(`${e.message}; the page says "${await p.getByTestId('traffic')

@@ -262,6 +262,10 @@ export function show(r) {
     load(r);
 }
 
+// The traffic split and the drift are what kanaria last read from the platform (every
+// driftInterval, 10s by default), which no event announces: an app's page rereads them this often.
+const PLATFORM_REREAD_MS = 10000;
+
 function load(r) {
     if (r.name === 'apps') {
         loadApps();
@@ -269,8 +273,10 @@ function load(r) {
         listTimer = setInterval(loadApps, 30000);
     } else if (r.name === 'app') {
         loadApp(r.repo, r.app);
+        listTimer = setInterval(() => document.hidden || refetchApp(), PLATFORM_REREAD_MS);
     } else if (r.name === 'deployment') {
         loadDeployment(r.id);
+        listTimer = setInterval(() => document.hidden || refetchDeploymentApp(), PLATFORM_REREAD_MS);
     }
 }
 
