@@ -101,7 +101,7 @@ comp() { # WORDS...: what bash's completion offers for the last word
 }
 [ "$(comp kanaria wa)" = wait ]
 check "bash completes 'kanaria wa' to wait" $?
-[ "$(comp kanaria status --)" = "--repo --json --watch" ]
+[ "$(comp kanaria status --)" = "--repo --json --watch --until-done" ]
 check "bash completes the options of kanaria status" $?
 [ "$(comp kanaria completion '')" = "bash zsh fish" ]
 check "bash completes the shells of kanaria completion" $?
