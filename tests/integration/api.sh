@@ -169,7 +169,7 @@ awk -v st="$(metric "$tmp/m0" process_start_time_seconds)" -v now="$now" \
 check "/metrics has the process's start time, memory, open fds and CPU time" $?
 if command -v promtool >/dev/null; then
     promtool check metrics <"$tmp/m0" >"$tmp/promtool" 2>&1
-    check "promtool check metrics accepts /metrics ($(cat "$tmp/promtool"))" $?
+    st=$?; check "promtool check metrics accepts /metrics ($(cat "$tmp/promtool"))" "$st"
 else
     echo "SKIPPED: promtool check metrics (promtool is not installed)"
 fi

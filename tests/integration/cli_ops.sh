@@ -89,7 +89,7 @@ check "the first commit deploys v1" $?
 
 # 1. the audit log as JSON lines, one per event, the stream's shape, oldest first
 KANARIA_TOKEN=tok-alice "$bin" events --json >"$tmp/ev" 2>"$tmp/err"
-check "kanaria events --json exits 0 ($(cat "$tmp/err"))" $?
+st=$?; check "kanaria events --json exits 0 ($(cat "$tmp/err"))" "$st"
 n=$(sql "select count(*) from events")
 python3 - "$tmp/ev" "$n" <<'PY'
 import json, sys
@@ -107,10 +107,10 @@ sql "with recursive n(i) as (select 1 union all select i + 1 from n where i < 15
      insert into events (at, type, repo, app, deployment, actor, message)
      select 1000 + i, 'STAGE_LOG', 'deploy', 'bulk', 0, 'kanaria', 'line ' || i from n" &&
 KANARIA_TOKEN=tok-alice "$bin" events --app bulk >"$tmp/bulk" 2>"$tmp/err"
-check "kanaria events --app bulk exits 0 ($(cat "$tmp/err"))" $?
+st=$?; check "kanaria events --app bulk exits 0 ($(cat "$tmp/err"))" "$st"
 [ "$(grep -c ' bulk ' "$tmp/bulk")" = 1500 ] && head -n1 "$tmp/bulk" | grep -q '^ID .*MESSAGE$' &&
     grep -q 'line 1500$' "$tmp/bulk" && ! grep -q ' hello ' "$tmp/bulk"
-check "its 1500 events, read over two pages, and only its ($(grep -c ' bulk ' "$tmp/bulk"))" $?
+st=$?; check "its 1500 events, read over two pages, and only its ($(grep -c ' bulk ' "$tmp/bulk"))" "$st"
 KANARIA_TOKEN=tok-alice "$bin" events --app bulk --since 1h --json >"$tmp/since" &&
     [ ! -s "$tmp/since" ] &&
     TZ=UTC KANARIA_TOKEN=tok-alice "$bin" events --since "1970-01-01 00:00:02" --app bulk --json |
@@ -124,11 +124,11 @@ check "--type SUCCEEDED gives the one success, named as notifications name it" $
 [ "$(code GET '/api/v1/audit?limit=2&app=bulk' tok-alice)" = 200 ] && json "$tmp/body" '
 assert [e["message"] for e in b["events"]] == ["line 1", "line 2"], b
 assert b["more"] is True and b["next"] == b["events"][1]["id"] and b["last_event_id"] >= b["next"], b'
-check "GET /api/v1/audit pages: events, next, more, last_event_id ($(cat "$tmp/body"))" $?
+st=$?; check "GET /api/v1/audit pages: events, next, more, last_event_id ($(cat "$tmp/body"))" "$st"
 [ "$(code GET '/api/v1/audit?limit=0' tok-alice)" = 400 ] && grep -q "'limit'" "$tmp/body" &&
     [ "$(code GET '/api/v1/audit?after=x' tok-alice)" = 400 ] &&
     [ "$(code GET '/api/v1/audit' '')" = 401 ]
-check "a bad limit or after is 400 naming it; no token is 401 ($(cat "$tmp/body"))" $?
+st=$?; check "a bad limit or after is 400 naming it; no token is 401 ($(cat "$tmp/body"))" "$st"
 "$bin" events --since yesterday >/dev/null 2>"$tmp/err"
 [ $? = 2 ] && grep -q -- "--since wants" "$tmp/err"
 check "a --since that is neither a duration nor a time is a usage error" $?
@@ -137,7 +137,7 @@ check "a --since that is neither a duration nor a time is a usage error" $?
 curl -sN --max-time 2 -H "Authorization: Bearer tok-alice" -H "Last-Event-ID: 0" \
     "$KANARIA_ADDR/api/v1/events" >"$tmp/sse"
 grep -q '^id: 1$' "$tmp/sse"
-check "Last-Event-ID: 0 replays from the first event ($(head -c 200 "$tmp/sse"))" $?
+st=$?; check "Last-Event-ID: 0 replays from the first event ($(head -c 200 "$tmp/sse"))" "$st"
 
 # 4. follow: what is written after it started comes through the stream
 KANARIA_TOKEN=tok-alice "$bin" events --follow --json --app hello --type SUCCEEDED \
@@ -157,11 +157,11 @@ check "v2 waits for approval" $?
 # 5. status: the stage with its id, its time left and approvals; the traffic split
 KANARIA_TOKEN=tok-alice "$bin" status >"$tmp/st" 2>&1
 grep -E '^hello .* WAIT_APPROVAL \(gate\) (59m[0-9]+s|1h0m) left 0/2' "$tmp/st"
-check "the table shows the gate with its time left and 0/2 ($(cat "$tmp/st"))" $?
+st=$?; check "the table shows the gate with its time left and 0/2 ($(cat "$tmp/st"))" "$st"
 KANARIA_TOKEN=tok-alice "$bin" status hello >"$tmp/st" 2>&1
 grep -q '^running stage: *WAIT_APPROVAL (gate): .* left, 0 of 2 approvals (alice, bob)$' "$tmp/st" &&
     grep -q '^traffic: *primary 70% · canary 30%$' "$tmp/st"
-check "one app shows the stage's wait and the traffic split ($(cat "$tmp/st"))" $?
+st=$?; check "one app shows the stage's wait and the traffic split ($(cat "$tmp/st"))" "$st"
 KANARIA_TOKEN=tok-alice timeout 60 "$bin" status hello --watch --until-done >"$tmp/watch" 2>&1 &
 rpid=$!
 "$bin" status --until-done >/dev/null 2>&1
@@ -178,7 +178,7 @@ grep -Eq '^  4 +WAIT_APPROVAL \(gate\) +RUNNING .*1 of 2 approvals \(alice, bob\
     grep -Eq '^        .* level PASS: .*; canary \[' "$tmp/get" &&
     grep -q '^plan: ' "$tmp/get" && grep -q '^log:' "$tmp/get" &&
     grep -Eq '^  5 +PRIMARY_ROLLOUT +NOT_STARTED' "$tmp/get"
-check "it shows each stage, the approval, the analysis and the plan ($(cat "$tmp/get"))" $?
+st=$?; check "it shows each stage, the approval, the analysis and the plan ($(cat "$tmp/get"))" "$st"
 KANARIA_TOKEN=tok-alice "$bin" get deployment 2 --json | python3 -c 'import json,sys
 b = json.load(sys.stdin); assert b["id"] == 2 and b["pipeline"][4]["id"] == "gate", b
 assert [s["id"] for s in b["stages"][:6]] == ["", "", "errors", "settle", "gate", ""], b["stages"]
@@ -207,7 +207,7 @@ for _ in $(seq 1 50); do
 done
 python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]
 assert [e["deployment"] for e in l] == [1, 2], l' "$tmp/follow"
-check "events --follow printed v1's success, then v2's from the stream ($(cat "$tmp/follow"))" $?
+st=$?; check "events --follow printed v1's success, then v2's from the stream ($(cat "$tmp/follow"))" "$st"
 
 # 7. a server whose certificate no system CA signed: the error says to set KANARIA_CACERT
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
@@ -225,7 +225,7 @@ check "a certificate no system CA signed names KANARIA_CACERT ($(cat "$tmp/err")
 KANARIA_CACERT="$tmp/tls.crt" KANARIA_ADDR="https://127.0.0.1:$tls" "$bin" status >/dev/null \
     2>"$tmp/err"
 ! grep -qi 'certificate\|KANARIA_CACERT' "$tmp/err"
-check "with KANARIA_CACERT the certificate is trusted ($(cat "$tmp/err"))" $?
+st=$?; check "with KANARIA_CACERT the certificate is trusted ($(cat "$tmp/err"))" "$st"
 kill "$spid" 2>/dev/null
 spid=
 stop_kanaria
