@@ -141,7 +141,8 @@ if [ "$full" = 1 ]; then
     dd if=/dev/zero of="$tmp/data/filler" bs=64k 2>/dev/null
     ok=1
     for _ in $(seq 1 150); do
-        curl -s "$KANARIA_ADDR/metrics" | grep -q '^kanaria_storage_error 1$' && { ok=0; break; }
+        curl -s -o "$tmp/metrics" "$KANARIA_ADDR/metrics"
+        grep -q '^kanaria_storage_error 1$' "$tmp/metrics" && { ok=0; break; }
         sleep 0.2
     done
     check "a full disk shows in /metrics" $ok
@@ -152,12 +153,16 @@ sys.exit(0 if "database or disk is full" in j["storage_error"]
     check "a full disk shows in the API, for the apps too" $?
     "$bin" status | grep -q "^storage error: cannot write '$tmp/data/kanaria.db': database or disk is full"
     check "a full disk shows in kanaria status" $?
-    curl -s "$KANARIA_ADDR/metrics" | grep -Eq '^kanaria_store_write_errors_total [1-9]'
-    check "the failed writes are counted" $?
+    # to a file first: grep -q leaves at its match, and curl, still writing, would fail the
+    # pipeline (pipefail) with the longer /metrics of kanaria's own series
+    curl -s -o "$tmp/metrics" "$KANARIA_ADDR/metrics"
+    grep -Eq '^kanaria_store_write_errors_total [1-9]' "$tmp/metrics"
+    st=$?; check "the failed writes are counted ($(grep '^kanaria_store_write' "$tmp/metrics"))" "$st"
     rm -f "$tmp/data/filler"
     ok=1
     for _ in $(seq 1 150); do
-        curl -s "$KANARIA_ADDR/metrics" | grep -q '^kanaria_storage_error 0$' && { ok=0; break; }
+        curl -s -o "$tmp/metrics" "$KANARIA_ADDR/metrics"
+        grep -q '^kanaria_storage_error 0$' "$tmp/metrics" && { ok=0; break; }
         sleep 0.2
     done
     check "the storage error clears once there is space" $ok
