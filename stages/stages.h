@@ -149,6 +149,33 @@ void kn_script_cancel(void **slot);
 char *kn_analysis_fill(const char *tmpl, const struct kn_strmap *args,
                        const struct kn_strmap *vars);
 
+/*
+ * An analysis run (stages/analysis_run.c), usable outside an ANALYSIS stage: the checks of
+ * `options` evaluated on their intervals, each evaluation recorded (kn_store_analysis_add)
+ * under the deployment of `run` and `record_index` (the stage index the API shows the records
+ * with), the counts kept in the stage meta of `run` under `meta_prefix` ("" for the ANALYSIS
+ * stage itself; "step.2." for CANARY_STEPS' third step; "background." for a pipeline's
+ * background analysis), so that a restart resumes them. `duration_ms` 0 runs until stopped
+ * (background analysis: it ends only with a failure or kn_analysis_runner_stop). `done` runs
+ * exactly once, never from inside kn_analysis_runner_start, with ok 1 (the duration ended with
+ * the checks passing) or 0 and the reason ("analysis 'errors' failed: ..."); the runner is
+ * freed after `done` returns. kn_analysis_runner_stop (from a cancel, or when the pipeline
+ * reaches the end of a background analysis) frees it without calling `done`; evaluations in
+ * flight end on their own.
+ */
+struct kn_analysis_runner;
+struct kn_analysis_runner_cfg {
+    const struct kn_analysis_options *options; /* borrowed; outlives the runner */
+    int record_index;
+    const char *meta_prefix;                   /* copied */
+    long long duration_ms;
+    void (*done)(struct kn_stage_run *run, int ok, const char *reason, void *data);
+    void *data;
+};
+int kn_analysis_runner_start(struct kn_stage_run *run, const struct kn_analysis_runner_cfg *cfg,
+                             struct kn_analysis_runner **out);
+void kn_analysis_runner_stop(struct kn_analysis_runner *r);
+
 /* ANALYSIS at run time (stages/analysis_run.c). */
 void kn_analysis_start(struct kn_stage_run *run);
 void kn_analysis_cancel(struct kn_stage_run *run);
