@@ -670,6 +670,37 @@ static const struct kn_schema analysis_schema = {
     .check = analysis_check,
 };
 
+/* The checks of an ANALYSIS without its duration (another stage gives it: CANARY_STEPS' step
+ * interval). */
+static const struct kn_field checks_fields[] = {
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, metrics),
+     .sub = &metric_schema,
+     .help = "metric checks, as ANALYSIS's (templates allowed)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, http),
+     .sub = &http_schema,
+     .help = "HTTP probes, as ANALYSIS's"},
+};
+
+/* Absent, the block asks for nothing; given, it needs a check. */
+static void checks_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    if (node) {
+        analysis_check(obj, node, ctx);
+    }
+}
+
+const struct kn_schema kn_analysis_checks_schema = {
+    .name = "analysis",
+    KN_SCHEMA_FIELDS(checks_fields),
+    .size = sizeof(struct kn_analysis_options),
+    .set_offset = offsetof(struct kn_analysis_options, set),
+    .check = checks_check,
+};
+
 /* The provider's own check of a metric's query, with its placeholders filled in by sample
  * values (its args by their own): located at the query, or at the metric when the query came
  * from a shared template. */

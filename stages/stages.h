@@ -176,6 +176,38 @@ int kn_analysis_runner_start(struct kn_stage_run *run, const struct kn_analysis_
                              struct kn_analysis_runner **out);
 void kn_analysis_runner_stop(struct kn_analysis_runner *r);
 
+/* The checks of an ANALYSIS without its duration (stages/analysis.c), for stages that run them. */
+extern const struct kn_schema kn_analysis_checks_schema;
+
+/* CANARY_STEPS (stages/steps.c) */
+#define KN_STEPS_MAX 100
+
+struct kn_steps_pause {
+    uint64_t set;
+    long long step; /* 1-based */
+    long long duration_ms;
+};
+
+struct kn_steps_options {
+    uint64_t set;
+    struct kn_strlist steps; /* percents as written */
+    double step_weight;
+    double max_weight;
+    long long interval_ms;
+    struct kn_analysis_options analysis; /* duration_ms: interval_ms, set by the check */
+    struct kn_list pauses; /* struct kn_steps_pause */
+    /* set by the check: the canary's percent at each step, ascending */
+    double weight[KN_STEPS_MAX];
+    size_t count;
+    int valid;
+    /* the checks as an ANALYSIS stage (name ANALYSIS, with &analysis, with_node the block) for
+     * the ANALYSIS hooks (templates, placeholders, describe) */
+    struct kn_stage_config as_analysis;
+};
+
+/* How long a CANARY_STEPS runs when every step passes: its intervals and pauses. */
+long long kn_steps_length_ms(const struct kn_stage_config *stage);
+
 /* ANALYSIS at run time (stages/analysis_run.c). */
 void kn_analysis_start(struct kn_stage_run *run);
 void kn_analysis_cancel(struct kn_stage_run *run);
@@ -192,5 +224,6 @@ extern const struct kn_stage_kind kn_stage_canary_clean;
 extern const struct kn_stage_kind kn_stage_baseline_clean;
 extern const struct kn_stage_kind kn_stage_script_run;
 extern const struct kn_stage_kind kn_stage_rollback;
+extern const struct kn_stage_kind kn_stage_canary_steps;
 
 #endif /* KANARIA_STAGES_H */
