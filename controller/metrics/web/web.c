@@ -283,7 +283,7 @@ void kn_web_parse(struct kn_metrics_result *r, int status, const char *body, siz
         goto out;
     }
     if (kn_web_number(v, &value) < 0) {
-        dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
         kn_web_quote(quote, sizeof(quote), dump ? dump : "?", dump ? strlen(dump) : 1);
         kn_web_fail(r, "the value at %s is not a number: %s", path, quote);
         goto out;
@@ -516,7 +516,8 @@ const struct kn_metrics_type kn_metrics_web = {
         "braces are accepted. The value is a number, a string holding one (\"0.25\"), or "
         "true/false (1/0); `null` is no data (the check's `noData` decides); anything else, a "
         "missing member or a status other than 2xx fails the evaluation. Each evaluation gives "
-        "one sample, so a comparison strategy needs `minSamples` evaluations.\n\n"
+        "one sample: use the `threshold` strategy (a comparison judges the samples of one "
+        "evaluation and needs `minSamples` of them).\n\n"
         "    query: \"https://stats.example/api/v1/errors?app={{app}}&variant={{variant}}"
         " $.data.errorRate\"\n",
     .config_schema = &kn_web_config_schema,
