@@ -103,7 +103,11 @@ struct kn_http_check {
     long long interval_ms;
     long long failure_limit;
     long long inconclusive_limit;
+    int variant; /* enum kn_variant probed, when `variant` is set (KN_HTTP_CHECK_VARIANT_SET) */
 };
+
+/* The bit of kn_http_check.set that says `variant` was given (its field's index). */
+#define KN_HTTP_CHECK_VARIANT_SET (1ull << 11)
 
 struct kn_analysis_options {
     uint64_t set;

@@ -336,3 +336,80 @@ out:
     kn_app_state_release(&app);
     json_decref(reply);
 }
+
+/* ---- retry and promote ----------------------------------------------------------------------- */
+
+void kn_api_retry(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_app_state app = {0};
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *reply = NULL;
+    char peer[96];
+    int rc;
+
+    if (kn_api_find_app(api, req, call, &app) < 0) {
+        goto out;
+    }
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "retrying is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_retry(api->deps.actions, app.repo, app.name, &who, &res, &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "by", who.name);
+    kn_api_reply(req, 202, reply);
+out:
+    kn_app_state_release(&app);
+    json_decref(reply);
+}
+
+void kn_api_promote(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    const char *arg = kn_api_param(call, "id");
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *body = NULL, *reply = NULL, *full;
+    char *end = NULL, peer[96];
+    long long id = strtoll(arg, &end, 10);
+    int rc;
+
+    if (!(body = kn_api_body_json(req))) {
+        goto out;
+    }
+    if (!end || *end || id <= 0) {
+        kn_api_reply_error(req, 404, "no deployment '%s'", arg);
+        goto out;
+    }
+    full = json_object_get(body, "full");
+    if (!json_is_true(full)) {
+        kn_api_reply_error(req, 400,
+                           "'full' must be true: a promotion skips every stage up to the "
+                           "PRIMARY_ROLLOUT (skip passes one stage)");
+        goto out;
+    }
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "promoting is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_promote(api->deps.actions, id, &who, &res, &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:b, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "full", 1, "by",
+                      who.name);
+    kn_api_reply(req, 200, reply);
+out:
+    json_decref(reply);
+    json_decref(body);
+}

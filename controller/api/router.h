@@ -95,6 +95,8 @@ void kn_api_approve(struct kn_api *api, h2o_req_t *req, const struct kn_api_call
 void kn_api_reject(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_prune(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_retry(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_promote(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_repositories_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_repository_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);

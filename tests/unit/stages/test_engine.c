@@ -1869,6 +1869,148 @@ static void test_skip_later_stage(void **state)
     assert_break_glass(f, id);
 }
 
+/* ---- operator actions: promote --full ----------------------------------------------------- */
+
+#define PROMOTE_PIPELINE                                                                           \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT\n"                                                                           \
+    "      with: {duration: 1h}\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 50}\n"                                                                   \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* During the hour's WAIT, alice promotes: the WAIT and the 50% step are skipped. */
+static void promote_at_wait(struct fixture *f)
+{
+    long long id = f->ids[0];
+    char why[256];
+
+    if (stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, 999, "alice", why, sizeof(why)),
+                         KN_ENOTFOUND);
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), 0);
+        assert_string_equal(why, "");
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_full(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    struct event_find x = {.type = "STAGE_FINISHED", .needle = "stage 3"};
+    long long id = canary_setup(f, NULL, PROMOTE_PIPELINE, NULL);
+    char *why;
+
+    f->ids[0] = id;
+    f->tick = promote_at_wait;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* no "weights 50/50/0" */
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+    why = kn_store_stage_meta_get(f->store, id, 2, "reason");
+    assert_non_null(why);
+    assert_string_equal(why, "promoted by alice (full)");
+    free(why);
+    x.deployment = id;
+    assert_int_equal(kn_store_events(f->store, 0, 0, find_event, &x), 0);
+    assert_string_equal(x.message,
+                        "stage 3 TRAFFIC_ROUTING: SKIPPED (promoted by alice (full))");
+}
+
+/* While the canary starts and while the approval waits, a promotion is refused; once carol
+ * approved, the pipeline goes on; during the promotion and after it, there is nothing to
+ * promote to. */
+static void promote_refused(struct fixture *f)
+{
+    long long id = f->ids[0];
+    char why[256];
+
+    if (f->step == 0 && stage_is(f, id, 0, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_string_equal(why, "stage 2 WAIT_APPROVAL of deployment 2 lacks its approvals: "
+                                 "approve it before promoting");
+        f->step = 1;
+    } else if (f->step == 1 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_true(stage_is(f, id, 2, "RUNNING"));
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "carol", "APPROVE", fake_now(f)),
+                         0);
+        f->step = 2;
+    } else if (f->step == 2 && stage_is(f, id, 3, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_string_equal(why, "deployment 2 is promoting already (stage 3 PRIMARY_ROLLOUT "
+                                 "runs)");
+        f->step = 3;
+    } else if (f->step == 3 && stage_is(f, id, 4, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EINVAL);
+        assert_string_equal(why, "deployment 2 has no PRIMARY_ROLLOUT ahead to promote to");
+        f->step = 4;
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_refused_until_approved(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.delay_ms = 300};
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.delay_ms = 300};
+    f->ids[0] = id;
+    f->tick = promote_refused;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 4);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+}
+
+/* After a failed evaluation (one failure allowed), the canary is not promoted. */
+static void promote_after_failed_evaluation(struct fixture *f)
+{
+    char why[256];
+
+    if (count_records(f, f->ids[0], "FAIL") == 1) {
+        assert_int_equal(kn_engine_promote(f->engine, f->ids[0], "alice", why, sizeof(why)),
+                         KN_EEXISTS);
+        assert_string_equal(why, "analysis 'err' of deployment 2 failed at its last "
+                                 "evaluation: the canary is not healthy");
+        f->flag = 1;
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_refused_while_analysis_fails(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("30s", "expected: {max: 0.05}, failureLimit: 1"),
+                      NULL);
+    f->ids[0] = id;
+    f->tick = promote_after_failed_evaluation;
+    engine_start(f);
+    run_loop(f);
+
+    assert_true(f->flag);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_false(stage_is(f, id, 3, "SKIPPED"));
+}
+
 /* ---- CANARY_STEPS ------------------------------------------------------------------------- */
 
 #define STEPS_PIPELINE(with)                                                                       \
@@ -2032,6 +2174,10 @@ int main(void)
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_refused_until_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_refused_while_analysis_fails, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_hold_starts_nothing_until_released, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_primary_still_rolled_back, setup,
