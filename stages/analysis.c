@@ -884,3 +884,53 @@ const struct kn_stage_kind kn_stage_analysis = {
     .cancel = kn_analysis_cancel,
     .describe = analysis_describe,
 };
+
+/* ---- background analysis: an app's `spec.analysis` ------------------------------------------ */
+
+static void background_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_background_options *b = obj;
+
+    b->stage.name = (char *)(uintptr_t) "ANALYSIS";
+    b->stage.id = (char *)(uintptr_t) "background";
+    b->stage.kind = &kn_stage_analysis;
+    b->stage.with = &b->checks;
+    b->stage.with_node = node;
+    if (node) {
+        b->stage.loc = node->loc;
+    }
+    analysis_check(&b->checks, node, ctx);
+}
+
+static const struct kn_field background_fields[] = {
+    {.key = "startingStage",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_background_options, starting_stage),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the stage (its id, or its kind) whose start starts the analysis (default: the "
+             "first stage)"},
+    {.key = "until",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_background_options, until),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the stage (its id, or its kind) whose start ends it (default: the first "
+             "PRIMARY_ROLLOUT after startingStage; none: the end of the pipeline)"},
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_background_options, checks.metrics),
+     .sub = &metric_schema,
+     .help = "metric checks, as ANALYSIS's (templates allowed)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_background_options, checks.http),
+     .sub = &http_schema,
+     .help = "HTTP probes, as ANALYSIS's"},
+};
+
+const struct kn_schema kn_background_schema = {
+    .name = "analysis",
+    KN_SCHEMA_FIELDS(background_fields),
+    .size = sizeof(struct kn_background_options),
+    .set_offset = offsetof(struct kn_background_options, set),
+    .check = background_check,
+};
