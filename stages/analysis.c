@@ -697,6 +697,37 @@ static const struct kn_schema analysis_schema = {
     .check = analysis_check,
 };
 
+/* The checks of an ANALYSIS without its duration (another stage gives it: CANARY_STEPS' step
+ * interval). */
+static const struct kn_field checks_fields[] = {
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, metrics),
+     .sub = &metric_schema,
+     .help = "metric checks, as ANALYSIS's (templates allowed)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, http),
+     .sub = &http_schema,
+     .help = "HTTP probes, as ANALYSIS's"},
+};
+
+/* Absent, the block asks for nothing; given, it needs a check. */
+static void checks_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    if (node) {
+        analysis_check(obj, node, ctx);
+    }
+}
+
+const struct kn_schema kn_analysis_checks_schema = {
+    .name = "analysis",
+    KN_SCHEMA_FIELDS(checks_fields),
+    .size = sizeof(struct kn_analysis_options),
+    .set_offset = offsetof(struct kn_analysis_options, set),
+    .check = checks_check,
+};
+
 /* The provider's own check of a metric's query, with its placeholders filled in by sample
  * values (its args by their own): located at the query, or at the metric when the query came
  * from a shared template. */
@@ -852,4 +883,54 @@ const struct kn_stage_kind kn_stage_analysis = {
     .start = kn_analysis_start,
     .cancel = kn_analysis_cancel,
     .describe = analysis_describe,
+};
+
+/* ---- background analysis: an app's `spec.analysis` ------------------------------------------ */
+
+static void background_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_background_options *b = obj;
+
+    b->stage.name = (char *)(uintptr_t) "ANALYSIS";
+    b->stage.id = (char *)(uintptr_t) "background";
+    b->stage.kind = &kn_stage_analysis;
+    b->stage.with = &b->checks;
+    b->stage.with_node = node;
+    if (node) {
+        b->stage.loc = node->loc;
+    }
+    analysis_check(&b->checks, node, ctx);
+}
+
+static const struct kn_field background_fields[] = {
+    {.key = "startingStage",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_background_options, starting_stage),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the stage (its id, or its kind) whose start starts the analysis (default: the "
+             "first stage)"},
+    {.key = "until",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_background_options, until),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the stage (its id, or its kind) whose start ends it (default: the first "
+             "PRIMARY_ROLLOUT after startingStage; none: the end of the pipeline)"},
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_background_options, checks.metrics),
+     .sub = &metric_schema,
+     .help = "metric checks, as ANALYSIS's (templates allowed)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_background_options, checks.http),
+     .sub = &http_schema,
+     .help = "HTTP probes, as ANALYSIS's"},
+};
+
+const struct kn_schema kn_background_schema = {
+    .name = "analysis",
+    KN_SCHEMA_FIELDS(background_fields),
+    .size = sizeof(struct kn_background_options),
+    .set_offset = offsetof(struct kn_background_options, set),
+    .check = background_check,
 };

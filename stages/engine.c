@@ -383,6 +383,9 @@ static long long stage_timeout(const struct kn_stage_config *cfg)
     if (t > 0) {
         return t;
     }
+    if (cfg->kind == &kn_stage_canary_steps && cfg->with) {
+        return kn_steps_length_ms(cfg) + 5 * 60 * 1000;
+    }
     if (cfg->kind == &kn_stage_wait && cfg->with) {
         return ((const struct kn_wait_options *)cfg->with)->duration_ms + 60 * 1000;
     }

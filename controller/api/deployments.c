@@ -135,10 +135,37 @@ static json_t *kn_api_stage_at(json_t *stages, json_int_t index)
     return NULL;
 }
 
+static int kn_api_stage_cmp(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "index"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "index"));
+
+    return (x > y) - (x < y);
+}
+
+/* The stages of `in` in the order of their indexes, a new array. */
+static json_t *kn_api_stages_sorted(const json_t *in)
+{
+    size_t n = json_array_size(in);
+    json_t **items = kn_calloc(n + 1, sizeof(*items));
+    json_t *out = json_array();
+
+    for (size_t i = 0; i < n; i++) {
+        items[i] = json_array_get(in, i);
+    }
+    qsort(items, n, sizeof(*items), kn_api_stage_cmp);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(out, items[i]);
+    }
+    free(items);
+    return out;
+}
+
 json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages)
 {
-    json_t *out = json_array();
+    json_t *out = json_array(), *sorted;
     size_t i, n = json_array_size(pipeline);
+    json_int_t has_background = 0;
     json_t *p, *s;
 
     json_array_foreach(pipeline, i, p)
@@ -157,15 +184,23 @@ json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages)
         }
         /* the stage's id labels it ("" when it has none), as in the pipeline */
         json_object_set_new(s, "id", json_string(id ? id : ""));
+        if (json_is_true(json_object_get(p, "background"))) {
+            json_object_set_new(s, "background", json_true()); /* spec.analysis */
+            has_background = 1;
+        }
     }
-    /* the rollback (index n), and anything else recorded beyond the pipeline */
+    /* the rollback (index n; a background analysis after it is in the pipeline), and anything
+     * else recorded beyond the pipeline */
     json_array_foreach(stages, i, s)
     {
-        if (json_integer_value(json_object_get(s, "index")) >= (json_int_t)n) {
+        json_int_t index = json_integer_value(json_object_get(s, "index"));
+        if (index >= (json_int_t)n - has_background && !kn_api_stage_at(out, index)) {
             json_array_append(out, s);
         }
     }
-    return out;
+    sorted = kn_api_stages_sorted(out);
+    json_decref(out);
+    return sorted;
 }
 
 void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)

@@ -2011,6 +2011,164 @@ static void test_promote_refused_while_analysis_fails(void **state)
     assert_false(stage_is(f, id, 3, "SKIPPED"));
 }
 
+/* ---- CANARY_STEPS ------------------------------------------------------------------------- */
+
+#define STEPS_PIPELINE(with)                                                                       \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: CANARY_STEPS\n"                                                                   \
+    "      with:\n"                                                                                \
+    "        interval: 1s\n"                                                                       \
+    "        analysis:\n"                                                                          \
+    "          metrics:\n"                                                                         \
+    "            - {name: err, provider: prom, query: 'err{v=\"{{variant}}\"}[{{window}}]', "      \
+    "interval: 1s, expected: {max: 0.05}}\n"                                                       \
+    with "    - name: PRIMARY_ROLLOUT\n"                                                           \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* The weights move one step per interval, in order, each step analysed. */
+static void test_steps_weights_in_order(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01, 0.02};
+    static const char *const ops[] = {OP_CANARY,  "weights 90/10/0", "weights 80/20/0",
+                                      "weights 50/50/0", OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id;
+    char *step;
+
+    fake_metrics_set(good, 2, good, 2, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 50]\n"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_records(f, id, "PASS"), 3); /* one per step of 1s */
+    assert_int_equal(count_logs(f, id, "step 2 of 3: routing traffic: primary 80%, canary 20%",
+                                NULL, 0),
+                     1);
+    step = kn_store_stage_meta_get(f->store, id, 1, "step");
+    assert_string_equal(step, "3");
+    free(step);
+}
+
+/* Flagger's form: stepWeight 20 up to maxWeight 50 is 20, 40, 50; no checks is a wait. */
+static void test_steps_step_weight(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY,  "weights 80/20/0", "weights 60/40/0",
+                                      "weights 50/50/0", OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id;
+
+    id = canary_setup(f, NULL,
+                      "    - name: CANARY_ROLLOUT\n"
+                      "    - name: CANARY_STEPS\n"
+                      "      with: {stepWeight: 20, maxWeight: 50, interval: 1s}\n"
+                      "    - name: PRIMARY_ROLLOUT\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {primary: 100}\n"
+                      "    - name: CANARY_CLEAN\n",
+                      NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+}
+
+/* The checks turn bad once step 3's weights are set. */
+static void bad_from_step_3(struct fixture *f)
+{
+    static const double bad[] = {0.3};
+
+    for (size_t i = 0; i < f->nops; i++) {
+        if (strcmp(f->ops[i].line, "weights 70/30/0") == 0) {
+            fake_metrics_set(bad, 1, bad, 1, NULL);
+            f->tick = NULL;
+        }
+    }
+}
+
+/* The first failed check fails the stage at its step, and the deployment rolls back. */
+static void test_steps_failure_at_step_3_rolls_back(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY,         "weights 90/10/0", "weights 80/20/0",
+                                      "weights 70/30/0", "weights 100/0/0", "remove canary",
+                                      "remove baseline",  NULL};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 30, 50]\n"), NULL);
+    f->tick = bad_from_step_3;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage CANARY_STEPS failed: step 3 (30%): analysis 'err' failed: canary 0.3 "
+                        "> max 0.05 (1 of 1 evaluations failed, 0 allowed) (rolled back)");
+    assert_ops(f, NULL, ops);
+    assert_app(f, "hello", C1, C2);
+}
+
+/* Stopped at step 2 (its weights just set), kanaria resumes there: step 1 is not run again. */
+static void test_steps_resume_at_step(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY,         "weights 90/10/0", "weights 80/20/0",
+                                      "weights 80/20/0", "weights 50/50/0", OP_PRIMARY,
+                                      OP_ALL,             OP_CLEAN,          NULL};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 50]\n"), NULL);
+    f->stop_after = 3; /* the canary, step 1's weights, step 2's weights */
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+    assert_true(stage_is(f, id, 1, "RUNNING"));
+
+    f->stop_after = 0;
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_logs(f, id, "resuming at step 2 of 3", NULL, 0), 1);
+    assert_int_equal(count_records(f, id, "PASS"), 3);
+}
+
+/* A pause holds the step's weight after its interval, for its duration. */
+static void test_steps_pause(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY, "weights 90/10/0", "weights 80/20/0", OP_PRIMARY,
+                                      OP_ALL,    OP_CLEAN,          NULL};
+    long long id, t0;
+    struct kn_deployment d;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL,
+                      STEPS_PIPELINE("        steps: [10, 20]\n"
+                                     "        pause: [{step: 1, duration: 2s}]\n"),
+                      NULL);
+    t0 = fake_now(f);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_logs(f, id, "step 1 of 2: pausing at canary 10% for 2s", NULL, 0), 1);
+    d = get_deploy(f, id);
+    /* two intervals of 1s and the pause of 2s: a lower bound (timers never fire early) */
+    assert_true(d.finished_at - t0 >= 4000);
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
@@ -2070,6 +2228,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_later_stage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_weights_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_step_weight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_failure_at_step_3_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_resume_at_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_pause, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
