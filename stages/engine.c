@@ -383,6 +383,9 @@ static long long stage_timeout(const struct kn_stage_config *cfg)
     if (t > 0) {
         return t;
     }
+    if (cfg->kind == &kn_stage_canary_steps && cfg->with) {
+        return kn_steps_length_ms(cfg) + 5 * 60 * 1000;
+    }
     if (cfg->kind == &kn_stage_wait && cfg->with) {
         return ((const struct kn_wait_options *)cfg->with)->duration_ms + 60 * 1000;
     }
@@ -1012,6 +1015,110 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
     kn_log_info(dp->who, "stage %d %s skipped ahead of time by %s", index, dp->plan[index]->name,
                 who ? who : "kanaria");
 out:
+    return rc;
+}
+
+/* ---- promote --full ----------------------------------------------------------------------- */
+
+/* The newest verdict of each analysis check of a deployment, to find one failing now. */
+struct promote_analysis {
+    char check[32][128];
+    char verdict[32][32];
+    size_t n;
+};
+
+static int promote_analysis_seen(const struct kn_analysis_record *r, void *data)
+{
+    struct promote_analysis *x = data;
+    size_t i = 0;
+
+    while (i < x->n && strcmp(x->check[i], r->check) != 0) {
+        i++;
+    }
+    if (i == x->n) {
+        if (x->n == sizeof(x->check) / sizeof(x->check[0])) {
+            return 0; /* more checks than a pipeline has in practice: the first ones decide */
+        }
+        snprintf(x->check[x->n++], sizeof(x->check[0]), "%s", r->check);
+    }
+    snprintf(x->verdict[i], sizeof(x->verdict[0]), "%s", r->verdict);
+    return 0;
+}
+
+int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *why, size_t size)
+{
+    struct deploy *dp = find_deploy(e, id);
+    struct promote_analysis seen;
+    char status[32], *reason = NULL;
+    size_t start, to;
+    int rc = 0;
+
+    snprintf(why, size, "%s", "");
+    if (!dp || dp->loading || dp->rolling_back || !dp->plan || !dp->running ||
+        kn_deploy_status_is_final(dp->d.status) || (size_t)dp->run.index >= dp->nplan) {
+        rc = KN_ENOTFOUND;
+        snprintf(why, size, "deployment %lld is not running its pipeline", id);
+        goto out;
+    }
+    start = (size_t)dp->run.index;
+    for (to = start; to < dp->nplan && dp->plan[to]->kind != &kn_stage_primary_rollout; to++) {
+    }
+    if (to == dp->nplan) {
+        rc = KN_EINVAL;
+        snprintf(why, size, "deployment %lld has no PRIMARY_ROLLOUT ahead to promote to", id);
+        goto out;
+    }
+    if (to == start) {
+        rc = KN_EEXISTS;
+        snprintf(why, size, "deployment %lld is promoting already (stage %zu PRIMARY_ROLLOUT runs)",
+                 id, to);
+        goto out;
+    }
+    /* an approval between now and the promotion passes only once its approvers approved (it
+     * then ends SUCCESS on its own) */
+    for (size_t i = start; i < to; i++) {
+        if (dp->plan[i]->kind != &kn_stage_wait_approval ||
+            (kn_store_stage_get(e->deps.store, id, (int)i, status, sizeof(status), NULL) == 0 &&
+             (strcmp(status, "SUCCESS") == 0 || strcmp(status, "SKIPPED") == 0))) {
+            continue;
+        }
+        rc = KN_EEXISTS;
+        snprintf(why, size,
+                 "stage %zu WAIT_APPROVAL of deployment %lld lacks its approvals: approve it "
+                 "before promoting",
+                 i, id);
+        goto out;
+    }
+    memset(&seen, 0, sizeof(seen));
+    kn_store_analysis_list(e->deps.store, id, promote_analysis_seen, &seen);
+    for (size_t i = 0; i < seen.n; i++) {
+        if (strcmp(seen.verdict[i], "FAIL") == 0) {
+            rc = KN_EEXISTS;
+            snprintf(why, size,
+                     "analysis '%s' of deployment %lld failed at its last evaluation: the "
+                     "canary is not healthy",
+                     seen.check[i], id);
+            goto out;
+        }
+    }
+    reason = kn_asprintf("promoted by %s (full)", who ? who : "kanaria");
+    for (size_t i = start + 1; i < to; i++) {
+        if (kn_store_stage_get(e->deps.store, id, (int)i, status, sizeof(status), NULL) == 0 &&
+            strcmp(status, "NOT_STARTED") != 0) {
+            continue; /* skipped ahead of time already */
+        }
+        kn_store_stage_meta_set(e->deps.store, id, (int)i, SKIP_META_REASON, reason);
+        stage_status(dp, i, "SKIPPED");
+    }
+    /* the running stage (a CANARY_STEPS stops at its step) is left as it is, like a skip */
+    cancel_running(dp, 0);
+    kn_store_stage_meta_set(e->deps.store, id, (int)start, "ran", "1");
+    kn_store_stage_meta_set(e->deps.store, id, (int)start, SKIP_META_REASON, reason);
+    stage_status(dp, start, "SKIPPED");
+    kn_log_info(dp->who, "stages %zu to %zu %s", start, to - 1, reason);
+    run_stage(dp, to);
+out:
+    free(reason);
     return rc;
 }
 

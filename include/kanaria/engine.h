@@ -91,6 +91,18 @@ int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char
 int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who,
                    const char *break_glass);
 
+/*
+ * Promote deployment `id`, which the engine is running, on behalf of `who` (kanaria promote
+ * --full): the running stage and every stage after it up to the first PRIMARY_ROLLOUT are
+ * recorded SKIPPED with the reason "promoted by WHO (full)" (a running stage is stopped and left
+ * as it is, like a skip), and the pipeline goes on with the PRIMARY_ROLLOUT. Refused, with why
+ * (a plain sentence) in `why`: KN_ENOTFOUND when the engine is not running that deployment's
+ * pipeline; KN_EINVAL when no PRIMARY_ROLLOUT comes at or after the running stage; KN_EEXISTS
+ * when the PRIMARY_ROLLOUT runs already, a WAIT_APPROVAL before it has not passed (its approvers
+ * have not approved), or the newest evaluation of an analysis check of the deployment FAILed.
+ */
+int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *why, size_t size);
+
 /* Where a break-glass skip is kept (stage meta of the store): the stage's "skipped by ..." under
  * KN_ENGINE_SKIP_REASON_META, and "stage N NAME skipped by ..." of the deployment under
  * KN_ENGINE_BREAK_GLASS_META at index KN_STORE_DEPLOYMENT_META. */

@@ -1869,11 +1869,315 @@ static void test_skip_later_stage(void **state)
     assert_break_glass(f, id);
 }
 
+/* ---- operator actions: promote --full ----------------------------------------------------- */
+
+#define PROMOTE_PIPELINE                                                                           \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT\n"                                                                           \
+    "      with: {duration: 1h}\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 50}\n"                                                                   \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* During the hour's WAIT, alice promotes: the WAIT and the 50% step are skipped. */
+static void promote_at_wait(struct fixture *f)
+{
+    long long id = f->ids[0];
+    char why[256];
+
+    if (stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, 999, "alice", why, sizeof(why)),
+                         KN_ENOTFOUND);
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), 0);
+        assert_string_equal(why, "");
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_full(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    struct event_find x = {.type = "STAGE_FINISHED", .needle = "stage 3"};
+    long long id = canary_setup(f, NULL, PROMOTE_PIPELINE, NULL);
+    char *why;
+
+    f->ids[0] = id;
+    f->tick = promote_at_wait;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* no "weights 50/50/0" */
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+    why = kn_store_stage_meta_get(f->store, id, 2, "reason");
+    assert_non_null(why);
+    assert_string_equal(why, "promoted by alice (full)");
+    free(why);
+    x.deployment = id;
+    assert_int_equal(kn_store_events(f->store, 0, 0, find_event, &x), 0);
+    assert_string_equal(x.message,
+                        "stage 3 TRAFFIC_ROUTING: SKIPPED (promoted by alice (full))");
+}
+
+/* While the canary starts and while the approval waits, a promotion is refused; once carol
+ * approved, the pipeline goes on; during the promotion and after it, there is nothing to
+ * promote to. */
+static void promote_refused(struct fixture *f)
+{
+    long long id = f->ids[0];
+    char why[256];
+
+    if (f->step == 0 && stage_is(f, id, 0, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_string_equal(why, "stage 2 WAIT_APPROVAL of deployment 2 lacks its approvals: "
+                                 "approve it before promoting");
+        f->step = 1;
+    } else if (f->step == 1 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_true(stage_is(f, id, 2, "RUNNING"));
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "carol", "APPROVE", fake_now(f)),
+                         0);
+        f->step = 2;
+    } else if (f->step == 2 && stage_is(f, id, 3, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_string_equal(why, "deployment 2 is promoting already (stage 3 PRIMARY_ROLLOUT "
+                                 "runs)");
+        f->step = 3;
+    } else if (f->step == 3 && stage_is(f, id, 4, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EINVAL);
+        assert_string_equal(why, "deployment 2 has no PRIMARY_ROLLOUT ahead to promote to");
+        f->step = 4;
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_refused_until_approved(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.delay_ms = 300};
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.delay_ms = 300};
+    f->ids[0] = id;
+    f->tick = promote_refused;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 4);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+}
+
+/* After a failed evaluation (one failure allowed), the canary is not promoted. */
+static void promote_after_failed_evaluation(struct fixture *f)
+{
+    char why[256];
+
+    if (count_records(f, f->ids[0], "FAIL") == 1) {
+        assert_int_equal(kn_engine_promote(f->engine, f->ids[0], "alice", why, sizeof(why)),
+                         KN_EEXISTS);
+        assert_string_equal(why, "analysis 'err' of deployment 2 failed at its last "
+                                 "evaluation: the canary is not healthy");
+        f->flag = 1;
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_refused_while_analysis_fails(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("30s", "expected: {max: 0.05}, failureLimit: 1"),
+                      NULL);
+    f->ids[0] = id;
+    f->tick = promote_after_failed_evaluation;
+    engine_start(f);
+    run_loop(f);
+
+    assert_true(f->flag);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_false(stage_is(f, id, 3, "SKIPPED"));
+}
+
+/* ---- CANARY_STEPS ------------------------------------------------------------------------- */
+
+#define STEPS_PIPELINE(with)                                                                       \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: CANARY_STEPS\n"                                                                   \
+    "      with:\n"                                                                                \
+    "        interval: 1s\n"                                                                       \
+    "        analysis:\n"                                                                          \
+    "          metrics:\n"                                                                         \
+    "            - {name: err, provider: prom, query: 'err{v=\"{{variant}}\"}[{{window}}]', "      \
+    "interval: 1s, expected: {max: 0.05}}\n"                                                       \
+    with "    - name: PRIMARY_ROLLOUT\n"                                                           \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* The weights move one step per interval, in order, each step analysed. */
+static void test_steps_weights_in_order(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01, 0.02};
+    static const char *const ops[] = {OP_CANARY,  "weights 90/10/0", "weights 80/20/0",
+                                      "weights 50/50/0", OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id;
+    char *step;
+
+    fake_metrics_set(good, 2, good, 2, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 50]\n"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_records(f, id, "PASS"), 3); /* one per step of 1s */
+    assert_int_equal(count_logs(f, id, "step 2 of 3: routing traffic: primary 80%, canary 20%",
+                                NULL, 0),
+                     1);
+    step = kn_store_stage_meta_get(f->store, id, 1, "step");
+    assert_string_equal(step, "3");
+    free(step);
+}
+
+/* Flagger's form: stepWeight 20 up to maxWeight 50 is 20, 40, 50; no checks is a wait. */
+static void test_steps_step_weight(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY,  "weights 80/20/0", "weights 60/40/0",
+                                      "weights 50/50/0", OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id;
+
+    id = canary_setup(f, NULL,
+                      "    - name: CANARY_ROLLOUT\n"
+                      "    - name: CANARY_STEPS\n"
+                      "      with: {stepWeight: 20, maxWeight: 50, interval: 1s}\n"
+                      "    - name: PRIMARY_ROLLOUT\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {primary: 100}\n"
+                      "    - name: CANARY_CLEAN\n",
+                      NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+}
+
+/* The checks turn bad once step 3's weights are set. */
+static void bad_from_step_3(struct fixture *f)
+{
+    static const double bad[] = {0.3};
+
+    for (size_t i = 0; i < f->nops; i++) {
+        if (strcmp(f->ops[i].line, "weights 70/30/0") == 0) {
+            fake_metrics_set(bad, 1, bad, 1, NULL);
+            f->tick = NULL;
+        }
+    }
+}
+
+/* The first failed check fails the stage at its step, and the deployment rolls back. */
+static void test_steps_failure_at_step_3_rolls_back(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY,         "weights 90/10/0", "weights 80/20/0",
+                                      "weights 70/30/0", "weights 100/0/0", "remove canary",
+                                      "remove baseline",  NULL};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 30, 50]\n"), NULL);
+    f->tick = bad_from_step_3;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage CANARY_STEPS failed: step 3 (30%): analysis 'err' failed: canary 0.3 "
+                        "> max 0.05 (1 of 1 evaluations failed, 0 allowed) (rolled back)");
+    assert_ops(f, NULL, ops);
+    assert_app(f, "hello", C1, C2);
+}
+
+/* Stopped at step 2 (its weights just set), kanaria resumes there: step 1 is not run again. */
+static void test_steps_resume_at_step(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY,         "weights 90/10/0", "weights 80/20/0",
+                                      "weights 80/20/0", "weights 50/50/0", OP_PRIMARY,
+                                      OP_ALL,             OP_CLEAN,          NULL};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 50]\n"), NULL);
+    f->stop_after = 3; /* the canary, step 1's weights, step 2's weights */
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+    assert_true(stage_is(f, id, 1, "RUNNING"));
+
+    f->stop_after = 0;
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_logs(f, id, "resuming at step 2 of 3", NULL, 0), 1);
+    assert_int_equal(count_records(f, id, "PASS"), 3);
+}
+
+/* A pause holds the step's weight after its interval, for its duration. */
+static void test_steps_pause(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY, "weights 90/10/0", "weights 80/20/0", OP_PRIMARY,
+                                      OP_ALL,    OP_CLEAN,          NULL};
+    long long id, t0;
+    struct kn_deployment d;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL,
+                      STEPS_PIPELINE("        steps: [10, 20]\n"
+                                     "        pause: [{step: 1, duration: 2s}]\n"),
+                      NULL);
+    t0 = fake_now(f);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_logs(f, id, "step 1 of 2: pausing at canary 10% for 2s", NULL, 0), 1);
+    d = get_deploy(f, id);
+    /* two intervals of 1s and the pause of 2s: a lower bound (timers never fire early) */
+    assert_true(d.finished_at - t0 >= 4000);
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_refused_until_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_refused_while_analysis_fails, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_hold_starts_nothing_until_released, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_primary_still_rolled_back, setup,
@@ -1924,6 +2228,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_later_stage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_weights_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_step_weight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_failure_at_step_3_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_resume_at_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_pause, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
