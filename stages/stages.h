@@ -133,8 +133,8 @@ struct kn_background_options {
 
 /* Where the background analysis of `b` runs in `pipeline` (struct kn_stage_config): from stage
  * *start (it starts when that stage starts) until stage *until starts (pipeline->count: until
- * the pipeline ends). 0, or KN_ENOTFOUND when a name matches no stage (kn_background_check
- * reports it, located). */
+ * the pipeline ends). 0, or KN_ENOTFOUND when a name matches no stage
+ * (kn_background_check_names reports it, located). */
 int kn_background_bounds(const struct kn_background_options *b, const struct kn_list *pipeline,
                          size_t *start, size_t *until);
 
