@@ -1447,6 +1447,15 @@ static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec,
     if (strcmp(kn_client_str(stage, "status"), "RUNNING") != 0 || !spec) {
         return buf;
     }
+    if (strcmp(kind, "CANARY_STEPS") == 0) {
+        const json_t *steps = json_object_get(spec, "steps");
+        long long step = json_integer_value(json_object_get(stage, "step"));
+        if (step >= 1 && (size_t)step <= json_array_size(steps)) {
+            snprintf(buf, size, "step %lld of %zu: canary %g%%", step, json_array_size(steps),
+                     json_number_value(json_array_get(steps, (size_t)step - 1)));
+        }
+        return buf;
+    }
     if (strcmp(kind, "WAIT") == 0 || strcmp(kind, "ANALYSIS") == 0) {
         limit = json_integer_value(json_object_get(spec, "duration_ms"));
     } else if (approval) {
