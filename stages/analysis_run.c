@@ -776,8 +776,11 @@ static void http_start(struct kn_analysis_runner *a, struct check *c, struct eva
     };
 
     window_of(c, window, sizeof(window));
-    /* the variant it probes: the canary while one runs, as a query's */
-    url = fill(a->run, h->url, NULL, a->canary_runs ? KN_VARIANT_CANARY : KN_VARIANT_PRIMARY,
+    /* the variant it probes: its `variant`, else the canary while one runs, as a query's */
+    url = fill(a->run, h->url, NULL,
+               (h->set & KN_HTTP_CHECK_VARIANT_SET) ? (enum kn_variant)h->variant
+               : a->canary_runs                     ? KN_VARIANT_CANARY
+                                                    : KN_VARIANT_PRIMARY,
                window);
     req.url = url;
     ev->query[0] = kn_asprintf("%s %s", methods[h->method], url ? url : h->url);
@@ -787,6 +790,11 @@ static void http_start(struct kn_analysis_runner *a, struct check *c, struct eva
     if (!url) {
         struct kn_http_response res = {
             .status = 0, .error = "the URL is over 64 KiB once its placeholders are filled in"};
+        http_answered(&res, ev);
+    } else if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        /* {{variant_url}} is "" while no instance of the variant runs */
+        struct kn_http_response res = {
+            .status = 0, .error = "no instance of the variant to probe: the URL is not absolute"};
         http_answered(&res, ev);
     } else if (!http || kn_http_request(http, &req, http_answered, ev) < 0) {
         struct kn_http_response res = {.status = 0, .error = "the request could not be made"};

@@ -103,7 +103,11 @@ struct kn_http_check {
     long long interval_ms;
     long long failure_limit;
     long long inconclusive_limit;
+    int variant; /* enum kn_variant probed, when `variant` is set (KN_HTTP_CHECK_VARIANT_SET) */
 };
+
+/* The bit of kn_http_check.set that says `variant` was given (its field's index). */
+#define KN_HTTP_CHECK_VARIANT_SET (1ull << 11)
 
 struct kn_analysis_options {
     uint64_t set;
@@ -111,6 +115,39 @@ struct kn_analysis_options {
     struct kn_list metrics; /* struct kn_analysis_metric */
     struct kn_list http;    /* struct kn_http_check */
 };
+
+/*
+ * An app's `spec.analysis` (kn_background_schema, stages/analysis.c): its checks run from the
+ * stage `starting_stage` names until the stage `until` names starts (stages/background.c for
+ * what the two mean, the engine for running them).
+ */
+struct kn_background_options {
+    uint64_t set;
+    char *starting_stage; /* a stage id or kind; NULL: the first stage */
+    char *until;          /* NULL: the first PRIMARY_ROLLOUT after it (none: the end) */
+    struct kn_analysis_options checks; /* its metrics and http; duration 0: until stopped */
+    /* the checks as an ANALYSIS stage (name ANALYSIS, id "background", with &checks, with_node
+     * the block), for the ANALYSIS hooks (templates, placeholders, describe) and the engine */
+    struct kn_stage_config stage;
+};
+
+/* Where the background analysis of `b` runs in `pipeline` (struct kn_stage_config): from stage
+ * *start (it starts when that stage starts) until stage *until starts (pipeline->count: until
+ * the pipeline ends). 0, or KN_ENOTFOUND when a name matches no stage (kn_background_check
+ * reports it, located). */
+int kn_background_bounds(const struct kn_background_options *b, const struct kn_list *pipeline,
+                         size_t *start, size_t *until);
+
+/* Validation of the block (stages/validate.c calls them): check its stage names against the
+ * pipeline (located errors for a name that matches no stage, or an until not after
+ * startingStage); then, with the pipeline's state as the analysis starts (before stage
+ * `start`), its checks as ANALYSIS checks them (a variant compared must run by then, the
+ * placeholders, the providers). */
+void kn_background_check_names(const struct kn_background_options *b,
+                               const struct kn_list *pipeline, struct kn_schema_ctx *ctx);
+void kn_background_simulate(const struct kn_background_options *b,
+                            const struct kn_pipeline_sim *sim, size_t start,
+                            const struct kn_list *pipeline, struct kn_schema_ctx *ctx);
 
 /*
  * Running one platform operation for a stage (stages/platform_op.c): `fn` starts it with the
