@@ -137,7 +137,8 @@ git init -q -b main
 service v1
 git add -A && git commit -qm "hello v1"
 "$bin" validate "$tmp/upstream" -c "$tmp/kanaria.yaml" >"$tmp/validate.out" 2>&1
-check "kanaria validate accepts both providers and their queries ($(tr '\n' ' ' <"$tmp/validate.out"))" $?
+rc=$?
+check "kanaria validate accepts both providers and their queries ($(tr '\n' ' ' <"$tmp/validate.out"))" $rc
 start
 wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS"
 rc=$?
