@@ -313,7 +313,7 @@ static int setup(void **state)
     f->dc.address = f->address;
     f->dc.api_key_file = f->api_file;
     f->dc.app_key_file = f->app_file;
-    f->dc.timeout_ms = 5000;
+    f->dc.timeout_ms = 15000;
     f->cfg.name = cfg_name;
     f->cfg.type = cfg_type;
     f->cfg.options = &f->dc;
@@ -448,7 +448,7 @@ static void test_query_429_then_ok(void **state)
     f->script.nreplies = 2;
     assert_int_equal(kn_metrics_new(&m, &f->cfg, f->http, &err), 0);
     t0 = uv_now(&f->loop);
-    run_query(f, m, 5000, &g);
+    run_query(f, m, 15000, &g);
     assert_int_equal(g.ok, 1);
     assert_int_equal(g.nseries, 2);
     assert_int_equal(f->script.requests, 2);
@@ -499,10 +499,10 @@ static void test_query_remaining_zero_delays(void **state)
     f->script.replies[1] = (struct reply){200, NULL, ok_body, 0};
     f->script.nreplies = 2;
     assert_int_equal(kn_metrics_new(&m, &f->cfg, f->http, &err), 0);
+    t0 = uv_now(&f->loop); /* before the reply that sets the wait */
     run_query(f, m, 0, &g);
     assert_int_equal(g.ok, 1);
-    t0 = uv_now(&f->loop);
-    start_query(m, 5000, &g);
+    start_query(m, 15000, &g);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(f->script.requests, 1); /* held */
     wait_for(f, &g);
@@ -513,7 +513,7 @@ static void test_query_remaining_zero_delays(void **state)
     /* a query held when the instance goes away ends "cancelled", once */
     f->script.replies[2] = (struct reply){429, "X-RateLimit-Reset: 1\r\n", LIMITED, 0};
     f->script.nreplies = 3;
-    start_query(m, 5000, &g);
+    start_query(m, 15000, &g);
     while (f->script.requests < 3) {
         uv_run(&f->loop, UV_RUN_ONCE); /* the 429 arrives and the retry waits */
     }
