@@ -49,9 +49,11 @@ static const struct kn_cli_command commands[] = {
      "approvals and analysis evaluations, and its log",
      kn_cmd_get},
     {"events",
-     "kanaria events [--app APP] [--repo NAME] [--since T] [--type TYPE] [--follow] [--json]",
+     "kanaria events [--app APP] [--repo NAME] [--since T] [--type TYPE] [--follow] "
+     "[--timeout D] [--json]",
      "print the audit log, oldest first (--since 2h or 2026-12-01T10:00: from then); --follow "
-     "goes on with the events as they are written",
+     "goes on with the events as they are written, reconnecting after a drop for up to "
+     "--timeout (default 1m)",
      kn_cmd_events},
     {"approve", "kanaria approve APP [--repo NAME] [--json]",
      "approve the app's deployment that waits at WAIT_APPROVAL", kn_cmd_approve},

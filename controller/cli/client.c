@@ -7,6 +7,7 @@
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
  * --json.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@
 #define KN_CLIENT_WATCH       0x10 /* --watch */
 #define KN_CLIENT_BREAK_GLASS 0x20 /* --break-glass */
 #define KN_CLIENT_WAIT        0x40 /* --deployment ID, --timeout D */
-#define KN_CLIENT_EVENTS      0x80 /* --app A, --since T, --type X, --follow */
+#define KN_CLIENT_EVENTS      0x80 /* --app A, --since T, --type X, --follow, --timeout D */
 #define KN_CLIENT_UNTIL_DONE  0x100 /* --until-done */
 #define KN_CLIENT_FULL        0x200 /* --full */
 
@@ -520,7 +521,7 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
             }
             break;
         case 'T':
-            if (!(allowed & KN_CLIENT_WAIT)) {
+            if (!(allowed & (KN_CLIENT_WAIT | KN_CLIENT_EVENTS))) {
                 goto usage;
             }
             if (kn_duration_parse(optarg, &o->timeout_ms) < 0 || o->timeout_ms <= 0) {
@@ -1371,10 +1372,25 @@ static size_t kn_client_stream_write(char *ptr, size_t size, size_t n, void *dat
     return size * n;
 }
 
-/* Follow GET /api/v1/events from x->last_id until the server ends the stream: KN_EXIT_FAILED
- * then, with the reason. A stream silent for 60 s (the server sends a keep-alive every 15 s) is
- * taken for lost. */
-static int kn_client_events_follow(struct kn_client_events *x)
+/* `events --follow`: how long it tries to get the stream back after it drops unless told
+ * (--timeout), and the longest pause between two tries (1 s, 2 s, 4 s ... up to this). */
+#define KN_CLIENT_RECONNECT_DEFAULT_MS (60LL * 1000)
+#define KN_CLIENT_RECONNECT_MAX_PAUSE_MS 8000LL
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+static long long kn_client_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One connection to GET /api/v1/events from x->last_id (sent as Last-Event-ID), printing its
+ * events until it ends: *status is the HTTP status (0 when none came), *reason what ended it
+ * (caller frees). A stream silent for 60 s (the server sends a keep-alive every 15 s) is taken
+ * for lost. */
+static void kn_client_events_stream(struct kn_client_events *x, long *status, char **reason)
 {
     const char *addr = getenv("KANARIA_ADDR");
     const char *token = getenv("KANARIA_TOKEN");
@@ -1382,19 +1398,20 @@ static int kn_client_events_follow(struct kn_client_events *x)
     char errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL;
     char *url = NULL, *auth = NULL, *last = NULL;
-    long status = 0;
     CURL *curl = NULL;
     CURLcode cc;
-    int rc = KN_EXIT_FAILED;
-
     size_t alen;
+
+    *status = 0;
+    *reason = NULL;
+    kn_buf_reset(&x->line);
 
     addr = addr && *addr ? addr : KN_CLIENT_DEFAULT_ADDR;
     for (alen = strlen(addr); alen > 0 && addr[alen - 1] == '/'; alen--) {
     }
     url = kn_asprintf("%.*s/api/v1/events", (int)alen, addr);
     if (!(curl = curl_easy_init())) {
-        fprintf(stderr, "kanaria: cannot start libcurl\n");
+        *reason = kn_strdup("cannot start libcurl");
         goto out;
     }
     if (token && *token) {
@@ -1419,12 +1436,13 @@ static int kn_client_events_follow(struct kn_client_events *x)
         curl_easy_setopt(curl, CURLOPT_CAINFO, cacert);
     }
     cc = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
     if (cc != CURLE_OK) {
-        fprintf(stderr, "kanaria: the event stream of %s: %s%s\n", addr,
-                errbuf[0] ? errbuf : curl_easy_strerror(cc), kn_client_tls_hint(cc, cacert));
+        *reason = kn_asprintf("the event stream of %s: %s%s", addr,
+                              errbuf[0] ? errbuf : curl_easy_strerror(cc),
+                              kn_client_tls_hint(cc, cacert));
     } else {
-        fprintf(stderr, "kanaria: %s ended the event stream\n", addr);
+        *reason = kn_asprintf("%s ended the event stream", addr);
     }
 out:
     curl_slist_free_all(headers);
@@ -1434,6 +1452,53 @@ out:
     free(last);
     free(auth);
     free(url);
+}
+
+/* Follow the event stream from x->last_id. When it drops (kanaria restarted, the network), it
+ * is asked again from the newest event seen, so nothing is missed nor shown twice, after 1 s,
+ * 2 s, 4 s ... (at most KN_CLIENT_RECONNECT_MAX_PAUSE_MS); a stream that answered starts the
+ * pauses over. KN_EXIT_FAILED, with the reason, once no stream answered for --timeout (default
+ * 1m), or at once on a 4xx (a token or role that a retry does not mend). */
+static int kn_client_events_follow(struct kn_client_events *x)
+{
+    long long window = x->o->timeout_ms > 0 ? x->o->timeout_ms : KN_CLIENT_RECONNECT_DEFAULT_MS;
+    long long since = kn_client_mono_ms(); /* when the last stream that answered ended */
+    long long pause = 1000;
+    struct timespec ts;
+    char shown[32];
+    char *reason = NULL;
+    long status = 0;
+    int rc = KN_EXIT_FAILED;
+
+    for (;;) {
+        free(reason);
+        kn_client_events_stream(x, &status, &reason);
+        fflush(stdout);
+        if (status >= 400 && status < 500) {
+            break;
+        }
+        if (status == 200) {
+            since = kn_client_mono_ms();
+            pause = 1000;
+        }
+        if (kn_client_mono_ms() - since + pause > window) {
+            kn_duration_format(window, shown, sizeof(shown));
+            fprintf(stderr, "kanaria: %s; gave up reconnecting after %s (--timeout)\n", reason,
+                    shown);
+            goto out;
+        }
+        kn_duration_format(pause, shown, sizeof(shown));
+        fprintf(stderr, "kanaria: %s; reconnecting in %s\n", reason, shown);
+        ts.tv_sec = pause / 1000;
+        ts.tv_nsec = (pause % 1000) * 1000000;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+        pause = pause * 2 > KN_CLIENT_RECONNECT_MAX_PAUSE_MS ? KN_CLIENT_RECONNECT_MAX_PAUSE_MS
+                                                              : pause * 2;
+    }
+    fprintf(stderr, "kanaria: %s\n", reason);
+out:
+    free(reason);
     return rc;
 }
 
@@ -1446,7 +1511,7 @@ out:
 int kn_cmd_events(int argc, char **argv)
 {
     static const char usage[] = "kanaria events [--app APP] [--repo NAME] [--since T] "
-                                "[--type TYPE] [--follow] [--json]";
+                                "[--type TYPE] [--follow] [--timeout D] [--json]";
     struct kn_client_events x = {0};
     struct kn_client_opts o;
     int rc;

@@ -35,6 +35,7 @@ struct kn_repo_config {
     long long poll_interval_ms;
     long long fetch_timeout_ms;       /* a whole fetch, then it is stopped */
     long long fetch_stall_timeout_ms; /* a fetch that receives nothing for this long is stopped */
+    char *ca_file; /* https: PEM CA certificates the remote's certificate must chain to */
     struct kn_repo_credentials credentials;
     struct kn_repo_webhook webhook;
 };

@@ -112,6 +112,14 @@ int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *
 /* What a deployment runs on, recorded when it starts (metadata of the deployment, at index
  * KN_STORE_DEPLOYMENT_META): the name of its platform, and its pipeline as a JSON array of the
  * stages it runs (kn_stage_pipeline_json; a QUICK_SYNC runs one SYNC stage). */
+/* An app's background analysis (spec.analysis) is recorded as stage N + 1 of a pipeline of N
+ * stages (N is the ROLLBACK): its status, its analysis records and its counts (stage meta
+ * "background.*"); its pipeline entry is the ANALYSIS one of kn_stage_describe with
+ * "background": true, "starting_stage" and "until" (the indexes of the stages that start and
+ * end it; N: the end of the pipeline). It starts when its starting stage starts, resumes after
+ * a restart, stops when its until stage starts or the deployment ends, and when a check fails
+ * the running stage is cancelled and the deployment fails (rolls back) with the reason
+ * "background analysis failed: " and the check's. */
 #define KN_ENGINE_PLATFORM_META "platform"
 #define KN_ENGINE_PIPELINE_META "pipeline"
 

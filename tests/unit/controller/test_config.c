@@ -323,7 +323,7 @@ static void test_unknown_key(void **state)
                        "    brnch: main\n",
                   "kanaria.yaml:5:5: unknown key 'brnch' in 'repositories[0]', did you mean "
                   "'branch'? (allowed: name, url, branch, pollInterval, fetchTimeout, "
-                  "fetchStallTimeout, credentials, webhook)");
+                  "fetchStallTimeout, caFile, credentials, webhook)");
 }
 
 static void test_missing_data_dir(void **state)

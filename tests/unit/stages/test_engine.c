@@ -2169,6 +2169,228 @@ static void test_steps_pause(void **state)
     assert_true(d.finished_at - t0 >= 4000);
 }
 
+/* ---- background analysis (spec.analysis) --------------------------------------------------- */
+
+#define BG_ANALYSIS(metric)                                                                        \
+    "  analysis:\n"                                                                                \
+    "    startingStage: traffic-10\n"                                                              \
+    "    metrics:\n"                                                                               \
+    "      - {name: err, provider: prom, query: 'err{v=\"{{variant}}\"}[{{window}}]', "            \
+    "interval: 1s, " metric "}\n"
+
+/* Six stages: the ROLLBACK is stage 6, the background analysis stage 7. */
+#define BG_PIPELINE(wait)                                                                          \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "      with: {replicas: 1}\n"                                                                  \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      id: traffic-10\n"                                                                       \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT\n"                                                                           \
+    "      with: {duration: " wait "}\n"                                                           \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* Analysis records of deployment `id` at stage `index` with `verdict`. */
+static int count_records_at(struct fixture *f, long long id, int index, const char *verdict)
+{
+    char sql[256];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int n = -1;
+    char *path = kn_asprintf("%s/kanaria.db", f->dir);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM analysis_records WHERE deployment = %lld AND stage = %d AND "
+             "verdict = '%s'",
+             id, index, verdict);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return n;
+}
+
+struct event_lines {
+    long long deployment;
+    char text[8192];
+};
+
+static int collect_event(const struct kn_event *e, void *data)
+{
+    struct event_lines *l = data;
+
+    if (e->deployment == l->deployment && strcmp(e->type, "STAGE_LOG") != 0) {
+        snprintf(l->text + strlen(l->text), sizeof(l->text) - strlen(l->text), "%s\n",
+                 e->message);
+    }
+    return 0;
+}
+
+/* Where `needle` is in the deployment's event messages (not its log lines); -1: absent. */
+static long event_at(struct fixture *f, long long id, const char *needle)
+{
+    static struct event_lines l;
+    const char *p;
+
+    memset(&l, 0, sizeof(l));
+    l.deployment = id;
+    assert_int_equal(kn_store_events(f->store, 0, 0, collect_event, &l), 0);
+    p = strstr(l.text, needle);
+    return p ? (long)(p - l.text) : -1;
+}
+
+/* A failed background check during a WAIT cancels the WAIT and rolls the deployment back, long
+ * before the WAIT would end; its records are the background analysis's (stage 7). */
+static void test_background_fails_during_wait(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}"), BG_PIPELINE("1m"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "background analysis failed: analysis 'err' failed: canary 0.3 > max 0.05 "
+                        "(1 of 1 evaluations failed, 0 allowed) (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,FAILURE");
+    assert_int_equal(count_records_at(f, id, 7, "FAIL"), 1);
+    assert_int_equal(count_records(f, id, "FAIL"), 1);
+    /* it starts as its starting stage does (just before), not before */
+    assert_true(event_at(f, id, "stage 0 CANARY_ROLLOUT: SUCCESS") <
+                event_at(f, id, "stage 7 ANALYSIS (background): RUNNING"));
+    assert_true(event_at(f, id, "stage 7 ANALYSIS (background): RUNNING") <
+                event_at(f, id, "stage 1 TRAFFIC_ROUTING (traffic-10): RUNNING"));
+    assert_true(event_at(f, id, "stage 7 ANALYSIS (background): FAILURE") >= 0);
+    assert_app(f, "hello", C1, C2);
+}
+
+/* Once the promotion (the first PRIMARY_ROLLOUT) starts, the background analysis is over: what
+ * the metrics say after that does not fail the deployment. */
+static void bad_after_promotion(struct fixture *f)
+{
+    static const double bad[] = {0.3};
+
+    if (stage_is(f, f->ids[0], 3, "RUNNING") || stage_is(f, f->ids[0], 3, "SUCCESS")) {
+        fake_metrics_set(bad, 1, bad, 1, NULL);
+        f->tick = NULL;
+    }
+}
+
+static void test_background_passes_until_promotion(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    /* a WAIT after the promotion gives a background analysis that kept running the time to
+     * fail */
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}"),
+                      "    - name: CANARY_ROLLOUT\n"
+                      "      with: {replicas: 1}\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      id: traffic-10\n"
+                      "      with: {canary: 10}\n"
+                      "    - name: WAIT\n"
+                      "      with: {duration: 3s}\n"
+                      "    - name: PRIMARY_ROLLOUT\n"
+                      "    - name: WAIT\n"
+                      "      id: settle\n"
+                      "      with: {duration: 3s}\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {primary: 100}\n"
+                      "    - name: CANARY_CLEAN\n",
+                      NULL);
+    f->ids[0] = id;
+    f->tick = bad_after_promotion;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-,SUCCESS");
+    assert_true(count_records_at(f, id, 8, "PASS") >= 1);
+    assert_int_equal(count_records(f, id, "FAIL"), 0);
+    /* stopped as the promotion started */
+    assert_true(event_at(f, id, "stage 8 ANALYSIS (background): SUCCESS") >= 0);
+    assert_true(event_at(f, id, "stage 8 ANALYSIS (background): SUCCESS") <
+                event_at(f, id, "stage 3 PRIMARY_ROLLOUT: RUNNING"));
+    assert_app(f, "hello", C2, "");
+}
+
+static void stop_after_first_background_failure(struct fixture *f)
+{
+    if (count_records_at(f, f->ids[0], 7, "FAIL") == 1) {
+        kn_engine_stop(f->engine);
+        f->tick = NULL;
+    }
+}
+
+/* After a restart (kill -9 alike: the engine stops with nothing recorded) the background
+ * analysis runs on with its counts: one failure allowed, one before the restart and one
+ * after. */
+static void test_background_resumes_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}, failureLimit: 1"),
+                      BG_PIPELINE("1m"), NULL);
+    f->ids[0] = id;
+    f->tick = stop_after_first_background_failure;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+    assert_stages(f, id, "SUCCESS,SUCCESS,RUNNING,-,-,-,-,RUNNING");
+
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "background analysis failed: analysis 'err' failed: canary 0.3 > max 0.05 "
+                        "(2 of 2 evaluations failed, 1 allowed) (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,FAILURE");
+    assert_int_equal(count_records_at(f, id, 7, "FAIL"), 2);
+}
+
+/* A cancel stops it too, recorded CANCELLED. */
+static void cancel_in_wait(struct fixture *f)
+{
+    if (stage_is(f, f->ids[0], 2, "RUNNING") && count_records_at(f, f->ids[0], 7, "PASS") >= 1) {
+        assert_int_equal(kn_engine_cancel(f->engine, f->ids[0], 1, "alice", NULL), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_background_cancelled(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}"), BG_PIPELINE("1m"), NULL);
+    f->ids[0] = id;
+    f->tick = cancel_in_wait;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,CANCELLED");
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
@@ -2233,6 +2455,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_steps_failure_at_step_3_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steps_resume_at_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steps_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_fails_during_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_passes_until_promotion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_resumes_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_cancelled, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
