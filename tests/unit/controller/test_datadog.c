@@ -415,6 +415,8 @@ static void test_query_ok(void **state)
     kn_metrics_free(m);
 }
 
+#define LIMITED "{\"errors\": [\"Too many requests\"]}"
+
 static void test_query_error_reply(void **state)
 {
     struct fx *f = *state;
@@ -428,10 +430,15 @@ static void test_query_error_reply(void **state)
     run_query(f, m, 0, &g);
     assert_int_equal(g.ok, 0);
     assert_string_equal(g.error, "datadog: http status 403: Forbidden");
+    /* a 429 without a reset to wait for fails at once, in Datadog's words */
+    f->script.replies[1] = (struct reply){429, NULL, LIMITED, 0};
+    f->script.nreplies = 2;
+    run_query(f, m, 0, &g);
+    assert_string_equal(g.error, "datadog: rate limited (http status 429: Too many requests): no "
+                                 "X-RateLimit-Limit given, no X-RateLimit-Reset given");
+    assert_int_equal(f->script.requests, 2);
     kn_metrics_free(m);
 }
-
-#define LIMITED "{\"errors\": [\"Too many requests\"]}"
 
 static void test_query_429_then_ok(void **state)
 {
