@@ -1,7 +1,7 @@
 /*
  * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
- * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`, `prune APP`, and
- * `repos [REPO]` (each repository's fetch status). They
+ * the operator's `cancel APP`, `rollback APP`, `sync APP`, `retry APP`, `skip APP --stage N`,
+ * `promote APP --full`, `prune APP`, and `repos [REPO]` (each repository's fetch status). They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
@@ -37,6 +37,7 @@
 #define KN_CLIENT_WAIT        0x40 /* --deployment ID, --timeout D */
 #define KN_CLIENT_EVENTS      0x80 /* --app A, --since T, --type X, --follow, --timeout D */
 #define KN_CLIENT_UNTIL_DONE  0x100 /* --until-done */
+#define KN_CLIENT_FULL        0x200 /* --full */
 
 /* `kanaria wait`: how long it follows a deployment unless told, and its exit on a timeout. */
 #define KN_CLIENT_WAIT_DEFAULT_MS (30LL * 60 * 1000)
@@ -59,6 +60,7 @@ struct kn_client_opts {
     long long since_ms;     /* --since, ms since the epoch; 0: not given */
     int follow;
     int until_done;
+    int full;
 };
 
 struct kn_client_answer {
@@ -450,6 +452,7 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
         {"type", required_argument, NULL, 'y'},
         {"follow", no_argument, NULL, 'f'},
         {"until-done", no_argument, NULL, 'u'},
+        {"full", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -558,6 +561,12 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
                 goto usage;
             }
             o->until_done = 1;
+            break;
+        case 'F':
+            if (!(allowed & KN_CLIENT_FULL)) {
+                goto usage;
+            }
+            o->full = 1;
             break;
         case 'h':
             printf("usage: %s\n", usage);
@@ -1037,6 +1046,91 @@ int kn_cmd_skip(int argc, char **argv)
                json_is_true(json_object_get(j, "break_glass")) ? " (break-glass)" : "");
     }
     json_decref(j);
+    return rc;
+}
+
+int kn_cmd_retry(int argc, char **argv)
+{
+    static const char usage[] = "kanaria retry APP [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char commit[8];
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if ((rc = kn_client_action(&o, "/retry", json_object(), &j)) == KN_EXIT_OK && !o.json) {
+        kn_client_short(json_string_value(json_object_get(j, "commit")), commit);
+        printf("retrying %s at %s: deployment #%lld as %s\n", kn_client_str(j, "app"), commit,
+               kn_client_int(j, "deployment"), kn_client_str(j, "by"));
+    }
+    json_decref(j);
+    return rc;
+}
+
+int kn_cmd_promote(int argc, char **argv)
+{
+    static const char usage[] = "kanaria promote APP --full [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    struct kn_client_answer ans = {0};
+    json_t *j = NULL, *req = NULL;
+    char *path = NULL, *body = NULL;
+    long long id;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_FULL, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if (!o.full) {
+        fprintf(stderr, "kanaria: promote needs --full (skip every stage up to the "
+                        "PRIMARY_ROLLOUT; kanaria skip passes one stage)\nusage: %s\n",
+                usage);
+        return KN_EXIT_USAGE;
+    }
+    /* the app's deployment in progress */
+    path = kn_client_app_path(&o, "");
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    id = json_integer_value(json_object_get(json_object_get(j, "current"), "id"));
+    if (id <= 0) {
+        fprintf(stderr, "kanaria: no deployment of '%s' is in progress\n", o.app);
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    json_decref(j);
+    j = NULL;
+    kn_buf_release(&ans.body);
+    memset(&ans, 0, sizeof(ans));
+    free(path);
+    path = kn_asprintf("/api/v1/deployments/%lld/promote", id);
+    req = json_pack("{s:b}", "full", 1);
+    body = json_dumps(req, JSON_COMPACT);
+    if (kn_client_call("POST", path, body, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else {
+        printf("promoting deployment #%lld of %s in full as %s: every stage up to the "
+               "PRIMARY_ROLLOUT is skipped\n",
+               kn_client_int(j, "deployment"), kn_client_str(j, "app"), kn_client_str(j, "by"));
+    }
+out:
+    json_decref(req);
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(body);
+    free(path);
     return rc;
 }
 
