@@ -1851,10 +1851,14 @@ static const char *kn_client_running_stage(const json_t *cur, int compact, char 
     struct kn_client_answer ans = {0};
     char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
     char label[160], wait[256], *text;
+    const char *id;
     json_t *d = NULL;
     size_t i, len;
 
-    snprintf(buf, size, "%s", kn_client_str(run, "name"));
+    /* "KIND (id)" as the stage label says, should the deployment's call fail */
+    id = json_string_value(json_object_get(run, "id"));
+    snprintf(buf, size, "%s%s%s%s", kn_client_str(run, "name"), id && *id ? " (" : "",
+             id && *id ? id : "", id && *id ? ")" : "");
     if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
         !(d = json_loads(ans.body.data, 0, NULL))) {
         goto out;
