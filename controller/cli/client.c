@@ -1630,6 +1630,15 @@ static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec,
     if (strcmp(kn_client_str(stage, "status"), "RUNNING") != 0 || !spec) {
         return buf;
     }
+    if (strcmp(kind, "CANARY_STEPS") == 0) {
+        const json_t *steps = json_object_get(spec, "steps");
+        long long step = json_integer_value(json_object_get(stage, "step"));
+        if (step >= 1 && (size_t)step <= json_array_size(steps)) {
+            snprintf(buf, size, "step %lld of %zu: canary %g%%", step, json_array_size(steps),
+                     json_number_value(json_array_get(steps, (size_t)step - 1)));
+        }
+        return buf;
+    }
     if (strcmp(kind, "WAIT") == 0 || strcmp(kind, "ANALYSIS") == 0) {
         limit = json_integer_value(json_object_get(spec, "duration_ms"));
     } else if (approval) {
@@ -1842,10 +1851,14 @@ static const char *kn_client_running_stage(const json_t *cur, int compact, char 
     struct kn_client_answer ans = {0};
     char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
     char label[160], wait[256], *text;
+    const char *id;
     json_t *d = NULL;
     size_t i, len;
 
-    snprintf(buf, size, "%s", kn_client_str(run, "name"));
+    /* "KIND (id)" as the stage label says, should the deployment's call fail */
+    id = json_string_value(json_object_get(run, "id"));
+    snprintf(buf, size, "%s%s%s%s", kn_client_str(run, "name"), id && *id ? " (" : "",
+             id && *id ? id : "", id && *id ? ")" : "");
     if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
         !(d = json_loads(ans.body.data, 0, NULL))) {
         goto out;
