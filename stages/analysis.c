@@ -865,10 +865,13 @@ static void analysis_describe(const struct kn_stage_config *stage, json_t *out)
                               "interval_ms", (json_int_t)m->interval_ms));
     }
     for (size_t i = 0; i < o->http.count; i++) {
-        json_array_append_new(checks, json_pack("{s:s, s:s, s:n, s:n, s:I}", "name",
-                                                https[i].name ? https[i].name : "", "strategy",
-                                                "http", "max", "min", "interval_ms",
-                                                (json_int_t)https[i].interval_ms));
+        json_t *c = json_pack("{s:s, s:s, s:n, s:n, s:I}", "name",
+                              https[i].name ? https[i].name : "", "strategy", "http", "max",
+                              "min", "interval_ms", (json_int_t)https[i].interval_ms);
+        if (https[i].set & KN_HTTP_CHECK_VARIANT_SET) {
+            json_object_set_new(c, "variant", json_string(probe_variants[https[i].variant]));
+        }
+        json_array_append_new(checks, c);
     }
     json_object_set_new(out, "checks", checks);
 }

@@ -91,6 +91,8 @@ static void test_describe_defaults_and_kinds(void **state)
     m[1].interval_ms = 20000;
     h.name = (char *)(uintptr_t) "probe";
     h.interval_ms = 5000;
+    h.set = KN_HTTP_CHECK_VARIANT_SET;
+    h.variant = KN_VARIANT_CANARY;
     an.metrics.items = m;
     an.metrics.count = 2;
     an.http.items = &h;
@@ -103,7 +105,8 @@ static void test_describe_defaults_and_kinds(void **state)
                 "[{\"interval_ms\":10000,\"max\":0.05,\"min\":null,\"name\":\"error-rate\","
                 "\"strategy\":\"threshold\"},{\"interval_ms\":20000,\"max\":null,\"min\":null,"
                 "\"name\":\"latency\",\"strategy\":\"canary-primary\"},{\"interval_ms\":5000,"
-                "\"max\":null,\"min\":null,\"name\":\"probe\",\"strategy\":\"http\"}]");
+                "\"max\":null,\"min\":null,\"name\":\"probe\",\"strategy\":\"http\","
+                "\"variant\":\"canary\"}]");
     json_decref(j);
 }
 
