@@ -523,8 +523,8 @@ static void metric_done(struct eval *ev)
     if (m->strategy == KN_STRATEGY_PREVIOUS) {
         if (!c->prev) {
             verdict = V_INCONCLUSIVE;
-            snprintf(why, sizeof(why), "no earlier successful analysis of '%s' to compare with",
-                     c->name);
+            snprintf(why, sizeof(why), "no samples of '%s' in the last successful deployment "
+                     "to compare with", c->name);
         } else {
             compare_verdict(m, ev->variant[0], c->prev_name, v[0], n[0], c->prev, c->nprev,
                             &verdict, why, sizeof(why), bound, sizeof(bound));
@@ -887,7 +887,10 @@ struct prev_samples {
     struct check *c;
 };
 
-/* The values of the first variant of each passed evaluation of the check. */
+/* The values of the first variant of each evaluation of the check, whatever its verdict: the
+ * deployment succeeded with them, and a `previous` check has no PASS until it has had samples
+ * to compare with (the first analysis of a check is INCONCLUSIVE), so waiting for PASSes would
+ * leave it INCONCLUSIVE for ever. */
 static int prev_record(const struct kn_analysis_record *r, void *data)
 {
     struct check *c = ((struct prev_samples *)data)->c;
@@ -896,8 +899,7 @@ static int prev_record(const struct kn_analysis_record *r, void *data)
     size_t i;
     json_t *v;
 
-    if (strcmp(r->check, c->name) != 0 || strcmp(r->verdict, "PASS") != 0 ||
-        !(j = kn_analysis_values_read(r->values_json))) {
+    if (strcmp(r->check, c->name) != 0 || !(j = kn_analysis_values_read(r->values_json))) {
         return 0;
     }
     json_object_foreach(json_object_get(j, "values"), key, values)

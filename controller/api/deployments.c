@@ -62,7 +62,7 @@ static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
 {
     struct kn_api_detail *x = data;
     json_t *j = kn_api_stage_json(s);
-    char *reason = NULL;
+    char *reason = NULL, *step;
 
     /* why it was skipped, for a break-glass skip */
     if (strcmp(s->status, "SKIPPED") == 0 &&
@@ -70,6 +70,12 @@ static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
                                           KN_ENGINE_SKIP_REASON_META))) {
         json_object_set_new(j, "reason", json_string(reason));
         free(reason);
+    }
+    /* the step a CANARY_STEPS is on (1-based), kept by the stage */
+    if (strcmp(s->name, "CANARY_STEPS") == 0 &&
+        (step = kn_store_stage_meta_get(x->api->deps.store, x->id, s->index, "step"))) {
+        json_object_set_new(j, "step", json_integer(atoll(step)));
+        free(step);
     }
     json_object_set_new(j, "approvals", json_array());
     json_object_set_new(j, "analysis", json_array());

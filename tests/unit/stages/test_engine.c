@@ -2391,12 +2391,100 @@ static void test_background_cancelled(void **state)
     assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,CANCELLED");
 }
 
+/* ---- promote --full during CANARY_STEPS ---------------------------------------------------- */
+
+/* At the first step (an hour each), alice promotes: the steps stop at 10%. */
+static void promote_at_first_step(struct fixture *f)
+{
+    char why[256];
+
+    if (stage_is(f, f->ids[0], 1, "RUNNING") && f->nops >= 2) {
+        assert_int_equal(kn_engine_promote(f->engine, f->ids[0], "alice", why, sizeof(why)), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_during_steps(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, "weights 90/10/0", OP_PRIMARY, OP_ALL, OP_CLEAN,
+                                      NULL};
+    long long id = canary_setup(f, NULL,
+                                "    - name: CANARY_ROLLOUT\n"
+                                "    - name: CANARY_STEPS\n"
+                                "      with: {steps: [10, 20, 50], interval: 1h}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n",
+                                NULL);
+    char *step;
+
+    f->ids[0] = id;
+    f->tick = promote_at_first_step;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    step = kn_store_stage_meta_get(f->store, id, 1, "step");
+    assert_string_equal(step, "1");
+    free(step);
+}
+
+/* ---- strategy previous -------------------------------------------------------------------- */
+
+#define C3 "3333333ccccccccccccccccccccccccccccccccc"
+
+#define PREVIOUS_PIPELINE                                                                          \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: ANALYSIS\n"                                                                       \
+    "      with:\n"                                                                                \
+    "        duration: 2s\n"                                                                       \
+    "        metrics:\n"                                                                           \
+    "          - {name: lat, provider: prom, query: 'lat{v=\"{{variant}}\"}[{{window}}]', "        \
+    "interval: 1s, strategy: previous, minSamples: 3, inconclusiveLimit: 2}\n"                      \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* The second deployment has nothing to compare with (INCONCLUSIVE, within its limit, so it
+ * succeeds); the third compares with the second's samples, whatever their verdict, and passes. */
+static void test_previous_passes_on_third_deployment(void **state)
+{
+    struct fixture *f = *state;
+    static const double lat[] = {10, 11, 12, 13, 14};
+    long long second, third;
+
+    fake_metrics_set(lat, 5, lat, 5, NULL);
+    second = canary_setup(f, NULL, PREVIOUS_PIPELINE, NULL);
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, second), "SUCCESS");
+    assert_int_equal(count_records(f, second, "INCONCLUSIVE"), 2);
+    engine_shutdown(f);
+
+    add_commit(f, "hello", C3, "v3", NULL, PREVIOUS_PIPELINE);
+    third = plan(f, "hello", C3, "PIPELINE", NULL);
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, third), "SUCCESS");
+    assert_int_equal(count_records(f, third, "INCONCLUSIVE"), 0);
+    assert_int_equal(count_records(f, third, "PASS"), 2);
+    assert_int_equal(count_logs(f, third, "vs previous 2222222 (median 12)", NULL, 0), 2);
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_during_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_refused_until_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_refused_while_analysis_fails, setup,
                                         teardown),
@@ -2459,6 +2547,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_background_passes_until_promotion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_resumes_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_cancelled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_passes_on_third_deployment, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
