@@ -157,8 +157,9 @@ check "their evaluations are stored as PASS ($n; $(sql "select check_name, verdi
 q=$(sql "select query from analysis_records where deployment = 2 and check_name = 'dd-errors' limit 1")
 [ "$q" = "sum:trace.http.request.errors{service:hello,version:canary}.as_count()" ]
 check "the datadog query is filled in ($q)" $?
-grep -q '"GET /api/v1/query?from=.*" 429' "$tmp/fake.log" && grep -q '"GET /api/v1/query?from=.*" 200' "$tmp/fake.log"
-check "the 429 was waited out and the query asked again" $?
+grep -q '"GET /api/v1/query?from=.*" 429' "$tmp/fake.log" && grep -q '"GET /api/v1/query?from=.*" 200' "$tmp/fake.log" &&
+    [ "$(sql "select count(*) from analysis_records where deployment = 2 and verdict != 'PASS'")" = 0 ]
+check "the 429 was waited out and the query asked again: no evaluation inconclusive" $?
 
 # 2. the web value over its bound: rolled back, the check named
 echo 0.5 >"$tmp/web-value"
