@@ -713,6 +713,15 @@ static const struct kn_field kn_config_notification_fields[] = {
      .help = "Mustache subset ({{field}}, {{#field}}..{{/field}}, {{^field}}..{{/field}}): "
              "webhook: the whole JSON body, values JSON-escaped; slack, teams, pagerduty: the "
              "message text"},
+    {.key = "retryFor",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_notification_config, retry_for_ms),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .min = 1000,
+     .max = 24LL * 60 * 60 * 1000,
+     .def = "1h",
+     .help = "how long an event that fails is retried (1s, 2s, 4s ... then every minute) before "
+             "it is given up; the events behind it wait meanwhile; 1s to 24h"},
     {.key = "events",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_notification_config, events),

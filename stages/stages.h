@@ -16,11 +16,27 @@ struct kn_rollout_options {
 };
 
 /* TRAFFIC_ROUTING: percents, or everything to one variant */
+struct kn_traffic_matcher {
+    uint64_t set;
+    char *name;
+    char *exact;
+    char *regex;
+};
+
+/* one entry of `match`: a header or a cookie */
+struct kn_traffic_match {
+    uint64_t set;
+    struct kn_traffic_matcher header;
+    struct kn_traffic_matcher cookie;
+};
+
 struct kn_traffic_options {
     uint64_t set;
     double percent[KN_VARIANT_COUNT];
     int all;   /* enum kn_variant, when set */
     int valid; /* set by the check: the weights above are usable */
+    struct kn_list match; /* struct kn_traffic_match: requests that go to the canary */
+    double mirror;        /* percent of the primary's requests copied to the canary */
 };
 
 /* WAIT */

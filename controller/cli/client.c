@@ -233,6 +233,7 @@ static void kn_client_short(const char *commit, char out[8])
 
 static const char *kn_client_running_stage(const json_t *cur, int compact, char *buf,
                                            size_t size);
+static const char *kn_client_background(const json_t *cur, char *buf, size_t size);
 
 static void kn_client_print_app_row(const json_t *app)
 {
@@ -358,6 +359,9 @@ static void kn_client_print_app(const json_t *app)
         printf("\n");
         if (json_is_object(st)) {
             printf("running stage:    %s\n", kn_client_running_stage(cur, 0, wait, sizeof(wait)));
+        }
+        if (*kn_client_background(cur, wait, sizeof(wait))) {
+            printf("background:       %s\n", wait);
         }
     } else {
         printf("deploying:        -\n");
@@ -1589,6 +1593,26 @@ static const char *kn_client_stage_label(const json_t *stage, const json_t *spec
     return buf;
 }
 
+/* A background analysis's span (its pipeline entry `spec`: "starting_stage", "until") in words:
+ * "from stage 1 TRAFFIC_ROUTING until stage 3 PRIMARY_ROLLOUT starts", into buf. */
+static const char *kn_client_background_span(const json_t *pipeline, const json_t *spec,
+                                             char *buf, size_t size)
+{
+    long long from = json_integer_value(json_object_get(spec, "starting_stage"));
+    long long until = json_integer_value(json_object_get(spec, "until"));
+    const json_t *a = kn_client_pipeline_stage(pipeline, from);
+    const json_t *b = kn_client_pipeline_stage(pipeline, until);
+
+    if (b) {
+        snprintf(buf, size, "from stage %lld %s until stage %lld %s starts", from,
+                 kn_client_str(a, "kind"), until, kn_client_str(b, "kind"));
+    } else {
+        snprintf(buf, size, "from stage %lld %s until the pipeline ends", from,
+                 kn_client_str(a, "kind"));
+    }
+    return buf;
+}
+
 /* What a running stage waits for, in words ("1m20s left, 1 of 2 approvals (alice, bob)"), into
  * buf; "" when it waits for nothing with an end. */
 static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec, long long now,
@@ -1706,6 +1730,10 @@ static void kn_client_print_stage(const json_t *st, const json_t *pipeline, long
         printf(", %s", wait);
     }
     printf("\n");
+    if (json_is_true(json_object_get(spec, "background"))) {
+        printf("        background analysis, %s\n",
+               kn_client_background_span(pipeline, spec, wait, sizeof(wait)));
+    }
     if (reason && *reason) {
         printf("        reason: %s\n", reason);
     }
@@ -1823,10 +1851,14 @@ static const char *kn_client_running_stage(const json_t *cur, int compact, char 
     struct kn_client_answer ans = {0};
     char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
     char label[160], wait[256], *text;
+    const char *id;
     json_t *d = NULL;
     size_t i, len;
 
-    snprintf(buf, size, "%s", kn_client_str(run, "name"));
+    /* "KIND (id)" as the stage label says, should the deployment's call fail */
+    id = json_string_value(json_object_get(run, "id"));
+    snprintf(buf, size, "%s%s%s%s", kn_client_str(run, "name"), id && *id ? " (" : "",
+             id && *id ? id : "", id && *id ? ")" : "");
     if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
         !(d = json_loads(ans.body.data, 0, NULL))) {
         goto out;
@@ -1844,6 +1876,49 @@ static const char *kn_client_running_stage(const json_t *cur, int compact, char 
         memcpy(buf, text, len);
         buf[len] = '\0';
         free(text);
+        break;
+    }
+out:
+    json_decref(d);
+    kn_buf_release(&ans.body);
+    free(path);
+    return buf;
+}
+
+/* The background analysis of the deployment `cur` (an app's `current`) in words, from the
+ * deployment (one more call): "ANALYSIS (background) RUNNING, from stage 1 TRAFFIC_ROUTING
+ * until stage 3 PRIMARY_ROLLOUT starts, 4 evaluations, 0 failed"; "" when it has none. */
+static const char *kn_client_background(const json_t *cur, char *buf, size_t size)
+{
+    struct kn_client_answer ans = {0};
+    char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
+    char span[256];
+    const json_t *st, *a;
+    json_t *d = NULL;
+    size_t i, k, failed = 0;
+
+    buf[0] = '\0';
+    if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
+        !(d = json_loads(ans.body.data, 0, NULL))) {
+        goto out;
+    }
+    json_array_foreach(json_object_get(d, "stages"), i, st)
+    {
+        const json_t *spec = kn_client_pipeline_stage(json_object_get(d, "pipeline"),
+                                                      kn_client_int(st, "index"));
+        if (!json_is_true(json_object_get(spec, "background"))) {
+            continue;
+        }
+        json_array_foreach(json_object_get(st, "analysis"), k, a)
+        {
+            failed += strcmp(kn_client_str(a, "verdict"), "FAIL") == 0;
+        }
+        snprintf(buf, size, "%s (%s) %s, %s, %zu evaluations, %zu failed",
+                 kn_client_str(st, "name"), kn_client_str(spec, "id"),
+                 kn_client_str(st, "status"),
+                 kn_client_background_span(json_object_get(d, "pipeline"), spec, span,
+                                           sizeof(span)),
+                 json_array_size(json_object_get(st, "analysis")), failed);
         break;
     }
 out:

@@ -29,7 +29,14 @@
 #define MEMO_MAX (64 * 1024)
 #define LINE_MAX_LEN 1024
 
-enum call_kind { CALL_APPLY, CALL_REMOVE, CALL_WEIGHTS, CALL_REMOVE_APP, CALL_OBSERVE };
+enum call_kind {
+    CALL_APPLY,
+    CALL_REMOVE,
+    CALL_WEIGHTS,
+    CALL_REMOVE_APP,
+    CALL_OBSERVE,
+    CALL_ROUTES,
+};
 
 static const char *const call_kind_names[] = {
     [CALL_APPLY] = "apply",
@@ -37,6 +44,7 @@ static const char *const call_kind_names[] = {
     [CALL_WEIGHTS] = "weights",
     [CALL_REMOVE_APP] = "remove-app",
     [CALL_OBSERVE] = "observe",
+    [CALL_ROUTES] = "routes",
 };
 
 struct memo {
@@ -89,6 +97,7 @@ struct kn_platform_call {
     struct kn_variant_spec spec; /* apply: commit owned, manifests referenced */
     struct kn_desired desired;   /* observe: commit owned, manifests referenced */
     double percent[KN_VARIANT_COUNT];
+    struct kn_routes routes;    /* routes: matches and their strings owned */
     kn_platform_cb done;
     kn_platform_progress_cb progress;
     kn_platform_observe_cb observed;
@@ -435,6 +444,11 @@ static void timer_closed(uv_handle_t *h)
     json_decref((json_t *)(uintptr_t)c->spec.manifests);
     free((char *)(uintptr_t)c->desired.commit);
     json_decref((json_t *)(uintptr_t)c->desired.manifests);
+    for (size_t i = 0; i < c->routes.nmatches; i++) {
+        free((char *)(uintptr_t)c->routes.matches[i].name);
+        free((char *)(uintptr_t)c->routes.matches[i].value);
+    }
+    free((struct kn_route_match *)(uintptr_t)c->routes.matches);
     free(c->message);
     free(c->last_line);
     free(c->skip_line);
@@ -577,6 +591,8 @@ static int provider_start(struct kn_platform_call *c)
         return ops->remove_app(c->p->self, c);
     case CALL_OBSERVE:
         return ops->observe(c->p->self, c, &c->desired);
+    case CALL_ROUTES:
+        return ops->set_routes(c->p->self, c, c->percent, &c->routes);
     }
     return KN_EINVAL;
 }
@@ -810,9 +826,76 @@ int kn_platform_set_weights(struct kn_platform *p, const struct kn_platform_req 
             return KN_EINVAL;
         }
     }
-    c = call_new(p, CALL_WEIGHTS, &req->id, req->deployment_id, req->stage_index, req->stage_name,
+    /* all to the primary takes the routes away too (promotion, rollback) */
+    c = call_new(p,
+                 percent[KN_VARIANT_PRIMARY] >= 100 && p->type->ops->set_routes ? CALL_ROUTES
+                                                                                : CALL_WEIGHTS,
+                 &req->id, req->deployment_id, req->stage_index, req->stage_name,
                  req->timeout_ms);
     memcpy(c->percent, percent, sizeof(c->percent));
+    call_queue(c, req, op);
+    return 0;
+}
+
+int kn_platform_set_routes(struct kn_platform *p, const struct kn_platform_req *req,
+                           const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes,
+                           struct kn_platform_op **op)
+{
+    struct kn_platform_call *c;
+    struct kn_route_match *m;
+    unsigned need = 0;
+
+    if (!req_valid(p, req) || !percent || !routes || routes->mirror < 0 ||
+        routes->mirror > 100 || (routes->nmatches && !routes->matches)) {
+        return KN_EINVAL;
+    }
+    for (size_t i = 0; i < routes->nmatches; i++) {
+        const struct kn_route_match *r = &routes->matches[i];
+        if (!r->name || !r->name[0] || !r->value ||
+            (r->field != KN_ROUTE_HEADER && r->field != KN_ROUTE_COOKIE)) {
+            return KN_EINVAL;
+        }
+    }
+    need |= routes->nmatches ? KN_PLATFORM_HEADER_ROUTING : 0;
+    need |= routes->mirror > 0 ? KN_PLATFORM_MIRROR : 0;
+    if (!need || !p->type->ops->set_routes) {
+        /* no route asked (or none the type can hold): weights, which drop what routes there
+         * were when all goes to the primary */
+        if ((p->type->caps & need) != need) {
+            return KN_EUNSUPPORTED;
+        }
+        return kn_platform_set_weights(p, req, percent, op);
+    }
+    if ((p->type->caps & need) != need) {
+        return KN_EUNSUPPORTED;
+    }
+    if (!(p->type->caps & KN_PLATFORM_TRAFFIC_SPLIT) || !p->type->ops->set_weights) {
+        return KN_EUNSUPPORTED;
+    }
+    {
+        double sum = 0;
+        for (int v = 0; v < KN_VARIANT_COUNT; v++) {
+            if (percent[v] < 0 || percent[v] > 100 || !on_step(percent[v], p->type->weight_step)) {
+                return KN_EINVAL;
+            }
+            sum += percent[v];
+        }
+        if (fabs(sum - 100) > 1e-6) {
+            return KN_EINVAL;
+        }
+    }
+    c = call_new(p, CALL_ROUTES, &req->id, req->deployment_id, req->stage_index, req->stage_name,
+                 req->timeout_ms);
+    memcpy(c->percent, percent, sizeof(c->percent));
+    m = kn_calloc(routes->nmatches + 1, sizeof(*m));
+    for (size_t i = 0; i < routes->nmatches; i++) {
+        m[i] = routes->matches[i];
+        m[i].name = kn_strdup(routes->matches[i].name);
+        m[i].value = kn_strdup(routes->matches[i].value);
+    }
+    c->routes.matches = m;
+    c->routes.nmatches = routes->nmatches;
+    c->routes.mirror = routes->mirror;
     call_queue(c, req, op);
     return 0;
 }

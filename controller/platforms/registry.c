@@ -59,6 +59,10 @@ const char *kn_platform_cap_name(unsigned cap)
         return "reading live state";
     case KN_PLATFORM_CANCEL:
         return "cancelling an operation";
+    case KN_PLATFORM_HEADER_ROUTING:
+        return "header and cookie routing";
+    case KN_PLATFORM_MIRROR:
+        return "traffic mirroring";
     default:
         return "an unknown capability";
     }

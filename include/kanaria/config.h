@@ -102,6 +102,8 @@ struct kn_notification_config {
     char *token_file; /* slack: the bot token; pagerduty: the routing key */
     char *channel;    /* slack with a token: the channel posted to */
     char *template;   /* Mustache subset (controller/template.h); NULL: the built-in message */
+    long long retry_for_ms; /* an event not delivered this long after its first attempt is
+                             * given up */
     struct kn_strlist events;
     struct kn_strlist apps;
 };

@@ -27,6 +27,8 @@
 #define KN_PLATFORM_TRAFFIC_SPLIT 0x08u /* weighted traffic between variants */
 #define KN_PLATFORM_LIVE 0x10u          /* what runs can be read back (drift) */
 #define KN_PLATFORM_CANCEL 0x20u        /* an operation in flight can be stopped */
+#define KN_PLATFORM_HEADER_ROUTING 0x40u /* requests matching a header or cookie go to the canary */
+#define KN_PLATFORM_MIRROR 0x80u         /* a copy of the primary's requests goes to the canary */
 
 /* Names of the flags above, for messages ("traffic splitting"). */
 const char *kn_platform_cap_name(unsigned cap);
@@ -178,6 +180,44 @@ int kn_platform_observe(struct kn_platform *p, const struct kn_app_id *id,
  * waits for it still, so they never overlap). Its callback runs once, with KN_ECANCELLED or its
  * outcome. The operations asked after it do not wait for its end beyond the provider's stop. */
 void kn_platform_cancel(struct kn_platform_op *op);
+
+/* ---- routes: requests that go to the canary whatever the weights ------------------------------ */
+
+enum kn_route_field {
+    KN_ROUTE_HEADER = 0, /* a request header, its name in any case */
+    KN_ROUTE_COOKIE,     /* a cookie of the Cookie header, its name as written */
+};
+
+/* One match: a request whose header (or cookie) `name` has the value `value` goes to the canary.
+ * With `regex` 1, value is a regular expression (POSIX extended, which HAProxy's PCRE, RE2 and
+ * Envoy all read alike for the usual patterns) that the whole value must match. */
+struct kn_route_match {
+    enum kn_route_field field;
+    const char *name;
+    const char *value;
+    int regex;
+};
+
+/* The routes of an app beside its weights: requests matching any match go to the canary, and
+ * `mirror` percent of the primary's requests are copied to the canary (their answers dropped).
+ * No match and mirror 0: none. */
+struct kn_routes {
+    const struct kn_route_match *matches;
+    size_t nmatches;
+    double mirror;
+};
+
+/*
+ * Set the weights (as kn_platform_set_weights) and replace the app's routes with `routes`.
+ * Routes stay, through later kn_platform_set_weights, until they are replaced, the traffic goes
+ * all to the primary (kn_platform_set_weights with primary 100, which promotion and rollback
+ * do), the canary is removed or the app is. KN_EUNSUPPORTED when routes has matches and the type
+ * lacks KN_PLATFORM_HEADER_ROUTING, or a mirror and it lacks KN_PLATFORM_MIRROR; KN_EINVAL for a
+ * match without a name or value, or a mirror outside 0..100. Everything is copied.
+ */
+int kn_platform_set_routes(struct kn_platform *p, const struct kn_platform_req *req,
+                           const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes,
+                           struct kn_platform_op **op);
 
 /* Leader election: leading 1 once this instance may deploy, 0 (with why) when it lost the lead. */
 typedef void (*kn_platform_lead_cb)(int leading, const char *why, void *data);

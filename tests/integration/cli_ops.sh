@@ -161,6 +161,10 @@ waiting_stage 2
 check "v2 waits for approval" $?
 
 # 5. status: the stage with its id, its time left and approvals; the traffic split
+curl -sf -H "Authorization: Bearer tok-alice" "$KANARIA_ADDR/api/v1/apps/hello" >"$tmp/app"
+json "$tmp/app" 'r = b["current"]["running_stage"]
+assert (r["index"], r["name"], r["id"]) == (4, "WAIT_APPROVAL", "gate"), r'
+st=$?; check "the API's current.running_stage names the stage's id ($(cat "$tmp/app"))" "$st"
 KANARIA_TOKEN=tok-alice "$bin" status >"$tmp/st" 2>&1
 grep -E '^hello .* WAIT_APPROVAL \(gate\) (59m[0-9]+s|1h0m) left 0/2' "$tmp/st"
 st=$?; check "the table shows the gate with its time left and 0/2 ($(cat "$tmp/st"))" "$st"

@@ -549,10 +549,13 @@ static void kn_datadog_on_response(const struct kn_http_response *res, void *dat
             return;
         }
         have = kn_datadog_body_words(res->body, res->body_len, words, sizeof(words));
-        kn_datadog_fail(&r, "rate limited (http status 429%s%s): %s, %s", have ? ": " : "",
+        kn_datadog_fail(&r, "rate limited (http status 429%s%s): %s%s", have ? ": " : "",
                         have ? words : "",
                         kn_datadog_ratelimit_describe(&rl, limit, sizeof(limit)),
-                        call->retried ? "still after one wait" : "beyond the query's timeout");
+                        call->retried ? ", still after one wait"
+                        : rl.reset < 0 ? ""
+                        : !dd          ? ", and the provider is gone"
+                                       : ", beyond the query's timeout");
         goto done;
     }
     kn_datadog_parse(&r, res->status, res->body, res->body_len);

@@ -4,6 +4,7 @@
  */
 #include "platforms/local/haproxy.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -92,7 +93,13 @@ static int kn_haproxy_check_name(const char *what, const char *name, struct kn_e
     int rc = 0;
     char desc[16];
     size_t len = name ? strlen(name) : 0;
+    size_t suffix = strlen(KN_HAPROXY_ROUTE_SUFFIX);
 
+    /* an app's route backend: its name and the suffix no app name has */
+    if (strcmp(what, "backend") == 0 && len > suffix &&
+        strcmp(name + len - suffix, KN_HAPROXY_ROUTE_SUFFIX) == 0) {
+        len -= suffix;
+    }
     if (len == 0) {
         rc = kn_error_set(err, KN_EINVAL, NULL, "haproxy %s name is empty", what);
         goto out;
@@ -902,12 +909,175 @@ static int kn_haproxy_check_cfg(const struct kn_haproxy_cfg *cfg, struct kn_erro
         goto out;
     }
     for (size_t a = 0; a < cfg->app_count; a++) {
-        if ((rc = kn_haproxy_check_cfg_app(&cfg->apps[a], cfg, a, err)) < 0) {
+        if ((rc = kn_haproxy_check_cfg_app(&cfg->apps[a], cfg, a, err)) < 0 ||
+            (cfg->apps[a].route_map &&
+             (rc = kn_haproxy_check_path("route map path", cfg->apps[a].route_map, err)) < 0)) {
             goto out;
         }
     }
 out:
     return rc;
+}
+
+/* ---- routes -------------------------------------------------------------------------------- */
+
+/* c as a regex atom: letters and digits themselves, anything else \xHH. */
+static void kn_haproxy_regex_char(struct kn_buf *b, char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+        kn_buf_addf(b, "%c", c);
+    } else {
+        kn_buf_addf(b, "\\x%02x", (unsigned)(unsigned char)c);
+    }
+}
+
+/* A user's regex as it goes into the map: a leading '^' and a trailing '$' dropped (the whole
+ * value matches anyway), and the characters a map line or a runtime command would split on
+ * (space, ';', '#') as \xHH. NULL for a control character. */
+static int kn_haproxy_regex_user(struct kn_buf *b, const char *re)
+{
+    size_t len = strlen(re);
+
+    if (len && re[0] == '^') {
+        re++;
+        len--;
+    }
+    if (len && re[len - 1] == '$' && (len < 2 || re[len - 2] != '\\')) {
+        len--;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = re[i];
+        if ((unsigned char)c < 0x20 || (unsigned char)c == 0x7f) {
+            return KN_EINVAL;
+        }
+        if (c == '\\' && i + 1 < len) {
+            if (strchr(" ;#", re[i + 1])) {
+                kn_haproxy_regex_char(b, re[++i]);
+            } else {
+                kn_buf_addf(b, "\\%c", re[++i]);
+            }
+        } else if (strchr(" ;#", c)) {
+            kn_haproxy_regex_char(b, c);
+        } else {
+            kn_buf_addf(b, "%c", c);
+        }
+    }
+    return 0;
+}
+
+int kn_haproxy_route_regex(char **out, const struct kn_route_match *m, struct kn_error *err)
+{
+    struct kn_buf b;
+    int rc = 0;
+
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    if (!m || !m->name || !m->name[0] || !m->value || strlen(m->name) > 128 ||
+        strlen(m->value) > 256) {
+        rc = kn_error_set(err, KN_EINVAL, NULL, "a route needs a name and a value");
+        goto out;
+    }
+    /* req.hdrs: one "name: value\r\n" per header, names in lower case */
+    kn_buf_adds(&b, "(?:^|\\n)");
+    if (m->field == KN_ROUTE_COOKIE) {
+        kn_buf_adds(&b, "cookie:(?:[^\\r\\n]*\\x3b)?\\x20*");
+        for (const char *c = m->name; *c; c++) {
+            kn_haproxy_regex_char(&b, *c);
+        }
+        kn_buf_adds(&b, "=");
+    } else {
+        for (const char *c = m->name; *c; c++) {
+            kn_haproxy_regex_char(&b, (char)tolower((unsigned char)*c));
+        }
+        kn_buf_adds(&b, ":\\x20*");
+    }
+    kn_buf_adds(&b, "(?:");
+    if (m->regex) {
+        if ((rc = kn_haproxy_regex_user(&b, m->value)) < 0) {
+            rc = kn_error_set(err, KN_EINVAL, NULL, "route regex has a control character");
+            goto out;
+        }
+    } else {
+        for (const char *c = m->value; *c; c++) {
+            kn_haproxy_regex_char(&b, *c);
+        }
+    }
+    kn_buf_adds(&b, m->field == KN_ROUTE_COOKIE ? ")(?:\\x3b|\\r)" : ")\\r");
+    *out = kn_buf_detach(&b, NULL);
+out:
+    kn_buf_release(&b);
+    return rc;
+}
+
+int kn_haproxy_cmd_add_map(char **out, const char *map, const char *key, struct kn_error *err)
+{
+    struct kn_buf b;
+    int rc = 0;
+
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    if ((rc = kn_haproxy_check_path("route map path", map, err)) < 0) {
+        goto out;
+    }
+    if (!key || !*key) {
+        rc = kn_error_set(err, KN_EINVAL, NULL, "route map key is empty");
+        goto out;
+    }
+    kn_buf_addf(&b, "add map %s ", map);
+    for (const char *c = key; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || *c == ';' || (unsigned char)*c == 0x7f) {
+            rc = kn_error_set(err, KN_EINVAL, NULL, "route map key has a space, ';' or a "
+                              "control character");
+            goto out;
+        }
+        /* the runtime API takes a backslash as an escape: doubled, HAProxy keeps one */
+        kn_buf_adds(&b, *c == '\\' ? "\\\\" : (char[]){*c, 0});
+    }
+    kn_buf_adds(&b, " 1");
+    *out = kn_buf_detach(&b, NULL);
+out:
+    kn_buf_release(&b);
+    return rc;
+}
+
+int kn_haproxy_cmd_map(char **out, const char *verb, const char *map, struct kn_error *err)
+{
+    int rc;
+
+    if ((rc = kn_haproxy_check_path("route map path", map, err)) < 0) {
+        return rc;
+    }
+    *out = kn_asprintf("%s map %s", verb, map);
+    return 0;
+}
+
+int kn_haproxy_parse_map(char ***out, size_t *count, const char *reply, struct kn_error *err)
+{
+    char **keys = NULL;
+    size_t n = 0;
+    const char *line = reply ? reply : "";
+
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > 0) {
+            /* "0x55d0c3a2b130 KEY VALUE" */
+            const char *sp = memchr(line, ' ', len);
+            const char *sp2 = sp ? memchr(sp + 1, ' ', len - (size_t)(sp + 1 - line)) : NULL;
+            if (strncmp(line, "0x", 2) != 0 || !sp || !sp2) {
+                for (size_t i = 0; i < n; i++) {
+                    free(keys[i]);
+                }
+                free(keys);
+                return kn_error_set(err, KN_EIO, NULL, "haproxy: %.*s", (int)(len > 200 ? 200 : len),
+                                    line);
+            }
+            keys = kn_reallocarray(keys, n + 1, sizeof(*keys));
+            keys[n++] = kn_strndup(sp + 1, (size_t)(sp2 - sp - 1));
+        }
+        line += len + (end ? 1 : 0);
+    }
+    *out = keys;
+    *count = n;
+    return 0;
 }
 
 int kn_haproxy_config_render(char **out, const struct kn_haproxy_cfg *cfg, struct kn_error *err)
@@ -947,15 +1117,35 @@ int kn_haproxy_config_render(char **out, const struct kn_haproxy_cfg *cfg, struc
         const struct kn_haproxy_cfg_app *app = &cfg->apps[a];
         kn_buf_addf(&b,
                     "\nfrontend fe_%s\n"
-                    "    bind %s\n"
+                    "    bind %s\n",
+                    app->name, app->bind);
+        if (app->route_map) {
+            /* the routes are the map's entries, changed at run time (add/clear map) */
+            kn_buf_addf(&b,
+                        "    acl kn_route req.hdrs,map_reg(%s) -m found\n"
+                        "    use_backend %s" KN_HAPROXY_ROUTE_SUFFIX " if kn_route\n",
+                        app->route_map, app->name);
+        }
+        kn_buf_addf(&b,
                     "    default_backend %s\n"
                     "\nbackend %s\n"
                     "    balance roundrobin\n",
-                    app->name, app->bind, app->name, app->name);
+                    app->name, app->name);
         for (size_t s = 0; s < app->server_count; s++) {
             const struct kn_haproxy_cfg_server *srv = &app->servers[s];
             kn_buf_addf(&b, "    server %s %s:%d weight %d%s\n", srv->name, srv->addr, srv->port,
                         srv->weight, srv->maint ? " disabled" : "");
+        }
+        if (app->route_map) {
+            kn_buf_addf(&b, "\nbackend %s" KN_HAPROXY_ROUTE_SUFFIX "\n    balance roundrobin\n",
+                        app->name);
+            for (size_t s = 0; s < app->server_count; s++) {
+                const struct kn_haproxy_cfg_server *srv = &app->servers[s];
+                if (srv->canary) {
+                    kn_buf_addf(&b, "    server %s %s:%d weight 1%s\n", srv->name, srv->addr,
+                                srv->port, srv->maint ? " disabled" : "");
+                }
+            }
         }
     }
     *out = kn_buf_detach(&b, NULL);

@@ -189,11 +189,20 @@ struct kn_haproxy_cfg_server {
     int port;
     int weight; /* 0..256 */
     bool maint; /* rendered `disabled`: starts in maintenance */
+    bool canary; /* also in the app's route backend (with route_map) */
 };
+
+/* The backend that requests matching an app's routes go to: NAME:canary, which no app's own
+ * backend name can be (':' is not in app names). */
+#define KN_HAPROXY_ROUTE_SUFFIX ":canary"
 
 struct kn_haproxy_cfg_app {
     const char *name; /* the backend; the frontend is fe_NAME */
     const char *bind; /* "127.0.0.1:8080" */
+    /* the file of the app's routes: the frontend sends a request whose headers match one of
+     * its keys (regular expressions on req.hdrs) to the backend NAME:canary, which holds the
+     * canary servers; NULL: no routes */
+    const char *route_map;
     const struct kn_haproxy_cfg_server *servers;
     size_t server_count;
 };
@@ -222,6 +231,26 @@ struct kn_haproxy_cfg {
  * name.
  */
 int kn_haproxy_config_render(char **out, const struct kn_haproxy_cfg *cfg, struct kn_error *err);
+
+/* ---- routes (header and cookie matches) ---------------------------------------------------- */
+
+/*
+ * The key of a route map entry for one match (kanaria/platform.h): a regular expression on
+ * HAProxy's `req.hdrs` (each header "name: value\r\n", names in lower case), of the header
+ * line whose whole value is `value` (or matches the regex; a leading '^' and trailing '$' are
+ * dropped), or of a Cookie line holding NAME=VALUE. No space, ';' or '#' in it: a map line and
+ * a runtime command keep it whole. 0, or KN_EINVAL with err.
+ */
+int kn_haproxy_route_regex(char **out, const struct kn_route_match *m, struct kn_error *err);
+
+/* `add map MAP KEY 1` with KEY's backslashes doubled (the runtime API unescapes them), and
+ * `VERB map MAP` (clear, show). KN_EINVAL for a bad path or a key with a space or ';'. */
+int kn_haproxy_cmd_add_map(char **out, const char *map, const char *key, struct kn_error *err);
+int kn_haproxy_cmd_map(char **out, const char *verb, const char *map, struct kn_error *err);
+
+/* The keys of a `show map MAP` reply ("0xADDR KEY VALUE" lines) into *out (*count; each and
+ * the array freed by the caller). KN_EIO with HAProxy's words for an error reply. */
+int kn_haproxy_parse_map(char ***out, size_t *count, const char *reply, struct kn_error *err);
 
 /* ---- addresses a managed HAProxy must own ------------------------------------------------- */
 

@@ -56,9 +56,12 @@ static const struct kn_placeholder local_placeholders[] = {
 const struct kn_platform_type kn_platform_local = {
     .name = "local",
     .help = "processes on this host behind HAProxy: kanaria spawns each variant's instances on "
-            "ports from `ports`, checks their health and splits traffic with server weights",
+            "ports from `ports`, checks their health and splits traffic with server weights; "
+            "requests matching a TRAFFIC_ROUTING `match` go to the canary through a route map "
+            "changed at run time",
     .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
-            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL,
+            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL |
+            KN_PLATFORM_HEADER_ROUTING, /* no mirror: HAProxy 2.6 mirrors only through SPOE */
     /* HAProxy weights are integers 0..256 per server, but the platform turns a split into the
      * per-server weights whose ratio is closest to it (kn_haproxy_weights): any percent is
      * taken, approximated by the instance counts of the moment, so no step is imposed. */

@@ -92,6 +92,14 @@ struct lapp {
     char seen_error[256]; /* why the last reading failed, "" when it worked */
     unsigned gen; /* changes when an operation on the app starts or ends */
     unsigned probes; /* {{variant_url}} given so far: which instance the next one names */
+    /* routes: requests whose headers match a key (kn_haproxy_route_regex) go to the canary;
+     * desc says what each is ("header x-canary = always") */
+    char **route_keys;
+    char **route_descs;
+    size_t nroutes;
+    char **seen_routes; /* the keys of the app's route map in HAProxy at the last reading */
+    size_t nseen_routes;
+    int routes_observed; /* seen_routes is from the last reading */
 };
 
 struct op;
@@ -141,7 +149,7 @@ struct service {
     long long replicas;
 };
 
-enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS };
+enum op_kind { OP_APPLY, OP_REMOVE, OP_WEIGHTS, OP_ROUTES };
 
 enum lock_mode { LOCK_NONE, LOCK_SHARED, LOCK_ALONE };
 
@@ -187,6 +195,10 @@ struct op {
     int tolerate;       /* command errors allowed (removing what is already gone) */
     uv_timer_t *wait;   /* reload wait */
     long long waited;
+    /* routes: the new keys and what they say (owned until they become the app's) */
+    char **route_keys;
+    char **route_descs;
+    size_t nroutes;
 };
 
 static void op_next(struct op *op);
@@ -195,8 +207,19 @@ static void release_if_idle(struct local *lp);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
 static void lapp_free(struct lapp *a)
 {
+    strv_free(a->route_keys, a->nroutes);
+    strv_free(a->route_descs, a->nroutes);
+    strv_free(a->seen_routes, a->nseen_routes);
     free(a->name);
     free(a->repository);
     free(a->app);
@@ -420,6 +443,14 @@ static void save_state(struct local *lp)
         if (a->repository) {
             json_object_set_new(rec, "repository", json_string(a->repository));
         }
+        if (a->nroutes) {
+            json_t *routes = json_array();
+            for (size_t j = 0; j < a->nroutes; j++) {
+                json_array_append_new(routes, json_pack("{s:s, s:s}", "key", a->route_keys[j],
+                                                        "match", a->route_descs[j]));
+            }
+            json_object_set_new(rec, "routes", routes);
+        }
         json_object_set_new(root, a->name, rec);
     }
     if (json_dump_file(root, tmp, JSON_INDENT(2)) == 0) {
@@ -461,6 +492,19 @@ static int load_state(struct local *lp)
             app->percent[v] = json_number_value(json_array_get(pct, (size_t)v));
         }
         app->next_index = (unsigned)json_integer_value(json_object_get(a, "next"));
+        json_array_foreach(json_object_get(a, "routes"), i, inst) {
+            const char *key = json_string_value(json_object_get(inst, "key"));
+            const char *desc = json_string_value(json_object_get(inst, "match"));
+            if (!key) {
+                continue;
+            }
+            app->route_keys = kn_reallocarray(app->route_keys, app->nroutes + 1,
+                                              sizeof(*app->route_keys));
+            app->route_descs = kn_reallocarray(app->route_descs, app->nroutes + 1,
+                                               sizeof(*app->route_descs));
+            app->route_keys[app->nroutes] = kn_strdup(key);
+            app->route_descs[app->nroutes++] = kn_strdup(desc ? desc : key);
+        }
         json_array_foreach(json_object_get(a, "instances"), i, inst) {
             struct inst *in;
             app->insts = kn_reallocarray(app->insts, app->ninsts + 1, sizeof(*app->insts));
@@ -493,6 +537,32 @@ static void weights_of(const struct lapp *a, int weight[KN_VARIANT_COUNT])
     kn_haproxy_weights(a->percent, count, weight);
 }
 
+/* The file of an app's routes (caller frees). */
+static char *route_map_path(const struct local *lp, const struct lapp *a)
+{
+    return kn_asprintf("%s/routes-%s.map", lp->dir, a->name);
+}
+
+/* Write the app's route map as kanaria has it, for HAProxy's next start or reload (the
+ * runtime commands change the one it has loaded). */
+static int route_map_write(const struct local *lp, const struct lapp *a, struct kn_error *err)
+{
+    char *path = route_map_path(lp, a);
+    char *tmp = kn_asprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int rc = 0;
+
+    for (size_t i = 0; f && i < a->nroutes; i++) {
+        fprintf(f, "%s 1\n", a->route_keys[i]);
+    }
+    if (!f || ferror(f) || fclose(f) != 0 || rename(tmp, path) != 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot write %s: %s", path, strerror(errno));
+    }
+    free(tmp);
+    free(path);
+    return rc;
+}
+
 static int render_config(struct local *lp, struct kn_error *err)
 {
     struct kn_haproxy_cfg cfg = {
@@ -502,8 +572,9 @@ static int render_config(struct local *lp, struct kn_error *err)
     };
     struct kn_haproxy_cfg_app *apps = kn_calloc(lp->napps + 1, sizeof(*apps));
     struct kn_haproxy_cfg_server **servers = kn_calloc(lp->napps + 1, sizeof(*servers));
+    char **maps = kn_calloc(lp->napps + 1, sizeof(*maps));
     char *text = NULL;
-    int rc;
+    int rc = 0;
 
     for (size_t i = 0; i < lp->napps; i++) {
         const struct lapp *a = lp->apps[i];
@@ -515,7 +586,13 @@ static int render_config(struct local *lp, struct kn_error *err)
             servers[i][j].addr = "127.0.0.1";
             servers[i][j].port = a->insts[j].port;
             servers[i][j].weight = w[a->insts[j].variant];
+            servers[i][j].canary = a->insts[j].variant == KN_VARIANT_CANARY;
         }
+        maps[i] = route_map_path(lp, a);
+        if (rc == 0) {
+            rc = route_map_write(lp, a, err);
+        }
+        apps[i].route_map = maps[i];
         apps[i].name = a->name;
         apps[i].bind = a->bind;
         apps[i].servers = servers[i];
@@ -523,7 +600,9 @@ static int render_config(struct local *lp, struct kn_error *err)
     }
     cfg.apps = apps;
     cfg.app_count = lp->napps;
-    rc = kn_haproxy_config_render(&text, &cfg, err);
+    if (rc == 0) {
+        rc = kn_haproxy_config_render(&text, &cfg, err);
+    }
     if (rc == 0) {
         char *tmp = kn_asprintf("%s.tmp", lp->cfg_path);
         FILE *f = fopen(tmp, "w");
@@ -536,7 +615,9 @@ static int render_config(struct local *lp, struct kn_error *err)
     free(text);
     for (size_t i = 0; i < lp->napps; i++) {
         free(servers[i]);
+        free(maps[i]);
     }
+    free(maps);
     free(servers);
     free(apps);
     return rc;
@@ -646,6 +727,8 @@ static void op_free(struct op *op)
     free(op->app);
     free(op->repository);
     free(op->app_name);
+    strv_free(op->route_keys, op->nroutes);
+    strv_free(op->route_descs, op->nroutes);
     service_release(&op->svc);
     if (op->timer) {
         uv_close((uv_handle_t *)op->timer, wait_closed);
@@ -895,6 +978,22 @@ static void cmds_reset(struct op *op)
 
 static void send_next_cmd(struct op *op);
 
+/* A command queued with a leading '?' may fail (the route backend of an app that a HAProxy
+ * started before kanaria knew routes does not have): the command is what follows. */
+static const char *cmd_text(const char *cmd)
+{
+    return cmd[0] == '?' ? cmd + 1 : cmd;
+}
+
+static void add_cmd_optional(struct op *op, char *cmd)
+{
+    if (cmd) {
+        char *q = kn_asprintf("?%s", cmd);
+        free(cmd);
+        add_cmd(op, q);
+    }
+}
+
 static void cmd_done(int status, const char *text, void *data)
 {
     struct op *op = data;
@@ -911,11 +1010,11 @@ static void cmd_done(int status, const char *text, void *data)
         return;
     }
     if (status == 0) {
-        status = kn_haproxy_reply_check(op->cmds[op->cmd_at], text, &err);
+        status = kn_haproxy_reply_check(cmd_text(op->cmds[op->cmd_at]), text, &err);
     } else {
         kn_error_set(&err, status, NULL, "%s", text ? text : kn_strerror(status));
     }
-    if (status < 0 && !op->tolerate) {
+    if (status < 0 && !op->tolerate && op->cmds[op->cmd_at][0] != '?') {
         op_fail(op, KN_EIO, "haproxy refused '%s': %s", op->cmds[op->cmd_at], err.msg);
         return;
     }
@@ -935,8 +1034,8 @@ static void send_next_cmd(struct op *op)
         op_next(op);
         return;
     }
-    rc = kn_haproxy_command(op->lp->loop, op->lp->socket, op->cmds[op->cmd_at], CMD_TIMEOUT_MS,
-                            cmd_done, op);
+    rc = kn_haproxy_command(op->lp->loop, op->lp->socket, cmd_text(op->cmds[op->cmd_at]),
+                            CMD_TIMEOUT_MS, cmd_done, op);
     if (rc < 0 && op->undo) {
         /* its servers stay in HAProxy (weight 0 or in maintenance); its instances stop */
         cmds_reset(op);
@@ -945,6 +1044,85 @@ static void send_next_cmd(struct op *op)
         op_next(op);
     } else if (rc < 0) {
         op_fail(op, KN_EIO, "haproxy is not reachable at %s", op->lp->socket);
+    }
+}
+
+/* The app's route backend, NAME:canary (caller frees). */
+static char *route_backend(const struct lapp *a)
+{
+    return kn_asprintf("%s" KN_HAPROXY_ROUTE_SUFFIX, a->name);
+}
+
+/* A canary server into the route backend too (in service at once: it is healthy). */
+static void queue_route_add(struct op *op, struct lapp *a, const struct inst *in)
+{
+    char *be = route_backend(a);
+    char *cmd = NULL;
+    struct kn_error err;
+
+    if (op->lp->managed && in->variant == KN_VARIANT_CANARY) {
+        kn_haproxy_cmd_add_server(&cmd, be, in->name, "127.0.0.1", in->port, 1, &err);
+        add_cmd_optional(op, cmd);
+        cmd = NULL;
+        kn_haproxy_cmd_enable_server(&cmd, be, in->name, &err);
+        add_cmd_optional(op, cmd);
+    }
+    free(be);
+}
+
+/* A canary server out of the route backend. */
+static void queue_route_del(struct op *op, struct lapp *a, const struct inst *in)
+{
+    char *be = route_backend(a);
+    char *cmd = NULL;
+    struct kn_error err;
+
+    if (op->lp->managed && in->variant == KN_VARIANT_CANARY) {
+        kn_haproxy_cmd_set_state(&cmd, be, in->name, KN_HAPROXY_MAINT, &err);
+        add_cmd_optional(op, cmd);
+        cmd = NULL;
+        kn_haproxy_cmd_del_server(&cmd, be, in->name, &err);
+        add_cmd_optional(op, cmd);
+    }
+    free(be);
+}
+
+/* The app's routes in HAProxy made what a->route_keys says: the file, then the map HAProxy
+ * has loaded (cleared, then each key). */
+static void queue_routes(struct op *op, struct lapp *a)
+{
+    char *map = route_map_path(op->lp, a);
+    char *cmd = NULL;
+    struct kn_error err;
+
+    kn_haproxy_cmd_map(&cmd, "clear", map, &err);
+    if (a->nroutes) {
+        add_cmd(op, cmd);
+    } else {
+        add_cmd_optional(op, cmd); /* nothing to take away from a HAProxy without the map */
+    }
+    for (size_t i = 0; i < a->nroutes; i++) {
+        cmd = NULL;
+        kn_haproxy_cmd_add_map(&cmd, map, a->route_keys[i], &err);
+        add_cmd(op, cmd);
+    }
+    free(map);
+}
+
+/* Forget the app's routes (the canary goes, or all the traffic goes to the primary), in its
+ * record and file; queue_routes then takes them out of HAProxy. */
+static void routes_drop(struct op *op, struct lapp *a)
+{
+    struct kn_error err;
+
+    strv_free(a->route_keys, a->nroutes);
+    strv_free(a->route_descs, a->nroutes);
+    a->route_keys = NULL;
+    a->route_descs = NULL;
+    a->nroutes = 0;
+    save_state(op->lp);
+    if (op->lp->managed && route_map_write(op->lp, a, &err) < 0) {
+        kn_log_error(op->lp->who, "app=%s %s", a->name, err.msg);
     }
 }
 
@@ -961,7 +1139,7 @@ static void queue_weights(struct op *op, struct lapp *a)
         char *cmd = NULL;
         kn_haproxy_cmd_set_weight(&cmd, a->name, a->insts[i].name, w[a->insts[i].variant], &err);
         add_cmd(op, cmd);
-        if (op->kind == OP_WEIGHTS) {
+        if (op->kind == OP_WEIGHTS || op->kind == OP_ROUTES) {
             cmd = NULL;
             kn_haproxy_cmd_set_state(&cmd, a->name, a->insts[i].name, KN_HAPROXY_READY, &err);
             add_cmd(op, cmd);
@@ -985,6 +1163,7 @@ static void queue_removal(struct op *op, struct lapp *a, enum kn_variant variant
         if (in->variant != variant || fresh) {
             continue;
         }
+        queue_route_del(op, a, in);
         kn_haproxy_cmd_set_state(&cmd, a->name, in->name, KN_HAPROXY_MAINT, &err);
         add_cmd(op, cmd);
         cmd = NULL;
@@ -1326,6 +1505,7 @@ static void apply_add(struct op *op)
         cmd = NULL;
         kn_haproxy_cmd_enable_server(&cmd, a->name, op->fresh[i].name, &err);
         add_cmd(op, cmd);
+        queue_route_add(op, a, &op->fresh[i]);
     }
     op->added = 1;
     save_state(op->lp);
@@ -1419,6 +1599,13 @@ static void remove_next(struct op *op)
     }
     switch (op->step) {
     case 0:
+        if (op->variant == KN_VARIANT_CANARY) {
+            /* no request is sent to the canary by a route once it is gone */
+            routes_drop(op, a);
+            if (op->lp->managed) {
+                queue_routes(op, a);
+            }
+        }
         queue_removal(op, a, op->variant);
         send_cmds(op);
         return;
@@ -1441,6 +1628,26 @@ static void weights_send(struct op *op)
     struct lapp *a = find_app(op->lp, op->app);
 
     memcpy(a->percent, op->percent, sizeof(a->percent));
+    if (op->kind == OP_ROUTES) {
+        struct kn_error err;
+        /* the record and the file first: a restart or a reload keeps what HAProxy gets */
+        strv_free(a->route_keys, a->nroutes);
+        strv_free(a->route_descs, a->nroutes);
+        a->route_keys = op->route_keys;
+        a->route_descs = op->route_descs;
+        a->nroutes = op->nroutes;
+        op->route_keys = NULL;
+        op->route_descs = NULL;
+        op->nroutes = 0;
+        save_state(op->lp);
+        if (op->lp->managed && route_map_write(op->lp, a, &err) < 0) {
+            op_fail(op, KN_EIO, "%s", err.msg);
+            return;
+        }
+        if (op->lp->managed) {
+            queue_routes(op, a);
+        }
+    }
     queue_weights(op, a);
     cmds_go(op);
 }
@@ -1449,8 +1656,18 @@ static void weights_next(struct op *op)
 {
     struct lapp *a = find_app(op->lp, op->app);
 
-    if (!a && op->percent[KN_VARIANT_PRIMARY] >= 100) {
+    if (!a && op->percent[KN_VARIANT_PRIMARY] >= 100 && op->nroutes == 0) {
         op_end(op, 0, NULL); /* nothing runs: all of nothing is on the primary */
+        return;
+    }
+    if (op->nroutes && (!a || count_of(a, KN_VARIANT_CANARY) == 0)) {
+        op_fail(op, KN_EINVAL, "no canary instance runs to take the requests that match");
+        return;
+    }
+    if (op->nroutes && !op->lp->managed) {
+        op_fail(op, KN_EUNSUPPORTED,
+                "header and cookie routing needs the HAProxy that kanaria manages (platform "
+                "'%s' uses one it does not)", op->lp->name);
         return;
     }
     if (!a) {
@@ -1500,6 +1717,30 @@ static void observe_shares(struct lapp *a, const struct kn_haproxy_server_state 
 
 static void read_next(struct local *lp);
 
+/* The app's route map as HAProxy has it (after its servers). */
+static void read_map_done(int status, const char *text, void *data)
+{
+    struct local *lp = data;
+    struct lapp *a = find_app(lp, lp->read_names[lp->read_at]);
+    char **keys = NULL;
+    size_t n = 0;
+    struct kn_error err;
+
+    if (a && !lp->closing && a->gen == lp->read_gen && !app_busy(lp, a->name)) {
+        strv_free(a->seen_routes, a->nseen_routes);
+        a->seen_routes = NULL;
+        a->nseen_routes = 0;
+        a->routes_observed = 0;
+        if (status == 0 && kn_haproxy_parse_map(&keys, &n, text, &err) == 0) {
+            a->seen_routes = keys;
+            a->nseen_routes = n;
+            a->routes_observed = 1;
+        }
+    }
+    lp->read_at++;
+    read_next(lp);
+}
+
 static void read_done(int status, const char *text, void *data)
 {
     struct local *lp = data;
@@ -1530,6 +1771,19 @@ static void read_done(int status, const char *text, void *data)
         }
     }
     kn_haproxy_servers_state_free(st, n);
+    if (a && lp->managed && a->observed && !lp->closing) {
+        char *map = route_map_path(lp, a);
+        char *cmd = NULL;
+        int rc = kn_haproxy_cmd_map(&cmd, "show", map, &err);
+        free(map);
+        if (rc == 0) {
+            rc = kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, read_map_done, lp);
+            free(cmd);
+            if (rc == 0) {
+                return;
+            }
+        }
+    }
     lp->read_at++;
     read_next(lp);
 }
@@ -1617,6 +1871,7 @@ static void apply_undo(struct op *op)
     op->tolerate = 1; /* a server the apply had not added yet is not there */
     for (size_t i = 0; i < op->nfresh; i++) {
         char *cmd = NULL;
+        queue_route_del(op, a, &op->fresh[i]);
         kn_haproxy_cmd_set_state(&cmd, a->name, op->fresh[i].name, KN_HAPROXY_MAINT, &err);
         add_cmd(op, cmd);
         cmd = NULL;
@@ -1672,6 +1927,7 @@ static void op_next(struct op *op)
         remove_next(op);
         break;
     case OP_WEIGHTS:
+    case OP_ROUTES:
         weights_next(op);
         break;
     }
@@ -1756,6 +2012,46 @@ static int local_remove(void *self, struct kn_platform_call *call, enum kn_varia
     struct op *op = op_for(lp, OP_REMOVE, call, 0);
 
     op->variant = v;
+    op_start(lp, op);
+    return 0;
+}
+
+/* What a route says, for the log and drift ("header x-canary = always"). */
+static char *route_desc(const struct kn_route_match *m)
+{
+    return kn_asprintf("%s %s %s %s", m->field == KN_ROUTE_COOKIE ? "cookie" : "header", m->name,
+                       m->regex ? "~" : "=", m->value);
+}
+
+static int local_set_routes(void *self, struct kn_platform_call *call,
+                            const double percent[KN_VARIANT_COUNT],
+                            const struct kn_routes *routes)
+{
+    struct local *lp = self;
+    struct op *op;
+    char **keys;
+    char **descs;
+    struct kn_error err;
+
+    if (routes->mirror > 0) {
+        return KN_EUNSUPPORTED; /* HAProxy 2.6 mirrors only through SPOE */
+    }
+    keys = kn_calloc(routes->nmatches + 1, sizeof(*keys));
+    descs = kn_calloc(routes->nmatches + 1, sizeof(*descs));
+    for (size_t i = 0; i < routes->nmatches; i++) {
+        if (kn_haproxy_route_regex(&keys[i], &routes->matches[i], &err) < 0) {
+            kn_log_error(lp->who, "%s", err.msg);
+            strv_free(keys, i);
+            strv_free(descs, i);
+            return KN_EINVAL;
+        }
+        descs[i] = route_desc(&routes->matches[i]);
+    }
+    op = op_for(lp, OP_ROUTES, call, 0);
+    memcpy(op->percent, percent, sizeof(op->percent));
+    op->route_keys = keys;
+    op->route_descs = descs;
+    op->nroutes = routes->nmatches;
     op_start(lp, op);
     return 0;
 }
@@ -1850,6 +2146,34 @@ static void local_cancel(void *self, struct kn_platform_call *call)
     }
 }
 
+/* The app's routes beside what HAProxy's route map holds: a route kanaria set that is not
+ * there, and an entry kanaria did not set (a stray route: it sends requests to the canary). */
+static void live_routes(const struct lapp *a, struct kn_live_state *out)
+{
+    for (size_t i = 0; i < a->nroutes; i++) {
+        int seen = !a->routes_observed;
+        char name[48];
+        for (size_t j = 0; !seen && j < a->nseen_routes; j++) {
+            seen = strcmp(a->seen_routes[j], a->route_keys[i]) == 0;
+        }
+        snprintf(name, sizeof(name), "canary-route-%zu", i + 1);
+        kn_live_state_add(out, "route", name, a->route_descs[i],
+                          seen ? NULL : "missing from haproxy's route map");
+    }
+    for (size_t j = 0; a->routes_observed && j < a->nseen_routes; j++) {
+        int known = 0;
+        char drift[160];
+        for (size_t i = 0; !known && i < a->nroutes; i++) {
+            known = strcmp(a->seen_routes[j], a->route_keys[i]) == 0;
+        }
+        if (!known) {
+            snprintf(drift, sizeof(drift), "stray route to the canary, kanaria set %s",
+                     a->nroutes ? "other routes" : "none");
+            kn_live_state_add(out, "route", "stray", a->seen_routes[j], drift);
+        }
+    }
+}
+
 /* What runs, from the supervisor and the last reading of HAProxy (every OBSERVE_MS): cheap. */
 static int local_observe(void *self, struct kn_platform_call *call,
                          const struct kn_desired *desired)
@@ -1885,6 +2209,7 @@ static int local_observe(void *self, struct kn_platform_call *call,
     if (a->observed) {
         live_servers(a, out);
     }
+    live_routes(a, out);
     if (a->seen_error[0]) {
         out->error = kn_strdup(a->seen_error);
     }
@@ -2126,6 +2451,7 @@ const struct kn_platform_provider_ops kn_local_ops = {
     .apply = local_apply,
     .remove = local_remove,
     .set_weights = local_set_weights,
+    .set_routes = local_set_routes,
     .remove_app = local_remove_app,
     .observe = local_observe,
     .cancel = local_cancel,

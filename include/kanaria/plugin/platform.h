@@ -92,6 +92,15 @@ struct kn_platform_provider_ops {
      * multiple of the type's weight_step. */
     int (*set_weights)(void *self, struct kn_platform_call *call,
                        const double percent[KN_VARIANT_COUNT]);
+    /* Set the weights as set_weights does and replace the app's routes (kanaria/platform.h,
+     * struct kn_routes; none: take them all away). Required of a type that declares
+     * KN_PLATFORM_HEADER_ROUTING or KN_PLATFORM_MIRROR, and then the provider keeps the routes
+     * (across restarts) through set_weights until set_routes replaces them, remove takes the
+     * canary away or remove_app the app. The front end turns a set_weights that puts all the
+     * traffic on the primary into set_routes with none, so promotion and rollback leave no
+     * route behind. A provider refuses (done with KN_EUNSUPPORTED) what it cannot express. */
+    int (*set_routes)(void *self, struct kn_platform_call *call,
+                      const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes);
     /* Remove the whole app and whatever routes traffic to it, and forget it. NULL: cannot. */
     int (*remove_app)(void *self, struct kn_platform_call *call);
     /* Read what runs now into kn_platform_call_live(call): from a cache or a watch, cheap to

@@ -313,7 +313,7 @@ static int setup(void **state)
     f->dc.address = f->address;
     f->dc.api_key_file = f->api_file;
     f->dc.app_key_file = f->app_file;
-    f->dc.timeout_ms = 5000;
+    f->dc.timeout_ms = 15000;
     f->cfg.name = cfg_name;
     f->cfg.type = cfg_type;
     f->cfg.options = &f->dc;
@@ -415,6 +415,8 @@ static void test_query_ok(void **state)
     kn_metrics_free(m);
 }
 
+#define LIMITED "{\"errors\": [\"Too many requests\"]}"
+
 static void test_query_error_reply(void **state)
 {
     struct fx *f = *state;
@@ -428,10 +430,15 @@ static void test_query_error_reply(void **state)
     run_query(f, m, 0, &g);
     assert_int_equal(g.ok, 0);
     assert_string_equal(g.error, "datadog: http status 403: Forbidden");
+    /* a 429 without a reset to wait for fails at once, in Datadog's words */
+    f->script.replies[1] = (struct reply){429, NULL, LIMITED, 0};
+    f->script.nreplies = 2;
+    run_query(f, m, 0, &g);
+    assert_string_equal(g.error, "datadog: rate limited (http status 429: Too many requests): no "
+                                 "X-RateLimit-Limit given, no X-RateLimit-Reset given");
+    assert_int_equal(f->script.requests, 2);
     kn_metrics_free(m);
 }
-
-#define LIMITED "{\"errors\": [\"Too many requests\"]}"
 
 static void test_query_429_then_ok(void **state)
 {
@@ -448,7 +455,7 @@ static void test_query_429_then_ok(void **state)
     f->script.nreplies = 2;
     assert_int_equal(kn_metrics_new(&m, &f->cfg, f->http, &err), 0);
     t0 = uv_now(&f->loop);
-    run_query(f, m, 5000, &g);
+    run_query(f, m, 15000, &g);
     assert_int_equal(g.ok, 1);
     assert_int_equal(g.nseries, 2);
     assert_int_equal(f->script.requests, 2);
@@ -499,10 +506,10 @@ static void test_query_remaining_zero_delays(void **state)
     f->script.replies[1] = (struct reply){200, NULL, ok_body, 0};
     f->script.nreplies = 2;
     assert_int_equal(kn_metrics_new(&m, &f->cfg, f->http, &err), 0);
+    t0 = uv_now(&f->loop); /* before the reply that sets the wait */
     run_query(f, m, 0, &g);
     assert_int_equal(g.ok, 1);
-    t0 = uv_now(&f->loop);
-    start_query(m, 5000, &g);
+    start_query(m, 15000, &g);
     uv_run(&f->loop, UV_RUN_NOWAIT);
     assert_int_equal(f->script.requests, 1); /* held */
     wait_for(f, &g);
@@ -513,7 +520,7 @@ static void test_query_remaining_zero_delays(void **state)
     /* a query held when the instance goes away ends "cancelled", once */
     f->script.replies[2] = (struct reply){429, "X-RateLimit-Reset: 1\r\n", LIMITED, 0};
     f->script.nreplies = 3;
-    start_query(m, 5000, &g);
+    start_query(m, 15000, &g);
     while (f->script.requests < 3) {
         uv_run(&f->loop, UV_RUN_ONCE); /* the 429 arrives and the retry waits */
     }

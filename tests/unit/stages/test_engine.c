@@ -2391,6 +2391,48 @@ static void test_background_cancelled(void **state)
     assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,CANCELLED");
 }
 
+/* ---- promote --full during CANARY_STEPS ---------------------------------------------------- */
+
+/* At the first step (an hour each), alice promotes: the steps stop at 10%. */
+static void promote_at_first_step(struct fixture *f)
+{
+    char why[256];
+
+    if (stage_is(f, f->ids[0], 1, "RUNNING") && f->nops >= 2) {
+        assert_int_equal(kn_engine_promote(f->engine, f->ids[0], "alice", why, sizeof(why)), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_during_steps(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, "weights 90/10/0", OP_PRIMARY, OP_ALL, OP_CLEAN,
+                                      NULL};
+    long long id = canary_setup(f, NULL,
+                                "    - name: CANARY_ROLLOUT\n"
+                                "    - name: CANARY_STEPS\n"
+                                "      with: {steps: [10, 20, 50], interval: 1h}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n",
+                                NULL);
+    char *step;
+
+    f->ids[0] = id;
+    f->tick = promote_at_first_step;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    step = kn_store_stage_meta_get(f->store, id, 1, "step");
+    assert_string_equal(step, "1");
+    free(step);
+}
+
 /* ---- strategy previous -------------------------------------------------------------------- */
 
 #define C3 "3333333ccccccccccccccccccccccccccccccccc"
@@ -2442,6 +2484,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_during_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_refused_until_approved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promote_refused_while_analysis_fails, setup,
                                         teardown),
