@@ -60,8 +60,8 @@ YAML
 sed "s|caFile: $tmp/ca.pem|caFile: $tmp/nope.pem|" "$tmp/kanaria.yaml" >"$tmp/bad.yaml"
 "$bin" serve -c "$tmp/bad.yaml" >"$tmp/bad.out" 2>&1
 rc=$?
-[ "$rc" -ne 0 ] && grep -q "bad.yaml:16:13: repositories\[1\]: 'caFile' '$tmp/nope.pem' cannot be read: No such file or directory" "$tmp/bad.out"
-check "a caFile that cannot be read is a located error at start ($(head -c 300 "$tmp/bad.out"))" $?
+[ "$rc" -ne 0 ] && grep -q "bad.yaml:13:13: repositories\[1\]: 'caFile' '$tmp/nope.pem' cannot be read: No such file or directory" "$tmp/bad.out"
+st=$?; check "a caFile that cannot be read is a located error at start ($(head -c 300 "$tmp/bad.out"))" "$st"
 
 start
 wait_for "trusted fetched" "select head from repositories where name='trusted'" "$head1" 30
@@ -72,7 +72,7 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 [[ $err == "fetching https://127.0.0.1:$port/deploy.git: "*"certificate"*"for a private CA set 'caFile' for repository 'untrusted' in kanaria.yaml" ]]
-check "without caFile the fetch fails and says to set caFile ($err)" $?
+st=$?; check "without caFile the fetch fails and says to set caFile ($err)" "$st"
 [ -z "$(sql "select head from repositories where name='untrusted'")" ]
 check "nothing is fetched from an untrusted server" $?
 for _ in $(seq 1 100); do
@@ -81,5 +81,5 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 [ "$err" = "fetching https://127.0.0.1:$port/locked.git: authentication required: set 'credentials.tokenFile' (and 'credentials.username' when the server needs one) for repository 'locked' in kanaria.yaml" ]
-check "a remote that needs credentials says which key to set ($err)" $?
+st=$?; check "a remote that needs credentials says which key to set ($err)" "$st"
 stop_kanaria
