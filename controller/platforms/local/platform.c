@@ -901,6 +901,7 @@ static void op_end(struct op *op, int status, const char *message)
     lock_release(op);
     if (a) {
         a->observed = 0; /* what HAProxy says now is read again */
+        a->routes_observed = 0;
         a->gen++;
     }
     save_state(lp);
