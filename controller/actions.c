@@ -378,6 +378,111 @@ out:
     return rc;
 }
 
+/* ---- retry and promote ------------------------------------------------------------------- */
+
+/* The app's newest deployment into *data (a kn_store_deployment_cb). */
+static int kn_actions_newest(const struct kn_deployment *d, void *data)
+{
+    kn_deployment_copy(data, d);
+    return 1;
+}
+
+int kn_actions_retry(struct kn_actions *a, const char *repo, const char *name,
+                     const struct kn_actor *who, struct kn_action_result *out,
+                     struct kn_error *err)
+{
+    struct kn_app_state app;
+    struct kn_deployment last = {0};
+    char trigger[64], summary[512], what[256];
+    char *plan = NULL;
+    long long id = 0;
+    int rc;
+
+    if ((rc = kn_actions_app(a, repo, name, &app, err)) < 0 ||
+        (rc = kn_actions_refuse_busy(a, &app, err)) < 0) {
+        goto out;
+    }
+    kn_store_deployments(a->deps.store, app.repo, app.name, 1, kn_actions_newest, &last);
+    if (!last.id) {
+        rc = kn_error_set(err, KN_EEXISTS, NULL, "'%s' has no deployment to retry", app.name);
+        goto out;
+    }
+    if (last.status != KN_DEPLOY_FAILURE) {
+        rc = kn_error_set(err, KN_EEXISTS, NULL,
+                          "the last deployment of '%s' (%lld, %.7s) is %s: retry runs again only "
+                          "a deployment that failed or was rolled back",
+                          app.name, last.id, last.commit, kn_deploy_status_name(last.status));
+        goto out;
+    }
+    plan = kn_store_deployment_plan(a->deps.store, last.id);
+    snprintf(trigger, sizeof(trigger), "retry by %.48s", who->name);
+    snprintf(summary, sizeof(summary), "%s: retry of deployment %lld (%.7s) by %s",
+             strcmp(last.strategy, "PIPELINE") == 0 ? "pipeline" : "quick sync", last.id,
+             last.commit, who->name);
+    {
+        struct kn_deployment_new nd = {
+            .repo = app.repo,
+            .app = app.name,
+            .commit = last.commit,
+            .author = last.author,
+            .message = last.message ? last.message : "",
+            .strategy = last.strategy,
+            .summary = summary,
+            .plan_json = plan,
+            .trigger = trigger,
+        };
+        if ((rc = kn_store_deployment_add(a->deps.store, &nd, kn_actions_now_ms(), &id)) < 0) {
+            rc = kn_error_set(err, KN_EIO, NULL, "cannot record the retry: %s", kn_strerror(rc));
+            goto out;
+        }
+    }
+    kn_actions_kick(a);
+    snprintf(what, sizeof(what), "retry %.7s of deployment %lld (deployment %lld)", last.commit,
+             last.id, id);
+    kn_actions_audit(a, "RETRY_REQUESTED", app.repo, app.name, id, who, what);
+    kn_actions_result(out, app.repo, app.name, id);
+    snprintf(out->commit, sizeof(out->commit), "%s", last.commit);
+out:
+    free(plan);
+    kn_deployment_release(&last);
+    kn_app_state_release(&app);
+    return rc;
+}
+
+int kn_actions_promote(struct kn_actions *a, long long deployment, const struct kn_actor *who,
+                       struct kn_action_result *out, struct kn_error *err)
+{
+    struct kn_deployment d = {0};
+    char why[512], what[256];
+    int rc;
+
+    if (kn_store_deployment_get(a->deps.store, deployment, &d) < 0) {
+        rc = kn_error_set(err, KN_ENOTFOUND, NULL, "no deployment %lld", deployment);
+        goto out;
+    }
+    if (d.status != KN_DEPLOY_RUNNING) {
+        rc = kn_error_set(err, KN_EEXISTS, NULL,
+                          "deployment %lld of '%s' is %s: only a running pipeline is promoted",
+                          d.id, d.app, kn_deploy_status_name(d.status));
+        goto out;
+    }
+    if (!a->deps.engine) {
+        rc = kn_error_set(err, KN_ELIMIT, NULL, "promoting is not available");
+        goto out;
+    }
+    if ((rc = kn_engine_promote(a->deps.engine, d.id, who->name, why, sizeof(why))) < 0) {
+        rc = kn_error_set(err, rc == KN_EINVAL ? KN_EINVAL : KN_EEXISTS, NULL, "%s", why);
+        goto out;
+    }
+    snprintf(what, sizeof(what), "promote deployment %lld (%.7s) in full", d.id, d.commit);
+    kn_actions_audit(a, "PROMOTE_REQUESTED", d.repo, d.app, d.id, who, what);
+    kn_actions_result(out, d.repo, d.app, d.id);
+    snprintf(out->commit, sizeof(out->commit), "%s", d.commit);
+out:
+    kn_deployment_release(&d);
+    return rc;
+}
+
 /* ---- skip -------------------------------------------------------------------------------- */
 
 struct kn_actions_stage_find {

@@ -1,7 +1,7 @@
 /*
- * The operator's actions on an app: approve, reject, cancel, roll back, sync, skip a stage,
- * prune; and fetch a repository now. Whoever asks calls these (the API on behalf of a user, the
- * reconcile loop for spec.prune): each checks the app's state in the store, records the audit
+ * The operator's actions on an app: approve, reject, cancel, roll back, sync, retry, skip a
+ * stage, promote, prune; and fetch a repository now. Whoever asks calls these (the API on
+ * behalf of a user, the reconcile loop for spec.prune): each checks the app's state in the store, records the audit
  * event with the actor's name and where the call came from, and starts the work (the engine,
  * the reconcile loop, the platforms). The caller has checked the actor's role for the action.
  *
@@ -93,6 +93,19 @@ int kn_actions_rollback(struct kn_actions *a, const char *repo, const char *app,
 int kn_actions_sync(struct kn_actions *a, const char *repo, const char *app,
                     const struct kn_actor *who, struct kn_action_result *out,
                     struct kn_error *err);
+
+/* Plan the app's newest deployment again (its commit, strategy and plan), trigger "retry by
+ * NAME": refused (KN_EEXISTS) unless that deployment FAILed (rolled back or not) and nothing of
+ * the app is in progress. */
+int kn_actions_retry(struct kn_actions *a, const char *repo, const char *app,
+                     const struct kn_actor *who, struct kn_action_result *out,
+                     struct kn_error *err);
+
+/* Promote a running deployment in full (kn_engine_promote): KN_ENOTFOUND for no such
+ * deployment, KN_EINVAL when no PRIMARY_ROLLOUT is ahead, KN_EEXISTS when it is not running, an
+ * approval before the promotion has not passed, or an analysis check is failing. */
+int kn_actions_promote(struct kn_actions *a, long long deployment, const struct kn_actor *who,
+                       struct kn_action_result *out, struct kn_error *err);
 
 /* Skip stage `index` of the app's running deployment. `break_glass` NULL, or the reason of an
  * admin's break-glass skip (needed for a WAIT_APPROVAL). */

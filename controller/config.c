@@ -304,6 +304,14 @@ static void kn_config_check_repo(void *obj, const struct kn_node *node, struct k
                         "'url' must be " KN_CONFIG_URL_FORMS ", got '%s'", repo->url);
         goto out;
     }
+    if (repo->ca_file && strncmp(repo->url, "https://", 8) != 0) {
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "caFile"),
+                        "'caFile' is only for https:// urls, 'url' is '%s'", repo->url);
+    } else if (repo->ca_file && access(repo->ca_file, R_OK) != 0) {
+        /* else every fetch fails later with the TLS library's words, far from the cause */
+        kn_config_error(ctx, ctx->path, kn_node_get(node, "caFile"),
+                        "'caFile' '%s' cannot be read: %s", repo->ca_file, strerror(errno));
+    }
     if (c->token_file && c->ssh_key_file) {
         goto out; /* reported by the credentials check */
     }
@@ -367,6 +375,12 @@ static const struct kn_field kn_config_repo_fields[] = {
      .def = "1m",
      .help = "a fetch that receives nothing from the remote for this long (no answer, no "
              "progress) is stopped, an error, and retried with backoff"},
+    {.key = "caFile",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_repo_config, ca_file),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "https:// urls: PEM file of the CA certificates trusted for this remote instead of "
+             "the system's (a private CA); readable by kanaria (validation checks it)"},
     {.key = "credentials",
      .type = KN_TYPE_OBJECT,
      .offset = offsetof(struct kn_repo_config, credentials),
@@ -699,6 +713,15 @@ static const struct kn_field kn_config_notification_fields[] = {
      .help = "Mustache subset ({{field}}, {{#field}}..{{/field}}, {{^field}}..{{/field}}): "
              "webhook: the whole JSON body, values JSON-escaped; slack, teams, pagerduty: the "
              "message text"},
+    {.key = "retryFor",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_notification_config, retry_for_ms),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .min = 1000,
+     .max = 24LL * 60 * 60 * 1000,
+     .def = "1h",
+     .help = "how long an event that fails is retried (1s, 2s, 4s ... then every minute) before "
+             "it is given up; the events behind it wait meanwhile; 1s to 24h"},
     {.key = "events",
      .type = KN_TYPE_STRING_LIST,
      .offset = offsetof(struct kn_notification_config, events),

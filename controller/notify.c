@@ -49,6 +49,8 @@ struct kn_notify_target {
     long long queued_upto; /* the last event read from the store */
     long long saved;       /* the cursor last written to the store */
     int attempt;
+    uint64_t first_attempt; /* uv_now of the current event's first attempt */
+    long long retry_for_ms; /* retryFor */
     int inflight;
     int slack_call; /* enum kn_notify_slack_call */
     int pd_action;  /* KN_NOTIFY_PD_* of the request in flight */
@@ -651,6 +653,7 @@ static void kn_notify_target_configure(struct kn_notify_target *t,
     t->token_file = kn_notify_dup(c->token_file);
     t->channel = kn_notify_dup(c->channel);
     t->tmpl = kn_notify_dup(c->template);
+    t->retry_for_ms = c->retry_for_ms > 0 ? c->retry_for_ms : KN_NOTIFY_RETRY_FOR_DEFAULT_MS;
     kn_notify_strlist_copy(&t->filter.events, &c->events);
     kn_notify_strlist_copy(&t->filter.apps, &c->apps);
     /* read now too, so that a file that cannot be read is reported at start or reload */
@@ -793,6 +796,7 @@ static void kn_notify_next(struct kn_notify_target *t)
     t->count--;
     kn_selfmetrics_set(NULL, KN_SM_NOTIFY_QUEUE, t->name, NULL, (double)(t->count + 1));
     t->attempt = 1;
+    t->first_attempt = uv_now(t->timer.loop);
     kn_notify_send(t);
 }
 
@@ -814,21 +818,25 @@ static void kn_notify_on_timer(uv_timer_t *h)
     kn_notify_send(h->data);
 }
 
-/* The current delivery failed: try again later, or give up on it. */
+/* The current delivery failed: try again later, or give up on it when the next attempt would
+ * come past retryFor after the first. */
 static void kn_notify_failed(struct kn_notify_target *t, const char *why)
 {
-    long long wait;
+    long long wait = kn_notify_backoff_ms(t->attempt + 1);
+    long long spent = (long long)(uv_now(t->timer.loop) - t->first_attempt);
+    int give_up = spent + wait > t->retry_for_ms;
+    char shown[32];
 
-    kn_selfmetrics_add(NULL, KN_SM_NOTIFY_DELIVERIES, t->name,
-                       t->attempt >= KN_NOTIFY_ATTEMPTS ? "given_up" : "failed", 1);
-    if (t->attempt >= KN_NOTIFY_ATTEMPTS) {
-        kn_log_error(t->who, "giving up on event %lld %s after %d attempts: %s",
-                     t->current.e.id, t->current.name, t->attempt, why);
+    kn_selfmetrics_add(NULL, KN_SM_NOTIFY_DELIVERIES, t->name, give_up ? "given_up" : "failed",
+                       1);
+    if (give_up) {
+        kn_duration_format(t->retry_for_ms, shown, sizeof(shown));
+        kn_log_error(t->who, "giving up on event %lld %s after %d attempts in %s (retryFor): %s",
+                     t->current.e.id, t->current.name, t->attempt, shown, why);
         kn_notify_done(t);
         return;
     }
     t->attempt++;
-    wait = kn_notify_backoff_ms(t->attempt);
     kn_log_warn(t->who, "event %lld %s: %s; attempt %d in %lld ms", t->current.e.id,
                 t->current.name, why, t->attempt, wait);
     uv_timer_start(&t->timer, kn_notify_on_timer, (uint64_t)wait, 0);

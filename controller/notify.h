@@ -39,8 +39,9 @@
 /* Events a notification reads ahead from the store (without a store: holds before it drops the
  * oldest). */
 #define KN_NOTIFY_QUEUE_MAX 100
-/* Deliveries of one event, the first included. */
-#define KN_NOTIFY_ATTEMPTS 6
+/* How long an event is retried unless `retryFor` says (a config made without the schema's
+ * defaults, as in tests). */
+#define KN_NOTIFY_RETRY_FOR_DEFAULT_MS (60LL * 60 * 1000)
 /* The longest wait between two attempts. */
 #define KN_NOTIFY_BACKOFF_MAX_MS 60000
 /* "sha256=" and 64 hex digits, NUL-terminated. */

@@ -527,6 +527,8 @@ static void start_fetch(struct watch *w)
         .username = r->credentials.username,
         .token_file = r->credentials.token_file,
         .ssh_key_file = r->credentials.ssh_key_file,
+        .ca_file = r->ca_file,
+        .repo_name = r->name,
     };
     struct kn_git_fetch_opts opts = {
         .exe = w->rc->exe,

@@ -911,34 +911,7 @@ static void read_event(sqlite3_stmt *s, struct kn_event *e)
 int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store_event_cb cb,
                     void *data)
 {
-    sqlite3_stmt *s = NULL;
-    struct kn_event *items = NULL;
-    size_t n = 0;
-    int rc;
-
-    if (!st || !cb || limit < 0) {
-        rc = KN_EINVAL;
-        goto out;
-    }
-    rc = prepare(st, &s,
-                 "SELECT id, at, type, repo, app, deployment, actor, message FROM events"
-                 " WHERE id > ?1 ORDER BY id LIMIT ?2",
-                 "li", after_id, limit > 0 ? limit : -1);
-    while (rc == 0 && (rc = step(st, s)) == 1) {
-        items = kn_reallocarray(items, n + 1, sizeof(*items));
-        read_event(s, &items[n++]);
-        rc = 0;
-    }
-    sqlite3_finalize(s);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = cb(&items[i], data);
-    }
-out:
-    for (size_t i = 0; i < n; i++) {
-        kn_event_release(&items[i]);
-    }
-    free(items);
-    return rc;
+    return kn_store_events_find(st, after_id, limit, NULL, cb, data);
 }
 
 int kn_store_events_find(struct kn_store *st, long long after_id, int limit,
@@ -951,7 +924,7 @@ int kn_store_events_find(struct kn_store *st, long long after_id, int limit,
     int rc;
 
     f = f ? f : &all;
-    if (!st || !cb || limit < 1) {
+    if (!st || !cb || limit < 0) {
         rc = KN_EINVAL;
         goto out;
     }
@@ -959,7 +932,8 @@ int kn_store_events_find(struct kn_store *st, long long after_id, int limit,
                  "SELECT id, at, type, repo, app, deployment, actor, message FROM events"
                  " WHERE id > ?1 AND (?3 = '' OR repo = ?3) AND (?4 = '' OR app = ?4)"
                  " AND (?5 = '' OR type = ?5) AND at >= ?6 ORDER BY id LIMIT ?2",
-                 "lisssl", after_id, limit, f->repo, f->app, f->type, f->since_ms);
+                 "lisssl", after_id, limit > 0 ? limit : -1, f->repo, f->app, f->type,
+                 f->since_ms);
     while (rc == 0 && (rc = step(st, s)) == 1) {
         items = kn_reallocarray(items, n + 1, sizeof(*items));
         read_event(s, &items[n++]);

@@ -152,7 +152,49 @@ static const struct kn_field spec_fields[] = {
      .offset = offsetof(struct kn_app_spec, pipeline),
      .sub = &kn_stage_config_schema,
      .help = "stages run in order; none means every change is a quick sync"},
+    {.key = "analysis",
+     .type = KN_TYPE_NODE,
+     .offset = offsetof(struct kn_app_spec, analysis_node),
+     .help = "background analysis: startingStage, until, and the metrics and http checks of "
+             "ANALYSIS, run from that stage until that one starts"},
 };
+
+/* `analysis:` parsed by its schema, which the stages own (kanaria/stage.h). */
+static void spec_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_app_spec *s = obj;
+    const struct kn_node *a = s->analysis_node;
+    char saved[sizeof(ctx->path)];
+    const char *prefix;
+
+    (void)node;
+    if (!a || (a->type != KN_NODE_MAP && kn_node_scalar_kind(a) == KN_SCALAR_NULL)) {
+        return;
+    }
+    if (a->type != KN_NODE_MAP) {
+        kn_schema_error(ctx, a, "'spec.analysis' must be a map, got %s", kn_node_describe(a));
+        return;
+    }
+    memcpy(saved, ctx->path, sizeof(saved));
+    prefix = ctx->prefix;
+    ctx->path[0] = '\0';
+    ctx->prefix = "spec.analysis";
+    s->analysis = kn_calloc(1, kn_background_schema.size);
+    kn_schema_parse(&kn_background_schema, a, &a->loc, s->analysis, ctx);
+    ctx->prefix = prefix;
+    memcpy(ctx->path, saved, sizeof(saved));
+}
+
+static void spec_release(void *obj)
+{
+    struct kn_app_spec *s = obj;
+
+    if (s->analysis) {
+        kn_schema_release(&kn_background_schema, s->analysis);
+    }
+    free(s->analysis);
+    s->analysis = NULL;
+}
 
 /* `spec.<type>`: the options for a platform type the loader names, read once the app's
  * platform is resolved (platform_options below). */
@@ -173,6 +215,8 @@ static const struct kn_schema spec_schema = {
     KN_SCHEMA_FIELDS(spec_fields),
     .size = sizeof(struct kn_app_spec),
     .set_offset = offsetof(struct kn_app_spec, set),
+    .check = spec_check,
+    .release = spec_release,
     .other_key = spec_other_key,
 };
 

@@ -24,6 +24,8 @@ static const char *const strategies[] = {"threshold", "canary-primary", "canary-
 static const char *const deviations[] = {"either", "high", "low", NULL};
 static const char *const no_data_policies[] = {"inconclusive", "fail", "skip", NULL};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", NULL};
+/* in the order of enum kn_variant */
+static const char *const probe_variants[] = {"primary", "canary", "baseline", NULL};
 
 static const struct kn_field expected_fields[] = {
     {.key = "min",
@@ -112,7 +114,20 @@ static void check_placeholders(const char *text, const struct kn_strmap *args,
             e--;
         }
         snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
-        if (!placeholder_known(name, args, sim)) {
+        /* the base URL of one variant's instances: for http checks (args NULL), on the
+         * platforms that can reach a variant alone */
+        if (strcmp(name, "variant_url") == 0 && args) {
+            kn_schema_error(ctx, node,
+                            "stage '%s': '%s' uses '{{variant_url}}', which only an http "
+                            "check's url may use",
+                            stage->name, what);
+        } else if (strcmp(name, "variant_url") == 0 && !placeholder_known(name, args, sim)) {
+            kn_schema_error(ctx, node,
+                            "stage '%s': '%s' uses '{{variant_url}}', but platform '%s' (type "
+                            "%s) cannot reach one variant's instances alone",
+                            stage->name, what, sim->platform ? sim->platform : "?",
+                            sim->platform_type);
+        } else if (!placeholder_known(name, args, sim)) {
             struct kn_buf known;
             kn_buf_init(&known, KN_BUF_UNBOUNDED);
             for (size_t i = 0; common_placeholders[i]; i++) {
@@ -284,10 +299,14 @@ static void http_check_check(void *obj, const struct kn_node *node, struct kn_sc
     const struct kn_node *statuses = kn_node_get(node, "expectedStatus");
 
     if (h->url) {
-        if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0) {
+        /* {{variant_url}} is a base URL, http:// or https:// itself */
+        if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0 &&
+            strncmp(h->url, "{{variant_url}}", 15) != 0 &&
+            strncmp(h->url, "{{ variant_url }}", 17) != 0) {
             kn_schema_error(ctx, kn_node_get(node, "url"),
-                            "'%s.url' must start with http:// or https://, got '%s'", ctx->path,
-                            h->url);
+                            "'%s.url' must start with http://, https:// or {{variant_url}}, got "
+                            "'%s'",
+                            ctx->path, h->url);
         }
     }
     for (size_t i = 0; i < h->expected_status.count; i++) {
@@ -330,7 +349,7 @@ static const struct kn_field http_fields[] = {
      .offset = offsetof(struct kn_http_check, url),
      .flags = KN_FIELD_REQUIRED,
      .help = "URL to probe; {{app}}, {{repository}}, {{variant}}, {{window}}, {{commit}} and "
-             "the platform's own placeholders are substituted"},
+             "the platform's own placeholders (such as {{variant_url}}) are substituted"},
     {.key = "method",
      .type = KN_TYPE_ENUM,
      .offset = offsetof(struct kn_http_check, method),
@@ -383,6 +402,14 @@ static const struct kn_field http_fields[] = {
      .def = "1",
      .min = 0,
      .help = "INCONCLUSIVE probes tolerated"},
+    /* the last field: its bit of `set` is KN_HTTP_CHECK_VARIANT_SET */
+    {.key = "variant",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_http_check, variant),
+     .enums = probe_variants,
+     .help = "the variant whose placeholders fill the URL, {{variant_url}} among them (the base "
+             "URL that reaches only that variant's instances); default: the canary while one "
+             "runs, else the primary"},
 };
 
 static const struct kn_schema http_schema = {
@@ -670,6 +697,37 @@ static const struct kn_schema analysis_schema = {
     .check = analysis_check,
 };
 
+/* The checks of an ANALYSIS without its duration (another stage gives it: CANARY_STEPS' step
+ * interval). */
+static const struct kn_field checks_fields[] = {
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, metrics),
+     .sub = &metric_schema,
+     .help = "metric checks, as ANALYSIS's (templates allowed)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_analysis_options, http),
+     .sub = &http_schema,
+     .help = "HTTP probes, as ANALYSIS's"},
+};
+
+/* Absent, the block asks for nothing; given, it needs a check. */
+static void checks_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    if (node) {
+        analysis_check(obj, node, ctx);
+    }
+}
+
+const struct kn_schema kn_analysis_checks_schema = {
+    .name = "analysis",
+    KN_SCHEMA_FIELDS(checks_fields),
+    .size = sizeof(struct kn_analysis_options),
+    .set_offset = offsetof(struct kn_analysis_options, set),
+    .check = checks_check,
+};
+
 /* The provider's own check of a metric's query, with its placeholders filled in by sample
  * values (its args by their own): located at the query, or at the metric when the query came
  * from a shared template. */
@@ -774,6 +832,15 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
                                kn_node_get(at, "url") ? kn_node_get(at, "url") : at, stage, sim,
                                ctx);
         }
+        if ((h->set & KN_HTTP_CHECK_VARIANT_SET) && !sim->running[h->variant]) {
+            kn_schema_error(ctx, kn_node_get(at, "variant") ? kn_node_get(at, "variant") : at,
+                            "stage '%s': http check '%s' probes the %s, but no %s runs at this "
+                            "point (add %s before it)",
+                            stage->name, h->name ? h->name : "?", probe_variants[h->variant],
+                            probe_variants[h->variant],
+                            h->variant == KN_VARIANT_CANARY ? "CANARY_ROLLOUT"
+                                                            : "BASELINE_ROLLOUT");
+        }
     }
 }
 
@@ -816,4 +883,54 @@ const struct kn_stage_kind kn_stage_analysis = {
     .start = kn_analysis_start,
     .cancel = kn_analysis_cancel,
     .describe = analysis_describe,
+};
+
+/* ---- background analysis: an app's `spec.analysis` ------------------------------------------ */
+
+static void background_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_background_options *b = obj;
+
+    b->stage.name = (char *)(uintptr_t) "ANALYSIS";
+    b->stage.id = (char *)(uintptr_t) "background";
+    b->stage.kind = &kn_stage_analysis;
+    b->stage.with = &b->checks;
+    b->stage.with_node = node;
+    if (node) {
+        b->stage.loc = node->loc;
+    }
+    analysis_check(&b->checks, node, ctx);
+}
+
+static const struct kn_field background_fields[] = {
+    {.key = "startingStage",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_background_options, starting_stage),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the stage (its id, or its kind) whose start starts the analysis (default: the "
+             "first stage)"},
+    {.key = "until",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_background_options, until),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "the stage (its id, or its kind) whose start ends it (default: the first "
+             "PRIMARY_ROLLOUT after startingStage; none: the end of the pipeline)"},
+    {.key = "metrics",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_background_options, checks.metrics),
+     .sub = &metric_schema,
+     .help = "metric checks, as ANALYSIS's (templates allowed)"},
+    {.key = "http",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_background_options, checks.http),
+     .sub = &http_schema,
+     .help = "HTTP probes, as ANALYSIS's"},
+};
+
+const struct kn_schema kn_background_schema = {
+    .name = "analysis",
+    KN_SCHEMA_FIELDS(background_fields),
+    .size = sizeof(struct kn_background_options),
+    .set_offset = offsetof(struct kn_background_options, set),
+    .check = background_check,
 };

@@ -6,8 +6,13 @@
  * exceed its inconclusiveLimit, fails the stage at once with a reason that names the check and
  * the numbers. The deadline and the counts are kept in the stage's metadata, so a restart
  * continues with the time that is left and the counts so far.
+ *
+ * The checks run in a runner (struct kn_analysis_runner, declared in stages.h) that any stage can
+ * start: the ANALYSIS stage runs one over its duration, CANARY_STEPS one per step, the engine one
+ * for a pipeline's background analysis.
  */
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -44,12 +49,18 @@ struct check {
     char prev_name[32];
 };
 
-struct analysis {
+struct kn_analysis_runner {
     struct kn_stage_run *run;
+    const struct kn_analysis_options *options;
+    int record_index;
+    char meta_prefix[64];
+    void (*done)(struct kn_stage_run *run, int ok, const char *reason, void *data);
+    void *data;
+    int in_done; /* done is running: a kn_analysis_runner_stop meanwhile waits for it */
     struct check *checks;
     size_t n;
     long long deadline;
-    void *timer;
+    struct runner_timer *timer;
     int canary_runs; /* a canary runs at this point of the pipeline */
     /* tick() is on the stack: an ending found meanwhile waits for it (finishing starts the next
      * stage, which takes over the run's state) */
@@ -61,7 +72,7 @@ struct analysis {
 
 /* One evaluation in flight; it outlives a cancelled stage (a is NULL then). */
 struct eval {
-    struct analysis *a;
+    struct kn_analysis_runner *a;
     size_t check;
     int outstanding;
     int nq;
@@ -70,7 +81,8 @@ struct eval {
     struct kn_metrics_result res[2];
 };
 
-static void tick(struct kn_stage_run *run);
+struct runner_timer;
+static void tick(struct kn_analysis_runner *a);
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -179,36 +191,80 @@ json_t *kn_analysis_values_read(const char *values_json)
     return json_pack("{s:o}", "values", j); /* the samples alone, as recorded before times */
 }
 
-static void save_counts(struct kn_stage_run *run, const struct check *c)
+static void save_counts(struct kn_analysis_runner *a, const struct check *c)
 {
     char key[160], value[64];
 
-    snprintf(key, sizeof(key), "check.%s", c->name);
+    snprintf(key, sizeof(key), "%scheck.%s", a->meta_prefix, c->name);
     snprintf(value, sizeof(value), "%d %d %d", c->passes, c->fails, c->inconclusives);
-    kn_stage_run_meta_set(run, key, value);
+    kn_stage_run_meta_set(a->run, key, value);
 }
 
-static void load_counts(struct kn_stage_run *run, struct check *c)
+static void load_counts(struct kn_analysis_runner *a, struct check *c)
 {
     char key[160];
     char *value;
 
-    snprintf(key, sizeof(key), "check.%s", c->name);
-    if ((value = kn_stage_run_meta_get(run, key)) != NULL) {
+    snprintf(key, sizeof(key), "%scheck.%s", a->meta_prefix, c->name);
+    if ((value = kn_stage_run_meta_get(a->run, key)) != NULL) {
         sscanf(value, "%d %d %d", &c->passes, &c->fails, &c->inconclusives);
         free(value);
     }
 }
 
-/* Let go of the stage's state; evaluations in flight end on their own. */
-static void release(struct kn_stage_run *run)
-{
-    struct analysis *a = *kn_stage_run_state(run);
+/* ---- the runner's timer: a uv timer whose memory is freed in its close callback ------------ */
 
-    if (!a) {
-        return;
+struct runner_timer {
+    uv_timer_t timer;
+    struct kn_analysis_runner *a; /* NULL once cancelled */
+};
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void timer_fired(uv_timer_t *t)
+{
+    struct runner_timer *rt = t->data;
+    struct kn_analysis_runner *a = rt->a;
+
+    if (a) {
+        a->timer = NULL;
     }
-    kn_stage_timer_cancel(&a->timer);
+    uv_close((uv_handle_t *)&rt->timer, timer_closed);
+    if (a) {
+        tick(a);
+    }
+}
+
+static void timer_start(struct kn_analysis_runner *a, long long ms)
+{
+    struct runner_timer *rt = kn_calloc(1, sizeof(*rt));
+
+    rt->a = a;
+    uv_timer_init(kn_stage_run_loop(a->run), &rt->timer);
+    rt->timer.data = rt;
+    uv_timer_start(&rt->timer, timer_fired, (uint64_t)(ms > 0 ? ms : 0), 0);
+    a->timer = rt;
+}
+
+static void timer_cancel(struct kn_analysis_runner *a)
+{
+    struct runner_timer *rt = a->timer;
+
+    if (rt) {
+        rt->a = NULL;
+        uv_timer_stop(&rt->timer);
+        uv_close((uv_handle_t *)&rt->timer, timer_closed);
+        a->timer = NULL;
+    }
+}
+
+/* Free the runner; evaluations in flight end on their own. */
+static void runner_free(struct kn_analysis_runner *a)
+{
+    timer_cancel(a);
     for (size_t i = 0; i < a->n; i++) {
         if (a->checks[i].eval) {
             a->checks[i].eval->a = NULL;
@@ -219,7 +275,6 @@ static void release(struct kn_stage_run *run)
     }
     free(a->checks);
     free(a);
-    *kn_stage_run_state(run) = NULL;
 }
 
 static void eval_free(struct eval *ev)
@@ -233,28 +288,29 @@ static void eval_free(struct eval *ev)
 
 /* ---- verdicts ------------------------------------------------------------------------------- */
 
-/* End the stage now, or when tick() returns if it is running. */
-static void conclude(struct analysis *a, int ok, const char *reason)
+/* Tell the user how it ended, then free the runner. */
+static void deliver(struct kn_analysis_runner *a)
 {
-    struct kn_stage_run *run = a->run;
+    timer_cancel(a);
+    a->in_done = 1;
+    a->done(a->run, a->ok, a->ok ? NULL : a->reason, a->data);
+    runner_free(a);
+}
 
+/* End the run now, or when tick() returns if it is running. */
+static void conclude(struct kn_analysis_runner *a, int ok, const char *reason)
+{
     a->concluded = 1;
     a->ok = ok;
     snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
-    if (a->in_tick) {
-        return;
-    }
-    release(run);
-    if (ok) {
-        kn_stage_run_finish(run, 1, NULL);
-    } else {
-        kn_stage_run_finish(run, 0, "%s", reason ? reason : "");
+    if (!a->in_tick) {
+        deliver(a);
     }
 }
 
 /* Count a verdict, store it, and fail the stage when the check is over its limits. Returns 1
  * when the stage has finished. */
-static int record(struct analysis *a, struct check *c, enum verdict v, const char *query,
+static int record(struct kn_analysis_runner *a, struct check *c, enum verdict v, const char *query,
                   const char *values, const char *bound, const char *why)
 {
     struct kn_stage_run *run = a->run;
@@ -263,14 +319,14 @@ static int record(struct analysis *a, struct check *c, enum verdict v, const cha
     long long inconclusive_limit = c->m ? c->m->inconclusive_limit : c->h->inconclusive_limit;
     char reason[900];
 
-    kn_store_analysis_add(kn_stage_run_store(run), d->id, kn_stage_run_index(run), c->name,
+    kn_store_analysis_add(kn_stage_run_store(run), d->id, a->record_index, c->name,
                           query ? query : "", values ? values : "", bound ? bound : "",
                           verdict_names[v], kn_stage_run_now(run));
     c->passes += v == V_PASS;
     c->fails += v == V_FAIL;
     c->inconclusives += v == V_INCONCLUSIVE;
     c->skipped += v == V_SKIPPED;
-    save_counts(run, c);
+    save_counts(a, c);
     kn_stage_run_log(run, "check '%s': %s: %s (%d passed, %d failed, %d inconclusive)", c->name,
                      verdict_names[v], why, c->passes, c->fails, c->inconclusives);
     if (c->fails > failure_limit) {
@@ -288,7 +344,7 @@ static int record(struct analysis *a, struct check *c, enum verdict v, const cha
 }
 
 /* The stage passes when its time is over and nothing is being evaluated. */
-static void maybe_pass(struct analysis *a)
+static void maybe_pass(struct kn_analysis_runner *a)
 {
     struct kn_stage_run *run = a->run;
     struct kn_buf b;
@@ -406,7 +462,7 @@ static void compare_verdict(const struct kn_analysis_metric *m, const char *subj
 
 static void metric_done(struct eval *ev)
 {
-    struct analysis *a = ev->a;
+    struct kn_analysis_runner *a = ev->a;
     struct check *c;
     const struct kn_analysis_metric *m;
     double *v[2] = {NULL, NULL};
@@ -467,8 +523,8 @@ static void metric_done(struct eval *ev)
     if (m->strategy == KN_STRATEGY_PREVIOUS) {
         if (!c->prev) {
             verdict = V_INCONCLUSIVE;
-            snprintf(why, sizeof(why), "no earlier successful analysis of '%s' to compare with",
-                     c->name);
+            snprintf(why, sizeof(why), "no samples of '%s' in the last successful deployment "
+                     "to compare with", c->name);
         } else {
             compare_verdict(m, ev->variant[0], c->prev_name, v[0], n[0], c->prev, c->nprev,
                             &verdict, why, sizeof(why), bound, sizeof(bound));
@@ -563,7 +619,7 @@ static char *fill(struct kn_stage_run *run, const char *tmpl, const struct kn_st
 }
 
 /* The variant a query is about when it is not a comparison: the canary while one runs. */
-static void metric_start(struct analysis *a, struct check *c, struct eval *ev)
+static void metric_start(struct kn_analysis_runner *a, struct check *c, struct eval *ev)
 {
     struct kn_stage_run *run = a->run;
     const struct kn_analysis_metric *m = c->m;
@@ -637,7 +693,7 @@ static int status_expected(const struct kn_strlist *expected, int status)
 static void http_answered(const struct kn_http_response *res, void *data)
 {
     struct eval *ev = data;
-    struct analysis *a = ev->a;
+    struct kn_analysis_runner *a = ev->a;
     struct check *c;
     const struct kn_http_check *h;
     enum verdict verdict = V_PASS;
@@ -704,7 +760,7 @@ out:
     eval_free(ev);
 }
 
-static void http_start(struct analysis *a, struct check *c, struct eval *ev)
+static void http_start(struct kn_analysis_runner *a, struct check *c, struct eval *ev)
 {
     static const char *const methods[] = {"GET", "HEAD", "POST", "PUT"};
     const struct kn_http_check *h = c->h;
@@ -720,8 +776,11 @@ static void http_start(struct analysis *a, struct check *c, struct eval *ev)
     };
 
     window_of(c, window, sizeof(window));
-    /* the variant it probes: the canary while one runs, as a query's */
-    url = fill(a->run, h->url, NULL, a->canary_runs ? KN_VARIANT_CANARY : KN_VARIANT_PRIMARY,
+    /* the variant it probes: its `variant`, else the canary while one runs, as a query's */
+    url = fill(a->run, h->url, NULL,
+               (h->set & KN_HTTP_CHECK_VARIANT_SET) ? (enum kn_variant)h->variant
+               : a->canary_runs                     ? KN_VARIANT_CANARY
+                                                    : KN_VARIANT_PRIMARY,
                window);
     req.url = url;
     ev->query[0] = kn_asprintf("%s %s", methods[h->method], url ? url : h->url);
@@ -731,6 +790,11 @@ static void http_start(struct analysis *a, struct check *c, struct eval *ev)
     if (!url) {
         struct kn_http_response res = {
             .status = 0, .error = "the URL is over 64 KiB once its placeholders are filled in"};
+        http_answered(&res, ev);
+    } else if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        /* {{variant_url}} is "" while no instance of the variant runs */
+        struct kn_http_response res = {
+            .status = 0, .error = "no instance of the variant to probe: the URL is not absolute"};
         http_answered(&res, ev);
     } else if (!http || kn_http_request(http, &req, http_answered, ev) < 0) {
         struct kn_http_response res = {.status = 0, .error = "the request could not be made"};
@@ -745,7 +809,7 @@ static void http_start(struct analysis *a, struct check *c, struct eval *ev)
 
 /* ---- the schedule -------------------------------------------------------------------------- */
 
-static void evaluate(struct analysis *a, size_t i)
+static void evaluate(struct kn_analysis_runner *a, size_t i)
 {
     struct check *c = &a->checks[i];
     struct eval *ev = kn_calloc(1, sizeof(*ev));
@@ -760,15 +824,10 @@ static void evaluate(struct analysis *a, size_t i)
     }
 }
 
-static void tick(struct kn_stage_run *run)
+static void tick(struct kn_analysis_runner *a)
 {
-    struct analysis *a = *kn_stage_run_state(run);
-    long long now, next;
+    long long now = kn_stage_run_now(a->run), next;
 
-    if (!a) {
-        return;
-    }
-    now = kn_stage_run_now(run);
     a->in_tick = 1;
     for (size_t i = 0; i < a->n && !a->concluded; i++) {
         struct check *c = &a->checks[i];
@@ -783,15 +842,7 @@ static void tick(struct kn_stage_run *run)
     maybe_pass(a);
     a->in_tick = 0;
     if (a->concluded) {
-        char reason[900];
-        int ok = a->ok;
-        snprintf(reason, sizeof(reason), "%s", a->reason);
-        release(run);
-        if (ok) {
-            kn_stage_run_finish(run, 1, NULL);
-        } else {
-            kn_stage_run_finish(run, 0, "%s", reason);
-        }
+        deliver(a);
         return;
     }
     next = a->deadline;
@@ -805,11 +856,11 @@ static void tick(struct kn_stage_run *run)
         }
     }
     if (next <= now) {
-        /* the deadline has come with evaluations in flight: they end the stage; look again
+        /* the deadline has come with evaluations in flight: they end the run; look again
          * soon in case one is due meanwhile (never a 0 ms timer, which would spin the loop) */
         next = now + 100;
     }
-    kn_stage_timer_start(run, &a->timer, next - now, tick);
+    timer_start(a, next - now);
 }
 
 /* ---- strategy previous --------------------------------------------------------------------- */
@@ -836,7 +887,10 @@ struct prev_samples {
     struct check *c;
 };
 
-/* The values of the first variant of each passed evaluation of the check. */
+/* The values of the first variant of each evaluation of the check, whatever its verdict: the
+ * deployment succeeded with them, and a `previous` check has no PASS until it has had samples
+ * to compare with (the first analysis of a check is INCONCLUSIVE), so waiting for PASSes would
+ * leave it INCONCLUSIVE for ever. */
 static int prev_record(const struct kn_analysis_record *r, void *data)
 {
     struct check *c = ((struct prev_samples *)data)->c;
@@ -845,8 +899,7 @@ static int prev_record(const struct kn_analysis_record *r, void *data)
     size_t i;
     json_t *v;
 
-    if (strcmp(r->check, c->name) != 0 || strcmp(r->verdict, "PASS") != 0 ||
-        !(j = kn_analysis_values_read(r->values_json))) {
+    if (strcmp(r->check, c->name) != 0 || !(j = kn_analysis_values_read(r->values_json))) {
         return 0;
     }
     json_object_foreach(json_object_get(j, "values"), key, values)
@@ -902,29 +955,39 @@ static int canary_runs_before(struct kn_stage_run *run)
     return runs;
 }
 
-void kn_analysis_start(struct kn_stage_run *run)
+int kn_analysis_runner_start(struct kn_stage_run *run, const struct kn_analysis_runner_cfg *cfg,
+                             struct kn_analysis_runner **out)
 {
-    const struct kn_analysis_options *o = kn_stage_run_config(run)->with;
+    const struct kn_analysis_options *o = cfg->options;
     const struct kn_analysis_metric *metrics = o->metrics.items;
     const struct kn_http_check *https = o->http.items;
-    struct analysis *a = kn_calloc(1, sizeof(*a));
+    struct kn_analysis_runner *a = kn_calloc(1, sizeof(*a));
     long long now = kn_stage_run_now(run);
-    char *stored = kn_stage_run_meta_get(run, "deadline");
+    char key[96], buf[64];
+    char *stored;
     int resumed = 0;
-    char buf[64];
 
     a->run = run;
+    a->options = o;
+    a->record_index = cfg->record_index;
+    snprintf(a->meta_prefix, sizeof(a->meta_prefix), "%s", cfg->meta_prefix ? cfg->meta_prefix : "");
+    a->done = cfg->done;
+    a->data = cfg->data;
     a->n = o->metrics.count + o->http.count;
     a->checks = kn_calloc(a->n + 1, sizeof(*a->checks));
     a->canary_runs = canary_runs_before(run);
-    if (stored) {
+    snprintf(key, sizeof(key), "%sdeadline", a->meta_prefix);
+    if ((stored = kn_stage_run_meta_get(run, key)) != NULL) {
         a->deadline = atoll(stored);
         resumed = 1;
         free(stored);
     } else {
-        a->deadline = now + o->duration_ms;
+        a->deadline = cfg->duration_ms > 0 ? now + cfg->duration_ms : 0;
         snprintf(buf, sizeof(buf), "%lld", a->deadline);
-        kn_stage_run_meta_set(run, "deadline", buf);
+        kn_stage_run_meta_set(run, key, buf);
+    }
+    if (a->deadline == 0) {
+        a->deadline = LLONG_MAX; /* until stopped */
     }
     for (size_t i = 0; i < a->n; i++) {
         struct check *c = &a->checks[i];
@@ -946,19 +1009,62 @@ void kn_analysis_start(struct kn_stage_run *run)
         if (resumed && c->next_at > a->deadline) {
             c->next_at = a->deadline > now ? a->deadline : now;
         }
-        load_counts(run, c);
+        load_counts(a, c);
         if (c->m && c->m->strategy == KN_STRATEGY_PREVIOUS) {
             load_previous(run, c);
         }
     }
-    *kn_stage_run_state(run) = a;
-    kn_stage_run_log(run, "analysing %zu checks until %s from now", a->n,
-                     kn_duration_format(a->deadline > now ? a->deadline - now : 0, buf,
-                                        sizeof(buf)));
-    tick(run);
+    if (a->deadline == LLONG_MAX) {
+        kn_stage_run_log(run, "analysing %zu checks until stopped", a->n);
+    } else {
+        kn_stage_run_log(run, "analysing %zu checks until %s from now", a->n,
+                         kn_duration_format(a->deadline > now ? a->deadline - now : 0, buf,
+                                            sizeof(buf)));
+    }
+    *out = a;
+    timer_start(a, 0); /* the first look from the loop: done never runs from inside start */
+    return 0;
+}
+
+void kn_analysis_runner_stop(struct kn_analysis_runner *r)
+{
+    if (!r || r->in_done) {
+        return; /* freed when done returns */
+    }
+    runner_free(r);
+}
+
+/* ---- the ANALYSIS stage: one runner over its duration --------------------------------------- */
+
+static void analysis_done(struct kn_stage_run *run, int ok, const char *reason, void *data)
+{
+    (void)data;
+    *kn_stage_run_state(run) = NULL;
+    if (ok) {
+        kn_stage_run_finish(run, 1, NULL);
+    } else {
+        kn_stage_run_finish(run, 0, "%s", reason ? reason : "");
+    }
+}
+
+void kn_analysis_start(struct kn_stage_run *run)
+{
+    const struct kn_analysis_options *o = kn_stage_run_config(run)->with;
+    const struct kn_analysis_runner_cfg cfg = {
+        .options = o,
+        .record_index = kn_stage_run_index(run),
+        .meta_prefix = "",
+        .duration_ms = o->duration_ms,
+        .done = analysis_done,
+    };
+    struct kn_analysis_runner *r = NULL;
+
+    kn_analysis_runner_start(run, &cfg, &r);
+    *kn_stage_run_state(run) = r;
 }
 
 void kn_analysis_cancel(struct kn_stage_run *run)
 {
-    release(run);
+    kn_analysis_runner_stop(*kn_stage_run_state(run));
+    *kn_stage_run_state(run) = NULL;
 }

@@ -64,6 +64,11 @@ struct deploy {
     uv_timer_t deploy_timer;
     int open_handles;
     char who[384];
+    /* the app's background analysis (spec.analysis), recorded as stage nplan + 1; NULL: none */
+    const struct kn_background_options *bg;
+    size_t bg_start, bg_until; /* it runs from stage bg_start until bg_until starts */
+    struct kn_stage_run bg_run;
+    struct kn_analysis_runner *bg_runner; /* running now */
 };
 
 struct kn_engine {
@@ -299,6 +304,7 @@ void kn_stage_run_log(struct kn_stage_run *run, const char *fmt, ...)
 
 static void run_stage(struct deploy *dp, size_t i);
 static void deploy_fail(struct deploy *dp, const char *reason);
+static void bg_stop(struct deploy *dp, const char *status);
 
 static void deploy_closed(uv_handle_t *h)
 {
@@ -318,6 +324,10 @@ static void deploy_end(struct deploy *dp)
 {
     struct kn_engine *e = dp->e;
 
+    if (dp->bg_runner) {
+        kn_analysis_runner_stop(dp->bg_runner); /* kanaria stops: a restart resumes it */
+        dp->bg_runner = NULL;
+    }
     for (size_t i = 0; i < e->nactive; i++) {
         if (e->active[i] == dp) {
             e->active[i] = e->active[--e->nactive];
@@ -383,6 +393,9 @@ static long long stage_timeout(const struct kn_stage_config *cfg)
     if (t > 0) {
         return t;
     }
+    if (cfg->kind == &kn_stage_canary_steps && cfg->with) {
+        return kn_steps_length_ms(cfg) + 5 * 60 * 1000;
+    }
     if (cfg->kind == &kn_stage_wait && cfg->with) {
         return ((const struct kn_wait_options *)cfg->with)->duration_ms + 60 * 1000;
     }
@@ -394,10 +407,127 @@ static long long stage_timeout(const struct kn_stage_config *cfg)
 
 static void finish_deploy(struct deploy *dp, enum kn_deploy_status status, const char *reason)
 {
+    bg_stop(dp, "CANCELLED");
     uv_timer_stop(&dp->stage_timer);
     uv_timer_stop(&dp->deploy_timer);
     set_status(dp, status, reason);
     deploy_end(dp);
+}
+
+/* ---- background analysis ------------------------------------------------------------------ */
+
+/* Its status, recorded like a stage's at index nplan + 1; a final one only over RUNNING. */
+static void bg_record(struct deploy *dp, const char *status)
+{
+    struct kn_store *st = dp->e->deps.store;
+    int index = (int)dp->nplan + 1;
+    int running = strcmp(status, "RUNNING") == 0;
+    char have[32];
+    char *msg;
+
+    if (!running && (kn_store_stage_get(st, dp->d.id, index, have, sizeof(have), NULL) != 0 ||
+                     strcmp(have, "RUNNING") != 0)) {
+        return;
+    }
+    kn_store_stage_set(st, dp->d.id, index, dp->bg->stage.name, status, engine_now(dp->e));
+    msg = kn_asprintf("stage %d %s (%s): %s", index, dp->bg->stage.name, dp->bg->stage.id,
+                      status);
+    kn_store_event_add(st, running ? "STAGE_STARTED" : "STAGE_FINISHED", dp->d.repo, dp->d.app,
+                       dp->d.id, "kanaria", msg, engine_now(dp->e));
+    free(msg);
+}
+
+/* Stop it (if it runs) and record it `status` (if it was RUNNING). */
+static void bg_stop(struct deploy *dp, const char *status)
+{
+    if (!dp->bg) {
+        return;
+    }
+    if (dp->bg_runner) {
+        kn_analysis_runner_stop(dp->bg_runner);
+        dp->bg_runner = NULL;
+        kn_log_info(dp->who, "background analysis stopped (%s)", status);
+    }
+    bg_record(dp, status);
+}
+
+static void cancel_running(struct deploy *dp, int halt);
+
+/* The runner's end: a failed check fails the deployment, whatever stage runs. */
+static void bg_done(struct kn_stage_run *run, int ok, const char *reason, void *data)
+{
+    struct deploy *dp = data;
+    char why[1200];
+
+    (void)run;
+    dp->bg_runner = NULL; /* freed once this returns */
+    if (ok || dp->rolling_back || kn_deploy_status_is_final(dp->d.status)) {
+        bg_record(dp, ok ? "SUCCESS" : "FAILURE");
+        return;
+    }
+    bg_record(dp, "FAILURE");
+    snprintf(why, sizeof(why), "background analysis failed: %s",
+             reason && *reason ? reason : "a check failed");
+    if (dp->running) {
+        size_t i = (size_t)dp->run.index;
+        cancel_running(dp, 1);
+        stage_status(dp, i, "CANCELLED");
+    }
+    deploy_fail(dp, why);
+}
+
+/* Stage i is about to start (or resume): start the background analysis when i is in its span
+ * and it does not run yet (resumed from its counts after a restart), stop it from its `until`
+ * on. -1 when the deployment failed instead (the stage is not to start). */
+static int bg_at_stage(struct deploy *dp, size_t i)
+{
+    struct kn_store *st = dp->e->deps.store;
+    struct kn_analysis_runner_cfg cfg;
+    char have[32];
+    int index = (int)dp->nplan + 1;
+
+    if (!dp->bg) {
+        return 0;
+    }
+    if (i >= dp->bg_until) {
+        bg_stop(dp, "SUCCESS");
+        return 0;
+    }
+    if (i < dp->bg_start || dp->bg_runner) {
+        return 0;
+    }
+    if (kn_store_stage_get(st, dp->d.id, index, have, sizeof(have), NULL) == 0) {
+        if (strcmp(have, "FAILURE") == 0) {
+            /* it failed before a restart, between recording that and acting on it */
+            deploy_fail(dp, "background analysis failed (before kanaria restarted)");
+            return -1;
+        }
+        if (strcmp(have, "RUNNING") != 0) {
+            return 0; /* ended already */
+        }
+        kn_log_info(dp->who, "resuming the background analysis");
+    } else {
+        bg_record(dp, "RUNNING");
+    }
+    memset(&dp->bg_run, 0, sizeof(dp->bg_run));
+    dp->bg_run.dp = dp;
+    dp->bg_run.index = index;
+    dp->bg_run.cfg = &dp->bg->stage;
+    dp->bg_run.deadline = engine_now(dp->e) + dp->load.app->cfg.spec.timeout_ms;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.options = &dp->bg->checks;
+    cfg.record_index = index;
+    cfg.meta_prefix = "background.";
+    cfg.duration_ms = 0;
+    cfg.done = bg_done;
+    cfg.data = dp;
+    if (kn_analysis_runner_start(&dp->bg_run, &cfg, &dp->bg_runner) < 0) {
+        dp->bg_runner = NULL;
+        bg_record(dp, "FAILURE");
+        deploy_fail(dp, "background analysis failed: it could not start");
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- stages ----------------------------------------------------------------------------- */
@@ -535,6 +665,9 @@ static void run_stage(struct deploy *dp, size_t i)
             }
             if (strcmp(status, "RUNNING") == 0) {
                 kn_log_info(dp->who, "resuming stage %zu %s", i, cfg->name);
+                if (bg_at_stage(dp, i) < 0) {
+                    return;
+                }
                 start_run(dp, i, started_at);
                 return;
             }
@@ -551,10 +684,14 @@ static void run_stage(struct deploy *dp, size_t i)
             stage_status(dp, i, "SKIPPED");
             continue;
         }
+        if (bg_at_stage(dp, i) < 0) {
+            return;
+        }
         stage_status(dp, i, "RUNNING");
         start_run(dp, i, engine_now(dp->e));
         return;
     }
+    bg_stop(dp, "SUCCESS"); /* it ran until the end */
     kn_store_app_set_self_heal(dp->e->deps.store, dp->d.repo, dp->d.app,
                                dp->load.app->cfg.spec.trigger.on_out_of_sync);
     /* a release let out by a break-glass says so in its reason */
@@ -570,6 +707,7 @@ static void run_rollback(struct deploy *dp)
     long long started_at = 0;
 
     dp->rolling_back = 1;
+    bg_stop(dp, "CANCELLED");
     if (kn_store_stage_get(dp->e->deps.store, dp->d.id, (int)dp->nplan, status, sizeof(status),
                            &started_at) != 0 ||
         strcmp(status, "RUNNING") != 0) {
@@ -709,6 +847,12 @@ static void build_plan(struct deploy *dp)
             dp->plan[i] = &((const struct kn_stage_config *)pipeline->items)[i];
         }
         dp->nplan = pipeline->count;
+        if (dp->load.app->cfg.spec.analysis &&
+            kn_background_bounds(dp->load.app->cfg.spec.analysis, pipeline, &dp->bg_start,
+                                 &dp->bg_until) == 0 &&
+            dp->bg_start < dp->bg_until) {
+            dp->bg = dp->load.app->cfg.spec.analysis;
+        }
     } else {
         dp->plan = kn_calloc(1, sizeof(*dp->plan));
         dp->plan[0] = &dp->sync_cfg;
@@ -734,6 +878,14 @@ static void record_start(struct deploy *dp)
     for (size_t i = 0; i < dp->nplan; i++) {
         json_array_append_new(stages,
                               kn_stage_describe(dp->plan[i], (int)i, stage_timeout(dp->plan[i])));
+    }
+    if (dp->bg) {
+        /* the background analysis after the ROLLBACK's index (kanaria/engine.h) */
+        json_t *bg = kn_stage_describe(&dp->bg->stage, (int)dp->nplan + 1, 0);
+        json_object_set_new(bg, "background", json_true());
+        json_object_set_new(bg, "starting_stage", json_integer((json_int_t)dp->bg_start));
+        json_object_set_new(bg, "until", json_integer((json_int_t)dp->bg_until));
+        json_array_append_new(stages, bg);
     }
     text = json_dumps(stages, JSON_COMPACT);
     kn_store_stage_meta_set(st, dp->d.id, KN_STORE_DEPLOYMENT_META, KN_ENGINE_PLATFORM_META,
@@ -1012,6 +1164,110 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
     kn_log_info(dp->who, "stage %d %s skipped ahead of time by %s", index, dp->plan[index]->name,
                 who ? who : "kanaria");
 out:
+    return rc;
+}
+
+/* ---- promote --full ----------------------------------------------------------------------- */
+
+/* The newest verdict of each analysis check of a deployment, to find one failing now. */
+struct promote_analysis {
+    char check[32][128];
+    char verdict[32][32];
+    size_t n;
+};
+
+static int promote_analysis_seen(const struct kn_analysis_record *r, void *data)
+{
+    struct promote_analysis *x = data;
+    size_t i = 0;
+
+    while (i < x->n && strcmp(x->check[i], r->check) != 0) {
+        i++;
+    }
+    if (i == x->n) {
+        if (x->n == sizeof(x->check) / sizeof(x->check[0])) {
+            return 0; /* more checks than a pipeline has in practice: the first ones decide */
+        }
+        snprintf(x->check[x->n++], sizeof(x->check[0]), "%s", r->check);
+    }
+    snprintf(x->verdict[i], sizeof(x->verdict[0]), "%s", r->verdict);
+    return 0;
+}
+
+int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *why, size_t size)
+{
+    struct deploy *dp = find_deploy(e, id);
+    struct promote_analysis seen;
+    char status[32], *reason = NULL;
+    size_t start, to;
+    int rc = 0;
+
+    snprintf(why, size, "%s", "");
+    if (!dp || dp->loading || dp->rolling_back || !dp->plan || !dp->running ||
+        kn_deploy_status_is_final(dp->d.status) || (size_t)dp->run.index >= dp->nplan) {
+        rc = KN_ENOTFOUND;
+        snprintf(why, size, "deployment %lld is not running its pipeline", id);
+        goto out;
+    }
+    start = (size_t)dp->run.index;
+    for (to = start; to < dp->nplan && dp->plan[to]->kind != &kn_stage_primary_rollout; to++) {
+    }
+    if (to == dp->nplan) {
+        rc = KN_EINVAL;
+        snprintf(why, size, "deployment %lld has no PRIMARY_ROLLOUT ahead to promote to", id);
+        goto out;
+    }
+    if (to == start) {
+        rc = KN_EEXISTS;
+        snprintf(why, size, "deployment %lld is promoting already (stage %zu PRIMARY_ROLLOUT runs)",
+                 id, to);
+        goto out;
+    }
+    /* an approval between now and the promotion passes only once its approvers approved (it
+     * then ends SUCCESS on its own) */
+    for (size_t i = start; i < to; i++) {
+        if (dp->plan[i]->kind != &kn_stage_wait_approval ||
+            (kn_store_stage_get(e->deps.store, id, (int)i, status, sizeof(status), NULL) == 0 &&
+             (strcmp(status, "SUCCESS") == 0 || strcmp(status, "SKIPPED") == 0))) {
+            continue;
+        }
+        rc = KN_EEXISTS;
+        snprintf(why, size,
+                 "stage %zu WAIT_APPROVAL of deployment %lld lacks its approvals: approve it "
+                 "before promoting",
+                 i, id);
+        goto out;
+    }
+    memset(&seen, 0, sizeof(seen));
+    kn_store_analysis_list(e->deps.store, id, promote_analysis_seen, &seen);
+    for (size_t i = 0; i < seen.n; i++) {
+        if (strcmp(seen.verdict[i], "FAIL") == 0) {
+            rc = KN_EEXISTS;
+            snprintf(why, size,
+                     "analysis '%s' of deployment %lld failed at its last evaluation: the "
+                     "canary is not healthy",
+                     seen.check[i], id);
+            goto out;
+        }
+    }
+    reason = kn_asprintf("promoted by %s (full)", who ? who : "kanaria");
+    for (size_t i = start + 1; i < to; i++) {
+        if (kn_store_stage_get(e->deps.store, id, (int)i, status, sizeof(status), NULL) == 0 &&
+            strcmp(status, "NOT_STARTED") != 0) {
+            continue; /* skipped ahead of time already */
+        }
+        kn_store_stage_meta_set(e->deps.store, id, (int)i, SKIP_META_REASON, reason);
+        stage_status(dp, i, "SKIPPED");
+    }
+    /* the running stage (a CANARY_STEPS stops at its step) is left as it is, like a skip */
+    cancel_running(dp, 0);
+    kn_store_stage_meta_set(e->deps.store, id, (int)start, "ran", "1");
+    kn_store_stage_meta_set(e->deps.store, id, (int)start, SKIP_META_REASON, reason);
+    stage_status(dp, start, "SKIPPED");
+    kn_log_info(dp->who, "stages %zu to %zu %s", start, to - 1, reason);
+    run_stage(dp, to);
+out:
+    free(reason);
     return rc;
 }
 

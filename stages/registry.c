@@ -18,6 +18,7 @@ const struct kn_stage_kind *const kn_stage_kinds[] = {
     &kn_stage_baseline_rollout,
     &kn_stage_traffic_routing,
     &kn_stage_analysis,
+    &kn_stage_canary_steps,
     &kn_stage_wait,
     &kn_stage_wait_approval,
     &kn_stage_primary_rollout,

@@ -119,7 +119,11 @@ struct kn_http_check {
     long long interval_ms;
     long long failure_limit;
     long long inconclusive_limit;
+    int variant; /* enum kn_variant probed, when `variant` is set (KN_HTTP_CHECK_VARIANT_SET) */
 };
+
+/* The bit of kn_http_check.set that says `variant` was given (its field's index). */
+#define KN_HTTP_CHECK_VARIANT_SET (1ull << 11)
 
 struct kn_analysis_options {
     uint64_t set;
@@ -127,6 +131,39 @@ struct kn_analysis_options {
     struct kn_list metrics; /* struct kn_analysis_metric */
     struct kn_list http;    /* struct kn_http_check */
 };
+
+/*
+ * An app's `spec.analysis` (kn_background_schema, stages/analysis.c): its checks run from the
+ * stage `starting_stage` names until the stage `until` names starts (stages/background.c for
+ * what the two mean, the engine for running them).
+ */
+struct kn_background_options {
+    uint64_t set;
+    char *starting_stage; /* a stage id or kind; NULL: the first stage */
+    char *until;          /* NULL: the first PRIMARY_ROLLOUT after it (none: the end) */
+    struct kn_analysis_options checks; /* its metrics and http; duration 0: until stopped */
+    /* the checks as an ANALYSIS stage (name ANALYSIS, id "background", with &checks, with_node
+     * the block), for the ANALYSIS hooks (templates, placeholders, describe) and the engine */
+    struct kn_stage_config stage;
+};
+
+/* Where the background analysis of `b` runs in `pipeline` (struct kn_stage_config): from stage
+ * *start (it starts when that stage starts) until stage *until starts (pipeline->count: until
+ * the pipeline ends). 0, or KN_ENOTFOUND when a name matches no stage (kn_background_check
+ * reports it, located). */
+int kn_background_bounds(const struct kn_background_options *b, const struct kn_list *pipeline,
+                         size_t *start, size_t *until);
+
+/* Validation of the block (stages/validate.c calls them): check its stage names against the
+ * pipeline (located errors for a name that matches no stage, or an until not after
+ * startingStage); then, with the pipeline's state as the analysis starts (before stage
+ * `start`), its checks as ANALYSIS checks them (a variant compared must run by then, the
+ * placeholders, the providers). */
+void kn_background_check_names(const struct kn_background_options *b,
+                               const struct kn_list *pipeline, struct kn_schema_ctx *ctx);
+void kn_background_simulate(const struct kn_background_options *b,
+                            const struct kn_pipeline_sim *sim, size_t start,
+                            const struct kn_list *pipeline, struct kn_schema_ctx *ctx);
 
 /*
  * Running one platform operation for a stage (stages/platform_op.c): `fn` starts it with the
@@ -192,6 +229,38 @@ int kn_analysis_runner_start(struct kn_stage_run *run, const struct kn_analysis_
                              struct kn_analysis_runner **out);
 void kn_analysis_runner_stop(struct kn_analysis_runner *r);
 
+/* The checks of an ANALYSIS without its duration (stages/analysis.c), for stages that run them. */
+extern const struct kn_schema kn_analysis_checks_schema;
+
+/* CANARY_STEPS (stages/steps.c) */
+#define KN_STEPS_MAX 100
+
+struct kn_steps_pause {
+    uint64_t set;
+    long long step; /* 1-based */
+    long long duration_ms;
+};
+
+struct kn_steps_options {
+    uint64_t set;
+    struct kn_strlist steps; /* percents as written */
+    double step_weight;
+    double max_weight;
+    long long interval_ms;
+    struct kn_analysis_options analysis; /* duration_ms: interval_ms, set by the check */
+    struct kn_list pauses; /* struct kn_steps_pause */
+    /* set by the check: the canary's percent at each step, ascending */
+    double weight[KN_STEPS_MAX];
+    size_t count;
+    int valid;
+    /* the checks as an ANALYSIS stage (name ANALYSIS, with &analysis, with_node the block) for
+     * the ANALYSIS hooks (templates, placeholders, describe) */
+    struct kn_stage_config as_analysis;
+};
+
+/* How long a CANARY_STEPS runs when every step passes: its intervals and pauses. */
+long long kn_steps_length_ms(const struct kn_stage_config *stage);
+
 /* ANALYSIS at run time (stages/analysis_run.c). */
 void kn_analysis_start(struct kn_stage_run *run);
 void kn_analysis_cancel(struct kn_stage_run *run);
@@ -208,5 +277,6 @@ extern const struct kn_stage_kind kn_stage_canary_clean;
 extern const struct kn_stage_kind kn_stage_baseline_clean;
 extern const struct kn_stage_kind kn_stage_script_run;
 extern const struct kn_stage_kind kn_stage_rollback;
+extern const struct kn_stage_kind kn_stage_canary_steps;
 
 #endif /* KANARIA_STAGES_H */

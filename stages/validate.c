@@ -13,6 +13,7 @@
 #include "kanaria/platform.h"
 #include "kanaria/plugin/platform.h"
 #include "kanaria/stage.h"
+#include "stages.h"
 
 #define KN_VALIDATE_TYPES_MAX 32 /* platform types named in one loader */
 
@@ -32,16 +33,23 @@ static void resolve_stages(struct kn_app *app, struct kn_source *src, struct kn_
     int loaded = 0;
     char prefix[96];
 
-    for (size_t i = 0; i < app->cfg.spec.pipeline.count; i++) {
-        struct kn_stage_config *st = &stages[i];
-        if (!st->kind || !st->kind->resolve || !st->with) {
+    struct kn_background_options *bg = app->cfg.spec.analysis;
+
+    for (size_t i = 0; i <= app->cfg.spec.pipeline.count; i++) {
+        /* the stages, then the checks of the background analysis */
+        struct kn_stage_config *st = i < app->cfg.spec.pipeline.count ? &stages[i]
+                                     : bg                                ? &bg->stage
+                                                                         : NULL;
+        if (!st || !st->kind || !st->kind->resolve || !st->with) {
             continue;
         }
         if (!loaded) {
             shared = kn_app_load_file(app, src, KN_ANALYSIS_TEMPLATES_FILE, 1);
             loaded = 1;
         }
-        snprintf(prefix, sizeof(prefix), "stage '%s'", st->name);
+        snprintf(prefix, sizeof(prefix), i < app->cfg.spec.pipeline.count ? "stage '%s'"
+                                                                            : "spec.analysis",
+                 st->name);
         ctx->prefix = prefix;
         st->kind->resolve(st, shared, ctx);
         ctx->prefix = saved;
@@ -98,7 +106,15 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
     struct kn_pipeline_sim sim;
     int touches_primary = 0;
     int all_known = 1;
+    const struct kn_background_options *bg = app->cfg.spec.analysis;
+    size_t bg_start = 0, bg_until = 0;
 
+    if (bg) {
+        kn_background_check_names(bg, pipeline, ctx);
+        if (kn_background_bounds(bg, pipeline, &bg_start, &bg_until) < 0) {
+            bg = NULL; /* reported */
+        }
+    }
     memset(&sim, 0, sizeof(sim));
     sim.running[KN_VARIANT_PRIMARY] = 1;
     sim.weight[KN_VARIANT_PRIMARY] = 100;
@@ -112,6 +128,9 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
         int was_running[KN_VARIANT_COUNT];
         unsigned missing;
 
+        if (bg && i == bg_start) {
+            kn_background_simulate(bg, &sim, i, pipeline, ctx); /* as it starts */
+        }
         if (!st->kind) {
             all_known = 0;
             continue;

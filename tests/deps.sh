@@ -11,6 +11,7 @@ packages=(
     clang libclang-rt-14-dev
     chromium  # the web UI's browser tests (tests/ui/), headless, driven by npm playwright-core
     debhelper  # the .deb of debian/ (tests/packaging/deb.sh), 16 small packages with its tools
+    zsh fish   # `zsh -n` and `fish -n` check the completions kanaria generates (install_tree)
 )
 
 missing=()

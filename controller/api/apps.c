@@ -139,6 +139,32 @@ static int kn_api_find_running(const struct kn_stage_state *s, void *data)
     return 0;
 }
 
+/* The running stage of deployment d, with the `id` its pipeline gives it ("" when none, or
+ * when the pipeline was not recorded) as in GET /api/v1/deployments/{id}. */
+static json_t *kn_api_running_stage_json(struct kn_api *api, const struct kn_deployment *d,
+                                         const struct kn_stage_state *running)
+{
+    json_t *j = kn_api_stage_json(running);
+    char *text = kn_store_stage_meta_get(api->deps.store, d->id, KN_STORE_DEPLOYMENT_META,
+                                         KN_ENGINE_PIPELINE_META);
+    json_t *pipeline = text ? json_loads(text, 0, NULL) : NULL;
+    const char *id = NULL;
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(pipeline, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "index")) == running->index) {
+            id = json_string_value(json_object_get(p, "id"));
+            break;
+        }
+    }
+    json_object_set_new(j, "id", json_string(id ? id : ""));
+    json_decref(pipeline);
+    free(text);
+    return j;
+}
+
 static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "repo", a->repo, "name", a->name,
@@ -170,7 +196,8 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
         char *glass = kn_store_stage_meta_get(api->deps.store, d.id, KN_STORE_DEPLOYMENT_META,
                                               KN_ENGINE_BREAK_GLASS_META);
         json_object_set_new(cur, "running_stage",
-                            running.index >= 0 ? kn_api_stage_json(&running) : json_null());
+                            running.index >= 0 ? kn_api_running_stage_json(api, &d, &running)
+                                               : json_null());
         /* a stage skipped by break-glass, shown while the deployment runs on */
         json_object_set_new(cur, "break_glass", glass ? json_string(glass) : json_null());
         free(glass);

@@ -62,7 +62,7 @@ static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
 {
     struct kn_api_detail *x = data;
     json_t *j = kn_api_stage_json(s);
-    char *reason = NULL;
+    char *reason = NULL, *step;
 
     /* why it was skipped, for a break-glass skip */
     if (strcmp(s->status, "SKIPPED") == 0 &&
@@ -70,6 +70,12 @@ static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
                                           KN_ENGINE_SKIP_REASON_META))) {
         json_object_set_new(j, "reason", json_string(reason));
         free(reason);
+    }
+    /* the step a CANARY_STEPS is on (1-based), kept by the stage */
+    if (strcmp(s->name, "CANARY_STEPS") == 0 &&
+        (step = kn_store_stage_meta_get(x->api->deps.store, x->id, s->index, "step"))) {
+        json_object_set_new(j, "step", json_integer(atoll(step)));
+        free(step);
     }
     json_object_set_new(j, "approvals", json_array());
     json_object_set_new(j, "analysis", json_array());
@@ -135,10 +141,37 @@ static json_t *kn_api_stage_at(json_t *stages, json_int_t index)
     return NULL;
 }
 
+static int kn_api_stage_cmp(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "index"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "index"));
+
+    return (x > y) - (x < y);
+}
+
+/* The stages of `in` in the order of their indexes, a new array. */
+static json_t *kn_api_stages_sorted(const json_t *in)
+{
+    size_t n = json_array_size(in);
+    json_t **items = kn_calloc(n + 1, sizeof(*items));
+    json_t *out = json_array();
+
+    for (size_t i = 0; i < n; i++) {
+        items[i] = json_array_get(in, i);
+    }
+    qsort(items, n, sizeof(*items), kn_api_stage_cmp);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append(out, items[i]);
+    }
+    free(items);
+    return out;
+}
+
 json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages)
 {
-    json_t *out = json_array();
+    json_t *out = json_array(), *sorted;
     size_t i, n = json_array_size(pipeline);
+    json_int_t has_background = 0;
     json_t *p, *s;
 
     json_array_foreach(pipeline, i, p)
@@ -157,15 +190,23 @@ json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages)
         }
         /* the stage's id labels it ("" when it has none), as in the pipeline */
         json_object_set_new(s, "id", json_string(id ? id : ""));
+        if (json_is_true(json_object_get(p, "background"))) {
+            json_object_set_new(s, "background", json_true()); /* spec.analysis */
+            has_background = 1;
+        }
     }
-    /* the rollback (index n), and anything else recorded beyond the pipeline */
+    /* the rollback (index n; a background analysis after it is in the pipeline), and anything
+     * else recorded beyond the pipeline */
     json_array_foreach(stages, i, s)
     {
-        if (json_integer_value(json_object_get(s, "index")) >= (json_int_t)n) {
+        json_int_t index = json_integer_value(json_object_get(s, "index"));
+        if (index >= (json_int_t)n - has_background && !kn_api_stage_at(out, index)) {
             json_array_append(out, s);
         }
     }
-    return out;
+    sorted = kn_api_stages_sorted(out);
+    json_decref(out);
+    return sorted;
 }
 
 void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
@@ -335,4 +376,81 @@ void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *c
 out:
     kn_app_state_release(&app);
     json_decref(reply);
+}
+
+/* ---- retry and promote ----------------------------------------------------------------------- */
+
+void kn_api_retry(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    struct kn_app_state app = {0};
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *reply = NULL;
+    char peer[96];
+    int rc;
+
+    if (kn_api_find_app(api, req, call, &app) < 0) {
+        goto out;
+    }
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "retrying is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_retry(api->deps.actions, app.repo, app.name, &who, &res, &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "by", who.name);
+    kn_api_reply(req, 202, reply);
+out:
+    kn_app_state_release(&app);
+    json_decref(reply);
+}
+
+void kn_api_promote(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    const char *arg = kn_api_param(call, "id");
+    struct kn_action_result res;
+    struct kn_actor who;
+    struct kn_error err;
+    json_t *body = NULL, *reply = NULL, *full;
+    char *end = NULL, peer[96];
+    long long id = strtoll(arg, &end, 10);
+    int rc;
+
+    if (!(body = kn_api_body_json(req))) {
+        goto out;
+    }
+    if (!end || *end || id <= 0) {
+        kn_api_reply_error(req, 404, "no deployment '%s'", arg);
+        goto out;
+    }
+    full = json_object_get(body, "full");
+    if (!json_is_true(full)) {
+        kn_api_reply_error(req, 400,
+                           "'full' must be true: a promotion skips every stage up to the "
+                           "PRIMARY_ROLLOUT (skip passes one stage)");
+        goto out;
+    }
+    if (!api->deps.actions) {
+        kn_api_reply_error(req, 503, "promoting is not available");
+        goto out;
+    }
+    kn_error_clear(&err);
+    kn_api_actor(req, call, &who, peer, sizeof(peer));
+    if ((rc = kn_actions_promote(api->deps.actions, id, &who, &res, &err)) < 0) {
+        kn_api_reply_refusal(api, req, call, rc, &err);
+        goto out;
+    }
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:b, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "full", 1, "by",
+                      who.name);
+    kn_api_reply(req, 200, reply);
+out:
+    json_decref(reply);
+    json_decref(body);
 }

@@ -18,21 +18,6 @@
 
 /* ---- the text format ------------------------------------------------------------------------- */
 
-/* A label value, escaped as the text format wants (backslash, double quote, newline). */
-static void kn_metrics_label(struct kn_buf *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"') {
-            kn_buf_addch(out, '\\');
-            kn_buf_addch(out, *s);
-        } else if (*s == '\n') {
-            kn_buf_adds(out, "\\n");
-        } else {
-            kn_buf_addch(out, *s);
-        }
-    }
-}
-
 static void kn_metrics_head(struct kn_buf *out, const char *name, const char *type,
                             const char *help)
 {
@@ -46,7 +31,7 @@ static void kn_metrics_sample(struct kn_buf *out, const char *name, const char *
     kn_buf_adds(out, name);
     for (size_t i = 0; labels && labels[i]; i += 2) {
         kn_buf_addf(out, "%s%s=\"", i ? "," : "{", labels[i]);
-        kn_metrics_label(out, labels[i + 1]);
+        kn_selfmetrics_label_value(out, labels[i + 1]);
         kn_buf_addch(out, '"');
     }
     if (labels && labels[0]) {

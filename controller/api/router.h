@@ -95,6 +95,8 @@ void kn_api_approve(struct kn_api *api, h2o_req_t *req, const struct kn_api_call
 void kn_api_reject(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_skip(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_prune(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_retry(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_promote(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_repositories_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_repository_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_events_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
@@ -114,7 +116,9 @@ const char *kn_api_app_status(const struct kn_app_state *a);
 /* The stages of a deployment's answer: one per entry of `pipeline` (what the engine recorded
  * at the start, kn_stage_describe's objects), in order, the recorded one of its index from
  * `stages` or one NOT_STARTED named by its kind, then those of `stages` beyond the pipeline (the
- * rollback). A new array; stages is not changed but for the names it lacked (deployments.c). */
+ * rollback), all in the order of their indexes; the background analysis's (its pipeline entry
+ * has "background": true, index after the rollback's) gets "background": true. A new array;
+ * stages is not changed but for the names, ids and that flag it lacked (deployments.c). */
 json_t *kn_api_stages_merge(const json_t *pipeline, json_t *stages);
 /* Appends each deployment to the JSON array data: a kn_store_deployment_cb. */
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data);

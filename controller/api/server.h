@@ -36,6 +36,8 @@ enum kn_api_route_id {
     KN_API_ROUTE_UI_CSS,
     KN_API_ROUTE_SESSION,
     KN_API_ROUTE_AUDIT,
+    KN_API_ROUTE_RETRY,
+    KN_API_ROUTE_PROMOTE,
     KN_API_NROUTES,
 };
 

@@ -49,9 +49,11 @@ static const struct kn_cli_command commands[] = {
      "approvals and analysis evaluations, and its log",
      kn_cmd_get},
     {"events",
-     "kanaria events [--app APP] [--repo NAME] [--since T] [--type TYPE] [--follow] [--json]",
+     "kanaria events [--app APP] [--repo NAME] [--since T] [--type TYPE] [--follow] "
+     "[--timeout D] [--json]",
      "print the audit log, oldest first (--since 2h or 2026-12-01T10:00: from then); --follow "
-     "goes on with the events as they are written",
+     "goes on with the events as they are written, reconnecting after a drop for up to "
+     "--timeout (default 1m)",
      kn_cmd_events},
     {"approve", "kanaria approve APP [--repo NAME] [--json]",
      "approve the app's deployment that waits at WAIT_APPROVAL", kn_cmd_approve},
@@ -71,6 +73,14 @@ static const struct kn_cli_command commands[] = {
      "skip stage N of the app's running deployment (the running one, or a later one); a "
      "WAIT_APPROVAL only by an admin's --break-glass",
      kn_cmd_skip},
+    {"retry", "kanaria retry APP [--repo NAME] [--json]",
+     "plan the app's last deployment again through its pipeline, when it failed or was rolled "
+     "back",
+     kn_cmd_retry},
+    {"promote", "kanaria promote APP --full [--repo NAME] [--json]",
+     "promote the app's running canary now: skip every stage up to the PRIMARY_ROLLOUT (refused "
+     "while an approval before it lacks its approvals or an analysis check is failing)",
+     kn_cmd_promote},
     {"prune", "kanaria prune APP [--repo NAME] [--json]",
      "remove an orphaned app (its folder was deleted): instances, frontend and backend",
      kn_cmd_prune},
@@ -100,10 +110,10 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n'kanaria help COMMAND' shows a command's usage. Client commands (status, history,\n"
-            "wait, get, events, approve, reject, cancel, rollback, sync, skip, prune, repos)\n"
-            "reach KANARIA_ADDR (default http://127.0.0.1:7070) with the token in KANARIA_TOKEN;\n"
-            "an https server whose certificate no system CA signed is verified with the PEM file\n"
-            "of its CA in KANARIA_CACERT.\n");
+            "wait, get, events, approve, reject, cancel, rollback, sync, retry, skip, promote,\n"
+            "prune, repos) reach KANARIA_ADDR (default http://127.0.0.1:7070) with the token in\n"
+            "KANARIA_TOKEN; an https server whose certificate no system CA signed is verified\n"
+            "with the PEM file of its CA in KANARIA_CACERT.\n");
 }
 
 static int cmd_version(int argc, char **argv)

@@ -61,6 +61,8 @@ int kn_cmd_cancel(int argc, char **argv);
 int kn_cmd_rollback(int argc, char **argv);
 int kn_cmd_sync(int argc, char **argv);
 int kn_cmd_skip(int argc, char **argv);
+int kn_cmd_retry(int argc, char **argv);
+int kn_cmd_promote(int argc, char **argv);
 /* `kanaria prune APP`: remove an orphaned app from its platforms. */
 int kn_cmd_prune(int argc, char **argv);
 /* `kanaria repos [REPO]`: each repository's branch, head, last fetch, last error and apps. */

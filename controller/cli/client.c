@@ -1,12 +1,13 @@
 /*
  * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
- * the operator's `cancel APP`, `rollback APP`, `sync APP`, `skip APP --stage N`, `prune APP`, and
- * `repos [REPO]` (each repository's fetch status). They
+ * the operator's `cancel APP`, `rollback APP`, `sync APP`, `retry APP`, `skip APP --stage N`,
+ * `promote APP --full`, `prune APP`, and `repos [REPO]` (each repository's fetch status). They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
  * --json.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,9 @@
 #define KN_CLIENT_WATCH       0x10 /* --watch */
 #define KN_CLIENT_BREAK_GLASS 0x20 /* --break-glass */
 #define KN_CLIENT_WAIT        0x40 /* --deployment ID, --timeout D */
-#define KN_CLIENT_EVENTS      0x80 /* --app A, --since T, --type X, --follow */
+#define KN_CLIENT_EVENTS      0x80 /* --app A, --since T, --type X, --follow, --timeout D */
 #define KN_CLIENT_UNTIL_DONE  0x100 /* --until-done */
+#define KN_CLIENT_FULL        0x200 /* --full */
 
 /* `kanaria wait`: how long it follows a deployment unless told, and its exit on a timeout. */
 #define KN_CLIENT_WAIT_DEFAULT_MS (30LL * 60 * 1000)
@@ -58,6 +60,7 @@ struct kn_client_opts {
     long long since_ms;     /* --since, ms since the epoch; 0: not given */
     int follow;
     int until_done;
+    int full;
 };
 
 struct kn_client_answer {
@@ -230,6 +233,7 @@ static void kn_client_short(const char *commit, char out[8])
 
 static const char *kn_client_running_stage(const json_t *cur, int compact, char *buf,
                                            size_t size);
+static const char *kn_client_background(const json_t *cur, char *buf, size_t size);
 
 static void kn_client_print_app_row(const json_t *app)
 {
@@ -356,6 +360,9 @@ static void kn_client_print_app(const json_t *app)
         if (json_is_object(st)) {
             printf("running stage:    %s\n", kn_client_running_stage(cur, 0, wait, sizeof(wait)));
         }
+        if (*kn_client_background(cur, wait, sizeof(wait))) {
+            printf("background:       %s\n", wait);
+        }
     } else {
         printf("deploying:        -\n");
     }
@@ -449,6 +456,7 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
         {"type", required_argument, NULL, 'y'},
         {"follow", no_argument, NULL, 'f'},
         {"until-done", no_argument, NULL, 'u'},
+        {"full", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -517,7 +525,7 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
             }
             break;
         case 'T':
-            if (!(allowed & KN_CLIENT_WAIT)) {
+            if (!(allowed & (KN_CLIENT_WAIT | KN_CLIENT_EVENTS))) {
                 goto usage;
             }
             if (kn_duration_parse(optarg, &o->timeout_ms) < 0 || o->timeout_ms <= 0) {
@@ -557,6 +565,12 @@ static int kn_client_args(int argc, char **argv, const char *usage, int need_app
                 goto usage;
             }
             o->until_done = 1;
+            break;
+        case 'F':
+            if (!(allowed & KN_CLIENT_FULL)) {
+                goto usage;
+            }
+            o->full = 1;
             break;
         case 'h':
             printf("usage: %s\n", usage);
@@ -1039,6 +1053,91 @@ int kn_cmd_skip(int argc, char **argv)
     return rc;
 }
 
+int kn_cmd_retry(int argc, char **argv)
+{
+    static const char usage[] = "kanaria retry APP [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char commit[8];
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if ((rc = kn_client_action(&o, "/retry", json_object(), &j)) == KN_EXIT_OK && !o.json) {
+        kn_client_short(json_string_value(json_object_get(j, "commit")), commit);
+        printf("retrying %s at %s: deployment #%lld as %s\n", kn_client_str(j, "app"), commit,
+               kn_client_int(j, "deployment"), kn_client_str(j, "by"));
+    }
+    json_decref(j);
+    return rc;
+}
+
+int kn_cmd_promote(int argc, char **argv)
+{
+    static const char usage[] = "kanaria promote APP --full [--repo NAME] [--json]";
+    struct kn_client_opts o;
+    struct kn_client_answer ans = {0};
+    json_t *j = NULL, *req = NULL;
+    char *path = NULL, *body = NULL;
+    long long id;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, KN_CLIENT_FULL, &o) < 0) {
+        return KN_EXIT_USAGE;
+    }
+    if (!o.full) {
+        fprintf(stderr, "kanaria: promote needs --full (skip every stage up to the "
+                        "PRIMARY_ROLLOUT; kanaria skip passes one stage)\nusage: %s\n",
+                usage);
+        return KN_EXIT_USAGE;
+    }
+    /* the app's deployment in progress */
+    path = kn_client_app_path(&o, "");
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    id = json_integer_value(json_object_get(json_object_get(j, "current"), "id"));
+    if (id <= 0) {
+        fprintf(stderr, "kanaria: no deployment of '%s' is in progress\n", o.app);
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    json_decref(j);
+    j = NULL;
+    kn_buf_release(&ans.body);
+    memset(&ans, 0, sizeof(ans));
+    free(path);
+    path = kn_asprintf("/api/v1/deployments/%lld/promote", id);
+    req = json_pack("{s:b}", "full", 1);
+    body = json_dumps(req, JSON_COMPACT);
+    if (kn_client_call("POST", path, body, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+        goto out;
+    }
+    if (o.json) {
+        kn_client_print_json(&ans);
+    } else {
+        printf("promoting deployment #%lld of %s in full as %s: every stage up to the "
+               "PRIMARY_ROLLOUT is skipped\n",
+               kn_client_int(j, "deployment"), kn_client_str(j, "app"), kn_client_str(j, "by"));
+    }
+out:
+    json_decref(req);
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(body);
+    free(path);
+    return rc;
+}
+
 int kn_cmd_prune(int argc, char **argv)
 {
     static const char usage[] = "kanaria prune APP [--repo NAME] [--json]";
@@ -1277,10 +1376,25 @@ static size_t kn_client_stream_write(char *ptr, size_t size, size_t n, void *dat
     return size * n;
 }
 
-/* Follow GET /api/v1/events from x->last_id until the server ends the stream: KN_EXIT_FAILED
- * then, with the reason. A stream silent for 60 s (the server sends a keep-alive every 15 s) is
- * taken for lost. */
-static int kn_client_events_follow(struct kn_client_events *x)
+/* `events --follow`: how long it tries to get the stream back after it drops unless told
+ * (--timeout), and the longest pause between two tries (1 s, 2 s, 4 s ... up to this). */
+#define KN_CLIENT_RECONNECT_DEFAULT_MS (60LL * 1000)
+#define KN_CLIENT_RECONNECT_MAX_PAUSE_MS 8000LL
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+static long long kn_client_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One connection to GET /api/v1/events from x->last_id (sent as Last-Event-ID), printing its
+ * events until it ends: *status is the HTTP status (0 when none came), *reason what ended it
+ * (caller frees). A stream silent for 60 s (the server sends a keep-alive every 15 s) is taken
+ * for lost. */
+static void kn_client_events_stream(struct kn_client_events *x, long *status, char **reason)
 {
     const char *addr = getenv("KANARIA_ADDR");
     const char *token = getenv("KANARIA_TOKEN");
@@ -1288,19 +1402,20 @@ static int kn_client_events_follow(struct kn_client_events *x)
     char errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL;
     char *url = NULL, *auth = NULL, *last = NULL;
-    long status = 0;
     CURL *curl = NULL;
     CURLcode cc;
-    int rc = KN_EXIT_FAILED;
-
     size_t alen;
+
+    *status = 0;
+    *reason = NULL;
+    kn_buf_reset(&x->line);
 
     addr = addr && *addr ? addr : KN_CLIENT_DEFAULT_ADDR;
     for (alen = strlen(addr); alen > 0 && addr[alen - 1] == '/'; alen--) {
     }
     url = kn_asprintf("%.*s/api/v1/events", (int)alen, addr);
     if (!(curl = curl_easy_init())) {
-        fprintf(stderr, "kanaria: cannot start libcurl\n");
+        *reason = kn_strdup("cannot start libcurl");
         goto out;
     }
     if (token && *token) {
@@ -1325,12 +1440,13 @@ static int kn_client_events_follow(struct kn_client_events *x)
         curl_easy_setopt(curl, CURLOPT_CAINFO, cacert);
     }
     cc = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
     if (cc != CURLE_OK) {
-        fprintf(stderr, "kanaria: the event stream of %s: %s%s\n", addr,
-                errbuf[0] ? errbuf : curl_easy_strerror(cc), kn_client_tls_hint(cc, cacert));
+        *reason = kn_asprintf("the event stream of %s: %s%s", addr,
+                              errbuf[0] ? errbuf : curl_easy_strerror(cc),
+                              kn_client_tls_hint(cc, cacert));
     } else {
-        fprintf(stderr, "kanaria: %s ended the event stream\n", addr);
+        *reason = kn_asprintf("%s ended the event stream", addr);
     }
 out:
     curl_slist_free_all(headers);
@@ -1340,6 +1456,53 @@ out:
     free(last);
     free(auth);
     free(url);
+}
+
+/* Follow the event stream from x->last_id. When it drops (kanaria restarted, the network), it
+ * is asked again from the newest event seen, so nothing is missed nor shown twice, after 1 s,
+ * 2 s, 4 s ... (at most KN_CLIENT_RECONNECT_MAX_PAUSE_MS); a stream that answered starts the
+ * pauses over. KN_EXIT_FAILED, with the reason, once no stream answered for --timeout (default
+ * 1m), or at once on a 4xx (a token or role that a retry does not mend). */
+static int kn_client_events_follow(struct kn_client_events *x)
+{
+    long long window = x->o->timeout_ms > 0 ? x->o->timeout_ms : KN_CLIENT_RECONNECT_DEFAULT_MS;
+    long long since = kn_client_mono_ms(); /* when the last stream that answered ended */
+    long long pause = 1000;
+    struct timespec ts;
+    char shown[32];
+    char *reason = NULL;
+    long status = 0;
+    int rc = KN_EXIT_FAILED;
+
+    for (;;) {
+        free(reason);
+        kn_client_events_stream(x, &status, &reason);
+        fflush(stdout);
+        if (status >= 400 && status < 500) {
+            break;
+        }
+        if (status == 200) {
+            since = kn_client_mono_ms();
+            pause = 1000;
+        }
+        if (kn_client_mono_ms() - since + pause > window) {
+            kn_duration_format(window, shown, sizeof(shown));
+            fprintf(stderr, "kanaria: %s; gave up reconnecting after %s (--timeout)\n", reason,
+                    shown);
+            goto out;
+        }
+        kn_duration_format(pause, shown, sizeof(shown));
+        fprintf(stderr, "kanaria: %s; reconnecting in %s\n", reason, shown);
+        ts.tv_sec = pause / 1000;
+        ts.tv_nsec = (pause % 1000) * 1000000;
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+        pause = pause * 2 > KN_CLIENT_RECONNECT_MAX_PAUSE_MS ? KN_CLIENT_RECONNECT_MAX_PAUSE_MS
+                                                              : pause * 2;
+    }
+    fprintf(stderr, "kanaria: %s\n", reason);
+out:
+    free(reason);
     return rc;
 }
 
@@ -1352,7 +1515,7 @@ out:
 int kn_cmd_events(int argc, char **argv)
 {
     static const char usage[] = "kanaria events [--app APP] [--repo NAME] [--since T] "
-                                "[--type TYPE] [--follow] [--json]";
+                                "[--type TYPE] [--follow] [--timeout D] [--json]";
     struct kn_client_events x = {0};
     struct kn_client_opts o;
     int rc;
@@ -1430,6 +1593,26 @@ static const char *kn_client_stage_label(const json_t *stage, const json_t *spec
     return buf;
 }
 
+/* A background analysis's span (its pipeline entry `spec`: "starting_stage", "until") in words:
+ * "from stage 1 TRAFFIC_ROUTING until stage 3 PRIMARY_ROLLOUT starts", into buf. */
+static const char *kn_client_background_span(const json_t *pipeline, const json_t *spec,
+                                             char *buf, size_t size)
+{
+    long long from = json_integer_value(json_object_get(spec, "starting_stage"));
+    long long until = json_integer_value(json_object_get(spec, "until"));
+    const json_t *a = kn_client_pipeline_stage(pipeline, from);
+    const json_t *b = kn_client_pipeline_stage(pipeline, until);
+
+    if (b) {
+        snprintf(buf, size, "from stage %lld %s until stage %lld %s starts", from,
+                 kn_client_str(a, "kind"), until, kn_client_str(b, "kind"));
+    } else {
+        snprintf(buf, size, "from stage %lld %s until the pipeline ends", from,
+                 kn_client_str(a, "kind"));
+    }
+    return buf;
+}
+
 /* What a running stage waits for, in words ("1m20s left, 1 of 2 approvals (alice, bob)"), into
  * buf; "" when it waits for nothing with an end. */
 static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec, long long now,
@@ -1445,6 +1628,15 @@ static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec,
 
     buf[0] = '\0';
     if (strcmp(kn_client_str(stage, "status"), "RUNNING") != 0 || !spec) {
+        return buf;
+    }
+    if (strcmp(kind, "CANARY_STEPS") == 0) {
+        const json_t *steps = json_object_get(spec, "steps");
+        long long step = json_integer_value(json_object_get(stage, "step"));
+        if (step >= 1 && (size_t)step <= json_array_size(steps)) {
+            snprintf(buf, size, "step %lld of %zu: canary %g%%", step, json_array_size(steps),
+                     json_number_value(json_array_get(steps, (size_t)step - 1)));
+        }
         return buf;
     }
     if (strcmp(kind, "WAIT") == 0 || strcmp(kind, "ANALYSIS") == 0) {
@@ -1538,6 +1730,10 @@ static void kn_client_print_stage(const json_t *st, const json_t *pipeline, long
         printf(", %s", wait);
     }
     printf("\n");
+    if (json_is_true(json_object_get(spec, "background"))) {
+        printf("        background analysis, %s\n",
+               kn_client_background_span(pipeline, spec, wait, sizeof(wait)));
+    }
     if (reason && *reason) {
         printf("        reason: %s\n", reason);
     }
@@ -1655,10 +1851,14 @@ static const char *kn_client_running_stage(const json_t *cur, int compact, char 
     struct kn_client_answer ans = {0};
     char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
     char label[160], wait[256], *text;
+    const char *id;
     json_t *d = NULL;
     size_t i, len;
 
-    snprintf(buf, size, "%s", kn_client_str(run, "name"));
+    /* "KIND (id)" as the stage label says, should the deployment's call fail */
+    id = json_string_value(json_object_get(run, "id"));
+    snprintf(buf, size, "%s%s%s%s", kn_client_str(run, "name"), id && *id ? " (" : "",
+             id && *id ? id : "", id && *id ? ")" : "");
     if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
         !(d = json_loads(ans.body.data, 0, NULL))) {
         goto out;
@@ -1676,6 +1876,49 @@ static const char *kn_client_running_stage(const json_t *cur, int compact, char 
         memcpy(buf, text, len);
         buf[len] = '\0';
         free(text);
+        break;
+    }
+out:
+    json_decref(d);
+    kn_buf_release(&ans.body);
+    free(path);
+    return buf;
+}
+
+/* The background analysis of the deployment `cur` (an app's `current`) in words, from the
+ * deployment (one more call): "ANALYSIS (background) RUNNING, from stage 1 TRAFFIC_ROUTING
+ * until stage 3 PRIMARY_ROLLOUT starts, 4 evaluations, 0 failed"; "" when it has none. */
+static const char *kn_client_background(const json_t *cur, char *buf, size_t size)
+{
+    struct kn_client_answer ans = {0};
+    char *path = kn_asprintf("/api/v1/deployments/%lld", kn_client_int(cur, "id"));
+    char span[256];
+    const json_t *st, *a;
+    json_t *d = NULL;
+    size_t i, k, failed = 0;
+
+    buf[0] = '\0';
+    if (kn_client_call("GET", path, NULL, &ans) < 0 || ans.status != 200 ||
+        !(d = json_loads(ans.body.data, 0, NULL))) {
+        goto out;
+    }
+    json_array_foreach(json_object_get(d, "stages"), i, st)
+    {
+        const json_t *spec = kn_client_pipeline_stage(json_object_get(d, "pipeline"),
+                                                      kn_client_int(st, "index"));
+        if (!json_is_true(json_object_get(spec, "background"))) {
+            continue;
+        }
+        json_array_foreach(json_object_get(st, "analysis"), k, a)
+        {
+            failed += strcmp(kn_client_str(a, "verdict"), "FAIL") == 0;
+        }
+        snprintf(buf, size, "%s (%s) %s, %s, %zu evaluations, %zu failed",
+                 kn_client_str(st, "name"), kn_client_str(spec, "id"),
+                 kn_client_str(st, "status"),
+                 kn_client_background_span(json_object_get(d, "pipeline"), spec, span,
+                                           sizeof(span)),
+                 json_array_size(json_object_get(st, "analysis")), failed);
         break;
     }
 out:

@@ -275,6 +275,12 @@ static char *kn_fetch_request(const struct kn_git_fetch_opts *o)
     if (a && a->ssh_key_file) {
         json_object_set_new(j, "sshKeyFile", json_string(a->ssh_key_file));
     }
+    if (a && a->ca_file) {
+        json_object_set_new(j, "caFile", json_string(a->ca_file));
+    }
+    if (a && a->repo_name) {
+        json_object_set_new(j, "repository", json_string(a->repo_name));
+    }
     json_object_set_new(j, "timeoutMs", json_integer(o->timeout_ms));
     json_object_set_new(j, "parent", json_integer((json_int_t)getpid()));
     s = json_dumps(j, JSON_COMPACT);
@@ -503,6 +509,8 @@ int kn_git_fetch_child_main(int argc, char **argv)
     auth.username = kn_fetch_str(j, "username");
     auth.token_file = kn_fetch_str(j, "tokenFile");
     auth.ssh_key_file = kn_fetch_str(j, "sshKeyFile");
+    auth.ca_file = kn_fetch_str(j, "caFile");
+    auth.repo_name = kn_fetch_str(j, "repository");
     rc = kn_git_mirror_fetch_progress(kn_fetch_str(j, "mirror"), kn_fetch_str(j, "url"),
                                       kn_fetch_str(j, "branch"), &auth, &head, &err,
                                       kn_fetch_child_progress, &child);

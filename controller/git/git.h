@@ -58,11 +58,17 @@ int kn_git_is_ancestor(git_repository *repo, const git_oid *ancestor, const git_
 
 /* ---- mirrors ------------------------------------------------------------------------------ */
 
-/* Credentials for a remote, read from files at each fetch. Any may be NULL. */
+/* How to reach a remote: credentials and trust, read from files at each fetch. Any may be NULL. */
 struct kn_git_auth {
     const char *username;     /* for https (default "x-access-token") and ssh (default "git") */
     const char *token_file;   /* https: the token is the password */
     const char *ssh_key_file; /* ssh: a private key without passphrase */
+    /* https: PEM CA certificates trusted instead of the system's. Set for the whole process
+     * (libgit2 has no per-remote trust), so only a process that runs one fetch (`__fetch`)
+     * may pass it. */
+    const char *ca_file;
+    const char *repo_name; /* the repository in kanaria.yaml, named in messages that say which
+                            * key to set */
 };
 
 /*

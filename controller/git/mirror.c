@@ -118,6 +118,37 @@ static int kn_mirror_read_token(const char *path, struct kn_secret *out)
     return rc;
 }
 
+/* The repository's name for a message, quoted, or "this repository". */
+static void kn_mirror_repo_label(char *buf, size_t size, const struct kn_git_auth *auth)
+{
+    if (auth && auth->repo_name) {
+        snprintf(buf, size, "repository '%s'", auth->repo_name);
+    } else {
+        snprintf(buf, size, "this repository");
+    }
+}
+
+/* The remote asked for credentials that kanaria has not been given: libgit2's error set to a
+ * message naming the key of kanaria.yaml that gives them. */
+static void kn_mirror_auth_hint(const struct kn_git_auth *auth, unsigned int allowed_types)
+{
+    char label[KN_ERROR_MSG_MAX / 2];
+    char msg[KN_ERROR_MSG_MAX];
+
+    kn_mirror_repo_label(label, sizeof(label), auth);
+    if (allowed_types & GIT_CREDENTIAL_SSH_KEY) {
+        snprintf(msg, sizeof(msg),
+                 "authentication required: set 'credentials.sshKeyFile' for %s in kanaria.yaml",
+                 label);
+    } else {
+        snprintf(msg, sizeof(msg),
+                 "authentication required: set 'credentials.tokenFile' (and "
+                 "'credentials.username' when the server needs one) for %s in kanaria.yaml",
+                 label);
+    }
+    git_error_set_str(GIT_ERROR_CALLBACK, msg);
+}
+
 static int kn_mirror_cred_cb(git_credential **out, const char *url, const char *username_from_url,
                              unsigned int allowed_types, void *payload)
 {
@@ -150,6 +181,10 @@ static int kn_mirror_cred_cb(git_credential **out, const char *url, const char *
     } else if (allowed_types & GIT_CREDENTIAL_USERNAME) {
         /* ssh asks for the user name alone before it asks for a key */
         rc = git_credential_username_new(out, user ? user : KN_MIRROR_DEFAULT_SSH_USER);
+    } else {
+        /* libgit2 would say "authentication required but no callback set": say what to set */
+        kn_mirror_auth_hint(auth, allowed_types);
+        rc = GIT_EAUTH;
     }
 out:
     kn_secret_release(&token);
@@ -355,6 +390,41 @@ static int kn_mirror_fetch_error(struct kn_error *err, const char *shown_url)
     return rc;
 }
 
+/* KN_EIO for a server certificate that is not trusted: libgit2's message and what to do. */
+static int kn_mirror_cert_error(struct kn_error *err, const char *shown_url,
+                                const struct kn_git_auth *auth)
+{
+    char *msg = kn_redact(kn_mirror_errmsg(), 1);
+    char label[KN_ERROR_MSG_MAX / 2];
+    int rc;
+
+    kn_mirror_repo_label(label, sizeof(label), auth);
+    if (auth && auth->ca_file) {
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "fetching %s: %s: the server's certificate is not signed by a CA of "
+                          "'caFile' '%s' of %s",
+                          shown_url, msg, auth->ca_file, label);
+    } else {
+        rc = kn_error_set(err, KN_EIO, NULL,
+                          "fetching %s: %s: the server's certificate is not trusted; for a "
+                          "private CA set 'caFile' for %s in kanaria.yaml",
+                          shown_url, msg, label);
+    }
+    free(msg);
+    return rc;
+}
+
+/* Trust the CA certificates of ca_file (and only them) for the https fetches of this process. */
+static int kn_mirror_trust(const char *ca_file, struct kn_error *err)
+{
+    int rc = 0;
+
+    if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca_file, NULL) < 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "'caFile' '%s': %s", ca_file, kn_mirror_errmsg());
+    }
+    return rc;
+}
+
 int kn_git_mirror_fetch(const char *mirror_path, const char *url, const char *branch,
                         const struct kn_git_auth *auth, git_oid *head, struct kn_error *err)
 {
@@ -368,6 +438,7 @@ int kn_git_mirror_fetch_progress(const char *mirror_path, const char *url, const
     int rc = 0;
     int valid = 0;
     int has;
+    int gerr;
     char *shown_url = NULL;
     char *refname = NULL;
     char *refspec = NULL;
@@ -424,9 +495,13 @@ int kn_git_mirror_fetch_progress(const char *mirror_path, const char *url, const
         opts.callbacks.transfer_progress = kn_mirror_transfer_cb;
     }
     opts.callbacks.payload = &cred;
-    /* certificate_check unset: libgit2 verifies against the system's trust store. */
-    if (git_remote_fetch(remote, &specs, &opts, "kanaria: fetch") < 0) {
-        rc = kn_mirror_fetch_error(err, shown_url);
+    /* certificate_check unset: libgit2 verifies against the system's trust store, or caFile's */
+    if (auth && auth->ca_file && (rc = kn_mirror_trust(auth->ca_file, err)) < 0) {
+        goto out;
+    }
+    if ((gerr = git_remote_fetch(remote, &specs, &opts, "kanaria: fetch")) < 0) {
+        rc = gerr == GIT_ECERTIFICATE ? kn_mirror_cert_error(err, shown_url, auth)
+                                      : kn_mirror_fetch_error(err, shown_url);
         goto out;
     }
 

@@ -10,11 +10,15 @@
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
 #include "metrics/cloudwatch/cloudwatch.h"
+#include "metrics/datadog/datadog.h"
 #include "metrics/prometheus/prometheus.h"
+#include "metrics/web/web.h"
 
 const struct kn_metrics_type *const kn_metrics_types[] = {
     &kn_metrics_prometheus,
     &kn_metrics_cloudwatch,
+    &kn_metrics_datadog,
+    &kn_metrics_web,
     NULL,
 };
 

@@ -181,7 +181,7 @@ void kn_selfmetrics_observe(struct kn_selfmetrics *m, enum kn_selfmetric id, con
 
 /* ---- the text format ------------------------------------------------------------------------- */
 
-static void kn_sm_label_value(struct kn_buf *out, const char *s)
+void kn_selfmetrics_label_value(struct kn_buf *out, const char *s)
 {
     for (; *s; s++) {
         if (*s == '\\' || *s == '"') {
@@ -205,7 +205,7 @@ static void kn_sm_sample(struct kn_buf *out, const struct kn_sm_family *fam, con
     for (size_t i = 0; i < 2; i++) {
         if (fam->label[i]) {
             kn_buf_addf(out, "%s%s=\"", n++ ? "," : "{", fam->label[i]);
-            kn_sm_label_value(out, s->l[i]);
+            kn_selfmetrics_label_value(out, s->l[i]);
             kn_buf_addch(out, '"');
         }
     }

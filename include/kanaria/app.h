@@ -101,6 +101,12 @@ struct kn_app_spec {
     long long timeout_ms;
     int prune;               /* removed from its platform once its folder leaves the repository */
     struct kn_list pipeline; /* struct kn_stage_config */
+    /* `analysis:`, checks run in the background across stages of the pipeline: the block as
+     * given (borrowed from the parsed file; NULL when absent), and it parsed by
+     * kn_background_schema (kanaria/stage.h) into that schema's struct (owned; NULL when
+     * absent) */
+    const struct kn_node *analysis_node;
+    void *analysis;
 };
 
 struct kn_app_config {

@@ -35,6 +35,7 @@ struct kn_repo_config {
     long long poll_interval_ms;
     long long fetch_timeout_ms;       /* a whole fetch, then it is stopped */
     long long fetch_stall_timeout_ms; /* a fetch that receives nothing for this long is stopped */
+    char *ca_file; /* https: PEM CA certificates the remote's certificate must chain to */
     struct kn_repo_credentials credentials;
     struct kn_repo_webhook webhook;
 };
@@ -101,6 +102,8 @@ struct kn_notification_config {
     char *token_file; /* slack: the bot token; pagerduty: the routing key */
     char *channel;    /* slack with a token: the channel posted to */
     char *template;   /* Mustache subset (controller/template.h); NULL: the built-in message */
+    long long retry_for_ms; /* an event not delivered this long after its first attempt is
+                             * given up */
     struct kn_strlist events;
     struct kn_strlist apps;
 };

@@ -91,6 +91,18 @@ int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char
 int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who,
                    const char *break_glass);
 
+/*
+ * Promote deployment `id`, which the engine is running, on behalf of `who` (kanaria promote
+ * --full): the running stage and every stage after it up to the first PRIMARY_ROLLOUT are
+ * recorded SKIPPED with the reason "promoted by WHO (full)" (a running stage is stopped and left
+ * as it is, like a skip), and the pipeline goes on with the PRIMARY_ROLLOUT. Refused, with why
+ * (a plain sentence) in `why`: KN_ENOTFOUND when the engine is not running that deployment's
+ * pipeline; KN_EINVAL when no PRIMARY_ROLLOUT comes at or after the running stage; KN_EEXISTS
+ * when the PRIMARY_ROLLOUT runs already, a WAIT_APPROVAL before it has not passed (its approvers
+ * have not approved), or the newest evaluation of an analysis check of the deployment FAILed.
+ */
+int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *why, size_t size);
+
 /* Where a break-glass skip is kept (stage meta of the store): the stage's "skipped by ..." under
  * KN_ENGINE_SKIP_REASON_META, and "stage N NAME skipped by ..." of the deployment under
  * KN_ENGINE_BREAK_GLASS_META at index KN_STORE_DEPLOYMENT_META. */
@@ -100,6 +112,14 @@ int kn_engine_skip(struct kn_engine *e, long long id, int index, const char *who
 /* What a deployment runs on, recorded when it starts (metadata of the deployment, at index
  * KN_STORE_DEPLOYMENT_META): the name of its platform, and its pipeline as a JSON array of the
  * stages it runs (kn_stage_pipeline_json; a QUICK_SYNC runs one SYNC stage). */
+/* An app's background analysis (spec.analysis) is recorded as stage N + 1 of a pipeline of N
+ * stages (N is the ROLLBACK): its status, its analysis records and its counts (stage meta
+ * "background.*"); its pipeline entry is the ANALYSIS one of kn_stage_describe with
+ * "background": true, "starting_stage" and "until" (the indexes of the stages that start and
+ * end it; N: the end of the pipeline). It starts when its starting stage starts, resumes after
+ * a restart, stops when its until stage starts or the deployment ends, and when a check fails
+ * the running stage is cancelled and the deployment fails (rolls back) with the reason
+ * "background analysis failed: " and the check's. */
 #define KN_ENGINE_PLATFORM_META "platform"
 #define KN_ENGINE_PIPELINE_META "pipeline"
 

@@ -46,6 +46,10 @@ void kn_selfmetrics_set(struct kn_selfmetrics *m, enum kn_selfmetric id, const c
 void kn_selfmetrics_observe(struct kn_selfmetrics *m, enum kn_selfmetric id, const char *l1,
                             const char *l2, double v);
 
+/* Append s to out as the text format wants a label value: backslash, double quote and
+ * newline escaped (`\\`, `\"`, `\n`); the quotes around it are the caller's. */
+void kn_selfmetrics_label_value(struct kn_buf *out, const char *s);
+
 /* Append every family (HELP, TYPE, then its series in the order they were made) to out. */
 void kn_selfmetrics_render(struct kn_selfmetrics *m, struct kn_buf *out);
 

@@ -101,6 +101,11 @@ struct kn_stage_kind {
     void (*describe)(const struct kn_stage_config *stage, struct json_t *out);
 };
 
+/* An app's `spec.analysis` (background analysis): `startingStage`, `until`, and the `metrics`
+ * and `http` checks of ANALYSIS, parsed into a struct of the stages' own (stages/stages.h,
+ * schema->size bytes) that the app owns (kn_app_spec.analysis). */
+extern const struct kn_schema kn_background_schema;
+
 /* The repository's shared ANALYSIS metric templates (kind AnalysisTemplate), at its top. */
 #define KN_ANALYSIS_TEMPLATES_FILE ".kanaria/analysis-templates.yaml"
 

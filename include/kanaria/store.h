@@ -247,7 +247,8 @@ int kn_store_event_add(struct kn_store *st, const char *type, const char *repo, 
                        long long deployment, const char *actor, const char *message,
                        long long now_ms);
 
-/* Events with id > after_id (0: from the start), oldest first, at most limit (0: all). */
+/* Events with id > after_id (0: from the start), oldest first, at most limit (0: all):
+ * kn_store_events_find with no filter. */
 typedef int (*kn_store_event_cb)(const struct kn_event *e, void *data);
 int kn_store_events(struct kn_store *st, long long after_id, int limit, kn_store_event_cb cb,
                     void *data);
@@ -260,8 +261,9 @@ struct kn_event_filter {
     long long since_ms; /* at >= since_ms */
 };
 
-/* The events with id > after_id that match f (NULL: all), oldest first, at most limit (>= 1;
- * held in memory at once, so a page's size): the audit log read a page at a time. */
+/* The events with id > after_id that match f (NULL: all), oldest first, at most limit (0: all;
+ * held in memory at once, so a page's size): the audit log read a page at a time. KN_EINVAL
+ * for a negative limit. */
 int kn_store_events_find(struct kn_store *st, long long after_id, int limit,
                          const struct kn_event_filter *f, kn_store_event_cb cb, void *data);
 

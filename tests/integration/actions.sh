@@ -3,7 +3,9 @@
 # a canary waiting at WAIT_APPROVAL (traffic back on the primary), sync of the head that was
 # rolled back, a manual rollback to an older good commit, WAIT_APPROVAL skipped only by an
 # admin's break-glass, and the refusals (a viewer, an operator skipping an approval, an unknown
-# app, a deployment in progress, a commit never deployed).
+# app, a deployment in progress, a commit never deployed); a probe of the canary alone
+# ({{variant_url}}), retry of a rolled-back revision and promote --full (refused while an
+# approval waits).
 set -uo pipefail
 bin=$1
 server=$2
@@ -173,6 +175,19 @@ check "--break-glass without --reason is a usage error ($out)" $?
 check "a break-glass without a reason is 400" $?
 [ "$(code POST /api/v1/apps/hello/skip tok-ada -d '{"stage": 2}')" = 403 ]
 check "an admin's skip without break-glass is 403 too" $?
+out=$(op promote hello --full 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out" &&
+    grep -q "stage 2 WAIT_APPROVAL of deployment 5 lacks its approvals" <<<"$out"
+check "promote --full while the approval waits is 409, saying why ($out)" $?
+out=$(op promote hello 2>&1)
+[ $? -eq 2 ] && grep -q "needs --full" <<<"$out"
+check "promote without --full is a usage error ($out)" $?
+[ "$(code POST /api/v1/deployments/5/promote tok-vic -d '{"full": true}')" = 403 ] &&
+    [ "$(code POST /api/v1/deployments/5/promote tok-olga -d '{}')" = 400 ] &&
+    grep -q "'full' must be true" "$tmp/body"
+check "a viewer cannot promote (403); a promotion without full is 400" $?
+[ "$(sql "select status from stages where deployment = 5 and idx = 2")" = RUNNING ]
+check "the refused promotions leave the approval waiting" $?
 out=$(admin skip hello --stage 2 --break-glass --reason "incident 42: fix must ship")
 [ $? -eq 0 ] && grep -q "skipped stage 2 WAIT_APPROVAL" <<<"$out" && grep -q "(break-glass)" <<<"$out"
 check "ada breaks glass on WAIT_APPROVAL ($out)" $?
@@ -213,5 +228,88 @@ check "v3 serves ($out)" $?
     'SYNC_REQUESTED', 'ROLLBACK_REQUESTED')")" = 3 ] &&
     [ "$(sql "select count(*) from events where actor = 'olga' and type = 'API_REFUSED'")" = 2 ]
 check "every action is in the audit log, and so are olga's refused skips" $?
+
+# 5. v5 probes its canary alone ({{variant_url}}: the canary gets no traffic, the frontend
+#    answers v3); the first try fails at a closed gate and rolls back; retry runs the revision
+#    through the pipeline again; promote --full takes it from the hour's WAIT to the promotion
+gate=$(free_port)
+mkdir -p "$tmp/www" && echo open >"$tmp/www/gate"
+cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: hello}
+spec:
+  manifests: [service.yaml]
+  pipeline:
+    - name: CANARY_ROLLOUT
+      with: {replicas: 1}
+    - name: ANALYSIS
+      with:
+        duration: 3s
+        http:
+          - {name: canary-version, variant: canary, url: "{{variant_url}}/", bodyRegex: "^v5",
+             interval: 1s, timeout: 1s}
+          - {name: gate, url: "http://127.0.0.1:$gate/gate", interval: 1s, timeout: 1s,
+             inconclusiveLimit: 0}
+    - name: WAIT
+      with: {duration: 1h}
+    - name: PRIMARY_ROLLOUT
+    - name: TRAFFIC_ROUTING
+      with: {primary: 100}
+    - name: CANARY_CLEAN
+YAML
+service v5
+git commit -qam "hello v5, probed alone"
+v5=$(git rev-parse HEAD)
+wait_for "v5 rolled back" "select status from deployments where id = 6" "FAILURE" 60
+check "v5 fails at the closed gate and rolls back" $?
+out=$(op promote hello --full 2>&1)
+[ $? -eq 1 ] && grep -q "no deployment of 'hello' is in progress" <<<"$out"
+check "promote --full with nothing in progress fails ($out)" $?
+python3 -m http.server "$gate" --bind 127.0.0.1 --directory "$tmp/www" >/dev/null 2>&1 &
+ext_pid=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$gate/gate" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$gate/gate" >/dev/null
+check "the gate opens" $?
+out=$(op retry hello)
+[ $? -eq 0 ] && grep -q "retrying hello at ${v5:0:7}: deployment #7 as olga" <<<"$out"
+check "olga retries v5 ($out)" $?
+[ "$(sql "select [trigger], strategy, commit_id from deployments where id = 7")" = \
+    "retry by olga|PIPELINE|$v5" ]
+check "the retry is recorded with its trigger, through the pipeline" $?
+out=$(op retry hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out"
+check "a retry while the retry runs is 409 ($out)" $?
+wait_for "the retry at WAIT" "select name from stages where deployment = 7 and
+    status = 'RUNNING'" "WAIT" 60
+check "the retried v5 passes its analysis and waits" $?
+probes=$(sql "select verdict || ' ' || query from analysis_records where deployment = 7 and
+    check_name = 'canary-version'")
+! grep -qv "^PASS GET http://127.0.0.1:[0-9]*/$" <<<"$probes" && grep -q PASS <<<"$probes" &&
+    ! grep -q ":$bind/" <<<"$probes"
+check "the canary probe reached v5's instance, not the frontend ($probes)" $?
+out=$(count 20)
+[ "$out" = "v3 20" ]
+check "meanwhile the frontend serves v3 ($out)" $?
+out=$(op promote hello --full)
+[ $? -eq 0 ] && grep -q "promoting deployment #7 of hello in full as olga" <<<"$out"
+check "olga promotes the healthy canary in full ($out)" $?
+wait_for "v5 promoted" "select status from deployments where id = 7" "SUCCESS" 60
+check "the promotion skips the hour's WAIT and ends SUCCESS" $?
+[ "$(sql "select status from stages where deployment = 7 order by idx")" = \
+    "$(printf 'SUCCESS\nSUCCESS\nSKIPPED\nSUCCESS\nSUCCESS\nSUCCESS')" ]
+check "WAIT is recorded SKIPPED, the rest ran" $?
+msgs=$(sql "select message from events where deployment = 7 and type = 'STAGE_FINISHED'")
+grep -q "stage 2 WAIT: SKIPPED (promoted by olga (full))" <<<"$msgs"
+check "the skipped stage's event says who promoted" $?
+[ "$(sql "select actor from events where type = 'PROMOTE_REQUESTED'")" = olga ] &&
+    [ "$(sql "select actor from events where type = 'RETRY_REQUESTED'")" = olga ]
+check "retry and promote are in the audit log" $?
+out=$(count 20)
+[ "$out" = "v5 20" ]
+check "v5 serves ($out)" $?
+out=$(op retry hello 2>&1)
+[ $? -eq 1 ] && grep -q "HTTP 409" <<<"$out" && grep -q "is SUCCESS" <<<"$out"
+check "nothing to retry after a success: 409 ($out)" $?
 
 stop_kanaria

@@ -4,7 +4,8 @@
 # (threshold and Mann-Whitney checks, an HTTP probe); a canary answering 30% 500s fails within
 # two intervals and is rolled back, with traffic on the primary and the reason stored; Prometheus
 # stopped mid-analysis gives INCONCLUSIVE evaluations and the check's limit fails the stage; an
-# HTTP probe of a failing endpoint fails the stage.
+# HTTP probe of a failing endpoint fails the stage; a background analysis (spec.analysis) that
+# fails during a WAIT cancels it and rolls the deployment back.
 set -uo pipefail
 bin=$1
 server=$2
@@ -19,6 +20,7 @@ bind=$(free_port)
 metrics=$(free_port)
 prom=$(free_port)
 dead=$(free_port)
+api=$(free_port)
 ports=$((30000 + RANDOM % 20000))
 
 start_prometheus() {
@@ -36,7 +38,7 @@ start_prometheus
 
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
-listen: 127.0.0.1:$(free_port)
+listen: 127.0.0.1:$api
 platforms:
   - name: local
     type: local
@@ -178,5 +180,55 @@ check "a failing HTTP probe fails the analysis" $?
 reason=$(sql "select reason from deployments where id = 5")
 grep -q "analysis 'probe' failed: GET http://127.0.0.1:$dead/healthz: " <<<"$reason"
 check "the reason names the probe ($reason)" $?
+
+# 5. background analysis from the canary's traffic until the promotion: a canary answering 30%
+# 500s fails it during the WAIT, which is cancelled, and the deployment is rolled back
+cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
+apiVersion: kanaria.dev/v1
+kind: Application
+metadata: {name: hello}
+spec:
+  manifests: [service.yaml]
+  analysis:
+    startingStage: traffic
+    metrics:
+      - {name: error-rate, template: error-rate, interval: 3s}
+  pipeline:
+    - name: CANARY_ROLLOUT
+      with: {replicas: 1}
+    - name: TRAFFIC_ROUTING
+      id: traffic
+      with: {canary: 50}
+    - name: WAIT
+      with: {duration: 5m}
+    - name: PRIMARY_ROLLOUT
+    - name: TRAFFIC_ROUTING
+      with: {primary: 100}
+    - name: CANARY_CLEAN
+YAML
+service v6 0.3
+git commit -qam "hello v6 (30% errors), analysed in the background"
+wait_for "v6 waiting" "select count(*) from stages where deployment = 6 and idx = 2 and status = 'RUNNING'" 1 60
+check "v6 reaches the WAIT with its background analysis running" $?
+wait_for "v6 rolled back" "select status from deployments where id = 6" "FAILURE" 40
+check "the background analysis fails the deployment during the WAIT" $?
+reason=$(sql "select reason from deployments where id = 6")
+grep -Eq "^background analysis failed: analysis 'error-rate' failed: canary .* > max 0.05 .*\(rolled back\)$" <<<"$reason"
+check "the reason is the background analysis's, with the check's ($reason)" $?
+[ "$(sql "select status from stages where deployment = 6 and idx = 2")" = CANCELLED ] &&
+    [ "$(sql "select status from stages where deployment = 6 and idx = 7")" = FAILURE ]
+check "the WAIT is cancelled and the background analysis (stage 7) failed" $?
+[ "$(sql "select count(*) from analysis_records where deployment = 6 and stage = 7 and verdict = 'FAIL'")" -ge 1 ]
+check "its evaluations are stored under stage 7" $?
+out=$(KANARIA_ADDR="http://127.0.0.1:$api" "$bin" get deployment 6 2>&1)
+grep -q "ANALYSIS (background)" <<<"$out" &&
+    grep -q "background analysis, from stage 1 TRAFFIC_ROUTING until stage 3 PRIMARY_ROLLOUT starts" <<<"$out"
+rc=$?
+check "kanaria get deployment shows the background analysis and its span ($(grep -A1 background <<<"$out" | head -3 | tr '\n' ' '))" $rc
+: >"$tmp/load"
+sleep 2
+! grep -qv '^v2$' "$tmp/load"
+rc=$?
+check "after the rollback every request goes to v2 ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $rc
 
 stop_kanaria

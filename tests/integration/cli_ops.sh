@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The client commands an operator reads a deployment with, against a real `kanaria serve` (local
 # platform, real HAProxy, a Prometheus for the analysis): `kanaria events` (the audit log read a
-# page at a time from GET /api/v1/audit, its filters, --follow on the event stream), the stream's
+# page at a time from GET /api/v1/audit, its filters, --follow on the event stream and across a
+# restart of kanaria), the stream's
 # `Last-Event-ID: 0` (from the start), `kanaria status` (the stage's id, time left, approvals,
 # traffic), `status --watch --until-done`, `kanaria get deployment`, and the TLS error naming
 # KANARIA_CACERT.
@@ -160,6 +161,10 @@ waiting_stage 2
 check "v2 waits for approval" $?
 
 # 5. status: the stage with its id, its time left and approvals; the traffic split
+curl -sf -H "Authorization: Bearer tok-alice" "$KANARIA_ADDR/api/v1/apps/hello" >"$tmp/app"
+json "$tmp/app" 'r = b["current"]["running_stage"]
+assert (r["index"], r["name"], r["id"]) == (4, "WAIT_APPROVAL", "gate"), r'
+st=$?; check "the API's current.running_stage names the stage's id ($(cat "$tmp/app"))" "$st"
 KANARIA_TOKEN=tok-alice "$bin" status >"$tmp/st" 2>&1
 grep -E '^hello .* WAIT_APPROVAL \(gate\) (59m[0-9]+s|1h0m) left 0/2' "$tmp/st"
 st=$?; check "the table shows the gate with its time left and 0/2 ($(cat "$tmp/st"))" "$st"
@@ -213,6 +218,49 @@ done
 python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]
 assert [e["deployment"] for e in l] == [1, 2], l' "$tmp/follow"
 st=$?; check "events --follow printed v1's success, then v2's from the stream ($(cat "$tmp/follow"))" "$st"
+
+# 6b. events --follow across a restart of kanaria: it reconnects from the newest event it saw
+# (Last-Event-ID) and misses nothing, shows nothing twice; a follower whose --timeout passes
+# while kanaria is down gives up with exit 1
+relay() {
+    sql "insert into events (at, type, repo, app, deployment, actor, message)
+         values ($(date +%s)000, 'STAGE_LOG', 'deploy', 'relay', 0, 'kanaria', '$1')"
+}
+lines() { # FILE N: wait up to 30 s for FILE to have N lines
+    for _ in $(seq 1 150); do
+        [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+KANARIA_TOKEN=tok-alice "$bin" events --follow --json --app relay --timeout 60s \
+    >"$tmp/relay" 2>"$tmp/relay.err" &
+rpid=$!
+KANARIA_TOKEN=tok-alice "$bin" events --follow --json --app relay --timeout 1s \
+    >"$tmp/short" 2>"$tmp/short.err" &
+load_pid=$!
+relay before
+lines "$tmp/relay" 1 && lines "$tmp/short" 1
+check "both followers get the event written before the restart" $?
+kill -TERM "$pid"
+wait "$pid"
+pid=
+relay during
+wait "$load_pid"
+rc=$?
+load_pid=
+[ "$rc" = 1 ] && grep -q "gave up reconnecting after 1s (--timeout)" "$tmp/short.err"
+st=$?; check "a follower gives up after --timeout, exit 1 (exit $rc: $(cat "$tmp/short.err"))" "$st"
+start
+relay after
+lines "$tmp/relay" 3
+python3 -c 'import json,sys; l=[json.loads(x)["message"] for x in open(sys.argv[1])]
+assert l == ["before", "during", "after"], l' "$tmp/relay" &&
+    grep -q "reconnecting in 1s" "$tmp/relay.err"
+st=$?; check "events --follow reconnects after a restart, each event once ($(cat "$tmp/relay" "$tmp/relay.err"))" "$st"
+kill "$rpid" 2>/dev/null
+wait "$rpid" 2>/dev/null
+rpid=
 
 # 7. a server whose certificate no system CA signed: the error says to set KANARIA_CACERT
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \

@@ -95,7 +95,7 @@ grep -q '`bearerTokenFile`' <<<"$ref"
 check "help metrics prometheus prints its keys" $?
 "$bin" help metrics graphite 2>"$tmp/help.err" >/dev/null
 check "help on an unknown metrics type is a usage error (exit 2)" $(( $? == 2 ? 0 : 1 ))
-grep -qx "kanaria: no metrics provider type 'graphite' (types: prometheus, cloudwatch)" "$tmp/help.err"
+grep -qx "kanaria: no metrics provider type 'graphite' (types: prometheus, cloudwatch, datadog, web)" "$tmp/help.err"
 check "help on an unknown metrics type lists the types" $?
 ref=$("$bin" help metrics cloudwatch)
 grep -q '^## Queries' <<<"$ref" && grep -q '"metricName": "HTTPCode_Target_5XX_Count"' <<<"$ref" &&

@@ -293,6 +293,10 @@ const struct kn_placeholder kn_kube_placeholders[] = {
      .help = "the variant's Deployment (web, web-canary, web-baseline): select its pods with "
              "pod=~\"{{workload}}-[a-z0-9]+-[a-z0-9]+\""},
     {.name = "service", .help = "the variant's Service (web, web-canary, web-baseline)"},
+    {.name = "variant_url",
+     .help = "http checks only: the variant's Service inside the cluster "
+             "(`http://web-canary.NAMESPACE.svc:PORT`, its first port), when kanaria runs where "
+             "cluster names resolve; \"\" when the app has no Service"},
     {.name = NULL},
 };
 

@@ -99,6 +99,7 @@ struct kapp {
     char *ns;
     char *workload; /* the primary Deployment's name */
     char *service;  /* the primary Service's name; NULL: none */
+    long long service_port; /* its first port ({{variant_url}}); 0: none */
     int routing;    /* enum kn_kube_routing; -1: no trafficRouting */
     char *route_api;
     char *route_kind;
@@ -428,6 +429,7 @@ static struct kapp *kapp_learn(struct kube *kb, const struct kn_app_id *id,
     const json_t *w = kn_kube_find_workload(manifests, o);
     const json_t *s = kn_kube_find_service(manifests, o);
     const json_t *r = kn_kube_find_route(manifests, o);
+    const json_t *ports;
     struct kapp *a;
     const char *ns;
 
@@ -458,6 +460,8 @@ static struct kapp *kapp_learn(struct kube *kb, const struct kn_app_id *id,
     set_str(&a->ns, ns[0] ? ns : kn_kube_namespace(kb->kube));
     set_str(&a->workload, meta_str(w, "name"));
     set_str(&a->service, s ? meta_str(s, "name") : NULL);
+    ports = s ? json_object_get(json_object_get(s, "spec"), "ports") : NULL;
+    a->service_port = jint(json_object_get(json_array_get(ports, 0), "port"), 0);
     a->routing = o && o->traffic_routing.set ? o->traffic_routing.method : -1;
     set_str(&a->route_api, r ? jstr(r, "apiVersion") : NULL);
     set_str(&a->route_kind, r ? jstr(r, "kind") : NULL);
@@ -476,6 +480,9 @@ static json_t *kapp_json(const struct kapp *a)
 
     if (a->service) {
         json_object_set_new(m, "service", json_string(a->service));
+    }
+    if (a->service_port > 0) {
+        json_object_set_new(m, "servicePort", json_integer(a->service_port));
     }
     if (a->routing >= 0) {
         json_object_set_new(m, "routing", json_string(routing_names[a->routing]));
@@ -531,6 +538,7 @@ static void kapp_load(struct kapp *a, const json_t *m)
     set_str(&a->ns, jstr(m, "namespace"));
     set_str(&a->workload, jstr(m, "workload"));
     set_str(&a->service, jstr(m, "service"));
+    a->service_port = jint(json_object_get(m, "servicePort"), 0);
     a->routing = -1;
     for (int i = 0; i < 3; i++) {
         if (strcmp(routing, routing_names[i]) == 0) {
@@ -2253,6 +2261,15 @@ static void kube_template_vars(void *self, const struct kn_app_id *id, enum kn_v
     kn_platform_vars_set(out, "namespace", a && a->ns ? a->ns : "");
     kn_platform_vars_set(out, "workload", w ? w : "");
     kn_platform_vars_set(out, "service", s ? s : "");
+    /* the variant's Service inside the cluster (kanaria probes from where it runs) */
+    if (s && a->service_port > 0) {
+        char *url = kn_asprintf("http://%s.%s.svc:%lld", s, a->ns ? a->ns : "default",
+                                a->service_port);
+        kn_platform_vars_set(out, "variant_url", url);
+        free(url);
+    } else {
+        kn_platform_vars_set(out, "variant_url", "");
+    }
     free(w);
     free(s);
 }

@@ -46,6 +46,10 @@ static const struct kn_placeholder local_placeholders[] = {
      .help = "the prefix of the variant's HAProxy server names (`canary-`): the exporter's "
              "`server` label is the prefix and the instance's number, so "
              "`server=~\"{{server}}.*\"` selects the variant"},
+    {.name = "variant_url",
+     .help = "http checks only: the base URL of one of the variant's instances "
+             "(`http://127.0.0.1:PORT`), the next instance at each probe, so that a probe "
+             "reaches that variant alone; \"\" while none runs"},
     {.name = NULL},
 };
 

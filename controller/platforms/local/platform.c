@@ -91,6 +91,7 @@ struct lapp {
     size_t nseen_servers;
     char seen_error[256]; /* why the last reading failed, "" when it worked */
     unsigned gen; /* changes when an operation on the app starts or ends */
+    unsigned probes; /* {{variant_url}} given so far: which instance the next one names */
     /* routes: requests whose headers match a key (kn_haproxy_route_regex) go to the canary;
      * desc says what each is ("header x-canary = always") */
     char **route_keys;
@@ -2219,7 +2220,7 @@ static int local_observe(void *self, struct kn_platform_call *call,
 
 /* The placeholders of analysis queries (local_placeholders in local.c): what HAProxy's exporter
  * labels the app's servers with, `proxy` the backend (the app's key) and `server` the instance's
- * name (server_prefix and its number). */
+ * name (server_prefix and its number); and the address of one of the variant's instances. */
 static void local_template_vars(void *self, const struct kn_app_id *id, enum kn_variant v,
                                 struct kn_strmap *out)
 {
@@ -2227,8 +2228,20 @@ static void local_template_vars(void *self, const struct kn_app_id *id, enum kn_
     struct lapp *a = lapp_of(lp, id);
     char *key = a ? kn_strdup(a->name) : key_new(lp, id);
 
+    char url[64] = "";
+    int n = a ? count_of(a, v) : 0;
+
+    /* {{variant_url}}: the variant's instances in turn, one per probe */
+    for (size_t i = 0, k = 0; n > 0 && i < a->ninsts; i++) {
+        if (a->insts[i].variant == v && k++ == a->probes % (unsigned)n) {
+            snprintf(url, sizeof(url), "http://127.0.0.1:%d", a->insts[i].port);
+            a->probes++;
+            break;
+        }
+    }
     kn_platform_vars_set(out, "backend", key);
     kn_platform_vars_set(out, "server", server_prefix(v));
+    kn_platform_vars_set(out, "variant_url", url);
     free(key);
 }
 

@@ -90,11 +90,54 @@ static void test_stages_merge(void **state)
     json_decref(stages);
 }
 
+/* A background analysis (spec.analysis) is recorded after the rollback (index n + 1) and listed
+ * in the pipeline: the rollback stays, each once, in the order of their indexes. */
+static void test_stages_merge_background(void **state)
+{
+    json_t *pipeline = json_loads("[{\"index\": 0, \"kind\": \"CANARY_ROLLOUT\"},"
+                                  " {\"index\": 1, \"kind\": \"WAIT\"},"
+                                  " {\"index\": 2, \"kind\": \"PRIMARY_ROLLOUT\"},"
+                                  " {\"index\": 4, \"kind\": \"ANALYSIS\", \"id\": "
+                                  "\"background\", \"background\": true}]",
+                                  0, NULL);
+    json_t *stages = json_loads("[{\"index\": 0, \"name\": \"CANARY_ROLLOUT\", \"status\": "
+                                "\"SUCCESS\"}, {\"index\": 1, \"name\": \"WAIT\", \"status\": "
+                                "\"CANCELLED\"}, {\"index\": 3, \"name\": \"ROLLBACK\", "
+                                "\"status\": \"SUCCESS\"}, {\"index\": 4, \"name\": "
+                                "\"ANALYSIS\", \"status\": \"FAILURE\", \"analysis\": "
+                                "[{\"check\": \"err\"}]}]",
+                                0, NULL);
+    json_t *all, *s;
+
+    (void)state;
+    assert_non_null(pipeline);
+    assert_non_null(stages);
+    all = kn_api_stages_merge(pipeline, stages);
+    assert_int_equal(json_array_size(all), 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(all, i), "index")),
+                         (json_int_t)i);
+    }
+    s = json_array_get(all, 3);
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "ROLLBACK");
+    assert_null(json_object_get(s, "background"));
+    s = json_array_get(all, 4);
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "ANALYSIS");
+    assert_string_equal(json_string_value(json_object_get(s, "id")), "background");
+    assert_string_equal(json_string_value(json_object_get(s, "status")), "FAILURE");
+    assert_true(json_is_true(json_object_get(s, "background")));
+    assert_int_equal(json_array_size(json_object_get(s, "analysis")), 1);
+    json_decref(all);
+    json_decref(pipeline);
+    json_decref(stages);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_app_status_order),
         cmocka_unit_test(test_stages_merge),
+        cmocka_unit_test(test_stages_merge_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

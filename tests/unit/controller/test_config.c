@@ -323,7 +323,7 @@ static void test_unknown_key(void **state)
                        "    brnch: main\n",
                   "kanaria.yaml:5:5: unknown key 'brnch' in 'repositories[0]', did you mean "
                   "'branch'? (allowed: name, url, branch, pollInterval, fetchTimeout, "
-                  "fetchStallTimeout, credentials, webhook)");
+                  "fetchStallTimeout, caFile, credentials, webhook)");
 }
 
 static void test_missing_data_dir(void **state)
@@ -479,9 +479,9 @@ static void test_keys_by_type(void **state)
                   "name, type, platform, address, timeout, basicAuth, bearerTokenFile)");
     /* an unknown type lists the registered ones; its keys are not judged */
     EXPECT_ERRORS(BASE "metricsProviders:\n"
-                       "  - {name: dd, type: datadog, apiKeyFile: /k}\n",
+                       "  - {name: gr, type: graphite, apiKeyFile: /k}\n",
                   "kanaria.yaml:3:22: 'metricsProviders[0].type' must be one of prometheus, "
-                  "cloudwatch, got 'datadog'");
+                  "cloudwatch, datadog, web, got 'graphite'");
     /* only a type that borrows a platform's settings takes `platform` */
     EXPECT_ERRORS(BASE "metricsProviders:\n"
                        "  - {name: prom, type: prometheus, address: 'http://127.0.0.1:9090', "

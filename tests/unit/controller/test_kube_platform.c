@@ -917,9 +917,12 @@ static void test_template_vars_after_restart(void **state)
     assert_string_equal(var_of(&vars, "namespace"), "shop");
     assert_string_equal(var_of(&vars, "workload"), "web-canary");
     assert_string_equal(var_of(&vars, "service"), "web-canary");
+    /* a probe of the canary alone: its Service, at the port of the Service in Git */
+    assert_string_equal(var_of(&vars, "variant_url"), "http://web-canary.shop.svc:80");
     kn_platform_vars_release(&vars);
     kn_platform_template_vars(f->p, &id, KN_VARIANT_PRIMARY, &vars);
     assert_string_equal(var_of(&vars, "workload"), "web");
+    assert_string_equal(var_of(&vars, "variant_url"), "http://web.shop.svc:80");
     kn_platform_vars_release(&vars);
 }
 

@@ -258,6 +258,30 @@ static int teardown(void **state)
 
 /* ---- the tests ----------------------------------------------------------------------------- */
 
+/* {{variant_url}} of the app's variant: one of its instances' address, or "" when none runs. */
+static void assert_variant_url(struct fixture *f, const char *app, enum kn_variant v, int runs)
+{
+    struct kn_app_id id = {.repository = "deploy", .app = app};
+    struct kn_strmap vars = {0};
+    const char *url = NULL;
+    char *end;
+
+    kn_platform_template_vars(f->p, &id, v, &vars);
+    for (size_t i = 0; i < vars.count; i++) {
+        if (strcmp(vars.keys[i], "variant_url") == 0) {
+            url = vars.values[i];
+        }
+    }
+    assert_non_null(url);
+    if (!runs) {
+        assert_string_equal(url, "");
+    } else {
+        assert_int_equal(strncmp(url, "http://127.0.0.1:", 17), 0);
+        assert_true(strtol(url + 17, &end, 10) >= 30000 && *end == '\0');
+    }
+    kn_platform_vars_release(&vars);
+}
+
 /*
  * alpha's canary never gets healthy and may wait 10 minutes for it; meanwhile beta's canary
  * fails, beta's rollback (the canary removed, the traffic on the primary) completes, and
@@ -298,6 +322,10 @@ static void test_apps_side_by_side(void **state)
     assert_int_equal(canaries(f, "beta"), 0);
     assert_false(a.done);
     assert_int_equal(canaries(f, "alpha"), 1);
+    assert_variant_url(f, "beta", KN_VARIANT_PRIMARY, 1);
+    assert_variant_url(f, "beta", KN_VARIANT_CANARY, 0); /* removed: nothing to probe */
+    assert_variant_url(f, "alpha", KN_VARIANT_CANARY, 0); /* not healthy yet: not probed */
+    assert_variant_url(f, "alpha", KN_VARIANT_PRIMARY, 1);
 
     /* a cancel stops alpha's wait, and its canary */
     kn_platform_cancel(op_a);

@@ -13,6 +13,7 @@
 #include "feed.h"
 #include "kanaria/alloc.h"
 #include "kanaria/http.h"
+#include "kanaria/selfmetrics.h"
 #include "notify.h"
 
 /* The event's message points into a static buffer: one event at a time. */
@@ -676,6 +677,110 @@ static void test_backoff(void **state)
     assert_int_equal(kn_notify_backoff_ms(1000), KN_NOTIFY_BACKOFF_MAX_MS);
 }
 
+/* A receiver that answers 500 while `failing`, else 200. */
+struct flaky {
+    uv_loop_t *loop;
+    int hits;
+    int failing;
+};
+
+static void flaky_handle(struct kn_testsrv_conn *c, const struct kn_testsrv_request *req,
+                         void *data)
+{
+    struct flaky *f = data;
+
+    (void)req;
+    f->hits++;
+    kn_testsrv_reply(c, f->failing ? 500 : 200, "", "", 0, 0);
+}
+
+/* Run the loop for ms. */
+static void run_for(uv_loop_t *loop, long ms)
+{
+    uv_timer_t deadline;
+    int expired = 0;
+
+    uv_timer_init(loop, &deadline);
+    deadline.data = &expired;
+    uv_timer_start(&deadline, on_deadline, (uint64_t)ms, 0);
+    while (!expired) {
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* The value of a series in the process's /metrics text, -1 when absent. */
+static double metric(const char *series)
+{
+    struct kn_buf out;
+    double v = -1;
+    char *at;
+
+    kn_buf_init(&out, KN_BUF_UNBOUNDED);
+    kn_selfmetrics_render(NULL, &out);
+    if (out.data && (at = strstr(out.data, series)) != NULL) {
+        v = strtod(at + strlen(series), NULL);
+    }
+    kn_buf_release(&out);
+    return v;
+}
+
+/* An event is retried for retryFor (here 2 s: the first attempt, a retry after 1 s, then the
+ * next retry, 2 s later, would come past it) and then given up; the next event goes out. The
+ * deliveries are counted in kanaria_notification_deliveries_total by result. */
+static void test_retry_for(void **state)
+{
+    char name[] = "flaky";
+    struct kn_notification_config nc = {
+        .name = name, .type = KN_NOTIFY_WEBHOOK, .retry_for_ms = 2000};
+    struct kn_config cfg;
+    struct kn_http_client *http;
+    struct kn_notify *n;
+    struct kn_testsrv srv;
+    struct flaky f = {0};
+    uv_loop_t loop;
+    struct kn_event e = event("FAILED", "hello", "down");
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    f.loop = &loop;
+    f.failing = 1;
+    kn_testsrv_start(&srv, &loop, flaky_handle, &f);
+    nc.url = kn_asprintf("http://127.0.0.1:%d/hook", srv.port);
+    cfg.notifications.items = &nc;
+    cfg.notifications.count = 1;
+    assert_int_equal(kn_http_client_new(&http, &loop), 0);
+    assert_int_equal(kn_notify_new(&n, &loop, http, NULL, &cfg), 0);
+
+    kn_notify_event(&e, n);
+    run_for(&loop, 2600);
+    assert_int_equal(f.hits, 2);
+    assert_true(metric("kanaria_notification_deliveries_total{notification=\"flaky\","
+                       "result=\"failed\"} ") == 1);
+    assert_true(metric("kanaria_notification_deliveries_total{notification=\"flaky\","
+                       "result=\"given_up\"} ") == 1);
+    assert_true(metric("kanaria_notification_queue_depth{notification=\"flaky\"} ") == 0);
+
+    f.failing = 0;
+    e.id++;
+    kn_notify_event(&e, n);
+    run_for(&loop, 500);
+    assert_int_equal(f.hits, 3);
+    assert_true(metric("kanaria_notification_deliveries_total{notification=\"flaky\","
+                       "result=\"sent\"} ") == 1);
+
+    kn_notify_close(n);
+    kn_http_client_close(http);
+    kn_testsrv_stop(&srv);
+    while (uv_run(&loop, UV_RUN_DEFAULT) != 0) {
+    }
+    assert_int_equal(uv_loop_close(&loop), 0);
+    kn_selfmetrics_process_release();
+    free(nc.url);
+}
+
 static void test_event_names(void **state)
 {
     struct kn_event e;
@@ -825,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_webhook_template),
         cmocka_unit_test(test_slack_bot_updates_in_place),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_retry_for),
         cmocka_unit_test(test_event_names),
         cmocka_unit_test(test_names_are_filterable),
         cmocka_unit_test(test_matches),

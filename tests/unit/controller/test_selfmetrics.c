@@ -70,6 +70,18 @@ static void test_counters_and_gauges(void **state)
     kn_selfmetrics_free(m);
 }
 
+/* The one escaping of label values, which GET /metrics uses for its own series too. */
+static void test_label_value(void **state)
+{
+    struct kn_buf out;
+
+    (void)state;
+    kn_buf_init(&out, KN_BUF_UNBOUNDED);
+    kn_selfmetrics_label_value(&out, "a\"b\\c\nd");
+    assert_string_equal(out.data, "a\\\"b\\\\c\\nd");
+    kn_buf_release(&out);
+}
+
 static void test_histogram(void **state)
 {
     struct kn_selfmetrics *m = kn_selfmetrics_new();
@@ -166,6 +178,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_and_gauges),
+        cmocka_unit_test(test_label_value),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_process_registry),
         cmocka_unit_test(test_process_metrics),

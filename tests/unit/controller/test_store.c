@@ -1133,6 +1133,21 @@ static void test_events_paging(void **state)
     assert_int_equal(kn_store_events(f->st, last, 0, collect_event, &ev), 0);
     assert_int_equal(ev.n, 6);
     assert_string_equal(ev.e[5].message, "event 9");
+    assert_int_equal(kn_store_events(f->st, 0, -1, collect_event, &ev), KN_EINVAL);
+
+    /* kn_store_events is kn_store_events_find without a filter: limit 0 is all there too */
+    struct kn_event_filter other = {.app = "api"};
+    assert_int_equal(kn_store_event_add(f->st, "SUCCEEDED", "demo", "api", 0, "bob", "api", 2000),
+                     0);
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(kn_store_events_find(f->st, last, 0, NULL, collect_event, &ev), 0);
+    assert_int_equal(ev.n, 7);
+    assert_string_equal(ev.e[6].message, "api");
+    memset(&ev, 0, sizeof(ev));
+    assert_int_equal(kn_store_events_find(f->st, 0, 0, &other, collect_event, &ev), 0);
+    assert_int_equal(ev.n, 1);
+    assert_string_equal(ev.e[0].actor, "bob");
+    assert_int_equal(kn_store_events_find(f->st, 0, -1, NULL, collect_event, &ev), KN_EINVAL);
 }
 
 

@@ -1869,11 +1869,625 @@ static void test_skip_later_stage(void **state)
     assert_break_glass(f, id);
 }
 
+/* ---- operator actions: promote --full ----------------------------------------------------- */
+
+#define PROMOTE_PIPELINE                                                                           \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT\n"                                                                           \
+    "      with: {duration: 1h}\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 50}\n"                                                                   \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* During the hour's WAIT, alice promotes: the WAIT and the 50% step are skipped. */
+static void promote_at_wait(struct fixture *f)
+{
+    long long id = f->ids[0];
+    char why[256];
+
+    if (stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, 999, "alice", why, sizeof(why)),
+                         KN_ENOTFOUND);
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), 0);
+        assert_string_equal(why, "");
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_full(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    struct event_find x = {.type = "STAGE_FINISHED", .needle = "stage 3"};
+    long long id = canary_setup(f, NULL, PROMOTE_PIPELINE, NULL);
+    char *why;
+
+    f->ids[0] = id;
+    f->tick = promote_at_wait;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops); /* no "weights 50/50/0" */
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SKIPPED,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    assert_app(f, "hello", C2, "");
+    why = kn_store_stage_meta_get(f->store, id, 2, "reason");
+    assert_non_null(why);
+    assert_string_equal(why, "promoted by alice (full)");
+    free(why);
+    x.deployment = id;
+    assert_int_equal(kn_store_events(f->store, 0, 0, find_event, &x), 0);
+    assert_string_equal(x.message,
+                        "stage 3 TRAFFIC_ROUTING: SKIPPED (promoted by alice (full))");
+}
+
+/* While the canary starts and while the approval waits, a promotion is refused; once carol
+ * approved, the pipeline goes on; during the promotion and after it, there is nothing to
+ * promote to. */
+static void promote_refused(struct fixture *f)
+{
+    long long id = f->ids[0];
+    char why[256];
+
+    if (f->step == 0 && stage_is(f, id, 0, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_string_equal(why, "stage 2 WAIT_APPROVAL of deployment 2 lacks its approvals: "
+                                 "approve it before promoting");
+        f->step = 1;
+    } else if (f->step == 1 && stage_is(f, id, 2, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_true(stage_is(f, id, 2, "RUNNING"));
+        assert_int_equal(kn_store_approval_add(f->store, id, 2, "carol", "APPROVE", fake_now(f)),
+                         0);
+        f->step = 2;
+    } else if (f->step == 2 && stage_is(f, id, 3, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EEXISTS);
+        assert_string_equal(why, "deployment 2 is promoting already (stage 3 PRIMARY_ROLLOUT "
+                                 "runs)");
+        f->step = 3;
+    } else if (f->step == 3 && stage_is(f, id, 4, "RUNNING")) {
+        assert_int_equal(kn_engine_promote(f->engine, id, "alice", why, sizeof(why)), KN_EINVAL);
+        assert_string_equal(why, "deployment 2 has no PRIMARY_ROLLOUT ahead to promote to");
+        f->step = 4;
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_refused_until_approved(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, WAITING_PIPELINE, NULL);
+
+    f->plat->rule[OP_APPLY] = (struct fake_rule){.delay_ms = 300};
+    f->plat->rule[OP_WEIGHTS] = (struct fake_rule){.delay_ms = 300};
+    f->ids[0] = id;
+    f->tick = promote_refused;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->step, 4);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-");
+}
+
+/* After a failed evaluation (one failure allowed), the canary is not promoted. */
+static void promote_after_failed_evaluation(struct fixture *f)
+{
+    char why[256];
+
+    if (count_records(f, f->ids[0], "FAIL") == 1) {
+        assert_int_equal(kn_engine_promote(f->engine, f->ids[0], "alice", why, sizeof(why)),
+                         KN_EEXISTS);
+        assert_string_equal(why, "analysis 'err' of deployment 2 failed at its last "
+                                 "evaluation: the canary is not healthy");
+        f->flag = 1;
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_refused_while_analysis_fails(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, NULL, ANALYSIS_PIPELINE("30s", "expected: {max: 0.05}, failureLimit: 1"),
+                      NULL);
+    f->ids[0] = id;
+    f->tick = promote_after_failed_evaluation;
+    engine_start(f);
+    run_loop(f);
+
+    assert_true(f->flag);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_false(stage_is(f, id, 3, "SKIPPED"));
+}
+
+/* ---- CANARY_STEPS ------------------------------------------------------------------------- */
+
+#define STEPS_PIPELINE(with)                                                                       \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: CANARY_STEPS\n"                                                                   \
+    "      with:\n"                                                                                \
+    "        interval: 1s\n"                                                                       \
+    "        analysis:\n"                                                                          \
+    "          metrics:\n"                                                                         \
+    "            - {name: err, provider: prom, query: 'err{v=\"{{variant}}\"}[{{window}}]', "      \
+    "interval: 1s, expected: {max: 0.05}}\n"                                                       \
+    with "    - name: PRIMARY_ROLLOUT\n"                                                           \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* The weights move one step per interval, in order, each step analysed. */
+static void test_steps_weights_in_order(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01, 0.02};
+    static const char *const ops[] = {OP_CANARY,  "weights 90/10/0", "weights 80/20/0",
+                                      "weights 50/50/0", OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id;
+    char *step;
+
+    fake_metrics_set(good, 2, good, 2, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 50]\n"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_records(f, id, "PASS"), 3); /* one per step of 1s */
+    assert_int_equal(count_logs(f, id, "step 2 of 3: routing traffic: primary 80%, canary 20%",
+                                NULL, 0),
+                     1);
+    step = kn_store_stage_meta_get(f->store, id, 1, "step");
+    assert_string_equal(step, "3");
+    free(step);
+}
+
+/* Flagger's form: stepWeight 20 up to maxWeight 50 is 20, 40, 50; no checks is a wait. */
+static void test_steps_step_weight(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY,  "weights 80/20/0", "weights 60/40/0",
+                                      "weights 50/50/0", OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id;
+
+    id = canary_setup(f, NULL,
+                      "    - name: CANARY_ROLLOUT\n"
+                      "    - name: CANARY_STEPS\n"
+                      "      with: {stepWeight: 20, maxWeight: 50, interval: 1s}\n"
+                      "    - name: PRIMARY_ROLLOUT\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {primary: 100}\n"
+                      "    - name: CANARY_CLEAN\n",
+                      NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+}
+
+/* The checks turn bad once step 3's weights are set. */
+static void bad_from_step_3(struct fixture *f)
+{
+    static const double bad[] = {0.3};
+
+    for (size_t i = 0; i < f->nops; i++) {
+        if (strcmp(f->ops[i].line, "weights 70/30/0") == 0) {
+            fake_metrics_set(bad, 1, bad, 1, NULL);
+            f->tick = NULL;
+        }
+    }
+}
+
+/* The first failed check fails the stage at its step, and the deployment rolls back. */
+static void test_steps_failure_at_step_3_rolls_back(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY,         "weights 90/10/0", "weights 80/20/0",
+                                      "weights 70/30/0", "weights 100/0/0", "remove canary",
+                                      "remove baseline",  NULL};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 30, 50]\n"), NULL);
+    f->tick = bad_from_step_3;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "stage CANARY_STEPS failed: step 3 (30%): analysis 'err' failed: canary 0.3 "
+                        "> max 0.05 (1 of 1 evaluations failed, 0 allowed) (rolled back)");
+    assert_ops(f, NULL, ops);
+    assert_app(f, "hello", C1, C2);
+}
+
+/* Stopped at step 2 (its weights just set), kanaria resumes there: step 1 is not run again. */
+static void test_steps_resume_at_step(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY,         "weights 90/10/0", "weights 80/20/0",
+                                      "weights 80/20/0", "weights 50/50/0", OP_PRIMARY,
+                                      OP_ALL,             OP_CLEAN,          NULL};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL, STEPS_PIPELINE("        steps: [10, 20, 50]\n"), NULL);
+    f->stop_after = 3; /* the canary, step 1's weights, step 2's weights */
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+    assert_true(stage_is(f, id, 1, "RUNNING"));
+
+    f->stop_after = 0;
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_logs(f, id, "resuming at step 2 of 3", NULL, 0), 1);
+    assert_int_equal(count_records(f, id, "PASS"), 3);
+}
+
+/* A pause holds the step's weight after its interval, for its duration. */
+static void test_steps_pause(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    static const char *const ops[] = {OP_CANARY, "weights 90/10/0", "weights 80/20/0", OP_PRIMARY,
+                                      OP_ALL,    OP_CLEAN,          NULL};
+    long long id, t0;
+    struct kn_deployment d;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, NULL,
+                      STEPS_PIPELINE("        steps: [10, 20]\n"
+                                     "        pause: [{step: 1, duration: 2s}]\n"),
+                      NULL);
+    t0 = fake_now(f);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_ops(f, NULL, ops);
+    assert_int_equal(count_logs(f, id, "step 1 of 2: pausing at canary 10% for 2s", NULL, 0), 1);
+    d = get_deploy(f, id);
+    /* two intervals of 1s and the pause of 2s: a lower bound (timers never fire early) */
+    assert_true(d.finished_at - t0 >= 4000);
+}
+
+/* ---- background analysis (spec.analysis) --------------------------------------------------- */
+
+#define BG_ANALYSIS(metric)                                                                        \
+    "  analysis:\n"                                                                                \
+    "    startingStage: traffic-10\n"                                                              \
+    "    metrics:\n"                                                                               \
+    "      - {name: err, provider: prom, query: 'err{v=\"{{variant}}\"}[{{window}}]', "            \
+    "interval: 1s, " metric "}\n"
+
+/* Six stages: the ROLLBACK is stage 6, the background analysis stage 7. */
+#define BG_PIPELINE(wait)                                                                          \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "      with: {replicas: 1}\n"                                                                  \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      id: traffic-10\n"                                                                       \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: WAIT\n"                                                                           \
+    "      with: {duration: " wait "}\n"                                                           \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* Analysis records of deployment `id` at stage `index` with `verdict`. */
+static int count_records_at(struct fixture *f, long long id, int index, const char *verdict)
+{
+    char sql[256];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int n = -1;
+    char *path = kn_asprintf("%s/kanaria.db", f->dir);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM analysis_records WHERE deployment = %lld AND stage = %d AND "
+             "verdict = '%s'",
+             id, index, verdict);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(path);
+    return n;
+}
+
+struct event_lines {
+    long long deployment;
+    char text[8192];
+};
+
+static int collect_event(const struct kn_event *e, void *data)
+{
+    struct event_lines *l = data;
+
+    if (e->deployment == l->deployment && strcmp(e->type, "STAGE_LOG") != 0) {
+        snprintf(l->text + strlen(l->text), sizeof(l->text) - strlen(l->text), "%s\n",
+                 e->message);
+    }
+    return 0;
+}
+
+/* Where `needle` is in the deployment's event messages (not its log lines); -1: absent. */
+static long event_at(struct fixture *f, long long id, const char *needle)
+{
+    static struct event_lines l;
+    const char *p;
+
+    memset(&l, 0, sizeof(l));
+    l.deployment = id;
+    assert_int_equal(kn_store_events(f->store, 0, 0, collect_event, &l), 0);
+    p = strstr(l.text, needle);
+    return p ? (long)(p - l.text) : -1;
+}
+
+/* A failed background check during a WAIT cancels the WAIT and rolls the deployment back, long
+ * before the WAIT would end; its records are the background analysis's (stage 7). */
+static void test_background_fails_during_wait(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}"), BG_PIPELINE("1m"), NULL);
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "background analysis failed: analysis 'err' failed: canary 0.3 > max 0.05 "
+                        "(1 of 1 evaluations failed, 0 allowed) (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,FAILURE");
+    assert_int_equal(count_records_at(f, id, 7, "FAIL"), 1);
+    assert_int_equal(count_records(f, id, "FAIL"), 1);
+    /* it starts as its starting stage does (just before), not before */
+    assert_true(event_at(f, id, "stage 0 CANARY_ROLLOUT: SUCCESS") <
+                event_at(f, id, "stage 7 ANALYSIS (background): RUNNING"));
+    assert_true(event_at(f, id, "stage 7 ANALYSIS (background): RUNNING") <
+                event_at(f, id, "stage 1 TRAFFIC_ROUTING (traffic-10): RUNNING"));
+    assert_true(event_at(f, id, "stage 7 ANALYSIS (background): FAILURE") >= 0);
+    assert_app(f, "hello", C1, C2);
+}
+
+/* Once the promotion (the first PRIMARY_ROLLOUT) starts, the background analysis is over: what
+ * the metrics say after that does not fail the deployment. */
+static void bad_after_promotion(struct fixture *f)
+{
+    static const double bad[] = {0.3};
+
+    if (stage_is(f, f->ids[0], 3, "RUNNING") || stage_is(f, f->ids[0], 3, "SUCCESS")) {
+        fake_metrics_set(bad, 1, bad, 1, NULL);
+        f->tick = NULL;
+    }
+}
+
+static void test_background_passes_until_promotion(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    /* a WAIT after the promotion gives a background analysis that kept running the time to
+     * fail */
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}"),
+                      "    - name: CANARY_ROLLOUT\n"
+                      "      with: {replicas: 1}\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      id: traffic-10\n"
+                      "      with: {canary: 10}\n"
+                      "    - name: WAIT\n"
+                      "      with: {duration: 3s}\n"
+                      "    - name: PRIMARY_ROLLOUT\n"
+                      "    - name: WAIT\n"
+                      "      id: settle\n"
+                      "      with: {duration: 3s}\n"
+                      "    - name: TRAFFIC_ROUTING\n"
+                      "      with: {primary: 100}\n"
+                      "    - name: CANARY_CLEAN\n",
+                      NULL);
+    f->ids[0] = id;
+    f->tick = bad_after_promotion;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,SUCCESS,-,SUCCESS");
+    assert_true(count_records_at(f, id, 8, "PASS") >= 1);
+    assert_int_equal(count_records(f, id, "FAIL"), 0);
+    /* stopped as the promotion started */
+    assert_true(event_at(f, id, "stage 8 ANALYSIS (background): SUCCESS") >= 0);
+    assert_true(event_at(f, id, "stage 8 ANALYSIS (background): SUCCESS") <
+                event_at(f, id, "stage 3 PRIMARY_ROLLOUT: RUNNING"));
+    assert_app(f, "hello", C2, "");
+}
+
+static void stop_after_first_background_failure(struct fixture *f)
+{
+    if (count_records_at(f, f->ids[0], 7, "FAIL") == 1) {
+        kn_engine_stop(f->engine);
+        f->tick = NULL;
+    }
+}
+
+/* After a restart (kill -9 alike: the engine stops with nothing recorded) the background
+ * analysis runs on with its counts: one failure allowed, one before the restart and one
+ * after. */
+static void test_background_resumes_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    static const double bad[] = {0.3};
+    long long id;
+
+    fake_metrics_set(bad, 1, bad, 1, NULL);
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}, failureLimit: 1"),
+                      BG_PIPELINE("1m"), NULL);
+    f->ids[0] = id;
+    f->tick = stop_after_first_background_failure;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "RUNNING");
+    assert_stages(f, id, "SUCCESS,SUCCESS,RUNNING,-,-,-,-,RUNNING");
+
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, id), "FAILURE");
+    assert_string_equal(get_deploy(f, id).reason,
+                        "background analysis failed: analysis 'err' failed: canary 0.3 > max 0.05 "
+                        "(2 of 2 evaluations failed, 1 allowed) (rolled back)");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,FAILURE");
+    assert_int_equal(count_records_at(f, id, 7, "FAIL"), 2);
+}
+
+/* A cancel stops it too, recorded CANCELLED. */
+static void cancel_in_wait(struct fixture *f)
+{
+    if (stage_is(f, f->ids[0], 2, "RUNNING") && count_records_at(f, f->ids[0], 7, "PASS") >= 1) {
+        assert_int_equal(kn_engine_cancel(f->engine, f->ids[0], 1, "alice", NULL), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_background_cancelled(void **state)
+{
+    struct fixture *f = *state;
+    static const double good[] = {0.01};
+    long long id;
+
+    fake_metrics_set(good, 1, good, 1, NULL);
+    id = canary_setup(f, BG_ANALYSIS("expected: {max: 0.05}"), BG_PIPELINE("1m"), NULL);
+    f->ids[0] = id;
+    f->tick = cancel_in_wait;
+    engine_start(f);
+    run_loop(f);
+
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_stages(f, id, "SUCCESS,SUCCESS,CANCELLED,-,-,-,SUCCESS,CANCELLED");
+}
+
+/* ---- promote --full during CANARY_STEPS ---------------------------------------------------- */
+
+/* At the first step (an hour each), alice promotes: the steps stop at 10%. */
+static void promote_at_first_step(struct fixture *f)
+{
+    char why[256];
+
+    if (stage_is(f, f->ids[0], 1, "RUNNING") && f->nops >= 2) {
+        assert_int_equal(kn_engine_promote(f->engine, f->ids[0], "alice", why, sizeof(why)), 0);
+        f->tick = NULL;
+    }
+}
+
+static void test_promote_during_steps(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, "weights 90/10/0", OP_PRIMARY, OP_ALL, OP_CLEAN,
+                                      NULL};
+    long long id = canary_setup(f, NULL,
+                                "    - name: CANARY_ROLLOUT\n"
+                                "    - name: CANARY_STEPS\n"
+                                "      with: {steps: [10, 20, 50], interval: 1h}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n"
+                                "      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n",
+                                NULL);
+    char *step;
+
+    f->ids[0] = id;
+    f->tick = promote_at_first_step;
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_stages(f, id, "SUCCESS,SKIPPED,SUCCESS,SUCCESS,SUCCESS,-");
+    step = kn_store_stage_meta_get(f->store, id, 1, "step");
+    assert_string_equal(step, "1");
+    free(step);
+}
+
+/* ---- strategy previous -------------------------------------------------------------------- */
+
+#define C3 "3333333ccccccccccccccccccccccccccccccccc"
+
+#define PREVIOUS_PIPELINE                                                                          \
+    "    - name: CANARY_ROLLOUT\n"                                                                 \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {canary: 10}\n"                                                                   \
+    "    - name: ANALYSIS\n"                                                                       \
+    "      with:\n"                                                                                \
+    "        duration: 2s\n"                                                                       \
+    "        metrics:\n"                                                                           \
+    "          - {name: lat, provider: prom, query: 'lat{v=\"{{variant}}\"}[{{window}}]', "        \
+    "interval: 1s, strategy: previous, minSamples: 3, inconclusiveLimit: 2}\n"                      \
+    "    - name: PRIMARY_ROLLOUT\n"                                                                \
+    "    - name: TRAFFIC_ROUTING\n"                                                                \
+    "      with: {primary: 100}\n"                                                                 \
+    "    - name: CANARY_CLEAN\n"
+
+/* The second deployment has nothing to compare with (INCONCLUSIVE, within its limit, so it
+ * succeeds); the third compares with the second's samples, whatever their verdict, and passes. */
+static void test_previous_passes_on_third_deployment(void **state)
+{
+    struct fixture *f = *state;
+    static const double lat[] = {10, 11, 12, 13, 14};
+    long long second, third;
+
+    fake_metrics_set(lat, 5, lat, 5, NULL);
+    second = canary_setup(f, NULL, PREVIOUS_PIPELINE, NULL);
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, second), "SUCCESS");
+    assert_int_equal(count_records(f, second, "INCONCLUSIVE"), 2);
+    engine_shutdown(f);
+
+    add_commit(f, "hello", C3, "v3", NULL, PREVIOUS_PIPELINE);
+    third = plan(f, "hello", C3, "PIPELINE", NULL);
+    engine_start(f);
+    run_loop(f);
+    assert_string_equal(status_of(f, third), "SUCCESS");
+    assert_int_equal(count_records(f, third, "INCONCLUSIVE"), 0);
+    assert_int_equal(count_records(f, third, "PASS"), 2);
+    assert_int_equal(count_logs(f, third, "vs previous 2222222 (median 12)", NULL, 0), 2);
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_during_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_refused_until_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promote_refused_while_analysis_fails, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_hold_starts_nothing_until_released, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_primary_still_rolled_back, setup,
@@ -1924,6 +2538,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_running_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_later_stage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_weights_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_step_weight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_failure_at_step_3_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_resume_at_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steps_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_fails_during_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_passes_until_promotion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_resumes_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_cancelled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_previous_passes_on_third_deployment, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

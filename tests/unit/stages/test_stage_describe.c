@@ -130,11 +130,51 @@ static void test_values_read_both_forms(void **state)
     assert_null(kn_analysis_values_read(NULL));
 }
 
+/* CANARY_STEPS: its steps, interval, pauses and length (intervals and pauses), and the checks
+ * of its analysis as ANALYSIS shows them. */
+static void test_describe_steps(void **state)
+{
+    struct kn_stage_config st;
+    struct kn_steps_options o;
+    struct kn_steps_pause p = {.step = 2, .duration_ms = 30000};
+    struct kn_http_check h;
+    json_t *j;
+
+    (void)state;
+    memset(&st, 0, sizeof(st));
+    memset(&o, 0, sizeof(o));
+    memset(&h, 0, sizeof(h));
+    o.weight[0] = 5;
+    o.weight[1] = 12.5;
+    o.weight[2] = 50;
+    o.count = 3;
+    o.valid = 1;
+    o.interval_ms = 60000;
+    o.pauses.items = &p;
+    o.pauses.count = 1;
+    h.name = (char *)(uintptr_t) "probe";
+    h.interval_ms = 5000;
+    o.analysis.http.items = &h;
+    o.analysis.http.count = 1;
+    o.as_analysis.kind = &kn_stage_analysis;
+    o.as_analysis.with = &o.analysis;
+    st.kind = &kn_stage_canary_steps;
+    st.with = &o;
+    j = kn_stage_describe(&st, 1, 600000);
+    assert_json(j, "{\"approvers\":[],\"checks\":[{\"interval_ms\":5000,\"max\":null,\"min\":"
+                   "null,\"name\":\"probe\",\"strategy\":\"http\"}],\"duration_ms\":210000,"
+                   "\"id\":\"\",\"index\":1,\"interval_ms\":60000,\"kind\":\"CANARY_STEPS\","
+                   "\"min_approvals\":0,\"pauses\":[{\"duration_ms\":30000,\"step\":2}],"
+                   "\"steps\":[5.0,12.5,50.0],\"timeout_ms\":600000}");
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_describe_defaults_and_kinds),
         cmocka_unit_test(test_values_read_both_forms),
+        cmocka_unit_test(test_describe_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

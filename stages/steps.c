@@ -1,0 +1,536 @@
+/*
+ * CANARY_STEPS: move the canary's share of traffic up one step per interval (`steps`, or
+ * Flagger's `stepWeight` up to `maxWeight`), running the stage's `analysis` at each step for
+ * the interval, pausing after a step that asks for it, and failing (so the deployment rolls
+ * back) at the first failed check. The current step is kept in the stage's metadata (`step`,
+ * 1-based), each step's analysis under the prefix "step.N." (N 0-based), so a restart resumes at
+ * the step it was on with the time and counts that were left.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kanaria/alloc.h"
+#include "kanaria/engine.h"
+#include "kanaria/platform.h"
+#include "stages.h"
+
+static const struct kn_field pause_fields[] = {
+    {.key = "step",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_steps_pause, step),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_MIN | KN_FIELD_MAX,
+     .min = 1,
+     .max = KN_STEPS_MAX,
+     .help = "the step (1 for the first) after whose interval to pause, at its weight"},
+    {.key = "duration",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_steps_pause, duration_ms),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_MIN | KN_FIELD_MAX,
+     .min = 1000,
+     .max = 7 * 24 * 3600 * 1000.0,
+     .help = "how long to hold the step's weight before the next step"},
+};
+
+static const struct kn_schema pause_schema = {
+    .name = "pause",
+    KN_SCHEMA_FIELDS(pause_fields),
+    .size = sizeof(struct kn_steps_pause),
+    .set_offset = offsetof(struct kn_steps_pause, set),
+};
+
+/* The order of the table: the bits of `set` */
+enum { F_STEPS, F_STEP_WEIGHT, F_MAX_WEIGHT, F_INTERVAL, F_ANALYSIS, F_PAUSE };
+
+static const struct kn_field steps_fields[] = {
+    [F_STEPS] = {.key = "steps",
+                 .type = KN_TYPE_STRING_LIST,
+                 .offset = offsetof(struct kn_steps_options, steps),
+                 .flags = KN_FIELD_NONEMPTY,
+                 .help = "the canary's percent at each step, ascending ([5, 10, 20, 50])"},
+    [F_STEP_WEIGHT] = {.key = "stepWeight",
+                       .type = KN_TYPE_PERCENT,
+                       .offset = offsetof(struct kn_steps_options, step_weight),
+                       .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+                       .min = 0.001,
+                       .max = 100,
+                       .help = "instead of steps: the percent added at each step (Flagger's)"},
+    [F_MAX_WEIGHT] = {.key = "maxWeight",
+                      .type = KN_TYPE_PERCENT,
+                      .offset = offsetof(struct kn_steps_options, max_weight),
+                      .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+                      .def = "50",
+                      .min = 0.001,
+                      .max = 100,
+                      .help = "with stepWeight: the last step's percent"},
+    [F_INTERVAL] = {.key = "interval",
+                    .type = KN_TYPE_DURATION,
+                    .offset = offsetof(struct kn_steps_options, interval_ms),
+                    .flags = KN_FIELD_REQUIRED | KN_FIELD_MIN | KN_FIELD_MAX,
+                    .min = 1000,
+                    .max = 24 * 3600 * 1000.0,
+                    .help = "how long each step lasts; its analysis runs over it"},
+    [F_ANALYSIS] = {.key = "analysis",
+                    .type = KN_TYPE_OBJECT,
+                    .offset = offsetof(struct kn_steps_options, analysis),
+                    .sub = &kn_analysis_checks_schema,
+                    .help = "the checks run at each step: 'metrics' and 'http' as ANALYSIS's"},
+    [F_PAUSE] = {.key = "pause",
+                 .type = KN_TYPE_LIST,
+                 .offset = offsetof(struct kn_steps_options, pauses),
+                 .sub = &pause_schema,
+                 .help = "pauses after a step's interval: [{step: 2, duration: 5m}]"},
+};
+
+static int given(const struct kn_steps_options *o, int field)
+{
+    return (o->set & (1u << field)) != 0;
+}
+
+static const struct kn_node *item_of(const struct kn_node *node, const char *key, size_t i)
+{
+    const struct kn_node *list = kn_node_get(node, key);
+
+    return list && list->type == KN_NODE_SEQ && i < list->len ? list->items[i] : node;
+}
+
+/* The steps from `steps` (located errors for a value that is not an ascending percent). */
+static void steps_from_list(struct kn_steps_options *o, const struct kn_node *node,
+                            struct kn_schema_ctx *ctx)
+{
+    int ok = 1;
+
+    if (o->steps.count > KN_STEPS_MAX) {
+        kn_schema_error(ctx, kn_node_get(node, "steps"), "'steps' lists %zu steps, at most %d",
+                        o->steps.count, KN_STEPS_MAX);
+        return;
+    }
+    for (size_t i = 0; i < o->steps.count; i++) {
+        const struct kn_node *at = item_of(node, "steps", i);
+        double p;
+        if (kn_percent_parse(o->steps.items[i], &p) < 0 || p <= 0 || p > 100) {
+            kn_schema_error(ctx, at, "'steps[%zu]' must be a percent above 0 and at most 100, "
+                            "got '%s'", i, o->steps.items[i]);
+            ok = 0;
+            continue;
+        }
+        if (i > 0 && ok && p <= o->weight[i - 1]) {
+            kn_schema_error(ctx, at, "'steps' must go up: step %zu (%g%%) is not above step %zu "
+                            "(%g%%)", i + 1, p, i, o->weight[i - 1]);
+            ok = 0;
+        }
+        o->weight[i] = p;
+    }
+    o->count = o->steps.count;
+    o->valid = ok;
+}
+
+/* Flagger's: stepWeight, 2 × stepWeight, ... while below maxWeight, then maxWeight. */
+static void steps_from_weight(struct kn_steps_options *o, const struct kn_node *node,
+                              struct kn_schema_ctx *ctx)
+{
+    size_t n = 0;
+
+    if (o->step_weight > o->max_weight) {
+        kn_schema_error(ctx, kn_node_get(node, "stepWeight"),
+                        "'stepWeight' (%g%%) is above 'maxWeight' (%g%%)", o->step_weight,
+                        o->max_weight);
+        return;
+    }
+    for (double w = o->step_weight; n < KN_STEPS_MAX; w += o->step_weight) {
+        if (w >= o->max_weight - 1e-9) {
+            o->weight[n++] = o->max_weight;
+            break;
+        }
+        o->weight[n++] = w;
+    }
+    if (o->weight[n - 1] != o->max_weight) {
+        kn_schema_error(ctx, kn_node_get(node, "stepWeight"),
+                        "'stepWeight' %g%% makes more than %d steps to 'maxWeight' %g%%",
+                        o->step_weight, KN_STEPS_MAX, o->max_weight);
+        return;
+    }
+    o->count = n;
+    o->valid = 1;
+}
+
+static void steps_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_steps_options *o = obj;
+    const struct kn_steps_pause *pauses = o->pauses.items;
+    const struct kn_analysis_metric *metrics = o->analysis.metrics.items;
+    const struct kn_http_check *https = o->analysis.http.items;
+    char d1[32], d2[32];
+
+    if (given(o, F_STEPS) && given(o, F_STEP_WEIGHT)) {
+        kn_schema_error(ctx, kn_node_get(node, "stepWeight"),
+                        "set 'steps' or 'stepWeight', not both");
+    } else if (given(o, F_STEPS)) {
+        if (given(o, F_MAX_WEIGHT)) {
+            kn_schema_error(ctx, kn_node_get(node, "maxWeight"),
+                            "'maxWeight' goes with 'stepWeight'; with 'steps' the last step is "
+                            "the highest");
+        }
+        steps_from_list(o, node, ctx);
+    } else if (given(o, F_STEP_WEIGHT)) {
+        steps_from_weight(o, node, ctx);
+    } else {
+        kn_schema_error(ctx, node, "set 'steps' (the canary's percent at each step) or "
+                        "'stepWeight' and 'maxWeight'");
+    }
+    for (size_t i = 0; i < o->pauses.count; i++) {
+        const struct kn_node *at = item_of(node, "pause", i);
+        if (o->valid && (size_t)pauses[i].step > o->count) {
+            kn_schema_error(ctx, kn_node_get(at, "step") ? kn_node_get(at, "step") : at,
+                            "'pause[%zu].step' is %lld, but there are %zu steps", i,
+                            pauses[i].step, o->count);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (pauses[j].step == pauses[i].step) {
+                kn_schema_error(ctx, at, "step %lld has two pauses", pauses[i].step);
+                break;
+            }
+        }
+    }
+    /* each step is an analysis of the interval's length */
+    o->analysis.duration_ms = o->interval_ms;
+    for (size_t i = 0; i < o->analysis.metrics.count + o->analysis.http.count; i++) {
+        int metric = i < o->analysis.metrics.count;
+        const char *name = metric ? metrics[i].name : https[i - o->analysis.metrics.count].name;
+        long long interval = metric ? metrics[i].interval_ms
+                                    : https[i - o->analysis.metrics.count].interval_ms;
+        if (name && interval > o->interval_ms && !(metric && metrics[i].template_name)) {
+            kn_schema_error(ctx,
+                            item_of(kn_node_get(node, "analysis"), metric ? "metrics" : "http",
+                                    metric ? i : i - o->analysis.metrics.count),
+                            "check '%s': 'interval' (%s) is longer than the step's 'interval' "
+                            "(%s), so it would never be evaluated",
+                            name, kn_duration_format(interval, d1, sizeof(d1)),
+                            kn_duration_format(o->interval_ms, d2, sizeof(d2)));
+        }
+    }
+    o->as_analysis.name = (char *)(uintptr_t) "ANALYSIS";
+    o->as_analysis.kind = &kn_stage_analysis;
+    o->as_analysis.with = &o->analysis;
+    o->as_analysis.with_node = kn_node_get(node, "analysis");
+    if (o->as_analysis.with_node) {
+        o->as_analysis.loc = o->as_analysis.with_node->loc;
+    } else if (node) {
+        o->as_analysis.loc = node->loc;
+    }
+}
+
+static const struct kn_schema steps_schema = {
+    .name = "CANARY_STEPS",
+    KN_SCHEMA_FIELDS(steps_fields),
+    .size = sizeof(struct kn_steps_options),
+    .set_offset = offsetof(struct kn_steps_options, set),
+    .check = steps_check,
+};
+
+static long long pause_of(const struct kn_steps_options *o, size_t step)
+{
+    const struct kn_steps_pause *pauses = o->pauses.items;
+
+    for (size_t i = 0; i < o->pauses.count; i++) {
+        if ((size_t)pauses[i].step == step) {
+            return pauses[i].duration_ms;
+        }
+    }
+    return 0;
+}
+
+long long kn_steps_length_ms(const struct kn_stage_config *stage)
+{
+    const struct kn_steps_options *o = stage->with;
+    long long total = 0;
+
+    for (size_t i = 1; o && i <= o->count; i++) {
+        total += o->interval_ms + pause_of(o, i);
+    }
+    return total;
+}
+
+/* ---- validation against the pipeline -------------------------------------------------------- */
+
+static int has_checks(const struct kn_steps_options *o)
+{
+    return o->analysis.metrics.count + o->analysis.http.count > 0;
+}
+
+static void steps_resolve(struct kn_stage_config *stage, const struct kn_node *shared,
+                          struct kn_schema_ctx *ctx)
+{
+    struct kn_steps_options *o = stage->with;
+
+    if (has_checks(o) && kn_stage_analysis.resolve) {
+        kn_stage_analysis.resolve(&o->as_analysis, shared, ctx);
+    }
+}
+
+static void steps_simulate(struct kn_pipeline_sim *sim, const struct kn_stage_config *stage,
+                           struct kn_schema_ctx *ctx)
+{
+    const struct kn_steps_options *o = stage->with;
+    char d1[32], d2[32];
+
+    if (!o || !o->valid) {
+        return; /* already reported */
+    }
+    if (!sim->running[KN_VARIANT_CANARY]) {
+        kn_schema_error_at(ctx, &stage->loc,
+                           "stage 'CANARY_STEPS': sends traffic to the canary, but no canary "
+                           "runs at this point (add CANARY_ROLLOUT before it)");
+    }
+    for (size_t i = 0; sim->weight_step > 0 && i < o->count; i++) {
+        double n = o->weight[i] / sim->weight_step;
+        if (fabs(n - round(n)) > 1e-9) {
+            kn_schema_error_at(ctx, &stage->loc,
+                               "stage 'CANARY_STEPS': step %zu (%g%% to the canary) is not a "
+                               "multiple of %g%%, the smallest traffic step of platform '%s'",
+                               i + 1, o->weight[i], sim->weight_step,
+                               sim->platform ? sim->platform : "?");
+        }
+    }
+    if (stage->timeout_ms > 0 && stage->timeout_ms <= kn_steps_length_ms(stage)) {
+        kn_schema_error_at(ctx, &stage->loc,
+                           "stage 'CANARY_STEPS': 'timeout' (%s) must be longer than its steps' "
+                           "intervals and pauses (%s)",
+                           kn_duration_format(stage->timeout_ms, d1, sizeof(d1)),
+                           kn_duration_format(kn_steps_length_ms(stage), d2, sizeof(d2)));
+    }
+    if (has_checks(o) && kn_stage_analysis.simulate) {
+        /* the checks see the canary taking traffic, as they will from the first step */
+        kn_stage_analysis.simulate(sim, &o->as_analysis, ctx);
+    }
+    sim->weight[KN_VARIANT_PRIMARY] = 100 - o->weight[o->count - 1];
+    sim->weight[KN_VARIANT_CANARY] = o->weight[o->count - 1];
+    sim->weight[KN_VARIANT_BASELINE] = 0;
+    sim->traffic_shifted = 1;
+}
+
+static void steps_describe(const struct kn_stage_config *stage, json_t *out)
+{
+    const struct kn_steps_options *o = stage->with;
+    json_t *steps = json_array(), *pauses = json_array();
+
+    if (has_checks(o) && kn_stage_analysis.describe) {
+        kn_stage_analysis.describe(&o->as_analysis, out); /* its "checks" */
+    }
+    for (size_t i = 0; i < o->count; i++) {
+        json_array_append_new(steps, json_real(o->weight[i]));
+    }
+    for (size_t i = 1; i <= o->count; i++) {
+        long long p = pause_of(o, i);
+        if (p > 0) {
+            json_array_append_new(pauses, json_pack("{s:I, s:I}", "step", (json_int_t)i,
+                                                    "duration_ms", (json_int_t)p));
+        }
+    }
+    json_object_set_new(out, "steps", steps);
+    json_object_set_new(out, "interval_ms", json_integer(o->interval_ms));
+    json_object_set_new(out, "pauses", pauses);
+    json_object_set_new(out, "duration_ms", json_integer(kn_steps_length_ms(stage)));
+}
+
+/* ---- at run time ---------------------------------------------------------------------------- */
+
+struct steps {
+    const struct kn_steps_options *o;
+    size_t step; /* 1-based */
+    void *op;
+    void *timer;
+    struct kn_analysis_runner *runner;
+};
+
+static void enter_step(struct kn_stage_run *run, size_t step);
+
+static void steps_cancel(struct kn_stage_run *run)
+{
+    struct steps *s = *kn_stage_run_state(run);
+
+    if (!s) {
+        return;
+    }
+    kn_stage_op_cancel(&s->op);
+    kn_stage_timer_cancel(&s->timer);
+    kn_analysis_runner_stop(s->runner);
+    free(s);
+    *kn_stage_run_state(run) = NULL;
+}
+
+/* "step.N.KEY" of the current step (N 0-based). */
+static void step_key(const struct steps *s, const char *key, char *out, size_t size)
+{
+    snprintf(out, size, "step.%zu.%s", s->step - 1, key);
+}
+
+/* The deadline kept under `key` of the current step, or now + ms stored there. */
+static long long step_deadline(struct kn_stage_run *run, const char *key, long long ms)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    char k[64], buf[32];
+    char *stored;
+    long long at;
+
+    step_key(s, key, k, sizeof(k));
+    if ((stored = kn_stage_run_meta_get(run, k)) != NULL) {
+        at = atoll(stored);
+        free(stored);
+        return at;
+    }
+    at = kn_stage_run_now(run) + ms;
+    snprintf(buf, sizeof(buf), "%lld", at);
+    kn_stage_run_meta_set(run, k, buf);
+    return at;
+}
+
+static void next_step(struct kn_stage_run *run)
+{
+    struct steps *s = *kn_stage_run_state(run);
+
+    if (s->step < s->o->count) {
+        enter_step(run, s->step + 1);
+        return;
+    }
+    kn_stage_run_log(run, "all %zu steps passed: the canary takes %g%%", s->o->count,
+                     s->o->weight[s->o->count - 1]);
+    steps_cancel(run);
+    kn_stage_run_finish(run, 1, NULL);
+}
+
+/* The step's interval passed with its checks: pause there if it asks for it, then go on. */
+static void step_passed(struct kn_stage_run *run)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    long long pause = pause_of(s->o, s->step), left;
+    char k[64], buf[32];
+
+    step_key(s, "passed", k, sizeof(k));
+    kn_stage_run_meta_set(run, k, "1");
+    if (pause <= 0) {
+        next_step(run);
+        return;
+    }
+    left = step_deadline(run, "pause", pause) - kn_stage_run_now(run);
+    kn_stage_run_log(run, "step %zu of %zu: pausing at canary %g%% for %s", s->step,
+                     s->o->count, s->o->weight[s->step - 1],
+                     kn_duration_format(left > 0 ? left : 0, buf, sizeof(buf)));
+    kn_stage_timer_start(run, &s->timer, left, next_step);
+}
+
+static void step_analysed(struct kn_stage_run *run, int ok, const char *reason, void *data)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    size_t step = s->step;
+    double weight = s->o->weight[step - 1];
+
+    (void)data;
+    s->runner = NULL;
+    if (ok) {
+        step_passed(run);
+        return;
+    }
+    steps_cancel(run);
+    kn_stage_run_finish(run, 0, "step %zu (%g%%): %s", step, weight, reason ? reason : "");
+}
+
+static int set_weights(struct kn_stage_run *run, const struct kn_platform_req *req,
+                       struct kn_platform_op **op)
+{
+    const struct steps *s = *kn_stage_run_state(run);
+    double percent[KN_VARIANT_COUNT] = {0};
+
+    percent[KN_VARIANT_CANARY] = s->o->weight[s->step - 1];
+    percent[KN_VARIANT_PRIMARY] = 100 - percent[KN_VARIANT_CANARY];
+    return kn_platform_set_weights(kn_stage_run_platform(run), req, percent, op);
+}
+
+static void weights_set(struct kn_stage_run *run, int status, const char *message)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    size_t step = s->step;
+    double weight = s->o->weight[step - 1];
+    char k[64], *passed;
+
+    if (status != 0) {
+        steps_cancel(run);
+        kn_stage_run_finish(run, 0, "step %zu (%g%%): routing traffic: %s", step, weight,
+                            message ? message : kn_strerror(status));
+        return;
+    }
+    step_key(s, "passed", k, sizeof(k));
+    if ((passed = kn_stage_run_meta_get(run, k)) != NULL) {
+        free(passed); /* resumed after its interval: its pause, or the next step */
+        step_passed(run);
+        return;
+    }
+    if (has_checks(s->o)) {
+        struct kn_analysis_runner_cfg cfg = {
+            .options = &s->o->analysis,
+            .record_index = kn_stage_run_index(run),
+            .duration_ms = s->o->interval_ms,
+            .done = step_analysed,
+        };
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "step.%zu.", step - 1);
+        cfg.meta_prefix = prefix;
+        kn_analysis_runner_start(run, &cfg, &s->runner);
+        return;
+    }
+    /* no checks: the interval is a wait, kept as the analysis would keep it */
+    kn_stage_timer_start(run, &s->timer,
+                         step_deadline(run, "deadline", s->o->interval_ms) -
+                             kn_stage_run_now(run),
+                         step_passed);
+}
+
+static void enter_step(struct kn_stage_run *run, size_t step)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    double percent = s->o->weight[step - 1];
+    char buf[32], what[160];
+
+    s->step = step;
+    snprintf(buf, sizeof(buf), "%zu", step);
+    kn_stage_run_meta_set(run, "step", buf);
+    snprintf(what, sizeof(what), "step %zu of %zu: routing traffic: primary %g%%, canary %g%%",
+             step, s->o->count, 100 - percent, percent);
+    kn_stage_op_run(run, &s->op, set_weights, weights_set, what);
+}
+
+static void steps_start(struct kn_stage_run *run)
+{
+    const struct kn_steps_options *o = kn_stage_run_config(run)->with;
+    struct steps *s = kn_calloc(1, sizeof(*s));
+    char *stored = kn_stage_run_meta_get(run, "step");
+    long long step = stored ? atoll(stored) : 1;
+
+    free(stored);
+    if (step < 1 || (size_t)step > o->count) {
+        step = 1;
+    }
+    s->o = o;
+    *kn_stage_run_state(run) = s;
+    if (step > 1) {
+        kn_stage_run_log(run, "resuming at step %lld of %zu", step, o->count);
+    }
+    enter_step(run, (size_t)step);
+}
+
+const struct kn_stage_kind kn_stage_canary_steps = {
+    .name = "CANARY_STEPS",
+    .with = &steps_schema,
+    .caps = KN_PLATFORM_TRAFFIC_SPLIT,
+    .default_timeout_ms = 0, /* its intervals and pauses + 5m, computed by the engine */
+    .help = "move the canary's traffic up one step per interval, analysing each step; fail at "
+            "the first failed check",
+    .simulate = steps_simulate,
+    .resolve = steps_resolve,
+    .start = steps_start,
+    .cancel = steps_cancel,
+    .describe = steps_describe,
+};
