@@ -2,8 +2,8 @@
 # Header and cookie routing on the local platform: a canary at 20% with TRAFFIC_ROUTING `match`
 # (a header and a cookie) behind the managed HAProxy. Requests with the header or the cookie all
 # reach the canary, the others follow the weights; the routes live in HAProxy's route map (no
-# reload); an entry added to that map by hand is reported as drift; a rejection rolls back, after
-# which the header no longer pins anything to the canary and no route is left.
+# reload); a rejection rolls back, after which the header no longer pins anything to the canary
+# and no route is left; an entry added to that map by hand is then reported as drift.
 set -uo pipefail
 bin=$1
 server=$2
@@ -61,6 +61,7 @@ driftInterval: 1s
 platforms:
   - name: local
     type: local
+    haproxy: {metricsBind: "127.0.0.1:$(free_port)"}
     ports: {min: $ports, max: $((ports + 50))}
 repositories:
   - {name: deploy, url: "file://$tmp/upstream", branch: main, pollInterval: 1s}
@@ -92,7 +93,7 @@ test_service "$tmp/upstream/hello" hello v1 "$bind" 2
 git add -A && git commit -qm "hello v1"
 
 start
-wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS" 15
+wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS"
 check "v1 deploys (quick sync)" $?
 
 # 1. v2 as a canary at 20% with routes
@@ -103,10 +104,12 @@ wait_for "canary waiting" "select s.name from stages s where s.deployment = 2 an
 check "v2 runs as a canary with its routes and waits for approval" $?
 out=$(count_with 200 "X-Canary: always")
 [ "$out" = "v2 200" ]
-check "every request with X-Canary: always reaches the canary ($(tr '\n' ' ' <<<"$out"))" $?
+rc=$?
+check "every request with X-Canary: always reaches the canary ($(tr '\n' ' ' <<<"$out"))" $rc
 out=$(count_with 100 "x-canary: always" "Cookie: a=1; tester=bob")
 [ "$out" = "v2 100" ]
-check "the header in another case, and a matching cookie among others, reach the canary ($(tr '\n' ' ' <<<"$out"))" $?
+rc=$?
+check "the header in another case, and a matching cookie among others, reach the canary ($(tr '\n' ' ' <<<"$out"))" $rc
 out=$(count_with 200 "X-Canary: sometimes" "Cookie: tester=carol")
 v2=$(awk '$1 == "v2" {print $2}' <<<"$out")
 failed=$(awk '$1 == "failed" {print $2}' <<<"$out")
@@ -117,26 +120,33 @@ check "requests that match no route follow the weights, about 20% to the canary 
 [ "$(grep -c 'haproxy version is' "$tmp/data/local/local/haproxy.log" 2>/dev/null)" -le 2 ]
 check "the routes took no HAProxy reload" $?
 haproxy_cmd "$sock" "show map $tmp/data/local/local/routes-hello.map" >"$tmp/map"
-[ "$(wc -l <"$tmp/map")" = 2 ] && grep -q 'x-canary' "$tmp/map"
-check "HAProxy's route map holds the two routes ($(tr '\n' ' ' <<<"$(cat "$tmp/map")"))" $?
+[ "$(grep -c '^0x' "$tmp/map")" = 2 ] && grep -q 'x.x2dcanary' "$tmp/map" && grep -q 'tester=' "$tmp/map"
+rc=$?
+check "HAProxy's route map holds the two routes ($(tr '\n' ' ' <<<"$(cat "$tmp/map")"))" $rc
 
-# 2. a route added by hand is drift
-haproxy_cmd "$sock" "add map $tmp/data/local/local/routes-hello.map (?:^|\\\\n)x-sneaky: 1" >/dev/null
-wait_for "stray route" "select drift like '%stray route%' from apps where name = 'hello'" 1 15
-check "a route kanaria did not set is reported as drift ($(sql "select drift from apps"))" $?
-haproxy_cmd "$sock" "del map $tmp/data/local/local/routes-hello.map (?:^|\\\\n)x-sneaky:" >/dev/null
-
-# 3. a rejection rolls back: no route stays
+# 2. a rejection rolls back: no route stays
 sql "insert into approvals (deployment, stage, who, decision, at) values (2, 2, 'alice', 'REJECT', 0)"
 wait_for "v2 rolled back" "select status from deployments where id = 2" "FAILURE" 30
 check "a rejection rolls the canary back" $?
 out=$(count_with 100 "X-Canary: always")
 [ "$out" = "v1 100" ]
-check "after the rollback the header no longer pins the canary ($(tr '\n' ' ' <<<"$out"))" $?
+rc=$?
+check "after the rollback the header no longer pins the canary ($(tr '\n' ' ' <<<"$out"))" $rc
 haproxy_cmd "$sock" "show map $tmp/data/local/local/routes-hello.map" >"$tmp/map"
-[ ! -s "$tmp/map" ] && [ ! -s "$tmp/data/local/local/routes-hello.map" ]
-check "no route is left in HAProxy or in its map file ($(cat "$tmp/map"))" $?
+[ "$(grep -c '^0x' "$tmp/map")" = 0 ] && [ ! -s "$tmp/data/local/local/routes-hello.map" ]
+rc=$?
+check "no route is left in HAProxy or in its map file ($(cat "$tmp/map"))" $rc
 ! grep -q '"routes"' "$tmp/data/local/local/apps.json"
 check "no route is left in the platform's record" $?
+
+# 3. a route added by hand (kanaria set none now) is drift
+sleep 3
+[ "$(sql "select count(*) from events where type = 'DRIFT_DETECTED'")" = 0 ]
+check "the app does not drift after the rollback" $?
+haproxy_cmd "$sock" "add map $tmp/data/local/local/routes-hello.map (?:^|\\\\n)x-sneaky: 1" >/dev/null
+wait_for "stray route" "select drift like '%stray route%' from apps where name = 'hello'" 1 15
+rc=$?
+check "a route kanaria did not set is reported as drift ($(sql "select drift from apps"))" $rc
+haproxy_cmd "$sock" "del map $tmp/data/local/local/routes-hello.map (?:^|\\\\n)x-sneaky:" >/dev/null
 
 stop_kanaria

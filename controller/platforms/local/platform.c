@@ -902,6 +902,7 @@ static void op_end(struct op *op, int status, const char *message)
     lock_release(op);
     if (a) {
         a->observed = 0; /* what HAProxy says now is read again */
+        a->routes_observed = 0;
         a->gen++;
     }
     save_state(lp);
@@ -2459,6 +2460,23 @@ const struct kn_platform_provider_ops kn_local_ops = {
     .destroy = local_free,
 };
 
+/* 1 when the managed config on disk routes by route map (or cannot be read: nothing to do). */
+static int config_has_routes(const struct local *lp)
+{
+    FILE *f = fopen(lp->cfg_path, "r");
+    char line[512];
+    int found = 0;
+
+    if (!f) {
+        return 1;
+    }
+    while (!found && fgets(line, sizeof(line), f)) {
+        found = strstr(line, "acl kn_route ") != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
 static int make_dir(const char *path)
 {
     char *p = kn_strdup(path);
@@ -2563,6 +2581,15 @@ int kn_local_create(void **out, const struct kn_platform_env *env, const void *c
         if ((rc = haproxy_preflight(lp, NULL, NULL, err)) < 0 ||
             (rc = haproxy_refresh(lp, err)) < 0) {
             goto fail;
+        }
+    }
+    if (lp->managed && lp->napps > 0 && !config_has_routes(lp) &&
+        kn_haproxy_running(lp->pid_path, err) == 1) {
+        /* a HAProxy started by a kanaria before routes: its frontends get their route map
+         * (one reload, with every server kanaria knows) */
+        kn_log_info(lp->who, "reloading haproxy: its configuration has no route maps yet");
+        if (haproxy_refresh(lp, err) < 0) {
+            kn_log_error(lp->who, "%s", err->msg);
         }
     }
     lp->observe = kn_calloc(1, sizeof(*lp->observe));

@@ -1327,6 +1327,79 @@ static void test_socket_claim(void **state)
     free(dir);
 }
 
+/* Route map keys: a header line or a Cookie line, escaped so that no map line or runtime
+ * command splits them; the runtime command doubles backslashes; the config sends a match to
+ * the route backend; `show map` replies parse to their keys. */
+static void test_routes(void **state)
+{
+    const struct kn_route_match header = {KN_ROUTE_HEADER, "X-Canary", "al ways;#", 0};
+    const struct kn_route_match cookie = {KN_ROUTE_COOKIE, "tester", "^(alice|bob)$", 1};
+    const struct kn_route_match bad = {KN_ROUTE_HEADER, "X", "a\nb", 1};
+    const struct kn_haproxy_cfg_server servers[] = {
+        {.name = "primary-1", .addr = "127.0.0.1", .port = 9001, .weight = 200},
+        {.name = "canary-1", .addr = "127.0.0.1", .port = 9002, .weight = 56, .canary = true},
+    };
+    const struct kn_haproxy_cfg_app app = {.name = "hello", .bind = "127.0.0.1:8080",
+                                           .route_map = "/var/lib/kanaria/routes-hello.map",
+                                           .servers = servers, .server_count = 2};
+    struct kn_haproxy_cfg cfg = {.stats_socket = "/run/k.sock", .apps = &app, .app_count = 1};
+    char *key = NULL, *cmd = NULL, *text = NULL, **keys = NULL;
+    size_t n = 0;
+    struct kn_error err;
+
+    (void)state;
+    kn_error_clear(&err);
+    assert_int_equal(kn_haproxy_route_regex(&key, &header, &err), 0);
+    assert_string_equal(key, "(?:^|\\n)x\\x2dcanary:\\x20*(?:al\\x20ways\\x3b\\x23)\\r");
+    assert_int_equal(kn_haproxy_cmd_add_map(&cmd, "/m.map", key, &err), 0);
+    assert_string_equal(cmd, "add map /m.map (?:^|\\\\n)x\\\\x2dcanary:\\\\x20*"
+                             "(?:al\\\\x20ways\\\\x3b\\\\x23)\\\\r 1");
+    free(key);
+    free(cmd);
+    key = NULL;
+    assert_int_equal(kn_haproxy_route_regex(&key, &cookie, &err), 0);
+    assert_string_equal(key, "(?:^|\\n)cookie:(?:[^\\r\\n]*\\x3b)?\\x20*tester=(?:(alice|bob))"
+                             "(?:\\x3b|\\r)");
+    free(key);
+    key = NULL;
+    assert_int_equal(kn_haproxy_route_regex(&key, &bad, &err), KN_EINVAL);
+    assert_null(key);
+    cmd = NULL;
+    assert_int_equal(kn_haproxy_cmd_add_map(&cmd, "/m.map", "a b", &err), KN_EINVAL);
+    assert_int_equal(kn_haproxy_cmd_add_map(&cmd, "/m.map", "a;b", &err), KN_EINVAL);
+    assert_int_equal(kn_haproxy_cmd_add_map(&cmd, "/m map", "a", &err), KN_EINVAL);
+    assert_null(cmd);
+
+    assert_int_equal(kn_haproxy_config_render(&text, &cfg, &err), 0);
+    assert_non_null(strstr(text, "frontend fe_hello\n"
+                                 "    bind 127.0.0.1:8080\n"
+                                 "    acl kn_route req.hdrs,map_reg(/var/lib/kanaria/routes-hello.map)"
+                                 " -m found\n"
+                                 "    use_backend hello:canary if kn_route\n"
+                                 "    default_backend hello\n"));
+    assert_non_null(strstr(text, "\nbackend hello:canary\n"
+                                 "    balance roundrobin\n"
+                                 "    server canary-1 127.0.0.1:9002 weight 1\n"));
+    assert_null(strstr(text, "hello:canary\n    balance roundrobin\n    server primary"));
+    free(text);
+    /* the route backend's servers take commands like the app's own */
+    cmd = NULL;
+    assert_int_equal(kn_haproxy_cmd_set_weight(&cmd, "hello:canary", "canary-1", 1, &err), 0);
+    free(cmd);
+    cmd = NULL;
+    assert_int_equal(kn_haproxy_cmd_set_weight(&cmd, "hel:lo", "canary-1", 1, &err), KN_EINVAL);
+
+    assert_int_equal(kn_haproxy_parse_map(&keys, &n, "0x55d0c3a2b130 (?:^|\\n)a:x 1\n"
+                                                     "0x55d0c3a2b131 b 1\n\n", &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(keys[0], "(?:^|\\n)a:x");
+    assert_string_equal(keys[1], "b");
+    free(keys[0]);
+    free(keys[1]);
+    free(keys);
+    assert_int_equal(kn_haproxy_parse_map(&keys, &n, "Unknown map identifier.\n", &err), KN_EIO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1339,6 +1412,7 @@ int main(void)
         cmocka_unit_test(test_weights_exhaustive),
         cmocka_unit_test(test_config_render),
         cmocka_unit_test(test_config_render_refuses),
+        cmocka_unit_test(test_routes),
         cmocka_unit_test(test_command_unreachable),
         cmocka_unit_test(test_live_servers),
         cmocka_unit_test(test_server_drift),

@@ -277,6 +277,72 @@ static void test_capability_skips(void **state)
     assert_string_equal(f->log, ""); /* the provider was never asked */
 }
 
+/* Routes: refused on a type without the capability; copied for the provider; and a split that
+ * puts everything on the primary reaches the provider as set_routes with none (so promotion and
+ * rollback take the routes away), while another split stays set_weights. */
+static char routes_seen[256];
+
+static int record_routes(void *self, struct kn_platform_call *call,
+                         const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes)
+{
+    size_t len = strlen(routes_seen);
+
+    (void)self;
+    snprintf(routes_seen + len, sizeof(routes_seen) - len, "%g/%g:%zu", percent[0], percent[1],
+             routes->nmatches);
+    for (size_t i = 0; i < routes->nmatches; i++) {
+        len = strlen(routes_seen);
+        snprintf(routes_seen + len, sizeof(routes_seen) - len, " %s %s%s%s",
+                 routes->matches[i].field == KN_ROUTE_COOKIE ? "cookie" : "header",
+                 routes->matches[i].name, routes->matches[i].regex ? "~" : "=",
+                 routes->matches[i].value);
+    }
+    len = strlen(routes_seen);
+    snprintf(routes_seen + len, sizeof(routes_seen) - len, "; ");
+    kn_platform_call_done(call, 0, NULL);
+    return 0;
+}
+
+static void test_routes(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_platform_type routed = kn_platform_fake;
+    struct kn_platform_provider_ops ops = *kn_platform_fake.ops;
+    struct seen a = {0}, b = {0}, c = {0};
+    struct kn_platform_req r = req_for("deploy", "web", &a);
+    char name[16] = "X-Canary", value[16] = "always";
+    struct kn_route_match m = {KN_ROUTE_HEADER, name, value, 0};
+    struct kn_routes routes = {.matches = &m, .nmatches = 1};
+    struct kn_routes mirror = {.mirror = 10};
+    static const double split[KN_VARIANT_COUNT] = {90, 10, 0};
+    static const double all_primary[KN_VARIANT_COUNT] = {100, 0, 0};
+
+    /* the fake type declares neither capability */
+    assert_int_equal(kn_platform_set_routes(f->p, &r, split, &routes, NULL), KN_EUNSUPPORTED);
+    assert_int_equal(kn_platform_set_routes(f->p, &r, split, &mirror, NULL), KN_EUNSUPPORTED);
+    close_platform(f);
+    routed.caps |= KN_PLATFORM_HEADER_ROUTING;
+    ops.set_routes = record_routes;
+    routed.ops = &ops;
+    open_platform(f, &routed);
+    routes_seen[0] = '\0';
+    assert_int_equal(kn_platform_set_routes(f->p, &r, split, &mirror, NULL), KN_EUNSUPPORTED);
+    m.name = "";
+    assert_int_equal(kn_platform_set_routes(f->p, &r, split, &routes, NULL), KN_EINVAL);
+    m.name = name;
+    assert_int_equal(kn_platform_set_routes(f->p, &r, split, &routes, NULL), 0);
+    strcpy(name, "gone"); /* the front end keeps its own copy */
+    r = req_for("deploy", "web", &b);
+    assert_int_equal(kn_platform_set_weights(f->p, &r, split, NULL), 0);
+    r = req_for("deploy", "web", &c);
+    assert_int_equal(kn_platform_set_weights(f->p, &r, all_primary, NULL), 0);
+    run_until(f, &c.ran, 1);
+    assert_int_equal(a.status + b.status + c.status, 0);
+    assert_string_equal(routes_seen, "90/10:1 header X-Canary=always; 100/0:0; ");
+    assert_string_equal(f->log, "start deploy/web weights 90/10/0; end deploy/web weights "
+                                "90/10/0 0; ");
+}
+
 /* Percents off the type's weight step are refused before anything is asked. */
 static void test_weight_step(void **state)
 {
@@ -413,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apps_side_by_side, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capability_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_weight_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_folded, setup, teardown),
