@@ -253,8 +253,8 @@ struct kn_steps_options {
     double weight[KN_STEPS_MAX];
     size_t count;
     int valid;
-    /* the checks as an ANALYSIS stage (name ANALYSIS, with &analysis, with_node the block) for
-     * the ANALYSIS hooks (templates, placeholders, describe) */
+    /* the checks as an ANALYSIS stage (kind ANALYSIS, name CANARY_STEPS for the messages, with
+     * &analysis, with_node the block) for the ANALYSIS hooks (templates, placeholders, describe) */
     struct kn_stage_config as_analysis;
 };
 

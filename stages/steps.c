@@ -212,7 +212,7 @@ static void steps_check(void *obj, const struct kn_node *node, struct kn_schema_
                             kn_duration_format(o->interval_ms, d2, sizeof(d2)));
         }
     }
-    o->as_analysis.name = (char *)(uintptr_t) "ANALYSIS";
+    o->as_analysis.name = (char *)(uintptr_t) "CANARY_STEPS"; /* for the checks' messages */
     o->as_analysis.kind = &kn_stage_analysis;
     o->as_analysis.with = &o->analysis;
     o->as_analysis.with_node = kn_node_get(node, "analysis");
