@@ -832,12 +832,15 @@ static void test_platform_registry(void **state)
     assert_non_null(local->create);
     assert_int_equal(local->caps, KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
                                       KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE |
-                                      KN_PLATFORM_CANCEL);
+                                      KN_PLATFORM_CANCEL | KN_PLATFORM_HEADER_ROUTING);
+    assert_false(local->caps & KN_PLATFORM_MIRROR);
     assert_null(kn_platform_type_find("nomad"));
     assert_null(kn_platform_type_find(NULL));
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_TRAFFIC_SPLIT), "traffic splitting");
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_BASELINE), "baseline variants");
     assert_string_equal(kn_platform_cap_name(KN_PLATFORM_LIVE), "reading live state");
+    assert_non_null(kn_platform_cap_name(KN_PLATFORM_HEADER_ROUTING));
+    assert_non_null(kn_platform_cap_name(KN_PLATFORM_MIRROR));
     assert_non_null(kn_platform_cap_name(0x80u));
 }
 
