@@ -388,6 +388,11 @@ class State:
             if cfgkey:
                 vals = c.get("Values") or (c.get(cfgkey) or {}).get("Values") or []
                 c = {"Field": field, "Values": list(vals), cfgkey: {"Values": list(vals)}}
+            elif field == "http-header":
+                hc = c.get("HttpHeaderConfig") or {}
+                c = {"Field": field, "HttpHeaderConfig": {
+                    "HttpHeaderName": hc.get("HttpHeaderName"),
+                    "Values": list(hc.get("Values") or [])}}
             out.append(c)
         return out
 
@@ -1181,6 +1186,57 @@ def elb_ModifyRule(p):
     if acts is not None:
         rule["Actions"] = acts
     return {"Rules": [rule_view(rule)]}
+
+
+def elb_CreateRule(p):
+    larn = p.get("ListenerArn")
+    for k in ("ListenerArn", "Conditions", "Priority", "Actions"):
+        if not p.get(k):
+            raise AwsError("ValidationError", "1 validation error detected: Value null at '%s%s' "
+                           "failed to satisfy constraint: Member must not be null"
+                           % (k[0].lower(), k[1:]))
+    if not any(x["ListenerArn"] == larn for x in STATE.listeners):
+        raise AwsError("ListenerNotFound", "One or more listeners not found")
+    prio = as_int(p["Priority"], "priority", 1, 50000)
+    if any(r["ListenerArn"] == larn and int(r["Priority"]) == prio for r in STATE.rules):
+        raise AwsError("PriorityInUse", "Priority '%d' is currently in use" % prio)
+    conds = p["Conditions"]
+    for i, c in enumerate(conds, 1):
+        if c.get("Field") == "http-header":
+            hc = c.get("HttpHeaderConfig") or {}
+            vals = hc.get("Values") or []
+            if not hc.get("HttpHeaderName") or not vals:
+                raise AwsError("ValidationError", "Condition %d: an http-header condition needs "
+                               "HttpHeaderConfig.HttpHeaderName and Values" % i)
+            for v in vals:
+                if len(v) > 128:
+                    raise AwsError("ValidationError", "Condition %d: a value is longer than 128 "
+                                   "characters" % i)
+    acts = STATE.norm_actions(p["Actions"])
+    if not acts:
+        raise AwsError("ValidationError", "A rule must have at least one action")
+    arn = larn.replace(":listener/", ":listener-rule/") + "/" + hexid()
+    rule = {"ListenerArn": larn, "RuleArn": arn, "Priority": str(prio),
+            "Conditions": STATE.norm_conditions(conds), "Actions": acts, "IsDefault": False}
+    STATE.rules.append(rule)
+    if p.get("Tags"):
+        STATE.tags[arn] = [{"key": t.get("Key"), "value": t.get("Value")} for t in p["Tags"]]
+    return {"Rules": [rule_view(rule)]}
+
+
+def elb_DeleteRule(p):
+    rarn = p.get("RuleArn")
+    if not rarn:
+        raise AwsError("ValidationError", "1 validation error detected: Value null at 'ruleArn' "
+                       "failed to satisfy constraint: Member must not be null")
+    rule = next((r for r in STATE.rules if r["RuleArn"] == rarn), None)
+    if rule is None:
+        if any(r["RuleArn"] == rarn for r in all_rules()):
+            raise AwsError("OperationNotPermitted", "A default rule cannot be deleted")
+        raise AwsError("RuleNotFound", "One or more rules not found")
+    STATE.rules.remove(rule)
+    STATE.tags.pop(rarn, None)
+    return {}
 
 
 ELB_OPS = {name[4:]: fn for name, fn in globals().items() if name.startswith("elb_") and

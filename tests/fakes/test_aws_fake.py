@@ -409,6 +409,29 @@ def scenario_elb(f):
     check(st == 400 and "<Code>OperationNotPermitted</Code>" in x, "default rule via ModifyRule")
     st, x = f.elb("ModifyRule", dict(fwd, RuleArn=rule1 + "x"))
     check(st == 400 and "<Code>RuleNotFound</Code>" in x, "RuleNotFound")
+    hdr = {"ListenerArn": larn, "Priority": "9",
+           "Conditions.member.1.Field": "http-header",
+           "Conditions.member.1.HttpHeaderConfig.HttpHeaderName": "X-Canary",
+           "Conditions.member.1.HttpHeaderConfig.Values.member.1": "always",
+           "Actions.member.1.Type": "forward", "Actions.member.1.Order": "1",
+           "Actions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn": TG_GREEN,
+           "Actions.member.1.ForwardConfig.TargetGroups.member.1.Weight": "1",
+           "Tags.member.1.Key": "kanaria.dev/app", "Tags.member.1.Value": "web"}
+    st, x = f.elb("CreateRule", hdr)
+    check(st == 200 and "<HttpHeaderConfig><HttpHeaderName>X-Canary</HttpHeaderName><Values>"
+          "<member>always</member></Values></HttpHeaderConfig>" in x and
+          xml_field(x, "Priority") == ["9"], "CreateRule with an http-header condition")
+    hrule = xml_field(x, "RuleArn")[0] if st == 200 else ""
+    st, x = f.elb("CreateRule", hdr)
+    check(st == 400 and "<Code>PriorityInUse</Code>" in x, "CreateRule on a used priority")
+    st, x = f.elb("CreateRule", dict(hdr, Priority="8", ListenerArn=larn + "x"))
+    check(st == 400 and "<Code>ListenerNotFound</Code>" in x, "CreateRule ListenerNotFound")
+    st, x = f.elb("DeleteRule", {"RuleArn": hrule})
+    check(st == 200, "DeleteRule")
+    st, x = f.elb("DeleteRule", {"RuleArn": hrule})
+    check(st == 400 and "<Code>RuleNotFound</Code>" in x, "DeleteRule of a rule gone")
+    st, x = f.elb("DeleteRule", {"RuleArn": arns[-1]})
+    check(st == 400 and "<Code>OperationNotPermitted</Code>" in x, "DeleteRule of a default rule")
     st, x = f.elb("DescribeTargetGroups", {"TargetGroupArns.member.1": TG_BLUE})
     check(xml_field(x, "member").count(LB) == 1 and "<LoadBalancerArns><member>" in x,
           "DescribeTargetGroups LoadBalancerArns")
