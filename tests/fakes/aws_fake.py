@@ -74,7 +74,7 @@ Control endpoints (JSON, no signature):
                   (default 2), neverSteady, runningCap, drainPolls (default 2), drainSeconds.
                   A poll is a DescribeTaskSets or DescribeServices reply that shows the set.
   POST /__tamper  change things behind the client's back: {"rules": [{"ruleArn"|"listenerArn",
-                  "actions"}], "taskSets": [{"taskSet", "stopTasks": N}]}
+                  "actions"} or {"ruleArn", "delete": true}], "taskSets": [{"taskSet", "stopTasks": N}]}
   GET  /__log     every call: op, service, params as parsed, status, error code, injected fault
   GET  /__state   the state (task sets with status and counts, rules with actions)
   POST /__reset   forget everything
@@ -1831,6 +1831,9 @@ def service_of_op(op):
 
 def tamper(cfg):
     for r in cfg.get("rules", []):
+        if r.get("delete"):
+            STATE.rules = [x for x in STATE.rules if x["RuleArn"] != r["ruleArn"]]
+            continue
         acts = STATE.norm_actions(r["actions"])
         if "listenerArn" in r:
             ls = next(x for x in STATE.listeners if x["ListenerArn"] == r["listenerArn"])

@@ -12,7 +12,8 @@ const struct kn_platform_type kn_platform_ecs = {
             "forward action (listener default actions and listener rules) that points at the "
             "primary/canary target-group pair",
     .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
-            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL,
+            KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL |
+            KN_PLATFORM_HEADER_ROUTING, /* a listener rule per match; an ALB cannot mirror */
     .weight_step = 1, /* ELBv2 forward weights are integers */
     .config_schema = &kn_aws_config_schema,
     .app_schema = &kn_ecs_app_schema,

@@ -65,6 +65,9 @@
 #define MEMO_SERVICE "service"
 #define MEMO_WEIGHTS "weights-before"
 #define MEMO_TASKDEF "primary-task-definition"
+#define MEMO_ROUTES "routes" /* JSON array of the ARNs of the header rules kanaria made */
+#define MAX_PRIORITY 50000   /* ELBv2 rule priorities are 1..50000 */
+#define MAX_VALUE 128        /* characters of an http-header condition value */
 
 const struct kn_placeholder kn_ecs_placeholders[] = {
     {.name = "targetGroup", .help = "the variant's ALB target group dimension (targetgroup/NAME/ID)"},
@@ -154,6 +157,12 @@ struct op {
     json_t *rules; /* [{"listener": ARN, "rule": rule}] (owned) */
     void (*walked)(struct op *op);
     json_t *writes; /* [{"listener"|"rule": ARN, "actions": [...]}] */
+    /* header routes */
+    json_t *route_old;  /* ARNs of the memo MEMO_ROUTES (owned array) */
+    json_t *route_seen; /* walked rule entries among them (owned array) */
+    json_t *route_want; /* set_routes: an http-header condition per match (owned); NULL: keep */
+    json_t *creates;    /* [{"ListenerArn", "Priority", "Conditions"}] planned (owned) */
+    void (*after_routes)(struct op *op);
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -395,6 +404,10 @@ static void op_free(struct op *op)
     json_decref(op->listeners);
     json_decref(op->rules);
     json_decref(op->writes);
+    json_decref(op->route_old);
+    json_decref(op->route_seen);
+    json_decref(op->route_want);
+    json_decref(op->creates);
     free(op->taskdef_arn);
     free(op->set_arn);
     free(op->marker);
@@ -604,11 +617,14 @@ static json_t *ecs_params(const struct op *op)
 static void walk_listeners_r(struct op *op, const struct kn_aws_result *r);
 static void walk_rules_r(struct op *op, const struct kn_aws_result *r);
 
+static void routes_split(struct op *op);
+
 static void walk_next_lb(struct op *op)
 {
     json_t *p;
 
     if (op->lb_at >= json_array_size(op->lbs)) {
+        routes_split(op);
         op->walked(op);
         return;
     }
@@ -1083,6 +1099,388 @@ static int ecs_set_weights(void *self, struct kn_platform_call *call,
     op->a = a;
     memcpy(op->percent, percent, sizeof(op->percent));
     walk(op, weights_plan);
+    return 0;
+}
+
+/* ---- header routes (set_routes) ------------------------------------------------------------ */
+
+/* Each match is a listener rule of its own: the conditions of the rule that holds the pair (none
+ * for a default action) and an http-header condition, forwarding to the canary's target group,
+ * at a free priority just before that rule (after every other rule for a default action). The
+ * rules made are kept in the memo MEMO_ROUTES, each as soon as it exists, so a restart finds
+ * them; they are all deleted before new ones are made, when the traffic goes all to the
+ * primary, and when the canary or the app is removed. */
+
+static void routes_load(struct op *op)
+{
+    char *text;
+    json_t *j;
+
+    if (op->route_old) {
+        return;
+    }
+    text = kn_platform_call_memo_get(op->call, MEMO_ROUTES);
+    j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (json_is_array(j)) {
+        op->route_old = j;
+    } else {
+        json_decref(j);
+        op->route_old = json_array();
+    }
+}
+
+static int routes_save(struct op *op)
+{
+    char *text = json_dumps(op->route_old, JSON_COMPACT);
+    int rc = kn_platform_call_memo_set(op->call, MEMO_ROUTES,
+                                       json_array_size(op->route_old) ? text : NULL);
+
+    free(text);
+    return rc;
+}
+
+static int arn_in(const json_t *list, const char *arn)
+{
+    size_t i;
+    json_t *x;
+
+    json_array_foreach(list, i, x) {
+        if (strcmp(json_string_value(x) ? json_string_value(x) : "", arn) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Take kanaria's header rules out of the walked rules (into op->route_seen): they are not the
+ * traffic split. */
+static void routes_split(struct op *op)
+{
+    size_t i = 0;
+
+    routes_load(op);
+    json_decref(op->route_seen);
+    op->route_seen = json_array();
+    while (i < json_array_size(op->rules)) {
+        json_t *entry = json_array_get(op->rules, i);
+        if (arn_in(op->route_old, jstr(json_object_get(entry, "rule"), "RuleArn"))) {
+            json_array_append(op->route_seen, entry);
+            json_array_remove(op->rules, i);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* 1 when rule looks like a header route to the canary: an http-header condition, and one
+ * forward action to the canary's target group alone. */
+static int rule_is_route(const struct eapp *a, const json_t *rule)
+{
+    const json_t *acts = jlist(json_object_get(rule, "Actions"));
+    const json_t *act = json_array_get(acts, 0);
+    int header = 0;
+    size_t i;
+    json_t *c;
+
+    json_array_foreach(jlist(json_object_get(rule, "Conditions")), i, c) {
+        header |= strcmp(jstr(c, "Field"), "http-header") == 0;
+    }
+    return header && json_array_size(acts) == 1 && json_array_size(fwd_groups(act)) <= 1 &&
+           action_weight(a, act, KN_VARIANT_CANARY) > 0;
+}
+
+static void routes_delete_next(struct op *op);
+
+static void routes_deleted(struct op *op, const struct kn_aws_result *r)
+{
+    int rc;
+
+    (void)r; /* RuleNotFound: gone already */
+    json_array_remove(op->route_old, 0);
+    if ((rc = routes_save(op)) < 0) {
+        op_fail(op, rc, "the header rules left could not be kept: %s", kn_strerror(rc));
+        return;
+    }
+    routes_delete_next(op);
+}
+
+static void routes_delete_next(struct op *op)
+{
+    const char *arn = json_string_value(json_array_get(op->route_old, 0));
+
+    if (!arn) {
+        op->after_routes(op);
+        return;
+    }
+    op_call_tol(op, KN_AWS_ELBV2, "DeleteRule", json_pack("{s:s}", "RuleArn", arn),
+                "RuleNotFound", routes_deleted);
+}
+
+/* Delete every header rule kanaria made for the app (one gone already is no error), then
+ * then(op). */
+static void routes_delete(struct op *op, void (*then)(struct op *op))
+{
+    routes_load(op);
+    if (json_array_size(op->route_old) > 0) {
+        kn_platform_call_progress(op->call, "deleting %zu header rule(s) to the canary",
+                                  json_array_size(op->route_old));
+    }
+    op->after_routes = then;
+    routes_delete_next(op);
+}
+
+static void routes_create_next(struct op *op);
+
+static void routes_created(struct op *op, const struct kn_aws_result *r)
+{
+    const json_t *rule = json_array_get(jlist(json_object_get(r->reply, "Rules")), 0);
+    int rc;
+
+    if (!jstr(rule, "RuleArn")[0]) {
+        op_fail(op, KN_EIO, "CreateRule: the reply names no rule");
+        return;
+    }
+    json_array_append_new(op->route_old, json_string(jstr(rule, "RuleArn")));
+    if ((rc = routes_save(op)) < 0) {
+        op_fail(op, rc, "header rule %s could not be kept: %s",
+                arn_from(jstr(rule, "RuleArn"), "listener-rule/"), kn_strerror(rc));
+        return;
+    }
+    op->at++;
+    routes_create_next(op);
+}
+
+static void routes_create_next(struct op *op)
+{
+    const json_t *c = json_array_get(op->creates, op->at);
+    const struct kn_app_id *id = kn_platform_call_id(op->call);
+    json_t *p;
+
+    if (!c) {
+        if (op->at > 0) {
+            kn_platform_call_progress(op->call, "%zu header rule(s) to the canary created",
+                                      op->at);
+        }
+        op_end(op, 0, NULL);
+        return;
+    }
+    p = json_pack("{s:O, s:O, s:O, s:[{s:s, s:i, s:{s:[{s:s, s:i}]}}], "
+                  "s:[{s:s, s:s}, {s:s, s:s}]}",
+                  "ListenerArn", json_object_get(c, "ListenerArn"), "Priority",
+                  json_object_get(c, "Priority"), "Conditions", json_object_get(c, "Conditions"),
+                  "Actions", "Type", "forward", "Order", 1, "ForwardConfig", "TargetGroups",
+                  "TargetGroupArn", op->a->tg[KN_VARIANT_CANARY], "Weight", 1, "Tags", "Key",
+                  TAG_REPOSITORY, "Value", id->repository, "Key", TAG_APP, "Value", id->app);
+    op_call(op, KN_AWS_ELBV2, "CreateRule", p, routes_created);
+}
+
+static void routes_create(struct op *op)
+{
+    op->at = 0;
+    routes_create_next(op);
+}
+
+/* After the weights: the old header rules go, the planned ones are made. */
+static void routes_sync(struct op *op)
+{
+    routes_delete(op, routes_create);
+}
+
+/* A rule's conditions fit to send again: a condition with a ...Config loses its old-style
+ * Values (AWS refuses both), empty values are dropped. */
+static json_t *conds_copy(const json_t *conds)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *c;
+
+    json_array_foreach(jlist(conds), i, c) {
+        json_t *cc = json_deep_copy(c);
+        const char *key;
+        json_t *v;
+        int config = 0;
+
+        json_object_foreach(cc, key, v) {
+            size_t n = strlen(key);
+            config |= n > 6 && strcmp(key + n - 6, "Config") == 0;
+        }
+        if (config) {
+            json_object_del(cc, "Values");
+        }
+        actions_clean(cc);
+        json_array_append_new(out, cc);
+    }
+    return out;
+}
+
+/* The priority of a non-default rule, or 0. */
+static long long rule_priority(const json_t *rule)
+{
+    long long p = jint(json_object_get(rule, "Priority"), 0);
+    return strcmp(jstr(rule, "IsDefault"), "true") == 0 || p < 1 || p > MAX_PRIORITY ? 0 : p;
+}
+
+/* Plan op->creates over op->rules for op->route_want: 0, or the op failed (return at once). */
+static int routes_plan(struct op *op)
+{
+    size_t nwant = json_array_size(op->route_want), npair = 0, i;
+    json_t *entry;
+
+    json_decref(op->creates);
+    op->creates = json_array();
+    if (nwant == 0) {
+        return 0;
+    }
+    json_array_foreach(op->rules, i, entry) {
+        const json_t *rule = json_object_get(entry, "rule");
+        const char *listener = jstr(entry, "listener");
+        long long prio = rule_priority(rule), below = 0, above = 0, at;
+        int pair = 0, w[KN_VARIANT_COUNT];
+        size_t k;
+        json_t *x;
+
+        json_array_foreach(jlist(json_object_get(rule, "Actions")), k, x) {
+            pair |= action_is_pair(op->a, x, w);
+        }
+        if (!pair) {
+            continue;
+        }
+        npair++;
+        /* the nearest priorities in use on the listener before and after the rule's */
+        json_array_foreach(op->rules, k, x) {
+            long long q = rule_priority(json_object_get(x, "rule"));
+            if (q == 0 || strcmp(jstr(x, "listener"), listener) != 0) {
+                continue;
+            }
+            if (q > below && (prio == 0 || q < prio)) {
+                below = q;
+            }
+            if (prio && q > prio && (above == 0 || q < above)) {
+                above = q;
+            }
+        }
+        (void)above;
+        if ((prio ? prio - 1 : MAX_PRIORITY) - below < (long long)nwant) {
+            char name[256];
+            rule_name(entry, name, sizeof(name));
+            op_fail(op, KN_EINVAL,
+                    "no %zu free rule priorities between %lld and %s on listener %s for the "
+                    "header routes before %s: leave a gap between the rules' priorities",
+                    nwant, below, prio ? "its rule" : "the default rule",
+                    arn_from(listener, "listener/"), name);
+            return -1;
+        }
+        at = prio ? prio - 1 : below + 1;
+        json_array_foreach(op->route_want, k, x) {
+            json_t *conds = prio ? conds_copy(json_object_get(rule, "Conditions"))
+                                 : json_array();
+            json_array_append(conds, x);
+            json_array_append_new(op->creates,
+                                  json_pack("{s:s, s:I, s:o}", "ListenerArn", listener,
+                                            "Priority", (json_int_t)at, "Conditions", conds));
+            at += prio ? -1 : 1;
+        }
+    }
+    if (npair == 0) {
+        op_fail(op, KN_EINVAL,
+                "no listener rule of the load balancer of %s forwards to both the primary and "
+                "the canary target groups: header routes go before such a rule",
+                arn_from(op->a->tg[KN_VARIANT_PRIMARY], "targetgroup/"));
+        return -1;
+    }
+    return 0;
+}
+
+static void routes_walked(struct op *op)
+{
+    if (routes_plan(op) < 0) {
+        return;
+    }
+    op->after_weights = routes_sync;
+    weights_plan(op);
+}
+
+/* A match as an http-header condition of an ALB rule into want; 0, or KN_EUNSUPPORTED or
+ * KN_EINVAL with why. */
+static int route_condition(const struct kn_route_match *m, json_t *want, char *why, size_t size)
+{
+    const char *field = m->field == KN_ROUTE_COOKIE ? "cookie" : "header";
+    char value[MAX_VALUE + 8];
+    int n;
+
+    if (m->regex) {
+        snprintf(why, size, "%s '%s': an ALB matches a %s by its exact value (with * and ? "
+                 "wildcards), not by a regex: write 'exact'", field, m->name, field);
+        return KN_EUNSUPPORTED;
+    }
+    if (strpbrk(m->value, "*?") || (m->field == KN_ROUTE_COOKIE && strpbrk(m->name, "*?"))) {
+        snprintf(why, size, "%s '%s': '*' and '?' are wildcards in an ALB condition, an exact "
+                 "value cannot hold them", field, m->name);
+        return KN_EUNSUPPORTED;
+    }
+    if (m->field == KN_ROUTE_COOKIE) {
+        n = snprintf(value, sizeof(value), "*%s=%s*", m->name, m->value);
+    } else {
+        n = snprintf(value, sizeof(value), "%s", m->value);
+    }
+    if (n < 0 || n > MAX_VALUE || strlen(m->name) > 40) {
+        snprintf(why, size, "%s '%.40s': an ALB condition takes a header name of at most 40 "
+                 "characters and a value of at most %d", field, m->name, MAX_VALUE);
+        return KN_EINVAL;
+    }
+    json_array_append_new(want, json_pack("{s:s, s:{s:s, s:[s]}}", "Field", "http-header",
+                                          "HttpHeaderConfig", "HttpHeaderName",
+                                          m->field == KN_ROUTE_COOKIE ? "Cookie" : m->name,
+                                          "Values", value));
+    return 0;
+}
+
+static int ecs_set_routes(void *self, struct kn_platform_call *call,
+                          const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes)
+{
+    struct ecs *e = self;
+    struct eapp *a;
+    json_t *want = json_array();
+    struct op *op;
+    char why[512];
+    int rc;
+
+    if (routes->mirror > 0) {
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "platform '%s' (ecs): an ALB cannot mirror requests", e->name);
+        goto out;
+    }
+    for (size_t i = 0; i < routes->nmatches; i++) {
+        if ((rc = route_condition(&routes->matches[i], want, why, sizeof(why))) < 0) {
+            kn_platform_call_done(call, rc, "platform '%s' (ecs): %s", e->name, why);
+            goto out;
+        }
+    }
+    a = eapp_recall(e, call);
+    if (!a) {
+        if (routes->nmatches == 0 && percent[KN_VARIANT_PRIMARY] >= 100) {
+            kn_platform_call_done(call, 0, NULL);
+        } else {
+            kn_platform_call_done(call, KN_ENOTFOUND,
+                                  "platform '%s' has not deployed the app: no target groups known",
+                                  e->name);
+        }
+        goto out;
+    }
+    if (!a->tg[KN_VARIANT_PRIMARY] || (routes->nmatches && !a->tg[KN_VARIANT_CANARY])) {
+        kn_platform_call_done(call, KN_EINVAL, "spec.ecs.targetGroups.%s is not set",
+                              a->tg[KN_VARIANT_PRIMARY] ? "canary" : "primary");
+        goto out;
+    }
+    op = op_new(e, OP_WEIGHTS, call);
+    op->a = a;
+    memcpy(op->percent, percent, sizeof(op->percent));
+    op->route_want = want;
+    want = NULL;
+    walk(op, routes_walked);
+out:
+    json_decref(want);
     return 0;
 }
 
@@ -1906,11 +2304,18 @@ static void remove_sets_r(struct op *op, const struct kn_aws_result *r)
     delete_all(op, op->doomed, remove_deleted);
 }
 
+static void remove_list_sets(struct op *op)
+{
+    json_t *p = ecs_params(op);
+
+    json_object_set_new(p, "include", json_pack("[s]", "TAGS"));
+    op_call_tol(op, KN_AWS_ECS, "DescribeTaskSets", p, "ServiceNotFoundException", remove_sets_r);
+}
+
 static void remove_checked(struct op *op)
 {
     size_t j;
     json_t *entry;
-    json_t *p;
 
     json_array_foreach(op->rules, j, entry) {
         size_t n;
@@ -1929,9 +2334,11 @@ static void remove_checked(struct op *op)
             }
         }
     }
-    p = ecs_params(op);
-    json_object_set_new(p, "include", json_pack("[s]", "TAGS"));
-    op_call_tol(op, KN_AWS_ECS, "DescribeTaskSets", p, "ServiceNotFoundException", remove_sets_r);
+    if (op->variant == KN_VARIANT_CANARY) {
+        routes_delete(op, remove_list_sets);
+        return;
+    }
+    remove_list_sets(op);
 }
 
 static int ecs_remove(void *self, struct kn_platform_call *call, enum kn_variant v)
@@ -1970,6 +2377,7 @@ static void remove_app_forget(struct op *op, const struct kn_aws_result *r)
     kn_platform_call_memo_set(op->call, MEMO_SERVICE, NULL);
     kn_platform_call_memo_set(op->call, MEMO_WEIGHTS, NULL);
     kn_platform_call_memo_set(op->call, MEMO_TASKDEF, NULL);
+    kn_platform_call_memo_set(op->call, MEMO_ROUTES, NULL);
     kn_platform_call_progress(op->call, "service %s deleted", op->a->service);
     op_end(op, 0, NULL);
 }
@@ -2020,13 +2428,18 @@ static void remove_app_sets(struct op *op)
     op_call_tol(op, KN_AWS_ECS, "DescribeTaskSets", p, "ServiceNotFoundException", remove_app_sets_r);
 }
 
+static void remove_app_routes(struct op *op)
+{
+    routes_delete(op, remove_app_sets);
+}
+
 /* The weights go to the primary on every matching rule first, as set_weights puts them. */
 static void remove_app_walked(struct op *op)
 {
     op->percent[KN_VARIANT_PRIMARY] = 100;
     op->percent[KN_VARIANT_CANARY] = 0;
     op->percent[KN_VARIANT_BASELINE] = 0;
-    op->after_weights = remove_app_sets;
+    op->after_weights = remove_app_routes;
     weights_plan(op);
 }
 
@@ -2135,6 +2548,27 @@ static void observe_walked(struct op *op)
             kn_live_state_add(out, "Rule", arn_tail(jstr(json_object_get(s, "rule"), "RuleArn")),
                               line, differs ? drift : NULL);
             (void)name;
+        }
+    }
+    /* header routes: each kanaria made, found or missing; a rule like them it did not make */
+    json_array_foreach(op->route_old, i, s) {
+        const char *arn = json_string_value(s);
+        int found = 0;
+        size_t k;
+        json_t *x;
+        json_array_foreach(op->route_seen, k, x) {
+            found |= strcmp(jstr(json_object_get(x, "rule"), "RuleArn"), arn) == 0;
+        }
+        kn_live_state_add(out, "Rule", arn_tail(arn),
+                          found ? "header route to the canary" : "missing",
+                          found ? NULL : "header route to the canary missing, kanaria made it");
+    }
+    json_array_foreach(op->rules, i, s) {
+        const json_t *rule = json_object_get(s, "rule");
+        if (rule_is_route(op->a, rule)) {
+            kn_live_state_add(out, "Rule", arn_tail(jstr(rule, "RuleArn")),
+                              "header route to the canary",
+                              "stray route to the canary, kanaria did not make it");
         }
     }
     if (first) {
@@ -2264,6 +2698,7 @@ const struct kn_platform_provider_ops kn_ecs_ops = {
     .apply = ecs_apply,
     .remove = ecs_remove,
     .set_weights = ecs_set_weights,
+    .set_routes = ecs_set_routes,
     .remove_app = ecs_remove_app,
     .observe = ecs_observe,
     .cancel = ecs_cancel,

@@ -27,6 +27,7 @@
 #include "kanaria/http.h"
 #include "kanaria/log.h"
 #include "kanaria/platform.h"
+#include "kanaria/store.h"
 #include "platforms/ecs/ecs.h"
 #include "testutil.h"
 
@@ -50,6 +51,7 @@ struct fixture {
     uv_loop_t loop;
     uv_timer_t wake;
     struct kn_http_client *http;
+    struct kn_store *store; /* keeps the memos across a restart; NULL: in memory */
     struct kn_platform *p;
     pid_t fake;
     int port;
@@ -251,6 +253,9 @@ static json_t *path_cond(const char *field, const char *value)
     return json_pack("[{s:s, s:[s]}]", "Field", field, "Values", value);
 }
 
+/* The step between the priorities of the seeded rules (1000, 1000 + step, ...). */
+static int g_step = 1;
+
 /* The fake's state for a test: see the top. extra_rules more rules to the third target group
  * before the pair rules (so that these come on a later page). */
 static void seed(struct fixture *f, int extra_rules)
@@ -268,19 +273,19 @@ static void seed(struct fixture *f, int extra_rules)
                                                "TargetGroupArn", TG_OTHER));
     }
     json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
-                                           "arn", RULE_PATH, "priority", 1000, "conditions",
+                                           "arn", RULE_PATH, "priority", 1000 + 0 * g_step, "conditions",
                                            path_cond("path-pattern", "/api/*"), "actions",
                                            pair(TG_BLUE, 100, TG_GREEN, 0)));
     json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
-                                           "arn", RULE_HOST, "priority", 1001, "conditions",
+                                           "arn", RULE_HOST, "priority", 1000 + 1 * g_step, "conditions",
                                            path_cond("host-header", "api.example.com"),
                                            "actions", pair(TG_BLUE, 100, TG_GREEN, 0)));
     json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
-                                           "arn", RULE_RIGHT, "priority", 1002, "conditions",
+                                           "arn", RULE_RIGHT, "priority", 1000 + 2 * g_step, "conditions",
                                            path_cond("path-pattern", "/right/*"), "actions",
                                            pair(TG_BLUE, 80, TG_GREEN, 20)));
     json_array_append_new(rules, json_pack("{s:s, s:s, s:i, s:o, s:o}", "listener", LISTENER,
-                                           "arn", RULE_OTHER, "priority", 1003, "conditions",
+                                           "arn", RULE_OTHER, "priority", 1000 + 3 * g_step, "conditions",
                                            path_cond("path-pattern", "/other/*"), "actions",
                                            pair(TG_BLUE, 50, TG_OTHER, 50)));
     cfg = json_pack("{s:s, s:s, s:[{s:s, s:s}], s:[s], s:[{s:s, s:s}], "
@@ -330,6 +335,7 @@ static void platform_open(struct fixture *f)
     cfg.options = &options;
     deps.loop = &f->loop;
     deps.http = f->http;
+    deps.store = f->store;
     kn_error_clear(&err);
     if (kn_platform_new(&f->p, &deps, &cfg, &err) < 0) {
         fail_msg("ecs platform: %s", err.msg);
@@ -525,6 +531,9 @@ static int teardown(void **state)
 
     kn_platform_free(f->p);
     f->p = NULL;
+    kn_store_close(f->store);
+    f->store = NULL;
+    g_step = 1;
     kn_http_client_close(f->http);
     uv_close((uv_handle_t *)&f->wake, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -968,6 +977,244 @@ static void test_cancel_wait(void **state)
     json_decref(sets);
 }
 
+
+/* ---- header routes ------------------------------------------------------------------------- */
+
+static const struct kn_route_match g_matches[] = {
+    {.field = KN_ROUTE_HEADER, .name = "X-Canary", .value = "always"},
+    {.field = KN_ROUTE_COOKIE, .name = "tester", .value = "alice"},
+};
+
+static void routes(struct fixture *f, int primary, int canary, const struct kn_route_match *m,
+                   size_t n, struct outcome *o)
+{
+    struct kn_platform_req req = req_for(o, 5, 2);
+    const double pc[KN_VARIANT_COUNT] = {primary, canary, 0};
+    const struct kn_routes r = {.matches = m, .nmatches = n};
+
+    assert_int_equal(kn_platform_set_routes(f->p, &req, pc, &r, NULL), 0);
+    assert_true(run_until(f, &o->done, 30000));
+}
+
+/* The rules of the fake's state that forward to the canary's target group alone. */
+static json_t *state_routes(struct fixture *f)
+{
+    json_t *st = fake_json(f, "GET", "/__state", NULL), *r, *out = json_array();
+    size_t i;
+
+    json_array_foreach(json_object_get(st, "rules"), i, r) {
+        const json_t *groups = json_object_get(
+            json_object_get(json_array_get(json_object_get(r, "Actions"), 0), "ForwardConfig"),
+            "TargetGroups");
+        if (json_array_size(groups) == 1 && rule_weight(r, TG_GREEN) > 0) {
+            json_array_append(out, r);
+        }
+    }
+    json_decref(st);
+    return out;
+}
+
+/* The route of state_routes at priority prio, or NULL. */
+static const json_t *route_at(const json_t *list, int prio)
+{
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(list, i, r) {
+        if (atoi(json_string_value(json_object_get(r, "Priority"))) == prio) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* The http-header condition of a rule: its name and first value. */
+static void header_cond(const json_t *rule, const char **name, const char **value)
+{
+    size_t i;
+    json_t *c;
+
+    *name = *value = NULL;
+    json_array_foreach(json_object_get(rule, "Conditions"), i, c) {
+        const json_t *hc = json_object_get(c, "HttpHeaderConfig");
+        if (hc) {
+            *name = json_string_value(json_object_get(hc, "HttpHeaderName"));
+            *value = json_string_value(json_array_get(json_object_get(hc, "Values"), 0));
+        }
+    }
+}
+
+/* A header and a cookie match: one rule per match before each rule holding the pair (with its
+ * conditions), and after every rule for the default action; all to primary deletes them. */
+static void test_routes_created_and_deleted(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *list, *rule;
+    const json_t *r;
+    const char *name, *value;
+
+    g_step = 10;
+    seed(f, 0);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    log_mark(f);
+    routes(f, 90, 10, g_matches, 2, &o);
+    if (o.status != 0) {
+        fail_msg("set_routes: %s", o.message);
+    }
+    /* the pair is on the default action and the rules at 1000, 1010, 1020 */
+    assert_int_equal(calls_of(f, "CreateRule", 1, NULL), 8);
+    list = state_routes(f);
+    assert_int_equal(json_array_size(list), 8);
+    r = route_at(list, 999);
+    assert_non_null(r);
+    header_cond(r, &name, &value);
+    assert_string_equal(name, "X-Canary");
+    assert_string_equal(value, "always");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r, "Conditions"), 0), "Field")),
+                        "path-pattern");
+    r = route_at(list, 998);
+    assert_non_null(r);
+    header_cond(r, &name, &value);
+    assert_string_equal(name, "Cookie");
+    assert_string_equal(value, "*tester=alice*");
+    assert_non_null(route_at(list, 1009));
+    assert_non_null(route_at(list, 1019));
+    r = route_at(list, 1031); /* after the last rule (1030), for the default action */
+    assert_non_null(r);
+    assert_int_equal(json_array_size(json_object_get(r, "Conditions")), 1);
+    assert_non_null(route_at(list, 1032));
+    json_decref(list);
+    rule = state_rule(f, RULE_PATH);
+    assert_int_equal(rule_weight(rule, TG_GREEN), 10);
+    json_decref(rule);
+
+    /* later weights keep the routes */
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    assert_int_equal(o.status, 0);
+    assert_int_equal(calls_of(f, "DeleteRule", 0, NULL), 0);
+    list = state_routes(f);
+    assert_int_equal(json_array_size(list), 8);
+    json_decref(list);
+
+    /* rollback (or promotion): all to the primary, no route left */
+    log_mark(f);
+    weights(f, 100, 0, &o);
+    if (o.status != 0) {
+        fail_msg("weights 100/0: %s", o.message);
+    }
+    assert_int_equal(calls_of(f, "DeleteRule", 1, NULL), 8);
+    list = state_routes(f);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+}
+
+/* kanaria restarts (the memo in the store): the rules made before are found and deleted, one
+ * deleted behind kanaria's back is no error; remove(canary) takes the routes away. */
+static void test_routes_after_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct kn_error err;
+    char dir[] = "/tmp/kanaria-ecs-XXXXXX", db[64];
+    json_t *list;
+    struct seen s = {0};
+    struct kn_app_id id = {.repository = "deploy", .app = "web"};
+    struct kn_desired d = {.commit = COMMIT1, .percent = {100, 0, 0}};
+    json_t *m = manifests("nginx:1", 10);
+    int missing = 0;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/kanaria.db", dir);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&f->store, db, &err), 0);
+    kn_platform_free(f->p);
+    platform_open(f);
+    g_step = 10;
+    seed(f, 0);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    /* only the testers reach the canary */
+    routes(f, 100, 0, g_matches, 1, &o);
+    if (o.status != 0) {
+        fail_msg("set_routes: %s", o.message);
+    }
+    list = state_routes(f);
+    assert_int_equal(json_array_size(list), 4);
+    /* one of them deleted behind kanaria's back */
+    fake_post(f, "/__tamper", json_pack("{s:[{s:O, s:b}]}", "rules", "ruleArn",
+                                        json_object_get(json_array_get(list, 0), "RuleArn"),
+                                        "delete", 1));
+    json_decref(list);
+
+    kn_platform_free(f->p);
+    platform_open(f);
+    d.manifests = m;
+    d.options = &g_options;
+    assert_int_equal(kn_platform_observe(f->p, &id, &d, 20000, on_observed, &s), 0);
+    assert_true(run_until(f, &s.done, 25000));
+    assert_int_equal(s.status, 0);
+    for (size_t i = 0; i < s.live.nresources; i++) {
+        const struct kn_live_resource *r = &s.live.resources[i];
+        if (strcmp(r->kind, "Rule") == 0 && r->drift && strstr(r->drift, "missing")) {
+            missing++;
+        }
+    }
+    assert_int_equal(missing, 1);
+    kn_live_state_release(&s.live);
+    json_decref(m);
+
+    log_mark(f);
+    remove_variant(f, KN_VARIANT_CANARY, &o);
+    if (o.status != 0) {
+        fail_msg("remove canary: %s", o.message);
+    }
+    assert_int_equal(calls_of(f, "DeleteRule", 0, NULL), 4);
+    list = state_routes(f);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    kn_platform_free(f->p);
+    f->p = NULL;
+    kn_store_close(f->store);
+    f->store = NULL;
+    unlink(db);
+    {
+        char side[96];
+        snprintf(side, sizeof(side), "%s-wal", db);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", db);
+        unlink(side);
+    }
+    rmdir(dir);
+}
+
+/* Refused before anything is written: a regex (an ALB has wildcards only), and rules with no
+ * free priority before them (the seeded rules are 1000, 1001, ...). */
+static void test_routes_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    const struct kn_route_match re = {.field = KN_ROUTE_HEADER, .name = "X-Canary",
+                                      .value = "^(a|b)$", .regex = 1};
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, two, 5, 1, &o);
+    log_mark(f);
+    routes(f, 90, 10, &re, 1, &o);
+    assert_int_equal(o.status, KN_EUNSUPPORTED);
+    assert_non_null(strstr(o.message, "platform 'aws' (ecs)"));
+    assert_non_null(strstr(o.message, "regex"));
+    routes(f, 90, 10, g_matches, 2, &o);
+    assert_int_equal(o.status, KN_EINVAL);
+    assert_non_null(strstr(o.message, "free rule priorities"));
+    assert_int_equal(calls_of(f, "CreateRule", 0, NULL), 0);
+    assert_int_equal(calls_of(f, "ModifyRule", 0, NULL), 0);
+    assert_int_equal(calls_of(f, "ModifyListener", 0, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -982,6 +1229,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_observe_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_balancer_after_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_created_and_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_refused, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
