@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kanaria/app.h"
+#include "kanaria/stage.h"
 #include "platforms/ecs/shapes.h"
 
 static const struct kn_field kn_ecs_target_group_fields[] = {
@@ -336,6 +337,36 @@ static void check_container(const struct kn_app *app, const char *variant,
     kn_buf_release(&names);
 }
 
+/* An ALB rule matches a header by its value with * and ? wildcards only: a `regex` in a
+ * TRAFFIC_ROUTING `match` is refused, located. */
+static void check_route_regex(const struct kn_app *app, struct kn_schema_ctx *ctx)
+{
+    static const char *const fields[] = {"header", "cookie"};
+    const struct kn_stage_config *stages = app->cfg.spec.pipeline.items;
+
+    for (size_t i = 0; i < app->cfg.spec.pipeline.count; i++) {
+        const struct kn_node *match = kn_node_get(stages[i].with_node, "match");
+
+        if (!stages[i].name || strcmp(stages[i].name, "TRAFFIC_ROUTING") != 0 || !match ||
+            match->type != KN_NODE_SEQ) {
+            continue;
+        }
+        for (size_t k = 0; k < match->len; k++) {
+            for (size_t j = 0; j < sizeof(fields) / sizeof(fields[0]); j++) {
+                const struct kn_pair *re =
+                    kn_node_get_pair(kn_node_get(match->items[k], fields[j]), "regex");
+                if (re) {
+                    kn_schema_error_at(ctx, &re->key->loc,
+                                       "stage '%s': platform '%s' (type ecs) matches a %s by "
+                                       "its exact value (an ALB rule has only * and ? "
+                                       "wildcards), not by 'regex'",
+                                       stages[i].name, app->cfg.spec.platform, fields[j]);
+                }
+            }
+        }
+    }
+}
+
 void kn_ecs_check_app(const struct kn_app *app, const struct kn_pipeline_uses *uses,
                       struct kn_schema_ctx *ctx)
 {
@@ -347,6 +378,7 @@ void kn_ecs_check_app(const struct kn_app *app, const struct kn_pipeline_uses *u
     const struct kn_ecs_app_options *o = app->cfg.platform_options;
     const struct kn_ecs_target_group *groups[KN_VARIANT_COUNT];
 
+    check_route_regex(app, ctx);
     if (!o || app->cfg.platform_schema != &kn_ecs_app_schema ||
         !kn_schema_isset(&kn_ecs_app_schema, o, "targetGroups")) {
         return; /* no spec.ecs, or no targetGroups: reported already */
