@@ -62,6 +62,9 @@ KANARIA_ACTIONS = [
     "elasticloadbalancing:DescribeRules",
     "elasticloadbalancing:ModifyListener",
     "elasticloadbalancing:ModifyRule",
+    "elasticloadbalancing:CreateRule",
+    "elasticloadbalancing:DeleteRule",
+    "elasticloadbalancing:AddTags",
     "cloudwatch:GetMetricData",
     # moto names an action after the request's signing name, which is "monitoring" for
     # CloudWatch; AWS's IAM calls it cloudwatch:GetMetricData. Only this test world needs it.

@@ -20,6 +20,9 @@
  *                  the default action by ModifyListener, the others by ModifyRule (actions
  *                  only, stickiness as read); a rule already right is not written. The weights
  *                  found are kept in the memo "weights-before" before the first write.
+ *   set_routes     the weights as set_weights, then kanaria's header rules (memo "routes")
+ *                  deleted and one CreateRule per match before each rule holding the pair
+ *                  (see "header routes" below).
  *   remove         refused while the variant's target group has weight; DeleteTaskSet, then
  *                  wait until the set is gone or draining with no task left.
  *   remove_app     weights to the primary, canary and baseline task sets deleted, the service
