@@ -368,8 +368,10 @@ static void step_key(const struct steps *s, const char *key, char *out, size_t s
     snprintf(out, size, "step.%zu.%s", s->step - 1, key);
 }
 
-/* The deadline kept under `key` of the current step, or now + ms stored there. */
-static long long step_deadline(struct kn_stage_run *run, const char *key, long long ms)
+/* The deadline kept under `key` of the current step, or now + ms stored there (the caller's
+ * `now`, so that what is left is exactly ms the first time). */
+static long long step_deadline(struct kn_stage_run *run, const char *key, long long ms,
+                               long long now)
 {
     struct steps *s = *kn_stage_run_state(run);
     char k[64], buf[32];
@@ -382,7 +384,7 @@ static long long step_deadline(struct kn_stage_run *run, const char *key, long l
         free(stored);
         return at;
     }
-    at = kn_stage_run_now(run) + ms;
+    at = now + ms;
     snprintf(buf, sizeof(buf), "%lld", at);
     kn_stage_run_meta_set(run, k, buf);
     return at;
@@ -406,7 +408,7 @@ static void next_step(struct kn_stage_run *run)
 static void step_passed(struct kn_stage_run *run)
 {
     struct steps *s = *kn_stage_run_state(run);
-    long long pause = pause_of(s->o, s->step), left;
+    long long pause = pause_of(s->o, s->step), now = kn_stage_run_now(run), left;
     char k[64], buf[32];
 
     step_key(s, "passed", k, sizeof(k));
@@ -415,7 +417,7 @@ static void step_passed(struct kn_stage_run *run)
         next_step(run);
         return;
     }
-    left = step_deadline(run, "pause", pause) - kn_stage_run_now(run);
+    left = step_deadline(run, "pause", pause, now) - now;
     kn_stage_run_log(run, "step %zu of %zu: pausing at canary %g%% for %s", s->step,
                      s->o->count, s->o->weight[s->step - 1],
                      kn_duration_format(left > 0 ? left : 0, buf, sizeof(buf)));
@@ -455,6 +457,7 @@ static void weights_set(struct kn_stage_run *run, int status, const char *messag
     size_t step = s->step;
     double weight = s->o->weight[step - 1];
     char k[64], *passed;
+    long long now;
 
     if (status != 0) {
         steps_cancel(run);
@@ -482,10 +485,9 @@ static void weights_set(struct kn_stage_run *run, int status, const char *messag
         return;
     }
     /* no checks: the interval is a wait, kept as the analysis would keep it */
+    now = kn_stage_run_now(run);
     kn_stage_timer_start(run, &s->timer,
-                         step_deadline(run, "deadline", s->o->interval_ms) -
-                             kn_stage_run_now(run),
-                         step_passed);
+                         step_deadline(run, "deadline", s->o->interval_ms, now) - now, step_passed);
 }
 
 static void enter_step(struct kn_stage_run *run, size_t step)

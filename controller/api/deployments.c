@@ -346,7 +346,14 @@ out:
     json_decref(body);
 }
 
-void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+/* An action that plans the app's deployment again (sync, retry): 202 with the new deployment
+ * and, when not NULL, its strategy. */
+typedef int (*kn_api_replan_fn)(struct kn_actions *a, const char *repo, const char *app,
+                                const struct kn_actor *who, struct kn_action_result *out,
+                                struct kn_error *err);
+
+static void kn_api_replan(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call,
+                          kn_api_replan_fn fn, const char *unavailable, const char *strategy)
 {
     struct kn_app_state app = {0};
     struct kn_action_result res;
@@ -360,55 +367,36 @@ void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *c
         goto out;
     }
     if (!api->deps.actions) {
-        kn_api_reply_error(req, 503, "syncing is not available");
+        kn_api_reply_error(req, 503, "%s", unavailable);
         goto out;
     }
     kn_error_clear(&err);
     kn_api_actor(req, call, &who, peer, sizeof(peer));
-    if ((rc = kn_actions_sync(api->deps.actions, app.repo, app.name, &who, &res, &err)) < 0) {
+    if ((rc = fn(api->deps.actions, app.repo, app.name, &who, &res, &err)) < 0) {
         kn_api_reply_refusal(api, req, call, rc, &err);
         goto out;
     }
-    reply = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
-                      "repo", res.repo, "app", res.app, "commit", res.commit, "strategy",
-                      "QUICK_SYNC", "by", who.name);
+    reply = json_pack("{s:I, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
+                      "repo", res.repo, "app", res.app, "commit", res.commit, "by", who.name);
+    if (strategy) {
+        json_object_set_new(reply, "strategy", json_string(strategy));
+    }
     kn_api_reply(req, 202, reply);
 out:
     kn_app_state_release(&app);
     json_decref(reply);
 }
 
+void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    kn_api_replan(api, req, call, kn_actions_sync, "syncing is not available", "QUICK_SYNC");
+}
+
 /* ---- retry and promote ----------------------------------------------------------------------- */
 
 void kn_api_retry(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
 {
-    struct kn_app_state app = {0};
-    struct kn_action_result res;
-    struct kn_actor who;
-    struct kn_error err;
-    json_t *reply = NULL;
-    char peer[96];
-    int rc;
-
-    if (kn_api_find_app(api, req, call, &app) < 0) {
-        goto out;
-    }
-    if (!api->deps.actions) {
-        kn_api_reply_error(req, 503, "retrying is not available");
-        goto out;
-    }
-    kn_error_clear(&err);
-    kn_api_actor(req, call, &who, peer, sizeof(peer));
-    if ((rc = kn_actions_retry(api->deps.actions, app.repo, app.name, &who, &res, &err)) < 0) {
-        kn_api_reply_refusal(api, req, call, rc, &err);
-        goto out;
-    }
-    reply = json_pack("{s:I, s:s, s:s, s:s, s:s}", "deployment", (json_int_t)res.deployment,
-                      "repo", res.repo, "app", res.app, "commit", res.commit, "by", who.name);
-    kn_api_reply(req, 202, reply);
-out:
-    kn_app_state_release(&app);
-    json_decref(reply);
+    kn_api_replan(api, req, call, kn_actions_retry, "retrying is not available", NULL);
 }
 
 void kn_api_promote(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)

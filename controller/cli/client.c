@@ -996,9 +996,11 @@ int kn_cmd_rollback(int argc, char **argv)
     return rc;
 }
 
-int kn_cmd_sync(int argc, char **argv)
+/* An action that plans the app again (sync, retry): POST `path`, then `print` the reply with
+ * the short commit. */
+static int kn_client_replan(int argc, char **argv, const char *usage, const char *path,
+                            void (*print)(const json_t *j, const char *commit))
 {
-    static const char usage[] = "kanaria sync APP [--repo NAME] [--json]";
     struct kn_client_opts o;
     json_t *j = NULL;
     char commit[8];
@@ -1007,14 +1009,25 @@ int kn_cmd_sync(int argc, char **argv)
     if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
         return KN_EXIT_USAGE;
     }
-    if ((rc = kn_client_action(&o, "/sync", json_object(), &j)) == KN_EXIT_OK && !o.json) {
+    if ((rc = kn_client_action(&o, path, json_object(), &j)) == KN_EXIT_OK && !o.json) {
         kn_client_short(json_string_value(json_object_get(j, "commit")), commit);
-        printf("syncing %s to the head %s: deployment #%lld (quick sync) as %s\n",
-               kn_client_str(j, "app"), commit, kn_client_int(j, "deployment"),
-               kn_client_str(j, "by"));
+        print(j, commit);
     }
     json_decref(j);
     return rc;
+}
+
+static void kn_client_synced(const json_t *j, const char *commit)
+{
+    printf("syncing %s to the head %s: deployment #%lld (quick sync) as %s\n",
+           kn_client_str(j, "app"), commit, kn_client_int(j, "deployment"),
+           kn_client_str(j, "by"));
+}
+
+int kn_cmd_sync(int argc, char **argv)
+{
+    return kn_client_replan(argc, argv, "kanaria sync APP [--repo NAME] [--json]", "/sync",
+                            kn_client_synced);
 }
 
 int kn_cmd_skip(int argc, char **argv)
@@ -1053,24 +1066,16 @@ int kn_cmd_skip(int argc, char **argv)
     return rc;
 }
 
+static void kn_client_retried(const json_t *j, const char *commit)
+{
+    printf("retrying %s at %s: deployment #%lld as %s\n", kn_client_str(j, "app"), commit,
+           kn_client_int(j, "deployment"), kn_client_str(j, "by"));
+}
+
 int kn_cmd_retry(int argc, char **argv)
 {
-    static const char usage[] = "kanaria retry APP [--repo NAME] [--json]";
-    struct kn_client_opts o;
-    json_t *j = NULL;
-    char commit[8];
-    int rc;
-
-    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0) {
-        return KN_EXIT_USAGE;
-    }
-    if ((rc = kn_client_action(&o, "/retry", json_object(), &j)) == KN_EXIT_OK && !o.json) {
-        kn_client_short(json_string_value(json_object_get(j, "commit")), commit);
-        printf("retrying %s at %s: deployment #%lld as %s\n", kn_client_str(j, "app"), commit,
-               kn_client_int(j, "deployment"), kn_client_str(j, "by"));
-    }
-    json_decref(j);
-    return rc;
+    return kn_client_replan(argc, argv, "kanaria retry APP [--repo NAME] [--json]", "/retry",
+                            kn_client_retried);
 }
 
 int kn_cmd_promote(int argc, char **argv)

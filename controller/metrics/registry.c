@@ -9,6 +9,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
+#include "kanaria/secret.h"
 #include "metrics/cloudwatch/cloudwatch.h"
 #include "metrics/datadog/datadog.h"
 #include "metrics/prometheus/prometheus.h"
@@ -46,6 +47,21 @@ void kn_metrics_result_release(struct kn_metrics_result *r)
     }
     free(r->series);
     memset(r, 0, sizeof(*r));
+}
+
+int kn_metrics_check_secret(const char *provider, const char *what, const char *path,
+                            struct kn_error *err)
+{
+    struct kn_secret secret = {0};
+    struct kn_error e;
+    int rc = 0;
+
+    kn_error_clear(&e);
+    if ((rc = kn_secret_read(&secret, path, KN_SECRET_LINE, &e)) < 0) {
+        rc = kn_error_set(err, rc, NULL, "metrics provider '%s': %s: %s", provider, what, e.msg);
+    }
+    kn_secret_release(&secret);
+    return rc;
 }
 
 int kn_metrics_new(struct kn_metrics **out, const struct kn_metrics_provider_config *cfg,

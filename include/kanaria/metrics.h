@@ -103,6 +103,11 @@ struct kn_metrics {
  * credential file cannot be read), KN_ETOOBIG (a credential file larger than 4 KiB). */
 int kn_metrics_new(struct kn_metrics **out, const struct kn_metrics_provider_config *cfg,
                    struct kn_http_client *http, struct kn_error *err);
+/* For a type's create: check that the secret file `path` of the entry's setting `what`
+ * ("bearerTokenFile") can be read as each query will read it. 0, or kn_secret_read's code with
+ * err saying "metrics provider 'NAME': WHAT: secret file 'PATH': REASON" (never the content). */
+int kn_metrics_check_secret(const char *provider, const char *what, const char *path,
+                            struct kn_error *err);
 /* Start a query; q and what it points to are copied. 0 and cb runs later exactly once (never
  * from inside this call), or KN_EINVAL (no query, a window that runs backwards, missing
  * arguments) / KN_EIO (the HTTP client refused it) and cb never runs. Everything that goes wrong

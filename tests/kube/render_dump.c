@@ -3,7 +3,8 @@
  * apps into DIR, one JSON file each (NN-what.json), for tests/kube/schemas/validate.mjs to check
  * against the API's schemas: the rendered primary objects, the canary and baseline Deployments
  * and Services, HTTPRoutes with weights (two rules naming the Service, one another) and
- * VirtualServices with weights (short host and FQDN).
+ * VirtualServices with weights (short host and FQDN), and an HTTPRoute with header routing's
+ * rules (header and cookie matches) and a RequestMirror filter.
  *
  * render_dump --health: read a Deployment (JSON) on stdin and print kn_kube_deployment_health's
  * verdict and words, "progressing|healthy|failed<TAB>why", for tests/kube/rollout_agree.sh.
@@ -196,6 +197,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "render_dump: VirtualService: %s\n", why);
         }
         rc |= dump(argv[1], "virtualservice-weights", route);
+    }
+    {
+        /* header routing: header exact and regex, a cookie, and a mirror of everything */
+        static const struct kn_route_match ms[] = {
+            {.field = KN_ROUTE_HEADER, .name = "X-Canary", .value = "always"},
+            {.field = KN_ROUTE_HEADER, .name = "x-user", .value = "^(alice|bob)$", .regex = 1},
+            {.field = KN_ROUTE_COOKIE, .name = "canary", .value = "1"},
+        };
+        const double split[KN_VARIANT_COUNT] = {90, 10, 0};
+        struct kn_routes r = {.matches = ms, .nmatches = 3, .mirror = 100};
+        route = kn_kube_route_with_routes(hr, "web", split, &r, why, sizeof(why));
+        if (!route) {
+            fprintf(stderr, "render_dump: HTTPRoute with routes: %s\n", why);
+        }
+        rc |= dump(argv[1], "httproute-routes", route);
     }
     json_decref(d);
     json_decref(s);

@@ -75,6 +75,31 @@ export function limitOf(kind, spec) {
     return 0;
 }
 
+// A CANARY_STEPS stage's steps ("10% → 20% → 50%"), and while it runs the step it is on.
+export function stepsText(s, spec) {
+    if (!spec || !Array.isArray(spec.steps) || !spec.steps.length) {
+        return null;
+    }
+    const all = spec.steps.map(p => `${p}%`).join(' → ');
+    if (s.status === 'RUNNING' && s.step >= 1 && s.step <= spec.steps.length) {
+        return `step ${s.step} of ${spec.steps.length}: canary ${spec.steps[s.step - 1]}% (${all})`;
+    }
+    return all;
+}
+
+// A background analysis' span, its stages named from the pipeline: "from 1 TRAFFIC_ROUTING
+// until 3 PRIMARY_ROLLOUT" (until the end when no stage stops it).
+export function backgroundText(spec, pipeline) {
+    if (!spec || !spec.background) {
+        return null;
+    }
+    const name = i => {
+        const p = Array.isArray(pipeline) ? pipeline.find(x => x.index === i && !x.background) : null;
+        return p ? `${i} ${p.kind}${p.id && p.id !== p.kind ? ` (${p.id})` : ''}` : null;
+    };
+    return `background analysis, from ${name(spec.starting_stage) || 'the start'} until ${name(spec.until) || 'the end'}`;
+}
+
 export function approvedCount(s) {
     return (s.approvals || []).filter(a => a.decision === 'APPROVE').length;
 }
@@ -118,6 +143,10 @@ export function decisionText(d, at) {
     }
     if (s.name === 'ANALYSIS') {
         return left != null ? `Analysis: ${duration(left)} left` : `Analysis: running for ${duration(at - s.started_at)}`;
+    }
+    if (s.name === 'CANARY_STEPS') {
+        const text = stepsText(s, spec);
+        return text && s.step ? `Canary steps: ${text}` : `Running stage ${s.index} CANARY_STEPS`;
     }
     if (s.name === 'WAIT') {
         return left != null ? `Waiting: ${duration(left)} left` : `Waiting for ${duration(at - s.started_at)}`;

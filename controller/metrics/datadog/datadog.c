@@ -565,22 +565,6 @@ done:
 
 /* ---- the instance --------------------------------------------------------------------------- */
 
-/* Check that the key file of setting `what` can be read, as each query will. */
-static int kn_datadog_check_secret(const char *what, const char *path, const char *provider,
-                                   struct kn_error *err)
-{
-    struct kn_secret secret = {0};
-    struct kn_error e;
-    int rc = 0;
-
-    kn_error_clear(&e);
-    if ((rc = kn_secret_read(&secret, path, KN_SECRET_LINE, &e)) < 0) {
-        rc = kn_error_set(err, rc, NULL, "metrics provider '%s': %s: %s", provider, what, e.msg);
-    }
-    kn_secret_release(&secret);
-    return rc;
-}
-
 static void kn_datadog_destroy(void *instance)
 {
     struct kn_datadog *dd = instance;
@@ -627,8 +611,8 @@ static int kn_datadog_create(void **out, const struct kn_metrics_provider_config
     dd->http = http;
     dd->loop = kn_http_client_loop(http);
     dd->timeout_ms = cfg->timeout_ms > 0 ? (long)cfg->timeout_ms : KN_DATADOG_DEFAULT_TIMEOUT_MS;
-    if ((rc = kn_datadog_check_secret("apiKeyFile", dd->api_key_file, mc->name, err)) < 0 ||
-        (rc = kn_datadog_check_secret("appKeyFile", dd->app_key_file, mc->name, err)) < 0) {
+    if ((rc = kn_metrics_check_secret(mc->name, "apiKeyFile", dd->api_key_file, err)) < 0 ||
+        (rc = kn_metrics_check_secret(mc->name, "appKeyFile", dd->app_key_file, err)) < 0) {
         goto out;
     }
     *out = dd;

@@ -343,22 +343,6 @@ out:
 
 /* ---- the instance --------------------------------------------------------------------------- */
 
-/* Check that the secret file of setting `what` can be read, as kn_prometheus_query will. */
-static int kn_prometheus_check_secret(const char *what, const char *path, const char *provider,
-                                      struct kn_error *err)
-{
-    struct kn_secret secret = {0};
-    struct kn_error e;
-    int rc = 0;
-
-    kn_error_clear(&e);
-    if ((rc = kn_secret_read(&secret, path, KN_SECRET_LINE, &e)) < 0) {
-        rc = kn_error_set(err, rc, NULL, "metrics provider '%s': %s: %s", provider, what, e.msg);
-    }
-    kn_secret_release(&secret);
-    return rc;
-}
-
 static void kn_prometheus_destroy(void *instance)
 {
     struct kn_prometheus *p = instance;
@@ -395,15 +379,15 @@ static int kn_prometheus_create(void **out, const struct kn_metrics_provider_con
         p->username = kn_strdup(cfg->basic_auth.username);
         if (cfg->basic_auth.password_file) {
             p->password_file = kn_strdup(cfg->basic_auth.password_file);
-            if ((rc = kn_prometheus_check_secret("basicAuth.passwordFile", p->password_file,
-                                                 mc->name, err)) < 0) {
+            if ((rc = kn_metrics_check_secret(mc->name, "basicAuth.passwordFile", p->password_file,
+                                              err)) < 0) {
                 goto out;
             }
         }
     } else if (cfg->bearer_token_file) {
         p->bearer_token_file = kn_strdup(cfg->bearer_token_file);
-        if ((rc = kn_prometheus_check_secret("bearerTokenFile", p->bearer_token_file, mc->name,
-                                             err)) < 0) {
+        rc = kn_metrics_check_secret(mc->name, "bearerTokenFile", p->bearer_token_file, err);
+        if (rc < 0) {
             goto out;
         }
     }

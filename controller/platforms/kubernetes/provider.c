@@ -41,7 +41,9 @@
  * made, for prune and remove_app), "variant-canary"/"variant-baseline" (the same for the
  * variants), "workload-canary"/"workload-baseline" (the variant's Deployment as applied, which
  * podselector scales), "route" (the route as rendered from Git, without weights) and "weights"
- * (the split kanaria set). The records of "app" are also kept in <state>/apps.json, for the
+ * (the split kanaria set), "routes" (the header routes and mirror kanaria set: {"matches":
+ * [{"cookie", "name", "value", "regex"}], "mirror"}, rendered into the route by every write and
+ * by observe). The records of "app" are also kept in <state>/apps.json, for the
  * analysis placeholders, which have no call to read the memo with.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -74,6 +76,7 @@
 #define MEMO_RESOURCES   "resources"
 #define MEMO_ROUTE       "route"
 #define MEMO_WEIGHTS     "weights"
+#define MEMO_ROUTES      "routes"
 #define APPLY_QUERY      "?fieldManager=" KN_KUBE_FIELD_MANAGER "&force=true"
 #define APPLY_TYPE       "application/apply-patch+yaml"
 #define DELETE_QUERY     "?propagationPolicy=Background"
@@ -166,6 +169,8 @@ struct op {
     int after_health; /* applying op->later */
     json_t *workload; /* the variant's Deployment as applied (owned) */
     json_t *route;    /* the route as rendered from Git (owned) */
+    json_t *routes;   /* the routes to render into it (memo "routes" form; owned, NULL: none) */
+    int save_routes;  /* set_routes: op->routes go into the memo once applied */
     long long ready_ms;
     double percent[KN_VARIANT_COUNT];
     int scale_at; /* podselector: the variant being scaled */
@@ -329,6 +334,50 @@ static void weights_save(struct kn_platform_call *call, const double percent[KN_
 
     memo_put(call, MEMO_WEIGHTS, w);
     json_decref(w);
+}
+
+/* Routes in the memo's form; NULL when there are none. */
+static json_t *routes_to_json(const struct kn_routes *r)
+{
+    json_t *m;
+
+    if (!r || (!r->nmatches && r->mirror <= 0)) {
+        return NULL;
+    }
+    m = json_array();
+    for (size_t i = 0; i < r->nmatches; i++) {
+        json_array_append_new(m, json_pack("{s:b, s:s, s:s, s:b}", "cookie",
+                                           r->matches[i].field == KN_ROUTE_COOKIE, "name",
+                                           r->matches[i].name, "value", r->matches[i].value,
+                                           "regex", r->matches[i].regex));
+    }
+    return json_pack("{s:o, s:f}", "matches", m, "mirror", r->mirror);
+}
+
+/* route (as Git has it) with the split and the routes in the memo's form; NULL with why. */
+static json_t *route_render(const json_t *route, const struct kapp *a,
+                            const double percent[KN_VARIANT_COUNT], const json_t *routes, char *why,
+                            size_t size)
+{
+    const json_t *ms = json_object_get(routes, "matches"), *e;
+    struct kn_route_match *buf = kn_calloc(json_array_size(ms) + 1, sizeof(*buf));
+    struct kn_routes r = {.matches = buf,
+                          .mirror = json_number_value(json_object_get(routes, "mirror"))};
+    json_t *out;
+    size_t i;
+
+    json_array_foreach(ms, i, e)
+    {
+        buf[i].field =
+            json_is_true(json_object_get(e, "cookie")) ? KN_ROUTE_COOKIE : KN_ROUTE_HEADER;
+        buf[i].name = jstr(e, "name");
+        buf[i].value = jstr(e, "value");
+        buf[i].regex = json_is_true(json_object_get(e, "regex"));
+        r.nmatches++;
+    }
+    out = kn_kube_route_with_routes(route, a->service ? a->service : "", percent, &r, why, size);
+    free(buf);
+    return out;
 }
 
 /* s percent-encoded for a query (caller frees). */
@@ -701,6 +750,7 @@ static void op_free(struct op *op)
     json_decref(op->workload);
     json_decref(op->later);
     json_decref(op->route);
+    json_decref(op->routes);
     json_decref(op->expect);
     json_decref(op->infs);
     free(op->wait_ns);
@@ -1346,9 +1396,10 @@ static void apply_render_resolved(struct op *op)
         double percent[KN_VARIANT_COUNT];
         char why[512];
         json_t *v;
+        json_t *routes = memo_json(op->call, MEMO_ROUTES);
         weights_recall(op->call, percent);
-        v = kn_kube_route_with_weights(obj, a->service ? a->service : "", percent, why,
-                                       sizeof(why));
+        v = route_render(obj, a, percent, routes, why, sizeof(why));
+        json_decref(routes);
         if (!v) {
             json_decref(obj);
             op_fail(op, KN_EINVAL, "%s %s: %s", kind, name, why);
@@ -1615,6 +1666,9 @@ static void weights_applied(struct op *op, const struct kn_kube_result *r)
     long long left = kn_platform_call_time_left(op->call);
 
     weights_save(op->call, op->percent);
+    if (op->save_routes) {
+        memo_put(op->call, MEMO_ROUTES, op->routes);
+    }
     op->wait_gen = jint(json_object_get(json_object_get(r->reply, "metadata"), "generation"), 0);
     op->winf = kinf_get(op->kb, &op->gvr, op->a->ns, op->a->selector);
     op->wait_until = uv_now(op->kb->loop) + (uint64_t)(left > 500 ? left - 250 : left);
@@ -1634,10 +1688,10 @@ static void weights_route_resolved(struct op *op)
         resolve_failed(op, op->a->route_kind);
         return;
     }
-    obj = kn_kube_route_with_weights(op->route, op->a->service ? op->a->service : "", op->percent,
-                                     why, sizeof(why));
+    obj = route_render(op->route, op->a, op->percent, op->routes, why, sizeof(why));
     if (!obj) {
-        op_fail(op, KN_EINVAL, "%s %s: %s", op->a->route_kind, op->a->route_name, why);
+        op_fail(op, op->routes ? KN_EUNSUPPORTED : KN_EINVAL, "%s %s: %s", op->a->route_kind,
+                op->a->route_name, why);
         return;
     }
     path = kn_kube_path(&op->gvr, op->a->ns, op->a->route_name);
@@ -1741,12 +1795,20 @@ static void scale_next(struct op *op)
     op_end(op, 0, NULL);
 }
 
-static int kube_set_weights(void *self, struct kn_platform_call *call,
-                            const double percent[KN_VARIANT_COUNT])
+/* set_weights and set_routes: routes (owned) in the memo's form, saved when save is 1. */
+static int weights_start(struct kube *kb, struct kn_platform_call *call,
+                         const double percent[KN_VARIANT_COUNT], json_t *routes, int save)
 {
-    struct kube *kb = self;
     struct kapp *a = kapp_recall(kb, call);
     struct op *op;
+
+    if (routes && (!a || a->routing != KN_KUBE_ROUTING_GATEWAYAPI)) {
+        json_decref(routes);
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "header routing and mirroring need spec.kubernetes.trafficRouting "
+                              "gatewayapi (an HTTPRoute)");
+        return 0;
+    }
 
     if (!a || a->routing < 0) {
         if (percent[KN_VARIANT_PRIMARY] >= 100) {
@@ -1761,6 +1823,8 @@ static int kube_set_weights(void *self, struct kn_platform_call *call,
     }
     op = op_new(kb, OP_WEIGHTS, call);
     op->a = a;
+    op->routes = routes;
+    op->save_routes = save;
     memcpy(op->percent, percent, sizeof(op->percent));
     if (a->routing == KN_KUBE_ROUTING_PODSELECTOR) {
         op->scale_at = KN_VARIANT_CANARY;
@@ -1776,6 +1840,31 @@ static int kube_set_weights(void *self, struct kn_platform_call *call,
     return 0;
 }
 
+static int kube_set_weights(void *self, struct kn_platform_call *call,
+                            const double percent[KN_VARIANT_COUNT])
+{
+    return weights_start(self, call, percent, memo_json(call, MEMO_ROUTES), 0);
+}
+
+static int kube_set_routes(void *self, struct kn_platform_call *call,
+                           const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes)
+{
+    json_t *j;
+
+    if (routes->mirror > 0 && routes->mirror < 100) {
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "an HTTPRoute mirrors all the requests or none (gateway-api v1 has "
+                              "no mirror percent): mirror must be 100");
+        return 0;
+    }
+    j = routes_to_json(routes);
+    if (!j) {
+        /* none: the weights alone, and the memo forgets the routes */
+        kn_platform_call_memo_set(call, MEMO_ROUTES, NULL);
+    }
+    return weights_start(self, call, percent, j, 1);
+}
+
 /* ---- remove, remove_app -------------------------------------------------------------------- */
 
 static void remove_deleted(struct op *op)
@@ -1788,6 +1877,42 @@ static void remove_deleted(struct op *op)
     kn_platform_call_memo_set(op->call, k, NULL);
     free(k);
     op_end(op, 0, NULL);
+}
+
+/* remove(canary) with routes: the route without them first, so that nothing names the canary's
+ * Service once it is deleted. */
+static void remove_route_applied(struct op *op, const struct kn_kube_result *r)
+{
+    (void)r;
+    memo_put(op->call, MEMO_ROUTES, NULL);
+    kn_platform_call_progress(op->call, "%s %s/%s: the routes to the canary taken away",
+                              op->a->route_kind, op->a->ns, op->a->route_name);
+    delete_all(op, remove_deleted);
+}
+
+static void remove_route_resolved(struct op *op)
+{
+    char why[512];
+    json_t *obj;
+    char *path, *full;
+
+    if (op->res_status) {
+        resolve_failed(op, op->a->route_kind);
+        return;
+    }
+    obj = route_render(op->route, op->a, op->percent, NULL, why, sizeof(why));
+    if (!obj) {
+        op_fail(op, KN_EINVAL, "%s %s: %s", op->a->route_kind, op->a->route_name, why);
+        return;
+    }
+    path = kn_kube_path(&op->gvr, op->a->ns, op->a->route_name);
+    full = kn_asprintf("%s%s", path, APPLY_QUERY);
+    snprintf(op->doing, sizeof(op->doing), "applying %s %s/%s", op->a->route_kind, op->a->ns,
+             op->a->route_name);
+    op_request(op, "PATCH", full, obj, 0, remove_route_applied);
+    free(full);
+    free(path);
+    json_decref(obj);
 }
 
 static int kube_remove(void *self, struct kn_platform_call *call, enum kn_variant v)
@@ -1843,15 +1968,25 @@ static int kube_remove(void *self, struct kn_platform_call *call, enum kn_varian
             free(sn);
         }
     }
+    op->routes = v == KN_VARIANT_CANARY ? memo_json(call, MEMO_ROUTES) : NULL;
+    op->route = op->routes ? memo_json(call, MEMO_ROUTE) : NULL;
+    if (op->route && a->route_name) {
+        memcpy(op->percent, percent, sizeof(op->percent));
+        op_resolve(op, a->route_api, a->route_kind, remove_route_resolved);
+        return 0;
+    }
+    if (op->routes) {
+        memo_put(call, MEMO_ROUTES, NULL);
+    }
     delete_all(op, remove_deleted);
     return 0;
 }
 
 static void remove_app_deleted(struct op *op)
 {
-    static const char *const memos[] = {MEMO_APP,          MEMO_RESOURCES,      MEMO_ROUTE,
-                                        MEMO_WEIGHTS,      "variant-canary",    "variant-baseline",
-                                        "workload-canary", "workload-baseline", NULL};
+    static const char *const memos[] = {
+        MEMO_APP,         MEMO_RESOURCES,     MEMO_ROUTE,        MEMO_WEIGHTS,        MEMO_ROUTES,
+        "variant-canary", "variant-baseline", "workload-canary", "workload-baseline", NULL};
     struct kube *kb = op->kb;
     const struct kn_app_id *id = kn_platform_call_id(op->call);
     struct kapp **at = &kb->apps;
@@ -2137,8 +2272,10 @@ static void observe_resolved(struct op *op)
             } else if (op->a->route_name && strcmp(kind, op->a->route_kind) == 0 &&
                        strcmp(name, op->a->route_name) == 0) {
                 char why[256];
-                json_t *v = kn_kube_route_with_weights(obj, op->a->service ? op->a->service : "",
-                                                       op->desired->percent, why, sizeof(why));
+                json_t *routes = memo_json(op->call, MEMO_ROUTES);
+                json_t *v =
+                    route_render(obj, op->a, op->desired->percent, routes, why, sizeof(why));
+                json_decref(routes);
                 if (v) {
                     json_decref(obj);
                     obj = v;
@@ -2355,6 +2492,7 @@ const struct kn_platform_provider_ops kn_kube_ops = {
     .apply = kube_apply,
     .remove = kube_remove,
     .set_weights = kube_set_weights,
+    .set_routes = kube_set_routes,
     .remove_app = kube_remove_app,
     .observe = kube_observe,
     .cancel = kube_cancel,

@@ -539,6 +539,171 @@ out:
     return out;
 }
 
+/* s with the characters a regular expression reads specially escaped (caller frees). */
+static char *regex_escape(const char *s)
+{
+    char *out = kn_calloc(2 * strlen(s) + 1, 1), *o = out;
+
+    for (; *s; s++) {
+        if (strchr(".[]{}()\\*+?^$|", *s)) {
+            *o++ = '\\';
+        }
+        *o++ = *s;
+    }
+    return out;
+}
+
+/* A regex without its leading ^ and trailing $ (the whole value is matched anyway). */
+static char *regex_bare(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*s == '^') {
+        s++;
+        n--;
+    }
+    if (n > 0 && s[n - 1] == '$' && (n < 2 || s[n - 2] != '\\')) {
+        n--;
+    }
+    return kn_strndup(s, n);
+}
+
+/* The HTTPHeaderMatch of a route match: a header Exact or RegularExpression (the whole value), a
+ * cookie as a RegularExpression on the Cookie header. New reference. */
+static json_t *header_match(const struct kn_route_match *m)
+{
+    char *value, *bare = m->regex ? regex_bare(m->value) : NULL;
+    json_t *out;
+
+    if (m->field == KN_ROUTE_COOKIE) {
+        char *name = regex_escape(m->name);
+        char *v = m->regex ? kn_asprintf("(%s)", bare) : regex_escape(m->value);
+        value = kn_asprintf("(^|;\\s*)%s=%s(;|$)", name, v);
+        free(name);
+        free(v);
+        out = json_pack("{s:s, s:s, s:s}", "type", "RegularExpression", "name", "Cookie", "value",
+                        value);
+    } else if (m->regex) {
+        value = kn_asprintf("^(%s)$", bare);
+        out = json_pack("{s:s, s:s, s:s}", "type", "RegularExpression", "name", m->name, "value",
+                        value);
+    } else {
+        value = NULL;
+        out = json_pack("{s:s, s:s, s:s}", "type", "Exact", "name", m->name, "value", m->value);
+    }
+    free(value);
+    free(bare);
+    return out;
+}
+
+#define HTTP_MAX_MATCHES 8 /* HTTPRouteRule.matches maxItems (gateway-api v1) */
+
+/* The rule sending the requests of `rule` that match a route to the canary only. NULL with why
+ * when the matches would be too many. */
+static json_t *canary_rule(const json_t *rule, const json_t *tmpl, const char *service,
+                           const char *ns, const struct kn_routes *routes, char *why, size_t size)
+{
+    const json_t *own = json_object_get(rule, "matches"), *m;
+    json_t *out = json_deep_copy(rule), *matches = json_array(), *refs = json_array();
+    size_t n = json_array_size(own) ? json_array_size(own) : 1, i;
+
+    if (n * routes->nmatches > HTTP_MAX_MATCHES) {
+        snprintf(why, size,
+                 "%zu route matches times the rule's %zu matches make more than the %d matches a "
+                 "rule may have",
+                 routes->nmatches, n, HTTP_MAX_MATCHES);
+        json_decref(out);
+        json_decref(matches);
+        json_decref(refs);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        m = json_array_get(own, i);
+        for (size_t r = 0; r < routes->nmatches; r++) {
+            json_t *mm = m ? json_deep_copy(m) : json_object();
+            json_t *headers = json_object_get(mm, "headers");
+            if (!json_is_array(headers)) {
+                headers = json_array();
+                json_object_set_new(mm, "headers", headers);
+            }
+            json_array_append_new(headers, header_match(&routes->matches[r]));
+            json_array_append_new(matches, mm);
+        }
+    }
+    json_object_set_new(out, "matches", matches);
+    json_array_append_new(refs, variant_entry(tmpl, ROUTE_HTTP, service, ns, KN_VARIANT_CANARY, 1));
+    json_object_set_new(out, "backendRefs", refs);
+    return out;
+}
+
+json_t *kn_kube_route_with_routes(const json_t *route, const char *service,
+                                  const double percent[KN_VARIANT_COUNT],
+                                  const struct kn_routes *routes, char *why, size_t size)
+{
+    json_t *out = kn_kube_route_with_weights(route, service, percent, why, size);
+    json_t *rules, *fresh = NULL, *rule;
+    const char *ns = route_namespace(route);
+    size_t i;
+
+    if (!out || !routes || (!routes->nmatches && routes->mirror <= 0)) {
+        return out;
+    }
+    if (route_kind_of(route) != ROUTE_HTTP) {
+        snprintf(why, size, "header routing and mirroring need an HTTPRoute (routing gatewayapi)");
+        goto fail;
+    }
+    if (routes->mirror > 0) {
+        snprintf(why, size, "an HTTPRoute mirrors all the requests or none: mirror %g%% refused",
+                 routes->mirror);
+        if (routes->mirror < 100) {
+            goto fail;
+        }
+    }
+    rules = route_rules(out, ROUTE_HTTP);
+    fresh = json_array();
+    json_array_foreach(rules, i, rule)
+    {
+        const json_t *tmpl = NULL, *e;
+        size_t j;
+        json_array_foreach(rule_entries(rule, ROUTE_HTTP), j, e)
+        {
+            if (!tmpl && entry_variant(e, ROUTE_HTTP, service, ns) == KN_VARIANT_PRIMARY) {
+                tmpl = e;
+            }
+        }
+        if (tmpl && routes->nmatches) {
+            json_t *c = canary_rule(rule, tmpl, service, ns, routes, why, size);
+            if (!c) {
+                goto fail;
+            }
+            json_array_append_new(fresh, c);
+        }
+        if (tmpl && routes->mirror >= 100) {
+            json_t *filters = json_object_get(rule, "filters");
+            json_t *mirror = json_pack("{s:s, s:{s:o}}", "type", "RequestMirror", "requestMirror",
+                                       "backendRef", json_deep_copy(tmpl));
+            json_t *ref = json_object_get(json_object_get(mirror, "requestMirror"), "backendRef");
+            char *name = kn_kube_variant_object_name(service, KN_VARIANT_CANARY);
+            json_object_set_new(ref, "name", json_string(name));
+            json_object_del(ref, "weight");
+            json_object_del(ref, "filters");
+            free(name);
+            if (!json_is_array(filters)) {
+                filters = json_array();
+                json_object_set_new(rule, "filters", filters);
+            }
+            json_array_append_new(filters, mirror);
+        }
+        json_array_append(fresh, rule);
+    }
+    json_object_set_new(json_object_get(out, "spec"), "rules", fresh);
+    return out;
+fail:
+    json_decref(fresh);
+    json_decref(out);
+    return NULL;
+}
+
 static void format_split(const double p[KN_VARIANT_COUNT], char *buf, size_t size)
 {
     if (p[KN_VARIANT_BASELINE] > 0) {
@@ -562,7 +727,7 @@ int kn_kube_route_weights(const json_t *route, const char *service,
     {
         double w[KN_VARIANT_COUNT] = {0}, sum = 0, p[KN_VARIANT_COUNT];
         const json_t *entries = rule_entries(rule, k);
-        int named = 0;
+        int named = 0, has_primary = 0;
         json_array_foreach(entries, j, e)
         {
             int v = entry_variant(e, k, service, ns);
@@ -579,9 +744,11 @@ int kn_kube_route_weights(const json_t *route, const char *service,
             if (v >= 0) {
                 w[v] += x;
                 named = 1;
+                has_primary = has_primary || v == KN_VARIANT_PRIMARY;
             }
         }
-        if (!named) {
+        if (!named || (k == ROUTE_HTTP && !has_primary)) {
+            /* a rule without the primary: header routing's, sending matches to the canary */
             continue;
         }
         for (int v = 0; v < KN_VARIANT_COUNT; v++) {

@@ -88,8 +88,22 @@ char *kn_kube_variant_object_name(const char *name, enum kn_variant v);
  */
 json_t *kn_kube_route_with_weights(const json_t *route, const char *service,
                                    const double percent[KN_VARIANT_COUNT], char *why, size_t size);
+/*
+ * The route with the split and the app's routes (NULL or none: as kn_kube_route_with_weights).
+ * HTTPRoute only: before every rule that names `service`, a copy whose matches are the rule's own
+ * (or one empty match) each with one route match added to its headers (a header Exact, or
+ * RegularExpression "^(RE)$"; a cookie a RegularExpression on the Cookie header,
+ * "(^|;\s*)NAME=VALUE(;|$)"), sending to the canary Service only; a mirror of 100 adds a
+ * RequestMirror filter to the canary Service on the weighted rules (gateway-api v1 has no
+ * percent: any other mirror is refused). NULL with why for a VirtualService, a mirror under 100
+ * or more than 8 matches in a rule.
+ */
+json_t *kn_kube_route_with_routes(const json_t *route, const char *service,
+                                  const double percent[KN_VARIANT_COUNT],
+                                  const struct kn_routes *routes, char *why, size_t size);
 /* The split a live route sends to the variants' Services (percent of the weights' sum, taken from
- * the first rule that names one of them); 0 with percent filled, -1 with why when it names none
+ * the first rule that names one of them; HTTPRoute rules without the primary's Service, header
+ * routing's, are left out); 0 with percent filled, -1 with why when it names none
  * or the rules disagree ("rule 2 sends 50/50, rule 1 80/20"). */
 int kn_kube_route_weights(const json_t *route, const char *service,
                           double percent[KN_VARIANT_COUNT], char *why, size_t size);

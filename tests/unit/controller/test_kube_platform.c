@@ -25,6 +25,7 @@
 #include "kanaria/http.h"
 #include "kanaria/log.h"
 #include "kanaria/platform.h"
+#include "kanaria/store.h"
 #include "platforms/kubernetes/kubernetes.h"
 #include "testutil.h"
 
@@ -44,6 +45,7 @@ struct fixture {
     int port;
     char *dir;
     char kubeconfig[512];
+    struct kn_store *store; /* NULL: memos in memory */
 };
 
 struct outcome {
@@ -239,6 +241,7 @@ static void platform_open(struct fixture *f)
     deps.loop = &f->loop;
     deps.http = f->http;
     deps.data_dir = f->dir;
+    deps.store = f->store;
     kn_error_clear(&err);
     if (kn_platform_new(&f->p, &deps, &cfg, &err) < 0) {
         fail_msg("kubernetes platform: %s", err.msg);
@@ -926,6 +929,204 @@ static void test_template_vars_after_restart(void **state)
     kn_platform_vars_release(&vars);
 }
 
+/* ---- header routing ------------------------------------------------------------------------ */
+
+static const struct kn_route_match g_matches[] = {
+    {.field = KN_ROUTE_HEADER, .name = "X-Canary", .value = "always"},
+    {.field = KN_ROUTE_COOKIE, .name = "tester", .value = "^(alice|bob)$", .regex = 1},
+};
+
+static void set_routes(struct fixture *f, int primary, int canary, size_t nmatches, double mirror,
+                       struct outcome *o)
+{
+    struct kn_platform_req req = req_for(o, 5, 3);
+    const double pc[KN_VARIANT_COUNT] = {primary, canary, 0};
+    struct kn_routes r = {.matches = g_matches, .nmatches = nmatches, .mirror = mirror};
+
+    assert_int_equal(kn_platform_set_routes(f->p, &req, pc, &r, NULL), 0);
+    assert_true(run_until(f, &o->done, 30000));
+}
+
+static size_t rule_count(const json_t *route)
+{
+    return json_array_size(json_object_get(json_object_get(route, "spec"), "rules"));
+}
+
+static const json_t *rule_at(const json_t *route, size_t i)
+{
+    return json_array_get(json_object_get(json_object_get(route, "spec"), "rules"), i);
+}
+
+/* The route holds header routing's rules: before each weighted rule, one with that rule's matches
+ * times the route's, sending to the canary's Service alone. */
+static void assert_routed(struct fixture *f, int primary, int canary)
+{
+    json_t *route = fake_get(f, ROUTE);
+    const json_t *r0, *m, *h;
+
+    assert_non_null(route);
+    assert_int_equal(rule_count(route), 4);
+    r0 = rule_at(route, 0);
+    assert_int_equal(json_array_size(json_object_get(r0, "backendRefs")), 1);
+    assert_int_equal(rule_weight(route, 0, "web-canary"), 1);
+    assert_int_equal(json_array_size(json_object_get(r0, "matches")), 2);
+    m = json_array_get(json_object_get(r0, "matches"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "path"), "value")),
+                        "/api");
+    h = json_array_get(json_object_get(m, "headers"), 0);
+    assert_string_equal(json_string_value(json_object_get(h, "type")), "Exact");
+    assert_string_equal(json_string_value(json_object_get(h, "name")), "X-Canary");
+    assert_string_equal(json_string_value(json_object_get(h, "value")), "always");
+    m = json_array_get(json_object_get(r0, "matches"), 1);
+    h = json_array_get(json_object_get(m, "headers"), 0);
+    assert_string_equal(json_string_value(json_object_get(h, "type")), "RegularExpression");
+    assert_string_equal(json_string_value(json_object_get(h, "name")), "Cookie");
+    assert_string_equal(json_string_value(json_object_get(h, "value")),
+                        "(^|;\\s*)tester=((alice|bob))(;|$)");
+    /* the rule without matches: one match per route entry, headers only */
+    assert_int_equal(json_array_size(json_object_get(rule_at(route, 2), "matches")), 2);
+    assert_int_equal(rule_weight(route, 2, "web-canary"), 1);
+    assert_int_equal(rule_weight(route, 2, "web"), -1);
+    assert_int_equal(rule_weight(route, 1, "web"), primary);
+    assert_int_equal(rule_weight(route, 3, "web"), primary);
+    assert_int_equal(rule_weight(route, 1, "web-canary"), canary ? canary : -1);
+    json_decref(route);
+}
+
+/* Header and cookie matches go into the HTTPRoute, stay through set_weights (observe sees no
+ * drift and the weighted rules' split), and go away when the traffic goes all to the primary. */
+static void test_header_routes(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct seen s;
+    json_t *m = manifests("web:1", 2, 0), *route;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
+    set_routes(f, 90, 10, 2, 0, &o);
+    if (o.status != 0) {
+        fail_msg("set_routes: %s\n%s", o.message, o.progress);
+    }
+    assert_routed(f, 90, 10);
+
+    weights(f, 80, 20, &o);
+    assert_int_equal(o.status, 0);
+    assert_routed(f, 80, 20);
+    observe(f, m, 80, 20, &s);
+    assert_int_equal(s.status, 0);
+    assert_true(s.live.variant[KN_VARIANT_CANARY].weight > 19.5 &&
+                s.live.variant[KN_VARIANT_CANARY].weight < 20.5);
+    for (size_t i = 0; i < s.live.nresources; i++) {
+        if (s.live.resources[i].drift) {
+            fail_msg("drift on %s %s: %s", s.live.resources[i].kind, s.live.resources[i].name,
+                     s.live.resources[i].drift);
+        }
+    }
+    kn_live_state_release(&s.live);
+
+    /* promotion or rollback: all to the primary takes the routes away */
+    weights(f, 100, 0, &o);
+    assert_int_equal(o.status, 0);
+    route = fake_get(f, ROUTE);
+    assert_int_equal(rule_count(route), 2);
+    assert_int_equal(rule_weight(route, 0, "web-canary"), -1);
+    assert_int_equal(rule_weight(route, 1, "web-canary"), -1);
+    json_decref(route);
+    /* and a later split has none */
+    weights(f, 90, 10, &o);
+    assert_int_equal(o.status, 0);
+    route = fake_get(f, ROUTE);
+    assert_int_equal(rule_count(route), 2);
+    json_decref(route);
+    json_decref(m);
+}
+
+/* Removing the canary takes its routes out of the HTTPRoute first: nothing names its Service. */
+static void test_header_routes_remove(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *route;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
+    set_routes(f, 100, 0, 1, 0, &o);
+    assert_int_equal(o.status, 0);
+    route = fake_get(f, ROUTE);
+    assert_int_equal(rule_count(route), 4);
+    json_decref(route);
+    remove_variant(f, KN_VARIANT_CANARY, &o);
+    if (o.status != 0) {
+        fail_msg("remove: %s\n%s", o.message, o.progress);
+    }
+    route = fake_get(f, ROUTE);
+    assert_int_equal(rule_count(route), 2);
+    assert_int_equal(rule_weight(route, 0, "web-canary"), -1);
+    json_decref(route);
+    assert_null(fake_get(f, SERVICE "web-canary"));
+    /* a later primary apply renders no route either */
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    route = fake_get(f, ROUTE);
+    assert_int_equal(rule_count(route), 2);
+    json_decref(route);
+}
+
+/* A mirror of part of the traffic cannot be written in an HTTPRoute (gateway-api v1): refused,
+ * and the route is left as it was. */
+static void test_mirror_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *route;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
+    {
+        struct kn_platform_req req = req_for(&o, 5, 3);
+        const double pc[KN_VARIANT_COUNT] = {90, 10, 0};
+        struct kn_routes r = {.mirror = 20};
+        assert_int_equal(kn_platform_set_routes(f->p, &req, pc, &r, NULL), KN_EUNSUPPORTED);
+    }
+    route = fake_get(f, ROUTE);
+    assert_int_equal(rule_count(route), 2);
+    assert_int_equal(rule_weight(route, 0, "web-canary"), -1);
+    json_decref(route);
+}
+
+/* The routes are in the memo: after a restart, set_weights and an apply of the primary keep them.
+ */
+static void test_header_routes_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    struct kn_error err;
+    char db[700];
+
+    kn_platform_free(f->p);
+    snprintf(db, sizeof(db), "%s/routes.db", f->dir);
+    kn_error_clear(&err);
+    assert_int_equal(kn_store_open(&f->store, db, &err), 0);
+    platform_open(f);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
+    set_routes(f, 90, 10, 2, 0, &o);
+    assert_int_equal(o.status, 0);
+    kn_platform_free(f->p);
+    platform_open(f);
+    weights(f, 70, 30, &o);
+    assert_int_equal(o.status, 0);
+    assert_routed(f, 70, 30);
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    assert_routed(f, 70, 30);
+    kn_platform_free(f->p);
+    f->p = NULL;
+    kn_store_close(f->store);
+    f->store = NULL;
+    unlink(db);
+    platform_open(f);
+}
+
 /* podselector: the split follows the canary's replicas against the primary's. */
 static void test_podselector(void **state)
 {
@@ -972,6 +1173,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_app, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_vars_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_podselector, setup_podselector, teardown),
+        cmocka_unit_test_setup_teardown(test_header_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_routes_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_routes_restart, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

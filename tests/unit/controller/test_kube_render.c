@@ -423,6 +423,44 @@ static const char vs_json[] =
     "{\"route\":[{\"destination\":{\"host\":\"cdn\"}}]},"
     "{\"route\":[{\"destination\":{\"host\":\"web\",\"port\":{\"number\":80}}}]}]}}";
 
+/* Header routing's rules: a cookie's value escaped, the live split read past them; refused on a
+ * VirtualService, with more than 8 matches in a rule, and for a mirror of part of the traffic. */
+static void test_route_with_routes(void **state)
+{
+    json_t *r = J(httproute_json), *vs = J(vs_json), *w;
+    struct kn_route_match ms[9];
+    struct kn_routes routes = {.matches = ms, .nmatches = 1};
+    double pct[KN_VARIANT_COUNT] = {75, 25, 0}, back[KN_VARIANT_COUNT];
+    char why[256] = "";
+
+    (void)state;
+    for (size_t i = 0; i < 9; i++) {
+        ms[i] = (struct kn_route_match){.field = KN_ROUTE_COOKIE, .name = "v.1", .value = "a+b"};
+    }
+    w = kn_kube_route_with_routes(r, "web", pct, &routes, why, sizeof(why));
+    assert_non_null(w);
+    assert_int_equal(json_array_size(at(w, "spec.rules")), 5);
+    assert_string_equal(S(w, "spec.rules.0.matches.0.headers.0.value"),
+                        "(^|;\\s*)v\\.1=a\\+b(;|$)");
+    assert_string_equal(S(w, "spec.rules.0.matches.0.path.value"), "/api");
+    assert_string_equal(S(w, "spec.rules.0.backendRefs.0.name"), "web-canary");
+    assert_string_equal(S(w, "spec.rules.2.backendRefs.0.name"), "cdn");
+    assert_int_equal(kn_kube_route_weights(w, "web", back, why, sizeof(why)), 0);
+    assert_true(back[KN_VARIANT_CANARY] > 24.9 && back[KN_VARIANT_CANARY] < 25.1);
+    json_decref(w);
+    assert_null(kn_kube_route_with_routes(vs, "web", pct, &routes, why, sizeof(why)));
+    assert_non_null(strstr(why, "HTTPRoute"));
+    routes.nmatches = 9;
+    assert_null(kn_kube_route_with_routes(r, "web", pct, &routes, why, sizeof(why)));
+    assert_non_null(strstr(why, "8 matches"));
+    routes.nmatches = 0;
+    routes.mirror = 50;
+    assert_null(kn_kube_route_with_routes(r, "web", pct, &routes, why, sizeof(why)));
+    assert_non_null(strstr(why, "mirror 50%"));
+    json_decref(r);
+    json_decref(vs);
+}
+
 static void test_route_with_weights_istio(void **state)
 {
     json_t *r = J(vs_json);
@@ -745,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_route_with_weights_http),
         cmocka_unit_test(test_route_weights_read),
         cmocka_unit_test(test_route_with_weights_istio),
+        cmocka_unit_test(test_route_with_routes),
         cmocka_unit_test(test_route_ready),
         cmocka_unit_test(test_deployment_health),
         cmocka_unit_test(test_pod_problems),

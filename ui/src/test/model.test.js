@@ -2,7 +2,7 @@
 // stages, thresholds and the chart's series.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { appStatus, chartData, decisionText, logLines, remaining, thresholdOf, trafficText, valuesText } from '../model.js';
+import { appStatus, backgroundText, chartData, decisionText, logLines, remaining, stepsText, thresholdOf, trafficText, valuesText } from '../model.js';
 import { agoText, duration, num, short, word } from '../format.js';
 
 test('the server\'s status word wins; without it the same rules apply here, first that holds', () => {
@@ -86,4 +86,33 @@ test('words, numbers, durations and commits as the pages print them', () => {
     assert.equal(agoText(0, 90000), '1m ago');
     assert.equal(short('27ee6e0776c4f0286b16a4b1e80592715ef3564d'), '27ee6e0');
     assert.equal(word('ROLLING_BACK'), 'Rolling back');
+});
+
+test('a CANARY_STEPS stage shows its steps, and the step it is on while it runs', () => {
+    const spec = { index: 1, kind: 'CANARY_STEPS', steps: [10, 20, 50] };
+    assert.equal(stepsText({ status: 'SUCCESS', step: 3 }, spec), '10% → 20% → 50%');
+    assert.equal(stepsText({ status: 'RUNNING', step: 2 }, spec), 'step 2 of 3: canary 20% (10% → 20% → 50%)');
+    assert.equal(stepsText({ status: 'RUNNING' }, spec), '10% → 20% → 50%');
+    assert.equal(stepsText({ status: 'RUNNING', step: 2 }, { kind: 'CANARY_STEPS' }), null);
+    const d = {
+        status: 'RUNNING',
+        pipeline: [{ index: 0, kind: 'CANARY_ROLLOUT' }, spec],
+        stages: [{ index: 0, name: 'CANARY_ROLLOUT', status: 'SUCCESS' },
+                 { index: 1, name: 'CANARY_STEPS', status: 'RUNNING', step: 1, started_at: 1000 }],
+    };
+    assert.equal(decisionText(d, 2000), 'Canary steps: step 1 of 3: canary 10% (10% → 20% → 50%)');
+});
+
+test('a background analysis names the stages it runs between', () => {
+    const pipeline = [
+        { index: 0, kind: 'CANARY_ROLLOUT' },
+        { index: 1, kind: 'TRAFFIC_ROUTING', id: 'testers' },
+        { index: 2, kind: 'PRIMARY_ROLLOUT' },
+        { index: 4, kind: 'ANALYSIS', background: true, starting_stage: 1, until: 2 },
+    ];
+    assert.equal(backgroundText(pipeline[3], pipeline),
+        'background analysis, from 1 TRAFFIC_ROUTING (testers) until 2 PRIMARY_ROLLOUT');
+    assert.equal(backgroundText({ background: true, starting_stage: 0, until: 3 }, pipeline.slice(0, 3)),
+        'background analysis, from 0 CANARY_ROLLOUT until the end');
+    assert.equal(backgroundText(pipeline[1], pipeline), null);
 });

@@ -4,7 +4,7 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, appPath } from '../api.js';
 import { deploymentDuration, duration, tone, word } from '../format.js';
-import { approvedCount, decisionText, logLines, remaining, specOf, trafficText } from '../model.js';
+import { approvedCount, backgroundText, decisionText, logLines, remaining, specOf, stepsText, trafficText } from '../model.js';
 import { appHref } from '../router.js';
 import { deployment, now, refreshSoon, roleAtLeast, session } from '../store.js';
 import { Analysis } from './analysis.js';
@@ -47,6 +47,10 @@ function Stage({ d, s, spec, lines, onDecide }) {
             weights = l ? l.e.message.replace(/^routing traffic: /, '').replace(/, /g, ' · ') : null;
         }
     }
+    if (kind === 'CANARY_STEPS') {
+        weights = stepsText(s, spec);
+    }
+    const span = backgroundText(spec, d.pipeline);
     const approvals = s.approvals || [];
     const running = s.status === 'RUNNING';
     return html`
@@ -56,6 +60,7 @@ function Stage({ d, s, spec, lines, onDecide }) {
             ${elapsed != null ? html`<p class="small">${running ? 'running for' : 'took'} ${duration(elapsed)}</p>` : null}
             ${left != null ? html`<p class="small">${duration(left)} left</p>` : null}
             ${weights ? html`<p class="small">${weights}</p>` : null}
+            ${span ? html`<p class="small">${span}</p>` : null}
             ${kind === 'WAIT_APPROVAL' ? html`
                 <p class="small">${approvedCount(s)} of ${spec && spec.min_approvals ? spec.min_approvals : 1}${spec && spec.approvers && spec.approvers.length ? ` (${spec.approvers.join(', ')})` : ''}</p>` : null}
             ${approvals.length ? html`<ul class="approvals small">${approvals.map(a => html`
