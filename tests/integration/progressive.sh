@@ -62,6 +62,21 @@ for k, v in sorted(seen.items()):
 PY
 }
 
+# wait_step STEP: wait (60 s at most, by the clock) until CANARY_STEPS of deployment 2 is at STEP
+# or later, or has ended; prints what it saw: "RUNNING N" while it runs
+wait_step() {
+    local got= end=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$end" ]; do
+        got=$(sql "select s.status || ' ' || m.value from stages s join stage_meta m on m.deployment = s.deployment and m.idx = s.idx and m.key = 'step' where s.deployment = 2 and s.idx = 2")
+        case "$got" in
+        "RUNNING "*) [ "${got#RUNNING }" -ge "$1" ] && break ;;
+        ?*) break ;;
+        esac
+        sleep 0.2
+    done
+    echo "$got"
+}
+
 api=$(free_port)
 bind=$(free_port)
 metrics=$(free_port)
@@ -179,8 +194,10 @@ check "v1 deploys ($(sql "select reason from deployments where id = 1"))" $rc
 # 1. v2 goes through the steps with its testers pinned
 service v2 0
 git commit -qam "hello v2"
-wait_for "v2 at step 2" "select value from stage_meta where deployment = 2 and idx = 2 and key = 'step'" 2 60
-check "v2 reaches step 2 of CANARY_STEPS" $?
+at=$(wait_step 2)
+[ "$at" = "RUNNING 2" ]
+rc=$?
+check "v2 reaches step 2 of CANARY_STEPS ($at)" $rc
 KANARIA_TOKEN=tok-alice "$bin" status hello >"$tmp/st" 2>&1
 grep -Eq '^background: ' "$tmp/st" && grep -Eq 'CANARY_STEPS: step [23] of 3: canary [23]0%' "$tmp/st"
 rc=$?
@@ -190,11 +207,12 @@ haproxy_cmd "show map $map" >"$tmp/map"
 rc=$?
 check "HAProxy's route map holds the testers' route during the steps ($(tr '\n' ' ' <<<"$(cat "$tmp/map")"))" $rc
 # the answers from step 2 on until step 3 starts, while CANARY_STEPS runs
-running_at() { echo "select s.status || ' ' || m.value from stages s join stage_meta m on m.deployment = s.deployment and m.idx = s.idx and m.key = 'step' where s.deployment = 2 and s.idx = 2"; }
 l1=$(wc -l <"$tmp/load")
 p1=$(wc -l <"$tmp/pinned")
-wait_for "v2 at step 3" "$(running_at)" "RUNNING 3" 30
-check "v2 reaches step 3 of CANARY_STEPS" $?
+at=$(wait_step 3)
+[ "$at" = "RUNNING 3" ]
+rc=$?
+check "v2 reaches step 3 of CANARY_STEPS while it runs ($at)" $rc
 l2=$(wc -l <"$tmp/load")
 p2=$(wc -l <"$tmp/pinned")
 out=$(sed -n "$((p1 + 1)),${p2}p" "$tmp/pinned" | sort | uniq -c | awk '{print $2, $1}')
