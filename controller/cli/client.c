@@ -920,11 +920,11 @@ int kn_cmd_reject(int argc, char **argv)
 
 /* POST an operator action to /api/v1/apps/APP/SUFFIX with `req` (reference stolen); the answer
  * in *out when it is 2xx. Prints the server's JSON with --json. Returns the exit code. */
-static int kn_client_action(const struct kn_client_opts *o, const char *suffix, json_t *req,
-                            json_t **out)
+/* POST `req` (reference stolen) to the API path `path`: kn_client_action's work for any path. */
+static int kn_client_post(const struct kn_client_opts *o, const char *path, json_t *req,
+                          json_t **out)
 {
     struct kn_client_answer ans = {0};
-    char *path = kn_client_app_path(o, suffix);
     char *body = json_dumps(req, JSON_COMPACT);
     int rc;
 
@@ -940,6 +940,15 @@ out:
     json_decref(req);
     kn_buf_release(&ans.body);
     free(body);
+    return rc;
+}
+
+static int kn_client_action(const struct kn_client_opts *o, const char *suffix, json_t *req,
+                            json_t **out)
+{
+    char *path = kn_client_app_path(o, suffix);
+    int rc = kn_client_post(o, path, req, out);
+
     free(path);
     return rc;
 }
@@ -1083,8 +1092,8 @@ int kn_cmd_promote(int argc, char **argv)
     static const char usage[] = "kanaria promote APP --full [--repo NAME] [--json]";
     struct kn_client_opts o;
     struct kn_client_answer ans = {0};
-    json_t *j = NULL, *req = NULL;
-    char *path = NULL, *body = NULL;
+    json_t *j = NULL;
+    char *path = NULL;
     long long id;
     int rc;
 
@@ -1107,38 +1116,24 @@ int kn_cmd_promote(int argc, char **argv)
         goto out;
     }
     id = json_integer_value(json_object_get(json_object_get(j, "current"), "id"));
+    json_decref(j);
     if (id <= 0) {
         fprintf(stderr, "kanaria: no deployment of '%s' is in progress\n", o.app);
         rc = KN_EXIT_FAILED;
+        j = NULL;
         goto out;
     }
-    json_decref(j);
-    j = NULL;
-    kn_buf_release(&ans.body);
-    memset(&ans, 0, sizeof(ans));
     free(path);
     path = kn_asprintf("/api/v1/deployments/%lld/promote", id);
-    req = json_pack("{s:b}", "full", 1);
-    body = json_dumps(req, JSON_COMPACT);
-    if (kn_client_call("POST", path, body, &ans) < 0) {
-        rc = KN_EXIT_FAILED;
-        goto out;
-    }
-    if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
-        goto out;
-    }
-    if (o.json) {
-        kn_client_print_json(&ans);
-    } else {
+    rc = kn_client_post(&o, path, json_pack("{s:b}", "full", 1), &j);
+    if (rc == KN_EXIT_OK && !o.json) {
         printf("promoting deployment #%lld of %s in full as %s: every stage up to the "
                "PRIMARY_ROLLOUT is skipped\n",
                kn_client_int(j, "deployment"), kn_client_str(j, "app"), kn_client_str(j, "by"));
     }
 out:
-    json_decref(req);
     json_decref(j);
     kn_buf_release(&ans.body);
-    free(body);
     free(path);
     return rc;
 }
