@@ -144,7 +144,7 @@ static int snap_open(const struct kn_deployment *d, void *data)
     struct watch *w = data;
 
     if (strcmp(d->repo, w->repo->name) == 0 &&
-        (d->status == KN_DEPLOY_PENDING || d->status == KN_DEPLOY_PLANNED)) {
+        kn_deploy_status_is_waiting(d->status)) {
         w->open_commits = kn_reallocarray(w->open_commits, w->nopen + 1, sizeof(char *));
         w->open_commits[w->nopen++] = kn_strdup(d->commit);
     }
@@ -320,7 +320,7 @@ static int find_stale(const struct kn_deployment *d, void *data)
     struct stale_ctx *sc = data;
 
     if (strcmp(d->repo, sc->w->repo->name) != 0 ||
-        (d->status != KN_DEPLOY_PENDING && d->status != KN_DEPLOY_PLANNED)) {
+        !kn_deploy_status_is_waiting(d->status)) {
         return 0;
     }
     for (size_t i = 0; i < sc->w->detect.nstale; i++) {

@@ -30,8 +30,9 @@
  * the WAL a `kill -9` left. Refusing at once made a restart fail now and then. */
 #define KN_STORE_OPEN_WAIT_MS 5000
 
-#define KN_STORE_NOT_STARTED "('PENDING', 'PLANNED')"
-#define KN_STORE_NOT_FINAL   "('PENDING', 'PLANNED', 'RUNNING', 'ROLLING_BACK')"
+#define KN_STORE_NOT_STARTED "('PENDING', 'PLANNED', 'BLOCKED', 'FROZEN')"
+#define KN_STORE_NOT_FINAL                                                                         \
+    "('PENDING', 'PLANNED', 'BLOCKED', 'FROZEN', 'RUNNING', 'ROLLING_BACK')"
 
 struct kn_store {
     sqlite3 *db;
@@ -200,6 +201,7 @@ static const char *const kn_deploy_status_names[] = {
     [KN_DEPLOY_RUNNING] = "RUNNING",     [KN_DEPLOY_ROLLING_BACK] = "ROLLING_BACK",
     [KN_DEPLOY_SUCCESS] = "SUCCESS",     [KN_DEPLOY_FAILURE] = "FAILURE",
     [KN_DEPLOY_CANCELLED] = "CANCELLED", [KN_DEPLOY_SUPERSEDED] = "SUPERSEDED",
+    [KN_DEPLOY_BLOCKED] = "BLOCKED",     [KN_DEPLOY_FROZEN] = "FROZEN",
 };
 
 #define KN_DEPLOY_NSTATUS                                                                          \
@@ -235,6 +237,12 @@ int kn_deploy_status_is_final(enum kn_deploy_status s)
 {
     return s == KN_DEPLOY_SUCCESS || s == KN_DEPLOY_FAILURE || s == KN_DEPLOY_CANCELLED ||
            s == KN_DEPLOY_SUPERSEDED;
+}
+
+int kn_deploy_status_is_waiting(enum kn_deploy_status s)
+{
+    return s == KN_DEPLOY_PENDING || s == KN_DEPLOY_PLANNED || s == KN_DEPLOY_BLOCKED ||
+           s == KN_DEPLOY_FROZEN;
 }
 
 int kn_store_schema_version(void)
@@ -1487,6 +1495,24 @@ out:
     kn_deployment_release(&d);
     sqlite3_finalize(s);
     return tx_end(st, rc);
+}
+
+int kn_store_deployment_set_reason(struct kn_store *st, long long id, const char *reason,
+                                   long long now_ms)
+{
+    int rc;
+
+    if (!st) {
+        return KN_EINVAL;
+    }
+    rc = run(st,
+             "UPDATE deployments SET reason = ?1, updated_at = ?2 WHERE id = ?3 AND status"
+             " IN " KN_STORE_NOT_FINAL,
+             "sll", reason ? reason : "", now_ms, id);
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
+        rc = KN_EINVAL; /* unknown or final */
+    }
+    return rc;
 }
 
 int kn_store_deployment_get(struct kn_store *st, long long id, struct kn_deployment *out)

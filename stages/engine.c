@@ -50,6 +50,7 @@ struct deploy {
     struct kn_engine_load load;
     uv_work_t work;
     int loading;              /* work is on the thread pool */
+    int gated;                /* loaded, held by a start gate; stage_timer rechecks */
     struct kn_platform *platform;
     const struct kn_stage_config **plan;
     size_t nplan;
@@ -896,13 +897,77 @@ static void record_start(struct deploy *dp)
     json_decref(stages);
 }
 
+/* ---- start gates -------------------------------------------------------------------------- */
+
+static void gate_recheck(uv_timer_t *t);
+static void deploy_go(struct deploy *dp);
+
+/* Ask the start gates about dp (loaded, not started): 1 to go on, 0 when it waits (recorded
+ * BLOCKED, FROZEN or PLANNED with the gate's reason; the stage timer asks again). */
+static int gate_check(struct deploy *dp)
+{
+    struct kn_engine *e = dp->e;
+    struct kn_store *st = e->deps.store;
+    struct kn_gate_verdict v = {.status = KN_DEPLOY_RUNNING};
+    long long now = engine_now(e), delay;
+
+    if (!e->deps.gate) {
+        return 1;
+    }
+    e->deps.gate(e->deps.data, &dp->d, dp->load.app, now, &v);
+    if (v.status == KN_DEPLOY_RUNNING) {
+        if (v.reason[0]) {
+            kn_log_info(dp->who, "%s", v.reason);
+            kn_store_event_add(st, KN_GATE_PASSED_EVENT, dp->d.repo, dp->d.app, dp->d.id,
+                               "kanaria", v.reason, now);
+        }
+        dp->gated = 0;
+        return 1;
+    }
+    if (v.status != dp->d.status) {
+        set_status(dp, v.status, v.reason);
+        free(dp->d.reason);
+        dp->d.reason = kn_strdup(v.reason);
+    } else if (!dp->d.reason || strcmp(dp->d.reason, v.reason) != 0) {
+        kn_store_deployment_set_reason(st, dp->d.id, v.reason, now); /* new numbers, no event */
+        free(dp->d.reason);
+        dp->d.reason = kn_strdup(v.reason);
+    }
+    dp->gated = 1;
+    delay = v.recheck_at_ms > 0 ? v.recheck_at_ms - now : KN_GATE_RECHECK_MS;
+    delay = delay < 100 ? 100 : delay > 3600000 ? 3600000 : delay; /* at least hourly */
+    uv_timer_start(&dp->stage_timer, gate_recheck, (uint64_t)delay, 0);
+    return 0;
+}
+
+/* A held deployment's time to be asked again (or a kick): it may have been superseded or
+ * cancelled meanwhile, which the store says. */
+static void gate_recheck(uv_timer_t *t)
+{
+    struct deploy *dp = t->data;
+    struct kn_deployment now = {0};
+
+    if (!dp->gated || dp->e->stopping) {
+        return;
+    }
+    if (kn_store_deployment_get(dp->e->deps.store, dp->d.id, &now) == 0) {
+        dp->d.status = now.status;
+    }
+    kn_deployment_release(&now);
+    if (!kn_deploy_status_is_waiting(dp->d.status)) {
+        dp->gated = 0;
+        deploy_end(dp); /* superseded or cancelled while it waited */
+        return;
+    }
+    if (gate_check(dp)) {
+        deploy_go(dp);
+    }
+}
+
 static void load_done(uv_work_t *req, int status)
 {
     struct deploy *dp = req->data;
     struct kn_engine *e = dp->e;
-    enum cancel_how cancel;
-    char why[1024];
-    long long left;
 
     dp->loading = 0;
     if (status == UV_ECANCELED || e->stopping || kn_deploy_status_is_final(dp->d.status)) {
@@ -926,7 +991,22 @@ static void load_done(uv_work_t *req, int status)
     }
     build_plan(dp);
     record_start(dp);
-    if (dp->d.status == KN_DEPLOY_PENDING || dp->d.status == KN_DEPLOY_PLANNED) {
+    if (kn_deploy_status_is_waiting(dp->d.status) && !gate_check(dp)) {
+        return; /* held: gate_recheck asks again */
+    }
+    deploy_go(dp);
+}
+
+/* Loaded, past the gates: run the pipeline (or resume it). */
+static void deploy_go(struct deploy *dp)
+{
+    struct kn_engine *e = dp->e;
+    enum cancel_how cancel;
+    char why[1024];
+    long long left;
+
+    dp->gated = 0;
+    if (kn_deploy_status_is_waiting(dp->d.status)) {
         set_status(dp, KN_DEPLOY_RUNNING, NULL);
     }
     left = dp->load.app->cfg.spec.timeout_ms - (engine_now(e) - dp->d.started_at);
@@ -1043,6 +1123,9 @@ void kn_engine_kick(struct kn_engine *e)
      * again): each entry is read afresh, and a deploy is freed only in its close callbacks */
     for (size_t i = 0, n = e->nactive; i < n && i < e->nactive; i++) {
         struct deploy *dp = e->active[i];
+        if (dp->gated) {
+            uv_timer_start(&dp->stage_timer, gate_recheck, 0, 0); /* not from inside a kick */
+        }
         if (dp->running && dp->run.cfg->kind->poke) {
             dp->run.cfg->kind->poke(&dp->run);
         }
@@ -1078,11 +1161,15 @@ int kn_engine_cancel(struct kn_engine *e, long long id, int rollback, const char
     cancel_reason(why, sizeof(why), who, reason);
     dp = find_deploy(e, id);
     snprintf(name, sizeof(name), "engine deployment=%lld", id);
-    if (d.status == KN_DEPLOY_PENDING || d.status == KN_DEPLOY_PLANNED) {
+    if (kn_deploy_status_is_waiting(d.status)) {
         /* nothing ran: nothing to stop or roll back (one that is loading is let go once loaded) */
         rc = kn_store_deployment_set_status(st, id, KN_DEPLOY_CANCELLED, why, engine_now(e));
         if (rc == 0 && dp) {
             dp->d.status = KN_DEPLOY_CANCELLED;
+            if (dp->gated) {
+                dp->gated = 0;
+                deploy_end(dp); /* held by a gate: nothing else holds it */
+            }
         }
         kn_log_info(dp ? dp->who : name, "CANCELLED before it started: %s", why);
         goto out;

@@ -38,6 +38,7 @@
 #include "actions.h"
 #include "drift.h"
 #include "feed.h"
+#include "gate.h"
 #include "notify.h"
 #include "prune.h"
 #include "reconcile.h"
@@ -80,6 +81,7 @@ struct serve {
      * platforms and metrics providers an app names resolve against it (they change only with
      * a restart), and a reload never frees it under a loading thread. Owned. */
     struct kn_config *load_config;
+    struct kn_gates gates;          /* the start gates; gates.cfg follows config */
     int lock_fd;
     struct serve_lead *leads; /* the platforms that campaign, nleads of them */
     size_t nleads;
@@ -247,6 +249,15 @@ out:
     free(mirror);
 }
 
+
+/* The engine's start gates (kanaria/gate.h). */
+static void gate_deployment(void *data, const struct kn_deployment *d, const struct kn_app *app,
+                            long long now_ms, struct kn_gate_verdict *out)
+{
+    struct serve *s = data;
+
+    kn_gates_check(&s->gates, d, app, now_ms, out);
+}
 
 static void print_diags(const struct kn_diags *d)
 {
@@ -639,6 +650,7 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_api_set_config(s->api, cfg); /* owned by the reconcile loop, like the first one */
         kn_notify_set_config(s->notify, cfg);
         s->config = cfg;
+        s->gates.cfg = cfg;
     }
     if (s->ready) {
         notify(s->config == cfg ? "READY=1\nSTATUS=serving: reloaded"
@@ -741,6 +753,7 @@ int kn_cmd_serve(int argc, char **argv)
             .metrics = find_metrics,
             .http = s.http,
             .load = load_deployment,
+            .gate = gate_deployment,
             .data = &s,
         };
         kn_engine_new(&s.engine, &deps);
@@ -778,6 +791,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
     s.config = cfg;
+    s.gates.cfg = cfg;
     cfg = NULL; /* owned by the reconcile loop */
     kn_reconcile_on_planned(s.reconcile, kick_engine, &s);
     kn_reconcile_on_prune(s.reconcile, prune_app, &s);

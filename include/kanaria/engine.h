@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "kanaria/app.h"
+#include "kanaria/gate.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/stage.h"
@@ -44,6 +45,11 @@ struct kn_engine_deps {
     struct kn_metrics *(*metrics)(void *data, const char *name);
     /* The HTTP client for ANALYSIS probes (borrowed); NULL: probes fail as unreachable. */
     struct kn_http_client *http;
+    /* The start gates (kanaria/gate.h): the verdict on deployment d, not started yet, of `app`
+     * (at d's commit). Asked once the app is loaded, then on each kick and at the verdict's
+     * recheck time while it waits. NULL: no gates. */
+    void (*gate)(void *data, const struct kn_deployment *d, const struct kn_app *app,
+                 long long now_ms, struct kn_gate_verdict *out);
     /* Wall-clock time in ms; NULL: the system clock. Tests pass a fake one. */
     long long (*now_ms)(void *data);
     void *data;
@@ -53,7 +59,8 @@ struct kn_engine;
 
 int kn_engine_new(struct kn_engine **out, const struct kn_engine_deps *deps);
 
-/* Look in the store for deployments to start or resume (at start, and after a new plan). */
+/* Look in the store for deployments to start or resume (at start, and after a new plan); a
+ * deployment a start gate holds is asked about again (soon after, on the loop). */
 void kn_engine_kick(struct kn_engine *e);
 
 /* hold 1: start and resume nothing (kicks do nothing; a cancel or skip is only recorded) until
@@ -64,7 +71,7 @@ void kn_engine_hold(struct kn_engine *e, int hold);
 /*
  * Cancel deployment `id` on behalf of `who` (`reason` may be NULL or ""). The request is written
  * to the store before the engine acts, so that a restart does not resume the deployment:
- *  - not started yet (PENDING, PLANNED): it becomes CANCELLED;
+ *  - not started yet (PENDING, PLANNED, BLOCKED, FROZEN): it becomes CANCELLED;
  *  - running, with `rollback` and the app's autoRollback: the running stage is stopped (recorded
  *    CANCELLED), ROLLBACK runs, and the deployment ends CANCELLED with the reason
  *    "cancelled by WHO[: REASON]" (FAILURE with both reasons when the rollback cannot finish);

@@ -25,6 +25,10 @@ enum kn_deploy_status {
     KN_DEPLOY_FAILURE,
     KN_DEPLOY_CANCELLED,
     KN_DEPLOY_SUPERSEDED, /* a newer commit arrived before this one started */
+    /* Not started, held by a start gate (kanaria/gate.h); its reason says why and until when.
+     * Like PLANNED, a newer commit supersedes it and a cancel ends it CANCELLED. */
+    KN_DEPLOY_BLOCKED,    /* the error-budget gate: an SLO's budget is spent */
+    KN_DEPLOY_FROZEN,     /* a freeze window is open */
 };
 
 /* "PLANNED", ...; and back (KN_EINVAL for an unknown name). */
@@ -32,6 +36,8 @@ const char *kn_deploy_status_name(enum kn_deploy_status s);
 int kn_deploy_status_parse(const char *s, enum kn_deploy_status *out);
 /* SUCCESS, FAILURE, CANCELLED, SUPERSEDED */
 int kn_deploy_status_is_final(enum kn_deploy_status s);
+/* Not started yet: PENDING, PLANNED, BLOCKED, FROZEN */
+int kn_deploy_status_is_waiting(enum kn_deploy_status s);
 
 /* Open (creating when absent) the database at path and migrate it. KN_EIO for a corrupt file or
  * one that is locked, KN_EUNSUPPORTED for a newer schema; err says which and what to do. */
@@ -172,7 +178,7 @@ struct kn_deployment_new {
 
 /*
  * Record a PLANNED deployment, in one transaction with its event. Newest wins: any deployment
- * of the same app that is PENDING or PLANNED (not yet started) becomes SUPERSEDED with a reason
+ * of the same app that is PENDING, PLANNED, BLOCKED or FROZEN (not yet started) becomes SUPERSEDED with a reason
  * naming the new commit. A deployment already RUNNING is left alone; the new one waits behind it.
  * KN_EEXISTS (and nothing written) when the trigger is a commit and this app already has a
  * deployment for this commit.
@@ -186,6 +192,11 @@ int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new 
  * move out of a final status. */
 int kn_store_deployment_set_status(struct kn_store *st, long long id,
                                    enum kn_deploy_status status, const char *reason,
+                                   long long now_ms);
+
+/* Replace the reason of a deployment that keeps its status (a gate's numbers that changed), with
+ * no event. KN_EINVAL when it is final. */
+int kn_store_deployment_set_reason(struct kn_store *st, long long id, const char *reason,
                                    long long now_ms);
 
 /* Caller releases *out with kn_deployment_release (on success only). */
@@ -204,8 +215,8 @@ int kn_store_deployments(struct kn_store *st, const char *repo, const char *app,
 int kn_store_deployment_baseline(struct kn_store *st, const char *repo, const char *app,
                                  char out[41]);
 
-/* Deployments that are not final (PENDING, PLANNED, RUNNING, ROLLING_BACK), oldest first: what a
- * restart must resume. */
+/* Deployments that are not final (PENDING, PLANNED, BLOCKED, FROZEN, RUNNING, ROLLING_BACK),
+ * oldest first: what a restart must resume. */
 int kn_store_deployments_open(struct kn_store *st, kn_store_deployment_cb cb, void *data);
 
 /* ---- stages ------------------------------------------------------------------------------- */

@@ -79,7 +79,8 @@ export function tone(status) {
         return 'bad';
     case 'DEPLOYING': case 'RUNNING': case 'PENDING': case 'PLANNED': case 'ROLLING_BACK':
         return 'busy';
-    case 'OUT_OF_SYNC': case 'ORPHANED': case 'INCONCLUSIVE': case 'CANCELLED':
+    case 'OUT_OF_SYNC': case 'ORPHANED': case 'INCONCLUSIVE': case 'CANCELLED': case 'BLOCKED':
+    case 'FROZEN':
         return 'warn';
     default:
         return 'none';
