@@ -2,6 +2,7 @@
  * GET /api/v1/apps, /api/v1/apps/{app} and /api/v1/apps/{app}/history: the apps and their
  * deployments as the state store has them; and finding the app a route names.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,36 @@ static json_t *kn_api_running_stage_json(struct kn_api *api, const struct kn_dep
     return j;
 }
 
+/* A number, or null when it is NaN (that window had no data). */
+static json_t *kn_api_number(double v)
+{
+    return v == v ? json_real(v) : json_null();
+}
+
+static void kn_api_collect_slo(const struct kn_slo_reading *r, void *data)
+{
+    json_t *list = data;
+    json_t *burn = json_object();
+    char window[32];
+
+    kn_slo_window_format(r->window_ms, window, sizeof(window));
+    for (int w = 0; w < KN_SLO_BURN_WINDOWS; w++) {
+        char name[32];
+        kn_slo_window_format(kn_slo_burn_windows_ms[w], name, sizeof(name));
+        json_object_set_new(burn, name, kn_api_number(r->known && !r->error[0] ? r->burn[w]
+                                                                               : (double)NAN));
+    }
+    json_array_append_new(
+        list, json_pack("{s:s, s:f, s:s, s:I, s:s, s:o, s:o, s:o, s:I, s:s}", "name", r->slo,
+                        "objective", r->objective, "window", window, "window_ms",
+                        (json_int_t)r->window_ms, "provider", r->provider, "sli",
+                        kn_api_number(r->known && !r->error[0] ? r->sli : (double)NAN),
+                        "budget_remaining",
+                        kn_api_number(r->known && !r->error[0] ? r->remaining : (double)NAN),
+                        "burn_rates", burn, "read_at", (json_int_t)(r->known ? r->at_ms : 0),
+                        "error", r->error));
+}
+
 static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "repo", a->repo, "name", a->name,
@@ -182,6 +213,11 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_object_set_new(j, "orphaned_since", json_integer(a->orphaned_at));
     json_object_set_new(j, "pruned", json_boolean(a->pruned_at != 0));
     json_object_set_new(j, "pruned_at", json_integer(a->pruned_at));
+    json_object_set_new(j, "slos", json_array());
+    if (api->deps.slos) {
+        api->deps.slos(api->deps.data, a->repo, a->name, kn_api_collect_slo,
+                       json_object_get(j, "slos"));
+    }
     /* while the store cannot be written, no app's state can be recorded */
     json_object_set_new(j, "storage_error",
                         json_string(kn_store_storage_error(api->deps.store, NULL)));

@@ -302,6 +302,62 @@ out:
     return rc;
 }
 
+/* ---- SLOs ------------------------------------------------------------------------------------ */
+
+void kn_api_metrics_slo(struct kn_buf *out, const struct kn_slo_reading *r, size_t n)
+{
+    static const char *const windows[KN_SLO_BURN_WINDOWS] = {"1h", "6h", "3d"};
+
+    kn_metrics_head(out, "kanaria_slo_sli", "gauge",
+                    "The SLO's SLI over its window (good/total events), as last read.");
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].known && !r[i].error[0]) {
+            kn_metrics_sample(out, "kanaria_slo_sli",
+                              (const char *const[]){"repo", r[i].repo, "app", r[i].app, "slo",
+                                                    r[i].slo, NULL},
+                              r[i].sli);
+        }
+    }
+    kn_metrics_head(out, "kanaria_slo_error_budget_remaining", "gauge",
+                    "The share of the SLO's error budget left over its window (1: untouched, "
+                    "below 0: overspent).");
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].known && !r[i].error[0]) {
+            kn_metrics_sample(out, "kanaria_slo_error_budget_remaining",
+                              (const char *const[]){"repo", r[i].repo, "app", r[i].app, "slo",
+                                                    r[i].slo, NULL},
+                              r[i].remaining);
+        }
+    }
+    kn_metrics_head(out, "kanaria_slo_burn_rate", "gauge",
+                    "How fast the SLO's error budget burns over a window (1: exactly spent at "
+                    "the end of the SLO's window).");
+    for (size_t i = 0; i < n; i++) {
+        for (int w = 0; w < KN_SLO_BURN_WINDOWS && r[i].known && !r[i].error[0]; w++) {
+            if (r[i].burn[w] == r[i].burn[w]) { /* not NaN: the window had data */
+                kn_metrics_sample(out, "kanaria_slo_burn_rate",
+                                  (const char *const[]){"repo", r[i].repo, "app", r[i].app,
+                                                        "slo", r[i].slo, "window", windows[w],
+                                                        NULL},
+                                  r[i].burn[w]);
+            }
+        }
+    }
+}
+
+struct kn_metrics_slos {
+    struct kn_slo_reading *items;
+    size_t n;
+};
+
+static void kn_metrics_collect_slo(const struct kn_slo_reading *r, void *data)
+{
+    struct kn_metrics_slos *s = data;
+
+    s->items = kn_reallocarray(s->items, s->n + 1, sizeof(*s->items));
+    s->items[s->n++] = *r;
+}
+
 /* ---- the route ------------------------------------------------------------------------------- */
 
 /* The API's own counters: calls refused since start, by code and route (non-zero ones). */
@@ -338,6 +394,12 @@ void kn_api_metrics(struct kn_api *api, h2o_req_t *req)
         kn_buf_release(&out);
         kn_api_reply_error(req, 503, "cannot read the state store");
         return;
+    }
+    if (api->deps.slos) {
+        struct kn_metrics_slos slos = {0};
+        api->deps.slos(api->deps.data, NULL, NULL, kn_metrics_collect_slo, &slos);
+        kn_api_metrics_slo(&out, slos.items, slos.n);
+        free(slos.items);
     }
     kn_metrics_refused(&out, api);
     kn_selfmetrics_render(NULL, &out);

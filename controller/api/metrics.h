@@ -10,6 +10,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
+#include "slo.h"
 
 /* The windows of the DORA metrics. */
 #define KN_DORA_FREQUENCY_DAYS 7
@@ -38,5 +39,11 @@ typedef int (*kn_api_live_cb)(void *data, const char *app, struct kn_live_state 
  * weights). <0 when the store could not be read. */
 int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now_ms,
                           kn_api_live_cb live, void *data);
+
+/* Append the SLO series of the readings r[0..n) (controller/slo.h):
+ * kanaria_slo_sli, kanaria_slo_error_budget_remaining (ratios) and kanaria_slo_burn_rate (by
+ * window), labelled repo, app and slo; a reading without numbers (none yet, or an error) adds
+ * nothing, so a series that stops shows the gap. */
+void kn_api_metrics_slo(struct kn_buf *out, const struct kn_slo_reading *r, size_t n);
 
 #endif /* KANARIA_API_METRICS_H */
