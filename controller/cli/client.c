@@ -300,6 +300,48 @@ static void kn_client_print_deployments(const json_t *list)
     }
 }
 
+/* One line per SLO: its SLI, budget left and burn rates as last read, and how old that is. */
+static void kn_client_print_slos(const json_t *slos)
+{
+    static const char *const windows[] = {"1h", "6h", "3d"};
+    long long now = (long long)time(NULL) * 1000;
+    size_t i;
+    const json_t *s;
+
+    json_array_foreach(slos, i, s)
+    {
+        const json_t *burn = json_object_get(s, "burn_rates");
+        long long at = json_integer_value(json_object_get(s, "read_at"));
+        char age[32];
+        char label[64];
+
+        snprintf(label, sizeof(label), "slo %s:", kn_client_str(s, "name"));
+        snprintf(age, sizeof(age), "%llds ago", at > 0 && now > at ? (now - at) / 1000 : 0);
+        if (at <= 0) {
+            printf("%-17s no reading yet (objective %g%% over %s)\n", label,
+                   json_number_value(json_object_get(s, "objective")), kn_client_str(s, "window"));
+            continue;
+        }
+        if (*kn_client_str(s, "error") && strcmp(kn_client_str(s, "error"), "-") != 0) {
+            printf("%-17s cannot be read: %s (%s)\n", label, kn_client_str(s, "error"), age);
+            continue;
+        }
+        printf("%-17s SLI %.3f%% over %s (objective %g%%), budget %.1f%% left, burn", label,
+               json_number_value(json_object_get(s, "sli")) * 100, kn_client_str(s, "window"),
+               json_number_value(json_object_get(s, "objective")),
+               json_number_value(json_object_get(s, "budget_remaining")) * 100);
+        for (size_t w = 0; w < sizeof(windows) / sizeof(windows[0]); w++) {
+            const json_t *v = json_object_get(burn, windows[w]);
+            if (json_is_number(v)) {
+                printf("%s %s %.2f", w ? " ·" : "", windows[w], json_number_value(v));
+            } else {
+                printf("%s %s -", w ? " ·" : "", windows[w]);
+            }
+        }
+        printf(", read %s\n", age);
+    }
+}
+
 static void kn_client_print_app(const json_t *app)
 {
     const json_t *cur = json_object_get(app, "current");
@@ -357,6 +399,9 @@ static void kn_client_print_app(const json_t *app)
             }
         }
         printf("\n");
+        if (strcmp(kn_client_str(cur, "status"), "BLOCKED") == 0) {
+            printf("blocked:          %s\n", kn_client_str(cur, "reason"));
+        }
         if (json_is_object(st)) {
             printf("running stage:    %s\n", kn_client_running_stage(cur, 0, wait, sizeof(wait)));
         }
@@ -377,6 +422,7 @@ static void kn_client_print_app(const json_t *app)
     } else if (json_object_get(app, "traffic")) {
         printf("traffic:          unknown: %s\n", kn_client_str(app, "traffic_error"));
     }
+    kn_client_print_slos(json_object_get(app, "slos"));
     printf("\n");
     kn_client_print_deployments(json_object_get(app, "deployments"));
 }
