@@ -3,7 +3,8 @@
 # reload (SIGHUP) adds a fixed window from now to about 12 s ahead; v2, committed inside it, waits
 # FROZEN with the window's name and end in its reason (in the store, `kanaria status hello` and
 # the API's `freeze`), and starts once the window has ended. Then, inside a window of an hour,
-# `kanaria rollback hello --to v1` passes, recorded as a GATE_PASSED event.
+# `kanaria rollback hello --to v1` passes, recorded as a GATE_PASSED event; v3 waits in that
+# window until a reload removes it.
 set -uo pipefail
 bin=$1
 server=$2
@@ -126,5 +127,15 @@ check "the pass is recorded as GATE_PASSED ($msg)" $?
 out=$(count 10)
 [ "$out" = "v1 10" ]
 check "v1 serves again ($out)" $?
+
+# 6. v3 waits in that window; a reload that removes the window lets it start at once
+test_service "$tmp/upstream/hello" hello v3 "$bind"
+git commit -qam "hello v3"
+wait_for "v3 frozen" "select status from deployments where id = 4" "FROZEN" 10
+check "v3 waits FROZEN in the window of an hour" $?
+config ""
+kill -HUP "$pid"
+wait_for "v3 deployed" "select status from deployments where id = 4" "SUCCESS" 10
+check "a reload without the window lets v3 start, not an hour later" $?
 
 stop_kanaria
