@@ -2003,6 +2003,42 @@ int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data
     return rc < 0 ? rc : deployments_each(st, s, cb, data);
 }
 
+int kn_store_failure_times(struct kn_store *st, kn_store_failure_times_cb cb, void *data)
+{
+    struct kn_store_failure_times *items = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT d.id,"
+                 " COALESCE((SELECT min(a.at) FROM analysis_records a WHERE a.deployment = d.id"
+                 "  AND a.verdict = 'FAIL'), 0),"
+                 " COALESCE((SELECT max(r.started_at) FROM stages r WHERE r.deployment = d.id"
+                 "  AND r.name = 'ROLLBACK'), 0),"
+                 " COALESCE((SELECT max(r.finished_at) FROM stages r WHERE r.deployment = d.id"
+                 "  AND r.name = 'ROLLBACK'), 0)"
+                 " FROM deployments d WHERE d.status = 'FAILURE' ORDER BY d.id",
+                 "");
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        items[n].deployment = sqlite3_column_int64(s, 0);
+        items[n].first_fail_at = sqlite3_column_int64(s, 1);
+        items[n].rollback_started_at = sqlite3_column_int64(s, 2);
+        items[n++].rollback_finished_at = sqlite3_column_int64(s, 3);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+    free(items);
+    return rc;
+}
+
 /* ---- platform memos ------------------------------------------------------------------------ */
 
 int kn_store_memo_get(struct kn_store *st, const char *platform, const char *repo,

@@ -375,6 +375,21 @@ int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *dat
  * what the DORA metrics are computed from. */
 int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data);
 
+/* When a FAILURE deployment's failure showed and its rollback ran, ms since the epoch (0: not
+ * recorded): its first analysis evaluation with verdict FAIL, its ROLLBACK stage's start and
+ * end. */
+struct kn_store_failure_times {
+    long long deployment;
+    long long first_fail_at;
+    long long rollback_started_at;
+    long long rollback_finished_at;
+};
+
+/* Each FAILURE deployment's times, by id; cb runs after the query is done and a non-zero return
+ * stops and is returned. */
+typedef int (*kn_store_failure_times_cb)(const struct kn_store_failure_times *t, void *data);
+int kn_store_failure_times(struct kn_store *st, kn_store_failure_times_cb cb, void *data);
+
 /* ---- notification state ------------------------------------------------------------------ */
 
 /* A notification's saved value under key (controller/notify.h: "cursor", a deployment's Slack
