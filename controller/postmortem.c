@@ -28,11 +28,11 @@ static const char *const kn_pm_rollback_steps[] = {
     "rollback step ",
 };
 
-/* Event types that mark the deployment's own course on the timeline (status changes and gates);
- * STAGE_LOG lines and the PLANNED event (the plan is its own entry) are not among them. */
+/* Event types that mark the deployment's course before its end on the timeline (gates, the
+ * start, approvals); STAGE_LOG lines and the PLANNED event (the plan is its own entry) are not
+ * among them, and ROLLING_BACK, FAILURE and CANCELLED come in their own places. */
 static const char *const kn_pm_timeline_events[] = {
-    "BLOCKED", "FROZEN", "GATE_PASSED", "RUNNING", "WAITING_APPROVAL", "ROLLING_BACK",
-    "FAILURE", "CANCELLED",
+    "BLOCKED", "FROZEN", "GATE_PASSED", "RUNNING", "WAITING_APPROVAL",
 };
 
 struct kn_pm {
@@ -304,52 +304,69 @@ static const char *kn_pm_fail_why(const struct kn_pm *pm, const char *check, lon
     return buf;
 }
 
-static void kn_pm_timeline(struct kn_pm *pm)
+/* The deployment's events of the types in `types` (n of them), on the timeline. */
+static void kn_pm_events(struct kn_pm *pm, const char *const *types, size_t n)
 {
-    const struct kn_deployment *d = &pm->d;
-    char label[256], why[1024];
     size_t i;
-    json_t *e, *s;
+    json_t *e;
 
-    kn_pm_at(pm, d->commit_time, "commit %.7s by %s: %s", d->commit, d->author, d->message);
-    kn_pm_at(pm, d->created_at, "planned (%s, trigger %s): %s", d->strategy, d->trigger,
-             d->summary);
-    json_array_foreach(pm->stages, i, s)
-    {
-        long long index = kn_pm_int(s, "index");
-        const char *name = kn_pm_str(s, "name");
-        const char *status = kn_pm_str(s, "status");
-        if (s == pm->rollback) {
-            kn_pm_at(pm, kn_pm_int(s, "started_at"), "rollback started (stage %lld %s)", index,
-                     name);
-            kn_pm_at(pm, kn_pm_int(s, "finished_at"), "rollback finished: %s", status);
-            continue;
-        }
-        kn_pm_stage_label(pm, index, name, label, sizeof(label));
-        kn_pm_at(pm, kn_pm_int(s, "started_at"), "%s started", label);
-        kn_pm_at(pm, kn_pm_int(s, "finished_at"), "%s finished: %s", label, status);
-    }
-    if (pm->fail) {
-        const char *check = kn_pm_str(pm->fail, "check");
-        long long at = kn_pm_int(pm->fail, "at");
-        kn_pm_fail_why(pm, check, at, why, sizeof(why));
-        kn_pm_stage_label(pm, kn_pm_int(pm->fail, "stage"), kn_pm_str(kn_pm_stage(pm,
-                          kn_pm_int(pm->fail, "stage")), "name"), label, sizeof(label));
-        kn_pm_at(pm, at, "first failing evaluation: check '%s' (%s): %s", check, label,
-                 *why ? why : kn_pm_str(pm->fail, "bound"));
-    }
     json_array_foreach(pm->events, i, e)
     {
         const char *type = kn_pm_str(e, "type");
         const char *msg = kn_pm_str(e, "message");
-        for (size_t k = 0; k < sizeof(kn_pm_timeline_events) / sizeof(*kn_pm_timeline_events);
-             k++) {
-            if (strcmp(type, kn_pm_timeline_events[k]) == 0) {
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(type, types[k]) == 0) {
                 kn_pm_at(pm, kn_pm_int(e, "at"), "%s%s%s", type, *msg ? ": " : "", msg);
                 break;
             }
         }
     }
+}
+
+/* The timeline, added in the order things follow each other, so that entries of the same
+ * millisecond keep it: the commit and the plan, the gates and the start, each stage with the
+ * first failing evaluation inside its own, the rollback, the end. */
+static void kn_pm_timeline(struct kn_pm *pm)
+{
+    static const char *const rolling_back[] = {"ROLLING_BACK"};
+    static const char *const final[] = {"FAILURE", "CANCELLED"};
+    const struct kn_deployment *d = &pm->d;
+    long long fail_stage = pm->fail ? kn_pm_int(pm->fail, "stage") : -1;
+    char label[256], why[1024];
+    size_t i;
+    json_t *s;
+
+    kn_pm_at(pm, d->commit_time, "commit %.7s by %s: %s", d->commit, d->author, d->message);
+    kn_pm_at(pm, d->created_at, "planned (%s, trigger %s): %s", d->strategy, d->trigger,
+             d->summary);
+    kn_pm_events(pm, kn_pm_timeline_events,
+                 sizeof(kn_pm_timeline_events) / sizeof(*kn_pm_timeline_events));
+    json_array_foreach(pm->stages, i, s)
+    {
+        long long index = kn_pm_int(s, "index");
+        if (s == pm->rollback) {
+            continue;
+        }
+        kn_pm_stage_label(pm, index, kn_pm_str(s, "name"), label, sizeof(label));
+        kn_pm_at(pm, kn_pm_int(s, "started_at"), "%s started", label);
+        if (index == fail_stage) {
+            const char *check = kn_pm_str(pm->fail, "check");
+            long long at = kn_pm_int(pm->fail, "at");
+            kn_pm_fail_why(pm, check, at, why, sizeof(why));
+            kn_pm_at(pm, at, "first failing evaluation: check '%s' (%s): %s", check, label,
+                     *why ? why : kn_pm_str(pm->fail, "bound"));
+        }
+        kn_pm_at(pm, kn_pm_int(s, "finished_at"), "%s finished: %s", label,
+                 kn_pm_str(s, "status"));
+    }
+    kn_pm_events(pm, rolling_back, 1);
+    if (pm->rollback) {
+        kn_pm_at(pm, kn_pm_int(pm->rollback, "started_at"), "rollback started (stage %lld %s)",
+                 kn_pm_int(pm->rollback, "index"), kn_pm_str(pm->rollback, "name"));
+        kn_pm_at(pm, kn_pm_int(pm->rollback, "finished_at"), "rollback finished: %s",
+                 kn_pm_str(pm->rollback, "status"));
+    }
+    kn_pm_events(pm, final, 2);
 }
 
 static json_t *kn_pm_detection(const struct kn_pm *pm, json_t *out)
@@ -591,7 +608,7 @@ out:
 static void kn_pm_md_text(struct kn_buf *b, const char *s)
 {
     for (; s && *s; s++) {
-        if (strchr("\\`*_[]<>|#", *s)) {
+        if (strchr("\\`*[]<>|", *s)) { /* a "_" within a word is no emphasis */
             kn_buf_addch(b, '\\');
             kn_buf_addch(b, *s);
         } else if (*s == '\n' || *s == '\r') {

@@ -173,6 +173,12 @@ static void test_failed_canary(void **state)
                 entry(tl, "first failing evaluation"));
     assert_true(entry(tl, "rollback started") > entry(tl, "stage 2 ANALYSIS finished"));
     assert_true(entry(tl, "rollback finished: SUCCESS") > entry(tl, "rollback started"));
+    /* the same millisecond keeps the order of the course: stage failed, rolling back, rollback
+     * started; rollback finished, FAILURE */
+    assert_true(entry(tl, "ROLLING_BACK: ") > entry(tl, "stage 2 ANALYSIS finished"));
+    assert_true(entry(tl, "ROLLING_BACK: ") < entry(tl, "rollback started"));
+    assert_true(entry(tl, "FAILURE: analysis") > entry(tl, "rollback finished"));
+    assert_int_equal(entry(tl, "FAILURE: analysis"), (int)json_array_size(tl) - 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(tl, 0), "time")),
                         "2026-11-25T19:39:56.000Z");
 
@@ -228,6 +234,7 @@ static void test_markdown(void **state)
     assert_non_null(strstr(md, "- **Author:** Dev Eloper \\<dev@example.com\\>\n"));
     assert_non_null(strstr(md, "## Timeline\n\n| Time | What |\n|---|---|\n"
                                "| 2026-11-25T19:39:56.000Z | commit 1111111 by Dev Eloper"));
+    assert_non_null(strstr(md, "Z | stage 1 TRAFFIC_ROUTING 'traffic' started |\n"));
     assert_non_null(strstr(md, "- **Check:** error-rate\n"));
     assert_non_null(strstr(md, "- **Numbers:** canary 0.31 above max 0.05"));
     assert_non_null(strstr(md, "the canary served up to 30% of the traffic for 13.5s"));
