@@ -41,7 +41,8 @@ struct kn_pm {
     json_t *pipeline;  /* what the engine recorded at the start, or NULL */
     json_t *stages;    /* [{index, name, status, started_at, finished_at}] */
     json_t *events;    /* [{at, type, actor, message}] */
-    json_t *fail;      /* the first analysis record with verdict FAIL, or NULL */
+    json_t *fails;     /* the analysis records with verdict FAIL, oldest first */
+    json_t *fail;      /* the first of them (borrowed), or NULL */
     json_t *timeline;  /* [{at, what, seq}] in the order added; sorted at the end */
     json_t *rollback;  /* the ROLLBACK stage, borrowed from stages, or NULL */
 };
@@ -224,16 +225,19 @@ static int kn_pm_collect_analysis(const struct kn_analysis_record *r, void *data
     struct kn_pm *pm = data;
     json_t *read, *values, *threshold;
 
-    if (pm->fail || strcmp(r->verdict, "FAIL") != 0) {
+    if (strcmp(r->verdict, "FAIL") != 0) {
         return 0;
     }
     read = kn_analysis_values_read(r->values_json);
     values = read ? json_incref(json_object_get(read, "values")) : json_string(r->values_json);
     threshold = json_object_get(read, "threshold");
-    pm->fail = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:o, s:O}", "check", r->check, "stage",
-                         r->stage, "at", (json_int_t)r->at, "verdict", r->verdict, "bound",
-                         r->bound, "query", r->query, "values", values ? values : json_null(),
-                         "threshold", json_is_object(threshold) ? threshold : json_null());
+    json_array_append_new(
+        pm->fails, json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:o, s:O}", "check", r->check,
+                             "stage", r->stage, "at", (json_int_t)r->at, "verdict", r->verdict,
+                             "bound", r->bound, "query", r->query, "values",
+                             values ? values : json_null(), "threshold",
+                             json_is_object(threshold) ? threshold : json_null()));
+    pm->fail = json_array_get(pm->fails, 0);
     json_decref(read);
     return 0;
 }
@@ -369,11 +373,46 @@ static void kn_pm_timeline(struct kn_pm *pm)
     kn_pm_events(pm, final, 2);
 }
 
+/* The failing evaluation that decided: the last FAIL of the check the deployment's reason
+ * names ("analysis 'NAME' failed"), the check's first FAIL time and its number of FAILs into
+ * *first_at and *count; the first FAIL of all when the reason names no check that failed. */
+static const json_t *kn_pm_decisive(const struct kn_pm *pm, long long *first_at, long long *count)
+{
+    const char *p = strstr(pm->d.reason, "analysis '");
+    const json_t *found = NULL, *r;
+    char check[160] = "";
+    size_t i;
+
+    if (p) {
+        p += strlen("analysis '");
+        snprintf(check, sizeof(check), "%.*s", (int)strcspn(p, "'"), p);
+    }
+    *first_at = 0;
+    *count = 0;
+    json_array_foreach(pm->fails, i, r)
+    {
+        if (strcmp(kn_pm_str(r, "check"), check) == 0) {
+            *first_at = *first_at ? *first_at : kn_pm_int(r, "at");
+            ++*count;
+            found = r;
+        }
+    }
+    if (!found) {
+        found = pm->fail;
+        *first_at = kn_pm_int(found, "at");
+        json_array_foreach(pm->fails, i, r)
+        {
+            *count += strcmp(kn_pm_str(r, "check"), kn_pm_str(found, "check")) == 0;
+        }
+    }
+    return found;
+}
+
 static json_t *kn_pm_detection(const struct kn_pm *pm, json_t *out)
 {
     char why[1024], label[256];
+    long long stage, first_at, count;
     json_t *det;
-    long long stage;
 
     if (!pm->fail) {
         json_object_set_new(out, "detected_by",
@@ -383,7 +422,9 @@ static json_t *kn_pm_detection(const struct kn_pm *pm, json_t *out)
                                               "reason says what did"));
         return json_null();
     }
-    det = json_deep_copy(pm->fail);
+    det = json_deep_copy(kn_pm_decisive(pm, &first_at, &count));
+    json_object_set_new(det, "first_failed_at", json_integer(first_at));
+    json_object_set_new(det, "failed_evaluations", json_integer(count));
     stage = kn_pm_int(det, "stage");
     kn_pm_stage_label(pm, stage, kn_pm_str(kn_pm_stage(pm, stage), "name"), label,
                       sizeof(label));
@@ -548,6 +589,7 @@ int kn_postmortem_build(struct kn_store *st, long long id, json_t **out, struct 
     pm.stages = json_array();
     pm.events = json_array();
     pm.timeline = json_array();
+    pm.fails = json_array();
     if (id <= 0 || (rc = kn_store_deployment_get(st, id, &pm.d)) == KN_ENOTFOUND) {
         rc = kn_error_set(err, KN_ENOTFOUND, NULL, "no deployment '%lld'", id);
         goto out;
@@ -597,7 +639,7 @@ out:
     json_decref(pm.pipeline);
     json_decref(pm.stages);
     json_decref(pm.events);
-    json_decref(pm.fail);
+    json_decref(pm.fails);
     json_decref(pm.timeline);
     return rc;
 }
@@ -654,8 +696,11 @@ static void kn_pm_md_detection(struct kn_buf *b, const json_t *pm)
     if (json_is_object(det)) {
         kn_pm_md_item(b, "Check", kn_pm_str(det, "check"));
         kn_pm_md_item(b, "Stage", kn_pm_str(det, "stage_name"));
-        kn_pm_md_item(b, "First failing evaluation",
-                      kn_pm_time(kn_pm_int(det, "at"), t, sizeof(t)));
+        kn_pm_md_item(b, "Its first failing evaluation",
+                      kn_pm_time(kn_pm_int(det, "first_failed_at"), t, sizeof(t)));
+        kn_buf_addf(b, "- **Failed evaluations:** %lld; the one that decided, at %s:\n",
+                    kn_pm_int(det, "failed_evaluations"),
+                    kn_pm_time(kn_pm_int(det, "at"), t, sizeof(t)));
         kn_pm_md_item(b, "Verdict", kn_pm_str(det, "verdict"));
         if (*kn_pm_str(det, "why")) {
             kn_pm_md_item(b, "Numbers", kn_pm_str(det, "why"));

@@ -19,8 +19,11 @@
  *   {"deployment", "title", "summary": {repo, app, commit, author, message, trigger, strategy,
  *    outcome, rolled_back, reason, commit_time, planned_at, started_at, finished_at},
  *    "timeline": [{"at" (ms since the epoch), "time" (UTC, ISO 8601), "what"}] oldest first,
- *    "detection": {"check", "stage", "stage_name", "at", "verdict", "bound", "why", "query",
- *    "values", "threshold"} or null when no analysis evaluation failed, "detected_by" (text),
+ *    "detection": the failing evaluation that decided (the last FAIL of the check the reason
+ *    names, else the first FAIL of all) {"check", "stage", "stage_name", "at", "verdict",
+ *    "bound", "why" (the numbers as the analysis said them), "query", "values", "threshold",
+ *    "first_failed_at", "failed_evaluations" (of that check)} or null when no analysis
+ *    evaluation failed, "detected_by" (text),
  *    "impact": {"canary_served_ms", "canary_share_percent", "requests", "errors",
  *    "error_budget_spent"} (null each when not known) and "notes" [text],
  *    "resolution": {"rollback": {"started_at", "finished_at", "duration_ms", "status"} or null,

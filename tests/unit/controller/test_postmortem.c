@@ -84,6 +84,16 @@ static long long failed_canary(struct kn_store *st)
                                            "{\"values\": {\"canary\": [0.01]}}", "max 0.05",
                                            "PASS", T0 + 8000),
                      0);
+    /* another check fails first, within its limit */
+    assert_int_equal(kn_store_analysis_add(st, id, 2, "errors-vs-primary", "q2",
+                                           "{\"values\": {\"canary\": [1], \"primary\": [0]}}",
+                                           "alpha 0.05", "FAIL", T0 + 10000),
+                     0);
+    assert_int_equal(kn_store_event_add(st, "STAGE_LOG", "deploy", "hello", id, "kanaria",
+                                        "check 'errors-vs-primary': FAIL: canary is higher "
+                                        "(0 passed, 1 failed, 0 inconclusive)",
+                                        T0 + 10000),
+                     0);
     assert_int_equal(kn_store_analysis_add(st, id, 2, "error-rate", "sum(rate(x[4s]))",
                                            "{\"values\": {\"canary\": [0.31]},"
                                            " \"threshold\": {\"max\": 0.05, \"min\": null}}",
@@ -95,8 +105,14 @@ static long long failed_canary(struct kn_store *st)
                                         T0 + 12000),
                      0);
     assert_int_equal(kn_store_analysis_add(st, id, 2, "error-rate", "sum(rate(x[4s]))",
-                                           "{\"values\": {\"canary\": [0.29]}}", "max 0.05",
-                                           "FAIL", T0 + 16000),
+                                           "{\"values\": {\"canary\": [0.29]},"
+                                           " \"threshold\": {\"max\": 0.05, \"min\": null}}",
+                                           "max 0.05", "FAIL", T0 + 16000),
+                     0);
+    assert_int_equal(kn_store_event_add(st, "STAGE_LOG", "deploy", "hello", id, "kanaria",
+                                        "check 'error-rate': FAIL: canary 0.29 above max 0.05 "
+                                        "(1 passed, 2 failed, 0 inconclusive)",
+                                        T0 + 16000),
                      0);
     assert_int_equal(kn_store_stage_set(st, id, 2, "ANALYSIS", "FAILURE", T0 + 16000), 0);
     assert_int_equal(kn_store_deployment_set_status(st, id, KN_DEPLOY_ROLLING_BACK,
@@ -166,8 +182,8 @@ static void test_failed_canary(void **state)
     assert_int_equal(entry(tl, "planned (PIPELINE"), 1);
     assert_true(entry(tl, "stage 1 TRAFFIC_ROUTING 'traffic' started") >
                 entry(tl, "stage 0 CANARY_ROLLOUT finished: SUCCESS"));
-    assert_true(entry(tl, "first failing evaluation: check 'error-rate' (stage 2 ANALYSIS): "
-                          "canary 0.31 above max 0.05") >
+    assert_true(entry(tl, "first failing evaluation: check 'errors-vs-primary' (stage 2 "
+                          "ANALYSIS): canary is higher") >
                 entry(tl, "stage 2 ANALYSIS started"));
     assert_true(entry(tl, "stage 2 ANALYSIS finished: FAILURE") >
                 entry(tl, "first failing evaluation"));
@@ -182,13 +198,17 @@ static void test_failed_canary(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(tl, 0), "time")),
                         "2026-11-25T19:39:56.000Z");
 
-    /* detection: the first FAIL record, with its numbers */
+    /* detection: the check the reason names, its FAIL that decided, with its numbers */
     det = json_object_get(pm, "detection");
     assert_string_equal(json_string_value(json_object_get(det, "check")), "error-rate");
-    assert_int_equal(json_integer_value(json_object_get(det, "at")), T0 + 12000);
+    assert_int_equal(json_integer_value(json_object_get(det, "at")), T0 + 16000);
+    assert_int_equal(json_integer_value(json_object_get(det, "first_failed_at")), T0 + 12000);
+    assert_int_equal(json_integer_value(json_object_get(det, "failed_evaluations")), 2);
     assert_string_equal(json_string_value(json_object_get(det, "bound")), "max 0.05");
+    assert_string_equal(json_string_value(json_object_get(det, "why")),
+                        "canary 0.29 above max 0.05 (1 passed, 2 failed, 0 inconclusive)");
     assert_true(json_real_value(json_array_get(
-                    json_object_get(json_object_get(det, "values"), "canary"), 0)) == 0.31);
+                    json_object_get(json_object_get(det, "values"), "canary"), 0)) == 0.29);
     assert_true(json_real_value(json_object_get(json_object_get(det, "threshold"), "max")) ==
                 0.05);
 
@@ -236,7 +256,10 @@ static void test_markdown(void **state)
                                "| 2026-11-25T19:39:56.000Z | commit 1111111 by Dev Eloper"));
     assert_non_null(strstr(md, "Z | stage 1 TRAFFIC_ROUTING 'traffic' started |\n"));
     assert_non_null(strstr(md, "- **Check:** error-rate\n"));
-    assert_non_null(strstr(md, "- **Numbers:** canary 0.31 above max 0.05"));
+    assert_non_null(strstr(md, "- **Numbers:** canary 0.29 above max 0.05"));
+    assert_non_null(strstr(md, "- **Its first failing evaluation:** 2026-11-25T19:40:13.000Z\n"
+                               "- **Failed evaluations:** 2; the one that decided, at "
+                               "2026-11-25T19:40:17.000Z:\n"));
     assert_non_null(strstr(md, "the canary served up to 30% of the traffic for 13.5s"));
     assert_non_null(strstr(md, "error budget spent: not known"));
     assert_non_null(strstr(md, "| traffic back to the primary | 2026-11-25T19:40:17.000Z | 500ms |"));
