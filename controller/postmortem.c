@@ -29,10 +29,13 @@ static const char *const kn_pm_rollback_steps[] = {
 };
 
 /* Event types that mark the deployment's course before its end on the timeline (gates, the
- * start, approvals); STAGE_LOG lines and the PLANNED event (the plan is its own entry) are not
- * among them, and ROLLING_BACK, FAILURE and CANCELLED come in their own places. */
+ * start, approvals, what operators asked); STAGE_LOG lines and the PLANNED event (the plan is
+ * its own entry) are not among them, and ROLLING_BACK, FAILURE and CANCELLED come in their own
+ * places. */
 static const char *const kn_pm_timeline_events[] = {
-    "BLOCKED", "FROZEN", "GATE_PASSED", "RUNNING", "WAITING_APPROVAL",
+    "BLOCKED",  "FROZEN",           "GATE_PASSED",    "RUNNING",           "WAITING_APPROVAL",
+    "APPROVED", "REJECTED",         "SKIP_REQUESTED", "PROMOTE_REQUESTED", "CANCEL_REQUESTED",
+    "BREAK_GLASS",
 };
 
 struct kn_pm {
@@ -318,9 +321,12 @@ static void kn_pm_events(struct kn_pm *pm, const char *const *types, size_t n)
     {
         const char *type = kn_pm_str(e, "type");
         const char *msg = kn_pm_str(e, "message");
+        const char *actor = kn_pm_str(e, "actor");
+        int person = *actor && strcmp(actor, "kanaria") != 0;
         for (size_t k = 0; k < n; k++) {
             if (strcmp(type, types[k]) == 0) {
-                kn_pm_at(pm, kn_pm_int(e, "at"), "%s%s%s", type, *msg ? ": " : "", msg);
+                kn_pm_at(pm, kn_pm_int(e, "at"), "%s%s%s%s%s%s", type, person ? " (by " : "",
+                         person ? actor : "", person ? ")" : "", *msg ? ": " : "", msg);
                 break;
             }
         }

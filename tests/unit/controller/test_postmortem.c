@@ -318,6 +318,10 @@ static void test_cancel_rolled_back(void **state)
 
     assert_int_equal(kn_store_deployment_set_status(f->st, id, KN_DEPLOY_RUNNING, NULL, T0), 0);
     assert_int_equal(kn_store_stage_set(f->st, id, 0, "CANARY_ROLLOUT", "RUNNING", T0), 0);
+    assert_int_equal(kn_store_event_add(f->st, "CANCEL_REQUESTED", "deploy", "hello", id, "ada",
+                                        "cancel deployment 1 (1111111) with the rollback",
+                                        T0 + 10),
+                     0);
     assert_int_equal(kn_store_stage_set(f->st, id, 0, "CANARY_ROLLOUT", "CANCELLED", T0 + 10), 0);
     assert_int_equal(
         kn_store_deployment_set_status(f->st, id, KN_DEPLOY_ROLLING_BACK, "cancelled", T0 + 10),
@@ -329,6 +333,11 @@ static void test_cancel_rolled_back(void **state)
     kn_error_clear(&err);
     assert_int_equal(kn_postmortem_build(f->st, id, &pm, &err), 0);
     assert_true(json_is_null(json_object_get(pm, "detection")));
+    /* what the operator asked, and by whom, before the stage it stopped */
+    assert_true(entry(json_object_get(pm, "timeline"),
+                      "CANCEL_REQUESTED (by ada): cancel deployment 1") >= 0);
+    assert_true(entry(json_object_get(pm, "timeline"), "CANCEL_REQUESTED") <
+                entry(json_object_get(pm, "timeline"), "CANARY_ROLLOUT finished: CANCELLED"));
     assert_non_null(strstr(json_string_value(json_object_get(pm, "detected_by")), "a cancel"));
     assert_non_null(strstr(
         json_string_value(json_array_get(json_object_get(json_object_get(pm, "impact"), "notes"),
