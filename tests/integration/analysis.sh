@@ -184,7 +184,8 @@ grep -q "^- \*\*Check:\*\* $fail_check$" <<<"$pm" &&
 rc=$?
 check "it names the failing check ($fail_check) with its numbers, and the rollback's steps ($(grep -E '^- \*\*(Numbers|Bound)' <<<"$pm" | tr '\n' ' '))" $rc
 grep -Eq '^- the canary served up to 50% of the traffic for [0-9.]+(ms|s|m)' <<<"$pm"
-check "its impact gives the canary's share and time ($(grep -m1 'the canary' <<<"$pm"))" $?
+rc=$?
+check "its impact gives the canary's share and time ($(grep -m1 'the canary' <<<"$pm"))" $rc
 KANARIA_ADDR="http://127.0.0.1:$api" "$bin" postmortem 3 --json | python3 -c '
 import json, sys
 pm = json.load(sys.stdin)
@@ -204,8 +205,10 @@ check "a successful deployment's postmortem is refused with 409 ($out)" $?
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$api/api/v1/deployments/999/postmortem")
 ctype=$(curl -s -o /dev/null -w '%{content_type}' -H 'Accept: text/markdown' \
     "http://127.0.0.1:$api/api/v1/deployments/3/postmortem")
-[ "$code" = 404 ] && [ "${ctype%%;*}" = text/markdown ]
-check "an unknown deployment is 404, Accept: text/markdown gets Markdown ($code, $ctype)" $?
+bad=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$api/api/v1/deployments/3/postmortem?format=xml")
+[ "$code" = 404 ] && [ "${ctype%%;*}" = text/markdown ] &&
+    grep -q "'format' must be markdown or json, got 'xml'" <<<"$bad" && [ "${bad##* }" = 400 ]
+check "an unknown deployment is 404, Accept: text/markdown gets Markdown, another format 400 ($code, $ctype, ${bad##* })" $?
 
 # 3. Prometheus stopped mid-analysis: INCONCLUSIVE, then the inconclusive limit fails the stage
 service v4 0
