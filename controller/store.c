@@ -193,7 +193,7 @@ static const char *const kn_store_migrations[] = {
      "  PRIMARY KEY (name, key)"
      ");"),
 
-    /* 5 -> 6: when the deployed commit was made (its author time, ms), so that lead time counts
+    /* 5 -> 6: when the deployed commit was made (its committer time, ms), so that lead time counts
      * from the commit; 0 for deployments recorded before, and when it is not known. */
     "ALTER TABLE deployments ADD COLUMN commit_time INTEGER NOT NULL DEFAULT 0;",
 };

@@ -229,7 +229,7 @@ static void kn_metrics_dora(struct kn_buf *out, const struct kn_metrics_outcomes
     static const char *const helps[KN_METRICS_DORA_SERIES] = {
         "Successful deployments of new commits per day over the last 7 days (self-heals, syncs, "
         "rollbacks and retries do not count, here nor below).",
-        "Median time from the commit (its author time; the deployment's creation when kanaria did "
+        "Median time from the commit (its committer time; the deployment's creation when kanaria did "
         "not record it) to SUCCESS over the last 20 successful deployments of new commits.",
         "Share of final deployments of new commits in the last 30 days that ended in FAILURE "
         "(FAILURE / (SUCCESS + FAILURE)).",

@@ -156,7 +156,7 @@ struct kn_deployment {
     long long started_at;    /* 0 until RUNNING */
     long long finished_at;   /* 0 until final */
     char trigger[64];        /* "commit", "self-heal", "sync by NAME", "rollback by NAME" */
-    long long commit_time;   /* ms since the epoch: the commit's author time; 0 not known */
+    long long commit_time;   /* ms since the epoch: the commit's committer time; 0 not known */
 };
 
 /* See kn_app_state_release: the same for a deployment's texts. */
@@ -175,7 +175,7 @@ struct kn_deployment_new {
     const char *plan_json;   /* the diff and anything else worth keeping; may be NULL */
     const char *trigger;     /* NULL or "commit": a new commit, deployed once; anything else
                                 (see struct kn_deployment) deploys a commit again */
-    long long commit_time;   /* ms since the epoch of the commit (its author time), 0 unknown */
+    long long commit_time;   /* ms since the epoch of the commit (its committer time), 0 unknown */
 };
 
 /*
