@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/router.h"
+#include "freeze.h"
 #include "kanaria/engine.h"
 
 /* How many deployments an app's answer lists. */
@@ -18,14 +20,16 @@
 
 json_t *kn_api_deployment_json(const struct kn_deployment *d)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s,"
+                     " s:I}",
                      "id",
                      (json_int_t)d->id, "repo", d->repo, "app", d->app, "commit", d->commit,
                      "author", d->author, "message", d->message, "strategy", d->strategy, "summary",
                      d->summary, "status", kn_deploy_status_name(d->status), "reason", d->reason,
                      "created_at", (json_int_t)d->created_at, "updated_at",
                      (json_int_t)d->updated_at, "started_at", (json_int_t)d->started_at,
-                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger);
+                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger,
+                     "commit_time", (json_int_t)d->commit_time);
 }
 
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data)
@@ -196,6 +200,45 @@ static void kn_api_collect_slo(const struct kn_slo_reading *r, void *data)
                         "error", r->error));
 }
 
+/* One opening of a freeze window: times in ms, and as the window's zone shows them. */
+static json_t *kn_api_freeze_span(const struct kn_freeze_span *s, int with_from)
+{
+    char text[96];
+    json_t *j = json_object();
+
+    json_object_set_new(j, "name", json_string(s->window->name ? s->window->name : ""));
+    if (with_from) {
+        json_object_set_new(j, "from", json_integer(s->from_ms));
+        kn_freeze_format_local(s->window, s->from_ms, text, sizeof(text));
+        json_object_set_new(j, "from_local", json_string(text));
+    }
+    json_object_set_new(j, "until", json_integer(s->until_ms));
+    kn_freeze_format_local(s->window, s->until_ms, text, sizeof(text));
+    json_object_set_new(j, "until_local", json_string(text));
+    return j;
+}
+
+/* `freeze`: the window of kanaria.yaml covering the app that is open now and the one that opens
+ * next ({active: {name, until}, next: {name, from, until}}, each null when none). */
+static json_t *kn_api_app_freeze(struct kn_api *api, const struct kn_app_state *a)
+{
+    struct kn_freeze_span s;
+    struct timespec ts;
+    long long now;
+    json_t *j = json_object();
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    json_object_set_new(j, "active",
+                        kn_freeze_active(api->config, NULL, a->repo, a->name, now, &s)
+                            ? kn_api_freeze_span(&s, 0)
+                            : json_null());
+    json_object_set_new(j, "next", kn_freeze_next(api->config, NULL, a->repo, a->name, now, &s)
+                                       ? kn_api_freeze_span(&s, 1)
+                                       : json_null());
+    return j;
+}
+
 static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "repo", a->repo, "name", a->name,
@@ -218,6 +261,7 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
         api->deps.slos(api->deps.data, a->repo, a->name, kn_api_collect_slo,
                        json_object_get(j, "slos"));
     }
+    json_object_set_new(j, "freeze", kn_api_app_freeze(api, a));
     /* while the store cannot be written, no app's state can be recorded */
     json_object_set_new(j, "storage_error",
                         json_string(kn_store_storage_error(api->deps.store, NULL)));

@@ -133,7 +133,7 @@ reason=$(reason_of 2)
 grep -qF "error budget of SLO 'availability' spent: SLI 99.000% over 30d against an objective of 99.9%, -900.000% of the budget left (minRemaining 0%); waits until it recovers" <<<"$reason"
 check "its reason has the SLO, SLI, objective, window and budget ($reason)" $?
 out=$("$bin" status hello 2>&1)
-grep -q "^blocked: .*SLO 'availability' spent" <<<"$out" &&
+grep -q "^waiting: .*SLO 'availability' spent" <<<"$out" &&
     grep -q "^slo availability: *SLI 99.000% over 30d (objective 99.9%), budget -900.0% left, burn 1h 10.00 · 6h 10.00 · 3d 10.00, read [0-9]*s ago" <<<"$out"
 check "kanaria status shows why and the SLO's numbers ($(grep -E '^(blocked|slo)' <<<"$out" | tr '\n' ' '))" $?
 get /api/v1/apps/hello |

@@ -324,7 +324,7 @@ static void test_options_of_another_type(void **state)
     expect("  platform: edge\n  kubernetes: {}\n", SERVICE,
            "app.kanaria.yaml:7:3: unknown key 'kubernetes' in 'spec' (allowed: platform, "
            "manifests, trigger, planner, autoRollback, timeout, prune, pipeline, analysis, slos, "
-           "errorBudgetPolicy)\n");
+           "errorBudgetPolicy, freezeWindows)\n");
 }
 
 /* ---- kinds from files the options name ----------------------------------------------------- */
