@@ -115,7 +115,8 @@ service v1
 git add -A && git commit -qm "hello v1"
 start
 wait_for "v1 deployed" "select status from deployments where id = 1" "SUCCESS"
-check "v1 deploys ($(reason_of 1))" $?
+rc=$?
+check "v1 deploys ($(reason_of 1))" $rc
 budget 1
 check "the SLO is read once the app was seen: budget remaining 1 on /metrics" $?
 
@@ -124,7 +125,8 @@ gauges 990 1000 0.0001
 budget -9
 check "99% against 99.9%: /metrics shows -9 of the budget left" $?
 get /metrics | grep -Eq '^kanaria_slo_burn_rate\{repo="deploy",app="hello",slo="availability",window="1h"\} (10|9\.99+[0-9]*|10\.00+[0-9]*)$'
-check "and a burn rate of 10 over 1h ($(get /metrics | grep '^kanaria_slo_burn_rate' | tr '\n' ' '))" $?
+rc=$?
+check "and a burn rate of 10 over 1h ($(get /metrics | grep '^kanaria_slo_burn_rate' | tr '\n' ' '))" $rc
 service v2
 git commit -qam "hello v2"
 wait_for "v2 blocked" "select status from deployments where id = 2" "BLOCKED"
@@ -135,7 +137,8 @@ check "its reason has the SLO, SLI, objective, window and budget ($reason)" $?
 out=$("$bin" status hello 2>&1)
 grep -q "^waiting: .*SLO 'availability' spent" <<<"$out" &&
     grep -q "^slo availability: *SLI 99.000% over 30d (objective 99.9%), budget -900.0% left, burn 1h 10.00 · 6h 10.00 · 3d 10.00, read [0-9]*s ago" <<<"$out"
-check "kanaria status shows why and the SLO's numbers ($(grep -E '^(blocked|slo)' <<<"$out" | tr '\n' ' '))" $?
+rc=$?
+check "kanaria status shows why and the SLO's numbers ($(grep -E '^(waiting|slo)' <<<"$out" | tr '\n' ' '))" $rc
 get /api/v1/apps/hello |
     python3 -c 'import json,sys; s=json.load(sys.stdin)["slos"][0]; sys.exit(0 if s["name"]=="availability" and abs(s["budget_remaining"]+9)<1e-6 and s["window"]=="30d" and s["error"]=="" else 1)'
 check "the app API has the SLO's reading" $?
@@ -143,7 +146,8 @@ check "the app API has the SLO's reading" $?
 # 2. the budget recovers: v2 starts, and the burn-rate analysis passes its slow-burning canary
 gauges 1000 1000 0.0001
 wait_for "v2 deployed" "select status from deployments where id = 2" "SUCCESS" 40
-check "v2 starts once the budget recovers, and succeeds ($(reason_of 2))" $?
+rc=$?
+check "v2 starts once the budget recovers, and succeeds ($(reason_of 2))" $rc
 rec=$(sql "select verdict, bound from analysis_records where deployment = 2 and check_name = 'burn' limit 1")
 [ "$rec" = "PASS|maxBurnRate 14.4 (SLO 'availability', objective 99.9%)" ]
 check "the burn-rate check passed ($rec)" $?
@@ -160,11 +164,13 @@ git commit -qam "hello v3"
 wait_for "v3 blocked" "select status from deployments where id = 3" "BLOCKED"
 check "v3 waits BLOCKED" $?
 grep -qF "waits until it recovers or \`kanaria approve hello\`" <<<"$(reason_of 3)"
-check "its reason says it may be approved ($(reason_of 3))" $?
+rc=$?
+check "its reason says it may be approved ($(reason_of 3))" $rc
 out=$("$bin" approve hello 2>&1)
 check "kanaria approve hello is accepted ($out)" $?
 wait_for "v3 deployed" "select status from deployments where id = 3" "SUCCESS" 40
-check "the approved v3 is deployed ($(reason_of 3))" $?
+rc=$?
+check "the approved v3 is deployed ($(reason_of 3))" $rc
 ev=$(sql "select message from events where deployment = 3 and type = 'GATE_PASSED'")
 grep -q "SLO 'availability' spent .*approved by " <<<"$ev"
 check "the pass is recorded with who approved it ($ev)" $?
@@ -173,7 +179,8 @@ check "the pass is recorded with who approved it ($ev)" $?
 service v4
 git commit -qam "hello v4 [kanaria hotfix]"
 wait_for "v4 deployed" "select status from deployments where id = 4" "SUCCESS" 40
-check "a [kanaria hotfix] commit passes the spent budget ($(reason_of 4))" $?
+rc=$?
+check "a [kanaria hotfix] commit passes the spent budget ($(reason_of 4))" $rc
 ev=$(sql "select message from events where deployment = 4 and type = 'GATE_PASSED'")
 grep -q "passed the gates as a hotfix.*without that: error budget of SLO 'availability' spent" <<<"$ev"
 check "recorded as a hotfix ($ev)" $?
