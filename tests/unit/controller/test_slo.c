@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_metrics.h"
 #include "gate.h"
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
@@ -324,6 +325,105 @@ static void test_gate(void **state)
     free(dir);
 }
 
+/* ---- the monitor, on the fake provider ----------------------------------------------------- */
+
+struct monitor_test {
+    uv_loop_t loop;
+    int kicks;
+};
+
+static struct kn_metrics *monitor_metrics(void *data, const char *name)
+{
+    struct monitor_test *t = data;
+
+    return name && strcmp(name, "prom") != 0 ? NULL : kn_fake_metrics(&t->loop, "prom");
+}
+
+static void monitor_kick(void *data)
+{
+    struct monitor_test *t = data;
+
+    t->kicks++;
+    uv_stop(&t->loop);
+}
+
+static void copy_reading(const struct kn_slo_reading *r, void *data)
+{
+    *(struct kn_slo_reading *)data = *r;
+}
+
+/* good from the fake's "canary" values, total from its "primary" ones: a reading in numbers,
+ * then one that failed, and the gate on each. */
+static void test_monitor(void **state)
+{
+    char *dir = kn_test_tmpdir();
+    struct kn_app *app = load(dir, "apiVersion: kanaria.dev/v1\n"
+                                   "kind: Application\n"
+                                   "metadata: {name: web}\n"
+                                   "spec:\n"
+                                   "  manifests: [m.yaml]\n"
+                                   "  slos:\n"
+                                   "    - {name: availability, objective: 99.9,\n"
+                                   "       good: 'canary_ok[{{window}}]', total: 'all[{{window}}]'}\n"
+                                   "  errorBudgetPolicy: {}\n");
+    struct monitor_test t = {.kicks = 0};
+    struct kn_slo_monitor_deps deps = {.loop = &t.loop, .interval_ms = 3600000,
+                                       .metrics = monitor_metrics, .kick = monitor_kick,
+                                       .data = &t};
+    struct kn_slo_monitor *m = NULL;
+    struct kn_slo_reading r;
+    struct kn_deployment d;
+    struct kn_gate_verdict v;
+    double good = 990, total = 1000;
+
+    (void)state;
+    assert_int_equal(app->diags.count, 0);
+    uv_loop_init(&t.loop);
+    assert_int_equal(kn_slo_monitor_new(&m, &deps), 0);
+    memset(&d, 0, sizeof(d));
+    snprintf(d.repo, sizeof(d.repo), "main");
+    snprintf(d.app, sizeof(d.app), "web");
+    snprintf(d.strategy, sizeof(d.strategy), "PIPELINE");
+    snprintf(d.trigger, sizeof(d.trigger), "commit");
+    kn_fake_metrics_set(&good, 1, &total, 1, NULL);
+    /* the gate's call makes the SLO known: no reading yet */
+    kn_slo_gate(m, &d, app, 0, &v);
+    assert_int_equal(v.status, KN_DEPLOY_PLANNED);
+    assert_string_equal(v.reason, "waiting for the first reading of SLO 'availability'");
+    uv_run(&t.loop, UV_RUN_DEFAULT); /* until the reading's kick */
+    assert_int_equal(t.kicks, 1);
+    memset(&r, 0, sizeof(r));
+    kn_slo_monitor_each(m, "main", "web", copy_reading, &r);
+    assert_true(r.known);
+    assert_string_equal(r.error, "");
+    assert_true(fabs(r.sli - 0.99) < 1e-9);
+    assert_true(fabs(r.remaining + 9) < 1e-6);
+    assert_true(fabs(r.burn[0] - 10) < 1e-6 && fabs(r.burn[2] - 10) < 1e-6);
+    assert_non_null(strstr(kn_fake_metrics_state.last_query, "[")); /* {{window}} filled */
+    assert_null(strstr(kn_fake_metrics_state.last_query, "{{"));
+    kn_slo_gate(m, &d, app, 0, &v);
+    assert_int_equal(v.status, KN_DEPLOY_BLOCKED);
+    assert_non_null(strstr(v.reason, "SLI 99.000% over 30d"));
+    /* the provider fails: an error reading, and the gate blocks naming it */
+    kn_fake_metrics_set(NULL, 0, NULL, 0, "connection refused");
+    kn_slo_monitor_refresh(m);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    assert_int_equal(t.kicks, 2);
+    kn_slo_monitor_each(m, NULL, NULL, copy_reading, &r);
+    assert_non_null(strstr(r.error, "metrics provider 'prom': query "));
+    assert_non_null(strstr(r.error, "connection refused"));
+    kn_slo_gate(m, &d, app, 0, &v);
+    assert_int_equal(v.status, KN_DEPLOY_BLOCKED);
+    assert_non_null(strstr(v.reason, "cannot be read (onError: block)"));
+    kn_slo_monitor_stop(m);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    kn_slo_monitor_free(m);
+    uv_loop_close(&t.loop);
+    kn_app_free(app);
+    kn_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_shared),
         cmocka_unit_test(test_gate),
+        cmocka_unit_test(test_monitor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
