@@ -19,14 +19,16 @@
 
 json_t *kn_api_deployment_json(const struct kn_deployment *d)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s,"
+                     " s:I}",
                      "id",
                      (json_int_t)d->id, "repo", d->repo, "app", d->app, "commit", d->commit,
                      "author", d->author, "message", d->message, "strategy", d->strategy, "summary",
                      d->summary, "status", kn_deploy_status_name(d->status), "reason", d->reason,
                      "created_at", (json_int_t)d->created_at, "updated_at",
                      (json_int_t)d->updated_at, "started_at", (json_int_t)d->started_at,
-                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger);
+                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger,
+                     "commit_time", (json_int_t)d->commit_time);
 }
 
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data)

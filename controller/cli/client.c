@@ -1,7 +1,8 @@
 /*
  * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
  * the operator's `cancel APP`, `rollback APP`, `sync APP`, `retry APP`, `skip APP --stage N`,
- * `promote APP --full`, `prune APP`, and `repos [REPO]` (each repository's fetch status). They
+ * `promote APP --full`, `prune APP`, `postmortem ID` (a failed deployment's draft), and
+ * `repos [REPO]` (each repository's fetch status). They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
@@ -1874,6 +1875,49 @@ int kn_cmd_get(int argc, char **argv)
     } else {
         kn_client_print_deployment(j);
     }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(path);
+    return rc;
+}
+
+int kn_cmd_postmortem(int argc, char **argv)
+{
+    static const char usage[] = "kanaria postmortem ID [--json]";
+    struct kn_client_answer ans = {0};
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char *path = NULL, *end = NULL;
+    long long id;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0 || o.repo) {
+        if (o.repo) {
+            fprintf(stderr, "usage: %s\n", usage);
+        }
+        return KN_EXIT_USAGE;
+    }
+    id = strtoll(o.app, &end, 10);
+    if (end == o.app || *end || id <= 0) {
+        fprintf(stderr, "kanaria: a deployment ID is a number such as 42, got '%s'\nusage: %s\n",
+                o.app, usage);
+        return KN_EXIT_USAGE;
+    }
+    path = kn_asprintf("/api/v1/deployments/%lld/postmortem?format=%s", id,
+                       o.json ? "json" : "markdown");
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if (ans.status < 200 || ans.status > 299 || o.json) {
+        /* the error, or the JSON checked before it is printed */
+        if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+            goto out;
+        }
+    }
+    rc = KN_EXIT_OK;
+    kn_client_print_json(&ans); /* the Markdown, or the JSON, as the server wrote it */
 out:
     json_decref(j);
     kn_buf_release(&ans.body);
