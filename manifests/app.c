@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kanaria/freeze.h"
+
 #define KN_API_VERSION "kanaria.dev/v1"
 
 /* ---- schema ------------------------------------------------------------------------------- */
@@ -157,6 +159,12 @@ static const struct kn_field spec_fields[] = {
      .offset = offsetof(struct kn_app_spec, analysis_node),
      .help = "background analysis: startingStage, until, and the metrics and http checks of "
              "ANALYSIS, run from that stage until that one starts"},
+    {.key = "freezeWindows",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_app_spec, freeze_windows),
+     .sub = &kn_freeze_app_window_schema,
+     .help = "the app's own freeze windows, as kanaria.yaml's freezeWindows without apps and "
+             "repositories: a deployment waits FROZEN while one is open"},
 };
 
 /* `analysis:` parsed by its schema, which the stages own (kanaria/stage.h). */
@@ -167,7 +175,8 @@ static void spec_check(void *obj, const struct kn_node *node, struct kn_schema_c
     char saved[sizeof(ctx->path)];
     const char *prefix;
 
-    (void)node;
+    kn_freeze_check_unique(ctx, kn_node_get(node, "freezeWindows"), &s->freeze_windows,
+                           "spec.freezeWindows");
     if (!a || (a->type != KN_NODE_MAP && kn_node_scalar_kind(a) == KN_SCALAR_NULL)) {
         return;
     }

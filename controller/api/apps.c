@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/router.h"
+#include "freeze.h"
 #include "kanaria/engine.h"
 
 /* How many deployments an app's answer lists. */
@@ -167,6 +169,45 @@ static json_t *kn_api_running_stage_json(struct kn_api *api, const struct kn_dep
     return j;
 }
 
+/* One opening of a freeze window: times in ms, and as the window's zone shows them. */
+static json_t *kn_api_freeze_span(const struct kn_freeze_span *s, int with_from)
+{
+    char text[96];
+    json_t *j = json_object();
+
+    json_object_set_new(j, "name", json_string(s->window->name ? s->window->name : ""));
+    if (with_from) {
+        json_object_set_new(j, "from", json_integer(s->from_ms));
+        kn_freeze_format_local(s->window, s->from_ms, text, sizeof(text));
+        json_object_set_new(j, "from_local", json_string(text));
+    }
+    json_object_set_new(j, "until", json_integer(s->until_ms));
+    kn_freeze_format_local(s->window, s->until_ms, text, sizeof(text));
+    json_object_set_new(j, "until_local", json_string(text));
+    return j;
+}
+
+/* `freeze`: the window of kanaria.yaml covering the app that is open now and the one that opens
+ * next ({active: {name, until}, next: {name, from, until}}, each null when none). */
+static json_t *kn_api_app_freeze(struct kn_api *api, const struct kn_app_state *a)
+{
+    struct kn_freeze_span s;
+    struct timespec ts;
+    long long now;
+    json_t *j = json_object();
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    json_object_set_new(j, "active",
+                        kn_freeze_active(api->config, NULL, a->repo, a->name, now, &s)
+                            ? kn_api_freeze_span(&s, 0)
+                            : json_null());
+    json_object_set_new(j, "next", kn_freeze_next(api->config, NULL, a->repo, a->name, now, &s)
+                                       ? kn_api_freeze_span(&s, 1)
+                                       : json_null());
+    return j;
+}
+
 static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "repo", a->repo, "name", a->name,
@@ -184,6 +225,7 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_object_set_new(j, "orphaned_since", json_integer(a->orphaned_at));
     json_object_set_new(j, "pruned", json_boolean(a->pruned_at != 0));
     json_object_set_new(j, "pruned_at", json_integer(a->pruned_at));
+    json_object_set_new(j, "freeze", kn_api_app_freeze(api, a));
     /* while the store cannot be written, no app's state can be recorded */
     json_object_set_new(j, "storage_error",
                         json_string(kn_store_storage_error(api->deps.store, NULL)));

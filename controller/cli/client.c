@@ -242,7 +242,8 @@ static void kn_client_print_app_row(const json_t *app)
     const json_t *latest = json_object_get(app, "latest");
     const json_t *d = json_is_object(cur) ? cur : latest;
     const json_t *st = json_is_object(cur) ? json_object_get(cur, "running_stage") : NULL;
-    char commit[8], deploy[32], stage[96];
+    const json_t *freeze = json_object_get(json_object_get(app, "freeze"), "active");
+    char commit[8], deploy[32], stage[96], frozen[256];
     const char *note = NULL;
 
     kn_client_short(json_is_object(d) ? json_string_value(json_object_get(d, "commit")) : NULL,
@@ -264,6 +265,16 @@ static void kn_client_print_app_row(const json_t *app)
             strstr(json_string_value(json_object_get(d, "reason")), "(break-glass)")) {
             note = json_string_value(json_object_get(d, "reason"));
         }
+    }
+    /* held by a start gate: why and until when */
+    if (!note && json_is_object(d) && (strcmp(kn_client_str(d, "status"), "FROZEN") == 0 ||
+                                       strcmp(kn_client_str(d, "status"), "BLOCKED") == 0)) {
+        note = json_string_value(json_object_get(d, "reason"));
+    }
+    if (!note && json_is_object(freeze)) {
+        snprintf(frozen, sizeof(frozen), "freeze window '%s' open until %s",
+                 kn_client_str(freeze, "name"), kn_client_str(freeze, "until_local"));
+        note = frozen;
     }
     printf("%-20s %-12s %-8s %-12s %-7s %-38s %s%s%s\n", kn_client_str(app, "name"),
            kn_client_str(app, "repo"), deploy,
@@ -298,6 +309,25 @@ static void kn_client_print_deployments(const json_t *list)
                               sizeof(when)),
                kn_client_str(d, "summary"), reason && *reason ? " — " : "",
                reason && *reason ? reason : "");
+    }
+}
+
+/* The freeze windows of kanaria.yaml that cover the app: the one open now, the next one. */
+static void kn_client_print_freeze(const json_t *app)
+{
+    const json_t *freeze = json_object_get(app, "freeze");
+    const json_t *active = json_object_get(freeze, "active");
+    const json_t *next = json_object_get(freeze, "next");
+
+    if (json_is_object(active)) {
+        printf("freeze:           window '%s' open until %s (deployments wait FROZEN)\n",
+               kn_client_str(active, "name"), kn_client_str(active, "until_local"));
+    } else {
+        printf("freeze:           none open\n");
+    }
+    if (json_is_object(next)) {
+        printf("next freeze:      window '%s' from %s until %s\n", kn_client_str(next, "name"),
+               kn_client_str(next, "from_local"), kn_client_str(next, "until_local"));
     }
 }
 
@@ -358,6 +388,10 @@ static void kn_client_print_app(const json_t *app)
             }
         }
         printf("\n");
+        if (strcmp(kn_client_str(cur, "status"), "FROZEN") == 0 ||
+            strcmp(kn_client_str(cur, "status"), "BLOCKED") == 0) {
+            printf("waiting:          %s\n", kn_client_str(cur, "reason"));
+        }
         if (json_is_object(st)) {
             printf("running stage:    %s\n", kn_client_running_stage(cur, 0, wait, sizeof(wait)));
         }
@@ -367,6 +401,7 @@ static void kn_client_print_app(const json_t *app)
     } else {
         printf("deploying:        -\n");
     }
+    kn_client_print_freeze(app);
     if (json_is_object(traffic)) {
         printf("traffic:          primary %g%% · canary %g%%",
                json_number_value(json_object_get(traffic, "primary")),

@@ -651,6 +651,7 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_notify_set_config(s->notify, cfg);
         s->config = cfg;
         s->gates.cfg = cfg;
+        kick_engine(s); /* held deployments: asked again against the new freeze windows */
     }
     if (s->ready) {
         notify(s->config == cfg ? "READY=1\nSTATUS=serving: reloaded"

@@ -101,6 +101,7 @@ struct kn_app_spec {
     long long timeout_ms;
     int prune;               /* removed from its platform once its folder leaves the repository */
     struct kn_list pipeline; /* struct kn_stage_config */
+    struct kn_list freeze_windows; /* struct kn_freeze_window (kanaria/freeze.h) */
     /* `analysis:`, checks run in the background across stages of the pipeline: the block as
      * given (borrowed from the parsed file; NULL when absent), and it parsed by
      * kn_background_schema (kanaria/stage.h) into that schema's struct (owned; NULL when
