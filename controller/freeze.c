@@ -21,10 +21,10 @@
 #include "kanaria/app.h"
 #include "kanaria/error.h"
 
-#define KN_TZ_DIR "/usr/share/zoneinfo"
-#define KN_TZ_MAX_FILE (256 * 1024)
-#define KN_FREEZE_SEARCH_S (5LL * 366 * 86400) /* how far a schedule is searched */
-#define KN_FREEZE_MAX_CHAIN 64                 /* openings that run into each other */
+#define KN_TZ_DIR           "/usr/share/zoneinfo"
+#define KN_TZ_MAX_FILE      (256 * 1024)
+#define KN_FREEZE_SEARCH_S  (5LL * 366 * 86400) /* how far a schedule is searched */
+#define KN_FREEZE_MAX_CHAIN 64                  /* openings that run into each other */
 
 /* ---- the calendar (proleptic Gregorian; H. Hinnant's days_from_civil) ------------------------ */
 
@@ -97,10 +97,10 @@ struct tz_posix {
 
 struct kn_tz {
     char *name;
-    long long *times; /* transitions, seconds since the epoch */
+    long long *times;   /* transitions, seconds since the epoch */
     unsigned char *idx; /* type of each transition */
     size_t ntimes;
-    long *offs;       /* utoff of each type */
+    long *offs; /* utoff of each type */
     unsigned char *isdst;
     size_t ntypes;
     struct tz_posix footer;
@@ -306,8 +306,7 @@ long kn_tz_offset(const struct kn_tz *tz, long long t)
 }
 
 /* Parse a TZif file's content: 0, or KN_EINVAL with why. */
-static int tz_parse(struct kn_tz *tz, const unsigned char *buf, size_t len, char *why,
-                    size_t size)
+static int tz_parse(struct kn_tz *tz, const unsigned char *buf, size_t len, char *why, size_t size)
 {
     const unsigned char *p = buf, *endp = buf + len;
     long long cnt[6];
@@ -416,8 +415,7 @@ int kn_tz_load(struct kn_tz **out, const char *name, char *why, size_t size)
         strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-") !=
             strlen(name) ||
         strlen(name) > 128) {
-        snprintf(why, size, "'%.128s' is not a time zone name (Area/City, as Europe/Berlin)",
-                 name);
+        snprintf(why, size, "'%.128s' is not a time zone name (Area/City, as Europe/Berlin)", name);
         rc = KN_EINVAL;
         goto out;
     }
@@ -479,14 +477,14 @@ static const char *const cron_months[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JU
 static const char *const cron_days[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL};
 
 static const struct cron_field cron_fields[] = {
-    {"minute", 0, 59, NULL},         {"hour", 0, 23, NULL},
-    {"day of month", 1, 31, NULL},   {"month", 1, 12, cron_months},
+    {"minute", 0, 59, NULL},          {"hour", 0, 23, NULL},
+    {"day of month", 1, 31, NULL},    {"month", 1, 12, cron_months},
     {"day of week", 0, 7, cron_days},
 };
 
 /* One value of field f at *p: a number or a name. */
-static int cron_value(const struct cron_field *f, const char **p, int *out, char *why,
-                      size_t size, int fi)
+static int cron_value(const struct cron_field *f, const char **p, int *out, char *why, size_t size,
+                      int fi)
 {
     const char *s = *p;
 
@@ -560,8 +558,8 @@ static int cron_field_parse(int fi, const char *text, uint64_t *bits, int *any, 
                     goto out;
                 }
                 if (hi < lo) {
-                    snprintf(why, size, "field %d (%s): range '%s' goes backwards", fi + 1,
-                             f->what, item);
+                    snprintf(why, size, "field %d (%s): range '%s' goes backwards", fi + 1, f->what,
+                             item);
                     rc = KN_EINVAL;
                     goto out;
                 }
@@ -582,8 +580,8 @@ static int cron_field_parse(int fi, const char *text, uint64_t *bits, int *any, 
             p = end;
         }
         if (*p) {
-            snprintf(why, size, "field %d (%s): '%s' is not a number, range, list or step",
-                     fi + 1, f->what, item);
+            snprintf(why, size, "field %d (%s): '%s' is not a number, range, list or step", fi + 1,
+                     f->what, item);
             rc = KN_EINVAL;
             goto out;
         }
@@ -759,8 +757,7 @@ int kn_freeze_window_next(const struct kn_freeze_window *w, long long now_ms,
     return 1;
 }
 
-void kn_freeze_format_local(const struct kn_freeze_window *w, long long ms, char *buf,
-                            size_t size)
+void kn_freeze_format_local(const struct kn_freeze_window *w, long long ms, char *buf, size_t size)
 {
     long long t = floor_div(ms, 1000), local = t + kn_tz_offset(w ? w->tz : NULL, t);
     long long days = floor_div(local, 86400), y;
@@ -779,8 +776,8 @@ void kn_freeze_format_utc(long long ms, char *buf, size_t size)
     int m, d;
 
     civil_from_days(days, &y, &m, &d);
-    snprintf(buf, size, "%04lld-%02d-%02dT%02ld:%02ld:%02ldZ", y, m, d, sod / 3600,
-             sod % 3600 / 60, sod % 60);
+    snprintf(buf, size, "%04lld-%02d-%02dT%02ld:%02ld:%02ldZ", y, m, d, sod / 3600, sod % 3600 / 60,
+             sod % 60);
 }
 
 static int take_digits(const char **p, int n, int *out)
@@ -809,8 +806,8 @@ int kn_rfc3339_parse(const char *s, long long *ms)
         return KN_EINVAL;
     }
     p++;
-    if (take_digits(&p, 2, &h) < 0 || *p++ != ':' || take_digits(&p, 2, &mi) < 0 ||
-        *p++ != ':' || take_digits(&p, 2, &sec) < 0) {
+    if (take_digits(&p, 2, &h) < 0 || *p++ != ':' || take_digits(&p, 2, &mi) < 0 || *p++ != ':' ||
+        take_digits(&p, 2, &sec) < 0) {
         return KN_EINVAL;
     }
     if (*p == '.') {
@@ -829,8 +826,8 @@ int kn_rfc3339_parse(const char *s, long long *ms)
         p++;
     } else if (*p == '+' || *p == '-') {
         sign = *p++ == '-' ? -1 : 1;
-        if (take_digits(&p, 2, &oh) < 0 || *p++ != ':' || take_digits(&p, 2, &om) < 0 ||
-            oh > 23 || om > 59) {
+        if (take_digits(&p, 2, &oh) < 0 || *p++ != ':' || take_digits(&p, 2, &om) < 0 || oh > 23 ||
+            om > 59) {
             return KN_EINVAL;
         }
     } else {
@@ -841,7 +838,9 @@ int kn_rfc3339_parse(const char *s, long long *ms)
         return KN_EINVAL;
     }
     *ms = ((days_from_civil(y, mo, d) * 86400 + h * 3600LL + mi * 60LL + sec) -
-           sign * (oh * 3600LL + om * 60LL)) * 1000 + frac;
+           sign * (oh * 3600LL + om * 60LL)) *
+              1000 +
+          frac;
     return 0;
 }
 
@@ -919,8 +918,7 @@ static void window_check(void *obj, const struct kn_node *node, struct kn_schema
                      w->from);
     } else if (kn_rfc3339_parse(w->to, &w->to_ms) < 0) {
         window_error(ctx, node, "to",
-                     "'to' must be an RFC 3339 time (2026-12-24T00:00:00+01:00), got '%s'",
-                     w->to);
+                     "'to' must be an RFC 3339 time (2026-12-24T00:00:00+01:00), got '%s'", w->to);
     } else if (w->to_ms <= w->from_ms) {
         window_error(ctx, node, "to", "'to' (%s) must be after 'from' (%s)", w->to, w->from);
     }
@@ -1017,8 +1015,8 @@ void kn_freeze_check_unique(struct kn_schema_ctx *ctx, const struct kn_node *seq
             }
             snprintf(subject, sizeof(subject), "%s[%zu]", key, i);
             kn_schema_error_in(ctx, subject, kn_node_get(seq->items[i], "name"),
-                               "'name' must be unique, '%s' is already used at line %u",
-                               w[i].name, first ? first->loc.line : 0);
+                               "'name' must be unique, '%s' is already used at line %u", w[i].name,
+                               first ? first->loc.line : 0);
             break;
         }
     }
@@ -1085,8 +1083,8 @@ void kn_freeze_gate(const struct kn_config *cfg, const struct kn_deployment *d,
     char local[96], utc[32];
 
     out->status = KN_DEPLOY_RUNNING;
-    if (!kn_freeze_active(cfg, app ? &app->cfg.spec.freeze_windows : NULL, d->repo, d->app,
-                          now_ms, &s)) {
+    if (!kn_freeze_active(cfg, app ? &app->cfg.spec.freeze_windows : NULL, d->repo, d->app, now_ms,
+                          &s)) {
         return;
     }
     kn_freeze_format_local(s.window, s.until_ms, local, sizeof(local));

@@ -542,7 +542,7 @@ static json_t *kn_pm_impact(const struct kn_pm *pm)
     json_t *notes = json_array(), *impact;
     long long since = 0, until = 0;
     double share = kn_pm_canary_share(pm, &since);
-    char span[32];
+    char span[32], t[40];
 
     /* traffic went back to the primary with the rollback's first step */
     if (pm->rollback) {
@@ -553,9 +553,6 @@ static json_t *kn_pm_impact(const struct kn_pm *pm)
                     : kn_pm_int(pm->rollback, "finished_at");
         json_decref(steps);
     }
-    if (!until) {
-        until = pm->d.finished_at;
-    }
     if (strcmp(pm->d.strategy, "QUICK_SYNC") == 0) {
         json_array_append_new(notes, json_string("a quick sync: no canary, the new version took "
                                                  "all of the traffic at once"));
@@ -564,6 +561,12 @@ static json_t *kn_pm_impact(const struct kn_pm *pm)
         json_array_append_new(notes, json_string("the canary got no share of the traffic before "
                                                  "the deployment ended"));
         since = 0;
+    } else if (!until) {
+        /* no rollback (autoRollback off): nothing took the traffic back */
+        json_array_append_new(
+            notes, json_sprintf("the canary served up to %g%% of the traffic from %s; no rollback "
+                                "ran, so it kept that share after the deployment ended",
+                                share, kn_pm_time(since, t, sizeof(t))));
     } else {
         json_array_append_new(
             notes, json_sprintf("the canary served up to %g%% of the traffic for %s, until the "

@@ -47,10 +47,10 @@ struct kn_tz;
 struct kn_freeze_window {
     uint64_t set;
     char *name;
-    char *schedule;   /* recurring: the cron as written, or NULL */
+    char *schedule; /* recurring: the cron as written, or NULL */
     long long duration_ms;
-    char *time_zone;  /* as written; NULL: UTC */
-    char *from;       /* fixed: RFC 3339 as written, or NULL */
+    char *time_zone; /* as written; NULL: UTC */
+    char *from;      /* fixed: RFC 3339 as written, or NULL */
     char *to;
     struct kn_strlist apps;         /* kanaria.yaml only: globs of app names; empty: all */
     struct kn_strlist repositories; /* kanaria.yaml only: repository names; empty: all */
@@ -101,8 +101,7 @@ int kn_freeze_window_next(const struct kn_freeze_window *w, long long now_ms,
                           struct kn_freeze_span *out);
 
 /* ms in w's zone: "2026-12-08 09:00 Europe/Berlin" ("... UTC" without a zone). */
-void kn_freeze_format_local(const struct kn_freeze_window *w, long long ms, char *buf,
-                            size_t size);
+void kn_freeze_format_local(const struct kn_freeze_window *w, long long ms, char *buf, size_t size);
 
 /* ms as RFC 3339 in UTC: "2026-12-08T08:00:00Z". */
 void kn_freeze_format_utc(long long ms, char *buf, size_t size);

@@ -276,25 +276,25 @@ static void test_bad_entries(void **state)
 {
     const char *yaml = "dataDir: /var/lib/kanaria\n"
                        "freezeWindows:\n"
-                       "  - name: a\n"                       /* 3 */
-                       "    schedule: \"0 25 * * 5\"\n"      /* 4 */
+                       "  - name: a\n"                  /* 3 */
+                       "    schedule: \"0 25 * * 5\"\n" /* 4 */
                        "    duration: 1h\n"
-                       "  - name: b\n"                       /* 6 */
+                       "  - name: b\n" /* 6 */
                        "    schedule: \"0 18 * * 5\"\n"
-                       "    duration: 0s\n"                  /* 8 */
-                       "    timeZone: Europe/Nowhere\n"      /* 9 */
-                       "  - name: c\n"                       /* 10 */
+                       "    duration: 0s\n"             /* 8 */
+                       "    timeZone: Europe/Nowhere\n" /* 9 */
+                       "  - name: c\n"                  /* 10 */
                        "    from: 2026-12-24T00:00:00Z\n"
-                       "    to: 2026-12-23T00:00:00Z\n"      /* 12 */
-                       "  - name: d\n"                       /* 13 */
+                       "    to: 2026-12-23T00:00:00Z\n" /* 12 */
+                       "  - name: d\n"                  /* 13 */
                        "    schedule: \"0 18 * * 5\"\n"
                        "    duration: 1h\n"
-                       "    from: 2026-12-24T00:00:00Z\n"    /* 16 */
-                       "  - name: a\n"                       /* 17 */
-                       "    from: yesterday\n"               /* 18 */
+                       "    from: 2026-12-24T00:00:00Z\n" /* 16 */
+                       "  - name: a\n"                    /* 17 */
+                       "    from: yesterday\n"            /* 18 */
                        "    to: 2026-12-23T00:00:00Z\n"
-                       "  - name: f\n"                       /* 20 */
-                       "    schedule: \"0 0 30 2 *\"\n"      /* 21 */
+                       "  - name: f\n"                  /* 20 */
+                       "    schedule: \"0 0 30 2 *\"\n" /* 21 */
                        "    duration: 1h\n";
     const char *want[] = {
         "kanaria.yaml:4:15: freezeWindows[0]: 'schedule' '0 25 * * 5': field 2 (hour): '25' is "
@@ -412,13 +412,11 @@ static void test_active_and_next(void **state)
                                             "    apps: [shop]\n");
     struct kn_freeze_span s;
 
-    assert_int_equal(kn_freeze_active(cfg, NULL, "deploy", "web", at("2026-12-12T12:00:00Z"),
-                                      &s),
+    assert_int_equal(kn_freeze_active(cfg, NULL, "deploy", "web", at("2026-12-12T12:00:00Z"), &s),
                      1);
     assert_string_equal(s.window->name, "weekend");
     /* two open: the one that ends last */
-    assert_int_equal(kn_freeze_active(cfg, NULL, "deploy", "shop", at("2026-12-12T12:00:00Z"),
-                                      &s),
+    assert_int_equal(kn_freeze_active(cfg, NULL, "deploy", "shop", at("2026-12-12T12:00:00Z"), &s),
                      1);
     assert_string_equal(s.window->name, "xmas");
     /* next: the one that opens first */
@@ -429,8 +427,7 @@ static void test_active_and_next(void **state)
     assert_int_equal(kn_freeze_next(cfg, NULL, "deploy", "shop", at("2026-12-11T18:00:00Z"), &s),
                      1);
     assert_string_equal(s.window->name, "xmas");
-    assert_int_equal(kn_freeze_active(cfg, NULL, "deploy", "web", at("2026-12-15T12:00:00Z"),
-                                      &s),
+    assert_int_equal(kn_freeze_active(cfg, NULL, "deploy", "web", at("2026-12-15T12:00:00Z"), &s),
                      0);
     kn_config_free(cfg);
 }

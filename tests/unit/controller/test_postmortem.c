@@ -346,6 +346,43 @@ static void test_cancel_rolled_back(void **state)
     json_decref(pm);
 }
 
+/* A failure with no rollback (autoRollback off): the canary kept its share, so how long it
+ * served is not known. */
+static void test_failure_without_rollback(void **state)
+{
+    struct fixture *f = *state;
+    long long id = add(f->st, C1, T0);
+    json_t *pm = NULL, *impact;
+    struct kn_error err;
+
+    assert_int_equal(kn_store_stage_meta_set(
+                         f->st, id, KN_STORE_DEPLOYMENT_META, KN_ENGINE_PIPELINE_META,
+                         "[{\"index\": 0, \"kind\": \"TRAFFIC_ROUTING\", \"id\": \"\","
+                         "  \"weights\": {\"primary\": 80, \"canary\": 20, \"baseline\": 0}},"
+                         " {\"index\": 1, \"kind\": \"WAIT\", \"id\": \"\"}]"),
+                     0);
+    assert_int_equal(kn_store_deployment_set_status(f->st, id, KN_DEPLOY_RUNNING, NULL, T0), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 0, "TRAFFIC_ROUTING", "RUNNING", T0), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 0, "TRAFFIC_ROUTING", "SUCCESS", T0 + 10), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 1, "WAIT", "RUNNING", T0 + 10), 0);
+    assert_int_equal(kn_store_stage_set(f->st, id, 1, "WAIT", "FAILURE", T0 + 5000), 0);
+    assert_int_equal(
+        kn_store_deployment_set_status(f->st, id, KN_DEPLOY_FAILURE, "stage WAIT timed out",
+                                       T0 + 5000),
+        0);
+    kn_error_clear(&err);
+    assert_int_equal(kn_postmortem_build(f->st, id, &pm, &err), 0);
+    assert_false(json_is_true(json_object_get(json_object_get(pm, "summary"), "rolled_back")));
+    assert_non_null(strstr(json_string_value(json_object_get(pm, "title")), "failed"));
+    impact = json_object_get(pm, "impact");
+    assert_true(json_number_value(json_object_get(impact, "canary_share_percent")) == 20);
+    assert_true(json_is_null(json_object_get(impact, "canary_served_ms")));
+    assert_non_null(strstr(json_string_value(json_array_get(json_object_get(impact, "notes"), 0)),
+                           "no rollback ran, so it kept that share"));
+    assert_true(json_is_null(json_object_get(json_object_get(pm, "resolution"), "rollback")));
+    json_decref(pm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_markdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_rolled_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_without_rollback, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
