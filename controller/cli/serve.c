@@ -552,6 +552,103 @@ static void on_stop(uv_signal_t *h, int signum)
 /* How often SLOs are read when driftInterval is 0. */
 #define KN_SERVE_SLO_INTERVAL_MS (60 * 1000)
 
+/* ---- the SLOs of apps deployed before this start -------------------------------------------
+ * The monitor learns an app's SLOs from each deployment's load; an app deployed before kanaria
+ * started is read once, at its last good commit, on the thread pool, so that its SLOs are read
+ * and shown from the start. */
+
+struct slo_learn {
+    struct serve *s;
+    uv_work_t work;
+    size_t n;
+    struct slo_learn_app {
+        char *repo, *path, *commit;
+        struct kn_app *app; /* loaded, kept when it declares SLOs */
+    } *apps;
+};
+
+static int slo_learn_collect(const struct kn_app_state *a, void *data)
+{
+    struct slo_learn *l = data;
+
+    if (a->last_good[0] && !a->orphaned_at && a->path[0]) {
+        l->apps = kn_reallocarray(l->apps, l->n + 1, sizeof(*l->apps));
+        l->apps[l->n].repo = kn_strdup(a->repo);
+        l->apps[l->n].path = kn_strdup(a->path);
+        l->apps[l->n].commit = kn_strdup(a->last_good);
+        l->apps[l->n].app = NULL;
+        l->n++;
+    }
+    return 0;
+}
+
+/* Thread pool: each app at its last good commit, from its repository's mirror. */
+static void slo_learn_work(uv_work_t *w)
+{
+    struct slo_learn *l = w->data;
+    git_repository *repo = NULL;
+    char *open_repo = NULL;
+
+    for (size_t i = 0; i < l->n; i++) {
+        struct slo_learn_app *x = &l->apps[i];
+        struct kn_source *src = NULL;
+        struct kn_error err;
+        git_oid commit;
+
+        kn_error_clear(&err);
+        if (!open_repo || strcmp(open_repo, x->repo) != 0) {
+            char *mirror = kn_asprintf("%s/repos/%s.git", l->s->data_dir, x->repo);
+            git_repository_free(repo);
+            repo = NULL;
+            free(open_repo);
+            open_repo = kn_strdup(x->repo);
+            kn_git_open(&repo, mirror, &err);
+            free(mirror);
+        }
+        if (!repo || git_oid_fromstr(&commit, x->commit) != 0 ||
+            kn_git_tree_source_new(&src, repo, &commit, &err) < 0) {
+            continue; /* its next deployment teaches the monitor */
+        }
+        kn_validate_app_load(&x->app, src, x->path, l->s->load_config);
+        if (x->app && (x->app->diags.count > 0 || x->app->cfg.spec.slos.count == 0)) {
+            kn_app_free(x->app);
+            x->app = NULL;
+        }
+        kn_source_free(src);
+    }
+    git_repository_free(repo);
+    free(open_repo);
+}
+
+static void slo_learn_done(uv_work_t *w, int status)
+{
+    struct slo_learn *l = w->data;
+
+    for (size_t i = 0; i < l->n; i++) {
+        if (status == 0 && !l->s->stopped && l->s->slo && l->apps[i].app) {
+            kn_slo_monitor_learn(l->s->slo, l->apps[i].repo, l->apps[i].app);
+        }
+        kn_app_free(l->apps[i].app);
+        free(l->apps[i].repo);
+        free(l->apps[i].path);
+        free(l->apps[i].commit);
+    }
+    free(l->apps);
+    free(l);
+}
+
+static void slo_learn_start(struct serve *s)
+{
+    struct slo_learn *l = kn_calloc(1, sizeof(*l));
+
+    l->s = s;
+    l->work.data = l;
+    kn_store_apps(s->store, NULL, slo_learn_collect, l);
+    if (l->n == 0 || uv_queue_work(&s->loop, &l->work, slo_learn_work, slo_learn_done) != 0) {
+        slo_learn_done(&l->work, UV_ECANCELED);
+    }
+}
+
 /* Fetch, plan, deploy and compare: what only the leader does. */
 static void start_deploying(struct serve *s)
 {
@@ -582,6 +679,7 @@ static void start_deploying(struct serve *s)
     kn_drift_new(&s->drift, &deps);
     kn_slo_monitor_new(&s->slo, &slo);
     s->gates.slo = s->slo;
+    slo_learn_start(s);
     kn_engine_hold(s->engine, 0); /* deployments a previous run left */
     kn_reconcile_start(s->reconcile);
 }

@@ -197,6 +197,19 @@ reason=$(reason_of 5)
 grep -qF "analysis 'burn' failed: canary burns the budget of SLO 'availability' at 50 > maxBurnRate 14.4 (error ratio 0.05 against an objective of 99.9%)" <<<"$reason"
 check "the reason names the SLO and the numbers ($reason)" $?
 
+# 5b. a restart: the deployed app's SLO is read again from its last good commit, before any
+# deployment of it
+kill -TERM "$pid"; wait "$pid"; pid=
+gauges 990 1000 0.0001
+start
+budget -9
+check "after a restart the SLO of the deployed app is read again, with no new deployment" $?
+[ "$(sql "select count(*) from deployments")" = 5 ]
+check "no deployment was made for it" $?
+gauges 1000 1000 0.0001
+budget 1
+check "the budget is back after the restart" $?
+
 # 6. Prometheus stopped: the SLO cannot be read, and under onError block the gate holds
 kill "$prom_pid"; wait "$prom_pid" 2>/dev/null; prom_pid=
 for _ in $(seq 1 50); do
