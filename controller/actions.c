@@ -15,6 +15,7 @@
 #include "git/git.h"
 #include "kanaria/alloc.h"
 #include "kanaria/app.h"
+#include "kanaria/engine.h"
 #include "kanaria/log.h"
 #include "kanaria/manifest.h"
 #include "kanaria/stage.h"
@@ -637,6 +638,16 @@ out:
 
 /* ---- approve and reject ------------------------------------------------------------------ */
 
+/* The step (1-based) after which a running CANARY_STEPS holds until approved; 0: it does not. */
+static long long kn_actions_awaiting_step(struct kn_actions *a, long long deployment, int index)
+{
+    char *v = kn_store_stage_meta_get(a->deps.store, deployment, index, KN_STEPS_AWAITING_META);
+    long long step = v ? atoll(v) : 0;
+
+    free(v);
+    return step;
+}
+
 /*
  * The stage's `approvers` are in the app's config at the deployment's commit, which the store
  * does not keep: it is read from the repository's mirror on the thread pool, then the decision
@@ -655,6 +666,7 @@ struct kn_actions_decision {
     char app_path[512];
     char mirror[1024];
     struct kn_stage_state stage;
+    long long step; /* a CANARY_STEPS paused after this step (1-based) until approved; 0: none */
     /* filled on the thread pool */
     char **approvers;
     size_t napprovers;
@@ -691,6 +703,19 @@ static void kn_actions_decision_load(uv_work_t *w)
     list = stages[x->stage.index].with_node
                ? kn_node_get(stages[x->stage.index].with_node, "approvers")
                : NULL;
+    if (x->step > 0) {
+        /* a CANARY_STEPS: the approvers of its pause after that step */
+        const struct kn_node *pauses = stages[x->stage.index].with_node
+                                           ? kn_node_get(stages[x->stage.index].with_node, "pause")
+                                           : NULL;
+        list = NULL;
+        for (size_t i = 0; pauses && pauses->type == KN_NODE_SEQ && i < pauses->len; i++) {
+            const struct kn_node *at = kn_node_get(pauses->items[i], "step");
+            if (at && at->type == KN_NODE_SCALAR && atoll(at->scalar) == x->step) {
+                list = kn_node_get(pauses->items[i], "approvers");
+            }
+        }
+    }
     if (list && list->type == KN_NODE_SEQ && list->len > 0) {
         x->approvers = kn_calloc(list->len, sizeof(*x->approvers));
         for (size_t i = 0; i < list->len; i++) {
@@ -737,18 +762,20 @@ static void kn_actions_decision_done(uv_work_t *w, int status)
     struct kn_action_result result;
     struct kn_error err;
     char now_status[16];
-    char msg[1024];
+    char msg[1024], step[32];
     long long now = kn_actions_now_ms();
     int rc = 0;
 
     kn_error_clear(&err);
+    snprintf(step, sizeof(step), "%lld)", x->step);
     if (status != 0 || x->error[0]) {
         rc = kn_error_set(&err, KN_EIO, NULL, "%s", x->error[0] ? x->error : "cancelled");
         goto out;
     }
     if (kn_store_stage_get(a->deps.store, x->d.id, x->stage.index, now_status,
                            sizeof(now_status), NULL) < 0 ||
-        strcmp(now_status, "RUNNING") != 0) {
+        strcmp(now_status, "RUNNING") != 0 ||
+        (x->step > 0 && kn_actions_awaiting_step(a, x->d.id, x->stage.index) != x->step)) {
         rc = kn_error_set(&err, KN_EEXISTS, NULL,
                           "deployment %lld of '%s' is no longer waiting for approval", x->d.id,
                           x->d.app);
@@ -764,7 +791,8 @@ static void kn_actions_decision_done(uv_work_t *w, int status)
         rc = kn_error_set(&err, KN_EIO, NULL, "cannot record the decision in the state store");
         goto out;
     }
-    snprintf(msg, sizeof(msg), "%s stage %d %s%s%s%s%s", verb, x->stage.index, x->stage.name,
+    snprintf(msg, sizeof(msg), "%s stage %d %s%s%s%s%s%s%s", verb, x->stage.index, x->stage.name,
+             x->step > 0 ? " (its pause after step " : "", x->step > 0 ? step : "",
              x->from[0] ? " from " : "", x->from, x->reason[0] ? ": " : "", x->reason);
     kn_store_event_add(a->deps.store, x->reject ? "REJECTED" : "APPROVED", x->d.repo, x->d.app,
                        x->d.id, x->who, msg, now);
@@ -808,7 +836,11 @@ int kn_actions_decide(struct kn_actions *a, const char *repo, const char *name, 
         kn_store_stages(a->deps.store, app.current_deployment, kn_actions_find_running, &running);
     }
     x = kn_calloc(1, sizeof(*x));
-    if (running.index < 0 || strcmp(running.name, "WAIT_APPROVAL") != 0 ||
+    if (running.index >= 0 && strcmp(running.name, "CANARY_STEPS") == 0) {
+        x->step = kn_actions_awaiting_step(a, app.current_deployment, running.index);
+    }
+    if (running.index < 0 ||
+        (strcmp(running.name, "WAIT_APPROVAL") != 0 && x->step <= 0) ||
         kn_store_deployment_get(a->deps.store, app.current_deployment, &x->d) < 0) {
         rc = kn_error_set(err, KN_EEXISTS, NULL, "no deployment of '%s' is waiting for approval",
                           app.name);

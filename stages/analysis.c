@@ -759,12 +759,12 @@ static void check_query(const struct kn_metrics_provider_config *provider,
     }
     if (query || at != stage->with_node) {
         kn_schema_error(ctx, query ? query : at,
-                        "stage 'ANALYSIS': metric '%s': the %s query is not valid: %s",
+                        "stage '%s': metric '%s': the %s query is not valid: %s", stage->name,
                         m->name ? m->name : "?", type->name, msg);
     } else {
         kn_schema_error_at(ctx, &stage->loc,
-                           "stage 'ANALYSIS': metric '%s': the %s query is not valid: %s",
-                           m->name ? m->name : "?", type->name, msg);
+                           "stage '%s': metric '%s': the %s query is not valid: %s",
+                           stage->name, m->name ? m->name : "?", type->name, msg);
     }
 out:
     kn_platform_vars_release(&vars);
@@ -794,14 +794,15 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
                            m->strategy == KN_STRATEGY_CANARY_BASELINE;
         if (needs_canary && !sim->running[KN_VARIANT_CANARY]) {
             kn_schema_error_at(ctx, &stage->loc,
-                               "stage 'ANALYSIS': metric '%s' compares the canary, but no canary "
-                               "runs at this point (add CANARY_ROLLOUT before it)", m->name);
+                               "stage '%s': metric '%s' compares the canary, but no canary "
+                               "runs at this point (add CANARY_ROLLOUT before it)",
+                               stage->name, m->name);
         }
         if (m->strategy == KN_STRATEGY_CANARY_BASELINE && !sim->running[KN_VARIANT_BASELINE]) {
             kn_schema_error_at(ctx, &stage->loc,
-                               "stage 'ANALYSIS': metric '%s' compares with the baseline, but no "
+                               "stage '%s': metric '%s' compares with the baseline, but no "
                                "baseline runs at this point (add BASELINE_ROLLOUT before it)",
-                               m->name);
+                               stage->name, m->name);
         }
         if (m->query) {
             const struct kn_node *at = list_item(stage->with_node, "metrics", i);
@@ -814,9 +815,9 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
         if (sim->controller && m->provider &&
             !kn_config_metrics_provider(sim->controller, m->provider)) {
             kn_schema_error_at(ctx, &stage->loc,
-                               "stage 'ANALYSIS': metric '%s' uses provider '%s', which "
+                               "stage '%s': metric '%s' uses provider '%s', which "
                                "kanaria.yaml does not declare in 'metricsProviders'",
-                               m->name ? m->name : "?", m->provider);
+                               stage->name, m->name ? m->name : "?", m->provider);
         } else if (sim->controller && m->provider && m->query) {
             check_query(kn_config_metrics_provider(sim->controller, m->provider), m,
                         list_item(stage->with_node, "metrics", i), stage, sim, ctx);

@@ -395,7 +395,7 @@ static long long stage_timeout(const struct kn_stage_config *cfg)
         return t;
     }
     if (cfg->kind == &kn_stage_canary_steps && cfg->with) {
-        return kn_steps_length_ms(cfg) + 5 * 60 * 1000;
+        return kn_steps_timeout_ms(cfg);
     }
     if (cfg->kind == &kn_stage_wait && cfg->with) {
         return ((const struct kn_wait_options *)cfg->with)->duration_ms + 60 * 1000;
@@ -1324,6 +1324,37 @@ int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *
                  "before promoting",
                  i, id);
         goto out;
+    }
+    /* so does a pause until approved of a CANARY_STEPS, at or after the step it is on */
+    for (size_t i = start; i < to; i++) {
+        const struct kn_steps_options *o = dp->plan[i]->with;
+        const struct kn_steps_pause *p;
+        char *v = NULL, key[64];
+        long long cur = 1;
+        if (dp->plan[i]->kind != &kn_stage_canary_steps || !o) {
+            continue;
+        }
+        if (i == start && (v = kn_store_stage_meta_get(e->deps.store, id, (int)i, "step"))) {
+            cur = atoll(v);
+            free(v);
+        }
+        for (size_t k = 0; k < o->pauses.count; k++) {
+            p = (const struct kn_steps_pause *)o->pauses.items + k;
+            if (!p->until_approved || p->step < cur) {
+                continue;
+            }
+            snprintf(key, sizeof(key), "step.%lld.approved", p->step - 1);
+            if ((v = kn_store_stage_meta_get(e->deps.store, id, (int)i, key)) != NULL) {
+                free(v);
+                continue;
+            }
+            rc = KN_EEXISTS;
+            snprintf(why, size,
+                     "stage %zu CANARY_STEPS of deployment %lld pauses after step %lld until "
+                     "approved: approve it before promoting",
+                     i, id, p->step);
+            goto out;
+        }
     }
     memset(&seen, 0, sizeof(seen));
     kn_store_analysis_list(e->deps.store, id, promote_analysis_seen, &seen);

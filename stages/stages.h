@@ -238,7 +238,10 @@ extern const struct kn_schema kn_analysis_checks_schema;
 struct kn_steps_pause {
     uint64_t set;
     long long step; /* 1-based */
-    long long duration_ms;
+    long long duration_ms;   /* a timed pause; 0 for one until approved */
+    int until_approved;      /* held until approved (approvers, min_approvers as WAIT_APPROVAL's) */
+    struct kn_strlist approvers;
+    long long min_approvers;
 };
 
 struct kn_steps_options {
@@ -258,8 +261,11 @@ struct kn_steps_options {
     struct kn_stage_config as_analysis;
 };
 
-/* How long a CANARY_STEPS runs when every step passes: its intervals and pauses. */
+/* How long a CANARY_STEPS runs when every step passes: its intervals and timed pauses. */
 long long kn_steps_length_ms(const struct kn_stage_config *stage);
+/* Its timeout when it gives none: that length, 5 minutes, and for each pause until approved
+ * WAIT_APPROVAL's default of 6 hours. */
+long long kn_steps_timeout_ms(const struct kn_stage_config *stage);
 
 /* ANALYSIS at run time (stages/analysis_run.c). */
 void kn_analysis_start(struct kn_stage_run *run);

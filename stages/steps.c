@@ -29,17 +29,70 @@ static const struct kn_field pause_fields[] = {
     {.key = "duration",
      .type = KN_TYPE_DURATION,
      .offset = offsetof(struct kn_steps_pause, duration_ms),
-     .flags = KN_FIELD_REQUIRED | KN_FIELD_MIN | KN_FIELD_MAX,
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
      .min = 1000,
      .max = 7 * 24 * 3600 * 1000.0,
      .help = "how long to hold the step's weight before the next step"},
+    {.key = "untilApproved",
+     .type = KN_TYPE_BOOL,
+     .offset = offsetof(struct kn_steps_pause, until_approved),
+     .help = "instead of a duration: hold the step's weight until approved (kanaria approve), "
+             "fail at a rejection"},
+    {.key = "approvers",
+     .type = KN_TYPE_STRING_LIST,
+     .offset = offsetof(struct kn_steps_pause, approvers),
+     .help = "with untilApproved: who may approve (default: anyone with the approver role)"},
+    {.key = "minApprovers",
+     .type = KN_TYPE_INT,
+     .offset = offsetof(struct kn_steps_pause, min_approvers),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "1",
+     .min = 1,
+     .max = 100,
+     .help = "with untilApproved: distinct people who must approve"},
 };
+
+/* The order of pause_fields: the bits of its `set` */
+enum { P_STEP, P_DURATION, P_UNTIL_APPROVED, P_APPROVERS, P_MIN_APPROVERS };
+
+static void pause_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_steps_pause *p = obj;
+    int timed = (p->set & (1u << P_DURATION)) != 0;
+    const struct kn_node *list = kn_node_get(node, "approvers");
+
+    if (timed == p->until_approved) {
+        kn_schema_error(ctx, timed ? kn_node_get(node, "untilApproved") : node,
+                        "the pause after step %lld takes a 'duration' or 'untilApproved: true', "
+                        "%s", p->step, timed ? "not both" : "one of them");
+    }
+    if (!p->until_approved &&
+        (p->set & ((1u << P_APPROVERS) | (1u << P_MIN_APPROVERS))) != 0) {
+        kn_schema_error(ctx, list ? list : kn_node_get(node, "minApprovers"),
+                        "the pause after step %lld: 'approvers' and 'minApprovers' go with "
+                        "'untilApproved: true'", p->step);
+    }
+    for (size_t i = 0; i < p->approvers.count; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(p->approvers.items[i], p->approvers.items[j]) == 0) {
+                kn_schema_error(ctx, list && i < list->len ? list->items[i] : node,
+                                "'approvers' lists '%s' twice", p->approvers.items[i]);
+            }
+        }
+    }
+    if (p->approvers.count > 0 && (size_t)p->min_approvers > p->approvers.count) {
+        kn_schema_error(ctx, kn_node_get(node, "minApprovers"),
+                        "'minApprovers' is %lld but only %zu approvers are listed",
+                        p->min_approvers, p->approvers.count);
+    }
+}
 
 static const struct kn_schema pause_schema = {
     .name = "pause",
     KN_SCHEMA_FIELDS(pause_fields),
     .size = sizeof(struct kn_steps_pause),
     .set_offset = offsetof(struct kn_steps_pause, set),
+    .check = pause_check,
 };
 
 /* The order of the table: the bits of `set` */
@@ -82,7 +135,8 @@ static const struct kn_field steps_fields[] = {
                  .type = KN_TYPE_LIST,
                  .offset = offsetof(struct kn_steps_options, pauses),
                  .sub = &pause_schema,
-                 .help = "pauses after a step's interval: [{step: 2, duration: 5m}]"},
+                 .help = "pauses after a step's interval: [{step: 2, duration: 5m}] or "
+                         "[{step: 1, untilApproved: true, approvers: [alice]}]"},
 };
 
 static int given(const struct kn_steps_options *o, int field)
@@ -231,16 +285,25 @@ static const struct kn_schema steps_schema = {
     .check = steps_check,
 };
 
-static long long pause_of(const struct kn_steps_options *o, size_t step)
+/* The pause after `step`, or NULL. */
+static const struct kn_steps_pause *pause_at(const struct kn_steps_options *o, size_t step)
 {
     const struct kn_steps_pause *pauses = o->pauses.items;
 
     for (size_t i = 0; i < o->pauses.count; i++) {
         if ((size_t)pauses[i].step == step) {
-            return pauses[i].duration_ms;
+            return &pauses[i];
         }
     }
-    return 0;
+    return NULL;
+}
+
+/* The timed pause after `step`, ms; 0 for none or one until approved. */
+static long long pause_of(const struct kn_steps_options *o, size_t step)
+{
+    const struct kn_steps_pause *p = pause_at(o, step);
+
+    return p && !p->until_approved ? p->duration_ms : 0;
 }
 
 long long kn_steps_length_ms(const struct kn_stage_config *stage)
@@ -250,6 +313,18 @@ long long kn_steps_length_ms(const struct kn_stage_config *stage)
 
     for (size_t i = 1; o && i <= o->count; i++) {
         total += o->interval_ms + pause_of(o, i);
+    }
+    return total;
+}
+
+long long kn_steps_timeout_ms(const struct kn_stage_config *stage)
+{
+    const struct kn_steps_options *o = stage->with;
+    long long total = kn_steps_length_ms(stage) + 5 * 60 * 1000;
+
+    for (size_t i = 1; o && i <= o->count; i++) {
+        const struct kn_steps_pause *p = pause_at(o, i);
+        total += p && p->until_approved ? kn_stage_wait_approval.default_timeout_ms : 0;
     }
     return total;
 }
@@ -324,11 +399,24 @@ static void steps_describe(const struct kn_stage_config *stage, json_t *out)
         json_array_append_new(steps, json_real(o->weight[i]));
     }
     for (size_t i = 1; i <= o->count; i++) {
-        long long p = pause_of(o, i);
-        if (p > 0) {
-            json_array_append_new(pauses, json_pack("{s:I, s:I}", "step", (json_int_t)i,
-                                                    "duration_ms", (json_int_t)p));
+        const struct kn_steps_pause *p = pause_at(o, i);
+        json_t *who;
+        if (!p) {
+            continue;
         }
+        if (!p->until_approved) {
+            json_array_append_new(pauses, json_pack("{s:I, s:I}", "step", (json_int_t)i,
+                                                    "duration_ms", (json_int_t)p->duration_ms));
+            continue;
+        }
+        who = json_array();
+        for (size_t j = 0; j < p->approvers.count; j++) {
+            json_array_append_new(who, json_string(p->approvers.items[j]));
+        }
+        json_array_append_new(pauses, json_pack("{s:I, s:b, s:o, s:I}", "step", (json_int_t)i,
+                                                "until_approved", 1, "approvers", who,
+                                                "min_approvals",
+                                                (json_int_t)p->min_approvers));
     }
     json_object_set_new(out, "steps", steps);
     json_object_set_new(out, "interval_ms", json_integer(o->interval_ms));
@@ -344,6 +432,8 @@ struct steps {
     void *op;
     void *timer;
     struct kn_analysis_runner *runner;
+    int awaiting;        /* paused after the step until approved */
+    long long paused_at; /* since when: only decisions from then count */
 };
 
 static void enter_step(struct kn_stage_run *run, size_t step);
@@ -404,15 +494,136 @@ static void next_step(struct kn_stage_run *run)
     kn_stage_run_finish(run, 1, NULL);
 }
 
+/* ---- a pause until approved: decisions are records of the store (kanaria approve, reject, the
+ * API), counted as WAIT_APPROVAL counts them, from the time the pause began ---- */
+
+struct pause_tally {
+    const struct kn_steps_pause *p;
+    int index;
+    long long since;
+    char approved[100][128]; /* minApprovers is at most 100 */
+    int napproved;
+    char rejected_by[128];
+};
+
+static int pause_listed(const struct kn_steps_pause *p, const char *who)
+{
+    for (size_t i = 0; i < p->approvers.count; i++) {
+        if (strcmp(p->approvers.items[i], who) == 0) {
+            return 1;
+        }
+    }
+    return p->approvers.count == 0; /* no list: anyone the API lets approve */
+}
+
+static int pause_count(const struct kn_approval_record *a, void *data)
+{
+    struct pause_tally *t = data;
+
+    if (a->stage != t->index || a->at < t->since || !pause_listed(t->p, a->who)) {
+        return 0;
+    }
+    if (strcmp(a->decision, "REJECT") == 0) {
+        snprintf(t->rejected_by, sizeof(t->rejected_by), "%s", a->who);
+        return 1;
+    }
+    for (int i = 0; i < t->napproved; i++) {
+        if (strcmp(t->approved[i], a->who) == 0) {
+            return 0;
+        }
+    }
+    if (t->napproved < 100) {
+        snprintf(t->approved[t->napproved++], sizeof(t->approved[0]), "%s", a->who);
+    }
+    return 0;
+}
+
+static void approval_poll(struct kn_stage_run *run)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    const struct kn_steps_pause *p = pause_at(s->o, s->step);
+    struct pause_tally *t = kn_calloc(1, sizeof(*t));
+    size_t step = s->step;
+    char k[64];
+
+    t->p = p;
+    t->index = kn_stage_run_index(run);
+    t->since = s->paused_at;
+    kn_store_approval_list(kn_stage_run_store(run), kn_stage_run_deployment(run)->id,
+                           pause_count, t);
+    if (t->rejected_by[0]) {
+        double weight = s->o->weight[step - 1];
+        kn_stage_run_meta_set(run, KN_STEPS_AWAITING_META, "");
+        steps_cancel(run); /* frees s */
+        kn_stage_run_finish(run, 0, "step %zu (%g%%): rejected by %s", step, weight,
+                            t->rejected_by);
+    } else if (t->napproved >= p->min_approvers) {
+        kn_stage_run_log(run, "step %zu of %zu: approved by %d %s", step, s->o->count,
+                         t->napproved, t->napproved == 1 ? "person" : "people");
+        s->awaiting = 0;
+        step_key(s, "approved", k, sizeof(k));
+        kn_stage_run_meta_set(run, k, "1");
+        kn_stage_run_meta_set(run, KN_STEPS_AWAITING_META, "");
+        next_step(run);
+    } else {
+        kn_stage_timer_start(run, &s->timer, 500, approval_poll); /* a poke comes sooner */
+    }
+    free(t);
+}
+
+static void await_approval(struct kn_stage_run *run)
+{
+    struct steps *s = *kn_stage_run_state(run);
+    const struct kn_steps_pause *p = pause_at(s->o, s->step);
+    const struct kn_deployment *d = kn_stage_run_deployment(run);
+    long long now = kn_stage_run_now(run);
+    char k[64], buf[32], *first;
+
+    step_key(s, "paused_at", k, sizeof(k));
+    first = kn_stage_run_meta_get(run, k);
+    s->paused_at = step_deadline(run, "paused_at", 0, now);
+    s->awaiting = 1;
+    snprintf(buf, sizeof(buf), "%zu", s->step);
+    kn_stage_run_meta_set(run, KN_STEPS_AWAITING_META, buf);
+    if (!first) {
+        kn_stage_run_log(run, "step %zu of %zu: paused at canary %g%% until %lld approval%s",
+                         s->step, s->o->count, s->o->weight[s->step - 1], p->min_approvers,
+                         p->min_approvers == 1 ? "" : "s");
+        kn_store_event_add(kn_stage_run_store(run), "WAITING_APPROVAL", d->repo, d->app, d->id,
+                           "kanaria", "waiting for approval", now);
+    }
+    free(first);
+    approval_poll(run);
+}
+
+/* An approval or a rejection was just recorded: count now. */
+static void steps_poke(struct kn_stage_run *run)
+{
+    struct steps *s = *kn_stage_run_state(run);
+
+    if (s && s->awaiting) {
+        kn_stage_timer_cancel(&s->timer);
+        approval_poll(run);
+    }
+}
+
 /* The step's interval passed with its checks: pause there if it asks for it, then go on. */
 static void step_passed(struct kn_stage_run *run)
 {
     struct steps *s = *kn_stage_run_state(run);
+    const struct kn_steps_pause *p = pause_at(s->o, s->step);
     long long pause = pause_of(s->o, s->step), now = kn_stage_run_now(run), left;
-    char k[64], buf[32];
+    char k[64], buf[32], *approved;
 
     step_key(s, "passed", k, sizeof(k));
     kn_stage_run_meta_set(run, k, "1");
+    step_key(s, "approved", k, sizeof(k));
+    approved = kn_stage_run_meta_get(run, k);
+    if (p && p->until_approved && !approved) {
+        await_approval(run);
+        return;
+    }
+    free(approved);
     if (pause <= 0) {
         next_step(run);
         return;
@@ -534,5 +745,6 @@ const struct kn_stage_kind kn_stage_canary_steps = {
     .resolve = steps_resolve,
     .start = steps_start,
     .cancel = steps_cancel,
+    .poke = steps_poke,
     .describe = steps_describe,
 };

@@ -143,6 +143,16 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
                                    st->name, kn_platform_cap_name(bit), platform, ptype->name);
             }
         }
+        if (st->kind == &kn_stage_traffic_routing && st->with) {
+            const struct kn_traffic_options *t = st->with;
+            if (t->match.count > 0 && !uses->matches) {
+                uses->matches = st;
+            }
+            if (t->mirror > 0 && !uses->mirror) {
+                uses->mirror = st;
+                uses->mirror_percent = t->mirror;
+            }
+        }
         memcpy(was_running, sim.running, sizeof(was_running));
         if (st->kind->simulate) {
             st->kind->simulate(&sim, st, ctx);

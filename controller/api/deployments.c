@@ -76,6 +76,14 @@ static int kn_api_collect_stage(const struct kn_stage_state *s, void *data)
         (step = kn_store_stage_meta_get(x->api->deps.store, x->id, s->index, "step"))) {
         json_object_set_new(j, "step", json_integer(atoll(step)));
         free(step);
+        /* holding after that step until approved */
+        if ((step = kn_store_stage_meta_get(x->api->deps.store, x->id, s->index,
+                                            KN_STEPS_AWAITING_META)) != NULL) {
+            if (atoll(step) > 0) {
+                json_object_set_new(j, "awaiting_approval", json_true());
+            }
+            free(step);
+        }
     }
     json_object_set_new(j, "approvals", json_array());
     json_object_set_new(j, "analysis", json_array());

@@ -1634,8 +1634,11 @@ static const char *kn_client_stage_wait(const json_t *stage, const json_t *spec,
         const json_t *steps = json_object_get(spec, "steps");
         long long step = json_integer_value(json_object_get(stage, "step"));
         if (step >= 1 && (size_t)step <= json_array_size(steps)) {
-            snprintf(buf, size, "step %lld of %zu: canary %g%%", step, json_array_size(steps),
-                     json_number_value(json_array_get(steps, (size_t)step - 1)));
+            snprintf(buf, size, "step %lld of %zu: canary %g%%%s", step, json_array_size(steps),
+                     json_number_value(json_array_get(steps, (size_t)step - 1)),
+                     json_is_true(json_object_get(stage, "awaiting_approval"))
+                         ? ", paused until approved (kanaria approve)"
+                         : "");
         }
         return buf;
     }

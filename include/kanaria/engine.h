@@ -114,6 +114,10 @@ int kn_engine_promote(struct kn_engine *e, long long id, const char *who, char *
  * KN_ENGINE_SKIP_REASON_META, and "stage N NAME skipped by ..." of the deployment under
  * KN_ENGINE_BREAK_GLASS_META at index KN_STORE_DEPLOYMENT_META. */
 #define KN_ENGINE_SKIP_REASON_META "reason"
+/* The stage meta key a CANARY_STEPS holding for approval after a step sets to that step
+ * (1-based), and to "" once the pause ends: `kanaria approve` and `reject` act on it, and
+ * their records count from the time the pause began. */
+#define KN_STEPS_AWAITING_META "awaiting_approval"
 #define KN_ENGINE_BREAK_GLASS_META "break_glass"
 
 /* What a deployment runs on, recorded when it starts (metadata of the deployment, at index

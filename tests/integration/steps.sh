@@ -3,7 +3,9 @@
 # HAProxy weights goes 10%, 20%, 30% one step per interval, `kanaria status` shows the step, and
 # a check that fails at step 3 (a gauge Prometheus scrapes from this test, 1 while the canary takes
 # 30% or more) fails the stage there: the deployment rolls back, step 4 (50%) never comes, and
-# all traffic is back on the primary.
+# all traffic is back on the primary. Then a pause until approved after step 1: an approver not
+# in its list is refused, alice's approval moves v3 on to step 2 and promotion, and her
+# rejection of v4 at the same pause rolls it back.
 set -uo pipefail
 bin=$1
 server=$2
@@ -92,6 +94,7 @@ repositories:
   - {name: deploy, url: "file://$tmp/upstream", branch: main, pollInterval: 1s}
 users:
   - {name: alice, role: approver, tokenSha256: $(hash tok-alice)}
+  - {name: bob, role: approver, tokenSha256: $(hash tok-bob)}
 YAML
 mkdir -p "$tmp/upstream/hello"
 cat >"$tmp/upstream/hello/app.kanaria.yaml" <<YAML
@@ -172,5 +175,45 @@ check "HAProxy's weights went 10%, 20%, 30% to the canary, then back to the prim
 out=$(count 10)
 [ "$out" = "v1 10" ]
 check "after the rollback every request goes to v1 ($out)" $?
+
+# a pause until alice approves, after step 1 (10%)
+python3 - "$tmp/upstream/hello/app.kanaria.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("steps: [10, 20, 30, 50]", "steps: [10, 20]\n        pause: [{step: 1, untilApproved: true, approvers: [alice]}]")
+open(p, "w").write(s)
+PY
+test_service "$tmp/upstream/hello" hello v3 "$bind" 2
+git commit -qam "hello v3, paused for approval"
+wait_for "v3 paused" "select value from stage_meta where deployment = 3 and idx = 1 and key = 'awaiting_approval'" 1 60
+check "v3 holds after step 1 until approved" $?
+KANARIA_TOKEN=tok-alice "$bin" status hello >"$tmp/st" 2>&1
+grep -q 'CANARY_STEPS: step 1 of 2: canary 10%, paused until approved' "$tmp/st"
+st=$?; check "status shows the pause ($(grep CANARY_STEPS "$tmp/st"))" "$st"
+sleep 4
+[ "$(sql "select value from stage_meta where deployment = 3 and idx = 1 and key = 'step'")" = 1 ]
+check "it stays at step 1 past the step's interval" $?
+out=$(KANARIA_TOKEN=tok-bob "$bin" approve hello 2>&1)
+[ $? -eq 1 ] && grep -q "not an approver of this stage" <<<"$out"
+check "bob, not in the pause's approvers, is refused ($out)" $?
+out=$(KANARIA_TOKEN=tok-alice "$bin" approve hello 2>&1)
+check "alice approves ($out)" $?
+wait_for "v3 promoted" "select status from deployments where id = 3" "SUCCESS" 60
+check "her approval moves v3 on to step 2 and promotion" $?
+sql "select message from events where deployment = 3 and type = 'APPROVED'" |
+    grep -q "approved stage 1 CANARY_STEPS (its pause after step 1)"
+check "the approval is in the audit log with the step" $?
+test_service "$tmp/upstream/hello" hello v4 "$bind" 2
+git commit -qam "hello v4"
+wait_for "v4 paused" "select value from stage_meta where deployment = 4 and idx = 1 and key = 'awaiting_approval'" 1 60
+check "v4 holds after step 1" $?
+out=$(KANARIA_TOKEN=tok-alice "$bin" reject hello --reason "not yet" 2>&1)
+check "alice rejects ($out)" $?
+wait_for "v4 rolled back" "select status from deployments where id = 4" "FAILURE" 60
+check "her rejection rolls v4 back" $?
+reason=$(sql "select reason from deployments where id = 4")
+grep -q "step 1 (10%): rejected by alice" <<<"$reason"
+check "the reason names the step and who rejected ($reason)" $?
 
 stop_kanaria

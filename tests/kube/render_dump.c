@@ -212,6 +212,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "render_dump: HTTPRoute with routes: %s\n", why);
         }
         rc |= dump(argv[1], "httproute-routes", route);
+        r.mirror = 25;
+        route = kn_kube_route_with_routes(vs, "web", split, &r, why, sizeof(why));
+        if (!route) {
+            fprintf(stderr, "render_dump: VirtualService with routes: %s\n", why);
+        }
+        rc |= dump(argv[1], "virtualservice-routes", route);
     }
     json_decref(d);
     json_decref(s);

@@ -87,6 +87,15 @@ export function stepsText(s, spec) {
     return all;
 }
 
+// The pause a running CANARY_STEPS holds at until approved ({step, approvers, min_approvals}
+// of the pipeline entry), or null.
+export function awaitingPause(s, spec) {
+    if (!s || s.status !== 'RUNNING' || !s.awaiting_approval || !spec || !Array.isArray(spec.pauses)) {
+        return null;
+    }
+    return spec.pauses.find(p => p.step === s.step && p.until_approved) || null;
+}
+
 // A background analysis' span, its stages named from the pipeline: "from 1 TRAFFIC_ROUTING
 // until 3 PRIMARY_ROLLOUT" (until the end when no stage stops it).
 export function backgroundText(spec, pipeline) {
@@ -146,6 +155,10 @@ export function decisionText(d, at) {
     }
     if (s.name === 'CANARY_STEPS') {
         const text = stepsText(s, spec);
+        const pause = awaitingPause(s, spec);
+        if (text && s.step && pause) {
+            return `Canary steps: ${text}; paused until approved. ${waitingText(s, pause)}`;
+        }
         return text && s.step ? `Canary steps: ${text}` : `Running stage ${s.index} CANARY_STEPS`;
     }
     if (s.name === 'WAIT') {

@@ -596,6 +596,22 @@ void kn_kube_check_app(const struct kn_app *app, const struct kn_pipeline_uses *
             check_route(app, o, service, ctx);
         }
     }
+    if (!router && (uses->matches || uses->mirror)) {
+        const struct kn_stage_config *st = uses->matches ? uses->matches : uses->mirror;
+        kn_schema_error_at(ctx, &st->loc,
+                           "stage '%s': '%s' needs spec.kubernetes.trafficRouting gatewayapi (an "
+                           "HTTPRoute) or istio (a VirtualService)%s",
+                           st->name, uses->matches ? "match" : "mirror",
+                           routed ? "; podselector splits by replicas only" : "");
+    }
+    if (router && o->traffic_routing.method == KN_KUBE_ROUTING_GATEWAYAPI && uses->mirror &&
+        uses->mirror_percent < 100) {
+        kn_schema_error_at(ctx, &uses->mirror->loc,
+                           "stage '%s': an HTTPRoute mirrors all the requests or none (gateway-api "
+                           "v1 has no mirror percent): 'mirror' must be 100 with trafficRouting "
+                           "gatewayapi, got %g",
+                           uses->mirror->name, uses->mirror_percent);
+    }
     for (int v = KN_VARIANT_CANARY; !routed && v < KN_VARIANT_COUNT; v++) {
         const struct kn_stage_config *st = uses->routes[v];
         if (st) {

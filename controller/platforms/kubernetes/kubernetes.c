@@ -16,7 +16,7 @@ const struct kn_platform_type kn_platform_kubernetes = {
             "kanaria never scales the primary, which Git owns)",
     .caps = KN_PLATFORM_APPLY | KN_PLATFORM_CANARY | KN_PLATFORM_BASELINE |
             KN_PLATFORM_TRAFFIC_SPLIT | KN_PLATFORM_LIVE | KN_PLATFORM_CANCEL |
-            KN_PLATFORM_HEADER_ROUTING,
+            KN_PLATFORM_HEADER_ROUTING | KN_PLATFORM_MIRROR, /* with gatewayapi or istio */
     .weight_step = 1, /* HTTPRoute and VirtualService weights are integers */
     .config_schema = &kn_kube_config_schema,
     .app_schema = &kn_kube_app_schema,

@@ -1802,11 +1802,21 @@ static int weights_start(struct kube *kb, struct kn_platform_call *call,
     struct kapp *a = kapp_recall(kb, call);
     struct op *op;
 
-    if (routes && (!a || a->routing != KN_KUBE_ROUTING_GATEWAYAPI)) {
+    if (routes && (!a || (a->routing != KN_KUBE_ROUTING_GATEWAYAPI &&
+                          a->routing != KN_KUBE_ROUTING_ISTIO))) {
         json_decref(routes);
         kn_platform_call_done(call, KN_EUNSUPPORTED,
                               "header routing and mirroring need spec.kubernetes.trafficRouting "
-                              "gatewayapi (an HTTPRoute)");
+                              "gatewayapi (an HTTPRoute) or istio (a VirtualService)");
+        return 0;
+    }
+    if (routes && a->routing == KN_KUBE_ROUTING_GATEWAYAPI &&
+        json_number_value(json_object_get(routes, "mirror")) > 0 &&
+        json_number_value(json_object_get(routes, "mirror")) < 100) {
+        json_decref(routes);
+        kn_platform_call_done(call, KN_EUNSUPPORTED,
+                              "an HTTPRoute mirrors all the requests or none (gateway-api v1 has "
+                              "no mirror percent): mirror must be 100");
         return 0;
     }
 
@@ -1849,15 +1859,8 @@ static int kube_set_weights(void *self, struct kn_platform_call *call,
 static int kube_set_routes(void *self, struct kn_platform_call *call,
                            const double percent[KN_VARIANT_COUNT], const struct kn_routes *routes)
 {
-    json_t *j;
+    json_t *j = routes_to_json(routes);
 
-    if (routes->mirror > 0 && routes->mirror < 100) {
-        kn_platform_call_done(call, KN_EUNSUPPORTED,
-                              "an HTTPRoute mirrors all the requests or none (gateway-api v1 has "
-                              "no mirror percent): mirror must be 100");
-        return 0;
-    }
-    j = routes_to_json(routes);
     if (!j) {
         /* none: the weights alone, and the memo forgets the routes */
         kn_platform_call_memo_set(call, MEMO_ROUTES, NULL);

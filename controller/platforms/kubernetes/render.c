@@ -4,6 +4,7 @@
  */
 #include "platforms/kubernetes/render.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <openssl/evp.h>
@@ -636,6 +637,124 @@ static json_t *canary_rule(const json_t *rule, const json_t *tmpl, const char *s
     return out;
 }
 
+/* An Istio StringMatch of a route match: a header exact or regex (RE2, the whole value), a
+ * cookie as a regex on the cookie header. Into headers (an object) of an HTTPMatchRequest. */
+static void istio_header_match(json_t *headers, const struct kn_route_match *m)
+{
+    char *bare = m->regex ? regex_bare(m->value) : NULL;
+
+    if (m->field == KN_ROUTE_COOKIE) {
+        char *name = regex_escape(m->name);
+        char *v = m->regex ? kn_asprintf("(%s)", bare) : regex_escape(m->value);
+        char *re = kn_asprintf("^(.*;\\s*)?%s=%s(;.*)?$", name, v);
+        json_object_set_new(headers, "cookie", json_pack("{s:s}", "regex", re));
+        free(re);
+        free(name);
+        free(v);
+    } else {
+        /* Istio takes header names in lower case only (HTTP's are case-blind) */
+        char *name = kn_strdup(m->name);
+        for (char *c = name; *c; c++) {
+            *c = (char)tolower((unsigned char)*c);
+        }
+        json_object_set_new(headers, name,
+                            m->regex ? json_pack("{s:s}", "regex", bare)
+                                     : json_pack("{s:s}", "exact", m->value));
+        free(name);
+    }
+    free(bare);
+}
+
+#define ISTIO_MAX_MATCHES 16 /* kanaria's own bound on one http route's match list */
+
+/* The VirtualService http route sending the requests of `rule` that match a route to the canary
+ * only; NULL with why when the matches would be too many. */
+static json_t *istio_canary_rule(const json_t *rule, const json_t *tmpl, const char *service,
+                                 const char *ns, const struct kn_routes *routes, char *why,
+                                 size_t size)
+{
+    const json_t *own = json_object_get(rule, "match"), *m;
+    json_t *out = json_deep_copy(rule), *matches = json_array(), *dests = json_array();
+    const char *name = json_string_value(json_object_get(rule, "name"));
+    size_t n = json_array_size(own) ? json_array_size(own) : 1, i;
+
+    if (n * routes->nmatches > ISTIO_MAX_MATCHES) {
+        snprintf(why, size,
+                 "%zu route matches times the http route's %zu matches make more than %d",
+                 routes->nmatches, n, ISTIO_MAX_MATCHES);
+        json_decref(out);
+        json_decref(matches);
+        json_decref(dests);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        m = json_array_get(own, i);
+        for (size_t r = 0; r < routes->nmatches; r++) {
+            json_t *mm = m ? json_deep_copy(m) : json_object();
+            json_t *headers = json_object_get(mm, "headers");
+            if (!json_is_object(headers)) {
+                headers = json_object();
+                json_object_set_new(mm, "headers", headers);
+            }
+            istio_header_match(headers, &routes->matches[r]);
+            json_array_append_new(matches, mm);
+        }
+    }
+    json_object_set_new(out, "match", matches);
+    json_array_append_new(dests, variant_entry(tmpl, ROUTE_ISTIO, service, ns, KN_VARIANT_CANARY,
+                                               100));
+    json_object_set_new(out, "route", dests);
+    json_object_del(out, "mirror");
+    json_object_del(out, "mirrorPercentage");
+    if (name) {
+        char *own_name = kn_asprintf("%s-kanaria-canary", name);
+        json_object_set_new(out, "name", json_string(own_name));
+        free(own_name);
+    }
+    return out;
+}
+
+/* The VirtualService with the routes: before each http route that sends to the primary, one for
+ * the matches to the canary; on it, a mirror to the canary of `mirror` percent. */
+static json_t *istio_with_routes(json_t *out, const char *service, const struct kn_routes *routes,
+                                 char *why, size_t size)
+{
+    const char *ns = route_namespace(out);
+    json_t *fresh = json_array(), *rule;
+    size_t i;
+
+    json_array_foreach(route_rules(out, ROUTE_ISTIO), i, rule)
+    {
+        const json_t *tmpl = NULL, *e;
+        size_t j;
+        json_array_foreach(rule_entries(rule, ROUTE_ISTIO), j, e)
+        {
+            if (!tmpl && entry_variant(e, ROUTE_ISTIO, service, ns) == KN_VARIANT_PRIMARY) {
+                tmpl = e;
+            }
+        }
+        if (tmpl && routes->nmatches) {
+            json_t *c = istio_canary_rule(rule, tmpl, service, ns, routes, why, size);
+            if (!c) {
+                json_decref(fresh);
+                json_decref(out);
+                return NULL;
+            }
+            json_array_append_new(fresh, c);
+        }
+        if (tmpl && routes->mirror > 0) {
+            json_t *canary = variant_entry(tmpl, ROUTE_ISTIO, service, ns, KN_VARIANT_CANARY, 0);
+            json_object_set(rule, "mirror", json_object_get(canary, "destination"));
+            json_object_set_new(rule, "mirrorPercentage",
+                                json_pack("{s:f}", "value", routes->mirror));
+            json_decref(canary);
+        }
+        json_array_append(fresh, rule);
+    }
+    json_object_set_new(json_object_get(out, "spec"), "http", fresh);
+    return out;
+}
+
 json_t *kn_kube_route_with_routes(const json_t *route, const char *service,
                                   const double percent[KN_VARIANT_COUNT],
                                   const struct kn_routes *routes, char *why, size_t size)
@@ -648,8 +767,11 @@ json_t *kn_kube_route_with_routes(const json_t *route, const char *service,
     if (!out || !routes || (!routes->nmatches && routes->mirror <= 0)) {
         return out;
     }
+    if (route_kind_of(route) == ROUTE_ISTIO) {
+        return istio_with_routes(out, service, routes, why, size);
+    }
     if (route_kind_of(route) != ROUTE_HTTP) {
-        snprintf(why, size, "header routing and mirroring need an HTTPRoute (routing gatewayapi)");
+        snprintf(why, size, "header routing and mirroring need an HTTPRoute or a VirtualService");
         goto fail;
     }
     if (routes->mirror > 0) {
@@ -747,7 +869,7 @@ int kn_kube_route_weights(const json_t *route, const char *service,
                 has_primary = has_primary || v == KN_VARIANT_PRIMARY;
             }
         }
-        if (!named || (k == ROUTE_HTTP && !has_primary)) {
+        if (!named || !has_primary) {
             /* a rule without the primary: header routing's, sending matches to the canary */
             continue;
         }

@@ -81,6 +81,11 @@ void kn_platform_call_done(struct kn_platform_call *call, int status, const char
 struct kn_pipeline_uses {
     const struct kn_stage_config *runs[KN_VARIANT_COUNT];
     const struct kn_stage_config *routes[KN_VARIANT_COUNT];
+    /* the first TRAFFIC_ROUTING with header or cookie `match`es, and the first with a `mirror`
+     * and its percent (NULL: none) */
+    const struct kn_stage_config *matches;
+    const struct kn_stage_config *mirror;
+    double mirror_percent;
 };
 
 struct kn_platform_provider_ops {

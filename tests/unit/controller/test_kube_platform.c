@@ -204,6 +204,7 @@ static long long rule_weight(const json_t *route, size_t rule, const char *name)
 /* ---- the platform --------------------------------------------------------------------------- */
 
 static char g_ns[] = "shop", g_gw[] = "web", g_deploy[] = "Deployment", g_web[] = "web";
+static int g_istio; /* the manifests route with a VirtualService, not an HTTPRoute */
 
 static struct kn_kube_app_options options_for(int method)
 {
@@ -218,6 +219,10 @@ static struct kn_kube_app_options options_for(int method)
     if (method == KN_KUBE_ROUTING_GATEWAYAPI) {
         o.traffic_routing.gatewayapi.set = 1;
         o.traffic_routing.gatewayapi.http_route = g_gw;
+    }
+    if (method == KN_KUBE_ROUTING_ISTIO) {
+        o.traffic_routing.istio.set = 1;
+        o.traffic_routing.istio.virtual_service = g_gw;
     }
     return o;
 }
@@ -298,15 +303,22 @@ static json_t *manifests(const char *image, int replicas, int with_cm)
              "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"web\"},"
              "\"spec\":{\"selector\":{\"app\":\"web\"},\"ports\":[{\"port\":80,"
              "\"targetPort\":8080}]}},"
-             "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"HTTPRoute\","
-             "\"metadata\":{\"name\":\"web\"},\"spec\":{\"parentRefs\":[{\"name\":\"gw\"}],"
-             "\"rules\":[{\"matches\":[{\"path\":{\"type\":\"PathPrefix\",\"value\":\"/api\"}}],"
-             "\"backendRefs\":[{\"name\":\"web\",\"port\":80}]},"
-             "{\"backendRefs\":[{\"name\":\"web\",\"port\":80}]}]}}]",
+             "%s]",
              with_cm ? "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":"
                        "\"web-config\"},\"data\":{\"greeting\":\"hello\"}},"
                      : "",
-             replicas, image);
+             replicas, image,
+             g_istio
+                 ? "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\","
+                   "\"metadata\":{\"name\":\"web\"},\"spec\":{\"hosts\":[\"web.example.com\"],"
+                   "\"http\":[{\"match\":[{\"uri\":{\"prefix\":\"/api\"}}],\"route\":"
+                   "[{\"destination\":{\"host\":\"web\",\"port\":{\"number\":80}}}]},"
+                   "{\"route\":[{\"destination\":{\"host\":\"web\",\"port\":{\"number\":80}}}]}]}}"
+                 : "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"HTTPRoute\","
+                   "\"metadata\":{\"name\":\"web\"},\"spec\":{\"parentRefs\":[{\"name\":\"gw\"}],"
+                   "\"rules\":[{\"matches\":[{\"path\":{\"type\":\"PathPrefix\",\"value\":"
+                   "\"/api\"}}],\"backendRefs\":[{\"name\":\"web\",\"port\":80}]},"
+                   "{\"backendRefs\":[{\"name\":\"web\",\"port\":80}]}]}}");
     m = json_loads(text, 0, NULL);
     assert_non_null(m);
     return m;
@@ -1082,16 +1094,87 @@ static void test_mirror_refused(void **state)
 
     apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
     apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
-    {
-        struct kn_platform_req req = req_for(&o, 5, 3);
-        const double pc[KN_VARIANT_COUNT] = {90, 10, 0};
-        struct kn_routes r = {.mirror = 20};
-        assert_int_equal(kn_platform_set_routes(f->p, &req, pc, &r, NULL), KN_EUNSUPPORTED);
-    }
+    set_routes(f, 90, 10, 0, 20, &o);
+    assert_int_equal(o.status, KN_EUNSUPPORTED);
+    assert_non_null(strstr(o.message, "mirror must be 100"));
     route = fake_get(f, ROUTE);
     assert_int_equal(rule_count(route), 2);
     assert_int_equal(rule_weight(route, 0, "web-canary"), -1);
     json_decref(route);
+}
+
+#define VIRTUAL_SERVICE "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/web"
+
+static const json_t *vs_http(const json_t *vs, size_t i)
+{
+    return json_array_get(json_object_get(json_object_get(vs, "spec"), "http"), i);
+}
+
+static const char *vs_str(const json_t *v, const char *a, const char *b, const char *c)
+{
+    const json_t *x = json_object_get(v, a);
+    x = b ? json_object_get(x, b) : x;
+    x = c ? json_object_get(x, c) : x;
+    return json_string_value(x);
+}
+
+/* istio: the matches go into the VirtualService as an http route to the canary before each
+ * weighted one, the mirror of a part as mirror and mirrorPercentage; all to the primary takes
+ * them away. */
+static void test_istio_routes(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *vs;
+    const json_t *h, *m;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    apply_ok(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, &o);
+    set_routes(f, 90, 10, 2, 25, &o);
+    if (o.status != 0) {
+        fail_msg("set_routes: %s\n%s", o.message, o.progress);
+    }
+    vs = fake_get(f, VIRTUAL_SERVICE);
+    assert_non_null(vs);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(vs, "spec"), "http")), 4);
+    h = vs_http(vs, 0);
+    assert_int_equal(json_array_size(json_object_get(h, "route")), 1);
+    assert_string_equal(vs_str(json_array_get(json_object_get(h, "route"), 0), "destination",
+                               "host", NULL),
+                        "web-canary");
+    m = json_array_get(json_object_get(h, "match"), 0);
+    assert_string_equal(vs_str(m, "uri", "prefix", NULL), "/api");
+    assert_string_equal(vs_str(m, "headers", "x-canary", "exact"), "always");
+    m = json_array_get(json_object_get(h, "match"), 1);
+    assert_string_equal(vs_str(m, "headers", "cookie", "regex"),
+                        "^(.*;\\s*)?tester=((alice|bob))(;.*)?$");
+    h = vs_http(vs, 1);
+    assert_string_equal(vs_str(h, "mirror", "host", NULL), "web-canary");
+    assert_true(json_number_value(json_object_get(json_object_get(h, "mirrorPercentage"),
+                                                  "value")) == 25);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(h, "route"), 1), "weight")),
+                     10);
+    json_decref(vs);
+    weights(f, 100, 0, &o);
+    assert_int_equal(o.status, 0);
+    vs = fake_get(f, VIRTUAL_SERVICE);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(vs, "spec"), "http")), 2);
+    assert_null(json_object_get(vs_http(vs, 0), "mirror"));
+    assert_null(json_object_get(vs_http(vs, 1), "mirror"));
+    json_decref(vs);
+}
+
+static int setup_istio(void **state)
+{
+    g_istio = 1;
+    return setup_with(state, KN_KUBE_ROUTING_ISTIO);
+}
+
+static int teardown_istio(void **state)
+{
+    g_istio = 0;
+    return teardown(state);
 }
 
 /* The routes are in the memo: after a restart, set_weights and an apply of the primary keep them.
@@ -1177,6 +1260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_routes_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_routes_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_istio_routes, setup_istio, teardown_istio),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -423,8 +423,9 @@ static const char vs_json[] =
     "{\"route\":[{\"destination\":{\"host\":\"cdn\"}}]},"
     "{\"route\":[{\"destination\":{\"host\":\"web\",\"port\":{\"number\":80}}}]}]}}";
 
-/* Header routing's rules: a cookie's value escaped, the live split read past them; refused on a
- * VirtualService, with more than 8 matches in a rule, and for a mirror of part of the traffic. */
+/* Header routing's rules: a cookie's value escaped, the live split read past them, on an
+ * HTTPRoute and a VirtualService (with a mirror of a part); refused on an HTTPRoute with more
+ * than 8 matches in a rule, and for a mirror of part of the traffic. */
 static void test_route_with_routes(void **state)
 {
     json_t *r = J(httproute_json), *vs = J(vs_json), *w;
@@ -448,8 +449,43 @@ static void test_route_with_routes(void **state)
     assert_int_equal(kn_kube_route_weights(w, "web", back, why, sizeof(why)), 0);
     assert_true(back[KN_VARIANT_CANARY] > 24.9 && back[KN_VARIANT_CANARY] < 25.1);
     json_decref(w);
-    assert_null(kn_kube_route_with_routes(vs, "web", pct, &routes, why, sizeof(why)));
-    assert_non_null(strstr(why, "HTTPRoute"));
+    /* a VirtualService: an http route to the canary before each that sends to the primary,
+     * its own match kept beside the cookie's; the split read past them */
+    w = kn_kube_route_with_routes(vs, "web", pct, &routes, why, sizeof(why));
+    assert_non_null(w);
+    assert_int_equal(json_array_size(at(w, "spec.http")), 5);
+    assert_string_equal(S(w, "spec.http.0.match.0.headers.cookie.regex"),
+                        "^(.*;\\s*)?v\\.1=a\\+b(;.*)?$");
+    assert_string_equal(S(w, "spec.http.0.match.0.uri.prefix"), "/api");
+    assert_int_equal(json_array_size(at(w, "spec.http.0.route")), 1);
+    assert_string_equal(S(w, "spec.http.0.route.0.destination.host"),
+                        "web-canary.shop.svc.cluster.local");
+    assert_int_equal(I(w, "spec.http.0.route.0.weight"), 100);
+    assert_string_equal(S(w, "spec.http.2.route.0.destination.host"), "cdn");
+    assert_string_equal(S(w, "spec.http.3.route.0.destination.host"), "web-canary");
+    assert_null(at(w, "spec.http.4.match"));
+    assert_int_equal(kn_kube_route_weights(w, "web", back, why, sizeof(why)), 0);
+    assert_true(back[KN_VARIANT_CANARY] > 24.9 && back[KN_VARIANT_CANARY] < 25.1);
+    json_decref(w);
+    /* a header exact and regex, and a mirror of a part: Istio takes a percent */
+    ms[0] = (struct kn_route_match){.field = KN_ROUTE_HEADER, .name = "X-Canary", .value = "1"};
+    ms[1] = (struct kn_route_match){
+        .field = KN_ROUTE_HEADER, .name = "x-user", .value = "^(alice|bob)$", .regex = 1};
+    routes.nmatches = 2;
+    routes.mirror = 12.5;
+    w = kn_kube_route_with_routes(vs, "web", pct, &routes, why, sizeof(why));
+    assert_non_null(w);
+    assert_string_equal(S(w, "spec.http.0.match.0.headers.x-canary.exact"), "1");
+    assert_string_equal(S(w, "spec.http.0.match.1.headers.x-user.regex"), "(alice|bob)");
+    assert_null(at(w, "spec.http.0.mirror"));
+    assert_string_equal(S(w, "spec.http.1.mirror.host"), "web-canary.shop.svc.cluster.local");
+    assert_true(json_real_value(at(w, "spec.http.1.mirrorPercentage.value")) == 12.5);
+    assert_null(at(w, "spec.http.2.mirror"));
+    json_decref(w);
+    routes.nmatches = 1;
+    routes.mirror = 0;
+    ms[0] = (struct kn_route_match){.field = KN_ROUTE_COOKIE, .name = "v.1", .value = "a+b"};
+    ms[1] = ms[0];
     routes.nmatches = 9;
     assert_null(kn_kube_route_with_routes(r, "web", pct, &routes, why, sizeof(why)));
     assert_non_null(strstr(why, "8 matches"));

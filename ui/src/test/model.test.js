@@ -2,7 +2,7 @@
 // stages, thresholds and the chart's series.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { appStatus, backgroundText, chartData, decisionText, logLines, remaining, stepsText, thresholdOf, trafficText, valuesText } from '../model.js';
+import { appStatus, awaitingPause, backgroundText, chartData, decisionText, logLines, remaining, stepsText, thresholdOf, trafficText, valuesText } from '../model.js';
 import { agoText, duration, num, short, word } from '../format.js';
 
 test('the server\'s status word wins; without it the same rules apply here, first that holds', () => {
@@ -101,6 +101,19 @@ test('a CANARY_STEPS stage shows its steps, and the step it is on while it runs'
                  { index: 1, name: 'CANARY_STEPS', status: 'RUNNING', step: 1, started_at: 1000 }],
     };
     assert.equal(decisionText(d, 2000), 'Canary steps: step 1 of 3: canary 10% (10% → 20% → 50%)');
+});
+
+test('a CANARY_STEPS paused until approved says who may approve, and how many have', () => {
+    const spec = { index: 1, kind: 'CANARY_STEPS', steps: [10, 20],
+                   pauses: [{ step: 1, until_approved: true, approvers: ['alice'], min_approvals: 1 },
+                            { step: 2, duration_ms: 60000 }] };
+    const s = { index: 1, name: 'CANARY_STEPS', status: 'RUNNING', step: 1, awaiting_approval: true, started_at: 1000 };
+    assert.deepEqual(awaitingPause(s, spec), spec.pauses[0]);
+    assert.equal(awaitingPause({ ...s, awaiting_approval: undefined }, spec), null);
+    assert.equal(awaitingPause({ ...s, step: 2 }, spec), null);
+    const d = { status: 'RUNNING', pipeline: [spec], stages: [s] };
+    assert.equal(decisionText(d, 2000),
+        'Canary steps: step 1 of 2: canary 10% (10% → 20%); paused until approved. Waiting for approval: 0 of 1 (alice)');
 });
 
 test('a background analysis names the stages it runs between', () => {

@@ -4,7 +4,7 @@ import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, appPath } from '../api.js';
 import { deploymentDuration, duration, tone, word } from '../format.js';
-import { approvedCount, backgroundText, decisionText, logLines, remaining, specOf, stepsText, trafficText } from '../model.js';
+import { approvedCount, awaitingPause, backgroundText, decisionText, logLines, remaining, specOf, stepsText, trafficText } from '../model.js';
 import { appHref } from '../router.js';
 import { deployment, now, refreshSoon, roleAtLeast, session } from '../store.js';
 import { Analysis } from './analysis.js';
@@ -51,6 +51,9 @@ function Stage({ d, s, spec, lines, onDecide }) {
         weights = stepsText(s, spec);
     }
     const span = backgroundText(spec, d.pipeline);
+    // who decides: a WAIT_APPROVAL's list, or that of the CANARY_STEPS pause it holds at
+    const pause = kind === 'CANARY_STEPS' ? awaitingPause(s, spec) : null;
+    const decides = kind === 'WAIT_APPROVAL' ? spec : pause;
     const approvals = s.approvals || [];
     const running = s.status === 'RUNNING';
     return html`
@@ -66,7 +69,8 @@ function Stage({ d, s, spec, lines, onDecide }) {
             ${approvals.length ? html`<ul class="approvals small">${approvals.map(a => html`
                 <li key=${`${a.who}-${a.at}`}>${a.decision === 'REJECT' ? 'rejected' : 'approved'} by ${a.who}${a.reason ? `: ${a.reason}` : ''}</li>`)}</ul>` : null}
             ${s.reason ? html`<p class="small reason">${s.reason}</p>` : null}
-            ${kind === 'WAIT_APPROVAL' && running && mayApprove(spec) ? html`
+            ${pause ? html`<p class="small">paused until approved: ${approvedCount(s)} of ${pause.min_approvals || 1}${pause.approvers && pause.approvers.length ? ` (${pause.approvers.join(', ')})` : ''}</p>` : null}
+            ${decides && running && mayApprove(decides) ? html`
                 <div class="buttons">
                     <button type="button" class="primary" ref=${approveBtn} onClick=${() => onDecide('approve', s, approveBtn)}>Approve</button>
                     <button type="button" ref=${rejectBtn} onClick=${() => onDecide('reject', s, rejectBtn)}>Reject</button>
