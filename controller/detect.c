@@ -55,7 +55,7 @@ struct cached_app {
     char *errors;   /* of its own load (not the checks across apps); NULL: valid */
     char *baseline; /* the baseline its touch was decided from; NULL: none */
     int untouched;  /* valid, and no change since `baseline` touches it */
-    int volatile_;  /* read through a symlink, or its reads were not recorded: always load */
+    int volatile_;  /* read through a symlink: loaded at every detection */
     struct kn_strlist reads; /* the paths outside its folder its load read or tried to, sorted */
     struct bind_info bind;
 };
