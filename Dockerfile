@@ -23,7 +23,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libgit2-1.5 libyaml-0-2 libcurl4 libjansson4 libuv1 libsqlite3-0 libh2o0.13 libssl3 \
-        libxml2 haproxy ca-certificates \
+        libxml2 haproxy ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/kanaria --create-home \
         --shell /usr/sbin/nologin kanaria \

@@ -22,6 +22,7 @@
 #include "kanaria/validate.h"
 #include "prune.h"
 #include "reconcile.h"
+#include "slo.h"
 
 #define WHO "actions"
 
@@ -276,6 +277,7 @@ static int kn_actions_deploy_again(struct kn_actions *a, const struct kn_app_sta
         .commit = commit,
         .author = src ? src->author : "",
         .message = src ? src->message : "",
+        .commit_time = src ? src->commit_time : 0,
         .strategy = "QUICK_SYNC",
         .summary = summary,
         .trigger = trigger,
@@ -427,6 +429,7 @@ int kn_actions_retry(struct kn_actions *a, const char *repo, const char *name,
             .commit = last.commit,
             .author = last.author,
             .message = last.message ? last.message : "",
+            .commit_time = last.commit_time,
             .strategy = last.strategy,
             .summary = summary,
             .plan_json = plan,
@@ -665,13 +668,45 @@ struct kn_actions_decision {
     struct kn_deployment d;
     char app_path[512];
     char mirror[1024];
-    struct kn_stage_state stage;
+    struct kn_stage_state stage; /* index -1: the deployment is BLOCKED by the error-budget
+                                    gate, and an approval lets it past (action: approve) */
     long long step; /* a CANARY_STEPS paused after this step (1-based) until approved; 0: none */
     /* filled on the thread pool */
     char **approvers;
     size_t napprovers;
     char error[512];
 };
+
+/* The approvers of the app's first WAIT_APPROVAL stage, which also decide on a deployment held
+ * by the error-budget gate; none (any approver) when it has none. */
+static void kn_actions_budget_approvers(struct kn_actions_decision *x, const struct kn_app *app)
+{
+    const struct kn_stage_config *stages = app->cfg.spec.pipeline.items;
+
+    if (app->cfg.spec.budget.action != KN_BUDGET_APPROVE) {
+        snprintf(x->error, sizeof(x->error),
+                 "deployment %lld of '%s' waits for its error budget under 'action: block': "
+                 "it starts when the budget recovers, not by an approval",
+                 x->d.id, x->d.app);
+        return;
+    }
+    for (size_t i = 0; i < app->cfg.spec.pipeline.count; i++) {
+        const struct kn_node *list =
+            stages[i].with_node ? kn_node_get(stages[i].with_node, "approvers") : NULL;
+        if (strcmp(stages[i].name, "WAIT_APPROVAL") != 0) {
+            continue;
+        }
+        if (list && list->type == KN_NODE_SEQ && list->len > 0) {
+            x->approvers = kn_calloc(list->len, sizeof(*x->approvers));
+            for (size_t j = 0; j < list->len; j++) {
+                if (list->items[j]->type == KN_NODE_SCALAR) {
+                    x->approvers[x->napprovers++] = kn_strdup(list->items[j]->scalar);
+                }
+            }
+        }
+        return;
+    }
+}
 
 /* On the thread pool: the `approvers` of stage x->stage.index at the deployment's commit. */
 static void kn_actions_decision_load(uv_work_t *w)
@@ -693,6 +728,10 @@ static void kn_actions_decision_load(uv_work_t *w)
         goto out;
     }
     kn_validate_app_load(&app, src, x->app_path, NULL);
+    if (app && x->stage.index < 0) {
+        kn_actions_budget_approvers(x, app);
+        goto out;
+    }
     stages = app ? app->cfg.spec.pipeline.items : NULL;
     if (!app || x->stage.index < 0 || (size_t)x->stage.index >= app->cfg.spec.pipeline.count ||
         strcmp(stages[x->stage.index].name, x->stage.name) != 0) {
@@ -753,6 +792,48 @@ static int kn_actions_decision_listed(const struct kn_actions_decision *x)
     return 0;
 }
 
+/* Back on the loop, for a deployment held by the error-budget gate: still BLOCKED, by someone
+ * the rules allow: record who approved it (the gate reads it) and wake the engine. */
+static int kn_actions_budget_approve(struct kn_actions_decision *x,
+                                     struct kn_action_result *result, struct kn_error *err)
+{
+    struct kn_actions *a = x->a;
+    struct kn_deployment now = {0};
+    char msg[1024];
+    int rc = 0;
+
+    if (kn_store_deployment_get(a->deps.store, x->d.id, &now) < 0 ||
+        now.status != KN_DEPLOY_BLOCKED) {
+        rc = kn_error_set(err, KN_EEXISTS, NULL,
+                          "deployment %lld of '%s' is no longer held by its error budget",
+                          x->d.id, x->d.app);
+        goto out;
+    }
+    if (!kn_actions_decision_listed(x)) {
+        rc = kn_error_set(err, KN_EUNSUPPORTED, NULL,
+                          "not an approver of this app: '%s' is not in the approvers of its "
+                          "WAIT_APPROVAL stage",
+                          x->who);
+        goto out;
+    }
+    if (kn_store_stage_meta_set(a->deps.store, x->d.id, KN_STORE_DEPLOYMENT_META,
+                                KN_SLO_APPROVED_META, x->who) < 0) {
+        rc = kn_error_set(err, KN_EIO, NULL, "cannot record the approval in the state store");
+        goto out;
+    }
+    snprintf(msg, sizeof(msg), "approved the deployment past its spent error budget%s%s%s%s",
+             x->from[0] ? " from " : "", x->from, x->reason[0] ? ": " : "", x->reason);
+    kn_store_event_add(a->deps.store, "APPROVED", x->d.repo, x->d.app, x->d.id, x->who, msg,
+                       kn_actions_now_ms());
+    kn_log_info(WHO, "app=%s deployment=%lld user=%s %s", x->d.app, x->d.id, x->who, msg);
+    kn_actions_kick(a);
+    kn_actions_result(result, x->d.repo, x->d.app, x->d.id);
+    result->stage = -1;
+out:
+    kn_deployment_release(&now);
+    return rc;
+}
+
 /* Back on the loop: check again, record the decision and its audit event, wake the engine. */
 static void kn_actions_decision_done(uv_work_t *w, int status)
 {
@@ -770,6 +851,10 @@ static void kn_actions_decision_done(uv_work_t *w, int status)
     snprintf(step, sizeof(step), "%lld)", x->step);
     if (status != 0 || x->error[0]) {
         rc = kn_error_set(&err, KN_EIO, NULL, "%s", x->error[0] ? x->error : "cancelled");
+        goto out;
+    }
+    if (x->stage.index < 0) {
+        rc = kn_actions_budget_approve(x, &result, &err);
         goto out;
     }
     if (kn_store_stage_get(a->deps.store, x->d.id, x->stage.index, now_status,
@@ -825,6 +910,7 @@ int kn_actions_decide(struct kn_actions *a, const char *repo, const char *name, 
     struct kn_actions_decision *x = NULL;
     struct kn_app_state app;
     struct kn_stage_state running;
+    int found;
     int rc;
 
     if ((rc = kn_actions_app(a, repo, name, &app, err)) < 0) {
@@ -839,9 +925,12 @@ int kn_actions_decide(struct kn_actions *a, const char *repo, const char *name, 
     if (running.index >= 0 && strcmp(running.name, "CANARY_STEPS") == 0) {
         x->step = kn_actions_awaiting_step(a, app.current_deployment, running.index);
     }
-    if (running.index < 0 ||
-        (strcmp(running.name, "WAIT_APPROVAL") != 0 && x->step <= 0) ||
-        kn_store_deployment_get(a->deps.store, app.current_deployment, &x->d) < 0) {
+    found = app.current_deployment &&
+            kn_store_deployment_get(a->deps.store, app.current_deployment, &x->d) == 0;
+    if (found && !reject && running.index < 0 && x->d.status == KN_DEPLOY_BLOCKED) {
+        running.index = -1; /* held by the error-budget gate: approved past it (checked on) */
+    } else if (!found || running.index < 0 ||
+               (strcmp(running.name, "WAIT_APPROVAL") != 0 && x->step <= 0)) {
         rc = kn_error_set(err, KN_EEXISTS, NULL, "no deployment of '%s' is waiting for approval",
                           app.name);
         goto out;

@@ -125,7 +125,9 @@ typedef void (*kn_actions_decided_cb)(int rc, const struct kn_action_result *res
 
 /*
  * Approve (reject 0) or reject the app's deployment waiting at WAIT_APPROVAL; `reason` may be
- * "". The stage's `approvers` are read from the app's config at the deployment's commit on the
+ * "". An approval also lets go a deployment BLOCKED by the error-budget gate under `action:
+ * approve` (by the approvers of the app's WAIT_APPROVAL stage, if any): who approved is kept as
+ * deployment meta KN_SLO_APPROVED_META, which the gate reads (result->stage is then -1). The stage's `approvers` are read from the app's config at the deployment's commit on the
  * thread pool; then the decision is checked again (the stage may have ended meanwhile), recorded
  * and the engine woken, and cb says how it went. A refusal found at once is returned (<0) and cb
  * is not called.

@@ -29,6 +29,7 @@
 
 #include "kanaria/alloc.h"
 #include "kanaria/error.h"
+#include "kanaria/freeze.h"
 #include "kanaria/log.h"
 #include "kanaria/manifest.h"
 #include "kanaria/metrics.h"
@@ -910,6 +911,8 @@ static void kn_config_check(void *obj, const struct kn_node *node, struct kn_sch
                            sizeof(struct kn_notification_config),
                            offsetof(struct kn_notification_config, name));
     kn_config_check_tokens(ctx, node, &cfg->users);
+    kn_freeze_check_unique(ctx, kn_node_get(node, "freezeWindows"), &cfg->freeze_windows,
+                           "freezeWindows");
     kn_config_resolve_platforms(ctx, node, cfg);
 }
 
@@ -968,6 +971,13 @@ static const struct kn_field kn_config_fields[] = {
      .offset = offsetof(struct kn_config, notifications),
      .sub = &kn_config_notification_schema,
      .help = "where to send deployment events"},
+    {.key = "freezeWindows",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_config, freeze_windows),
+     .sub = &kn_freeze_window_schema,
+     .help = "when deployments wait FROZEN: recurring (schedule, duration, timeZone) or fixed "
+             "(from, to), for the apps and repositories named (all when none); rollbacks and "
+             "hotfixes pass"},
     {.key = "log",
      .type = KN_TYPE_OBJECT,
      .offset = offsetof(struct kn_config, log),

@@ -264,6 +264,7 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
             .commit = head,
             .author = d->info.author,
             .message = d->info.summary,
+            .commit_time = d->info.time * 1000,
             .strategy = kn_plan_strategy_name(a->plan.strategy),
             .summary = a->plan.summary,
             .plan_json = a->plan_json,

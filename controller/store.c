@@ -193,6 +193,10 @@ static const char *const kn_store_migrations[] = {
      "  value TEXT NOT NULL,"
      "  PRIMARY KEY (name, key)"
      ");"),
+
+    /* 5 -> 6: when the deployed commit was made (its committer time, ms), so that lead time counts
+     * from the commit; 0 for deployments recorded before, and when it is not known. */
+    "ALTER TABLE deployments ADD COLUMN commit_time INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define KN_STORE_NMIGRATIONS ((int)(sizeof(kn_store_migrations) / sizeof(kn_store_migrations[0])))
@@ -1278,7 +1282,7 @@ static int app_refresh_current(struct kn_store *st, const char *repo, const char
 
 #define KN_DEPLOY_COLS                                                                             \
     "id, repo, app, commit_id, author, message, strategy, summary, status, reason, created_at,"    \
-    " updated_at, started_at, finished_at, trigger"
+    " updated_at, started_at, finished_at, trigger, commit_time"
 
 static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
 {
@@ -1300,6 +1304,7 @@ static int read_deployment(sqlite3_stmt *s, struct kn_deployment *d)
     d->started_at = sqlite3_column_int64(s, 12);
     d->finished_at = sqlite3_column_int64(s, 13);
     col_copy(d->trigger, sizeof(d->trigger), s, 14);
+    d->commit_time = sqlite3_column_int64(s, 15);
     rc = kn_deploy_status_parse((const char *)status, &d->status);
     if (rc < 0) {
         kn_log_error("store", "deployment %lld has an unknown status '%s'", d->id,
@@ -1388,10 +1393,11 @@ int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new 
     }
     rc = run(st,
              "INSERT INTO deployments (repo, app, commit_id, author, message, strategy, summary,"
-             " plan_json, status, created_at, updated_at, trigger) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-             " ?7, ?8, 'PLANNED', ?9, ?9, ?10)",
-             "ssssssstls", d->repo, d->app, d->commit, d->author, d->message, d->strategy,
-             d->summary, d->plan_json, now_ms, d->trigger ? d->trigger : "commit");
+             " plan_json, status, created_at, updated_at, trigger, commit_time) VALUES (?1, ?2, ?3,"
+             " ?4, ?5, ?6, ?7, ?8, 'PLANNED', ?9, ?9, ?10, ?11)",
+             "ssssssstlsl", d->repo, d->app, d->commit, d->author, d->message, d->strategy,
+             d->summary, d->plan_json, now_ms, d->trigger ? d->trigger : "commit",
+             d->commit_time > 0 ? d->commit_time : 0LL);
     if (rc < 0) {
         goto out;
     }
@@ -2003,6 +2009,42 @@ int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data
                  " ORDER BY app, finished_at, id",
                  "");
     return rc < 0 ? rc : deployments_each(st, s, cb, data);
+}
+
+int kn_store_failure_times(struct kn_store *st, kn_store_failure_times_cb cb, void *data)
+{
+    struct kn_store_failure_times *items = NULL;
+    sqlite3_stmt *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!st || !cb) {
+        return KN_EINVAL;
+    }
+    rc = prepare(st, &s,
+                 "SELECT d.id,"
+                 " COALESCE((SELECT min(a.at) FROM analysis_records a WHERE a.deployment = d.id"
+                 "  AND a.verdict = 'FAIL'), 0),"
+                 " COALESCE((SELECT max(r.started_at) FROM stages r WHERE r.deployment = d.id"
+                 "  AND r.name = 'ROLLBACK'), 0),"
+                 " COALESCE((SELECT max(r.finished_at) FROM stages r WHERE r.deployment = d.id"
+                 "  AND r.name = 'ROLLBACK'), 0)"
+                 " FROM deployments d WHERE d.status = 'FAILURE' ORDER BY d.id",
+                 "");
+    while (rc == 0 && (rc = step(st, s)) == 1) {
+        items = kn_reallocarray(items, n + 1, sizeof(*items));
+        items[n].deployment = sqlite3_column_int64(s, 0);
+        items[n].first_fail_at = sqlite3_column_int64(s, 1);
+        items[n].rollback_started_at = sqlite3_column_int64(s, 2);
+        items[n++].rollback_finished_at = sqlite3_column_int64(s, 3);
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = cb(&items[i], data);
+    }
+    free(items);
+    return rc;
 }
 
 /* ---- platform memos ------------------------------------------------------------------------ */

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kanaria/freeze.h"
+
 #define KN_API_VERSION "kanaria.dev/v1"
 
 /* ---- schema ------------------------------------------------------------------------------- */
@@ -105,6 +107,129 @@ static const struct kn_schema planner_schema = {
     .set_offset = offsetof(struct kn_planner_config, set),
 };
 
+
+/* ---- SLOs and the error-budget policy ----------------------------------------------------- */
+
+static void slo_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    const struct kn_slo_config *c = obj;
+
+    if (kn_node_get(node, "objective") && !(c->objective > 0 && c->objective < 100)) {
+        kn_schema_error(ctx, kn_node_get(node, "objective"),
+                        "'%s.objective' must be a percentage above 0 and below 100, got %g",
+                        ctx->path, c->objective);
+    }
+}
+
+static const struct kn_field slo_fields[] = {
+    {.key = "name",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_slo_config, name),
+     .flags = KN_FIELD_REQUIRED | KN_FIELD_NONEMPTY,
+     .help = "the SLO's name, unique in the app; an entry with a name alone is the SLO of that "
+             "name in " KN_SLO_FILE},
+    {.key = "objective",
+     .type = KN_TYPE_PERCENT,
+     .offset = offsetof(struct kn_slo_config, objective),
+     .help = "the share of good events to keep, in percent, above 0 and below 100 (99.9)"},
+    {.key = "window",
+     .type = KN_TYPE_DURATION,
+     .offset = offsetof(struct kn_slo_config, window_ms),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "30d",
+     .min = 60 * 1000,
+     .max = 366 * 24 * 3600 * 1000.0,
+     .help = "the window the SLI and the error budget are measured over"},
+    {.key = "good",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_slo_config, good),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "query of the good events over {{window}} (filled in with \"30d\", \"1h\", ...)"},
+    {.key = "total",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_slo_config, total),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "query of all events over {{window}}"},
+    {.key = "provider",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_slo_config, provider),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "a metricsProviders name of kanaria.yaml; default: the first"},
+};
+
+static const struct kn_schema slo_schema = {
+    .name = "SLO",
+    KN_SCHEMA_FIELDS(slo_fields),
+    .size = sizeof(struct kn_slo_config),
+    .set_offset = offsetof(struct kn_slo_config, set),
+    .check = slo_check,
+};
+
+static const char *const budget_actions[] = {"block", "approve", NULL};
+static const char *const budget_on_error[] = {"block", "allow", NULL};
+
+static void budget_check(void *obj, const struct kn_node *node, struct kn_schema_ctx *ctx)
+{
+    struct kn_error_budget_policy *p = obj;
+
+    (void)ctx;
+    p->given = node != NULL && node->type == KN_NODE_MAP;
+}
+
+static const struct kn_field budget_fields[] = {
+    {.key = "minRemaining",
+     .type = KN_TYPE_PERCENT,
+     .offset = offsetof(struct kn_error_budget_policy, min_remaining),
+     .flags = KN_FIELD_MIN | KN_FIELD_MAX,
+     .def = "0",
+     .min = 0,
+     .max = 100,
+     .help = "a PIPELINE deployment waits while an SLO has less of its error budget left"},
+    {.key = "action",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_error_budget_policy, action),
+     .def = "block",
+     .enums = budget_actions,
+     .help = "block: wait until the budget recovers; approve: or until `kanaria approve APP`"},
+    {.key = "onError",
+     .type = KN_TYPE_ENUM,
+     .offset = offsetof(struct kn_error_budget_policy, on_error),
+     .def = "block",
+     .enums = budget_on_error,
+     .help = "when an SLO cannot be read: block (wait, naming the error) or allow (go, "
+             "recorded with the error)"},
+};
+
+static const struct kn_schema budget_schema = {
+    .name = "errorBudgetPolicy",
+    KN_SCHEMA_FIELDS(budget_fields),
+    .size = sizeof(struct kn_error_budget_policy),
+    .set_offset = offsetof(struct kn_error_budget_policy, set),
+    .check = budget_check,
+};
+
+/* KN_SLO_FILE: `slos:`, entries as spec.slos, each complete. */
+struct slo_file {
+    uint64_t set;
+    struct kn_list slos;
+};
+
+static const struct kn_field slo_file_fields[] = {
+    {.key = "slos",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct slo_file, slos),
+     .flags = KN_FIELD_REQUIRED,
+     .sub = &slo_schema,
+     .help = "the SLOs apps name in spec.slos"},
+};
+
+static const struct kn_schema slo_file_schema = {
+    .name = KN_SLO_FILE,
+    KN_SCHEMA_FIELDS(slo_file_fields),
+    .size = sizeof(struct slo_file),
+    .set_offset = offsetof(struct slo_file, set),
+};
+
 static const struct kn_field spec_fields[] = {
     {.key = "platform",
      .type = KN_TYPE_STRING,
@@ -157,6 +282,23 @@ static const struct kn_field spec_fields[] = {
      .offset = offsetof(struct kn_app_spec, analysis_node),
      .help = "background analysis: startingStage, until, and the metrics and http checks of "
              "ANALYSIS, run from that stage until that one starts"},
+    {.key = "slos",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_app_spec, slos),
+     .sub = &slo_schema,
+     .help = "SLOs on a metrics provider: name, objective, window, good, total, provider (or "
+             "a name of " KN_SLO_FILE ")"},
+    {.key = "errorBudgetPolicy",
+     .type = KN_TYPE_OBJECT,
+     .offset = offsetof(struct kn_app_spec, budget),
+     .sub = &budget_schema,
+     .help = "hold PIPELINE deployments while an SLO's error budget is spent"},
+    {.key = "freezeWindows",
+     .type = KN_TYPE_LIST,
+     .offset = offsetof(struct kn_app_spec, freeze_windows),
+     .sub = &kn_freeze_app_window_schema,
+     .help = "the app's own freeze windows, as kanaria.yaml's freezeWindows without apps and "
+             "repositories: a deployment waits FROZEN while one is open"},
 };
 
 /* `analysis:` parsed by its schema, which the stages own (kanaria/stage.h). */
@@ -167,7 +309,8 @@ static void spec_check(void *obj, const struct kn_node *node, struct kn_schema_c
     char saved[sizeof(ctx->path)];
     const char *prefix;
 
-    (void)node;
+    kn_freeze_check_unique(ctx, kn_node_get(node, "freezeWindows"), &s->freeze_windows,
+                           "spec.freezeWindows");
     if (!a || (a->type != KN_NODE_MAP && kn_node_scalar_kind(a) == KN_SCALAR_NULL)) {
         return;
     }
@@ -680,6 +823,152 @@ static void platform_options(struct kn_app *app, const struct kn_app_platform *p
     }
 }
 
+/* ---- SLOs: shared entries, then the rules on the whole list ------------------------------- */
+
+/* The placeholders an SLO query may use. */
+static const char *const slo_placeholders[] = {"window", "app", "repository", NULL};
+
+static void slo_check_placeholders(const char *query, const char *slo, const char *what,
+                                   const struct kn_node *at, struct kn_schema_ctx *ctx)
+{
+    const char *p = query;
+
+    while (p && (p = strstr(p, "{{")) != NULL) {
+        const char *end = strstr(p + 2, "}}");
+        const char *b = p + 2, *e;
+        int known = 0;
+
+        if (!end) {
+            kn_schema_error(ctx, at, "SLO '%s': '%s' has '{{' without a closing '}}'", slo, what);
+            return;
+        }
+        while (b < end && *b == ' ') {
+            b++;
+        }
+        e = end;
+        while (e > b && e[-1] == ' ') {
+            e--;
+        }
+        for (size_t i = 0; slo_placeholders[i]; i++) {
+            known |= strlen(slo_placeholders[i]) == (size_t)(e - b) &&
+                     strncmp(b, slo_placeholders[i], (size_t)(e - b)) == 0;
+        }
+        if (!known) {
+            kn_schema_error(ctx, at,
+                            "SLO '%s': '%s' uses unknown placeholder '{{%.*s}}' (known: "
+                            "{{window}}, {{app}}, {{repository}})",
+                            slo, what, (int)(e - b), b);
+        }
+        p = end + 2;
+    }
+}
+
+static void slo_take(char **dst, const char *src)
+{
+    if (!*dst && src) {
+        *dst = kn_strdup(src);
+    }
+}
+
+/* Fill the app's SLOs that name an entry of KN_SLO_FILE, then check each: unique names, an
+ * objective, both queries with known placeholders. */
+static void resolve_slos(struct kn_app *app, struct kn_source *src, const struct kn_node *root,
+                         struct kn_schema_ctx *ctx)
+{
+    struct kn_slo_config *slos = app->cfg.spec.slos.items;
+    size_t n = app->cfg.spec.slos.count;
+    const struct kn_node *list = kn_node_get(kn_node_get(root, "spec"), "slos");
+    const struct kn_node *shared_root = NULL;
+    struct slo_file shared;
+    int loaded = 0;
+
+    memset(&shared, 0, sizeof(shared));
+    for (size_t i = 0; i < n; i++) {
+        struct kn_slo_config *c = &slos[i];
+        const struct kn_node *at = list && list->type == KN_NODE_SEQ && i < list->len
+                                       ? list->items[i]
+                                       : list;
+        const struct kn_slo_config *from = NULL;
+
+        if (!c->name) {
+            continue; /* reported */
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (slos[j].name && strcmp(slos[j].name, c->name) == 0) {
+                kn_schema_error(ctx, at, "'spec.slos[%zu]': SLO '%s' is declared twice (first "
+                                "as spec.slos[%zu])", i, c->name, j);
+            }
+        }
+        if (!c->good || !c->total || !kn_node_get(at, "objective")) {
+            if (!loaded) {
+                loaded = 1;
+                shared_root = kn_app_load_file(app, src, KN_SLO_FILE, 1);
+                if (shared_root) {
+                    struct kn_schema_ctx sctx = *ctx;
+                    sctx.prefix = NULL;
+                    sctx.path[0] = '\0';
+                    kn_schema_parse(&slo_file_schema, shared_root, &shared_root->loc, &shared,
+                                    &sctx);
+                }
+            }
+            for (size_t j = 0; j < shared.slos.count; j++) {
+                const struct kn_slo_config *sc =
+                    (const struct kn_slo_config *)shared.slos.items + j;
+                if (sc->name && strcmp(sc->name, c->name) == 0) {
+                    from = sc;
+                }
+            }
+            if (!from && !c->good && !c->total) {
+                kn_schema_error(ctx, at,
+                                "'spec.slos[%zu]': SLO '%s' has no queries and %s %s", i,
+                                c->name, KN_SLO_FILE,
+                                shared_root ? "declares no SLO of that name" : "does not exist");
+                continue;
+            }
+        }
+        if (from) {
+            slo_take(&c->good, from->good);
+            slo_take(&c->total, from->total);
+            slo_take(&c->provider, from->provider);
+            if (!kn_node_get(at, "objective")) {
+                c->objective = from->objective;
+            }
+            if (!kn_node_get(at, "window")) {
+                c->window_ms = from->window_ms;
+            }
+        }
+        if (!c->good || !c->total) {
+            kn_schema_error(ctx, at, "'spec.slos[%zu]': SLO '%s' needs both 'good' and 'total' "
+                            "queries", i, c->name);
+        }
+        if (!(c->objective > 0 && c->objective < 100)) {
+            if (!kn_node_get(at, "objective") && !(from && from->objective > 0)) {
+                kn_schema_error(ctx, at, "'spec.slos[%zu]': SLO '%s' needs an 'objective'", i,
+                                c->name);
+            }
+        }
+        slo_check_placeholders(c->good, c->name, "good", kn_node_get(at, "good") ? kn_node_get(at, "good") : at, ctx);
+        slo_check_placeholders(c->total, c->name, "total", kn_node_get(at, "total") ? kn_node_get(at, "total") : at, ctx);
+    }
+    if (app->cfg.spec.budget.given && n == 0) {
+        kn_schema_error(ctx, kn_node_get(kn_node_get(root, "spec"), "errorBudgetPolicy"),
+                        "'spec.errorBudgetPolicy' needs at least one SLO in 'spec.slos'");
+    }
+    kn_schema_release(&slo_file_schema, &shared);
+}
+
+const struct kn_slo_config *kn_app_slo(const struct kn_app *app, const char *name)
+{
+    const struct kn_slo_config *slos = app->cfg.spec.slos.items;
+
+    for (size_t i = 0; name && i < app->cfg.spec.slos.count; i++) {
+        if (slos[i].name && strcmp(slos[i].name, name) == 0) {
+            return &slos[i];
+        }
+    }
+    return NULL;
+}
+
 static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -729,6 +1018,7 @@ int kn_app_load(struct kn_app **out, struct kn_source *src, const char *config_p
     if (app->cfg.metadata.name) {
         app->name = kn_strdup(app->cfg.metadata.name);
     }
+    resolve_slos(app, src, root, &ctx);
     if (loader && loader->resolve) {
         loader->resolve(&platform, app, src, root, &ctx, loader->data);
     }

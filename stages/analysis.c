@@ -14,13 +14,14 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/app.h"
 #include "kanaria/config.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "stages.h"
 
 static const char *const strategies[] = {"threshold", "canary-primary", "canary-baseline",
-                                         "previous", NULL};
+                                         "previous", "burn-rate", NULL};
 static const char *const deviations[] = {"either", "high", "low", NULL};
 static const char *const no_data_policies[] = {"inconclusive", "fail", "skip", NULL};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", NULL};
@@ -171,6 +172,14 @@ static void metric_rules(const struct kn_analysis_metric *m, const struct kn_nod
     if (given && (given->type != KN_NODE_SCALAR || strcmp(given->scalar, strategies[m->strategy]))) {
         return; /* an unknown strategy is reported; what it needs is unknown */
     }
+    if (m->strategy == KN_STRATEGY_BURN_RATE && !m->slo) {
+        kn_schema_error(ctx, node, "'%s': the burn-rate strategy needs 'slo' (an SLO of the "
+                        "app's spec.slos)", ctx->path);
+    } else if (m->strategy != KN_STRATEGY_BURN_RATE && m->slo) {
+        kn_schema_error(ctx, kn_node_get(node, "slo") ? kn_node_get(node, "slo") : node,
+                        "'%s.slo' is used by the burn-rate strategy only, not by '%s'",
+                        ctx->path, strategies[m->strategy]);
+    }
     if (m->strategy == KN_STRATEGY_THRESHOLD && !has_expected) {
         kn_schema_error(ctx, node, "'%s': the threshold strategy needs 'expected.min' or "
                         "'expected.max'", ctx->path);
@@ -277,6 +286,19 @@ static const struct kn_field metric_fields[] = {
      .type = KN_TYPE_STRING_MAP,
      .offset = offsetof(struct kn_analysis_metric, args),
      .help = "values for {{args.NAME}} in the query"},
+    {.key = "slo",
+     .type = KN_TYPE_STRING,
+     .offset = offsetof(struct kn_analysis_metric, slo),
+     .flags = KN_FIELD_NONEMPTY,
+     .help = "burn-rate: the SLO of the app's spec.slos whose budget the query's error ratio "
+             "burns"},
+    {.key = "maxBurnRate",
+     .type = KN_TYPE_DOUBLE,
+     .offset = offsetof(struct kn_analysis_metric, max_burn_rate),
+     .flags = KN_FIELD_MIN,
+     .def = "14.4",
+     .min = 0.001,
+     .help = "burn-rate: the check fails when error ratio / (1 - objective) is above this"},
     {.key = "template",
      .type = KN_TYPE_STRING,
      .offset = offsetof(struct kn_analysis_metric, template_name),
@@ -803,6 +825,14 @@ static void analysis_simulate(struct kn_pipeline_sim *sim, const struct kn_stage
                                "stage '%s': metric '%s' compares with the baseline, but no "
                                "baseline runs at this point (add BASELINE_ROLLOUT before it)",
                                stage->name, m->name);
+        }
+        if (m->strategy == KN_STRATEGY_BURN_RATE && m->slo && sim->app &&
+            !kn_app_slo(sim->app, m->slo)) {
+            const struct kn_node *at = list_item(stage->with_node, "metrics", i);
+            kn_schema_error(ctx, kn_node_get(at, "slo") ? kn_node_get(at, "slo") : at,
+                            "stage '%s': metric '%s' burns SLO '%s', which the app does not "
+                            "declare in spec.slos",
+                            stage->name, m->name ? m->name : "?", m->slo);
         }
         if (m->query) {
             const struct kn_node *at = list_item(stage->with_node, "metrics", i);

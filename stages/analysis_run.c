@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/app.h"
 #include "kanaria/engine.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
@@ -458,6 +459,42 @@ static void compare_verdict(const struct kn_analysis_metric *m, const char *subj
              r.p < m->alpha ? ", a difference below minEffect" : "");
 }
 
+/* burn-rate: the worst error ratio of the samples over the budget of the app's SLO m->slo
+ * (1 - objective) against maxBurnRate. */
+static void burn_rate_verdict(const struct kn_app *app, const struct kn_analysis_metric *m,
+                              const char *variant, const double *v, size_t n, enum verdict *out,
+                              char *why, size_t size, char *bound, size_t bsize)
+{
+    const struct kn_slo_config *slo = app ? kn_app_slo(app, m->slo) : NULL;
+    double worst = NAN, budget, burn;
+
+    if (!slo) {
+        *out = V_INCONCLUSIVE;
+        snprintf(why, size, "the app declares no SLO '%s'", m->slo ? m->slo : "");
+        return;
+    }
+    budget = 1.0 - slo->objective / 100.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isnan(v[i]) && (isnan(worst) || v[i] > worst)) {
+            worst = v[i];
+        }
+    }
+    burn = worst / budget;
+    snprintf(bound, bsize, "maxBurnRate %g (SLO '%s', objective %g%%)", m->max_burn_rate,
+             slo->name, slo->objective);
+    if (burn > m->max_burn_rate) {
+        *out = V_FAIL;
+        snprintf(why, size, "%s burns the budget of SLO '%s' at %.4g > maxBurnRate %g (error "
+                 "ratio %.4g against an objective of %g%%)",
+                 variant, slo->name, burn, m->max_burn_rate, worst, slo->objective);
+        return;
+    }
+    *out = V_PASS;
+    snprintf(why, size, "%s burns the budget of SLO '%s' at %.4g, within maxBurnRate %g (error "
+             "ratio %.4g against an objective of %g%%)",
+             variant, slo->name, burn, m->max_burn_rate, worst, slo->objective);
+}
+
 /* ---- metric checks ------------------------------------------------------------------------ */
 
 static void metric_done(struct eval *ev)
@@ -529,6 +566,9 @@ static void metric_done(struct eval *ev)
             compare_verdict(m, ev->variant[0], c->prev_name, v[0], n[0], c->prev, c->nprev,
                             &verdict, why, sizeof(why), bound, sizeof(bound));
         }
+    } else if (m->strategy == KN_STRATEGY_BURN_RATE) {
+        burn_rate_verdict(kn_stage_run_app(a->run), m, ev->variant[0], v[0], n[0], &verdict, why,
+                          sizeof(why), bound, sizeof(bound));
     } else if (ev->nq == 1) {
         threshold_verdict(m, ev->variant[0], v[0], n[0], &verdict, why, sizeof(why), bound,
                           sizeof(bound));

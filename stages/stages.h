@@ -67,6 +67,7 @@ enum kn_analysis_strategy {
     KN_STRATEGY_CANARY_PRIMARY,
     KN_STRATEGY_CANARY_BASELINE,
     KN_STRATEGY_PREVIOUS,
+    KN_STRATEGY_BURN_RATE, /* value/(1 - the SLO's objective) against maxBurnRate */
 };
 
 enum kn_deviation {
@@ -104,6 +105,8 @@ struct kn_analysis_metric {
     int no_data;   /* enum kn_no_data */
     struct kn_strmap args;
     char *template_name; /* a metric of KN_ANALYSIS_TEMPLATES_FILE this one starts from */
+    char *slo;             /* burn-rate: an SLO of the app (spec.slos) */
+    double max_burn_rate;  /* burn-rate: the error ratio may burn its budget this fast */
 };
 
 struct kn_http_check {

@@ -120,6 +120,7 @@ static void check_pipeline(struct kn_app *app, const struct kn_platform_type *pt
     sim.weight[KN_VARIANT_PRIMARY] = 100;
     sim.controller = controller;
     sim.platform = platform;
+    sim.app = app;
     sim.weight_step = ptype ? ptype->weight_step : 0;
     sim.platform_type = ptype ? ptype->name : NULL;
     sim.placeholders = ptype ? ptype->placeholders : NULL;

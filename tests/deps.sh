@@ -12,6 +12,7 @@ packages=(
     chromium  # the web UI's browser tests (tests/ui/), headless, driven by npm playwright-core
     debhelper  # the .deb of debian/ (tests/packaging/deb.sh), 16 small packages with its tools
     zsh fish   # `zsh -n` and `fish -n` check the completions kanaria generates (install_tree)
+    tzdata     # the time zones of freeze windows (test_freeze, test_engine)
 )
 
 missing=()

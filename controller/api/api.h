@@ -42,6 +42,7 @@
 #include "kanaria/error.h"
 #include "kanaria/platform.h"
 #include "kanaria/store.h"
+#include "slo.h"
 
 struct kn_actions;
 
@@ -60,6 +61,10 @@ struct kn_api_deps {
     /* What runs now of an app, for /metrics, from drift's cache (a copy the caller releases with
      * kn_live_state_release); may be NULL. <0 when nothing was read of it. */
     int (*live)(void *data, const char *app, struct kn_live_state *out);
+    /* The latest SLO readings (controller/slo.h) of repo's app (NULL: every app of repo; repo
+     * NULL: every one), each to cb; may be NULL (no SLOs shown). */
+    void (*slos)(void *data, const char *repo, const char *app, kn_slo_reading_cb cb,
+                 void *cb_data);
     void *data;
 };
 

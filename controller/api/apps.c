@@ -2,11 +2,14 @@
  * GET /api/v1/apps, /api/v1/apps/{app} and /api/v1/apps/{app}/history: the apps and their
  * deployments as the state store has them; and finding the app a route names.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/router.h"
+#include "freeze.h"
 #include "kanaria/engine.h"
 
 /* How many deployments an app's answer lists. */
@@ -17,14 +20,16 @@
 
 json_t *kn_api_deployment_json(const struct kn_deployment *d)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s,"
+                     " s:I}",
                      "id",
                      (json_int_t)d->id, "repo", d->repo, "app", d->app, "commit", d->commit,
                      "author", d->author, "message", d->message, "strategy", d->strategy, "summary",
                      d->summary, "status", kn_deploy_status_name(d->status), "reason", d->reason,
                      "created_at", (json_int_t)d->created_at, "updated_at",
                      (json_int_t)d->updated_at, "started_at", (json_int_t)d->started_at,
-                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger);
+                     "finished_at", (json_int_t)d->finished_at, "trigger", d->trigger,
+                     "commit_time", (json_int_t)d->commit_time);
 }
 
 int kn_api_collect_deployment(const struct kn_deployment *d, void *data)
@@ -165,6 +170,75 @@ static json_t *kn_api_running_stage_json(struct kn_api *api, const struct kn_dep
     return j;
 }
 
+/* A number, or null when it is NaN (that window had no data). */
+static json_t *kn_api_number(double v)
+{
+    return v == v ? json_real(v) : json_null();
+}
+
+static void kn_api_collect_slo(const struct kn_slo_reading *r, void *data)
+{
+    json_t *list = data;
+    json_t *burn = json_object();
+    char window[32];
+
+    kn_slo_window_format(r->window_ms, window, sizeof(window));
+    for (int w = 0; w < KN_SLO_BURN_WINDOWS; w++) {
+        char name[32];
+        kn_slo_window_format(kn_slo_burn_windows_ms[w], name, sizeof(name));
+        json_object_set_new(burn, name, kn_api_number(r->known && !r->error[0] ? r->burn[w]
+                                                                               : (double)NAN));
+    }
+    json_array_append_new(
+        list, json_pack("{s:s, s:f, s:s, s:I, s:s, s:o, s:o, s:o, s:I, s:s}", "name", r->slo,
+                        "objective", r->objective, "window", window, "window_ms",
+                        (json_int_t)r->window_ms, "provider", r->provider, "sli",
+                        kn_api_number(r->known && !r->error[0] ? r->sli : (double)NAN),
+                        "budget_remaining",
+                        kn_api_number(r->known && !r->error[0] ? r->remaining : (double)NAN),
+                        "burn_rates", burn, "read_at", (json_int_t)(r->known ? r->at_ms : 0),
+                        "error", r->error));
+}
+
+/* One opening of a freeze window: times in ms, and as the window's zone shows them. */
+static json_t *kn_api_freeze_span(const struct kn_freeze_span *s, int with_from)
+{
+    char text[96];
+    json_t *j = json_object();
+
+    json_object_set_new(j, "name", json_string(s->window->name ? s->window->name : ""));
+    if (with_from) {
+        json_object_set_new(j, "from", json_integer(s->from_ms));
+        kn_freeze_format_local(s->window, s->from_ms, text, sizeof(text));
+        json_object_set_new(j, "from_local", json_string(text));
+    }
+    json_object_set_new(j, "until", json_integer(s->until_ms));
+    kn_freeze_format_local(s->window, s->until_ms, text, sizeof(text));
+    json_object_set_new(j, "until_local", json_string(text));
+    return j;
+}
+
+/* `freeze`: the window of kanaria.yaml covering the app that is open now and the one that opens
+ * next ({active: {name, until}, next: {name, from, until}}, each null when none). */
+static json_t *kn_api_app_freeze(struct kn_api *api, const struct kn_app_state *a)
+{
+    struct kn_freeze_span s;
+    struct timespec ts;
+    long long now;
+    json_t *j = json_object();
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    json_object_set_new(j, "active",
+                        kn_freeze_active(api->config, NULL, a->repo, a->name, now, &s)
+                            ? kn_api_freeze_span(&s, 0)
+                            : json_null());
+    json_object_set_new(j, "next", kn_freeze_next(api->config, NULL, a->repo, a->name, now, &s)
+                                       ? kn_api_freeze_span(&s, 1)
+                                       : json_null());
+    return j;
+}
+
 static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "repo", a->repo, "name", a->name,
@@ -182,6 +256,12 @@ static json_t *kn_api_app_json(struct kn_api *api, const struct kn_app_state *a)
     json_object_set_new(j, "orphaned_since", json_integer(a->orphaned_at));
     json_object_set_new(j, "pruned", json_boolean(a->pruned_at != 0));
     json_object_set_new(j, "pruned_at", json_integer(a->pruned_at));
+    json_object_set_new(j, "slos", json_array());
+    if (api->deps.slos) {
+        api->deps.slos(api->deps.data, a->repo, a->name, kn_api_collect_slo,
+                       json_object_get(j, "slos"));
+    }
+    json_object_set_new(j, "freeze", kn_api_app_freeze(api, a));
     /* while the store cannot be written, no app's state can be recorded */
     json_object_set_new(j, "storage_error",
                         json_string(kn_store_storage_error(api->deps.store, NULL)));

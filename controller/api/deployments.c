@@ -1,6 +1,6 @@
 /*
  * GET /api/v1/deployments/{id} (a deployment with its stages, approvals, analysis records and
- * events), and the operator's actions on an app's deployments: cancel, rollback, sync (the
+ * events), GET /api/v1/deployments/{id}/postmortem (controller/postmortem.c), and the operator's actions on an app's deployments: cancel, rollback, sync (the
  * checks and the work are in controller/actions.c).
  */
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "actions.h"
 #include "api/router.h"
 #include "kanaria/engine.h"
+#include "postmortem.h"
 
 /* How many events a deployment's answer lists. */
 #define KN_API_EVENTS 500
@@ -264,6 +265,72 @@ out:
     json_decref(body);
     json_decref(x.stages);
     json_decref(x.events);
+}
+
+/* ---- postmortem ------------------------------------------------------------------------------ */
+
+/* Markdown when ?format=markdown, or without ?format when Accept names text/markdown; JSON
+ * otherwise. 0, or -1 after answering 400 for another format. */
+static int kn_api_postmortem_format(h2o_req_t *req, int *markdown)
+{
+    int bad = 0;
+    const char *f = kn_api_query_param(req, "format", &bad);
+    const char *accept;
+    char head[256];
+    size_t len;
+
+    *markdown = 0;
+    if (bad || (f && strcmp(f, "markdown") != 0 && strcmp(f, "json") != 0)) {
+        kn_api_reply_error(req, 400, "'format' must be markdown or json, got '%.64s'",
+                           f ? f : "(malformed)");
+        return -1;
+    }
+    if (f) {
+        *markdown = strcmp(f, "markdown") == 0;
+    } else if ((accept = kn_api_header(req, "accept", &len)) != NULL) {
+        snprintf(head, sizeof(head), "%.*s", (int)(len < sizeof(head) ? len : sizeof(head) - 1),
+                 accept);
+        *markdown = strstr(head, "text/markdown") != NULL;
+    }
+    return 0;
+}
+
+void kn_api_postmortem_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call)
+{
+    const char *arg = kn_api_param(call, "id");
+    char *end = NULL, *text = NULL;
+    long long id = strtoll(arg, &end, 10);
+    json_t *pm = NULL;
+    struct kn_error err;
+    int markdown, rc;
+
+    if (kn_api_postmortem_format(req, &markdown) < 0) {
+        goto out;
+    }
+    if (!end || *end || id <= 0) {
+        kn_api_reply_error(req, 404, "no deployment '%s'", arg);
+        goto out;
+    }
+    kn_error_clear(&err);
+    if ((rc = kn_postmortem_build(api->deps.store, id, &pm, &err)) < 0) {
+        kn_api_reply_error(req, rc == KN_ENOTFOUND ? 404 : rc == KN_EINVAL ? 409 : 503, "%s",
+                           err.msg);
+        goto out;
+    }
+    if (!markdown) {
+        kn_api_reply(req, 200, pm);
+        goto out;
+    }
+    text = kn_postmortem_markdown(pm);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = strlen(text);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/markdown; charset=utf-8"));
+    h2o_send_inline(req, text, strlen(text)); /* copies into the request's pool */
+out:
+    free(text);
+    json_decref(pm);
 }
 
 /* ---- cancel, rollback, sync ------------------------------------------------------------------ */

@@ -59,16 +59,27 @@ static double kn_metrics_median(double *v, size_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-void kn_api_dora_compute(const struct kn_deployment *d, size_t n, long long now_ms,
-                         struct kn_api_dora *out)
+int kn_api_dora_counts(const struct kn_deployment *d)
+{
+    return d->trigger[0] == '\0' || strcmp(d->trigger, "commit") == 0;
+}
+
+void kn_api_dora_compute(const struct kn_deployment *d, const struct kn_store_failure_times *f,
+                         size_t n, long long now_ms, struct kn_api_dora *out)
 {
     double *lead = kn_calloc(n + 1, sizeof(*lead));
     double *restore = kn_calloc(n + 1, sizeof(*restore));
-    size_t nlead = 0, nrestore = 0, recent = 0, failures = 0, successes = 0;
+    double *detect = kn_calloc(n + 1, sizeof(*detect));
+    double *rollback = kn_calloc(n + 1, sizeof(*rollback));
+    size_t nlead = 0, nrestore = 0, ndetect = 0, nrollback = 0;
+    size_t recent = 0, failures = 0, successes = 0;
     long long failing_since = 0;
 
     for (size_t i = 0; i < n; i++) {
         int ok = d[i].status == KN_DEPLOY_SUCCESS;
+        if (!kn_api_dora_counts(&d[i])) {
+            continue;
+        }
         if (d[i].finished_at >= now_ms - KN_DORA_FREQUENCY_DAYS * KN_DAY_MS && ok) {
             recent++;
         }
@@ -87,10 +98,27 @@ void kn_api_dora_compute(const struct kn_deployment *d, size_t n, long long now_
             failing_since = 0;
         }
     }
-    /* the last successes, newest first */
-    for (size_t i = n; i-- > 0 && nlead < KN_DORA_LEAD_TIME_LAST;) {
-        if (d[i].status == KN_DEPLOY_SUCCESS) {
-            lead[nlead++] = (double)(d[i].finished_at - d[i].created_at) / 1000.0;
+    /* the last ones, newest first */
+    for (size_t i = n; i-- > 0;) {
+        const struct kn_store_failure_times *t = f ? &f[i] : NULL;
+        long long detected;
+        if (!kn_api_dora_counts(&d[i])) {
+            continue;
+        }
+        if (d[i].status == KN_DEPLOY_SUCCESS && nlead < KN_DORA_LEAD_TIME_LAST) {
+            long long from = d[i].commit_time > 0 ? d[i].commit_time : d[i].created_at;
+            lead[nlead++] = (double)(d[i].finished_at - from) / 1000.0;
+        }
+        if (d[i].status != KN_DEPLOY_FAILURE || !t) {
+            continue;
+        }
+        if (t->first_fail_at > 0 && d[i].started_at > 0 && ndetect < KN_DORA_FAILURES_LAST) {
+            detect[ndetect++] = (double)(t->first_fail_at - d[i].started_at) / 1000.0;
+        }
+        detected = t->first_fail_at > 0 ? t->first_fail_at : t->rollback_started_at;
+        if (detected > 0 && t->rollback_finished_at >= detected &&
+            nrollback < KN_DORA_FAILURES_LAST) {
+            rollback[nrollback++] = (double)(t->rollback_finished_at - detected) / 1000.0;
         }
     }
     out->frequency_per_day = (double)recent / KN_DORA_FREQUENCY_DAYS;
@@ -98,8 +126,12 @@ void kn_api_dora_compute(const struct kn_deployment *d, size_t n, long long now_
     out->change_failure_rate =
         successes + failures ? (double)failures / (double)(successes + failures) : -1;
     out->time_to_restore_seconds = kn_metrics_median(restore, nrestore);
+    out->time_to_detect_seconds = kn_metrics_median(detect, ndetect);
+    out->rollback_restore_seconds = kn_metrics_median(rollback, nrollback);
     free(lead);
     free(restore);
+    free(detect);
+    free(rollback);
 }
 
 /* ---- from the store -------------------------------------------------------------------------- */
@@ -135,6 +167,28 @@ static int kn_metrics_collect_outcome(const struct kn_deployment *d, void *data)
     return 0;
 }
 
+struct kn_metrics_failures {
+    struct kn_store_failure_times *items; /* by deployment id */
+    size_t n;
+};
+
+static int kn_metrics_collect_failure(const struct kn_store_failure_times *t, void *data)
+{
+    struct kn_metrics_failures *l = data;
+
+    l->items = kn_reallocarray(l->items, l->n + 1, sizeof(*l->items));
+    l->items[l->n++] = *t;
+    return 0;
+}
+
+static int kn_metrics_failure_cmp(const void *key, const void *item)
+{
+    long long id = *(const long long *)key;
+    long long other = ((const struct kn_store_failure_times *)item)->deployment;
+
+    return (id > other) - (id < other);
+}
+
 struct kn_metrics_apps {
     char (*names)[128];
     int *orphaned; /* an app of that name runs orphaned (its folder is gone, not pruned) */
@@ -161,43 +215,64 @@ static int kn_metrics_collect_app(const struct kn_app_state *a, void *data)
 }
 
 static void kn_metrics_dora(struct kn_buf *out, const struct kn_metrics_outcomes *o,
-                            long long now_ms)
+                            const struct kn_metrics_failures *fl, long long now_ms)
 {
-    static const char *const names[] = {
+    enum { KN_METRICS_DORA_SERIES = 6 };
+    static const char *const names[KN_METRICS_DORA_SERIES] = {
         "kanaria_dora_deployment_frequency",
         "kanaria_dora_lead_time_seconds",
         "kanaria_dora_change_failure_rate",
         "kanaria_dora_time_to_restore_seconds",
+        "kanaria_dora_time_to_detect_seconds",
+        "kanaria_dora_rollback_restore_seconds",
     };
-    static const char *const helps[] = {
-        "Successful deployments per day over the last 7 days.",
-        "Median time from commit to SUCCESS over the last 20 successful deployments; the commit "
-        "time is not stored, so the deployment's creation (when kanaria saw the commit) stands "
-        "for it.",
-        "Share of final deployments in the last 30 days that ended in FAILURE (FAILURE / "
-        "(SUCCESS + FAILURE)).",
+    static const char *const helps[KN_METRICS_DORA_SERIES] = {
+        "Successful deployments of new commits per day over the last 7 days (self-heals, syncs, "
+        "rollbacks and retries do not count, here nor below).",
+        "Median time from the commit (its committer time; the deployment's creation when kanaria did "
+        "not record it) to SUCCESS over the last 20 successful deployments of new commits.",
+        "Share of final deployments of new commits in the last 30 days that ended in FAILURE "
+        "(FAILURE / (SUCCESS + FAILURE)).",
         "Median time from the first FAILURE of a run of failed deployments to the SUCCESS that "
         "ended it.",
+        "Median time from a failed deployment's start to its first failing analysis evaluation, "
+        "over the last 20 failures that had one.",
+        "Median time from a failure's detection (its first failing analysis evaluation, else the "
+        "rollback's start) to the end of its rollback, over the last 20 failures that rolled "
+        "back.",
     };
     struct kn_api_dora *dora = kn_calloc(o->n + 1, sizeof(*dora));
+    struct kn_store_failure_times *times = kn_calloc(o->n + 1, sizeof(*times));
     size_t *first = kn_calloc(o->n + 1, sizeof(*first));
     size_t napps = 0;
 
+    /* each failure's times beside it */
+    for (size_t i = 0; i < o->n; i++) {
+        const struct kn_store_failure_times *t =
+            fl->n ? bsearch(&o->items[i].id, fl->items, fl->n, sizeof(*fl->items),
+                            kn_metrics_failure_cmp)
+                  : NULL;
+        if (t) {
+            times[i] = *t;
+        }
+    }
     /* outcomes are ordered by app: one group per app */
     for (size_t i = 0; i < o->n;) {
         size_t j = i;
         while (j < o->n && strcmp(o->items[j].app, o->items[i].app) == 0) {
             j++;
         }
-        kn_api_dora_compute(&o->items[i], j - i, now_ms, &dora[napps]);
+        kn_api_dora_compute(&o->items[i], &times[i], j - i, now_ms, &dora[napps]);
         first[napps++] = i;
         i = j;
     }
-    for (size_t m = 0; m < 4; m++) {
+    for (size_t m = 0; m < KN_METRICS_DORA_SERIES; m++) {
         kn_metrics_head(out, names[m], "gauge", helps[m]);
         for (size_t k = 0; k < napps; k++) {
-            const double v[] = {dora[k].frequency_per_day, dora[k].lead_time_seconds,
-                                dora[k].change_failure_rate, dora[k].time_to_restore_seconds};
+            const double v[KN_METRICS_DORA_SERIES] = {
+                dora[k].frequency_per_day,       dora[k].lead_time_seconds,
+                dora[k].change_failure_rate,     dora[k].time_to_restore_seconds,
+                dora[k].time_to_detect_seconds,  dora[k].rollback_restore_seconds};
             const char *labels[] = {"app", o->items[first[k]].app, NULL};
             if (v[m] >= 0) {
                 kn_metrics_sample(out, names[m], labels, v[m]);
@@ -205,6 +280,7 @@ static void kn_metrics_dora(struct kn_buf *out, const struct kn_metrics_outcomes
         }
     }
     free(dora);
+    free(times);
     free(first);
 }
 
@@ -213,6 +289,7 @@ int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now
 {
     struct kn_metrics_tallies deploys = {0}, stages = {0}, analysis = {0};
     struct kn_metrics_outcomes outcomes = {0};
+    struct kn_metrics_failures failures = {0};
     struct kn_metrics_apps apps = {0};
     int rc;
 
@@ -220,6 +297,7 @@ int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now
         (rc = kn_store_tally_stages(st, kn_metrics_collect_tally, &stages)) < 0 ||
         (rc = kn_store_tally_analysis(st, kn_metrics_collect_tally, &analysis)) < 0 ||
         (rc = kn_store_outcomes(st, kn_metrics_collect_outcome, &outcomes)) < 0 ||
+        (rc = kn_store_failure_times(st, kn_metrics_collect_failure, &failures)) < 0 ||
         (rc = kn_store_apps(st, NULL, kn_metrics_collect_app, &apps)) < 0) {
         goto out;
     }
@@ -291,15 +369,72 @@ int kn_api_metrics_render(struct kn_buf *out, struct kn_store *st, long long now
                           (double)apps.orphaned[i]);
     }
 
-    kn_metrics_dora(out, &outcomes, now_ms);
+    kn_metrics_dora(out, &outcomes, &failures, now_ms);
 out:
     free(deploys.items);
     free(stages.items);
     free(analysis.items);
     free(outcomes.items);
+    free(failures.items);
     free(apps.names);
     free(apps.orphaned);
     return rc;
+}
+
+/* ---- SLOs ------------------------------------------------------------------------------------ */
+
+void kn_api_metrics_slo(struct kn_buf *out, const struct kn_slo_reading *r, size_t n)
+{
+    static const char *const windows[KN_SLO_BURN_WINDOWS] = {"1h", "6h", "3d"};
+
+    kn_metrics_head(out, "kanaria_slo_sli", "gauge",
+                    "The SLO's SLI over its window (good/total events), as last read.");
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].known && !r[i].error[0]) {
+            kn_metrics_sample(out, "kanaria_slo_sli",
+                              (const char *const[]){"repo", r[i].repo, "app", r[i].app, "slo",
+                                                    r[i].slo, NULL},
+                              r[i].sli);
+        }
+    }
+    kn_metrics_head(out, "kanaria_slo_error_budget_remaining", "gauge",
+                    "The share of the SLO's error budget left over its window (1: untouched, "
+                    "below 0: overspent).");
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].known && !r[i].error[0]) {
+            kn_metrics_sample(out, "kanaria_slo_error_budget_remaining",
+                              (const char *const[]){"repo", r[i].repo, "app", r[i].app, "slo",
+                                                    r[i].slo, NULL},
+                              r[i].remaining);
+        }
+    }
+    kn_metrics_head(out, "kanaria_slo_burn_rate", "gauge",
+                    "How fast the SLO's error budget burns over a window (1: exactly spent at "
+                    "the end of the SLO's window).");
+    for (size_t i = 0; i < n; i++) {
+        for (int w = 0; w < KN_SLO_BURN_WINDOWS && r[i].known && !r[i].error[0]; w++) {
+            if (r[i].burn[w] == r[i].burn[w]) { /* not NaN: the window had data */
+                kn_metrics_sample(out, "kanaria_slo_burn_rate",
+                                  (const char *const[]){"repo", r[i].repo, "app", r[i].app,
+                                                        "slo", r[i].slo, "window", windows[w],
+                                                        NULL},
+                                  r[i].burn[w]);
+            }
+        }
+    }
+}
+
+struct kn_metrics_slos {
+    struct kn_slo_reading *items;
+    size_t n;
+};
+
+static void kn_metrics_collect_slo(const struct kn_slo_reading *r, void *data)
+{
+    struct kn_metrics_slos *s = data;
+
+    s->items = kn_reallocarray(s->items, s->n + 1, sizeof(*s->items));
+    s->items[s->n++] = *r;
 }
 
 /* ---- the route ------------------------------------------------------------------------------- */
@@ -338,6 +473,12 @@ void kn_api_metrics(struct kn_api *api, h2o_req_t *req)
         kn_buf_release(&out);
         kn_api_reply_error(req, 503, "cannot read the state store");
         return;
+    }
+    if (api->deps.slos) {
+        struct kn_metrics_slos slos = {0};
+        api->deps.slos(api->deps.data, NULL, NULL, kn_metrics_collect_slo, &slos);
+        kn_api_metrics_slo(&out, slos.items, slos.n);
+        free(slos.items);
     }
     kn_metrics_refused(&out, api);
     kn_selfmetrics_render(NULL, &out);

@@ -42,6 +42,8 @@ const struct kn_api_route kn_api_routes[] = {
      KN_API_BODY_MAX, kn_api_prune},
     {KN_API_ROUTE_DEPLOYMENT, "GET", "/api/v1/deployments/{id}", KN_ROLE_VIEWER, "read",
      KN_API_BODY_MAX, kn_api_deployment_get},
+    {KN_API_ROUTE_POSTMORTEM, "GET", "/api/v1/deployments/{id}/postmortem", KN_ROLE_VIEWER,
+     "read", KN_API_BODY_MAX, kn_api_postmortem_get},
     {KN_API_ROUTE_RETRY, "POST", "/api/v1/apps/{app}/retry", KN_ROLE_OPERATOR, "retry",
      KN_API_BODY_MAX, kn_api_retry},
     {KN_API_ROUTE_PROMOTE, "POST", "/api/v1/deployments/{id}/promote", KN_ROLE_OPERATOR,
@@ -98,6 +100,7 @@ const char *const kn_api_route_names[KN_API_NROUTES] = {
     [KN_API_ROUTE_AUDIT] = "/api/v1/audit",
     [KN_API_ROUTE_RETRY] = "/api/v1/apps/{app}/retry",
     [KN_API_ROUTE_PROMOTE] = "/api/v1/deployments/{id}/promote",
+    [KN_API_ROUTE_POSTMORTEM] = "/api/v1/deployments/{id}/postmortem",
 };
 
 /* ---- matching -------------------------------------------------------------------------------- */

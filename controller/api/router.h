@@ -88,6 +88,7 @@ void kn_api_apps_list(struct kn_api *api, h2o_req_t *req, const struct kn_api_ca
 void kn_api_app_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_app_history(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_deployment_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
+void kn_api_postmortem_get(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_cancel(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_rollback(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);
 void kn_api_sync(struct kn_api *api, h2o_req_t *req, const struct kn_api_call *call);

@@ -38,6 +38,7 @@ enum kn_api_route_id {
     KN_API_ROUTE_AUDIT,
     KN_API_ROUTE_RETRY,
     KN_API_ROUTE_PROMOTE,
+    KN_API_ROUTE_POSTMORTEM,
     KN_API_NROUTES,
 };
 

@@ -48,6 +48,10 @@ static const struct kn_cli_command commands[] = {
      "show one deployment whole: plan and diff, each stage with its times, what it waits for, "
      "approvals and analysis evaluations, and its log",
      kn_cmd_get},
+    {"postmortem", "kanaria postmortem ID [--json]",
+     "write a blameless postmortem draft of a deployment that failed or was rolled back: "
+     "summary, timeline, detection with its numbers, impact, resolution (Markdown, or --json)",
+     kn_cmd_postmortem},
     {"events",
      "kanaria events [--app APP] [--repo NAME] [--since T] [--type TYPE] [--follow] "
      "[--timeout D] [--json]",
@@ -56,7 +60,8 @@ static const struct kn_cli_command commands[] = {
      "--timeout (default 1m)",
      kn_cmd_events},
     {"approve", "kanaria approve APP [--repo NAME] [--json]",
-     "approve the app's deployment that waits at WAIT_APPROVAL", kn_cmd_approve},
+     "approve the app's deployment that waits at WAIT_APPROVAL, or BLOCKED by its error budget",
+     kn_cmd_approve},
     {"reject", "kanaria reject APP [--reason TEXT] [--repo NAME] [--json]",
      "reject the app's deployment that waits at WAIT_APPROVAL: it fails and rolls back",
      kn_cmd_reject},
@@ -110,8 +115,8 @@ static void usage(FILE *f)
     }
     fprintf(f,
             "\n'kanaria help COMMAND' shows a command's usage. Client commands (status, history,\n"
-            "wait, get, events, approve, reject, cancel, rollback, sync, retry, skip, promote,\n"
-            "prune, repos) reach KANARIA_ADDR (default http://127.0.0.1:7070) with the token in\n"
+            "wait, get, postmortem, events, approve, reject, cancel, rollback, sync, retry, skip,\n"
+            "promote, prune, repos) reach KANARIA_ADDR (default http://127.0.0.1:7070) with the token in\n"
             "KANARIA_TOKEN; an https server whose certificate no system CA signed is verified\n"
             "with the PEM file of its CA in KANARIA_CACERT.\n");
 }

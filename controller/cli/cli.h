@@ -53,6 +53,7 @@ int kn_cmd_history(int argc, char **argv);
 int kn_cmd_wait(int argc, char **argv);
 int kn_cmd_events(int argc, char **argv);
 int kn_cmd_get(int argc, char **argv);
+int kn_cmd_postmortem(int argc, char **argv);
 int kn_cmd_approve(int argc, char **argv);
 int kn_cmd_reject(int argc, char **argv);
 /* Operator actions: `kanaria cancel APP [--no-rollback]`, `rollback APP [--to REV]`,

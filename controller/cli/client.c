@@ -1,7 +1,8 @@
 /*
  * The client commands: `kanaria status [APP]`, `history APP`, `approve APP`, `reject APP`, and
  * the operator's `cancel APP`, `rollback APP`, `sync APP`, `retry APP`, `skip APP --stage N`,
- * `promote APP --full`, `prune APP`, and `repos [REPO]` (each repository's fetch status). They
+ * `promote APP --full`, `prune APP`, `postmortem ID` (a failed deployment's draft), and
+ * `repos [REPO]` (each repository's fetch status). They
  * call the API of a running `kanaria serve` at KANARIA_ADDR (default http://127.0.0.1:7070) with
  * the token in KANARIA_TOKEN (and, for an https server whose certificate no system CA signed,
  * KANARIA_CACERT: a PEM file to verify it with), and print tables, or the server's JSON with
@@ -241,7 +242,8 @@ static void kn_client_print_app_row(const json_t *app)
     const json_t *latest = json_object_get(app, "latest");
     const json_t *d = json_is_object(cur) ? cur : latest;
     const json_t *st = json_is_object(cur) ? json_object_get(cur, "running_stage") : NULL;
-    char commit[8], deploy[32], stage[96];
+    const json_t *freeze = json_object_get(json_object_get(app, "freeze"), "active");
+    char commit[8], deploy[32], stage[96], frozen[256];
     const char *note = NULL;
 
     kn_client_short(json_is_object(d) ? json_string_value(json_object_get(d, "commit")) : NULL,
@@ -263,6 +265,16 @@ static void kn_client_print_app_row(const json_t *app)
             strstr(json_string_value(json_object_get(d, "reason")), "(break-glass)")) {
             note = json_string_value(json_object_get(d, "reason"));
         }
+    }
+    /* held by a start gate: why and until when */
+    if (!note && json_is_object(d) && (strcmp(kn_client_str(d, "status"), "FROZEN") == 0 ||
+                                       strcmp(kn_client_str(d, "status"), "BLOCKED") == 0)) {
+        note = json_string_value(json_object_get(d, "reason"));
+    }
+    if (!note && json_is_object(freeze)) {
+        snprintf(frozen, sizeof(frozen), "freeze window '%s' open until %s",
+                 kn_client_str(freeze, "name"), kn_client_str(freeze, "until_local"));
+        note = frozen;
     }
     printf("%-20s %-12s %-8s %-12s %-7s %-38s %s%s%s\n", kn_client_str(app, "name"),
            kn_client_str(app, "repo"), deploy,
@@ -297,6 +309,67 @@ static void kn_client_print_deployments(const json_t *list)
                               sizeof(when)),
                kn_client_str(d, "summary"), reason && *reason ? " — " : "",
                reason && *reason ? reason : "");
+    }
+}
+
+/* One line per SLO: its SLI, budget left and burn rates as last read, and how old that is. */
+static void kn_client_print_slos(const json_t *slos)
+{
+    static const char *const windows[] = {"1h", "6h", "3d"};
+    long long now = (long long)time(NULL) * 1000;
+    size_t i;
+    const json_t *s;
+
+    json_array_foreach(slos, i, s)
+    {
+        const json_t *burn = json_object_get(s, "burn_rates");
+        long long at = json_integer_value(json_object_get(s, "read_at"));
+        char age[32];
+        char label[64];
+
+        snprintf(label, sizeof(label), "slo %s:", kn_client_str(s, "name"));
+        snprintf(age, sizeof(age), "%llds ago", at > 0 && now > at ? (now - at) / 1000 : 0);
+        if (at <= 0) {
+            printf("%-17s no reading yet (objective %g%% over %s)\n", label,
+                   json_number_value(json_object_get(s, "objective")), kn_client_str(s, "window"));
+            continue;
+        }
+        if (*kn_client_str(s, "error") && strcmp(kn_client_str(s, "error"), "-") != 0) {
+            printf("%-17s cannot be read: %s (%s)\n", label, kn_client_str(s, "error"), age);
+            continue;
+        }
+        printf("%-17s SLI %.3f%% over %s (objective %g%%), budget %.1f%% left, burn", label,
+               json_number_value(json_object_get(s, "sli")) * 100, kn_client_str(s, "window"),
+               json_number_value(json_object_get(s, "objective")),
+               json_number_value(json_object_get(s, "budget_remaining")) * 100);
+        for (size_t w = 0; w < sizeof(windows) / sizeof(windows[0]); w++) {
+            const json_t *v = json_object_get(burn, windows[w]);
+            if (json_is_number(v)) {
+                printf("%s %s %.2f", w ? " ·" : "", windows[w], json_number_value(v));
+            } else {
+                printf("%s %s -", w ? " ·" : "", windows[w]);
+            }
+        }
+        printf(", read %s\n", age);
+    }
+}
+
+/* The freeze windows of kanaria.yaml that cover the app: the one open now, the next one. */
+static void kn_client_print_freeze(const json_t *app)
+{
+    const json_t *freeze = json_object_get(app, "freeze");
+    const json_t *active = json_object_get(freeze, "active");
+    const json_t *next = json_object_get(freeze, "next");
+
+    if (json_is_object(active)) {
+        printf("freeze:           window '%s' open until %s (deployments wait FROZEN)\n",
+               kn_client_str(active, "name"), kn_client_str(active, "until_local"));
+    } else {
+        printf("freeze:           none open\n");
+    }
+    if (json_is_object(next)) {
+        printf("next freeze:      window '%s' from %s until %s\n", kn_client_str(next, "name"),
+               kn_client_str(next, "from_local"), kn_client_str(next, "until_local"));
     }
 }
 
@@ -357,6 +430,10 @@ static void kn_client_print_app(const json_t *app)
             }
         }
         printf("\n");
+        if (strcmp(kn_client_str(cur, "status"), "FROZEN") == 0 ||
+            strcmp(kn_client_str(cur, "status"), "BLOCKED") == 0) {
+            printf("waiting:          %s\n", kn_client_str(cur, "reason"));
+        }
         if (json_is_object(st)) {
             printf("running stage:    %s\n", kn_client_running_stage(cur, 0, wait, sizeof(wait)));
         }
@@ -366,6 +443,7 @@ static void kn_client_print_app(const json_t *app)
     } else {
         printf("deploying:        -\n");
     }
+    kn_client_print_freeze(app);
     if (json_is_object(traffic)) {
         printf("traffic:          primary %g%% · canary %g%%",
                json_number_value(json_object_get(traffic, "primary")),
@@ -377,6 +455,7 @@ static void kn_client_print_app(const json_t *app)
     } else if (json_object_get(app, "traffic")) {
         printf("traffic:          unknown: %s\n", kn_client_str(app, "traffic_error"));
     }
+    kn_client_print_slos(json_object_get(app, "slos"));
     printf("\n");
     kn_client_print_deployments(json_object_get(app, "deployments"));
 }
@@ -1839,6 +1918,49 @@ int kn_cmd_get(int argc, char **argv)
     } else {
         kn_client_print_deployment(j);
     }
+out:
+    json_decref(j);
+    kn_buf_release(&ans.body);
+    free(path);
+    return rc;
+}
+
+int kn_cmd_postmortem(int argc, char **argv)
+{
+    static const char usage[] = "kanaria postmortem ID [--json]";
+    struct kn_client_answer ans = {0};
+    struct kn_client_opts o;
+    json_t *j = NULL;
+    char *path = NULL, *end = NULL;
+    long long id;
+    int rc;
+
+    if (kn_client_args(argc, argv, usage, 1, 0, &o) < 0 || o.repo) {
+        if (o.repo) {
+            fprintf(stderr, "usage: %s\n", usage);
+        }
+        return KN_EXIT_USAGE;
+    }
+    id = strtoll(o.app, &end, 10);
+    if (end == o.app || *end || id <= 0) {
+        fprintf(stderr, "kanaria: a deployment ID is a number such as 42, got '%s'\nusage: %s\n",
+                o.app, usage);
+        return KN_EXIT_USAGE;
+    }
+    path = kn_asprintf("/api/v1/deployments/%lld/postmortem?format=%s", id,
+                       o.json ? "json" : "markdown");
+    if (kn_client_call("GET", path, NULL, &ans) < 0) {
+        rc = KN_EXIT_FAILED;
+        goto out;
+    }
+    if (ans.status < 200 || ans.status > 299 || o.json) {
+        /* the error, or the JSON checked before it is printed */
+        if ((rc = kn_client_check(&ans, &j)) != KN_EXIT_OK) {
+            goto out;
+        }
+    }
+    rc = KN_EXIT_OK;
+    kn_client_print_json(&ans); /* the Markdown, or the JSON, as the server wrote it */
 out:
     json_decref(j);
     kn_buf_release(&ans.body);

@@ -37,6 +37,7 @@
 #include "kanaria/validate.h"
 #include "actions.h"
 #include "drift.h"
+#include "slo.h"
 #include "feed.h"
 #include "gate.h"
 #include "notify.h"
@@ -68,6 +69,7 @@ struct serve {
     struct kn_api *api;
     struct kn_actions *actions; /* the operator's actions, for the API */
     struct kn_drift *drift;
+    struct kn_slo_monitor *slo; /* the SLO readings (leader only), also s->gates.slo */
     struct kn_feed *feed; /* new events of the store, to notifications and the API */
     struct kn_notify *notify;
     struct kn_http_client *http;
@@ -249,6 +251,15 @@ out:
     free(mirror);
 }
 
+
+/* The SLO readings, for the API (none on a standby: the leader reads them). */
+static void slo_readings(void *data, const char *repo, const char *app, kn_slo_reading_cb cb,
+                         void *cb_data)
+{
+    struct serve *s = data;
+
+    kn_slo_monitor_each(s->slo, repo, app, cb, cb_data);
+}
 
 /* The engine's start gates (kanaria/gate.h). */
 static void gate_deployment(void *data, const struct kn_deployment *d, const struct kn_app *app,
@@ -517,6 +528,7 @@ static void stop_serving(struct serve *s)
     kn_api_stop(s->api);
     kn_engine_stop(s->engine);
     kn_drift_stop(s->drift);
+    kn_slo_monitor_stop(s->slo);
     kn_reconcile_stop(s->reconcile);
     stop_platforms(s);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -537,6 +549,9 @@ static void on_stop(uv_signal_t *h, int signum)
 
 /* ---- leader election ---------------------------------------------------------------------- */
 
+/* How often SLOs are read when driftInterval is 0. */
+#define KN_SERVE_SLO_INTERVAL_MS (60 * 1000)
+
 /* Fetch, plan, deploy and compare: what only the leader does. */
 static void start_deploying(struct serve *s)
 {
@@ -552,8 +567,21 @@ static void start_deploying(struct serve *s)
         .data = s,
     };
 
+    struct kn_slo_monitor_deps slo = {
+        .loop = &s->loop,
+        .store = s->store,
+        /* SLOs are read on driftInterval, or every minute when drift never compares */
+        .interval_ms = s->config->drift_interval_ms > 0 ? s->config->drift_interval_ms
+                                                        : KN_SERVE_SLO_INTERVAL_MS,
+        .metrics = find_metrics,
+        .kick = kick_engine,
+        .data = s,
+    };
+
     s->deploying = 1;
     kn_drift_new(&s->drift, &deps);
+    kn_slo_monitor_new(&s->slo, &slo);
+    s->gates.slo = s->slo;
     kn_engine_hold(s->engine, 0); /* deployments a previous run left */
     kn_reconcile_start(s->reconcile);
 }
@@ -651,6 +679,7 @@ static void on_reload(uv_signal_t *h, int signum)
         kn_notify_set_config(s->notify, cfg);
         s->config = cfg;
         s->gates.cfg = cfg;
+        kick_engine(s); /* held deployments: asked again against the new freeze windows */
     }
     if (s->ready) {
         notify(s->config == cfg ? "READY=1\nSTATUS=serving: reloaded"
@@ -780,6 +809,7 @@ int kn_cmd_serve(int argc, char **argv)
             .store = s.store,
             .actions = s.actions,
             .live = app_live,
+            .slos = slo_readings,
             .data = &s,
         };
         kn_error_clear(&err);
@@ -818,6 +848,7 @@ int kn_cmd_serve(int argc, char **argv)
     kn_actions_free(s.actions);
     kn_engine_free(s.engine);
     kn_drift_free(s.drift);
+    kn_slo_monitor_free(s.slo);
     kn_reconcile_free(s.reconcile);
     uv_loop_close(&s.loop);
     kn_log_info(WHO, "stopped");

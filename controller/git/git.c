@@ -165,7 +165,7 @@ int kn_git_commit_info(git_repository *repo, const git_oid *commit, struct kn_gi
     out->message = kn_strdup(message ? message : "");
     out->author = kn_asprintf("%s <%s>", sig && sig->name ? sig->name : "",
                               sig && sig->email ? sig->email : "");
-    out->time = sig ? (long long)sig->when.time : 0;
+    out->time = (long long)git_commit_time(c);
 out:
     git_commit_free(c);
     return rc;

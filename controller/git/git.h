@@ -19,7 +19,7 @@ struct kn_git_commit_info {
     char *summary;  /* first line of the message (owned) */
     char *message;  /* whole message (owned) */
     char *author;   /* "Name <email>" (owned) */
-    long long time; /* author time, seconds since the epoch */
+    long long time; /* committer time (git_commit_time), seconds since the epoch */
 };
 
 /* git_libgit2_init, and libgit2's object cache told to keep trees of any size: a monorepo's

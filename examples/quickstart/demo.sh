@@ -9,7 +9,8 @@
 # the HAProxy that kanaria runs, `kanaria serve`, and steady load through HAProxy. Then:
 #   1. the first commit deploys hello v1 (a quick sync);
 #   2. v2 runs as a canary, passes the analysis, waits for approval, is approved and promoted;
-#   3. v3 answers 30% errors: the analysis fails and kanaria rolls it back by itself.
+#   3. v3 answers 30% errors: the analysis fails and kanaria rolls it back by itself; its
+#      postmortem draft (kanaria postmortem ID) shows the timeline, the numbers and the rollback.
 # Exit 0 when all of that happened as told, 1 when a step did not (its logs are kept), 2 on a
 # usage error. Everything it started is stopped at the end, unless --keep: then it stays up and
 # the folder's stop.sh stops it.
@@ -291,8 +292,21 @@ indent <<<"$out"
 [ "$(sort -u <<<"$out")" = "hello from v2" ] || fail "after the rollback not every answer comes from v2"
 show "kanaria history hello"
 "$bindir/kanaria" history hello | indent
+id=$("$bindir/kanaria" history hello --json |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["deployments"][0]["id"])')
+say "    kanaria wrote down what happened: a blameless postmortem draft of the rollback, with"
+say "    its timeline, the failing check's numbers, the impact and the rollback's steps."
+show "kanaria postmortem $id"
+pm=$("$bindir/kanaria" postmortem "$id") || fail "no postmortem of the rolled-back v3"
+indent <<<"$pm"
+for section in "## Timeline" "## Detection" "## Impact" "## Resolution" "## Root cause"; do
+    grep -q "^$section" <<<"$pm" || fail "the postmortem has no '$section' section"
+done
+grep -q "| first failing evaluation: check '" <<<"$pm" &&
+    grep -q "| rollback finished: SUCCESS |" <<<"$pm" ||
+    fail "the postmortem lacks the failing evaluation or the rollback's end"
 
-step "Done in $(($(date +%s) - t0))s: v1 deployed, v2 canaried, approved and promoted, v3 rolled back"
+step "Done in $(($(date +%s) - t0))s: v1 deployed, v2 canaried, approved and promoted, v3 rolled back (with its postmortem)"
 if [ "$keep" = 1 ]; then
     say "    Everything keeps running (--keep):"
     say "      the web UI       $KANARIA_ADDR/  (sign in with the KANARIA_TOKEN below)"

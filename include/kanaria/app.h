@@ -91,6 +91,34 @@ struct kn_planner_config {
     int always_use_pipeline;
 };
 
+/* One SLO (`spec.slos[]`, or an entry of KN_SLO_FILE the app names): the ratio of good events
+ * to all events over `window` must stay at or above `objective` percent. */
+struct kn_slo_config {
+    uint64_t set;
+    char *name;
+    double objective;    /* percent, in (0, 100) */
+    long long window_ms; /* default 30d */
+    char *good;          /* query of the good events; {{window}} is the window ("30d", "1h") */
+    char *total;         /* query of all events, the same way */
+    char *provider;      /* a metricsProviders name; NULL: the first one */
+};
+
+/* The SLOs shared by a repository's apps (`slos:`, entries as spec.slos), at its top. An app
+ * entry that gives a name alone (or lacks a query) takes the rest from the entry of that name. */
+#define KN_SLO_FILE ".kanaria/slo.yaml"
+
+enum kn_budget_action { KN_BUDGET_BLOCK, KN_BUDGET_APPROVE };
+enum kn_budget_on_error { KN_BUDGET_ERROR_BLOCK, KN_BUDGET_ERROR_ALLOW };
+
+/* `spec.errorBudgetPolicy`: what a PIPELINE deployment does while an SLO's budget is spent. */
+struct kn_error_budget_policy {
+    uint64_t set;
+    int given;            /* the app has the key: the error-budget gate applies */
+    double min_remaining; /* percent of the budget that must be left (default 0) */
+    int action;           /* enum kn_budget_action */
+    int on_error;         /* enum kn_budget_on_error: a reading that failed */
+};
+
 struct kn_app_spec {
     uint64_t set;
     char *platform;
@@ -101,13 +129,17 @@ struct kn_app_spec {
     long long timeout_ms;
     int prune;               /* removed from its platform once its folder leaves the repository */
     struct kn_list pipeline; /* struct kn_stage_config */
+    struct kn_list freeze_windows; /* struct kn_freeze_window (kanaria/freeze.h) */
     /* `analysis:`, checks run in the background across stages of the pipeline: the block as
      * given (borrowed from the parsed file; NULL when absent), and it parsed by
      * kn_background_schema (kanaria/stage.h) into that schema's struct (owned; NULL when
      * absent) */
     const struct kn_node *analysis_node;
     void *analysis;
+    struct kn_list slos;                   /* struct kn_slo_config, shared ones filled in */
+    struct kn_error_budget_policy budget;  /* `errorBudgetPolicy` */
 };
+
 
 struct kn_app_config {
     uint64_t set;
@@ -199,6 +231,9 @@ void kn_app_free(struct kn_app *app);
 
 /* Number of stages in the app's pipeline (0 for a quick-sync-only app). */
 size_t kn_app_stage_count(const struct kn_app *app);
+
+/* The SLO `name` of the app (spec.slos, shared ones filled in), or NULL. Borrowed. */
+const struct kn_slo_config *kn_app_slo(const struct kn_app *app, const char *name);
 
 /* One app of a repository, for the checks across its apps. Everything is borrowed. */
 struct kn_app_ref {

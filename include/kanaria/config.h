@@ -132,6 +132,7 @@ struct kn_config {
     struct kn_list metrics_providers; /* struct kn_metrics_provider_config */
     struct kn_list users;             /* struct kn_user_config */
     struct kn_list notifications;     /* struct kn_notification_config */
+    struct kn_list freeze_windows;    /* struct kn_freeze_window (kanaria/freeze.h) */
     struct kn_log_config log;
     struct kn_yaml *yaml; /* owned: the parsed file, for locations */
 };

@@ -58,6 +58,7 @@ struct kn_pipeline_sim {
     int primary_replaced;      /* PRIMARY_ROLLOUT ran */
     const struct kn_config *controller; /* may be NULL: names of providers are not checked */
     const char *platform; /* the app's platform, for messages; may be NULL */
+    const struct kn_app *app; /* the app (its SLOs, for burn-rate checks); may be NULL */
     double weight_step;   /* its smallest traffic step in percent; 0: any */
     /* its type's name and analysis placeholders (kanaria/platform.h, ended by a NULL name);
      * type NULL when the type is unknown: the platform's own placeholders are not checked */

@@ -156,6 +156,7 @@ struct kn_deployment {
     long long started_at;    /* 0 until RUNNING */
     long long finished_at;   /* 0 until final */
     char trigger[64];        /* "commit", "self-heal", "sync by NAME", "rollback by NAME" */
+    long long commit_time;   /* ms since the epoch: the commit's committer time; 0 not known */
 };
 
 /* See kn_app_state_release: the same for a deployment's texts. */
@@ -174,6 +175,7 @@ struct kn_deployment_new {
     const char *plan_json;   /* the diff and anything else worth keeping; may be NULL */
     const char *trigger;     /* NULL or "commit": a new commit, deployed once; anything else
                                 (see struct kn_deployment) deploys a commit again */
+    long long commit_time;   /* ms since the epoch of the commit (its committer time), 0 unknown */
 };
 
 /*
@@ -377,6 +379,21 @@ int kn_store_tally_analysis(struct kn_store *st, kn_store_tally_cb cb, void *dat
 /* Deployments that ended in SUCCESS or FAILURE, by app, then finished_at (oldest first):
  * what the DORA metrics are computed from. */
 int kn_store_outcomes(struct kn_store *st, kn_store_deployment_cb cb, void *data);
+
+/* When a FAILURE deployment's failure showed and its rollback ran, ms since the epoch (0: not
+ * recorded): its first analysis evaluation with verdict FAIL, its ROLLBACK stage's start and
+ * end. */
+struct kn_store_failure_times {
+    long long deployment;
+    long long first_fail_at;
+    long long rollback_started_at;
+    long long rollback_finished_at;
+};
+
+/* Each FAILURE deployment's times, by id; cb runs after the query is done and a non-zero return
+ * stops and is returned. */
+typedef int (*kn_store_failure_times_cb)(const struct kn_store_failure_times *t, void *data);
+int kn_store_failure_times(struct kn_store *st, kn_store_failure_times_cb cb, void *data);
 
 /* ---- notification state ------------------------------------------------------------------ */
 

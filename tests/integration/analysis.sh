@@ -158,6 +158,58 @@ sleep 2
 rc=$?
 check "after the rollback every request goes to v2 ($(sort "$tmp/load" | uniq -c | tr '\n' ' '))" $rc
 
+# the postmortem of the rolled-back v3: its timeline in order, the failing check with its
+# numbers, the rollback's steps; the JSON form parses; a success has none (409)
+ct=$(sql "select commit_time from deployments where id = 3")
+[ "$ct" -gt 0 ] && [ "$ct" -le "$(sql "select created_at from deployments where id = 3")" ]
+check "the commit's time is stored before the deployment's creation ($ct)" $?
+pm=$(KANARIA_ADDR="http://127.0.0.1:$api" "$bin" postmortem 3 2>&1)
+line() { grep -n -m1 -- "$1" <<<"$pm" | cut -d: -f1; } # PATTERN: its first line number in pm
+order=("| commit " "| planned (PIPELINE" "| stage 1 TRAFFIC_ROUTING started" "| stage 2 ANALYSIS started"
+    "| first failing evaluation: check '" "| stage 2 ANALYSIS finished: FAILURE" "| ROLLING_BACK: " "| rollback started"
+    "| rollback finished: SUCCESS" "| FAILURE: ")
+rc=0 prev=0
+for p in "${order[@]}"; do
+    n=$(line "$p")
+    if [ -z "$n" ] || [ "$n" -le "$prev" ]; then rc=1; echo "out of order or missing: $p"; fi
+    prev=${n:-$prev}
+done
+[ $rc = 0 ] || printf '%s\n' "$pm"
+check "the postmortem's timeline goes commit, plan, stages, first failing evaluation, rollback, FAILURE" $rc
+fail_check=$(grep -Eo "analysis '(error-rate|errors-vs-primary)' failed" <<<"$reason" | cut -d"'" -f2)
+grep -q "^- \*\*Check:\*\* $fail_check$" <<<"$pm" &&
+    grep -Eq '^- \*\*Numbers:\*\* canary .*[0-9]' <<<"$pm" &&
+    grep -Eq '^- \*\*Bound:\*\* .*[0-9]' <<<"$pm" &&
+    grep -q '^| traffic back to the primary | ' <<<"$pm" && grep -q '^| removing the canary | ' <<<"$pm"
+rc=$?
+check "it names the failing check ($fail_check) with its numbers, and the rollback's steps ($(grep -E '^- \*\*(Numbers|Bound)' <<<"$pm" | tr '\n' ' '))" $rc
+grep -Eq '^- the canary served up to 50% of the traffic for [0-9.]+(ms|s|m)' <<<"$pm"
+rc=$?
+check "its impact gives the canary's share and time ($(grep -m1 'the canary' <<<"$pm"))" $rc
+KANARIA_ADDR="http://127.0.0.1:$api" "$bin" postmortem 3 --json | python3 -c '
+import json, sys
+pm = json.load(sys.stdin)
+at = [e["at"] for e in pm["timeline"]]
+assert at == sorted(at), at
+assert pm["detection"]["check"] == sys.argv[1], pm["detection"]
+assert pm["detection"]["verdict"] == "FAIL"
+assert pm["resolution"]["rollback"]["status"] == "SUCCESS"
+assert pm["summary"]["outcome"] == "FAILURE" and pm["summary"]["rolled_back"]
+assert pm["root_cause"] == "" and pm["follow_ups"] == []
+' "$fail_check"
+check "the JSON postmortem parses and agrees" $?
+out=$(KANARIA_ADDR="http://127.0.0.1:$api" "$bin" postmortem 2 2>&1)
+rc=$?
+[ $rc -ne 0 ] && grep -q "deployment 2 ended SUCCESS: it neither failed nor rolled back.*(HTTP 409)" <<<"$out"
+check "a successful deployment's postmortem is refused with 409 ($out)" $?
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$api/api/v1/deployments/999/postmortem")
+ctype=$(curl -s -o /dev/null -w '%{content_type}' -H 'Accept: text/markdown' \
+    "http://127.0.0.1:$api/api/v1/deployments/3/postmortem")
+bad=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$api/api/v1/deployments/3/postmortem?format=xml")
+[ "$code" = 404 ] && [ "${ctype%%;*}" = text/markdown ] &&
+    grep -q "'format' must be markdown or json, got 'xml'" <<<"$bad" && [ "${bad##* }" = 400 ]
+check "an unknown deployment is 404, Accept: text/markdown gets Markdown, another format 400 ($code, $ctype, ${bad##* })" $?
+
 # 3. Prometheus stopped mid-analysis: INCONCLUSIVE, then the inconclusive limit fails the stage
 service v4 0
 git commit -qam "hello v4"

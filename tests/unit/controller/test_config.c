@@ -9,6 +9,7 @@
 #include "kanaria/alloc.h"
 #include "kanaria/config.h"
 #include "kanaria/error.h"
+#include "kanaria/freeze.h"
 #include "kanaria/log.h"
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
@@ -189,6 +190,9 @@ static void test_example_loads(void **state)
     assert_int_equal(cfg->log.level, KN_LOG_INFO);
     assert_int_equal(cfg->log.format, KN_LOG_LOGFMT);
 
+    assert_int_equal(cfg->freeze_windows.count, 2);
+    assert_string_equal(((const struct kn_freeze_window *)cfg->freeze_windows.items)[0].name,
+                        "weekend");
     kn_config_free(cfg);
     kn_diags_release(&diags);
     free(path);
@@ -316,7 +320,7 @@ static void test_unknown_key(void **state)
 {
     EXPECT_ERRORS(BASE "frobnicate: 1\n",
                   "kanaria.yaml:2:1: unknown key 'frobnicate' (allowed: dataDir, listen, externalUrl, driftInterval, tls, "
-                  "repositories, platforms, metricsProviders, users, notifications, log)");
+                  "repositories, platforms, metricsProviders, users, notifications, freezeWindows, log)");
     EXPECT_ERRORS(BASE "repositories:\n"
                        "  - name: deploy\n"
                        "    url: /srv/git/deploy\n"

@@ -1170,6 +1170,29 @@ static const char *approvals_of(struct kn_store *st, long long id, int stage)
 
 /* A schema 1 database (as migration 1 made it) with a deployment and its stage upgrades without losing a row: the deployments table is rebuilt
  * with foreign keys off, so the stages that point at it are not cascaded away. */
+/* The commit's time is kept beside the deployment (lead time counts from it); 0 when unknown. */
+static void test_commit_time(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_deployment_new n = {.repo = "demo", .app = "web", .commit = C1, .author = "Ada",
+                                  .message = "m", .strategy = "PIPELINE", .summary = "s",
+                                  .commit_time = T_NOW_MS - 60000};
+    struct kn_deployment d = {0};
+    long long id = 0;
+
+    assert_int_equal(kn_store_deployment_add(f->st, &n, T_NOW_MS, &id), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
+    assert_int_equal(d.commit_time, T_NOW_MS - 60000);
+    assert_int_equal(d.created_at, T_NOW_MS);
+    kn_deployment_release(&d);
+    n.commit = C2;
+    n.commit_time = 0;
+    assert_int_equal(kn_store_deployment_add(f->st, &n, T_NOW_MS, &id), 0);
+    assert_int_equal(kn_store_deployment_get(f->st, id, &d), 0);
+    assert_int_equal(d.commit_time, 0);
+    kn_deployment_release(&d);
+}
+
 static void test_migration_keeps_rows(void **state)
 {
     char *dir = kn_test_tmpdir();
@@ -1232,6 +1255,7 @@ static void test_migration_keeps_rows(void **state)
     kn_deployment_release(&d);
     assert_int_equal(kn_store_deployment_get(st, 1, &d), 0);
     assert_string_equal(d.trigger, "commit");
+    assert_int_equal(d.commit_time, 0); /* not known for a deployment recorded before */
     assert_int_equal(kn_store_deployment_add(st, &n, T_NOW_MS, &id), 0);
     assert_int_equal(id, 2);
     kn_store_close(st);
@@ -1253,7 +1277,7 @@ static void test_migration_from_2_keeps_apps(void **state)
     struct kn_error err;
 
     (void)state;
-    /* schema 2 exactly as its migrations made it: a new store without what 3, 4 and 5 added */
+    /* schema 2 exactly as its migrations made it: a new store without what 3 to 6 added */
     if (kn_store_open(&st, path, &err) != 0) {
         fail_msg("create: %s", err.msg);
     }
@@ -1264,6 +1288,7 @@ static void test_migration_from_2_keeps_apps(void **state)
              "DROP TABLE notification_state;"
              "ALTER TABLE apps DROP COLUMN orphaned_at;"
              "ALTER TABLE apps DROP COLUMN pruned_at;"
+             "ALTER TABLE deployments DROP COLUMN commit_time;"
              "INSERT INTO apps (repo, name, path, last_good, drift, self_heal) VALUES ('deploy',"
              " 'hello', 'hello/app.kanaria.yaml', '" C1 "', 'no primary instance runs', 1);"
              "INSERT INTO deployments (repo, app, commit_id, status, trigger) VALUES ('deploy',"
@@ -1495,6 +1520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repo_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_seen_upsert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deployment_add_planned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newest_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_not_superseded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_status_transitions, setup, teardown),

@@ -323,7 +323,8 @@ static void test_options_of_another_type(void **state)
     /* a key that names no platform type is an unknown key, as before */
     expect("  platform: edge\n  kubernetes: {}\n", SERVICE,
            "app.kanaria.yaml:7:3: unknown key 'kubernetes' in 'spec' (allowed: platform, "
-           "manifests, trigger, planner, autoRollback, timeout, prune, pipeline, analysis)\n");
+           "manifests, trigger, planner, autoRollback, timeout, prune, pipeline, analysis, slos, "
+           "errorBudgetPolicy, freezeWindows)\n");
 }
 
 /* ---- kinds from files the options name ----------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "kanaria/validate.h"
 #include "fake_metrics.h"
 #include "fake_platform.h"
+#include "gate.h"
 
 /* 2026-11-25T19:40:01.123Z */
 #define T_EPOCH_MS 1795635601123LL
@@ -96,6 +97,9 @@ struct fixture {
     /* the apps' spec.platform, which names the fake: "local" (the local type's placeholders
      * are checked) unless a case sets "fake" (the fake type's) */
     const char *platform_name;
+    /* the start gates (controller/gate.c) over this kanaria.yaml; NULL: no gates */
+    struct kn_config *gate_cfg;
+    int gate_calls;
 };
 
 static long long fake_now(void *data)
@@ -279,6 +283,7 @@ static int teardown(void **state)
         uv_walk(&f->loop, print_handle, NULL); /* report only: a leak is a bug to fix */
     }
     kn_store_close(f->store);
+    kn_config_free(f->gate_cfg);
     kn_test_rmtree(f->dir);
     free(f->dir);
     free(f);
@@ -309,6 +314,17 @@ static void ticked(uv_timer_t *t)
 
 static struct kn_metrics *fake_metrics_find(void *data, const char *name);
 
+/* deps.gate: the controller's gates over f->gate_cfg, on the fake clock. */
+static void fixture_gate(void *data, const struct kn_deployment *d, const struct kn_app *app,
+                         long long now_ms, struct kn_gate_verdict *out)
+{
+    struct fixture *f = data;
+    struct kn_gates gates = {.cfg = f->gate_cfg};
+
+    f->gate_calls++;
+    kn_gates_check(&gates, d, app, now_ms, out);
+}
+
 static void engine_start(struct fixture *f)
 {
     struct kn_engine_deps deps = {
@@ -317,6 +333,7 @@ static void engine_start(struct fixture *f)
         .platform = fake_platform_find,
         .metrics = fake_metrics_find,
         .load = fake_load,
+        .gate = f->gate_cfg ? fixture_gate : NULL,
         .now_ms = fake_now,
         .data = f,
     };
@@ -2478,6 +2495,233 @@ static void test_previous_passes_on_third_deployment(void **state)
     assert_int_equal(count_logs(f, third, "vs previous 2222222 (median 12)", NULL, 0), 2);
 }
 
+/* ---- start gates: freeze windows on the fake clock ----------------------------------------- */
+
+#define C3 "3333333ccccccccccccccccccccccccccccccccc"
+
+/* A window open from before T_EPOCH_MS (2026-11-25T19:40:01Z) to an hour after it: moving the
+ * fake clock by an hour closes it. */
+#define FREEZE_FROM "2026-11-25T19:00:00Z"
+#define FREEZE_TO "2026-11-25T20:40:00Z"
+#define FREEZE_REASON                                                                              \
+    "freeze window 'release' is open until 2026-11-25 21:40 Europe/Berlin (2026-11-25T20:40:00Z)"
+#define HOUR_MS 3600000LL
+
+/* kanaria.yaml with the window `release` over every app, as the gates' config. */
+static void freeze_config(struct fixture *f)
+{
+    char *path = kn_asprintf("%s/kanaria.yaml", f->dir);
+    struct kn_diags diags;
+
+    kn_test_write(f->dir, "kanaria.yaml",
+                  "dataDir: /var/lib/kanaria\n"
+                  "freezeWindows:\n"
+                  "  - name: release\n"
+                  "    from: " FREEZE_FROM "\n"
+                  "    to: " FREEZE_TO "\n"
+                  "    timeZone: Europe/Berlin\n");
+    kn_diags_init(&diags, 0);
+    assert_int_equal(kn_config_load(&f->gate_cfg, path, &diags), 0);
+    kn_diags_release(&diags);
+    free(path);
+}
+
+static long long plan_trigger(struct fixture *f, const char *app, const char *commit,
+                              const char *strategy, const char *trigger)
+{
+    struct kn_deployment_new d = {
+        .repo = REPO,
+        .app = app,
+        .commit = commit,
+        .author = "Dev <dev@example.com>",
+        .message = "change the service",
+        .strategy = strategy,
+        .summary = "test plan",
+        .trigger = trigger,
+    };
+    long long id = 0;
+
+    assert_int_equal(kn_store_deployment_add(f->store, &d, fake_now(f), &id), 0);
+    return id;
+}
+
+/* Held FROZEN by the gate of this engine (asked since f->step was set): nothing ran. */
+static int held_by_gate(struct fixture *f, long long id)
+{
+    return strcmp(status_of(f, id), "FROZEN") == 0 && f->gate_calls > f->step;
+}
+
+/* ids[0] held: check it is, then let the window pass (the clock moves an hour) and kick. */
+static void thaw_when_frozen(struct fixture *f)
+{
+    if (f->flag || !held_by_gate(f, f->ids[0])) {
+        return;
+    }
+    f->flag = 1;
+    assert_int_equal(f->nops, 0);
+    assert_string_equal(get_deploy(f, f->ids[0]).reason, FREEZE_REASON);
+    f->offset += HOUR_MS;
+    kn_engine_kick(f->engine);
+}
+
+static void test_freeze_holds_then_starts(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    freeze_config(f);
+    f->ids[0] = id;
+    f->tick = thaw_when_frozen;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->flag, 1); /* it was held */
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_events(f, id, "PLANNED,FROZEN,RUNNING,STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,"
+                         "STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,"
+                         "STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,SUCCESS");
+    /* the deployment's time runs from its start, not from its plan */
+    assert_true(get_deploy(f, id).started_at >= T_EPOCH_MS + HOUR_MS);
+}
+
+/* A rollback passes the open window, recorded with why. */
+static void test_freeze_rollback_passes(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {"apply primary 1111111 v1", "weights 100/0/0",
+                                      "remove canary", "remove baseline", NULL};
+    struct event_find x = {.type = KN_GATE_PASSED_EVENT, .needle = ""};
+    long long id;
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    add_commit(f, "hello", C2, "v2", NULL, NULL);
+    seed_good(f, "hello", C2);
+    freeze_config(f);
+    id = plan_trigger(f, "hello", C1, "QUICK_SYNC", "rollback by alice");
+    engine_start(f);
+    run_loop(f);
+
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_events(f, id, "PLANNED,GATE_PASSED,RUNNING,STAGE_STARTED,STAGE_FINISHED,SUCCESS");
+    x.deployment = id;
+    assert_int_equal(kn_store_events(f->store, 0, 0, find_event, &x), 0);
+    assert_string_equal(x.message, "passed the gates as a rollback; without that: " FREEZE_REASON);
+}
+
+static void cancel_when_frozen(struct fixture *f)
+{
+    if (f->flag || !held_by_gate(f, f->ids[0])) {
+        return;
+    }
+    f->flag = 1;
+    assert_int_equal(kn_engine_cancel(f->engine, f->ids[0], 1, "bob", "not now"), 0);
+}
+
+/* Cancelled while held (by the app's own window): CANCELLED, nothing ran, the engine is done. */
+static void test_freeze_cancel_while_held(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const none[] = {NULL};
+    long long id = canary_setup(f,
+                                "  freezeWindows:\n"
+                                "    - {name: release, from: " FREEZE_FROM ", to: " FREEZE_TO
+                                ", timeZone: Europe/Berlin}\n",
+                                CANARY_PIPELINE, NULL);
+
+    f->gate_cfg = kn_calloc(1, sizeof(*f->gate_cfg)); /* gates on, kanaria.yaml has no windows */
+    f->ids[0] = id;
+    f->tick = cancel_when_frozen;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->flag, 1);
+    assert_ops(f, NULL, none);
+    assert_string_equal(status_of(f, id), "CANCELLED");
+    assert_string_equal(get_deploy(f, id).reason, "cancelled by bob: not now");
+    assert_int_equal(get_deploy(f, id).started_at, 0);
+    assert_stages(f, id, "-");
+}
+
+/* C2 held; C3 arrives and supersedes it; C3 is held in turn, then starts when the window ends. */
+static void supersede_when_frozen(struct fixture *f)
+{
+    if (f->flag == 0 && held_by_gate(f, f->ids[0])) {
+        f->flag = 1;
+        f->ids[1] = plan(f, "hello", C3, "PIPELINE", "newer");
+        f->step = f->gate_calls;
+        kn_engine_kick(f->engine);
+    } else if (f->flag == 1 && held_by_gate(f, f->ids[1])) {
+        f->flag = 2;
+        assert_int_equal(f->nops, 0);
+        assert_string_equal(status_of(f, f->ids[0]), "SUPERSEDED");
+        f->offset += HOUR_MS;
+        kn_engine_kick(f->engine);
+    }
+}
+
+static void test_freeze_superseded_while_held(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {"apply canary 3333333 v3", OP_TEN, "apply primary 3333333 v3",
+                                      OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    add_commit(f, "hello", C3, "v3", NULL, CANARY_PIPELINE);
+    freeze_config(f);
+    f->ids[0] = id;
+    f->tick = supersede_when_frozen;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->flag, 2);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUPERSEDED");
+    assert_int_equal(get_deploy(f, id).started_at, 0);
+    assert_string_equal(status_of(f, f->ids[1]), "SUCCESS");
+    assert_app(f, "hello", C3, "");
+}
+
+static void stop_when_frozen(struct fixture *f)
+{
+    if (!f->flag && held_by_gate(f, f->ids[0])) {
+        f->flag = 1;
+        kn_engine_stop(f->engine); /* kanaria stops while the deployment waits */
+    }
+}
+
+/* A restart while FROZEN: the new engine asks the gate again and keeps it held, then runs it. */
+static void test_freeze_held_across_restart(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const ops[] = {OP_CANARY, OP_TEN, OP_PRIMARY, OP_ALL, OP_CLEAN, NULL};
+    long long id = canary_setup(f, NULL, CANARY_PIPELINE, NULL);
+
+    freeze_config(f);
+    f->ids[0] = id;
+    f->tick = stop_when_frozen;
+    engine_start(f);
+    run_loop(f);
+    engine_free(f);
+    assert_string_equal(status_of(f, id), "FROZEN");
+    assert_string_equal(get_deploy(f, id).reason, FREEZE_REASON);
+
+    f->flag = 0;
+    f->step = f->gate_calls; /* held again by the new engine's gate, not by the old record */
+    f->tick = thaw_when_frozen;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_equal(f->flag, 1);
+    assert_ops(f, NULL, ops);
+    assert_string_equal(status_of(f, id), "SUCCESS");
+    assert_events(f, id, "PLANNED,FROZEN,RUNNING,STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,"
+                         "STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,STAGE_STARTED,"
+                         "STAGE_FINISHED,STAGE_STARTED,STAGE_FINISHED,SUCCESS");
+}
+
 int main(void)
 {
     static int k[] = {1, 2, 3, 4, 5};
@@ -2549,6 +2793,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_background_cancelled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_previous_passes_on_third_deployment, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_freeze_holds_then_starts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeze_rollback_passes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeze_cancel_while_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeze_superseded_while_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeze_held_across_restart, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
