@@ -21,8 +21,26 @@ struct kn_detect_known {
     int orphaned;   /* marked orphaned already (its folder was gone at an earlier head) */
 };
 
+/*
+ * What one detection keeps for the next on the same repository and controller config, so that a
+ * commit's cost follows the change, not the repository: the config paths of the apps (the list
+ * of app folders, moved by the changed paths instead of walking the tree again) and, for each
+ * app, its name, the errors of its own load, its frontend.bind, every path its load read (or
+ * tried to read: a file created later counts) and whether it was proved untouched since its
+ * baseline. An app none of whose files changed since the cached head, and nothing in its folder,
+ * is carried over without being loaded; everything else is loaded and validated as without a
+ * cache. The first detection, one after a failure, one with another config, one whose changes
+ * cannot be read (the cached head is gone) or that touch `.kanaria/` plans everything. Owned by
+ * the caller (kn_detect_cache_new/_free); used by one detection at a time.
+ */
+struct kn_detect_cache;
+
+struct kn_detect_cache *kn_detect_cache_new(void);
+void kn_detect_cache_free(struct kn_detect_cache *cache);
+
 struct kn_detect_input {
     git_repository *repo;          /* borrowed */
+    struct kn_detect_cache *cache; /* borrowed, read and updated; NULL: load every app */
     git_oid head;
     const char *prev_head;         /* hex of the head seen before, NULL: none */
     const struct kn_config *config; /* borrowed; may be NULL */
@@ -61,6 +79,8 @@ struct kn_detect {
     size_t nstale;
     struct kn_detect_gone *gone; /* newly gone: known apps not orphaned already */
     size_t ngone;
+    size_t loaded;    /* apps loaded and validated; the others were carried from the cache */
+    int incremental;  /* the cache was used (the change could be read from its head) */
 };
 
 /* Caller-owned out; release with kn_detect_release (also after a failure). KN_EIO and err when

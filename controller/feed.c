@@ -1,5 +1,7 @@
 /*
- * The event feed: a cursor on the events table, polled on a timer.
+ * The event feed: a cursor on the events table, polled on a timer. A poll reads the table only
+ * when the store has written an event since the last read (kn_store_events_written): an idle
+ * kanaria does not query its database every interval.
  */
 #include "feed.h"
 
@@ -23,6 +25,7 @@ struct kn_feed {
     struct kn_store *store;
     long long interval_ms;
     long long cursor;
+    long long written; /* kn_store_events_written at the last read */
     struct kn_feed_sub *subs;
     size_t nsubs;
     int closing;
@@ -56,14 +59,18 @@ static int kn_feed_batch_one(const struct kn_event *e, void *data)
 void kn_feed_poll(struct kn_feed *f)
 {
     struct kn_feed_batch b = {.f = f};
+    long long written = kn_store_events_written(f->store);
 
-    if (f->closing) {
+    if (f->closing || written == f->written) {
         return;
     }
+    /* first: what a subscriber writes while it is handed an event is read at the next poll */
+    f->written = written;
     do {
         b.n = 0;
         if (kn_store_events(f->store, f->cursor, KN_FEED_BATCH, kn_feed_batch_one, &b) < 0) {
             kn_log_warn(WHO, "cannot read the events after %lld; trying again", f->cursor);
+            f->written = written - 1;
             break;
         }
     } while (b.n == KN_FEED_BATCH);
@@ -83,6 +90,7 @@ int kn_feed_new(struct kn_feed **out, uv_loop_t *loop, struct kn_store *store,
     struct kn_feed *f = kn_calloc(1, sizeof(*f));
 
     f->store = store;
+    f->written = kn_store_events_written(store);
     f->interval_ms = interval_ms > 0 ? interval_ms : KN_FEED_INTERVAL_MS;
     if (kn_store_event_last_id(store, &f->cursor) < 0) {
         kn_log_warn(WHO, "cannot read the newest event id; starting from the beginning");

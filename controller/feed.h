@@ -1,9 +1,10 @@
 /*
  * The event feed: one cursor on the store's audit log that hands every new event, in order, to
  * its subscribers (notifications, the API's event stream). It polls the store every interval and
- * when kicked; the cursor lives in memory and starts at the newest event at creation, so events
- * written before a restart are not handed out again (a stream client can still ask for them with
- * Last-Event-ID).
+ * when kicked, and a poll reads the events table only when the store wrote an event since the
+ * last read (kn_store_events_written); the cursor lives in memory and starts at the newest event
+ * at creation, so events written before a restart are not handed out again (a stream client can
+ * still ask for them with Last-Event-ID).
  *
  * All functions run on the loop thread.
  */

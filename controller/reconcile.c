@@ -63,6 +63,9 @@ struct watch {
     git_oid head;
     int detected;
     struct kn_detect detect;
+    /* what the last planning keeps for the next (the worker's while busy); a new watch (start,
+     * reload) begins empty, so its first planning loads every app */
+    struct kn_detect_cache *cache;
 };
 
 struct kn_reconcile {
@@ -197,6 +200,7 @@ static void detect_work(uv_work_t *req)
     }
     memset(&in, 0, sizeof(in));
     in.repo = repo;
+    in.cache = w->cache;
     git_oid_cpy(&in.head, &w->head);
     in.prev_head = w->prev_head;
     in.config = w->cfg->cfg;
@@ -589,6 +593,7 @@ static void watch_closed(uv_handle_t *h)
     struct watch *w = h->data;
 
     cfg_unref(w->cfg);
+    kn_detect_cache_free(w->cache);
     free(w->mirror);
     free(w);
 }
@@ -630,6 +635,7 @@ static void create_watches(struct kn_reconcile *rc)
         rc->cfg->refs++;
         w->repo = &repos[i];
         w->mirror = kn_asprintf("%s/repos/%s.git", cfg->data_dir, repos[i].name);
+        w->cache = kn_detect_cache_new();
         snprintf(w->who, sizeof(w->who), "reconcile repo=%s", repos[i].name);
         uv_timer_init(rc->loop, &w->timer);
         w->timer.data = w;

@@ -39,6 +39,7 @@ struct kn_store {
     char *path;
     char storage_error[256]; /* why the last write failed for want of space or I/O, "" */
     long long write_errors;  /* writes that failed so, since open */
+    long long events_written; /* inserts into events asked for (committed or not), since open */
 };
 
 /* Migration i brings user_version from i to i + 1, in one transaction with the bump. Never edit
@@ -891,6 +892,7 @@ static int event_insert(struct kn_store *st, const char *type, const char *repo,
                         long long deployment, const char *actor, const char *message,
                         long long now_ms)
 {
+    st->events_written++;
     return run(st,
                "INSERT INTO events (at, type, repo, app, deployment, actor, message)"
                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1403,6 +1405,7 @@ int kn_store_deployment_add(struct kn_store *st, const struct kn_deployment_new 
 
     /* Newest wins among the deployments that have not started. */
     reason = kn_asprintf("superseded by %.7s", d->commit);
+    st->events_written++;
     rc = run(st,
              "INSERT INTO events (at, type, repo, app, deployment, actor, message)"
              " SELECT ?1, 'SUPERSEDED', repo, app, id, 'kanaria', ?2 FROM deployments"
@@ -1898,6 +1901,11 @@ out:
 }
 
 /* ---- readers for /metrics and the event feed ----------------------------------------------- */
+
+long long kn_store_events_written(const struct kn_store *st)
+{
+    return st ? st->events_written : 0;
+}
 
 int kn_store_event_last_id(struct kn_store *st, long long *out)
 {

@@ -2,7 +2,9 @@
  * Unit tests for controller/detect.c over real repositories made with the git CLI at test time:
  * two folders that declare one app name are both invalid (as `kanaria validate` says) and
  * neither is planned; a known app whose folder is gone is reported once, with whether its last
- * good config asks to be pruned.
+ * good config asks to be pruned; with a cache, a commit loads only the apps it may change (one
+ * app's folder, a manifest outside an app's folder, a new or deleted app) and the result is the
+ * same as a detection without a cache on the same commits.
  */
 #include "testutil.h"
 
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "detect.h"
 #include "git/git.h"
@@ -229,12 +232,263 @@ static void test_broken_config_not_gone(void **state)
     kn_detect_release(&d);
 }
 
+/* The detection as text, to compare one with a cache against one without. */
+static char *describe(const struct kn_detect *d)
+{
+    struct kn_buf b;
+
+    kn_buf_init(&b, KN_BUF_UNBOUNDED);
+    for (size_t i = 0; i < d->napps; i++) {
+        const struct kn_detect_app *a = &d->apps[i];
+        kn_buf_addf(&b, "%s %s touched=%d planned=%d errors=%s plan=%s\n", a->name, a->path,
+                    a->touched, a->planned, a->errors ? a->errors : "-",
+                    a->plan_json ? a->plan_json : "-");
+    }
+    for (size_t i = 0; i < d->ngone; i++) {
+        kn_buf_addf(&b, "gone %s prune=%d\n", d->gone[i].name, d->gone[i].prune);
+    }
+    for (size_t i = 0; i < d->nstale; i++) {
+        kn_buf_addf(&b, "stale %s\n", d->stale[i]);
+    }
+    return kn_buf_detach(&b, NULL);
+}
+
+/* What the store would know after the detection at `head`: every planned app deployed there. */
+struct world {
+    struct kn_detect_known known[16];
+    size_t nknown;
+};
+
+static void world_release(struct world *w)
+{
+    for (size_t i = 0; i < w->nknown; i++) {
+        free(w->known[i].name);
+        free(w->known[i].baseline);
+        free(w->known[i].deployed);
+        free(w->known[i].path);
+    }
+    memset(w, 0, sizeof(*w));
+}
+
+static void world_record(struct world *w, const struct kn_detect *d, const char *head)
+{
+    for (size_t i = 0; i < d->napps; i++) {
+        const struct kn_detect_app *a = &d->apps[i];
+        struct kn_detect_known *k = NULL;
+        for (size_t j = 0; j < w->nknown && !k; j++) {
+            k = strcmp(w->known[j].name, a->name) == 0 ? &w->known[j] : NULL;
+        }
+        if (!k) {
+            assert_true(w->nknown < 16);
+            k = &w->known[w->nknown++];
+            memset(k, 0, sizeof(*k));
+            k->name = kn_strdup(a->name);
+        }
+        free(k->path);
+        k->path = kn_strdup(a->path);
+        if (a->planned && a->plan.strategy != KN_PLAN_NONE) {
+            free(k->baseline);
+            free(k->deployed);
+            k->baseline = kn_strdup(head);
+            k->deployed = kn_strdup(head);
+        }
+    }
+    for (size_t i = 0; i < d->ngone; i++) {
+        for (size_t j = 0; j < w->nknown; j++) {
+            if (strcmp(w->known[j].name, d->gone[i].name) == 0) {
+                w->known[j].orphaned = 1;
+            }
+        }
+    }
+}
+
+/* Detect at `head` with the cache and without, on what `w` knows; both must say the same. The
+ * cached result goes to *out; the world records it. */
+static void detect_both(struct fixture *f, struct kn_detect_cache *cache, struct world *w,
+                        const char *head, struct kn_detect *out)
+{
+    struct kn_detect_input in;
+    struct kn_detect full;
+    struct kn_error err;
+    char *a, *b;
+
+    memset(&in, 0, sizeof(in));
+    in.repo = f->repo;
+    assert_int_equal(git_oid_fromstr(&in.head, head), 0);
+    in.known = w->known;
+    in.nknown = w->nknown;
+    kn_error_clear(&err);
+    assert_int_equal(kn_detect_run(&full, &in, &err), 0);
+    assert_int_equal(full.loaded, full.napps);
+    in.cache = cache;
+    assert_int_equal(kn_detect_run(out, &in, &err), 0);
+    a = describe(&full);
+    b = describe(out);
+    assert_string_equal(b, a);
+    free(a);
+    free(b);
+    kn_detect_release(&full);
+    world_record(w, out, head);
+}
+
+/* An app whose only manifest lives outside its folder. */
+static void write_outside_app(struct fixture *f, int port, const char *version)
+{
+    char *svc = kn_asprintf(SERVICE_YAML "  env: {VERSION: \"%s\"}\n", "shared-svc", port,
+                            version);
+
+    kn_test_write(f->dir, "apps/outside/app.kanaria.yaml",
+                  "apiVersion: kanaria.dev/v1\nkind: Application\nmetadata: {name: outside}\n"
+                  "spec:\n  manifests: [../../shared/outside.yaml]\n");
+    kn_test_write(f->dir, "shared/outside.yaml", svc);
+    free(svc);
+}
+
+static void test_incremental(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_detect_cache *cache = kn_detect_cache_new();
+    struct world w = {0};
+    char c[GIT_OID_HEXSZ + 1];
+    struct kn_detect d;
+
+    write_app(f, "apps/one", "one", 18101, "");
+    write_app(f, "apps/two", "two", 18102, "");
+    write_app(f, "apps/three", "three", 18103, "");
+    write_outside_app(f, 18104, "1");
+    commit(f, "four apps", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_false(d.incremental); /* nothing cached yet: every app loaded */
+    assert_int_equal(d.loaded, 4);
+    kn_detect_release(&d);
+
+    /* one app's manifest: only that app is loaded, and planned */
+    kn_test_write(f->dir, "apps/two/service.yaml", "apiVersion: kanaria.dev/v1\n"
+                  "kind: LocalService\nmetadata: {name: two}\nspec:\n"
+                  "  command: [/bin/false, \"{{port}}\"]\n"
+                  "  frontend: {bind: \"127.0.0.1:18102\"}\n");
+    commit(f, "two changes", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_true(d.incremental);
+    assert_int_equal(d.loaded, 1);
+    assert_true(app_at(&d, "apps/two/app.kanaria.yaml")->planned);
+    assert_false(app_at(&d, "apps/one/app.kanaria.yaml")->touched);
+    kn_detect_release(&d);
+
+    /* a manifest outside its app's folder: that app is found, loaded and planned */
+    write_outside_app(f, 18104, "2");
+    commit(f, "the shared manifest changes", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_true(d.incremental);
+    assert_int_equal(d.loaded, 1);
+    assert_true(app_at(&d, "apps/outside/app.kanaria.yaml")->planned);
+    kn_detect_release(&d);
+
+    /* a file none reads: nothing loaded */
+    kn_test_write(f->dir, "README.md", "hello\n");
+    commit(f, "docs", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_int_equal(d.loaded, 0);
+    kn_detect_release(&d);
+
+    /* a shared file under .kanaria/: everything is loaded again */
+    kn_test_write(f->dir, ".kanaria/analysis-templates.yaml",
+                  "apiVersion: kanaria.dev/v1\nkind: AnalysisTemplate\n"
+                  "metadata: {name: none}\nspec: {metrics: []}\n");
+    commit(f, "a shared template", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_false(d.incremental);
+    assert_int_equal(d.loaded, 4);
+    kn_detect_release(&d);
+
+    /* a deleted app is gone (orphaned), a new one planned, a broken one invalid: three loads */
+    kn_test_git(f->dir, "rm -rq apps/three");
+    write_app(f, "apps/four", "four", 18105, "");
+    kn_test_write(f->dir, "apps/one/app.kanaria.yaml", "spec: [unclosed\n");
+    commit(f, "one deleted, one added, one broken", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_true(d.incremental);
+    assert_int_equal(d.loaded, 2);
+    assert_int_equal(d.ngone, 1);
+    assert_string_equal(d.gone[0].name, "three");
+    assert_true(app_at(&d, "apps/four/app.kanaria.yaml")->planned);
+    assert_non_null(app_at(&d, "apps/one/app.kanaria.yaml")->errors);
+    kn_detect_release(&d);
+
+    /* a new app on a deployed app's bind loses it; the broken app is carried, still invalid */
+    write_app(f, "apps/five", "five", 18104, "");
+    commit(f, "five takes the bind of outside", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_int_equal(d.loaded, 1);
+    assert_non_null(app_at(&d, "apps/five/app.kanaria.yaml")->errors);
+    assert_non_null(app_at(&d, "apps/one/app.kanaria.yaml")->errors);
+    kn_detect_release(&d);
+
+    /* a manifest turned into a symlink to a file elsewhere: the app is loaded at every commit
+     * (a change of the target is a change of another path), and says what a full load says */
+    kn_test_write(f->dir, "elsewhere/two.yaml", "apiVersion: kanaria.dev/v1\n"
+                  "kind: LocalService\nmetadata: {name: two}\nspec:\n"
+                  "  command: [/bin/echo, \"{{port}}\"]\n"
+                  "  frontend: {bind: \"127.0.0.1:18102\"}\n");
+    kn_test_git(f->dir, "rm -q apps/two/service.yaml");
+    {
+        char *link = kn_asprintf("%s/apps/two/service.yaml", f->dir);
+        assert_int_equal(symlink("../../elsewhere/two.yaml", link), 0);
+        free(link);
+    }
+    commit(f, "the manifest of two is a symlink", c);
+    detect_both(f, cache, &w, c, &d);
+    kn_detect_release(&d);
+    kn_test_write(f->dir, "elsewhere/two.yaml", "apiVersion: kanaria.dev/v1\n"
+                  "kind: LocalService\nmetadata: {name: two}\nspec:\n"
+                  "  command: [/bin/echo, changed, \"{{port}}\"]\n"
+                  "  frontend: {bind: \"127.0.0.1:18102\"}\n");
+    commit(f, "the target of the symlink changes", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_true(d.loaded >= 1);
+    kn_detect_release(&d);
+
+    world_release(&w);
+    kn_detect_cache_free(cache);
+}
+
+/* A cached head gone from the repository (a force-push, then gc) plans everything again. */
+static void test_incremental_head_gone(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_detect_cache *cache = kn_detect_cache_new();
+    struct world w = {0};
+    char c1[GIT_OID_HEXSZ + 1], c2[GIT_OID_HEXSZ + 1];
+    struct kn_detect d;
+
+    (void)c1;
+    write_app(f, "apps/one", "one", 18111, "");
+    commit(f, "one", c1);
+    write_app(f, "apps/two", "two", 18112, "");
+    commit(f, "two", c2);
+    detect_both(f, cache, &w, c2, &d);
+    kn_detect_release(&d);
+    kn_test_git(f->dir, "reset -q --hard HEAD~1");
+    kn_test_git(f->dir, "reflog expire --expire=now --all");
+    kn_test_git(f->dir, "gc -q --prune=now");
+    kn_test_write(f->dir, "README.md", "hello\n");
+    commit(f, "a new head after the rewrite", c2);
+    detect_both(f, cache, &w, c2, &d);
+    assert_false(d.incremental);
+    assert_int_equal(d.napps, 1);
+    kn_detect_release(&d);
+    world_release(&w);
+    kn_detect_cache_free(cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_duplicate_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_config_not_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incremental_head_gone, setup, teardown),
     };
 
     /* The user's and the system's git configuration must not change what the CLI does. */
