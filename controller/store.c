@@ -1904,7 +1904,20 @@ out:
 
 long long kn_store_events_written(const struct kn_store *st)
 {
-    return st ? st->events_written : 0;
+    sqlite3_stmt *s = NULL;
+    long long other = 0;
+
+    if (!st) {
+        return 0;
+    }
+    /* commits of other connections (sqlite3 by hand, a tool) change data_version; reading it
+     * touches no table */
+    if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        other = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return st->events_written + other;
 }
 
 int kn_store_event_last_id(struct kn_store *st, long long *out)

@@ -347,12 +347,13 @@ int kn_store_analysis_list(struct kn_store *st, long long deployment, kn_store_a
 
 /* ---- readers for /metrics and the event feed ------------------------------------------------ */
 
-/* The id of the newest event into *out (0 when there is none). */
-/* How many inserts into the events table this store has made (or tried: a transaction rolled
- * back counts too) since it was opened. Only `kanaria serve` opens the store, and one at a time
- * (kanaria.lock), so an unchanged count means no new event: the feed reads nothing then. */
+/* A count that changes when an event may have been added: the inserts into the events table
+ * this store has made (or tried: a transaction rolled back counts too) since it was opened, plus
+ * SQLite's data_version, which moves when another connection commits (sqlite3 by hand). An
+ * unchanged count means no new event: the feed reads nothing then. */
 long long kn_store_events_written(const struct kn_store *st);
 
+/* The id of the newest event into *out (0 when there is none). */
 int kn_store_event_last_id(struct kn_store *st, long long *out);
 
 /* One group of a counting query, by app name across repositories (what a dashboard shows);
