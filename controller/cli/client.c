@@ -1878,13 +1878,27 @@ static void kn_client_print_deployment(const json_t *d)
  * `kanaria get deployment ID [--json]`: one deployment whole — its plan and diff, every stage
  * with its status, times, what it waits for, approvals and analysis evaluations, and its log.
  */
+/* A deployment ID argument: 0, or -1 after saying what is wrong and the usage. */
+static int kn_client_deployment_id(const char *arg, const char *usage, long long *id)
+{
+    char *end = NULL;
+
+    *id = strtoll(arg, &end, 10);
+    if (end == arg || *end || *id <= 0) {
+        fprintf(stderr, "kanaria: a deployment ID is a number such as 42, got '%s'\nusage: %s\n",
+                arg, usage);
+        return -1;
+    }
+    return 0;
+}
+
 int kn_cmd_get(int argc, char **argv)
 {
     static const char usage[] = "kanaria get deployment ID [--json]";
     struct kn_client_answer ans = {0};
     struct kn_client_opts o;
     json_t *j = NULL;
-    char *path = NULL, *end = NULL;
+    char *path = NULL;
     long long id;
     int rc;
 
@@ -1899,10 +1913,7 @@ int kn_cmd_get(int argc, char **argv)
         }
         return KN_EXIT_USAGE;
     }
-    id = strtoll(o.app, &end, 10);
-    if (end == o.app || *end || id <= 0) {
-        fprintf(stderr, "kanaria: a deployment ID is a number such as 42, got '%s'\nusage: %s\n",
-                o.app, usage);
+    if (kn_client_deployment_id(o.app, usage, &id) < 0) {
         return KN_EXIT_USAGE;
     }
     path = kn_asprintf("/api/v1/deployments/%lld", id);
@@ -1931,7 +1942,7 @@ int kn_cmd_postmortem(int argc, char **argv)
     struct kn_client_answer ans = {0};
     struct kn_client_opts o;
     json_t *j = NULL;
-    char *path = NULL, *end = NULL;
+    char *path = NULL;
     long long id;
     int rc;
 
@@ -1941,10 +1952,7 @@ int kn_cmd_postmortem(int argc, char **argv)
         }
         return KN_EXIT_USAGE;
     }
-    id = strtoll(o.app, &end, 10);
-    if (end == o.app || *end || id <= 0) {
-        fprintf(stderr, "kanaria: a deployment ID is a number such as 42, got '%s'\nusage: %s\n",
-                o.app, usage);
+    if (kn_client_deployment_id(o.app, usage, &id) < 0) {
         return KN_EXIT_USAGE;
     }
     path = kn_asprintf("/api/v1/deployments/%lld/postmortem?format=%s", id,
