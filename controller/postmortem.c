@@ -149,19 +149,25 @@ static json_t *kn_pm_timeline_sorted(const json_t *in)
     return out;
 }
 
-/* The pipeline entry of stage `index`, or NULL. */
-static const json_t *kn_pm_pipeline_stage(const struct kn_pm *pm, long long index)
+/* The entry of `list` (the pipeline, or the recorded stages) whose index is `index`, or NULL. */
+static const json_t *kn_pm_at_index(const json_t *list, long long index)
 {
     size_t i;
     json_t *p;
 
-    json_array_foreach(pm->pipeline, i, p)
+    json_array_foreach(list, i, p)
     {
         if (kn_pm_int(p, "index") == index) {
             return p;
         }
     }
     return NULL;
+}
+
+/* The pipeline entry of stage `index`, or NULL. */
+static const json_t *kn_pm_pipeline_stage(const struct kn_pm *pm, long long index)
+{
+    return kn_pm_at_index(pm->pipeline, index);
 }
 
 /* "stage 2 ANALYSIS" or "stage 1 TRAFFIC_ROUTING 'traffic'" (with its id) into buf. */
@@ -187,16 +193,7 @@ static const char *kn_pm_stage_label(const struct kn_pm *pm, long long index, co
 /* The recorded stage of `index`, or NULL. */
 static const json_t *kn_pm_stage(const struct kn_pm *pm, long long index)
 {
-    size_t i;
-    json_t *s;
-
-    json_array_foreach(pm->stages, i, s)
-    {
-        if (kn_pm_int(s, "index") == index) {
-            return s;
-        }
-    }
-    return NULL;
+    return kn_pm_at_index(pm->stages, index);
 }
 
 /* ---- reading the store ----------------------------------------------------------------------- */
