@@ -597,46 +597,6 @@ static json_t *header_match(const struct kn_route_match *m)
     return out;
 }
 
-#define HTTP_MAX_MATCHES 8 /* HTTPRouteRule.matches maxItems (gateway-api v1) */
-
-/* The rule sending the requests of `rule` that match a route to the canary only. NULL with why
- * when the matches would be too many. */
-static json_t *canary_rule(const json_t *rule, const json_t *tmpl, const char *service,
-                           const char *ns, const struct kn_routes *routes, char *why, size_t size)
-{
-    const json_t *own = json_object_get(rule, "matches"), *m;
-    json_t *out = json_deep_copy(rule), *matches = json_array(), *refs = json_array();
-    size_t n = json_array_size(own) ? json_array_size(own) : 1, i;
-
-    if (n * routes->nmatches > HTTP_MAX_MATCHES) {
-        snprintf(why, size,
-                 "%zu route matches times the rule's %zu matches make more than the %d matches a "
-                 "rule may have",
-                 routes->nmatches, n, HTTP_MAX_MATCHES);
-        json_decref(out);
-        json_decref(matches);
-        json_decref(refs);
-        return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        m = json_array_get(own, i);
-        for (size_t r = 0; r < routes->nmatches; r++) {
-            json_t *mm = m ? json_deep_copy(m) : json_object();
-            json_t *headers = json_object_get(mm, "headers");
-            if (!json_is_array(headers)) {
-                headers = json_array();
-                json_object_set_new(mm, "headers", headers);
-            }
-            json_array_append_new(headers, header_match(&routes->matches[r]));
-            json_array_append_new(matches, mm);
-        }
-    }
-    json_object_set_new(out, "matches", matches);
-    json_array_append_new(refs, variant_entry(tmpl, ROUTE_HTTP, service, ns, KN_VARIANT_CANARY, 1));
-    json_object_set_new(out, "backendRefs", refs);
-    return out;
-}
-
 /* An Istio StringMatch of a route match: a header exact or regex (RE2, the whole value), a
  * cookie as a regex on the cookie header. Into headers (an object) of an HTTPMatchRequest. */
 static void istio_header_match(json_t *headers, const struct kn_route_match *m)
@@ -665,51 +625,66 @@ static void istio_header_match(json_t *headers, const struct kn_route_match *m)
     free(bare);
 }
 
-#define ISTIO_MAX_MATCHES 16 /* kanaria's own bound on one http route's match list */
+#define HTTP_MAX_MATCHES  8  /* HTTPRouteRule.matches maxItems (gateway-api v1) */
+#define ISTIO_MAX_MATCHES 16 /* kanaria's own bound on one VirtualService http route's matches */
 
-/* The VirtualService http route sending the requests of `rule` that match a route to the canary
- * only; NULL with why when the matches would be too many. */
-static json_t *istio_canary_rule(const json_t *rule, const json_t *tmpl, const char *service,
-                                 const char *ns, const struct kn_routes *routes, char *why,
-                                 size_t size)
+/* The rule (HTTPRoute) or http route (VirtualService) sending the requests of `rule` that match
+ * a route to the canary only: its own matches each with one route entry's header added, and the
+ * canary's entry alone. NULL with why when the matches would be too many. */
+static json_t *canary_rule(const json_t *rule, enum route_kind k, const json_t *tmpl,
+                           const char *service, const char *ns, const struct kn_routes *routes,
+                           char *why, size_t size)
 {
-    const json_t *own = json_object_get(rule, "match"), *m;
-    json_t *out = json_deep_copy(rule), *matches = json_array(), *dests = json_array();
+    const char *key = k == ROUTE_HTTP ? "matches" : "match";
+    const int max = k == ROUTE_HTTP ? HTTP_MAX_MATCHES : ISTIO_MAX_MATCHES;
+    const json_t *own = json_object_get(rule, key), *m;
     const char *name = json_string_value(json_object_get(rule, "name"));
+    json_t *out, *matches, *entries;
     size_t n = json_array_size(own) ? json_array_size(own) : 1, i;
 
-    if (n * routes->nmatches > ISTIO_MAX_MATCHES) {
+    if (n * routes->nmatches > (size_t)max) {
         snprintf(why, size,
-                 "%zu route matches times the http route's %zu matches make more than %d",
-                 routes->nmatches, n, ISTIO_MAX_MATCHES);
-        json_decref(out);
-        json_decref(matches);
-        json_decref(dests);
+                 "%zu route matches times the %s's %zu matches make more than the %d matches "
+                 "it may have",
+                 routes->nmatches, k == ROUTE_HTTP ? "rule" : "http route", n, max);
         return NULL;
     }
+    out = json_deep_copy(rule);
+    matches = json_array();
+    entries = json_array();
     for (i = 0; i < n; i++) {
         m = json_array_get(own, i);
         for (size_t r = 0; r < routes->nmatches; r++) {
             json_t *mm = m ? json_deep_copy(m) : json_object();
             json_t *headers = json_object_get(mm, "headers");
-            if (!json_is_object(headers)) {
-                headers = json_object();
-                json_object_set_new(mm, "headers", headers);
+            if (k == ROUTE_HTTP) {
+                if (!json_is_array(headers)) {
+                    headers = json_array();
+                    json_object_set_new(mm, "headers", headers);
+                }
+                json_array_append_new(headers, header_match(&routes->matches[r]));
+            } else {
+                if (!json_is_object(headers)) {
+                    headers = json_object();
+                    json_object_set_new(mm, "headers", headers);
+                }
+                istio_header_match(headers, &routes->matches[r]);
             }
-            istio_header_match(headers, &routes->matches[r]);
             json_array_append_new(matches, mm);
         }
     }
-    json_object_set_new(out, "match", matches);
-    json_array_append_new(dests, variant_entry(tmpl, ROUTE_ISTIO, service, ns, KN_VARIANT_CANARY,
-                                               100));
-    json_object_set_new(out, "route", dests);
-    json_object_del(out, "mirror");
-    json_object_del(out, "mirrorPercentage");
-    if (name) {
-        char *own_name = kn_asprintf("%s-kanaria-canary", name);
-        json_object_set_new(out, "name", json_string(own_name));
-        free(own_name);
+    json_object_set_new(out, key, matches);
+    json_array_append_new(entries, variant_entry(tmpl, k, service, ns, KN_VARIANT_CANARY,
+                                                 k == ROUTE_HTTP ? 1 : 100));
+    json_object_set_new(out, k == ROUTE_HTTP ? "backendRefs" : "route", entries);
+    if (k == ROUTE_ISTIO) {
+        json_object_del(out, "mirror");
+        json_object_del(out, "mirrorPercentage");
+        if (name) {
+            char *own_name = kn_asprintf("%s-kanaria-canary", name); /* names are unique */
+            json_object_set_new(out, "name", json_string(own_name));
+            free(own_name);
+        }
     }
     return out;
 }
@@ -734,7 +709,7 @@ static json_t *istio_with_routes(json_t *out, const char *service, const struct 
             }
         }
         if (tmpl && routes->nmatches) {
-            json_t *c = istio_canary_rule(rule, tmpl, service, ns, routes, why, size);
+            json_t *c = canary_rule(rule, ROUTE_ISTIO, tmpl, service, ns, routes, why, size);
             if (!c) {
                 json_decref(fresh);
                 json_decref(out);
@@ -794,7 +769,7 @@ json_t *kn_kube_route_with_routes(const json_t *route, const char *service,
             }
         }
         if (tmpl && routes->nmatches) {
-            json_t *c = canary_rule(rule, tmpl, service, ns, routes, why, size);
+            json_t *c = canary_rule(rule, ROUTE_HTTP, tmpl, service, ns, routes, why, size);
             if (!c) {
                 goto fail;
             }
