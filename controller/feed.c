@@ -1,7 +1,8 @@
 /*
  * The event feed: a cursor on the events table, polled on a timer. A poll reads the table only
- * when the store has written an event since the last read (kn_store_events_written): an idle
- * kanaria does not query its database every interval.
+ * when an event may have been written since the last read (kn_store_events_written: the store's
+ * own inserts, or another connection's commit): an idle kanaria does not query its events table
+ * every interval.
  */
 #include "feed.h"
 
@@ -26,6 +27,7 @@ struct kn_feed {
     long long interval_ms;
     long long cursor;
     long long written; /* kn_store_events_written at the last read */
+    long long reads;   /* reads of the events table, since made */
     struct kn_feed_sub *subs;
     size_t nsubs;
     int closing;
@@ -68,6 +70,7 @@ void kn_feed_poll(struct kn_feed *f)
     f->written = written;
     do {
         b.n = 0;
+        f->reads++;
         if (kn_store_events(f->store, f->cursor, KN_FEED_BATCH, kn_feed_batch_one, &b) < 0) {
             kn_log_warn(WHO, "cannot read the events after %lld; trying again", f->cursor);
             f->written = written - 1;
@@ -115,6 +118,11 @@ void kn_feed_kick(struct kn_feed *f)
     if (f && !f->closing) {
         uv_timer_start(&f->timer, kn_feed_on_timer, 0, 0);
     }
+}
+
+long long kn_feed_reads(const struct kn_feed *f)
+{
+    return f->reads;
 }
 
 long long kn_feed_cursor(const struct kn_feed *f)

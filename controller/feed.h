@@ -36,6 +36,9 @@ void kn_feed_kick(struct kn_feed *f);
 /* The id of the last event handed out (or skipped at start). */
 long long kn_feed_cursor(const struct kn_feed *f);
 
+/* How many times the feed has read the events table since it was made. */
+long long kn_feed_reads(const struct kn_feed *f);
+
 /* Read what is new now and hand it out (also what the timer does). */
 void kn_feed_poll(struct kn_feed *f);
 
