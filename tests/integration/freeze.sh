@@ -113,7 +113,7 @@ config "freezeWindows:
   - {name: release, from: $(rfc3339 $((now - 60))), to: $(rfc3339 $((now + 3600)))}"
 kill -HUP "$pid"
 for _ in $(seq 1 50); do
-    "$bin" status hello 2>/dev/null | grep -q "^freeze: *window 'release'" && break
+    "$bin" status hello 2>/dev/null | grep "^freeze: *window 'release'" >/dev/null && break
     sleep 0.1
 done
 out=$("$bin" rollback hello --to "${v1:0:7}" 2>&1)
