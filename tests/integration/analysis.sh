@@ -23,18 +23,7 @@ dead=$(free_port)
 api=$(free_port)
 ports=$((30000 + RANDOM % 20000))
 
-start_prometheus() {
-    prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
-        --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
-    prom_pid=$!
-}
-cat >"$tmp/prometheus.yml" <<YAML
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: haproxy
-    static_configs: [{targets: ["127.0.0.1:$metrics"]}]
-YAML
-start_prometheus
+start_prometheus haproxy "$metrics"
 
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
@@ -221,7 +210,7 @@ check "with Prometheus gone the analysis fails" $?
 reason=$(sql "select reason from deployments where id = 4")
 grep -q "inconclusive evaluations, 1 allowed (last: prometheus: " <<<"$reason"
 check "the reason says the evaluations were inconclusive and why ($reason)" $?
-start_prometheus
+start_prometheus haproxy "$metrics"
 
 # 4. an HTTP probe of a failing endpoint fails the stage
 app "http://127.0.0.1:$dead/healthz"

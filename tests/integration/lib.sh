@@ -18,6 +18,21 @@ check() {
     fi
 }
 
+# start_prometheus JOB TARGET [METRICS_PATH]: a real Prometheus on 127.0.0.1:$prom (data in
+# $tmp), scraping 127.0.0.1:TARGET every second as job JOB; its pid in prom_pid (cleanup stops it)
+start_prometheus() {
+    cat >"$tmp/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: $1
+    metrics_path: ${3:-/metrics}
+    static_configs: [{targets: ["127.0.0.1:$2"]}]
+YAML
+    prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
+        --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
+    prom_pid=$!
+}
+
 # A TCP port on 127.0.0.1 that nothing listens on now.
 # A free loopback port, never one this test was handed before: the kernel may give a port it
 # just freed to the next bind, and two of a test's listeners must not be told the same port.

@@ -87,15 +87,7 @@ map="$tmp/data/local/local/routes-hello.map"
 export KANARIA_ADDR="http://127.0.0.1:$api"
 unset KANARIA_TOKEN KANARIA_CACERT
 
-cat >"$tmp/prometheus.yml" <<YAML
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: haproxy
-    static_configs: [{targets: ["127.0.0.1:$metrics"]}]
-YAML
-prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
-    --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
-prom_pid=$!
+start_prometheus haproxy "$metrics"
 
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data

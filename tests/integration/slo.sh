@@ -34,16 +34,7 @@ mkdir -p "$tmp/www"
 gauges 1000 1000 0.0001
 python3 -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$target" >/dev/null 2>&1 &
 ext_pid=$!
-cat >"$tmp/prometheus.yml" <<YAML
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: slo
-    metrics_path: /metrics.txt
-    static_configs: [{targets: ["127.0.0.1:$target"]}]
-YAML
-prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
-    --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
-prom_pid=$!
+start_prometheus slo "$target" /metrics.txt
 
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data

@@ -70,15 +70,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
 ext_pid=$!
-cat >"$tmp/prometheus.yml" <<YAML
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: gauge
-    static_configs: [{targets: ["127.0.0.1:$gauge"]}]
-YAML
-prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom" \
-    --web.listen-address="127.0.0.1:$prom" >>"$tmp/prom.log" 2>&1 &
-prom_pid=$!
+start_prometheus gauge "$gauge"
 
 cat >"$tmp/kanaria.yaml" <<YAML
 dataDir: $tmp/data
