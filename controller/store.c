@@ -11,6 +11,7 @@
 #include "kanaria/store.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1065,6 +1066,30 @@ int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, co
                " OR path = '' THEN excluded.path ELSE path END,"
                " last_seen = excluded.last_seen, error = excluded.error",
                "sssss", repo, app, path, commit, error);
+}
+
+int kn_store_apps_carry(struct kn_store *st, const char *repo, const char *from, const char *to,
+                        const char *const *removed, size_t nremoved)
+{
+    json_t *paths = json_array();
+    char *text;
+    int rc;
+
+    if (!st || !repo || !from || !to) {
+        json_decref(paths);
+        return KN_EINVAL;
+    }
+    for (size_t i = 0; i < nremoved; i++) {
+        json_array_append_new(paths, json_string(removed[i]));
+    }
+    text = json_dumps(paths, JSON_COMPACT);
+    json_decref(paths);
+    rc = run(st,
+             "UPDATE apps SET last_seen = ?3 WHERE repo = ?1 AND last_seen = ?2"
+             " AND path NOT IN (SELECT value FROM json_each(?4))",
+             "ssss", repo, from, to, text ? text : "[]");
+    free(text);
+    return rc;
 }
 
 int kn_store_app_drift(struct kn_store *st, const char *repo, const char *app, const char *drift,

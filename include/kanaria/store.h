@@ -101,6 +101,10 @@ void kn_app_state_copy(struct kn_app_state *dst, const struct kn_app_state *src)
 /* Create or update the app's row (path, last_seen, error); keeps the rest. */
 int kn_store_app_seen(struct kn_store *st, const char *repo, const char *app, const char *path,
                       const char *commit, const char *error);
+/* The apps of `repo` seen at commit `from`, except those whose config path is one of `removed`,
+ * are seen at `to` as they were (a detection that carried them over unloaded). */
+int kn_store_apps_carry(struct kn_store *st, const char *repo, const char *from, const char *to,
+                        const char *const *removed, size_t nremoved);
 /* Caller releases *out with kn_app_state_release (on success only). */
 int kn_store_app_get(struct kn_store *st, const char *repo, const char *app,
                      struct kn_app_state *out);

@@ -746,6 +746,43 @@ static void test_app_seen_upsert(void **state)
     kn_app_state_release(&a);
 }
 
+/* A detection that carried apps over unloaded: the apps seen at the head before are seen at the
+ * new one, except those whose config left the head, of that repository only. */
+static void test_apps_carry(void **state)
+{
+    struct fixture *f = *state;
+    struct kn_app_state a = {0};
+    const char *removed[] = {"apps/gone/app.kanaria.yaml"};
+
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "web", "apps/web/app.kanaria.yaml", C1,
+                                       NULL), 0);
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "bad", "apps/bad/app.kanaria.yaml", C1,
+                                       "apps/bad/app.kanaria.yaml:1:1: broken"), 0);
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "gone", "apps/gone/app.kanaria.yaml", C1,
+                                       NULL), 0);
+    assert_int_equal(kn_store_app_seen(f->st, "demo", "old", "apps/old/app.kanaria.yaml", C3,
+                                       NULL), 0);
+    assert_int_equal(kn_store_app_seen(f->st, "other", "web", "apps/web/app.kanaria.yaml", C1,
+                                       NULL), 0);
+    assert_int_equal(kn_store_apps_carry(f->st, "demo", C1, C2, removed, 1), 0);
+    const char *want[][3] = {
+        {"demo", "web", C2}, {"demo", "bad", C2}, {"demo", "gone", C1}, {"demo", "old", C3},
+        {"other", "web", C1},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(kn_store_app_get(f->st, want[i][0], want[i][1], &a), 0);
+        assert_string_equal(a.last_seen, want[i][2]);
+        if (strcmp(want[i][1], "bad") == 0) {
+            assert_string_equal(a.error, "apps/bad/app.kanaria.yaml:1:1: broken");
+        }
+        kn_app_state_release(&a);
+    }
+    assert_int_equal(kn_store_apps_carry(f->st, "demo", C2, C3, NULL, 0), 0);
+    assert_int_equal(kn_store_app_get(f->st, "demo", "web", &a), 0);
+    assert_string_equal(a.last_seen, C3);
+    kn_app_state_release(&a);
+}
+
 /* ---- deployments --------------------------------------------------------------------------- */
 
 static void test_deployment_add_planned(void **state)
@@ -1501,6 +1538,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_names),
+        cmocka_unit_test_setup_teardown(test_apps_carry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
         cmocka_unit_test(test_migrations_from_zero),
         cmocka_unit_test(test_migration_keeps_rows),
