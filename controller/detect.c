@@ -56,6 +56,8 @@ struct cached_app {
     char *baseline; /* the baseline its touch was decided from; NULL: none */
     int untouched;  /* valid, and no change since `baseline` touches it */
     int volatile_;  /* read through a symlink: loaded at every detection */
+    int cross;      /* its errors at the cached head were not its own load's alone (a name or
+                     * a frontend.bind shared with another app) */
     struct kn_strlist reads; /* the paths outside its folder its load read or tried to, sorted */
     struct bind_info bind;
 };
@@ -90,6 +92,7 @@ struct detect_ctx {
     const struct kn_detect_known **known_by_name;
     git_tree *head_tree;  /* with a cache: to tell symlinks among the paths read */
     char cached_head[GIT_OID_HEXSZ + 1]; /* the cache's head, when used */
+    unsigned char *carried; /* per app of out: carried unloaded, its name and path borrowed */
     struct rec_source rec;
 };
 
@@ -334,6 +337,8 @@ static int through_symlink(git_tree *tree, const char *path)
 }
 
 /* The paths changed since `baseline`; NULL when that cannot be told (touch everything). */
+static int changed_since(struct detect_ctx *dc, const git_oid *from, struct kn_strlist *out);
+
 static const struct kn_strlist *changes_since(struct detect_ctx *dc, const char *baseline)
 {
     git_oid from;
@@ -352,8 +357,15 @@ static const struct kn_strlist *changes_since(struct detect_ctx *dc, const char 
     c = &dc->cache[dc->ncache++];
     memset(c, 0, sizeof(*c));
     git_oid_cpy(&c->from, &from);
-    /* a baseline gone from the repository (garbage-collected after a force-push) */
-    c->failed = kn_git_changed_paths(dc->in->repo, &from, &dc->in->head, &c->paths, &err) < 0;
+    /* a baseline gone from the repository (garbage-collected after a force-push); with a cache
+     * (and the head's tree), by the walk that skips unchanged subtrees, else by libgit2's diff,
+     * so that a detection without the cache checks one with it */
+    if (dc->head_tree) {
+        c->failed = changed_since(dc, &from, &c->paths) < 0;
+    } else {
+        c->failed = kn_git_changed_paths(dc->in->repo, &from, &dc->in->head, &c->paths,
+                                         &err) < 0;
+    }
     return c->failed ? NULL : &c->paths;
 }
 
@@ -640,8 +652,9 @@ static int can_carry(struct detect_ctx *dc, const struct cached_app *e,
     return e->untouched && baseline && e->baseline && strcmp(baseline, e->baseline) == 0;
 }
 
-/* The cached app `e`, unloaded, as out; moved into `ne`, the next cache's entry (proved
- * untouched from its baseline now, by can_carry). */
+/* The cached app `e`, unloaded, as out (its name and path borrowed from `ne` until the end of
+ * the detection: most carried apps are left out of the result); moved into `ne`, the next
+ * cache's entry (proved untouched from its baseline now, by can_carry). */
 static void carry_app(struct detect_ctx *dc, struct cached_app *e, struct kn_detect_app *out,
                       struct cached_app *ne)
 {
@@ -651,8 +664,9 @@ static void carry_app(struct detect_ctx *dc, struct cached_app *e, struct kn_det
     *ne = *e;
     memset(e, 0, sizeof(*e));
     memset(out, 0, sizeof(*out));
-    out->path = kn_strdup(ne->path);
-    out->name = kn_strdup(ne->name);
+    out->path = ne->path;
+    out->name = ne->name;
+    dc->carried[out - dc->apps] = 1;
     if (ne->errors) {
         out->errors = kn_strdup(ne->errors);
         return;
@@ -668,28 +682,89 @@ static void carry_app(struct detect_ctx *dc, struct cached_app *e, struct kn_det
     claim_bind(dc, &ne->bind, 0, ne->name, ne->path, (size_t)(out - dc->apps), deployed != NULL);
 }
 
-/* An app whose folder shares its name with another app's is invalid, both of them, as `kanaria
- * validate` says: neither is planned, so what runs under that name stays as it is. */
-static void check_unique_names(struct kn_detect *out)
+/* An app of the result, by name: one sorted index serves the check of names and the search
+ * for apps gone. */
+struct name_ref {
+    const char *name;
+    size_t idx;
+};
+
+static int name_ref_order(const void *a, const void *b)
 {
-    struct kn_app_ref *refs = kn_calloc(out->napps ? out->napps : 1, sizeof(*refs));
-    struct kn_diags *diags = kn_calloc(out->napps ? out->napps : 1, sizeof(*diags));
+    const struct name_ref *x = a;
+    const struct name_ref *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int name_ref_find(const void *key, const void *elem)
+{
+    return strcmp(key, ((const struct name_ref *)elem)->name);
+}
+
+static struct name_ref *names_index(const struct kn_detect *out)
+{
+    struct name_ref *names = kn_calloc(out->napps ? out->napps : 1, sizeof(*names));
 
     for (size_t i = 0; i < out->napps; i++) {
-        kn_diags_init(&diags[i], 0);
-        refs[i].name = out->apps[i].name;
-        refs[i].config_path = out->apps[i].path;
-        refs[i].diags = &diags[i];
+        names[i].name = out->apps[i].name;
+        names[i].idx = i;
     }
-    kn_app_check_unique_names(refs, out->napps);
-    for (size_t i = 0; i < out->napps; i++) {
-        struct kn_detect_app *a = &out->apps[i];
+    qsort(names, out->napps, sizeof(*names), name_ref_order);
+    return names;
+}
+
+static int index_order(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* An app whose folder shares its name with another app's is invalid, both of them, as `kanaria
+ * validate` says: neither is planned, so what runs under that name stays as it is. The check
+ * runs on the apps whose name is shared alone (it relates apps of one name only). */
+static void check_unique_names(struct kn_detect *out, const struct name_ref *names)
+{
+    struct kn_app_ref *refs;
+    struct kn_diags *diags;
+    size_t *dup = NULL, ndup = 0;
+
+    for (size_t i = 0; i + 1 < out->napps; i++) {
+        size_t end = i + 1;
+        while (end < out->napps && strcmp(names[end].name, names[i].name) == 0) {
+            end++;
+        }
+        if (end - i > 1) {
+            dup = kn_reallocarray(dup, ndup + (end - i), sizeof(*dup));
+            for (; i < end; i++) {
+                dup[ndup++] = names[i].idx;
+            }
+        }
+        i = end - 1;
+    }
+    if (ndup == 0) {
+        return;
+    }
+    qsort(dup, ndup, sizeof(*dup), index_order); /* in path order, as validate lists them */
+    refs = kn_calloc(ndup, sizeof(*refs));
+    diags = kn_calloc(ndup, sizeof(*diags));
+    for (size_t k = 0; k < ndup; k++) {
+        kn_diags_init(&diags[k], 0);
+        refs[k].name = out->apps[dup[k]].name;
+        refs[k].config_path = out->apps[dup[k]].path;
+        refs[k].diags = &diags[k];
+    }
+    kn_app_check_unique_names(refs, ndup);
+    for (size_t k = 0; k < ndup; k++) {
+        struct kn_detect_app *a = &out->apps[dup[k]];
         char *more, *all;
-        if (diags[i].count == 0) {
-            kn_diags_release(&diags[i]);
+        if (diags[k].count == 0) {
+            kn_diags_release(&diags[k]);
             continue;
         }
-        more = join_diags(&diags[i]);
+        more = join_diags(&diags[k]);
         all = a->errors ? kn_asprintf("%s\n%s", a->errors, more) : kn_strdup(more);
         free(more);
         free(a->errors);
@@ -700,15 +775,11 @@ static void check_unique_names(struct kn_detect *out)
             a->plan_json = NULL;
             a->planned = 0;
         }
-        kn_diags_release(&diags[i]);
+        kn_diags_release(&diags[k]);
     }
     free(diags);
     free(refs);
-}
-
-static int name_order(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    free(dup);
 }
 
 /* Whether the config of the app at its last successful commit asks to be pruned. */
@@ -739,20 +810,15 @@ static int path_in_head(const struct kn_detect *out, const char *path)
 }
 
 /* Known apps with deployments that no folder of the head declares (valid or not) any more. */
-static void find_gone(struct detect_ctx *dc, struct kn_detect *out)
+static void find_gone(struct detect_ctx *dc, struct kn_detect *out, const struct name_ref *names)
 {
     const struct kn_detect_input *in = dc->in;
-    const char **names = kn_calloc(out->napps ? out->napps : 1, sizeof(*names));
 
-    for (size_t i = 0; i < out->napps; i++) {
-        names[i] = out->apps[i].name;
-    }
-    qsort((void *)names, out->napps, sizeof(*names), name_order);
     for (size_t i = 0; i < in->nknown; i++) {
         const struct kn_detect_known *k = &in->known[i];
         struct kn_detect_gone *g;
         if (k->orphaned || (!k->baseline && !k->deployed) ||
-            bsearch(&k->name, (void *)names, out->napps, sizeof(*names), name_order) ||
+            bsearch(k->name, names, out->napps, sizeof(*names), name_ref_find) ||
             path_in_head(out, k->path)) {
             continue;
         }
@@ -761,7 +827,6 @@ static void find_gone(struct detect_ctx *dc, struct kn_detect *out)
         g->name = kn_strdup(k->name);
         g->prune = wants_prune(dc, k);
     }
-    free((void *)names);
 }
 
 /* ---- the changes since the cache's head ------------------------------------------------- */
@@ -914,13 +979,19 @@ out:
 }
 
 /* The paths changed since the cache's head, when the cache may be used: NULL (plan everything)
- * after a failure or with another config, when the cached head is gone, or when `.kanaria/`
- * (shared by every app) or a path too deep for discovery changed. */
+ * after a failure or with another config, when the cached head is not the head recorded last
+ * (prev_head, when given: the apps carried over keep what was recorded then), when the cached
+ * head is gone, or when `.kanaria/` (shared by every app) or a path too deep for discovery
+ * changed. */
 static const struct kn_strlist *changes_since_cache(struct detect_ctx *dc, struct kn_strlist *out)
 {
     const struct kn_detect_cache *c = dc->in->cache;
+    git_oid prev;
 
-    if (!c || !c->valid || c->config != dc->in->config || changed_since(dc, &c->head, out) < 0) {
+    if (!c || !c->valid || c->config != dc->in->config ||
+        (dc->in->prev_head && (git_oid_fromstr(&prev, dc->in->prev_head) < 0 ||
+                               !git_oid_equal(&prev, &c->head))) ||
+        changed_since(dc, &c->head, out) < 0) {
         return NULL;
     }
     for (size_t i = 0; i < out->count; i++) {
@@ -955,34 +1026,46 @@ static int config_in_head(git_tree *tree, const char *path)
 }
 
 /* The app configs of the head: the cached list, less the configs the change removed, plus those
- * it added; sorted as discovery sorts them. */
+ * it added; sorted as discovery sorts them. The paths kept are borrowed from the cache (owned[i]
+ * 0), the added ones owned. The configs that left the head go to out->removed. */
 static void paths_from_cache(struct detect_ctx *dc, const struct kn_strlist *changed,
-                             char ***paths, size_t *npaths)
+                             struct kn_detect *out, char ***paths, unsigned char **owned,
+                             size_t *npaths)
 {
     const struct kn_detect_cache *c = dc->in->cache;
-    struct kn_strlist l = {0};
-    size_t kept;
+    size_t cap = c->napps + changed->count + 1, n = 0, kept;
+    char **items = kn_calloc(cap, sizeof(*items));
+    unsigned char *own = kn_calloc(cap, 1);
 
-    l.items = kn_calloc(c->napps + changed->count + 1, sizeof(*l.items));
     for (size_t i = 0; i < c->napps; i++) {
         if (!strlist_has(changed, c->apps[i].path)) {
-            l.items[l.count++] = kn_strdup(c->apps[i].path);
+            items[n++] = c->apps[i].path;
+        } else if (!config_in_head(dc->head_tree, c->apps[i].path)) {
+            strlist_add(&out->removed, c->apps[i].path);
         }
     }
-    kept = l.count;
+    kept = n;
     for (size_t i = 0; i < changed->count; i++) {
         const char *p = changed->items[i];
         const char *slash = strrchr(p, '/');
         if (strcmp(slash ? slash + 1 : p, KN_APP_CONFIG_FILE) == 0 &&
             config_in_head(dc->head_tree, p)) {
-            l.items[l.count++] = kn_strdup(p);
+            own[n] = 1;
+            items[n++] = kn_strdup(p);
         }
     }
-    if (l.count > kept) { /* what was kept is in order still */
-        strlist_sort(&l);
+    if (n > kept) { /* what was kept is in order still; the owned flags go with their paths */
+        char **borrowed = kn_calloc(kept ? kept : 1, sizeof(*borrowed));
+        memcpy(borrowed, items, kept * sizeof(*borrowed));
+        qsort((void *)items, n, sizeof(*items), str_order);
+        for (size_t i = 0; i < n; i++) {
+            own[i] = !bsearch(&items[i], borrowed, kept, sizeof(*borrowed), str_order);
+        }
+        free(borrowed);
     }
-    *paths = l.items;
-    *npaths = l.count;
+    *paths = items;
+    *owned = own;
+    *npaths = n;
 }
 
 /* The head's top tree, for the cache's lookups. */
@@ -1001,6 +1084,41 @@ static int head_tree(struct detect_ctx *dc, struct kn_error *err)
     return rc;
 }
 
+/*
+ * Leave out of the result the carried apps whose errors are those of their own load, now and at
+ * the cached head (a shared name or bind changes them): what was recorded for them holds. The
+ * others carried get their strings of their own. With a cache, note which apps' errors are not
+ * their own load's alone.
+ */
+static void compact(struct detect_ctx *dc, struct kn_detect *out, struct cached_app *next)
+{
+    size_t keep = 0;
+
+    for (size_t i = 0; i < out->napps; i++) {
+        struct kn_detect_app *a = &out->apps[i];
+        const char *own = next ? next[i].errors : NULL;
+        int cross = next && (!a->errors != !own || (own && strcmp(a->errors, own) != 0));
+        if (dc->carried[i] && !cross && !next[i].cross) {
+            free(a->errors);
+            out->carried++;
+            next[i].cross = 0;
+            continue;
+        }
+        if (dc->carried[i]) {
+            a->name = kn_strdup(a->name);
+            a->path = kn_strdup(a->path);
+        }
+        if (next) {
+            next[i].cross = cross;
+        }
+        if (keep != i) {
+            out->apps[keep] = *a;
+        }
+        keep++;
+    }
+    out->napps = keep;
+}
+
 int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struct kn_error *err)
 {
     struct detect_ctx dc;
@@ -1008,8 +1126,10 @@ int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struc
     struct cached_app *next = NULL;
     struct kn_strlist changed_buf = {0};
     const struct kn_strlist *changed = NULL;
+    struct name_ref *names = NULL;
     char head_hex[GIT_OID_HEXSZ + 1];
     char **paths = NULL;
+    unsigned char *owned = NULL;
     size_t npaths = 0, j = 0;
     int rc;
 
@@ -1043,13 +1163,18 @@ int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struc
     if ((changed = changes_since_cache(&dc, &changed_buf)) != NULL) {
         out->incremental = 1;
         git_oid_tostr(dc.cached_head, sizeof(dc.cached_head), &cache->head);
-        paths_from_cache(&dc, changed, &paths, &npaths);
+        memcpy(out->from, dc.cached_head, sizeof(out->from));
+        paths_from_cache(&dc, changed, out, &paths, &owned, &npaths);
     } else if ((rc = kn_app_discover(dc.head_src, &paths, &npaths)) < 0) {
         kn_error_set(err, rc, NULL, "listing the apps at %s: %s", out->info.oid,
                      kn_strerror(rc));
         goto out;
+    } else {
+        owned = kn_calloc(npaths ? npaths : 1, 1);
+        memset(owned, 1, npaths);
     }
     out->apps = kn_calloc(npaths ? npaths : 1, sizeof(*out->apps));
+    dc.carried = kn_calloc(npaths ? npaths : 1, 1);
     next = cache ? kn_calloc(npaths ? npaths : 1, sizeof(*next)) : NULL;
     dc.apps = out->apps;
     for (size_t i = 0; i < npaths; i++) {
@@ -1069,8 +1194,10 @@ int kn_detect_run(struct kn_detect *out, const struct kn_detect_input *in, struc
             out->loaded++;
         }
     }
-    check_unique_names(out);
-    find_gone(&dc, out);
+    names = names_index(out);
+    check_unique_names(out, names);
+    find_gone(&dc, out, names);
+    compact(&dc, out, next);
 out:
     if (cache) {
         cache_clear(cache);
@@ -1087,11 +1214,16 @@ out:
         cached_app_release(&next[i]);
     }
     free(next);
+    free(names);
     strlist_free(&changed_buf);
     for (size_t i = 0; i < npaths; i++) {
-        free(paths[i]);
+        if (owned[i]) {
+            free(paths[i]);
+        }
     }
     free(paths);
+    free(owned);
+    free(dc.carried);
     for (size_t i = 0; i < dc.ncache; i++) {
         strlist_free(&dc.cache[i].paths);
     }
@@ -1129,6 +1261,7 @@ void kn_detect_release(struct kn_detect *d)
         free(d->gone[i].name);
     }
     free(d->gone);
+    strlist_free(&d->removed);
     kn_git_commit_info_release(&d->info);
     memset(d, 0, sizeof(*d));
 }

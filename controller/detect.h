@@ -42,7 +42,9 @@ struct kn_detect_input {
     git_repository *repo;          /* borrowed */
     struct kn_detect_cache *cache; /* borrowed, read and updated; NULL: load every app */
     git_oid head;
-    const char *prev_head;         /* hex of the head seen before, NULL: none */
+    /* hex of the head recorded before, NULL: none; when given, the cache is used only when its
+     * head is that one (the apps it carries over keep what was recorded for them there) */
+    const char *prev_head;
     const struct kn_config *config; /* borrowed; may be NULL */
     const struct kn_detect_known *known;
     size_t nknown;
@@ -70,11 +72,21 @@ struct kn_detect_gone {
     int prune; /* the config of its last successful commit has spec.prune: true */
 };
 
+/*
+ * Without the cache's help, `apps` is every app of the head. With it (`incremental`), `apps` is
+ * those loaded, and those carried over whose errors from checks across apps (a shared name or
+ * frontend.bind) changed; the `carried` others are as they were recorded at the cached head
+ * (`from`): same name, config path and errors, untouched. `removed` are the configs of the
+ * cached head that the head no longer has.
+ */
 struct kn_detect {
     struct kn_git_commit_info info; /* of the head */
     int forced;      /* prev_head is not an ancestor of head: the branch was rewritten */
-    struct kn_detect_app *apps;
+    struct kn_detect_app *apps; /* sorted by config path */
     size_t napps;
+    size_t carried;
+    char from[GIT_OID_HEXSZ + 1]; /* the cached head, when incremental; "" otherwise */
+    struct kn_strlist removed;    /* sorted */
     char **stale;    /* open_commits that are no longer on the branch */
     size_t nstale;
     struct kn_detect_gone *gone; /* newly gone: known apps not orphaned already */

@@ -241,8 +241,9 @@ static int record_app(struct watch *w, const struct kn_detect_app *a, const char
     }
     kn_store_app_seen(st, w->repo->name, a->name, a->path, head, a->errors);
     if (a->errors) {
-        /* once per commit: a poll that finds the same head says nothing new */
-        if (!had || strcmp(before.last_seen, head) != 0 || !same_error) {
+        /* once per change of its errors: a commit that leaves them as they were says nothing
+         * new (an app carried over by the detection is not even listed) */
+        if (!same_error) {
             kn_log_error(who, "invalid at this commit, not deployed:\n%s", a->errors);
             kn_store_event_add(st, "INVALID_APP", w->repo->name, a->name, 0, "kanaria",
                                a->errors, now_ms());
@@ -409,6 +410,12 @@ static void fetch_finish(struct watch *w, int cancelled)
                                "the branch was rewritten; planning from the new head", now_ms());
         }
         record_stale(w);
+        if (w->detect.incremental) {
+            /* the apps the detection carried over are seen at the head as they were */
+            kn_store_apps_carry(st, w->repo->name, w->detect.from, head_hex,
+                                (const char *const *)w->detect.removed.items,
+                                w->detect.removed.count);
+        }
         for (size_t i = 0; i < w->detect.napps; i++) {
             planned += record_app(w, &w->detect.apps[i], head_hex);
         }

@@ -28,18 +28,33 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static char *describe(const struct kn_detect *d)
+/* The detection `d` as lines; with `cached` (the detection of the same commits with the cache),
+ * the apps `cached` carried over (left out) as a full detection would list them when their
+ * record holds: untouched, valid (the generated repository has no invalid app). */
+static char *describe(const struct kn_detect *d, const struct kn_detect *cached)
 {
     struct kn_buf b;
+    size_t j = 0;
 
     kn_buf_init(&b, KN_BUF_UNBOUNDED);
     for (size_t i = 0; i < d->napps; i++) {
         const struct kn_detect_app *a = &d->apps[i];
+        if (cached && (j >= cached->napps || strcmp(cached->apps[j].path, a->path) != 0)) {
+            kn_buf_addf(&b, "%s %s 0 0 - -\n", a->name, a->path);
+            continue;
+        }
+        if (cached) {
+            a = &cached->apps[j++];
+        }
         kn_buf_addf(&b, "%s %s %d %d %s %s\n", a->name, a->path, a->touched, a->planned,
                     a->errors ? a->errors : "-", a->plan_json ? a->plan_json : "-");
     }
-    for (size_t i = 0; i < d->ngone; i++) {
-        kn_buf_addf(&b, "gone %s %d\n", d->gone[i].name, d->gone[i].prune);
+    if (cached && (j != cached->napps || cached->carried != d->napps - cached->napps)) {
+        kn_buf_addf(&b, "%zu listed, %zu carried\n", cached->napps, cached->carried);
+    }
+    for (size_t i = 0; i < (cached ? cached : d)->ngone; i++) {
+        const struct kn_detect_gone *g = &(cached ? cached : d)->gone[i];
+        kn_buf_addf(&b, "gone %s %d\n", g->name, g->prune);
     }
     return kn_buf_detach(&b, NULL);
 }
@@ -113,11 +128,11 @@ int main(int argc, char **argv)
         kn_detect_release(&full);
         goto out;
     }
-    a = describe(&full);
-    b = describe(&d);
+    a = describe(&full, NULL);
+    b = describe(&full, &d);
     loaded = d.loaded;
     nplanned = planned(&d);
-    napps = d.napps;
+    napps = d.napps + d.carried;
     kn_detect_release(&full);
     kn_detect_release(&d);
     if (strcmp(a, b) != 0) {

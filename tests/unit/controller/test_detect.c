@@ -115,15 +115,24 @@ static void detect(struct fixture *f, const char *head, const struct kn_detect_k
     assert_int_equal(kn_detect_run(out, &in, &err), 0);
 }
 
-static const struct kn_detect_app *app_at(const struct kn_detect *d, const char *path)
+static const struct kn_detect_app *listed(const struct kn_detect *d, const char *path)
 {
     for (size_t i = 0; i < d->napps; i++) {
         if (strcmp(d->apps[i].path, path) == 0) {
             return &d->apps[i];
         }
     }
-    fail_msg("no app at %s", path);
     return NULL;
+}
+
+static const struct kn_detect_app *app_at(const struct kn_detect *d, const char *path)
+{
+    const struct kn_detect_app *a = listed(d, path);
+
+    if (!a) {
+        fail_msg("no app at %s", path);
+    }
+    return a;
 }
 
 static void test_duplicate_names(void **state)
@@ -233,16 +242,54 @@ static void test_broken_config_not_gone(void **state)
 }
 
 /* The detection as text, to compare one with a cache against one without. */
-static char *describe(const struct kn_detect *d)
+/* An app as a line; `carried` (the apps a detection with the cache left out) as the world saw
+ * them: the apps of the head before, whose record holds (untouched, same name and errors). */
+struct seen {
+    char *path;
+    char *name;
+    char *errors;
+};
+
+static void describe_app(struct kn_buf *b, const struct kn_detect_app *a)
+{
+    kn_buf_addf(b, "%s %s touched=%d planned=%d errors=%s plan=%s\n", a->name, a->path,
+                a->touched, a->planned, a->errors ? a->errors : "-",
+                a->plan_json ? a->plan_json : "-");
+}
+
+/* `d`, its carried apps put back from `seen` in the places `paths` (the full detection's, in
+ * order) says; NULL paths: d alone. */
+static char *describe_with(const struct kn_detect *d, const struct kn_detect *paths,
+                           const struct seen *seen, size_t nseen)
 {
     struct kn_buf b;
+    size_t j = 0, carried = 0;
 
     kn_buf_init(&b, KN_BUF_UNBOUNDED);
-    for (size_t i = 0; i < d->napps; i++) {
-        const struct kn_detect_app *a = &d->apps[i];
-        kn_buf_addf(&b, "%s %s touched=%d planned=%d errors=%s plan=%s\n", a->name, a->path,
-                    a->touched, a->planned, a->errors ? a->errors : "-",
-                    a->plan_json ? a->plan_json : "-");
+    for (size_t i = 0; paths && i < paths->napps; i++) {
+        const char *path = paths->apps[i].path;
+        const struct seen *was = NULL;
+        if (j < d->napps && strcmp(d->apps[j].path, path) == 0) {
+            describe_app(&b, &d->apps[j++]);
+            continue;
+        }
+        for (size_t k = 0; k < nseen && !was; k++) {
+            was = strcmp(seen[k].path, path) == 0 ? &seen[k] : NULL;
+        }
+        if (!was) {
+            kn_buf_addf(&b, "%s: neither listed nor seen before\n", path);
+            continue;
+        }
+        kn_buf_addf(&b, "%s %s touched=0 planned=0 errors=%s plan=-\n", was->name, was->path,
+                    was->errors ? was->errors : "-");
+        carried++;
+    }
+    for (size_t i = 0; !paths && i < d->napps; i++) {
+        describe_app(&b, &d->apps[i]);
+    }
+    if (paths && (j != d->napps || carried != d->carried)) {
+        kn_buf_addf(&b, "%zu of %zu listed apps placed, %zu carried for %zu said\n", j, d->napps,
+                    carried, d->carried);
     }
     for (size_t i = 0; i < d->ngone; i++) {
         kn_buf_addf(&b, "gone %s prune=%d\n", d->gone[i].name, d->gone[i].prune);
@@ -253,11 +300,28 @@ static char *describe(const struct kn_detect *d)
     return kn_buf_detach(&b, NULL);
 }
 
+static char *describe(const struct kn_detect *d)
+{
+    return describe_with(d, NULL, NULL, 0);
+}
+
 /* What the store would know after the detection at `head`: every planned app deployed there. */
 struct world {
     struct kn_detect_known known[16];
     size_t nknown;
+    struct seen seen[16]; /* the apps of the head, as the full detection saw them */
+    size_t nseen;
 };
+
+static void seen_release(struct world *w)
+{
+    for (size_t i = 0; i < w->nseen; i++) {
+        free(w->seen[i].path);
+        free(w->seen[i].name);
+        free(w->seen[i].errors);
+    }
+    w->nseen = 0;
+}
 
 static void world_release(struct world *w)
 {
@@ -267,6 +331,7 @@ static void world_release(struct world *w)
         free(w->known[i].deployed);
         free(w->known[i].path);
     }
+    seen_release(w);
     memset(w, 0, sizeof(*w));
 }
 
@@ -322,13 +387,24 @@ static void detect_both(struct fixture *f, struct kn_detect_cache *cache, struct
     assert_int_equal(full.loaded, full.napps);
     in.cache = cache;
     assert_int_equal(kn_detect_run(out, &in, &err), 0);
+    if (!out->incremental) {
+        assert_int_equal(out->carried, 0);
+    }
     a = describe(&full);
-    b = describe(out);
+    b = describe_with(out, &full, w->seen, w->nseen);
     assert_string_equal(b, a);
     free(a);
     free(b);
+    seen_release(w);
+    for (size_t i = 0; i < full.napps; i++) {
+        assert_true(w->nseen < 16);
+        w->seen[w->nseen].path = kn_strdup(full.apps[i].path);
+        w->seen[w->nseen].name = kn_strdup(full.apps[i].name);
+        w->seen[w->nseen].errors = full.apps[i].errors ? kn_strdup(full.apps[i].errors) : NULL;
+        w->nseen++;
+    }
+    world_record(w, &full, head);
     kn_detect_release(&full);
-    world_record(w, out, head);
 }
 
 /* An app whose only manifest lives outside its folder. */
@@ -372,7 +448,9 @@ static void test_incremental(void **state)
     assert_true(d.incremental);
     assert_int_equal(d.loaded, 1);
     assert_true(app_at(&d, "apps/two/app.kanaria.yaml")->planned);
-    assert_false(app_at(&d, "apps/one/app.kanaria.yaml")->touched);
+    assert_null(listed(&d, "apps/one/app.kanaria.yaml")); /* carried: its record holds */
+    assert_int_equal(d.napps, 1);
+    assert_int_equal(d.carried, 3);
     kn_detect_release(&d);
 
     /* a manifest outside its app's folder: that app is found, loaded and planned */
@@ -421,7 +499,24 @@ static void test_incremental(void **state)
     detect_both(f, cache, &w, c, &d);
     assert_int_equal(d.loaded, 1);
     assert_non_null(app_at(&d, "apps/five/app.kanaria.yaml")->errors);
-    assert_non_null(app_at(&d, "apps/one/app.kanaria.yaml")->errors);
+    assert_null(listed(&d, "apps/one/app.kanaria.yaml")); /* carried, invalid as recorded */
+    kn_detect_release(&d);
+
+    /* a new app takes the name of a carried one: both are listed, invalid; once it is gone, the
+     * carried one is listed again, valid */
+    write_app(f, "apps/six", "two", 18106, "");
+    commit(f, "six is named two", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_int_equal(d.loaded, 2); /* six, and five: refused its bind, it is never untouched */
+    assert_non_null(app_at(&d, "apps/six/app.kanaria.yaml")->errors);
+    assert_non_null(app_at(&d, "apps/two/app.kanaria.yaml")->errors);
+    kn_detect_release(&d);
+    kn_test_git(f->dir, "rm -rq apps/six");
+    commit(f, "six is gone", c);
+    detect_both(f, cache, &w, c, &d);
+    assert_null(app_at(&d, "apps/two/app.kanaria.yaml")->errors);
+    assert_int_equal(d.removed.count, 1);
+    assert_string_equal(d.removed.items[0], "apps/six/app.kanaria.yaml");
     kn_detect_release(&d);
 
     /* a manifest turned into a symlink to a file elsewhere: the app is loaded at every commit
