@@ -115,10 +115,93 @@ static void shell_words(void)
     }
 }
 
-static void print_bash(const struct kn_cli_command *cmds, size_t n)
+/* How bash and zsh spell the same `case` of completions: kanaria's commands and their options
+ * are walked once (print_cases), in either shell's words. */
+struct shell_syntax {
+    const char *arg_open;  /* a case label "command option" (an option taking a value) ... */
+    const char *arg_close;
+    const char *file;      /* what completes a path */
+    const char *value;     /* what completes any other value */
+    const char *open;      /* a case's list of words: its start ... */
+    const char *close;     /* ... and its end */
+    const char *any_case;  /* the label of the case of every other word */
+    const char *cmd_open;  /* the label of one command's case ... */
+    const char *cmd_close;
+};
+
+static const struct shell_syntax bash_syntax = {
+    .arg_open = "    \"",
+    .arg_close = "\")",
+    .file = "COMPREPLY=($(compgen -f -- \"$cur\"))",
+    .value = "COMPREPLY=()",
+    .open = " words=\"",
+    .close = "\" ;;\n",
+    .any_case = "    *)\n        case \"${COMP_WORDS[1]}\" in\n",
+    .cmd_open = "        ",
+    .cmd_close = ")",
+};
+
+static const struct shell_syntax zsh_syntax = {
+    .arg_open = "    (\"",
+    .arg_close = "\")",
+    .file = "_files",
+    .value = "_message 'value'",
+    .open = " opts=(",
+    .close = ") ;;\n",
+    .any_case = "    (*)\n        case $words[2] in\n",
+    .cmd_open = "        (",
+    .cmd_close = ")",
+};
+
+/* The cases of the word after "command option": an option's value (a path, or nothing to
+ * offer), the topics of help, the shells of completion, then each command's options. */
+static void print_cases(const struct shell_syntax *sh, const struct kn_cli_command *cmds, size_t n)
 {
     struct opt opts[MAX_OPTS];
 
+    for (size_t i = 0; i < n; i++) {
+        size_t nopts = parse_opts(cmds[i].usage, opts, MAX_OPTS);
+        for (size_t j = 0; j < nopts; j++) {
+            if (opts[j].takes_arg) {
+                printf("%s%s %s%s", sh->arg_open, cmds[i].name, opts[j].name, sh->arg_close);
+                printf(" %s; return ;;\n", opts[j].is_file ? sh->file : sh->value);
+            }
+        }
+    }
+    printf("%s%s %s%s", sh->arg_open, "help", "help", sh->arg_close);
+    printf("%s", sh->open);
+    help_words(cmds, n);
+    printf("%s", sh->close);
+    printf("%s%s %s%s", sh->arg_open, "help", "platform", sh->arg_close);
+    printf("%s", sh->open);
+    type_words(0);
+    printf("%s", sh->close);
+    printf("%s%s %s%s", sh->arg_open, "help", "metrics", sh->arg_close);
+    printf("%s", sh->open);
+    type_words(1);
+    printf("%s", sh->close);
+    printf("%s%s %s%s", sh->arg_open, "completion", "completion", sh->arg_close);
+    printf("%s", sh->open);
+    shell_words();
+    printf("%s%s", sh->close, sh->any_case);
+    for (size_t i = 0; i < n; i++) {
+        size_t nopts = parse_opts(cmds[i].usage, opts, MAX_OPTS);
+        if (nopts == 0) {
+            continue;
+        }
+        printf("%s%s%s", sh->cmd_open, cmds[i].name, sh->cmd_close);
+        printf("%s", sh->open);
+        for (size_t j = 0; j < nopts; j++) {
+            printf("%s%s", j ? " " : "", opts[j].name);
+        }
+        printf("%s", sh->close);
+    }
+    printf("        esac ;;\n"
+           "    esac\n");
+}
+
+static void print_bash(const struct kn_cli_command *cmds, size_t n)
+{
     printf("# bash completion for kanaria (made by `kanaria completion bash`)\n"
            "_kanaria() {\n"
            "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
@@ -133,47 +216,14 @@ static void print_bash(const struct kn_cli_command *cmds, size_t n)
            "        return\n"
            "    fi\n"
            "    case \"${COMP_WORDS[1]} $prev\" in\n");
-    /* an option's argument: a path, or nothing to offer */
-    for (size_t i = 0; i < n; i++) {
-        size_t nopts = parse_opts(cmds[i].usage, opts, MAX_OPTS);
-        for (size_t j = 0; j < nopts; j++) {
-            if (opts[j].takes_arg) {
-                printf("    \"%s %s\") %s; return ;;\n", cmds[i].name, opts[j].name,
-                       opts[j].is_file ? "COMPREPLY=($(compgen -f -- \"$cur\"))" : "COMPREPLY=()");
-            }
-        }
-    }
-    printf("    \"help platform\") words=\"");
-    type_words(0);
-    printf("\" ;;\n    \"help metrics\") words=\"");
-    type_words(1);
-    printf("\" ;;\n    \"help help\") words=\"");
-    help_words(cmds, n);
-    printf("\" ;;\n    \"completion completion\") words=\"");
-    shell_words();
-    printf("\" ;;\n    *)\n        case \"${COMP_WORDS[1]}\" in\n");
-    for (size_t i = 0; i < n; i++) {
-        size_t nopts = parse_opts(cmds[i].usage, opts, MAX_OPTS);
-        if (nopts == 0) {
-            continue;
-        }
-        printf("        %s) words=\"", cmds[i].name);
-        for (size_t j = 0; j < nopts; j++) {
-            printf("%s%s", j ? " " : "", opts[j].name);
-        }
-        printf("\" ;;\n");
-    }
-    printf("        esac ;;\n"
-           "    esac\n"
-           "    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+    print_cases(&bash_syntax, cmds, n);
+    printf("    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
            "}\n"
            "complete -o default -F _kanaria kanaria\n");
 }
 
 static void print_zsh(const struct kn_cli_command *cmds, size_t n)
 {
-    struct opt opts[MAX_OPTS];
-
     printf("#compdef kanaria\n"
            "# zsh completion for kanaria (made by `kanaria completion zsh`)\n"
            "_kanaria() {\n"
@@ -193,38 +243,8 @@ static void print_zsh(const struct kn_cli_command *cmds, size_t n)
            "        return\n"
            "    fi\n"
            "    case \"$words[2] $words[CURRENT-1]\" in\n");
-    for (size_t i = 0; i < n; i++) {
-        size_t nopts = parse_opts(cmds[i].usage, opts, MAX_OPTS);
-        for (size_t j = 0; j < nopts; j++) {
-            if (opts[j].takes_arg) {
-                printf("    (\"%s %s\") %s; return ;;\n", cmds[i].name, opts[j].name,
-                       opts[j].is_file ? "_files" : "_message 'value'");
-            }
-        }
-    }
-    printf("    (\"help help\") opts=(");
-    help_words(cmds, n);
-    printf(") ;;\n    (\"help platform\") opts=(");
-    type_words(0);
-    printf(") ;;\n    (\"help metrics\") opts=(");
-    type_words(1);
-    printf(") ;;\n    (\"completion completion\") opts=(");
-    shell_words();
-    printf(") ;;\n    (*)\n        case $words[2] in\n");
-    for (size_t i = 0; i < n; i++) {
-        size_t nopts = parse_opts(cmds[i].usage, opts, MAX_OPTS);
-        if (nopts == 0) {
-            continue;
-        }
-        printf("        (%s) opts=(", cmds[i].name);
-        for (size_t j = 0; j < nopts; j++) {
-            printf("%s%s", j ? " " : "", opts[j].name);
-        }
-        printf(") ;;\n");
-    }
-    printf("        esac ;;\n"
-           "    esac\n"
-           "    compadd -a opts\n"
+    print_cases(&zsh_syntax, cmds, n);
+    printf("    compadd -a opts\n"
            "    _files\n"
            "}\n"
            "_kanaria \"$@\"\n");
