@@ -22,7 +22,8 @@
  *                  and waits again. A cancelled variant's apply deletes what it applied.
  *   set_weights    gatewayapi, istio: the route rendered with the split and applied, then
  *                  followed until every parent accepted it at the new generation
- *                  (kn_kube_route_ready), on the route's watch, else by a GET every second.
+ *                  (kn_kube_route_ready), on the route's watch; a GET a second only while that
+ *                  watch is down.
  *                  podselector: no router; the canary (and baseline) Deployment is scaled so that
  *                  its share of the pods approximates its percent: p% runs
  *                  round(P * p / primary%) replicas (at least 1, at most P, the primary's count):
@@ -1649,9 +1650,16 @@ static void weights_ready_check(struct op *op, const json_t *route)
     }
 }
 
+/* 1 when the route's informer is listed and its watch up: its cache is the route's state. */
+static int weights_watched(const struct op *op)
+{
+    return op->winf && kn_kube_informer_synced(op->winf->inf) &&
+           !kn_kube_informer_error(op->winf->inf);
+}
+
 static void weights_check(struct op *op)
 {
-    if (op->winf && kn_kube_informer_synced(op->winf->inf)) {
+    if (weights_watched(op)) {
         weights_ready_check(op, kn_kube_informer_get(op->winf->inf, op->a->ns, op->a->route_name));
     }
 }
@@ -1670,14 +1678,14 @@ static void weights_tick(struct op *op)
         return;
     }
     op_after(op, TICK_MS, weights_tick);
-    if (op->winf && kn_kube_informer_synced(op->winf->inf)) {
+    if (weights_watched(op)) {
         weights_check(op);
         return;
     }
-    if (op->inflight) {
-        return;
+    if (op->inflight || (op->winf && !kn_kube_informer_error(op->winf->inf))) {
+        return; /* a request in flight, or the informer's first list: its events will tell */
     }
-    /* the watch is not there yet: a GET */
+    /* the watch is down (or could not be made): a GET a tick until it is back */
     {
         char *path = kn_kube_path(&op->gvr, op->a->ns, op->a->route_name);
         snprintf(op->doing, sizeof(op->doing), "reading %s %s/%s", op->a->route_kind, op->a->ns,
