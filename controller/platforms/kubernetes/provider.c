@@ -182,7 +182,8 @@ struct op {
     long long wait_gen;
     uint64_t wait_until;
     char *pod_selector;
-    struct kn_kube_informer *pods; /* the waited Deployment's pods (op's own), else NULL */
+    /* the waited Deployment's pods (the op's own informer), else NULL */
+    struct kn_kube_informer *pods;
     int wait_seen; /* the informer has shown the Deployment since the wait began */
     char last_why[512];
     /* observe */
@@ -1181,8 +1182,8 @@ static void wait_deployment(struct op *op, const struct kn_kube_gvr *r, const ch
                             void (*ready)(struct op *op))
 {
     static char v1[] = "v1", pod[] = "Pod", pods[] = "pods";
-    const struct kn_kube_gvr pods_gvr = {.api_version = v1, .kind = pod, .resource = pods,
-                                         .namespaced = 1};
+    const struct kn_kube_gvr pods_gvr = {
+        .api_version = v1, .kind = pod, .resource = pods, .namespaced = 1};
     long long left = kn_platform_call_time_left(op->call);
     long long ms = op->ready_ms > 0 ? op->ready_ms : DEFAULT_READY_MS;
 

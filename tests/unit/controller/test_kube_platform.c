@@ -217,8 +217,8 @@ static int pod_lists(const struct fixture *f, long long since, int *watches)
 static long long last_request(const struct fixture *f)
 {
     json_t *log = fake_get(f, "/_fake/requests");
-    long long seq = json_integer_value(
-        json_object_get(json_array_get(log, json_array_size(log) - 1), "seq"));
+    long long seq =
+        json_integer_value(json_object_get(json_array_get(log, json_array_size(log) - 1), "seq"));
 
     json_decref(log);
     return seq;
@@ -236,11 +236,10 @@ static char *pod_of(const struct fixture *f, const char *variant)
     json_array_foreach(json_object_get(objs, "items"), i, o)
     {
         const json_t *md = json_object_get(o, "metadata");
-        const char *v =
-            json_string_value(json_object_get(json_object_get(md, "labels"), "kanaria.dev/variant"));
+        const char *v = json_string_value(
+            json_object_get(json_object_get(md, "labels"), "kanaria.dev/variant"));
         const char *kind = json_string_value(json_object_get(o, "kind"));
-        if (kind && strcmp(kind, "Pod") == 0 && v &&
-            strcmp(v, variant) == 0) {
+        if (kind && strcmp(kind, "Pod") == 0 && v && strcmp(v, variant) == 0) {
             name = kn_strdup(json_string_value(json_object_get(md, "name")));
             break;
         }
