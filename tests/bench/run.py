@@ -471,7 +471,8 @@ class Bench:
         os.makedirs(d, exist_ok=True)
         files = {
             "namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
-            "service.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+            "service.yaml": "apiVersion: v1\nkind: Service\n"
+                            "metadata: {name: web, namespace: shop}\n"
                             "spec:\n  selector: {app: web}\n"
                             "  ports: [{name: http, port: 80, targetPort: 8080}]\n",
             "deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\n"
