@@ -49,6 +49,7 @@ class Bench:
         self.sizes = [100] if self.quick else [100, 1000, 10000]
         self.runs = 1 if self.quick else 5
         self.serves = []
+        self.fakes = []
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -231,7 +232,7 @@ class Bench:
 
     # ---- a running kanaria serve --------------------------------------------------------------
 
-    def serve_start(self, name, repos, users=""):
+    def serve_start(self, name, repos, users="", platform=None):
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
         api = free_port()
@@ -239,7 +240,7 @@ class Bench:
         cfg = os.path.join(d, "kanaria.yaml")
         with open(cfg, "w") as f:
             f.write("dataDir: %s/data\nlisten: 127.0.0.1:%d\n" % (d, api))
-            f.write("platforms:\n  - name: local\n    type: local\n"
+            f.write(platform or "platforms:\n  - name: local\n    type: local\n"
                     "    haproxy: {metricsBind: \"127.0.0.1:%d\"}\n"
                     "    ports: {min: %d, max: %d}\n" % (free_port(), ports, ports + 400))
             f.write("repositories:\n" + repos + users)
@@ -442,6 +443,147 @@ class Bench:
                     {"samples_ms": [t * 1e3 for t in rolls]})
         self.serve_stop(s)
 
+    # ---- Kubernetes API budget ----------------------------------------------------------------
+
+    def kube_fake(self, d):
+        """tests/fakes/kube_fake.py on a free loopback port (plain HTTP, no token); its URL."""
+        fake_py = os.path.join(SOURCE, "tests", "fakes", "kube_fake.py")
+        py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+        port_file = os.path.join(d, "fake.port")
+        logf = open(os.path.join(d, "fake.log"), "w")
+        p = subprocess.Popen([py, fake_py, "--port", "0", "--port-file", port_file],
+                             stdout=logf, stderr=logf)
+        self.fakes.append(p)
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
+                with open(port_file) as f:
+                    return "http://127.0.0.1:%d" % int(f.read().strip())
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("the fake API server did not start; see %s/fake.log" % d)
+
+    def kube_app(self, repo, image, probe):
+        """The app web in namespace shop: Deployment (2 replicas), Service, HTTPRoute; a canary
+        at 10% then 50%, an HTTP check between, the primary rolled, the canary cleaned."""
+        d = os.path.join(repo, "web")
+        os.makedirs(d, exist_ok=True)
+        files = {
+            "namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
+            "service.yaml": "apiVersion: v1\nkind: Service\n"
+                            "metadata: {name: web, namespace: shop}\n"
+                            "spec:\n  selector: {app: web}\n"
+                            "  ports: [{name: http, port: 80, targetPort: 8080}]\n",
+            "deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\n"
+                           "metadata: {name: web, namespace: shop, labels: {app: web}}\n"
+                           "spec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n"
+                           "  template:\n    metadata: {labels: {app: web}}\n"
+                           "    spec: {containers: [{name: web, image: \"%s\"}]}\n" % image,
+            "route.yaml": "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                          "metadata: {name: web, namespace: shop}\n"
+                          "spec:\n  parentRefs: [{name: gateway, namespace: shop}]\n"
+                          "  rules: [{backendRefs: [{name: web, port: 80}]}]\n",
+            "app.kanaria.yaml": "apiVersion: kanaria.dev/v1\nkind: Application\n"
+                                "metadata: {name: web}\nspec:\n  platform: k8s\n"
+                                "  manifests: [namespace.yaml, service.yaml, deploy.yaml, "
+                                "route.yaml]\n"
+                                "  kubernetes:\n    namespace: shop\n"
+                                "    workload: {kind: Deployment, name: web}\n    service: web\n"
+                                "    trafficRouting: {method: gatewayapi, "
+                                "gatewayapi: {httpRoute: web}}\n"
+                                "  pipeline:\n"
+                                "    - name: CANARY_ROLLOUT\n      with: {replicas: 1}\n"
+                                "    - name: TRAFFIC_ROUTING\n      with: {canary: 10}\n"
+                                "    - name: ANALYSIS\n      with:\n        duration: 1s\n"
+                                "        http:\n          - {name: probe, url: \"%s\", "
+                                "interval: 1s, timeout: 500ms}\n"
+                                "    - name: TRAFFIC_ROUTING\n      with: {canary: 50}\n"
+                                "    - name: PRIMARY_ROLLOUT\n"
+                                "    - name: TRAFFIC_ROUTING\n      with: {primary: 100}\n"
+                                "    - name: CANARY_CLEAN\n" % probe,
+        }
+        for name, text in files.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        self.git(repo, "add", "-A")
+        self.git(repo, "commit", "-qm", "web " + image)
+        return self.git(repo, "rev-parse", "HEAD")
+
+    def bench_kube(self):
+        d = os.path.join(self.tmp, "kube")
+        os.makedirs(d, exist_ok=True)
+        url = self.kube_fake(d)
+        # pods that take 2 s each to start, as in a cluster whose images are cached: a wait long
+        # enough for a poll to show; --quick runs the fake's clock 5 times faster
+        fake_call(url, "script", {"speed": 5} if self.quick else {"podSeconds": 2.0})
+        with open(os.path.join(d, "kubeconfig"), "w") as f:
+            f.write("apiVersion: v1\nkind: Config\n"
+                    "clusters: [{name: fake, cluster: {server: \"%s\"}}]\n"
+                    "users: [{name: u, user: {token: bench}}]\n"
+                    "contexts: [{name: fake, context: {cluster: fake, user: u, "
+                    "namespace: default}}]\ncurrent-context: fake\n" % url)
+        repo = os.path.join(d, "upstream")
+        self.init_repo(repo)
+        self.kube_app(repo, "web:1", url + "/healthz")
+        platform = ("platforms:\n  - {name: k8s, type: kubernetes, kubeconfig: %s/kubeconfig, "
+                    "qps: 50}\n" % d)
+        s = self.serve_start("kube", "  - {name: deploy, url: \"file://%s\", branch: main, "
+                             "pollInterval: 1s}\n" % repo, platform=platform)
+        by_commit = "select id, status from deployments where commit_id = ?"
+        done = lambda rows: rows and rows[0][1] in ("SUCCESS", "FAILURE", "CANCELLED")
+        self.log("kube: the quick sync")
+        self.wait_sql(s, "select status from deployments where status in ('SUCCESS', 'FAILURE')",
+                      timeout=60, every=0.1)
+        head = self.kube_app(repo, "web:2", url + "/healthz")
+        self.log("kube: a canary that passes")
+        ok = self.wait_sql(s, by_commit, (head,), until=done, timeout=120, every=0.1)[0]
+        head = self.kube_app(repo, "web:3", "http://127.0.0.1:%d/healthz" % free_port())
+        self.log("kube: a canary that fails its analysis")
+        bad = self.wait_sql(s, by_commit, (head,), until=done, timeout=120, every=0.1)[0]
+        if ok[1] != "SUCCESS" or bad[1] != "FAILURE":
+            raise RuntimeError("deployments ended %s and %s, not SUCCESS and FAILURE; see %s"
+                               % (ok[1], bad[1], s["log"]))
+        time.sleep(0.3)  # the last requests' ends are logged
+        log = fake_call(url, "requests")
+        self.serve_stop(s)
+        stages = {}
+        for dep in (ok[0], bad[0]):
+            stages[dep] = self.sql(s, "select idx, name, started_at, finished_at from stages "
+                                      "where deployment = ? and started_at > 0 order by idx",
+                                   (dep,))
+        counts, polls = {}, []
+        for dep, label in ((ok[0], "canary"), (bad[0], "failed")):
+            per_stage, polled = kube_stage_counts(log, stages[dep])
+            counts[label] = per_stage
+            polls += polled
+        total = {k: sum(n for st in v for n in st["verbs"].values()) for k, v in counts.items()}
+        verdict = log_time(s["log"], r"deployment=%d\b.*check 'probe': FAIL" % bad[0])
+        if verdict is None:
+            raise RuntimeError("no FAIL verdict logged for deployment %d" % bad[0])
+        waves, restored = kube_rollback_waves(log, verdict)
+        if restored is None:
+            raise RuntimeError("no route write took the canary's weight away after the verdict")
+        # the counts are exact and the same at every run: the targets are today's, so that a
+        # request added to a stage shows as a miss to explain
+        self.figure("kube requests, canary", total["canary"], "requests", "<= 15",
+                    total["canary"] <= 15,
+                    "API requests during the stages of one passing canary deployment "
+                    "(10%, 50%, primary, clean) on the fake; by stage and verb in extra",
+                    {"stages": counts["canary"]})
+        self.figure("kube requests, rollback", total["failed"], "requests", "<= 10",
+                    total["failed"] <= 10,
+                    "API requests during the stages of a canary that fails its analysis and "
+                    "rolls back", {"stages": counts["failed"]})
+        self.figure("kube polling requests", len(polls), "requests", "0", not polls,
+                    "LISTs that no watch follows and GETs repeated inside a stage, in both "
+                    "deployments (state comes from watches)",
+                    {"repeated": polls})
+        self.figure("kube rollback round trips", waves, "round trips", "<= 1", waves <= 1,
+                    "sequential waves of requests from the FAIL verdict's log line to the end of "
+                    "the route write that takes the canary's weight away (%.0f ms)"
+                    % ((restored - verdict) * 1e3), {"ms": (restored - verdict) * 1e3})
+
     # ---- idle footprint -----------------------------------------------------------------------
 
     def idle_serve(self, name, n):
@@ -505,6 +647,10 @@ class Bench:
                 self.serve_stop(s)
             except Exception as e:  # noqa: BLE001 - cleanup goes on
                 self.log("cleanup: %s" % e)
+        for p in self.fakes:
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
         if not self.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -618,6 +764,88 @@ def log_time(path, pattern):
     return None
 
 
+def fake_call(url, what, body=None):
+    """GET (or POST body to) /_fake/WHAT of the Kubernetes fake; its JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + "/_fake/" + what, data=data,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def kube_verb(r):
+    """GET, LIST, WATCH, PATCH, DELETE, ... of a request in the fake's log."""
+    if r["method"] != "GET":
+        return r["method"]
+    if str((r.get("query") or {}).get("watch", "")).lower() in ("1", "true", "t"):
+        return "WATCH"
+    parts = [p for p in r["path"].split("/") if p]
+    # /api/v1/... or /apis/GROUP/VERSION/...; discovery itself is a GET
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else None
+    if not rest:
+        return "GET"
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        rest = rest[2:]
+    return "LIST" if len(rest) == 1 else "GET"
+
+
+def kube_watched(log):
+    """(path, labelSelector) of every WATCH in the log: a LIST of one of them is an informer's."""
+    return {(r["path"], (r.get("query") or {}).get("labelSelector")) for r in log
+            if kube_verb(r) == "WATCH"}
+
+
+def kube_stage_counts(log, stages):
+    """Requests per stage by verb (a request belongs to the stage running when it started; a
+    watch counts once, when it opens) and the polling ones: a LIST that no WATCH of the same
+    collection and selector follows (not an informer's), and a GET repeated inside a stage."""
+    out, polled = [], []
+    watched = kube_watched(log)
+    for idx, name, started, finished in stages:
+        verbs, seen, sent = {}, set(), []
+        for r in log:
+            if not started / 1e3 <= r["start"] <= (finished or 1e13) / 1e3:
+                continue
+            v = kube_verb(r)
+            verbs[v] = verbs.get(v, 0) + 1
+            sent.append("%s %s %s" % (v, r["path"], r["status"]))
+            key = (r["path"], json.dumps(r.get("query"), sort_keys=True))
+            if (v == "LIST" and (r["path"], (r.get("query") or {}).get("labelSelector"))
+                    not in watched) or (v == "GET" and key in seen):
+                polled.append("%s %s %s" % (name, v, r["path"]))
+            seen.add(key)
+        out.append({"stage": idx, "name": name, "verbs": verbs, "requests": sent})
+    return out, polled
+
+
+def kube_rollback_waves(log, verdict):
+    """Sequential round trips from the verdict (Unix seconds) to the end of the first route
+    write after it that gives the canary no weight: requests whose times overlap are one wave;
+    watches, open throughout, are not round trips. (waves, the write's end) or (0, None)."""
+    restored = None
+    for r in sorted(log, key=lambda r: r["start"]):
+        if r["start"] < verdict or r["method"] != "PATCH" or "/httproutes/" not in r["path"]:
+            continue
+        refs = [b for rule in ((r.get("body") or {}).get("spec") or {}).get("rules") or []
+                for b in rule.get("backendRefs") or []]
+        if not any(b.get("name", "").endswith("-canary") and b.get("weight", 1) > 0
+                   for b in refs):
+            restored = r
+            break
+    if restored is None:
+        return 0, None
+    waves, wave_end = 0, None
+    for r in sorted(log, key=lambda r: r["start"]):
+        if r["start"] < verdict or r["start"] > restored["start"] or kube_verb(r) == "WATCH":
+            continue
+        if wave_end is None or r["start"] > wave_end:
+            waves += 1
+            wave_end = r["end"] or r["start"]
+        else:
+            wave_end = max(wave_end, r["end"] or r["start"])
+    return waves, restored["end"] or restored["start"]
+
+
 def smaps_rollup(pid):
     """The kB fields of /proc/PID/smaps_rollup (Rss, Pss, Pss_Anon, Pss_File, Anonymous...)."""
     out = {}
@@ -671,12 +899,12 @@ def main():
     p.add_argument("--build", default=os.path.join(SOURCE, "build-release"))
     p.add_argument("--json", default=os.path.join(SOURCE, "build", "bench.json"))
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    p.add_argument("--only", help="comma-separated parts: plan,fetch,live,idle")
+    p.add_argument("--only", help="comma-separated parts: plan,fetch,live,idle,kube")
     args = p.parse_args()
     b = Bench(args)
     mach = machine()
     parts = [("plan", b.bench_plan), ("fetch", b.bench_fetch), ("live", b.bench_live),
-             ("idle", b.bench_idle)]
+             ("idle", b.bench_idle), ("kube", b.bench_kube)]
     failed = []
     try:
         for name, fn in parts:

@@ -131,7 +131,10 @@ Control API (JSON, no auth; POST bodies are JSON objects, replies JSON):
                                the object alone, as with /_fake/status
   POST /_fake/clock            {"advance": SECONDS}: move the virtual clock forward
   GET  /_fake/objects          every stored object (managedFields included)
-  GET  /_fake/requests         the request log: [{"seq" (1, 2, ...), "time", "method", "path",
+  GET  /_fake/requests         the request log: [{"seq" (1, 2, ...), "time", "start", "end"
+                               (Unix seconds, fractional: its headers read, the answer
+                               sent or, for a watch, the stream ended; "end" null while it
+                               runs), "method", "path",
                                "query" (name → value, or list when repeated), "contentType",
                                "headers" (Authorization shown as "<redacted>"), "body" (JSON or
                                null), "status"}], without /metrics and health probes;
@@ -1022,6 +1025,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method):
         self.resp_status = 0
+        start = time.time()
         u = urllib.parse.urlsplit(self.path)
         path = u.path
         query = urllib.parse.parse_qs(u.query, keep_blank_values=True)
@@ -1043,7 +1047,8 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = None
-        entry = {"seq": 0, "time": now_str(), "method": method, "path": path, "query": q,
+        entry = {"seq": 0, "time": now_str(), "start": start, "end": None, "method": method,
+                 "path": path, "query": q,
                  "contentType": self.headers.get("Content-Type"),
                  "headers": {k: ("<redacted>" if k.lower() == "authorization" else v)
                              for k, v in self.headers.items()},
@@ -1074,6 +1079,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.close_connection = True
         entry["status"] = self.resp_status
+        entry["end"] = time.time()
 
     # -- auth and faults --
 

@@ -11,9 +11,10 @@
  *                  resources applied before for the app and no longer in the manifests are
  *                  deleted (propagationPolicy=Background, a 404 is gone); then the Deployment is
  *                  waited for on watch events until it is healthy by kubectl's `rollout status`
- *                  rule, its pods listed every few seconds meanwhile so that a pod that cannot
- *                  run (ImagePullBackOff, CrashLoopBackOff, unschedulable) fails the apply at
- *                  once with its reason.
+ *                  rule, its pods followed meanwhile by an informer of their own (the variant's
+ *                  pod selector; one LIST, then a WATCH, freed when the wait ends) so that a pod
+ *                  that cannot run (ImagePullBackOff, CrashLoopBackOff, unschedulable) fails the
+ *                  apply at once with its reason. No request is repeated while waiting.
  *   apply canary   <workload>-canary (replicas a count or a percent of the primary's), applied
  *                  and waited for the same way, then <service>-canary, so that the Service
  *                  never selects no pod (baseline: -baseline). Server-side apply makes a
@@ -21,7 +22,8 @@
  *                  and waits again. A cancelled variant's apply deletes what it applied.
  *   set_weights    gatewayapi, istio: the route rendered with the split and applied, then
  *                  followed until every parent accepted it at the new generation
- *                  (kn_kube_route_ready), on the route's watch, else by a GET every second.
+ *                  (kn_kube_route_ready), on the route's watch; a GET a second only while that
+ *                  watch is down.
  *                  podselector: no router; the canary (and baseline) Deployment is scaled so that
  *                  its share of the pods approximates its percent: p% runs
  *                  round(P * p / primary%) replicas (at least 1, at most P, the primary's count):
@@ -57,8 +59,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
 #include "kanaria/plugin/platform.h"
@@ -68,7 +68,6 @@
 #include "platforms/kubernetes/render.h"
 
 #define TICK_MS          1000               /* waits look again at least this often */
-#define PODS_EVERY_MS    3000               /* pods listed at most this often while waiting */
 #define REQUEST_MS       30000              /* one request, retries included */
 #define DEFAULT_READY_MS (10LL * 60 * 1000) /* an apply's wait without ready_timeout_ms */
 #define LEASE_RELEASE_MS 2100               /* kn_kube_lease_free's release (2 s), and a bit */
@@ -182,11 +181,11 @@ struct op {
     char *wait_name;
     long long wait_gen;
     uint64_t wait_until;
-    uint64_t pods_next;
     char *pod_selector;
+    /* the waited Deployment's pods (the op's own informer), else NULL */
+    struct kn_kube_informer *pods;
     int wait_seen; /* the informer has shown the Deployment since the wait began */
     char last_why[512];
-    char pod_why[768];
     /* observe */
     const struct kn_desired *desired;
     json_t *expect; /* [{"key": ..., "obj": rendered or null, "missing": message}] */
@@ -377,16 +376,6 @@ static json_t *route_render(const json_t *route, const struct kapp *a,
     }
     out = kn_kube_route_with_routes(route, a->service ? a->service : "", percent, &r, why, size);
     free(buf);
-    return out;
-}
-
-/* s percent-encoded for a query (caller frees). */
-static char *query_escape(const char *s)
-{
-    char *e = curl_easy_escape(NULL, s, 0);
-    char *out = kn_strdup(e ? e : "");
-
-    curl_free(e);
     return out;
 }
 
@@ -756,6 +745,7 @@ static void op_free(struct op *op)
     free(op->wait_ns);
     free(op->wait_name);
     free(op->pod_selector);
+    kn_kube_informer_free(op->pods);
     op->timer->data = kb;
     uv_close((uv_handle_t *)op->timer, handle_closed);
     free(op);
@@ -1075,15 +1065,36 @@ static void op_undo(struct op *op)
 
 /* ---- waiting for a Deployment -------------------------------------------------------------- */
 
-static void wait_pods_r(struct op *op, const struct kn_kube_result *r)
-{
-    char why[768];
+/* A Deployment is followed on the deployments informer and its pods on an informer of their own
+ * (the pod selector of the variant, in the namespace), made for the wait and freed when it ends:
+ * no request is repeated while waiting. A dropped watch resumes from its resourceVersion (the
+ * informer's rule); the wait's deadline holds whatever the watches do. */
 
-    if (kn_kube_pod_problems(json_object_get(r->reply, "items"), why, sizeof(why)) > 0) {
-        op_fail(op, KN_EIO, "Deployment %s/%s: %s", op->wait_ns, op->wait_name, why);
-        return;
+static void collect_pod(const json_t *obj, void *data)
+{
+    json_array_append((json_t *)data, (json_t *)(uintptr_t)obj);
+}
+
+/* 1 when a pod of the wait cannot run (ImagePullBackOff, CrashLoopBackOff, unschedulable, ...):
+ * op has failed with the pods' reasons. */
+static int wait_pods_failed(struct op *op)
+{
+    json_t *items;
+    char why[768];
+    int n;
+
+    if (!op->pods || !kn_kube_informer_synced(op->pods)) {
+        return 0;
     }
-    op->check(op);
+    items = json_array();
+    kn_kube_informer_each(op->pods, collect_pod, items);
+    n = kn_kube_pod_problems(items, why, sizeof(why));
+    json_decref(items);
+    if (n > 0) {
+        op_fail(op, KN_EIO, "Deployment %s/%s: %s", op->wait_ns, op->wait_name, why);
+        return 1;
+    }
+    return 0;
 }
 
 static void wait_check(struct op *op)
@@ -1112,6 +1123,8 @@ static void wait_check(struct op *op)
         case KN_KUBE_HEALTHY:
             op->check = NULL;
             uv_timer_stop(op->timer);
+            kn_kube_informer_free(op->pods); /* safe from its own callback */
+            op->pods = NULL;
             kn_platform_call_progress(op->call, "Deployment %s/%s is healthy", op->wait_ns,
                                       op->wait_name);
             op->ready(op);
@@ -1124,35 +1137,41 @@ static void wait_check(struct op *op)
             break;
         }
     }
+    if (wait_pods_failed(op)) {
+        return;
+    }
     if (strcmp(why, op->last_why) != 0) {
         snprintf(op->last_why, sizeof(op->last_why), "%s", why);
         kn_platform_call_progress(op->call, "%s", why);
     }
 }
 
+/* A change among the waited pods: look again at once (a pod that cannot run fails the wait). */
+static void wait_pods_event(enum kn_kube_event ev, const json_t *obj, void *data)
+{
+    struct op *op = data;
+
+    (void)obj;
+    if (ev == KN_KUBE_LOST || op->check != wait_check || op->inflight || op->cancelled ||
+        op->ended) {
+        return;
+    }
+    wait_check(op);
+}
+
+/* The deadline, checked on the op's timer; the state itself comes from the informers' events. */
 static void wait_tick(struct op *op)
 {
-    uint64_t now = uv_now(op->kb->loop);
-
-    if (now >= op->wait_until) {
+    if (uv_now(op->kb->loop) >= op->wait_until) {
         const char *lost = op->winf ? kn_kube_informer_error(op->winf->inf) : NULL;
-        op_fail(op, KN_ETIMEDOUT, "Deployment %s/%s is not healthy in time: %s%s%s", op->wait_ns,
-                op->wait_name, op->last_why[0] ? op->last_why : "not seen",
-                lost ? "; watching deployments: " : "", lost ? lost : "");
+        const char *plost = kn_kube_informer_error(op->pods);
+        op_fail(op, KN_ETIMEDOUT, "Deployment %s/%s is not healthy in time: %s%s%s%s%s",
+                op->wait_ns, op->wait_name, op->last_why[0] ? op->last_why : "not seen",
+                lost ? "; watching deployments: " : "", lost ? lost : "",
+                plost ? "; watching its pods: " : "", plost ? plost : "");
         return;
     }
     op_after(op, TICK_MS, wait_tick);
-    if (now >= op->pods_next && !op->inflight) {
-        char *sel = query_escape(op->pod_selector);
-        char *path = kn_asprintf("/api/v1/namespaces/%s/pods?labelSelector=%s", op->wait_ns, sel);
-        op->pods_next = now + PODS_EVERY_MS;
-        snprintf(op->doing, sizeof(op->doing), "listing the pods of Deployment %s/%s", op->wait_ns,
-                 op->wait_name);
-        op_request(op, "GET", path, NULL, 0, wait_pods_r);
-        free(path);
-        free(sel);
-        return;
-    }
     op->check(op);
 }
 
@@ -1162,6 +1181,9 @@ static void wait_deployment(struct op *op, const struct kn_kube_gvr *r, const ch
                             const char *name, long long gen, const char *selector,
                             void (*ready)(struct op *op))
 {
+    static char v1[] = "v1", pod[] = "Pod", pods[] = "pods";
+    const struct kn_kube_gvr pods_gvr = {
+        .api_version = v1, .kind = pod, .resource = pods, .namespaced = 1};
     long long left = kn_platform_call_time_left(op->call);
     long long ms = op->ready_ms > 0 ? op->ready_ms : DEFAULT_READY_MS;
 
@@ -1174,13 +1196,19 @@ static void wait_deployment(struct op *op, const struct kn_kube_gvr *r, const ch
     op->wait_gen = gen;
     op->winf = kinf_get(op->kb, r, ns, op->a->selector);
     op->wait_until = uv_now(op->kb->loop) + (uint64_t)(ms > 0 ? ms : 0);
-    op->pods_next = uv_now(op->kb->loop) + PODS_EVERY_MS;
     op->last_why[0] = '\0';
     op->wait_seen = 0;
     op->ready = ready;
     op->check = wait_check;
+    kn_kube_informer_free(op->pods); /* podselector waits for each variant in turn */
+    op->pods = NULL;
     if (!op->winf) {
         op_fail(op, KN_EIO, "deployments in %s cannot be watched", ns);
+        return;
+    }
+    if (kn_kube_informer_new(&op->pods, op->kb->kube, &pods_gvr, ns, op->pod_selector,
+                             wait_pods_event, op) < 0) {
+        op_fail(op, KN_EIO, "the pods of Deployment %s/%s cannot be watched", ns, name);
         return;
     }
     op_after(op, TICK_MS, wait_tick);
@@ -1623,9 +1651,16 @@ static void weights_ready_check(struct op *op, const json_t *route)
     }
 }
 
+/* 1 when the route's informer is listed and its watch up: its cache is the route's state. */
+static int weights_watched(const struct op *op)
+{
+    return op->winf && kn_kube_informer_synced(op->winf->inf) &&
+           !kn_kube_informer_error(op->winf->inf);
+}
+
 static void weights_check(struct op *op)
 {
-    if (op->winf && kn_kube_informer_synced(op->winf->inf)) {
+    if (weights_watched(op)) {
         weights_ready_check(op, kn_kube_informer_get(op->winf->inf, op->a->ns, op->a->route_name));
     }
 }
@@ -1644,14 +1679,14 @@ static void weights_tick(struct op *op)
         return;
     }
     op_after(op, TICK_MS, weights_tick);
-    if (op->winf && kn_kube_informer_synced(op->winf->inf)) {
+    if (weights_watched(op)) {
         weights_check(op);
         return;
     }
-    if (op->inflight) {
-        return;
+    if (op->inflight || (op->winf && !kn_kube_informer_error(op->winf->inf))) {
+        return; /* a request in flight, or the informer's first list: its events will tell */
     }
-    /* the watch is not there yet: a GET */
+    /* the watch is down (or could not be made): a GET a tick until it is back */
     {
         char *path = kn_kube_path(&op->gvr, op->a->ns, op->a->route_name);
         snprintf(op->doing, sizeof(op->doing), "reading %s %s/%s", op->a->route_kind, op->a->ns,

@@ -182,6 +182,72 @@ static int requests_of(const struct fixture *f, const char *method, const char *
     return n;
 }
 
+/* The LISTs of pods in shop since request number since (a GET of the collection, not a watch);
+ * *watches (when not NULL): the WATCHes of them. */
+static int pod_lists(const struct fixture *f, long long since, int *watches)
+{
+    json_t *log = fake_get(f, "/_fake/requests");
+    json_t *r;
+    size_t i;
+    int n = 0;
+
+    if (watches) {
+        *watches = 0;
+    }
+    json_array_foreach(log, i, r)
+    {
+        const char *m = json_string_value(json_object_get(r, "method"));
+        const char *p = json_string_value(json_object_get(r, "path"));
+        int watch = json_object_get(json_object_get(r, "query"), "watch") != NULL;
+        if (json_integer_value(json_object_get(r, "seq")) <= since || !m || !p ||
+            strcmp(m, "GET") != 0 || strcmp(p, "/api/v1/namespaces/shop/pods") != 0) {
+            continue;
+        }
+        if (!watch) {
+            n++;
+        } else if (watches) {
+            (*watches)++;
+        }
+    }
+    json_decref(log);
+    return n;
+}
+
+/* The number of the last request the fake logged. */
+static long long last_request(const struct fixture *f)
+{
+    json_t *log = fake_get(f, "/_fake/requests");
+    long long seq =
+        json_integer_value(json_object_get(json_array_get(log, json_array_size(log) - 1), "seq"));
+
+    json_decref(log);
+    return seq;
+}
+
+/* The name of a pod of the variant the fake's Deployment controller made (caller frees), or
+ * NULL; read from /_fake/objects, which the request log leaves out. */
+static char *pod_of(const struct fixture *f, const char *variant)
+{
+    json_t *objs = fake_get(f, "/_fake/objects");
+    json_t *o;
+    size_t i;
+    char *name = NULL;
+
+    json_array_foreach(json_object_get(objs, "items"), i, o)
+    {
+        const json_t *md = json_object_get(o, "metadata");
+        const char *v = json_string_value(
+            json_object_get(json_object_get(md, "labels"), "kanaria.dev/variant"));
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        if (kind && strcmp(kind, "Pod") == 0 && v && strcmp(v, variant) == 0) {
+            name = kn_strdup(json_string_value(json_object_get(md, "name")));
+            break;
+        }
+    }
+    json_decref(objs);
+    return name;
+}
+
 /* A route rule's weight of backend name; -1 when the rule does not name it. */
 static long long rule_weight(const json_t *route, size_t rule, const char *name)
 {
@@ -718,6 +784,47 @@ static void test_crash_fails_fast(void **state)
     assert_non_null(strstr(o.message, "web-canary"));
 }
 
+/* A canary whose pod never becomes ready: while the apply waits, its pods come from a watch,
+ * listed once and never again; the watch drops and resumes from its resourceVersion; when the
+ * pod turns ImagePullBackOff, the watch event fails the apply at once with the reason, long
+ * before its ready timeout, with no LIST after it. */
+static void test_pull_backoff_from_watch(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    int never = 0, watches = 0;
+    long long start, before;
+    char *pod, *path;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, "web:1", all, 0, &o);
+    start = last_request(f);
+    fake_post(f, "/_fake/script", json_pack("{s:f}", "podSeconds", 1000.0));
+    apply_start(f, KN_VARIANT_CANARY, COMMIT2, "web:2", one, 0, 600000, &o, NULL);
+    run_until(f, &never, 3500); /* past the 3 s at which the pods were once listed again */
+    assert_false(o.done);
+    assert_int_equal(pod_lists(f, start, &watches), 1);
+    assert_true(watches >= 1);
+    pod = pod_of(f, "canary");
+    assert_non_null(pod);
+    path = kn_asprintf("/api/v1/namespaces/shop/pods/%s", pod);
+    before = last_request(f);
+    /* the watches drop first: the pods' resumes from its resourceVersion, with no new LIST */
+    fake_post(f, "/_fake/drop", json_pack("{s:b}", "current", 1));
+    fake_post(f, "/_fake/status",
+              json_pack("{s:s, s:{s:s, s:[{s:s, s:b, s:i, s:s, s:{s:{s:s, s:s}}}]}}", "path", path,
+                        "status", "phase", "Pending", "containerStatuses", "name", "web", "ready",
+                        0, "restartCount", 0, "image", "web:2", "state", "waiting", "reason",
+                        "ImagePullBackOff", "message", "Back-off pulling image \"web:2\""));
+    assert_true(run_until(f, &o.done, 10000));
+    assert_int_equal(o.status, KN_EIO);
+    assert_non_null(strstr(o.message, "ImagePullBackOff"));
+    assert_non_null(strstr(o.message, "web-canary"));
+    assert_int_equal(pod_lists(f, before, NULL), 0);
+    assert_int_equal(pod_lists(f, start, NULL), 1);
+    free(path);
+    free(pod);
+}
+
 /* Without the Gateway API the apply says the router is unavailable, in the server's words. */
 static void test_router_unavailable(void **state)
 {
@@ -1246,6 +1353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_canary_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_fails_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_backoff_from_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_message, setup, teardown),
