@@ -19,7 +19,9 @@
  *                  exactly {primary, canary} (or {primary, canary, baseline}) gets the weights:
  *                  the default action by ModifyListener, the others by ModifyRule (actions
  *                  only, stickiness as read); a rule already right is not written. The weights
- *                  found are kept in the memo "weights-before" before the first write.
+ *                  found are kept in the memo "weights-before" before the first write. The
+ *                  writes go out together (one round trip, not one per rule); see
+ *                  "weights_write" for what a failed one leaves.
  *   set_routes     the weights as set_weights, then kanaria's header rules (memo "routes")
  *                  deleted and one CreateRule per match before each rule holding the pair
  *                  (see "header routes" below).
@@ -91,6 +93,13 @@ struct eapp {
 
 struct op;
 
+/* One ModifyRule/ModifyListener of a set_weights in flight beside the others. */
+struct wcall {
+    struct op *op;
+    struct kn_aws_call *call; /* NULL once answered */
+    size_t i;                 /* its index in op->writes */
+};
+
 struct ecs {
     char *name;
     uv_loop_t *loop;
@@ -159,7 +168,13 @@ struct op {
     char *marker;
     json_t *rules; /* [{"listener": ARN, "rule": rule}] (owned) */
     void (*walked)(struct op *op);
-    json_t *writes; /* [{"listener"|"rule": ARN, "actions": [...]}] */
+    json_t *writes; /* [{"listener"|"rule": ARN, "name", "actions": [...]}] */
+    struct wcall *wcalls; /* one per write (owned); see weights_write */
+    size_t wleft;         /* writes not answered yet */
+    size_t wfail;         /* the index of the first failed write; SIZE_MAX: none */
+    size_t wfailed;       /* how many failed */
+    int wstatus;          /* the first failed write's status */
+    char *wmessage;       /* and its message (owned) */
     /* header routes */
     json_t *route_old;  /* ARNs of the memo MEMO_ROUTES (owned array) */
     json_t *route_seen; /* walked rule entries among them (owned array) */
@@ -414,6 +429,8 @@ static void op_free(struct op *op)
     free(op->taskdef_arn);
     free(op->set_arn);
     free(op->marker);
+    free(op->wcalls);
+    free(op->wmessage);
     op->timer->data = e;
     uv_close((uv_handle_t *)op->timer, handle_closed);
     free(op);
@@ -858,15 +875,6 @@ static void actions_clean(json_t *j)
 
 /* ---- set_weights --------------------------------------------------------------------------- */
 
-static void weights_write(struct op *op);
-
-static void weights_written(struct op *op, const struct kn_aws_result *r)
-{
-    (void)r;
-    op->at++;
-    weights_write(op);
-}
-
 /* The weights are in place: the call ends, or (remove_app) goes on. */
 static void weights_finish(struct op *op)
 {
@@ -877,32 +885,134 @@ static void weights_finish(struct op *op)
     }
 }
 
+/* Every write has answered: the call goes on, fails with the first failed write's words, or
+ * ends as cancelled. */
+static void weights_all_answered(struct op *op)
+{
+    size_t n = json_array_size(op->writes);
+
+    if (op->cancelled || op->e->closing || op->wstatus == KN_ECANCELLED) {
+        op_cancelled(op);
+        return;
+    }
+    if (op->wfailed > 0) {
+        op_fail(op, op->wstatus, "%s; %zu of %zu weight write(s) failed, the others were made "
+                "(a retry reads the rules again and writes those not yet right)",
+                op->wmessage, op->wfailed, n);
+        return;
+    }
+    kn_platform_call_progress(op->call, "weights %g/%g/%g written on %zu rule(s)",
+                              op->percent[KN_VARIANT_PRIMARY], op->percent[KN_VARIANT_CANARY],
+                              op->percent[KN_VARIANT_BASELINE], n);
+    weights_finish(op);
+}
+
+/* Keep the words of a failed write when it comes first in op->writes among the failed ones. */
+static void weights_failed(struct op *op, size_t i, int status, const char *message)
+{
+    const json_t *w = json_array_get(op->writes, i);
+
+    op->wfailed++;
+    if (op->wfail != SIZE_MAX && op->wfail < i) {
+        return;
+    }
+    op->wfail = i;
+    op->wstatus = status ? status : KN_EIO;
+    free(op->wmessage);
+    op->wmessage = kn_asprintf("%s of %s: %s",
+                                    json_object_get(w, "listener") ? "ModifyListener"
+                                                                   : "ModifyRule",
+                                    jstr(w, "name"), message);
+}
+
+static void weight_written(const struct kn_aws_result *r, void *data)
+{
+    struct wcall *wc = data;
+    struct op *op = wc->op;
+
+    wc->call = NULL;
+    if (r->status) {
+        weights_failed(op, wc->i, r->status, r->message ? r->message : kn_strerror(r->status));
+    }
+    if (--op->wleft == 0) {
+        weights_all_answered(op);
+    }
+}
+
+/*
+ * Write op->writes all at once: each is its own ModifyRule or ModifyListener, and the call
+ * goes on when every one has answered. A write that fails does not stop the others: each
+ * replaces the actions of one rule, so every rule holds either the weights it had or the new
+ * ones, never a mix, and what the others made is kept. The call then fails with the words of
+ * the first failed write in the order of the walk (the default actions first, then the rules as
+ * DescribeRules lists them) and the count of failed ones; a retry of the call walks the rules
+ * again and writes only those not yet right, and the memo "weights-before" keeps what the
+ * first try found. A cancel stops every write still in flight.
+ */
 static void weights_write(struct op *op)
 {
-    const json_t *w = json_array_get(op->writes, op->at);
+    size_t n = json_array_size(op->writes);
 
-    if (!w) {
-        if (json_array_size(op->writes) > 0) {
-            kn_platform_call_progress(op->call, "weights %g/%g/%g written on %zu rule(s)",
-                                      op->percent[KN_VARIANT_PRIMARY],
-                                      op->percent[KN_VARIANT_CANARY],
-                                      op->percent[KN_VARIANT_BASELINE],
-                                      json_array_size(op->writes));
-        }
+    if (n == 0) {
         weights_finish(op);
         return;
     }
-    if (json_object_get(w, "listener")) {
-        op_call(op, KN_AWS_ELBV2, "ModifyListener",
-                json_pack("{s:s, s:O}", "ListenerArn", jstr(w, "listener"), "DefaultActions",
-                          json_object_get(w, "actions")),
-                weights_written);
-    } else {
-        op_call(op, KN_AWS_ELBV2, "ModifyRule",
-                json_pack("{s:s, s:O}", "RuleArn", jstr(w, "rule"), "Actions",
-                          json_object_get(w, "actions")),
-                weights_written);
+    free(op->wcalls);
+    op->wcalls = kn_calloc(n, sizeof(*op->wcalls));
+    op->wleft = n;
+    op->wfail = SIZE_MAX;
+    op->wfailed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *w = json_array_get(op->writes, i);
+        struct wcall *wc = &op->wcalls[i];
+        const char *name;
+        json_t *p;
+        int rc;
+
+        wc->op = op;
+        wc->i = i;
+        if (json_object_get(w, "listener")) {
+            name = "ModifyListener";
+            p = json_pack("{s:s, s:O}", "ListenerArn", jstr(w, "listener"), "DefaultActions",
+                          json_object_get(w, "actions"));
+        } else {
+            name = "ModifyRule";
+            p = json_pack("{s:s, s:O}", "RuleArn", jstr(w, "rule"), "Actions",
+                          json_object_get(w, "actions"));
+        }
+        rc = kn_aws_call(&wc->call, op->e->aws, KN_AWS_ELBV2, name, p, call_budget(op),
+                         weight_written, wc);
+        json_decref(p);
+        if (rc < 0) {
+            char why[96];
+            wc->call = NULL;
+            snprintf(why, sizeof(why), "the request could not be made (%s)", kn_strerror(rc));
+            weights_failed(op, i, rc, why);
+            if (--op->wleft == 0) {
+                weights_all_answered(op); /* every write failed at once */
+                return;
+            }
+        }
     }
+}
+
+/* Stop op's writes in flight; each one's callback runs now. 1 when there were some (the last
+ * callback has then ended op: it must not be touched), 0 when none was in flight. */
+static int weights_cancel(struct op *op)
+{
+    struct wcall *wc = op->wcalls;
+    size_t n = json_array_size(op->writes), left = op->wleft;
+
+    if (!wc || left == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < n && left > 0; i++) {
+        if (wc[i].call) {
+            left--;
+            kn_aws_cancel(wc[i].call); /* the last one frees op and wc */
+        }
+    }
+    return 1;
 }
 
 /* Append name to a ", "-separated list in buf, while it fits. */
@@ -1010,13 +1120,13 @@ static void weights_plan(struct op *op)
         }
         actions_clean(actions);
         if (strcmp(jstr(rule, "IsDefault"), "true") == 0) {
-            json_array_append_new(op->writes, json_pack("{s:s, s:o}", "listener",
-                                                        jstr(entry, "listener"), "actions",
-                                                        actions));
+            json_array_append_new(op->writes, json_pack("{s:s, s:s, s:o}", "listener",
+                                                        jstr(entry, "listener"), "name", name,
+                                                        "actions", actions));
         } else {
-            json_array_append_new(op->writes, json_pack("{s:s, s:o}", "rule",
-                                                        jstr(rule, "RuleArn"), "actions",
-                                                        actions));
+            json_array_append_new(op->writes, json_pack("{s:s, s:s, s:o}", "rule",
+                                                        jstr(rule, "RuleArn"), "name", name,
+                                                        "actions", actions));
         }
     }
     if (lacks[0]) {
@@ -1073,7 +1183,6 @@ static void weights_plan(struct op *op)
                                   want[KN_VARIANT_PRIMARY], want[KN_VARIANT_CANARY],
                                   want[KN_VARIANT_BASELINE]);
     }
-    op->at = 0;
     weights_write(op);
 }
 
@@ -2653,6 +2762,9 @@ static void ecs_cancel(void *self, struct kn_platform_call *call)
         kn_aws_cancel(op->inflight); /* its callback ends the call, from the loop */
         return;
     }
+    if (weights_cancel(op)) {
+        return; /* the last write's callback ended the call */
+    }
     op_after(op, 0, op_cancelled); /* a poll waits: end from the loop */
 }
 
@@ -2679,6 +2791,8 @@ static void ecs_destroy(void *self)
         struct op *op = e->ops;
         if (op->inflight) {
             kn_aws_cancel(op->inflight); /* ends op */
+        } else {
+            weights_cancel(op); /* ends op when writes were in flight */
         }
         if (e->ops == op) {
             op_cancelled(op);

@@ -827,6 +827,96 @@ static void test_throttled(void **state)
     assert_int_equal(throttled, 2);
 }
 
+/* The writes of one set_weights of the calls since f->seq, in the order the fake logged them. */
+static json_t *weight_writes(struct fixture *f)
+{
+    char path[64];
+    json_t *log, *c, *out = json_array();
+    size_t i;
+
+    snprintf(path, sizeof(path), "/__log?since=%lld", f->seq);
+    log = fake_json(f, "GET", path, NULL);
+    json_array_foreach(json_object_get(log, "calls"), i, c) {
+        const char *op = json_string_value(json_object_get(c, "op"));
+        if (strcmp(op, "ModifyRule") == 0 || strcmp(op, "ModifyListener") == 0) {
+            json_array_append(out, c);
+        }
+    }
+    json_decref(log);
+    return out;
+}
+
+/* The weight writes of one set_weights go out together: with each answer held 400 ms by the
+ * fake, the three writes (the default action and the two rules) were all in flight at once. A
+ * failed write among four fails the call with its words while the others are made; the retry
+ * writes only the rule left behind. */
+static void test_weights_parallel(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *w, *r;
+    int behind = 0;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    fake_post(f, "/__faults", json_pack("{s:[{s:s, s:i}, {s:s, s:i}]}", "delays", "op",
+                                        "ModifyRule", "ms", 400, "op", "ModifyListener", "ms",
+                                        400));
+    log_mark(f);
+    weights(f, 80, 20, &o);
+    if (o.status != 0) {
+        fail_msg("weights: %s", o.message);
+    }
+    w = weight_writes(f);
+    assert_int_equal(json_array_size(w), 3);
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t j = 0; j < 3; j++) {
+            const json_t *a = json_array_get(w, i), *b = json_array_get(w, j);
+            /* each began before every other one ended: none waited for another */
+            assert_true(json_number_value(json_object_get(a, "start")) <
+                        json_number_value(json_object_get(b, "end")));
+        }
+    }
+    json_decref(w);
+
+    /* one ModifyRule refused (whichever comes first to the fake) */
+    fake_post(f, "/__faults",
+              json_pack("{s:[], s:[{s:s, s:i, s:i, s:i, s:s, s:s}]}", "delays", "errors", "op",
+                        "ModifyRule", "from", 1, "to", 1, "status", 400, "code", "AccessDenied",
+                        "message", "not authorized to perform elasticloadbalancing:ModifyRule"));
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    assert_int_equal(o.status, KN_EIO);
+    if (!strstr(o.message, "ModifyRule of rule ") || !strstr(o.message, "AccessDenied") ||
+        !strstr(o.message, "1 of 4 weight write(s) failed")) {
+        fail_msg("message: %s", o.message);
+    }
+    w = weight_writes(f);
+    assert_int_equal(json_array_size(w), 4); /* the failed one did not stop the others */
+    json_decref(w);
+    for (size_t i = 0; i < 3; i++) {
+        r = state_rule(f, i == 0 ? RULE_PATH : i == 1 ? RULE_HOST : RULE_RIGHT);
+        behind += rule_weight(r, TG_GREEN) == 20;
+        json_decref(r);
+    }
+    assert_int_equal(behind, 1);
+
+    /* the retry: the rule left behind is written, the others are right already */
+    fake_post(f, "/__faults", json_pack("{s:[]}", "errors"));
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    if (o.status != 0) {
+        fail_msg("retry: %s", o.message);
+    }
+    w = weight_writes(f);
+    assert_int_equal(json_array_size(w), 1);
+    json_decref(w);
+    for (size_t i = 0; i < 3; i++) {
+        r = state_rule(f, i == 0 ? RULE_PATH : i == 1 ? RULE_HOST : RULE_RIGHT);
+        assert_int_equal(rule_weight(r, TG_GREEN), 50);
+        json_decref(r);
+    }
+}
+
 /* CANARY_CLEAN is refused while the canary's target group has weight; with 100/0 it removes
  * the canary's task set and waits until it drained. */
 static void test_clean_after_weights(void **state)
@@ -1225,6 +1315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_keeps_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_steady, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weights_parallel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_after_weights, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observe_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_balancer_after_apply, setup, teardown),
