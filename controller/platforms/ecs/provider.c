@@ -15,7 +15,8 @@
  *                  the service as it is. An older task set of that variant is deleted first
  *                  when its target group has no weight, else once the new one is stable.
  *   set_weights    DescribeTargetGroups(primary) -> its load balancers -> DescribeListeners ->
- *                  DescribeRules (all pages) -> each forward action whose target groups are
+ *                  DescribeRules (all pages; after the app's first walk the three at once,
+ *                  checked: see walk()) -> each forward action whose target groups are
  *                  exactly {primary, canary} (or {primary, canary, baseline}) gets the weights:
  *                  the default action by ModifyListener, the others by ModifyRule (actions
  *                  only, stickiness as read); a rule already right is not written. The weights
@@ -40,7 +41,8 @@
  *
  * Where the app is (cluster, service, target groups) is kept in the memo "service" by each
  * apply, so remove, set_weights and remove_app after a restart know it; the load balancer's
- * dimension for {{loadBalancer}} is cached by each walk of the rules (set_weights, observe).
+ * dimension for {{loadBalancer}} is cached by each walk of the rules (set_weights, observe), and
+ * so are the load balancers and listeners it found (never the rules).
  */
 #include <math.h>
 #include <stdarg.h>
