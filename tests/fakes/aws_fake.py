@@ -78,7 +78,8 @@ Control endpoints (JSON, no signature):
                   (default 2), neverSteady, runningCap, drainPolls (default 2), drainSeconds.
                   A poll is a DescribeTaskSets or DescribeServices reply that shows the set.
   POST /__tamper  change things behind the client's back: {"rules": [{"ruleArn"|"listenerArn",
-                  "actions"} or {"ruleArn", "delete": true}], "taskSets": [{"taskSet", "stopTasks": N}]}
+                  "actions"} or {"ruleArn", "delete": true}], "listeners": [{"listenerArn",
+                  "delete": true}] (its rules go with it), "taskSets": [{"taskSet", "stopTasks": N}]}
   GET  /__log     every call: op, service, params as parsed, status, error code, injected fault,
                   start and end (epoch seconds, microseconds: when the request was read, when
                   its answer was about to be written; calls whose [start, end] overlap were in
@@ -1869,6 +1870,10 @@ def service_of_op(op):
 
 
 def tamper(cfg):
+    for ls in cfg.get("listeners", []):
+        if ls.get("delete"):
+            STATE.listeners = [x for x in STATE.listeners if x["ListenerArn"] != ls["listenerArn"]]
+            STATE.rules = [x for x in STATE.rules if x["ListenerArn"] != ls["listenerArn"]]
     for r in cfg.get("rules", []):
         if r.get("delete"):
             STATE.rules = [x for x in STATE.rules if x["RuleArn"] != r["ruleArn"]]

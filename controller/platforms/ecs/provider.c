@@ -885,22 +885,25 @@ static void walk_tg_r(struct op *op, const struct kn_aws_result *r)
 /* The answers of walk_fast. They are the walk's when the target group's load balancers are
  * those the batch asked for, their listeners (one page each) too, and each listener's rules
  * fit one page: then every rule was read, fresh, as a walk one call after the other reads
- * them. Otherwise the walk goes on one call after the other from the target group just read. */
+ * them. Otherwise (a load balancer or listener that the batch asked about gone, a
+ * DescribeListeners or DescribeRules refused or failed, more pages) the walk goes on one call
+ * after the other from the target group just read, as the first walk does. */
 static void walk_fast_r(struct op *op)
 {
     size_t nl = json_array_size(op->fast_lbs), nr = json_array_size(op->fast_ls);
-    json_t *lbs, *ls = json_array();
-    int same;
+    json_t *lbs, *ls;
+    int same = 1;
 
-    for (size_t i = 0; i < op->nbatch; i++) {
-        if (op->batch[i].status) {
-            json_decref(ls);
-            op_fail(op, op->batch[i].status, "%s", op->batch[i].message);
-            return;
-        }
+    if (op->batch[0].status) {
+        op_fail(op, op->batch[0].status, "%s", op->batch[0].message);
+        return;
     }
+    for (size_t i = 1; i < op->nbatch; i++) {
+        same = same && op->batch[i].status == 0;
+    }
+    ls = json_array();
     lbs = tg_lbs(op->a, op->batch[0].reply);
-    same = json_equal(lbs, op->fast_lbs);
+    same = same && json_equal(lbs, op->fast_lbs);
     for (size_t i = 0; i < nl && same; i++) {
         const json_t *reply = op->batch[1 + i].reply;
         size_t k;

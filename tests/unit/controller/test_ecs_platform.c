@@ -920,8 +920,8 @@ static void test_weights_parallel(void **state)
 
 /* After a first walk of the rules, the next one reads the target group, the listeners and the
  * rules in one round trip; a listener added since then is found all the same (the walk goes on
- * call after call from there), and a rule changed by hand is read afresh (here put at the
- * weights asked for: it is not written). */
+ * call after call from there), one gone is no error, and a rule changed by hand is read afresh
+ * (here put at the weights asked for: it is not written). */
 static void test_walk_one_round_trip(void **state)
 {
     struct fixture *f = *state;
@@ -999,6 +999,20 @@ static void test_walk_one_round_trip(void **state)
     assert_int_equal(rules, 2); /* the host rule and the one at 80/20 at first */
     r = state_rule(f, RULE_PATH);
     assert_int_equal(rule_weight(r, TG_GREEN), 40);
+    json_decref(r);
+
+    /* that listener gone: its DescribeRules is refused (ListenerNotFound), and the walk goes on
+     * call after call without it */
+    fake_post(f, "/__tamper", json_pack("{s:[{s:s, s:b}]}", "listeners", "listenerArn",
+                                        LISTENER_TLS, "delete", 1));
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    if (o.status != 0) {
+        fail_msg("weights after a listener went: %s", o.message);
+    }
+    assert_int_equal(calls_of(f, "ModifyListener", 1, NULL), 1);
+    r = state_rule(f, RULE_PATH);
+    assert_int_equal(rule_weight(r, TG_GREEN), 50);
     json_decref(r);
 }
 
