@@ -472,9 +472,11 @@ class Bench:
     def ecs_deployments(self, url, probe):
         control(url, "/__setup", ECS_WORLD)
         # task sets steady at their first poll, drained at the next: the counts do not depend on
-        # how long ECS takes; every call is held 10 ms, so that calls sent together overlap
+        # how long ECS takes; every call is held a while (ELBv2's 50 ms, ECS's 10 ms), so that
+        # calls sent together overlap even on a loaded machine
         control(url, "/__faults", {"newTaskSets": {"pollsUntilSteady": 1, "drainPolls": 1},
-                                   "delays": [{"ms": 10}]})
+                                   "delays": [{"service": "elasticloadbalancing", "ms": 50},
+                                              {"ms": 10}]})
         repo = os.path.join(self.tmp, "ecs-repo")
         self.init_repo(repo)
         write_ecs_app(repo, 1, probe.url)
@@ -558,7 +560,7 @@ class Bench:
                     "<= %d" % ECS_TARGETS["waves"], len(w) <= ECS_TARGETS["waves"],
                     "failing verdict -> weights restored, as sequential waves of calls in "
                     "aws_fake.py's log (calls whose start/end overlap are one wave): %s; %.0f ms "
-                    "with every call held 10 ms"
+                    "with each ELBv2 call held 50 ms"
                     % (" -> ".join("+".join(c["op"] for c in wave) for wave in w),
                        (restore[-1]["end"] - fail_at / 1e3) * 1e3),
                     {"waves": [[c["op"] for c in wave] for wave in w],
