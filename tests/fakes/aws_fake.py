@@ -79,7 +79,8 @@ Control endpoints (JSON, no signature):
                   A poll is a DescribeTaskSets or DescribeServices reply that shows the set.
   POST /__tamper  change things behind the client's back: {"rules": [{"ruleArn"|"listenerArn",
                   "actions"} or {"ruleArn", "delete": true}], "listeners": [{"listenerArn",
-                  "delete": true}] (its rules go with it), "taskSets": [{"taskSet", "stopTasks": N}]}
+                  "delete": true}] (its rules go with it), "taskSets": [{"taskSet",
+                  "stopTasks": N}]}
   GET  /__log     every call: op, service, params as parsed, status, error code, injected fault,
                   start and end (epoch seconds, microseconds: when the request was read, when
                   its answer was about to be written; calls whose [start, end] overlap were in
