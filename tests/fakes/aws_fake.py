@@ -69,13 +69,22 @@ Control endpoints (JSON, no signature):
                   knobs}] (the first match applies; image: a substring of a container's),
                   "taskSets": {arn-or-id: {knobs}}, "taskSetLimit": 5, "throttle": [{"op",
                   "from", "to", "service"?}], "errors": [{"op", "from", "to", "status"?,
-                  "code"?, "html"?}], "expireKeysAfter": {"calls"|"seconds", "accessKeyId"?},
-                  "clockOffsetSeconds": 0, "cloudwatchPagePoints": N}. Knobs: pollsUntilSteady
+                  "code"?, "html"?}], "delays": [{"op"?, "service"?, "ms"}],
+                  "expireKeysAfter": {"calls"|"seconds", "accessKeyId"?},
+                  "clockOffsetSeconds": 0, "cloudwatchPagePoints": N}. A delay holds each
+                  matching call (no op: every call of the service, or of all) that long before
+                  it is served, outside the fake's lock, so that calls sent together overlap
+                  as they would on AWS. Knobs: pollsUntilSteady
                   (default 2), neverSteady, runningCap, drainPolls (default 2), drainSeconds.
                   A poll is a DescribeTaskSets or DescribeServices reply that shows the set.
   POST /__tamper  change things behind the client's back: {"rules": [{"ruleArn"|"listenerArn",
-                  "actions"} or {"ruleArn", "delete": true}], "taskSets": [{"taskSet", "stopTasks": N}]}
-  GET  /__log     every call: op, service, params as parsed, status, error code, injected fault
+                  "actions"} or {"ruleArn", "delete": true}], "listeners": [{"listenerArn",
+                  "delete": true}] (its rules go with it), "taskSets": [{"taskSet",
+                  "stopTasks": N}]}
+  GET  /__log     every call: op, service, params as parsed, status, error code, injected fault,
+                  start and end (epoch seconds, microseconds: when the request was read, when
+                  its answer was about to be written; calls whose [start, end] overlap were in
+                  flight together). ?since=SEQ gives the calls after that one.
   GET  /__state   the state (task sets with status and counts, rules with actions)
   POST /__reset   forget everything
 """
@@ -302,7 +311,8 @@ class State:
         self.rules = []       # {"ListenerArn", "RuleArn", "Priority", "Conditions", "Actions", "IsDefault"}
         self.web_identity = []
         self.metrics = {}     # (ns, name, dims frozenset) -> [(ts, sum, count, min, max)]
-        self.faults = {"taskSetLimit": 5, "throttle": [], "errors": [], "newTaskSets": [],
+        self.faults = {"taskSetLimit": 5, "throttle": [], "errors": [], "delays": [],
+                       "newTaskSets": [],
                        "taskSets": {}, "clockOffsetSeconds": 0, "cloudwatchPagePoints": 100800,
                        "expireKeysAfter": None}
         self.op_calls = {}    # (service, op) -> count since the faults naming it were set
@@ -1540,11 +1550,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self.request_id = str(uuid.uuid4())
         body = self._body()
+        start = time.time()
         path = self.path.partition("?")[0]
         if path.startswith("/__"):
             return self.control(path, body)
         with STATE.lock:
-            self.aws(body)
+            delay = call_delay(self.headers, body)
+        if delay > 0:
+            time.sleep(delay)
+        with STATE.lock:
+            self.aws(body, start)
 
     def control(self, path, body):
         try:
@@ -1568,7 +1583,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, state_dump() if path != "/__reset" else {})
 
     # ---- AWS ----
-    def aws(self, body):
+    def aws(self, body, start):
         auth = parse_authorization(self.headers.get("Authorization"))
         target = self.headers.get("X-Amz-Target", "")
         form = None
@@ -1585,7 +1600,8 @@ class Handler(BaseHTTPRequestHandler):
                 "elasticloadbalancing"
         proto = SERVICES[service]
         entry = {"service": service, "op": None, "params": None, "status": None, "code": None,
-                 "fault": None, "accessKeyId": auth["akid"] if auth else None}
+                 "fault": None, "accessKeyId": auth["akid"] if auth else None,
+                 "start": round(start, 6)}
         try:
             # the operation and its parameters
             if proto.startswith("json"):
@@ -1756,7 +1772,26 @@ def STATE_log(entry):
     STATE.seq += 1
     entry["seq"] = STATE.seq
     entry["time"] = now_epoch()
+    entry["end"] = round(time.time(), 6)
     STATE.log.append(entry)
+
+
+def call_delay(headers, body):
+    """Seconds the scripted delays hold this request (0: none), from its target or Action."""
+    if not STATE.faults["delays"]:
+        return 0
+    auth = parse_authorization(headers.get("Authorization"))
+    target = headers.get("X-Amz-Target", "")
+    if "." in target:
+        op = target.rpartition(".")[2]
+    else:
+        form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+        op = form.get("Action")
+    service = auth["service"] if auth else service_of_op(op or "")
+    for d in STATE.faults["delays"]:
+        if d.get("op", op) == op and d.get("service", service) == service:
+            return float(d.get("ms", 0)) / 1000.0
+    return 0
 
 
 def op_fault(service, op):
@@ -1801,6 +1836,12 @@ def set_faults(cfg):
                         hit = True
                 if not hit:
                     raise ValueError("no task set %s" % ref)
+        elif k == "delays":
+            for d in v:
+                if not isinstance(d, dict) or float(d.get("ms", -1)) < 0:
+                    raise ValueError("a delay is {\"op\"?, \"service\"?, \"ms\" >= 0}, got %r"
+                                     % (d,))
+            f[k] = list(v)
         elif k in ("throttle", "errors"):
             f[k] = list(v)
             for t in v:
@@ -1830,6 +1871,10 @@ def service_of_op(op):
 
 
 def tamper(cfg):
+    for ls in cfg.get("listeners", []):
+        if ls.get("delete"):
+            STATE.listeners = [x for x in STATE.listeners if x["ListenerArn"] != ls["listenerArn"]]
+            STATE.rules = [x for x in STATE.rules if x["ListenerArn"] != ls["listenerArn"]]
     for r in cfg.get("rules", []):
         if r.get("delete"):
             STATE.rules = [x for x in STATE.rules if x["RuleArn"] != r["ruleArn"]]

@@ -471,6 +471,23 @@ def scenario_faults(f):
     check([c["fault"] for c in log[-3:]] == ["throttle", "500", "html500"], "faults in /__log")
     f.control("/__faults", {"throttle": [], "errors": []})
 
+    # a delay holds the call outside the lock: two calls sent together overlap in /__log
+    f.control("/__faults", {"delays": [{"op": "DescribeLoadBalancers", "ms": 300}]})
+    import threading
+    both = [threading.Thread(target=f.elb, args=("DescribeLoadBalancers", {}))
+            for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join()
+    a, b = f.control("/__log")["calls"][-2:]
+    check(a["end"] - a["start"] >= 0.3 and b["end"] - b["start"] >= 0.3,
+          "a delay of 300 ms shows in start/end")
+    check(b["start"] < a["end"] and a["start"] < b["end"], "delayed calls sent together overlap")
+    st, _, _ = f.raw("/__faults", json.dumps({"delays": [{"ms": -1}]}).encode(), {})
+    check(st == 400, "a negative delay is refused")
+    f.control("/__faults", {"delays": []})
+
     # signatures
     st, r = f.ecs("ListTagsForResource", {"resourceArn": arn}, sign_secret="wrong")
     check(st == 403 and r["__type"] == "InvalidSignatureException", "ECS bad signature")

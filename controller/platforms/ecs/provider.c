@@ -15,11 +15,14 @@
  *                  the service as it is. An older task set of that variant is deleted first
  *                  when its target group has no weight, else once the new one is stable.
  *   set_weights    DescribeTargetGroups(primary) -> its load balancers -> DescribeListeners ->
- *                  DescribeRules (all pages) -> each forward action whose target groups are
+ *                  DescribeRules (all pages; after the app's first walk the three at once,
+ *                  checked: see walk()) -> each forward action whose target groups are
  *                  exactly {primary, canary} (or {primary, canary, baseline}) gets the weights:
  *                  the default action by ModifyListener, the others by ModifyRule (actions
  *                  only, stickiness as read); a rule already right is not written. The weights
- *                  found are kept in the memo "weights-before" before the first write.
+ *                  found are kept in the memo "weights-before" before the first write. The
+ *                  writes go out together (one round trip, not one per rule); see
+ *                  "weights_write" for what a failed one leaves.
  *   set_routes     the weights as set_weights, then kanaria's header rules (memo "routes")
  *                  deleted and one CreateRule per match before each rule holding the pair
  *                  (see "header routes" below).
@@ -38,7 +41,8 @@
  *
  * Where the app is (cluster, service, target groups) is kept in the memo "service" by each
  * apply, so remove, set_weights and remove_app after a restart know it; the load balancer's
- * dimension for {{loadBalancer}} is cached by each walk of the rules (set_weights, observe).
+ * dimension for {{loadBalancer}} is cached by each walk of the rules (set_weights, observe), and
+ * so are the load balancers and listeners it found (never the rules).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -87,9 +91,22 @@ struct eapp {
     char *service;
     char *tg[KN_VARIANT_COUNT]; /* target group ARNs; NULL: none */
     char *lb;                   /* app/NAME/ID of the primary's load balancer; NULL: not known */
+    /* what the last walk of the rules found: the load balancer ARNs of the primary's target
+     * group and their listener ARNs, in order (owned arrays; NULL: no walk yet); see walk() */
+    json_t *walked_lbs;
+    json_t *walked_listeners;
 };
 
 struct op;
+
+/* One AWS call of a batch: calls in flight together, answered in any order (see batch_*). */
+struct bcall {
+    struct op *op;
+    struct kn_aws_call *call; /* NULL once answered */
+    int status;               /* its outcome: 0, or a KN_E* code */
+    char *message;            /* AWS's words when it failed (owned) */
+    json_t *reply;            /* its reply when it succeeded (owned) */
+};
 
 struct ecs {
     char *name;
@@ -159,7 +176,15 @@ struct op {
     char *marker;
     json_t *rules; /* [{"listener": ARN, "rule": rule}] (owned) */
     void (*walked)(struct op *op);
-    json_t *writes; /* [{"listener"|"rule": ARN, "actions": [...]}] */
+    json_t *walk_ls; /* the listener ARNs this walk read, in order (owned) */
+    json_t *fast_lbs; /* walk_fast: the load balancers and listeners it read (owned) */
+    json_t *fast_ls;
+    json_t *writes;  /* [{"listener"|"rule": ARN, "name", "actions": [...]}] */
+    /* calls in flight together */
+    struct bcall *batch; /* (owned) */
+    size_t nbatch;
+    size_t bleft; /* not answered yet, plus one while the batch is being sent */
+    void (*batched)(struct op *op);
     /* header routes */
     json_t *route_old;  /* ARNs of the memo MEMO_ROUTES (owned array) */
     json_t *route_seen; /* walked rule entries among them (owned array) */
@@ -279,6 +304,8 @@ static void client_token(char out[33], const char *a, const char *b, const char 
 
 static void eapp_free(struct eapp *a)
 {
+    json_decref(a->walked_lbs);
+    json_decref(a->walked_listeners);
     free(a->repository);
     free(a->app);
     free(a->cluster);
@@ -393,6 +420,8 @@ static void handle_closed(uv_handle_t *h)
     }
 }
 
+static void batch_free(struct op *op);
+
 static void op_free(struct op *op)
 {
     struct ecs *e = op->e;
@@ -414,6 +443,10 @@ static void op_free(struct op *op)
     free(op->taskdef_arn);
     free(op->set_arn);
     free(op->marker);
+    batch_free(op);
+    json_decref(op->walk_ls);
+    json_decref(op->fast_lbs);
+    json_decref(op->fast_ls);
     op->timer->data = e;
     uv_close((uv_handle_t *)op->timer, handle_closed);
     free(op);
@@ -575,6 +608,112 @@ static void op_call(struct op *op, enum kn_aws_service svc, const char *op_name,
     op_call_tol(op, svc, op_name, params, NULL, then);
 }
 
+/* ---- calls in flight together -------------------------------------------------------------- */
+
+static void batch_free(struct op *op)
+{
+    for (size_t i = 0; i < op->nbatch; i++) {
+        free(op->batch[i].message);
+        json_decref(op->batch[i].reply);
+    }
+    free(op->batch);
+    op->batch = NULL;
+    op->nbatch = 0;
+}
+
+/* One more call of the batch answered (or never sent): the last one ends the batch. */
+static void batch_answered(struct op *op)
+{
+    if (--op->bleft > 0) {
+        return;
+    }
+    for (size_t i = 0; i < op->nbatch; i++) {
+        if (op->batch[i].status == KN_ECANCELLED) {
+            op_cancelled(op);
+            return;
+        }
+    }
+    if (op->cancelled || op->e->closing) {
+        op_cancelled(op);
+        return;
+    }
+    op->batched(op);
+}
+
+static void batch_done(const struct kn_aws_result *r, void *data)
+{
+    struct bcall *b = data;
+
+    b->call = NULL;
+    b->status = r->status;
+    if (r->status) {
+        b->message = kn_strdup(r->message ? r->message : kn_strerror(r->status));
+    } else {
+        b->reply = json_incref((json_t *)(uintptr_t)r->reply);
+    }
+    batch_answered(b->op);
+}
+
+/* A batch of n calls; batched(op) runs once all have answered, with op->batch[i] holding each
+ * one's outcome (a cancel or kanaria stopping ends op instead). Send each with batch_call, then
+ * batch_sent. */
+static void batch_start(struct op *op, size_t n, void (*batched)(struct op *op))
+{
+    batch_free(op);
+    op->batch = kn_calloc(n ? n : 1, sizeof(*op->batch));
+    op->nbatch = n;
+    op->bleft = n + 1;
+    op->batched = batched;
+    for (size_t i = 0; i < n; i++) {
+        op->batch[i].op = op;
+    }
+}
+
+/* Send call i of the batch: op_name of svc with params (stolen). A call that cannot be made is
+ * answered at once with why. */
+static void batch_call(struct op *op, size_t i, enum kn_aws_service svc, const char *op_name,
+                       json_t *params)
+{
+    struct bcall *b = &op->batch[i];
+    int rc = kn_aws_call(&b->call, op->e->aws, svc, op_name, params, call_budget(op), batch_done,
+                         b);
+
+    json_decref(params);
+    if (rc < 0) {
+        b->call = NULL;
+        b->status = rc;
+        b->message = kn_asprintf("%s: the request could not be made (%s)", op_name,
+                                 kn_strerror(rc));
+        batch_answered(op);
+    }
+}
+
+/* Every call of the batch is sent: batched(op) runs when the last answers (now, when none is in
+ * flight). */
+static void batch_sent(struct op *op)
+{
+    batch_answered(op);
+}
+
+/* Stop the calls of op's batch still in flight; each one's callback runs now. 1 when there were
+ * some (the last callback has then ended op: it must not be touched), 0 when none was. */
+static int batch_cancel(struct op *op)
+{
+    struct bcall *b = op->batch;
+    size_t n = op->nbatch, left = op->bleft;
+
+    if (!b || left == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < n && left > 0; i++) {
+        if (b[i].call) {
+            left--;
+            kn_aws_cancel(b[i].call); /* the last one frees op and b */
+        }
+    }
+    return 1;
+}
+
 static void timer_fired(uv_timer_t *t)
 {
     struct op *op = t->data;
@@ -622,13 +761,23 @@ static void walk_rules_r(struct op *op, const struct kn_aws_result *r);
 
 static void routes_split(struct op *op);
 
+/* The walk is over: what it found is kept for the next one (see walk_fast), then walked. */
+static void walk_end(struct op *op)
+{
+    json_decref(op->a->walked_lbs);
+    op->a->walked_lbs = json_copy(op->lbs);
+    json_decref(op->a->walked_listeners);
+    op->a->walked_listeners = json_copy(op->walk_ls);
+    routes_split(op);
+    op->walked(op);
+}
+
 static void walk_next_lb(struct op *op)
 {
     json_t *p;
 
     if (op->lb_at >= json_array_size(op->lbs)) {
-        routes_split(op);
-        op->walked(op);
+        walk_end(op);
         return;
     }
     p = json_pack("{s:s}", "LoadBalancerArn",
@@ -673,6 +822,7 @@ static void walk_listeners_r(struct op *op, const struct kn_aws_result *r)
 
     json_array_foreach(jlist(json_object_get(r->reply, "Listeners")), i, l) {
         json_array_append(op->listeners, l);
+        json_array_append_new(op->walk_ls, json_string(jstr(l, "ListenerArn")));
     }
     next_marker(op, r->reply);
     if (op->marker) {
@@ -700,33 +850,132 @@ static void walk_rules_r(struct op *op, const struct kn_aws_result *r)
     walk_next_listener(op);
 }
 
-static void walk_tg_r(struct op *op, const struct kn_aws_result *r)
+/* The load balancer ARNs of a DescribeTargetGroups reply, each once (moto lists one per rule
+ * that forwards to the group), as a new array; the first one's dimension is kept in a->lb. */
+static json_t *tg_lbs(struct eapp *a, const json_t *reply)
 {
-    const json_t *tg = json_array_get(jlist(json_object_get(r->reply, "TargetGroups")), 0);
+    const json_t *tg = json_array_get(jlist(json_object_get(reply, "TargetGroups")), 0);
     const json_t *lbs = jlist(json_object_get(tg, "LoadBalancerArns"));
+    json_t *out = json_array();
 
-    json_decref(op->lbs);
-    op->lbs = json_array();
-    /* each load balancer once (moto lists one per rule that forwards to the group) */
     for (size_t i = 0; i < json_array_size(lbs); i++) {
         const json_t *arn = json_array_get(lbs, i);
         int seen = 0;
-        for (size_t j = 0; j < json_array_size(op->lbs) && !seen; j++) {
-            seen = json_equal(json_array_get(op->lbs, j), (json_t *)(uintptr_t)arn);
+        for (size_t j = 0; j < json_array_size(out) && !seen; j++) {
+            seen = json_equal(json_array_get(out, j), (json_t *)(uintptr_t)arn);
         }
         if (!seen) {
-            json_array_append(op->lbs, (json_t *)(uintptr_t)arn);
+            json_array_append(out, (json_t *)(uintptr_t)arn);
         }
     }
-    if (json_array_size(op->lbs) > 0) {
-        set_str(&op->a->lb, arn_from(json_string_value(json_array_get(op->lbs, 0)), "app/"));
+    if (json_array_size(out) > 0) {
+        set_str(&a->lb, arn_from(json_string_value(json_array_get(out, 0)), "app/"));
     }
+    return out;
+}
+
+static void walk_tg_r(struct op *op, const struct kn_aws_result *r)
+{
+    json_decref(op->lbs);
+    op->lbs = tg_lbs(op->a, r->reply);
     op->lb_at = 0;
     walk_next_lb(op);
 }
 
-/* Read every rule of every listener of the load balancers of the primary's target group into
- * op->rules, then walked(op). */
+/* The answers of walk_fast. They are the walk's when the target group's load balancers are
+ * those the batch asked for, their listeners (one page each) too, and each listener's rules
+ * fit one page: then every rule was read, fresh, as a walk one call after the other reads
+ * them. Otherwise (a load balancer or listener that the batch asked about gone, a
+ * DescribeListeners or DescribeRules refused or failed, more pages) the walk goes on one call
+ * after the other from the target group just read, as the first walk does. */
+static void walk_fast_r(struct op *op)
+{
+    size_t nl = json_array_size(op->fast_lbs), nr = json_array_size(op->fast_ls);
+    json_t *lbs, *ls;
+    int same = 1;
+
+    if (op->batch[0].status) {
+        op_fail(op, op->batch[0].status, "%s", op->batch[0].message);
+        return;
+    }
+    for (size_t i = 1; i < op->nbatch; i++) {
+        same = same && op->batch[i].status == 0;
+    }
+    ls = json_array();
+    lbs = tg_lbs(op->a, op->batch[0].reply);
+    same = same && json_equal(lbs, op->fast_lbs);
+    for (size_t i = 0; i < nl && same; i++) {
+        const json_t *reply = op->batch[1 + i].reply;
+        size_t k;
+        json_t *l;
+        json_array_foreach(jlist(json_object_get(reply, "Listeners")), k, l) {
+            json_array_append_new(ls, json_string(jstr(l, "ListenerArn")));
+        }
+        same = jstr(reply, "NextMarker")[0] == '\0';
+    }
+    same = same && json_equal(ls, op->fast_ls);
+    for (size_t i = 0; i < nr && same; i++) {
+        same = jstr(op->batch[1 + nl + i].reply, "NextMarker")[0] == '\0';
+    }
+    json_decref(ls);
+    json_decref(op->lbs);
+    op->lbs = lbs;
+    op->lb_at = 0;
+    if (!same) {
+        walk_next_lb(op);
+        return;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const char *listener = json_string_value(json_array_get(op->fast_ls, i));
+        size_t k;
+        json_t *rule;
+        json_array_foreach(jlist(json_object_get(op->batch[1 + nl + i].reply, "Rules")), k,
+                           rule) {
+            json_array_append_new(op->rules,
+                                  json_pack("{s:s, s:O}", "listener", listener, "rule", rule));
+        }
+        json_array_append_new(op->walk_ls, json_string(listener));
+    }
+    walk_end(op);
+}
+
+/* The walk in one round trip: the target group, the listeners of the load balancers the last
+ * walk found, and the rules of the listeners it found, all read at once. */
+static void walk_fast(struct op *op)
+{
+    size_t nl, nr;
+
+    json_decref(op->fast_lbs);
+    op->fast_lbs = json_incref(op->a->walked_lbs);
+    json_decref(op->fast_ls);
+    op->fast_ls = json_incref(op->a->walked_listeners);
+    nl = json_array_size(op->fast_lbs);
+    nr = json_array_size(op->fast_ls);
+    batch_start(op, 1 + nl + nr, walk_fast_r);
+    batch_call(op, 0, KN_AWS_ELBV2, "DescribeTargetGroups",
+               json_pack("{s:[s]}", "TargetGroupArns", op->a->tg[KN_VARIANT_PRIMARY]));
+    for (size_t i = 0; i < nl; i++) {
+        batch_call(op, 1 + i, KN_AWS_ELBV2, "DescribeListeners",
+                   json_pack("{s:s}", "LoadBalancerArn",
+                             json_string_value(json_array_get(op->fast_lbs, i))));
+    }
+    for (size_t i = 0; i < nr; i++) {
+        batch_call(op, 1 + nl + i, KN_AWS_ELBV2, "DescribeRules",
+                   json_pack("{s:s}", "ListenerArn",
+                             json_string_value(json_array_get(op->fast_ls, i))));
+    }
+    batch_sent(op);
+}
+
+/*
+ * Read every rule of every listener of the load balancers of the primary's target group into
+ * op->rules, then walked(op). One call after the other (DescribeTargetGroups, then
+ * DescribeListeners of each load balancer, then DescribeRules of each listener, each paged)
+ * the first time; after that in one round trip (walk_fast) on what the last walk found, checked
+ * against the answers: a load balancer or listener added or gone since then costs the calls
+ * one after the other again, never a rule missed. Rules are always read afresh: a write sends
+ * back every action of a rule as it was read.
+ */
 static void walk(struct op *op, void (*walked)(struct op *op))
 {
     op->walked = walked;
@@ -734,8 +983,14 @@ static void walk(struct op *op, void (*walked)(struct op *op))
     op->rules = json_array();
     json_decref(op->listeners);
     op->listeners = json_array();
+    json_decref(op->walk_ls);
+    op->walk_ls = json_array();
     free(op->marker);
     op->marker = NULL;
+    if (json_array_size(op->a->walked_lbs) > 0) {
+        walk_fast(op);
+        return;
+    }
     op_call(op, KN_AWS_ELBV2, "DescribeTargetGroups",
             json_pack("{s:[s]}", "TargetGroupArns", op->a->tg[KN_VARIANT_PRIMARY]), walk_tg_r);
 }
@@ -858,15 +1113,6 @@ static void actions_clean(json_t *j)
 
 /* ---- set_weights --------------------------------------------------------------------------- */
 
-static void weights_write(struct op *op);
-
-static void weights_written(struct op *op, const struct kn_aws_result *r)
-{
-    (void)r;
-    op->at++;
-    weights_write(op);
-}
-
 /* The weights are in place: the call ends, or (remove_app) goes on. */
 static void weights_finish(struct op *op)
 {
@@ -877,32 +1123,66 @@ static void weights_finish(struct op *op)
     }
 }
 
+/* Every write has answered: the call goes on, or fails with the words of the first failed
+ * write in the order of op->writes. */
+static void weights_written(struct op *op)
+{
+    size_t n = json_array_size(op->writes), failed = 0, first = 0;
+
+    for (size_t i = n; i-- > 0;) {
+        if (op->batch[i].status) {
+            failed++;
+            first = i;
+        }
+    }
+    if (failed > 0) {
+        const json_t *w = json_array_get(op->writes, first);
+        op_fail(op, op->batch[first].status,
+                "%s of %s: %s; %zu of %zu weight write(s) failed, the others were made (a "
+                "retry reads the rules again and writes those not yet right)",
+                json_object_get(w, "listener") ? "ModifyListener" : "ModifyRule",
+                jstr(w, "name"), op->batch[first].message, failed, n);
+        return;
+    }
+    kn_platform_call_progress(op->call, "weights %g/%g/%g written on %zu rule(s)",
+                              op->percent[KN_VARIANT_PRIMARY], op->percent[KN_VARIANT_CANARY],
+                              op->percent[KN_VARIANT_BASELINE], n);
+    weights_finish(op);
+}
+
+/*
+ * Write op->writes all at once: each is its own ModifyRule or ModifyListener, and the call
+ * goes on when every one has answered. A write that fails does not stop the others: each
+ * replaces the actions of one rule, so every rule holds either the weights it had or the new
+ * ones, never a mix, and what the others made is kept. The call then fails with the words of
+ * the first failed write in the order of the walk (each listener's default action, then its
+ * rules as DescribeRules lists them) and the count of failed ones; a retry of the call walks
+ * the rules again and writes only those not yet right, and the memo "weights-before" keeps what
+ * the first try found. A cancel stops every write still in flight.
+ */
 static void weights_write(struct op *op)
 {
-    const json_t *w = json_array_get(op->writes, op->at);
+    size_t n = json_array_size(op->writes);
 
-    if (!w) {
-        if (json_array_size(op->writes) > 0) {
-            kn_platform_call_progress(op->call, "weights %g/%g/%g written on %zu rule(s)",
-                                      op->percent[KN_VARIANT_PRIMARY],
-                                      op->percent[KN_VARIANT_CANARY],
-                                      op->percent[KN_VARIANT_BASELINE],
-                                      json_array_size(op->writes));
-        }
+    if (n == 0) {
         weights_finish(op);
         return;
     }
-    if (json_object_get(w, "listener")) {
-        op_call(op, KN_AWS_ELBV2, "ModifyListener",
-                json_pack("{s:s, s:O}", "ListenerArn", jstr(w, "listener"), "DefaultActions",
-                          json_object_get(w, "actions")),
-                weights_written);
-    } else {
-        op_call(op, KN_AWS_ELBV2, "ModifyRule",
-                json_pack("{s:s, s:O}", "RuleArn", jstr(w, "rule"), "Actions",
-                          json_object_get(w, "actions")),
-                weights_written);
+    batch_start(op, n, weights_written);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *w = json_array_get(op->writes, i);
+
+        if (json_object_get(w, "listener")) {
+            batch_call(op, i, KN_AWS_ELBV2, "ModifyListener",
+                       json_pack("{s:s, s:O}", "ListenerArn", jstr(w, "listener"),
+                                 "DefaultActions", json_object_get(w, "actions")));
+        } else {
+            batch_call(op, i, KN_AWS_ELBV2, "ModifyRule",
+                       json_pack("{s:s, s:O}", "RuleArn", jstr(w, "rule"), "Actions",
+                                 json_object_get(w, "actions")));
+        }
     }
+    batch_sent(op);
 }
 
 /* Append name to a ", "-separated list in buf, while it fits. */
@@ -1010,13 +1290,13 @@ static void weights_plan(struct op *op)
         }
         actions_clean(actions);
         if (strcmp(jstr(rule, "IsDefault"), "true") == 0) {
-            json_array_append_new(op->writes, json_pack("{s:s, s:o}", "listener",
-                                                        jstr(entry, "listener"), "actions",
-                                                        actions));
+            json_array_append_new(op->writes, json_pack("{s:s, s:s, s:o}", "listener",
+                                                        jstr(entry, "listener"), "name", name,
+                                                        "actions", actions));
         } else {
-            json_array_append_new(op->writes, json_pack("{s:s, s:o}", "rule",
-                                                        jstr(rule, "RuleArn"), "actions",
-                                                        actions));
+            json_array_append_new(op->writes, json_pack("{s:s, s:s, s:o}", "rule",
+                                                        jstr(rule, "RuleArn"), "name", name,
+                                                        "actions", actions));
         }
     }
     if (lacks[0]) {
@@ -1073,7 +1353,6 @@ static void weights_plan(struct op *op)
                                   want[KN_VARIANT_PRIMARY], want[KN_VARIANT_CANARY],
                                   want[KN_VARIANT_BASELINE]);
     }
-    op->at = 0;
     weights_write(op);
 }
 
@@ -2653,6 +2932,9 @@ static void ecs_cancel(void *self, struct kn_platform_call *call)
         kn_aws_cancel(op->inflight); /* its callback ends the call, from the loop */
         return;
     }
+    if (batch_cancel(op)) {
+        return; /* the last call's callback ended the call */
+    }
     op_after(op, 0, op_cancelled); /* a poll waits: end from the loop */
 }
 
@@ -2679,6 +2961,8 @@ static void ecs_destroy(void *self)
         struct op *op = e->ops;
         if (op->inflight) {
             kn_aws_cancel(op->inflight); /* ends op */
+        } else {
+            batch_cancel(op); /* ends op when a batch was in flight */
         }
         if (e->ops == op) {
             op_cancelled(op);

@@ -39,6 +39,7 @@
 #define TG_GREEN ELB "targetgroup/web-green/2222222222222222"
 #define TG_OTHER ELB "targetgroup/other/3333333333333333"
 #define LISTENER ELB "listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"
+#define LISTENER_TLS ELB "listener/app/web/50dc6c495c0c9188/0000000000000443"
 #define RULE(n) ELB "listener-rule/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2/" n
 #define RULE_PATH RULE("000000000000000a")
 #define RULE_HOST RULE("000000000000000b")
@@ -827,6 +828,194 @@ static void test_throttled(void **state)
     assert_int_equal(throttled, 2);
 }
 
+/* The writes of one set_weights of the calls since f->seq, in the order the fake logged them. */
+static json_t *weight_writes(struct fixture *f)
+{
+    char path[64];
+    json_t *log, *c, *out = json_array();
+    size_t i;
+
+    snprintf(path, sizeof(path), "/__log?since=%lld", f->seq);
+    log = fake_json(f, "GET", path, NULL);
+    json_array_foreach(json_object_get(log, "calls"), i, c) {
+        const char *op = json_string_value(json_object_get(c, "op"));
+        if (strcmp(op, "ModifyRule") == 0 || strcmp(op, "ModifyListener") == 0) {
+            json_array_append(out, c);
+        }
+    }
+    json_decref(log);
+    return out;
+}
+
+/* The weight writes of one set_weights go out together: with each answer held 400 ms by the
+ * fake, the three writes (the default action and the two rules) were all in flight at once. A
+ * failed write among four fails the call with its words while the others are made; the retry
+ * writes only the rule left behind. */
+static void test_weights_parallel(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *w, *r;
+    int behind = 0;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    fake_post(f, "/__faults", json_pack("{s:[{s:s, s:i}, {s:s, s:i}]}", "delays", "op",
+                                        "ModifyRule", "ms", 400, "op", "ModifyListener", "ms",
+                                        400));
+    log_mark(f);
+    weights(f, 80, 20, &o);
+    if (o.status != 0) {
+        fail_msg("weights: %s", o.message);
+    }
+    w = weight_writes(f);
+    assert_int_equal(json_array_size(w), 3);
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t j = 0; j < 3; j++) {
+            const json_t *a = json_array_get(w, i), *b = json_array_get(w, j);
+            /* each began before every other one ended: none waited for another */
+            assert_true(json_number_value(json_object_get(a, "start")) <
+                        json_number_value(json_object_get(b, "end")));
+        }
+    }
+    json_decref(w);
+
+    /* one ModifyRule refused (whichever comes first to the fake) */
+    fake_post(f, "/__faults",
+              json_pack("{s:[], s:[{s:s, s:i, s:i, s:i, s:s, s:s}]}", "delays", "errors", "op",
+                        "ModifyRule", "from", 1, "to", 1, "status", 400, "code", "AccessDenied",
+                        "message", "not authorized to perform elasticloadbalancing:ModifyRule"));
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    assert_int_equal(o.status, KN_EIO);
+    if (!strstr(o.message, "ModifyRule of rule ") || !strstr(o.message, "AccessDenied") ||
+        !strstr(o.message, "1 of 4 weight write(s) failed")) {
+        fail_msg("message: %s", o.message);
+    }
+    w = weight_writes(f);
+    assert_int_equal(json_array_size(w), 4); /* the failed one did not stop the others */
+    json_decref(w);
+    for (size_t i = 0; i < 3; i++) {
+        r = state_rule(f, i == 0 ? RULE_PATH : i == 1 ? RULE_HOST : RULE_RIGHT);
+        behind += rule_weight(r, TG_GREEN) == 20;
+        json_decref(r);
+    }
+    assert_int_equal(behind, 1);
+
+    /* the retry: the rule left behind is written, the others are right already */
+    fake_post(f, "/__faults", json_pack("{s:[]}", "errors"));
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    if (o.status != 0) {
+        fail_msg("retry: %s", o.message);
+    }
+    w = weight_writes(f);
+    assert_int_equal(json_array_size(w), 1);
+    json_decref(w);
+    for (size_t i = 0; i < 3; i++) {
+        r = state_rule(f, i == 0 ? RULE_PATH : i == 1 ? RULE_HOST : RULE_RIGHT);
+        assert_int_equal(rule_weight(r, TG_GREEN), 50);
+        json_decref(r);
+    }
+}
+
+/* After a first walk of the rules, the next one reads the target group, the listeners and the
+ * rules in one round trip; a listener added since then is found all the same (the walk goes on
+ * call after call from there), one gone is no error, and a rule changed by hand is read afresh
+ * (here put at the weights asked for: it is not written). */
+static void test_walk_one_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o;
+    json_t *log, *c, *r;
+    size_t i;
+    int n = 0, found = 0, rules = 0;
+
+    apply_ok(f, KN_VARIANT_PRIMARY, COMMIT1, all, 1, 0, &o);
+    weights(f, 80, 20, &o);
+    assert_int_equal(o.status, 0);
+
+    fake_post(f, "/__faults",
+              json_pack("{s:[{s:s, s:i}, {s:s, s:i}, {s:s, s:i}]}", "delays", "op",
+                        "DescribeTargetGroups", "ms", 300, "op", "DescribeListeners", "ms", 300,
+                        "op", "DescribeRules", "ms", 300));
+    log_mark(f);
+    weights(f, 70, 30, &o);
+    assert_int_equal(o.status, 0);
+    {
+        char path[64];
+        json_t *reads = json_array();
+        snprintf(path, sizeof(path), "/__log?since=%lld", f->seq);
+        log = fake_json(f, "GET", path, NULL);
+        json_array_foreach(json_object_get(log, "calls"), i, c) {
+            if (strncmp(json_string_value(json_object_get(c, "op")), "Describe", 8) == 0) {
+                json_array_append(reads, c);
+            }
+        }
+        json_decref(log);
+        assert_int_equal(json_array_size(reads), 3);
+        for (size_t a = 0; a < 3; a++) {
+            for (size_t b = 0; b < 3; b++) {
+                assert_true(json_number_value(json_object_get(json_array_get(reads, a),
+                                                              "start")) <
+                            json_number_value(json_object_get(json_array_get(reads, b), "end")));
+            }
+        }
+        json_decref(reads);
+    }
+
+    /* a rule put back by hand, and a listener added, both forwarding to the pair */
+    fake_post(f, "/__faults", json_pack("{s:[]}", "delays"));
+    fake_post(f, "/__tamper", json_pack("{s:[{s:s, s:o}]}", "rules", "ruleArn", RULE_PATH,
+                                        "actions", pair(TG_BLUE, 60, TG_GREEN, 40)));
+    fake_post(f, "/__setup", json_pack("{s:[{s:s, s:s, s:i, s:o}]}", "listeners",
+                                       "loadBalancer", "web", "arn", LISTENER_TLS, "port", 443,
+                                       "defaultActions", pair(TG_BLUE, 100, TG_GREEN, 0)));
+    log_mark(f);
+    weights(f, 60, 40, &o);
+    if (o.status != 0) {
+        fail_msg("weights: %s", o.message);
+    }
+    log = fake_json(f, "GET", "/__log", NULL);
+    json_array_foreach(json_object_get(log, "calls"), i, c) {
+        const char *arn = json_string_value(
+            json_object_get(json_object_get(c, "params"), "ListenerArn"));
+        const char *rule = json_string_value(
+            json_object_get(json_object_get(c, "params"), "RuleArn"));
+        if (json_integer_value(json_object_get(c, "seq")) <= f->seq) {
+            continue;
+        }
+        if (strcmp(json_string_value(json_object_get(c, "op")), "ModifyListener") == 0) {
+            n++;
+            found += arn && strcmp(arn, LISTENER_TLS) == 0;
+        }
+        if (strcmp(json_string_value(json_object_get(c, "op")), "ModifyRule") == 0) {
+            rules++;
+            assert_string_not_equal(rule, RULE_PATH);
+        }
+    }
+    json_decref(log);
+    assert_int_equal(n, 2);
+    assert_int_equal(found, 1);
+    assert_int_equal(rules, 2); /* the host rule and the one at 80/20 at first */
+    r = state_rule(f, RULE_PATH);
+    assert_int_equal(rule_weight(r, TG_GREEN), 40);
+    json_decref(r);
+
+    /* that listener gone: its DescribeRules is refused (ListenerNotFound), and the walk goes on
+     * call after call without it */
+    fake_post(f, "/__tamper", json_pack("{s:[{s:s, s:b}]}", "listeners", "listenerArn",
+                                        LISTENER_TLS, "delete", 1));
+    log_mark(f);
+    weights(f, 50, 50, &o);
+    if (o.status != 0) {
+        fail_msg("weights after a listener went: %s", o.message);
+    }
+    assert_int_equal(calls_of(f, "ModifyListener", 1, NULL), 1);
+    r = state_rule(f, RULE_PATH);
+    assert_int_equal(rule_weight(r, TG_GREEN), 50);
+    json_decref(r);
+}
+
 /* CANARY_CLEAN is refused while the canary's target group has weight; with 100/0 it removes
  * the canary's task set and waits until it drained. */
 static void test_clean_after_weights(void **state)
@@ -1225,6 +1414,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_keeps_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_never_steady, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_weights_parallel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_one_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_after_weights, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observe_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_balancer_after_apply, setup, teardown),
