@@ -245,6 +245,35 @@ static void test_create_reopen(void **state)
                      1);
 }
 
+/* A WAL grown by over 1,000 pages is checkpointed into the database file while the store stays
+ * open, by the store's thread: the writes on the loop do not do it themselves. */
+static void test_wal_checkpointed_off_the_loop(void **state)
+{
+    struct fixture *f = *state;
+    char *message = kn_calloc(1, 4001);
+    struct stat sb;
+    off_t before;
+    int i;
+
+    memset(message, 'x', 4000);
+    assert_int_equal(stat(f->path, &sb), 0);
+    before = sb.st_size;
+    assert_int_equal(kn_store_checkpoints(f->st), 0);
+    for (i = 0; i < 1500; i++) {
+        assert_int_equal(kn_store_event_add(f->st, "TEST", "demo", "web", 0, "test", message,
+                                            T_NOW_MS + i),
+                         0);
+    }
+    /* a bound on the wait, not a speed: the checkpoint runs on another thread */
+    for (i = 0; i < 2000 && kn_store_checkpoints(f->st) == 0; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    }
+    assert_true(kn_store_checkpoints(f->st) > 0);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_true(sb.st_size > before + 1000 * 4096);
+    free(message);
+}
+
 static void test_migrations_from_zero(void **state)
 {
     static const char *const tables[] = {
@@ -1502,6 +1531,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_names),
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed_off_the_loop, setup, teardown),
         cmocka_unit_test(test_migrations_from_zero),
         cmocka_unit_test(test_migration_keeps_rows),
         cmocka_unit_test(test_migration_from_2_keeps_apps),
