@@ -83,7 +83,7 @@ demo-kubernetes: deps
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BENCH_BUILD) -j $(JOBS) --target kanaria kanaria_test_server \
-		kanaria_bench_yaml kanaria_bench_fetch kanaria_bench_plan
+		kanaria_bench_yaml kanaria_bench_fetch kanaria_bench_plan kanaria_bench_engine
 	python3 tests/bench/run.py --build $(BENCH_BUILD) --json $(BUILD)/bench.json \
 		$(if $(BENCH_QUICK),--quick)
 

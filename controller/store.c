@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "kanaria/alloc.h"
 #include "kanaria/log.h"
@@ -30,13 +32,36 @@
  * (the sqlite3 shell, a backup, a script) whose close checkpoints the WAL, or one that recovers
  * the WAL a `kill -9` left. Refusing at once made a restart fail now and then. */
 #define KN_STORE_OPEN_WAIT_MS 5000
+/* Pages in the WAL after which a commit asks for a checkpoint (SQLite's automatic checkpoint
+ * runs at 1,000 too, but inside the commit that crosses it: on the loop, waiting for the disk). */
+#define KN_STORE_CHECKPOINT_PAGES 1000
+/* Pages in the WAL past which the loop's connection checkpoints itself after a commit. The WAL
+ * starts again only at a write that finds every frame copied, and while the loop writes, the
+ * checkpointer's copy rarely ends so: without this, the WAL grows without end (hundreds of MB
+ * while 100 apps deploy). The checkpointer has copied all but the last frames by then, and this
+ * happens once every KN_STORE_WAL_LIMIT_PAGES, not every KN_STORE_CHECKPOINT_PAGES. */
+#define KN_STORE_WAL_LIMIT_PAGES 4000
 
 #define KN_STORE_NOT_STARTED "('PENDING', 'PLANNED', 'BLOCKED', 'FROZEN')"
 #define KN_STORE_NOT_FINAL                                                                         \
     "('PENDING', 'PLANNED', 'BLOCKED', 'FROZEN', 'RUNNING', 'ROLLING_BACK')"
 
+/* Checkpoints the WAL on a thread of its own, with a connection of its own, when a commit
+ * says the WAL has grown: no write on the loop waits for the syncs of a checkpoint. */
+struct kn_store_checkpointer {
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    sqlite3 *db;
+    int wanted; /* a commit asked for a checkpoint (under mu, like stop and done) */
+    int stop;
+    long long done; /* checkpoints made */
+    int asked_at; /* the WAL's pages at the last ask (the loop's thread alone reads it) */
+};
+
 struct kn_store {
     sqlite3 *db;
+    struct kn_store_checkpointer *checkpointer; /* NULL: SQLite's automatic checkpoints */
     char *path;
     char storage_error[256]; /* why the last write failed for want of space or I/O, "" */
     long long write_errors;  /* writes that failed so, since open */
@@ -817,6 +842,121 @@ out:
     return rc;
 }
 
+/* The WAL hook of the loop's connection, after each commit: wake the checkpointer once the WAL
+ * has grown by KN_STORE_CHECKPOINT_PAGES since it last did. Not at every commit past that: while
+ * the loop writes, a checkpoint rarely copies the last frames, the WAL does not start again, and
+ * each commit would cost a checkpoint and its syncs. */
+static int checkpoint_wanted(void *data, sqlite3 *db, const char *name, int pages)
+{
+    struct kn_store_checkpointer *c = data;
+
+    if (pages < c->asked_at) {
+        c->asked_at = 0; /* the WAL started again */
+    }
+    if (pages >= KN_STORE_WAL_LIMIT_PAGES) {
+        /* busy when the checkpointer runs: the next commit tries again */
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+    }
+    if (pages - c->asked_at >= KN_STORE_CHECKPOINT_PAGES) {
+        c->asked_at = pages;
+        uv_mutex_lock(&c->mu);
+        c->wanted = 1;
+        uv_cond_signal(&c->cv);
+        uv_mutex_unlock(&c->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void checkpointer_run(void *data)
+{
+    struct kn_store_checkpointer *c = data;
+
+    uv_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->wanted && !c->stop) {
+            uv_cond_wait(&c->cv, &c->mu);
+        }
+        if (c->stop) {
+            break;
+        }
+        c->wanted = 0;
+        uv_mutex_unlock(&c->mu);
+        /* PASSIVE never waits for the loop's connection; what it cannot copy yet, the next
+         * checkpoint does. A failure (a full disk) leaves the WAL to grow: the loop's writes
+         * report their own errors. */
+        sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        uv_mutex_lock(&c->mu);
+        c->done++;
+    }
+    uv_mutex_unlock(&c->mu);
+}
+
+/* Start the checkpointer of an open store; when it cannot start, SQLite's automatic checkpoints
+ * stay (the store works as before). */
+static void checkpointer_start(struct kn_store *st)
+{
+    struct kn_store_checkpointer *c = kn_calloc(1, sizeof(*c));
+    sigset_t all, old;
+    int started;
+
+    if (sqlite3_open_v2(st->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(c->db);
+        free(c);
+        return;
+    }
+    uv_mutex_init(&c->mu);
+    uv_cond_init(&c->cv);
+    /* signals go to the loop's thread, never to this one */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    started = uv_thread_create(&c->thread, checkpointer_run, c) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
+        uv_cond_destroy(&c->cv);
+        uv_mutex_destroy(&c->mu);
+        sqlite3_close(c->db);
+        free(c);
+        return;
+    }
+    st->checkpointer = c;
+    sqlite3_wal_hook(st->db, checkpoint_wanted, c); /* replaces the automatic checkpoint */
+}
+
+long long kn_store_checkpoints(struct kn_store *st)
+{
+    long long n = 0;
+
+    if (st->checkpointer) {
+        uv_mutex_lock(&st->checkpointer->mu);
+        n = st->checkpointer->done;
+        uv_mutex_unlock(&st->checkpointer->mu);
+    }
+    return n;
+}
+
+static void checkpointer_stop(struct kn_store *st)
+{
+    struct kn_store_checkpointer *c = st->checkpointer;
+
+    if (!c) {
+        return;
+    }
+    sqlite3_wal_hook(st->db, NULL, NULL);
+    uv_mutex_lock(&c->mu);
+    c->stop = 1;
+    uv_cond_signal(&c->cv);
+    uv_mutex_unlock(&c->mu);
+    uv_thread_join(&c->thread);
+    sqlite3_close(c->db);
+    uv_cond_destroy(&c->cv);
+    uv_mutex_destroy(&c->mu);
+    free(c);
+    st->checkpointer = NULL;
+}
+
 int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
 {
     struct kn_store *st = NULL;
@@ -862,6 +1002,7 @@ int kn_store_open(struct kn_store **out, const char *path, struct kn_error *err)
     if ((rc = open_migrate(st, version, err)) < 0) {
         goto out;
     }
+    checkpointer_start(st);
     *out = st;
     st = NULL;
 out:
@@ -882,6 +1023,7 @@ void kn_store_close(struct kn_store *st)
     if (!st) {
         return;
     }
+    checkpointer_stop(st); /* the loop's connection, the last, checkpoints as it closes */
     sqlite3_close_v2(st->db);
     free(st->path);
     free(st);

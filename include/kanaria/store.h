@@ -49,6 +49,14 @@ void kn_store_close(struct kn_store *st);
  * NULL) gets the number of writes that failed so since open. Kept in memory only. */
 const char *kn_store_storage_error(const struct kn_store *st, long long *write_errors);
 
+/* The WAL is checkpointed into the database file on a thread of the store's own (with a
+ * connection of its own) each time it has grown by 1,000 pages, so that a write on the loop
+ * seldom waits for a checkpoint's syncs: only past 4,000 pages, for the WAL to start again, does
+ * a commit checkpoint what the thread has not copied yet; closing checkpoints what is left. The
+ * checkpoints that thread has made since open (0 when it could not start: SQLite then
+ * checkpoints inside the commits). */
+long long kn_store_checkpoints(struct kn_store *st);
+
 /* The schema version this build writes. */
 int kn_store_schema_version(void);
 

@@ -765,6 +765,78 @@ class Bench:
                     % (idle_s, ticks1 - ticks0, hz),
                     {"ticks": ticks1 - ticks0, "seconds": t1 - t0})
 
+    # ---- the engine under load, in process ---------------------------------------------------
+
+    def bench_throughput(self):
+        """Reactions of 100 apps deploying canaries at once, and RSS per deployed app, with the
+        real engine on the fake platform (kanaria_bench_engine)."""
+        driver = find_tool(self.build, "kanaria_bench_engine")
+        apps, solo = 100, 1 if self.quick else 5
+        small, large = (25, 50) if self.quick else (100, 1000)
+        res = self.engine_driver(driver, "reactions", apps, solo)
+        for kind, what in (("approval", "the approval recorded (with its event, then the engine "
+                                        "kicked, as the API's approve does) -> the "
+                                        "PRIMARY_ROLLOUT's apply at the provider"),
+                           ("rollback", "the failing answer handed to the ANALYSIS -> the "
+                                        "rollback's first operation at the provider")):
+            xs, alone = res["load"][kind + "_ms"], res["solo"][kind + "_ms"]
+            busy, running = res["load"]["busy_calls" + ("" if kind == "approval" else
+                                                        "_rollback")], \
+                res["load"]["running" + ("" if kind == "approval" else "_rollback")]
+            p50, top, floor = median(xs), max(xs), median(alone)
+            over = sum(1 for x in xs if x > 100)
+            load = ("%d apps at once; when it began, a median of %d other deployments ran and %d "
+                    "platform operations were in flight" % (apps, median(running) - 1,
+                                                            median(busy)))
+            self.figure("%s reaction, %d apps at once, p50" % (kind, apps), p50, "ms", "-", None,
+                        "%s; %s" % (what, load), {"samples_ms": xs, "busy_calls": busy,
+                                                  "running": running})
+            slow = xs.index(top)
+            cpu, vcsw, ivcsw = (res["load"][kind + suffix][slow]
+                                for suffix in ("_cpu_ms", "_vcsw", "_ivcsw"))
+            self.figure("%s reaction, %d apps at once, max" % (kind, apps), top, "ms",
+                        "max < 100 ms", top < 100,
+                        "the slowest of the %d apps: %.1f ms of it on the loop thread's CPU, "
+                        "which blocked %d times (waiting in the kernel: the disk, as the store "
+                        "syncs) and was preempted %d times" % (apps, cpu, vcsw, ivcsw),
+                        {"cpu_ms": cpu, "voluntary_switches": int(vcsw),
+                         "involuntary_switches": int(ivcsw)})
+            self.figure("%s reactions over 100 ms, %d apps at once" % (kind, apps), over,
+                        "of %d" % apps, "0", over == 0, "count of the apps whose reaction took "
+                        "over 100 ms")
+            self.figure("%s reaction, %d apps at once / one app alone, p50" % (kind, apps),
+                        p50 / floor if floor > 0 else None, "x", "-", None,
+                        "against the same reaction of one app deploying alone, in the same "
+                        "process before the others (median of %d: %.2f ms)" % (solo, floor),
+                        {"floor_ms": floor, "floor_samples_ms": alone})
+        mem = self.engine_driver(driver, "memory", small, large)
+        growth = (mem["rss_large_kib"] - mem["rss_small_kib"]) / (large - small)
+        anon = (mem["anon_large_kib"] - mem["anon_small_kib"]) / (large - small)
+        for n, key in ((small, "small"), (large, "large")):
+            self.figure("engine RSS, %d apps deployed (fake platform)" % n,
+                        mem["rss_%s_kib" % key] / 1024, "MB", "-", None,
+                        "Rss of /proc/self/smaps_rollup of kanaria_bench_engine: the engine, "
+                        "store and platform front end, every app's canary deployed and idle "
+                        "(anonymous %.1f MB)" % (mem["anon_%s_kib" % key] / 1024))
+        self.figure("RSS growth per deployed app, fake platform (%d -> %d apps)" % (small, large),
+                    growth, "KB", "< 20 KB", growth < 20,
+                    "(Rss with %d apps - Rss with %d) / %d, in one process deploying %d at a "
+                    "time (anonymous memory: %.1f KB per app); %.1f s"
+                    % (large, small, large - small, small, anon, mem["seconds"]),
+                    {"anon_per_app_kib": anon, **mem})
+
+    def engine_driver(self, driver, mode, x, y):
+        log = os.path.join(self.tmp, "engine-%s.log" % mode)
+        with open(log, "w") as err:
+            out = subprocess.run([driver, mode, str(x), str(y)], stdout=subprocess.PIPE,
+                                 stderr=err, text=True, timeout=900)
+        if out.returncode != 0:
+            with open(log) as f:
+                tail = f.read()[-2000:]
+            raise RuntimeError("kanaria_bench_engine %s: exit %d: %s" % (mode, out.returncode,
+                                                                       tail))
+        return json.loads(out.stdout)
+
     def cleanup(self):
         for s in self.serves:
             try:
@@ -1162,12 +1234,14 @@ def main():
     p.add_argument("--build", default=os.path.join(SOURCE, "build-release"))
     p.add_argument("--json", default=os.path.join(SOURCE, "build", "bench.json"))
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    p.add_argument("--only", help="comma-separated parts: plan,fetch,live,idle,ecs,kube")
+    p.add_argument("--only", help="comma-separated parts: plan,fetch,live,idle,throughput,ecs,"
+                   "kube")
     args = p.parse_args()
     b = Bench(args)
     mach = machine()
     parts = [("plan", b.bench_plan), ("fetch", b.bench_fetch), ("live", b.bench_live),
-             ("idle", b.bench_idle), ("ecs", b.bench_ecs), ("kube", b.bench_kube)]
+             ("idle", b.bench_idle), ("throughput", b.bench_throughput), ("ecs", b.bench_ecs),
+             ("kube", b.bench_kube)]
     failed = []
     try:
         for name, fn in parts:

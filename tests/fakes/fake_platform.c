@@ -196,6 +196,7 @@ static struct kn_fake_call *fake_start(struct kn_fake_platform *fp, enum kn_fake
     char how = r->script && n < strlen(r->script) ? r->script[n] : (r->then ? r->then : 'o');
     struct kn_fake_call *c = kn_calloc(1, sizeof(*c));
     const struct kn_app_id *id = kn_platform_call_id(call);
+    int delay;
 
     c->fp = fp;
     c->call = call;
@@ -225,7 +226,11 @@ static struct kn_fake_call *fake_start(struct kn_fake_platform *fp, enum kn_fake
     c->status = how == 'f' ? KN_EIO : 0;
     c->message = r->message ? r->message : "fake failure";
     c->ending = 1;
-    uv_timer_start(&c->timer, call_fire, (uint64_t)(r->delay_ms > 0 ? r->delay_ms : 1), 0);
+    delay = fp->delay_ms ? fp->delay_ms(fp->data, &c->id, line) : 0;
+    if (delay <= 0) {
+        delay = r->delay_ms > 0 ? r->delay_ms : 1;
+    }
+    uv_timer_start(&c->timer, call_fire, (uint64_t)delay, 0);
     return c;
 }
 

@@ -70,6 +70,9 @@ struct kn_fake_platform {
     /* Every call as it starts (line such as "apply canary 2222222 v2"), and every end. */
     void (*on_call)(void *data, const struct kn_app_id *id, const char *line);
     void (*on_done)(void *data, const struct kn_app_id *id, const char *line, int status);
+    /* The delay of each call that ends on a timer, when set and > 0 (else its rule's delay_ms):
+     * many apps whose operations take different times. */
+    int (*delay_ms)(void *data, const struct kn_app_id *id, const char *line);
     void *data;
 };
 

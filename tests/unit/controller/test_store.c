@@ -245,6 +245,48 @@ static void test_create_reopen(void **state)
                      1);
 }
 
+/* A WAL grown by over 1,000 pages is checkpointed into the database file while the store stays
+ * open, by the store's thread: the writes on the loop do not do it themselves. And the WAL does
+ * not grow without end while writes go on (it starts again once every frame was copied). */
+static void test_wal_checkpointed_off_the_loop(void **state)
+{
+    struct fixture *f = *state;
+    char *message = kn_calloc(1, 4001);
+    char *wal = kn_asprintf("%s-wal", f->path);
+    struct stat sb;
+    off_t before;
+    int i;
+
+    memset(message, 'x', 4000);
+    assert_int_equal(stat(f->path, &sb), 0);
+    before = sb.st_size;
+    assert_int_equal(kn_store_checkpoints(f->st), 0);
+    for (i = 0; i < 1500; i++) {
+        assert_int_equal(kn_store_event_add(f->st, "TEST", "demo", "web", 0, "test", message,
+                                            T_NOW_MS + i),
+                         0);
+    }
+    /* a bound on the wait, not a speed: the checkpoint runs on another thread */
+    for (i = 0; i < 2000 && kn_store_checkpoints(f->st) == 0; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    }
+    assert_true(kn_store_checkpoints(f->st) > 0);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_true(sb.st_size > before + 1000 * 4096);
+
+    /* some 20,000 pages more (80 MB), written without a pause: the WAL stays near its limit of
+     * 4,000 pages (16 MB) */
+    for (i = 0; i < 20000; i++) {
+        assert_int_equal(kn_store_event_add(f->st, "TEST", "demo", "web", 0, "test", message,
+                                            T_NOW_MS + i),
+                         0);
+    }
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_true(sb.st_size < 10000 * 4096);
+    free(wal);
+    free(message);
+}
+
 static void test_migrations_from_zero(void **state)
 {
     static const char *const tables[] = {
@@ -1540,6 +1582,7 @@ int main(void)
         cmocka_unit_test(test_status_names),
         cmocka_unit_test_setup_teardown(test_apps_carry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed_off_the_loop, setup, teardown),
         cmocka_unit_test(test_migrations_from_zero),
         cmocka_unit_test(test_migration_keeps_rows),
         cmocka_unit_test(test_migration_from_2_keeps_apps),

@@ -22,6 +22,7 @@
 #include "kanaria/metrics.h"
 #include "kanaria/platform.h"
 #include "kanaria/config.h"
+#include "kanaria/selfmetrics.h"
 #include "kanaria/store.h"
 #include "kanaria/validate.h"
 #include "fake_metrics.h"
@@ -1412,6 +1413,78 @@ static void test_concurrent_apps(void **state)
     assert_app(f, "world", C1, "");
 }
 
+/* The engine's queue depth as GET /metrics shows it (kanaria_engine_queue_depth), -1: none. */
+static double engine_queue_depth(void)
+{
+    static const char gauge[] = "\nkanaria_engine_queue_depth ";
+    struct kn_buf out;
+    const char *p;
+    double depth = -1;
+
+    kn_buf_init(&out, KN_BUF_UNBOUNDED);
+    kn_selfmetrics_render(NULL, &out);
+    if (out.data && (p = strstr(out.data, gauge))) {
+        depth = strtod(p + strlen(gauge), NULL);
+    }
+    kn_buf_release(&out);
+    return depth;
+}
+
+/* Once hello's and world's first deployments run, plan a second one of each: both wait in the
+ * queue (f->step: its depth right after the kick that saw them), and neither may start while its
+ * app's first one runs (f->flag). */
+static void watch_queue(struct fixture *f)
+{
+    if (!f->ids[2] && strcmp(status_of(f, f->ids[0]), "RUNNING") == 0 &&
+        strcmp(status_of(f, f->ids[1]), "RUNNING") == 0) {
+        f->ids[2] = plan(f, "hello", C2, "QUICK_SYNC", NULL);
+        f->ids[3] = plan(f, "world", C2, "QUICK_SYNC", NULL);
+        kn_engine_kick(f->engine);
+        f->step = (int)engine_queue_depth();
+    }
+    for (int i = 0; i < 2 && f->ids[2]; i++) {
+        if (!kn_deploy_status_is_final(get_deploy(f, f->ids[i]).status) &&
+            strcmp(status_of(f, f->ids[2 + i]), "PLANNED") != 0) {
+            f->flag = 1;
+        }
+    }
+}
+
+/* More deployments are ready than may run: the queue holds one per app behind its running one
+ * (depth 2), runs each after its app's first in the order planned, and is empty at the end. */
+static void test_queue_waits_behind_running(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const hello[] = {
+        "apply primary 1111111 v1", "weights 100/0/0", "remove canary", "remove baseline",
+        "apply primary 2222222 v2", "weights 100/0/0", "remove canary", "remove baseline", NULL};
+
+    add_commit(f, "hello", C1, "v1", NULL, NULL);
+    add_commit(f, "hello", C2, "v2", NULL, NULL);
+    add_commit(f, "world", C1, "v1", NULL, NULL);
+    add_commit(f, "world", C2, "v2", NULL, NULL);
+    f->plat->rule[OP_APPLY].delay_ms = 200;
+    f->ids[0] = plan(f, "hello", C1, "QUICK_SYNC", NULL);
+    f->ids[1] = plan(f, "world", C1, "QUICK_SYNC", NULL);
+    f->tick = watch_queue;
+    engine_start(f);
+    run_loop(f);
+
+    assert_int_not_equal(f->ids[3], 0);
+    assert_int_equal(f->step, 2);
+    assert_false(f->flag);
+    assert_true(engine_queue_depth() == 0);
+    assert_ops(f, "hello", hello);
+    assert_int_equal(f->nops, 16);
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(status_of(f, f->ids[i]), "SUCCESS");
+    }
+    assert_true(get_deploy(f, f->ids[2]).started_at >= get_deploy(f, f->ids[0]).finished_at);
+    assert_true(get_deploy(f, f->ids[3]).started_at >= get_deploy(f, f->ids[1]).finished_at);
+    assert_app(f, "hello", C2, "");
+    assert_app(f, "world", C2, "");
+}
+
 /* ---- stop while loading ------------------------------------------------------------------- */
 
 static void test_stop_while_loading(void **state)
@@ -2774,6 +2847,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_approval_rejected_by_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_approval_empty_list_anyone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_apps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_waits_behind_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_loading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_analysis_platform_placeholders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_with_rollback, setup, teardown),
