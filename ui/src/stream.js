@@ -1,5 +1,5 @@
 // One server-sent event stream per tab, read with fetch (so it can carry the bearer token) and
-// parsed here. Resumed with Last-Event-ID; closed while the tab is hidden; backoff 1 s → 30 s
+// parsed here. Resumed with Last-Event-ID; closed while the tab is hidden; backoff 1 s → 5 s
 // with jitter on errors, cut short when another call finds kanaria answering again; a 401 stops
 // it and shows the login.
 import { gatewayReason, headers, NO_CONNECTION } from './api.js';
@@ -27,8 +27,10 @@ function sleep(ms) {
     });
 }
 
+// Short enough that a restarted kanaria is seen within seconds (it asks for `retry: 2000`); an
+// attempt against a stopped one costs it nothing, and a hidden tab makes none.
 function backoff() {
-    const base = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5));
+    const base = Math.min(5000, 1000 * 2 ** Math.min(attempt, 3));
     attempt++;
     return base / 2 + Math.random() * base / 2;
 }
