@@ -172,8 +172,8 @@ async function whileDown(pa, pd, wait, shown) {
         proxy.requests.some((r) => r.down && r.at >= back && appGet(r)), 5000);
     const acted = Date.now();
 
-    // the page as it is while kanaria is down, in both themes (while the rereads come)
-    await axeBothThemes(pd, 'deployment-unreachable');
+    // the app's page as it is while kanaria is down, in both themes (while the rereads come)
+    await axeBothThemes(pa, 'app-unreachable');
     // the pages' rereads of the traffic (every 10 s) meet the proxy's 502 too
     await waitFor('a reread of the app while kanaria is down', () =>
         proxy.requests.some((r) => r.down && r.at > acted && appGet(r)), 15000);
