@@ -1,6 +1,7 @@
 // Shared by the browser tests (tests/ui/ui.test.mjs): the browser, pages that fail the test on
 // a page error, a console error or a JavaScript dialog, a loopback proxy in front of kanaria
-// that can cut the event stream, the API as the tests read it, axe-core and screenshots.
+// that can cut the event stream or stand for a stopped kanaria, the API as the tests read it,
+// axe-core and screenshots.
 //
 // Set by tests/ui/ui.sh: UI_URL (kanaria's API listener), UI_ALICE_TOKEN (approver),
 // UI_VICTOR_TOKEN (viewer), UI_PUSH (push.sh MESSAGE VERSION ERROR_RATE), UI_SHOTS (folder of
@@ -114,65 +115,101 @@ export async function stageIndexOf(id, kind) {
 
 // ---- a proxy on loopback in front of kanaria: the browser talks to kanaria through it ------
 
-// Every request for /api/v1/events is recorded with its Last-Event-ID; cut() ends the streams
-// open now; hold(true) refuses new ones (the connection is closed at once) until hold(false).
+// What a reverse proxy answers for a server that is not running (nginx's and HAProxy's pages
+// say as little).
+const BAD_GATEWAY_PAGE = '<html><head><title>502 Bad Gateway</title></head>' +
+    '<body><h1>502 Bad Gateway</h1><p>The upstream server did not answer.</p></body></html>\n';
+const BAD_GATEWAY = 'HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n' +
+    `Content-Length: ${BAD_GATEWAY_PAGE.length}\r\nConnection: close\r\n\r\n${BAD_GATEWAY_PAGE}`;
+
+// Every request is recorded in requests ({at, method, path, down}), and every one for
+// /api/v1/events in streams with its Last-Event-ID; cut() ends the streams open now;
+// hold(true) refuses new ones (the connection is closed at once) until hold(false).
+// down(true) is kanaria stopped behind a reverse proxy: the connections open now are closed
+// and every request is answered 502 Bad Gateway with a page of the proxy's, until down(false).
 export async function startProxy(target) {
     const u = new URL(target);
     const conns = new Set();
     const streams = [];
+    const requests = [];
     let held = false;
+    let down = false;
+    const destroy = (c) => {
+        c.client.destroy();
+        c.upstream?.destroy();
+        conns.delete(c);
+    };
     const server = net.createServer((client) => {
-        const upstream = net.connect(Number(u.port), u.hostname);
-        const c = { client, upstream, events: false };
+        // kanaria is connected to at the first request, so that a connection the browser
+        // opened while kanaria was down reaches it once it is back
+        const c = { client, upstream: null, events: false, answered: false };
         conns.add(c);
-        const end = () => {
-            client.destroy();
-            upstream.destroy();
-            conns.delete(c);
-        };
+        const end = () => destroy(c);
         client.on('data', (buf) => {
+            if (c.answered) {
+                return;
+            }
             const s = buf.toString('latin1');
+            const line = /^([A-Z]+) (\S+) HTTP\/1\.[01]\r\n/.exec(s);
+            if (line) {
+                requests.push({ at: Date.now(), method: line[1], path: line[2], down });
+            }
             const m = /^GET \/api\/v1\/events[^\r\n]*\r\n([\s\S]*?)(\r\n\r\n|$)/.exec(s);
             if (m) {
                 const h = /^last-event-id:[ \t]*([^\r\n]*)/im.exec(m[1]);
-                streams.push({ at: Date.now(), lastEventId: h ? h[1].trim() : null, refused: held });
+                streams.push({ at: Date.now(), lastEventId: h ? h[1].trim() : null,
+                    refused: held || down });
                 c.events = true;
-                if (held) {
+                if (held && !down) {
                     end();
                     return;
                 }
             }
-            upstream.write(buf);
+            if (down) {
+                c.answered = true;
+                client.end(BAD_GATEWAY);
+                return;
+            }
+            if (!c.upstream) {
+                c.upstream = net.connect(Number(u.port), u.hostname);
+                c.upstream.on('data', (b) => client.write(b));
+                c.upstream.on('error', end);
+                c.upstream.on('close', end);
+            }
+            c.upstream.write(buf);
         });
-        upstream.on('data', (buf) => client.write(buf));
-        for (const sock of [client, upstream]) {
-            sock.on('error', end);
-            sock.on('close', end);
-        }
+        client.on('error', end);
+        client.on('close', end);
     });
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
     return {
         url: `http://127.0.0.1:${server.address().port}`,
         streams,
+        requests,
         hold(on) {
             held = on;
+        },
+        down(on) {
+            down = on;
+            if (on) {
+                for (const c of [...conns]) {
+                    destroy(c);
+                }
+            }
         },
         cut() {
             let n = 0;
             for (const c of [...conns]) {
                 if (c.events) {
-                    c.client.destroy();
-                    c.upstream.destroy();
-                    conns.delete(c);
+                    destroy(c);
                     n++;
                 }
             }
             return n;
         },
         async close() {
-            for (const c of conns) {
-                c.client.destroy();
-                c.upstream.destroy();
+            for (const c of [...conns]) {
+                destroy(c);
             }
             await new Promise((r) => server.close(r));
         },

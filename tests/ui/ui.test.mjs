@@ -1,8 +1,8 @@
 // kanaria's web UI in headless Chromium against a real `kanaria serve` (set up by
 // tests/ui/ui.sh): log in, the app list, a canary followed live from push to approval and
 // promotion, a rollback explained, what a viewer may not do, a commit message that holds HTML,
-// the keyboard, the event stream cut and resumed, and axe-core on every page in both colour
-// schemes. The scenarios run in order on one kanaria; each first makes sure, through the API,
+// the keyboard, kanaria out of reach behind a proxy and back, the event stream cut and resumed,
+// and axe-core on every page in both colour schemes. The scenarios run in order on one kanaria; each first makes sure, through the API,
 // that kanaria is where it needs to be, so that one failing does not hide the others.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -69,6 +69,18 @@ async function pipelineShown(p, id) {
 
 const stageOf = (p, i) => p.locator(`[data-testid="stage"][data-index="${i}"]`);
 
+const streamStatus = (p) => p.getByTestId('stream-status').textContent();
+
+async function streamLive(p, timeout = 15000) {
+    await waitFor('the stream to be Live', async () => (await streamStatus(p)) === 'Live', timeout);
+}
+
+// a request of the proxy's for the app (its page's, or a deployment page's reread of it)
+const appGet = (r) => r.method === 'GET' && r.path.startsWith(`/api/v1/apps/${app()}?`);
+
+// What Chromium logs for a call that a proxy answered 502, or whose connection was closed
+const ALLOW_DOWN = /Failed to load resource: (the server responded with a status of 502|net::ERR_)/;
+
 // waits until the API says deployment ID has a running stage of KIND (or is final)
 async function apiStageRunning(id, kind, timeout = 90000) {
     return waitFor(`deployment #${id} running ${kind}`, async () => {
@@ -107,6 +119,71 @@ function scenario(name, fn) {
             throw e;
         }
     });
+}
+
+// While the proxy answers 502 for kanaria: PA (the app's page, showing SHOWN) and PD (the page of
+// ids.good, waiting in its stage WAIT) say so, an approval fails plainly, a page not read yet
+// shows why, and the pages' rereads meet the 502 too.
+async function whileDown(pa, pd, wait, shown) {
+    for (const p of [pa, pd]) {
+        const banner = p.getByTestId('offline');
+        await banner.waitFor({ timeout: 10000 });
+        const said = (await banner.getByRole('alert').textContent()).replace(/\s+/g, ' ');
+        assert.match(said, /kanaria cannot be reached: .*502 Bad Gateway/, `the banner says "${said}"`);
+        assert.match(said, /may be out of date/, `the banner says "${said}"`);
+        assert.notEqual(await streamStatus(p), 'Live', 'the stream says Live while kanaria is down');
+    }
+    // what the app page read before stays, said to be as of then, with no second alert
+    assert.equal(await pa.getByTestId('app-status').getAttribute('data-status'), shown);
+    assert.equal(await pa.getByRole('alert').count(), 1, 'more than the banner alerts');
+
+    // an approval that cannot reach kanaria: the dialog says so and stays open; nothing
+    // on the page claims the approval
+    await pd.getByRole('button', { name: 'Approve', exact: true }).click();
+    const dialog = pd.getByRole('dialog');
+    await dialog.waitFor({ timeout: 5000 });
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    const refusal = dialog.getByRole('alert');
+    await refusal.waitFor({ timeout: 10000 });
+    assert.match(await refusal.textContent(), /kanaria cannot be reached/);
+    assert.ok(await dialog.getByRole('button', { name: 'Confirm' }).isEnabled(),
+        'Confirm stays disabled after the failure');
+    assert.doesNotMatch(await stageOf(pd, wait).textContent(), /approved by/);
+    const still = await deployment(ids.good); // kanaria's own listener, not the proxy
+    assert.equal(still.status, 'RUNNING');
+    assert.deepEqual(still.stages[wait].approvals || [], [], 'an approval was recorded');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden', timeout: 5000 });
+
+    // to a page not read yet (the app's oldest deployment): the reason, not a spinner; and back
+    // to what was read
+    const oldest = pa.getByTestId('history').getByRole('link').last();
+    const id = (await oldest.textContent()).replace('#', '');
+    await oldest.click();
+    await pa.getByRole('heading', { name: `Deployment #${id}` }).waitFor({ timeout: 5000 });
+    await waitFor('the deployment page to say why it is empty', async () =>
+        (await pa.getByRole('alert').count()) === 2, 10000);
+    assert.match(await pa.getByRole('alert').last().textContent(), /kanaria cannot be reached/);
+    assert.equal(await pa.getByText('Loading…').count(), 0, 'a spinner for a page that cannot load');
+    const back = Date.now();
+    await pa.goBack();
+    await pa.getByTestId('history').waitFor({ timeout: 5000 });
+    await waitFor('the app page to ask for the app again', () =>
+        proxy.requests.some((r) => r.down && r.at >= back && appGet(r)), 5000);
+    const acted = Date.now();
+
+    // the app's page as it is while kanaria is down, in both themes (while the rereads come)
+    await axeBothThemes(pa, 'app-unreachable');
+    // the pages' rereads of the traffic (every 10 s) meet the proxy's 502 too
+    await waitFor('a reread of the app while kanaria is down', () =>
+        proxy.requests.some((r) => r.down && r.at > acted && appGet(r)), 15000);
+    await sleep(300); // the page has the answer
+    for (const p of [pa, pd]) {
+        assert.ok(await p.getByTestId('offline').isVisible(), 'the banner went away');
+        assert.notEqual(await streamStatus(p), 'Live', 'the stream says Live while kanaria is down');
+    }
+    assert.equal(await pa.getByRole('alert').count(), 1, 'more than the banner alerts');
+    assert.equal(await pa.getByTestId('app-status').getAttribute('data-status'), shown);
 }
 
 describe('kanaria web UI', () => {
@@ -299,6 +376,50 @@ describe('kanaria web UI', () => {
             'the focus did not return to Approve');
         assert.equal((await deployment(ids.good)).status, 'RUNNING', 'Escape approved the stage');
         noProblems(p);
+    });
+
+    scenario('says when kanaria cannot be reached, fails an action plainly, and recovers by itself', async () => {
+        await ensureGood();
+        await apiStageRunning(ids.good, 'WAIT_APPROVAL');
+        const wait = await stageIndexOf(ids.good, 'WAIT_APPROVAL');
+        const appPage = `#/apps/${repo()}/${app()}`;
+        const [pa, pd] = await Promise.all([aliceOn(appPage), aliceOn(`#/deployments/${ids.good}`)]);
+        await pa.getByTestId('history').waitFor({ timeout: 10000 });
+        await pipelineShown(pd, ids.good);
+        await Promise.all([streamLive(pa), streamLive(pd)]);
+        const markers = [await setMarker(pa), await setMarker(pd)];
+        const shownStatus = await pa.getByTestId('app-status').getAttribute('data-status');
+        for (const p of [pa, pd]) {
+            p.allowConsole.push(ALLOW_DOWN);
+        }
+
+        // kanaria stops behind its proxy: its streams end, every call is answered 502 (and
+        // comes back whatever happens, for the scenarios that follow)
+        let upAt = 0;
+        proxy.down(true);
+        try {
+            await whileDown(pa, pd, wait, shownStatus);
+        } finally {
+            upAt = Date.now();
+            proxy.down(false);
+        }
+
+        // back: the streams are Live again, the pages read anew, nothing reloaded
+        await Promise.all([streamLive(pa, 20000), streamLive(pd, 20000)]);
+        for (const p of [pa, pd]) {
+            await p.getByTestId('offline').waitFor({ state: 'detached', timeout: 5000 });
+        }
+        await waitFor('both pages read again', () =>
+            proxy.requests.some((r) => r.at > upAt && !r.down && appGet(r)) &&
+            proxy.requests.some((r) => r.at > upAt && !r.down && r.path === `/api/v1/deployments/${ids.good}`), 5000);
+        await pd.getByRole('button', { name: 'Approve', exact: true }).waitFor({ timeout: 5000 });
+        assert.equal(await stageOf(pd, wait).getAttribute('data-status'), 'RUNNING');
+        assert.equal(await pa.getByRole('alert').count(), 0);
+        assert.equal(await pd.getByRole('alert').count(), 0);
+        assert.ok(await markerKept(pa, markers[0]), 'the app page was loaded again');
+        assert.ok(await markerKept(pd, markers[1]), 'the deployment page was loaded again');
+        noProblems(pa);
+        noProblems(pd);
     });
 
     scenario('approves from the UI and shows the promotion', async () => {

@@ -1,18 +1,19 @@
 // kanaria's web UI: the entry point esbuild bundles into /app.js. The header (stream status,
-// who is signed in), the hash router and the views.
+// who is signed in), the banner while kanaria cannot be reached, the hash router and the views.
 import { render } from 'preact';
 import { html } from 'htm/preact';
 import { useEffect } from 'preact/hooks';
 import { token } from './api.js';
 import { route } from './router.js';
-import { auth, bootstrap, fatal, session, setStreamHooks, show, showLogin, signOut, streamStatus } from './store.js';
-import { startStream, stopStream } from './stream.js';
+import { auth, bootstrap, fatal, now, offline, retryNow, session, setStreamHooks, show, showLogin, signOut, streamStatus } from './store.js';
+import { startStream, stopStream, wakeStream } from './stream.js';
 import { App } from './views/app.js';
 import { Apps } from './views/apps.js';
 import { Deployment } from './views/deployment.js';
 import { Login } from './views/login.js';
+import { Clock } from './views/time.js';
 
-setStreamHooks({ start: startStream, stop: stopStream });
+setStreamHooks({ start: startStream, stop: stopStream, wake: wakeStream });
 
 function Who() {
     const s = session.value;
@@ -37,6 +38,22 @@ function Header() {
                 <${Who} />
             </div>
         </header>`;
+}
+
+// While kanaria cannot be reached: why, since when, that the page is what was read before, and
+// when the stream tries again. Only the first line is the alert: the countdown is not announced.
+function Offline() {
+    const o = offline.value;
+    if (!o || auth.value !== 'ok') {
+        return null;
+    }
+    const left = Math.ceil((o.retryAt - now.value) / 1000);
+    return html`
+        <div class="offline" data-testid="offline">
+            <p role="alert">${o.reason}. What this page shows was read before <${Clock} t=${o.since} /> and may be out of date; it updates by itself when kanaria answers again.</p>
+            <p class="small">${left > 0 ? `Next try in ${left} s.` : 'Trying again…'}
+                ${' '}<button type="button" onClick=${retryNow}>Retry now</button></p>
+        </div>`;
 }
 
 function NotFound({ path }) {
@@ -76,6 +93,7 @@ function Root() {
     return html`
         <${Header} />
         <main id="main">
+            <${Offline} />
             ${fatal.value ? html`<p role="alert" class="error">${fatal.value}</p>` : null}
             <${View} />
         </main>`;

@@ -1,7 +1,7 @@
 // The page's state as signals: the session, the stream's status, the data each view shows, and
 // the refetches that events trigger (coalesced).
 import { signal } from '@preact/signals';
-import { api, ApiError, appPath, setToken, setUnauthorizedHandler, token } from './api.js';
+import { api, ApiError, appPath, setReachHandler, setToken, setUnauthorizedHandler, token } from './api.js';
 
 export const now = signal(Date.now());
 setInterval(() => {
@@ -22,6 +22,9 @@ export const loginError = signal('');
 export const session = signal(null);
 export const streamStatus = signal('Connecting…');
 export const fatal = signal('');
+// While kanaria cannot be reached: { since, reason, retryAt } (retryAt: when the event stream
+// tries again, 0 when it is not waiting); null once kanaria answers a call or the stream.
+export const offline = signal(null);
 
 const RANK = { viewer: 0, approver: 1, operator: 2, admin: 3 };
 
@@ -35,7 +38,7 @@ export const apps = signal({ data: null, error: '' });
 export const app = signal({ key: '', data: null, error: '' });
 export const deployment = signal({ key: 0, data: null, error: '', app: null });
 
-let streamHooks = { start() {}, stop() {} };
+let streamHooks = { start() {}, stop() {}, wake: () => false };
 export function setStreamHooks(h) {
     streamHooks = h;
 }
@@ -61,6 +64,38 @@ function signedOut(err) {
     auth.value = 'login';
 }
 setUnauthorizedHandler(signedOut);
+
+// REASON: why kanaria did not answer a call or the stream, or '' when it did.
+export function reach(reason) {
+    const o = offline.value;
+    if (!reason) {
+        if (o) {
+            offline.value = null;
+            /* back: the stream need not wait out its backoff */
+            streamHooks.wake();
+        }
+        return;
+    }
+    if (!o || o.reason !== reason) {
+        offline.value = { since: o ? o.since : Date.now(), reason, retryAt: o ? o.retryAt : 0 };
+    }
+}
+setReachHandler(reach);
+
+// The stream waits until T before its next attempt.
+export function retryingAt(t) {
+    if (offline.value) {
+        offline.value = Object.assign({}, offline.value, { retryAt: t });
+    }
+}
+
+// The offline banner's button: the stream's next attempt now, or (when it is not waiting) what
+// is shown read again.
+export function retryNow() {
+    if (!streamHooks.wake()) {
+        refreshShown();
+    }
+}
 
 // Learn who we are; 404 (an older kanaria) reads as anonymous, read-only.
 export async function bootstrap() {
@@ -135,13 +170,19 @@ export function showLogin() {
 
 // ---- loaders ----------------------------------------------------------------------------------
 
+// A view's error line for E: none when kanaria is out of reach and the view has what it read
+// before (the offline banner says that it may be out of date).
+function viewError(e, have) {
+    return e.unreachable && have ? '' : e.message;
+}
+
 export async function loadApps() {
     try {
         const r = await api('/api/v1/apps');
         apps.value = { data: r.apps || [], error: r.storage_error || '' };
     } catch (e) {
         if (e.status !== 401) {
-            apps.value = { data: apps.value.data, error: e.message };
+            apps.value = { data: apps.value.data, error: viewError(e, apps.value.data) };
         }
     }
 }
@@ -155,7 +196,8 @@ export async function loadApp(repo, name) {
         }
     } catch (e) {
         if (e.status !== 401 && shown.key === `app:${key}`) {
-            app.value = { key, data: app.value.key === key ? app.value.data : null, error: e.message };
+            const data = app.value.key === key ? app.value.data : null;
+            app.value = { key, data, error: viewError(e, data) };
         }
     }
 }
@@ -173,8 +215,8 @@ export async function loadDeployment(id) {
         }
     } catch (e) {
         if (e.status !== 401 && shown.key === `deployment:${id}`) {
-            const prev = deployment.value;
-            deployment.value = Object.assign({}, prev.key === id ? prev : { key: id, data: null, app: null }, { error: e.message });
+            const prev = deployment.value.key === id ? deployment.value : { key: id, data: null, app: null };
+            deployment.value = Object.assign({}, prev, { error: viewError(e, prev.data) });
         }
     }
 }

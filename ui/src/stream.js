@@ -1,9 +1,10 @@
 // One server-sent event stream per tab, read with fetch (so it can carry the bearer token) and
-// parsed here. Resumed with Last-Event-ID; closed while the tab is hidden; backoff 1 s → 30 s
-// with jitter on errors; a 401 stops it and shows the login.
-import { headers } from './api.js';
+// parsed here. Resumed with Last-Event-ID; closed while the tab is hidden; backoff 1 s → 5 s
+// with jitter on errors, cut short when another call finds kanaria answering again; a 401 stops
+// it and shows the login.
+import { gatewayReason, headers, NO_CONNECTION } from './api.js';
 import { parser } from './sse.js';
-import { onEvent, refreshShown, streamRefused, streamStatus } from './store.js';
+import { onEvent, reach, refreshShown, retryingAt, streamRefused, streamStatus } from './store.js';
 
 const URL_EVENTS = '/api/v1/events';
 
@@ -16,27 +17,40 @@ let wake = null;
 
 function sleep(ms) {
     return new Promise(resolve => {
-        const t = setTimeout(resolve, ms);
-        wake = () => {
+        const done = () => {
             clearTimeout(t);
+            wake = null;
             resolve();
         };
+        const t = setTimeout(done, ms);
+        wake = done;
     });
 }
 
+// Short enough that a restarted kanaria is seen within seconds (it asks for `retry: 2000`); an
+// attempt against a stopped one costs it nothing, and a hidden tab makes none.
 function backoff() {
-    const base = Math.min(30000, 1000 * 2 ** Math.min(attempt, 5));
+    const base = Math.min(5000, 1000 * 2 ** Math.min(attempt, 3));
     attempt++;
     return base / 2 + Math.random() * base / 2;
 }
 
 async function connect(gen) {
     controller = new AbortController();
+    const signal = controller.signal;
     const h = headers({ Accept: 'text/event-stream' });
     if (lastId != null) {
         h['Last-Event-ID'] = String(lastId);
     }
-    const res = await fetch(URL_EVENTS, { headers: h, signal: controller.signal, cache: 'no-store' });
+    let res;
+    try {
+        res = await fetch(URL_EVENTS, { headers: h, signal, cache: 'no-store' });
+    } catch (e) {
+        if (!signal.aborted) {
+            reach(NO_CONNECTION);
+        }
+        throw e;
+    }
     if (res.status === 401) {
         let why = 'HTTP 401';
         try {
@@ -47,9 +61,20 @@ async function connect(gen) {
         return { refused: why };
     }
     if (!res.ok || !res.body) {
-        throw new Error(`HTTP ${res.status}`);
+        let body = null;
+        try {
+            body = await res.json();
+        } catch (e) {
+            /* a gateway's page, not the API's JSON */
+        }
+        const away = gatewayReason(res.status, body);
+        if (away && !signal.aborted) {
+            reach(away);
+        }
+        throw new Error(away || `HTTP ${res.status}`);
     }
     streamStatus.value = 'Live';
+    reach('');
     if (attempt > 0 || gen > 1) {
         /* events may have been missed while away */
         refreshShown();
@@ -107,7 +132,9 @@ async function loop(gen) {
             return;
         }
         streamStatus.value = 'Reconnecting…';
-        await sleep(backoff());
+        const wait = backoff();
+        retryingAt(Date.now() + wait);
+        await sleep(wait);
     }
 }
 
@@ -123,6 +150,15 @@ export function startStream(fromId) {
     }
     generation++;
     loop(generation);
+}
+
+// Ends the wait before the next attempt, if the stream is waiting: whether it was.
+export function wakeStream() {
+    if (!running || !wake) {
+        return false;
+    }
+    wake();
+    return true;
 }
 
 export function stopStream() {

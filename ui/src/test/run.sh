@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The web UI's DOM-free modules (ui/src/sse.js, model.js, format.js) under node:test. Without
-# node: SKIPPED (exit 77), a failure when CI=true.
+# The web UI's DOM-free modules (ui/src/sse.js, model.js, format.js, and api.js with a stand-in
+# fetch) under node:test. Without node: SKIPPED (exit 77), a failure when CI=true.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if ! command -v node >/dev/null 2>&1; then

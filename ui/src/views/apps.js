@@ -66,7 +66,7 @@ export function Apps() {
                    placeholder="name, repository, platform or status" />
         </div>
         <${ErrorLine} text=${error} />
-        ${data == null ? html`<${Loading} />` : html`
+        ${data == null ? (error ? null : html`<${Loading} />`) : html`
         <div class="scroll">
             <table class="apps">
                 <caption class="sr-only">Applications${q ? ` matching “${q}”` : ''}: ${list.length} of ${data.length}</caption>
