@@ -461,7 +461,8 @@ class Bench:
         return s
 
     def bench_idle(self):
-        settle = 3 if self.quick else 10
+        # past the 5 s after which kanaria serve gives the memory of a burst back
+        settle = 6 if self.quick else 10
         idle_s = 5 if self.quick else 60
         small, n = 10, 100
         s = self.idle_serve("idle-small", small)
