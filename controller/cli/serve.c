@@ -92,6 +92,7 @@ struct serve {
     int stopped;
     uv_timer_t lead_lost;     /* stops kanaria outside the platform's callback */
     uv_timer_t watchdog;      /* WATCHDOG=1 to systemd every half of WATCHDOG_USEC */
+    uv_timer_t settle;        /* gives freed memory back once events stop (KN_SERVE_SETTLE_MS) */
     int ready;                /* READY=1 was sent */
 };
 
@@ -514,6 +515,28 @@ static void start_watchdog(struct serve *s)
     }
 }
 
+/* How long after the last event kanaria counts a burst of work (plannings, deployments) as over
+ * and gives the memory it freed back to the system. */
+#define KN_SERVE_SETTLE_MS 5000
+
+static void on_settled(uv_timer_t *t)
+{
+    (void)t;
+    kn_alloc_trim();
+}
+
+/* Every event of the store (a deployment, a stage, a planning that deploys) starts the wait
+ * again: an idle kanaria trims once after the burst, never on a period. */
+static void settle_on_event(const struct kn_event *e, void *data)
+{
+    struct serve *s = data;
+
+    (void)e;
+    if (!s->stopped) {
+        uv_timer_start(&s->settle, on_settled, KN_SERVE_SETTLE_MS, 0);
+    }
+}
+
 static void stop_serving(struct serve *s)
 {
     if (s->stopped) {
@@ -536,6 +559,7 @@ static void stop_serving(struct serve *s)
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->lead_lost, NULL);
     uv_close((uv_handle_t *)&s->watchdog, NULL);
+    uv_close((uv_handle_t *)&s->settle, NULL);
 }
 
 static void on_stop(uv_signal_t *h, int signum)
@@ -918,6 +942,9 @@ int kn_cmd_serve(int argc, char **argv)
     kn_notify_new(&s.notify, &s.loop, s.http, s.store, cfg);
     kn_feed_subscribe(s.feed, kn_notify_event, s.notify);
     kn_feed_subscribe(s.feed, kn_api_publish, s.api);
+    uv_timer_init(&s.loop, &s.settle);
+    s.settle.data = &s;
+    kn_feed_subscribe(s.feed, settle_on_event, &s);
     s.config = cfg;
     s.gates.cfg = cfg;
     cfg = NULL; /* owned by the reconcile loop */

@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +101,13 @@ char *kn_asprintf(const char *fmt, ...)
     char *s = kn_vasprintf(fmt, ap);
     va_end(ap);
     return s;
+}
+
+void kn_alloc_trim(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 void kn_buf_init(struct kn_buf *b, size_t max)

@@ -21,6 +21,15 @@ char *kn_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *kn_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /*
+ * Give the pages that freed memory holds back to the system (glibc's malloc_trim(0), in every
+ * malloc arena); a no-op with another C library. After a burst of work (a hundred deployments
+ * at once) glibc keeps the pages the burst freed, mapped and counted in the RSS, as long as the
+ * process lives: a daemon calls this once such a burst is over, not on a period (it walks
+ * every free chunk, and the pages it gives back fault in again when reused). Any thread.
+ */
+void kn_alloc_trim(void);
+
+/*
  * A growable byte buffer with a maximum size, for anything built from outside input. `data` is
  * always NUL-terminated once anything was added (the NUL is not counted in `len`). Caller-owned
  * storage: kn_buf_init, then kn_buf_release (or kn_buf_detach to take the bytes).

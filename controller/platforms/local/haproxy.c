@@ -347,8 +347,12 @@ out:
 
 int kn_haproxy_cmd_show_servers_state(char **out, const char *backend, struct kn_error *err)
 {
-    int rc;
+    int rc = 0;
 
+    if (!backend) {
+        *out = kn_strdup("show servers state");
+        goto out;
+    }
     if ((rc = kn_haproxy_check_name("backend", backend, err)) < 0) {
         goto out;
     }
@@ -501,6 +505,7 @@ out:
 }
 
 enum kn_haproxy_col {
+    KN_COL_BACKEND,
     KN_COL_NAME,
     KN_COL_ADDR,
     KN_COL_OP,
@@ -511,9 +516,10 @@ enum kn_haproxy_col {
 };
 
 static const char *const kn_haproxy_col_names[KN_COL_COUNT] = {
-    [KN_COL_NAME] = "srv_name",      [KN_COL_ADDR] = "srv_addr",
-    [KN_COL_OP] = "srv_op_state",    [KN_COL_ADMIN] = "srv_admin_state",
-    [KN_COL_WEIGHT] = "srv_uweight", [KN_COL_PORT] = "srv_port",
+    [KN_COL_BACKEND] = "be_name",       [KN_COL_NAME] = "srv_name",
+    [KN_COL_ADDR] = "srv_addr",         [KN_COL_OP] = "srv_op_state",
+    [KN_COL_ADMIN] = "srv_admin_state", [KN_COL_WEIGHT] = "srv_uweight",
+    [KN_COL_PORT] = "srv_port",
 };
 
 static enum kn_haproxy_admin kn_haproxy_admin_of(int admin_state)
@@ -538,7 +544,9 @@ static int kn_haproxy_parse_row(struct kn_haproxy_server_state *st, char **f, si
     const char *bad = NULL;
 
     for (int c = 0; c < KN_COL_COUNT; c++) {
-        need = col[c] + 1 > need ? col[c] + 1 : need;
+        if (col[c] != SIZE_MAX) {
+            need = col[c] + 1 > need ? col[c] + 1 : need;
+        }
     }
     if (nf < need) {
         rc = kn_error_set(err, KN_EPARSE, NULL,
@@ -565,13 +573,15 @@ static int kn_haproxy_parse_row(struct kn_haproxy_server_state *st, char **f, si
         goto out;
     }
     st->admin = kn_haproxy_admin_of(st->admin_state);
+    st->backend = kn_strdup(col[KN_COL_BACKEND] != SIZE_MAX ? f[col[KN_COL_BACKEND]] : "");
     st->name = kn_strdup(f[col[KN_COL_NAME]]);
     st->addr = kn_strdup(f[col[KN_COL_ADDR]]);
 out:
     return rc;
 }
 
-/* Column indexes from the "# be_id be_name ..." line (fields without the '#'). */
+/* Column indexes from the "# be_id be_name ..." line (fields without the '#'); only be_name
+ * may be missing (SIZE_MAX). */
 static int kn_haproxy_parse_columns(size_t col[KN_COL_COUNT], char **f, size_t nf,
                                     struct kn_error *err)
 {
@@ -585,7 +595,7 @@ static int kn_haproxy_parse_columns(size_t col[KN_COL_COUNT], char **f, size_t n
                 break;
             }
         }
-        if (col[c] == SIZE_MAX) {
+        if (col[c] == SIZE_MAX && c != KN_COL_BACKEND) {
             rc = kn_error_set(err, KN_EPARSE, NULL,
                               "haproxy server state line 2: no column "
                               "'%s'",
@@ -742,9 +752,82 @@ int kn_haproxy_server_drift(const struct kn_haproxy_live_server *s, char *out, s
     return out[0] != '\0';
 }
 
+/* A row and where HAProxy listed it: the sort keeps HAProxy's order within a backend. */
+struct kn_haproxy_row_at {
+    struct kn_haproxy_server_state row;
+    size_t at;
+};
+
+static int kn_haproxy_row_cmp(const void *x, const void *y)
+{
+    const struct kn_haproxy_row_at *a = x;
+    const struct kn_haproxy_row_at *b = y;
+    int c = strcmp(a->row.backend, b->row.backend);
+
+    return c ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+void kn_haproxy_servers_state_sort(struct kn_haproxy_server_state *rows, size_t count)
+{
+    struct kn_haproxy_row_at *tmp;
+
+    if (count < 2) {
+        return;
+    }
+    tmp = kn_calloc(count, sizeof(*tmp));
+    for (size_t i = 0; i < count; i++) {
+        tmp[i].row = rows[i];
+        tmp[i].at = i;
+    }
+    qsort(tmp, count, sizeof(*tmp), kn_haproxy_row_cmp);
+    for (size_t i = 0; i < count; i++) {
+        rows[i] = tmp[i].row;
+    }
+    free(tmp);
+}
+
+size_t kn_haproxy_servers_state_find(const struct kn_haproxy_server_state *rows, size_t count,
+                                     const char *backend, size_t *first)
+{
+    size_t lo = 0, hi = count, end;
+
+    /* the first row whose backend is not before `backend` */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(rows[mid].backend, backend) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (end = lo; end < count && strcmp(rows[end].backend, backend) == 0; end++) {
+    }
+    *first = lo;
+    return end - lo;
+}
+
+struct kn_haproxy_server_state *
+kn_haproxy_servers_state_copy(const struct kn_haproxy_server_state *rows, size_t count)
+{
+    struct kn_haproxy_server_state *out = NULL;
+
+    if (count == 0) {
+        return NULL;
+    }
+    out = kn_calloc(count, sizeof(*out));
+    for (size_t i = 0; i < count; i++) {
+        out[i] = rows[i];
+        out[i].backend = kn_strdup(rows[i].backend);
+        out[i].name = kn_strdup(rows[i].name);
+        out[i].addr = kn_strdup(rows[i].addr);
+    }
+    return out;
+}
+
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count)
 {
     for (size_t i = 0; states && i < count; i++) {
+        free(states[i].backend);
         free(states[i].name);
         free(states[i].addr);
     }
@@ -1078,6 +1161,106 @@ int kn_haproxy_parse_map(char ***out, size_t *count, const char *reply, struct k
     *out = keys;
     *count = n;
     return 0;
+}
+
+static int kn_haproxy_map_info_cmp(const void *x, const void *y)
+{
+    const struct kn_haproxy_map_info *a = x;
+    const struct kn_haproxy_map_info *b = y;
+
+    return strcmp(a->file, b->file);
+}
+
+/* A file name against a map of the list (bsearch). */
+static int kn_haproxy_map_file_cmp(const void *key, const void *elem)
+{
+    const struct kn_haproxy_map_info *m = elem;
+
+    return strcmp(key, m->file);
+}
+
+/* One line of the list: "ID (FILE) DESCRIPTION... entry_cnt=N"; 0 and *out filled, or -1 for a
+ * line that is not one (the "# id (file) description" header). */
+static int kn_haproxy_map_line(struct kn_haproxy_map_info *out, const char *line, size_t len)
+{
+    const char *lparen = memchr(line, '(', len);
+    const char *rparen = NULL;
+    const char *end = line + len;
+    const char *cnt;
+    long long entries = -1;
+
+    if (len == 0 || line[0] == '#' || !lparen) {
+        return -1;
+    }
+    /* a file name holds no space (kn_haproxy_check_path), so ") " ends it */
+    for (const char *p = lparen + 1; p + 1 < end && !rparen; p++) {
+        rparen = p[0] == ')' && p[1] == ' ' ? p : NULL;
+    }
+    if (!rparen && end > lparen + 1 && end[-1] == ')') {
+        rparen = end - 1;
+    }
+    if (!rparen || rparen == lparen + 1) {
+        return -1;
+    }
+    for (cnt = rparen; cnt < end; cnt++) {
+        if ((size_t)(end - cnt) > 11 && memcmp(cnt, " entry_cnt=", 11) == 0) {
+            char *stop;
+            errno = 0;
+            entries = strtoll(cnt + 11, &stop, 10);
+            if (errno || stop == cnt + 11 || entries < 0 || (stop < end && *stop != ' ')) {
+                entries = -1;
+            }
+            break;
+        }
+    }
+    out->file = kn_strndup(lparen + 1, (size_t)(rparen - lparen - 1));
+    out->entries = entries;
+    return 0;
+}
+
+int kn_haproxy_parse_map_list(struct kn_haproxy_map_info **out, size_t *count, const char *reply,
+                              struct kn_error *err)
+{
+    struct kn_haproxy_map_info *maps = NULL;
+    size_t n = 0;
+    const char *line = reply ? reply : "";
+    size_t first_len;
+    const char *first = kn_haproxy_first_line(line, &first_len);
+
+    if (first_len > 0 && first[0] != '#') {
+        /* the list starts with its header; anything else is HAProxy's error text */
+        return kn_haproxy_refused("show map", line, err);
+    }
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        struct kn_haproxy_map_info m;
+        if (kn_haproxy_map_line(&m, line, len) == 0) {
+            maps = kn_reallocarray(maps, n + 1, sizeof(*maps));
+            maps[n++] = m;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    if (n > 1) {
+        qsort(maps, n, sizeof(*maps), kn_haproxy_map_info_cmp);
+    }
+    *out = maps;
+    *count = n;
+    return 0;
+}
+
+const struct kn_haproxy_map_info *kn_haproxy_map_list_find(const struct kn_haproxy_map_info *maps,
+                                                           size_t count, const char *file)
+{
+    return count ? bsearch(file, maps, count, sizeof(*maps), kn_haproxy_map_file_cmp) : NULL;
+}
+
+void kn_haproxy_map_list_free(struct kn_haproxy_map_info *maps, size_t count)
+{
+    for (size_t i = 0; maps && i < count; i++) {
+        free(maps[i].file);
+    }
+    free(maps);
 }
 
 int kn_haproxy_config_render(char **out, const struct kn_haproxy_cfg *cfg, struct kn_error *err)

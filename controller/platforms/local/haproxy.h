@@ -57,7 +57,7 @@ bool kn_haproxy_name_valid(const char *name);
  *   set weight BACKEND/SERVER W
  *   set server BACKEND/SERVER state ready|drain|maint
  *   del server BACKEND/SERVER                      (only a server in maintenance)
- *   show servers state BACKEND
+ *   show servers state BACKEND                     (backend NULL: of every backend)
  */
 int kn_haproxy_cmd_add_server(char **out, const char *backend, const char *server, const char *addr,
                               int port, int weight, struct kn_error *err);
@@ -100,6 +100,7 @@ int kn_haproxy_reply_check(const char *command, const char *reply, struct kn_err
 struct kn_haproxy_server_state {
     char *name;                  /* owned by the array, see kn_haproxy_servers_state_free */
     char *addr;                  /* owned likewise */
+    char *backend;               /* be_name, "" when the dump has no such column; likewise */
     int port;                    /* 0 when the server has none */
     int op_state;                /* KN_HAPROXY_OP_* */
     int admin_state;             /* KN_HAPROXY_ADMF_* bits */
@@ -120,6 +121,20 @@ int kn_haproxy_parse_servers_state(struct kn_haproxy_server_state **out, size_t 
 
 /* Free an array from kn_haproxy_parse_servers_state; NULL is a no-op. */
 void kn_haproxy_servers_state_free(struct kn_haproxy_server_state *states, size_t count);
+
+/*
+ * One `show servers state` of every backend, handed out per backend: sort the parsed rows by
+ * backend in place (HAProxy's order kept within each), then find the rows of one backend, and
+ * copy them (free the copy with kn_haproxy_servers_state_free; NULL when count is 0). _find
+ * returns how many rows the backend has, from *first on; 0 when the dump has none: a backend
+ * without servers and a backend HAProxy does not have both give 0, and only `show servers
+ * state BACKEND` tells them apart.
+ */
+void kn_haproxy_servers_state_sort(struct kn_haproxy_server_state *rows, size_t count);
+size_t kn_haproxy_servers_state_find(const struct kn_haproxy_server_state *rows, size_t count,
+                                     const char *backend, size_t *first);
+struct kn_haproxy_server_state *
+kn_haproxy_servers_state_copy(const struct kn_haproxy_server_state *rows, size_t count);
 
 /* One server of an app's backend as HAProxy has it, beside what kanaria set. */
 struct kn_haproxy_live_server {
@@ -251,6 +266,29 @@ int kn_haproxy_cmd_map(char **out, const char *verb, const char *map, struct kn_
 /* The keys of a `show map MAP` reply ("0xADDR KEY VALUE" lines) into *out (*count; each and
  * the array freed by the caller). KN_EIO with HAProxy's words for an error reply. */
 int kn_haproxy_parse_map(char ***out, size_t *count, const char *reply, struct kn_error *err);
+
+/* A map HAProxy has loaded, from the list `show map` (without a map) gives. */
+struct kn_haproxy_map_info {
+    char *file;        /* the map's file, as the configuration names it (owned by the array) */
+    long long entries; /* its entry count (entry_cnt); -1 when HAProxy does not say (before
+                          2.4): then only `show map FILE` tells whether it is empty */
+};
+
+/*
+ * The maps of a `show map` reply ("# id (file) description" then "ID (FILE) ... entry_cnt=N"
+ * lines) into *out, sorted by file for kn_haproxy_map_list_find (*count; free with
+ * kn_haproxy_map_list_free). KN_EIO with HAProxy's words for an error reply; *out and *count
+ * untouched on failure. Lines that name no file are skipped.
+ */
+int kn_haproxy_parse_map_list(struct kn_haproxy_map_info **out, size_t *count, const char *reply,
+                              struct kn_error *err);
+
+/* The map of that file in a sorted list, or NULL. Borrowed from the list. */
+const struct kn_haproxy_map_info *kn_haproxy_map_list_find(const struct kn_haproxy_map_info *maps,
+                                                           size_t count, const char *file);
+
+/* Free a list from kn_haproxy_parse_map_list; NULL is a no-op. */
+void kn_haproxy_map_list_free(struct kn_haproxy_map_info *maps, size_t count);
 
 /* ---- addresses a managed HAProxy must own ------------------------------------------------- */
 

@@ -104,6 +104,13 @@ struct lapp {
 
 struct op;
 
+/* An app in a reading of HAProxy. */
+struct lread {
+    char *name;
+    unsigned gen;  /* the app's generation when the reading began */
+    unsigned need; /* READ_* still to do with commands of its own */
+};
+
 struct local {
     char *name; /* the platforms[] name */
     uv_loop_t *loop;
@@ -125,10 +132,9 @@ struct local {
     int lock_writer;    /* a render and reload holds it alone */
     int closing;        /* kanaria stops: the running operations end at their next step */
     uv_timer_t *observe; /* starts a reading of HAProxy every OBSERVE_MS */
-    char **read_names;  /* the reading in flight: the apps it reads, one after the other */
-    size_t read_count;
-    size_t read_at;
-    unsigned read_gen;  /* the generation of the app being read when it was asked */
+    struct lread *reads; /* the reading in flight: every app as it was when it began */
+    size_t nreads;
+    size_t read_at; /* the app whose own commands run now (after the shared ones) */
     int reading;
     int holding;        /* local_free is ending calls: the platform is not freed meanwhile */
     char who[160];
@@ -1716,127 +1722,262 @@ static void observe_shares(struct lapp *a, const struct kn_haproxy_server_state 
     }
 }
 
+/* What an app of a reading still needs of its own, beyond the shared commands. */
+#define READ_SERVERS 1u /* `show servers state APP`: the shared one has no row of it */
+#define READ_MAP     2u /* `show map FILE`: its route map may have entries */
+
+/* The app of the reading's entry i when its reading counts: the app is still there, and no
+ * operation ran on it since the reading began nor runs now. */
+static struct lapp *read_app(struct local *lp, size_t i)
+{
+    const struct lread *r = &lp->reads[i];
+    struct lapp *a = i < lp->napps && strcmp(lp->apps[i]->name, r->name) == 0
+                         ? lp->apps[i]
+                         : find_app(lp, r->name);
+
+    if (!a || lp->closing || a->gen != r->gen || app_busy(lp, a->name)) {
+        return NULL;
+    }
+    return a;
+}
+
+static void seen_unreachable(const struct local *lp, struct lapp *a)
+{
+    snprintf(a->seen_error, sizeof(a->seen_error), "haproxy is not reachable at %s", lp->socket);
+    a->observed = 0;
+}
+
+static void seen_unparsed(struct lapp *a, const struct kn_error *err)
+{
+    snprintf(a->seen_error, sizeof(a->seen_error), "haproxy: %.200s", err->msg);
+    a->observed = 0;
+}
+
+/* The app's servers as HAProxy has them: st (n rows of its backend) becomes the app's. */
+static void seen_servers(struct lapp *a, struct kn_haproxy_server_state *st, size_t n)
+{
+    observe_shares(a, st, n);
+    kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
+    a->seen_servers = st; /* kept for local_observe */
+    a->nseen_servers = n;
+    a->seen_error[0] = '\0';
+    a->observed = 1;
+}
+
+/* The keys of the app's route map (taken), observed or not. */
+static void seen_routes(struct lapp *a, char **keys, size_t n, int observed)
+{
+    strv_free(a->seen_routes, a->nseen_routes);
+    a->seen_routes = keys;
+    a->nseen_routes = n;
+    a->routes_observed = observed;
+}
+
 static void read_next(struct local *lp);
 
-/* The app's route map as HAProxy has it (after its servers). */
+/* An app's own route map as HAProxy has it (after its servers). */
 static void read_map_done(int status, const char *text, void *data)
 {
     struct local *lp = data;
-    struct lapp *a = find_app(lp, lp->read_names[lp->read_at]);
+    struct lapp *a = read_app(lp, lp->read_at);
     char **keys = NULL;
     size_t n = 0;
     struct kn_error err;
 
-    if (a && !lp->closing && a->gen == lp->read_gen && !app_busy(lp, a->name)) {
-        strv_free(a->seen_routes, a->nseen_routes);
-        a->seen_routes = NULL;
-        a->nseen_routes = 0;
-        a->routes_observed = 0;
+    if (a) {
         if (status == 0 && kn_haproxy_parse_map(&keys, &n, text, &err) == 0) {
-            a->seen_routes = keys;
-            a->nseen_routes = n;
-            a->routes_observed = 1;
+            seen_routes(a, keys, n, 1);
+        } else {
+            seen_routes(a, NULL, 0, 0);
         }
     }
+    lp->reads[lp->read_at].need = 0;
     lp->read_at++;
     read_next(lp);
 }
 
+/* An app's own servers: HAProxy's words when its backend is missing, or no server. */
 static void read_done(int status, const char *text, void *data)
 {
     struct local *lp = data;
-    struct lapp *a = find_app(lp, lp->read_names[lp->read_at]);
+    struct lread *r = &lp->reads[lp->read_at];
+    struct lapp *a = read_app(lp, lp->read_at);
     struct kn_haproxy_server_state *st = NULL;
     size_t n = 0;
     struct kn_error err;
 
     kn_error_clear(&err);
-    /* an operation on the app since the command was sent makes the reading stale */
-    if (a && !lp->closing && a->gen == lp->read_gen && !app_busy(lp, a->name)) {
-        if (status != 0) {
-            snprintf(a->seen_error, sizeof(a->seen_error), "haproxy is not reachable at %s",
-                     lp->socket);
-            a->observed = 0;
-        } else if (kn_haproxy_parse_servers_state(&st, &n, text, &err) < 0) {
-            snprintf(a->seen_error, sizeof(a->seen_error), "haproxy: %.200s", err.msg);
-            a->observed = 0;
-        } else {
-            observe_shares(a, st, n);
-            kn_haproxy_servers_state_free(a->seen_servers, a->nseen_servers);
-            a->seen_servers = st; /* kept for local_observe */
-            a->nseen_servers = n;
-            st = NULL;
-            n = 0;
-            a->seen_error[0] = '\0';
-            a->observed = 1;
-        }
+    if (a && status != 0) {
+        seen_unreachable(lp, a);
+    } else if (a && kn_haproxy_parse_servers_state(&st, &n, text, &err) < 0) {
+        seen_unparsed(a, &err);
+    } else if (a) {
+        seen_servers(a, st, n);
     }
-    kn_haproxy_servers_state_free(st, n);
-    if (a && lp->managed && a->observed && !lp->closing) {
-        char *map = route_map_path(lp, a);
-        char *cmd = NULL;
-        int rc = kn_haproxy_cmd_map(&cmd, "show", map, &err);
-        free(map);
-        if (rc == 0) {
-            rc = kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, read_map_done, lp);
-            free(cmd);
-            if (rc == 0) {
-                return;
-            }
-        }
+    r->need &= ~READ_SERVERS;
+    if (!a || !a->observed) {
+        r->need = 0; /* its route map is read only beside its servers */
     }
-    lp->read_at++;
+    if (!r->need) {
+        lp->read_at++;
+    }
     read_next(lp);
 }
 
-/* The apps of the reading one after the other, skipping those an operation changes now. */
-static void read_next(struct local *lp)
+/* The end of a reading. */
+static void read_end(struct local *lp)
 {
-    while (!lp->closing && lp->read_at < lp->read_count) {
-        struct lapp *a = find_app(lp, lp->read_names[lp->read_at]);
-        char *cmd = NULL;
-        struct kn_error err;
-        if (!a || app_busy(lp, a->name) ||
-            kn_haproxy_cmd_show_servers_state(&cmd, a->name, &err) < 0) {
-            lp->read_at++;
-            continue;
-        }
-        lp->read_gen = a->gen;
-        if (kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, read_done, lp) < 0) {
-            free(cmd);
-            read_done(KN_EIO, "", lp);
-            return;
-        }
-        free(cmd);
-        return;
+    for (size_t i = 0; i < lp->nreads; i++) {
+        free(lp->reads[i].name);
     }
-    for (size_t i = 0; i < lp->read_count; i++) {
-        free(lp->read_names[i]);
-    }
-    free(lp->read_names);
-    lp->read_names = NULL;
-    lp->read_count = 0;
+    free(lp->reads);
+    lp->reads = NULL;
+    lp->nreads = 0;
     lp->read_at = 0;
     lp->reading = 0;
     release_if_idle(lp);
 }
 
-/* Every OBSERVE_MS: read HAProxy's servers of every app, unless the last reading still runs. */
+/* The apps that need commands of their own, one after the other. */
+static void read_next(struct local *lp)
+{
+    while (!lp->closing && lp->read_at < lp->nreads) {
+        struct lread *r = &lp->reads[lp->read_at];
+        struct lapp *a = r->need ? read_app(lp, lp->read_at) : NULL;
+        kn_haproxy_cb cb = NULL;
+        char *cmd = NULL;
+        struct kn_error err;
+        int rc = 0;
+        if (a && (r->need & READ_SERVERS)) {
+            rc = kn_haproxy_cmd_show_servers_state(&cmd, a->name, &err);
+            cb = read_done;
+        } else if (a && (r->need & READ_MAP)) {
+            char *map = route_map_path(lp, a);
+            rc = kn_haproxy_cmd_map(&cmd, "show", map, &err);
+            free(map);
+            cb = read_map_done;
+        }
+        if (!cb || rc < 0) {
+            r->need = 0;
+            lp->read_at++;
+            continue;
+        }
+        rc = kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, cb, lp);
+        free(cmd);
+        if (rc < 0) {
+            cb(KN_EIO, "", lp);
+        }
+        return;
+    }
+    read_end(lp);
+}
+
+/* The list of HAProxy's maps: a route map whose entry count is 0 is read as empty; any other
+ * (entries, no count, not listed, no list) is read with its own `show map FILE`. */
+static void map_list_done(int status, const char *text, void *data)
+{
+    struct local *lp = data;
+    struct kn_haproxy_map_info *maps = NULL;
+    size_t nmaps = 0;
+    struct kn_error err;
+
+    if (status == 0 && kn_haproxy_parse_map_list(&maps, &nmaps, text, &err) == 0) {
+        for (size_t i = 0; i < lp->nreads; i++) {
+            struct lapp *a = lp->reads[i].need == READ_MAP ? read_app(lp, i) : NULL;
+            char *path = a ? route_map_path(lp, a) : NULL;
+            const struct kn_haproxy_map_info *m =
+                path ? kn_haproxy_map_list_find(maps, nmaps, path) : NULL;
+            if (m && m->entries == 0) {
+                seen_routes(a, NULL, 0, 1);
+                lp->reads[i].need = 0;
+            }
+            free(path);
+        }
+    }
+    kn_haproxy_map_list_free(maps, nmaps);
+    read_next(lp);
+}
+
+/* The servers of every backend, handed to each app of the reading. */
+static void all_servers_done(int status, const char *text, void *data)
+{
+    struct local *lp = data;
+    struct kn_haproxy_server_state *rows = NULL;
+    size_t nrows = 0;
+    int parsed = -1;
+    int maps = 0;
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    if (status == 0 && (parsed = kn_haproxy_parse_servers_state(&rows, &nrows, text, &err)) == 0) {
+        kn_haproxy_servers_state_sort(rows, nrows);
+    }
+    for (size_t i = 0; i < lp->nreads; i++) {
+        struct lapp *a = read_app(lp, i);
+        size_t first = 0;
+        size_t n;
+        if (!a) {
+            continue;
+        }
+        if (status != 0) {
+            seen_unreachable(lp, a);
+            continue;
+        }
+        if (parsed < 0) {
+            seen_unparsed(a, &err);
+            continue;
+        }
+        n = kn_haproxy_servers_state_find(rows, nrows, a->name, &first);
+        if (n == 0) {
+            /* no server, or no backend: its own command says which */
+            lp->reads[i].need = READ_SERVERS | (lp->managed ? READ_MAP : 0);
+            continue;
+        }
+        seen_servers(a, kn_haproxy_servers_state_copy(rows + first, n), n);
+        if (lp->managed) {
+            lp->reads[i].need = READ_MAP;
+            maps = 1;
+        }
+    }
+    kn_haproxy_servers_state_free(rows, nrows);
+    if (maps && !lp->closing &&
+        kn_haproxy_command(lp->loop, lp->socket, "show map", CMD_TIMEOUT_MS, map_list_done, lp) ==
+            0) {
+        return;
+    }
+    read_next(lp);
+}
+
+/*
+ * Every OBSERVE_MS, unless the last reading still runs: one reading of HAProxy for every app.
+ * One `show servers state` of every backend is parsed once and handed to each app, and (with
+ * the HAProxy kanaria manages) one `show map` list tells by its entry counts which route maps
+ * are empty. Only what those cannot tell costs a command per app: an app without a row (a
+ * backend without servers, or one HAProxy does not have, which `show servers state APP` says
+ * in HAProxy's words) and a route map with entries. Idle, that is two connections to the admin
+ * socket per period, whatever the number of apps.
+ */
 static void observe_tick(uv_timer_t *t)
 {
     struct local *lp = t->data;
+    char *cmd = NULL;
 
     if (lp->reading || lp->napps == 0 || lp->closing) {
         return;
     }
     lp->reading = 1;
-    lp->read_names = kn_calloc(lp->napps, sizeof(*lp->read_names));
+    lp->reads = kn_calloc(lp->napps, sizeof(*lp->reads));
     for (size_t i = 0; i < lp->napps; i++) {
-        lp->read_names[i] = kn_strdup(lp->apps[i]->name);
+        lp->reads[i].name = kn_strdup(lp->apps[i]->name);
+        lp->reads[i].gen = lp->apps[i]->gen;
     }
-    lp->read_count = lp->napps;
+    lp->nreads = lp->napps;
     lp->read_at = 0;
-    read_next(lp);
+    kn_haproxy_cmd_show_servers_state(&cmd, NULL, NULL);
+    if (kn_haproxy_command(lp->loop, lp->socket, cmd, CMD_TIMEOUT_MS, all_servers_done, lp) < 0) {
+        all_servers_done(KN_EIO, "", lp);
+    }
+    free(cmd);
 }
 
 /*

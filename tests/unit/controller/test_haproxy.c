@@ -77,6 +77,9 @@ static void test_commands(void **state)
     assert_int_equal(kn_haproxy_cmd_show_servers_state(&cmd, "app", &err), 0);
     assert_string_equal(cmd, "show servers state app");
     free(cmd);
+    assert_int_equal(kn_haproxy_cmd_show_servers_state(&cmd, NULL, &err), 0);
+    assert_string_equal(cmd, "show servers state");
+    free(cmd);
     assert_int_equal(kn_haproxy_cmd_add_server(&cmd, "app", "c-1", "::1", 65535, 256, &err), 0);
     assert_string_equal(cmd, "add server app/c-1 ::1:65535 weight 256");
     free(cmd);
@@ -215,6 +218,7 @@ static void test_parse_servers_state(void **state)
     kn_error_clear(&err);
     assert_int_equal(kn_haproxy_parse_servers_state(&s, &n, kn_state_reply, &err), 0);
     assert_int_equal(n, 3);
+    assert_string_equal(s[0].backend, "app");
     assert_string_equal(s[0].name, "primary-1");
     assert_string_equal(s[0].addr, "127.0.0.1");
     assert_int_equal(s[0].port, 9001);
@@ -254,6 +258,7 @@ static void test_parse_servers_state(void **state)
                                                     &err),
                      0);
     assert_int_equal(n, 1);
+    assert_string_equal(s[0].backend, ""); /* no be_name column */
     assert_string_equal(s[0].name, "canary-1");
     assert_string_equal(s[0].addr, "::1");
     assert_int_equal(s[0].port, 8080);
@@ -297,6 +302,112 @@ static void test_parse_servers_state(void **state)
                                        &err),
         KN_EPARSE);
     assert_null(s);
+    assert_int_equal(n, 42);
+}
+
+/* The dump of every backend (HAProxy 2.6.12, backends in be_id order), read once and handed
+ * out per backend: each gets its own rows in HAProxy's order, a route backend ("web:canary")
+ * is not its app's, and a backend the dump has no row of gets none. */
+static void test_servers_state_of_all_backends(void **state)
+{
+    static const char reply[] =
+        "1\n"
+        "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+        "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+        "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+        "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+        "srv_agent_port\n"
+        "3 web 2 primary-2 127.0.0.1 2 0 200 200 7 1 0 2 0 0 0 0 - 9002 - 0 0 - - 0\n"
+        "3 web 1 primary-1 127.0.0.1 2 0 200 200 7 1 0 2 0 0 0 0 - 9001 - 0 0 - - 0\n"
+        "3 web 3 canary-1 127.0.0.1 2 0 56 56 7 1 0 2 0 0 0 0 - 9003 - 0 0 - - 0\n"
+        "4 web:canary 1 canary-1 127.0.0.1 2 0 1 1 7 1 0 2 0 0 0 0 - 9003 - 0 0 - - 0\n"
+        "5 api 1 primary-1 127.0.0.1 0 1 10 10 7 1 0 0 0 0 0 0 - 9101 - 0 0 - - 0\n"
+        "6 admin 1 primary-1 127.0.0.1 2 0 1 1 7 1 0 2 0 0 0 0 - 9201 - 0 0 - - 0\n"
+        "\n";
+    struct kn_haproxy_server_state *rows = NULL, *mine = NULL;
+    size_t n = 0, first = 99;
+    struct kn_error err;
+
+    (void)state;
+    kn_error_clear(&err);
+    assert_int_equal(kn_haproxy_parse_servers_state(&rows, &n, reply, &err), 0);
+    assert_int_equal(n, 6);
+    kn_haproxy_servers_state_sort(rows, n);
+
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "web", &first), 3);
+    mine = kn_haproxy_servers_state_copy(rows + first, 3);
+    assert_string_equal(mine[0].name, "primary-2"); /* HAProxy's order, not sorted by name */
+    assert_string_equal(mine[1].name, "primary-1");
+    assert_string_equal(mine[2].name, "canary-1");
+    assert_int_equal(mine[2].weight, 56); /* the app's canary-1, not its route backend's */
+    assert_int_equal(mine[2].port, 9003);
+    assert_string_equal(mine[2].backend, "web");
+    kn_haproxy_servers_state_free(mine, 3);
+
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "web:canary", &first), 1);
+    assert_int_equal(rows[first].weight, 1);
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "api", &first), 1);
+    assert_int_equal(rows[first].admin, KN_HAPROXY_MAINT);
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "admin", &first), 1);
+    assert_string_equal(rows[first].addr, "127.0.0.1");
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "we", &first), 0);
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "zzz", &first), 0);
+    assert_int_equal(kn_haproxy_servers_state_find(rows, n, "", &first), 0);
+    assert_null(kn_haproxy_servers_state_copy(rows, 0));
+    kn_haproxy_servers_state_free(rows, n);
+
+    /* no row at all */
+    assert_int_equal(kn_haproxy_servers_state_find(NULL, 0, "web", &first), 0);
+    kn_haproxy_servers_state_sort(NULL, 0);
+}
+
+/* `show map` lists HAProxy's maps with their entry counts (HAProxy 2.6.12's words). */
+static void test_map_list(void **state)
+{
+    static const char reply[] =
+        "# id (file) description\n"
+        "0 (/var/lib/kanaria/local/routes-web.map) pattern loaded from file "
+        "'/var/lib/kanaria/local/routes-web.map' used by map at file "
+        "'/var/lib/kanaria/local/haproxy.cfg' line 24. curr_ver=0 next_ver=0 entry_cnt=0\n"
+        "2 (/var/lib/kanaria/local/routes-api.map) pattern loaded from file "
+        "'/var/lib/kanaria/local/routes-api.map' used by map at file "
+        "'/var/lib/kanaria/local/haproxy.cfg' line 39. curr_ver=3 next_ver=3 entry_cnt=2\n"
+        "4 (/etc/old.map) pattern loaded from file '/etc/old.map' used by map at file "
+        "'/etc/haproxy.cfg' line 9\n"
+        "\n";
+    struct kn_haproxy_map_info *maps = NULL;
+    const struct kn_haproxy_map_info *m;
+    size_t n = 0;
+    struct kn_error err;
+
+    (void)state;
+    kn_error_clear(&err);
+    assert_int_equal(kn_haproxy_parse_map_list(&maps, &n, reply, &err), 0);
+    assert_int_equal(n, 3);
+    m = kn_haproxy_map_list_find(maps, n, "/var/lib/kanaria/local/routes-web.map");
+    assert_non_null(m);
+    assert_int_equal(m->entries, 0);
+    m = kn_haproxy_map_list_find(maps, n, "/var/lib/kanaria/local/routes-api.map");
+    assert_non_null(m);
+    assert_int_equal(m->entries, 2);
+    m = kn_haproxy_map_list_find(maps, n, "/etc/old.map");
+    assert_non_null(m);
+    assert_int_equal(m->entries, -1); /* no count: read it to know */
+    assert_null(kn_haproxy_map_list_find(maps, n, "/var/lib/kanaria/local/routes-x.map"));
+    kn_haproxy_map_list_free(maps, n);
+
+    /* no map loaded */
+    maps = (void *)&err;
+    assert_int_equal(kn_haproxy_parse_map_list(&maps, &n, "# id (file) description\n\n", &err), 0);
+    assert_null(maps);
+    assert_int_equal(n, 0);
+    assert_null(kn_haproxy_map_list_find(NULL, 0, "/m.map"));
+    kn_haproxy_map_list_free(NULL, 0);
+
+    /* HAProxy's refusal */
+    n = 42;
+    assert_int_equal(kn_haproxy_parse_map_list(&maps, &n, "Permission denied\n\n", &err), KN_EIO);
+    assert_string_equal(err.msg, "haproxy refused 'show map': Permission denied");
     assert_int_equal(n, 42);
 }
 
@@ -1407,6 +1518,8 @@ int main(void)
         cmocka_unit_test(test_commands_refuse_injection),
         cmocka_unit_test(test_reply_check),
         cmocka_unit_test(test_parse_servers_state),
+        cmocka_unit_test(test_servers_state_of_all_backends),
+        cmocka_unit_test(test_map_list),
         cmocka_unit_test(test_weights_table),
         cmocka_unit_test(test_weights_invalid),
         cmocka_unit_test(test_weights_exhaustive),
