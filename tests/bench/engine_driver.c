@@ -250,38 +250,12 @@ static void write_app(struct bench *b, const struct app *a, const char *commit, 
 }
 
 /* deps.load, on the thread pool: reads only what was written before the deployment was planned */
-static void load_at(const struct bench *b, const char *commit, const char *path,
-                    struct kn_app **app, char *error, size_t size)
-{
-    char *dir = kn_asprintf("%s/src/%s", b->dir, commit);
-    struct kn_source *src = NULL;
-    struct kn_error err;
-
-    kn_error_clear(&err);
-    if (kn_source_dir_new(&src, dir, &err) < 0) {
-        if (error) {
-            snprintf(error, size, "%s", err.msg);
-        }
-        goto out;
-    }
-    kn_validate_app_load(app, src, path, NULL);
-    if (*app && (*app)->diags.count > 0 && error) {
-        kn_diag_format(&(*app)->diags.items[0], error, size);
-    }
-out:
-    kn_source_free(src);
-    free(dir);
-}
-
 static void bench_load(void *data, const struct kn_deployment *d, const char *path,
                        const char *last_good, struct kn_engine_load *out)
 {
     const struct bench *b = data;
 
-    load_at(b, d->commit, path, &out->app, out->error, sizeof(out->error));
-    if (last_good) {
-        load_at(b, last_good, path, &out->last_good, NULL, 0);
-    }
+    kn_fake_load(b->dir, d, path, last_good, out);
 }
 
 /* ---- the store ------------------------------------------------------------------------------- */

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "kanaria/alloc.h"
+#include "kanaria/engine.h"
+#include "kanaria/validate.h"
 
 struct kn_fake_platform *kn_fake_platform_last;
 struct kn_fake_world *kn_fake_world;
@@ -467,3 +469,41 @@ const struct kn_platform_type kn_platform_fake = {
     .create = fake_create,
     .ops = &kn_fake_platform_ops,
 };
+
+/* ---- loading the apps of a deployment ------------------------------------------------------ */
+
+static void load_at(const char *top, const char *commit, const char *path, struct kn_app **app,
+                    char *error, size_t size)
+{
+    char *dir = kn_asprintf("%s/src/%s", top, commit);
+    struct kn_source *src = NULL;
+    struct kn_error err;
+
+    kn_error_clear(&err);
+    if (kn_source_dir_new(&src, dir, &err) < 0) {
+        if (error) {
+            snprintf(error, size, "%s", err.msg);
+        }
+        goto out;
+    }
+    kn_validate_app_load(app, src, path, NULL);
+    if (*app && (*app)->diags.count > 0 && error) {
+        kn_diag_format(&(*app)->diags.items[0], error, size);
+    }
+out:
+    kn_source_free(src);
+    free(dir);
+}
+
+void kn_fake_load(const char *dir, const struct kn_deployment *d, const char *path,
+                  const char *last_good, struct kn_engine_load *out)
+{
+    load_at(dir, d->commit, path, &out->app, out->error, sizeof(out->error));
+    if (last_good) {
+        load_at(dir, last_good, path, &out->last_good, NULL, 0);
+        if (out->last_good && out->last_good->diags.count > 0) {
+            kn_app_free(out->last_good);
+            out->last_good = NULL;
+        }
+    }
+}

@@ -112,4 +112,13 @@ struct kn_fake_app *kn_fake_world_app(struct kn_fake_world *w, const struct kn_a
 /* Free what a world holds (not the struct). */
 void kn_fake_world_release(struct kn_fake_world *w);
 
+struct kn_deployment;
+struct kn_engine_load;
+
+/* The engine's deps.load over commits written as folders (DIR/src/COMMIT/...), on the thread
+ * pool: the deployment's app, and the last good one when it loads without errors. For the
+ * tests and the bench that run the engine on the fake platform. */
+void kn_fake_load(const char *dir, const struct kn_deployment *d, const char *path,
+                  const char *last_good, struct kn_engine_load *out);
+
 #endif /* KANARIA_TESTS_FAKE_PLATFORM_H */

@@ -187,43 +187,13 @@ static void add_commit(struct fixture *f, const char *app, const char *commit,
     free(text);
 }
 
-static void load_at(const struct fixture *f, const char *commit, const char *path,
-                    struct kn_app **app, char *error, size_t size)
-{
-    char *dir = kn_asprintf("%s/src/%s", f->dir, commit);
-    struct kn_source *src = NULL;
-    struct kn_error err;
-
-    kn_error_clear(&err);
-    if (kn_source_dir_new(&src, dir, &err) < 0) {
-        if (error) {
-            snprintf(error, size, "%s", err.msg);
-        }
-        goto out;
-    }
-    kn_validate_app_load(app, src, path, NULL);
-    if (*app && (*app)->diags.count > 0 && error) {
-        kn_diag_format(&(*app)->diags.items[0], error, size);
-    }
-out:
-    kn_source_free(src);
-    free(dir);
-}
-
 /* deps.load, on the thread pool: reads only what the test wrote before the loop ran. */
 static void fake_load(void *data, const struct kn_deployment *d, const char *path,
                       const char *last_good, struct kn_engine_load *out)
 {
     const struct fixture *f = data;
 
-    load_at(f, d->commit, path, &out->app, out->error, sizeof(out->error));
-    if (last_good) {
-        load_at(f, last_good, path, &out->last_good, NULL, 0);
-        if (out->last_good && out->last_good->diags.count > 0) {
-            kn_app_free(out->last_good);
-            out->last_good = NULL;
-        }
-    }
+    kn_fake_load(f->dir, d, path, last_good, out);
 }
 
 /* ---- fixture --------------------------------------------------------------------------------- */
